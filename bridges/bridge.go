@@ -1,0 +1,161 @@
+// Package bridges is the contract between the gateway core and its network adapters
+// (bridges/matrix, bridges/xmpp).
+//
+// An adapter turns native events into canonical envelopes (core/event) and publishes them with a
+// bus.Publisher; it receives MIMI → legacy envelopes through Dispatch, which calls the adapter's
+// small core interface (Adapter) and whichever optional capability interfaces it implements
+// (EditHandler, ReactionHandler, ...). A capability an adapter lacks is not an error: the envelope is
+// acknowledged and counted as unsupported, so one network's missing feature never blocks a room.
+package bridges
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// Adapter is the core interface every network adapter implements.
+type Adapter interface {
+	// Network names the adapter's network; it selects the bus subjects the adapter consumes.
+	Network() event.Network
+	// Start connects to the network and starts relaying. It returns once the adapter runs (or failed
+	// to start); the adapter keeps running until Stop.
+	Start(ctx context.Context) error
+	// Stop stops receiving native events, finishes work in progress and disconnects.
+	Stop(ctx context.Context) error
+	// HandleMessage renders a MIMI message (KindMessage) natively.
+	HandleMessage(ctx context.Context, env *event.Envelope) error
+}
+
+// EditHandler is implemented by adapters that can render edits (KindEdit).
+type EditHandler interface {
+	HandleEdit(ctx context.Context, env *event.Envelope) error
+}
+
+// DeleteHandler is implemented by adapters that can render deletes / retractions (KindDelete).
+type DeleteHandler interface {
+	HandleDelete(ctx context.Context, env *event.Envelope) error
+}
+
+// ReactionHandler is implemented by adapters that can render reactions and unreacts (KindReaction).
+type ReactionHandler interface {
+	HandleReaction(ctx context.Context, env *event.Envelope) error
+}
+
+// ReceiptHandler is implemented by adapters that can render delivery and read receipts
+// (KindReceipt).
+type ReceiptHandler interface {
+	HandleReceipt(ctx context.Context, env *event.Envelope) error
+}
+
+// MembershipHandler is implemented by adapters that mirror membership changes (KindMembership).
+type MembershipHandler interface {
+	HandleMembership(ctx context.Context, env *event.Envelope) error
+}
+
+// MetadataHandler is implemented by adapters that mirror room name and topic (KindRoomMetadata).
+type MetadataHandler interface {
+	HandleRoomMetadata(ctx context.Context, env *event.Envelope) error
+}
+
+// PortalCreator is implemented by adapters that create a native room (Matrix portal room, MUC) when
+// the provider asks for one (KindPortalRequest).
+type PortalCreator interface {
+	CreatePortal(ctx context.Context, env *event.Envelope) error
+}
+
+// AssetStore keeps attachments for the MIMI side. An adapter hands over a file's plaintext; the store
+// encrypts it (AES-128-GCM, core/content), keeps it until it expires and returns where partners can
+// fetch it. The MIMI provider implements it; adapters depend only on this interface.
+type AssetStore interface {
+	// Put stores a file and returns its description for an ExternalPart.
+	Put(ctx context.Context, r io.Reader, meta AssetMeta) (*Asset, error)
+	// Open returns the plaintext of an asset that an ExternalPart references (by URL), after
+	// checking its hash and decrypting it.
+	Open(ctx context.Context, a *Asset) (io.ReadCloser, error)
+}
+
+// AssetMeta describes a file handed to an AssetStore.
+type AssetMeta struct {
+	ContentType string
+	Filename    string
+	Size        int64
+}
+
+// Asset is a stored, encrypted attachment: the fields an ExternalPart carries.
+type Asset struct {
+	URL         string
+	ContentType string
+	Filename    string
+	Size        uint64 // plaintext size
+	Key         []byte // AES-128-GCM key
+	Nonce       []byte
+	HashAlg     uint8  // IANA named information hash algorithm; 1 = SHA-256
+	Hash        []byte // over the ciphertext
+}
+
+// ErrUnsupported is returned (wrapped) by Dispatch when the adapter lacks the capability an
+// envelope needs. Dispatch's callers acknowledge such envelopes.
+var ErrUnsupported = errors.New("bridges: capability not supported by adapter")
+
+// Dispatch hands a MIMI → legacy envelope to the matching method of a. It returns ErrUnsupported
+// (wrapped) when a lacks the capability, and an error wrapping bus.ErrPermanent for an envelope
+// kind that never goes to adapters.
+func Dispatch(ctx context.Context, a Adapter, env *event.Envelope) error {
+	switch env.Kind {
+	case event.KindMessage:
+		return a.HandleMessage(ctx, env)
+	case event.KindEdit:
+		if h, ok := a.(EditHandler); ok {
+			return h.HandleEdit(ctx, env)
+		}
+	case event.KindDelete:
+		if h, ok := a.(DeleteHandler); ok {
+			return h.HandleDelete(ctx, env)
+		}
+	case event.KindReaction:
+		if h, ok := a.(ReactionHandler); ok {
+			return h.HandleReaction(ctx, env)
+		}
+	case event.KindReceipt:
+		if h, ok := a.(ReceiptHandler); ok {
+			return h.HandleReceipt(ctx, env)
+		}
+	case event.KindMembership:
+		if h, ok := a.(MembershipHandler); ok {
+			return h.HandleMembership(ctx, env)
+		}
+	case event.KindRoomMetadata:
+		if h, ok := a.(MetadataHandler); ok {
+			return h.HandleRoomMetadata(ctx, env)
+		}
+	case event.KindPortalRequest:
+		if h, ok := a.(PortalCreator); ok {
+			return h.CreatePortal(ctx, env)
+		}
+	default:
+		return bus.Permanent(fmt.Errorf("bridges: envelope %s has kind %s, which adapters do not handle", env.ID, env.Kind))
+	}
+	return fmt.Errorf("%w: %s cannot handle %s", ErrUnsupported, a.Network(), env.Kind)
+}
+
+// Run consumes a's network's mimi.in subjects with the durable consumer name and dispatches each
+// envelope to a. Unsupported kinds are logged and acknowledged. It returns the subscription; stop it
+// before stopping the adapter.
+func Run(ctx context.Context, sub bus.Subscriber, name string, a Adapter, log *slog.Logger) (bus.Subscription, error) {
+	return sub.ConsumeIn(ctx, name, a.Network(), func(ctx context.Context, d bus.Delivery) error {
+		err := Dispatch(ctx, a, d.Envelope)
+		if errors.Is(err, ErrUnsupported) {
+			log.LogAttrs(ctx, slog.LevelInfo, "envelope kind not supported by adapter, skipped",
+				slog.String("network", string(a.Network())), slog.String("kind", d.Envelope.Kind.String()),
+				slog.String("event_id", string(d.Envelope.ID)))
+			return nil
+		}
+		return err
+	})
+}
