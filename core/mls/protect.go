@@ -1,0 +1,349 @@
+package mls
+
+// Message framing and protection (RFC 9420 §6): signing FramedContent, PublicMessage membership tags,
+// PrivateMessage content and sender-data encryption.
+//
+// The functions here are the building blocks the group state machine uses; they know nothing about
+// the ratchet tree. The caller supplies the epoch's GroupContext and secrets, looks up the sender's
+// signature key and checks that the sender is a member.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
+)
+
+// Errors reported by message protection; test with errors.Is.
+var (
+	// ErrMembershipTag means a PublicMessage's membership tag did not verify.
+	ErrMembershipTag = errors.New("mls: membership tag verification failed")
+	// ErrWrongGroup means a message's group ID or epoch is not the one of the GroupContext it was
+	// processed with.
+	ErrWrongGroup = errors.New("mls: message is for another group or epoch")
+	// ErrNotAllowed means a combination RFC 9420 forbids, such as an application message sent as a
+	// PublicMessage or a non-member sender in a PrivateMessage.
+	ErrNotAllowed = errors.New("mls: not allowed by RFC 9420")
+)
+
+// Labels of RFC 9420 used by framing (without the "MLS 1.0 " prefix unless used with refHash).
+const (
+	labelFramedContentTBS = "FramedContentTBS"
+	labelProposalRef      = "MLS 1.0 Proposal Reference"
+	labelKeyPackageRef    = "MLS 1.0 KeyPackage Reference"
+)
+
+// framedContentTBS encodes FramedContentTBS (RFC 9420 §6.1). ctx is required for member and
+// new_member_commit senders and ignored otherwise.
+func framedContentTBS(wf WireFormat, fc *FramedContent, ctx *GroupContext) ([]byte, error) {
+	var w tlspl.Writer
+	w.Uint16(uint16(ProtocolVersionMLS10))
+	w.Uint16(uint16(wf))
+	fc.MarshalTLS(&w)
+	switch fc.Sender.Type {
+	case SenderTypeMember, SenderTypeNewMemberCommit:
+		if ctx == nil {
+			return nil, fmt.Errorf("mls: FramedContentTBS for a %s sender needs the group context", fc.Sender.Type)
+		}
+		ctx.MarshalTLS(&w)
+	}
+	b, err := w.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode FramedContentTBS: %w", err)
+	}
+	return b, nil
+}
+
+// signContent signs fc for sending with wire format wf and returns the AuthenticatedContent. For a
+// commit, the caller sets Auth.ConfirmationTag afterwards (it is not covered by the signature).
+func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx *GroupContext, sigPriv []byte) (*AuthenticatedContent, error) {
+	if wf != WireFormatPublicMessage && wf != WireFormatPrivateMessage {
+		return nil, fmt.Errorf("%w: framed content with wire format %s", ErrNotAllowed, wf)
+	}
+	if wf == WireFormatPublicMessage && fc.ContentType == ContentTypeApplication {
+		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
+	}
+	tbs, err := framedContentTBS(wf, fc, ctx)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := s.signWithLabel(sigPriv, labelFramedContentTBS, tbs)
+	if err != nil {
+		return nil, err
+	}
+	return &AuthenticatedContent{WireFormat: wf, Content: *fc, Auth: FramedContentAuthData{Signature: sig}}, nil
+}
+
+// verifyContent checks the signature of ac with the sender's signature public key.
+func verifyContent(s *suite, ac *AuthenticatedContent, ctx *GroupContext, sigPub []byte) error {
+	tbs, err := framedContentTBS(ac.WireFormat, &ac.Content, ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.verifyWithLabel(sigPub, labelFramedContentTBS, tbs, ac.Auth.Signature); err != nil {
+		return fmt.Errorf("mls: %s from %s: %w", ac.Content.ContentType, ac.Content.Sender, err)
+	}
+	return nil
+}
+
+// proposalRef computes the ProposalRef of a proposal sent in ac (RFC 9420 §5.2).
+func proposalRef(s *suite, ac *AuthenticatedContent) ([]byte, error) {
+	b, err := ac.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return s.refHash(labelProposalRef, b), nil
+}
+
+// Ref returns the KeyPackageRef of kp (RFC 9420 §5.2), computed with kp's cipher suite.
+func (kp *KeyPackage) Ref() ([]byte, error) {
+	s, err := kp.CipherSuite.impl()
+	if err != nil {
+		return nil, err
+	}
+	b, err := kp.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return s.refHash(labelKeyPackageRef, b), nil
+}
+
+// membershipTagInput encodes AuthenticatedContentTBM (RFC 9420 §6.2): FramedContentTBS followed by
+// the FramedContentAuthData.
+func membershipTagInput(fc *FramedContent, auth *FramedContentAuthData, ctx *GroupContext) ([]byte, error) {
+	tbs, err := framedContentTBS(WireFormatPublicMessage, fc, ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := tlspl.Writer{}
+	w.Raw(tbs)
+	auth.marshal(&w, fc.ContentType)
+	b, err := w.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode AuthenticatedContentTBM: %w", err)
+	}
+	return b, nil
+}
+
+// protectPublic wraps ac in a PublicMessage, adding the membership tag for member senders
+// (RFC 9420 §6.2).
+func protectPublic(s *suite, ac *AuthenticatedContent, ctx *GroupContext, membershipKey []byte) (*PublicMessage, error) {
+	if ac.WireFormat != WireFormatPublicMessage {
+		return nil, fmt.Errorf("%w: content signed for %s sent as a PublicMessage", ErrNotAllowed, ac.WireFormat)
+	}
+	if ac.Content.ContentType == ContentTypeApplication {
+		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
+	}
+	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth}
+	if ac.Content.Sender.Type == SenderTypeMember {
+		tbm, err := membershipTagInput(&pm.Content, &pm.Auth, ctx)
+		if err != nil {
+			return nil, err
+		}
+		pm.MembershipTag = s.mac(membershipKey, tbm)
+	}
+	return pm, nil
+}
+
+// unprotectPublic checks a received PublicMessage against the current epoch (group ID, epoch and, for
+// member senders, the membership tag) and returns its AuthenticatedContent. The caller verifies the
+// signature with verifyContent once it knows the sender's signature key.
+func unprotectPublic(s *suite, pm *PublicMessage, ctx *GroupContext, membershipKey []byte) (*AuthenticatedContent, error) {
+	if !bytes.Equal(pm.Content.GroupID, ctx.GroupID) || pm.Content.Epoch != ctx.Epoch {
+		return nil, fmt.Errorf("%w: PublicMessage for epoch %d", ErrWrongGroup, pm.Content.Epoch)
+	}
+	if pm.Content.ContentType == ContentTypeApplication {
+		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
+	}
+	if pm.Content.Sender.Type == SenderTypeMember {
+		tbm, err := membershipTagInput(&pm.Content, &pm.Auth, ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !s.verifyMAC(membershipKey, tbm, pm.MembershipTag) {
+			return nil, ErrMembershipTag
+		}
+	}
+	return &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth}, nil
+}
+
+// ratchetFor returns the secret-tree ratchet used for a content type (RFC 9420 §9.1).
+func ratchetFor(ct ContentType) ratchetType {
+	if ct == ContentTypeApplication {
+		return ratchetApplication
+	}
+	return ratchetHandshake
+}
+
+// privateContentAAD encodes PrivateContentAAD (RFC 9420 §6.3.1).
+func privateContentAAD(groupID []byte, epoch uint64, ct ContentType, authenticatedData []byte) ([]byte, error) {
+	var w tlspl.Writer
+	w.Opaque(groupID)
+	w.Uint64(epoch)
+	w.Uint8(uint8(ct))
+	w.Opaque(authenticatedData)
+	return w.Bytes()
+}
+
+// senderDataAAD encodes SenderDataAAD (RFC 9420 §6.3.2).
+func senderDataAAD(groupID []byte, epoch uint64, ct ContentType) ([]byte, error) {
+	var w tlspl.Writer
+	w.Opaque(groupID)
+	w.Uint64(epoch)
+	w.Uint8(uint8(ct))
+	return w.Bytes()
+}
+
+// applyReuseGuard XORs the reuse guard into the first four bytes of a copy of nonce (RFC 9420 §6.3.1).
+func applyReuseGuard(nonce []byte, guard [4]byte) []byte {
+	n := append([]byte(nil), nonce...)
+	for i := range guard {
+		n[i] ^= guard[i]
+	}
+	return n
+}
+
+// paddingFor returns how many zero bytes make a PrivateMessageContent of n bytes a multiple of padTo
+// (no padding when padTo <= 1).
+func paddingFor(n, padTo int) int {
+	if padTo <= 1 {
+		return 0
+	}
+	if r := n % padTo; r != 0 {
+		return padTo - r
+	}
+	return 0
+}
+
+// protectPrivate encrypts ac, signed for the private wire format by a member, into a PrivateMessage
+// (RFC 9420 §6.3): it takes the next key of the sender's ratchet from tree, pads the content to a
+// multiple of padTo bytes, and encrypts the sender data under senderDataSecret.
+func protectPrivate(s *suite, ac *AuthenticatedContent, tree *secretTree, senderDataSecret []byte, padTo int) (*PrivateMessage, error) {
+	fc := &ac.Content
+	if ac.WireFormat != WireFormatPrivateMessage {
+		return nil, fmt.Errorf("%w: content signed for %s sent as a PrivateMessage", ErrNotAllowed, ac.WireFormat)
+	}
+	if fc.Sender.Type != SenderTypeMember {
+		return nil, fmt.Errorf("%w: %s sender in a PrivateMessage", ErrNotAllowed, fc.Sender.Type)
+	}
+	pmc := &PrivateMessageContent{
+		ContentType:     fc.ContentType,
+		ApplicationData: fc.ApplicationData,
+		Proposal:        fc.Proposal,
+		Commit:          fc.Commit,
+		Auth:            ac.Auth,
+	}
+	var w tlspl.Writer
+	pmc.MarshalTLS(&w)
+	unpadded := w.Len()
+	if pmc.Padding = paddingFor(unpadded, padTo); pmc.Padding > 0 {
+		w.Raw(make([]byte, pmc.Padding))
+	}
+	plaintext, err := w.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode PrivateMessageContent: %w", err)
+	}
+	aad, err := privateContentAAD(fc.GroupID, fc.Epoch, fc.ContentType, fc.AuthenticatedData)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode PrivateContentAAD: %w", err)
+	}
+
+	key, nonce, generation, err := tree.nextKey(leafIndex(fc.Sender.Index), ratchetFor(fc.ContentType))
+	if err != nil {
+		return nil, err
+	}
+	defer zero(key)
+	sd := SenderData{LeafIndex: fc.Sender.Index, Generation: generation}
+	guard, err := randomBytes(4)
+	if err != nil {
+		return nil, err
+	}
+	copy(sd.ReuseGuard[:], guard)
+	ciphertext, err := s.seal(key, applyReuseGuard(nonce, sd.ReuseGuard), aad, plaintext)
+	if err != nil {
+		return nil, err
+	}
+
+	sdKey, sdNonce := s.senderDataKeyNonce(senderDataSecret, ciphertext)
+	defer zero(sdKey)
+	sdAAD, err := senderDataAAD(fc.GroupID, fc.Epoch, fc.ContentType)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode SenderDataAAD: %w", err)
+	}
+	sdPlain, err := tlspl.Marshal(&sd)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode SenderData: %w", err)
+	}
+	encSD, err := s.seal(sdKey, sdNonce, sdAAD, sdPlain)
+	if err != nil {
+		return nil, err
+	}
+	return &PrivateMessage{
+		GroupID:             fc.GroupID,
+		Epoch:               fc.Epoch,
+		ContentType:         fc.ContentType,
+		AuthenticatedData:   fc.AuthenticatedData,
+		EncryptedSenderData: encSD,
+		Ciphertext:          ciphertext,
+	}, nil
+}
+
+// unprotectPrivate decrypts a PrivateMessage of the current epoch (RFC 9420 §6.3) and returns its
+// AuthenticatedContent, with the sender taken from the decrypted sender data. The key used is
+// deleted from tree, so a replayed message fails. The caller checks that the sender leaf is a member
+// and verifies the signature with verifyContent.
+func unprotectPrivate(s *suite, pm *PrivateMessage, ctx *GroupContext, tree *secretTree, senderDataSecret []byte) (*AuthenticatedContent, error) {
+	if !bytes.Equal(pm.GroupID, ctx.GroupID) || pm.Epoch != ctx.Epoch {
+		return nil, fmt.Errorf("%w: PrivateMessage for epoch %d", ErrWrongGroup, pm.Epoch)
+	}
+	if !pm.ContentType.valid() {
+		return nil, fmt.Errorf("%w: content type %d", ErrUnknownEnum, uint8(pm.ContentType))
+	}
+	sdKey, sdNonce := s.senderDataKeyNonce(senderDataSecret, pm.Ciphertext)
+	defer zero(sdKey)
+	sdAAD, err := senderDataAAD(pm.GroupID, pm.Epoch, pm.ContentType)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode SenderDataAAD: %w", err)
+	}
+	sdPlain, err := s.open(sdKey, sdNonce, sdAAD, pm.EncryptedSenderData)
+	if err != nil {
+		return nil, fmt.Errorf("mls: sender data: %w", err)
+	}
+	var sd SenderData
+	if err := tlspl.Unmarshal(sdPlain, &sd); err != nil {
+		return nil, fmt.Errorf("mls: decode SenderData: %w", err)
+	}
+
+	key, nonce, _, err := tree.keyForGeneration(leafIndex(sd.LeafIndex), ratchetFor(pm.ContentType), sd.Generation)
+	if err != nil {
+		return nil, fmt.Errorf("mls: PrivateMessage from leaf %d generation %d: %w", sd.LeafIndex, sd.Generation, err)
+	}
+	defer zero(key)
+	aad, err := privateContentAAD(pm.GroupID, pm.Epoch, pm.ContentType, pm.AuthenticatedData)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode PrivateContentAAD: %w", err)
+	}
+	plaintext, err := s.open(key, applyReuseGuard(nonce, sd.ReuseGuard), aad, pm.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("mls: PrivateMessage content: %w", err)
+	}
+	pmc := &PrivateMessageContent{ContentType: pm.ContentType}
+	if err := tlspl.Unmarshal(plaintext, pmc); err != nil {
+		return nil, fmt.Errorf("mls: decode PrivateMessageContent: %w", err)
+	}
+	return &AuthenticatedContent{
+		WireFormat: WireFormatPrivateMessage,
+		Content: FramedContent{
+			GroupID:           pm.GroupID,
+			Epoch:             pm.Epoch,
+			Sender:            Sender{Type: SenderTypeMember, Index: sd.LeafIndex},
+			AuthenticatedData: pm.AuthenticatedData,
+			ContentType:       pm.ContentType,
+			ApplicationData:   pmc.ApplicationData,
+			Proposal:          pmc.Proposal,
+			Commit:            pmc.Commit,
+		},
+		Auth: pmc.Auth,
+	}, nil
+}
