@@ -123,8 +123,8 @@ func commonAncestor(x, y nodeIndex) nodeIndex {
 
 // inSubtree reports whether x lies in the subtree rooted at y (x == y included).
 func inSubtree(x, y nodeIndex) bool {
-	k := y.level()
-	return x>>(k+1) == y>>(k+1)
+	span := nodeIndex(1)<<y.level() - 1 // the subtree of y is [y-span, y+span]
+	return x+span >= y && x <= y+span
 }
 
 // isPowerOfTwo reports whether n is a power of two (≥ 1).

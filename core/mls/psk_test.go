@@ -1,0 +1,79 @@
+package mls
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
+)
+
+func init() { vectorLayouts["psk_secret.json"] = testPSKSecretVectors }
+
+type pskSecretCase struct {
+	suiteField
+	PSKs []struct {
+		PSKID    hexBytes `json:"psk_id"`
+		PSK      hexBytes `json:"psk"`
+		PSKNonce hexBytes `json:"psk_nonce"`
+	} `json:"psks"`
+	PSKSecret hexBytes `json:"psk_secret"`
+}
+
+func testPSKSecretVectors(t *testing.T, raw []byte) {
+	runCases(t, raw, func(t *testing.T, s *suite, c *pskSecretCase) {
+		in := make([]pskInput, len(c.PSKs))
+		for i, p := range c.PSKs {
+			in[i] = pskInput{id: PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: p.PSKID, PSKNonce: p.PSKNonce}, psk: p.PSK}
+		}
+		got, err := s.pskSecret(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equalHex(t, "psk_secret", got, c.PSKSecret)
+	})
+}
+
+func TestPreSharedKeyIDRoundTrip(t *testing.T) {
+	for _, id := range []PreSharedKeyID{
+		{PSKType: PSKTypeExternal, PSKID: []byte("ext"), PSKNonce: []byte{1, 2, 3}},
+		{PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageBranch, PSKGroupID: []byte("g"), PSKEpoch: 9, PSKNonce: []byte{4}},
+	} {
+		b, err := tlspl.Marshal(&id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back PreSharedKeyID
+		if err := tlspl.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%x: %v", b, err)
+		}
+		again, _ := tlspl.Marshal(&back)
+		if !bytes.Equal(b, again) {
+			t.Errorf("round trip %x -> %x", b, again)
+		}
+	}
+	for _, bad := range [][]byte{
+		{0},                // PSK type 0
+		{3, 0, 0},          // PSK type 3
+		{2, 0, 0, 0, 0, 0}, // usage 0
+		{2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		{1, 5, 'a'}, // short vector
+	} {
+		var p PreSharedKeyID
+		if err := tlspl.Unmarshal(bad, &p); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+	var w tlspl.Writer
+	(&PreSharedKeyID{PSKType: 7}).MarshalTLS(&w)
+	if _, err := w.Bytes(); err == nil {
+		t.Error("PSK type 7 encoded")
+	}
+}
+
+func TestPSKSecretEmpty(t *testing.T) {
+	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
+	got, err := s.pskSecret(nil)
+	if err != nil || !bytes.Equal(got, make([]byte, 32)) {
+		t.Fatalf("psk_secret with no PSKs = %x, %v", got, err)
+	}
+}

@@ -1,0 +1,44 @@
+package mls
+
+import (
+	"testing"
+)
+
+func init() { vectorLayouts["transcript-hashes.json"] = testTranscriptHashVectors }
+
+type transcriptHashCase struct {
+	suiteField
+	ConfirmationKey              hexBytes `json:"confirmation_key"`
+	AuthenticatedContent         hexBytes `json:"authenticated_content"`
+	InterimTranscriptHashBefore  hexBytes `json:"interim_transcript_hash_before"`
+	ConfirmedTranscriptHashAfter hexBytes `json:"confirmed_transcript_hash_after"`
+	InterimTranscriptHashAfter   hexBytes `json:"interim_transcript_hash_after"`
+}
+
+func testTranscriptHashVectors(t *testing.T, raw []byte) {
+	runCases(t, raw, func(t *testing.T, s *suite, c *transcriptHashCase) {
+		input, tag, err := s.splitCommitAuthenticatedContent(c.AuthenticatedContent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		confirmed := s.confirmedTranscriptHash(c.InterimTranscriptHashBefore, input)
+		equalHex(t, "confirmed_transcript_hash_after", confirmed, c.ConfirmedTranscriptHashAfter)
+		equalHex(t, "confirmation_tag", s.confirmationTag(c.ConfirmationKey, confirmed), tag)
+		if !s.verifyConfirmationTag(c.ConfirmationKey, confirmed, tag) {
+			t.Error("verifyConfirmationTag rejected the vector's tag")
+		}
+		equalHex(t, "interim_transcript_hash_after", s.interimTranscriptHash(confirmed, tag), c.InterimTranscriptHashAfter)
+	})
+}
+
+func TestSplitCommitAuthenticatedContentRejects(t *testing.T) {
+	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
+	if _, _, err := s.splitCommitAuthenticatedContent(make([]byte, 10)); err == nil {
+		t.Error("short input accepted")
+	}
+	b := make([]byte, 100)
+	b[100-33] = 31 // wrong tag length prefix
+	if _, _, err := s.splitCommitAuthenticatedContent(b); err == nil {
+		t.Error("wrong tag length accepted")
+	}
+}
