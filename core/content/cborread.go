@@ -353,6 +353,14 @@ func (r *reader) skipAny(field string, level int) error {
 				return verr(field, h.off, ErrNonDeterministic, "bignum with leading zero bytes or that fits in an integer (RFC 8949 §4.2.2)")
 			}
 			return nil
+		case 0, 1: // date/time: RFC 8949 §3.4.1 and §3.4.2 fix the content type
+			if r.off < len(r.data) {
+				m := r.data[r.off] >> 5
+				ib := r.data[r.off]
+				if (h.arg == 0 && m != majorText) || (h.arg == 1 && m != majorUint && m != majorNeg && (ib < 0xf9 || ib > 0xfb)) {
+					return verr(field, h.off, ErrSchema, "tag %d content has the wrong type (RFC 8949 §3.4)", h.arg)
+				}
+			}
 		}
 		return r.skipAny(field, level+1)
 	}
