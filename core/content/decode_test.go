@@ -13,7 +13,7 @@ import (
 
 const (
 	hdr      = "87" + "50" + "000102030405060708090a0b0c0d0e0f" // array(7), salt
-	noRefs   = "f6" + "40" + "f6" + "f6"                         // replaces, topicId, expires, inReplyTo
+	noRefs   = "f6" + "40" + "f6" + "f6"                        // replaces, topicId, expires, inReplyTo
 	extOK    = "a2" + "01" + "6a" + "6d696d693a2f2f612f75" + "02" + "6a" + "6d696d693a2f2f612f72"
 	bodyOK   = "85" + "01" + "60" + "01" + "78" + "18" + "746578742f706c61696e3b636861727365743d7574662d38" + "42" + "6869"
 	id32     = "5820" + "01" + "11111111111111111111111111111111111111111111111111111111111111"
