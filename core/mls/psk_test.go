@@ -77,3 +77,22 @@ func TestPSKSecretEmpty(t *testing.T) {
 		t.Fatalf("psk_secret with no PSKs = %x, %v", got, err)
 	}
 }
+
+// FuzzPreSharedKeyID decodes arbitrary bytes as a PreSharedKeyID: no panics, canonical re-encoding.
+func FuzzPreSharedKeyID(f *testing.F) {
+	f.Add([]byte{1, 3, 'e', 'x', 't', 1, 9})
+	f.Add([]byte{2, 3, 1, 'g', 0, 0, 0, 0, 0, 0, 0, 5, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p PreSharedKeyID
+		if err := tlspl.Unmarshal(b, &p); err != nil {
+			return
+		}
+		again, err := tlspl.Marshal(&p)
+		if err != nil {
+			t.Fatalf("re-encoding: %v", err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("not canonical:\n in  %x\n out %x", b, again)
+		}
+	})
+}
