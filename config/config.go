@@ -1,0 +1,217 @@
+// Package config is the gateway's configuration: one typed schema, loaded strictly from YAML with
+// environment overrides, validated with file:line:column positions, and reloaded atomically.
+//
+// The embedded example.yaml is the single source of truth for defaults: Load parses it first and
+// then layers the user's file and the MIMI_GATEWAY_* environment variables on top. Nothing in Go
+// repeats a default value.
+//
+// Layers, lowest first:
+//
+//	example.yaml (embedded defaults)  <  the config file  <  MIMI_GATEWAY_<PATH> env vars  <  *_file secrets
+//
+// Decoding is strict: unknown keys, wrong types, duplicate keys and missing required values are
+// errors, and Load reports all of them at once as Errors, each with its position (file:line:column
+// or the environment variable) and the key path (e.g. "store.postgres.dsn", "partners[1].domain").
+//
+// A loaded *Config is immutable by convention: readers take the current snapshot from a Manager
+// and never modify it; Manager.Reload builds a new one and swaps it atomically.
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Config is the complete gateway configuration. The yaml tags are the key names; the reload tag
+// marks subtrees that take effect without a restart (see Manager.Reload).
+type Config struct {
+	// Domain is the provider's DNS domain: the authority of every MIMI URI the gateway issues.
+	Domain string `yaml:"domain"`
+	// DataDir holds the embedded NATS store and the SQLite database unless those are set elsewhere.
+	DataDir string `yaml:"data_dir"`
+	// ShutdownTimeout bounds the graceful shutdown after SIGTERM/SIGINT.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" reload:"hot"`
+	// Log configures log/slog.
+	Log Log `yaml:"log"`
+	// Admin is the operations listener: /livez, /readyz, /metrics.
+	Admin Admin `yaml:"admin"`
+	// Bus selects the embedded NATS server or an external cluster.
+	Bus Bus `yaml:"bus"`
+	// Store selects SQLite or PostgreSQL.
+	Store Store `yaml:"store"`
+	// MIMI is the server-to-server listener partners connect to (mutual TLS).
+	MIMI MIMI `yaml:"mimi"`
+	// Partners are the MIMI providers the gateway talks to.
+	Partners []Partner `yaml:"partners" reload:"hot"`
+	// Bridges configures the network adapters.
+	Bridges Bridges `yaml:"bridges"`
+
+	// source is the file the configuration was loaded from ("" for embedded defaults only).
+	source string
+	// warnings are non-fatal findings of validation (e.g. a local-only domain).
+	warnings []string
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. It can change on reload.
+	Level string `yaml:"level" reload:"hot"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Admin is the operations HTTP listener.
+type Admin struct {
+	// Address is host:port of the admin listener.
+	Address string `yaml:"address"`
+}
+
+// Bus configures NATS JetStream.
+type Bus struct {
+	// Mode is embedded or external.
+	Mode string `yaml:"mode"`
+	// DedupeWindow is the JetStream duplicate window for Nats-Msg-Id.
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// AckWait is how long a consumer has to acknowledge a message before it is redelivered.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxDeliver is the number of delivery attempts before a message is dead-lettered.
+	MaxDeliver int `yaml:"max_deliver"`
+	// Embedded configures the in-process nats-server (mode embedded).
+	Embedded BusEmbedded `yaml:"embedded"`
+	// External configures the connection to a NATS cluster (mode external).
+	External BusExternal `yaml:"external"`
+}
+
+// BusEmbedded configures the in-process nats-server.
+type BusEmbedded struct {
+	// StoreDir is the JetStream file store directory; empty means <data_dir>/nats.
+	StoreDir string `yaml:"store_dir"`
+	// Listen is an optional loopback host:port for the nats CLI; empty means no TCP listener.
+	Listen string `yaml:"listen"`
+	// MaxMemory limits JetStream memory storage.
+	MaxMemory ByteSize `yaml:"max_memory"`
+	// MaxStore limits JetStream file storage.
+	MaxStore ByteSize `yaml:"max_store"`
+	// SyncAlways fsyncs every write (durable across power loss).
+	SyncAlways bool `yaml:"sync_always"`
+}
+
+// BusExternal configures the connection to an external NATS cluster.
+type BusExternal struct {
+	// URLs are the cluster's client URLs (nats:// or tls://).
+	URLs []string `yaml:"urls"`
+	// CredentialsFile is a NATS .creds file (JWT + NKey seed).
+	CredentialsFile string `yaml:"credentials_file"`
+	// TLS configures the client TLS connection.
+	TLS ClientTLS `yaml:"tls"`
+	// Replicas is the stream replica count (1, 3 or 5).
+	Replicas int `yaml:"replicas"`
+}
+
+// ClientTLS is a TLS client configuration made of PEM files.
+type ClientTLS struct {
+	// CAFile verifies the server; empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are an optional client certificate.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the client certificate's private key.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Store configures the SQL store.
+type Store struct {
+	// Driver is sqlite or postgres.
+	Driver string `yaml:"driver"`
+	// MaxOpenConns bounds the connection pool (the SQLite reader pool; SQLite has one writer).
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// SQLite configures the embedded database.
+	SQLite StoreSQLite `yaml:"sqlite"`
+	// Postgres configures PostgreSQL.
+	Postgres StorePostgres `yaml:"postgres"`
+}
+
+// StoreSQLite configures SQLite.
+type StoreSQLite struct {
+	// Path is the database file; empty means <data_dir>/mimi-gateway.db.
+	Path string `yaml:"path"`
+	// Synchronous is PRAGMA synchronous: full, normal or extra.
+	Synchronous string `yaml:"synchronous"`
+	// BusyTimeout is how long a connection waits for a lock.
+	BusyTimeout time.Duration `yaml:"busy_timeout"`
+}
+
+// StorePostgres configures PostgreSQL.
+type StorePostgres struct {
+	// DSN is the connection string (URL or key=value form). Secret.
+	DSN string `yaml:"dsn"`
+	// DSNFile is a file whose content is the DSN (e.g. a mounted secret).
+	DSNFile string `yaml:"dsn_file"`
+}
+
+// MIMI is the server-to-server listener.
+type MIMI struct {
+	// Address is host:port of the MIMI HTTPS listener; empty disables it.
+	Address string `yaml:"address"`
+	// CertFile is the server certificate chain (PEM); it also serves as the client certificate
+	// towards partners.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is its private key (PEM).
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile holds the CAs that verify partners' client certificates.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Partner is one partner MIMI provider.
+type Partner struct {
+	// Domain is the partner provider's domain.
+	Domain string `yaml:"domain"`
+	// BaseURL is the partner's MIMI endpoint (https); empty requires Discovery.
+	BaseURL string `yaml:"base_url"`
+	// Discovery finds the endpoint through the partner domain's well-known directory.
+	Discovery bool `yaml:"discovery"`
+	// CAFile verifies the partner's server certificate; empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+}
+
+// Bridges holds one section per network adapter. Each adapter owns its section type, in
+// bridge_<network>.go.
+type Bridges struct {
+	// Matrix configures bridges/matrix.
+	Matrix MatrixBridge `yaml:"matrix"`
+	// XMPP configures bridges/xmpp.
+	XMPP XMPPBridge `yaml:"xmpp"`
+}
+
+// Source returns the file the configuration was loaded from, or "" if it consists of the
+// embedded defaults and environment variables only.
+func (c *Config) Source() string { return c.source }
+
+// Warnings returns non-fatal findings of validation, such as a domain that is only usable locally.
+func (c *Config) Warnings() []string { return append([]string(nil), c.warnings...) }
+
+// DataDirAbs returns the data directory as an absolute path.
+func (c *Config) DataDirAbs() string { return abs(c.DataDir) }
+
+// NATSStoreDir returns the embedded JetStream store directory: bus.embedded.store_dir, or
+// <data_dir>/nats.
+func (c *Config) NATSStoreDir() string {
+	if c.Bus.Embedded.StoreDir != "" {
+		return abs(c.Bus.Embedded.StoreDir)
+	}
+	return filepath.Join(c.DataDirAbs(), "nats")
+}
+
+// SQLitePath returns the SQLite database file: store.sqlite.path, or <data_dir>/mimi-gateway.db.
+func (c *Config) SQLitePath() string {
+	if c.Store.SQLite.Path != "" {
+		return abs(c.Store.SQLite.Path)
+	}
+	return filepath.Join(c.DataDirAbs(), "mimi-gateway.db")
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
