@@ -141,7 +141,7 @@ func protectPublic(s *suite, ac *AuthenticatedContent, ctx *GroupContext, member
 		if err != nil {
 			return nil, err
 		}
-		pm.MembershipTag = s.mac(membershipKey, tbm)
+		pm.MembershipTag = s.membershipTag(membershipKey, tbm)
 	}
 	return pm, nil
 }
@@ -161,7 +161,7 @@ func unprotectPublic(s *suite, pm *PublicMessage, ctx *GroupContext, membershipK
 		if err != nil {
 			return nil, err
 		}
-		if !s.verifyMAC(membershipKey, tbm, pm.MembershipTag) {
+		if !s.verifyMembershipTag(membershipKey, tbm, pm.MembershipTag) {
 			return nil, ErrMembershipTag
 		}
 	}

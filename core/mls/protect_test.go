@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -10,24 +9,24 @@ import (
 func init() { vectorLayouts["message-protection.json"] = testMessageProtectionVectors }
 
 type messageProtectionCase struct {
-	CipherSuite             CipherSuite `json:"cipher_suite"`
-	GroupID                 hexBytes    `json:"group_id"`
-	Epoch                   uint64      `json:"epoch"`
-	TreeHash                hexBytes    `json:"tree_hash"`
-	ConfirmedTranscriptHash hexBytes    `json:"confirmed_transcript_hash"`
-	SignaturePriv           hexBytes    `json:"signature_priv"`
-	SignaturePub            hexBytes    `json:"signature_pub"`
-	EncryptionSecret        hexBytes    `json:"encryption_secret"`
-	SenderDataSecret        hexBytes    `json:"sender_data_secret"`
-	MembershipKey           hexBytes    `json:"membership_key"`
-	Proposal                hexBytes    `json:"proposal"`
-	ProposalPriv            hexBytes    `json:"proposal_priv"`
-	ProposalPub             hexBytes    `json:"proposal_pub"`
-	Commit                  hexBytes    `json:"commit"`
-	CommitPriv              hexBytes    `json:"commit_priv"`
-	CommitPub               hexBytes    `json:"commit_pub"`
-	Application             hexBytes    `json:"application"`
-	ApplicationPriv         hexBytes    `json:"application_priv"`
+	suiteField
+	GroupID                 hexBytes `json:"group_id"`
+	Epoch                   uint64   `json:"epoch"`
+	TreeHash                hexBytes `json:"tree_hash"`
+	ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
+	SignaturePriv           hexBytes `json:"signature_priv"`
+	SignaturePub            hexBytes `json:"signature_pub"`
+	EncryptionSecret        hexBytes `json:"encryption_secret"`
+	SenderDataSecret        hexBytes `json:"sender_data_secret"`
+	MembershipKey           hexBytes `json:"membership_key"`
+	Proposal                hexBytes `json:"proposal"`
+	ProposalPriv            hexBytes `json:"proposal_priv"`
+	ProposalPub             hexBytes `json:"proposal_pub"`
+	Commit                  hexBytes `json:"commit"`
+	CommitPriv              hexBytes `json:"commit_priv"`
+	CommitPub               hexBytes `json:"commit_pub"`
+	Application             hexBytes `json:"application"`
+	ApplicationPriv         hexBytes `json:"application_priv"`
 }
 
 // ecdsaScalar left-pads an ECDSA private scalar to its curve's size. The upstream
@@ -158,73 +157,53 @@ func (c *messageProtectionCase) protect(t *testing.T, s *suite, wf WireFormat, c
 	return m.Encode()
 }
 
+// testMessageProtectionVectors runs message-protection.json: unprotect the given Public and
+// PrivateMessages (membership tag, sender data, content decryption, signature), compare the content,
+// then protect the same content ourselves and unprotect it again. Sending an application message as a
+// PublicMessage must fail.
 func testMessageProtectionVectors(t *testing.T, raw []byte) {
-	var cases []messageProtectionCase
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatal("no vectors")
-	}
-	perSuite := map[CipherSuite]int{}
-	for _, c := range cases {
-		t.Run(c.CipherSuite.String(), func(t *testing.T) {
-			s, err := c.CipherSuite.impl()
+	runCases(t, raw, func(t *testing.T, s *suite, c *messageProtectionCase) {
+		checks := []struct {
+			name string
+			ct   ContentType
+			body []byte
+			msg  []byte
+		}{
+			{"proposal_pub", ContentTypeProposal, c.Proposal, c.ProposalPub},
+			{"proposal_priv", ContentTypeProposal, c.Proposal, c.ProposalPriv},
+			{"commit_pub", ContentTypeCommit, c.Commit, c.CommitPub},
+			{"commit_priv", ContentTypeCommit, c.Commit, c.CommitPriv},
+			{"application_priv", ContentTypeApplication, c.Application, c.ApplicationPriv},
+		}
+		for _, ch := range checks {
+			// 1. Unprotect the given message.
+			ac, err := c.unprotect(t, s, ch.msg)
 			if err != nil {
-				t.Fatal(err)
+				t.Errorf("%s: unprotect: %v", ch.name, err)
+				continue
 			}
-			checks := []struct {
-				name string
-				ct   ContentType
-				body []byte
-				msg  []byte
-			}{
-				{"proposal_pub", ContentTypeProposal, c.Proposal, c.ProposalPub},
-				{"proposal_priv", ContentTypeProposal, c.Proposal, c.ProposalPriv},
-				{"commit_pub", ContentTypeCommit, c.Commit, c.CommitPub},
-				{"commit_priv", ContentTypeCommit, c.Commit, c.CommitPriv},
-				{"application_priv", ContentTypeApplication, c.Application, c.ApplicationPriv},
+			if ac.Content.ContentType != ch.ct || !bytes.Equal(contentBody(t, ac), ch.body) {
+				t.Errorf("%s: content differs from the vector", ch.name)
+				continue
 			}
-			ok := 0
-			for _, ch := range checks {
-				// 1. Unprotect the given message.
-				ac, err := c.unprotect(t, s, ch.msg)
-				if err != nil {
-					t.Errorf("%s: unprotect: %v", ch.name, err)
-					continue
-				}
-				if ac.Content.ContentType != ch.ct || !bytes.Equal(contentBody(t, ac), ch.body) {
-					t.Errorf("%s: content differs from the vector", ch.name)
-					continue
-				}
-				// 2. Protect the same content ourselves and unprotect it again.
-				wf := ac.WireFormat
-				msg, err := c.protect(t, s, wf, ch.ct, ch.body)
-				if err != nil {
-					t.Errorf("%s: protect: %v", ch.name, err)
-					continue
-				}
-				ac2, err := c.unprotect(t, s, msg)
-				if err != nil {
-					t.Errorf("%s: unprotect own message: %v", ch.name, err)
-					continue
-				}
-				if !bytes.Equal(contentBody(t, ac2), ch.body) || string(ac2.Content.AuthenticatedData) != "aad" {
-					t.Errorf("%s: own message round-trip differs", ch.name)
-					continue
-				}
-				ok++
+			// 2. Protect the same content ourselves and unprotect it again.
+			msg, err := c.protect(t, s, ac.WireFormat, ch.ct, ch.body)
+			if err != nil {
+				t.Errorf("%s: protect: %v", ch.name, err)
+				continue
 			}
-			// An application message must not be sent as a PublicMessage.
-			if _, err := c.protect(t, s, WireFormatPublicMessage, ContentTypeApplication, c.Application); !errors.Is(err, ErrNotAllowed) {
-				t.Errorf("application as PublicMessage: got %v, want ErrNotAllowed", err)
-			} else {
-				ok++
+			ac2, err := c.unprotect(t, s, msg)
+			if err != nil {
+				t.Errorf("%s: unprotect own message: %v", ch.name, err)
+				continue
 			}
-			if ok == len(checks)+1 {
-				perSuite[c.CipherSuite]++
+			if !bytes.Equal(contentBody(t, ac2), ch.body) || string(ac2.Content.AuthenticatedData) != "aad" {
+				t.Errorf("%s: own message round-trip differs", ch.name)
 			}
-		})
-	}
-	t.Logf("message-protection.json: cases passed per suite: %v", perSuite)
+		}
+		// An application message must not be sent as a PublicMessage.
+		if _, err := c.protect(t, s, WireFormatPublicMessage, ContentTypeApplication, c.Application); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("application as PublicMessage: got %v, want ErrNotAllowed", err)
+		}
+	})
 }

@@ -1,6 +1,10 @@
 package mls
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+
 	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
 )
 
@@ -149,7 +153,11 @@ func (gi *GroupInfo) UnmarshalTLS(r *tlspl.Reader) {
 func (gi *GroupInfo) TBS() ([]byte, error) {
 	var w tlspl.Writer
 	gi.marshalTBS(&w)
-	return w.Bytes()
+	b, err := w.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mls: encode GroupInfoTBS: %w", err)
+	}
+	return b, nil
 }
 
 // DecodeGroupInfo decodes a bare TLS-encoded GroupInfo (not wrapped in an MLSMessage).
@@ -163,3 +171,163 @@ func DecodeGroupInfo(b []byte) (*GroupInfo, error) {
 
 // Encode returns the TLS encoding of gi.
 func (gi *GroupInfo) Encode() ([]byte, error) { return encode("GroupInfo", gi) }
+
+// Labels of RFC 9420 used with Welcome, GroupInfo and KeyPackage (without the "MLS 1.0 " prefix).
+const (
+	labelWelcome       = "Welcome"
+	labelGroupInfoTBS  = "GroupInfoTBS"
+	labelKeyPackageTBS = "KeyPackageTBS"
+	labelLeafNodeTBS   = "LeafNodeTBS"
+)
+
+// ErrNotInvited means a Welcome has no EncryptedGroupSecrets for the KeyPackage it was opened with.
+var ErrNotInvited = errors.New("mls: Welcome has no secrets for this KeyPackage")
+
+// Verify checks the signatures of a KeyPackage: the KeyPackage signature and the signature of its
+// leaf node (source key_package), both with the leaf's signature key, using kp's cipher suite. It
+// does not check the lifetime, capabilities or credential.
+func (kp *KeyPackage) Verify() error {
+	s, err := kp.CipherSuite.impl()
+	if err != nil {
+		return err
+	}
+	if kp.LeafNode.Source != LeafNodeSourceKeyPackage {
+		return fmt.Errorf("%w: KeyPackage leaf node has source %s", ErrMalformed, kp.LeafNode.Source)
+	}
+	leafTBS, err := kp.LeafNode.TBS(nil, 0)
+	if err != nil {
+		return err
+	}
+	if err := s.verifyWithLabel(kp.LeafNode.SignatureKey, labelLeafNodeTBS, leafTBS, kp.LeafNode.Signature); err != nil {
+		return fmt.Errorf("mls: KeyPackage leaf node: %w", err)
+	}
+	tbs, err := kp.TBS()
+	if err != nil {
+		return err
+	}
+	if err := s.verifyWithLabel(kp.LeafNode.SignatureKey, labelKeyPackageTBS, tbs, kp.Signature); err != nil {
+		return fmt.Errorf("mls: KeyPackage: %w", err)
+	}
+	return nil
+}
+
+// signGroupInfo sets gi.Signature to the signature of GroupInfoTBS with sigPriv.
+func signGroupInfo(s *suite, gi *GroupInfo, sigPriv []byte) error {
+	tbs, err := gi.TBS()
+	if err != nil {
+		return fmt.Errorf("mls: encode GroupInfoTBS: %w", err)
+	}
+	sig, err := s.signWithLabel(sigPriv, labelGroupInfoTBS, tbs)
+	if err != nil {
+		return err
+	}
+	gi.Signature = sig
+	return nil
+}
+
+// verifyGroupInfo checks gi's signature with the signer's signature public key.
+func verifyGroupInfo(s *suite, gi *GroupInfo, signerPub []byte) error {
+	tbs, err := gi.TBS()
+	if err != nil {
+		return fmt.Errorf("mls: encode GroupInfoTBS: %w", err)
+	}
+	if err := s.verifyWithLabel(signerPub, labelGroupInfoTBS, tbs, gi.Signature); err != nil {
+		return fmt.Errorf("mls: GroupInfo signed by leaf %d: %w", gi.Signer, err)
+	}
+	return nil
+}
+
+// welcomeRecipient is one new member of a Welcome: its KeyPackage and the GroupSecrets for it (the
+// path secret differs per recipient; joiner secret and PSKs are the same for all).
+type welcomeRecipient struct {
+	keyPackage *KeyPackage
+	secrets    *GroupSecrets
+}
+
+// sealWelcome builds a Welcome (RFC 9420 §12.4.3.1): the signed GroupInfo encrypted under the
+// welcome key derived from joinerSecret and pskSecret (nil: no PSKs), and each recipient's
+// GroupSecrets encrypted to its KeyPackage's init key.
+func sealWelcome(s *suite, gi *GroupInfo, joinerSecret, pskSecret []byte, recipients []welcomeRecipient) (*Welcome, error) {
+	if len(recipients) == 0 {
+		return nil, fmt.Errorf("mls: Welcome without recipients")
+	}
+	giBytes, err := gi.Encode()
+	if err != nil {
+		return nil, err
+	}
+	welcomeSecret := s.welcomeSecretFromJoiner(joinerSecret, pskSecret)
+	defer zero(welcomeSecret)
+	key, nonce := s.welcomeKeyNonce(welcomeSecret)
+	defer zero(key)
+	encGI, err := s.seal(key, nonce, nil, giBytes)
+	if err != nil {
+		return nil, fmt.Errorf("mls: encrypt GroupInfo: %w", err)
+	}
+	w := &Welcome{CipherSuite: s.id, EncryptedGroupInfo: encGI, Secrets: make([]EncryptedGroupSecrets, 0, len(recipients))}
+	for _, r := range recipients {
+		if r.keyPackage.CipherSuite != s.id {
+			return nil, fmt.Errorf("mls: Welcome for a KeyPackage of %v in a %v group", r.keyPackage.CipherSuite, s.id)
+		}
+		ref, err := r.keyPackage.Ref()
+		if err != nil {
+			return nil, err
+		}
+		pt, err := r.secrets.Encode()
+		if err != nil {
+			return nil, err
+		}
+		kemOut, ct, err := s.encryptWithLabel(r.keyPackage.InitKey, labelWelcome, encGI, pt)
+		zero(pt)
+		if err != nil {
+			return nil, err
+		}
+		w.Secrets = append(w.Secrets, EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: HPKECiphertext{KEMOutput: kemOut, Ciphertext: ct}})
+	}
+	return w, nil
+}
+
+// openGroupSecrets finds the EncryptedGroupSecrets for the KeyPackage with reference kpRef and
+// decrypts them with the KeyPackage's init private key.
+func openGroupSecrets(s *suite, w *Welcome, kpRef, initPriv []byte) (*GroupSecrets, error) {
+	if w.CipherSuite != s.id {
+		return nil, fmt.Errorf("mls: Welcome of %v opened with %v", w.CipherSuite, s.id)
+	}
+	for i := range w.Secrets {
+		e := &w.Secrets[i]
+		if !bytes.Equal(e.NewMember, kpRef) {
+			continue
+		}
+		pt, err := s.decryptWithLabel(initPriv, labelWelcome, w.EncryptedGroupInfo, e.EncryptedGroupSecrets.KEMOutput, e.EncryptedGroupSecrets.Ciphertext)
+		if err != nil {
+			return nil, fmt.Errorf("mls: Welcome group secrets: %w", err)
+		}
+		gs, err := DecodeGroupSecrets(pt)
+		zero(pt)
+		if err != nil {
+			return nil, err
+		}
+		return gs, nil
+	}
+	return nil, ErrNotInvited
+}
+
+// openGroupInfo decrypts a Welcome's GroupInfo with the welcome key derived from joinerSecret and
+// pskSecret (nil: no PSKs). The caller verifies its signature once it knows the signer's key.
+func openGroupInfo(s *suite, w *Welcome, joinerSecret, pskSecret []byte) (*GroupInfo, error) {
+	welcomeSecret := s.welcomeSecretFromJoiner(joinerSecret, pskSecret)
+	defer zero(welcomeSecret)
+	key, nonce := s.welcomeKeyNonce(welcomeSecret)
+	defer zero(key)
+	pt, err := s.open(key, nonce, nil, w.EncryptedGroupInfo)
+	if err != nil {
+		return nil, fmt.Errorf("mls: Welcome GroupInfo: %w", err)
+	}
+	gi, err := DecodeGroupInfo(pt)
+	if err != nil {
+		return nil, err
+	}
+	if gi.GroupContext.CipherSuite != w.CipherSuite {
+		return nil, fmt.Errorf("%w: GroupInfo of %v in a Welcome of %v", ErrMalformed, gi.GroupContext.CipherSuite, w.CipherSuite)
+	}
+	return gi, nil
+}
