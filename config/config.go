@@ -66,16 +66,36 @@ type Admin struct {
 	Address string `yaml:"address"`
 }
 
-// Bus configures NATS JetStream.
+// Bus configures NATS JetStream. The keys are those of core/bus.Config.
 type Bus struct {
 	// Mode is embedded or external.
 	Mode string `yaml:"mode"`
 	// DedupeWindow is the JetStream duplicate window for Nats-Msg-Id.
 	DedupeWindow time.Duration `yaml:"dedupe_window"`
-	// AckWait is how long a consumer has to acknowledge a message before it is redelivered.
+	// AckWait is how long a delivered message may stay unacknowledged before redelivery.
 	AckWait time.Duration `yaml:"ack_wait"`
-	// MaxDeliver is the number of delivery attempts before a message is dead-lettered.
-	MaxDeliver int `yaml:"max_deliver"`
+	// MaxDeliveries is the number of deliveries before a message is dead-lettered.
+	MaxDeliveries int `yaml:"max_deliveries"`
+	// Backoff is the redelivery delay after a handler error, by delivery count.
+	Backoff []time.Duration `yaml:"backoff"`
+	// HandlerTimeout bounds one handler call.
+	HandlerTimeout time.Duration `yaml:"handler_timeout"`
+	// Partitions is the number of room partitions per stream.
+	Partitions int `yaml:"partitions"`
+	// PinnedTTL is how long a silent pinned consumer keeps its partition.
+	PinnedTTL time.Duration `yaml:"pinned_ttl"`
+	// NoPinning turns pinned priority groups off.
+	NoPinning bool `yaml:"no_pinning"`
+	// MaxAge is the retention of mimi.out and mimi.in.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes bounds each of mimi.out and mimi.in.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// DeadLetterMaxAge is the retention of the dead-letter stream.
+	DeadLetterMaxAge time.Duration `yaml:"dead_letter_max_age"`
+	// DeadLetterMaxBytes bounds the dead-letter stream.
+	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
+	// ReadyTimeout bounds the wait for the bus at start.
+	ReadyTimeout time.Duration `yaml:"ready_timeout"`
 	// Embedded configures the in-process nats-server (mode embedded).
 	Embedded BusEmbedded `yaml:"embedded"`
 	// External configures the connection to a NATS cluster (mode external).
@@ -92,20 +112,26 @@ type BusEmbedded struct {
 	MaxMemory ByteSize `yaml:"max_memory"`
 	// MaxStore limits JetStream file storage.
 	MaxStore ByteSize `yaml:"max_store"`
-	// SyncAlways fsyncs every write (durable across power loss).
-	SyncAlways bool `yaml:"sync_always"`
+	// SyncInterval is the fsync interval; zero fsyncs every write.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// ServerName names the embedded server.
+	ServerName string `yaml:"server_name"`
 }
 
 // BusExternal configures the connection to an external NATS cluster.
 type BusExternal struct {
 	// URLs are the cluster's client URLs (nats:// or tls://).
 	URLs []string `yaml:"urls"`
-	// CredentialsFile is a NATS .creds file (JWT + NKey seed).
-	CredentialsFile string `yaml:"credentials_file"`
+	// CredsFile is a NATS .creds file (JWT + NKey seed).
+	CredsFile string `yaml:"creds_file"`
+	// NKeySeedFile is an NKey seed file, instead of CredsFile.
+	NKeySeedFile string `yaml:"nkey_seed_file"`
 	// TLS configures the client TLS connection.
 	TLS ClientTLS `yaml:"tls"`
 	// Replicas is the stream replica count (1, 3 or 5).
 	Replicas int `yaml:"replicas"`
+	// Name is the connection name shown in the servers' monitoring.
+	Name string `yaml:"name"`
 }
 
 // ClientTLS is a TLS client configuration made of PEM files.

@@ -79,7 +79,7 @@ func TestDefaultsWithoutFile(t *testing.T) {
 	if got, want := cfg.NATSStoreDir(), filepath.Join(wd, "data", "nats"); got != want {
 		t.Errorf("NATSStoreDir = %q, want %q", got, want)
 	}
-	if cfg.Bus.Embedded.MaxMemory != 64<<20 || cfg.Bus.DedupeWindow != 2*time.Hour {
+	if cfg.Bus.Embedded.MaxMemory != 64<<20 || cfg.Bus.DedupeWindow != time.Hour {
 		t.Errorf("sizes/durations: %v %v", cfg.Bus.Embedded.MaxMemory, cfg.Bus.DedupeWindow)
 	}
 }
@@ -125,12 +125,12 @@ func TestErrors(t *testing.T) {
 			yaml: "domain: klinik-a.example\n" +
 				"bus:\n" +
 				"  ackwait: 10s\n" +
-				"  max_deliver: ten\n" +
+				"  max_deliveries: ten\n" +
 				"partners:\n" +
 				"  - base_url: https://p.example/\n",
 			want: []string{
 				`f.yaml:3:3: bus.ackwait: unknown key "ackwait" (did you mean "ack_wait"?)`,
-				`f.yaml:4:16: bus.max_deliver: want an integer, got "ten"`,
+				`f.yaml:4:19: bus.max_deliveries: want an integer, got "ten"`,
 				`f.yaml:6:5: partners[0].domain: missing required value`,
 			},
 		},
@@ -304,14 +304,14 @@ func TestEnvOverridesFile(t *testing.T) {
 
 func TestEnvErrorsNameTheVariable(t *testing.T) {
 	_, err := Load(Options{Environ: []string{
-		"MIMI_GATEWAY_BUS_MAX_DELIVER=many",
+		"MIMI_GATEWAY_BUS_MAX_DELIVERIES=many",
 		"MIMI_GATEWAY_STORE_DRIVR=postgres",
 		"MIMI_GATEWAY_BUS_EXTERNAL_URLS=[unclosed",
 		"MIMI_GATEWAY_LOG_LEVEL=loud",
 	}})
 	want := []string{
 		`MIMI_GATEWAY_BUS_EXTERNAL_URLS: bus.external.urls: invalid YAML value`,
-		`MIMI_GATEWAY_BUS_MAX_DELIVER: bus.max_deliver: want an integer, got "many"`,
+		`MIMI_GATEWAY_BUS_MAX_DELIVERIES: bus.max_deliveries: want an integer, got "many"`,
 		`MIMI_GATEWAY_LOG_LEVEL: log.level: "loud" is not one of debug, info, warn, error`,
 		`MIMI_GATEWAY_STORE_DRIVR: no configuration key matches this variable (did you mean MIMI_GATEWAY_STORE_DRIVER?)`,
 	}

@@ -9,7 +9,7 @@ import (
 // never panic. Each error carries a message.
 func FuzzParse(f *testing.F) {
 	f.Add(Example())
-	f.Add([]byte("domain: a.example\nbus:\n  ackwait: 1s\n  max_deliver: x\npartners:\n  - base_url: https://p/\n"))
+	f.Add([]byte("domain: a.example\nbus:\n  ackwait: 1s\n  max_deliveries: x\npartners:\n  - base_url: https://p/\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("x: &x {y: *x}\ndomain: *x\n"))
 	f.Add([]byte("domain: [\n"))

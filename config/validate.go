@@ -132,7 +132,18 @@ func (c *Config) validateBus(v *validator) {
 	v.oneOf("bus.mode", b.Mode, "embedded", "external")
 	v.positive("bus.dedupe_window", int64(b.DedupeWindow))
 	v.positive("bus.ack_wait", int64(b.AckWait))
-	v.positive("bus.max_deliver", int64(b.MaxDeliver))
+	v.positive("bus.max_deliveries", int64(b.MaxDeliveries))
+	v.positive("bus.partitions", int64(b.Partitions))
+	v.positive("bus.max_age", int64(b.MaxAge))
+	v.positive("bus.max_bytes", int64(b.MaxBytes))
+	if b.DedupeWindow > b.MaxAge {
+		v.errorf("bus.dedupe_window", "%s exceeds max_age %s", b.DedupeWindow, b.MaxAge)
+	}
+	for i, d := range b.Backoff {
+		if d < 0 {
+			v.errorf(fmt.Sprintf("bus.backoff[%d]", i), "must not be negative")
+		}
+	}
 	switch b.Mode {
 	case "embedded":
 		if b.Embedded.Listen != "" {
@@ -140,6 +151,9 @@ func (c *Config) validateBus(v *validator) {
 		}
 		v.positive("bus.embedded.max_memory", int64(b.Embedded.MaxMemory))
 		v.positive("bus.embedded.max_store", int64(b.Embedded.MaxStore))
+		if b.Embedded.SyncInterval < 0 {
+			v.errorf("bus.embedded.sync_interval", "must not be negative")
+		}
 	case "external":
 		if len(b.External.URLs) == 0 {
 			v.errorf("bus.external.urls", "missing required value (bus.mode is external)")
@@ -161,6 +175,9 @@ func (c *Config) validateBus(v *validator) {
 		case 1, 3, 5:
 		default:
 			v.errorf("bus.external.replicas", "%d is not one of 1, 3, 5", b.External.Replicas)
+		}
+		if b.External.CredsFile != "" && b.External.NKeySeedFile != "" {
+			v.errorf("bus.external.nkey_seed_file", "set either creds_file or nkey_seed_file, not both")
 		}
 		t := b.External.TLS
 		if (t.CertFile == "") != (t.KeyFile == "") {
