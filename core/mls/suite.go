@@ -136,6 +136,7 @@ type kemScheme interface {
 // to be signed (ECDSA hashes it with the suite's hash).
 type signatureScheme interface {
 	sign(priv, msg []byte) ([]byte, error)
+	parse(priv []byte) (signingKey, error)
 	verify(pub, msg, sig []byte) error
 	generate() (priv, pub []byte, err error)
 	publicKey(priv []byte) ([]byte, error)
@@ -299,6 +300,35 @@ func (s *suite) signWithLabel(priv []byte, label string, content []byte) ([]byte
 		return nil, fmt.Errorf("mls: SignWithLabel %q: %w", label, err)
 	}
 	sig, err := s.sig.sign(priv, msg)
+	if err != nil {
+		return nil, fmt.Errorf("mls: SignWithLabel %q: %w", label, err)
+	}
+	return sig, nil
+}
+
+// signingKey is a parsed signature private key. Parsing (Ed25519/Ed448 seed expansion, ECDSA
+// public point computation) costs about as much as one signature, so a member that signs many
+// messages with one key parses it once with parseSigningKey and signs with signWithLabelKey.
+type signingKey interface {
+	sign(msg []byte) ([]byte, error)
+}
+
+// parseSigningKey parses a signature private key (encoding as for signWithLabel).
+func (s *suite) parseSigningKey(priv []byte) (signingKey, error) {
+	k, err := s.sig.parse(priv)
+	if err != nil {
+		return nil, fmt.Errorf("mls: signature private key: %w", err)
+	}
+	return k, nil
+}
+
+// signWithLabelKey is signWithLabel with a key from parseSigningKey.
+func (s *suite) signWithLabelKey(k signingKey, label string, content []byte) ([]byte, error) {
+	msg, err := labeledContent(label, content)
+	if err != nil {
+		return nil, fmt.Errorf("mls: SignWithLabel %q: %w", label, err)
+	}
+	sig, err := k.sign(msg)
 	if err != nil {
 		return nil, fmt.Errorf("mls: SignWithLabel %q: %w", label, err)
 	}

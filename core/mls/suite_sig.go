@@ -32,6 +32,20 @@ func (e ed25519Scheme) sign(priv, msg []byte) ([]byte, error) {
 	return ed25519.Sign(k, msg), nil
 }
 
+type ed25519Key ed25519.PrivateKey
+
+func (k ed25519Key) sign(msg []byte) ([]byte, error) {
+	return ed25519.Sign(ed25519.PrivateKey(k), msg), nil
+}
+
+func (e ed25519Scheme) parse(priv []byte) (signingKey, error) {
+	k, err := e.key(priv)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519Key(k), nil
+}
+
 func (ed25519Scheme) verify(pub, msg, sig []byte) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: Ed25519 public key of %d bytes", ErrInvalidKey, len(pub))
@@ -81,6 +95,20 @@ func (e ed448Scheme) sign(priv, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	return ed448.Sign(k, msg, ""), nil
+}
+
+type ed448Key ed448.PrivateKey
+
+func (k ed448Key) sign(msg []byte) ([]byte, error) {
+	return ed448.Sign(ed448.PrivateKey(k), msg, ""), nil
+}
+
+func (e ed448Scheme) parse(priv []byte) (signingKey, error) {
+	k, err := e.key(priv)
+	if err != nil {
+		return nil, err
+	}
+	return ed448Key(k), nil
 }
 
 func (ed448Scheme) verify(pub, msg, sig []byte) error {
@@ -166,11 +194,30 @@ func (e *ecdsaScheme) pub(pub []byte) (*ecdsa.PublicKey, error) {
 	return k, nil
 }
 
+type ecdsaKey struct {
+	e *ecdsaScheme
+	k *ecdsa.PrivateKey
+}
+
+func (k ecdsaKey) sign(msg []byte) ([]byte, error) { return k.e.signWith(k.k, msg) }
+
+func (e *ecdsaScheme) parse(priv []byte) (signingKey, error) {
+	k, err := e.key(priv)
+	if err != nil {
+		return nil, err
+	}
+	return ecdsaKey{e, k}, nil
+}
+
 func (e *ecdsaScheme) sign(priv, msg []byte) ([]byte, error) {
 	k, err := e.key(priv)
 	if err != nil {
 		return nil, err
 	}
+	return e.signWith(k, msg)
+}
+
+func (e *ecdsaScheme) signWith(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
 	// The standard library ignores the reader's contents in Go 1.26 and draws from its own source
 	// (controlled by testing/cryptotest.SetGlobalRandom in tests).
 	sig, err := ecdsa.SignASN1(rand.Reader, k, e.digest(msg))

@@ -169,6 +169,20 @@ func TestSuitePrimitivesRoundTrip(t *testing.T) {
 			if err := s.verifyWithLabel([]byte{1, 2, 3}, "x", nil, sig); !errors.Is(err, ErrInvalidKey) {
 				t.Fatalf("verify with a bad key: %v", err)
 			}
+			parsed, err := s.parseSigningKey(sk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig2, err := s.signWithLabelKey(parsed, "LeafNodeTBS", []byte("content"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.verifyWithLabel(pk, "LeafNodeTBS", []byte("content"), sig2); err != nil {
+				t.Fatalf("verify of signature by parsed key: %v", err)
+			}
+			if _, err := s.parseSigningKey([]byte{1}); !errors.Is(err, ErrInvalidKey) {
+				t.Fatalf("parse of a bad key: %v", err)
+			}
 			if _, err := s.signWithLabel([]byte{1}, "x", nil); !errors.Is(err, ErrInvalidKey) {
 				t.Fatalf("sign with a bad key: %v", err)
 			}
