@@ -1,0 +1,286 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Mode selects where the NATS server runs.
+type Mode string
+
+// Bus modes.
+const (
+	// ModeEmbedded runs nats-server in the gateway process, with JetStream on a file store in the
+	// data dir. This is the default and needs no other service.
+	ModeEmbedded Mode = "embedded"
+	// ModeExternal dials an existing NATS cluster (JetStream enabled) and creates replicated streams.
+	ModeExternal Mode = "external"
+)
+
+// Defaults applied by Config.WithDefaults to zero fields.
+const (
+	DefaultMaxMemory          = 64 << 20           // 64 MiB of JetStream memory storage (embedded)
+	DefaultMaxStore           = 10 << 30           // 10 GiB of JetStream file storage (embedded)
+	DefaultReplicas           = 3                  // stream replicas in external mode
+	DefaultDedupeWindow       = time.Hour          // Nats-Msg-Id duplicate window
+	DefaultAckWait            = 30 * time.Second   // redelivery after this long without ack or progress
+	DefaultMaxDeliveries      = 10                 // deliveries before dead-lettering
+	DefaultPartitions         = 16                 // room partitions per stream (per network for mimi.in)
+	DefaultMaxAge             = 7 * 24 * time.Hour // retention of mimi.out and mimi.in
+	DefaultMaxBytes           = 2 << 30            // 2 GiB per stream (mimi.out, mimi.in)
+	DefaultDeadLetterMaxAge   = 30 * 24 * time.Hour
+	DefaultDeadLetterMaxBytes = 1 << 30 // 1 GiB
+	DefaultHandlerTimeout     = 5 * time.Minute
+	DefaultPinnedTTL          = 5 * time.Second
+	DefaultReadyTimeout       = 30 * time.Second
+)
+
+// DefaultBackoff is the redelivery delay schedule after a failed handler: the n-th failed delivery
+// is redelivered after DefaultBackoff[n-1] (the last entry repeats).
+var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
+
+// Config configures the bus. The config package maps the YAML section `bus:` onto it; the
+// mapstructure tags are the YAML keys. Zero values mean "default" (see WithDefaults).
+type Config struct {
+	// Mode is "embedded" (default) or "external".
+	Mode Mode `mapstructure:"mode"`
+	// Embedded configures the in-process server (mode embedded).
+	Embedded EmbeddedConfig `mapstructure:"embedded"`
+	// External configures the connection to a NATS cluster (mode external).
+	External ExternalConfig `mapstructure:"external"`
+
+	// DedupeWindow is how long JetStream remembers a Nats-Msg-Id (the envelope ID): a republished
+	// envelope within the window is stored once. Default 1h; must not exceed MaxAge. Consumers still
+	// dedupe by event ID in the store, because redelivery can happen after the window.
+	DedupeWindow time.Duration `mapstructure:"dedupe_window"`
+	// AckWait is how long a delivered message may stay unacknowledged before it is redelivered.
+	// A running handler extends it automatically (progress acks), so it only bounds crashed or
+	// disconnected consumers. Default 30s.
+	AckWait time.Duration `mapstructure:"ack_wait"`
+	// MaxDeliveries is how many times a message is delivered before it goes to the dead-letter
+	// stream. Default 10.
+	MaxDeliveries int `mapstructure:"max_deliveries"`
+	// Backoff is the delay before redelivery after a handler error, indexed by the number of
+	// deliveries so far (the last entry repeats). Default 1s, 2s, 5s, 10s, 30s, 1m. While a
+	// message waits, its partition (not only its room) waits too: see Partitions.
+	Backoff []time.Duration `mapstructure:"backoff"`
+	// HandlerTimeout bounds one handler call; its context is cancelled after it. Default 5m.
+	HandlerTimeout time.Duration `mapstructure:"handler_timeout"`
+	// Partitions is the number of room partitions per stream (for mimi.in: per network). Messages
+	// of a room always land in the same partition and are handled one at a time, in order;
+	// partitions are handled in parallel. Default 16, at most 1024. Changing it re-maps rooms:
+	// drain the streams first (messages stored under a partition number that no longer exists
+	// are not consumed).
+	Partitions int `mapstructure:"partitions"`
+	// PinnedTTL is how long a pinned consumer (one gateway replica holding a partition) may stay
+	// silent before another replica takes the partition over. Default 5s. Zero or negative values
+	// mean the default; set NoPinning to turn pinning off.
+	PinnedTTL time.Duration `mapstructure:"pinned_ttl"`
+	// NoPinning turns pinned priority groups off (for servers older than 2.11). Several replicas
+	// then pull from every partition in turn; per-room order still holds (one message in flight
+	// per partition), but partitions move between replicas all the time.
+	NoPinning bool `mapstructure:"no_pinning"`
+	// MaxAge is how long mimi.out and mimi.in keep messages (acked or not). Default 7 days.
+	MaxAge time.Duration `mapstructure:"max_age"`
+	// MaxBytes bounds each of the mimi.out and mimi.in streams; the oldest messages are discarded
+	// beyond it. Default 2 GiB.
+	MaxBytes int64 `mapstructure:"max_bytes"`
+	// DeadLetterMaxAge is how long the dead-letter stream keeps messages. Default 30 days.
+	DeadLetterMaxAge time.Duration `mapstructure:"dead_letter_max_age"`
+	// DeadLetterMaxBytes bounds the dead-letter stream. Default 1 GiB.
+	DeadLetterMaxBytes int64 `mapstructure:"dead_letter_max_bytes"`
+	// ReadyTimeout bounds Open's wait for the embedded server, or for the first successful stream
+	// setup in external mode. Default 30s.
+	ReadyTimeout time.Duration `mapstructure:"ready_timeout"`
+}
+
+// EmbeddedConfig configures the in-process nats-server.
+type EmbeddedConfig struct {
+	// StoreDir is the JetStream file store directory, normally <data_dir>/nats. Required: an
+	// empty store dir would make nats-server use a temporary directory and lose data on reboot.
+	StoreDir string `mapstructure:"store_dir"`
+	// MaxMemory bounds JetStream memory storage in bytes. Default 64 MiB.
+	MaxMemory int64 `mapstructure:"max_memory"`
+	// MaxStore bounds JetStream file storage in bytes. Default 10 GiB.
+	MaxStore int64 `mapstructure:"max_store"`
+	// SyncInterval is how often the file store fsyncs. Zero (the default) means sync_always: every
+	// write is fsynced before it is acknowledged, so an acknowledged publish survives a power loss
+	// (a single node has no replicas to fall back on). A positive value trades that for throughput:
+	// up to SyncInterval of acknowledged messages can be lost on power loss (not on a process crash).
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	// Listen is an optional loopback address (e.g. "127.0.0.1:4222") on which the embedded server
+	// also accepts TCP clients, for the nats CLI. Empty (the default) means no listener at all.
+	// Only loopback addresses are accepted: the listener has no authentication.
+	Listen string `mapstructure:"listen"`
+	// ServerName names the embedded server in logs and in the store. Default "mimi-gateway".
+	ServerName string `mapstructure:"server_name"`
+}
+
+// ExternalConfig configures the connection to an external NATS cluster.
+type ExternalConfig struct {
+	// URLs are the cluster's client URLs (nats:// or tls://). Required in external mode.
+	URLs []string `mapstructure:"urls"`
+	// CredsFile is an optional NATS credentials file (JWT and NKey seed).
+	CredsFile string `mapstructure:"creds_file"`
+	// NKeySeedFile is an optional NKey seed file (instead of a credentials file).
+	NKeySeedFile string `mapstructure:"nkey_seed_file"`
+	// TLS configures TLS to the servers; empty means the system roots and no client certificate.
+	TLS TLSConfig `mapstructure:"tls"`
+	// Replicas is the number of stream replicas (1, 3 or 5). Default 3.
+	Replicas int `mapstructure:"replicas"`
+	// Name is the connection name shown in the server's monitoring. Default "mimi-gateway".
+	Name string `mapstructure:"name"`
+}
+
+// TLSConfig names PEM files for TLS to external NATS servers.
+type TLSConfig struct {
+	// CAFile holds the CA certificates that sign the servers' certificates.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile hold the client certificate and key for mutual TLS.
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile holds the client key for CertFile.
+	KeyFile string `mapstructure:"key_file"`
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Mode == "" {
+		c.Mode = ModeEmbedded
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	setDur(&c.DedupeWindow, DefaultDedupeWindow)
+	setDur(&c.AckWait, DefaultAckWait)
+	setDur(&c.HandlerTimeout, DefaultHandlerTimeout)
+	setDur(&c.PinnedTTL, DefaultPinnedTTL)
+	setDur(&c.MaxAge, DefaultMaxAge)
+	setDur(&c.DeadLetterMaxAge, DefaultDeadLetterMaxAge)
+	setDur(&c.ReadyTimeout, DefaultReadyTimeout)
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = append([]time.Duration(nil), DefaultBackoff...)
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.DeadLetterMaxBytes <= 0 {
+		c.DeadLetterMaxBytes = DefaultDeadLetterMaxBytes
+	}
+	if c.Embedded.MaxMemory <= 0 {
+		c.Embedded.MaxMemory = DefaultMaxMemory
+	}
+	if c.Embedded.MaxStore <= 0 {
+		c.Embedded.MaxStore = DefaultMaxStore
+	}
+	if c.Embedded.ServerName == "" {
+		c.Embedded.ServerName = "mimi-gateway"
+	}
+	if c.External.Replicas <= 0 {
+		c.External.Replicas = DefaultReplicas
+	}
+	if c.External.Name == "" {
+		c.External.Name = "mimi-gateway"
+	}
+	return c
+}
+
+// MaxPartitions bounds Config.Partitions.
+const MaxPartitions = 1024
+
+// Validate checks a configuration after WithDefaults and returns all problems at once, each
+// naming its YAML key under bus.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("bus.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Mode {
+	case ModeEmbedded:
+		if c.Embedded.StoreDir == "" {
+			bad("embedded.store_dir", "required in embedded mode (normally <data_dir>/nats)")
+		} else if !filepath.IsAbs(c.Embedded.StoreDir) {
+			bad("embedded.store_dir", "%q is not an absolute path", c.Embedded.StoreDir)
+		}
+		if c.Embedded.SyncInterval < 0 {
+			bad("embedded.sync_interval", "negative")
+		}
+		if c.Embedded.Listen != "" {
+			if err := checkLoopback(c.Embedded.Listen); err != nil {
+				bad("embedded.listen", "%v", err)
+			}
+		}
+		if !validName.MatchString(c.Embedded.ServerName) {
+			bad("embedded.server_name", "%q: use 1-64 characters from [A-Za-z0-9_-]", c.Embedded.ServerName)
+		}
+	case ModeExternal:
+		if len(c.External.URLs) == 0 {
+			bad("external.urls", "at least one URL is required in external mode")
+		}
+		switch c.External.Replicas {
+		case 1, 3, 5:
+		default:
+			bad("external.replicas", "%d: use 1, 3 or 5", c.External.Replicas)
+		}
+		if c.External.CredsFile != "" && c.External.NKeySeedFile != "" {
+			bad("external.nkey_seed_file", "set either creds_file or nkey_seed_file, not both")
+		}
+		if (c.External.TLS.CertFile == "") != (c.External.TLS.KeyFile == "") {
+			bad("external.tls", "cert_file and key_file go together")
+		}
+	default:
+		bad("mode", "%q: use %q or %q", c.Mode, ModeEmbedded, ModeExternal)
+	}
+	if c.DedupeWindow > c.MaxAge {
+		bad("dedupe_window", "%s exceeds max_age %s", c.DedupeWindow, c.MaxAge)
+	}
+	if c.AckWait < 100*time.Millisecond {
+		bad("ack_wait", "%s is below 100ms", c.AckWait)
+	}
+	if c.MaxDeliveries < 1 {
+		bad("max_deliveries", "%d is below 1", c.MaxDeliveries)
+	}
+	for i, d := range c.Backoff {
+		if d < 0 {
+			bad("backoff["+strconv.Itoa(i)+"]", "negative delay %s", d)
+		}
+	}
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		bad("partitions", "%d: use 1 to %d", c.Partitions, MaxPartitions)
+	}
+	return errors.Join(errs...)
+}
+
+// validName restricts server names and durable consumer group names. Consumer group names
+// exclude '_', which separates the parts of the per-partition consumer names.
+var (
+	validName     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	validConsumer = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+)
+
+func checkLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: only loopback IP addresses are allowed (the listener has no authentication)", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: bad port", addr)
+	}
+	return nil
+}
