@@ -73,3 +73,32 @@ func (s *suite) splitCommitAuthenticatedContent(ac []byte) (confirmedInput, tag 
 	}
 	return ac[:cut], ac[cut+len(prefix):], nil
 }
+
+// confirmedTranscriptInput encodes the ConfirmedTranscriptHashInput of a commit's
+// AuthenticatedContent: wire_format, content and signature, without the confirmation tag.
+func confirmedTranscriptInput(ac *AuthenticatedContent) ([]byte, error) {
+	if ac.Content.ContentType != ContentTypeCommit {
+		return nil, fmt.Errorf("%w: transcript input from %s content, want a commit", ErrMalformed, ac.Content.ContentType)
+	}
+	var w tlspl.Writer
+	w.Uint16(uint16(ac.WireFormat))
+	ac.Content.MarshalTLS(&w)
+	w.Opaque(ac.Auth.Signature)
+	b, err := w.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mls: encoding ConfirmedTranscriptHashInput: %w", err)
+	}
+	return b, nil
+}
+
+// nextTranscriptHashes returns the confirmed and interim transcript hashes after a commit, given
+// the interim transcript hash before it (empty for a new group) and the commit's
+// AuthenticatedContent (whose Auth.ConfirmationTag is used for the interim hash).
+func (s *suite) nextTranscriptHashes(interimBefore []byte, ac *AuthenticatedContent) (confirmed, interim []byte, err error) {
+	input, err := confirmedTranscriptInput(ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	confirmed = s.confirmedTranscriptHash(interimBefore, input)
+	return confirmed, s.interimTranscriptHash(confirmed, ac.Auth.ConfirmationTag), nil
+}

@@ -28,11 +28,27 @@ func testTranscriptHashVectors(t *testing.T, raw []byte) {
 			t.Error("verifyConfirmationTag rejected the vector's tag")
 		}
 		equalHex(t, "interim_transcript_hash_after", s.interimTranscriptHash(confirmed, tag), c.InterimTranscriptHashAfter)
+
+		// The same from the decoded struct.
+		ac, err := DecodeAuthenticatedContent(c.AuthenticatedContent)
+		if err != nil {
+			t.Fatalf("decoding authenticated_content: %v", err)
+		}
+		conf2, interim2, err := s.nextTranscriptHashes(c.InterimTranscriptHashBefore, ac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equalHex(t, "confirmed (from struct)", conf2, c.ConfirmedTranscriptHashAfter)
+		equalHex(t, "interim (from struct)", interim2, c.InterimTranscriptHashAfter)
+		equalHex(t, "confirmation tag (from struct)", ac.Auth.ConfirmationTag, tag)
 	})
 }
 
 func TestSplitCommitAuthenticatedContentRejects(t *testing.T) {
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
+	if _, _, err := s.nextTranscriptHashes(nil, &AuthenticatedContent{Content: FramedContent{ContentType: ContentTypeApplication}}); err == nil {
+		t.Error("transcript hash of application content accepted")
+	}
 	if _, _, err := s.splitCommitAuthenticatedContent(make([]byte, 10)); err == nil {
 		t.Error("short input accepted")
 	}
