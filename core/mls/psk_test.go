@@ -96,3 +96,21 @@ func FuzzPreSharedKeyID(f *testing.F) {
 		}
 	})
 }
+
+// TestPSKSecretEmptyPSKValue checks that an empty PSK value is extracted as empty input, not
+// confused with the all-zero "0" value the key schedule uses for absent secrets.
+func TestPSKSecretEmptyPSKValue(t *testing.T) {
+	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
+	id := PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: []byte("id"), PSKNonce: make([]byte, 32)}
+	empty, err := s.pskSecret([]pskInput{{id: id, psk: []byte{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros, err := s.pskSecret([]pskInput{{id: id, psk: make([]byte, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(empty, zeros) {
+		t.Fatal("empty PSK and all-zero PSK give the same psk_secret")
+	}
+}

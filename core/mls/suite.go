@@ -210,12 +210,10 @@ func (s *suite) verifyMAC(key, data, tag []byte) bool {
 	return hmac.Equal(s.mac(key, data), tag)
 }
 
-// extract is KDF.Extract(salt, ikm). A nil or empty salt or ikm is treated as Nh zero bytes, which is
-// what HMAC's zero padding yields anyway for the salt, and what RFC 9420 means by "0".
+// extract is KDF.Extract(salt, ikm). A nil salt equals Nh zero bytes (HMAC pads keys with zeros),
+// which is what RFC 9420 means by a "0" salt. ikm is used as given: callers that mean the all-zero
+// "0" input pass it explicitly (see orZero), so an empty external PSK stays empty.
 func (s *suite) extract(salt, ikm []byte) []byte {
-	if len(ikm) == 0 {
-		ikm = make([]byte, s.nh)
-	}
 	prk, err := hkdf.Extract(s.newHash, ikm, salt)
 	if err != nil {
 		// hkdf.Extract only fails in FIPS-only mode for short keys, which MLS never uses.
