@@ -1,0 +1,272 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// TestEmbeddedRestart closes the embedded bus and opens it again on the same store dir: stream
+// data, the durable consumer's position and the dedupe state survive.
+func TestEmbeddedRestart(t *testing.T) {
+	cfg := testConfig()
+	cfg.Embedded.StoreDir = filepath.Join(t.TempDir(), "nats")
+	ctx := ctxT(t)
+	room := testRoom(7)
+	e1, e2 := testEnvelope(room, "before", nil), testEnvelope(room, "after", nil)
+
+	b1, err := Open(ctx, cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec1 := newRecorder()
+	if _, err := b1.ConsumeOut(ctx, "endpoint", func(_ context.Context, d Delivery) error { rec1.add(d); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.PublishOut(ctx, e1); err != nil {
+		t.Fatal(err)
+	}
+	rec1.waitCount(t, e1.ID, 1)
+	if err := b1.Close(ctx); err != nil { // also stops the subscription
+		t.Fatalf("Close: %v", err)
+	}
+
+	b2 := openBus(t, cfg)
+	if n := streamMsgs(t, b2, StreamOut); n != 1 {
+		t.Fatalf("after restart the stream holds %d messages, want 1", n)
+	}
+	if err := b2.PublishOut(ctx, e1); err != nil { // same ID: a duplicate across the restart
+		t.Fatal(err)
+	}
+	if n := counterValue(t, b2.met.duplicates.WithLabelValues("out", "matrix")); n != 1 {
+		t.Errorf("republish after restart: duplicates = %v, want 1", n)
+	}
+	if n := streamMsgs(t, b2, StreamOut); n != 1 {
+		t.Errorf("after republish the stream holds %d messages, want 1", n)
+	}
+	rec2 := newRecorder()
+	s, err := b2.ConsumeOut(ctx, "endpoint", func(_ context.Context, d Delivery) error { rec2.add(d); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopSub(t, s)
+	if err := b2.PublishOut(ctx, e2); err != nil {
+		t.Fatal(err)
+	}
+	rec2.waitCount(t, e2.ID, 1)
+	if n := rec2.count(e1.ID); n != 0 {
+		t.Errorf("message acked before the restart was delivered again %d times", n)
+	}
+}
+
+// TestCloseLeavesNothingRunning opens a bus, uses it, closes it, and checks that the embedded
+// server is down, the connection closed, and the goroutine count back to where it started.
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg Config) {
+		before := runtime.NumGoroutine()
+		ctx := ctxT(t)
+		b, err := Open(ctx, cfg, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := newRecorder()
+		if _, err := b.ConsumeOut(ctx, "endpoint", func(_ context.Context, d Delivery) error { rec.add(d); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.ConsumeIn(ctx, "adapter", event.NetworkMatrix, func(_ context.Context, d Delivery) error { rec.add(d); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		e := testEnvelope(testRoom(8), "x", nil)
+		if err := b.PublishOut(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitCount(t, e.ID, 1)
+		if err := b.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := b.Close(ctx); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if b.ns != nil && b.ns.Running() {
+			t.Error("embedded server still running after Close")
+		}
+		if !b.nc.IsClosed() {
+			t.Error("connection not closed after Close")
+		}
+		if err := b.Ready(ctx); err == nil {
+			t.Error("Ready after Close returned nil")
+		}
+		if _, err := b.ConsumeOut(ctx, "endpoint", func(context.Context, Delivery) error { return nil }); err == nil {
+			t.Error("ConsumeOut after Close returned no error")
+		}
+		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			if n := runtime.NumGoroutine(); n > before {
+				buf := make([]byte, 1<<20)
+				return fmt.Errorf("%d goroutines, %d before Open:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+			}
+			return nil
+		})
+	})
+}
+
+// TestSharedConsumerGroup runs two subscriptions of one consumer group (as two gateway replicas
+// would). With pinning, each partition is served by one of them; when that one stops, the other
+// takes over. Per-room order holds across the handover.
+func TestSharedConsumerGroup(t *testing.T) {
+	for _, pinned := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pinned=%v", pinned), func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, cfg Config) {
+				cfg.NoPinning = !pinned
+				cfg.Partitions = 1 // one partition: all rooms compete for it
+				b := openBus(t, cfg)
+				ctx := ctxT(t)
+				room := testRoom(9)
+
+				var mu sync.Mutex
+				var seqs []string
+				got := map[int]int{} // replica -> deliveries
+				handler := func(replica int) Handler {
+					return func(_ context.Context, d Delivery) error {
+						mu.Lock()
+						defer mu.Unlock()
+						seqs = append(seqs, string(d.Envelope.Content))
+						got[replica]++
+						return nil
+					}
+				}
+				s1, err := b.ConsumeOut(ctx, "endpoint", handler(1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s2, err := b.ConsumeOut(ctx, "endpoint", handler(2))
+				if err != nil {
+					t.Fatal(err)
+				}
+				subs := map[int]Subscription{1: s1, 2: s2}
+				publish := func(from, to int) {
+					for i := from; i < to; i++ {
+						if err := b.PublishOut(ctx, testEnvelope(room, fmt.Sprint(i), []byte(fmt.Sprintf("%03d", i)))); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				waitN := func(n int) {
+					checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+						mu.Lock()
+						defer mu.Unlock()
+						if len(seqs) != n {
+							return fmt.Errorf("%d of %d delivered", len(seqs), n)
+						}
+						return nil
+					})
+				}
+				publish(0, 50)
+				waitN(50)
+				mu.Lock()
+				first := 1
+				if got[2] > got[1] {
+					first = 2
+				}
+				split := fmt.Sprint(got)
+				if pinned && (got[1] == 0) == (got[2] == 0) {
+					t.Errorf("pinned: both replicas got messages: %v", got)
+				}
+				mu.Unlock()
+
+				stopped := time.Now()
+				stopSub(t, subs[first])
+				publish(50, 100)
+				waitN(100)
+				handover := time.Since(stopped)
+				stopSub(t, subs[3-first])
+				mu.Lock()
+				defer mu.Unlock()
+				if got[3-first] == 0 {
+					t.Errorf("the remaining replica got nothing after the other stopped: %v", got)
+				}
+				for i, s := range seqs {
+					if want := fmt.Sprintf("%03d", i); s != want {
+						t.Fatalf("delivery %d is %s, want %s (order across replicas broken): %s", i, s, want, strings.Join(seqs, ","))
+					}
+				}
+				t.Logf("first 50 split %s; after stopping replica %d the rest arrived within %s", split, first, handover.Round(time.Millisecond))
+			})
+		})
+	}
+}
+
+// TestConfigValidate table-tests configuration errors.
+func TestConfigValidate(t *testing.T) {
+	abs := filepath.Join(t.TempDir(), "nats")
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string // substrings of the error; none means valid
+	}{
+		{"embedded defaults", Config{Embedded: EmbeddedConfig{StoreDir: abs}}, nil},
+		{"embedded without store dir", Config{}, []string{"bus.embedded.store_dir: required"}},
+		{"relative store dir", Config{Embedded: EmbeddedConfig{StoreDir: "data/nats"}}, []string{"not an absolute path"}},
+		{"listen on all interfaces", Config{Embedded: EmbeddedConfig{StoreDir: abs, Listen: "0.0.0.0:4222"}}, []string{"bus.embedded.listen", "loopback"}},
+		{"listen on loopback", Config{Embedded: EmbeddedConfig{StoreDir: abs, Listen: "127.0.0.1:4222"}}, nil},
+		{"unknown mode", Config{Mode: "cluster"}, []string{`bus.mode: "cluster"`}},
+		{"external without urls", Config{Mode: ModeExternal}, []string{"bus.external.urls"}},
+		{"external replicas 2", Config{Mode: ModeExternal, External: ExternalConfig{URLs: []string{"nats://n:4222"}, Replicas: 2}}, []string{"bus.external.replicas: 2"}},
+		{"creds and nkey", Config{Mode: ModeExternal, External: ExternalConfig{URLs: []string{"nats://n:4222"}, CredsFile: "a", NKeySeedFile: "b"}}, []string{"not both"}},
+		{"cert without key", Config{Mode: ModeExternal, External: ExternalConfig{URLs: []string{"nats://n:4222"}, TLS: TLSConfig{CertFile: "c"}}}, []string{"bus.external.tls"}},
+		{"external defaults", Config{Mode: ModeExternal, External: ExternalConfig{URLs: []string{"nats://n:4222"}}}, nil},
+		{"dedupe beyond max age", Config{Embedded: EmbeddedConfig{StoreDir: abs}, DedupeWindow: 2 * time.Hour, MaxAge: time.Hour}, []string{"bus.dedupe_window"}},
+		{"too many partitions", Config{Embedded: EmbeddedConfig{StoreDir: abs}, Partitions: 5000}, []string{"bus.partitions: 5000"}},
+		{"negative backoff", Config{Embedded: EmbeddedConfig{StoreDir: abs}, Backoff: []time.Duration{time.Second, -1}}, []string{"bus.backoff[1]"}},
+		{"tiny ack wait", Config{Embedded: EmbeddedConfig{StoreDir: abs}, AckWait: time.Millisecond}, []string{"bus.ack_wait"}},
+		{"several errors at once", Config{Mode: ModeExternal, Partitions: 0, AckWait: time.Millisecond}, []string{"bus.external.urls", "bus.ack_wait"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.WithDefaults().Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestConsumerNames rejects names that would break the per-partition consumer names.
+func TestConsumerNames(t *testing.T) {
+	cfg := testConfig()
+	cfg.Embedded.StoreDir = filepath.Join(t.TempDir(), "nats")
+	b := openBus(t, cfg)
+	ctx := ctxT(t)
+	h := func(context.Context, Delivery) error { return nil }
+	for _, name := range []string{"", "a_b", "a.b", "a b", "a*", strings.Repeat("x", 65)} {
+		if _, err := b.ConsumeOut(ctx, name, h); err == nil {
+			t.Errorf("ConsumeOut(%q) accepted", name)
+		}
+	}
+	if _, err := b.ConsumeIn(ctx, "adapter", "Bad.Net", h); err == nil {
+		t.Error("ConsumeIn with an invalid network accepted")
+	}
+	if err := b.PublishIn(ctx, "bad net", testEnvelope(testRoom(1), "x", nil)); err == nil {
+		t.Error("PublishIn with an invalid network accepted")
+	}
+	if err := b.PublishOut(ctx, &event.Envelope{ID: "x"}); err == nil {
+		t.Error("PublishOut with an invalid envelope accepted")
+	}
+}
