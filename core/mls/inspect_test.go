@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// messagesCase0 returns the first case of testdata/messages.json.
-func messagesCase(t *testing.T, i int) map[string][]byte {
+// messagesCase returns case i of testdata/messages.json, decoded from hex.
+func messagesCase(t testing.TB, i int) map[string][]byte {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/messages.json")
 	if err != nil {
