@@ -67,6 +67,15 @@ func readVector(t testing.TB, name string) []byte {
 	return b
 }
 
+func readVectorPath(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestContentVectors(t *testing.T) {
 	n := 0
 	for _, ex := range loadExamples(t) {

@@ -147,7 +147,8 @@ func escapeInline(s string) string {
 // Escape returns GFM-MIMI that renders as exactly the given plain text:
 // markdown punctuation is backslash-escaped, '<' becomes "&lt;", things that
 // would start a block at the beginning of a line (headings, quotes, lists,
-// rules, indented code) are neutralised. Line breaks stay line breaks.
+// rules, indented code) are neutralised, leading and trailing blanks kept.
+// Line breaks stay line breaks; runs of empty lines count as one.
 func Escape(plain string) string {
 	lines := strings.Split(limit(plain), "\n")
 	for i, l := range lines {
@@ -169,6 +170,13 @@ func escapeLine(l string) string {
 		j++
 	}
 	rest := l[j:]
+	// Trailing blanks would be dropped (or make a hard break): references too.
+	k := len(rest)
+	for k > 0 && (rest[k-1] == ' ' || rest[k-1] == '\t') {
+		k--
+	}
+	tail := strings.NewReplacer(" ", "&#32;", "\t", "&#9;").Replace(rest[k:])
+	rest = rest[:k]
 	if m := orderedMk.FindStringSubmatch(rest); m != nil {
 		b.WriteString(m[1] + `\` + m[2])
 		rest = rest[len(m[0]):]
@@ -178,6 +186,7 @@ func escapeLine(l string) string {
 		rest = rest[1:]
 	}
 	b.WriteString(escapeInline(rest))
+	b.WriteString(tail)
 	return b.String()
 }
 
