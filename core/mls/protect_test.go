@@ -2,7 +2,9 @@ package mls
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"os"
 	"testing"
 )
 
@@ -206,4 +208,169 @@ func testMessageProtectionVectors(t *testing.T, raw []byte) {
 			t.Errorf("application as PublicMessage: got %v, want ErrNotAllowed", err)
 		}
 	})
+}
+
+// firstProtectionCase returns the suite-1 case of message-protection.json.
+func firstProtectionCase(t *testing.T) (*messageProtectionCase, *suite) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/message-protection.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []messageProtectionCase
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	c := &cases[0]
+	s, err := c.CipherSuite.impl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, s
+}
+
+// TestUnprotectRejectsTampering changes one thing at a time in valid messages and expects the
+// matching error.
+func TestUnprotectRejectsTampering(t *testing.T) {
+	c, s := firstProtectionCase(t)
+	mutate := func(msg []byte, f func(m *MLSMessage)) []byte {
+		m, err := DecodeMLSMessage(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(m)
+		out, err := m.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	flip := func(b []byte) []byte { b = append([]byte(nil), b...); b[len(b)-1] ^= 1; return b }
+	tests := []struct {
+		name string
+		msg  []byte
+		want error
+	}{
+		{"public: membership tag", mutate(c.ProposalPub, func(m *MLSMessage) { m.PublicMessage.MembershipTag = flip(m.PublicMessage.MembershipTag) }), ErrMembershipTag},
+		{"public: authenticated data", mutate(c.ProposalPub, func(m *MLSMessage) { m.PublicMessage.Content.AuthenticatedData = []byte("x") }), ErrMembershipTag},
+		{"public: epoch", mutate(c.CommitPub, func(m *MLSMessage) { m.PublicMessage.Content.Epoch++ }), ErrWrongGroup},
+		{"public: group id", mutate(c.CommitPub, func(m *MLSMessage) { m.PublicMessage.Content.GroupID = flip(m.PublicMessage.Content.GroupID) }), ErrWrongGroup},
+		{"private: ciphertext", mutate(c.ApplicationPriv, func(m *MLSMessage) { m.PrivateMessage.Ciphertext = flip(m.PrivateMessage.Ciphertext) }), ErrDecrypt},
+		{"private: sender data", mutate(c.ApplicationPriv, func(m *MLSMessage) {
+			m.PrivateMessage.EncryptedSenderData = flip(m.PrivateMessage.EncryptedSenderData)
+		}), ErrDecrypt},
+		{"private: authenticated data", mutate(c.ApplicationPriv, func(m *MLSMessage) { m.PrivateMessage.AuthenticatedData = []byte("x") }), ErrDecrypt},
+		{"private: content type", mutate(c.ProposalPriv, func(m *MLSMessage) { m.PrivateMessage.ContentType = ContentTypeCommit }), ErrDecrypt},
+		{"private: epoch", mutate(c.ApplicationPriv, func(m *MLSMessage) { m.PrivateMessage.Epoch-- }), ErrWrongGroup},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := c.unprotect(t, s, tc.msg); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("wrong signature key", func(t *testing.T) {
+		_, otherPub, err := s.generateSignatureKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := DecodeMLSMessage(c.ProposalPub)
+		ac, err := unprotectPublic(s, m.PublicMessage, c.groupContext(), c.MembershipKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := verifyContent(s, ac, c.groupContext(), otherPub); !errors.Is(err, ErrSignature) {
+			t.Fatalf("got %v, want ErrSignature", err)
+		}
+	})
+}
+
+// TestPrivateMessageGenerations sends several messages and receives them out of order; a replay of
+// a received message fails because its key is deleted.
+func TestPrivateMessageGenerations(t *testing.T) {
+	c, s := firstProtectionCase(t)
+	ctx := c.groupContext()
+	sender, err := newSecretTree(s, c.EncryptionSecret, 2, defaultSecretTreeLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*PrivateMessage
+	for i := range 4 {
+		fc := &FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: SenderTypeMember, Index: mpSender},
+			ContentType: ContentTypeApplication, ApplicationData: []byte{byte(i)}}
+		ac, err := signContent(s, WireFormatPrivateMessage, fc, ctx, c.SignaturePriv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm, err := protectPrivate(s, ac, sender, c.SenderDataSecret, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, pm)
+	}
+	receiver, err := newSecretTree(s, c.EncryptionSecret, 2, defaultSecretTreeLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{2, 0, 3, 1} {
+		ac, err := unprotectPrivate(s, msgs[i], ctx, receiver, c.SenderDataSecret)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if err := verifyContent(s, ac, ctx, c.SignaturePub); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(ac.Content.ApplicationData, []byte{byte(i)}) {
+			t.Fatalf("message %d: wrong content %x", i, ac.Content.ApplicationData)
+		}
+	}
+	if _, err := unprotectPrivate(s, msgs[2], ctx, receiver, c.SenderDataSecret); !errors.Is(err, ErrGenerationTooOld) {
+		t.Fatalf("replay: got %v, want ErrGenerationTooOld", err)
+	}
+}
+
+// TestProtectRejects checks the combinations RFC 9420 forbids on the sending side.
+func TestProtectRejects(t *testing.T) {
+	c, s := firstProtectionCase(t)
+	ctx := c.groupContext()
+	tree, err := newSecretTree(s, c.EncryptionSecret, 2, defaultSecretTreeLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := &FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: SenderTypeExternal, Index: 0},
+		ContentType: ContentTypeProposal, Proposal: &Proposal{Type: ProposalTypeRemove, Removed: 1}}
+	ac, err := signContent(s, WireFormatPrivateMessage, ext, ctx, c.SignaturePriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protectPrivate(s, ac, tree, c.SenderDataSecret, 0); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("external sender in a PrivateMessage: got %v, want ErrNotAllowed", err)
+	}
+	if _, err := protectPublic(s, ac, ctx, c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("content signed for PrivateMessage sent as PublicMessage: got %v, want ErrNotAllowed", err)
+	}
+	if _, err := signContent(s, WireFormatWelcome, ext, ctx, c.SignaturePriv); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("framed content with wire format welcome: got %v, want ErrNotAllowed", err)
+	}
+	// An external sender's PublicMessage carries no membership tag and is not signed over the context.
+	ac, err = signContent(s, WireFormatPublicMessage, ext, nil, c.SignaturePriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := protectPublic(s, ac, ctx, c.MembershipKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pm.MembershipTag != nil {
+		t.Error("external sender's PublicMessage has a membership tag")
+	}
+	got, err := unprotectPublic(s, pm, ctx, c.MembershipKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyContent(s, got, nil, c.SignaturePub); err != nil {
+		t.Fatal(err)
+	}
 }
