@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
@@ -49,14 +50,14 @@ func limit(s string) string {
 		return s
 	}
 	s = s[:MaxInput]
-	for len(s) > 0 && !utf8ValidEnd(s) {
+	// Do not leave half a UTF-8 sequence at the cut.
+	for i := 0; i < utf8.UTFMax && len(s) > 0; i++ {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size > 1 {
+			break
+		}
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-func utf8ValidEnd(s string) bool {
-	return strings.ToValidUTF8(s[max(0, len(s)-4):], "\uFFFD") == s[max(0, len(s)-4):]
 }
 
 func parse(src []byte) ast.Node {

@@ -3,6 +3,7 @@ package gfm
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSanitize(t *testing.T) {
@@ -168,5 +169,16 @@ func TestHTMLRoundTrip(t *testing.T) {
 		if h2 := ToHTML(back, nil); h2 != h {
 			t.Errorf("round trip of %q: html %q, back %q, html again %q", md, h, back, h2)
 		}
+	}
+}
+
+func TestLimit(t *testing.T) {
+	long := strings.Repeat("a", MaxInput-1) + "ü" + "tail"
+	got := limit(long)
+	if len(got) != MaxInput-1 || !utf8.ValidString(got) {
+		t.Errorf("limit cut to %d octets, valid %v", len(got), utf8.ValidString(got))
+	}
+	if out := ToPlain(strings.Repeat("x", 2*MaxInput)); len(out) != MaxInput {
+		t.Errorf("ToPlain of oversized input gave %d octets", len(out))
 	}
 }
