@@ -372,3 +372,19 @@ func indexes(ps []IndexedPart) []int {
 	}
 	return out
 }
+
+func TestMentionVectors(t *testing.T) {
+	for _, name := range []string{"mention", "mention-html"} {
+		m, err := Decode(readVector(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.MentionedURIs(); !slices.Equal(got, []string{alice}) {
+			t.Errorf("%s: mentions %v, want [%s]", name, got, alice)
+		}
+	}
+	m, _ := Decode(readVector(t, "original"))
+	if got := m.MentionedURIs(); len(got) != 0 {
+		t.Errorf("original mentions %v", got)
+	}
+}
