@@ -112,7 +112,7 @@ func (d *decoder) extensions(e *Extensions) error {
 		return verr("mimiExtensions", h.off, ErrMalformed, "map of %d pairs exceeds the remaining input", h.arg)
 	}
 	var prev []byte
-	e.entries = make([]extEntry, 0, h.arg)
+	e.entries = make([]extEntry, 0, min(h.arg, 8))
 	for i := uint64(0); i < h.arg; i++ {
 		keyOff := r.off
 		k, err := d.extensionKey()
