@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
@@ -212,10 +213,10 @@ func (p *printer) part(ip IndexedPart) {
 		}
 		p.line(in+1, "encAlg:      %d (%s)", b.EncAlg, aeadName(b.EncAlg))
 		p.line(in+1, "key:         %d octets (not shown)", len(b.Key))
-		p.line(in+1, "nonce:       %x", b.Nonce)
-		p.line(in+1, "aad:         %x", b.AAD)
+		p.line(in+1, "nonce:       %s", hexOrEmpty(b.Nonce))
+		p.line(in+1, "aad:         %s", hexOrEmpty(b.AAD))
 		p.line(in+1, "hashAlg:     %d (%s)", b.HashAlg, hashAlgName(b.HashAlg))
-		p.line(in+1, "contentHash: %x", b.ContentHash)
+		p.line(in+1, "contentHash: %s", hexOrEmpty(b.ContentHash))
 		p.line(in+1, "description: %q", b.Description)
 		p.line(in+1, "filename:    %q", b.Filename)
 	}
@@ -242,8 +243,7 @@ func (p *printer) content(in int, b SinglePart) {
 			}
 		}
 		for _, l := range strings.Split(string(text), "\n") {
-			q := strconv.Quote(l)
-			p.line(in, "| %s", q[1:len(q)-1])
+			p.line(in, "| %s", printableLine(l))
 		}
 		if cut {
 			p.line(in, "| ... (%d more octets)", len(b.Content)-len(text))
@@ -285,4 +285,27 @@ func printable(b []byte) string {
 		return strconv.Quote(string(b))
 	}
 	return "(binary)"
+}
+
+func hexOrEmpty(b []byte) string {
+	if len(b) == 0 {
+		return "(empty)"
+	}
+	return fmt.Sprintf("%x", b)
+}
+
+// printableLine escapes control and other non-printable characters of a
+// text line (so a message cannot drive the admin's terminal) and keeps the
+// rest as it is.
+func printableLine(l string) string {
+	var b strings.Builder
+	for _, r := range l {
+		if r == '\t' || unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }

@@ -83,3 +83,24 @@ func TestInspectURIs(t *testing.T) {
 		t.Error("Inspect accepted garbage")
 	}
 }
+
+// TestInspectEscapesControl: message text cannot send terminal escapes to
+// the administrator's terminal.
+func TestInspectEscapesControl(t *testing.T) {
+	b := &Builder{SenderURI: alice, RoomURI: room}
+	m, err := b.Text("red \x1b[31malert\x1b[0m\r\nnext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Inspect(&out, data, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\r") || !strings.Contains(out.String(), `| red \x1b[31malert\x1b[0m\r`) {
+		t.Errorf("control characters not escaped:\n%s", out.String())
+	}
+}
