@@ -270,3 +270,24 @@ func TestConsumerNames(t *testing.T) {
 		t.Error("PublishOut with an invalid envelope accepted")
 	}
 }
+
+// TestExternalUnreachable checks that Open gives up with an error after ReadyTimeout when no
+// server answers (the connection itself keeps retrying in the background until then).
+func TestExternalUnreachable(t *testing.T) {
+	cfg := testConfig()
+	cfg.Mode = ModeExternal
+	cfg.External.URLs = []string{fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))}
+	cfg.ReadyTimeout = 500 * time.Millisecond
+	start := time.Now()
+	b, err := Open(ctxT(t), cfg, testLogger(t))
+	if err == nil {
+		b.Close(ctxT(t))
+		t.Fatal("Open succeeded without a server")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Open took %s to give up", d)
+	}
+	if !strings.Contains(err.Error(), "stream") {
+		t.Errorf("error %q does not say what failed", err)
+	}
+}
