@@ -7,7 +7,27 @@ package mls
 import (
 	"fmt"
 	"testing"
+	"time"
 )
+
+// cpuMeter reports the process CPU time per operation as the metric "cpu-ns/op".
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	t, ok := processCPUTime()
+	return cpuMeter{start: t, ok: ok}
+}
+
+func (m cpuMeter) report(b *testing.B, n int) {
+	end, ok := processCPUTime()
+	if !m.ok || !ok || n == 0 {
+		return
+	}
+	b.ReportMetric(float64(end-m.start)/float64(n), "cpu-ns/op")
+}
 
 // framingBench is a two-member group of one suite whose leaf 1 sends, with the epoch secrets drawn
 // at random.
@@ -73,7 +93,9 @@ func BenchmarkPrivateMessageProtect(b *testing.B) {
 			data := make([]byte, 1024)
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
+			n, cpu := 0, startCPU()
 			for b.Loop() {
+				n++
 				pm, err := fb.protect(tree, data)
 				if err != nil {
 					b.Fatal(err)
@@ -82,6 +104,7 @@ func BenchmarkPrivateMessageProtect(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			cpu.report(b, n)
 		})
 	}
 }
@@ -109,6 +132,7 @@ func BenchmarkPrivateMessageUnprotect(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
 			for i := 0; i < b.N; i++ {
 				m, err := DecodeMLSMessage(msgs[i])
 				if err != nil {
@@ -122,6 +146,7 @@ func BenchmarkPrivateMessageUnprotect(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			cpu.report(b, b.N)
 		})
 	}
 }
@@ -178,39 +203,51 @@ func BenchmarkCodec(b *testing.B) {
 	b.Run("KeyPackage/decode", func(b *testing.B) {
 		b.SetBytes(int64(len(kpMsg)))
 		b.ReportAllocs()
+		n, cpu := 0, startCPU()
 		for b.Loop() {
+			n++
 			if _, err := DecodeMLSMessage(kpMsg); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b, n)
 	})
 	b.Run("KeyPackage/encode", func(b *testing.B) {
 		m, _ := DecodeMLSMessage(kpMsg)
 		b.SetBytes(int64(len(kpMsg)))
 		b.ReportAllocs()
+		n, cpu := 0, startCPU()
 		for b.Loop() {
+			n++
 			if _, err := m.Encode(); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b, n)
 	})
 	b.Run(fmt.Sprintf("Commit%dB/decode", len(commit)), func(b *testing.B) {
 		b.SetBytes(int64(len(commit)))
 		b.ReportAllocs()
+		n, cpu := 0, startCPU()
 		for b.Loop() {
+			n++
 			if _, err := DecodeCommit(commit); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b, n)
 	})
 	b.Run(fmt.Sprintf("Commit%dB/encode", len(commit)), func(b *testing.B) {
 		c, _ := DecodeCommit(commit)
 		b.SetBytes(int64(len(commit)))
 		b.ReportAllocs()
+		n, cpu := 0, startCPU()
 		for b.Loop() {
+			n++
 			if _, err := c.Encode(); err != nil {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b, n)
 	})
 }
