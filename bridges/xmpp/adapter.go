@@ -1,0 +1,359 @@
+// Package xmpp is the XMPP adapter: an XEP-0114 component pair on mellium.im/xmpp that shows MIMI
+// users as JIDs on a users component and MIMI rooms as MUC rooms hosted on a rooms component, and
+// maps messages, corrections, retractions, reactions, replies, receipts, chat markers and media
+// links between XMPP stanzas and canonical MIMI content on the bus.
+//
+// Concurrency: each component connection has one read loop (mellium's Session.Serve) that decodes
+// every stanza into a bounded struct and hands it to one of Config.Workers worker goroutines,
+// chosen by conversation (a MUC, or a local user and a puppet), so one conversation's stanzas are
+// handled in order. IQs are answered on the read loop itself, because mellium replies
+// service-unavailable to any IQ the handler did not answer. Workers and the bus handlers
+// (HandleMessage, ...) send with the session's goroutine-safe Encode, never from inside the read
+// loop. The database is the only shared state; no lock is held across a network call.
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// Compile-time interface guards: the capabilities this adapter implements.
+var (
+	_ bridges.Adapter           = (*Adapter)(nil)
+	_ bridges.EditHandler       = (*Adapter)(nil)
+	_ bridges.DeleteHandler     = (*Adapter)(nil)
+	_ bridges.ReactionHandler   = (*Adapter)(nil)
+	_ bridges.ReceiptHandler    = (*Adapter)(nil)
+	_ bridges.MembershipHandler = (*Adapter)(nil)
+	_ bridges.MetadataHandler   = (*Adapter)(nil)
+	_ bridges.PortalCreator     = (*Adapter)(nil)
+)
+
+// queueLen is the length of each worker's queue. When a queue is full the read loop waits, which
+// pushes back on the XMPP server.
+const queueLen = 256
+
+// Option customises New.
+type Option func(*Adapter)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(a *Adapter) { a.log = l } }
+
+// WithRegisterer registers the adapter's metrics (default: none).
+func WithRegisterer(r prometheus.Registerer) Option { return func(a *Adapter) { a.reg = r } }
+
+// WithAssets sets the asset store used for attachments (optional).
+func WithAssets(s bridges.AssetStore) Option { return func(a *Adapter) { a.assets = s } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = now } }
+
+// job is one incoming stanza for a worker.
+type job struct {
+	msg  *inMessage
+	pres *inPresence
+	comp *conn // the component it arrived on
+	at   time.Time
+}
+
+// Adapter is the XMPP network adapter. Create it with New, then Start it.
+type Adapter struct {
+	cfg    Config
+	log    *slog.Logger
+	reg    prometheus.Registerer
+	st     *store.Store
+	db     *db
+	ids    *idmap.Map
+	pub    bus.Publisher
+	assets bridges.AssetStore
+	now    func() time.Time
+	m      *mapper
+	met    *metrics
+	key    []byte
+
+	users, rooms *conn
+	queues       []chan job
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+}
+
+// New creates the adapter. It migrates the adapter's and idmap's tables in st.
+func New(ctx context.Context, cfg Config, st *store.Store, pub bus.Publisher, opts ...Option) (*Adapter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	a := &Adapter{cfg: cfg, st: st, pub: pub, log: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, o := range opts {
+		o(a)
+	}
+	a.log = a.log.With("adapter", "xmpp")
+	if err := st.Migrate(ctx, idmap.Schema, Schema); err != nil {
+		return nil, fmt.Errorf("xmpp: migrate: %w", err)
+	}
+	a.db = &db{s: st, now: a.now}
+	a.ids = idmap.New(st).WithClock(a.now)
+	a.m = &mapper{domain: cfg.Domain, provider: cfg.Provider, users: cfg.Users.Domain, rooms: cfg.Rooms.Domain, db: a.db}
+	a.met = newMetrics(a.reg)
+	var err error
+	if a.key, err = a.db.secretKey(ctx); err != nil {
+		return nil, err
+	}
+	usersJID, _ := jid.New("", cfg.Users.Domain, "")
+	roomsJID, _ := jid.New("", cfg.Rooms.Domain, "")
+	a.users = newConn("users", usersJID, cfg.Users.Secret, cfg.Server, a.handleUsers, cfg, a.log, a.met)
+	a.rooms = newConn("rooms", roomsJID, cfg.Rooms.Secret, cfg.Server, a.handleRooms, cfg, a.log, a.met)
+	return a, nil
+}
+
+// Network implements bridges.Adapter.
+func (a *Adapter) Network() event.Network { return event.NetworkXMPP }
+
+// Start starts the workers and the two component supervisors. It returns at once; the components
+// connect (and reconnect) in the background. Use WaitConnected to wait for them.
+func (a *Adapter) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started {
+		return errors.New("xmpp: adapter already started")
+	}
+	a.started = true
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.queues = make([]chan job, a.cfg.Workers)
+	for i := range a.queues {
+		q := make(chan job, queueLen)
+		a.queues[i] = q
+		a.wg.Go(func() { a.worker(runCtx, q) })
+	}
+	a.wg.Go(func() { a.users.run(runCtx) })
+	a.wg.Go(func() { a.rooms.run(runCtx) })
+	a.log.Info("xmpp adapter started", "server", a.cfg.Server, "users", a.cfg.Users.Domain, "rooms", a.cfg.Rooms.Domain)
+	return nil
+}
+
+// Stop disconnects both components, stops the workers after the stanzas already queued and
+// waits for them, or for ctx to end.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	cancel := a.cancel
+	a.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("xmpp: stop: %w", ctx.Err())
+	}
+}
+
+// WaitConnected waits until both components are connected.
+func (a *Adapter) WaitConnected(ctx context.Context) error {
+	if err := a.users.waitUp(ctx); err != nil {
+		return err
+	}
+	return a.rooms.waitUp(ctx)
+}
+
+// Ready reports whether both components are connected (for the readiness probe).
+func (a *Adapter) Ready(context.Context) error {
+	if !a.users.connected() || !a.rooms.connected() {
+		return ErrNotConnected
+	}
+	return nil
+}
+
+// Connects returns how many times each component has connected (1 after the first connection).
+func (a *Adapter) Connects() (users, rooms int64) {
+	return a.users.connects.Load(), a.rooms.connects.Load()
+}
+
+// enqueue hands a decoded stanza to the worker of its conversation.
+func (a *Adapter) enqueue(key string, j job) {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	q := a.queues[int(h.Sum32()%uint32(len(a.queues)))]
+	q <- j
+}
+
+func (a *Adapter) worker(ctx context.Context, q chan job) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-q:
+			a.runJob(ctx, j)
+		}
+	}
+}
+
+func (a *Adapter) runJob(ctx context.Context, j job) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.met.panics.Inc()
+			a.log.Error("panic while processing a stanza; stanza dropped", "panic", fmt.Sprint(p))
+		}
+	}()
+	switch {
+	case j.msg != nil && j.comp == a.rooms:
+		a.roomMessage(ctx, j.msg, j.at)
+	case j.msg != nil:
+		a.directMessage(ctx, j.msg, j.at)
+	case j.pres != nil && j.comp == a.rooms:
+		a.roomPresence(ctx, j.pres)
+	case j.pres != nil:
+		a.puppetPresence(ctx, j.pres)
+	}
+}
+
+// handleUsers is the read-loop handler of the users component.
+func (a *Adapter) handleUsers(w xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	a.handleStanza(a.users, w, start)
+}
+
+// handleRooms is the read-loop handler of the rooms component.
+func (a *Adapter) handleRooms(w xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	a.handleStanza(a.rooms, w, start)
+}
+
+func (a *Adapter) handleStanza(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	at := a.now()
+	switch start.Name.Local {
+	case "message":
+		a.met.received.WithLabelValues("message").Inc()
+		var m inMessage
+		if err := decodeStanza(w, start, &m); err != nil {
+			a.refuseUndecodable(c, w, start, err)
+			return
+		}
+		if a.fromOurselves(m.From) {
+			a.met.dropped.WithLabelValues("loop").Inc()
+			return
+		}
+		a.enqueue(a.queueKey(c, m.From, m.To), job{msg: &m, comp: c, at: at})
+	case "presence":
+		a.met.received.WithLabelValues("presence").Inc()
+		var p inPresence
+		if err := decodeStanza(w, start, &p); err != nil {
+			a.refuseUndecodable(c, w, start, err)
+			return
+		}
+		if a.fromOurselves(p.From) {
+			a.met.dropped.WithLabelValues("loop").Inc()
+			return
+		}
+		a.enqueue(a.queueKey(c, p.From, p.To), job{pres: &p, comp: c, at: at})
+	case "iq":
+		a.met.received.WithLabelValues("iq").Inc()
+		a.handleIQ(c, w, start)
+	default:
+		a.met.dropped.WithLabelValues("unknown_element").Inc()
+	}
+}
+
+// queueKey picks the worker: everything addressed to one MUC shares a worker, so joins, leaves
+// and messages of a room are handled in order.
+func (a *Adapter) queueKey(c *conn, from, to string) string {
+	if c == a.rooms {
+		if t, err := jid.Parse(to); err == nil {
+			return t.Bare().String()
+		}
+		return to
+	}
+	return conversationKey(from, to)
+}
+
+// conversationKey picks the worker: stanzas to one MUC, or between one user and one puppet, share
+// a key. The key uses the bare JIDs so that all of a user's resources are ordered together.
+func conversationKey(from, to string) string {
+	t, err := jid.Parse(to)
+	if err != nil {
+		return to
+	}
+	if t.Domainpart() != "" && t.Localpart() != "" {
+		f, err := jid.Parse(from)
+		if err == nil {
+			return f.Bare().String() + "|" + t.Bare().String()
+		}
+	}
+	return t.Bare().String()
+}
+
+// fromOurselves reports whether a stanza claims to come from one of our own component domains
+// (loop protection: puppets never originate stanzas on their own).
+func (a *Adapter) fromOurselves(from string) bool {
+	j, err := jid.Parse(from)
+	if err != nil {
+		return false
+	}
+	d := j.Domainpart()
+	return d == a.cfg.Users.Domain || d == a.cfg.Rooms.Domain
+}
+
+// refuseUndecodable answers a stanza the adapter could not decode with a stanza error (when it
+// has enough addressing to do so) and drops it.
+func (a *Adapter) refuseUndecodable(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement, err error) {
+	reason := "malformed"
+	if errors.Is(err, errStanzaTooLarge) {
+		reason = "too_large"
+	}
+	a.met.dropped.WithLabelValues(reason).Inc()
+	a.log.Info("dropped an undecodable stanza", "stanza", start.Name.Local, "err", err)
+	var from, to, id, typ string
+	for _, at := range start.Attr {
+		switch at.Name.Local {
+		case "from":
+			from = at.Value
+		case "to":
+			to = at.Value
+		case "id":
+			id = at.Value
+		case "type":
+			typ = at.Value
+		}
+	}
+	if typ == "error" || from == "" || to == "" || len(from) > 3071 || len(to) > 3071 || !validID(id) && id != "" {
+		return
+	}
+	cond := "bad-request"
+	if reason == "too_large" {
+		cond = "policy-violation"
+	}
+	se := stanzaError("modify", cond, "the gateway could not read this stanza")
+	var v any
+	switch start.Name.Local {
+	case "message":
+		v = &outMessage{From: to, To: from, ID: id, Type: "error", Error: se}
+	case "presence":
+		v = &outPresence{From: to, To: from, ID: id, Type: "error", Error: se}
+	default:
+		return
+	}
+	if err := w.Encode(v); err != nil {
+		a.log.Info("could not send a stanza error", "err", err)
+	}
+}

@@ -1,0 +1,182 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/component"
+	"mellium.im/xmpp/jid"
+)
+
+// ErrNotConnected is returned (wrapped) when a stanza must be sent while the component is
+// disconnected; the bus then redelivers the envelope later.
+var ErrNotConnected = errors.New("xmpp: component not connected")
+
+// stanzaHandler handles one incoming stanza. It runs on the session's read loop with the session
+// locked: it must not call the component's send methods (replies go through w) and must not block
+// for long. Its errors are logged; they never end the stream.
+type stanzaHandler func(w xmlstream.TokenReadEncoder, start *xml.StartElement)
+
+// conn is one XEP-0114 component connection kept up by a supervisor (xmpp-notes M1, M2): dial,
+// handshake, serve until the stream ends for any reason, back off, and dial again. mellium has no
+// reconnect of its own.
+type conn struct {
+	name    string
+	addr    jid.JID
+	secret  []byte
+	server  string
+	handle  stanzaHandler
+	log     *slog.Logger
+	min     time.Duration
+	max     time.Duration
+	dialTO  time.Duration
+	sendTO  time.Duration
+	onUp    func(ctx context.Context)
+	metrics *metrics
+
+	mu      sync.Mutex
+	sess    *xmpp.Session
+	netConn net.Conn
+	upCh    chan struct{} // closed while connected; replaced on disconnect
+
+	connects atomic.Int64
+	done     chan struct{}
+}
+
+func newConn(name string, addr jid.JID, secret, server string, h stanzaHandler, cfg Config, log *slog.Logger, m *metrics) *conn {
+	return &conn{
+		name: name, addr: addr, secret: []byte(secret), server: server, handle: h,
+		log: log.With("component", name, "domain", addr.String()),
+		min: cfg.ReconnectMin, max: cfg.ReconnectMax, dialTO: cfg.DialTimeout, sendTO: cfg.SendTimeout,
+		upCh: make(chan struct{}), done: make(chan struct{}), metrics: m,
+	}
+}
+
+// run keeps the connection up until ctx ends.
+func (c *conn) run(ctx context.Context) {
+	defer close(c.done)
+	backoff := c.min
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := c.connectAndServe(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > 10*c.max {
+			backoff = c.min // it was up for a good while: start over
+		}
+		c.log.Warn("component connection ended, reconnecting", "err", err, "backoff", backoff)
+		c.metrics.reconnects.WithLabelValues(c.name).Inc()
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, c.max)
+	}
+}
+
+func (c *conn) connectAndServe(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, c.dialTO)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(dctx, "tcp", c.server)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", c.server, err)
+	}
+	start := time.Now()
+	sess, err := component.NewSession(dctx, c.addr, c.secret, nc)
+	if err != nil {
+		_ = nc.Close()
+		return fmt.Errorf("component handshake as %s: %w", c.addr, err)
+	}
+	// The handshake set deadlines from dctx; clear them for the long-lived stream.
+	_ = nc.SetDeadline(time.Time{})
+	c.mu.Lock()
+	c.sess, c.netConn = sess, nc
+	close(c.upCh)
+	c.mu.Unlock()
+	c.connects.Add(1)
+	c.metrics.connected.WithLabelValues(c.name).Set(1)
+	c.log.Info("component connected", "handshake", time.Since(start))
+
+	stop := context.AfterFunc(ctx, func() { _ = sess.Close(); _ = nc.Close() })
+	if c.onUp != nil {
+		go c.onUp(ctx)
+	}
+	err = sess.Serve(xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		c.safeHandle(t, start)
+		return nil // an error would end the stream (xmpp-notes M5)
+	}))
+	stop()
+
+	c.mu.Lock()
+	c.sess, c.netConn = nil, nil
+	c.upCh = make(chan struct{})
+	c.mu.Unlock()
+	c.metrics.connected.WithLabelValues(c.name).Set(0)
+	_ = sess.Close()
+	_ = nc.Close()
+	if err == nil {
+		err = errors.New("stream closed by server")
+	}
+	return err
+}
+
+func (c *conn) safeHandle(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.metrics.panics.Inc()
+			c.log.Error("panic while handling a stanza; stanza dropped", "stanza", start.Name.Local, "panic", fmt.Sprint(p))
+		}
+	}()
+	c.handle(t, start)
+}
+
+// send writes one stanza (an encoding/xml value) on the current session.
+func (c *conn) send(ctx context.Context, v any) error {
+	c.mu.Lock()
+	sess := c.sess
+	c.mu.Unlock()
+	if sess == nil {
+		return fmt.Errorf("%w: %s", ErrNotConnected, c.addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.sendTO)
+	defer cancel()
+	if err := sess.Encode(ctx, v); err != nil {
+		return fmt.Errorf("xmpp: send on %s: %w", c.addr, err)
+	}
+	c.metrics.sent.WithLabelValues(c.name).Inc()
+	return nil
+}
+
+// connected reports whether the component is connected now.
+func (c *conn) connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess != nil
+}
+
+// waitUp waits until the component is connected or ctx ends.
+func (c *conn) waitUp(ctx context.Context) error {
+	c.mu.Lock()
+	ch := c.upCh
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("xmpp: waiting for component %s: %w", c.addr, ctx.Err())
+	}
+}

@@ -1,0 +1,159 @@
+package xmpp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// ComponentConfig is one XEP-0114 component connection.
+type ComponentConfig struct {
+	// Domain is the component's domain, as configured on the XMPP server.
+	Domain string
+	// Secret is the component's shared secret. It is never logged.
+	Secret string
+}
+
+// Config configures the XMPP adapter.
+type Config struct {
+	// Server is the host:port of the XMPP server's component listener (Prosody: component_ports,
+	// ejabberd: an ejabberd_service listener). Keep it on loopback or a private network: the
+	// XEP-0114 handshake is a SHA-1 digest over an unencrypted stream.
+	Server string
+	// Domain is the XMPP domain of the organisation's users (alice@Domain).
+	Domain string
+	// Provider is the MIMI provider domain the users belong to: alice@Domain is
+	// mimi://Provider/u/alice. Default: Domain.
+	Provider event.Domain
+	// Users is the component that carries one JID per MIMI user of a partner provider.
+	Users ComponentConfig
+	// Rooms is the component that hosts one MUC room per MIMI room.
+	Rooms ComponentConfig
+	// HistoryOnJoin is how many recent messages a user who joins a room gets (XEP-0045 history).
+	// Default 20; negative disables history.
+	HistoryOnJoin int
+	// HistoryKeep is how many messages per room the adapter keeps for history. Default 200.
+	HistoryKeep int
+	// MaxBodyBytes bounds a message body; longer messages are refused with a stanza error.
+	// Default 64 KiB.
+	MaxBodyBytes int
+	// DisableRoomCreation stops local users from creating MIMI rooms by joining a MUC that does
+	// not exist yet.
+	DisableRoomCreation bool
+	// ReconnectMin and ReconnectMax bound the component reconnect backoff. Defaults 100ms and 5s.
+	ReconnectMin, ReconnectMax time.Duration
+	// DialTimeout bounds connecting and the component handshake. Default 10s.
+	DialTimeout time.Duration
+	// SendTimeout bounds writing one stanza. Default 10s.
+	SendTimeout time.Duration
+	// Workers is the number of goroutines that process incoming stanzas; stanzas of one room or
+	// conversation are always handled by the same worker, in order. Default 4.
+	Workers int
+	// IDVersion selects the MIMI message ID construction. Default content.DefaultIDVersion.
+	IDVersion content.IDVersion
+}
+
+// Defaults applied by withDefaults.
+const (
+	DefaultHistoryOnJoin = 20
+	DefaultHistoryKeep   = 200
+	DefaultMaxBodyBytes  = 64 << 10
+	DefaultReconnectMin  = 100 * time.Millisecond
+	DefaultReconnectMax  = 5 * time.Second
+	DefaultDialTimeout   = 10 * time.Second
+	DefaultSendTimeout   = 10 * time.Second
+	DefaultWorkers       = 4
+)
+
+func (c Config) withDefaults() Config {
+	if c.Provider == "" {
+		c.Provider = event.Domain(c.Domain)
+	}
+	if c.HistoryOnJoin == 0 {
+		c.HistoryOnJoin = DefaultHistoryOnJoin
+	}
+	if c.HistoryKeep == 0 {
+		c.HistoryKeep = DefaultHistoryKeep
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = DefaultSendTimeout
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.IDVersion == 0 {
+		c.IDVersion = content.DefaultIDVersion
+	}
+	return c
+}
+
+// Validate checks the configuration and returns every problem found.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		errs = append(errs, fmt.Errorf("server %q: want host:port: %w", c.Server, err))
+	}
+	checkDomain := func(name, d string) {
+		j, err := jid.New("", d, "")
+		if err != nil || d == "" {
+			errs = append(errs, fmt.Errorf("%s %q is not a valid XMPP domain", name, d))
+			return
+		}
+		if j.String() != d {
+			errs = append(errs, fmt.Errorf("%s %q is not in canonical form (want %q)", name, d, j.String()))
+		}
+	}
+	checkDomain("domain", c.Domain)
+	checkDomain("users.domain", c.Users.Domain)
+	checkDomain("rooms.domain", c.Rooms.Domain)
+	if c.Users.Domain != "" && c.Users.Domain == c.Rooms.Domain {
+		errs = append(errs, errors.New("users.domain and rooms.domain must differ (each is its own component)"))
+	}
+	if c.Users.Domain == c.Domain || c.Rooms.Domain == c.Domain {
+		errs = append(errs, errors.New("the component domains must differ from the users' domain"))
+	}
+	if c.Users.Secret == "" || c.Rooms.Secret == "" {
+		errs = append(errs, errors.New("users.secret and rooms.secret are required"))
+	}
+	if _, err := event.ParseUserURI(string(event.NewUserURI(c.Provider, "x"))); err != nil {
+		errs = append(errs, fmt.Errorf("provider %q: %w", c.Provider, err))
+	}
+	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > content.MaxContentSize/2 {
+		errs = append(errs, fmt.Errorf("max body bytes %d: want 1 to %d", c.MaxBodyBytes, content.MaxContentSize/2))
+	}
+	if c.HistoryKeep < 0 || c.HistoryKeep > 10000 {
+		errs = append(errs, fmt.Errorf("history keep %d: want 0 to 10000", c.HistoryKeep))
+	}
+	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
+		errs = append(errs, fmt.Errorf("reconnect backoff %s..%s is not a valid range", c.ReconnectMin, c.ReconnectMax))
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		errs = append(errs, fmt.Errorf("workers %d: want 1 to 256", c.Workers))
+	}
+	if c.IDVersion != content.IDDraft08 && c.IDVersion != content.IDDraft07 {
+		errs = append(errs, fmt.Errorf("message ID version %d: want 7 or 8", int(c.IDVersion)))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("xmpp config: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,381 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// Component is the migration component name of the adapter's tables.
+const Component = "xmpp"
+
+//go:embed migrations
+var migrationFS embed.FS
+
+// Schema is the migration set of the adapter's tables. New applies it (and idmap.Schema).
+var Schema = store.MustMigrationsFromFS(Component, migrationFS, "migrations")
+
+// kvScope is the adapter's key-value scope in core/store.
+const kvScope store.Scope = "xmpp"
+
+// roomKind says how a MIMI room appears on XMPP.
+type roomKind string
+
+const (
+	kindMUC roomKind = "muc" // a MUC on the rooms component
+	kindDM  roomKind = "dm"  // a 1:1 chat between a local user and a puppet
+)
+
+// room is a portal: a MIMI room and how it appears on XMPP.
+type room struct {
+	URI      event.RoomURI
+	MUCLocal string // localpart on the rooms component (also set for DMs, unused there)
+	Kind     roomKind
+	Name     string
+	Subject  string
+}
+
+// dm is the 1:1 conversation behind a kindDM room.
+type dm struct {
+	Local string // the local user's bare JID
+	Peer  event.UserURI
+}
+
+// member is a MIMI user in a room, shown as a MUC occupant.
+type member struct {
+	User event.UserURI
+	Nick string
+}
+
+// occupant is a local XMPP user's resource joined to a MUC.
+type occupant struct {
+	Full, Bare, Nick string
+}
+
+// historyEntry is one reflected groupchat message kept for history on join.
+type historyEntry struct {
+	StanzaID string
+	Nick     string
+	Payload  string
+	SentAt   time.Time
+}
+
+// errNoRoom is returned when a room has no portal.
+var errNoRoom = errors.New("xmpp: no portal for room")
+
+// db wraps the adapter's tables.
+type db struct {
+	s   *store.Store
+	now func() time.Time
+}
+
+func (d *db) roomBy(ctx context.Context, where string, arg any) (room, error) {
+	var r room
+	var uri, kind string
+	err := d.s.QueryRowContext(ctx, `SELECT room_uri, muc_local, kind, name, subject FROM xmpp_rooms WHERE `+where+` = ?`, arg).
+		Scan(&uri, &r.MUCLocal, &kind, &r.Name, &r.Subject)
+	if errors.Is(err, sql.ErrNoRows) {
+		return room{}, errNoRoom
+	}
+	if err != nil {
+		return room{}, fmt.Errorf("xmpp: look up room: %w", err)
+	}
+	r.URI, r.Kind = event.RoomURI(uri), roomKind(kind)
+	return r, nil
+}
+
+func (d *db) room(ctx context.Context, uri event.RoomURI) (room, error) {
+	return d.roomBy(ctx, "room_uri", string(uri))
+}
+
+func (d *db) roomByLocal(ctx context.Context, local string) (room, error) {
+	return d.roomBy(ctx, "muc_local", local)
+}
+
+// createRoom stores a portal; it returns created=false when the room already exists.
+func (d *db) createRoom(ctx context.Context, r room) (bool, error) {
+	res, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_rooms (room_uri, muc_local, kind, name, subject, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, string(r.URI), r.MUCLocal, string(r.Kind), r.Name, r.Subject, d.now().UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("xmpp: create room: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("xmpp: create room: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (d *db) setMetadata(ctx context.Context, uri event.RoomURI, name, subject *string) error {
+	if name != nil {
+		if _, err := d.s.ExecContext(ctx, `UPDATE xmpp_rooms SET name = ? WHERE room_uri = ?`, *name, string(uri)); err != nil {
+			return fmt.Errorf("xmpp: set room name: %w", err)
+		}
+	}
+	if subject != nil {
+		if _, err := d.s.ExecContext(ctx, `UPDATE xmpp_rooms SET subject = ? WHERE room_uri = ?`, *subject, string(uri)); err != nil {
+			return fmt.Errorf("xmpp: set room subject: %w", err)
+		}
+	}
+	return nil
+}
+
+// createDM stores the room of a 1:1 conversation in one transaction.
+func (d *db) createDM(ctx context.Context, r room, c dm) error {
+	return d.s.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_rooms (room_uri, muc_local, kind, name, subject, created_at)
+			VALUES (?, ?, 'dm', '', '', ?) ON CONFLICT DO NOTHING`, string(r.URI), r.MUCLocal, d.now().UnixMilli()); err != nil {
+			return fmt.Errorf("xmpp: create 1:1 room: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_dms (local_jid, peer_uri, room_uri) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			c.Local, string(c.Peer), string(r.URI)); err != nil {
+			return fmt.Errorf("xmpp: create 1:1 room: %w", err)
+		}
+		return nil
+	})
+}
+
+func (d *db) dmRoom(ctx context.Context, local string, peer event.UserURI) (event.RoomURI, error) {
+	var uri string
+	err := d.s.QueryRowContext(ctx, `SELECT room_uri FROM xmpp_dms WHERE local_jid = ? AND peer_uri = ?`, local, string(peer)).Scan(&uri)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errNoRoom
+	}
+	if err != nil {
+		return "", fmt.Errorf("xmpp: look up 1:1 room: %w", err)
+	}
+	return event.RoomURI(uri), nil
+}
+
+func (d *db) dmOf(ctx context.Context, uri event.RoomURI) (dm, error) {
+	var c dm
+	var peer string
+	err := d.s.QueryRowContext(ctx, `SELECT local_jid, peer_uri FROM xmpp_dms WHERE room_uri = ?`, string(uri)).Scan(&c.Local, &peer)
+	if errors.Is(err, sql.ErrNoRows) {
+		return dm{}, errNoRoom
+	}
+	if err != nil {
+		return dm{}, fmt.Errorf("xmpp: look up 1:1 conversation: %w", err)
+	}
+	c.Peer = event.UserURI(peer)
+	return c, nil
+}
+
+func (d *db) members(ctx context.Context, uri event.RoomURI) ([]member, error) {
+	rows, err := d.s.QueryContext(ctx, `SELECT user_uri, nick FROM xmpp_members WHERE room_uri = ? ORDER BY nick`, string(uri))
+	if err != nil {
+		return nil, fmt.Errorf("xmpp: list members: %w", err)
+	}
+	defer rows.Close()
+	var out []member
+	for rows.Next() {
+		var m member
+		var u string
+		if err := rows.Scan(&u, &m.Nick); err != nil {
+			return nil, fmt.Errorf("xmpp: list members: %w", err)
+		}
+		m.User = event.UserURI(u)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (d *db) memberNick(ctx context.Context, uri event.RoomURI, user event.UserURI) (string, error) {
+	var nick string
+	err := d.s.QueryRowContext(ctx, `SELECT nick FROM xmpp_members WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user)).Scan(&nick)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errNoRoom
+	}
+	if err != nil {
+		return "", fmt.Errorf("xmpp: member nick: %w", err)
+	}
+	return nick, nil
+}
+
+// addMember records a MIMI member; added is false when it was already a member.
+func (d *db) addMember(ctx context.Context, uri event.RoomURI, m member) (bool, error) {
+	res, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_members (room_uri, user_uri, nick, joined_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		string(uri), string(m.User), m.Nick, d.now().UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("xmpp: add member: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("xmpp: add member: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (d *db) removeMember(ctx context.Context, uri event.RoomURI, user event.UserURI) (bool, error) {
+	res, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_members WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user))
+	if err != nil {
+		return false, fmt.Errorf("xmpp: remove member: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("xmpp: remove member: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (d *db) occupants(ctx context.Context, uri event.RoomURI) ([]occupant, error) {
+	rows, err := d.s.QueryContext(ctx, `SELECT full_jid, bare_jid, nick FROM xmpp_occupants WHERE room_uri = ? ORDER BY joined_at, full_jid`, string(uri))
+	if err != nil {
+		return nil, fmt.Errorf("xmpp: list occupants: %w", err)
+	}
+	defer rows.Close()
+	var out []occupant
+	for rows.Next() {
+		var o occupant
+		if err := rows.Scan(&o.Full, &o.Bare, &o.Nick); err != nil {
+			return nil, fmt.Errorf("xmpp: list occupants: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+func (d *db) addOccupant(ctx context.Context, uri event.RoomURI, o occupant) error {
+	_, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_occupants (room_uri, full_jid, bare_jid, nick, joined_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (room_uri, full_jid) DO UPDATE SET nick = excluded.nick`, string(uri), o.Full, o.Bare, o.Nick, d.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("xmpp: add occupant: %w", err)
+	}
+	return nil
+}
+
+func (d *db) removeOccupant(ctx context.Context, uri event.RoomURI, full string) error {
+	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_occupants WHERE room_uri = ? AND full_jid = ?`, string(uri), full); err != nil {
+		return fmt.Errorf("xmpp: remove occupant: %w", err)
+	}
+	return nil
+}
+
+func (d *db) addHistory(ctx context.Context, uri event.RoomURI, h historyEntry, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	if _, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_history (room_uri, stanza_id, nick, payload, sent_at) VALUES (?, ?, ?, ?, ?)`,
+		string(uri), h.StanzaID, h.Nick, h.Payload, h.SentAt.UnixMilli()); err != nil {
+		return fmt.Errorf("xmpp: add history: %w", err)
+	}
+	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
+		SELECT seq FROM xmpp_history WHERE room_uri = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, string(uri), string(uri), keep); err != nil {
+		return fmt.Errorf("xmpp: prune history: %w", err)
+	}
+	return nil
+}
+
+func (d *db) deleteHistory(ctx context.Context, uri event.RoomURI, stanzaID string) error {
+	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND stanza_id = ?`, string(uri), stanzaID); err != nil {
+		return fmt.Errorf("xmpp: delete history: %w", err)
+	}
+	return nil
+}
+
+// history returns up to n most recent entries sent at or after since, oldest first.
+func (d *db) history(ctx context.Context, uri event.RoomURI, n int, since time.Time) ([]historyEntry, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	rows, err := d.s.QueryContext(ctx, `SELECT stanza_id, nick, payload, sent_at FROM xmpp_history
+		WHERE room_uri = ? AND sent_at >= ? ORDER BY seq DESC LIMIT ?`, string(uri), since.UnixMilli(), n)
+	if err != nil {
+		return nil, fmt.Errorf("xmpp: read history: %w", err)
+	}
+	defer rows.Close()
+	var out []historyEntry
+	for rows.Next() {
+		var h historyEntry
+		var at int64
+		if err := rows.Scan(&h.StanzaID, &h.Nick, &h.Payload, &at); err != nil {
+			return nil, fmt.Errorf("xmpp: read history: %w", err)
+		}
+		h.SentAt = time.UnixMilli(at)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("xmpp: read history: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// historyPayload returns the stored payload of a message, to quote it in a reply fallback.
+func (d *db) historyPayload(ctx context.Context, uri event.RoomURI, stanzaID string) (historyEntry, error) {
+	var h historyEntry
+	var at int64
+	err := d.s.QueryRowContext(ctx, `SELECT stanza_id, nick, payload, sent_at FROM xmpp_history WHERE room_uri = ? AND stanza_id = ? ORDER BY seq DESC LIMIT 1`,
+		string(uri), stanzaID).Scan(&h.StanzaID, &h.Nick, &h.Payload, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, errNoRoom
+	}
+	if err != nil {
+		return h, fmt.Errorf("xmpp: read history entry: %w", err)
+	}
+	h.SentAt = time.UnixMilli(at)
+	return h, nil
+}
+
+// putOpaque records an opaque localpart for a URI that cannot be escaped into a JID; it returns
+// the localpart already stored for the URI, if any.
+func (d *db) putOpaque(ctx context.Context, local, uri string) (string, error) {
+	if _, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_opaque (local, uri, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		local, uri, d.now().UnixMilli()); err != nil {
+		return "", fmt.Errorf("xmpp: store opaque localpart: %w", err)
+	}
+	var got string
+	if err := d.s.QueryRowContext(ctx, `SELECT local FROM xmpp_opaque WHERE uri = ?`, uri).Scan(&got); err != nil {
+		return "", fmt.Errorf("xmpp: read opaque localpart: %w", err)
+	}
+	return got, nil
+}
+
+func (d *db) opaqueURI(ctx context.Context, local string) (string, error) {
+	var uri string
+	err := d.s.QueryRowContext(ctx, `SELECT uri FROM xmpp_opaque WHERE local = ?`, local).Scan(&uri)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errUnknownJID
+	}
+	if err != nil {
+		return "", fmt.Errorf("xmpp: read opaque localpart: %w", err)
+	}
+	return uri, nil
+}
+
+// secretKey returns the installation's random key for deterministic salts and occupant IDs,
+// creating it on first use.
+func (d *db) secretKey(ctx context.Context) ([]byte, error) {
+	kv := d.s.KV(kvScope)
+	e, err := kv.Get(ctx, "hmac-key")
+	if err == nil && len(e.Value) == 32 {
+		return e.Value, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("xmpp: read key: %w", err)
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("xmpp: generate key: %w", err)
+	}
+	if _, err := kv.CompareAndSwap(ctx, "hmac-key", 0, k); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			e, err := kv.Get(ctx, "hmac-key")
+			if err != nil {
+				return nil, fmt.Errorf("xmpp: read key: %w", err)
+			}
+			return e.Value, nil
+		}
+		return nil, fmt.Errorf("xmpp: store key: %w", err)
+	}
+	return k, nil
+}

@@ -1,0 +1,159 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// directMessage handles a message to the users component: a local user writing to a puppet.
+func (a *Adapter) directMessage(ctx context.Context, m *inMessage, at time.Time) {
+	if m.Type == "error" || m.Type == "groupchat" || m.Type == "headline" {
+		a.met.dropped.WithLabelValues("message_type").Inc()
+		return
+	}
+	from, err1 := jid.Parse(m.From)
+	to, err2 := jid.Parse(m.To)
+	if err1 != nil || err2 != nil {
+		a.met.dropped.WithLabelValues("bad_address").Inc()
+		return
+	}
+	_, hasBody := m.text()
+	if to.Localpart() == "" {
+		if hasBody {
+			a.replyError(ctx, a.users, m, refuse("cancel", "service-unavailable",
+				"This is the MIMI gateway. Write to a MIMI user's address (user\\40provider@"+a.cfg.Users.Domain+") instead."))
+		}
+		return
+	}
+	if !a.m.isLocal(from) {
+		a.replyError(ctx, a.users, m, refuse("auth", "forbidden", "only users of "+a.cfg.Domain+" can write to MIMI users"))
+		return
+	}
+	peer, err := a.m.puppetURI(ctx, to)
+	if err != nil {
+		a.replyError(ctx, a.users, m, refuse("cancel", "item-not-found", "no such MIMI user"))
+		return
+	}
+	sender, err := a.m.localUserURI(from)
+	if err != nil {
+		a.replyError(ctx, a.users, m, refuse("auth", "forbidden", "unknown sender"))
+		return
+	}
+	o := origin{nativeRoom: dmNativeRoom(from, to), sender: from.Bare(), senderURI: sender}
+	if o.room, err = a.ensureDM(ctx, o, to.Bare(), peer, at); err != nil {
+		a.log.Warn("could not set up a 1:1 room", "err", err)
+		a.replyError(ctx, a.users, m, err)
+		return
+	}
+	res, err := a.bridgeMessage(ctx, o, m, at)
+	if err != nil {
+		a.replyError(ctx, a.users, m, err)
+		return
+	}
+	if res.skip {
+		return
+	}
+	// The stanza is on the bus now; only now may the sender learn that it was received.
+	if m.ReceiptRequest != nil && validID(m.ID) && (res.kind == event.KindMessage || res.kind == event.KindEdit) {
+		rc := &outMessage{From: to.Bare().String(), To: from.String(), ID: "rcpt-" + m.ID, Received: &outID{ID: m.ID}}
+		if err := a.users.send(ctx, rc); err != nil {
+			a.log.Info("could not send a delivery receipt", "err", err)
+		}
+	}
+}
+
+// ensureDM returns the MIMI room of the conversation between a local user and a MIMI user,
+// creating it on first use: a room hosted by this gateway with the local user joined and the
+// peer invited. Its URI is derived from the pair, so a retry after a crash publishes the same
+// events (deduplicated on the bus) and finds the same room.
+func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer event.UserURI, at time.Time) (event.RoomURI, error) {
+	if uri, err := a.db.dmRoom(ctx, o.sender.String(), peer); err == nil {
+		return uri, nil
+	} else if !errors.Is(err, errNoRoom) {
+		return "", err
+	}
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write([]byte("dm:" + o.sender.String() + "\x00" + string(peer)))
+	id := "dm-" + strings.ToLower(b32.EncodeToString(mac.Sum(nil)[:15]))
+	uri := event.NewRoomURI(a.cfg.Provider, id)
+	o.room = uri
+	for _, mem := range []struct {
+		action event.MembershipAction
+		target event.UserURI
+	}{{event.MembershipJoin, o.senderURI}, {event.MembershipInvite, peer}} {
+		env := &event.Envelope{
+			ID: o.eventID("dm-create " + strconv.Itoa(int(mem.action)) + " " + string(mem.target)), Kind: event.KindMembership,
+			Room: uri, Sender: o.senderURI, Membership: &event.Membership{Action: mem.action, Target: mem.target},
+			Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Sender: event.NativeUserID(o.sender.String())},
+			Timestamp: at,
+		}
+		if err := a.publishEnvelope(ctx, env); err != nil {
+			return "", err
+		}
+	}
+	if err := a.db.createDM(ctx, room{URI: uri, MUCLocal: id, Kind: kindDM}, dm{Local: o.sender.String(), Peer: peer}); err != nil {
+		return "", err
+	}
+	return uri, nil
+}
+
+// replyError answers a message with a stanza error: the bridging refusal, or a temporary failure
+// when the bus or the database failed (the user may resend).
+func (a *Adapter) replyError(ctx context.Context, c *conn, m *inMessage, err error) {
+	if m.Type == "error" {
+		return
+	}
+	var be *bridgeError
+	var se *outError
+	if errors.As(err, &be) {
+		se = stanzaError(be.typ, be.cond, be.text)
+		a.met.dropped.WithLabelValues("refused").Inc()
+	} else {
+		a.log.Warn("could not bridge a message", "err", err)
+		se = stanzaError("wait", "internal-server-error", "the gateway could not forward this message; please try again")
+		a.met.dropped.WithLabelValues("internal").Inc()
+	}
+	out := &outMessage{From: m.To, To: m.From, ID: m.ID, Type: "error", Error: se}
+	if len(out.ID) > maxIDLen {
+		out.ID = ""
+	}
+	if err := c.send(ctx, out); err != nil {
+		a.log.Info("could not send a stanza error", "err", err)
+	}
+}
+
+// puppetPresence answers presence to a puppet: subscriptions are approved and probes answered,
+// so local users can put MIMI users on their roster.
+func (a *Adapter) puppetPresence(ctx context.Context, p *inPresence) {
+	from, err1 := jid.Parse(p.From)
+	to, err2 := jid.Parse(p.To)
+	if err1 != nil || err2 != nil || !a.m.isLocal(from) || to.Localpart() == "" {
+		return
+	}
+	if _, err := a.m.puppetURI(ctx, to); err != nil {
+		return
+	}
+	send := func(typ string) {
+		if err := a.users.send(ctx, &outPresence{From: to.Bare().String(), To: from.Bare().String(), Type: typ}); err != nil {
+			a.log.Info("could not answer presence", "err", err)
+		}
+	}
+	switch p.Type {
+	case "subscribe":
+		send("subscribed")
+		send("")
+	case "probe":
+		send("")
+	case "unsubscribe":
+		send("unsubscribed")
+	}
+}

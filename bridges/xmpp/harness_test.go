@@ -1,0 +1,520 @@
+package xmpp
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// The integration tests start their own Prosody (installed by .ci/install-prosody) on random
+// loopback ports with a configuration in t.TempDir(), an embedded NATS bus and a SQLite store,
+// and talk to it with a raw c2s client. Without Prosody they fail and name the install script.
+
+const (
+	testDomain     = "localhost"
+	testUsers      = "mimi.localhost"
+	testRooms      = "rooms.localhost"
+	testSecretU    = "users-secret"
+	testSecretR    = "rooms-secret"
+	testPartner    = event.Domain("clinic-b.example")
+	testBob        = event.UserURI("mimi://clinic-b.example/u/bob")
+	testBobPuppet  = `bob\40clinic-b.example@mimi.localhost`
+	prosodyMissing = "prosody is not installed: run .ci/install-prosody (as root) to install it from the Debian packages"
+)
+
+// prosody is a Prosody process owned by one test.
+type prosody struct {
+	dir       string
+	cfg       string
+	c2s, comp int
+	cmd       *exec.Cmd
+	exited    chan struct{}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startProsody writes a loopback-only configuration with the two component domains and starts
+// Prosody in the foreground. Users alice, carol and mallory (password "pw") exist.
+func startProsody(t *testing.T) *prosody {
+	t.Helper()
+	for _, bin := range []string{"prosody", "prosodyctl"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatal(prosodyMissing)
+		}
+	}
+	p := &prosody{dir: t.TempDir(), c2s: freePort(t), comp: freePort(t)}
+	for _, d := range []string{"data", "logs", "certs"} {
+		if err := os.MkdirAll(filepath.Join(p.dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := ""
+	if os.Geteuid() == 0 {
+		root = "run_as_root = true\n"
+	}
+	conf := fmt.Sprintf(`%spidfile = %q
+data_path = %q
+certificates = %q
+log = {
+  { levels = { min = "info" }, to = "file", filename = %q };
+}
+interfaces = { "127.0.0.1" }
+c2s_ports = { %d }
+c2s_direct_tls_ports = { }
+component_interfaces = { "127.0.0.1" }
+component_ports = { %d }
+http_ports = { }
+https_ports = { }
+modules_disabled = { "s2s" }
+modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "posix" }
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+allow_registration = false
+VirtualHost %q
+Component %q
+  component_secret = %q
+Component %q
+  component_secret = %q
+`, root, filepath.Join(p.dir, "prosody.pid"), filepath.Join(p.dir, "data"), filepath.Join(p.dir, "certs"),
+		filepath.Join(p.dir, "logs", "prosody.log"), p.c2s, p.comp, testDomain, testUsers, testSecretU, testRooms, testSecretR)
+	p.cfg = filepath.Join(p.dir, "prosody.cfg.lua")
+	if err := os.WriteFile(p.cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "carol", "mallory"} {
+		out, err := exec.Command("prosodyctl", "--config", p.cfg, "register", u, testDomain, "pw").CombinedOutput()
+		if err != nil {
+			t.Fatalf("prosodyctl register %s: %v\n%s", u, err, out)
+		}
+	}
+	p.start(t)
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *prosody) start(t *testing.T) {
+	t.Helper()
+	log, err := os.OpenFile(filepath.Join(p.dir, "logs", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command("prosody", "-F", "--config", p.cfg)
+	p.cmd.Stdout, p.cmd.Stderr = log, log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start prosody: %v", err)
+	}
+	p.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, ch chan struct{}) { _ = cmd.Wait(); _ = log.Close(); close(ch) }(p.cmd, p.exited)
+	waitFor(t, 10*time.Second, "prosody listening", func() bool {
+		for _, port := range []int{p.c2s, p.comp} {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
+			if err != nil {
+				return false
+			}
+			c.Close()
+		}
+		return true
+	})
+}
+
+// stop ends Prosody with SIGTERM (SIGKILL after 5s) and waits for it.
+func (p *prosody) stop(t *testing.T) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+func (p *prosody) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, "logs", "prosody.log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// node is a generic XML element for assertions.
+type node struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+	Text    string     `xml:",chardata"`
+	Nodes   []node     `xml:",any"`
+}
+
+func (n *node) attr(name string) string {
+	for _, a := range n.Attrs {
+		if a.Name.Local == name && (a.Name.Space == "" || a.Name.Space == "xml") {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// child returns the first child with the namespace (empty matches any) and local name.
+func (n *node) child(space, local string) *node {
+	for i := range n.Nodes {
+		c := &n.Nodes[i]
+		if c.XMLName.Local == local && (space == "" || c.XMLName.Space == space) {
+			return c
+		}
+	}
+	return nil
+}
+
+func (n *node) String() string {
+	b, _ := xml.Marshal(n)
+	return string(b)
+}
+
+// client is a minimal c2s client: SASL PLAIN without TLS (loopback test server only), resource
+// binding, and raw XML out; stanzas in are collected for expect.
+type client struct {
+	t    *testing.T
+	jid  string // full JID after binding
+	conn net.Conn
+	mu   sync.Mutex
+	buf  []*node
+	wake chan struct{}
+	done chan struct{}
+}
+
+func dialClient(t *testing.T, p *prosody, user, resource string) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.c2s), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial c2s: %v", err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	dec := xml.NewDecoder(r)
+	openStream := func() {
+		fmt.Fprintf(conn, `<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`, testDomain)
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("read stream header: %v", err)
+			}
+			if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "stream" {
+				break
+			}
+		}
+		var features node
+		nextElement(t, dec, &features)
+	}
+	openStream()
+	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00pw"))
+	fmt.Fprintf(conn, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>`, auth)
+	var res node
+	nextElement(t, dec, &res)
+	if res.XMLName.Local != "success" {
+		t.Fatalf("SASL for %s failed: %s", user, res.String())
+	}
+	dec = xml.NewDecoder(r)
+	openStream()
+	fmt.Fprintf(conn, `<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>%s</resource></bind></iq>`, resource)
+	var bound node
+	nextElement(t, dec, &bound)
+	j := bound.child("", "bind")
+	if j == nil || j.child("", "jid") == nil {
+		t.Fatalf("bind failed: %s", bound.String())
+	}
+	c := &client{t: t, jid: j.child("", "jid").Text, conn: conn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	_ = conn.SetDeadline(time.Time{})
+	go c.read(dec)
+	c.send(`<presence/>`)
+	t.Cleanup(c.close)
+	return c
+}
+
+func nextElement(t *testing.T, dec *xml.Decoder, v *node) {
+	t.Helper()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("read element: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if err := dec.DecodeElement(v, &se); err != nil {
+				t.Fatalf("decode element: %v", err)
+			}
+			return
+		}
+	}
+}
+
+func (c *client) read(dec *xml.Decoder) {
+	defer close(c.done)
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		n := &node{}
+		if err := dec.DecodeElement(n, &se); err != nil {
+			return
+		}
+		c.mu.Lock()
+		c.buf = append(c.buf, n)
+		c.mu.Unlock()
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *client) send(raw string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.conn, raw); err != nil {
+		c.t.Fatalf("client %s send: %v", c.jid, err)
+	}
+}
+
+func (c *client) close() {
+	_, _ = io.WriteString(c.conn, `</stream:stream>`)
+	_ = c.conn.Close()
+	<-c.done
+}
+
+// expect waits for a stanza matching pred and removes it (and nothing else) from the buffer.
+func (c *client) expect(what string, pred func(n *node) bool) *node {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		for i, n := range c.buf {
+			if pred(n) {
+				c.buf = append(c.buf[:i:i], c.buf[i+1:]...)
+				c.mu.Unlock()
+				return n
+			}
+		}
+		var seen []string
+		for _, n := range c.buf {
+			seen = append(seen, n.String())
+		}
+		c.mu.Unlock()
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: timed out waiting for %s; received:\n%s", c.jid, what, strings.Join(seen, "\n"))
+		}
+		select {
+		case <-c.wake:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// none asserts that no buffered stanza matches pred.
+func (c *client) none(what string, pred func(n *node) bool) {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.buf {
+		if pred(n) {
+			c.t.Fatalf("%s: unexpected %s: %s", c.jid, what, n.String())
+		}
+	}
+}
+
+// collector records the envelopes the adapter published (mimi.out), in order.
+type collector struct {
+	mu   sync.Mutex
+	envs []*event.Envelope
+}
+
+func (c *collector) add(e *event.Envelope) {
+	c.mu.Lock()
+	c.envs = append(c.envs, e)
+	c.mu.Unlock()
+}
+
+func (c *collector) all() []*event.Envelope {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*event.Envelope(nil), c.envs...)
+}
+
+// wait returns the first envelope (after skipping n matches) that matches pred.
+func (c *collector) wait(t *testing.T, what string, pred func(e *event.Envelope) bool) *event.Envelope {
+	t.Helper()
+	var got *event.Envelope
+	waitFor(t, 10*time.Second, what, func() bool {
+		for _, e := range c.all() {
+			if pred(e) {
+				got = e
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+func (c *collector) count(pred func(e *event.Envelope) bool) int {
+	n := 0
+	for _, e := range c.all() {
+		if pred(e) {
+			n++
+		}
+	}
+	return n
+}
+
+// recordingPublisher wraps the real bus and records each envelope once PublishOut returned: what
+// is recorded is on the bus.
+type recordingPublisher struct {
+	bus.Publisher
+	onBus collector
+}
+
+func (r *recordingPublisher) PublishOut(ctx context.Context, env *event.Envelope) error {
+	if err := r.Publisher.PublishOut(ctx, env); err != nil {
+		return err
+	}
+	r.onBus.add(env)
+	return nil
+}
+
+// env is one integration test environment: Prosody, bus, store, adapter, and the consumer that
+// plays the MIMI endpoint.
+type env struct {
+	t       *testing.T
+	p       *prosody
+	bus     *bus.NATS
+	st      *store.Store
+	a       *Adapter
+	pub     *recordingPublisher
+	out     collector // envelopes consumed from mimi.out
+	cfg     Config
+	dataDir string
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("XMPP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, p: startProsody(t), dataDir: t.TempDir()}
+	ctx := t.Context()
+	var err error
+	e.bus, err = bus.Open(ctx, bus.Config{Mode: bus.ModeEmbedded, Embedded: bus.EmbeddedConfig{StoreDir: filepath.Join(e.dataDir, "nats")},
+		AckWait: 2 * time.Second, MaxDeliveries: 5, Backoff: []time.Duration{50 * time.Millisecond}, Partitions: 2, ReadyTimeout: 15 * time.Second}, testLogger(t))
+	if err != nil {
+		t.Fatalf("bus: %v", err)
+	}
+	t.Cleanup(func() { _ = e.bus.Close(context.Background()) })
+	e.st, err = store.Open(ctx, store.Config{Path: filepath.Join(e.dataDir, "gw.db")})
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	t.Cleanup(func() { _ = e.st.Close() })
+	sub, err := e.bus.ConsumeOut(ctx, "test-endpoint", func(_ context.Context, d bus.Delivery) error {
+		e.out.add(d.Envelope)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("consume out: %v", err)
+	}
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
+	e.cfg = Config{
+		Server: fmt.Sprintf("127.0.0.1:%d", e.p.comp), Domain: testDomain,
+		Users: ComponentConfig{Domain: testUsers, Secret: testSecretU}, Rooms: ComponentConfig{Domain: testRooms, Secret: testSecretR},
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, DialTimeout: 3 * time.Second, Workers: 2,
+	}
+	e.pub = &recordingPublisher{Publisher: e.bus}
+	e.a, err = New(ctx, e.cfg, e.st, e.pub, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatalf("adapter: %v", err)
+	}
+	if err := e.a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.a.Stop(sctx); err != nil {
+			t.Errorf("stop adapter: %v", err)
+		}
+	})
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := e.a.WaitConnected(wctx); err != nil {
+		t.Fatalf("%v\nprosody log:\n%s", err, e.p.logTail())
+	}
+	insub, err := bridges.Run(ctx, e.bus, "xmpp-test", e.a, testLogger(t))
+	if err != nil {
+		t.Fatalf("run adapter consumer: %v", err)
+	}
+	t.Cleanup(func() { _ = insub.Stop(context.Background()) })
+	return e
+}
+
+// publishIn plays the MIMI endpoint: it publishes a MIMI → XMPP envelope for the adapter.
+func (e *env) publishIn(env *event.Envelope) {
+	e.t.Helper()
+	if err := e.bus.PublishIn(e.t.Context(), event.NetworkXMPP, env); err != nil {
+		e.t.Fatalf("publish in: %v", err)
+	}
+}
+
+var errNoMatch = errors.New("no match")

@@ -1,0 +1,504 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// origin is where an incoming stanza comes from, mapped to MIMI.
+type origin struct {
+	nativeRoom event.NativeRoomID // MUC bare JID, or dmNativeRoom for 1:1
+	sender     jid.JID            // the local user's bare JID
+	senderURI  event.UserURI
+	room       event.RoomURI
+	muc        bool // in a MUC the room's stanza-id, not the client's ID, is the primary native ID
+}
+
+// dmNativeRoom names a 1:1 conversation as a native room: the local user and the puppet.
+func dmNativeRoom(local, puppet jid.JID) event.NativeRoomID {
+	return event.NativeRoomID("dm:" + local.Bare().String() + "|" + puppet.Bare().String())
+}
+
+// stanzaIDOf is the XEP-0359 stanza-id the gateway gives a message: the MIMI message ID in
+// unpadded base64url, so that a reference to it maps straight back.
+func stanzaIDOf(id content.MessageID) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// eventID derives the envelope ID of something the sender did in a stanza. Stanza IDs are not
+// unique in XMPP, so the sender is part of the ID: another user who reuses the ID gets another
+// event, never a deduplicated one.
+func (o origin) eventID(what string) event.EventID {
+	return event.NewEventID(event.NetworkXMPP, o.nativeRoom, event.NativeEventID(o.sender.String()+" "+what))
+}
+
+// saltFor derives the content salt of an event from the installation key, so that a stanza that
+// is bridged again after a crash gets the same MIMI message ID, and the salt stays unguessable.
+func (a *Adapter) saltFor(id event.EventID) []byte {
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write([]byte("salt:"))
+	mac.Write([]byte(id))
+	return mac.Sum(nil)[:content.SaltSize]
+}
+
+// occupantID is the XEP-0421 occupant-id of a user in a room: stable, opaque, per room.
+func (a *Adapter) occupantID(r event.RoomURI, u event.UserURI) string {
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write([]byte("occupant:"))
+	mac.Write([]byte(r))
+	mac.Write([]byte{0})
+	mac.Write([]byte(u))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
+}
+
+func (a *Adapter) builder(o origin, ev event.EventID, ts time.Time) *content.Builder {
+	return &content.Builder{SenderURI: string(o.senderURI), RoomURI: string(o.room),
+		Rand: bytes.NewReader(a.saltFor(ev)), Now: func() time.Time { return ts }}
+}
+
+// externalID is content extension 4 for a native stanza ID: the ID and, as scope, the sender's
+// XMPP URI (RFC 5122), since XMPP stanza IDs are only unique per sender.
+func externalID(o origin, nativeID string) content.Option {
+	return content.WithExternalID(content.ExternalID{ID: []byte(nativeID), URI: "xmpp:" + (&url.URL{Path: o.sender.String()}).EscapedPath()})
+}
+
+// publishContent encodes msg, publishes it and returns its MIMI message ID. The envelope is on the
+// bus (PublishOut returned) before the function returns.
+func (a *Adapter) publishContent(ctx context.Context, o origin, kind event.Kind, ev event.EventID, nativeID string, msg *content.Message, ts time.Time) (content.MessageID, error) {
+	data, id, err := msg.EncodeWithID(a.cfg.IDVersion)
+	if err != nil {
+		return id, fmt.Errorf("xmpp: encode %s content: %w", kind, err)
+	}
+	env := &event.Envelope{
+		ID: ev, Kind: kind, Room: o.room, Sender: o.senderURI, Content: data,
+		Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Event: event.NativeEventID(nativeID), Sender: event.NativeUserID(o.sender.String())},
+		Timestamp: ts, MessageID: id[:],
+	}
+	if err := a.pub.PublishOut(ctx, env); err != nil {
+		return id, fmt.Errorf("xmpp: publish %s: %w", kind, err)
+	}
+	a.met.published.WithLabelValues(kind.String()).Inc()
+	return id, nil
+}
+
+// publishEnvelope publishes an envelope without content (membership, metadata).
+func (a *Adapter) publishEnvelope(ctx context.Context, env *event.Envelope) error {
+	if err := a.pub.PublishOut(ctx, env); err != nil {
+		return fmt.Errorf("xmpp: publish %s: %w", env.Kind, err)
+	}
+	a.met.published.WithLabelValues(env.Kind.String()).Inc()
+	return nil
+}
+
+// bridged is the outcome of bridging one message stanza.
+type bridged struct {
+	kind      event.Kind
+	id        content.MessageID // of the published message (KindMessage, KindEdit, KindDelete)
+	nativeID  string            // the stanza's own ID (origin-id, else id)
+	duplicate bool              // already bridged earlier: nothing published now
+	skip      bool              // nothing to bridge (chat states, empty messages)
+}
+
+// bridgeError is a stanza error to send back instead of bridging.
+type bridgeError struct {
+	typ, cond, text string
+}
+
+func (e *bridgeError) Error() string { return e.cond + ": " + e.text }
+
+func refuse(typ, cond, text string) error { return &bridgeError{typ, cond, text} }
+
+// nativeIDOf returns the ID the client gave the stanza: its XEP-0359 origin-id, else its id, else
+// a random one (such a stanza cannot be referenced later anyway).
+func nativeIDOf(m *inMessage) string {
+	if m.OriginID != nil && validID(m.OriginID.ID) {
+		return m.OriginID.ID
+	}
+	if validID(m.ID) {
+		return m.ID
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "gw-" + hex.EncodeToString(b[:])
+}
+
+// timestampOf returns when the message was sent: the arrival time, or an XEP-0203 delay stamp
+// that is valid, not in the future and at most a day old.
+func timestampOf(m *inMessage, at time.Time) time.Time {
+	if m.Delay == nil {
+		return at
+	}
+	t, err := parseStamp(m.Delay.Stamp)
+	if err != nil || t.After(at) || at.Sub(t) > 24*time.Hour {
+		return at
+	}
+	return t
+}
+
+// bridgeMessage maps one message stanza from a local user to MIMI content and publishes it.
+func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *inMessage, at time.Time) (bridged, error) {
+	if m.OMEMO != nil || m.OMEMO2 != nil {
+		return bridged{}, refuse("cancel", "not-acceptable",
+			"End-to-end encrypted (OMEMO) messages cannot be bridged: encryption ends at the MIMI gateway. Send the message unencrypted.")
+	}
+	nativeID := nativeIDOf(m)
+	res := bridged{nativeID: nativeID}
+	ts := timestampOf(m, at)
+	body, hasBody := m.text()
+	if len(body) > a.cfg.MaxBodyBytes {
+		return res, refuse("modify", "policy-violation", fmt.Sprintf("message longer than %d bytes", a.cfg.MaxBodyBytes))
+	}
+	if !utf8.ValidString(body) {
+		return res, refuse("modify", "bad-request", "body is not UTF-8")
+	}
+	switch {
+	case m.Retract != nil:
+		return a.bridgeRetract(ctx, o, m, res, ts)
+	case m.Replace != nil && hasBody:
+		return a.bridgeCorrection(ctx, o, m, body, res, ts)
+	case m.Reactions != nil:
+		return a.bridgeReactions(ctx, o, m, res, ts)
+	case hasBody && strings.TrimSpace(body) != "" || len(m.OOB) > 0:
+		return a.bridgeNew(ctx, o, m, body, res, ts)
+	case m.Received != nil || m.Displayed != nil || m.MarkReceived != nil:
+		return a.bridgeReceipt(ctx, o, m, res, ts)
+	}
+	res.skip = true
+	if m.isChatStateOnly() {
+		a.met.dropped.WithLabelValues("chat_state").Inc()
+	} else {
+		a.met.dropped.WithLabelValues("nothing_to_bridge").Inc()
+	}
+	return res, nil
+}
+
+// alreadyBridged reports whether the sender's stanza ID is mapped already (a resent stanza).
+func (a *Adapter) alreadyBridged(ctx context.Context, o origin, nativeID string) (idmap.Message, bool, error) {
+	prev, err := a.ids.Native(ctx, event.NetworkXMPP, o.nativeRoom, event.NativeEventID(nativeID), event.NativeUserID(o.sender.String()))
+	if errors.Is(err, idmap.ErrNotFound) {
+		return idmap.Message{}, false, nil
+	}
+	if err != nil {
+		return idmap.Message{}, false, err
+	}
+	return prev, true, nil
+}
+
+func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body string, res bridged, ts time.Time) (bridged, error) {
+	res.kind = event.KindMessage
+	if prev, dup, err := a.alreadyBridged(ctx, o, res.nativeID); err != nil {
+		return res, err
+	} else if dup {
+		res.duplicate = true
+		copy(res.id[:], prev.MessageID)
+		return res, nil
+	}
+	ev := o.eventID(res.nativeID)
+	var opts []content.Option
+	opts = append(opts, externalID(o, res.nativeID))
+	if m.Reply != nil && validID(m.Reply.ID) {
+		if target, ok := a.lookupAny(ctx, o, m.Reply.ID); ok {
+			opts = append(opts, content.InReplyTo(target))
+			body = stripFallback(body, m.Fallback, nsReply)
+		}
+	}
+	part, err := a.bodyPart(body, m.OOB)
+	if err != nil {
+		return res, err
+	}
+	msg, err := a.builder(o, ev, ts).New(part, opts...)
+	if err != nil {
+		return res, refuse("modify", "bad-request", "message cannot be represented: "+err.Error())
+	}
+	id, err := a.publishContent(ctx, o, event.KindMessage, ev, res.nativeID, msg, ts)
+	if err != nil {
+		return res, err
+	}
+	res.id = id
+	if err := a.putMapping(ctx, o, res.nativeID, id, ev, !o.muc); err != nil {
+		return res, err
+	}
+	// Clients refer to a message by its id attribute (XEP-0308) or its origin-id: map both.
+	if validID(m.ID) && m.ID != res.nativeID {
+		if err := a.putMapping(ctx, o, m.ID, id, ev, false); err != nil {
+			return res, err
+		}
+	}
+	if o.muc {
+		return res, a.putMapping(ctx, o, stanzaIDOf(id), id, ev, true)
+	}
+	return res, nil
+}
+
+// bodyPart maps the body and XEP-0066 links to a MIMI part: text, a link (ExternalPart), or both.
+func (a *Adapter) bodyPart(body string, oob []inOOB) (content.NestedPart, error) {
+	var parts []content.NestedPart
+	bodyIsURL := false
+	for i, x := range oob {
+		if i >= 8 {
+			break
+		}
+		u, err := url.Parse(strings.TrimSpace(x.URL))
+		if err != nil || len(x.URL) > maxURLLen || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			continue
+		}
+		if strings.TrimSpace(body) == strings.TrimSpace(x.URL) {
+			bodyIsURL = true
+		}
+		ct := mime.TypeByExtension(path.Ext(u.Path))
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		desc := x.Desc
+		if len(desc) > 1024 || !utf8.ValidString(desc) {
+			desc = ""
+		}
+		name := path.Base(u.Path)
+		if name == "/" || name == "." || len(name) > 255 {
+			name = ""
+		}
+		parts = append(parts, content.NestedPart{Disposition: content.DispAttachment,
+			Body: content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name}})
+	}
+	if strings.TrimSpace(body) != "" && !bodyIsURL {
+		parts = append([]content.NestedPart{content.PlainText(body)}, parts...)
+	}
+	switch len(parts) {
+	case 0:
+		return content.NestedPart{}, refuse("modify", "bad-request", "message has no text and no usable link")
+	case 1:
+		return parts[0], nil
+	}
+	return content.Multipart(content.ProcessAll, parts...), nil
+}
+
+// lookupAny resolves an ID that a stanza references (reply, reaction, receipt) in the
+// conversation, whoever sent the referenced message. In rooms the gateway's stanza-ids are the
+// MIMI IDs themselves.
+func (a *Adapter) lookupAny(ctx context.Context, o origin, id string) (content.MessageID, bool) {
+	var out content.MessageID
+	ms, err := a.ids.NativeAny(ctx, event.NetworkXMPP, o.nativeRoom, event.NativeEventID(id))
+	if err != nil || len(ms) == 0 {
+		return out, false
+	}
+	pick := ms[0]
+	for _, m := range ms {
+		if m.Primary {
+			pick = m
+			break
+		}
+	}
+	if pick.Room != o.room || len(pick.MessageID) != len(out) {
+		return out, false
+	}
+	copy(out[:], pick.MessageID)
+	return out, true
+}
+
+func (a *Adapter) putMapping(ctx context.Context, o origin, nativeID string, id content.MessageID, ev event.EventID, primary bool) error {
+	_, err := a.ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: o.nativeRoom, NativeID: event.NativeEventID(nativeID),
+		NativeSender: event.NativeUserID(o.sender.String()), Room: o.room, MessageID: id[:], EventID: ev, Primary: primary})
+	if err != nil && !errors.Is(err, idmap.ErrConflict) {
+		return fmt.Errorf("xmpp: record message mapping: %w", err)
+	}
+	return nil
+}
+
+// ownTarget resolves the message a correction or retraction refers to. Only the original sender's
+// own messages are found (matterbridge #1396): anybody else's ID, or an unknown one, is not.
+func (a *Adapter) ownTarget(ctx context.Context, o origin, id string) (content.MessageID, bool, error) {
+	var out content.MessageID
+	if !validID(id) {
+		return out, false, nil
+	}
+	m, err := a.ids.Native(ctx, event.NetworkXMPP, o.nativeRoom, event.NativeEventID(id), event.NativeUserID(o.sender.String()))
+	if errors.Is(err, idmap.ErrNotFound) {
+		return out, false, nil
+	}
+	if err != nil {
+		return out, false, err
+	}
+	if m.Room != o.room || len(m.MessageID) != len(out) {
+		return out, false, nil
+	}
+	copy(out[:], m.MessageID)
+	return out, true, nil
+}
+
+func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *inMessage, body string, res bridged, ts time.Time) (bridged, error) {
+	res.kind = event.KindEdit
+	target, ok, err := a.ownTarget(ctx, o, m.Replace.ID)
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		return res, refuse("cancel", "item-not-found", "the corrected message is unknown or not yours")
+	}
+	if prev, dup, err := a.alreadyBridged(ctx, o, res.nativeID); err != nil {
+		return res, err
+	} else if dup {
+		res.duplicate = true
+		copy(res.id[:], prev.MessageID)
+		return res, nil
+	}
+	ev := o.eventID(res.nativeID)
+	part, err := a.bodyPart(body, m.OOB)
+	if err != nil {
+		return res, err
+	}
+	msg, err := a.builder(o, ev, ts).Edit(target, part, externalID(o, res.nativeID))
+	if err != nil {
+		return res, refuse("modify", "bad-request", "correction cannot be represented: "+err.Error())
+	}
+	if res.id, err = a.publishContent(ctx, o, event.KindEdit, ev, res.nativeID, msg, ts); err != nil {
+		return res, err
+	}
+	// The correction's own ID points at the first version too, so a later correction that
+	// references this one (some clients do) still finds the message (matterbridge #437, #1584).
+	if err := a.putMapping(ctx, o, res.nativeID, target, ev, false); err != nil {
+		return res, err
+	}
+	if validID(m.ID) && m.ID != res.nativeID {
+		if err := a.putMapping(ctx, o, m.ID, target, ev, false); err != nil {
+			return res, err
+		}
+	}
+	if o.muc {
+		return res, a.putMapping(ctx, o, stanzaIDOf(res.id), target, ev, false)
+	}
+	return res, nil
+}
+
+func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {
+	res.kind = event.KindDelete
+	target, ok, err := a.ownTarget(ctx, o, m.Retract.ID)
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		return res, refuse("cancel", "item-not-found", "the retracted message is unknown or not yours")
+	}
+	// One retraction per message: the event is named after the target, so a retraction sent twice
+	// (or under another stanza ID) is stored once on the bus.
+	ev := o.eventID("retract " + hex.EncodeToString(target[:]))
+	msg, err := a.builder(o, ev, ts).Delete(target, externalID(o, res.nativeID))
+	if err != nil {
+		return res, err
+	}
+	res.id, err = a.publishContent(ctx, o, event.KindDelete, ev, res.nativeID, msg, ts)
+	return res, err
+}
+
+func (a *Adapter) bridgeReactions(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {
+	res.kind = event.KindReaction
+	if !validID(m.Reactions.ID) {
+		return res, refuse("modify", "bad-request", "reactions without a valid message id")
+	}
+	target, ok := a.lookupAny(ctx, o, m.Reactions.ID)
+	if !ok {
+		return res, refuse("cancel", "item-not-found", "the message reacted to is unknown")
+	}
+	if len(m.Reactions.Reaction) > maxReactions {
+		return res, refuse("modify", "policy-violation", fmt.Sprintf("more than %d reactions", maxReactions))
+	}
+	var want []string
+	for _, r := range m.Reactions.Reaction {
+		r = strings.TrimSpace(r)
+		if r == "" || len(r) > maxReactionLen || !utf8.ValidString(r) {
+			continue
+		}
+		want = append(want, r)
+	}
+	cur, err := a.ids.Reactions(ctx, o.room, target[:], o.senderURI)
+	if err != nil {
+		return res, fmt.Errorf("xmpp: read reactions: %w", err)
+	}
+	add, remove := idmap.Diff(cur, want)
+	targetHex := hex.EncodeToString(target[:])
+	for _, r := range remove {
+		var reactionID content.MessageID
+		if len(r.MessageID) != len(reactionID) {
+			continue
+		}
+		copy(reactionID[:], r.MessageID)
+		ev := o.eventID("unreact " + hex.EncodeToString(r.MessageID))
+		msg, err := a.builder(o, ev, ts).Unreact(reactionID, target, externalID(o, res.nativeID))
+		if err != nil {
+			return res, err
+		}
+		if _, err := a.publishContent(ctx, o, event.KindReaction, ev, res.nativeID, msg, ts); err != nil {
+			return res, err
+		}
+		if _, err := a.ids.DeleteReaction(ctx, o.room, target[:], o.senderURI, r.Emoji); err != nil {
+			return res, fmt.Errorf("xmpp: record reaction: %w", err)
+		}
+	}
+	for _, emoji := range add {
+		// Named after target and emoji and the stanza: the same reaction added again later (after a
+		// removal) is a new MIMI message.
+		ev := o.eventID("react " + targetHex + " " + emoji + " " + res.nativeID)
+		msg, err := a.builder(o, ev, ts).Reaction(target, emoji, externalID(o, res.nativeID))
+		if err != nil {
+			return res, err
+		}
+		id, err := a.publishContent(ctx, o, event.KindReaction, ev, res.nativeID, msg, ts)
+		if err != nil {
+			return res, err
+		}
+		if _, err := a.ids.PutReaction(ctx, idmap.Reaction{Room: o.room, Target: target[:], Reactor: o.senderURI, Emoji: emoji,
+			MessageID: id[:], EventID: ev}); err != nil {
+			return res, fmt.Errorf("xmpp: record reaction: %w", err)
+		}
+	}
+	if len(add) == 0 && len(remove) == 0 {
+		res.duplicate = true
+	}
+	return res, nil
+}
+
+func (a *Adapter) bridgeReceipt(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {
+	res.kind = event.KindReceipt
+	var ref string
+	status := content.StatusDelivered
+	switch {
+	case m.Displayed != nil:
+		ref, status = m.Displayed.ID, content.StatusRead
+	case m.Received != nil:
+		ref = m.Received.ID
+	case m.MarkReceived != nil:
+		ref = m.MarkReceived.ID
+	}
+	if !validID(ref) {
+		res.skip = true
+		return res, nil
+	}
+	target, ok := a.lookupAny(ctx, o, ref)
+	if !ok {
+		res.skip = true // a receipt for something we never bridged: nothing to report
+		return res, nil
+	}
+	ev := o.eventID(status.String() + " " + hex.EncodeToString(target[:]))
+	msg, err := a.builder(o, ev, ts).Status(content.StatusReport{{MessageID: target, Status: status}})
+	if err != nil {
+		return res, err
+	}
+	res.id, err = a.publishContent(ctx, o, event.KindReceipt, ev, ref, msg, ts)
+	return res, err
+}

@@ -1,0 +1,160 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+)
+
+// inIQ is what the adapter reads from an <iq/>.
+type inIQ struct {
+	XMLName xml.Name
+	From    string `xml:"from,attr"`
+	To      string `xml:"to,attr"`
+	ID      string `xml:"id,attr"`
+	Type    string `xml:"type,attr"`
+	Info    *struct {
+		Node string `xml:"node,attr"`
+	} `xml:"http://jabber.org/protocol/disco#info query"`
+	Items *struct {
+		Node string `xml:"node,attr"`
+	} `xml:"http://jabber.org/protocol/disco#items query"`
+	Ping *present `xml:"urn:xmpp:ping ping"`
+}
+
+// Features advertised through XEP-0030.
+var (
+	userFeatures = []string{nsDiscoInfo, nsDiscoItems, nsReceipts, nsMarkers, nsReactions, nsReply, nsFallback,
+		nsCorrect, nsRetract, nsOOB, nsSID, nsPing}
+	roomsServiceFeatures = []string{nsDiscoInfo, nsDiscoItems, nsMUC, nsPing}
+	roomFeatures         = []string{nsDiscoInfo, nsDiscoItems, nsMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous",
+		"muc_unsecured", nsSID, nsMUCStable, nsOccupantID, nsReactions, nsReply, nsFallback, nsCorrect, nsRetract, nsMarkers, nsOOB, nsPing}
+)
+
+func features(vars []string) []outFeature {
+	out := make([]outFeature, len(vars))
+	for i, v := range vars {
+		out[i] = outFeature{Var: v}
+	}
+	return out
+}
+
+// handleIQ answers an IQ on the read loop (xmpp-notes M3, M6): every get or set gets a result or
+// an error whose from is the addressed JID, so that strict servers (Prosody 13) keep the stream.
+func (a *Adapter) handleIQ(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	var iq inIQ
+	if err := decodeStanza(w, start, &iq); err != nil {
+		a.refuseUndecodableIQ(w, start)
+		return
+	}
+	if iq.Type != "get" && iq.Type != "set" {
+		return // results and errors for IQs we never sent
+	}
+	reply := &outIQ{From: iq.To, To: iq.From, ID: iq.ID, Type: "result"}
+	to, err := jid.Parse(iq.To)
+	if err != nil || !validID(iq.ID) && iq.ID != "" {
+		reply.Type, reply.Error = "error", stanzaError("modify", "bad-request", "")
+		a.writeIQ(w, reply)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	switch {
+	case iq.Type == "get" && iq.Ping != nil:
+		if to.Resourcepart() != "" && c == a.rooms && !a.isOccupantNick(ctx, iq.From, to) {
+			// XEP-0410: a client pinging itself in a room learns whether it is still joined.
+			reply.Type, reply.Error = "error", stanzaError("cancel", "not-acceptable", "not joined")
+		}
+	case iq.Type == "get" && iq.Info != nil && iq.Info.Node == "":
+		reply.Info = a.discoInfo(ctx, c, to)
+		if reply.Info == nil {
+			reply.Type, reply.Error = "error", stanzaError("cancel", "item-not-found", "")
+		}
+	case iq.Type == "get" && iq.Items != nil && iq.Items.Node == "":
+		reply.Items = &outDiscoItems{}
+	default:
+		reply.Type, reply.Error = "error", stanzaError("cancel", "service-unavailable", "")
+	}
+	a.writeIQ(w, reply)
+}
+
+func (a *Adapter) writeIQ(w xmlstream.TokenReadEncoder, reply *outIQ) {
+	if err := w.Encode(reply); err != nil {
+		a.log.Info("could not answer an IQ", "err", err)
+	}
+}
+
+// refuseUndecodableIQ answers an IQ whose payload could not be decoded, so mellium does not send
+// its own answer without a from attribute.
+func (a *Adapter) refuseUndecodableIQ(w xmlstream.TokenReadEncoder, start *xml.StartElement) {
+	a.met.dropped.WithLabelValues("malformed").Inc()
+	var from, to, id, typ string
+	for _, at := range start.Attr {
+		switch at.Name.Local {
+		case "from":
+			from = at.Value
+		case "to":
+			to = at.Value
+		case "id":
+			id = at.Value
+		case "type":
+			typ = at.Value
+		}
+	}
+	if typ != "get" && typ != "set" {
+		return
+	}
+	if _, err := jid.Parse(to); err != nil {
+		return
+	}
+	if _, err := jid.Parse(from); err != nil {
+		return
+	}
+	a.writeIQ(w, &outIQ{From: to, To: from, ID: id, Type: "error", Error: stanzaError("modify", "bad-request", "")})
+}
+
+func (a *Adapter) discoInfo(ctx context.Context, c *conn, to jid.JID) *outDiscoInfo {
+	switch {
+	case c == a.users && to.Localpart() == "":
+		return &outDiscoInfo{Identities: []outIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}}, Features: features(userFeatures)}
+	case c == a.users:
+		if _, err := a.m.puppetURI(ctx, to); err != nil {
+			return nil
+		}
+		return &outDiscoInfo{Identities: []outIdentity{{Category: "account", Type: "registered"}}, Features: features(userFeatures)}
+	case to.Localpart() == "":
+		return &outDiscoInfo{Identities: []outIdentity{{Category: "conference", Type: "text", Name: "MIMI rooms"}}, Features: features(roomsServiceFeatures)}
+	case to.Resourcepart() == "":
+		r, err := a.db.roomByLocal(ctx, to.Localpart())
+		if err != nil || r.Kind != kindMUC {
+			return nil
+		}
+		name := r.Name
+		if name == "" {
+			name = Unescape(r.MUCLocal)
+		}
+		return &outDiscoInfo{Identities: []outIdentity{{Category: "conference", Type: "text", Name: name}}, Features: features(roomFeatures)}
+	}
+	return nil
+}
+
+// isOccupantNick reports whether from is joined to the room of occupant JID to under to's nick.
+func (a *Adapter) isOccupantNick(ctx context.Context, from string, to jid.JID) bool {
+	r, err := a.db.roomByLocal(ctx, to.Localpart())
+	if err != nil {
+		return false
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return false
+	}
+	for _, o := range occ {
+		if o.Full == from && o.Nick == to.Resourcepart() {
+			return true
+		}
+	}
+	return false
+}

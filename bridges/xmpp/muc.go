@@ -1,0 +1,574 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// MUC status codes (XEP-0045 §15.6).
+const (
+	statusNonAnonymous = 100
+	statusSelf         = 110
+	statusCreated      = 201
+	statusBanned       = 301
+	statusKicked       = 307
+)
+
+// roomPresence handles presence to the rooms component: joins, presence updates and leaves.
+func (a *Adapter) roomPresence(ctx context.Context, p *inPresence) {
+	from, err1 := jid.Parse(p.From)
+	to, err2 := jid.Parse(p.To)
+	if err1 != nil || err2 != nil || to.Localpart() == "" || from.Resourcepart() == "" {
+		a.met.dropped.WithLabelValues("bad_address").Inc()
+		return
+	}
+	switch p.Type {
+	case "":
+		a.join(ctx, from, to, p)
+	case "unavailable", "error":
+		a.leave(ctx, from, to)
+	default:
+		// subscriptions and probes to rooms mean nothing here
+	}
+}
+
+func (a *Adapter) presenceError(ctx context.Context, from, to jid.JID, id string, se *outError) {
+	if !validID(id) {
+		id = ""
+	}
+	out := &outPresence{From: to.String(), To: from.String(), ID: id, Type: "error", Error: se}
+	if err := a.rooms.send(ctx, out); err != nil {
+		a.log.Info("could not send a presence error", "err", err)
+	}
+}
+
+// occupantPresence is the presence of a room participant as other occupants see it.
+func (a *Adapter) occupantPresence(r room, roomJID jid.JID, nick, realJID string, user event.UserURI, to string, typ string, codes ...int) *outPresence {
+	role, aff := "participant", "member"
+	if typ == "unavailable" {
+		role = "none"
+	}
+	p := &outPresence{From: roomJID.String() + "/" + nick, To: to, Type: typ,
+		MUCUser:  &outMUCUser{Item: &outItem{Affiliation: aff, Role: role, JID: realJID}},
+		Occupant: &outID{ID: a.occupantID(r.URI, user)}}
+	for _, c := range codes {
+		p.MUCUser.Status = append(p.MUCUser.Status, outStatus{Code: c})
+	}
+	return p
+}
+
+// join handles available presence to room/nick (XEP-0045 §7.2).
+func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
+	nick := to.Resourcepart()
+	if nick == "" || len(nick) > maxNickLen {
+		a.presenceError(ctx, from, to, p.ID, stanzaError("modify", "jid-malformed", "a nickname is required"))
+		return
+	}
+	if !a.m.isLocal(from) {
+		a.presenceError(ctx, from, to, p.ID, stanzaError("auth", "registration-required", "only users of "+a.cfg.Domain+" can join MIMI rooms"))
+		return
+	}
+	user, err := a.m.localUserURI(from)
+	if err != nil {
+		a.presenceError(ctx, from, to, p.ID, stanzaError("auth", "forbidden", ""))
+		return
+	}
+	at := a.now()
+	created := false
+	r, err := a.db.roomByLocal(ctx, to.Localpart())
+	if errors.Is(err, errNoRoom) {
+		r, created, err = a.createRoomByJoin(ctx, from, to, user, at)
+	}
+	if err != nil {
+		var be *bridgeError
+		if errors.As(err, &be) {
+			a.presenceError(ctx, from, to, p.ID, stanzaError(be.typ, be.cond, be.text))
+		} else {
+			a.log.Warn("join failed", "err", err)
+			a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+		}
+		return
+	}
+	if r.Kind != kindMUC {
+		a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "item-not-found", ""))
+		return
+	}
+	roomJID, _ := a.m.roomJID(r)
+	occ, err1 := a.db.occupants(ctx, r.URI)
+	mem, err2 := a.db.members(ctx, r.URI)
+	if err := errors.Join(err1, err2); err != nil {
+		a.log.Warn("join failed", "err", err)
+		a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+		return
+	}
+	full := from.String()
+	firstResource := true
+	for _, o := range occ {
+		if o.Full == full {
+			if o.Nick != nick {
+				a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "not-acceptable", "nickname changes are not supported"))
+				return
+			}
+			// A presence update from a joined occupant: confirm it to the occupant.
+			self := a.occupantPresence(r, roomJID, nick, full, user, full, "", statusNonAnonymous, statusSelf)
+			_ = a.rooms.send(ctx, self)
+			return
+		}
+		if o.Nick == nick && o.Bare != from.Bare().String() {
+			a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "conflict", "nickname in use"))
+			return
+		}
+		if o.Bare == from.Bare().String() {
+			firstResource = false
+		}
+	}
+	for _, m := range mem {
+		if m.Nick == nick && m.User != user {
+			a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "conflict", "nickname in use"))
+			return
+		}
+	}
+	// MIMI membership is persistent: the first join of a user publishes a MIMI join; presence
+	// coming and going afterwards (clients reconnecting) does not churn the MLS group.
+	added, err := a.db.addMember(ctx, r.URI, member{User: user, Nick: from.Bare().String()})
+	if err != nil {
+		a.log.Warn("join failed", "err", err)
+		a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+		return
+	}
+	if added && !created {
+		if err := a.publishMembership(ctx, r, roomJID, from, user, user, event.MembershipJoin, "join", at); err != nil {
+			_, _ = a.db.removeMember(ctx, r.URI, user)
+			a.log.Warn("join failed", "err", err)
+			a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+			return
+		}
+	}
+	if err := a.db.addOccupant(ctx, r.URI, occupant{Full: full, Bare: from.Bare().String(), Nick: nick}); err != nil {
+		a.log.Warn("join failed", "err", err)
+		a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+		return
+	}
+
+	// 1. Presence of the MIMI members and the other occupants, to the new occupant.
+	for _, m := range mem {
+		if m.User.Domain() == a.cfg.Provider {
+			continue // local users appear through their own occupant presence
+		}
+		pj, err := a.m.userJID(ctx, m.User)
+		if err != nil {
+			continue
+		}
+		_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, m.Nick, pj.String(), m.User, full, ""))
+	}
+	seenNick := map[string]bool{}
+	for _, o := range occ {
+		if seenNick[o.Nick] {
+			continue
+		}
+		seenNick[o.Nick] = true
+		ou, _ := a.m.localUserURI(jid.MustParse(o.Bare))
+		_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, ou, full, ""))
+	}
+	// 2. The new occupant's presence, to the others.
+	if firstResource {
+		for _, o := range occ {
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, full, user, o.Full, ""))
+		}
+	}
+	// 3. Self-presence.
+	codes := []int{statusNonAnonymous, statusSelf}
+	if created {
+		codes = append(codes, statusCreated)
+	}
+	_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, full, user, full, "", codes...))
+	// 4. History from the gateway's store.
+	a.sendHistory(ctx, r, roomJID, full, p.MUC)
+	// 5. The subject, always last: clients finish joining when they see it.
+	subj := r.Subject
+	_ = a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: full, Type: "groupchat", ID: "subject-" + strconv.FormatInt(at.UnixNano(), 36), Subject: &subj})
+}
+
+// createRoomByJoin creates a MIMI room, hosted by this gateway, for a local user who joins a MUC
+// that does not exist yet.
+func (a *Adapter) createRoomByJoin(ctx context.Context, from, to jid.JID, user event.UserURI, at time.Time) (room, bool, error) {
+	if a.cfg.DisableRoomCreation {
+		return room{}, false, refuse("cancel", "item-not-found", "no such room")
+	}
+	uri, err := a.m.newRoomURI(to.Localpart())
+	if err != nil {
+		return room{}, false, refuse("cancel", "item-not-found", "this name cannot be used for a room")
+	}
+	if local, err := a.m.roomLocal(ctx, uri); err != nil || local != to.Localpart() {
+		return room{}, false, refuse("cancel", "item-not-found", "this name cannot be used for a room")
+	}
+	r := room{URI: uri, MUCLocal: to.Localpart(), Kind: kindMUC}
+	roomJID, _ := a.m.roomJID(r)
+	// Publish first: the join creates the MIMI room on the provider (the gateway is its hub).
+	if err := a.publishMembership(ctx, r, roomJID, from, user, user, event.MembershipJoin, "create", at); err != nil {
+		return room{}, false, err
+	}
+	created, err := a.db.createRoom(ctx, r)
+	if err != nil {
+		return room{}, false, err
+	}
+	if !created {
+		r, err = a.db.roomByLocal(ctx, to.Localpart())
+		return r, false, err
+	}
+	return r, true, nil
+}
+
+func (a *Adapter) publishMembership(ctx context.Context, r room, roomJID, from jid.JID, sender, target event.UserURI, action event.MembershipAction, what string, at time.Time) error {
+	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: sender, room: r.URI}
+	env := &event.Envelope{
+		ID: o.eventID(what + " " + string(target) + " " + strconv.FormatInt(at.UnixNano(), 10)), Kind: event.KindMembership,
+		Room: r.URI, Sender: sender, Membership: &event.Membership{Action: action, Target: target},
+		Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Sender: event.NativeUserID(from.Bare().String())},
+		Timestamp: at,
+	}
+	return a.publishEnvelope(ctx, env)
+}
+
+// sendHistory replays recent messages to a new occupant, as the history request allows.
+func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *inMUC) {
+	n := a.cfg.HistoryOnJoin
+	since := time.Time{}
+	if muc != nil && muc.History != nil {
+		h := muc.History
+		if v, err := strconv.Atoi(h.MaxStanzas); err == nil && v >= 0 && v < n {
+			n = v
+		}
+		if v, err := strconv.Atoi(h.Seconds); err == nil && v >= 0 {
+			since = a.now().Add(-time.Duration(min(v, 1<<30)) * time.Second)
+		}
+		if t, err := parseStamp(h.Since); err == nil && t.After(since) {
+			since = t
+		}
+		// maxchars is not honoured except maxchars='0' (no history).
+		if h.MaxChars == "0" {
+			n = 0
+		}
+	}
+	hist, err := a.db.history(ctx, r.URI, n, since)
+	if err != nil {
+		a.log.Warn("could not read room history", "err", err)
+		return
+	}
+	for _, h := range hist {
+		var p payload
+		if err := xml.NewDecoder(strings.NewReader(h.Payload)).Decode(&p); err != nil {
+			continue
+		}
+		out := &outMessage{From: roomJID.String() + "/" + h.Nick, To: to, Type: "groupchat", ID: h.StanzaID,
+			StanzaID: &outStanzaID{ID: h.StanzaID, By: roomJID.String()},
+			Delay:    &outDelay{From: roomJID.String(), Stamp: stamp(h.SentAt)}}
+		p.apply(out)
+		_ = a.rooms.send(ctx, out)
+	}
+}
+
+// leave handles unavailable presence: the occupant goes offline. MIMI membership stays.
+func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
+	r, err := a.db.roomByLocal(ctx, to.Localpart())
+	if err != nil {
+		return
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return
+	}
+	full := from.String()
+	var me *occupant
+	nickStays := false
+	for i, o := range occ {
+		if o.Full == full {
+			me = &occ[i]
+		}
+	}
+	if me == nil {
+		return
+	}
+	for _, o := range occ {
+		if o.Full != full && o.Nick == me.Nick {
+			nickStays = true
+		}
+	}
+	if err := a.db.removeOccupant(ctx, r.URI, full); err != nil {
+		a.log.Warn("could not remove occupant", "err", err)
+	}
+	roomJID, _ := a.m.roomJID(r)
+	user, _ := a.m.localUserURI(from)
+	_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, full, "unavailable", statusSelf))
+	if nickStays {
+		return
+	}
+	for _, o := range occ {
+		if o.Full != full {
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, o.Full, "unavailable"))
+		}
+	}
+}
+
+// roomMessage handles a message to the rooms component.
+func (a *Adapter) roomMessage(ctx context.Context, m *inMessage, at time.Time) {
+	if m.Type == "error" {
+		return
+	}
+	from, err1 := jid.Parse(m.From)
+	to, err2 := jid.Parse(m.To)
+	if err1 != nil || err2 != nil || to.Localpart() == "" {
+		a.met.dropped.WithLabelValues("bad_address").Inc()
+		return
+	}
+	_, hasBody := m.text()
+	r, err := a.db.roomByLocal(ctx, to.Localpart())
+	if err != nil || r.Kind != kindMUC {
+		if hasBody {
+			a.replyError(ctx, a.rooms, m, refuse("cancel", "item-not-found", "no such room"))
+		}
+		return
+	}
+	if to.Resourcepart() != "" {
+		if hasBody {
+			a.replyError(ctx, a.rooms, m, refuse("cancel", "feature-not-implemented", "private messages in MIMI rooms are not supported"))
+		}
+		return
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		a.replyError(ctx, a.rooms, m, err)
+		return
+	}
+	var me *occupant
+	for i, o := range occ {
+		if o.Full == from.String() {
+			me = &occ[i]
+		}
+	}
+	if me == nil {
+		a.replyError(ctx, a.rooms, m, refuse("modify", "not-acceptable", "join the room before sending to it"))
+		return
+	}
+	user, err := a.m.localUserURI(from)
+	if err != nil {
+		a.replyError(ctx, a.rooms, m, refuse("auth", "forbidden", ""))
+		return
+	}
+	roomJID, _ := a.m.roomJID(r)
+	if m.MUCUser != nil && len(m.MUCUser.Invite) > 0 {
+		a.invite(ctx, r, roomJID, from, user, m, at)
+		return
+	}
+	if m.Type != "groupchat" {
+		if hasBody {
+			a.replyError(ctx, a.rooms, m, refuse("modify", "bad-request", "send messages to the room as type groupchat"))
+		}
+		return
+	}
+	if m.Subject != nil && !hasBody {
+		a.changeSubject(ctx, r, roomJID, from, user, *m.Subject, occ, m, at)
+		return
+	}
+	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: user, room: r.URI, muc: true}
+	res, err := a.bridgeMessage(ctx, o, m, at)
+	if err != nil {
+		a.replyError(ctx, a.rooms, m, err)
+		return
+	}
+	if res.skip {
+		return
+	}
+	// Reflect (XEP-0045 §7.4), now that the message is on the bus.
+	out := reflection(m)
+	out.From, out.Type = roomJID.String()+"/"+me.Nick, "groupchat"
+	out.Occupant = &outID{ID: a.occupantID(r.URI, user)}
+	if res.kind == event.KindMessage || res.kind == event.KindEdit {
+		sid := stanzaIDOf(res.id)
+		out.StanzaID = &outStanzaID{ID: sid, By: roomJID.String()}
+		if !res.duplicate {
+			if err := a.storeHistory(ctx, r, sid, me.Nick, out, at); err != nil {
+				a.log.Warn("could not store history", "err", err)
+			}
+		}
+	}
+	if res.kind == event.KindDelete && m.Retract != nil {
+		_ = a.db.deleteHistory(ctx, r.URI, m.Retract.ID)
+	}
+	targets := occ
+	if res.duplicate {
+		targets = []occupant{*me}
+	}
+	for _, o := range targets {
+		out.To = o.Full
+		if err := a.rooms.send(ctx, out); err != nil {
+			a.log.Info("could not reflect a message", "err", err)
+		}
+	}
+}
+
+func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, out *outMessage, at time.Time) error {
+	var buf bytes.Buffer
+	p := payloadOf(out)
+	if err := xml.NewEncoder(&buf).Encode(&p); err != nil {
+		return err
+	}
+	return a.db.addHistory(ctx, r.URI, historyEntry{StanzaID: sid, Nick: nick, Payload: buf.String(), SentAt: at}, a.cfg.HistoryKeep)
+}
+
+// reflection copies what the gateway understood of an occupant's message, for the other
+// occupants. Unknown payloads are not reflected.
+func reflection(m *inMessage) *outMessage {
+	out := &outMessage{ID: m.ID}
+	if !validID(m.ID) {
+		out.ID = ""
+	}
+	if body, ok := m.text(); ok {
+		out.Body = &body
+	}
+	if m.OriginID != nil && validID(m.OriginID.ID) {
+		out.OriginID = &outID{ID: m.OriginID.ID}
+	}
+	if m.Reply != nil && validID(m.Reply.ID) {
+		out.Reply = &outReply{To: m.Reply.To, ID: m.Reply.ID}
+		if _, err := jid.Parse(m.Reply.To); err != nil {
+			out.Reply.To = ""
+		}
+	}
+	for _, fb := range m.Fallback {
+		if fb.For != nsReply && fb.For != nsRetract {
+			continue
+		}
+		f := outFallback{For: fb.For}
+		if len(fb.Body) > 0 && fb.Body[0].Start != nil && fb.Body[0].End != nil {
+			f.Body = &outFallbackBody{Start: *fb.Body[0].Start, End: *fb.Body[0].End}
+		}
+		out.Fallback = append(out.Fallback, f)
+	}
+	if m.Replace != nil && validID(m.Replace.ID) {
+		out.Replace = &outID{ID: m.Replace.ID}
+	}
+	if m.Retract != nil && validID(m.Retract.ID) {
+		out.Retract = &outID{ID: m.Retract.ID}
+	}
+	if m.Reactions != nil && validID(m.Reactions.ID) {
+		rs := &outReactions{ID: m.Reactions.ID}
+		for i, r := range m.Reactions.Reaction {
+			if i >= maxReactions {
+				break
+			}
+			rs.Reaction = append(rs.Reaction, r)
+		}
+		out.Reactions = rs
+	}
+	if m.Displayed != nil && validID(m.Displayed.ID) {
+		out.Displayed = &outID{ID: m.Displayed.ID}
+	}
+	if len(m.OOB) > 0 {
+		out.OOB = &outOOB{URL: m.OOB[0].URL, Desc: m.OOB[0].Desc}
+	}
+	return out
+}
+
+// changeSubject publishes a subject change by an occupant and shows it to everyone.
+func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupant, m *inMessage, at time.Time) {
+	if len(subject) > 1024 {
+		a.replyError(ctx, a.rooms, m, refuse("modify", "policy-violation", "subject too long"))
+		return
+	}
+	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: user, room: r.URI}
+	env := &event.Envelope{ID: o.eventID("subject " + nativeIDOf(m)), Kind: event.KindRoomMetadata, Room: r.URI, Sender: user,
+		Metadata:  &event.Metadata{Topic: subject},
+		Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Event: event.NativeEventID(m.ID), Sender: event.NativeUserID(from.Bare().String())},
+		Timestamp: at}
+	if subject == "" {
+		// MIMI metadata cannot express "no topic" (empty fields mean unchanged); keep it local.
+		env = nil
+	}
+	if env != nil {
+		if err := a.publishEnvelope(ctx, env); err != nil {
+			a.replyError(ctx, a.rooms, m, err)
+			return
+		}
+	}
+	_ = a.db.setMetadata(ctx, r.URI, nil, &subject)
+	nick := ""
+	for _, o := range occ {
+		if o.Full == from.String() {
+			nick = o.Nick
+		}
+	}
+	for _, o := range occ {
+		_ = a.rooms.send(ctx, &outMessage{From: roomJID.String() + "/" + nick, To: o.Full, Type: "groupchat", ID: m.ID, Subject: &subject})
+	}
+}
+
+// invite handles a mediated invitation (XEP-0045 §7.8.2) from an occupant: inviting a puppet
+// adds that MIMI user to the MIMI room; inviting a local user forwards the invitation.
+func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, m *inMessage, at time.Time) {
+	for i, inv := range m.MUCUser.Invite {
+		if i >= 16 {
+			break
+		}
+		to, err := jid.Parse(inv.To)
+		if err != nil {
+			continue
+		}
+		reason := inv.Reason
+		if len(reason) > 1024 {
+			reason = ""
+		}
+		switch {
+		case a.m.isLocal(to):
+			fwd := &outMessage{From: roomJID.String(), To: to.Bare().String(), ID: m.ID,
+				MUCUser: &outMUCUser{Invite: &outInvite{From: from.Bare().String(), Reason: reason}}}
+			_ = a.rooms.send(ctx, fwd)
+		case to.Domainpart() == a.cfg.Users.Domain:
+			peer, err := a.m.puppetURI(ctx, to)
+			if err != nil {
+				a.replyError(ctx, a.rooms, m, refuse("cancel", "item-not-found", "no such MIMI user"))
+				continue
+			}
+			if err := a.publishMembership(ctx, r, roomJID, from, user, peer, event.MembershipInvite, "invite", at); err != nil {
+				a.replyError(ctx, a.rooms, m, err)
+				continue
+			}
+			if err := a.addRemoteMember(ctx, r, peer); err != nil {
+				a.log.Warn("could not add an invited member", "err", err)
+			}
+		default:
+			a.replyError(ctx, a.rooms, m, refuse("cancel", "not-allowed", "only local users and MIMI users can be invited"))
+		}
+	}
+}
+
+// addRemoteMember records a MIMI user as a room member and shows their presence to the occupants.
+func (a *Adapter) addRemoteMember(ctx context.Context, r room, u event.UserURI) error {
+	nick := a.m.nickFor(u)
+	added, err := a.db.addMember(ctx, r.URI, member{User: u, Nick: nick})
+	if err != nil || !added {
+		return err
+	}
+	pj, err := a.m.userJID(ctx, u)
+	if err != nil {
+		return err
+	}
+	roomJID, _ := a.m.roomJID(r)
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return err
+	}
+	for _, o := range occ {
+		_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), u, o.Full, ""))
+	}
+	return nil
+}

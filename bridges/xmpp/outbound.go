@@ -1,0 +1,649 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// processedScope records MIMI → XMPP envelopes that have no message mapping of their own
+// (deletes, reactions, receipts), so a redelivery is not rendered twice.
+const processedScope store.Scope = "xmpp.in"
+
+// retractFallback is the body XEP-0424 recommends for clients without retraction support.
+const retractFallback = "This person attempted to retract a previous message, but it's unsupported by your client."
+
+// maxReceiptEntries bounds the entries of one status report the adapter renders.
+const maxReceiptEntries = 64
+
+// decoded is an incoming envelope's content with its message ID.
+type decoded struct {
+	msg *content.Message
+	id  content.MessageID
+}
+
+func (a *Adapter) decode(env *event.Envelope) (decoded, error) {
+	msg, err := content.Decode(env.Content)
+	if err != nil {
+		return decoded{}, bus.Permanent(fmt.Errorf("xmpp: envelope %s: %w", env.ID, err))
+	}
+	d := decoded{msg: msg}
+	if len(env.MessageID) == len(d.id) {
+		copy(d.id[:], env.MessageID)
+		return d, nil
+	}
+	if d.id, err = content.ComputeID(a.cfg.IDVersion, env.Content, string(env.Sender), string(env.Room)); err != nil {
+		return decoded{}, bus.Permanent(fmt.Errorf("xmpp: envelope %s: message ID: %w", env.ID, err))
+	}
+	return d, nil
+}
+
+// portal returns the room of an envelope. Envelopes that came from XMPP are never sent back
+// (echo protection) and yield ok=false.
+func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (room, bool, error) {
+	if env.Origin.Network == event.NetworkXMPP {
+		return room{}, false, nil
+	}
+	r, err := a.db.room(ctx, env.Room)
+	if errors.Is(err, errNoRoom) {
+		return room{}, false, bus.Permanent(fmt.Errorf("xmpp: envelope %s: %w", env.ID, err))
+	}
+	if err != nil {
+		return room{}, false, err
+	}
+	return r, true, nil
+}
+
+// render turns MIMI content into a body and an optional XEP-0066 link. Markdown and HTML become
+// plain text; unencrypted external parts become OOB links (body == URL, so clients show them
+// inline); encrypted attachments, which XMPP clients cannot decrypt, are named in the text.
+func render(msg *content.Message) (string, *outOOB) {
+	var texts []string
+	var oob *outOOB
+	for _, ip := range msg.Renderable(content.PreferTypes(content.TypePlain, content.TypeGFMMIMI, content.TypeHTML)) {
+		switch b := ip.Part.Body.(type) {
+		case content.SinglePart:
+			ct := strings.ToLower(strings.TrimSpace(strings.SplitN(b.ContentType, ";", 2)[0]))
+			if !utf8.Valid(b.Content) {
+				continue
+			}
+			switch ct {
+			case "text/plain":
+				texts = append(texts, string(b.Content))
+			case "text/markdown":
+				texts = append(texts, gfm.ToPlain(string(b.Content)))
+			case "text/html":
+				texts = append(texts, gfm.ToPlain(gfm.FromHTML(string(b.Content), nil)))
+			default:
+				texts = append(texts, "[content of type "+ct+" not shown]")
+			}
+		case content.ExternalPart:
+			name := b.Filename
+			if name == "" {
+				name = b.Description
+			}
+			if b.EncAlg == content.AEADNone && oob == nil && (strings.HasPrefix(b.URL, "https://") || strings.HasPrefix(b.URL, "http://")) {
+				oob = &outOOB{URL: b.URL, Desc: b.Description}
+				texts = append(texts, b.URL)
+			} else {
+				texts = append(texts, "[encrypted attachment "+name+" not available on XMPP]")
+			}
+		}
+	}
+	return strings.Join(texts, "\n"), oob
+}
+
+// HandleMessage implements bridges.Adapter: a MIMI message shown in a MUC or a 1:1 chat.
+func (a *Adapter) HandleMessage(ctx context.Context, env *event.Envelope) error {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil {
+		return err
+	}
+	d, err := a.decode(env)
+	if err != nil {
+		return err
+	}
+	if _, err := a.ids.ByMessageID(ctx, event.NetworkXMPP, env.Room, d.id[:]); err == nil {
+		return nil // rendered before (a redelivery)
+	}
+	body, oob := render(d.msg)
+	if body == "" {
+		return nil
+	}
+	out := &outMessage{Body: &body, OOB: oob}
+	if d.msg.InReplyTo != nil {
+		a.addReply(ctx, r, out, *d.msg.InReplyTo)
+	}
+	return a.deliver(ctx, r, env, d.id, out, true)
+}
+
+// addReply adds an XEP-0461 reference and, in rooms, a quote of the original with its XEP-0428
+// fallback range.
+func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target content.MessageID) {
+	nat, err := a.ids.Primary(ctx, event.NetworkXMPP, r.URI, target[:])
+	if err != nil {
+		return
+	}
+	out.Reply = &outReply{ID: string(nat.NativeID)}
+	if r.Kind != kindMUC {
+		return
+	}
+	h, err := a.db.historyPayload(ctx, r.URI, string(nat.NativeID))
+	if err != nil {
+		return
+	}
+	var p payload
+	if decodeXMLString(h.Payload, &p) != nil || p.Body == nil {
+		return
+	}
+	quoted := *p.Body
+	if len(quoted) > 200 {
+		quoted = strings.ToValidUTF8(quoted[:200], "") + "…"
+	}
+	var q strings.Builder
+	for _, line := range strings.Split(quoted, "\n") {
+		q.WriteString("> " + line + "\n")
+	}
+	quote := q.String()
+	body := quote + *out.Body
+	out.Body = &body
+	out.Fallback = append(out.Fallback, outFallback{For: nsReply, Body: &outFallbackBody{Start: 0, End: utf8.RuneCountInString(quote)}})
+	if roomJID, err := a.m.roomJID(r); err == nil {
+		out.Reply.To = roomJID.String() + "/" + h.Nick
+	}
+}
+
+// deliver sends a message from the envelope's sender into the room: a groupchat message from the
+// sender's nick to every occupant, or a chat message from the sender's puppet to the local user.
+// It records the mapping (stanza ID → MIMI ID) after sending.
+func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id content.MessageID, out *outMessage, keepHistory bool) error {
+	sid := stanzaIDOf(id)
+	out.ID = sid
+	var sender string
+	switch r.Kind {
+	case kindMUC:
+		roomJID, err := a.m.roomJID(r)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		nick, err := a.memberNick(ctx, r, env.Sender)
+		if err != nil {
+			return err
+		}
+		out.From, out.Type = roomJID.String()+"/"+nick, "groupchat"
+		out.StanzaID = &outStanzaID{ID: sid, By: roomJID.String()}
+		out.Occupant = &outID{ID: a.occupantID(r.URI, env.Sender)}
+		occ, err := a.db.occupants(ctx, r.URI)
+		if err != nil {
+			return err
+		}
+		for _, o := range occ {
+			out.To = o.Full
+			if err := a.rooms.send(ctx, out); err != nil {
+				return err
+			}
+		}
+		if keepHistory {
+			if err := a.storeHistory(ctx, r, sid, nick, out, env.Timestamp); err != nil {
+				a.log.Warn("could not store history", "err", err)
+			}
+		}
+		sender = roomJID.String() + "/" + nick
+	case kindDM:
+		c, err := a.db.dmOf(ctx, r.URI)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		if env.Sender != c.Peer {
+			// Only the peer speaks through the puppet; the local user's own messages (from another
+			// client of theirs on MIMI) are not echoed.
+			return nil
+		}
+		pj, err := a.m.userJID(ctx, env.Sender)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		out.From, out.To, out.Type = pj.String(), c.Local, "chat"
+		out.Markable, out.Request = &outEmpty{}, &outEmpty{}
+		if err := a.users.send(ctx, out); err != nil {
+			return err
+		}
+		sender = pj.String()
+	}
+	_, err := a.ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: a.nativeRoomOf(r), NativeID: event.NativeEventID(sid),
+		NativeSender: event.NativeUserID(sender), Room: r.URI, MessageID: id[:], EventID: env.ID, Primary: true})
+	if err != nil && !errors.Is(err, idmap.ErrConflict) {
+		return fmt.Errorf("xmpp: record mapping: %w", err)
+	}
+	return nil
+}
+
+// nativeRoomOf is the native room ID under which the room's messages are mapped.
+func (a *Adapter) nativeRoomOf(r room) event.NativeRoomID {
+	if r.Kind == kindMUC {
+		j, _ := a.m.roomJID(r)
+		return event.NativeRoomID(j.String())
+	}
+	c, err := a.db.dmOf(context.Background(), r.URI)
+	if err != nil {
+		return event.NativeRoomID("dm:?")
+	}
+	local, _ := jid.Parse(c.Local)
+	pj, err := a.m.userJID(context.Background(), c.Peer)
+	if err != nil {
+		return event.NativeRoomID("dm:?")
+	}
+	return dmNativeRoom(local, pj)
+}
+
+// memberNick returns the nick of a MIMI sender in a room, adding the sender as a member (with
+// presence to the occupants) when the room did not know them yet.
+func (a *Adapter) memberNick(ctx context.Context, r room, u event.UserURI) (string, error) {
+	nick, err := a.db.memberNick(ctx, r.URI, u)
+	if err == nil {
+		return nick, nil
+	}
+	if !errors.Is(err, errNoRoom) {
+		return "", err
+	}
+	if err := a.addRemoteMember(ctx, r, u); err != nil {
+		return "", err
+	}
+	return a.db.memberNick(ctx, r.URI, u)
+}
+
+// sendAs sends a non-message payload (retraction, reactions, markers) from the envelope's sender
+// into the room, like deliver but without a mapping or history.
+func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out *outMessage) error {
+	switch r.Kind {
+	case kindMUC:
+		roomJID, err := a.m.roomJID(r)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		nick, err := a.memberNick(ctx, r, sender)
+		if err != nil {
+			return err
+		}
+		out.From, out.Type = roomJID.String()+"/"+nick, "groupchat"
+		out.Occupant = &outID{ID: a.occupantID(r.URI, sender)}
+		occ, err := a.db.occupants(ctx, r.URI)
+		if err != nil {
+			return err
+		}
+		for _, o := range occ {
+			out.To = o.Full
+			if err := a.rooms.send(ctx, out); err != nil {
+				return err
+			}
+		}
+	case kindDM:
+		c, err := a.db.dmOf(ctx, r.URI)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		if sender != c.Peer {
+			return nil
+		}
+		pj, err := a.m.userJID(ctx, sender)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		out.From, out.To, out.Type = pj.String(), c.Local, "chat"
+		return a.users.send(ctx, out)
+	}
+	return nil
+}
+
+// once runs fn unless the envelope was processed before, and records it afterwards.
+func (a *Adapter) once(ctx context.Context, env *event.Envelope, fn func() error) error {
+	done, err := a.st.IsProcessed(ctx, processedScope, string(env.ID))
+	if err != nil {
+		return err
+	}
+	if done {
+		return nil
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	_, err = a.st.MarkProcessed(ctx, processedScope, string(env.ID))
+	return err
+}
+
+// HandleEdit implements bridges.EditHandler with an XEP-0308 correction.
+func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil {
+		return err
+	}
+	d, err := a.decode(env)
+	if err != nil {
+		return err
+	}
+	if _, err := a.ids.ByMessageID(ctx, event.NetworkXMPP, env.Room, d.id[:]); err == nil {
+		return nil
+	}
+	body, oob := render(d.msg)
+	out := &outMessage{Body: &body, OOB: oob}
+	if d.msg.Replaces != nil {
+		if nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, d.msg.Replaces[:]); err == nil {
+			out.Replace = &outID{ID: string(nat.NativeID)}
+		}
+	}
+	// Without a known original the edit is shown as a new message.
+	return a.deliver(ctx, r, env, d.id, out, true)
+}
+
+// HandleDelete implements bridges.DeleteHandler with an XEP-0424 retraction.
+func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil {
+		return err
+	}
+	d, err := a.decode(env)
+	if err != nil {
+		return err
+	}
+	if d.msg.Replaces == nil {
+		return bus.Permanent(fmt.Errorf("xmpp: delete %s replaces nothing", env.ID))
+	}
+	nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, d.msg.Replaces[:])
+	if errors.Is(err, idmap.ErrNotFound) {
+		return nil // never shown on XMPP
+	}
+	if err != nil {
+		return err
+	}
+	return a.once(ctx, env, func() error {
+		body := retractFallback
+		out := &outMessage{ID: "retract-" + stanzaIDOf(d.id), Body: &body, Retract: &outID{ID: string(nat.NativeID)},
+			Fallback: []outFallback{{For: nsRetract}}, Store: &outEmpty{}}
+		if err := a.sendAs(ctx, r, env.Sender, out); err != nil {
+			return err
+		}
+		if r.Kind == kindMUC {
+			_ = a.db.deleteHistory(ctx, r.URI, string(nat.NativeID))
+		}
+		return nil
+	})
+}
+
+// HandleReaction implements bridges.ReactionHandler: MIMI carries one reaction per message, XMPP
+// (XEP-0444) the sender's full set, so the set is kept per message and sender and sent whole.
+func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil {
+		return err
+	}
+	d, err := a.decode(env)
+	if err != nil {
+		return err
+	}
+	var target content.MessageID
+	switch {
+	case d.msg.IsReaction() && d.msg.InReplyTo != nil:
+		target = *d.msg.InReplyTo
+		sp, ok := d.msg.Body.Body.(content.SinglePart)
+		emoji := strings.TrimSpace(string(sp.Content))
+		if !ok || emoji == "" || len(emoji) > maxReactionLen || !utf8.ValidString(emoji) {
+			return bus.Permanent(fmt.Errorf("xmpp: reaction %s has no usable emoji", env.ID))
+		}
+		if _, err := a.ids.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: target[:], Reactor: env.Sender, Emoji: emoji,
+			MessageID: d.id[:], EventID: env.ID}); err != nil {
+			return err
+		}
+	case d.msg.IsUnreact():
+		rx, err := a.ids.ReactionByMessageID(ctx, env.Room, d.msg.Replaces[:])
+		if errors.Is(err, idmap.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		copy(target[:], rx.Target)
+		if _, err := a.ids.DeleteReaction(ctx, env.Room, rx.Target, rx.Reactor, rx.Emoji); err != nil {
+			return err
+		}
+	default:
+		return bus.Permanent(fmt.Errorf("xmpp: envelope %s is neither a reaction nor an unreact", env.ID))
+	}
+	nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, target[:])
+	if errors.Is(err, idmap.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cur, err := a.ids.Reactions(ctx, env.Room, target[:], env.Sender)
+	if err != nil {
+		return err
+	}
+	set := &outReactions{ID: string(nat.NativeID)}
+	for _, x := range cur {
+		set.Reaction = append(set.Reaction, x.Emoji)
+	}
+	return a.once(ctx, env, func() error {
+		return a.sendAs(ctx, r, env.Sender, &outMessage{ID: "react-" + stanzaIDOf(d.id), Reactions: set, Store: &outEmpty{}})
+	})
+}
+
+// HandleReceipt implements bridges.ReceiptHandler: delivered becomes an XEP-0184 receipt (1:1),
+// read an XEP-0333 displayed marker.
+func (a *Adapter) HandleReceipt(ctx context.Context, env *event.Envelope) error {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil {
+		return err
+	}
+	d, err := a.decode(env)
+	if err != nil {
+		return err
+	}
+	rep, ok, err := d.msg.StatusReport()
+	if err != nil || !ok {
+		return bus.Permanent(fmt.Errorf("xmpp: receipt %s carries no status report: %v", env.ID, err))
+	}
+	return a.once(ctx, env, func() error {
+		for i, e := range rep {
+			if i >= maxReceiptEntries {
+				break
+			}
+			nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, e.MessageID[:])
+			if err != nil {
+				continue
+			}
+			var out *outMessage
+			switch {
+			case e.Status == content.StatusRead:
+				out = &outMessage{ID: "mark-" + stanzaIDOf(d.id), Displayed: &outID{ID: string(nat.NativeID)}}
+			case e.Status == content.StatusDelivered && r.Kind == kindDM:
+				out = &outMessage{ID: "rcpt-" + stanzaIDOf(d.id), Received: &outID{ID: string(nat.NativeID)}}
+			default:
+				continue
+			}
+			if err := a.sendAs(ctx, r, env.Sender, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// HandleMembership implements bridges.MembershipHandler for MUC portals: MIMI members appear and
+// disappear as occupants; a local user who is invited or added gets a mediated invitation, one
+// who is removed is kicked.
+func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) error {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil || r.Kind != kindMUC {
+		return err
+	}
+	target := env.Membership.Target
+	roomJID, err := a.m.roomJID(r)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	local := target.Domain() == a.cfg.Provider
+	switch env.Membership.Action {
+	case event.MembershipJoin, event.MembershipInvite:
+		if !local {
+			return a.addRemoteMember(ctx, r, target)
+		}
+		tj, err := a.m.userJID(ctx, target)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		added, err := a.db.addMember(ctx, r.URI, member{User: target, Nick: tj.String()})
+		if err != nil || !added {
+			return err
+		}
+		inviter := ""
+		if pj, err := a.m.userJID(ctx, env.Sender); err == nil {
+			inviter = pj.String()
+		}
+		return a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: tj.String(), ID: "inv-" + string(env.ID),
+			MUCUser: &outMUCUser{Invite: &outInvite{From: inviter, Reason: env.Membership.Reason}}})
+	case event.MembershipLeave, event.MembershipKick, event.MembershipBan:
+		code := 0
+		switch env.Membership.Action {
+		case event.MembershipKick:
+			code = statusKicked
+		case event.MembershipBan:
+			code = statusBanned
+		}
+		return a.removeMember(ctx, r, roomJID, target, local, code)
+	}
+	return nil
+}
+
+func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, local bool, code int) error {
+	nick, err := a.db.memberNick(ctx, r.URI, target)
+	if errors.Is(err, errNoRoom) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := a.db.removeMember(ctx, r.URI, target); err != nil {
+		return err
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return err
+	}
+	var codes []int
+	if code != 0 {
+		codes = []int{code}
+	}
+	if !local {
+		pj, _ := a.m.userJID(ctx, target)
+		for _, o := range occ {
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, "unavailable", codes...))
+		}
+		return nil
+	}
+	// A local user removed on the MIMI side leaves the MUC with all resources.
+	tj, err := a.m.userJID(ctx, target)
+	if err != nil {
+		return nil
+	}
+	for _, o := range occ {
+		if o.Bare != tj.String() {
+			continue
+		}
+		_ = a.db.removeOccupant(ctx, r.URI, o.Full)
+		for _, other := range occ {
+			cs := codes
+			if other.Full == o.Full {
+				cs = append([]int{statusSelf}, codes...)
+			}
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, target, other.Full, "unavailable", cs...))
+		}
+	}
+	return nil
+}
+
+// HandleRoomMetadata implements bridges.MetadataHandler: the topic becomes the MUC subject.
+func (a *Adapter) HandleRoomMetadata(ctx context.Context, env *event.Envelope) error {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil || r.Kind != kindMUC {
+		return err
+	}
+	md := env.Metadata
+	var name, topic *string
+	if md.Name != "" {
+		name = &md.Name
+	}
+	if md.Topic != "" {
+		topic = &md.Topic
+	}
+	if err := a.db.setMetadata(ctx, r.URI, name, topic); err != nil {
+		return err
+	}
+	if topic == nil {
+		return nil
+	}
+	roomJID, err := a.m.roomJID(r)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	return a.once(ctx, env, func() error {
+		occ, err := a.db.occupants(ctx, r.URI)
+		if err != nil {
+			return err
+		}
+		for _, o := range occ {
+			if err := a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: "subj-" + string(env.ID), Subject: topic}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// CreatePortal implements bridges.PortalCreator: a MUC for a MIMI room that a partner (or the
+// provider) created; a local user named as the envelope's membership target is invited.
+func (a *Adapter) CreatePortal(ctx context.Context, env *event.Envelope) error {
+	if _, err := a.db.room(ctx, env.Room); err == nil {
+		return a.portalInvite(ctx, env)
+	}
+	local, err := a.m.roomLocal(ctx, env.Room)
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("xmpp: portal for %s: %w", env.Room, err))
+	}
+	r := room{URI: env.Room, MUCLocal: local, Kind: kindMUC}
+	if env.Metadata != nil {
+		r.Name, r.Subject = env.Metadata.Name, env.Metadata.Topic
+	}
+	if _, err := a.db.createRoom(ctx, r); err != nil {
+		return err
+	}
+	return a.portalInvite(ctx, env)
+}
+
+func (a *Adapter) portalInvite(ctx context.Context, env *event.Envelope) error {
+	if env.Membership == nil {
+		return nil
+	}
+	inv := *env
+	inv.Kind = event.KindMembership
+	m := *env.Membership
+	m.Action = event.MembershipInvite
+	inv.Membership = &m
+	inv.Origin.Network = event.NetworkMIMI
+	return a.HandleMembership(ctx, &inv)
+}
+
+func decodeXMLString(s string, v any) error {
+	return xmlUnmarshal([]byte(s), v)
+}
