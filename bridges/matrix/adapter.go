@@ -1,0 +1,293 @@
+// Package matrix is the gateway's Matrix adapter. It turns Matrix events into canonical MIMI
+// envelopes on the bus and renders MIMI envelopes as Matrix events, in one of two modes:
+//
+//   - appservice (BundesMessenger, or any homeserver whose operator consents): ghosts for MIMI
+//     users, a portal room per MIMI room, transactions published durably before the homeserver
+//     gets its 200, transaction and event IDs deduplicated in the store;
+//   - client (TI-Messenger, which forbids server-side bridging): one functional account, labelled
+//     as a bot, logs in as an ordinary client with its own E2EE device, joins rooms it is invited
+//     to (honouring the account's invite permissions) and relays with per-message sender
+//     attribution (MSC4144 per-message profiles plus a plain-text prefix).
+//
+// Both modes are end-to-end encrypted with mautrix's crypto package built with -tags goolm; the
+// crypto store lives in the gateway's store (core/store) through go.mau.fi/util/dbutil.
+//
+// Concurrency: incoming events are ingested one at a time (ingestMu), which keeps per-room order
+// and makes the dedupe check-then-publish sequence race-free. Outgoing envelopes arrive from the bus
+// one room at a time; sends to different rooms may run in parallel.
+package matrix
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/crypto/cryptohelper"
+	"maunium.net/go/mautrix/id"
+	"maunium.net/go/mautrix/sqlstatestore"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"embed"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// Component is the migration component of this package's tables.
+const Component = "matrix"
+
+//go:embed migrations
+var migrationFS embed.FS
+
+// Schema is the migration set of the adapter's tables (portals, parked encrypted events, ghosts).
+var Schema = store.MustMigrationsFromFS(Component, migrationFS, "migrations")
+
+// Store scopes.
+const (
+	scopeTxn   store.Scope = "matrix.txn"
+	scopeEvent store.Scope = "matrix.event"
+	scopeOut   store.Scope = "matrix.out"
+	scopeKV    store.Scope = "matrix"
+)
+
+// Options are the adapter's dependencies.
+type Options struct {
+	// Config is the adapter configuration.
+	Config Config
+	// Store is the gateway store; the adapter migrates its own tables, idmap's and mautrix's.
+	Store *store.Store
+	// Bus publishes legacy → MIMI envelopes.
+	Bus bus.Publisher
+	// Assets stores attachments for the MIMI side. Without it, media messages are relayed as their
+	// caption only (and counted as unsupported).
+	Assets bridges.AssetStore
+	// Logger receives the adapter's logs (and mautrix's, at debug level).
+	Logger *slog.Logger
+	// Registerer registers the adapter's metrics; nil means not registered.
+	Registerer prometheus.Registerer
+	// IDVersion selects the MIMI message-ID construction. Default content.DefaultIDVersion.
+	IDVersion content.IDVersion
+}
+
+// Adapter is the Matrix adapter.
+type Adapter struct {
+	cfg     Config
+	st      *store.Store
+	pub     bus.Publisher
+	assets  bridges.AssetStore
+	log     *slog.Logger
+	ids     *idmap.Map
+	ghosts  Ghosts
+	metrics *metrics
+	idv     content.IDVersion
+
+	reg        *appservice.Registration
+	as         *appservice.AppService
+	client     *mautrix.Client // the device that holds the E2EE keys: AS bot device or functional account
+	crypto     *cryptohelper.CryptoHelper
+	stateStore *sqlstatestore.SQLStateStore
+	db         *dbutil.Database
+	saltKey    []byte
+	syncStore  *syncStore
+
+	srv      *http.Server
+	ingestMu sync.Mutex
+	pendingC chan struct{}
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	started  bool
+	// beforeAck, when set (tests), runs after a transaction was published and before it is acknowledged.
+	beforeAck func(txnID string) error
+	ready    chan struct{} // closed after the first successful sync
+	readyOne sync.Once
+}
+
+// Compile-time guards: the adapter implements the contract and these capabilities.
+var (
+	_ bridges.Adapter           = (*Adapter)(nil)
+	_ bridges.EditHandler       = (*Adapter)(nil)
+	_ bridges.DeleteHandler     = (*Adapter)(nil)
+	_ bridges.ReactionHandler   = (*Adapter)(nil)
+	_ bridges.MembershipHandler = (*Adapter)(nil)
+	_ bridges.MetadataHandler   = (*Adapter)(nil)
+	_ bridges.PortalCreator     = (*Adapter)(nil)
+	_ bridges.ReceiptHandler    = (*Adapter)(nil)
+)
+
+// New checks the configuration and returns an adapter; Start connects it.
+func New(o Options) (*Adapter, error) {
+	cfg := o.Config.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Store == nil || o.Bus == nil {
+		return nil, errors.New("matrix: store and bus are required")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	idv := o.IDVersion
+	if idv == 0 {
+		idv = content.DefaultIDVersion
+	}
+	a := &Adapter{
+		cfg: cfg, st: o.Store, pub: o.Bus, assets: o.Assets, idv: idv,
+		log:      log.With("component", "matrix", "mode", string(cfg.Mode)),
+		ids:      idmap.New(o.Store),
+		ghosts:   Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
+		metrics:  newMetrics(),
+		pendingC: make(chan struct{}, 1),
+		ready:    make(chan struct{}),
+	}
+	if o.Registerer != nil {
+		if err := a.metrics.register(o.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Network implements bridges.Adapter.
+func (a *Adapter) Network() event.Network { return event.NetworkMatrix }
+
+// Start implements bridges.Adapter: it migrates the adapter's tables, sets up encryption and
+// starts the transaction listener (appservice mode) or the sync loop (client mode).
+func (a *Adapter) Start(ctx context.Context) error {
+	if a.started {
+		return errors.New("matrix: adapter already started")
+	}
+	if err := a.st.Migrate(ctx, Schema, idmap.Schema); err != nil {
+		return fmt.Errorf("matrix: migrate: %w", err)
+	}
+	key, err := a.loadSecret(ctx, "salt_key")
+	if err != nil {
+		return err
+	}
+	a.saltKey = key
+	dialect := "sqlite3"
+	if a.st.Dialect() == store.Postgres {
+		dialect = "postgres"
+	}
+	if a.db, err = dbutil.NewWithDB(a.st.DB(), dialect); err != nil {
+		return fmt.Errorf("matrix: wrap store for mautrix: %w", err)
+	}
+	zl := zerologFor(a.log)
+	a.db.Log = dbutil.ZeroLogger(zl.With().Str("db_section", "mautrix").Logger())
+	a.stateStore = sqlstatestore.NewSQLStateStore(a.db, dbutil.ZeroLogger(zl.With().Str("db_section", "matrix_state").Logger()), false)
+	if err := a.stateStore.Upgrade(ctx); err != nil {
+		return fmt.Errorf("matrix: state store: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	switch a.cfg.Mode {
+	case ModeAppservice:
+		err = a.startAppservice(ctx, runCtx)
+	case ModeClient:
+		err = a.startClient(ctx, runCtx)
+	}
+	if err != nil {
+		cancel()
+		a.wg.Wait()
+		return err
+	}
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.pendingLoop(runCtx) }()
+	a.started = true
+	return nil
+}
+
+// Ready returns a channel closed once the adapter's device has completed its first sync, i.e. it
+// receives to-device messages (room keys).
+func (a *Adapter) Ready() <-chan struct{} { return a.ready }
+
+// Stop implements bridges.Adapter.
+func (a *Adapter) Stop(ctx context.Context) error {
+	if !a.started {
+		return nil
+	}
+	a.started = false
+	var errs []error
+	if a.srv != nil {
+		if err := a.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("matrix: stop transaction listener: %w", err))
+		}
+	}
+	if a.client != nil {
+		a.client.StopSync()
+	}
+	a.cancel()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("matrix: stop: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
+
+// loadSecret returns a random 32-byte secret kept in the store under name, creating it once.
+func (a *Adapter) loadSecret(ctx context.Context, name string) ([]byte, error) {
+	kv := a.st.KV(scopeKV)
+	e, err := kv.Get(ctx, name)
+	if err == nil {
+		return e.Value, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("matrix: load %s: %w", name, err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("matrix: random %s: %w", name, err)
+	}
+	if _, err := kv.CompareAndSwap(ctx, name, 0, b); err != nil {
+		if e, err2 := kv.Get(ctx, name); err2 == nil {
+			return e.Value, nil
+		}
+		return nil, fmt.Errorf("matrix: store %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// botUserID is the appservice bot or the functional account.
+func (a *Adapter) botUserID() id.UserID {
+	if a.cfg.Mode == ModeClient {
+		return a.cfg.Client.UserID
+	}
+	return id.NewUserID(a.cfg.Appservice.BotLocalpart, a.cfg.ServerName)
+}
+
+// isOwn reports whether u is one of the adapter's own users (bot, functional account, ghost):
+// their events are echoes and never go back to MIMI.
+func (a *Adapter) isOwn(u id.UserID) bool {
+	if u == a.botUserID() {
+		return true
+	}
+	return a.cfg.Mode == ModeAppservice && a.ghosts.IsGhost(u)
+}
+
+func backoff(ctx context.Context, attempt int) bool {
+	d := time.Duration(1<<min(attempt, 5)) * 250 * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

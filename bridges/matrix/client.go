@@ -1,0 +1,127 @@
+package matrix
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"maunium.net/go/mautrix"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// startClient logs the functional account in with its own E2EE device, labels it as a bot and
+// starts the sync loop.
+func (a *Adapter) startClient(ctx, runCtx context.Context) error {
+	cc := a.cfg.Client
+	cli, err := mautrix.NewClient(a.cfg.HomeserverURL, cc.UserID, cc.AccessToken)
+	if err != nil {
+		return fmt.Errorf("matrix: client: %w", err)
+	}
+	cli.Log = zerologFor(a.log)
+	cli.StateStore = a.stateStore
+	a.syncStore = newSyncStore(a.st, cc.UserID)
+	cli.Store = a.syncStore
+	sy := newSyncer(a.syncStore)
+	cli.Syncer = sy
+	a.client = cli
+	if _, err := cli.Versions(ctx); err != nil {
+		return fmt.Errorf("matrix: homeserver versions: %w", err)
+	}
+	var login *mautrix.ReqLogin
+	if cc.AccessToken != "" {
+		cli.DeviceID = cc.DeviceID
+	} else {
+		local, _, _ := cc.UserID.Parse()
+		login = &mautrix.ReqLogin{
+			Type:                     mautrix.AuthTypePassword,
+			Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: local},
+			Password:                 cc.Password,
+			InitialDeviceDisplayName: "MIMI gateway " + botLabel,
+		}
+	}
+	if err := a.setupCrypto(ctx, cli, login); err != nil {
+		return err
+	}
+	if err := cli.SetDisplayName(ctx, cc.DisplayName); err != nil {
+		a.log.Warn("setting the functional account's display name failed", "error", err)
+	}
+	sy.OnEvent(cli.StateStoreSyncHandler)
+	sy.OnEvent(func(ctx context.Context, evt *mevent.Event) {
+		src := evt.Mautrix.EventSource
+		switch {
+		case src&mevent.SourceTimeline != 0 && src&(mevent.SourceJoin) != 0:
+		case src&mevent.SourceInvite != 0 && evt.Type == mevent.StateMember && evt.GetStateKey() == string(cc.UserID):
+		default:
+			return
+		}
+		if err := a.ingest(ctx, evt); err != nil {
+			sy.fail(err)
+		}
+	})
+	sy.ParseErrorHandler = func(evt *mevent.Event, err error) bool {
+		a.skip(context.Background(), evt, fmt.Errorf("%w: %v", ErrMalformed, err))
+		return false
+	}
+	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
+	a.startSync(runCtx, cli)
+	a.log.Info("client mode logged in", "user_id", string(cli.UserID), "device_id", string(cli.DeviceID))
+	return nil
+}
+
+// permissionConfig is the TI-Messenger invite permission account data
+// (de.gematik.tim.account.permissionconfig.pro.v1, A_26389; the Basis variant has the same shape).
+type permissionConfig struct {
+	DefaultSetting   string                     `json:"defaultSetting"`
+	ServerExceptions map[string]json.RawMessage `json:"serverExceptions"`
+	UserExceptions   map[string]json.RawMessage `json:"userExceptions"`
+	GroupExceptions  []json.RawMessage          `json:"groupExceptions"`
+}
+
+// inviteAllowed applies the functional account's invite permissions to an inviter: the default
+// ("allow all" or "block all") is inverted for listed users and servers. Without account data the
+// TI-M default (allow all) applies. Group exceptions (isInsuredPerson) need a VZD-FHIR lookup that
+// the gateway does not do; they are logged.
+func (a *Adapter) inviteAllowed(ctx context.Context, inviter id.UserID) (bool, string, error) {
+	if !*a.cfg.Client.PermissionCheck {
+		return true, "permission check disabled", nil
+	}
+	var pc permissionConfig
+	found := false
+	for _, t := range []string{permissionConfigType, permissionConfigBasic} {
+		err := a.client.GetAccountData(ctx, t, &pc)
+		if err == nil {
+			found = true
+			break
+		}
+		var he mautrix.HTTPError
+		if errors.As(err, &he) && he.Response != nil && he.Response.StatusCode == http.StatusNotFound {
+			continue
+		}
+		return false, "", fmt.Errorf("matrix: read invite permissions: %w", err)
+	}
+	if !found {
+		return true, "no permission config (default allow all)", nil
+	}
+	_, server, _ := inviter.Parse()
+	_, userListed := pc.UserExceptions[string(inviter)]
+	_, serverListed := pc.ServerExceptions[server]
+	exception := userListed || serverListed
+	if len(pc.GroupExceptions) > 0 {
+		a.log.Info("invite permissions contain group exceptions, which need a directory lookup and are not applied")
+	}
+	switch pc.DefaultSetting {
+	case "block all":
+		if exception {
+			return true, "listed exception to block all", nil
+		}
+		return false, "block all", nil
+	default:
+		if exception {
+			return false, "listed exception to allow all", nil
+		}
+		return true, "allow all", nil
+	}
+}

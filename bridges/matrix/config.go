@@ -1,0 +1,222 @@
+package matrix
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// Mode selects how the adapter attaches to the homeserver.
+type Mode string
+
+// Modes.
+const (
+	// ModeAppservice runs as an application service: ghosts for MIMI users and a portal room per
+	// MIMI room (BundesMessenger, or any homeserver whose operator consents).
+	ModeAppservice Mode = "appservice"
+	// ModeClient logs one functional account in as an ordinary client with its own E2EE device and
+	// relays with per-message sender attribution (TI-Messenger, where server-side bridging is
+	// forbidden).
+	ModeClient Mode = "client"
+)
+
+// Config configures the adapter (the bridges.matrix section of the gateway configuration).
+type Config struct {
+	// Mode is "appservice" or "client".
+	Mode Mode `mapstructure:"mode" yaml:"mode"`
+	// HomeserverURL is the client-server API base URL, e.g. https://matrix.klinik-a.example.
+	HomeserverURL string `mapstructure:"homeserver_url" yaml:"homeserver_url"`
+	// ServerName is the homeserver's server name (the part after ':' in user IDs).
+	ServerName string `mapstructure:"server_name" yaml:"server_name"`
+	// GatewayDomain is the MIMI provider domain: rooms that Matrix users start are hosted as
+	// mimi://<GatewayDomain>/r/<room>.
+	GatewayDomain event.Domain `mapstructure:"gateway_domain" yaml:"gateway_domain"`
+	// Appservice configures appservice mode.
+	Appservice AppserviceConfig `mapstructure:"appservice" yaml:"appservice"`
+	// Client configures client mode.
+	Client ClientConfig `mapstructure:"client" yaml:"client"`
+	// Encryption configures end-to-end encryption.
+	Encryption EncryptionConfig `mapstructure:"encryption" yaml:"encryption"`
+	// MaxMediaSize bounds a file the adapter downloads or uploads. Default 100 MiB.
+	MaxMediaSize int64 `mapstructure:"max_media_size" yaml:"max_media_size"`
+	// DecryptWait is how long an incoming encrypted event waits for its room key before it is
+	// parked in the store until the key arrives. Default 5s.
+	DecryptWait time.Duration `mapstructure:"decrypt_wait" yaml:"decrypt_wait"`
+}
+
+// AppserviceConfig configures appservice mode.
+type AppserviceConfig struct {
+	// ID is the registration ID. Default "mimi-gateway".
+	ID string `mapstructure:"id" yaml:"id"`
+	// Listen is the address the transaction endpoint listens on, e.g. 127.0.0.1:29333.
+	Listen string `mapstructure:"listen" yaml:"listen"`
+	// URL is how the homeserver reaches Listen, e.g. http://gateway:29333. Default http://<Listen>.
+	URL string `mapstructure:"url" yaml:"url"`
+	// RegistrationFile is the registration YAML (with the as/hs tokens) written by
+	// `mimi-gateway matrix registration` and given to the homeserver.
+	RegistrationFile string `mapstructure:"registration_file" yaml:"registration_file"`
+	// BotLocalpart is the appservice bot's localpart. Default "mimibot".
+	BotLocalpart string `mapstructure:"bot_localpart" yaml:"bot_localpart"`
+	// GhostPrefix starts every ghost's localpart. Default "mimi_".
+	GhostPrefix string `mapstructure:"ghost_prefix" yaml:"ghost_prefix"`
+	// MaxTransactionSize bounds a transaction body. Default 32 MiB.
+	MaxTransactionSize int64 `mapstructure:"max_transaction_size" yaml:"max_transaction_size"`
+}
+
+// ClientConfig configures client mode.
+type ClientConfig struct {
+	// UserID is the functional account, e.g. @mimi-bot:klinik-a.example.
+	UserID id.UserID `mapstructure:"user_id" yaml:"user_id"`
+	// Password logs the account in (m.login.password) when AccessToken is empty.
+	Password string `mapstructure:"password" yaml:"password"`
+	// AccessToken is used instead of a password login; DeviceID must be its device.
+	AccessToken string `mapstructure:"access_token" yaml:"access_token"`
+	// DeviceID is the device of AccessToken.
+	DeviceID id.DeviceID `mapstructure:"device_id" yaml:"device_id"`
+	// DisplayName is set on the account; TI-Messenger requires bots to be labelled, so
+	// " (Chatbot)" is appended when missing. Default "MIMI Gateway".
+	DisplayName string `mapstructure:"display_name" yaml:"display_name"`
+	// PermissionCheck honours the account's TI-Messenger invite permissions
+	// (de.gematik.tim.account.permissionconfig.pro.v1). Default true.
+	PermissionCheck *bool `mapstructure:"permission_check" yaml:"permission_check"`
+}
+
+// EncryptionConfig configures end-to-end encryption.
+type EncryptionConfig struct {
+	// Default encrypts the portal rooms the adapter creates. Default true.
+	Default *bool `mapstructure:"default" yaml:"default"`
+	// PickleKey encrypts the Olm account and sessions in the store. Required whenever
+	// encryption is possible (always, in practice); keep it secret.
+	PickleKey string `mapstructure:"pickle_key" yaml:"pickle_key"`
+}
+
+// Defaults.
+const (
+	DefaultAppserviceID     = "mimi-gateway"
+	DefaultBotLocalpart     = "mimibot"
+	DefaultGhostPrefix      = "mimi_"
+	DefaultMaxMediaSize     = 100 << 20
+	DefaultMaxTransaction   = 32 << 20
+	DefaultDecryptWait      = 5 * time.Second
+	DefaultClientName       = "MIMI Gateway"
+	botLabel                = "(Chatbot)"
+	permissionConfigType    = "de.gematik.tim.account.permissionconfig.pro.v1"
+	permissionConfigBasic   = "de.gematik.tim.account.permissionconfig.v1"
+	minPickleKeyLength      = 16
+	maxDisplayNameLength    = 256
+	maxAttributionNameRunes = 64
+)
+
+// WithDefaults returns c with defaults filled in.
+func (c Config) WithDefaults() Config {
+	if c.Appservice.ID == "" {
+		c.Appservice.ID = DefaultAppserviceID
+	}
+	if c.Appservice.BotLocalpart == "" {
+		c.Appservice.BotLocalpart = DefaultBotLocalpart
+	}
+	if c.Appservice.GhostPrefix == "" {
+		c.Appservice.GhostPrefix = DefaultGhostPrefix
+	}
+	if c.Appservice.URL == "" && c.Appservice.Listen != "" {
+		c.Appservice.URL = "http://" + c.Appservice.Listen
+	}
+	if c.Appservice.MaxTransactionSize == 0 {
+		c.Appservice.MaxTransactionSize = DefaultMaxTransaction
+	}
+	if c.MaxMediaSize == 0 {
+		c.MaxMediaSize = DefaultMaxMediaSize
+	}
+	if c.DecryptWait == 0 {
+		c.DecryptWait = DefaultDecryptWait
+	}
+	if c.Client.DisplayName == "" {
+		c.Client.DisplayName = DefaultClientName
+	}
+	if !strings.Contains(c.Client.DisplayName, botLabel) {
+		c.Client.DisplayName += " " + botLabel
+	}
+	if c.Encryption.Default == nil {
+		t := true
+		c.Encryption.Default = &t
+	}
+	if c.Client.PermissionCheck == nil {
+		t := true
+		c.Client.PermissionCheck = &t
+	}
+	return c
+}
+
+// Validate reports every problem of c (after WithDefaults) joined.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("matrix: "+format, args...)) }
+	switch c.Mode {
+	case ModeAppservice, ModeClient:
+	default:
+		bad("mode %q: want appservice or client", c.Mode)
+	}
+	if u, err := url.Parse(c.HomeserverURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("homeserver_url %q: want an http(s) URL", c.HomeserverURL)
+	}
+	if c.ServerName == "" || strings.ContainsAny(c.ServerName, "/@!# ") {
+		bad("server_name %q: want the homeserver's server name", c.ServerName)
+	}
+	if _, err := event.ParseRoomURI(string(event.NewRoomURI(c.GatewayDomain, "x"))); err != nil || c.GatewayDomain == "" {
+		bad("gateway_domain %q: want a lower-case DNS name", c.GatewayDomain)
+	}
+	if len(c.Encryption.PickleKey) < minPickleKeyLength {
+		bad("encryption.pickle_key: want at least %d characters", minPickleKeyLength)
+	}
+	switch c.Mode {
+	case ModeAppservice:
+		if c.Appservice.Listen == "" {
+			bad("appservice.listen: required in appservice mode")
+		}
+		if c.Appservice.RegistrationFile == "" {
+			bad("appservice.registration_file: required in appservice mode")
+		}
+		if !validLocalpart(c.Appservice.BotLocalpart) {
+			bad("appservice.bot_localpart %q: not a valid Matrix localpart", c.Appservice.BotLocalpart)
+		}
+		if !validLocalpart(c.Appservice.GhostPrefix) {
+			bad("appservice.ghost_prefix %q: not a valid Matrix localpart prefix", c.Appservice.GhostPrefix)
+		}
+		if strings.HasPrefix(c.Appservice.BotLocalpart, c.Appservice.GhostPrefix) {
+			bad("appservice.bot_localpart %q must not start with the ghost prefix %q", c.Appservice.BotLocalpart, c.Appservice.GhostPrefix)
+		}
+	case ModeClient:
+		if _, _, err := c.Client.UserID.Parse(); err != nil {
+			bad("client.user_id %q: %v", c.Client.UserID, err)
+		}
+		if c.Client.Password == "" && c.Client.AccessToken == "" {
+			bad("client: password or access_token required")
+		}
+		if c.Client.AccessToken != "" && c.Client.DeviceID == "" {
+			bad("client.device_id: required with access_token")
+		}
+	}
+	if c.MaxMediaSize < 0 || c.Appservice.MaxTransactionSize < 0 || c.DecryptWait < 0 {
+		bad("sizes and durations must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func validLocalpart(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("._=-/", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

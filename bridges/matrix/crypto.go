@@ -1,0 +1,225 @@
+package matrix
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/crypto/cryptohelper"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// maxPendingBatch bounds the parked events retried at once.
+const maxPendingBatch = 100
+
+// pendingRetryInterval is how often parked events are retried without a new session arriving.
+const pendingRetryInterval = 30 * time.Second
+
+// setupCrypto creates the E2EE device of cli (the appservice bot's device, or the functional
+// account's) with its Olm account and Megolm sessions in the gateway store, and logs in with
+// login when the store has no device yet.
+func (a *Adapter) setupCrypto(ctx context.Context, cli *mautrix.Client, login *mautrix.ReqLogin) error {
+	helper, err := cryptohelper.NewCryptoHelper(cli, []byte(a.cfg.Encryption.PickleKey), a.db)
+	if err != nil {
+		return fmt.Errorf("matrix: crypto helper: %w", err)
+	}
+	helper.LoginAs = login
+	helper.DBAccountID = string(cli.UserID)
+	helper.DecryptErrorCallback = func(evt *mevent.Event, err error) {
+		a.log.Warn("decryption failed", "room_id", string(evt.RoomID), "event_id", string(evt.ID), "sender", string(evt.Sender), "error", err)
+	}
+	if err := helper.Init(ctx); err != nil {
+		return fmt.Errorf("matrix: init crypto for %s: %w", cli.UserID, err)
+	}
+	// Encrypting is done explicitly (encryptFor), so that ghosts' events, which are sent through
+	// other clients, use this device too. cli.Crypto stays set for to-device handling.
+	cli.Crypto = helper
+	mach := helper.Machine()
+	mach.SessionReceived = func(context.Context, id.RoomID, id.SessionID, uint32) { a.kickPending() }
+	a.crypto = helper
+	a.log.Info("end-to-end encryption ready", "user_id", string(cli.UserID), "device_id", string(cli.DeviceID))
+	return nil
+}
+
+// encryptFor returns the content to send into room: the content itself in an unencrypted room,
+// else an m.room.encrypted payload from this gateway's device (sharing the Megolm session with
+// every joined or invited member's devices first when needed).
+func (a *Adapter) encryptFor(ctx context.Context, room id.RoomID, t mevent.Type, c any) (mevent.Type, any, error) {
+	enc, err := a.stateStore.IsEncrypted(ctx, room)
+	if err != nil {
+		return t, nil, fmt.Errorf("matrix: encryption state of %s: %w", room, err)
+	}
+	if !enc {
+		return t, c, nil
+	}
+	if a.crypto == nil {
+		return t, nil, fmt.Errorf("matrix: room %s is encrypted but encryption is not set up", room)
+	}
+	out, err := a.crypto.Encrypt(ctx, room, t, c)
+	if err != nil {
+		a.metrics.keyShare.WithLabelValues("error").Inc()
+		a.log.Error("encrypting outgoing event failed (key sharing)", "room_id", string(room), "type", t.Type, "error", err)
+		return t, nil, fmt.Errorf("matrix: encrypt for %s: %w", room, err)
+	}
+	a.metrics.keyShare.WithLabelValues("ok").Inc()
+	return mevent.EventEncrypted, out, nil
+}
+
+// decrypt decrypts evt, waiting up to DecryptWait for its room key.
+func (a *Adapter) decrypt(ctx context.Context, evt *mevent.Event) (*mevent.Event, error) {
+	if a.crypto == nil {
+		return nil, errors.New("matrix: encryption is not set up")
+	}
+	dec, err := a.crypto.Decrypt(ctx, evt)
+	if errors.Is(err, crypto.ErrNoSessionFound) && a.cfg.DecryptWait > 0 {
+		c := evt.Content.AsEncrypted()
+		if a.crypto.WaitForSession(ctx, evt.RoomID, c.SenderKey, c.SessionID, a.cfg.DecryptWait) {
+			dec, err = a.crypto.Decrypt(ctx, evt)
+		}
+	}
+	return dec, err
+}
+
+// park keeps an encrypted event whose key has not arrived in the store (so nothing is lost when
+// the upstream event is acknowledged), asks the sender's devices for the key, and returns nil.
+func (a *Adapter) park(ctx context.Context, evt *mevent.Event, cause error) error {
+	reason := "other"
+	if errors.Is(cause, crypto.ErrNoSessionFound) {
+		reason = "no_session"
+	}
+	a.metrics.decryptErrors.WithLabelValues(reason).Inc()
+	c := evt.Content.AsEncrypted()
+	a.log.Warn("cannot decrypt event yet, parked until its room key arrives",
+		"room_id", string(evt.RoomID), "event_id", string(evt.ID), "sender", string(evt.Sender),
+		"sender_device", string(c.DeviceID), "session_id", string(c.SessionID), "reason", reason, "error", cause)
+	raw, err := json.Marshal(evt)
+	if err != nil {
+		return fmt.Errorf("matrix: park %s: %w", evt.ID, err)
+	}
+	if _, err := a.st.ExecContext(ctx, `INSERT INTO matrix_pending (event_id, mx_room, raw, received_at, attempts) VALUES (?, ?, ?, ?, 1)
+		ON CONFLICT (event_id) DO UPDATE SET attempts = matrix_pending.attempts + 1`,
+		string(evt.ID), string(evt.RoomID), string(raw), time.Now().UnixMilli()); err != nil {
+		return transient(fmt.Errorf("matrix: park %s: %w", evt.ID, err))
+	}
+	a.updatePendingGauge(ctx)
+	if a.crypto != nil && reason == "no_session" {
+		go a.crypto.RequestSession(context.WithoutCancel(ctx), evt.RoomID, c.SenderKey, c.SessionID, evt.Sender, c.DeviceID)
+	}
+	return nil
+}
+
+func (a *Adapter) updatePendingGauge(ctx context.Context) {
+	var n int64
+	if err := a.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM matrix_pending`).Scan(&n); err == nil {
+		a.metrics.pending.Set(float64(n))
+	}
+}
+
+func (a *Adapter) kickPending() {
+	select {
+	case a.pendingC <- struct{}{}:
+	default:
+	}
+}
+
+// pendingLoop retries parked events when a new Megolm session arrives and periodically.
+func (a *Adapter) pendingLoop(ctx context.Context) {
+	t := time.NewTicker(pendingRetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.pendingC:
+		case <-t.C:
+		}
+		if err := a.retryPending(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("retrying parked encrypted events failed", "error", err)
+		}
+	}
+}
+
+// retryPending decrypts and ingests parked events whose keys have arrived.
+func (a *Adapter) retryPending(ctx context.Context) error {
+	if a.crypto == nil {
+		return nil
+	}
+	rows, err := a.st.QueryContext(ctx, `SELECT event_id, raw FROM matrix_pending ORDER BY received_at LIMIT ?`, maxPendingBatch)
+	if err != nil {
+		return fmt.Errorf("matrix: load parked events: %w", err)
+	}
+	type parked struct{ id, raw string }
+	var list []parked
+	for rows.Next() {
+		var p parked
+		if err := rows.Scan(&p.id, &p.raw); err != nil {
+			rows.Close()
+			return err
+		}
+		list = append(list, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, p := range list {
+		var evt mevent.Event
+		if err := json.Unmarshal([]byte(p.raw), &evt); err != nil {
+			a.log.Warn("dropping unreadable parked event", "event_id", p.id, "error", err)
+			a.unpark(ctx, p.id)
+			continue
+		}
+		_ = evt.Content.ParseRaw(evt.Type)
+		dec, err := a.crypto.Decrypt(ctx, &evt)
+		if err != nil {
+			continue // still no key
+		}
+		a.ingestMu.Lock()
+		err = a.ingestDecrypted(ctx, &evt, dec)
+		a.ingestMu.Unlock()
+		if err != nil {
+			return err
+		}
+		a.unpark(ctx, p.id)
+	}
+	a.updatePendingGauge(ctx)
+	return nil
+}
+
+func (a *Adapter) unpark(ctx context.Context, eventID string) {
+	if _, err := a.st.ExecContext(ctx, `DELETE FROM matrix_pending WHERE event_id = ?`, eventID); err != nil {
+		a.log.Warn("removing parked event failed", "event_id", eventID, "error", err)
+	}
+}
+
+// ingestDecrypted relays a parked event after its decryption. Callers hold ingestMu.
+func (a *Adapter) ingestDecrypted(ctx context.Context, outer, dec *mevent.Event) error {
+	done, err := a.st.IsProcessed(ctx, scopeEvent, string(outer.ID))
+	if err != nil || done {
+		return err
+	}
+	room, ok, err := a.portalByMatrix(ctx, outer.RoomID)
+	if err != nil || !ok {
+		return err
+	}
+	p, err := parseEvent(dec)
+	if err != nil {
+		a.skip(ctx, dec, err)
+		return a.markDone(ctx, string(outer.ID))
+	}
+	env, err := a.toEnvelope(ctx, room, p)
+	if err != nil {
+		var te errTransient
+		if errors.As(err, &te) {
+			return err
+		}
+		a.skip(ctx, dec, err)
+		return a.markDone(ctx, string(outer.ID))
+	}
+	return a.publish(ctx, p, env)
+}

@@ -1,0 +1,155 @@
+package matrix
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// MaxIDLength bounds every Matrix identifier the adapter accepts (the spec allows 255 bytes for user
+// and room IDs; event IDs are shorter).
+const MaxIDLength = 255
+
+// UserURIOf maps a Matrix user ID to its MIMI user URI: @alice:klinik-a.example becomes
+// mimi://klinik-a.example/u/alice (BRIEF §4).
+func UserURIOf(u id.UserID) (event.UserURI, error) {
+	local, server, err := u.ParseAndValidateRelaxed()
+	if err != nil || len(u) > MaxIDLength {
+		return "", fmt.Errorf("matrix: user ID %q: invalid", truncate(string(u), 64))
+	}
+	uri := event.NewUserURI(event.Domain(strings.ToLower(server)), local)
+	if _, err := event.ParseUserURI(string(uri)); err != nil {
+		return "", fmt.Errorf("matrix: user ID %q: %w", truncate(string(u), 64), err)
+	}
+	return uri, nil
+}
+
+// RoomURIOf is the MIMI room the gateway hosts (as hub) for a Matrix room that was not created as the
+// portal of an existing MIMI room: mimi://<gateway domain>/r/<room ID>, percent-encoded.
+func RoomURIOf(d event.Domain, r id.RoomID) (event.RoomURI, error) {
+	if !strings.HasPrefix(string(r), "!") || len(r) > MaxIDLength || !strings.Contains(string(r), ":") {
+		return "", fmt.Errorf("matrix: room ID %q: invalid", truncate(string(r), 64))
+	}
+	uri := event.NewRoomURI(d, string(r))
+	if _, err := event.ParseRoomURI(string(uri)); err != nil {
+		return "", fmt.Errorf("matrix: room ID %q: %w", truncate(string(r), 64), err)
+	}
+	return uri, nil
+}
+
+// Ghosts: a MIMI user of another provider appears on Matrix as @<prefix><domain>_<user>:<hs>, where
+// domain and user are escaped so that the mapping is reversible and the localpart stays within the
+// Matrix grammar: characters [a-z0-9.-] stand for themselves and every other byte is "=xx" (lower-case
+// hex). '_' therefore never occurs inside the escaped parts and separates them.
+
+func escapeLocal(s string) string {
+	const hex = "0123456789abcdef"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+func unescapeLocal(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '=' {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+				return "", false
+			}
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", false
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return "", false
+		}
+		b.WriteByte(hi<<4 | lo)
+		i += 2
+	}
+	return b.String(), true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// Ghosts names and recognises ghost users.
+type Ghosts struct {
+	// Prefix starts every ghost localpart, e.g. "mimi_".
+	Prefix string
+	// Server is the homeserver's server name.
+	Server string
+}
+
+// UserID returns the ghost of a MIMI user.
+func (g Ghosts) UserID(u event.UserURI) id.UserID {
+	return id.NewUserID(g.Prefix+escapeLocal(string(u.Domain()))+"_"+escapeLocal(u.Local()), g.Server)
+}
+
+// IsGhost reports whether u is in the ghost namespace.
+func (g Ghosts) IsGhost(u id.UserID) bool {
+	local, server, err := u.Parse()
+	return err == nil && server == g.Server && strings.HasPrefix(local, g.Prefix)
+}
+
+// URI returns the MIMI user a ghost stands for.
+func (g Ghosts) URI(u id.UserID) (event.UserURI, bool) {
+	local, server, err := u.Parse()
+	if err != nil || server != g.Server {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(local, g.Prefix)
+	if !ok {
+		return "", false
+	}
+	ed, eu, ok := strings.Cut(rest, "_")
+	if !ok {
+		return "", false
+	}
+	d, ok1 := unescapeLocal(ed)
+	l, ok2 := unescapeLocal(eu)
+	if !ok1 || !ok2 || d == "" || l == "" {
+		return "", false
+	}
+	uri, err := event.ParseUserURI(string(event.NewUserURI(event.Domain(d), l)))
+	if err != nil {
+		return "", false
+	}
+	return uri, true
+}
+
+// Regex is the registration namespace regex of the ghosts.
+func (g Ghosts) Regex() string {
+	return "@" + regexp.QuoteMeta(g.Prefix) + ".*:" + regexp.QuoteMeta(g.Server)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,410 @@
+package matrix
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/microcosm-cc/bluemonday"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/format"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// sanitizer keeps the HTML subset Matrix clients send (UGC policy: formatting, links, lists, code,
+// tables) and drops scripts, styles, event handlers and unknown schemes.
+var sanitizer = func() *bluemonday.Policy {
+	p := bluemonday.UGCPolicy()
+	p.AllowAttrs("data-mx-spoiler", "data-mx-color", "data-mx-bg-color").Globally()
+	p.AllowURLSchemes("mailto", "http", "https", "matrix", "mimi", "mxc")
+	return p
+}()
+
+// errTransient marks failures that must not acknowledge the upstream event (bus or store down).
+type errTransient struct{ err error }
+
+func (e errTransient) Error() string { return e.err.Error() }
+func (e errTransient) Unwrap() error { return e.err }
+
+func transient(err error) error { return errTransient{err} }
+
+// ingest handles one incoming Matrix event. It returns an error only when the event must be retried
+// later (bus or store unavailable): the appservice then answers the transaction with an error, the
+// sync loop does not advance its token. Malformed and irrelevant events are logged, counted and
+// skipped.
+func (a *Adapter) ingest(ctx context.Context, evt *mevent.Event) error {
+	a.ingestMu.Lock()
+	defer a.ingestMu.Unlock()
+	return a.ingestLocked(ctx, evt)
+}
+
+func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
+	p, err := parseEvent(evt)
+	if err != nil {
+		a.skip(ctx, evt, err)
+		return nil
+	}
+	log := a.log.With("room_id", string(p.Room), "event_id", string(p.ID), "type", p.Type.Type)
+	done, err := a.st.IsProcessed(ctx, scopeEvent, string(p.ID))
+	if err != nil {
+		return transient(fmt.Errorf("matrix: dedupe %s: %w", p.ID, err))
+	}
+	if done {
+		a.metrics.inbound.WithLabelValues("duplicate").Inc()
+		log.Debug("duplicate event skipped")
+		return nil
+	}
+	if p.Kind == event.KindMembership {
+		return a.ingestMember(ctx, p)
+	}
+	if a.isOwn(p.Sender) {
+		a.metrics.inbound.WithLabelValues("echo").Inc()
+		return nil
+	}
+	room, ok, err := a.portalByMatrix(ctx, p.Room)
+	if err != nil {
+		return transient(err)
+	}
+	if !ok {
+		a.metrics.inbound.WithLabelValues("no_portal").Inc()
+		log.Debug("event in a room that is not a portal skipped")
+		return nil
+	}
+	if p.Encrypted {
+		dec, err := a.decrypt(ctx, evt)
+		if err != nil {
+			return a.park(ctx, evt, err)
+		}
+		if p, err = parseEvent(dec); err != nil {
+			a.skip(ctx, dec, err)
+			return a.markDone(ctx, string(evt.ID))
+		}
+	}
+	env, err := a.toEnvelope(ctx, room, p)
+	if err != nil {
+		var te errTransient
+		if errors.As(err, &te) {
+			return err
+		}
+		a.skip(ctx, evt, err)
+		return a.markDone(ctx, string(p.ID))
+	}
+	return a.publish(ctx, p, env)
+}
+
+// publish puts env on the bus, then records the ID mapping and the dedupe mark together.
+func (a *Adapter) publish(ctx context.Context, p *Parsed, env *event.Envelope) error {
+	if err := a.pub.PublishOut(ctx, env); err != nil {
+		return transient(fmt.Errorf("matrix: publish %s: %w", p.ID, err))
+	}
+	err := a.st.InTx(ctx, func(tx *store.Tx) error {
+		m := idmap.New(tx)
+		if env.Kind.HasContent() && len(env.MessageID) > 0 {
+			if _, err := m.Put(ctx, idmap.Message{
+				Network: event.NetworkMatrix, NativeRoom: event.NativeRoomID(p.Room), NativeID: event.NativeEventID(p.ID),
+				NativeSender: event.NativeUserID(p.Sender), Room: env.Room, MessageID: env.MessageID, EventID: env.ID, Primary: true,
+			}); err != nil && !errors.Is(err, idmap.ErrConflict) {
+				return err
+			}
+		}
+		if env.Kind == event.KindReaction && p.Kind == event.KindReaction {
+			target, err := a.lookupIn(ctx, m, p.Room, p.Target)
+			if err == nil {
+				if _, err := m.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: target, Reactor: env.Sender,
+					Emoji: p.ReactionKey, MessageID: env.MessageID, EventID: env.ID}); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.MarkProcessed(ctx, scopeEvent, string(p.ID))
+		return err
+	})
+	if err != nil {
+		return transient(fmt.Errorf("matrix: record %s: %w", p.ID, err))
+	}
+	a.metrics.inbound.WithLabelValues("published").Inc()
+	a.log.Debug("event published", "room_id", string(p.Room), "event_id", string(p.ID), "kind", env.Kind.String(), "envelope", string(env.ID))
+	return nil
+}
+
+func (a *Adapter) markDone(ctx context.Context, eventID string) error {
+	if _, err := a.st.MarkProcessed(ctx, scopeEvent, eventID); err != nil {
+		return transient(fmt.Errorf("matrix: mark %s: %w", eventID, err))
+	}
+	return nil
+}
+
+// skip logs and counts an event that is not relayed.
+func (a *Adapter) skip(ctx context.Context, evt *mevent.Event, err error) {
+	result, lvl := "ignored", slog.LevelDebug
+	if errors.Is(err, ErrMalformed) {
+		result, lvl = "malformed", slog.LevelWarn
+	}
+	a.metrics.inbound.WithLabelValues(result).Inc()
+	a.log.LogAttrs(ctx, lvl, "matrix event skipped", slog.String("room_id", truncate(string(evt.RoomID), 80)),
+		slog.String("event_id", truncate(string(evt.ID), 80)), slog.String("type", truncate(evt.Type.Type, 80)), slog.Any("error", err))
+}
+
+// salt derives the message salt from the envelope ID with a stored secret, so that a redelivered
+// event yields byte-identical content and the same MIMI message ID, while the salt stays
+// unpredictable to anyone without the secret.
+func (a *Adapter) salt(envID event.EventID) content.Salt {
+	m := hmac.New(sha256.New, a.saltKey)
+	m.Write([]byte(envID))
+	var s content.Salt
+	copy(s[:], m.Sum(nil))
+	return s
+}
+
+// lookup returns the MIMI message ID of a Matrix event.
+func (a *Adapter) lookup(ctx context.Context, room id.RoomID, ev id.EventID) ([]byte, error) {
+	return a.lookupIn(ctx, a.ids, room, ev)
+}
+
+func (a *Adapter) lookupIn(ctx context.Context, m *idmap.Map, room id.RoomID, ev id.EventID) ([]byte, error) {
+	rows, err := m.NativeAny(ctx, event.NetworkMatrix, event.NativeRoomID(room), event.NativeEventID(ev))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if r.Primary {
+			return r.MessageID, nil
+		}
+	}
+	if len(rows) > 0 {
+		return rows[0].MessageID, nil
+	}
+	return nil, idmap.ErrNotFound
+}
+
+func toMessageID(b []byte) (*content.MessageID, error) {
+	var id content.MessageID
+	if len(b) != len(id) {
+		return nil, fmt.Errorf("%w: stored message ID has %d bytes", ErrMalformed, len(b))
+	}
+	copy(id[:], b)
+	return &id, nil
+}
+
+// toEnvelope maps a parsed Matrix event in a portal room to a canonical envelope.
+func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed) (*event.Envelope, error) {
+	sender, err := UserURIOf(p.Sender)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	envID := event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID))
+	msg := &content.Message{Salt: a.salt(envID)}
+	ext := &msg.Extensions
+	if err := errors.Join(ext.SetSenderURI(string(sender)), ext.SetRoomURI(string(room)), ext.SetSenderTimestamp(p.Timestamp),
+		ext.SetExternalMessageID(content.ExternalID{ID: []byte(p.ID), URI: "matrix:roomid/" + strings.TrimPrefix(string(p.Room), "!")})); err != nil {
+		return nil, fmt.Errorf("%w: extensions: %w", ErrMalformed, err)
+	}
+	kind := p.Kind
+	notFound := func(what string, ev id.EventID, err error) error {
+		if errors.Is(err, idmap.ErrNotFound) {
+			return fmt.Errorf("%w: %s target %s is not a relayed message", ErrIgnored, what, ev)
+		}
+		return transient(err)
+	}
+	switch p.Kind {
+	case event.KindMessage:
+		if p.ReplyTo != "" {
+			if b, err := a.lookup(ctx, p.Room, p.ReplyTo); err == nil {
+				if msg.InReplyTo, err = toMessageID(b); err != nil {
+					return nil, err
+				}
+			} else if !errors.Is(err, idmap.ErrNotFound) {
+				return nil, transient(err)
+			}
+		}
+		if msg.Body, err = a.messageBody(ctx, p); err != nil {
+			return nil, err
+		}
+	case event.KindEdit:
+		b, err := a.lookup(ctx, p.Room, p.Target)
+		if err != nil {
+			return nil, notFound("edit", p.Target, err)
+		}
+		if msg.Replaces, err = toMessageID(b); err != nil {
+			return nil, err
+		}
+		if msg.Body, err = a.messageBody(ctx, p); err != nil {
+			return nil, err
+		}
+	case event.KindReaction:
+		b, err := a.lookup(ctx, p.Room, p.Target)
+		if err != nil {
+			return nil, notFound("reaction", p.Target, err)
+		}
+		if msg.InReplyTo, err = toMessageID(b); err != nil {
+			return nil, err
+		}
+		msg.Body = content.NestedPart{Disposition: content.DispReaction,
+			Body: content.SinglePart{ContentType: content.TypePlain, Content: []byte(p.ReactionKey)}}
+	case event.KindDelete:
+		b, err := a.lookup(ctx, p.Room, p.Target)
+		if err != nil {
+			return nil, notFound("redaction", p.Target, err)
+		}
+		if msg.Replaces, err = toMessageID(b); err != nil {
+			return nil, err
+		}
+		msg.Body = content.NestedPart{Disposition: content.DispRender, Body: content.NullPart{}}
+		// A redacted reaction is an unreact: a null reaction part replacing the reaction, in
+		// reply to the message it was on (content-08 §5, "unlike").
+		if r, err := a.ids.ReactionByMessageID(ctx, room, b); err == nil {
+			kind = event.KindReaction
+			if msg.InReplyTo, err = toMessageID(r.Target); err != nil {
+				return nil, err
+			}
+			msg.Body.Disposition = content.DispReaction
+		} else if !errors.Is(err, idmap.ErrNotFound) {
+			return nil, transient(err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: kind %s", ErrIgnored, p.Kind)
+	}
+	data, mid, err := msg.EncodeWithID(a.idv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode content: %w", ErrMalformed, err)
+	}
+	env := &event.Envelope{
+		ID: envID, Kind: kind, Room: room, Sender: sender, Content: data, Timestamp: p.Timestamp, MessageID: mid[:],
+		Origin: event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
+	}
+	if err := env.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return env, nil
+}
+
+// messageBody builds the MIMI body of a text or media message.
+func (a *Adapter) messageBody(ctx context.Context, p *Parsed) (content.NestedPart, error) {
+	text := a.textPart(p)
+	if p.Media == nil {
+		if text == nil {
+			return content.NestedPart{}, fmt.Errorf("%w: empty message", ErrMalformed)
+		}
+		return *text, nil
+	}
+	ext, err := a.mediaPart(ctx, p)
+	if err != nil {
+		return content.NestedPart{}, err
+	}
+	if text == nil {
+		return *ext, nil
+	}
+	return content.NestedPart{Disposition: content.DispRender, Body: content.MultiPart{Semantics: content.ProcessAll,
+		Parts: []content.NestedPart{*text, *ext}}}, nil
+}
+
+// textPart maps body/formatted_body: HTML becomes GFM-MIMI markdown with the sanitised HTML as an
+// alternative (chooseOne); plain bodies stay text/plain. Reply fallbacks are stripped, m.emote
+// becomes the "/me " convention.
+func (a *Adapter) textPart(p *Parsed) *content.NestedPart {
+	body, html := p.Body, p.HTML
+	if p.ReplyTo != "" {
+		body, html = stripReplyFallback(body), stripHTMLReplyFallback(html)
+	}
+	if html != "" {
+		html = sanitizer.Sanitize(html)
+	}
+	if p.MsgType == mevent.MsgEmote {
+		body = "/me " + body
+		if html != "" {
+			html = "/me " + html
+		}
+	}
+	if html == "" {
+		if body == "" {
+			return nil
+		}
+		return &content.NestedPart{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypePlain, Content: []byte(body)}}
+	}
+	md, _ := format.HTMLToMarkdownFull(nil, html)
+	return &content.NestedPart{Disposition: content.DispRender, Body: content.MultiPart{Semantics: content.ChooseOne, Parts: []content.NestedPart{
+		{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypeGFMMIMI, Content: []byte(md)}},
+		{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypeHTML, Content: []byte(html)}},
+	}}}
+}
+
+// stripReplyFallback removes the "> <@user> quoted" lines Matrix clients put before a reply.
+func stripReplyFallback(body string) string {
+	lines := strings.Split(body, "\n")
+	i := 0
+	for i < len(lines) && strings.HasPrefix(lines[i], ">") {
+		i++
+	}
+	if i == 0 {
+		return body
+	}
+	if i < len(lines) && lines[i] == "" {
+		i++
+	}
+	return strings.Join(lines[i:], "\n")
+}
+
+func stripHTMLReplyFallback(html string) string {
+	if i := strings.Index(html, "</mx-reply>"); i >= 0 && strings.HasPrefix(html, "<mx-reply>") {
+		return html[i+len("</mx-reply>"):]
+	}
+	return html
+}
+
+// mediaPart downloads (and, for encrypted files, decrypts) a Matrix attachment, hands the plaintext
+// to the asset store and returns the ExternalPart describing it.
+func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart, error) {
+	if a.assets == nil {
+		return nil, fmt.Errorf("%w: media without an asset store", ErrIgnored)
+	}
+	m := p.Media
+	if m.Size > a.cfg.MaxMediaSize {
+		return nil, fmt.Errorf("%w: file of %d bytes exceeds %d", ErrMalformed, m.Size, a.cfg.MaxMediaSize)
+	}
+	resp, err := a.client.Download(ctx, m.URL)
+	if err != nil {
+		return nil, transient(fmt.Errorf("matrix: download %s: %w", m.URL, err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, a.cfg.MaxMediaSize+1))
+	if err != nil {
+		return nil, transient(fmt.Errorf("matrix: download %s: %w", m.URL, err))
+	}
+	if int64(len(data)) > a.cfg.MaxMediaSize {
+		return nil, fmt.Errorf("%w: file exceeds %d bytes", ErrMalformed, a.cfg.MaxMediaSize)
+	}
+	if m.File != nil {
+		if err := m.File.DecryptInPlace(data); err != nil {
+			return nil, fmt.Errorf("%w: decrypt attachment: %v", ErrMalformed, err)
+		}
+	}
+	ct := m.MimeType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: ct, Filename: m.Name, Size: int64(len(data))})
+	if err != nil {
+		return nil, transient(fmt.Errorf("matrix: store attachment: %w", err))
+	}
+	disp := content.DispAttachment
+	if p.MsgType == mevent.MsgImage || p.MsgType == mevent.MsgVideo {
+		disp = content.DispRender
+	}
+	return &content.NestedPart{Disposition: disp, Body: content.ExternalPart{
+		ContentType: asset.ContentType, URL: asset.URL, Size: asset.Size + 16, // AES-GCM tag
+		EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce,
+		HashAlg: asset.HashAlg, ContentHash: asset.Hash, Filename: asset.Filename,
+	}}, nil
+}

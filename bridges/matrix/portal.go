@@ -1,0 +1,189 @@
+package matrix
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"maunium.net/go/mautrix"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// portalByMatrix returns the MIMI room of a Matrix portal room.
+func (a *Adapter) portalByMatrix(ctx context.Context, room id.RoomID) (event.RoomURI, bool, error) {
+	var uri string
+	err := a.st.QueryRowContext(ctx, `SELECT mimi_room FROM matrix_portal WHERE mx_room = ?`, string(room)).Scan(&uri)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("matrix: portal of %s: %w", room, err)
+	}
+	return event.RoomURI(uri), true, nil
+}
+
+// portalByMIMI returns the Matrix portal room of a MIMI room.
+func (a *Adapter) portalByMIMI(ctx context.Context, room event.RoomURI) (id.RoomID, bool, error) {
+	var mx string
+	err := a.st.QueryRowContext(ctx, `SELECT mx_room FROM matrix_portal WHERE mimi_room = ?`, string(room)).Scan(&mx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("matrix: portal for %s: %w", room, err)
+	}
+	return id.RoomID(mx), true, nil
+}
+
+func (a *Adapter) putPortal(ctx context.Context, room event.RoomURI, mx id.RoomID, encrypted bool) error {
+	enc := 0
+	if encrypted {
+		enc = 1
+	}
+	if _, err := a.st.ExecContext(ctx, `INSERT INTO matrix_portal (mimi_room, mx_room, encrypted, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, string(room), string(mx), enc, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("matrix: store portal %s: %w", mx, err)
+	}
+	return nil
+}
+
+// userURI maps a Matrix user to MIMI: ghosts to the MIMI user they stand for, others by BRIEF §4.
+func (a *Adapter) userURI(u id.UserID) (event.UserURI, error) {
+	if uri, ok := a.ghosts.URI(u); ok && a.cfg.Mode == ModeAppservice {
+		return uri, nil
+	}
+	return UserURIOf(u)
+}
+
+// ingestMember handles m.room.member: invites of a ghost (appservice) or of the functional account
+// (client) turn the room into a portal; other changes in portals are relayed as membership
+// envelopes.
+func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
+	log := a.log.With("room_id", string(p.Room), "event_id", string(p.ID))
+	if a.crypto != nil {
+		a.crypto.Machine().HandleMemberEvent(ctx, p.Event)
+	}
+	room, isPortal, err := a.portalByMatrix(ctx, p.Room)
+	if err != nil {
+		return transient(err)
+	}
+	invitedUs := p.Membership == mevent.MembershipInvite && !a.isOwn(p.Sender) &&
+		((a.cfg.Mode == ModeAppservice && a.ghosts.IsGhost(p.MemberTarget)) ||
+			(a.cfg.Mode == ModeClient && p.MemberTarget == a.botUserID()))
+	if invitedUs {
+		if a.cfg.Mode == ModeClient {
+			allowed, why, err := a.inviteAllowed(ctx, p.Sender)
+			if err != nil {
+				return transient(err)
+			}
+			if !allowed {
+				log.Info("invite rejected by the account's invite permissions", "inviter", string(p.Sender), "reason", why)
+				if _, err := a.client.LeaveRoom(ctx, p.Room); err != nil {
+					log.Warn("rejecting invite failed", "error", err)
+				}
+				a.metrics.inbound.WithLabelValues("invite_rejected").Inc()
+				return a.markDone(ctx, string(p.ID))
+			}
+		}
+		if !isPortal {
+			if room, err = RoomURIOf(a.cfg.GatewayDomain, p.Room); err != nil {
+				a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
+				return a.markDone(ctx, string(p.ID))
+			}
+		}
+		if err := a.joinPortal(ctx, p.Room, p.MemberTarget); err != nil {
+			return transient(err)
+		}
+		if !isPortal {
+			enc, _ := a.stateStore.IsEncrypted(ctx, p.Room)
+			if err := a.putPortal(ctx, room, p.Room, enc); err != nil {
+				return transient(err)
+			}
+			log.Info("portal created for invite", "mimi_room", string(room), "inviter", string(p.Sender))
+		}
+		isPortal = true
+	} else if a.isOwn(p.Sender) && (p.Sender == p.MemberTarget || a.isOwn(p.MemberTarget)) {
+		a.metrics.inbound.WithLabelValues("echo").Inc()
+		return nil
+	}
+	if !isPortal {
+		a.metrics.inbound.WithLabelValues("no_portal").Inc()
+		return nil
+	}
+	sender, err := a.userURI(p.Sender)
+	if err != nil {
+		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
+		return a.markDone(ctx, string(p.ID))
+	}
+	target, err := a.userURI(p.MemberTarget)
+	if err != nil {
+		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
+		return a.markDone(ctx, string(p.ID))
+	}
+	action := event.MembershipUnknown
+	switch p.Membership {
+	case mevent.MembershipInvite:
+		action = event.MembershipInvite
+	case mevent.MembershipJoin:
+		action = event.MembershipJoin
+	case mevent.MembershipLeave:
+		action = event.MembershipLeave
+		if p.Sender != p.MemberTarget {
+			action = event.MembershipKick
+		}
+	case mevent.MembershipBan:
+		action = event.MembershipBan
+	}
+	reason := p.Event.Content.AsMember().Reason
+	if len(reason) > 1024 {
+		reason = reason[:1024]
+	}
+	env := &event.Envelope{
+		ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID)),
+		Kind: event.KindMembership, Room: room, Sender: sender, Timestamp: p.Timestamp,
+		Membership: &event.Membership{Action: action, Target: target, Reason: reason},
+		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
+	}
+	if err := env.Validate(); err != nil {
+		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
+		return a.markDone(ctx, string(p.ID))
+	}
+	return a.publish(ctx, p, env)
+}
+
+// joinPortal makes the invited ghost (or the functional account) join, and in appservice mode
+// brings the bot in too: its device must be a member to receive the room's Megolm keys.
+func (a *Adapter) joinPortal(ctx context.Context, room id.RoomID, invited id.UserID) error {
+	if a.cfg.Mode == ModeClient {
+		if _, err := a.client.JoinRoomByID(ctx, room); err != nil {
+			return fmt.Errorf("matrix: join %s: %w", room, err)
+		}
+		if _, err := a.client.State(ctx, room); err != nil {
+			return fmt.Errorf("matrix: state of %s: %w", room, err)
+		}
+		return nil
+	}
+	ghost := a.as.Intent(invited)
+	if err := a.ensureGhost(ctx, invited); err != nil {
+		return err
+	}
+	if err := ghost.EnsureJoined(ctx, room); err != nil {
+		return fmt.Errorf("matrix: ghost join %s: %w", room, err)
+	}
+	bot := a.as.BotIntent()
+	if _, err := ghost.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: bot.UserID}); err != nil {
+		a.log.Debug("inviting the bot failed (it may be in the room already)", "room_id", string(room), "error", err)
+	}
+	if err := bot.EnsureJoined(ctx, room); err != nil {
+		return fmt.Errorf("matrix: bot join %s: %w", room, err)
+	}
+	if _, err := bot.State(ctx, room); err != nil {
+		return fmt.Errorf("matrix: state of %s: %w", room, err)
+	}
+	return nil
+}

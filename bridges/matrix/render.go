@@ -1,0 +1,557 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto/attachment"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/format"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// outbound is one MIMI → Matrix envelope being rendered.
+type outbound struct {
+	env    *event.Envelope
+	msg    *content.Message // nil for kinds without content
+	msgID  []byte
+	room   id.RoomID
+	sender id.UserID      // ghost (appservice) or functional account (client)
+	cli    *mautrix.Client // uploads
+	send   func(ctx context.Context, t mevent.Type, c any) (id.EventID, error)
+	redact func(ctx context.Context, target id.EventID) (id.EventID, error)
+}
+
+// HandleMessage implements bridges.Adapter.
+func (a *Adapter) HandleMessage(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, a.renderMessage)
+}
+
+// HandleEdit implements bridges.EditHandler: an m.replace edit of the original event.
+func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, a.renderMessage)
+}
+
+// HandleDelete implements bridges.DeleteHandler: a redaction.
+func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+		if o.msg.Replaces == nil {
+			return "", bus.Permanent(fmt.Errorf("matrix: delete %s without replaces", o.env.ID))
+		}
+		target, err := a.native(ctx, o.env.Room, o.msg.Replaces[:])
+		if err != nil {
+			return "", err
+		}
+		return o.redact(ctx, target)
+	})
+}
+
+// HandleReaction implements bridges.ReactionHandler: an m.annotation, or the redaction of the
+// reaction an unreact replaces.
+func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+		if _, null := o.msg.Body.Body.(content.NullPart); null {
+			if o.msg.Replaces == nil {
+				return "", bus.Permanent(fmt.Errorf("matrix: unreact %s without replaces", o.env.ID))
+			}
+			target, err := a.native(ctx, o.env.Room, o.msg.Replaces[:])
+			if err != nil {
+				return "", err
+			}
+			return o.redact(ctx, target)
+		}
+		sp, ok := o.msg.Body.Body.(content.SinglePart)
+		if !ok || o.msg.InReplyTo == nil || len(sp.Content) == 0 || len(sp.Content) > MaxReactionKeySize || !utf8.Valid(sp.Content) {
+			return "", bus.Permanent(fmt.Errorf("matrix: reaction %s is not a short text part in reply to a message", o.env.ID))
+		}
+		target, err := a.native(ctx, o.env.Room, o.msg.InReplyTo[:])
+		if err != nil {
+			return "", err
+		}
+		return o.send(ctx, mevent.EventReaction, &mevent.ReactionEventContent{RelatesTo: mevent.RelatesTo{
+			Type: mevent.RelAnnotation, EventID: target, Key: string(sp.Content)}})
+	})
+}
+
+// HandleReceipt implements bridges.ReceiptHandler: a "read" status report becomes a read receipt
+// of the reporting ghost on the newest message it names (appservice mode; the functional account
+// of client mode does not read on behalf of others).
+func (a *Adapter) HandleReceipt(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+		rep, ok, err := o.msg.StatusReport()
+		if err != nil || !ok {
+			return "", bus.Permanent(fmt.Errorf("matrix: receipt %s without a valid status report: %v", o.env.ID, err))
+		}
+		if a.cfg.Mode != ModeAppservice {
+			return "", nil
+		}
+		var last id.EventID
+		for _, s := range rep {
+			if s.Status != content.StatusRead {
+				continue
+			}
+			if ev, err := a.native(ctx, o.env.Room, s.MessageID[:]); err == nil {
+				last = ev
+			}
+		}
+		if last == "" {
+			return "", nil
+		}
+		if err := a.as.Intent(o.sender).MarkRead(ctx, o.room, last); err != nil {
+			return "", fmt.Errorf("matrix: read receipt: %w", err)
+		}
+		return "", nil
+	})
+}
+
+// HandleMembership implements bridges.MembershipHandler: a MIMI-side invite of one of the
+// homeserver's users becomes a Matrix invite from the portal bot; joins and leaves of MIMI users
+// move their ghosts.
+func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+		m := o.env.Membership
+		if a.cfg.Mode != ModeAppservice {
+			return "", nil // the functional account's rooms are managed by Matrix users
+		}
+		target := a.matrixUser(m.Target)
+		bot := a.as.BotIntent()
+		switch m.Action {
+		case event.MembershipInvite:
+			if a.ghosts.IsGhost(target) {
+				return "", a.ghostJoin(ctx, target, o.room)
+			}
+			_, err := bot.InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: target, Reason: m.Reason})
+			return "", ignoreHTTP(err, "M_FORBIDDEN")
+		case event.MembershipJoin:
+			if a.ghosts.IsGhost(target) {
+				return "", a.ghostJoin(ctx, target, o.room)
+			}
+		case event.MembershipLeave, event.MembershipKick, event.MembershipBan:
+			if a.ghosts.IsGhost(target) {
+				_, err := a.as.Intent(target).LeaveRoom(ctx, o.room)
+				return "", ignoreHTTP(err, "M_FORBIDDEN")
+			}
+			_, err := bot.KickUser(ctx, o.room, &mautrix.ReqKickUser{UserID: target, Reason: m.Reason})
+			return "", ignoreHTTP(err, "M_FORBIDDEN")
+		}
+		return "", nil
+	})
+}
+
+// HandleRoomMetadata implements bridges.MetadataHandler: the portal's name and topic.
+func (a *Adapter) HandleRoomMetadata(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+		if a.cfg.Mode != ModeAppservice {
+			return "", nil
+		}
+		md := o.env.Metadata
+		bot := a.as.BotIntent()
+		if md.Name != "" {
+			if _, err := bot.SendStateEvent(ctx, o.room, mevent.StateRoomName, "", &mevent.RoomNameEventContent{Name: md.Name}); err != nil {
+				return "", fmt.Errorf("matrix: room name: %w", err)
+			}
+		}
+		if md.Topic != "" {
+			if _, err := bot.SendStateEvent(ctx, o.room, mevent.StateTopic, "", &mevent.TopicEventContent{Topic: md.Topic}); err != nil {
+				return "", fmt.Errorf("matrix: room topic: %w", err)
+			}
+		}
+		return "", nil
+	})
+}
+
+// CreatePortal implements bridges.PortalCreator: render creates the portal on demand, so a portal
+// request only needs the room to exist.
+func (a *Adapter) CreatePortal(ctx context.Context, env *event.Envelope) error {
+	return a.render(ctx, env, func(context.Context, *outbound) (id.EventID, error) { return "", nil })
+}
+
+func ignoreHTTP(err error, codes ...string) error {
+	var he mautrix.HTTPError
+	if errors.As(err, &he) && he.RespError != nil {
+		for _, c := range codes {
+			if he.RespError.ErrCode == c {
+				return nil
+			}
+		}
+	}
+	return err
+}
+
+// matrixUser is the Matrix user for a MIMI user: a local user of the homeserver, or a ghost.
+func (a *Adapter) matrixUser(u event.UserURI) id.UserID {
+	if string(u.Domain()) == strings.ToLower(a.cfg.ServerName) {
+		return id.NewUserID(u.Local(), a.cfg.ServerName)
+	}
+	return a.ghosts.UserID(u)
+}
+
+// native returns the Matrix event of a MIMI message ID in a room.
+func (a *Adapter) native(ctx context.Context, room event.RoomURI, msgID []byte) (id.EventID, error) {
+	m, err := a.ids.Primary(ctx, event.NetworkMatrix, room, msgID)
+	if errors.Is(err, idmap.ErrNotFound) {
+		return "", bus.Permanent(fmt.Errorf("matrix: message %x has no Matrix event in %s", msgID, room))
+	}
+	if err != nil {
+		return "", err
+	}
+	return id.EventID(m.NativeID), nil
+}
+
+// render runs the common part of MIMI → Matrix: echo filter, dedupe, decoding, portal and sender
+// lookup; fn sends; then the native ID and the dedupe mark are recorded together.
+func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(context.Context, *outbound) (id.EventID, error)) error {
+	kind := env.Kind.String()
+	if env.Origin.Network == event.NetworkMatrix {
+		a.metrics.outbound.WithLabelValues(kind, "echo").Inc()
+		return nil // came from this homeserver; already there natively
+	}
+	done, err := a.st.IsProcessed(ctx, scopeOut, string(env.ID))
+	if err != nil {
+		return err
+	}
+	if done {
+		a.metrics.outbound.WithLabelValues(kind, "duplicate").Inc()
+		return nil
+	}
+	o := &outbound{env: env}
+	if env.Kind.HasContent() {
+		if o.msg, err = content.Decode(env.Content); err != nil {
+			a.metrics.outbound.WithLabelValues(kind, "malformed").Inc()
+			return bus.Permanent(fmt.Errorf("matrix: content of %s: %w", env.ID, err))
+		}
+		o.msgID = env.MessageID
+		if len(o.msgID) == 0 {
+			mid, err := content.ComputeID(a.idv, env.Content, string(env.Sender), string(env.Room))
+			if err != nil {
+				return bus.Permanent(fmt.Errorf("matrix: message ID of %s: %w", env.ID, err))
+			}
+			o.msgID = mid[:]
+		}
+	}
+	if o.room, err = a.portalFor(ctx, env); err != nil {
+		return err
+	}
+	if err := a.bindSender(ctx, o); err != nil {
+		return err
+	}
+	evID, err := fn(ctx, o)
+	if err != nil {
+		a.metrics.outbound.WithLabelValues(kind, "error").Inc()
+		return err
+	}
+	err = a.st.InTx(ctx, func(tx *store.Tx) error {
+		if evID != "" && len(o.msgID) > 0 {
+			if _, err := idmap.New(tx).Put(ctx, idmap.Message{
+				Network: event.NetworkMatrix, NativeRoom: event.NativeRoomID(o.room), NativeID: event.NativeEventID(evID),
+				NativeSender: event.NativeUserID(o.sender), Room: env.Room, MessageID: o.msgID, EventID: env.ID, Primary: true,
+			}); err != nil && !errors.Is(err, idmap.ErrConflict) {
+				return err
+			}
+		}
+		if _, err := tx.MarkProcessed(ctx, scopeOut, string(env.ID)); err != nil {
+			return err
+		}
+		// Our own sends come back in transactions/sync: mark them so they are never relayed.
+		if evID != "" {
+			_, err := tx.MarkProcessed(ctx, scopeEvent, string(evID))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("matrix: record %s: %w", env.ID, err)
+	}
+	a.metrics.outbound.WithLabelValues(kind, "sent").Inc()
+	return nil
+}
+
+// portalFor returns the portal room of env.Room, creating it in appservice mode.
+func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID, error) {
+	room, ok, err := a.portalByMIMI(ctx, env.Room)
+	if err != nil || ok {
+		return room, err
+	}
+	if a.cfg.Mode != ModeAppservice {
+		return "", bus.Permanent(fmt.Errorf("matrix: no room for %s: in client mode, Matrix users invite the functional account", env.Room))
+	}
+	bot := a.as.BotIntent()
+	req := &mautrix.ReqCreateRoom{
+		Visibility: "private", Preset: "private_chat", Name: "MIMI: " + truncate(env.Room.Local(), 64),
+		Topic:      string(env.Room),
+		CreationContent: map[string]any{"m.federate": true},
+	}
+	enc := *a.cfg.Encryption.Default
+	if enc {
+		req.InitialState = append(req.InitialState, &mevent.Event{Type: mevent.StateEncryption,
+			Content: mevent.Content{Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}})
+	}
+	resp, err := bot.CreateRoom(ctx, req)
+	if err != nil {
+		return "", fmt.Errorf("matrix: create portal for %s: %w", env.Room, err)
+	}
+	if enc {
+		a.stateStore.SetEncryptionEvent(ctx, resp.RoomID, &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1})
+	}
+	if err := a.putPortal(ctx, env.Room, resp.RoomID, enc); err != nil {
+		return "", err
+	}
+	a.log.Info("portal room created", "mimi_room", string(env.Room), "room_id", string(resp.RoomID), "encrypted", enc)
+	return resp.RoomID, nil
+}
+
+// ghostJoin registers the ghost, sets its profile and joins it to room (the bot invites it).
+func (a *Adapter) ghostJoin(ctx context.Context, ghost id.UserID, room id.RoomID) error {
+	if err := a.ensureGhost(ctx, ghost); err != nil {
+		return err
+	}
+	if err := a.as.Intent(ghost).EnsureJoined(ctx, room); err != nil {
+		return fmt.Errorf("matrix: ghost %s join %s: %w", ghost, room, err)
+	}
+	return nil
+}
+
+// bindSender sets who sends: the sender's ghost (appservice) or the functional account (client).
+func (a *Adapter) bindSender(ctx context.Context, o *outbound) error {
+	txn := "mimi." + strings.NewReplacer(":", "_").Replace(string(o.env.ID))
+	if a.cfg.Mode == ModeClient {
+		o.sender, o.cli = a.client.UserID, a.client
+		o.send = func(ctx context.Context, t mevent.Type, c any) (id.EventID, error) {
+			t, c, err := a.encryptFor(ctx, o.room, t, c)
+			if err != nil {
+				return "", err
+			}
+			resp, err := a.client.SendMessageEvent(ctx, o.room, t, c, mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true})
+			if err != nil {
+				return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
+			}
+			return resp.EventID, nil
+		}
+		o.redact = func(ctx context.Context, target id.EventID) (id.EventID, error) {
+			resp, err := a.client.RedactEvent(ctx, o.room, target, mautrix.ReqRedact{TxnID: txn})
+			if err != nil {
+				return "", fmt.Errorf("matrix: redact in %s: %w", o.room, err)
+			}
+			return resp.EventID, nil
+		}
+		return nil
+	}
+	if string(o.env.Sender.Domain()) == strings.ToLower(a.cfg.ServerName) {
+		return bus.Permanent(fmt.Errorf("matrix: %s is a user of this homeserver; the gateway cannot speak for them", o.env.Sender))
+	}
+	o.sender = a.ghosts.UserID(o.env.Sender)
+	if err := a.ghostJoin(ctx, o.sender, o.room); err != nil {
+		return err
+	}
+	intent := a.as.Intent(o.sender)
+	o.cli = intent.Client
+	o.send = func(ctx context.Context, t mevent.Type, c any) (id.EventID, error) {
+		t, c, err := a.encryptFor(ctx, o.room, t, c)
+		if err != nil {
+			return "", err
+		}
+		resp, err := intent.SendMessageEvent(ctx, o.room, t, c, mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true, Timestamp: o.env.Timestamp.UnixMilli()})
+		if err != nil {
+			return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
+		}
+		return resp.EventID, nil
+	}
+	o.redact = func(ctx context.Context, target id.EventID) (id.EventID, error) {
+		resp, err := intent.RedactEvent(ctx, o.room, target, mautrix.ReqRedact{TxnID: txn})
+		if err != nil {
+			return "", fmt.Errorf("matrix: redact in %s: %w", o.room, err)
+		}
+		return resp.EventID, nil
+	}
+	return nil
+}
+
+// displayNameOf is the name shown for a MIMI user: "local (domain)".
+func displayNameOf(u event.UserURI) string {
+	n := u.Local() + " (" + string(u.Domain()) + ")"
+	if len(n) > maxDisplayNameLength {
+		n = n[:maxDisplayNameLength]
+	}
+	return n
+}
+
+// renderMessage sends a message or an edit.
+func (a *Adapter) renderMessage(ctx context.Context, o *outbound) (id.EventID, error) {
+	c, err := a.messageContent(ctx, o)
+	if err != nil {
+		return "", err
+	}
+	if o.env.Kind == event.KindEdit {
+		if o.msg.Replaces == nil {
+			return "", bus.Permanent(fmt.Errorf("matrix: edit %s without replaces", o.env.ID))
+		}
+		target, err := a.native(ctx, o.env.Room, o.msg.Replaces[:])
+		if err != nil {
+			return "", err
+		}
+		c.SetEdit(target)
+	} else if o.msg.InReplyTo != nil {
+		if target, err := a.native(ctx, o.env.Room, o.msg.InReplyTo[:]); err == nil {
+			c.RelatesTo = &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: target}}
+		}
+	}
+	return o.send(ctx, mevent.EventMessage, c)
+}
+
+// messageContent renders the MIMI body as Matrix message content: HTML (sanitised) or GFM-MIMI
+// (rendered) as formatted_body with a plain body, "/me " as m.emote, the first external part as
+// media; in client mode with per-message attribution.
+func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.MessageEventContent, error) {
+	var text, htmlBody string
+	var media *content.ExternalPart
+	for _, ip := range o.msg.Renderable(content.PreferTypes(content.TypeHTML, content.TypeGFMMIMI, content.TypePlain)) {
+		switch b := ip.Part.Body.(type) {
+		case content.SinglePart:
+			ct := strings.ToLower(b.ContentType)
+			switch {
+			case strings.HasPrefix(ct, "text/html"):
+				h := sanitizer.Sanitize(string(b.Content))
+				htmlBody += h
+				text += format.HTMLToText(h)
+			case strings.HasPrefix(ct, "text/markdown"):
+				r := format.RenderMarkdown(string(b.Content), true, false)
+				text += r.Body
+				if r.FormattedBody != "" {
+					htmlBody += sanitizer.Sanitize(r.FormattedBody)
+				} else {
+					htmlBody += html.EscapeString(r.Body)
+				}
+			case strings.HasPrefix(ct, "text/plain"):
+				text += string(b.Content)
+				htmlBody += html.EscapeString(string(b.Content))
+			}
+		case content.ExternalPart:
+			if media == nil {
+				bb := b
+				media = &bb
+			}
+		}
+	}
+	c := &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: text}
+	if htmlBody != "" && htmlBody != html.EscapeString(text) {
+		c.Format, c.FormattedBody = mevent.FormatHTML, htmlBody
+	}
+	if rest, ok := strings.CutPrefix(c.Body, "/me "); ok {
+		c.MsgType, c.Body = mevent.MsgEmote, rest
+		c.FormattedBody = strings.TrimPrefix(c.FormattedBody, "/me ")
+	}
+	if media != nil {
+		if err := a.attachMedia(ctx, o, c, media); err != nil {
+			return nil, err
+		}
+	}
+	if c.Body == "" && media == nil {
+		return nil, bus.Permanent(fmt.Errorf("matrix: %s has nothing renderable", o.env.ID))
+	}
+	c.Mentions = &mevent.Mentions{}
+	if a.cfg.Mode == ModeClient {
+		attribute(c, o.env.Sender)
+	}
+	return c, nil
+}
+
+// attribute labels a relayed message with its MIMI sender: an MSC4144 per-message profile, plus a
+// "Name: " prefix in body and formatted_body for clients without MSC4144 (marked with
+// data-mx-profile-fallback so that MSC4144 clients hide it).
+func attribute(c *mevent.MessageEventContent, sender event.UserURI) {
+	name := displayNameOf(sender)
+	if utf8.RuneCountInString(name) > maxAttributionNameRunes {
+		name = string([]rune(name)[:maxAttributionNameRunes])
+	}
+	c.BeeperPerMessageProfile = &mevent.BeeperPerMessageProfile{ID: string(sender), Displayname: name, HasFallback: true}
+	if c.MsgType == mevent.MsgText || c.MsgType == mevent.MsgNotice || c.MsgType == mevent.MsgEmote {
+		if c.FormattedBody == "" {
+			c.FormattedBody = html.EscapeString(c.Body)
+		}
+		c.Format = mevent.FormatHTML
+		c.Body = name + ": " + c.Body
+		c.FormattedBody = "<strong data-mx-profile-fallback>" + html.EscapeString(name) + ": </strong>" + c.FormattedBody
+	} else {
+		c.Body = name + ": " + c.Body
+	}
+}
+
+// attachMedia fetches an attachment from the asset store and uploads it to the homeserver,
+// encrypted (m.file-style EncryptedFile) when the portal is encrypted.
+func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.MessageEventContent, x *content.ExternalPart) error {
+	if a.assets == nil {
+		return bus.Permanent(fmt.Errorf("matrix: %s has an attachment but no asset store is configured", o.env.ID))
+	}
+	rc, err := a.assets.Open(ctx, &bridges.Asset{URL: x.URL, ContentType: x.ContentType, Filename: x.Filename,
+		Key: x.Key, Nonce: x.Nonce, HashAlg: x.HashAlg, Hash: x.ContentHash})
+	if err != nil {
+		return fmt.Errorf("matrix: open attachment %s: %w", x.URL, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, a.cfg.MaxMediaSize+1))
+	if err != nil {
+		return fmt.Errorf("matrix: read attachment: %w", err)
+	}
+	if int64(len(data)) > a.cfg.MaxMediaSize {
+		return bus.Permanent(fmt.Errorf("matrix: attachment exceeds %d bytes", a.cfg.MaxMediaSize))
+	}
+	ct := x.ContentType
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	switch {
+	case strings.HasPrefix(ct, "image/"):
+		c.MsgType = mevent.MsgImage
+	case strings.HasPrefix(ct, "video/"):
+		c.MsgType = mevent.MsgVideo
+	case strings.HasPrefix(ct, "audio/"):
+		c.MsgType = mevent.MsgAudio
+	default:
+		c.MsgType = mevent.MsgFile
+	}
+	name := x.Filename
+	if name == "" {
+		name = "attachment"
+	}
+	caption := c.Body
+	c.Info = &mevent.FileInfo{MimeType: ct, Size: len(data)}
+	enc, _ := a.stateStore.IsEncrypted(ctx, o.room)
+	upload := data
+	var file *attachment.EncryptedFile
+	if enc {
+		file = attachment.NewEncryptedFile()
+		upload = append([]byte(nil), data...)
+		file.EncryptInPlace(upload)
+	}
+	up := "application/octet-stream"
+	if !enc {
+		up = ct
+	}
+	resp, err := o.cli.UploadBytes(ctx, upload, up)
+	if err != nil {
+		return fmt.Errorf("matrix: upload attachment: %w", err)
+	}
+	if enc {
+		c.File = &mevent.EncryptedFileInfo{EncryptedFile: *file, URL: resp.ContentURI.CUString()}
+	} else {
+		c.URL = resp.ContentURI.CUString()
+	}
+	c.FileName = name
+	if caption == "" {
+		c.Body, c.Format, c.FormattedBody = name, "", ""
+	}
+	return nil
+}

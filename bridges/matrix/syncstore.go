@@ -1,0 +1,142 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"maunium.net/go/mautrix"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// syncStore keeps the sync token and filter ID in the gateway store. mautrix saves the next
+// batch token before it processes a response; this store only remembers it, and the syncer commits
+// it after every event of the response was published (or parked), so a crash never skips events.
+type syncStore struct {
+	kv      *store.KV
+	key     string
+	mu      sync.Mutex
+	pending string
+}
+
+var _ mautrix.SyncStore = (*syncStore)(nil)
+
+func newSyncStore(st *store.Store, u id.UserID) *syncStore {
+	return &syncStore{kv: st.KV(scopeKV), key: "sync:" + string(u)}
+}
+
+// SaveFilterID implements mautrix.SyncStore.
+func (s *syncStore) SaveFilterID(ctx context.Context, _ id.UserID, filterID string) error {
+	if _, err := s.kv.Put(ctx, s.key+":filter", []byte(filterID)); err != nil {
+		return fmt.Errorf("matrix: save filter ID: %w", err)
+	}
+	return nil
+}
+
+// LoadFilterID implements mautrix.SyncStore.
+func (s *syncStore) LoadFilterID(ctx context.Context, _ id.UserID) (string, error) {
+	e, err := s.kv.Get(ctx, s.key+":filter")
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("matrix: load filter ID: %w", err)
+	}
+	return string(e.Value), nil
+}
+
+// SaveNextBatch implements mautrix.SyncStore: it only remembers the token until commit.
+func (s *syncStore) SaveNextBatch(_ context.Context, _ id.UserID, nextBatch string) error {
+	s.mu.Lock()
+	s.pending = nextBatch
+	s.mu.Unlock()
+	return nil
+}
+
+// LoadNextBatch implements mautrix.SyncStore: the last committed token.
+func (s *syncStore) LoadNextBatch(ctx context.Context, _ id.UserID) (string, error) {
+	e, err := s.kv.Get(ctx, s.key)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("matrix: load sync token: %w", err)
+	}
+	return string(e.Value), nil
+}
+
+// commit persists the token of the response just processed.
+func (s *syncStore) commit(ctx context.Context) error {
+	s.mu.Lock()
+	tok := s.pending
+	s.mu.Unlock()
+	if tok == "" {
+		return nil
+	}
+	if _, err := s.kv.Put(ctx, s.key, []byte(tok)); err != nil {
+		return fmt.Errorf("matrix: save sync token: %w", err)
+	}
+	return nil
+}
+
+// syncer is mautrix's DefaultSyncer with two changes: handlers report failures, and a failure
+// stops the response before the token is committed (the sync loop restarts from the old token);
+// and the crypto helper's automatic decryption is not registered, because the adapter decrypts
+// itself (waiting for keys, parking events durably).
+type syncer struct {
+	*mautrix.DefaultSyncer
+	store *syncStore
+	mu    sync.Mutex
+	err   error
+	after func(ctx context.Context)
+}
+
+func newSyncer(st *syncStore) *syncer {
+	s := &syncer{DefaultSyncer: mautrix.NewDefaultSyncer(), store: st}
+	s.ParseEventContent = true
+	return s
+}
+
+// OnEventType implements mautrix.ExtensibleSyncer, dropping the crypto helper's decryption hook.
+func (s *syncer) OnEventType(t mevent.Type, cb mautrix.EventHandler) {
+	if t == mevent.EventEncrypted {
+		return
+	}
+	s.DefaultSyncer.OnEventType(t, cb)
+}
+
+// fail records a handler failure for the response in progress.
+func (s *syncer) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+// ProcessResponse implements mautrix.Syncer.
+func (s *syncer) ProcessResponse(ctx context.Context, res *mautrix.RespSync, since string) error {
+	s.mu.Lock()
+	s.err = nil
+	s.mu.Unlock()
+	if err := s.DefaultSyncer.ProcessResponse(ctx, res, since); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("matrix: sync response not fully handled, token kept: %w", err)
+	}
+	if err := s.store.commit(ctx); err != nil {
+		return err
+	}
+	if s.after != nil {
+		s.after(ctx)
+	}
+	return nil
+}
