@@ -458,7 +458,8 @@ func newEnv(t *testing.T) *env {
 	ctx := t.Context()
 	var err error
 	e.bus, err = bus.Open(ctx, bus.Config{Mode: bus.ModeEmbedded, Embedded: bus.EmbeddedConfig{StoreDir: filepath.Join(e.dataDir, "nats")},
-		AckWait: 2 * time.Second, MaxDeliveries: 5, Backoff: []time.Duration{50 * time.Millisecond}, Partitions: 2, ReadyTimeout: 15 * time.Second}, testLogger(t))
+		AckWait: 2 * time.Second, MaxDeliveries: 20, Backoff: []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, time.Second},
+		Partitions: 2, ReadyTimeout: 15 * time.Second}, testLogger(t))
 	if err != nil {
 		t.Fatalf("bus: %v", err)
 	}

@@ -118,10 +118,15 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 				a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "not-acceptable", "nickname changes are not supported"))
 				return
 			}
-			// A presence update from a joined occupant: confirm it to the occupant.
-			self := a.occupantPresence(r, roomJID, nick, full, user, full, "", statusNonAnonymous, statusSelf)
-			_ = a.rooms.send(ctx, self)
-			return
+			if p.MUC == nil {
+				// A presence update from a joined occupant: confirm it to the occupant.
+				self := a.occupantPresence(r, roomJID, nick, full, user, full, "", statusNonAnonymous, statusSelf)
+				_ = a.rooms.send(ctx, self)
+				return
+			}
+			// A join from a resource we think is joined already: the client lost its session
+			// (a server restart) and joins again; it gets the whole join sequence.
+			continue
 		}
 		if o.Nick == nick && o.Bare != from.Bare().String() {
 			a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "conflict", "nickname in use"))
@@ -172,7 +177,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	}
 	seenNick := map[string]bool{}
 	for _, o := range occ {
-		if seenNick[o.Nick] {
+		if seenNick[o.Nick] || o.Full == full {
 			continue
 		}
 		seenNick[o.Nick] = true
@@ -182,7 +187,9 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	// 2. The new occupant's presence, to the others.
 	if firstResource {
 		for _, o := range occ {
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, full, user, o.Full, ""))
+			if o.Full != full {
+				_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, full, user, o.Full, ""))
+			}
 		}
 	}
 	// 3. Self-presence.
@@ -321,11 +328,18 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 
 // roomMessage handles a message to the rooms component.
 func (a *Adapter) roomMessage(ctx context.Context, m *inMessage, at time.Time) {
-	if m.Type == "error" {
-		return
-	}
 	from, err1 := jid.Parse(m.From)
 	to, err2 := jid.Parse(m.To)
+	if m.Type == "error" {
+		// A message bounced by an occupant's server means the occupant is gone (XEP-0045 §7.2.1
+		// lets services remove such occupants): forget it, without telling anyone.
+		if err1 == nil && err2 == nil && to.Resourcepart() != "" {
+			if r, err := a.db.roomByLocal(ctx, to.Localpart()); err == nil {
+				_ = a.db.removeOccupant(ctx, r.URI, from.String())
+			}
+		}
+		return
+	}
 	if err1 != nil || err2 != nil || to.Localpart() == "" {
 		a.met.dropped.WithLabelValues("bad_address").Inc()
 		return

@@ -114,9 +114,6 @@ func (a *Adapter) HandleMessage(ctx context.Context, env *event.Envelope) error 
 	if err != nil {
 		return err
 	}
-	if _, err := a.ids.ByMessageID(ctx, event.NetworkXMPP, env.Room, d.id[:]); err == nil {
-		return nil // rendered before (a redelivery)
-	}
 	body, oob := render(d.msg)
 	if body == "" {
 		return nil
@@ -166,11 +163,16 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target 
 
 // deliver sends a message from the envelope's sender into the room: a groupchat message from the
 // sender's nick to every occupant, or a chat message from the sender's puppet to the local user.
-// It records the mapping (stanza ID → MIMI ID) after sending.
+// The mapping (stanza ID → MIMI ID) is recorded before sending, so a receipt or reaction that a
+// client sends at once finds it; the envelope counts as processed only after sending, so a
+// redelivery after a failed send sends again.
 func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id content.MessageID, out *outMessage, keepHistory bool) error {
 	sid := stanzaIDOf(id)
 	out.ID = sid
-	var sender string
+	var (
+		sender string
+		send   func() error
+	)
 	switch r.Kind {
 	case kindMUC:
 		roomJID, err := a.m.roomJID(r)
@@ -181,25 +183,28 @@ func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id c
 		if err != nil {
 			return err
 		}
-		out.From, out.Type = roomJID.String()+"/"+nick, "groupchat"
+		sender = roomJID.String() + "/" + nick
+		out.From, out.Type = sender, "groupchat"
 		out.StanzaID = &outStanzaID{ID: sid, By: roomJID.String()}
 		out.Occupant = &outID{ID: a.occupantID(r.URI, env.Sender)}
-		occ, err := a.db.occupants(ctx, r.URI)
-		if err != nil {
-			return err
-		}
-		for _, o := range occ {
-			out.To = o.Full
-			if err := a.rooms.send(ctx, out); err != nil {
+		send = func() error {
+			occ, err := a.db.occupants(ctx, r.URI)
+			if err != nil {
 				return err
 			}
-		}
-		if keepHistory {
-			if err := a.storeHistory(ctx, r, sid, nick, out, env.Timestamp); err != nil {
-				a.log.Warn("could not store history", "err", err)
+			for _, o := range occ {
+				out.To = o.Full
+				if err := a.rooms.send(ctx, out); err != nil {
+					return err
+				}
 			}
+			if keepHistory {
+				if err := a.storeHistory(ctx, r, sid, nick, out, env.Timestamp); err != nil {
+					a.log.Warn("could not store history", "err", err)
+				}
+			}
+			return nil
 		}
-		sender = roomJID.String() + "/" + nick
 	case kindDM:
 		c, err := a.db.dmOf(ctx, r.URI)
 		if err != nil {
@@ -214,19 +219,21 @@ func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id c
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		out.From, out.To, out.Type = pj.String(), c.Local, "chat"
-		out.Markable, out.Request = &outEmpty{}, &outEmpty{}
-		if err := a.users.send(ctx, out); err != nil {
-			return err
-		}
 		sender = pj.String()
+		out.From, out.To, out.Type = sender, c.Local, "chat"
+		out.Markable, out.Request = &outEmpty{}, &outEmpty{}
+		send = func() error { return a.users.send(ctx, out) }
+	default:
+		return nil
 	}
-	_, err := a.ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: a.nativeRoomOf(r), NativeID: event.NativeEventID(sid),
-		NativeSender: event.NativeUserID(sender), Room: r.URI, MessageID: id[:], EventID: env.ID, Primary: true})
-	if err != nil && !errors.Is(err, idmap.ErrConflict) {
-		return fmt.Errorf("xmpp: record mapping: %w", err)
-	}
-	return nil
+	return a.once(ctx, env, func() error {
+		_, err := a.ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: a.nativeRoomOf(r), NativeID: event.NativeEventID(sid),
+			NativeSender: event.NativeUserID(sender), Room: r.URI, MessageID: id[:], EventID: env.ID, Primary: true})
+		if err != nil && !errors.Is(err, idmap.ErrConflict) {
+			return fmt.Errorf("xmpp: record mapping: %w", err)
+		}
+		return send()
+	})
 }
 
 // nativeRoomOf is the native room ID under which the room's messages are mapped.
@@ -331,9 +338,6 @@ func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
 	d, err := a.decode(env)
 	if err != nil {
 		return err
-	}
-	if _, err := a.ids.ByMessageID(ctx, event.NetworkXMPP, env.Room, d.id[:]); err == nil {
-		return nil
 	}
 	body, oob := render(d.msg)
 	out := &outMessage{Body: &body, OOB: oob}
