@@ -261,3 +261,69 @@ func TestSuitePrimitivesRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// FuzzUntrustedCryptoInput feeds attacker-controlled bytes (public keys from leaf nodes and key
+// packages, KEM outputs and ciphertexts from UpdatePaths and Welcomes, signatures) to the primitives
+// of every suite: they must return errors, never panic, and never accept forged input.
+func FuzzUntrustedCryptoInput(f *testing.F) {
+	f.Add(uint8(0), []byte{}, []byte{}, []byte{})
+	f.Add(uint8(1), bytes.Repeat([]byte{4}, 65), bytes.Repeat([]byte{1}, 65), bytes.Repeat([]byte{2}, 64))
+	f.Add(uint8(3), bytes.Repeat([]byte{0}, 56), bytes.Repeat([]byte{0}, 56), bytes.Repeat([]byte{0}, 114))
+	f.Add(uint8(4), bytes.Repeat([]byte{0xff}, 133), bytes.Repeat([]byte{4}, 133), bytes.Repeat([]byte{0x30}, 139))
+	type keys struct {
+		s               *suite
+		sigPriv, sigPub []byte
+		kemPriv, kemPub []byte
+	}
+	var all []keys
+	for _, cs := range SupportedCipherSuites() {
+		s, err := cs.impl()
+		if err != nil {
+			f.Fatal(err)
+		}
+		sp, spub, err := s.sig.generate()
+		if err != nil {
+			f.Fatal(err)
+		}
+		kp, kpub, err := s.kem.generateKeyPair()
+		if err != nil {
+			f.Fatal(err)
+		}
+		all = append(all, keys{s, sp, spub, kp, kpub})
+	}
+	f.Fuzz(func(t *testing.T, which uint8, a, b, c []byte) {
+		k := all[int(which)%len(all)]
+		s := k.s
+		// Untrusted public keys.
+		_ = s.validateKEMPublicKey(a)
+		_ = s.validateSignaturePublicKey(a)
+		if err := s.verifyWithLabel(a, "l", b, c); err == nil {
+			t.Fatalf("suite %d: signature %x by fuzzed key %x verified", s.id, c, a)
+		}
+		if _, _, err := s.encryptWithLabel(a, "l", nil, b); err == nil && s.validateKEMPublicKey(a) != nil {
+			t.Fatalf("suite %d: encrypted to an invalid key %x", s.id, a)
+		}
+		// Untrusted signature over our own key.
+		if err := s.verifyWithLabel(k.sigPub, "l", b, c); err == nil {
+			t.Fatalf("suite %d: fuzzed signature %x verified", s.id, c)
+		}
+		// Untrusted KEM output and ciphertext for our own key.
+		if _, err := s.decryptWithLabel(k.kemPriv, "l", nil, a, b); err == nil {
+			t.Fatalf("suite %d: fuzzed ciphertext decrypted", s.id)
+		}
+		_, _ = s.hpkeExportRecipient(k.kemPriv, a, nil, externalInitLabel, s.hashSize())
+		// Untrusted private key bytes (from storage or a vector file).
+		_, _ = s.kemPublicKey(a)
+		_, _ = s.signaturePublicKey(a)
+		if _, err := s.parseSigningKey(a); err == nil {
+			if _, err := s.signWithLabel(a, "l", b); err != nil {
+				t.Fatalf("suite %d: parsed key %x does not sign: %v", s.id, a, err)
+			}
+		}
+		// AEAD with fuzzed ciphertext.
+		if _, err := s.open(make([]byte, s.aeadKeySize()), make([]byte, s.aeadNonceSize()), nil, b); err == nil {
+			t.Fatalf("suite %d: fuzzed AEAD ciphertext opened", s.id)
+		}
+		_, _, _ = s.deriveKeyPair(a)
+	})
+}
