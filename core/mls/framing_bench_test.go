@@ -34,7 +34,8 @@ func (m cpuMeter) report(b *testing.B, n int) {
 type framingBench struct {
 	s                *suite
 	ctx              *GroupContext
-	sigPriv, sigPub  []byte
+	sigKey           signingKey
+	sigPub           []byte
 	encryptionSecret []byte
 	senderDataSecret []byte
 }
@@ -56,10 +57,14 @@ func newFramingBench(b *testing.B, cs CipherSuite) *framingBench {
 		}
 		return r
 	}
+	key, err := s.parseSigningKey(priv)
+	if err != nil {
+		b.Fatal(err)
+	}
 	return &framingBench{
-		s:       s,
-		ctx:     &GroupContext{Version: ProtocolVersionMLS10, CipherSuite: cs, GroupID: rnd(16), Epoch: 7, TreeHash: rnd(s.nh), ConfirmedTranscriptHash: rnd(s.nh)},
-		sigPriv: priv, sigPub: pub,
+		s:      s,
+		ctx:    &GroupContext{Version: ProtocolVersionMLS10, CipherSuite: cs, GroupID: rnd(16), Epoch: 7, TreeHash: rnd(s.nh), ConfirmedTranscriptHash: rnd(s.nh)},
+		sigKey: key, sigPub: pub,
 		encryptionSecret: rnd(s.nh), senderDataSecret: rnd(s.nh),
 	}
 }
@@ -76,7 +81,7 @@ func (fb *framingBench) tree(b *testing.B) *secretTree {
 func (fb *framingBench) protect(tree *secretTree, data []byte) (*PrivateMessage, error) {
 	fc := &FramedContent{GroupID: fb.ctx.GroupID, Epoch: fb.ctx.Epoch, Sender: Sender{Type: SenderTypeMember, Index: 1},
 		ContentType: ContentTypeApplication, ApplicationData: data}
-	ac, err := signContent(fb.s, WireFormatPrivateMessage, fc, fb.ctx, fb.sigPriv)
+	ac, err := signContent(fb.s, WireFormatPrivateMessage, fc, fb.ctx, fb.sigKey)
 	if err != nil {
 		return nil, err
 	}

@@ -56,8 +56,9 @@ func framedContentTBS(wf WireFormat, fc *FramedContent, ctx *GroupContext) ([]by
 }
 
 // signContent signs fc for sending with wire format wf and returns the AuthenticatedContent. For a
-// commit, the caller sets Auth.ConfirmationTag afterwards (it is not covered by the signature).
-func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx *GroupContext, sigPriv []byte) (*AuthenticatedContent, error) {
+// commit, the caller sets Auth.ConfirmationTag afterwards (it is not covered by the signature). The
+// key is parsed once by the caller (parseSigningKey): parsing costs as much as a signature.
+func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx *GroupContext, key signingKey) (*AuthenticatedContent, error) {
 	if wf != WireFormatPublicMessage && wf != WireFormatPrivateMessage {
 		return nil, fmt.Errorf("%w: framed content with wire format %s", ErrNotAllowed, wf)
 	}
@@ -68,7 +69,7 @@ func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx *GroupContext, 
 	if err != nil {
 		return nil, err
 	}
-	sig, err := s.signWithLabel(sigPriv, labelFramedContentTBS, tbs)
+	sig, err := s.signWithLabelKey(key, labelFramedContentTBS, tbs)
 	if err != nil {
 		return nil, err
 	}

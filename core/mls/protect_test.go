@@ -42,6 +42,16 @@ func ecdsaScalar(cs CipherSuite, priv []byte) []byte {
 	return append(make([]byte, size-len(priv)), priv...)
 }
 
+// signingKey parses the vector's signature private key.
+func (c *messageProtectionCase) signingKey(t *testing.T, s *suite) signingKey {
+	t.Helper()
+	k, err := s.parseSigningKey(ecdsaScalar(c.CipherSuite, c.SignaturePriv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 // mpSender is the sender of every message-protection vector: leaf 1 of a two-member group.
 const mpSender = 1
 
@@ -134,7 +144,7 @@ func (c *messageProtectionCase) protect(t *testing.T, s *suite, wf WireFormat, c
 		fc.Commit = cm
 	}
 	ctx := c.groupContext()
-	ac, err := signContent(s, wf, fc, ctx, ecdsaScalar(c.CipherSuite, c.SignaturePriv))
+	ac, err := signContent(s, wf, fc, ctx, c.signingKey(t, s))
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +310,7 @@ func TestPrivateMessageGenerations(t *testing.T) {
 	for i := range 4 {
 		fc := &FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: SenderTypeMember, Index: mpSender},
 			ContentType: ContentTypeApplication, ApplicationData: []byte{byte(i)}}
-		ac, err := signContent(s, WireFormatPrivateMessage, fc, ctx, c.SignaturePriv)
+		ac, err := signContent(s, WireFormatPrivateMessage, fc, ctx, c.signingKey(t, s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +351,7 @@ func TestProtectRejects(t *testing.T) {
 	}
 	ext := &FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: SenderTypeExternal, Index: 0},
 		ContentType: ContentTypeProposal, Proposal: &Proposal{Type: ProposalTypeRemove, Removed: 1}}
-	ac, err := signContent(s, WireFormatPrivateMessage, ext, ctx, c.SignaturePriv)
+	ac, err := signContent(s, WireFormatPrivateMessage, ext, ctx, c.signingKey(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,11 +361,11 @@ func TestProtectRejects(t *testing.T) {
 	if _, err := protectPublic(s, ac, ctx, c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("content signed for PrivateMessage sent as PublicMessage: got %v, want ErrNotAllowed", err)
 	}
-	if _, err := signContent(s, WireFormatWelcome, ext, ctx, c.SignaturePriv); !errors.Is(err, ErrNotAllowed) {
+	if _, err := signContent(s, WireFormatWelcome, ext, ctx, c.signingKey(t, s)); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("framed content with wire format welcome: got %v, want ErrNotAllowed", err)
 	}
 	// An external sender's PublicMessage carries no membership tag and is not signed over the context.
-	ac, err = signContent(s, WireFormatPublicMessage, ext, nil, c.SignaturePriv)
+	ac, err = signContent(s, WireFormatPublicMessage, ext, nil, c.signingKey(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,13 +211,13 @@ func (kp *KeyPackage) Verify() error {
 	return nil
 }
 
-// signGroupInfo sets gi.Signature to the signature of GroupInfoTBS with sigPriv.
-func signGroupInfo(s *suite, gi *GroupInfo, sigPriv []byte) error {
+// signGroupInfo sets gi.Signature to the signature of GroupInfoTBS with key.
+func signGroupInfo(s *suite, gi *GroupInfo, key signingKey) error {
 	tbs, err := gi.TBS()
 	if err != nil {
 		return fmt.Errorf("mls: encode GroupInfoTBS: %w", err)
 	}
-	sig, err := s.signWithLabel(sigPriv, labelGroupInfoTBS, tbs)
+	sig, err := s.signWithLabelKey(key, labelGroupInfoTBS, tbs)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,27 @@ func testWelcomeVectors(t *testing.T, raw []byte) {
 		if _, err := openGroupSecrets(s, again.Welcome, append([]byte{1}, ref...), c.InitPriv); !errors.Is(err, ErrNotInvited) {
 			t.Errorf("unknown KeyPackageRef: got %v, want ErrNotInvited", err)
 		}
+
+		// Re-sign the GroupInfo with a fresh key: it verifies with that key and no longer with the
+		// vector's signer key.
+		priv, pub, err := s.generateSignatureKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := s.parseSigningKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resigned := *gi
+		if err := signGroupInfo(s, &resigned, key); err != nil {
+			t.Fatal(err)
+		}
+		if err := verifyGroupInfo(s, &resigned, pub); err != nil {
+			t.Errorf("re-signed GroupInfo: %v", err)
+		}
+		if err := verifyGroupInfo(s, &resigned, c.SignerPub); !errors.Is(err, ErrSignature) {
+			t.Errorf("re-signed GroupInfo with the old signer key: got %v, want ErrSignature", err)
+		}
 	})
 }
 
