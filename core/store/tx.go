@@ -80,15 +80,22 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	return s.InTxOptions(ctx, nil, fn)
 }
 
-// InTxOptions is InTx with explicit transaction options (isolation level,
-// read-only). On SQLite the isolation level must be the default or
-// serializable; SQLite transactions are always serializable.
+// InTxOptions is InTx with explicit transaction options. On SQLite,
+// transactions are always serializable, and a ReadOnly transaction runs on
+// the query_only reader pool: it sees one consistent snapshot, refuses
+// writes, and does not hold the writer connection.
 func (s *Store) InTxOptions(ctx context.Context, opts *sql.TxOptions, fn func(tx *Tx) error) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	start := time.Now()
-	stx, err := s.writer.BeginTx(ctx, opts)
+	db := s.writer
+	if opts != nil && opts.ReadOnly && s.dialect == SQLite {
+		// SQLite ignores the read-only flag; run read-only transactions on
+		// the query_only reader pool, which also leaves the writer free.
+		db = s.reader
+	}
+	stx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		s.metrics.observeTx(txResultBeginError, time.Since(start), err)
 		return fmt.Errorf("store: begin transaction: %w", err)
