@@ -127,6 +127,22 @@ func membershipTagInput(fc *FramedContent, auth *FramedContentAuthData, ctx *Gro
 	return b, nil
 }
 
+// checkSenderContent enforces the content types RFC 9420 §6 allows per sender type: external and
+// new_member_proposal senders send proposals only, new_member_commit senders commits only.
+func checkSenderContent(fc *FramedContent) error {
+	switch fc.Sender.Type {
+	case SenderTypeExternal, SenderTypeNewMemberProposal:
+		if fc.ContentType != ContentTypeProposal {
+			return fmt.Errorf("%w: %s sender with %s content", ErrNotAllowed, fc.Sender.Type, fc.ContentType)
+		}
+	case SenderTypeNewMemberCommit:
+		if fc.ContentType != ContentTypeCommit {
+			return fmt.Errorf("%w: %s sender with %s content", ErrNotAllowed, fc.Sender.Type, fc.ContentType)
+		}
+	}
+	return nil
+}
+
 // protectPublic wraps ac in a PublicMessage, adding the membership tag for member senders
 // (RFC 9420 §6.2).
 func protectPublic(s *suite, ac *AuthenticatedContent, ctx *GroupContext, membershipKey []byte) (*PublicMessage, error) {
@@ -135,6 +151,9 @@ func protectPublic(s *suite, ac *AuthenticatedContent, ctx *GroupContext, member
 	}
 	if ac.Content.ContentType == ContentTypeApplication {
 		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
+	}
+	if err := checkSenderContent(&ac.Content); err != nil {
+		return nil, err
 	}
 	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth}
 	if ac.Content.Sender.Type == SenderTypeMember {
@@ -156,6 +175,9 @@ func unprotectPublic(s *suite, pm *PublicMessage, ctx *GroupContext, membershipK
 	}
 	if pm.Content.ContentType == ContentTypeApplication {
 		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
+	}
+	if err := checkSenderContent(&pm.Content); err != nil {
+		return nil, err
 	}
 	if pm.Content.Sender.Type == SenderTypeMember {
 		tbm, err := membershipTagInput(&pm.Content, &pm.Auth, ctx)

@@ -376,6 +376,21 @@ func TestProtectRejects(t *testing.T) {
 	if pm.MembershipTag != nil {
 		t.Error("external sender's PublicMessage has a membership tag")
 	}
+	// Sender types restrict the content type (RFC 9420 §6).
+	for _, tc := range []struct {
+		sender SenderType
+		ct     ContentType
+	}{{SenderTypeExternal, ContentTypeCommit}, {SenderTypeNewMemberProposal, ContentTypeCommit}, {SenderTypeNewMemberCommit, ContentTypeProposal}} {
+		bad := &PublicMessage{Content: FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: tc.sender},
+			ContentType: tc.ct, Proposal: ext.Proposal, Commit: &Commit{}}}
+		if _, err := unprotectPublic(s, bad, ctx, c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("%s sender with %s content: got %v, want ErrNotAllowed", tc.sender, tc.ct, err)
+		}
+		ac := &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: bad.Content}
+		if _, err := protectPublic(s, ac, ctx, c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("protect: %s sender with %s content: got %v, want ErrNotAllowed", tc.sender, tc.ct, err)
+		}
+	}
 	got, err := unprotectPublic(s, pm, ctx, c.MembershipKey)
 	if err != nil {
 		t.Fatal(err)
