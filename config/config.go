@@ -30,7 +30,7 @@ type Config struct {
 	// DataDir holds the embedded NATS store and the SQLite database unless those are set elsewhere.
 	DataDir string `yaml:"data_dir"`
 	// ShutdownTimeout bounds the graceful shutdown after SIGTERM/SIGINT.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" reload:"hot"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Log configures log/slog.
 	Log Log `yaml:"log"`
 	// Admin is the operations listener: /livez, /readyz, /metrics.

@@ -472,7 +472,7 @@ func TestConfigurationDoc(t *testing.T) {
 }
 
 func TestHotKeys(t *testing.T) {
-	want := []string{"shutdown_timeout", "log.level", "partners"}
+	want := []string{"log.level", "partners"}
 	if got := HotKeys(); !slices.Equal(got, want) {
 		t.Errorf("HotKeys = %q, want %q", got, want)
 	}

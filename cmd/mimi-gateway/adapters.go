@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/ops"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// adapterDeps is what an adapter gets from the run command.
+type adapterDeps struct {
+	// Config is the configuration at start; adapters that support reload read Manager.Current.
+	Config *config.Config
+	// Manager holds the running configuration.
+	Manager *config.Manager
+	Bus     bus.Bus
+	Store   *store.Store
+	Log     *slog.Logger
+	// Admin lets an adapter register metrics and readiness checks.
+	Admin *ops.Admin
+}
+
+// adapterSpec is a network adapter the run command can start.
+type adapterSpec struct {
+	// name is the network and the bridges.<name> config section, e.g. "matrix".
+	name string
+	// enabled reports whether the configuration asks for the adapter.
+	enabled func(*config.Config) bool
+	// build creates the adapter (without starting it).
+	build func(ctx context.Context, d adapterDeps) (bridges.Adapter, error)
+}
+
+// adapters are registered by files of this package (matrix.go, xmpp.go) with registerAdapter in
+// an init function.
+var adapters []adapterSpec
+
+// registerAdapter makes an adapter available to `run`. Call it from an init function.
+func registerAdapter(name string, enabled func(*config.Config) bool,
+	build func(ctx context.Context, d adapterDeps) (bridges.Adapter, error)) {
+	adapters = append(adapters, adapterSpec{name: name, enabled: enabled, build: build})
+}
+
+// builtinBridges lists the config sections that enable an adapter, so that run can refuse an
+// enabled bridge this binary has no adapter for.
+var builtinBridges = []struct {
+	name    string
+	enabled func(*config.Config) bool
+}{
+	{"matrix", func(c *config.Config) bool { return c.Bridges.Matrix.Enabled }},
+	{"xmpp", func(c *config.Config) bool { return c.Bridges.XMPP.Enabled }},
+}

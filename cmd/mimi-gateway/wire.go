@@ -1,0 +1,72 @@
+package main
+
+import (
+	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/ops"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// busConfig maps the bus section onto core/bus.Config.
+func busConfig(c *config.Config) bus.Config {
+	b := c.Bus
+	return bus.Config{
+		Mode: bus.Mode(b.Mode),
+		Embedded: bus.EmbeddedConfig{
+			StoreDir:     c.NATSStoreDir(),
+			MaxMemory:    int64(b.Embedded.MaxMemory),
+			MaxStore:     int64(b.Embedded.MaxStore),
+			SyncInterval: b.Embedded.SyncInterval,
+			Listen:       b.Embedded.Listen,
+			ServerName:   b.Embedded.ServerName,
+		},
+		External: bus.ExternalConfig{
+			URLs:         append([]string(nil), b.External.URLs...),
+			CredsFile:    b.External.CredsFile,
+			NKeySeedFile: b.External.NKeySeedFile,
+			TLS: bus.TLSConfig{
+				CAFile:   b.External.TLS.CAFile,
+				CertFile: b.External.TLS.CertFile,
+				KeyFile:  b.External.TLS.KeyFile,
+			},
+			Replicas: b.External.Replicas,
+			Name:     b.External.Name,
+		},
+		DedupeWindow:       b.DedupeWindow,
+		AckWait:            b.AckWait,
+		MaxDeliveries:      b.MaxDeliveries,
+		Backoff:            append(b.Backoff[:0:0], b.Backoff...),
+		HandlerTimeout:     b.HandlerTimeout,
+		Partitions:         b.Partitions,
+		PinnedTTL:          b.PinnedTTL,
+		NoPinning:          b.NoPinning,
+		MaxAge:             b.MaxAge,
+		MaxBytes:           int64(b.MaxBytes),
+		DeadLetterMaxAge:   b.DeadLetterMaxAge,
+		DeadLetterMaxBytes: int64(b.DeadLetterMaxBytes),
+		ReadyTimeout:       b.ReadyTimeout,
+	}
+}
+
+// storeConfig maps the store section onto core/store.Config.
+func storeConfig(c *config.Config) store.Config {
+	s := c.Store
+	sc := store.Config{
+		Driver:            s.Driver,
+		MaxOpenConns:      s.MaxOpenConns,
+		BusyTimeout:       s.SQLite.BusyTimeout,
+		SQLiteSynchronous: s.SQLite.Synchronous,
+	}
+	switch s.Driver {
+	case "postgres":
+		sc.DSN = s.Postgres.DSN
+	default:
+		sc.Path = c.SQLitePath()
+	}
+	return sc
+}
+
+// logConfig maps the log section onto core/ops.LogConfig.
+func logConfig(c *config.Config) ops.LogConfig {
+	return ops.LogConfig{Format: c.Log.Format, Level: c.Log.Level}
+}
