@@ -443,6 +443,7 @@ type env struct {
 	out     collector // envelopes consumed from mimi.out
 	cfg     Config
 	dataDir string
+	extra   map[string]*client
 }
 
 func testLogger(t *testing.T) *slog.Logger {

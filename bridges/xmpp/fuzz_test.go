@@ -1,0 +1,165 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// decodeFromString decodes the first element of s as the adapter's read loop does: the start
+// element separately, the rest through the limited token reader.
+func decodeFromString(s string, v any) error {
+	d := xml.NewDecoder(strings.NewReader(s))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return decodeStanza(d, &se, v)
+		}
+	}
+}
+
+var stanzaSeeds = []string{
+	`<message from='alice@localhost/p' to='ward7@rooms.localhost' type='groupchat' id='m1'><body>hi</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>`,
+	`<message id='m2'><body>&gt; q
+a</body><reply xmlns='urn:xmpp:reply:0' id='x' to='a@b/c'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='4'/></fallback></message>`,
+	`<message><reactions xmlns='urn:xmpp:reactions:0' id='t'><reaction>👍</reaction><reaction></reaction></reactions></message>`,
+	`<message><body>new</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/></message>`,
+	`<message><retract xmlns='urn:xmpp:message-retract:1' id='m1'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/></message>`,
+	`<message><body>https://h.example/a.png</body><x xmlns='jabber:x:oob'><url>https://h.example/a.png</url><desc>d</desc></x></message>`,
+	`<message><received xmlns='urn:xmpp:receipts' id='r'/><displayed xmlns='urn:xmpp:chat-markers:0' id='d'/></message>`,
+	`<message><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+	`<message><body>t</body><delay xmlns='urn:xmpp:delay' stamp='2024-05-01T10:00:00+00:00'/></message>`,
+	`<message><body xml:lang='de'>a</body><body>b</body><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='9' end='1'/></fallback></message>`,
+	`<presence to='r@rooms.localhost/n'><x xmlns='http://jabber.org/protocol/muc'><history since='x' maxstanzas='3'/></x></presence>`,
+}
+
+// FuzzStanzaMapping decodes arbitrary bytes as a message stanza and runs every pure step of the
+// XMPP → MIMI mapping (body, fallback stripping, timestamps, IDs, media parts, content encoding)
+// and the reflection back to XMPP. Nothing may panic, and what the adapter writes must be
+// well-formed XML that decodes again.
+func FuzzStanzaMapping(f *testing.F) {
+	for _, s := range stanzaSeeds {
+		f.Add([]byte(s))
+	}
+	a := &Adapter{cfg: Config{MaxBodyBytes: DefaultMaxBodyBytes, IDVersion: content.DefaultIDVersion}, key: bytes.Repeat([]byte{7}, 32)}
+	o := origin{nativeRoom: "ward7@rooms.localhost", sender: jid.MustParse("alice@localhost"), senderURI: aliceURI, room: ward7URI, muc: true}
+	at := time.Unix(1_800_000_000, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var p inPresence
+		_ = decodeFromString(string(data), &p)
+		var m inMessage
+		if err := decodeFromString(string(data), &m); err != nil {
+			return
+		}
+		body, _ := m.text()
+		_ = m.isChatStateOnly()
+		stripped := stripFallback(body, m.Fallback, nsReply)
+		if utf8.ValidString(body) && !utf8.ValidString(stripped) {
+			t.Fatalf("stripFallback produced invalid UTF-8 from %q", body)
+		}
+		if ts := timestampOf(&m, at); ts.After(at) {
+			t.Fatalf("timestamp %v after arrival %v", ts, at)
+		}
+		id := nativeIDOf(&m)
+		if !validID(id) {
+			t.Fatalf("nativeIDOf returned invalid %q", id)
+		}
+		if len(body) <= a.cfg.MaxBodyBytes && utf8.ValidString(body) {
+			part, err := a.bodyPart(body, m.OOB)
+			if err == nil {
+				ev := o.eventID(id)
+				msg, err := a.builder(o, ev, at).New(part, externalID(o, id))
+				if err == nil {
+					enc, mid, err := msg.EncodeWithID(a.cfg.IDVersion)
+					if err != nil {
+						t.Fatalf("encode: %v", err)
+					}
+					back, err := content.Decode(enc)
+					if err != nil {
+						t.Fatalf("content we encoded does not decode: %v", err)
+					}
+					text, _ := render(back)
+					if !utf8.ValidString(text) {
+						t.Fatalf("render produced invalid UTF-8")
+					}
+					_ = stanzaIDOf(mid)
+				}
+			}
+		}
+		out := reflection(&m)
+		out.From, out.To, out.Type = "ward7@rooms.localhost/Alice", "bob@localhost/x", "groupchat"
+		b, err := xml.Marshal(out)
+		if err != nil {
+			return // encoding/xml refuses characters XML cannot carry; the send fails, nothing panics
+		}
+		var n node
+		if err := xml.Unmarshal(b, &n); err != nil {
+			t.Fatalf("reflection is not well-formed XML: %v\n%s", err, b)
+		}
+	})
+}
+
+// FuzzJIDMapping maps arbitrary strings as JIDs to MIMI users and rooms and back. A JID that maps
+// to a user must map back to the same JID, and a MIMI URI must map to a JID that maps back to it.
+func FuzzJIDMapping(f *testing.F) {
+	for _, s := range []string{`bob\40clinic-b.example`, `dr.o\27neil\40clinic-b.example`, `\5c\40`, `x-aaaaaaaaaaaaaaaaaaaa`, `a\40b\40c.example`,
+		`Bob\40Clinic.example`, `\20x\40y.example`, `bob\40localhost`, "ward7", `club\40hub.example`} {
+		f.Add(s, "mimi://clinic-b.example/u/"+s)
+	}
+	st, err := store.Open(context.Background(), store.Config{Path: filepath.Join(f.TempDir(), "fuzz.db")}, store.WithMigrations(Schema))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = st.Close() })
+	m := &mapper{domain: testDomain, provider: testDomain, users: testUsers, rooms: testRooms, db: &db{s: st, now: time.Now}}
+	f.Fuzz(func(t *testing.T, local, uri string) {
+		ctx := context.Background()
+		_ = Unescape(local)
+		if j, err := jid.New(local, testUsers, ""); err == nil {
+			if u, err := m.puppetURI(ctx, j); err == nil {
+				back, err := m.userJID(ctx, u)
+				if err != nil || !back.Equal(j) {
+					t.Fatalf("puppet %s -> %s -> %v, %v", j, u, back, err)
+				}
+			}
+		}
+		if u, err := event.ParseUserURI(uri); err == nil {
+			j, err := m.userJID(ctx, u)
+			if err != nil {
+				if !errors.Is(err, errUnknownJID) && !errors.Is(err, event.ErrInvalidURI) {
+					t.Fatalf("userJID(%s): %v", u, err)
+				}
+				return
+			}
+			back, err := m.userURI(ctx, j)
+			// The way back gives the canonical (fully percent-encoded) form of the URI.
+			if canonical := event.NewUserURI(u.Domain(), u.Local()); err != nil || back != canonical {
+				t.Fatalf("user %s -> %s -> %s, %v", u, j, back, err)
+			}
+		}
+		if r, err := event.ParseRoomURI(strings.Replace(uri, "/u/", "/r/", 1)); err == nil {
+			l, err := m.roomLocal(ctx, r)
+			if err != nil {
+				return
+			}
+			if _, err := jid.New(l, testRooms, ""); err != nil {
+				t.Fatalf("room %s -> invalid localpart %q: %v", r, l, err)
+			}
+		}
+	})
+}
