@@ -1,0 +1,164 @@
+package bridges_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// minimal implements only the core Adapter interface.
+type minimal struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (m *minimal) record(s string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, s)
+	return nil
+}
+
+func (m *minimal) seen() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.calls...)
+}
+
+func (m *minimal) Network() event.Network      { return "testnet" }
+func (m *minimal) Start(context.Context) error { return nil }
+func (m *minimal) Stop(context.Context) error  { return nil }
+func (m *minimal) HandleMessage(_ context.Context, e *event.Envelope) error {
+	return m.record("message:" + string(e.ID))
+}
+
+// full implements every capability interface.
+type full struct{ minimal }
+
+func (f *full) HandleEdit(_ context.Context, e *event.Envelope) error {
+	return f.record("edit:" + string(e.ID))
+}
+func (f *full) HandleDelete(_ context.Context, e *event.Envelope) error {
+	return f.record("delete:" + string(e.ID))
+}
+func (f *full) HandleReaction(_ context.Context, e *event.Envelope) error {
+	return f.record("reaction:" + string(e.ID))
+}
+func (f *full) HandleReceipt(_ context.Context, e *event.Envelope) error {
+	return f.record("receipt:" + string(e.ID))
+}
+func (f *full) HandleMembership(_ context.Context, e *event.Envelope) error {
+	return f.record("membership:" + string(e.ID))
+}
+func (f *full) HandleRoomMetadata(_ context.Context, e *event.Envelope) error {
+	return f.record("metadata:" + string(e.ID))
+}
+func (f *full) CreatePortal(_ context.Context, e *event.Envelope) error {
+	return f.record("portal:" + string(e.ID))
+}
+
+var (
+	_ bridges.Adapter           = (*minimal)(nil)
+	_ bridges.EditHandler       = (*full)(nil)
+	_ bridges.DeleteHandler     = (*full)(nil)
+	_ bridges.ReactionHandler   = (*full)(nil)
+	_ bridges.ReceiptHandler    = (*full)(nil)
+	_ bridges.MembershipHandler = (*full)(nil)
+	_ bridges.MetadataHandler   = (*full)(nil)
+	_ bridges.PortalCreator     = (*full)(nil)
+)
+
+func TestDispatch(t *testing.T) {
+	kinds := []struct {
+		kind event.Kind
+		call string
+	}{
+		{event.KindMessage, "message"},
+		{event.KindEdit, "edit"},
+		{event.KindDelete, "delete"},
+		{event.KindReaction, "reaction"},
+		{event.KindReceipt, "receipt"},
+		{event.KindMembership, "membership"},
+		{event.KindRoomMetadata, "metadata"},
+		{event.KindPortalRequest, "portal"},
+	}
+	for _, k := range kinds {
+		t.Run(k.kind.String(), func(t *testing.T) {
+			env := &event.Envelope{ID: event.EventID("ev-" + k.call), Kind: k.kind}
+			f := &full{}
+			if err := bridges.Dispatch(t.Context(), f, env); err != nil {
+				t.Fatalf("full adapter: %v", err)
+			}
+			if got := f.seen(); len(got) != 1 || got[0] != k.call+":"+string(env.ID) {
+				t.Fatalf("full adapter calls = %v", got)
+			}
+			m := &minimal{}
+			err := bridges.Dispatch(t.Context(), m, env)
+			if k.kind == event.KindMessage {
+				if err != nil || len(m.seen()) != 1 {
+					t.Fatalf("minimal adapter, message: err=%v calls=%v", err, m.seen())
+				}
+				return
+			}
+			if !errors.Is(err, bridges.ErrUnsupported) || errors.Is(err, bus.ErrPermanent) {
+				t.Fatalf("minimal adapter, %s: err = %v, want ErrUnsupported", k.kind, err)
+			}
+			if len(m.seen()) != 0 {
+				t.Fatalf("minimal adapter was called: %v", m.seen())
+			}
+		})
+	}
+	for _, k := range []event.Kind{event.KindUnknown, event.Kind(200)} {
+		err := bridges.Dispatch(t.Context(), &full{}, &event.Envelope{ID: "x", Kind: k})
+		if !errors.Is(err, bus.ErrPermanent) {
+			t.Errorf("kind %s: err = %v, want bus.ErrPermanent", k, err)
+		}
+	}
+}
+
+// TestRun runs the contract against the embedded bus: supported kinds reach the adapter, and an
+// unsupported kind is acknowledged (not redelivered, not dead-lettered) without blocking the room.
+func TestRun(t *testing.T) {
+	ctx := t.Context()
+	b, err := bus.Open(ctx, bus.Config{Mode: bus.ModeEmbedded, Embedded: bus.EmbeddedConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
+		AckWait: time.Second, MaxDeliveries: 3, Backoff: []time.Duration{20 * time.Millisecond}, Partitions: 2, ReadyTimeout: 15 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	m := &minimal{}
+	sub, err := bridges.Run(ctx, b, "run-test", m, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	room := event.NewRoomURI("hub.example", "r1")
+	mk := func(id string, k event.Kind) *event.Envelope {
+		return &event.Envelope{ID: event.EventID(id), Kind: k, Room: room, Sender: "mimi://hub.example/u/bob", Content: []byte{1},
+			Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.Now()}
+	}
+	for _, e := range []*event.Envelope{mk("m1", event.KindMessage), mk("e1", event.KindEdit), mk("m2", event.KindMessage)} {
+		if err := b.PublishIn(ctx, "testnet", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(m.seen()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("calls = %v, want both messages", m.seen())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := m.seen(); got[0] != "message:m1" || got[1] != "message:m2" {
+		t.Fatalf("calls = %v: the unsupported edit must not block or reorder the room", got)
+	}
+}
