@@ -111,8 +111,8 @@ type Adapter struct {
 	started  bool
 	// beforeAck, when set (tests), runs after a transaction was published and before it is acknowledged.
 	beforeAck func(txnID string) error
-	ready    chan struct{} // closed after the first successful sync
-	readyOne sync.Once
+	ready     chan struct{} // closed after the first successful sync
+	readyOne  sync.Once
 }
 
 // Compile-time guards: the adapter implements the contract and these capabilities.

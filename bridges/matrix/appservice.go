@@ -77,6 +77,16 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 		return err
 	}
 	sy.OnEvent(cli.StateStoreSyncHandler)
+	// Dendrite 0.13 does not put redactions into appservice transactions; the bot sees them in its
+	// sync (it is joined to every portal). Event-ID dedupe makes double delivery harmless.
+	sy.OnEventType(mevent.EventRedaction, func(ctx context.Context, evt *mevent.Event) {
+		if evt.Mautrix.EventSource&mevent.SourceTimeline == 0 {
+			return
+		}
+		if err := a.ingest(ctx, evt); err != nil {
+			sy.fail(err)
+		}
+	})
 	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
 	a.startSync(runCtx, cli)
 
@@ -231,6 +241,7 @@ func (a *Adapter) ingestRaw(ctx context.Context, raw json.RawMessage) error {
 		a.log.Warn("malformed event in transaction skipped", "error", err)
 		return nil
 	}
+	a.log.Debug("transaction event", "room_id", string(evt.RoomID), "event_id", string(evt.ID), "type", evt.Type.Type, "sender", string(evt.Sender))
 	if evt.StateKey != nil && evt.RoomID != "" {
 		evt.Type.Class = mevent.StateEventType
 		if err := evt.Content.ParseRaw(evt.Type); err == nil {

@@ -1,11 +1,14 @@
 package matrix
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix/crypto/attachment"
 	mevent "maunium.net/go/mautrix/event"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
@@ -31,8 +34,8 @@ type asEnv struct {
 func appserviceConfig(t testing.TB, dir string) Config {
 	return Config{
 		Mode: ModeAppservice, ServerName: dendritetest.ServerName, GatewayDomain: "localhost",
-		Appservice: AppserviceConfig{Listen: dendritetest.FreeAddr(t), RegistrationFile: filepath.Join(dir, "registration.yaml")},
-		Encryption: EncryptionConfig{PickleKey: testPickleKey},
+		Appservice:  AppserviceConfig{Listen: dendritetest.FreeAddr(t), RegistrationFile: filepath.Join(dir, "registration.yaml")},
+		Encryption:  EncryptionConfig{PickleKey: testPickleKey},
 		DecryptWait: 3 * time.Second,
 	}
 }
@@ -208,4 +211,139 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 	if c.RelatesTo == nil || c.RelatesTo.InReplyTo == nil || c.RelatesTo.InReplyTo.EventID != textID {
 		t.Errorf("bob's reply relation = %+v, want in reply to %s", c.RelatesTo, textID)
 	}
+
+	// Matrix → MIMI: reply, edit, reaction, unreact, redaction, image.
+	replyID := alice.send(t, room, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "> <@x:localhost> hi\n\nthanks",
+		RelatesTo: &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: got.ID}}})
+	reply := e.out.wait(t, "reply envelope", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(replyID) })
+	rmsg, plain, _, _ := decodeText(t, reply.Content)
+	if plain != "thanks" || rmsg.InReplyTo == nil || *rmsg.InReplyTo != content.MessageID(in.MessageID) {
+		t.Errorf("reply: text %q in reply to %v, want %x", plain, rmsg.InReplyTo, in.MessageID)
+	}
+
+	editContent := &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "hello again"}
+	editContent.SetEdit(textID)
+	editID := alice.send(t, room, editContent)
+	edit := e.out.wait(t, "edit envelope", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(editID) })
+	emsg, plain, _, _ := decodeText(t, edit.Content)
+	if edit.Kind != event.KindEdit || plain != "hello again" || emsg.Replaces == nil || *emsg.Replaces != content.MessageID(text.MessageID) {
+		t.Errorf("edit: kind %s text %q replaces %v", edit.Kind, plain, emsg.Replaces)
+	}
+
+	reactID := alice.sendType(t, room, mevent.EventReaction, &mevent.ReactionEventContent{RelatesTo: mevent.RelatesTo{
+		Type: mevent.RelAnnotation, EventID: got.ID, Key: "👍"}})
+	react := e.out.wait(t, "reaction envelope", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(reactID) })
+	xmsg, plain, _, _ := decodeText(t, react.Content)
+	if react.Kind != event.KindReaction || plain != "👍" || xmsg.Body.Disposition != content.DispReaction ||
+		xmsg.InReplyTo == nil || *xmsg.InReplyTo != content.MessageID(in.MessageID) {
+		t.Errorf("reaction: kind %s key %q disposition %s in reply to %v", react.Kind, plain, xmsg.Body.Disposition, xmsg.InReplyTo)
+	}
+	unreactResp, err := alice.RedactEvent(ctx, room, reactID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreact := e.out.wait(t, "unreact envelope", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(unreactResp.EventID) })
+	umsg, _ := content.Decode(unreact.Content)
+	if unreact.Kind != event.KindReaction || umsg.Replaces == nil || *umsg.Replaces != content.MessageID(react.MessageID) {
+		t.Errorf("unreact: kind %s replaces %v, want %x", unreact.Kind, umsg.Replaces, react.MessageID)
+	}
+	if _, null := umsg.Body.Body.(content.NullPart); !null || umsg.Body.Disposition != content.DispReaction {
+		t.Errorf("unreact body = %#v", umsg.Body)
+	}
+	delResp, err := alice.RedactEvent(ctx, room, replyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del := e.out.wait(t, "delete envelope", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(delResp.EventID) })
+	dmsg, _ := content.Decode(del.Content)
+	if del.Kind != event.KindDelete || dmsg.Replaces == nil || *dmsg.Replaces != content.MessageID(reply.MessageID) {
+		t.Errorf("delete: kind %s replaces %v", del.Kind, dmsg.Replaces)
+	}
+
+	// An image, encrypted as Matrix clients do in encrypted rooms.
+	png := []byte("\x89PNG\r\n\x1a\n fake image bytes for the test")
+	file := attachment.NewEncryptedFile()
+	cipherPNG := append([]byte(nil), png...)
+	file.EncryptInPlace(cipherPNG)
+	up, err := alice.UploadBytes(ctx, cipherPNG, "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgID := alice.send(t, room, &mevent.MessageEventContent{MsgType: mevent.MsgImage, Body: "scan.png",
+		Info: &mevent.FileInfo{MimeType: "image/png", Size: len(png)},
+		File: &mevent.EncryptedFileInfo{EncryptedFile: *file, URL: up.ContentURI.CUString()}})
+	img := e.out.wait(t, "image envelope", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(imgID) })
+	imsg, err := content.Decode(img.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xp, ok := imsg.Body.Body.(content.ExternalPart)
+	if !ok || xp.ContentType != "image/png" || xp.Filename != "scan.png" || xp.EncAlg != content.AEADAES128GCM {
+		t.Fatalf("image body = %#v", imsg.Body.Body)
+	}
+	rc, err := e.adapter.assets.Open(ctx, &bridges.Asset{URL: xp.URL, Key: xp.Key, Nonce: xp.Nonce, HashAlg: xp.HashAlg, Hash: xp.ContentHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(stored, png) {
+		t.Errorf("asset store holds %q, want the image", stored)
+	}
+
+	// MIMI → Matrix: reaction, edit, delete and an image from bob.
+	bobReact := mimiMessage(t, event.KindReaction, roomURI, bobURI, 2, func(m *content.Message) {
+		m.InReplyTo = (*content.MessageID)(text.MessageID)
+		m.Body = content.NestedPart{Disposition: content.DispReaction, Body: content.SinglePart{ContentType: content.TypePlain, Content: []byte("❤")}}
+	})
+	bobEdit := mimiMessage(t, event.KindEdit, roomURI, bobURI, 3, func(m *content.Message) {
+		m.Replaces = (*content.MessageID)(in.MessageID)
+		m.Body = textBody(content.TypePlain, "hi alice (edited)")
+	})
+	asset, err := e.adapter.assets.Put(ctx, bytes.NewReader(png), bridges.AssetMeta{ContentType: "image/png", Filename: "x.png", Size: int64(len(png))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobImage := mimiMessage(t, event.KindMessage, roomURI, bobURI, 4, func(m *content.Message) {
+		m.Body = content.NestedPart{Disposition: content.DispRender, Body: content.ExternalPart{ContentType: "image/png", URL: asset.URL,
+			Size: asset.Size + 16, EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce, HashAlg: asset.HashAlg,
+			ContentHash: asset.Hash, Filename: "x.png"}}
+	})
+	bobDelete := mimiMessage(t, event.KindDelete, roomURI, bobURI, 5, func(m *content.Message) {
+		m.Replaces = (*content.MessageID)(in.MessageID)
+	})
+	for _, env := range []*event.Envelope{bobReact, bobEdit, bobImage, bobDelete} {
+		if err := e.bus.PublishIn(ctx, event.NetworkMatrix, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := alice.waitEvent(t, "bob's reaction", func(ev *mevent.Event) bool { return ev.Sender == ghost && ev.Type == mevent.EventReaction })
+	if rc := r.Content.AsReaction(); rc.RelatesTo.Key != "❤" || rc.RelatesTo.EventID != textID {
+		t.Errorf("bob's reaction = %+v", rc.RelatesTo)
+	}
+	ed := alice.waitEvent(t, "bob's edit", func(ev *mevent.Event) bool {
+		c := ev.Content.AsMessage()
+		return ev.Sender == ghost && c.RelatesTo != nil && c.RelatesTo.Type == mevent.RelReplace
+	})
+	if c := ed.Content.AsMessage(); c.RelatesTo.EventID != got.ID || c.NewContent == nil || c.NewContent.Body != "hi alice (edited)" || !ed.Mautrix.WasEncrypted {
+		t.Errorf("bob's edit = %+v (encrypted %v)", c, ed.Mautrix.WasEncrypted)
+	}
+	im := alice.waitEvent(t, "bob's image", func(ev *mevent.Event) bool {
+		return ev.Sender == ghost && ev.Type == mevent.EventMessage && ev.Content.AsMessage().MsgType == mevent.MsgImage
+	})
+	ic := im.Content.AsMessage()
+	if ic.File == nil {
+		t.Fatalf("bob's image is not an encrypted file: %+v", ic)
+	}
+	u, _ := ic.File.URL.Parse()
+	dl, err := alice.DownloadBytes(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ic.File.DecryptInPlace(dl); err != nil || !bytes.Equal(dl, png) {
+		t.Errorf("bob's image decrypts to %q (%v)", dl, err)
+	}
+	alice.waitEvent(t, "bob's delete", func(ev *mevent.Event) bool {
+		return ev.Sender == ghost && ev.Type == mevent.EventRedaction && ev.Redacts == got.ID
+	})
 }

@@ -29,7 +29,7 @@ type outbound struct {
 	msg    *content.Message // nil for kinds without content
 	msgID  []byte
 	room   id.RoomID
-	sender id.UserID      // ghost (appservice) or functional account (client)
+	sender id.UserID       // ghost (appservice) or functional account (client)
 	cli    *mautrix.Client // uploads
 	send   func(ctx context.Context, t mevent.Type, c any) (id.EventID, error)
 	redact func(ctx context.Context, target id.EventID) (id.EventID, error)
@@ -291,7 +291,7 @@ func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID
 	bot := a.as.BotIntent()
 	req := &mautrix.ReqCreateRoom{
 		Visibility: "private", Preset: "private_chat", Name: "MIMI: " + truncate(env.Room.Local(), 64),
-		Topic:      string(env.Room),
+		Topic:           string(env.Room),
 		CreationContent: map[string]any{"m.federate": true},
 	}
 	enc := *a.cfg.Encryption.Default
