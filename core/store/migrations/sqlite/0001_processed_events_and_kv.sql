@@ -16,4 +16,4 @@ CREATE TABLE store_kv (
 	version    INTEGER NOT NULL CHECK (version > 0),
 	updated_at INTEGER NOT NULL,
 	PRIMARY KEY (scope, key)
-) WITHOUT ROWID;
+); -- a rowid table: values may be large, WITHOUT ROWID suits small rows only
