@@ -155,3 +155,42 @@ func TestPrivateMessageContentPadding(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeCountLimits checks that vectors of tiny elements are cut off at their element limit.
+func TestDecodeCountLimits(t *testing.T) {
+	vector := func(elem []byte, n int) []byte {
+		var w tlspl.Writer
+		w.Vector(func(w *tlspl.Writer) {
+			for range n {
+				w.Raw(elem)
+			}
+		})
+		b, err := w.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// A Commit of maxCommitProposals+1 empty references, no path.
+	commit := append(vector([]byte{2, 0}, maxCommitProposals+1), 0)
+	if _, err := DecodeCommit(commit); !errors.Is(err, tlspl.ErrTooLarge) {
+		t.Errorf("commit: got %v, want ErrTooLarge", err)
+	}
+	// One proposal fewer decodes.
+	if _, err := DecodeCommit(append(vector([]byte{2, 0}, maxCommitProposals), 0)); err != nil {
+		t.Errorf("commit at the limit: %v", err)
+	}
+	// An UpdatePath with maxPathNodes+1 empty nodes.
+	leaf, err := (&LeafNode{Credential: Credential{Type: CredentialTypeBasic}, Source: LeafNodeSourceUpdate}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w tlspl.Writer
+	w.Raw(leaf)
+	w.Raw(vector([]byte{0, 0}, maxPathNodes+1))
+	path, _ := w.Bytes()
+	var up UpdatePath
+	if err := tlspl.Unmarshal(path, &up); !errors.Is(err, tlspl.ErrTooLarge) {
+		t.Errorf("update path: got %v, want ErrTooLarge", err)
+	}
+}

@@ -12,6 +12,27 @@ import (
 // 50,000 members.
 const MaxMessageSize = 16 << 20
 
+// Bounds on element counts, so that the memory a decoder allocates stays proportional to a small
+// multiple of its input even for elements of one or two bytes (a blank tree node, a proposal
+// reference). They are far above what a real group produces.
+const (
+	maxLeaves          = 1 << 20            // members of a group
+	maxTreeNodes       = 2*maxLeaves - 1    // nodes of a ratchet tree of maxLeaves leaves
+	maxPathNodes       = 32                 // UpdatePath nodes: the depth of a tree with uint32 leaf indices
+	maxCommitProposals = 1 << 16            // proposals (inline or by reference) in one Commit
+	maxWelcomeSecrets  = maxCommitProposals // recipients of one Welcome
+	maxCertificates    = 64                 // certificates in an x509 credential chain
+)
+
+// tooMany sets r's error and reports true when a vector already holds limit elements.
+func tooMany(r *tlspl.Reader, what string, n, limit int) bool {
+	if n < limit {
+		return false
+	}
+	r.SetError(fmt.Errorf("%w: more than %d %s", tlspl.ErrTooLarge, limit, what))
+	return true
+}
+
 // Errors reported by the wire decoders. They are wrapped with context; test with errors.Is.
 var (
 	// ErrUnknownEnum means a decoder met an enum value that RFC 9420 gives no encoding for, so the
@@ -197,7 +218,11 @@ func writeUint32s(w *tlspl.Writer, vs []uint32) {
 
 func readUint32s(r *tlspl.Reader) []uint32 {
 	vs := []uint32{}
-	r.ForEach(func(r *tlspl.Reader) { vs = append(vs, r.Uint32()) })
+	r.ForEach(func(r *tlspl.Reader) {
+		if !tooMany(r, "leaf indices", len(vs), maxLeaves) {
+			vs = append(vs, r.Uint32())
+		}
+	})
 	return vs
 }
 

@@ -43,7 +43,11 @@ func (c *Credential) UnmarshalTLS(r *tlspl.Reader) {
 		c.Identity = r.Opaque()
 	case CredentialTypeX509:
 		c.Certificates = [][]byte{}
-		r.ForEach(func(r *tlspl.Reader) { c.Certificates = append(c.Certificates, r.Opaque()) })
+		r.ForEach(func(r *tlspl.Reader) {
+			if !tooMany(r, "certificates", len(c.Certificates), maxCertificates) {
+				c.Certificates = append(c.Certificates, r.Opaque())
+			}
+		})
 	default:
 		r.SetError(fmt.Errorf("%w: credential type %d", ErrUnknownEnum, uint16(c.Type)))
 	}

@@ -216,6 +216,9 @@ func (c *Commit) MarshalTLS(w *tlspl.Writer) {
 func (c *Commit) UnmarshalTLS(r *tlspl.Reader) {
 	*c = Commit{Proposals: []ProposalOrRef{}}
 	r.ForEach(func(r *tlspl.Reader) {
+		if tooMany(r, "proposals", len(c.Proposals), maxCommitProposals) {
+			return
+		}
 		var p ProposalOrRef
 		p.UnmarshalTLS(r)
 		c.Proposals = append(c.Proposals, p)

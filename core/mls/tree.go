@@ -107,6 +107,9 @@ func (t RatchetTree) MarshalTLS(w *tlspl.Writer) {
 func (t *RatchetTree) UnmarshalTLS(r *tlspl.Reader) {
 	nodes := RatchetTree{}
 	r.ForEach(func(r *tlspl.Reader) {
+		if tooMany(r, "ratchet tree nodes", len(nodes), maxTreeNodes) {
+			return
+		}
 		var n *Node
 		r.Optional(func(r *tlspl.Reader) {
 			n = new(Node)
@@ -185,6 +188,9 @@ func (n *UpdatePathNode) UnmarshalTLS(r *tlspl.Reader) {
 	n.EncryptionKey = r.Opaque()
 	n.EncryptedPathSecret = []HPKECiphertext{}
 	r.ForEach(func(r *tlspl.Reader) {
+		if tooMany(r, "encrypted path secrets", len(n.EncryptedPathSecret), maxLeaves) {
+			return
+		}
 		var c HPKECiphertext
 		c.UnmarshalTLS(r)
 		n.EncryptedPathSecret = append(n.EncryptedPathSecret, c)
@@ -212,6 +218,9 @@ func (p *UpdatePath) UnmarshalTLS(r *tlspl.Reader) {
 	p.LeafNode.UnmarshalTLS(r)
 	p.Nodes = []UpdatePathNode{}
 	r.ForEach(func(r *tlspl.Reader) {
+		if tooMany(r, "UpdatePath nodes", len(p.Nodes), maxPathNodes) {
+			return
+		}
 		var n UpdatePathNode
 		n.UnmarshalTLS(r)
 		p.Nodes = append(p.Nodes, n)

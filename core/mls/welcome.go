@@ -50,6 +50,9 @@ func (wl *Welcome) UnmarshalTLS(r *tlspl.Reader) {
 	wl.CipherSuite = CipherSuite(r.Uint16())
 	wl.Secrets = []EncryptedGroupSecrets{}
 	r.ForEach(func(r *tlspl.Reader) {
+		if tooMany(r, "Welcome recipients", len(wl.Secrets), maxWelcomeSecrets) {
+			return
+		}
 		var s EncryptedGroupSecrets
 		s.UnmarshalTLS(r)
 		wl.Secrets = append(wl.Secrets, s)
@@ -98,6 +101,9 @@ func (g *GroupSecrets) UnmarshalTLS(r *tlspl.Reader) {
 	})
 	g.PSKs = []PreSharedKeyID{}
 	r.ForEach(func(r *tlspl.Reader) {
+		if tooMany(r, "PSKs", len(g.PSKs), maxPSKs) {
+			return
+		}
 		var id PreSharedKeyID
 		id.UnmarshalTLS(r)
 		g.PSKs = append(g.PSKs, id)
