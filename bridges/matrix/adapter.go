@@ -109,8 +109,9 @@ type Adapter struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	started  bool
-	// beforeAck, when set (tests), runs after a transaction was published and before it is acknowledged.
-	beforeAck func(txnID string) error
+	// beforeAck, when set (tests), runs after a transaction was published and before it is
+	// acknowledged; returning true ends the request without an answer (a simulated crash).
+	beforeAck func(w http.ResponseWriter, txnID string) bool
 	ready     chan struct{} // closed after the first successful sync
 	readyOne  sync.Once
 }
