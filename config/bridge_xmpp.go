@@ -1,13 +1,82 @@
 package config
 
-// XMPPBridge is the bridges.xmpp section. It belongs to bridges/xmpp: add typed fields here
-// (with yaml tags), document each key with its default in example.yaml under bridges.xmpp, and
-// check them in validate. See docs/configuration.md, "Adding keys".
+import "time"
+
+// XMPPBridge is the bridges.xmpp section, owned by bridges/xmpp (which maps it onto its own
+// Config with xmpp.FromConfig). Every key is documented with its default in example.yaml.
 type XMPPBridge struct {
 	// Enabled starts the XMPP adapter.
 	Enabled bool `yaml:"enabled"`
+	// Server is host:port of the XMPP server's component listener (XEP-0114).
+	Server string `yaml:"server"`
+	// Domain is the XMPP domain of the organisation's users; empty means the gateway's domain.
+	Domain string `yaml:"domain"`
+	// Users is the component that carries one JID per MIMI user of a partner provider.
+	Users XMPPComponent `yaml:"users"`
+	// Rooms is the component that hosts one MUC room per MIMI room.
+	Rooms XMPPComponent `yaml:"rooms"`
+	// HistoryOnJoin is how many recent messages a user who joins a room receives; 0 disables.
+	HistoryOnJoin int `yaml:"history_on_join"`
+	// HistoryKeep is how many messages per room are kept for history.
+	HistoryKeep int `yaml:"history_keep"`
+	// MaxBody bounds one message body.
+	MaxBody ByteSize `yaml:"max_body"`
+	// AllowRoomCreation lets local users create MIMI rooms by joining a MUC that does not exist.
+	AllowRoomCreation bool `yaml:"allow_room_creation"`
+	// ReconnectMin and ReconnectMax bound the component reconnect backoff.
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// Workers is the number of goroutines that handle incoming stanzas.
+	Workers int `yaml:"workers"`
 }
 
-// validate checks the section. Report problems with v.errorf("bridges.xmpp.<key>", ...); it is
-// called for every load, enabled or not, so check details only when b.Enabled.
-func (b *XMPPBridge) validate(v *validator) {}
+// XMPPComponent is one component connection.
+type XMPPComponent struct {
+	// Domain is the component's domain as configured on the XMPP server.
+	Domain string `yaml:"domain"`
+	// Secret is the component's shared secret. Secret: prefer secret_file.
+	Secret string `yaml:"secret"`
+	// SecretFile is a file whose content is the secret.
+	SecretFile string `yaml:"secret_file"`
+}
+
+// validate checks the section. It is called for every load, enabled or not, so details are
+// checked only when b.Enabled.
+func (b *XMPPBridge) validate(v *validator) {
+	if !b.Enabled {
+		return
+	}
+	if v.required("bridges.xmpp.server", b.Server, "(the XMPP server's component port)") {
+		v.hostPort("bridges.xmpp.server", b.Server)
+	}
+	if b.Domain != "" && !validDomain(b.Domain) {
+		v.errorf("bridges.xmpp.domain", "%q is not a DNS domain", b.Domain)
+	}
+	for _, c := range []struct {
+		path string
+		comp XMPPComponent
+	}{{"bridges.xmpp.users", b.Users}, {"bridges.xmpp.rooms", b.Rooms}} {
+		if v.required(c.path+".domain", c.comp.Domain, "") && !validDomain(c.comp.Domain) {
+			v.errorf(c.path+".domain", "%q is not a DNS domain", c.comp.Domain)
+		}
+		v.required(c.path+".secret", c.comp.Secret, "(or set secret_file)")
+	}
+	if b.Users.Domain != "" && b.Users.Domain == b.Rooms.Domain {
+		v.errorf("bridges.xmpp.rooms.domain", "must differ from bridges.xmpp.users.domain: each is its own component")
+	}
+	if b.HistoryOnJoin < 0 {
+		v.errorf("bridges.xmpp.history_on_join", "must not be negative")
+	}
+	if b.HistoryKeep < 0 || b.HistoryKeep > 10000 {
+		v.errorf("bridges.xmpp.history_keep", "must be between 0 and 10000")
+	}
+	if b.MaxBody <= 0 || b.MaxBody > 512<<10 {
+		v.errorf("bridges.xmpp.max_body", "must be between 1 byte and 512KiB")
+	}
+	if b.ReconnectMin <= 0 || b.ReconnectMax < b.ReconnectMin {
+		v.errorf("bridges.xmpp.reconnect_max", "reconnect_min must be positive and reconnect_max at least reconnect_min")
+	}
+	if b.Workers < 1 || b.Workers > 256 {
+		v.errorf("bridges.xmpp.workers", "must be between 1 and 256")
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -38,7 +39,8 @@ type Config struct {
 	// HistoryOnJoin is how many recent messages a user who joins a room gets (XEP-0045 history).
 	// Default 20; negative disables history.
 	HistoryOnJoin int
-	// HistoryKeep is how many messages per room the adapter keeps for history. Default 200.
+	// HistoryKeep is how many messages per room the adapter keeps for history. Default 200;
+	// negative keeps none.
 	HistoryKeep int
 	// MaxBodyBytes bounds a message body; longer messages are refused with a stanza error.
 	// Default 64 KiB.
@@ -140,8 +142,8 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > content.MaxContentSize/2 {
 		errs = append(errs, fmt.Errorf("max body bytes %d: want 1 to %d", c.MaxBodyBytes, content.MaxContentSize/2))
 	}
-	if c.HistoryKeep < 0 || c.HistoryKeep > 10000 {
-		errs = append(errs, fmt.Errorf("history keep %d: want 0 to 10000", c.HistoryKeep))
+	if c.HistoryKeep > 10000 {
+		errs = append(errs, fmt.Errorf("history keep %d: want at most 10000", c.HistoryKeep))
 	}
 	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
 		errs = append(errs, fmt.Errorf("reconnect backoff %s..%s is not a valid range", c.ReconnectMin, c.ReconnectMax))
@@ -156,4 +158,28 @@ func (c Config) Validate() error {
 		return fmt.Errorf("xmpp config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// FromConfig maps the bridges.xmpp configuration section onto Config. gatewayDomain is the
+// gateway's MIMI domain (the top-level domain key): the provider of local users, and their XMPP
+// domain unless bridges.xmpp.domain says otherwise.
+func FromConfig(c config.XMPPBridge, gatewayDomain string) Config {
+	out := Config{
+		Server: c.Server, Domain: c.Domain, Provider: event.Domain(gatewayDomain),
+		Users:         ComponentConfig{Domain: c.Users.Domain, Secret: c.Users.Secret},
+		Rooms:         ComponentConfig{Domain: c.Rooms.Domain, Secret: c.Rooms.Secret},
+		HistoryOnJoin: c.HistoryOnJoin, HistoryKeep: c.HistoryKeep, MaxBodyBytes: int(c.MaxBody),
+		DisableRoomCreation: !c.AllowRoomCreation,
+		ReconnectMin:        c.ReconnectMin, ReconnectMax: c.ReconnectMax, Workers: c.Workers,
+	}
+	if out.Domain == "" {
+		out.Domain = gatewayDomain
+	}
+	if out.HistoryOnJoin == 0 {
+		out.HistoryOnJoin = -1 // 0 in the file disables history; 0 here would mean the default
+	}
+	if out.HistoryKeep == 0 {
+		out.HistoryKeep = -1
+	}
+	return out
 }
