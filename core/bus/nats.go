@@ -36,6 +36,29 @@ const priorityGroup = "mimi"
 
 // NATS is the bus on NATS JetStream, with an embedded server or an external cluster.
 //
+// Layout. Three file-backed streams, created or updated idempotently by every Open:
+//
+//	MIMI_OUT  subjects mimi.out.<room>       stored as mimi.out.<p>.<room>
+//	MIMI_IN   subjects mimi.in.<net>.<room>  stored as mimi.in.<net>.<p>.<room>
+//	MIMI_DLQ  subjects mimi.dlq.>            dead letters, kept DeadLetterMaxAge
+//
+// where p = partition(Config.Partitions, room token) is inserted by a stream subject transform.
+// All three use limits retention (MaxAge, MaxBytes, discard old), the dedupe window
+// Config.DedupeWindow on Nats-Msg-Id = envelope ID, and Replicas 1 (embedded) or
+// ExternalConfig.Replicas.
+//
+// Consumers. ConsumeOut(name) / ConsumeIn(name, net) create one durable pull consumer per
+// partition ("<name>_p<i>", "<name>_<net>_p<i>"), DeliverAll, explicit acks, MaxAckPending 1,
+// no server-side MaxDeliver (the handler wrapper counts deliveries and dead-letters, so nothing
+// is dropped silently), and a pinned priority group unless Config.NoPinning. A new consumer group
+// starts at the beginning of what the stream retains.
+//
+// Replicas. Every gateway replica starts the same consumer groups. With pinning, the server pins
+// each partition to one replica's subscription; another replica takes over when it stops (at
+// once: Stop unpins) or dies (after PinnedTTL). Without pinning, replicas take turns. Either way
+// MaxAckPending 1 keeps one message per partition in flight, so per-room order holds across
+// replicas; a handler still running when its AckWait passes is kept alive by progress acks.
+//
 // Concurrency: all methods are safe for concurrent use. mu guards subs and closed; it is never
 // held while calling into NATS or waiting.
 type NATS struct {
