@@ -168,7 +168,8 @@ func (c Config) Validate() error {
 	if c.ServerName == "" || strings.ContainsAny(c.ServerName, "/@!# ") {
 		bad("server_name %q: want the homeserver's server name", c.ServerName)
 	}
-	if _, err := event.ParseRoomURI(string(event.NewRoomURI(c.GatewayDomain, "x"))); err != nil || c.GatewayDomain == "" {
+	if _, err := event.ParseRoomURI(string(event.NewRoomURI(c.GatewayDomain, "x"))); err != nil || c.GatewayDomain == "" ||
+		strings.ToLower(string(c.GatewayDomain)) != string(c.GatewayDomain) {
 		bad("gateway_domain %q: want a lower-case DNS name", c.GatewayDomain)
 	}
 	if len(c.Encryption.PickleKey) < minPickleKeyLength {
