@@ -91,6 +91,7 @@ type Adapter struct {
 	queues       []chan job
 
 	mu      sync.Mutex
+	runCtx  context.Context // ends when Stop is called
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
@@ -138,7 +139,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 	}
 	a.started = true
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
+	a.runCtx, a.cancel = runCtx, cancel
 	a.queues = make([]chan job, a.cfg.Workers)
 	for i := range a.queues {
 		q := make(chan job, queueLen)
@@ -197,7 +198,10 @@ func (a *Adapter) enqueue(key string, j job) {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	q := a.queues[int(h.Sum32()%uint32(len(a.queues)))]
-	q <- j
+	select {
+	case q <- j:
+	case <-a.runCtx.Done(): // stopping: the stanza is dropped, as the stream is about to end
+	}
 }
 
 func (a *Adapter) worker(ctx context.Context, q chan job) {

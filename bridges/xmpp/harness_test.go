@@ -62,7 +62,7 @@ func freePort(t testing.TB) int {
 
 // startProsody writes a loopback-only configuration with the two component domains and starts
 // Prosody in the foreground. Users alice, carol and mallory (password "pw") exist.
-func startProsody(t *testing.T) *prosody {
+func startProsody(t testing.TB) *prosody {
 	t.Helper()
 	for _, bin := range []string{"prosody", "prosodyctl"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -121,7 +121,7 @@ Component %q
 	return p
 }
 
-func (p *prosody) start(t *testing.T) {
+func (p *prosody) start(t testing.TB) {
 	t.Helper()
 	log, err := os.OpenFile(filepath.Join(p.dir, "logs", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -147,7 +147,7 @@ func (p *prosody) start(t *testing.T) {
 }
 
 // stop ends Prosody with SIGTERM (SIGKILL after 5s) and waits for it.
-func (p *prosody) stop(t *testing.T) {
+func (p *prosody) stop(t testing.TB) {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
@@ -221,7 +221,7 @@ func (n *node) String() string {
 // client is a minimal c2s client: SASL PLAIN without TLS (loopback test server only), resource
 // binding, and raw XML out; stanzas in are collected for expect.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	jid  string // full JID after binding
 	conn net.Conn
 	mu   sync.Mutex
@@ -230,7 +230,7 @@ type client struct {
 	done chan struct{}
 }
 
-func dialClient(t *testing.T, p *prosody, user, resource string) *client {
+func dialClient(t testing.TB, p *prosody, user, resource string) *client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.c2s), 5*time.Second)
 	if err != nil {
@@ -278,7 +278,7 @@ func dialClient(t *testing.T, p *prosody, user, resource string) *client {
 	return c
 }
 
-func nextElement(t *testing.T, dec *xml.Decoder, v *node) {
+func nextElement(t testing.TB, dec *xml.Decoder, v *node) {
 	t.Helper()
 	for {
 		tok, err := dec.Token()
@@ -391,7 +391,7 @@ func (c *collector) all() []*event.Envelope {
 }
 
 // wait returns the first envelope (after skipping n matches) that matches pred.
-func (c *collector) wait(t *testing.T, what string, pred func(e *event.Envelope) bool) *event.Envelope {
+func (c *collector) wait(t testing.TB, what string, pred func(e *event.Envelope) bool) *event.Envelope {
 	t.Helper()
 	var got *event.Envelope
 	waitFor(t, 10*time.Second, what, func() bool {
@@ -434,7 +434,7 @@ func (r *recordingPublisher) PublishOut(ctx context.Context, env *event.Envelope
 // env is one integration test environment: Prosody, bus, store, adapter, and the consumer that
 // plays the MIMI endpoint.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	p       *prosody
 	bus     *bus.NATS
 	st      *store.Store
@@ -446,14 +446,14 @@ type env struct {
 	extra   map[string]*client
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("XMPP_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, p: startProsody(t), dataDir: t.TempDir()}
 	ctx := t.Context()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
@@ -62,8 +63,18 @@ func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (room, bool, 
 	if err != nil {
 		return room{}, false, err
 	}
+	// During a short reconnect, wait instead of failing at once (which would use up deliveries).
+	wctx, cancel := context.WithTimeout(ctx, connectWait)
+	defer cancel()
+	if err := a.WaitConnected(wctx); err != nil {
+		return room{}, false, fmt.Errorf("%w: %w", ErrNotConnected, err)
+	}
 	return r, true, nil
 }
+
+// connectWait is how long a MIMI → XMPP handler waits for the components to reconnect before it
+// fails and leaves the envelope to the bus's redelivery.
+const connectWait = 10 * time.Second
 
 // render turns MIMI content into a body and an optional XEP-0066 link. Markdown and HTML become
 // plain text; unencrypted external parts become OOB links (body == URL, so clients show them
@@ -199,7 +210,11 @@ func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id c
 				}
 			}
 			if keepHistory {
-				if err := a.storeHistory(ctx, r, sid, nick, out, env.Timestamp); err != nil {
+				ts := env.Timestamp
+				if ts.IsZero() || ts.After(a.now()) {
+					ts = a.now()
+				}
+				if err := a.storeHistory(ctx, r, sid, nick, out, ts); err != nil {
 					a.log.Warn("could not store history", "err", err)
 				}
 			}

@@ -1,0 +1,175 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+func intp(i int) *int { return &i }
+
+func TestStripFallback(t *testing.T) {
+	fb := func(ns string, s, e *int) []inFallback {
+		return []inFallback{{For: ns, Body: []inFallbackBody{{Start: s, End: e}}}}
+	}
+	tests := []struct {
+		name, body string
+		fbs        []inFallback
+		want       string
+	}{
+		{"none", "hello", nil, "hello"},
+		{"quote", "> a\nb", fb(nsReply, intp(0), intp(4)), "b"},
+		{"code points not bytes", "> ä\nb", fb(nsReply, intp(0), intp(4)), "b"},
+		{"other namespace", "> a\nb", fb(nsRetract, intp(0), intp(4)), "> a\nb"},
+		{"negative start", "abc", fb(nsReply, intp(-1), intp(2)), "abc"},
+		{"end past body", "abc", fb(nsReply, intp(0), intp(9)), "abc"},
+		{"end before start", "abc", fb(nsReply, intp(2), intp(1)), "abc"},
+		{"no range is the whole body", "abc", fb(nsReply, nil, nil), ""},
+	}
+	for _, tc := range tests {
+		if got := stripFallback(tc.body, tc.fbs, nsReply); got != tc.want {
+			t.Errorf("%s: stripFallback = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestTimestampOf(t *testing.T) {
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		stamp string
+		want  time.Time
+	}{
+		{"2026-11-26T11:00:00Z", at.Add(-time.Hour)},
+		{"2026-11-26T12:00:00+01:00", at.Add(-time.Hour)},
+		{"2026-11-27T11:00:00Z", at},    // future
+		{"2020-01-01T00:00:00Z", at},    // older than a day
+		{"9999-99-99T99:99:99Z", at},    // not a time
+		{"", at},                        // empty
+		{"2026-11-26 11:00:00", at},     // not XEP-0082
+		{"0001-01-01T00:00:00Z", at},    // out of range
+		{string(make([]byte, 100)), at}, // too long
+	}
+	for _, tc := range tests {
+		m := &inMessage{Delay: &inDelay{Stamp: tc.stamp}}
+		if got := timestampOf(m, at); !got.Equal(tc.want) {
+			t.Errorf("timestampOf(%q) = %v, want %v", tc.stamp, got, tc.want)
+		}
+	}
+	if got := timestampOf(&inMessage{}, at); !got.Equal(at) {
+		t.Errorf("no delay: %v", got)
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for _, ok := range []string{"a", "m-1", "AXhLy6jmHY6nJSwOwbkGhbujOhBehgbM1dg7S5wDBMk", "ü"} {
+		if !validID(ok) {
+			t.Errorf("validID(%q) = false", ok)
+		}
+	}
+	for _, bad := range []string{"", "a\nb", "\x7f", string(make([]byte, maxIDLen+1)), "\xff"} {
+		if validID(bad) {
+			t.Errorf("validID(%q) = true", bad)
+		}
+	}
+}
+
+func TestRender(t *testing.T) {
+	b := &content.Builder{SenderURI: string(testBob), RoomURI: string(ward7URI)}
+	md, _ := b.Markdown("**Befund** liegt vor")
+	if got, oob := render(md); got != "Befund liegt vor" || oob != nil {
+		t.Errorf("markdown: %q %v", got, oob)
+	}
+	html, _ := b.MarkdownWithHTML("*a*", "<em>a</em>")
+	if got, _ := render(html); got != "a" {
+		t.Errorf("chooseOne: %q", got)
+	}
+	att, _ := b.Attachment(content.ExternalPart{ContentType: "image/png", URL: "https://x.example/a.png", Filename: "a.png"}, content.DispInline)
+	if got, oob := render(att); got != "https://x.example/a.png" || oob == nil || oob.URL != "https://x.example/a.png" {
+		t.Errorf("attachment: %q %+v", got, oob)
+	}
+	enc, _ := b.Attachment(content.ExternalPart{ContentType: "image/png", URL: "https://x.example/a.bin", Filename: "scan.png",
+		EncAlg: content.AEADAES128GCM, Key: make([]byte, 16), Nonce: make([]byte, 12)}, content.DispAttachment)
+	if got, oob := render(enc); got != "[encrypted attachment scan.png not available on XMPP]" || oob != nil {
+		t.Errorf("encrypted attachment: %q %+v", got, oob)
+	}
+	odd, _ := b.New(content.NestedPart{Disposition: content.DispRender, Body: content.SinglePart{ContentType: "application/x-thing", Content: []byte{1}}})
+	if got, _ := render(odd); got != "[content of type application/x-thing not shown]" {
+		t.Errorf("unknown type: %q", got)
+	}
+}
+
+func TestMapper(t *testing.T) {
+	st, err := store.Open(context.Background(), store.Config{Path: filepath.Join(t.TempDir(), "m.db")}, store.WithMigrations(Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m := &mapper{domain: "hospital.example", provider: "hospital.example", users: "mimi.hospital.example", rooms: "rooms.mimi.hospital.example",
+		db: &db{s: st, now: time.Now}}
+	ctx := t.Context()
+	users := []struct {
+		uri event.UserURI
+		jid string
+	}{
+		{"mimi://hospital.example/u/alice", "alice@hospital.example"},
+		{"mimi://clinic-b.example/u/bob", `bob\40clinic-b.example@mimi.hospital.example`},
+		{"mimi://clinic-b.example/u/dr.o%27neil", `dr.o\27neil\40clinic-b.example@mimi.hospital.example`},
+		{"mimi://irc.example.com/u/jcapulet1583%40example.com", `jcapulet1583\40example.com\40irc.example.com@mimi.hospital.example`},
+	}
+	for _, u := range users {
+		j, err := m.userJID(ctx, u.uri)
+		if err != nil || j.String() != u.jid {
+			t.Errorf("userJID(%s) = %s, %v; want %s", u.uri, j, err, u.jid)
+			continue
+		}
+		back, err := m.userURI(ctx, j)
+		if err != nil || back != u.uri {
+			t.Errorf("userURI(%s) = %s, %v; want %s", j, back, err, u.uri)
+		}
+	}
+	// Upper case does not survive PRECIS: an opaque localpart, stable and reversible.
+	upper := event.UserURI("mimi://clinic-b.example/u/Bob")
+	j1, err := m.userJID(ctx, upper)
+	if err != nil || !isOpaque(j1.Localpart()) {
+		t.Fatalf("userJID(%s) = %s, %v; want an opaque localpart", upper, j1, err)
+	}
+	j2, _ := m.userJID(ctx, upper)
+	if !j1.Equal(j2) {
+		t.Fatalf("opaque localpart not stable: %s, %s", j1, j2)
+	}
+	if back, err := m.userURI(ctx, j1); err != nil || back != upper {
+		t.Fatalf("userURI(%s) = %s, %v", j1, back, err)
+	}
+	for _, bad := range []string{`x-bbbbbbbbbbbbbbbbbbbb@mimi.hospital.example`, `bob@mimi.hospital.example`, `alice\40hospital.example@mimi.hospital.example`,
+		`bob@other.example`, `\40x.example@mimi.hospital.example`} {
+		if u, err := m.userURI(ctx, jid.MustParse(bad)); !errors.Is(err, errUnknownJID) {
+			t.Errorf("userURI(%s) = %s, %v; want errUnknownJID", bad, u, err)
+		}
+	}
+	rooms := []struct {
+		uri   event.RoomURI
+		local string
+	}{
+		{"mimi://hospital.example/r/ward7", "ward7"},
+		{"mimi://hub.example/r/clubhouse", `clubhouse\40hub.example`},
+	}
+	for _, r := range rooms {
+		if l, err := m.roomLocal(ctx, r.uri); err != nil || l != r.local {
+			t.Errorf("roomLocal(%s) = %q, %v; want %q", r.uri, l, err, r.local)
+		}
+	}
+	if r, err := m.newRoomURI("ward7"); err != nil || r != "mimi://hospital.example/r/ward7" {
+		t.Errorf("newRoomURI = %s, %v", r, err)
+	}
+	if _, err := m.newRoomURI(`a\40b.example`); err == nil {
+		t.Errorf("newRoomURI accepted a partner room name")
+	}
+}
