@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"testing"
 
@@ -258,4 +259,23 @@ func FuzzHandshakeStructs(f *testing.F) {
 func FuzzContextStructs(f *testing.F) {
 	addSeeds(f, contextDecoders)
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzSelect(t, contextDecoders, data) })
+}
+
+// FuzzInspect drives Inspect on arbitrary input (raw or hex): it must never panic, and whatever
+// decodes as an MLSMessage must be printed without error. Inspect also tries the bare KeyPackage,
+// GroupInfo, Welcome and RatchetTree decoders.
+func FuzzInspect(f *testing.F) {
+	seeds := fuzzSeeds(f)
+	for _, name := range []string{"MLSMessage", "KeyPackage", "GroupInfo", "Welcome", "RatchetTree"} {
+		for _, s := range seeds[name] {
+			f.Add(s)
+		}
+	}
+	f.Add([]byte(hex.EncodeToString(seeds["MLSMessage"][0])))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := Inspect(io.Discard, data)
+		if _, derr := DecodeMLSMessage(data); derr == nil && err != nil {
+			t.Fatalf("Inspect failed on a decodable MLSMessage: %v", err)
+		}
+	})
 }
