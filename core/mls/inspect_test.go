@@ -133,3 +133,35 @@ func TestInspectLifetimeStates(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectAllMessages prints every MLSMessage and bare structure of messages.json.
+func TestInspectAllMessages(t *testing.T) {
+	raw, err := os.ReadFile("testdata/messages.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []map[string]string
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	fields := []string{"mls_welcome", "mls_group_info", "mls_key_package", "public_message_application",
+		"public_message_proposal", "public_message_commit", "private_message", "ratchet_tree"}
+	n := 0
+	for i, c := range cases {
+		for _, f := range fields {
+			b, err := hex.DecodeString(c[f])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := Inspect(&out, b); err != nil {
+				t.Fatalf("case %d %s: %v", i, f, err)
+			}
+			if out.Len() == 0 {
+				t.Fatalf("case %d %s: no output", i, f)
+			}
+			n++
+		}
+	}
+	t.Logf("inspected %d structures", n)
+}
