@@ -27,6 +27,7 @@ const DefaultAdminAddr = "127.0.0.1:9464"
 
 // Admin-server limits and defaults.
 const (
+	// DefaultCheckTimeout bounds each readiness check (WithCheckTimeout).
 	DefaultCheckTimeout = 2 * time.Second
 	readHeaderTimeout   = 5 * time.Second
 	readTimeout         = 10 * time.Second
@@ -97,9 +98,15 @@ type Admin struct {
 
 	mu     sync.Mutex
 	checks []namedCheck
+	extra  []route
 	srv    *http.Server
 	ln     net.Listener
 	done   chan struct{}
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
 }
 
 type namedCheck struct {
@@ -296,8 +303,57 @@ func (a *Admin) runCheck(ctx context.Context, c namedCheck) (res CheckResult) {
 	return res
 }
 
+// Handle mounts an extra endpoint on the admin listener, e.g.
+// "POST /admin/reload", with net/http ServeMux pattern syntax. It must be
+// called before Start or Serve; the built-in paths cannot be replaced.
+// Anything mounted here is reachable by whoever reaches the admin address,
+// so keep that address on loopback or a protected network.
+func (a *Admin) Handle(pattern string, h http.Handler) error {
+	if h == nil {
+		return fmt.Errorf("ops: admin handler for %q is nil", pattern)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.srv != nil {
+		return fmt.Errorf("ops: admin handler %q added after the server started", pattern)
+	}
+	// Validate the pattern (and conflicts) now rather than at Start.
+	probe := a.baseMux()
+	for _, r := range a.extra {
+		probe.Handle(r.pattern, r.h)
+	}
+	if err := safeHandle(probe, pattern, h); err != nil {
+		return err
+	}
+	a.extra = append(a.extra, route{pattern: pattern, h: h})
+	return nil
+}
+
+// safeHandle registers on mux, turning ServeMux's panics on bad or
+// conflicting patterns into errors.
+func safeHandle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("ops: admin handler %q: %v", pattern, p)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
+}
+
 // Handler returns the admin HTTP handler (for tests or to mount elsewhere).
 func (a *Admin) Handler() http.Handler {
+	a.mu.Lock()
+	extra := slices.Clone(a.extra)
+	a.mu.Unlock()
+	mux := a.baseMux()
+	for _, r := range extra {
+		mux.Handle(r.pattern, r.h)
+	}
+	return mux
+}
+
+func (a *Admin) baseMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -380,13 +436,14 @@ func (a *Admin) Start(addr string) (net.Addr, error) {
 // Serve serves on ln in the background; Shutdown stops it. It may be called
 // once.
 func (a *Admin) Serve(ln net.Listener) error {
+	handler := a.Handler()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.srv != nil {
 		return errors.New("ops: admin server already started")
 	}
 	a.srv = &http.Server{
-		Handler:           a.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

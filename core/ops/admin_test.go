@@ -262,3 +262,46 @@ func TestUnknownPathAndMethod(t *testing.T) {
 		t.Errorf("POST /readyz = %d, want 405", resp.StatusCode)
 	}
 }
+
+func TestAdminHandle(t *testing.T) {
+	a := ops.NewAdmin()
+	reloaded := make(chan struct{}, 1)
+	if err := a.Handle("POST /admin/reload", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		reloaded <- struct{}{}
+		w.WriteHeader(http.StatusNoContent)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"GET /livez", "no spaces allowed here", "POST /admin/reload"} {
+		if err := a.Handle(bad, http.NotFoundHandler()); err == nil {
+			t.Errorf("Handle(%q) accepted a bad or conflicting pattern", bad)
+		}
+	}
+	if err := a.Handle("GET /x", nil); err == nil {
+		t.Error("nil handler accepted")
+	}
+	addr, err := a.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
+	if err := a.Handle("GET /late", http.NotFoundHandler()); err == nil {
+		t.Error("Handle after Start accepted")
+	}
+	resp, err := http.Post("http://"+addr.String()+"/admin/reload", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /admin/reload = %d", resp.StatusCode)
+	}
+	select {
+	case <-reloaded:
+	default:
+		t.Fatal("reload handler not called")
+	}
+	if code, _ := get(t, "http://"+addr.String()+"/livez"); code != 200 {
+		t.Fatalf("/livez = %d", code)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 // Probe limits.
 const (
+	// DefaultProbeTimeout bounds Probe when ctx has no deadline.
 	DefaultProbeTimeout = 5 * time.Second
 	maxProbeBody        = 4 << 10
 )

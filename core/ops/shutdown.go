@@ -63,6 +63,8 @@ var ErrStopTimeout = errors.New("did not stop in time")
 
 // Defaults for Shutdown.
 const (
+	// DefaultShutdownTimeout is the overall timeout when NewShutdown gets
+	// a non-positive one.
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultGraceAfterDeadline is how long a step that starts after the
 	// overall deadline has passed may take: it still runs (so the store is

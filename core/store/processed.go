@@ -16,10 +16,14 @@ type Scope string
 
 // Input limits. Longer values are refused with ErrInvalidArgument.
 const (
-	MaxScopeLen   = 128
+	// MaxScopeLen is the longest Scope, in bytes.
+	MaxScopeLen = 128
+	// MaxEventIDLen is the longest event ID for MarkProcessed, in bytes.
 	MaxEventIDLen = 1024
-	MaxKeyLen     = 1024
-	MaxValueLen   = 1 << 20
+	// MaxKeyLen is the longest KV key, in bytes.
+	MaxKeyLen = 1024
+	// MaxValueLen is the largest KV value, in bytes (1 MiB).
+	MaxValueLen = 1 << 20
 )
 
 // processedPruneBatch bounds how many rows one DELETE of PruneProcessed

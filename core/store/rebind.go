@@ -7,7 +7,8 @@ import (
 
 // Rebind rewrites the '?' placeholders of query for dialect d. SQLite
 // queries are returned unchanged; for PostgreSQL each '?' becomes $1, $2, ...
-// in order. Question marks inside single-quoted string literals,
+// in order, and SQLite's numbered form "?NNN" becomes "$NNN" (a bare '?'
+// after it continues from the largest number so far, as in SQLite). Question marks inside single-quoted string literals,
 // double-quoted identifiers, "--" line comments and "/* */" block comments
 // are left alone. PostgreSQL's jsonb operators ?, ?| and ?& cannot be
 // written in shared SQL; use jsonb_exists() and friends instead.
@@ -55,8 +56,24 @@ func Rebind(d Dialect, query string) string {
 			b.WriteString(query[i : i+2+j+2])
 			i += 2 + j + 1
 		case c == '?':
-			n++
+			// "?NNN" is SQLite's numbered parameter: keep its number. A bare
+			// "?" takes one more than the largest number so far, as SQLite
+			// numbers it.
+			j := i + 1
+			for j < len(query) && query[j] >= '0' && query[j] <= '9' {
+				j++
+			}
 			b.WriteByte('$')
+			if j > i+1 {
+				num := query[i+1 : j]
+				b.WriteString(num)
+				if v, err := strconv.Atoi(num); err == nil && v > n {
+					n = v
+				}
+				i = j - 1
+				continue
+			}
+			n++
 			b.WriteString(strconv.Itoa(n))
 		default:
 			b.WriteByte(c)

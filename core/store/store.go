@@ -35,11 +35,14 @@ func (d Dialect) String() string { return string(d) }
 
 // Defaults applied by Open when the corresponding Config field is zero.
 const (
-	DefaultBusyTimeout  = 10 * time.Second
+	// DefaultBusyTimeout is SQLite's busy_timeout when Config.BusyTimeout is 0.
+	DefaultBusyTimeout = 10 * time.Second
+	// DefaultMaxOpenConns bounds the PostgreSQL pool and the SQLite reader
+	// pool when Config.MaxOpenConns is 0.
 	DefaultMaxOpenConns = 10
-	// DefaultSQLitePath is used by the config package when neither a path
-	// nor a data directory is given; Open itself requires an explicit Path.
-	DefaultSQLitePath = "mimi-gateway.db"
+	// DefaultSQLiteFile is the suggested database file name inside the
+	// gateway's data directory; Open itself requires an explicit Path.
+	DefaultSQLiteFile = "mimi-gateway.db"
 )
 
 // Config selects and configures the backend. The config package maps its
