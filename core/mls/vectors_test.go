@@ -44,9 +44,6 @@ var (
 // pendingLayouts names the known upstream files whose handlers are not registered yet, and who
 // implements them. A registered handler always wins over an entry here.
 var pendingLayouts = map[string]string{
-	"message-protection.json":             "issue 4, MLS-B (message protection)",
-	"welcome.json":                        "issue 4, MLS-B (Welcome)",
-	"messages.json":                       "issue 4, MLS-B (wire structs)",
 	"tree-operations.json":                "issue 5 (ratchet tree)",
 	"tree-validation.json":                "issue 5 (ratchet tree)",
 	"treekem.json":                        "issue 5 (TreeKEM)",
