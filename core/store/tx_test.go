@@ -370,3 +370,35 @@ func TestClosedStore(t *testing.T) {
 		}
 	})
 }
+
+// TestPingWhileWriterBusy: on SQLite a transaction holding the one writer
+// connection must not make the readiness check wait.
+func TestPingWhileWriterBusy(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		inTx := make(chan struct{})
+		release := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- s.InTx(ctx, func(tx *store.Tx) error {
+				if _, err := tx.MarkProcessed(ctx, "ping", "held"); err != nil {
+					return err
+				}
+				close(inTx)
+				<-release
+				return nil
+			})
+		}()
+		<-inTx
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.Ping(pingCtx)
+		cancel()
+		close(release)
+		if err != nil {
+			t.Fatalf("Ping while a transaction holds the writer: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
