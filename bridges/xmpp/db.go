@@ -244,7 +244,7 @@ func (d *db) occupants(ctx context.Context, uri event.RoomURI) ([]occupant, erro
 
 func (d *db) addOccupant(ctx context.Context, uri event.RoomURI, o occupant) error {
 	_, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_occupants (room_uri, full_jid, bare_jid, nick, joined_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (room_uri, full_jid) DO UPDATE SET nick = excluded.nick`, string(uri), o.Full, o.Bare, o.Nick, d.now().UnixMilli())
+		ON CONFLICT (room_uri, full_jid) DO UPDATE SET nick = excluded.nick, joined_at = excluded.joined_at`, string(uri), o.Full, o.Bare, o.Nick, d.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("xmpp: add occupant: %w", err)
 	}
@@ -253,6 +253,15 @@ func (d *db) addOccupant(ctx context.Context, uri event.RoomURI, o occupant) err
 
 func (d *db) removeOccupant(ctx context.Context, uri event.RoomURI, full string) error {
 	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_occupants WHERE room_uri = ? AND full_jid = ?`, string(uri), full); err != nil {
+		return fmt.Errorf("xmpp: remove occupant: %w", err)
+	}
+	return nil
+}
+
+// removeStaleOccupant removes an occupant that joined before the given time.
+func (d *db) removeStaleOccupant(ctx context.Context, uri event.RoomURI, full string, joinedBefore time.Time) error {
+	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_occupants WHERE room_uri = ? AND full_jid = ? AND joined_at < ?`,
+		string(uri), full, joinedBefore.UnixMilli()); err != nil {
 		return fmt.Errorf("xmpp: remove occupant: %w", err)
 	}
 	return nil

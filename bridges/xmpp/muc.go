@@ -23,6 +23,11 @@ const (
 	statusKicked       = 307
 )
 
+// bounceGrace protects an occupant who joined recently from bounces of messages that were sent to
+// an earlier session with the same full JID (after a server restart the client comes back with
+// its old resource, while bounces for the dead session are still arriving).
+const bounceGrace = 10 * time.Second
+
 // roomPresence handles presence to the rooms component: joins, presence updates and leaves.
 func (a *Adapter) roomPresence(ctx context.Context, p *inPresence) {
 	from, err1 := jid.Parse(p.From)
@@ -335,7 +340,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *inMessage, at time.Time) {
 		// lets services remove such occupants): forget it, without telling anyone.
 		if err1 == nil && err2 == nil && to.Resourcepart() != "" {
 			if r, err := a.db.roomByLocal(ctx, to.Localpart()); err == nil {
-				_ = a.db.removeOccupant(ctx, r.URI, from.String())
+				_ = a.db.removeStaleOccupant(ctx, r.URI, from.String(), at.Add(-bounceGrace))
 			}
 		}
 		return

@@ -199,6 +199,16 @@ func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id c
 		out.StanzaID = &outStanzaID{ID: sid, By: roomJID.String()}
 		out.Occupant = &outID{ID: a.occupantID(r.URI, env.Sender)}
 		send = func() error {
+			// History first: a user who joins while the message is being sent gets it from there.
+			if keepHistory {
+				ts := env.Timestamp
+				if ts.IsZero() || ts.After(a.now()) {
+					ts = a.now()
+				}
+				if err := a.storeHistory(ctx, r, sid, nick, out, ts); err != nil {
+					a.log.Warn("could not store history", "err", err)
+				}
+			}
 			occ, err := a.db.occupants(ctx, r.URI)
 			if err != nil {
 				return err
@@ -207,15 +217,6 @@ func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id c
 				out.To = o.Full
 				if err := a.rooms.send(ctx, out); err != nil {
 					return err
-				}
-			}
-			if keepHistory {
-				ts := env.Timestamp
-				if ts.IsZero() || ts.After(a.now()) {
-					ts = a.now()
-				}
-				if err := a.storeHistory(ctx, r, sid, nick, out, ts); err != nil {
-					a.log.Warn("could not store history", "err", err)
 				}
 			}
 			return nil
