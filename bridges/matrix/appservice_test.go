@@ -40,7 +40,7 @@ func appserviceConfig(t testing.TB, dir string) Config {
 	}
 }
 
-func startAppserviceEnv(t *testing.T) *asEnv {
+func startAppserviceEnv(t testing.TB) *asEnv {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := appserviceConfig(t, dir)
@@ -57,7 +57,7 @@ func startAppserviceEnv(t *testing.T) *asEnv {
 	return e
 }
 
-func (e *asEnv) startAdapter(t *testing.T) {
+func (e *asEnv) startAdapter(t testing.TB) {
 	t.Helper()
 	a, err := New(Options{Config: e.cfg, Store: e.st, Bus: e.bus, Assets: newAssetsAt(t, e.dir), Logger: testLogger(t)})
 	if err != nil {
@@ -79,7 +79,7 @@ func (e *asEnv) startAdapter(t *testing.T) {
 	t.Cleanup(func() { e.stopAdapter(t) })
 }
 
-func (e *asEnv) stopAdapter(t *testing.T) {
+func (e *asEnv) stopAdapter(t testing.TB) {
 	if e.adapter == nil {
 		return
 	}

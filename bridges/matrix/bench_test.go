@@ -1,0 +1,50 @@
+package matrix
+
+import (
+	"testing"
+	"time"
+
+	mevent "maunium.net/go/mautrix/event"
+
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// BenchmarkMapText measures the pure Matrix → MIMI mapping of an HTML text message: JSON decoding
+// and checks, sanitising, HTML → GFM-MIMI, content encoding and the message ID.
+func BenchmarkMapText(b *testing.B) {
+	raw := []byte(`{"type":"m.room.message","event_id":"$e1","room_id":"!r:hs.example","sender":"@alice:hs.example",` +
+		`"origin_server_ts":1700000000000,"content":{"msgtype":"m.text","body":"Befund ist da, bitte **prüfen**",` +
+		`"format":"org.matrix.custom.html","formatted_body":"Befund ist da, bitte <strong>prüfen</strong> <a href=\"https://example.org\">Link</a>"}}`)
+	a := &Adapter{saltKey: make([]byte, 32), idv: content.DefaultIDVersion}
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		p, err := ParseEvent(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := a.toEnvelope(b.Context(), "mimi://hs.example/r/x", p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppserviceTextToBus measures one encrypted text message from a real E2EE client through
+// Dendrite's appservice transaction, decryption and the bus until the envelope is consumed.
+func BenchmarkAppserviceTextToBus(b *testing.B) {
+	e := startAppserviceEnv(b)
+	alice := newE2EEClient(b, e.hs, "alice", "alicepassword123")
+	ghost := e.adapter.ghosts.UserID(bobURI)
+	room := alice.createEncryptedRoom(b, ghost)
+	alice.waitJoined(b, room, ghost)
+	alice.waitJoined(b, room, e.adapter.botUserID())
+	warm := alice.send(b, room, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "warm-up"})
+	e.out.wait(b, "warm-up", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(warm) })
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		ev := alice.send(b, room, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "bench"})
+		e.out.wait(b, "bench message", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(ev) })
+	}
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/msg")
+}
