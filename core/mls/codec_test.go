@@ -44,7 +44,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"proposal type 8 (not in RFC 9420)", decodeErr(DecodeProposal), mustHex(t, "000800"), ErrUnknownEnum},
 		{"ProposalOrRef type 3", decodeErr(DecodeCommit), mustHex(t, "01"+"03"+"00"), ErrUnknownEnum},
 		{"commit optional marker 2", decodeErr(DecodeCommit), mustHex(t, "0002"), tlspl.ErrInvalid},
-		{"credential type 3", decodeLeaf, mustHex(t, "00"+"00"+"0003"), ErrUnknownEnum},
+		{"credential type 0", decodeLeaf, mustHex(t, "00"+"00"+"0000"), ErrUnknownEnum},
 		{"leaf node source 4", decodeLeaf, mustHex(t, "00"+"00"+"0001"+"00"+"0000000000"+"04"), ErrUnknownEnum},
 		{"empty ratchet tree", decodeTree, mustHex(t, "00"), ErrMalformed},
 		{"ratchet tree ending in a blank", decodeTree, append(withLen(c["ratchet_tree"][2:], 1), 0), ErrMalformed},
@@ -119,7 +119,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"MLSMessage without body", &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatWelcome}},
 		{"proposal without body", &Proposal{Type: ProposalTypeAdd}},
 		{"unknown proposal type", &Proposal{Type: 0x0a0a}},
-		{"unknown credential", &Credential{Type: 9}},
+		{"reserved credential type", &Credential{Type: 0}},
 		{"commit content without commit", &FramedContent{ContentType: ContentTypeCommit, Sender: Sender{Type: SenderTypeMember}}},
 		{"node without body", &Node{Type: NodeTypeParent}},
 		{"negative padding", &PrivateMessageContent{ContentType: ContentTypeApplication, Padding: -1}},
@@ -192,5 +192,26 @@ func TestDecodeCountLimits(t *testing.T) {
 	var up UpdatePath
 	if err := tlspl.Unmarshal(path, &up); !errors.Is(err, tlspl.ErrTooLarge) {
 		t.Errorf("update path: got %v, want ErrTooLarge", err)
+	}
+}
+
+// TestCredentialUnknownTypeOpaque checks that a credential of a type RFC 9420 does not define is
+// kept as opaque<V> and re-encoded unchanged.
+func TestCredentialUnknownTypeOpaque(t *testing.T) {
+	in := mustHex(t, "f0a1"+"05"+"0102030405")
+	var c Credential
+	if err := tlspl.Unmarshal(in, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Type != 0xf0a1 || !bytes.Equal(c.Data, []byte{1, 2, 3, 4, 5}) {
+		t.Fatalf("decoded %+v", c)
+	}
+	out, err := tlspl.Marshal(&c)
+	if err != nil || !bytes.Equal(out, in) {
+		t.Fatalf("re-encoded %x (%v), want %x", out, err, in)
+	}
+	// Truncated body.
+	if err := tlspl.Unmarshal(mustHex(t, "f0a1"+"05"+"01"), &c); !errors.Is(err, tlspl.ErrShort) {
+		t.Fatalf("truncated: got %v, want ErrShort", err)
 	}
 }

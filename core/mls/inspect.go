@@ -245,7 +245,7 @@ func credentialString(c *Credential) string {
 		}
 		return fmt.Sprintf("x509, %d certificate(s) of %s bytes", len(c.Certificates), strings.Join(sizes, ", "))
 	}
-	return c.Type.String()
+	return fmt.Sprintf("%s, %d bytes (not interpreted)", c.Type, len(c.Data))
 }
 
 func (p *printer) leafNode(in int, ln *LeafNode) {

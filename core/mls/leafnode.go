@@ -6,12 +6,19 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
 )
 
-// Credential binds an identity to a signature key (RFC 9420 §5.3). Exactly one of Identity (basic) or
-// Certificates (x509, DER certificates, leaf first) is meaningful, selected by Type.
+// Credential binds an identity to a signature key (RFC 9420 §5.3). Type selects the meaningful field:
+// Identity (basic), Certificates (x509, DER certificates, leaf first) or, for any other credential
+// type, Data.
+//
+// RFC 9420 defines the bodies of basic and x509 only. Both are a variable-length vector, and other
+// implementations (OpenMLS, mls-rs) encode credential types they do not know the same way, as
+// opaque<V>; so do we: such a credential is kept as Data and re-encoded unchanged, and the
+// application decides whether it accepts the type (Capabilities.Credentials).
 type Credential struct {
 	Type         CredentialType
 	Identity     []byte   // basic: opaque identity<V>
 	Certificates [][]byte // x509: Certificate certificates<V>, each opaque cert_data<V>
+	Data         []byte   // other types: the body as opaque<V>
 }
 
 // MarshalTLS implements tlspl.Marshaler.
@@ -26,13 +33,15 @@ func (c *Credential) MarshalTLS(w *tlspl.Writer) {
 				w.Opaque(cert)
 			}
 		})
+	case 0:
+		w.SetError(fmt.Errorf("%w: credential type 0 is reserved", ErrUnknownEnum))
 	default:
-		w.SetError(fmt.Errorf("%w: cannot encode credential type %d", ErrUnknownEnum, uint16(c.Type)))
+		w.Opaque(c.Data)
 	}
 }
 
-// UnmarshalTLS implements tlspl.Unmarshaler. Credential types other than basic and x509 are rejected:
-// RFC 9420 defines no length prefix that would let a decoder skip them.
+// UnmarshalTLS implements tlspl.Unmarshaler. The reserved type 0 is rejected; types other than basic
+// and x509 are read as opaque<V> into Data.
 func (c *Credential) UnmarshalTLS(r *tlspl.Reader) {
 	*c = Credential{Type: CredentialType(r.Uint16())}
 	if r.Err() != nil {
@@ -48,8 +57,10 @@ func (c *Credential) UnmarshalTLS(r *tlspl.Reader) {
 				c.Certificates = append(c.Certificates, r.Opaque())
 			}
 		})
+	case 0:
+		r.SetError(fmt.Errorf("%w: credential type 0 is reserved", ErrUnknownEnum))
 	default:
-		r.SetError(fmt.Errorf("%w: credential type %d", ErrUnknownEnum, uint16(c.Type)))
+		c.Data = r.Opaque()
 	}
 }
 
