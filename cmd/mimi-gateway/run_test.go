@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 // checkFor polls f until it returns nil or timeout passes.
@@ -432,5 +435,73 @@ func TestRunSignalsDuringStartup(t *testing.T) {
 	})
 	if err != nil || !strings.Contains(logs2.String(), "stopped during start-up") {
 		t.Errorf("err %v, log:\n%s", err, logs2.String())
+	}
+}
+
+// TestRunExternalMode runs the gateway as a scaled-out replica would: a separate NATS server
+// (JetStream, on a loopback port) and PostgreSQL (a fresh schema at 127.0.0.1:5432; the test fails
+// loudly without it), configured through environment variables only, as the README shows.
+func TestRunExternalMode(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	pg := storetest.PostgresConfig(t)
+	env := []string{
+		"MIMI_GATEWAY_DOMAIN=klinik-a.example",
+		"MIMI_GATEWAY_DATA_DIR=" + t.TempDir(),
+		"MIMI_GATEWAY_ADMIN_ADDRESS=" + freeAddr(t),
+		"MIMI_GATEWAY_BUS_MODE=external",
+		"MIMI_GATEWAY_BUS_EXTERNAL_URLS=[" + ns.ClientURL() + "]",
+		"MIMI_GATEWAY_BUS_EXTERNAL_REPLICAS=1",
+		"MIMI_GATEWAY_STORE_DRIVER=postgres",
+		"MIMI_GATEWAY_STORE_POSTGRES_DSN=" + pg.DSN,
+	}
+	sigs := make(chan os.Signal, 1)
+	started := make(chan string, 1)
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() {
+		done <- runGateway(context.Background(), runOptions{
+			config: config.Options{Environ: env}, signals: sigs, logOut: &logs,
+			started: func(addr string, _ *config.Manager) { started <- addr },
+		})
+	}()
+	var admin string
+	select {
+	case admin = <-started:
+	case err := <-done:
+		t.Fatalf("run ended: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("not started:\n%s", logs.String())
+	}
+	code, _, body, err := get("http://" + admin + "/readyz")
+	if err != nil || code != http.StatusOK {
+		t.Errorf("readyz: %d %v %s", code, err, body)
+	}
+	for _, want := range []string{"bus=external store=postgres", "dialect=postgres", "bus ready"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	// The streams live on the external server.
+	if jsz, err := ns.Jsz(nil); err != nil || jsz.Streams < 3 {
+		t.Errorf("external server: %v, streams %+v, want the gateway's 3", err, jsz)
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no return within 15s of SIGTERM")
 	}
 }
