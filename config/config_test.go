@@ -208,6 +208,15 @@ func TestErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "URLs: bad scheme, unparsable, credentials never echoed",
+			yaml: "domain: a.example\nbus:\n  mode: external\n  external:\n    urls: ['http://u:secret@n1:4222', '::']\n" +
+				"store: {driver: postgres, postgres: {dsn: x}}\n",
+			want: []string{
+				`f.yaml:5:12: bus.external.urls[0]: "http://u:xxxxx@n1:4222": scheme must be nats, tls, ws or wss`,
+				`f.yaml:5:39: bus.external.urls[1]: not a URL such as nats://host:4222`,
+			},
+		},
+		{
 			name: "syntax error",
 			yaml: "domain: a.example\nbus:\n  mode: [\n",
 			want: []string{`f.yaml:3: invalid YAML: did not find expected node content`},

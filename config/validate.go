@@ -160,15 +160,16 @@ func (c *Config) validateBus(v *validator) {
 		}
 		for i, u := range b.External.URLs {
 			p := fmt.Sprintf("bus.external.urls[%d]", i)
+			// Messages never repeat a URL's user information: it may hold a password.
 			pu, err := url.Parse(u)
 			if err != nil || pu.Host == "" {
-				v.errorf(p, "%q is not a URL", u)
+				v.errorf(p, "not a URL such as nats://host:4222")
 				continue
 			}
 			switch pu.Scheme {
 			case "nats", "tls", "ws", "wss":
 			default:
-				v.errorf(p, "%q: scheme must be nats, tls, ws or wss", u)
+				v.errorf(p, "%q: scheme must be nats, tls, ws or wss", pu.Redacted())
 			}
 		}
 		switch b.External.Replicas {
@@ -244,8 +245,11 @@ func (c *Config) validatePartners(v *validator) {
 			v.errorf(path+".discovery", "set either base_url or discovery, not both")
 		case p.BaseURL != "":
 			u, err := url.Parse(p.BaseURL)
-			if err != nil || u.Scheme != "https" || u.Host == "" {
-				v.errorf(path+".base_url", "%q is not an https URL", p.BaseURL)
+			switch {
+			case err != nil || u.Host == "":
+				v.errorf(path+".base_url", "not a URL such as https://mimi.partner.example/")
+			case u.Scheme != "https":
+				v.errorf(path+".base_url", "%q is not an https URL", u.Redacted())
 			}
 		}
 	}
