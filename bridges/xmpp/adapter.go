@@ -58,9 +58,6 @@ func WithLogger(l *slog.Logger) Option { return func(a *Adapter) { a.log = l } }
 // WithRegisterer registers the adapter's metrics (default: none).
 func WithRegisterer(r prometheus.Registerer) Option { return func(a *Adapter) { a.reg = r } }
 
-// WithAssets sets the asset store used for attachments (optional).
-func WithAssets(s bridges.AssetStore) Option { return func(a *Adapter) { a.assets = s } }
-
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = now } }
 
@@ -74,18 +71,17 @@ type job struct {
 
 // Adapter is the XMPP network adapter. Create it with New, then Start it.
 type Adapter struct {
-	cfg    Config
-	log    *slog.Logger
-	reg    prometheus.Registerer
-	st     *store.Store
-	db     *db
-	ids    *idmap.Map
-	pub    bus.Publisher
-	assets bridges.AssetStore
-	now    func() time.Time
-	m      *mapper
-	met    *metrics
-	key    []byte
+	cfg Config
+	log *slog.Logger
+	reg prometheus.Registerer
+	st  *store.Store
+	db  *db
+	ids *idmap.Map
+	pub bus.Publisher
+	now func() time.Time
+	m   *mapper
+	met *metrics
+	key []byte
 
 	users, rooms *conn
 	queues       []chan job

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -518,5 +517,3 @@ func (e *env) publishIn(env *event.Envelope) {
 		e.t.Fatalf("publish in: %v", err)
 	}
 }
-
-var errNoMatch = errors.New("no match")
