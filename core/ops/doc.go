@@ -37,5 +37,6 @@
 //
 // Secrets in configuration should have type Secret, which prints as
 // "[redacted]" everywhere; NewLogger additionally redacts attributes whose
-// key names a secret (IsSecretKey).
+// key names a secret (IsSecretKey). User and room IDs in logs go through a
+// Pseudonymizer (keyed HMAC), never raw: log.Info("sent", "room", pz.Value(id)).
 package ops
