@@ -1,0 +1,302 @@
+package mls
+
+// The group engine (RFC 9420 §11–§14): one member's state of a group in one epoch.
+//
+// A *Group is fixed for its epoch: GroupContext, ratchet tree, the member's private path keys,
+// the epoch secrets and the transcript hashes never change after construction. A commit (made or
+// received) yields a new *Group for the next epoch and leaves the old one untouched, so a rejected
+// or undelivered commit costs nothing to roll back. Two parts of an epoch do move, each behind
+// its own lock: the secret tree (keys are consumed per message, generations advance), and the
+// cache of proposals received or sent by reference in this epoch.
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// LeafIndex is the position of a member's leaf in the ratchet tree.
+type LeafIndex uint32
+
+// Errors of the group engine; they are wrapped with context, test with errors.Is.
+var (
+	// ErrInvalidProposal means a proposal or the proposal list of a commit violates RFC 9420 §12.2
+	// (duplicate adds or keys, removing a blank leaf, an update by the committer, ...).
+	ErrInvalidProposal = errors.New("mls: invalid proposal")
+	// ErrInvalidCommit means a commit is malformed or does not verify (missing path, bad
+	// confirmation tag, unknown proposal reference, ...).
+	ErrInvalidCommit = errors.New("mls: invalid commit")
+	// ErrUnknownSender means a message's sender is not a member (or not a known external sender).
+	ErrUnknownSender = errors.New("mls: unknown sender")
+	// ErrOwnCommit means a member received a commit it sent itself: confirm the pending commit
+	// returned by Commit instead.
+	ErrOwnCommit = errors.New("mls: own commit received; confirm the pending commit instead")
+	// ErrNoPSK means a PreSharedKey the commit or Welcome uses is not known here.
+	ErrNoPSK = errors.New("mls: pre-shared key not available")
+	// ErrRemoved means the member is no longer in the group.
+	ErrRemoved = errors.New("mls: member was removed from the group")
+)
+
+// Group limits.
+const (
+	// maxCachedProposals bounds the by-reference proposal cache of one epoch.
+	maxCachedProposals = 1024
+	// resumptionHistory is how many past epochs' resumption PSKs a member keeps.
+	resumptionHistory = 8
+)
+
+// Config holds a member's sending preferences. The zero value sends handshakes as PublicMessage,
+// puts the ratchet tree into Welcome GroupInfos and does not pad.
+type Config struct {
+	// PrivateHandshakes sends proposals and commits as PrivateMessage.
+	PrivateHandshakes bool
+	// OmitRatchetTree leaves the ratchet_tree extension out of GroupInfo and Welcome; joiners
+	// then need the tree out of band.
+	OmitRatchetTree bool
+	// PadTo pads PrivateMessage content to a multiple of this many bytes (0: no padding).
+	PadTo int
+}
+
+// Group is a member's state of an MLS group in one epoch. It is safe for concurrent use.
+type Group struct {
+	cs       *suite
+	ctx      GroupContext
+	ctxBytes []byte
+	tree     *ratchetTree
+	priv     *treePrivate
+	sigPriv  []byte
+	signer   signingKey
+	secrets  *epochSecrets
+	interim  []byte
+	confTag  []byte
+	cfg      Config
+	// resumption holds the resumption PSKs of this and up to resumptionHistory-1 earlier epochs.
+	resumption []epochPSK
+
+	stree *secretTree // this epoch's secret tree (ratchets; has its own lock)
+
+	mu        sync.Mutex
+	proposals []cachedProposal // proposals of this epoch, by reference
+	// updateKeys are the leaf key pairs of Update proposals this member sent in this epoch,
+	// needed if another member commits one of them.
+	updateKeys []nodeKey
+}
+
+type epochPSK struct {
+	epoch uint64
+	psk   []byte
+}
+
+// cachedProposal is a proposal received (or sent) by reference in the current epoch.
+type cachedProposal struct {
+	ref      []byte
+	proposal *Proposal
+	sender   Sender
+}
+
+// GroupID returns the group's identifier.
+func (g *Group) GroupID() []byte { return slices.Clone(g.ctx.GroupID) }
+
+// Epoch returns the group's epoch. A store compares it to detect a concurrent state change.
+func (g *Group) Epoch() uint64 { return g.ctx.Epoch }
+
+// CipherSuite returns the group's cipher suite.
+func (g *Group) CipherSuite() CipherSuite { return g.ctx.CipherSuite }
+
+// LeafIndex returns the member's own leaf index.
+func (g *Group) LeafIndex() LeafIndex { return LeafIndex(g.priv.leaf()) }
+
+// GroupContext returns a copy of the epoch's GroupContext.
+func (g *Group) GroupContext() GroupContext {
+	gc, err := UnmarshalGroupContext(g.ctxBytes)
+	if err != nil { // cannot happen: ctxBytes was encoded from a valid context
+		return g.ctx
+	}
+	return *gc
+}
+
+// Extensions returns the GroupContext extensions of the epoch.
+func (g *Group) Extensions() Extensions { return g.GroupContext().Extensions }
+
+// EpochAuthenticator returns the epoch_authenticator (RFC 9420 §8.7); members of the same epoch
+// hold the same value.
+func (g *Group) EpochAuthenticator() []byte { return slices.Clone(g.secrets.epochAuthenticator) }
+
+// Export returns MLS-Exporter(label, context, length) of the epoch (RFC 9420 §8.5).
+func (g *Group) Export(label string, context []byte, length int) ([]byte, error) {
+	return g.cs.exporter(g.secrets.exporterSecret, label, context, length)
+}
+
+// Member is one member of the group as its leaf shows it.
+type Member struct {
+	Leaf         LeafIndex
+	Credential   Credential
+	SignatureKey []byte
+}
+
+// Members lists the group's members in leaf order.
+func (g *Group) Members() []Member {
+	var out []Member
+	for _, l := range g.tree.members() {
+		ln := g.tree.leaf(l)
+		out = append(out, Member{Leaf: LeafIndex(l), Credential: ln.Credential, SignatureKey: ln.SignatureKey})
+	}
+	return out
+}
+
+// Member returns the member at leaf l.
+func (g *Group) Member(l LeafIndex) (Member, bool) {
+	if !g.tree.inRange(leafIndex(l)) {
+		return Member{}, false
+	}
+	ln := g.tree.leaf(leafIndex(l))
+	if ln == nil {
+		return Member{}, false
+	}
+	return Member{Leaf: l, Credential: ln.Credential, SignatureKey: ln.SignatureKey}, true
+}
+
+// ownLeaf returns the member's leaf node.
+func (g *Group) ownLeaf() *LeafNode { return g.tree.leaf(g.priv.leaf()) }
+
+// newGroupState finishes a state: encodes the context, fixes the tree hash cache, builds the
+// secret tree and carries the resumption history.
+func newGroupState(cs *suite, ctx GroupContext, tree *ratchetTree, priv *treePrivate, sigPriv []byte, signer signingKey,
+	secrets *epochSecrets, interim, confTag []byte, cfg Config, prevPSKs []epochPSK) (*Group, error) {
+	ctxBytes, err := ctx.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	tree.treeHash() // fill the cache before the tree is shared
+	st, err := newSecretTree(cs, secrets.encryptionSecret, tree.width(), defaultSecretTreeLimits)
+	if err != nil {
+		return nil, err
+	}
+	if signer == nil {
+		if signer, err = cs.parseSigningKey(sigPriv); err != nil {
+			return nil, fmt.Errorf("mls: signature key: %w", err)
+		}
+	}
+	psks := append([]epochPSK{{epoch: ctx.Epoch, psk: secrets.resumptionPSK}}, prevPSKs...)
+	if len(psks) > resumptionHistory {
+		psks = psks[:resumptionHistory]
+	}
+	return &Group{cs: cs, ctx: ctx, ctxBytes: ctxBytes, tree: tree, priv: priv, sigPriv: sigPriv, signer: signer,
+		secrets: secrets, interim: interim, confTag: confTag, cfg: cfg, resumption: psks, stree: st}, nil
+}
+
+// SetConfig returns the sending configuration in effect; use WithConfig to change it.
+func (g *Group) Config() Config { return g.cfg }
+
+// WithConfig returns a copy of the state with another sending configuration. The copy shares the
+// secret tree and proposal cache semantics of the epoch: use one or the other, not both.
+func (g *Group) WithConfig(cfg Config) *Group {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return &Group{cs: g.cs, ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree, priv: g.priv, sigPriv: g.sigPriv,
+		signer: g.signer, secrets: g.secrets, interim: g.interim, confTag: g.confTag, cfg: cfg,
+		resumption: g.resumption, stree: g.stree, proposals: slices.Clone(g.proposals), updateKeys: slices.Clone(g.updateKeys)}
+}
+
+// resumptionPSK returns the resumption PSK of epoch e of this group, if still held.
+func (g *Group) resumptionPSK(groupID []byte, e uint64) ([]byte, bool) {
+	if !bytes.Equal(groupID, g.ctx.GroupID) {
+		return nil, false
+	}
+	for _, p := range g.resumption {
+		if p.epoch == e {
+			return p.psk, true
+		}
+	}
+	return nil, false
+}
+
+// PSKStore gives the values of external pre-shared keys by PSK ID.
+type PSKStore interface {
+	// ExternalPSK returns the secret of the external PSK with identifier id.
+	ExternalPSK(id []byte) ([]byte, bool)
+}
+
+// PSKMap is a PSKStore held in memory, keyed by the PSK ID's bytes.
+type PSKMap map[string][]byte
+
+// ExternalPSK implements PSKStore.
+func (m PSKMap) ExternalPSK(id []byte) ([]byte, bool) {
+	v, ok := m[string(id)]
+	return v, ok
+}
+
+var _ PSKStore = PSKMap(nil)
+
+// pskInputs resolves the PSKs of a commit or Welcome.
+func (g *Group) pskInputs(ids []PreSharedKeyID, store PSKStore) ([]pskInput, error) {
+	out := make([]pskInput, 0, len(ids))
+	for _, id := range ids {
+		var v []byte
+		var ok bool
+		switch id.PSKType {
+		case PSKTypeExternal:
+			if store != nil {
+				v, ok = store.ExternalPSK(id.PSKID)
+			}
+		case PSKTypeResumption:
+			if g != nil {
+				v, ok = g.resumptionPSK(id.PSKGroupID, id.PSKEpoch)
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrNoPSK, pskName(&id))
+		}
+		out = append(out, pskInput{id: id, psk: v})
+	}
+	return out, nil
+}
+
+func pskName(id *PreSharedKeyID) string {
+	if id.PSKType == PSKTypeExternal {
+		return "external " + hex.EncodeToString(id.PSKID)
+	}
+	return fmt.Sprintf("resumption group %x epoch %d", id.PSKGroupID, id.PSKEpoch)
+}
+
+// lookupProposal finds a cached proposal by reference.
+func (g *Group) lookupProposal(ref []byte) (cachedProposal, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.proposals {
+		if bytes.Equal(c.ref, ref) {
+			return c, true
+		}
+	}
+	return cachedProposal{}, false
+}
+
+// cacheProposal adds a proposal to the epoch's cache.
+func (g *Group) cacheProposal(c cachedProposal) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range g.proposals {
+		if bytes.Equal(p.ref, c.ref) {
+			return nil
+		}
+	}
+	if len(g.proposals) >= maxCachedProposals {
+		return fmt.Errorf("%w: more than %d proposals cached in epoch %d", ErrInvalidProposal, maxCachedProposals, g.ctx.Epoch)
+	}
+	g.proposals = append(g.proposals, c)
+	return nil
+}
+
+// PendingProposals returns the references of the proposals cached in this epoch.
+func (g *Group) PendingProposals() [][]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([][]byte, len(g.proposals))
+	for i, c := range g.proposals {
+		out[i] = slices.Clone(c.ref)
+	}
+	return out
+}

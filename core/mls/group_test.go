@@ -1,0 +1,229 @@
+package mls
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// goClient is a member-to-be made with the public API.
+type goClient struct {
+	name   string
+	signer *Signer
+	kp     *KeyPackage
+	kpPriv *KeyPackagePrivate
+	g      *Group
+}
+
+func newGoClient(t testing.TB, cs CipherSuite, name string) *goClient {
+	t.Helper()
+	sg, err := GenerateSigner(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, priv, err := NewKeyPackage(sg, Credential{Type: CredentialTypeBasic, Identity: []byte(name)}, KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kp.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	return &goClient{name: name, signer: sg, kp: kp, kpPriv: priv}
+}
+
+func (c *goClient) cred() Credential { return Credential{Type: CredentialTypeBasic, Identity: []byte(c.name)} }
+
+// reencode sends a message through its wire encoding, as the delivery service would.
+func reencode(t testing.TB, m *MLSMessage) *MLSMessage {
+	t.Helper()
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeMLSMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameEpoch checks that all groups agree on epoch, authenticator and an exporter value.
+func sameEpoch(t testing.TB, gs ...*Group) {
+	t.Helper()
+	for _, g := range gs[1:] {
+		if g.Epoch() != gs[0].Epoch() || !bytes.Equal(g.EpochAuthenticator(), gs[0].EpochAuthenticator()) {
+			t.Fatalf("epoch %d/%x vs %d/%x", g.Epoch(), g.EpochAuthenticator(), gs[0].Epoch(), gs[0].EpochAuthenticator())
+		}
+		a, _ := g.Export("test", []byte("ctx"), 32)
+		b, _ := gs[0].Export("test", []byte("ctx"), 32)
+		if !bytes.Equal(a, b) {
+			t.Fatal("exporters differ")
+		}
+	}
+}
+
+func TestGroupLifecycle(t *testing.T) {
+	for _, cs := range []CipherSuite{1, 2, 3, 5, 7} {
+		t.Run(fmt.Sprint(uint16(cs)), func(t *testing.T) {
+			for _, private := range []bool{false, true} {
+				t.Run(fmt.Sprintf("private=%t", private), func(t *testing.T) { testGroupLifecycle(t, cs, private) })
+			}
+		})
+	}
+}
+
+func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
+	cfg := Config{PrivateHandshakes: private, PadTo: 32}
+	alice, bob, carol := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob"), newGoClient(t, cs, "carol")
+	var err error
+	alice.g, err = CreateGroup([]byte("group"), alice.signer, alice.cred(), GroupOptions{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Add bob and carol in one commit.
+	pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp, carol.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.Commit.WireFormat != map[bool]WireFormat{false: WireFormatPublicMessage, true: WireFormatPrivateMessage}[private] {
+		t.Fatalf("commit wire format %s", pc.Commit.WireFormat)
+	}
+	if pc.Commit.PublicMessage != nil && pc.Commit.PublicMessage.Content.Commit.Path == nil {
+		t.Fatal("add commit without a path")
+	}
+	if alice.g.Epoch() != 0 || pc.State.Epoch() != 1 {
+		t.Fatal("pending state applied early")
+	}
+	alice.g = pc.State
+	w := reencode(t, pc.Welcome).Welcome
+	for _, c := range []*goClient{bob, carol} {
+		if c.g, err = JoinFromWelcome(w, c.kp, c.kpPriv, c.signer, JoinOptions{Config: cfg}); err != nil {
+			t.Fatalf("%s join: %v", c.name, err)
+		}
+	}
+	sameEpoch(t, alice.g, bob.g, carol.g)
+	if carol.g.LeafIndex() != 2 || len(carol.g.Members()) != 3 {
+		t.Fatalf("carol at %d of %d", carol.g.LeafIndex(), len(carol.g.Members()))
+	}
+
+	// Application messages, several generations, one out of order.
+	var msgs []*MLSMessage
+	for i := range 3 {
+		m, err := bob.g.Encrypt([]byte(fmt.Sprint("hello ", i)), []byte("aad"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, reencode(t, m))
+	}
+	for _, i := range []int{2, 0, 1} {
+		r, err := alice.g.Process(msgs[i], ProcessOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != ReceivedApplication || string(r.ApplicationData) != fmt.Sprint("hello ", i) || r.Generation != uint32(i) ||
+			r.Sender.Index != 1 || string(r.Credential.Identity) != "bob" || string(r.AuthenticatedData) != "aad" {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+	}
+	if _, err := alice.g.Process(msgs[1], ProcessOptions{}); err == nil {
+		t.Fatal("replayed message accepted")
+	}
+
+	// Bob commits an update; alice and carol process it.
+	pc, err = bob.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := reencode(t, pc.Commit)
+	for _, c := range []*goClient{alice, carol} {
+		r, err := c.g.Process(cm, ProcessOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if r.Kind != ReceivedCommit || r.Commit.Epoch != 2 {
+			t.Fatalf("%+v", r)
+		}
+		c.g = r.Commit.State
+	}
+	if _, err := bob.g.Process(cm, ProcessOptions{}); !errors.Is(err, ErrOwnCommit) && !private {
+		t.Fatalf("own commit: %v", err)
+	}
+	bob.g = pc.State
+	sameEpoch(t, alice.g, bob.g, carol.g)
+
+	// Carol proposes an update by reference; alice commits it together with nothing else.
+	prop, err := carol.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prop = reencode(t, prop)
+	for _, c := range []*goClient{alice, bob} {
+		r, err := c.g.Process(prop, ProcessOptions{})
+		if err != nil || r.Kind != ReceivedProposal {
+			t.Fatalf("%s: proposal: %v", c.name, err)
+		}
+	}
+	pc, err = alice.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm = reencode(t, pc.Commit)
+	for _, c := range []*goClient{bob, carol} {
+		r, err := c.g.Process(cm, ProcessOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if len(r.Commit.Proposals) != 1 || r.Commit.Proposals[0].Type != ProposalTypeUpdate {
+			t.Fatalf("proposals %+v", r.Commit.Proposals)
+		}
+		c.g = r.Commit.State
+	}
+	alice.g = pc.State
+	sameEpoch(t, alice.g, bob.g, carol.g)
+
+	// Alice removes bob.
+	pc, err = alice.g.Commit(CommitOptions{Remove: []LeafIndex{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm = reencode(t, pc.Commit)
+	r, err := bob.g.Process(cm, ProcessOptions{})
+	if err != nil || !r.Commit.SelfRemoved || r.Commit.State != nil {
+		t.Fatalf("bob: %v %+v", err, r)
+	}
+	r, err = carol.g.Process(cm, ProcessOptions{})
+	if err != nil || len(r.Commit.Removed) != 1 || r.Commit.Removed[0].Leaf != 1 {
+		t.Fatalf("carol: %v %+v", err, r)
+	}
+	carol.g, alice.g = r.Commit.State, pc.State
+	sameEpoch(t, alice.g, carol.g)
+
+	// External join by dave.
+	dave := newGoClient(t, cs, "dave")
+	gi, err := alice.g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ej, err := ExternalJoin(reencode(t, gi).GroupInfo, dave.signer, dave.cred(), JoinOptions{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm = reencode(t, ej.Commit)
+	for _, c := range []*goClient{alice, carol} {
+		r, err := c.g.Process(cm, ProcessOptions{})
+		if err != nil {
+			t.Fatalf("%s: external commit: %v", c.name, err)
+		}
+		c.g = r.Commit.State
+	}
+	dave.g = ej.State
+	sameEpoch(t, alice.g, carol.g, dave.g)
+	m, err := dave.g.Encrypt([]byte("hi from dave"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := alice.g.Process(reencode(t, m), ProcessOptions{}); err != nil || string(r.ApplicationData) != "hi from dave" {
+		t.Fatalf("%v %+v", err, r)
+	}
+}

@@ -1,0 +1,714 @@
+package mls
+
+// The member API: what the gateway calls to act as an MLS member (RFC 9420 §10–§14).
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
+)
+
+// Signer is a member's signature key pair for one cipher suite.
+type Signer struct {
+	CipherSuite CipherSuite
+	Private     []byte // the suite's private key encoding (Ed25519 seed, ECDSA scalar, ...)
+	Public      []byte
+}
+
+// GenerateSigner makes a fresh signature key pair for cs.
+func GenerateSigner(cs CipherSuite) (*Signer, error) {
+	s, err := cs.impl()
+	if err != nil {
+		return nil, err
+	}
+	priv, pub, err := s.generateSignatureKeyPair()
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{CipherSuite: cs, Private: priv, Public: pub}, nil
+}
+
+// KeyPackageOptions tune a KeyPackage.
+type KeyPackageOptions struct {
+	// Lifetime of the KeyPackage; zero means 90 days from now (minus an hour of clock skew).
+	Lifetime time.Duration
+	// LastResort marks the KeyPackage as a last-resort one (mls-extensions-10: the
+	// last_resort_key_package component in an app_data_dictionary KeyPackage extension).
+	LastResort bool
+	// Capabilities lists extra extension and proposal types the client supports (the defaults of
+	// RFC 9420 are implied).
+	Extensions []ExtensionType
+	Proposals  []ProposalType
+	// LeafExtensions are extensions of the leaf node.
+	LeafExtensions Extensions
+}
+
+// KeyPackagePrivate is the private part of a KeyPackage: keep it (encrypted at rest) until the
+// KeyPackage is used in a Welcome, then delete it unless the KeyPackage is last-resort.
+type KeyPackagePrivate struct {
+	InitPrivate       []byte
+	EncryptionPrivate []byte
+}
+
+// Extension and component code points of draft-ietf-mls-extensions-10 (suggested values).
+const (
+	// ExtensionAppDataDictionary is the app_data_dictionary extension.
+	ExtensionAppDataDictionary ExtensionType = 0x0006
+	componentLastResort        uint16        = 0x0004
+)
+
+// NewKeyPackage makes a signed KeyPackage with a basic or X.509 credential for signer.
+func NewKeyPackage(signer *Signer, cred Credential, o KeyPackageOptions) (*KeyPackage, *KeyPackagePrivate, error) {
+	s, err := signer.CipherSuite.impl()
+	if err != nil {
+		return nil, nil, err
+	}
+	initPriv, initPub, err := s.generateKEMKeyPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	encPriv, encPub, err := s.generateKEMKeyPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	life := o.Lifetime
+	if life <= 0 {
+		life = 90 * 24 * time.Hour
+	}
+	t := now()
+	kp := &KeyPackage{
+		Version:     ProtocolVersionMLS10,
+		CipherSuite: signer.CipherSuite,
+		InitKey:     initPub,
+		LeafNode: LeafNode{
+			EncryptionKey: encPub,
+			SignatureKey:  signer.Public,
+			Credential:    cred,
+			Capabilities:  defaultCapabilities(signer.CipherSuite, cred.Type, o.Extensions, o.Proposals),
+			Source:        LeafNodeSourceKeyPackage,
+			Lifetime:      Lifetime{NotBefore: uint64(max(0, t.Add(-time.Hour).Unix())), NotAfter: uint64(t.Add(life).Unix())},
+			Extensions:    o.LeafExtensions,
+		},
+	}
+	if o.LastResort {
+		var w tlspl.Writer
+		w.Vector(func(w *tlspl.Writer) { w.Uint16(componentLastResort); w.Opaque(nil) })
+		d, err := w.Bytes()
+		if err != nil {
+			return nil, nil, err
+		}
+		kp.Extensions = Extensions{{Type: ExtensionAppDataDictionary, Data: d}}
+	}
+	if err := signKeyPackage(s, kp, signer.Private); err != nil {
+		return nil, nil, err
+	}
+	return kp, &KeyPackagePrivate{InitPrivate: initPriv, EncryptionPrivate: encPriv}, nil
+}
+
+// IsLastResort reports whether kp carries the last_resort_key_package component.
+func (kp *KeyPackage) IsLastResort() bool {
+	d, ok := kp.Extensions.Find(ExtensionAppDataDictionary)
+	if !ok {
+		return false
+	}
+	r := tlspl.NewReader(d)
+	found := false
+	r.Vector().ForEach(func(r *tlspl.Reader) {
+		if r.Uint16() == componentLastResort {
+			found = true
+		}
+		r.Opaque()
+	})
+	return found && r.Finish() == nil
+}
+
+func defaultCapabilities(cs CipherSuite, ct CredentialType, exts []ExtensionType, props []ProposalType) Capabilities {
+	creds := []CredentialType{CredentialTypeBasic}
+	if ct != CredentialTypeBasic {
+		creds = append(creds, ct)
+	}
+	return Capabilities{
+		Versions:     []ProtocolVersion{ProtocolVersionMLS10},
+		CipherSuites: []CipherSuite{cs},
+		Extensions:   slices.Clone(exts),
+		Proposals:    slices.Clone(props),
+		Credentials:  creds,
+	}
+}
+
+func signKeyPackage(s *suite, kp *KeyPackage, sigPriv []byte) error {
+	leafTBS, err := kp.LeafNode.TBS(nil, 0)
+	if err != nil {
+		return err
+	}
+	if kp.LeafNode.Signature, err = s.signWithLabel(sigPriv, labelLeafNodeTBS, leafTBS); err != nil {
+		return err
+	}
+	tbs, err := kp.TBS()
+	if err != nil {
+		return err
+	}
+	kp.Signature, err = s.signWithLabel(sigPriv, labelKeyPackageTBS, tbs)
+	return err
+}
+
+// GroupOptions tune a new group.
+type GroupOptions struct {
+	// Extensions are the GroupContext extensions of the new group.
+	Extensions Extensions
+	// Config is the sending configuration.
+	Config Config
+	// Capabilities, extra extension and proposal types the creator supports.
+	LeafExtensionTypes []ExtensionType
+	LeafProposalTypes  []ProposalType
+}
+
+// CreateGroup creates a one-member group with ID groupID (RFC 9420 §11): epoch 0, the creator at
+// leaf 0.
+func CreateGroup(groupID []byte, signer *Signer, cred Credential, o GroupOptions) (*Group, error) {
+	s, err := signer.CipherSuite.impl()
+	if err != nil {
+		return nil, err
+	}
+	if len(groupID) == 0 || len(groupID) > 255 {
+		return nil, fmt.Errorf("mls: group ID of %d bytes", len(groupID))
+	}
+	encPriv, encPub, err := s.generateKEMKeyPair()
+	if err != nil {
+		return nil, err
+	}
+	sk, err := s.parseSigningKey(signer.Private)
+	if err != nil {
+		return nil, err
+	}
+	ln := &LeafNode{EncryptionKey: encPub, SignatureKey: signer.Public, Credential: cred,
+		Capabilities: defaultCapabilities(signer.CipherSuite, cred.Type, o.LeafExtensionTypes, o.LeafProposalTypes),
+		Source:       LeafNodeSourceKeyPackage,
+		Lifetime:     Lifetime{NotBefore: 0, NotAfter: math.MaxUint64}}
+	tbs, err := ln.TBS(nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	if ln.Signature, err = s.signWithLabelKey(sk, labelLeafNodeTBS, tbs); err != nil {
+		return nil, err
+	}
+	tree := newRatchetTree(s, ln)
+	if err := tree.validateLeafNode(ln, 0, &leafCheck{extensions: o.Extensions, skipSignature: true}); err != nil {
+		return nil, err
+	}
+	ctx := GroupContext{Version: ProtocolVersionMLS10, CipherSuite: signer.CipherSuite, GroupID: slices.Clone(groupID),
+		Epoch: 0, TreeHash: tree.treeHash(), ConfirmedTranscriptHash: nil, Extensions: o.Extensions}
+	ctxBytes, err := ctx.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	initSecret, err := randomBytes(s.nh)
+	if err != nil {
+		return nil, err
+	}
+	secrets := s.deriveEpochSecrets(initSecret, nil, nil, ctxBytes)
+	zero(initSecret)
+	tag := s.confirmationTag(secrets.confirmationKey, ctx.ConfirmedTranscriptHash)
+	interim := s.interimTranscriptHash(ctx.ConfirmedTranscriptHash, tag)
+	return newGroupState(s, ctx, tree, newTreePrivate(0, encPriv, encPub), signer.Private, sk, secrets, interim, tag, o.Config, nil)
+}
+
+// JoinOptions tune joining by Welcome or external commit.
+type JoinOptions struct {
+	// RatchetTree is the group's tree when the GroupInfo carries no ratchet_tree extension.
+	RatchetTree RatchetTree
+	// PSKStore resolves the external PSKs the Welcome uses.
+	PSKStore PSKStore
+	// Config is the sending configuration.
+	Config Config
+}
+
+// JoinFromWelcome joins a group from a Welcome addressed to kp (RFC 9420 §12.4.3.1). signer must
+// be the KeyPackage's signature key pair.
+func JoinFromWelcome(w *Welcome, kp *KeyPackage, kpPriv *KeyPackagePrivate, signer *Signer, o JoinOptions) (*Group, error) {
+	s, err := w.CipherSuite.impl()
+	if err != nil {
+		return nil, err
+	}
+	if kp.CipherSuite != w.CipherSuite || signer.CipherSuite != w.CipherSuite {
+		return nil, fmt.Errorf("mls: Welcome of %v for a KeyPackage of %v", w.CipherSuite, kp.CipherSuite)
+	}
+	ref, err := kp.Ref()
+	if err != nil {
+		return nil, err
+	}
+	gs, err := openGroupSecrets(s, w, ref, kpPriv.InitPrivate)
+	if err != nil {
+		return nil, err
+	}
+	psks, err := (*Group)(nil).pskInputs(gs.PSKs, o.PSKStore)
+	if err != nil {
+		return nil, err
+	}
+	pskSecret, err := s.pskSecret(psks)
+	if err != nil {
+		return nil, err
+	}
+	gi, err := openGroupInfo(s, w, gs.JoinerSecret, pskSecret)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := treeFromGroupInfo(s, gi, o.RatchetTree)
+	if err != nil {
+		return nil, err
+	}
+	signerLeaf := tree.leaf(leafIndex(gi.Signer))
+	if !tree.inRange(leafIndex(gi.Signer)) || signerLeaf == nil {
+		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrInvalidTree, gi.Signer)
+	}
+	if err := verifyGroupInfo(s, gi, signerLeaf.SignatureKey); err != nil {
+		return nil, err
+	}
+	self, ok := tree.findLeaf(func(_ leafIndex, ln *LeafNode) bool {
+		return bytes.Equal(ln.EncryptionKey, kp.LeafNode.EncryptionKey) && bytes.Equal(ln.SignatureKey, kp.LeafNode.SignatureKey)
+	})
+	if !ok {
+		return nil, fmt.Errorf("%w: the KeyPackage's leaf is not in the tree", ErrInvalidTree)
+	}
+	priv := newTreePrivate(self, kpPriv.EncryptionPrivate, kp.LeafNode.EncryptionKey)
+	if gs.PathSecret != nil {
+		if priv, err = priv.withPathSecret(tree, leafIndex(gi.Signer), gs.PathSecret); err != nil {
+			return nil, err
+		}
+	}
+	ctx := gi.GroupContext
+	ctxBytes, err := ctx.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	secrets := s.epochSecretsFromJoiner(gs.JoinerSecret, pskSecret, ctxBytes)
+	if !s.verifyConfirmationTag(secrets.confirmationKey, ctx.ConfirmedTranscriptHash, gi.ConfirmationTag) {
+		return nil, fmt.Errorf("%w: Welcome confirmation tag does not verify", ErrInvalidCommit)
+	}
+	interim := s.interimTranscriptHash(ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
+	return newGroupState(s, ctx, tree, priv, signer.Private, nil, secrets, interim, gi.ConfirmationTag, o.Config, nil)
+}
+
+// treeFromGroupInfo takes the ratchet tree from the GroupInfo's extension or out of band and
+// validates it against the GroupContext.
+func treeFromGroupInfo(s *suite, gi *GroupInfo, outOfBand RatchetTree) (*ratchetTree, error) {
+	rt := outOfBand
+	if d, ok := gi.Extensions.Find(ExtensionRatchetTree); ok {
+		var err error
+		if rt, err = DecodeRatchetTree(d); err != nil {
+			return nil, err
+		}
+	}
+	if rt == nil {
+		return nil, fmt.Errorf("%w: no ratchet tree in the GroupInfo and none supplied", ErrInvalidTree)
+	}
+	tree, err := ratchetTreeFromWire(s, rt)
+	if err != nil {
+		return nil, err
+	}
+	if err := tree.validate(&treeCheck{groupID: gi.GroupContext.GroupID, treeHash: gi.GroupContext.TreeHash,
+		extensions: gi.GroupContext.Extensions}); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+// ExternalJoin joins the group of a GroupInfo by an external commit (RFC 9420 §12.4.3.2). It
+// returns the commit to send and the member's state in the new epoch; like a PendingCommit, the
+// state is valid only once the delivery service accepted the commit.
+func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o JoinOptions) (*PendingCommit, error) {
+	gi := giMsg
+	s, err := gi.GroupContext.CipherSuite.impl()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := gi.Extensions.Find(ExtensionExternalPub)
+	if !ok {
+		return nil, fmt.Errorf("%w: GroupInfo without external_pub", ErrMalformed)
+	}
+	r := tlspl.NewReader(d)
+	extPub := r.Opaque()
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("%w: external_pub: %w", ErrMalformed, err)
+	}
+	tree, err := treeFromGroupInfo(s, gi, o.RatchetTree)
+	if err != nil {
+		return nil, err
+	}
+	signerLeaf := tree.leaf(leafIndex(gi.Signer))
+	if !tree.inRange(leafIndex(gi.Signer)) || signerLeaf == nil {
+		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrInvalidTree, gi.Signer)
+	}
+	if err := verifyGroupInfo(s, gi, signerLeaf.SignatureKey); err != nil {
+		return nil, err
+	}
+	kemOutput, initSecret, err := s.externalInit(extPub)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := s.parseSigningKey(signer.Private)
+	if err != nil {
+		return nil, err
+	}
+	// A placeholder leaf (replaced by the path's leaf) takes the leftmost free slot.
+	tmpPriv, tmpPub, err := s.generateKEMKeyPair()
+	if err != nil {
+		return nil, err
+	}
+	_ = tmpPriv
+	template := &LeafNode{EncryptionKey: tmpPub, SignatureKey: signer.Public, Credential: cred,
+		Capabilities: defaultCapabilities(s.id, cred.Type, nil, nil), Source: LeafNodeSourceKeyPackage,
+		Lifetime: Lifetime{NotBefore: 0, NotAfter: math.MaxUint64}}
+	self := tree.addLeaf(template)
+	pp, err := tree.applyNewPath(pathOptions{groupID: gi.GroupContext.GroupID, leaf: self, template: template, signer: sk})
+	if err != nil {
+		return nil, err
+	}
+	old := gi.GroupContext
+	prov := GroupContext{Version: old.Version, CipherSuite: old.CipherSuite, GroupID: old.GroupID, Epoch: old.Epoch + 1,
+		TreeHash: tree.treeHash(), ConfirmedTranscriptHash: old.ConfirmedTranscriptHash, Extensions: old.Extensions}
+	provBytes, err := prov.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	up, err := pp.encrypt(provBytes)
+	if err != nil {
+		return nil, err
+	}
+	props := []ProposalOrRef{{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalTypeExternalInit, KEMOutput: kemOutput}}}
+	fc := &FramedContent{GroupID: old.GroupID, Epoch: old.Epoch, Sender: Sender{Type: SenderTypeNewMemberCommit},
+		ContentType: ContentTypeCommit, Commit: &Commit{Proposals: props, Path: up}}
+	ac, err := signContent(s, WireFormatPublicMessage, fc, &old, sk)
+	if err != nil {
+		return nil, err
+	}
+	cti, err := confirmedTranscriptInput(ac)
+	if err != nil {
+		return nil, err
+	}
+	interimBefore := s.interimTranscriptHash(old.ConfirmedTranscriptHash, gi.ConfirmationTag)
+	newCtx := prov
+	newCtx.ConfirmedTranscriptHash = s.confirmedTranscriptHash(interimBefore, cti)
+	newCtxBytes, err := newCtx.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	secrets := s.deriveEpochSecrets(initSecret, pp.commitSecret(), nil, newCtxBytes)
+	tag := s.confirmationTag(secrets.confirmationKey, newCtx.ConfirmedTranscriptHash)
+	ac.Auth.ConfirmationTag = tag
+	interim := s.interimTranscriptHash(newCtx.ConfirmedTranscriptHash, tag)
+	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth}
+	next, err := newGroupState(s, newCtx, tree, pp.private(), signer.Private, sk, secrets, interim, tag, o.Config, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &PendingCommit{Commit: &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm},
+		State: next, Result: &CommitResult{Committer: fc.Sender, Added: []LeafIndex{LeafIndex(self)}, Epoch: newCtx.Epoch, State: next}}, nil
+}
+
+// Encrypt protects application data as a PrivateMessage of the current epoch, with the next
+// generation of the member's application ratchet.
+func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
+	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())},
+		AuthenticatedData: authenticatedData, ContentType: ContentTypeApplication, ApplicationData: data}
+	ac, err := signContent(g.cs, WireFormatPrivateMessage, fc, &g.ctx, g.signer)
+	if err != nil {
+		return nil, err
+	}
+	pm, err := protectPrivate(g.cs, ac, g.stree, g.secrets.senderDataSecret, g.cfg.PadTo)
+	if err != nil {
+		return nil, err
+	}
+	return &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPrivateMessage, PrivateMessage: pm}, nil
+}
+
+// propose signs and protects a proposal, caches it by reference and returns the message.
+func (g *Group) propose(p *Proposal) (*MLSMessage, []byte, error) {
+	wf := WireFormatPublicMessage
+	if g.cfg.PrivateHandshakes {
+		wf = WireFormatPrivateMessage
+	}
+	self := Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())}
+	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: self, ContentType: ContentTypeProposal, Proposal: p}
+	ac, err := signContent(g.cs, wf, fc, &g.ctx, g.signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	ref, err := proposalRef(g.cs, ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg := &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: wf}
+	if wf == WireFormatPublicMessage {
+		msg.PublicMessage, err = protectPublic(g.cs, ac, &g.ctx, g.secrets.membershipKey)
+	} else {
+		msg.PrivateMessage, err = protectPrivate(g.cs, ac, g.stree, g.secrets.senderDataSecret, g.cfg.PadTo)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := g.cacheProposal(cachedProposal{ref: ref, proposal: p, sender: self}); err != nil {
+		return nil, nil, err
+	}
+	return msg, ref, nil
+}
+
+// ProposeAdd sends an Add proposal for kp; it is cached and included in this member's next commit.
+func (g *Group) ProposeAdd(kp *KeyPackage) (*MLSMessage, error) {
+	p := &Proposal{Type: ProposalTypeAdd, KeyPackage: kp}
+	if err := g.validateProposals([]appliedProposal{{proposal: p, sender: Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())}}}, Sender{Type: SenderTypeMember, Index: math.MaxUint32}); err != nil {
+		return nil, err
+	}
+	m, _, err := g.propose(p)
+	return m, err
+}
+
+// ProposeRemove sends a Remove proposal for leaf l.
+func (g *Group) ProposeRemove(l LeafIndex) (*MLSMessage, error) {
+	if !g.tree.inRange(leafIndex(l)) || g.tree.leaf(leafIndex(l)) == nil {
+		return nil, fmt.Errorf("%w: leaf %d is blank", ErrInvalidProposal, l)
+	}
+	m, _, err := g.propose(&Proposal{Type: ProposalTypeRemove, Removed: uint32(l)})
+	return m, err
+}
+
+// ProposeUpdate sends an Update proposal with a fresh leaf encryption key. Another member must
+// commit it; a member's own commit refreshes its leaf anyway (Commit always has a path).
+func (g *Group) ProposeUpdate() (*MLSMessage, error) {
+	priv, pub, err := g.cs.generateKEMKeyPair()
+	if err != nil {
+		return nil, err
+	}
+	ln := *g.ownLeaf()
+	ln.EncryptionKey = pub
+	ln.Source = LeafNodeSourceUpdate
+	ln.Lifetime = Lifetime{}
+	ln.ParentHash = nil
+	tbs, err := ln.TBS(g.ctx.GroupID, uint32(g.priv.leaf()))
+	if err != nil {
+		return nil, err
+	}
+	if ln.Signature, err = g.cs.signWithLabelKey(g.signer, labelLeafNodeTBS, tbs); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	g.updateKeys = append(g.updateKeys, nodeKey{priv: priv, pub: pub})
+	g.mu.Unlock()
+	m, _, err := g.propose(&Proposal{Type: ProposalTypeUpdate, LeafNode: &ln})
+	return m, err
+}
+
+// ReceivedKind says what a processed message was.
+type ReceivedKind int
+
+// Kinds of processed messages.
+const (
+	// ReceivedApplication is application data.
+	ReceivedApplication ReceivedKind = iota + 1
+	// ReceivedProposal is a proposal, now cached by reference.
+	ReceivedProposal
+	// ReceivedCommit is a commit; Commit.State is the new epoch's state.
+	ReceivedCommit
+)
+
+// Received is the outcome of Process.
+type Received struct {
+	Kind ReceivedKind
+	// Sender is the message's sender; Credential its credential (members and new members).
+	Sender     Sender
+	Credential *Credential
+	// AuthenticatedData is the message's authenticated_data.
+	AuthenticatedData []byte
+	// ApplicationData and Generation are set for application messages.
+	ApplicationData []byte
+	Generation      uint32
+	// Proposal and ProposalRef are set for proposals.
+	Proposal    *Proposal
+	ProposalRef []byte
+	// Commit is set for commits.
+	Commit *CommitResult
+}
+
+// ProcessOptions tune Process.
+type ProcessOptions struct {
+	// PSKStore resolves external PSKs a commit injects.
+	PSKStore PSKStore
+}
+
+// Process handles a PublicMessage or PrivateMessage of the group. Application data and proposals
+// leave the state in this epoch (the proposal is cached by reference); a commit yields the next
+// epoch's state in Received.Commit.State and leaves g unchanged. A message that fails any check
+// is rejected with an error and changes nothing, except that a PrivateMessage's key is consumed
+// once it decrypted.
+func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
+	if m == nil {
+		return nil, fmt.Errorf("%w: nil message", ErrMalformed)
+	}
+	var ac *AuthenticatedContent
+	var generation uint32
+	switch m.WireFormat {
+	case WireFormatPublicMessage:
+		pm := m.PublicMessage
+		if pm == nil {
+			return nil, fmt.Errorf("%w: empty PublicMessage", ErrMalformed)
+		}
+		if !bytes.Equal(pm.Content.GroupID, g.ctx.GroupID) || pm.Content.Epoch != g.ctx.Epoch {
+			return nil, fmt.Errorf("%w: PublicMessage for epoch %d, group is in epoch %d", ErrWrongGroup, pm.Content.Epoch, g.ctx.Epoch)
+		}
+		var err error
+		if ac, err = unprotectPublic(g.cs, pm, &g.ctx, g.secrets.membershipKey); err != nil {
+			return nil, err
+		}
+	case WireFormatPrivateMessage:
+		pm := m.PrivateMessage
+		if pm == nil {
+			return nil, fmt.Errorf("%w: empty PrivateMessage", ErrMalformed)
+		}
+		var err error
+		if generation, err = g.peekGeneration(pm); err != nil {
+			return nil, err
+		}
+		if ac, err = unprotectPrivate(g.cs, pm, &g.ctx, g.stree, g.secrets.senderDataSecret); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s is not a group message", ErrNotAllowed, m.WireFormat)
+	}
+	fc := &ac.Content
+	out := &Received{Sender: fc.Sender, AuthenticatedData: fc.AuthenticatedData}
+	// Find the sender's key and verify the signature.
+	var sigKey []byte
+	switch fc.Sender.Type {
+	case SenderTypeMember:
+		l := leafIndex(fc.Sender.Index)
+		if !g.tree.inRange(l) || g.tree.leaf(l) == nil {
+			return nil, fmt.Errorf("%w: leaf %d", ErrUnknownSender, l)
+		}
+		ln := g.tree.leaf(l)
+		sigKey = ln.SignatureKey
+		out.Credential = &ln.Credential
+	case SenderTypeNewMemberProposal:
+		if fc.ContentType != ContentTypeProposal || fc.Proposal == nil || fc.Proposal.Type != ProposalTypeAdd {
+			return nil, fmt.Errorf("%w: new_member_proposal sender with a non-Add", ErrNotAllowed)
+		}
+		sigKey = fc.Proposal.KeyPackage.LeafNode.SignatureKey
+		out.Credential = &fc.Proposal.KeyPackage.LeafNode.Credential
+	case SenderTypeNewMemberCommit:
+		if fc.ContentType != ContentTypeCommit || fc.Commit == nil || fc.Commit.Path == nil {
+			return nil, fmt.Errorf("%w: new_member_commit sender without a commit with a path", ErrNotAllowed)
+		}
+		out.Credential = &fc.Commit.Path.LeafNode.Credential
+		// verified in processCommit, after the path is known to be well-formed
+	case SenderTypeExternal:
+		key, err := g.externalSenderKey(fc.Sender.Index)
+		if err != nil {
+			return nil, err
+		}
+		if fc.ContentType != ContentTypeProposal {
+			return nil, fmt.Errorf("%w: external sender sent a %s", ErrNotAllowed, fc.ContentType)
+		}
+		sigKey = key
+	default:
+		return nil, fmt.Errorf("%w: sender type %d", ErrUnknownSender, fc.Sender.Type)
+	}
+	if sigKey != nil {
+		if err := verifyContent(g.cs, ac, &g.ctx, sigKey); err != nil {
+			return nil, err
+		}
+	}
+	switch fc.ContentType {
+	case ContentTypeApplication:
+		out.Kind = ReceivedApplication
+		out.ApplicationData = fc.ApplicationData
+		out.Generation = generation
+	case ContentTypeProposal:
+		if fc.Proposal == nil {
+			return nil, fmt.Errorf("%w: empty proposal", ErrMalformed)
+		}
+		if err := g.checkStandaloneProposal(fc.Proposal, fc.Sender); err != nil {
+			return nil, err
+		}
+		ref, err := proposalRef(g.cs, ac)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.cacheProposal(cachedProposal{ref: ref, proposal: fc.Proposal, sender: fc.Sender}); err != nil {
+			return nil, err
+		}
+		out.Kind, out.Proposal, out.ProposalRef = ReceivedProposal, fc.Proposal, ref
+	case ContentTypeCommit:
+		res, err := g.processCommit(ac, o.PSKStore)
+		if err != nil {
+			return nil, err
+		}
+		out.Kind, out.Commit = ReceivedCommit, res
+	default:
+		return nil, fmt.Errorf("%w: content type %d", ErrUnknownEnum, fc.ContentType)
+	}
+	return out, nil
+}
+
+// checkStandaloneProposal runs the checks a proposal can pass on its own before it is cached.
+func (g *Group) checkStandaloneProposal(p *Proposal, sender Sender) error {
+	switch p.Type {
+	case ProposalTypeExternalInit:
+		return fmt.Errorf("%w: ExternalInit sent as a standalone proposal", ErrInvalidProposal)
+	case ProposalTypeUpdate:
+		if sender.Type != SenderTypeMember {
+			return fmt.Errorf("%w: Update from a %s sender", ErrInvalidProposal, sender.Type)
+		}
+	case ProposalTypeAdd, ProposalTypeRemove, ProposalTypePSK, ProposalTypeGroupContextExtensions, ProposalTypeReInit:
+	default:
+		return g.validateExtensionProposal(appliedProposal{proposal: p, sender: sender}, Sender{})
+	}
+	// The list checks with this proposal alone; the committer is nobody in particular.
+	return g.validateProposals([]appliedProposal{{proposal: p, sender: sender}}, Sender{Type: SenderTypeMember, Index: math.MaxUint32})
+}
+
+// externalSenderKey returns the signature key of external sender i (external_senders extension).
+func (g *Group) externalSenderKey(i uint32) ([]byte, error) {
+	d, ok := g.ctx.Extensions.Find(ExtensionExternalSenders)
+	if !ok {
+		return nil, fmt.Errorf("%w: external sender %d but no external_senders extension", ErrUnknownSender, i)
+	}
+	r := tlspl.NewReader(d)
+	var keys [][]byte
+	r.Vector().ForEach(func(r *tlspl.Reader) {
+		keys = append(keys, r.Opaque())
+		var c Credential
+		c.UnmarshalTLS(r)
+	})
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("%w: external_senders: %w", ErrMalformed, err)
+	}
+	if int(i) >= len(keys) {
+		return nil, fmt.Errorf("%w: external sender %d of %d", ErrUnknownSender, i, len(keys))
+	}
+	return keys[i], nil
+}
+
+// peekGeneration decrypts a PrivateMessage's sender data to learn the generation it uses.
+func (g *Group) peekGeneration(pm *PrivateMessage) (uint32, error) {
+	if !bytes.Equal(pm.GroupID, g.ctx.GroupID) || pm.Epoch != g.ctx.Epoch {
+		return 0, fmt.Errorf("%w: PrivateMessage for epoch %d, group is in epoch %d", ErrWrongGroup, pm.Epoch, g.ctx.Epoch)
+	}
+	key, nonce := g.cs.senderDataKeyNonce(g.secrets.senderDataSecret, pm.Ciphertext)
+	defer zero(key)
+	aad, err := senderDataAAD(pm.GroupID, pm.Epoch, pm.ContentType)
+	if err != nil {
+		return 0, err
+	}
+	pt, err := g.cs.open(key, nonce, aad, pm.EncryptedSenderData)
+	if err != nil {
+		return 0, fmt.Errorf("mls: sender data: %w", err)
+	}
+	var sd SenderData
+	if err := tlspl.Unmarshal(pt, &sd); err != nil {
+		return 0, fmt.Errorf("mls: decode SenderData: %w", err)
+	}
+	return sd.Generation, nil
+}
