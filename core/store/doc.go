@@ -49,7 +49,12 @@
 //
 // Compare-and-set on a version column (e.g. MLS epoch) is a conditional
 // UPDATE inside InTx: `UPDATE t SET epoch = ?, state = ? WHERE id = ? AND
-// epoch = ?`, treating zero rows affected as a conflict.
+// epoch = ?`, treating zero rows affected as a conflict. On PostgreSQL
+// (READ COMMITTED, several replicas) a read-then-write transaction can lose
+// such a race: return a conflict error and retry the whole InTx, and retry
+// errors for which IsRetryable is true (serialization failure, deadlock).
+// Constraint errors are recognised with IsUniqueViolation and
+// IsForeignKeyViolation on both backends.
 //
 // # Key-value
 //

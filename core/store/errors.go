@@ -92,3 +92,16 @@ func isBusy(err error) bool {
 	}
 	return false
 }
+
+// IsRetryable reports whether a transaction failed only because of
+// concurrency and can be retried as a whole: PostgreSQL serialization
+// failures (SQLSTATE 40001) and deadlocks (40P01), or SQLite BUSY/LOCKED
+// after the busy timeout (only possible with another process on the file).
+// ErrConflict from KV compare-and-swap is a separate, expected outcome.
+func IsRetryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return isBusy(err)
+}

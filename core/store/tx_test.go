@@ -402,3 +402,48 @@ func TestPingWhileWriterBusy(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoProcessesOneSQLiteFile opens two stores on one SQLite file (as a
+// running gateway and an admin CLI would) and writes from both at once:
+// BEGIN IMMEDIATE and the busy timeout must make them wait, not fail.
+func TestTwoProcessesOneSQLiteFile(t *testing.T) {
+	cfg := storetest.SQLiteConfig(t)
+	a, b := storetest.Open(t, cfg), storetest.Open(t, cfg)
+	ctx := t.Context()
+	const perStore = 150
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*perStore)
+	for si, s := range []*store.Store{a, b} {
+		for g := range 2 {
+			wg.Go(func() {
+				for i := range perStore {
+					id := fmt.Sprintf("%d-%d-%d", si, g, i)
+					var err error
+					if i%2 == 0 {
+						err = s.InTx(ctx, func(tx *store.Tx) error {
+							if ok, err := tx.IsProcessed(ctx, "two", id); err != nil || ok {
+								return fmt.Errorf("read before write: %v %v", ok, err)
+							}
+							_, err := tx.MarkProcessed(ctx, "two", id)
+							return err
+						})
+					} else {
+						_, err = s.MarkProcessed(ctx, "two", id)
+					}
+					if err != nil {
+						errs <- fmt.Errorf("%s: %w", id, err)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var n int
+	if err := a.QueryRowContext(ctx, `SELECT COUNT(*) FROM store_processed_events WHERE scope = ?`, "two").Scan(&n); err != nil || n != 4*perStore {
+		t.Fatalf("rows = %d, %v; want %d", n, err, 4*perStore)
+	}
+}

@@ -42,3 +42,44 @@ func TestInTxOptions(t *testing.T) {
 		}
 	})
 }
+
+// TestIsRetryableSerializationFailure provokes a PostgreSQL serialization
+// failure between two SERIALIZABLE transactions.
+func TestIsRetryableSerializationFailure(t *testing.T) {
+	s := storetest.Open(t, storetest.PostgresConfig(t))
+	ctx := t.Context()
+	kv := s.KV("ser")
+	if _, err := kv.Put(ctx, "k", []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	serializable := &sql.TxOptions{Isolation: sql.LevelSerializable}
+	read := make(chan struct{})
+	otherDone := make(chan error, 1)
+	go func() {
+		<-read
+		otherDone <- s.InTxOptions(ctx, serializable, func(tx *store.Tx) error {
+			if _, err := tx.KV("ser").Get(ctx, "k"); err != nil {
+				return err
+			}
+			_, err := tx.KV("ser").Put(ctx, "k", []byte("other"))
+			return err
+		})
+	}()
+	err := s.InTxOptions(ctx, serializable, func(tx *store.Tx) error {
+		if _, err := tx.KV("ser").Get(ctx, "k"); err != nil {
+			return err
+		}
+		close(read)
+		if err := <-otherDone; err != nil {
+			return err
+		}
+		_, err := tx.KV("ser").Put(ctx, "k", []byte("mine"))
+		return err
+	})
+	if !store.IsRetryable(err) {
+		t.Fatalf("err = %v, want a retryable serialization failure", err)
+	}
+	if store.IsRetryable(errors.New("other")) || store.IsRetryable(nil) || store.IsRetryable(store.ErrConflict) {
+		t.Fatal("IsRetryable matched a non-retryable error")
+	}
+}
