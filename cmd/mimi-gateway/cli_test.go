@@ -107,6 +107,25 @@ func TestInspectContent(t *testing.T) {
 	}
 }
 
+func TestInspectMLS(t *testing.T) {
+	code, fromHex, stderr := runCLI(t, "", "inspect", "mls", "testdata/key_package.hex")
+	if code != 0 || !strings.Contains(fromHex, "KeyPackage") {
+		t.Fatalf("exit %d, stderr %q, stdout:\n%s", code, stderr, fromHex)
+	}
+	raw, err := os.ReadFile("testdata/key_package.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, fromStdin, _ := runCLI(t, string(raw), "inspect", "mls", "-")
+	if code != 0 || fromStdin != fromHex {
+		t.Errorf("raw bytes on stdin give another result (exit %d):\n%s", code, fromStdin)
+	}
+	code, _, stderr = runCLI(t, "\x00\x01garbage", "inspect", "mls", "-")
+	if code != exitError || !strings.Contains(stderr, "mls") {
+		t.Errorf("garbage: exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "", "version")
 	if code != 0 || !strings.HasPrefix(out, "mimi-gateway ") || !strings.Contains(out, runtime.Version()) {

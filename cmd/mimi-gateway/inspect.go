@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
 )
 
 // maxInspectInput bounds what inspect reads.
@@ -37,7 +38,7 @@ func newInspectCommand(g *globalOptions) *cobra.Command {
 	}
 	ic.Flags().StringVar(&sender, "sender", "", "sender URI (mimi://domain/u/user), overriding extension 1")
 	ic.Flags().StringVar(&room, "room", "", "room URI (mimi://domain/r/room), overriding extension 2")
-	c.AddCommand(ic)
+	c.AddCommand(ic, newInspectMLSCommand(g))
 	return c
 }
 
@@ -62,4 +63,22 @@ func readInput(g *globalOptions, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, maxInspectInput)
 	}
 	return data, nil
+}
+
+func newInspectMLSCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "mls FILE|-",
+		Short: "Print an MLS message (KeyPackage, Welcome, GroupInfo, Public/PrivateMessage)",
+		Long: "inspect mls decodes an MLSMessage (RFC 9420) from FILE, or standard input for -, raw or as\n" +
+			"hex text, and prints its public fields. Input that is not an MLSMessage is tried as a bare\n" +
+			"KeyPackage, GroupInfo, Welcome and ratchet tree. It never needs or prints a secret.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := readInput(g, args[0])
+			if err != nil {
+				return err
+			}
+			return mls.Inspect(cmd.OutOrStdout(), data)
+		},
+	}
 }

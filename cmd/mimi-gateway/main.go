@@ -5,6 +5,7 @@
 //	mimi-gateway config example             print the commented example configuration
 //	mimi-gateway config validate [FILE]     check a configuration, listing every problem
 //	mimi-gateway inspect content FILE|-     decode a MIMI content document (CBOR)
+//	mimi-gateway inspect mls FILE|-         decode an MLS message (raw or hex)
 //	mimi-gateway healthcheck                probe /readyz of the running gateway (for containers)
 //	mimi-gateway version                    print version, commit and Go version
 package main
