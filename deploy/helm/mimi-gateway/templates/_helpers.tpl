@@ -103,6 +103,9 @@ spec:
     - name: tmp
       emptyDir: {}
     {{- if eq .Values.mode "external" }}
+    # External mode keeps its state in PostgreSQL and NATS; /data only holds caches.
+    - name: data
+      emptyDir: {}
     {{- with .Values.external.postgres.dsnSecret }}
     - name: postgres
       secret: {secretName: {{ . }}}
@@ -149,9 +152,8 @@ spec:
 {{- define "mimi-gateway.volumeMounts" -}}
 - {name: config, mountPath: /etc/mimi-gateway, readOnly: true}
 - {name: tmp, mountPath: /tmp}
-{{- if eq .Values.mode "embedded" }}
 - {name: data, mountPath: /data}
-{{- else }}
+{{- if eq .Values.mode "external" }}
 {{- if .Values.external.postgres.dsnSecret }}
 - {name: postgres, mountPath: /secrets/postgres, readOnly: true}
 {{- end }}
