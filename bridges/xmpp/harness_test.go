@@ -443,6 +443,7 @@ type env struct {
 	cfg     Config
 	dataDir string
 	extra   map[string]*client
+	inSub   bus.Subscription // the adapter's mimi.in consumer
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -507,6 +508,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatalf("run adapter consumer: %v", err)
 	}
 	t.Cleanup(func() { _ = insub.Stop(context.Background()) })
+	e.inSub = insub
 	return e
 }
 

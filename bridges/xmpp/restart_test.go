@@ -1,9 +1,11 @@
 package xmpp
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -55,5 +57,58 @@ func TestProsodyRestart(t *testing.T) {
 	}
 	if n := e.out.count(isKind(event.KindMembership)); n != 1 {
 		t.Fatalf("%d membership envelopes, want 1: rejoining after a restart must not churn membership", n)
+	}
+}
+
+// TestAdapterRestart restarts the gateway's adapter (same database and bus) while a user stays
+// joined: occupants and ID mappings survive, MIMI messages still reach the user, and a stanza
+// resent after the restart is not published twice.
+func TestAdapterRestart(t *testing.T) {
+	e := newEnv(t)
+	alice := dialClient(t, e.p, "alice", "phone")
+	joinRoom(t, alice, ward7, "Alice")
+	alice.send(`<message to='` + ward7 + `' type='groupchat' id='a1'><body>eins</body></message>`)
+	e.out.wait(t, "first message", func(x *event.Envelope) bool { return x.Origin.Event == "a1" })
+
+	ctx := t.Context()
+	// Shutdown order: the bus consumer first, then the adapter.
+	if err := e.inSub.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := New(ctx, e.cfg, e.st, e.pub, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a2.Stop(context.Background()) })
+	// The old component connections may linger for a moment on the server (conflict): the new
+	// supervisor retries until it gets them.
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := a2.WaitConnected(wctx); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := bridges.Run(ctx, e.bus, "xmpp-test", a2, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
+
+	bobB := &content.Builder{SenderURI: string(testBob), RoomURI: string(ward7URI)}
+	bm, _ := bobB.Text("nach dem Neustart des Gateways")
+	in, _ := mimiEnv(t, event.KindMessage, ward7URI, testBob, bm)
+	e.publishIn(in)
+	alice.expect("bob's message without rejoining", and(named("message"), bodyIs("nach dem Neustart des Gateways")))
+
+	alice.send(`<message to='` + ward7 + `' type='groupchat' id='a1'><body>eins</body></message>`)
+	alice.send(`<message to='` + ward7 + `' type='groupchat' id='a2'><body>zwei</body></message>`)
+	e.out.wait(t, "second message", func(x *event.Envelope) bool { return x.Origin.Event == "a2" })
+	if n := e.pub.onBus.count(func(x *event.Envelope) bool { return x.Origin.Event == "a1" }); n != 1 {
+		t.Fatalf("a1 published %d times", n)
 	}
 }
