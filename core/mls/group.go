@@ -175,6 +175,11 @@ func newGroupState(cs *suite, ctx GroupContext, tree *ratchetTree, priv *treePri
 	if err != nil {
 		return nil, err
 	}
+	// The state keeps neither the encryption secret (the secret tree replaces it; keeping it would
+	// allow re-deriving consumed keys) nor the welcome secret.
+	kept := *secrets
+	kept.encryptionSecret, kept.welcomeSecret = nil, nil
+	secrets = &kept
 	if signer == nil {
 		if signer, err = cs.parseSigningKey(sigPriv); err != nil {
 			return nil, fmt.Errorf("mls: signature key: %w", err)

@@ -32,7 +32,9 @@ func newGoClient(t testing.TB, cs CipherSuite, name string) *goClient {
 	return &goClient{name: name, signer: sg, kp: kp, kpPriv: priv}
 }
 
-func (c *goClient) cred() Credential { return Credential{Type: CredentialTypeBasic, Identity: []byte(c.name)} }
+func (c *goClient) cred() Credential {
+	return Credential{Type: CredentialTypeBasic, Identity: []byte(c.name)}
+}
 
 // reencode sends a message through its wire encoding, as the delivery service would.
 func reencode(t testing.TB, m *MLSMessage) *MLSMessage {
@@ -225,5 +227,85 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	}
 	if r, err := alice.g.Process(reencode(t, m), ProcessOptions{}); err != nil || string(r.ApplicationData) != "hi from dave" {
 		t.Fatalf("%v %+v", err, r)
+	}
+}
+
+func TestGroupStateRoundTrip(t *testing.T) {
+	for _, cs := range []CipherSuite{1, 2, 3} {
+		t.Run(fmt.Sprint(uint16(cs)), func(t *testing.T) {
+			alice, bob := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob")
+			var err error
+			if alice.g, err = CreateGroup([]byte("g"), alice.signer, alice.cred(), GroupOptions{Config: Config{PadTo: 16}}); err != nil {
+				t.Fatal(err)
+			}
+			reload := func(g *Group) *Group {
+				t.Helper()
+				b, err := g.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := LoadGroup(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b2, err := out.MarshalBinary()
+				if err != nil || !bytes.Equal(b, b2) {
+					t.Fatalf("re-encoding differs: %v", err)
+				}
+				if out.Epoch() != g.Epoch() || out.Config() != g.Config() {
+					t.Fatal("epoch or config lost")
+				}
+				return out
+			}
+			alice.g = reload(alice.g)
+			pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice.g = reload(pc.State)
+			if bob.g, err = JoinFromWelcome(pc.Welcome.Welcome, bob.kp, bob.kpPriv, bob.signer, JoinOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			bob.g = reload(bob.g)
+			sameEpoch(t, alice.g, bob.g)
+			m0, _ := bob.g.Encrypt([]byte("0"), nil)
+			m1, _ := bob.g.Encrypt([]byte("1"), nil)
+			bob.g = reload(bob.g)
+			m2, _ := bob.g.Encrypt([]byte("2"), nil)
+			if _, err := alice.g.Process(reencode(t, m1), ProcessOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			alice.g = reload(alice.g)
+			if _, err := alice.g.Process(reencode(t, m1), ProcessOptions{}); err == nil {
+				t.Fatal("replay accepted after reload")
+			}
+			for i, m := range []*MLSMessage{m0, m2} {
+				r, err := alice.g.Process(reencode(t, m), ProcessOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Generation != uint32(2*i) {
+					t.Fatalf("generation %d, want %d", r.Generation, 2*i)
+				}
+			}
+			// A cached proposal survives the round trip and can be committed.
+			if _, err := bob.g.ProposeUpdate(); err != nil {
+				t.Fatal(err)
+			}
+			bob.g = reload(bob.g)
+			prop, err := bob.g.ProposeRemove(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = prop
+			if len(bob.g.PendingProposals()) != 2 {
+				t.Fatalf("%d pending", len(bob.g.PendingProposals()))
+			}
+			for _, bad := range [][]byte{nil, {2}, {stateVersion, 0, 1}} {
+				if _, err := LoadGroup(bad); err == nil {
+					t.Fatalf("state %x accepted", bad)
+				}
+			}
+		})
 	}
 }

@@ -117,7 +117,7 @@ func (kp *KeyPackage) IsLastResort() bool {
 	}
 	r := tlspl.NewReader(d)
 	found := false
-	r.Vector().ForEach(func(r *tlspl.Reader) {
+	r.ForEach(func(r *tlspl.Reader) {
 		if r.Uint16() == componentLastResort {
 			found = true
 		}
@@ -677,7 +677,7 @@ func (g *Group) externalSenderKey(i uint32) ([]byte, error) {
 	}
 	r := tlspl.NewReader(d)
 	var keys [][]byte
-	r.Vector().ForEach(func(r *tlspl.Reader) {
+	r.ForEach(func(r *tlspl.Reader) {
 		keys = append(keys, r.Opaque())
 		var c Credential
 		c.UnmarshalTLS(r)

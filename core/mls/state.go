@@ -1,0 +1,253 @@
+package mls
+
+// A versioned binary encoding of a member's group state for storage. It holds secrets (private
+// keys, epoch secrets, the secret tree's unconsumed secrets): encrypt it at rest.
+
+import (
+	"bytes"
+	"encoding"
+	"fmt"
+	"slices"
+
+	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
+)
+
+// stateVersion is the first byte of an encoded Group.
+const stateVersion = 1
+
+// maxStateSize bounds an encoded state (a 65536-leaf tree with large credentials fits).
+const maxStateSize = 256 << 20
+
+var (
+	_ encoding.BinaryMarshaler   = (*Group)(nil)
+	_ encoding.BinaryUnmarshaler = (*Group)(nil)
+)
+
+// MarshalBinary encodes the state for storage (version byte, then TLS presentation language).
+// It includes the secret tree's current ratchet positions, so a restored state neither reuses a
+// sending generation nor accepts a replayed message.
+func (g *Group) MarshalBinary() ([]byte, error) {
+	w := tlspl.NewWriter(4096)
+	w.Uint8(stateVersion)
+	w.Uint16(uint16(g.ctx.CipherSuite))
+	g.ctx.MarshalTLS(w)
+	g.tree.wire().MarshalTLS(w)
+	w.Uint32(uint32(g.priv.self))
+	keys := slices.Sorted(func(yield func(nodeIndex) bool) {
+		for x := range g.priv.keys {
+			if !yield(x) {
+				return
+			}
+		}
+	})
+	w.Vector(func(w *tlspl.Writer) {
+		for _, x := range keys {
+			k := g.priv.keys[x]
+			w.Uint32(uint32(x))
+			w.Opaque(k.priv)
+			w.Opaque(k.pub)
+		}
+	})
+	w.Opaque(g.sigPriv)
+	s := g.secrets
+	for _, b := range [][]byte{s.joinerSecret, s.senderDataSecret, s.exporterSecret, s.epochAuthenticator,
+		s.externalSecret, s.confirmationKey, s.membershipKey, s.resumptionPSK, s.initSecret, g.interim, g.confTag} {
+		w.Opaque(b)
+	}
+	w.Bool(g.cfg.PrivateHandshakes)
+	w.Bool(g.cfg.OmitRatchetTree)
+	w.Uint32(uint32(max(0, g.cfg.PadTo)))
+	w.Vector(func(w *tlspl.Writer) {
+		for _, p := range g.resumption {
+			w.Uint64(p.epoch)
+			w.Opaque(p.psk)
+		}
+	})
+	g.stree.marshalState(w)
+	g.mu.Lock()
+	w.Vector(func(w *tlspl.Writer) {
+		for _, c := range g.proposals {
+			w.Opaque(c.ref)
+			c.proposal.MarshalTLS(w)
+			c.sender.MarshalTLS(w)
+		}
+	})
+	w.Vector(func(w *tlspl.Writer) {
+		for _, k := range g.updateKeys {
+			w.Opaque(k.priv)
+			w.Opaque(k.pub)
+		}
+	})
+	g.mu.Unlock()
+	return w.Bytes()
+}
+
+// UnmarshalBinary restores a state encoded by MarshalBinary into g (a new, zero Group).
+func (g *Group) UnmarshalBinary(b []byte) error {
+	if len(b) > maxStateSize {
+		return fmt.Errorf("%w: state of %d bytes", ErrMessageTooLarge, len(b))
+	}
+	if len(b) == 0 || b[0] != stateVersion {
+		return fmt.Errorf("%w: group state version %v, want %d", ErrMalformed, b[:min(1, len(b))], stateVersion)
+	}
+	r := tlspl.NewReader(b[1:])
+	cs := CipherSuite(r.Uint16())
+	s, err := cs.impl()
+	if err != nil {
+		return err
+	}
+	var ctx GroupContext
+	ctx.UnmarshalTLS(r)
+	var rt RatchetTree
+	rt.UnmarshalTLS(r)
+	self := leafIndex(r.Uint32())
+	priv := &treePrivate{self: self, keys: map[nodeIndex]nodeKey{}}
+	r.ForEach(func(r *tlspl.Reader) {
+		x := nodeIndex(r.Uint32())
+		priv.keys[x] = nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()}
+	})
+	sigPriv := r.OpaqueCopy()
+	sec := &epochSecrets{}
+	var interim, confTag []byte
+	for _, p := range []*[]byte{&sec.joinerSecret, &sec.senderDataSecret, &sec.exporterSecret, &sec.epochAuthenticator,
+		&sec.externalSecret, &sec.confirmationKey, &sec.membershipKey, &sec.resumptionPSK, &sec.initSecret, &interim, &confTag} {
+		*p = r.OpaqueCopy()
+	}
+	var cfg Config
+	cfg.PrivateHandshakes = r.Bool()
+	cfg.OmitRatchetTree = r.Bool()
+	cfg.PadTo = int(r.Uint32())
+	var psks []epochPSK
+	r.ForEach(func(r *tlspl.Reader) {
+		psks = append(psks, epochPSK{epoch: r.Uint64(), psk: r.OpaqueCopy()})
+	})
+	st := unmarshalSecretTree(s, r)
+	var props []cachedProposal
+	r.ForEach(func(r *tlspl.Reader) {
+		c := cachedProposal{ref: r.OpaqueCopy(), proposal: new(Proposal)}
+		c.proposal.UnmarshalTLS(r)
+		c.sender.UnmarshalTLS(r)
+		props = append(props, c)
+	})
+	var updateKeys []nodeKey
+	r.ForEach(func(r *tlspl.Reader) {
+		updateKeys = append(updateKeys, nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()})
+	})
+	if err := r.Finish(); err != nil {
+		return fmt.Errorf("%w: group state: %w", ErrMalformed, err)
+	}
+	if ctx.CipherSuite != cs {
+		return fmt.Errorf("%w: group state of %v holds a context of %v", ErrMalformed, cs, ctx.CipherSuite)
+	}
+	tree, err := ratchetTreeFromWire(s, rt)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(tree.treeHash(), ctx.TreeHash) {
+		return fmt.Errorf("%w: group state: tree hash does not match the group context", ErrMalformed)
+	}
+	if tree.leaf(self) == nil || st.nLeaves != tree.width() {
+		return fmt.Errorf("%w: group state: own leaf %d or secret tree does not fit the tree", ErrMalformed, self)
+	}
+	for x, k := range priv.keys {
+		if int(x) >= len(tree.nodes) || !bytes.Equal(tree.nodes[x].encryptionKey(), k.pub) {
+			return fmt.Errorf("%w: group state: private key of node %d does not match the tree", ErrMalformed, x)
+		}
+	}
+	ctxBytes, err := ctx.Marshal()
+	if err != nil {
+		return err
+	}
+	signer, err := s.parseSigningKey(sigPriv)
+	if err != nil {
+		return err
+	}
+	*g = Group{cs: s, ctx: ctx, ctxBytes: ctxBytes, tree: tree, priv: priv, sigPriv: sigPriv, signer: signer, secrets: sec,
+		interim: interim, confTag: confTag, cfg: cfg, resumption: psks, stree: st, proposals: props, updateKeys: updateKeys}
+	return nil
+}
+
+// LoadGroup decodes a state encoded by MarshalBinary.
+func LoadGroup(b []byte) (*Group, error) {
+	g := new(Group)
+	if err := g.UnmarshalBinary(b); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// marshalState writes the secret tree's unconsumed secrets and ratchet positions.
+func (t *secretTree) marshalState(w *tlspl.Writer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w.Uint32(t.nLeaves)
+	nodes := slices.Sorted(func(yield func(nodeIndex) bool) {
+		for x := range t.nodes {
+			if !yield(x) {
+				return
+			}
+		}
+	})
+	w.Vector(func(w *tlspl.Writer) {
+		for _, x := range nodes {
+			w.Uint32(uint32(x))
+			w.Opaque(t.nodes[x])
+		}
+	})
+	leaves := slices.Sorted(func(yield func(leafIndex) bool) {
+		for l := range t.ratchets {
+			if !yield(l) {
+				return
+			}
+		}
+	})
+	w.Vector(func(w *tlspl.Writer) {
+		for _, l := range leaves {
+			w.Uint32(uint32(l))
+			for i := range t.ratchets[l] {
+				r := &t.ratchets[l][i]
+				w.Uint32(r.next)
+				w.Opaque(r.secret)
+				w.Bool(r.spent)
+				w.Vector(func(w *tlspl.Writer) {
+					for _, g := range r.order {
+						k := r.retained[g]
+						w.Uint32(g)
+						w.Opaque(k.key)
+						w.Opaque(k.nonce)
+					}
+				})
+			}
+		}
+	})
+}
+
+// unmarshalSecretTree reads what marshalState wrote; errors are left in r.
+func unmarshalSecretTree(s *suite, r *tlspl.Reader) *secretTree {
+	t := &secretTree{s: s, limits: defaultSecretTreeLimits, nodes: map[nodeIndex][]byte{}, ratchets: map[leafIndex]*[2]hashRatchet{}}
+	t.nLeaves = r.Uint32()
+	r.ForEach(func(r *tlspl.Reader) {
+		x := nodeIndex(r.Uint32())
+		t.nodes[x] = r.OpaqueCopy()
+	})
+	r.ForEach(func(r *tlspl.Reader) {
+		l := leafIndex(r.Uint32())
+		rs := &[2]hashRatchet{}
+		for i := range rs {
+			rs[i].next = r.Uint32()
+			rs[i].secret = r.OpaqueCopy()
+			rs[i].spent = r.Bool()
+			rs[i].retained = map[uint32]ratchetKey{}
+			r.ForEach(func(r *tlspl.Reader) {
+				g := r.Uint32()
+				rs[i].retained[g] = ratchetKey{key: r.OpaqueCopy(), nonce: r.OpaqueCopy()}
+				rs[i].order = append(rs[i].order, g)
+			})
+		}
+		t.ratchets[l] = rs
+	})
+	if r.Err() == nil && (!isPowerOfTwo(t.nLeaves)) {
+		r.SetError(fmt.Errorf("secret tree of %d leaves", t.nLeaves))
+	}
+	return t
+}
