@@ -187,6 +187,14 @@ func (e *ecdsaScheme) key(priv []byte) (*ecdsa.PrivateKey, error) {
 }
 
 func (e *ecdsaScheme) pub(pub []byte) (*ecdsa.PublicKey, error) {
+	if n := (e.curve.Params().BitSize + 7) / 8; len(pub) == 1+n && (pub[0] == 2 || pub[0] == 3) {
+		// A compressed SEC1 point, as ts-mls (WebCrypto) sends: accept it by decompressing.
+		x, y := elliptic.UnmarshalCompressed(e.curve, pub)
+		if x == nil {
+			return nil, fmt.Errorf("%w: ECDSA %s public key: invalid compressed point", ErrInvalidKey, e.name)
+		}
+		pub = elliptic.Marshal(e.curve, x, y) //nolint:staticcheck // the point is validated by ParseUncompressedPublicKey
+	}
 	k, err := ecdsa.ParseUncompressedPublicKey(e.curve, pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ECDSA %s public key: %v", ErrInvalidKey, e.name, err)
