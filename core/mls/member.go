@@ -666,7 +666,23 @@ func (g *Group) checkStandaloneProposal(p *Proposal, sender Sender) error {
 		return g.validateExtensionProposal(appliedProposal{proposal: p, sender: sender}, Sender{})
 	}
 	// The list checks with this proposal alone; the committer is nobody in particular.
-	return g.validateProposals([]appliedProposal{{proposal: p, sender: sender}}, Sender{Type: SenderTypeMember, Index: math.MaxUint32})
+	if err := g.validateProposals([]appliedProposal{{proposal: p, sender: sender}}, Sender{Type: SenderTypeMember, Index: math.MaxUint32}); err != nil {
+		return err
+	}
+	// Leaf checks against the current tree (repeated at commit time against the tree then).
+	switch p.Type {
+	case ProposalTypeAdd:
+		if err := g.tree.validateLeafNode(&p.KeyPackage.LeafNode, nextAddIndex(g.tree), &leafCheck{extensions: g.ctx.Extensions,
+			source: LeafNodeSourceKeyPackage, skipSignature: true, checkLifetime: true}); err != nil {
+			return fmt.Errorf("%w: Add: %w", ErrInvalidProposal, err)
+		}
+	case ProposalTypeUpdate:
+		if err := g.tree.validateLeafNode(p.LeafNode, leafIndex(sender.Index), &leafCheck{groupID: g.ctx.GroupID,
+			extensions: g.ctx.Extensions, source: LeafNodeSourceUpdate}); err != nil {
+			return fmt.Errorf("%w: Update: %w", ErrInvalidProposal, err)
+		}
+	}
+	return nil
 }
 
 // externalSenderKey returns the signature key of external sender i (external_senders extension).
