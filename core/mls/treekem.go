@@ -105,7 +105,7 @@ func (p *treePrivate) withPathSecret(t *ratchetTree, committer leafIndex, pathSe
 // pathOptions are the inputs of applyNewPath.
 type pathOptions struct {
 	groupID []byte
-	leaf    leafIndex // the committer's leaf (for an external commit: the leaf its Add placed it in)
+	leaf    leafIndex // the committer's leaf (external commit: the index addLeaf(template) returned)
 	// template supplies the new leaf's signature key, credential, capabilities and extensions;
 	// encryption key, source (commit), lifetime, parent hash and signature are filled in.
 	template *LeafNode
@@ -298,11 +298,30 @@ func (pp *pendingPath) pathSecretFor(joiner leafIndex) ([]byte, error) {
 // node has source commit, a valid signature for (groupID, sender), an encryption key different
 // from the current one, and a parent hash that matches the path's keys; node keys are valid HPKE
 // keys. On success the sender's direct path is blanked and its filtered direct path holds the new
-// keys and parent hashes. t must already hold the commit's proposals; for an external commit the
-// caller first adds the joiner's leaf (addLeaf) at the index the proposals give it. The checks of
+// keys and parent hashes. t must already hold the commit's proposals; for an external commit use
+// mergeExternalPath. The checks of
 // RFC 9420 §7.3 that depend on the group (capabilities, key uniqueness) are validateLeafNode's.
 // On error t is unchanged.
 func (t *ratchetTree) mergeUpdatePath(sender leafIndex, up *UpdatePath, groupID []byte) error {
+	return t.mergePath(sender, up, groupID, false)
+}
+
+// mergeExternalPath merges the UpdatePath of an external commit (RFC 9420 §12.4.3.2): the joiner's
+// leaf goes where an Add would put it (call it after applying the commit's other proposals), then
+// the path is verified and merged as by mergeUpdatePath. It returns the joiner's leaf index. On
+// error t is unchanged.
+func (t *ratchetTree) mergeExternalPath(up *UpdatePath, groupID []byte) (leafIndex, error) {
+	u := t.clone()
+	ln := up.LeafNode
+	l := u.addLeaf(&ln)
+	if err := u.mergePath(l, up, groupID, true); err != nil {
+		return 0, err
+	}
+	t.nodes = u.nodes
+	return l, nil
+}
+
+func (t *ratchetTree) mergePath(sender leafIndex, up *UpdatePath, groupID []byte, external bool) error {
 	old := t.leaf(sender)
 	if old == nil {
 		return fmt.Errorf("%w: sender leaf %d is blank or outside the tree", ErrInvalidUpdatePath, sender)
@@ -311,7 +330,7 @@ func (t *ratchetTree) mergeUpdatePath(sender leafIndex, up *UpdatePath, groupID 
 	if ln.Source != LeafNodeSourceCommit {
 		return fmt.Errorf("%w: leaf node source is %s, want commit", ErrInvalidUpdatePath, ln.Source)
 	}
-	if bytes.Equal(ln.EncryptionKey, old.EncryptionKey) {
+	if !external && bytes.Equal(ln.EncryptionKey, old.EncryptionKey) {
 		return fmt.Errorf("%w: the leaf's encryption key is unchanged", ErrInvalidUpdatePath)
 	}
 	path, cop := t.filteredDirectPath(sender)

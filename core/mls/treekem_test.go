@@ -25,6 +25,8 @@ type simGroup struct {
 	epoch   uint64
 	members map[leafIndex]*simMember
 	seed    int
+	// externals counts the external joins.
+	externals int
 }
 
 func (g *simGroup) groupContext(treeHash []byte) []byte {
@@ -145,6 +147,69 @@ func (g *simGroup) commit(committer leafIndex, adds int, removes []leafIndex) {
 	}
 }
 
+// externalJoin has a new member join by an external commit with a path (RFC 9420 §12.4.3.2):
+// it places itself with addLeaf and creates the path; every member merges it with
+// mergeExternalPath and derives the same commit secret.
+func (g *simGroup) externalJoin() {
+	t := g.t
+	t.Helper()
+	g.seed++
+	j := newTreeMember(t, g.s, g.seed)
+	var some *simMember
+	for _, m := range g.members {
+		some = m
+		break
+	}
+	next := some.tree.clone()
+	l := next.addLeaf(j.leaf)
+	pp, err := next.applyNewPath(pathOptions{groupID: g.groupID, leaf: l, template: j.leaf, signer: j.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := next.treeHash()
+	gc := g.groupContext(th)
+	up, err := pp.encrypt(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newMembers := map[leafIndex]*simMember{l: {m: &treeMember{sigPriv: j.sigPriv, signer: j.signer, leaf: pp.leaf()}, tree: next, priv: pp.private()}}
+	for ml, mem := range g.members {
+		rt := mem.tree.clone()
+		got, err := rt.mergeExternalPath(up, g.groupID)
+		if err != nil {
+			t.Fatalf("leaf %d merging the external path: %v", ml, err)
+		}
+		if got != l || !bytes.Equal(rt.treeHash(), th) {
+			t.Fatalf("leaf %d placed the joiner at %d (want %d) or computes another tree hash", ml, got, l)
+		}
+		res, err := mem.priv.prune(rt).decryptPath(rt, l, up, nil, gc)
+		if err != nil {
+			t.Fatalf("leaf %d decrypting the external path: %v", ml, err)
+		}
+		if !bytes.Equal(res.commitSecret, pp.commitSecret()) {
+			t.Fatalf("leaf %d derives another commit secret", ml)
+		}
+		newMembers[ml] = &simMember{m: mem.m, tree: rt, priv: res.priv}
+	}
+	// A forged external path changes nothing.
+	bad := *up
+	bad.LeafNode.Signature = append([]byte(nil), up.LeafNode.Signature...)
+	bad.LeafNode.Signature[0] ^= 1
+	before := some.tree.clone()
+	if _, err := before.mergeExternalPath(&bad, g.groupID); err == nil {
+		t.Fatal("forged external path accepted")
+	}
+	if !bytes.Equal(before.treeHash(), some.tree.treeHash()) || before.width() != some.tree.width() {
+		t.Fatal("a rejected external path changed the tree")
+	}
+	if err := next.validate(&treeCheck{groupID: g.groupID, treeHash: th}); err != nil {
+		t.Fatalf("tree after the external join: %v", err)
+	}
+	g.members = newMembers
+	g.epoch++
+	g.externals++
+}
+
 func slicesContains(s []leafIndex, l leafIndex) bool {
 	for _, x := range s {
 		if x == l {
@@ -187,6 +252,10 @@ func TestTreeKEMSimulation(t *testing.T) {
 							}
 						}
 					}
+					if rng.IntN(5) == 0 {
+						g.externalJoin()
+						continue
+					}
 					g.commit(committer, rng.IntN(4), removes)
 				}
 				// The highest leaf leaves last, so the tree also truncates.
@@ -201,7 +270,10 @@ func TestTreeKEMSimulation(t *testing.T) {
 					}
 					g.commit(lo, 0, []leafIndex{hi})
 				}
-				t.Logf("%d epochs, final width %d", g.epoch, g.members[0].tree.width())
+				if g.externals == 0 {
+					g.externalJoin()
+				}
+				t.Logf("%d epochs (%d external joins), final width %d", g.epoch, g.externals, g.members[0].tree.width())
 			})
 		}
 	}
