@@ -30,6 +30,30 @@ import (
 // longer input is cut at a UTF-8 boundary first.
 const MaxInput = 64 << 10
 
+// MaxMarkup bounds the markdown punctuation (emphasis, link, quote, list,
+// table, code and HTML delimiters) a document may have before the markdown
+// functions stop parsing it. goldmark, like most CommonMark parsers, takes
+// super-linear time on crafted delimiter runs (goldmark issue #555: a
+// 64 KiB document of "*a_" needs seconds); past this bound Sanitize
+// escapes every '<', ToHTML shows the source as text, ToPlain returns it
+// unchanged and Links finds nothing.
+const MaxMarkup = 2048
+
+// tooComplex reports whether src has more markup characters than MaxMarkup.
+func tooComplex(src []byte) bool {
+	n := 0
+	for _, c := range src {
+		switch c {
+		case '*', '_', '[', ']', '(', ')', '`', '~', '<', '>', '|', '-', '+', '!', '\\', '&', '#', '=':
+			n++
+			if n > MaxMarkup {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // newMarkdown returns a goldmark instance for GFM-MIMI: the three permitted
 // extensions, no linkify, raw HTML rendered as text, newlines as <br>
 // (chat semantics).
@@ -96,17 +120,26 @@ func htmlStarts(src []byte) []int {
 // are left alone.
 func Sanitize(markdown string) string {
 	src := []byte(limit(markdown))
+	if tooComplex(src) {
+		return strings.ReplaceAll(string(src), "<", "&lt;")
+	}
 	for round := 0; round < 64; round++ {
 		offs := htmlStarts(src)
 		if len(offs) == 0 {
 			return string(src)
 		}
-		sort.Sort(sort.Reverse(sort.IntSlice(offs)))
+		sort.Ints(offs)
+		out := make([]byte, 0, len(src)+3*len(offs))
+		last := 0
 		for _, o := range offs {
-			if o < len(src) && src[o] == '<' {
-				src = append(src[:o], append([]byte("&lt;"), src[o+1:]...)...)
+			if o < last || o >= len(src) || src[o] != '<' {
+				continue
 			}
+			out = append(out, src[last:o]...)
+			out = append(out, "&lt;"...)
+			last = o + 1
 		}
+		src = append(out, src[last:]...)
 	}
 	// Pathological input: give up on precision and neutralise every '<'
 	// outside what is certainly safe.

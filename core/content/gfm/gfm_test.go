@@ -182,3 +182,26 @@ func TestLimit(t *testing.T) {
 		t.Errorf("ToPlain of oversized input gave %d octets", len(out))
 	}
 }
+
+// TestComplexityGuard: past MaxMarkup the markdown functions do not parse
+// (goldmark is super-linear on crafted delimiter runs) and degrade safely.
+func TestComplexityGuard(t *testing.T) {
+	in := strings.Repeat("*a_", MaxMarkup) + "<b>x</b> [@A](mimi://a/u/b)"
+	if got := Sanitize(in); strings.Contains(got, "<") || !strings.Contains(got, "&lt;b>") {
+		t.Errorf("Sanitize fallback left '<': %q", got[len(got)-40:])
+	}
+	if got := ToPlain(in); got != in {
+		t.Error("ToPlain fallback changed the text")
+	}
+	if got := ToHTML(in, nil); !strings.HasPrefix(got, "<p>*a_") || strings.Contains(got, "<b>") {
+		t.Errorf("ToHTML fallback: %q", got[len(got)-60:])
+	}
+	if got := Links(in); got != nil {
+		t.Errorf("Links fallback: %v", got)
+	}
+	// Just under the bound the parser still runs.
+	small := strings.Repeat("*a_", MaxMarkup/2-10) + "[@A](mimi://a/u/b)"
+	if got := Links(small); len(got) != 1 {
+		t.Errorf("Links under the bound: %v", got)
+	}
+}

@@ -51,6 +51,10 @@ var policy = matrixPolicy()
 func ToHTML(markdown string, rewrite LinkRewriter) string {
 	var buf bytes.Buffer
 	src := []byte(Sanitize(markdown))
+	if tooComplex(src) {
+		esc := xhtml.EscapeString(string(src))
+		return "<p>" + strings.ReplaceAll(esc, "\n", "<br>\n") + "</p>"
+	}
 	if err := md.Renderer().Render(&buf, src, parse(src)); err != nil {
 		// Rendering into a buffer cannot fail; fall back to escaped text.
 		return xhtml.EscapeString(markdown)

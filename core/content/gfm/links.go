@@ -24,6 +24,9 @@ func Mention(display, userURI string) string {
 // in document order.
 func Links(markdown string) []string {
 	src := []byte(limit(markdown))
+	if tooComplex(src) {
+		return nil
+	}
 	var out []string
 	_ = ast.Walk(parse(src), func(n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if !entering {

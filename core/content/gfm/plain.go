@@ -16,6 +16,9 @@ import (
 // "> ", table cells " | ". Raw HTML is kept as the text it is.
 func ToPlain(markdown string) string {
 	src := []byte(limit(markdown))
+	if tooComplex(src) {
+		return strings.Trim(string(src), "\n")
+	}
 	p := &plainWriter{src: src}
 	p.blocks(parse(src), "")
 	return strings.Trim(p.b.String(), "\n")
