@@ -49,13 +49,13 @@ func verifyOrCompressed(t *testing.T, cs CipherSuite, what string, key []byte, v
 
 // tsPeer drives one ts-mls peer process over its JSON-lines protocol.
 type tsPeer struct {
-	t      *testing.T
+	t      testing.TB
 	stdin  io.WriteCloser
 	out    *bufio.Scanner
 	nextID int
 }
 
-func startTSPeer(t *testing.T) *tsPeer {
+func startTSPeer(t testing.TB) *tsPeer {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
