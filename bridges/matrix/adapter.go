@@ -20,6 +20,7 @@ package matrix
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,7 +112,7 @@ type Adapter struct {
 	started  bool
 	// beforeAck, when set (tests), runs after a transaction was published and before it is
 	// acknowledged; returning true ends the request without an answer (a simulated crash).
-	beforeAck func(w http.ResponseWriter, txnID string) bool
+	beforeAck func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool
 	ready     chan struct{} // closed after the first successful sync
 	readyOne  sync.Once
 }

@@ -211,7 +211,7 @@ func (a *Adapter) handleTransaction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if a.beforeAck != nil && a.beforeAck(w, txnID) {
+	if a.beforeAck != nil && a.beforeAck(w, txnID, txn.Events) {
 		return // the test hook simulated a crash between publishing and answering
 	}
 	if _, err := a.st.MarkProcessed(ctx, scopeTxn, txnID); err != nil {

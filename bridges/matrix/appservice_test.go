@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"maunium.net/go/mautrix/crypto/attachment"
 	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/internal/dendritetest"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -176,14 +179,15 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 	alice.waitJoined(t, room, e.adapter.botUserID())
 
 	// Text, encrypted by alice's device, decrypted by the gateway's.
-	textID := alice.send(t, room, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "hello *MIMI*",
-		Format: mevent.FormatHTML, FormattedBody: "hello <em>MIMI</em><script>alert(1)</script>"})
+	textID := alice.send(t, room, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "hello *MIMI* bob",
+		Format: mevent.FormatHTML, FormattedBody: "hello <em>MIMI</em><script>alert(1)</script> <a href=\"" + ghost.URI().MatrixToURL() + "\">bob</a>",
+		Mentions: &mevent.Mentions{UserIDs: []id.UserID{ghost}}})
 	text := e.out.wait(t, "text envelope", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(textID) })
 	if text.Kind != event.KindMessage || text.Sender != aliceURI || text.Room != roomURI {
 		t.Fatalf("text envelope kind %s sender %s room %s", text.Kind, text.Sender, text.Room)
 	}
 	msg, _, md, html := decodeText(t, text.Content)
-	if md != "hello _MIMI_" || html != "hello <em>MIMI</em>" {
+	if md != "hello *MIMI* [bob]("+string(bobURI)+")" || !strings.HasPrefix(html, "hello <em>MIMI</em> <a href=") {
 		t.Fatalf("text: markdown %q html %q", md, html)
 	}
 	if x, ok := msg.Extensions.ExternalMessageID(); !ok || string(x.ID) != string(textID) {
@@ -192,7 +196,7 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 
 	// MIMI → Matrix: bob's message appears from his ghost, encrypted, and alice's client decrypts it.
 	in := mimiMessage(t, event.KindMessage, roomURI, bobURI, 1, func(m *content.Message) {
-		m.Body = textBody(content.TypeGFMMIMI, "hi **alice**")
+		m.Body = textBody(content.TypeGFMMIMI, "hi **alice** "+gfm.Mention("alice", string(aliceURI)))
 		m.InReplyTo = (*content.MessageID)(text.MessageID)
 	})
 	if err := e.bus.PublishIn(ctx, event.NetworkMatrix, in); err != nil {
@@ -205,8 +209,11 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 		t.Error("bob's message reached alice unencrypted")
 	}
 	c := got.Content.AsMessage()
-	if c.Body != "hi **alice**" || c.FormattedBody != "hi <strong>alice</strong>" {
+	if c.Body != "hi alice @alice" || !strings.HasPrefix(c.FormattedBody, "hi <strong>alice</strong> <a href=\"https://matrix.to/#/@alice:localhost\">") {
 		t.Errorf("bob's message: body %q formatted %q", c.Body, c.FormattedBody)
+	}
+	if c.Mentions == nil || len(c.Mentions.UserIDs) != 1 || c.Mentions.UserIDs[0] != "@alice:localhost" {
+		t.Errorf("bob's message mentions = %+v", c.Mentions)
 	}
 	if c.RelatesTo == nil || c.RelatesTo.InReplyTo == nil || c.RelatesTo.InReplyTo.EventID != textID {
 		t.Errorf("bob's reply relation = %+v, want in reply to %s", c.RelatesTo, textID)

@@ -11,26 +11,16 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/microcosm-cc/bluemonday"
 	mevent "maunium.net/go/mautrix/event"
-	"maunium.net/go/mautrix/format"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
-
-// sanitizer keeps the HTML subset Matrix clients send (UGC policy: formatting, links, lists, code,
-// tables) and drops scripts, styles, event handlers and unknown schemes.
-var sanitizer = func() *bluemonday.Policy {
-	p := bluemonday.UGCPolicy()
-	p.AllowAttrs("data-mx-spoiler", "data-mx-color", "data-mx-bg-color").Globally()
-	p.AllowURLSchemes("mailto", "http", "https", "matrix", "mimi", "mxc")
-	return p
-}()
 
 // errTransient marks failures that must not acknowledge the upstream event (bus or store down).
 type errTransient struct{ err error }
@@ -318,13 +308,15 @@ func (a *Adapter) textPart(p *Parsed) *content.NestedPart {
 	if p.ReplyTo != "" {
 		body, html = stripReplyFallback(body), stripHTMLReplyFallback(html)
 	}
+	var md string
 	if html != "" {
-		html = sanitizer.Sanitize(html)
+		md = gfm.FromHTML(html, a.toMIMILink)
+		html = gfm.SanitizeHTML(html)
 	}
 	if p.MsgType == mevent.MsgEmote {
 		body = "/me " + body
 		if html != "" {
-			html = "/me " + html
+			html, md = "/me "+html, "/me "+md
 		}
 	}
 	if html == "" {
@@ -333,7 +325,6 @@ func (a *Adapter) textPart(p *Parsed) *content.NestedPart {
 		}
 		return &content.NestedPart{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypePlain, Content: []byte(body)}}
 	}
-	md, _ := format.HTMLToMarkdownFull(nil, html)
 	return &content.NestedPart{Disposition: content.DispRender, Body: content.MultiPart{Semantics: content.ChooseOne, Parts: []content.NestedPart{
 		{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypeGFMMIMI, Content: []byte(md)}},
 		{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypeHTML, Content: []byte(html)}},

@@ -19,6 +19,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -417,23 +418,25 @@ func (a *Adapter) renderMessage(ctx context.Context, o *outbound) (id.EventID, e
 func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.MessageEventContent, error) {
 	var text, htmlBody string
 	var media *content.ExternalPart
-	for _, ip := range o.msg.Renderable(content.PreferTypes(content.TypeHTML, content.TypeGFMMIMI, content.TypePlain)) {
+	var mentioned []id.UserID
+	for _, ip := range o.msg.Renderable(content.PreferTypes(content.TypeGFMMIMI, content.TypeHTML, content.TypePlain)) {
 		switch b := ip.Part.Body.(type) {
 		case content.SinglePart:
 			ct := strings.ToLower(b.ContentType)
 			switch {
+			case strings.HasPrefix(ct, "text/markdown"):
+				md := string(b.Content)
+				text += gfm.ToPlain(md)
+				htmlBody += format.UnwrapSingleParagraph(gfm.ToHTML(md, a.toMatrixLink))
+				for _, l := range gfm.Links(md) {
+					if u, ok := a.matrixUserOfLink(l); ok {
+						mentioned = append(mentioned, u)
+					}
+				}
 			case strings.HasPrefix(ct, "text/html"):
-				h := sanitizer.Sanitize(string(b.Content))
+				h := gfm.SanitizeHTML(string(b.Content))
 				htmlBody += h
 				text += format.HTMLToText(h)
-			case strings.HasPrefix(ct, "text/markdown"):
-				r := format.RenderMarkdown(string(b.Content), true, false)
-				text += r.Body
-				if r.FormattedBody != "" {
-					htmlBody += sanitizer.Sanitize(r.FormattedBody)
-				} else {
-					htmlBody += html.EscapeString(r.Body)
-				}
 			case strings.HasPrefix(ct, "text/plain"):
 				text += string(b.Content)
 				htmlBody += html.EscapeString(string(b.Content))
@@ -461,7 +464,7 @@ func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.Mess
 	if c.Body == "" && media == nil {
 		return nil, bus.Permanent(fmt.Errorf("matrix: %s has nothing renderable", o.env.ID))
 	}
-	c.Mentions = &mevent.Mentions{}
+	c.Mentions = &mevent.Mentions{UserIDs: mentioned}
 	if a.cfg.Mode == ModeClient {
 		attribute(c, o.env.Sender)
 	}

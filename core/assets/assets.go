@@ -1,5 +1,5 @@
 // Package assets is a file-based bridges.AssetStore: attachments that legacy users send are
-// encrypted with a fresh AES-128-GCM key per file (content-08 §4.5 ExternalPart: the key travels
+// encrypted with a fresh AES-128-GCM key per file (core/content's attachment helper) (content-08 §4.5 ExternalPart: the key travels
 // inside the MLS-encrypted message, never to the asset server), and only the ciphertext is written
 // to the data directory. Partners fetch it from https://<domain>/assets/<id>, which the provider
 // serves over mutual TLS.
@@ -8,11 +8,7 @@ package assets
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
 )
 
 // Parameters of the encryption.
@@ -85,27 +82,21 @@ func (s *Store) Put(ctx context.Context, r io.Reader, meta bridges.AssetMeta) (*
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key := make([]byte, keySize)
-	nonce := make([]byte, nonceSize)
-	idb := make([]byte, idBytes)
-	for _, b := range [][]byte{key, nonce, idb} {
-		if _, err := rand.Read(b); err != nil {
-			return nil, fmt.Errorf("assets: random: %w", err)
-		}
-	}
-	aead, err := newAEAD(key)
+	part, ct, err := content.EncryptAttachment(nil, plain, content.AttachmentMeta{ContentType: meta.ContentType, Filename: meta.Filename})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("assets: encrypt: %w", err)
 	}
-	ct := aead.Seal(nil, nonce, plain, nil)
-	sum := sha256.Sum256(ct)
+	idb := make([]byte, idBytes)
+	if _, err := rand.Read(idb); err != nil {
+		return nil, fmt.Errorf("assets: random: %w", err)
+	}
 	id := hex.EncodeToString(idb)
 	if err := writeFile(filepath.Join(s.dir, id), ct); err != nil {
 		return nil, err
 	}
 	return &bridges.Asset{
 		URL: s.base + id, ContentType: meta.ContentType, Filename: meta.Filename, Size: uint64(len(plain)),
-		Key: key, Nonce: nonce, HashAlg: HashSHA256, Hash: sum[:],
+		Key: part.Key, Nonce: part.Nonce, HashAlg: part.HashAlg, Hash: part.ContentHash,
 	}, nil
 }
 
@@ -134,39 +125,21 @@ func (s *Store) Open(ctx context.Context, a *bridges.Asset) (io.ReadCloser, erro
 }
 
 // Decrypt checks the hash of ciphertext against a and decrypts it (for assets fetched from a
-// partner's URL as well as local ones).
+// partner's URL as well as local ones), with core/content's attachment helper.
 func Decrypt(ct []byte, a *bridges.Asset) (io.ReadCloser, error) {
-	if a.HashAlg != HashSHA256 || len(a.Hash) != sha256.Size {
+	if a.HashAlg != HashSHA256 || len(a.Hash) != 32 {
 		return nil, fmt.Errorf("%w: unsupported hash algorithm %d", ErrIntegrity, a.HashAlg)
 	}
-	sum := sha256.Sum256(ct)
-	if subtle.ConstantTimeCompare(sum[:], a.Hash) != 1 {
-		return nil, fmt.Errorf("%w: hash mismatch", ErrIntegrity)
-	}
+	x := content.ExternalPart{EncAlg: content.AEADAES128GCM, Key: a.Key, Nonce: a.Nonce, AAD: []byte{},
+		HashAlg: a.HashAlg, ContentHash: a.Hash}
 	if len(a.Key) != keySize || len(a.Nonce) != nonceSize {
 		return nil, fmt.Errorf("%w: key or nonce size", ErrIntegrity)
 	}
-	aead, err := newAEAD(a.Key)
+	plain, err := x.Decrypt(ct)
 	if err != nil {
-		return nil, err
-	}
-	plain, err := aead.Open(nil, a.Nonce, ct, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIntegrity, err)
+		return nil, fmt.Errorf("%w: %w", ErrIntegrity, err)
 	}
 	return io.NopCloser(bytes.NewReader(plain)), nil
-}
-
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("assets: cipher: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("assets: gcm: %w", err)
-	}
-	return aead, nil
 }
 
 func writeFile(path string, data []byte) error {
