@@ -5,6 +5,7 @@ package mls
 //	go test ./core/mls -run '^$' -bench 'BenchmarkTree(Seal|HashLeafChange|Validate)' -benchmem -count 3
 //	go test ./core/mls -run '^$' -bench 'BenchmarkUpdatePath(Create|Process)/(blank|full)/N=(100|1000)$' -benchmem -count 3
 //	go test ./core/mls -run '^$' -bench 'BenchmarkUpdatePath(Create|Process)/(blank|full)/N=10000$' -benchmem -benchtime 3x -count 3
+//	go test ./core/mls -run '^$' -bench 'BenchmarkUpdatePathVsSeals' -benchtime 5x -count 3
 //
 // Trees (suite 1): "blank" has N members added one by one with no commit, so every parent is
 // blank and an UpdatePath from leaf 0 encrypts to the N−1 other leaves; "full" has a key in every
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // benchTree is a tree of N members with the private state of leaf 0 (sender) and of the last
@@ -233,5 +235,52 @@ func BenchmarkUpdatePathProcess(b *testing.B) {
 				cpu.report(b, b.N)
 			})
 		}
+	}
+}
+
+// BenchmarkUpdatePathVsSeals compares creating an UpdatePath on the blank tree with (N−1)
+// sequential HPKE seals of the same path secrets to the same recipients, timed back to back in
+// every iteration so that load on the shared machine affects both alike. It reports the wall and
+// CPU time of each and their ratios (create / seals); the target is a wall ratio ≤ 1.5.
+func BenchmarkUpdatePathVsSeals(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("blank/N=%d", n), func(b *testing.B) {
+			bt := getBenchTree(b, "blank", n)
+			m := bt.members[0]
+			var createWall, sealWall, createCPU, sealCPU time.Duration
+			cpuNow := func() time.Duration { d, _ := processCPUTime(); return d }
+			for b.Loop() {
+				w0, c0 := time.Now(), cpuNow()
+				tr := bt.tree.clone()
+				pp, err := tr.applyNewPath(pathOptions{groupID: []byte("bench group"), leaf: 0, template: m.leaf, signer: m.signer})
+				if err != nil {
+					b.Fatal(err)
+				}
+				gc := benchGroupContext(b, tr.treeHash())
+				if _, err := pp.encrypt(gc); err != nil {
+					b.Fatal(err)
+				}
+				w1, c1 := time.Now(), cpuNow()
+				for i := range pp.path {
+					for _, pub := range pp.recipients[i] {
+						if _, _, err := pp.cs.encryptWithLabel(pub, labelUpdatePathNode, gc, pp.secrets[i]); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				w2, c2 := time.Now(), cpuNow()
+				createWall += w1.Sub(w0)
+				sealWall += w2.Sub(w1)
+				createCPU += c1 - c0
+				sealCPU += c2 - c1
+			}
+			per := func(d time.Duration) float64 { return float64(d) / float64(b.N) }
+			b.ReportMetric(per(createWall), "create-ns/op")
+			b.ReportMetric(per(sealWall), "seals-ns/op")
+			b.ReportMetric(float64(createWall)/float64(sealWall), "wall-ratio")
+			if sealCPU > 0 {
+				b.ReportMetric(float64(createCPU)/float64(sealCPU), "cpu-ratio")
+			}
+		})
 	}
 }
