@@ -40,3 +40,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParse measures loading a file the size of the example (the cost of a reload).
+func BenchmarkParse(b *testing.B) {
+	data := Example()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Parse("example.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -126,7 +127,7 @@ func isUnder(p, anc string) bool {
 // defaults decodes the embedded example. It is valid by construction (tested), so an error here
 // is a broken build.
 func defaults() (*Config, error) {
-	root, perr := parseYAML(ExampleFileName, exampleYAML)
+	root, perr := exampleRoot()
 	if perr != nil {
 		return nil, fmt.Errorf("config: embedded example is invalid: %w", perr)
 	}
@@ -138,6 +139,12 @@ func defaults() (*Config, error) {
 	}
 	return cfg, nil
 }
+
+// exampleRoot parses the embedded example once; decoding only reads the tree, so every load can
+// share it.
+var exampleRoot = sync.OnceValues(func() (*yaml.Node, *FieldError) {
+	return parseYAML(ExampleFileName, exampleYAML)
+})
 
 // parseYAML parses exactly one YAML document into a node tree. An empty file gives nil.
 func parseYAML(name string, data []byte) (root *yaml.Node, ferr *FieldError) {

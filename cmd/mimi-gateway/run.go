@@ -95,10 +95,8 @@ func runGateway(ctx context.Context, o runOptions) error {
 	if err := os.MkdirAll(cfg.DataDirAbs(), 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-	for _, b := range builtinBridges {
-		if b.enabled(cfg) && !slices.ContainsFunc(adapters, func(a adapterSpec) bool { return a.name == b.name }) {
-			return &configError{fmt.Errorf("bridges.%s.enabled is true, but this build has no %s adapter", b.name, b.name)}
-		}
+	if err := checkAdapters(cfg, adapters); err != nil {
+		return &configError{err}
 	}
 
 	sd := ops.NewShutdown(cfg.ShutdownTimeout, ops.WithShutdownLogger(log))
@@ -265,6 +263,18 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *sl
 	}
 	admin.MarkStarted()
 	return addr.String(), nil
+}
+
+// checkAdapters refuses a configuration that enables a bridge for which registered has no
+// adapter: an enabled bridge must never be silently ignored.
+func checkAdapters(cfg *config.Config, registered []adapterSpec) error {
+	var errs []error
+	for _, b := range builtinBridges {
+		if b.enabled(cfg) && !slices.ContainsFunc(registered, func(a adapterSpec) bool { return a.name == b.name }) {
+			errs = append(errs, fmt.Errorf("bridges.%s.enabled is true, but this build has no %s adapter", b.name, b.name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // startAdapter builds and starts one network adapter, connects it to its bus subjects and

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -378,16 +377,28 @@ func TestRunRefusesInvalidConfig(t *testing.T) {
 	if code != exitConfig || !strings.HasPrefix(stderr, f+":2:13: bus.mode:") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
-	// An enabled bridge without an adapter in the build is refused, not ignored.
-	if err := os.WriteFile(f, []byte("domain: a.example\ndata_dir: "+t.TempDir()+"\nbridges: {xmpp: {enabled: true}}\n"), 0o600); err != nil {
-		t.Fatal(err)
+}
+
+// TestCheckAdapters: a bridge enabled in the configuration without an adapter in the build is
+// refused, not ignored.
+func TestCheckAdapters(t *testing.T) {
+	cfg := &config.Config{}
+	cfg.Bridges.Matrix.Enabled = true
+	cfg.Bridges.XMPP.Enabled = true
+	matrixOnly := []adapterSpec{{name: "matrix"}}
+	err := checkAdapters(cfg, matrixOnly)
+	if err == nil || err.Error() != "bridges.xmpp.enabled is true, but this build has no xmpp adapter" {
+		t.Errorf("got %v", err)
 	}
-	if slices.ContainsFunc(adapters, func(a adapterSpec) bool { return a.name == "xmpp" }) {
-		return // the XMPP adapter is wired in; nothing to refuse
+	if err := checkAdapters(cfg, []adapterSpec{{name: "xmpp"}, {name: "matrix"}}); err != nil {
+		t.Errorf("both registered: %v", err)
 	}
-	code, _, stderr = runCLI(t, "", "run", "--config", f)
-	if code != exitConfig || !strings.Contains(stderr, "bridges.xmpp.enabled is true, but this build has no xmpp adapter") {
-		t.Errorf("exit %d, stderr %q", code, stderr)
+	cfg.Bridges.XMPP.Enabled = false
+	if err := checkAdapters(cfg, matrixOnly); err != nil {
+		t.Errorf("xmpp disabled: %v", err)
+	}
+	if err := checkAdapters(&config.Config{}, nil); err != nil {
+		t.Errorf("nothing enabled: %v", err)
 	}
 }
 
