@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 

@@ -61,6 +61,11 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 			sy.fail(err)
 		}
 	})
+	sy.OnEventType(mevent.EphemeralEventReceipt, func(ctx context.Context, evt *mevent.Event) {
+		if err := a.ingestReceipt(ctx, evt); err != nil {
+			sy.fail(err)
+		}
+	})
 	sy.ParseErrorHandler = func(evt *mevent.Event, err error) bool {
 		a.skip(context.Background(), evt, fmt.Errorf("%w: %v", ErrMalformed, err))
 		return false

@@ -119,6 +119,21 @@ func TestClientModeEncrypted(t *testing.T) {
 		t.Errorf("relayed reply relation = %+v", c.RelatesTo)
 	}
 
+	// Alice's read receipt on the relayed message becomes a MIMI status report.
+	if err := alice.MarkRead(ctx, room, got.ID); err != nil {
+		t.Fatal(err)
+	}
+	rcpt := out.wait(t, "the read receipt", func(env *event.Envelope) bool { return env.Kind == event.KindReceipt })
+	rm, err := content.Decode(rcpt.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, ok, err := rm.StatusReport()
+	if !ok || err != nil || len(rep) != 1 || rep[0].Status != content.StatusRead || rep[0].MessageID != content.MessageID(in.MessageID) ||
+		rcpt.Sender != "mimi://localhost/u/alice" {
+		t.Errorf("receipt = %+v (%v, %v) from %s", rep, ok, err, rcpt.Sender)
+	}
+
 	// The sync token was committed after the events were published.
 	if tok, err := a.syncStore.LoadNextBatch(ctx, a.client.UserID); err != nil || tok == "" {
 		t.Errorf("sync token not persisted: %q %v", tok, err)

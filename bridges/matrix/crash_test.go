@@ -3,9 +3,9 @@ package matrix
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"

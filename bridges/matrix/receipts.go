@@ -1,0 +1,107 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// maxReceiptsPerEvent bounds the (event, user) pairs of one m.receipt event that are relayed.
+const maxReceiptsPerEvent = 256
+
+// ingestReceipt relays Matrix read receipts (m.read, m.read.private is never shared) on messages
+// the gateway mapped as MIMI status reports (status "read"). Homeservers deliver receipts to
+// clients in sync; Dendrite does not push them to appservices (no MSC2409), so in practice this
+// runs in client mode.
+func (a *Adapter) ingestReceipt(ctx context.Context, evt *mevent.Event) error {
+	a.ingestMu.Lock()
+	defer a.ingestMu.Unlock()
+	room, ok, err := a.portalByMatrix(ctx, evt.RoomID)
+	if err != nil {
+		return transient(err)
+	}
+	if !ok {
+		return nil
+	}
+	if err := evt.Content.ParseRaw(evt.Type); err != nil && !errors.Is(err, mevent.ErrContentAlreadyParsed) {
+		a.skip(ctx, evt, fmt.Errorf("%w: receipt content: %v", ErrMalformed, err))
+		return nil
+	}
+	rc, ok := evt.Content.Parsed.(*mevent.ReceiptEventContent)
+	if !ok {
+		return nil
+	}
+	n := 0
+	for evID, types := range *rc {
+		for user, r := range types[mevent.ReceiptTypeRead] {
+			if n++; n > maxReceiptsPerEvent {
+				return nil
+			}
+			if a.isOwn(user) || checkID("receipt event", string(evID), '$') != nil {
+				continue
+			}
+			if err := a.publishReceipt(ctx, room, evt.RoomID, evID, user, r.Timestamp); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) publishReceipt(ctx context.Context, room event.RoomURI, mxRoom id.RoomID, evID id.EventID, user id.UserID, ts time.Time) error {
+	native := event.NativeEventID("receipt:" + string(user) + ":" + string(evID))
+	done, err := a.st.IsProcessed(ctx, scopeEvent, string(native))
+	if err != nil || done {
+		return err
+	}
+	target, err := a.lookup(ctx, mxRoom, evID)
+	if errors.Is(err, idmap.ErrNotFound) {
+		return nil // a receipt on something that never went to MIMI
+	}
+	if err != nil {
+		return transient(err)
+	}
+	mid, err := toMessageID(target)
+	if err != nil {
+		return nil
+	}
+	sender, err := a.userURI(user)
+	if err != nil {
+		return nil
+	}
+	envID := event.NewEventID(event.NetworkMatrix, event.NativeRoomID(mxRoom), native)
+	rep, err := content.StatusReport{{MessageID: *mid, Status: content.StatusRead}}.Encode()
+	if err != nil {
+		return fmt.Errorf("matrix: encode status report: %w", err)
+	}
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	msg := &content.Message{Salt: a.salt(envID), Body: content.NestedPart{Disposition: content.DispUnspecified,
+		Body: content.SinglePart{ContentType: content.StatusMediaType, Content: rep}}}
+	if err := errors.Join(msg.Extensions.SetSenderURI(string(sender)), msg.Extensions.SetRoomURI(string(room))); err != nil {
+		return nil
+	}
+	data, id, err := msg.EncodeWithID(a.idv)
+	if err != nil {
+		return fmt.Errorf("matrix: encode receipt: %w", err)
+	}
+	env := &event.Envelope{ID: envID, Kind: event.KindReceipt, Room: room, Sender: sender, Content: data, MessageID: id[:],
+		Timestamp: ts.UTC(), Origin: event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(mxRoom), Event: native, Sender: event.NativeUserID(user)}}
+	if err := a.pub.PublishOut(ctx, env); err != nil {
+		return transient(fmt.Errorf("matrix: publish receipt: %w", err))
+	}
+	if _, err := a.st.MarkProcessed(ctx, scopeEvent, string(native)); err != nil {
+		return transient(err)
+	}
+	a.metrics.inbound.WithLabelValues("published").Inc()
+	return nil
+}
