@@ -1,0 +1,15 @@
+-- protocol 0001: the durable /notify outbox of the hub side. Timestamps are Unix milliseconds.
+-- One row is one /notify body for one follower and room; rows of one (follower, room) are sent
+-- in id order.
+CREATE TABLE protocol_outbox (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	follower        TEXT    NOT NULL,
+	room            TEXT    NOT NULL,
+	body            BLOB    NOT NULL,
+	created_at      INTEGER NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at INTEGER NOT NULL,
+	last_status     INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE INDEX protocol_outbox_queue ON protocol_outbox (follower, room, id);

@@ -1,0 +1,310 @@
+package protocol
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+//go:embed migrations
+var migrationFS embed.FS
+
+// Schema is this package's store component ("protocol"): the notify outbox. Migrate it before
+// using an Outbox.
+var Schema = store.MustMigrationsFromFS("protocol", migrationFS, "migrations")
+
+// NotifySender delivers one /notify body; *Client implements it.
+type NotifySender interface {
+	Notify(ctx context.Context, follower event.Domain, room event.RoomURI, body []byte) error
+}
+
+var _ NotifySender = (*Client)(nil)
+
+// OutboxConfig configures an Outbox. Zero durations take the defaults in brackets.
+type OutboxConfig struct {
+	Store  *store.Store
+	Sender NotifySender
+	// PollInterval is how often due rows are looked for without a Wake [1s].
+	PollInterval time.Duration
+	// MinBackoff and MaxBackoff bound the exponential backoff after a failure [1s, 10m].
+	MinBackoff, MaxBackoff time.Duration
+	// MaxRetryAfter caps a partner's Retry-After [1h].
+	MaxRetryAfter time.Duration
+	// Lease is how long a row being sent stays claimed; after a crash it is retried then [2m].
+	Lease time.Duration
+	// Expire drops rows that could not be delivered for this long [72h]; the follower then
+	// recovers through groupInfo and an external join.
+	Expire time.Duration
+	// Workers bounds concurrent deliveries (at most one per follower and room) [8].
+	Workers    int
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now replaces time.Now.
+	Now func() time.Time
+}
+
+// Outbox is the hub's durable queue of /notify bodies: Enqueue inside the transaction that
+// accepts a message, Run delivers in order per (follower, room) with retries.
+type Outbox struct {
+	cfg  OutboxConfig
+	log  *slog.Logger
+	wake chan struct{}
+
+	sent, expired prometheus.Counter
+	failures      *prometheus.CounterVec
+	pending       prometheus.Gauge
+}
+
+// NewOutbox returns an Outbox; call Run to start delivering.
+func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
+	if cfg.Store == nil || cfg.Sender == nil {
+		return nil, errors.New("protocol: outbox needs a store and a sender")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.PollInterval, time.Second)
+	def(&cfg.MinBackoff, time.Second)
+	def(&cfg.MaxBackoff, 10*time.Minute)
+	def(&cfg.MaxRetryAfter, time.Hour)
+	def(&cfg.Lease, 2*time.Minute)
+	def(&cfg.Expire, 72*time.Hour)
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	o := &Outbox{
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "protocol.outbox"),
+		wake: make(chan struct{}, 1),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_protocol_outbox_sent_total",
+			Help: "/notify bodies delivered from the outbox.",
+		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_protocol_outbox_expired_total",
+			Help: "/notify bodies dropped after the outbox expiry.",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimi_gateway_protocol_outbox_failures_total",
+			Help: "Failed /notify delivery attempts, by class (http_4xx, http_5xx, transport).",
+		}, []string{"class"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mimi_gateway_protocol_outbox_pending",
+			Help: "/notify bodies waiting in the outbox (as of the last scan).",
+		}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{o.sent, o.expired, o.failures, o.pending} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("protocol: outbox metrics: %w", err)
+			}
+		}
+	}
+	return o, nil
+}
+
+// Enqueue adds one /notify body made of msgs for follower and room, inside tx (the caller's
+// transaction, so that accepting a message and queueing its fanout commit together). Call Wake
+// after the transaction commits.
+func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, follower event.Domain, room event.RoomURI, msgs ...*FanoutMessage) error {
+	body, err := EncodeFanoutMessages(msgs)
+	if err != nil {
+		return err
+	}
+	return o.EnqueueBody(ctx, tx, follower, room, body)
+}
+
+// EnqueueBody is Enqueue with an encoded body.
+func (o *Outbox) EnqueueBody(ctx context.Context, tx *store.Tx, follower event.Domain, room event.RoomURI, body []byte) error {
+	if follower == "" || room == "" || len(body) == 0 {
+		return errors.New("protocol: outbox: empty follower, room or body")
+	}
+	if int64(len(body)) > DefaultLimits.Notify {
+		return fmt.Errorf("protocol: outbox: body of %d bytes exceeds the /notify limit", len(body))
+	}
+	now := o.cfg.Now().UnixMilli()
+	_, err := tx.ExecContext(ctx, `INSERT INTO protocol_outbox (follower, room, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)`,
+		string(normDomain(string(follower))), string(room), body, now, now)
+	if err != nil {
+		return fmt.Errorf("protocol: outbox: enqueue: %w", err)
+	}
+	return nil
+}
+
+// Wake makes Run look for due rows now.
+func (o *Outbox) Wake() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Pending counts queued bodies.
+func (o *Outbox) Pending(ctx context.Context) (int, error) {
+	var n int
+	if err := o.cfg.Store.QueryRowContext(ctx, `SELECT COUNT(*) FROM protocol_outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("protocol: outbox: count: %w", err)
+	}
+	return n, nil
+}
+
+type outboxRow struct {
+	id        int64
+	follower  event.Domain
+	room      event.RoomURI
+	body      []byte
+	attempts  int
+	due       int64
+	createdAt int64
+}
+
+// Run delivers until ctx ends. Rows of one (follower, room) go out one at a time in id order.
+func (o *Outbox) Run(ctx context.Context) error {
+	t := time.NewTicker(o.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		n, err := o.runOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			o.log.Warn("outbox scan failed", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if n > 0 {
+			continue // more may be due (the next rows of the queues just sent)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// runOnce claims and sends the due head of every queue; it returns how many it attempted.
+func (o *Outbox) runOnce(ctx context.Context) (int, error) {
+	now := o.cfg.Now()
+	rows, err := o.cfg.Store.QueryContext(ctx, `SELECT id, follower, room, body, attempts, next_attempt_at, created_at FROM protocol_outbox
+		WHERE id IN (SELECT MIN(id) FROM protocol_outbox GROUP BY follower, room) AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id LIMIT 256`, now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("select due rows: %w", err)
+	}
+	var due []outboxRow
+	for rows.Next() {
+		var r outboxRow
+		var f, room string
+		if err := rows.Scan(&r.id, &f, &room, &r.body, &r.attempts, &r.due, &r.createdAt); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan due row: %w", err)
+		}
+		r.follower, r.room = event.Domain(f), event.RoomURI(room)
+		due = append(due, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("due rows: %w", err)
+	}
+	sem := make(chan struct{}, o.cfg.Workers)
+	var wg sync.WaitGroup
+	attempted := 0
+	for _, r := range due {
+		if now.UnixMilli()-r.createdAt > o.cfg.Expire.Milliseconds() {
+			if _, err := o.cfg.Store.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE id = ?`, r.id); err != nil {
+				return attempted, fmt.Errorf("expire row: %w", err)
+			}
+			o.expired.Inc()
+			o.log.Warn("dropped an undeliverable /notify body", "follower", r.follower, "attempts", r.attempts)
+			attempted++
+			continue
+		}
+		res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ? WHERE id = ? AND next_attempt_at = ?`,
+			now.Add(o.cfg.Lease).UnixMilli(), r.id, r.due)
+		if err != nil {
+			return attempted, fmt.Errorf("claim row: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			continue // another replica claimed it
+		}
+		attempted++
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o.deliver(ctx, r)
+		}()
+	}
+	wg.Wait()
+	if n, err := o.Pending(ctx); err == nil {
+		o.pending.Set(float64(n))
+	}
+	return attempted, nil
+}
+
+func (o *Outbox) deliver(ctx context.Context, r outboxRow) {
+	err := o.cfg.Sender.Notify(ctx, r.follower, r.room, r.body)
+	if err == nil {
+		if _, derr := o.cfg.Store.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE id = ?`, r.id); derr != nil {
+			o.log.Error("outbox: delivered but could not delete the row (it will be redelivered; the follower dedupes)", "err", derr)
+			return
+		}
+		o.sent.Inc()
+		return
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the lease expires and the row is retried after restart
+	}
+	attempts := r.attempts + 1
+	delay := o.backoff(attempts)
+	status := 0
+	class := "transport"
+	var he *HTTPError
+	if errors.As(err, &he) {
+		status = he.Status
+		class = "http_5xx"
+		if he.Status < 500 {
+			class = "http_4xx"
+		}
+		if he.RetryAfter > 0 {
+			delay = min(he.RetryAfter, o.cfg.MaxRetryAfter)
+		}
+	}
+	o.failures.WithLabelValues(class).Inc()
+	o.log.Info("/notify delivery failed; will retry", "follower", r.follower, "attempt", attempts, "retry_in", delay, "err", err)
+	next := o.cfg.Now().Add(delay).UnixMilli()
+	if _, uerr := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET attempts = ?, next_attempt_at = ?, last_status = ? WHERE id = ?`,
+		attempts, next, status, r.id); uerr != nil {
+		o.log.Error("outbox: could not record a failed attempt (the lease will expire and it is retried)", "err", uerr)
+	}
+}
+
+// backoff is MinBackoff·2^(attempts-1), capped at MaxBackoff, with ±20 % jitter.
+func (o *Outbox) backoff(attempts int) time.Duration {
+	d := o.cfg.MinBackoff
+	for i := 1; i < attempts && d < o.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, o.cfg.MaxBackoff)
+	jitter := time.Duration(float64(d) * (rand.Float64()*0.4 - 0.2))
+	return d + jitter
+}

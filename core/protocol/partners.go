@@ -1,0 +1,103 @@
+package protocol
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// Partner is a configured partner provider. Only configured partners may call us, and only they
+// can be reached (the client is no open proxy).
+type Partner struct {
+	// Domain is the partner's provider domain (lower case).
+	Domain event.Domain
+	// BaseURL, when set, is a static override of the partner's endpoint base (the endpoints are
+	// BaseURL + "v1/<endpoint>/<id>"); nil means discovery through the well-known directory.
+	BaseURL *url.URL
+	// RootCAs verify the partner's server certificate; nil means the system roots.
+	RootCAs *x509.CertPool
+}
+
+// Partners is the reloadable set of partners, shared by Server and Client. It is safe for
+// concurrent use; Set swaps the whole set atomically.
+type Partners struct {
+	m atomic.Pointer[map[event.Domain]Partner]
+}
+
+// NewPartners returns a set holding ps.
+func NewPartners(ps ...Partner) *Partners {
+	p := new(Partners)
+	p.Set(ps)
+	return p
+}
+
+// Set replaces the set (configuration reload).
+func (p *Partners) Set(ps []Partner) {
+	m := make(map[event.Domain]Partner, len(ps))
+	for _, x := range ps {
+		x.Domain = normDomain(string(x.Domain))
+		m[x.Domain] = x
+	}
+	p.m.Store(&m)
+}
+
+// Lookup returns the partner with domain d.
+func (p *Partners) Lookup(d event.Domain) (Partner, bool) {
+	m := p.m.Load()
+	if m == nil {
+		return Partner{}, false
+	}
+	x, ok := (*m)[normDomain(string(d))]
+	return x, ok
+}
+
+func normDomain(s string) event.Domain {
+	return event.Domain(strings.TrimSuffix(strings.ToLower(s), "."))
+}
+
+// PartnersFromConfig maps the configuration's partners list onto Partner values, reading each
+// ca_file.
+func PartnersFromConfig(cps []config.Partner) ([]Partner, error) {
+	out := make([]Partner, 0, len(cps))
+	for i, cp := range cps {
+		p := Partner{Domain: normDomain(cp.Domain)}
+		if cp.BaseURL != "" {
+			u, err := url.Parse(cp.BaseURL)
+			if err != nil || u.Scheme != "https" || u.Host == "" {
+				return nil, fmt.Errorf("protocol: partners[%d].base_url: not an https URL", i)
+			}
+			if !strings.HasSuffix(u.Path, "/") {
+				u.Path += "/"
+			}
+			p.BaseURL = u
+		}
+		if cp.CAFile != "" {
+			pool, err := LoadCertPool(cp.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("protocol: partners[%d].ca_file: %w", i, err)
+			}
+			p.RootCAs = pool
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// LoadCertPool reads PEM certificates from a file into a pool.
+func LoadCertPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
+}

@@ -1,0 +1,568 @@
+package protocol
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// Peer is the partner provider that made a request, authenticated by its TLS client certificate
+// and its From header.
+type Peer struct {
+	Domain event.Domain
+}
+
+// Notification is one accepted /notify body.
+type Notification struct {
+	// Hub is the sending provider (authenticated).
+	Hub Peer
+	// Room is the room in the request path.
+	Room IdentifierURI
+	// Body is the exact request body; Messages its decoding.
+	Body     []byte
+	Messages []*FanoutMessage
+}
+
+// Handler is what every provider serves: its users' key material and fanout from hubs.
+type Handler interface {
+	// KeyMaterial answers a claim for target's KeyPackages. The request's signature has been
+	// verified.
+	KeyMaterial(ctx context.Context, peer Peer, target IdentifierURI, req *KeyMaterialRequest) (*KeyMaterialResponse, error)
+	// Notify stores a fanout durably inside tx. The server has already marked the body as
+	// processed in tx: when Notify returns nil the transaction commits and the hub gets 201; on
+	// an error it rolls back and the hub retries later. Redeliveries of a processed body are
+	// answered 201 without calling Notify. Keep it short: it holds a store transaction.
+	Notify(ctx context.Context, tx *store.Tx, n *Notification) error
+}
+
+// HubHandler is the optional capability of a Handler that hosts rooms (a hub).
+type HubHandler interface {
+	// Update sequences a handshake for room.
+	Update(ctx context.Context, peer Peer, room IdentifierURI, req *UpdateRequest) (*UpdateRoomResponse, error)
+	// SubmitMessage sequences an application message for room.
+	SubmitMessage(ctx context.Context, peer Peer, room IdentifierURI, req *SubmitMessageRequest) (*SubmitMessageResponse, error)
+	// GroupInfo answers an external joiner. The request's signature has been verified.
+	GroupInfo(ctx context.Context, peer Peer, room IdentifierURI, req *GroupInfoRequest) (*GroupInfoResponse, error)
+}
+
+// ProxyDownloadHandler is the optional capability of serving /proxyDownload (§5.10). It writes
+// the asset itself; download is the unescaped downloadUrl from the path.
+type ProxyDownloadHandler interface {
+	ProxyDownload(ctx context.Context, peer Peer, download string, w http.ResponseWriter) error
+}
+
+// StatusError lets a handler choose the HTTP answer (e.g. 503 with Retry-After while it cannot
+// take a request, 404 for an unknown room). Other errors become 500.
+type StatusError struct {
+	Status     int
+	RetryAfter time.Duration
+	Detail     string
+	Err        error
+}
+
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("protocol: HTTP %d", e.Status)
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// Limits bound request bodies per endpoint (bytes).
+type Limits struct {
+	KeyMaterial, Update, SubmitMessage, Notify, GroupInfo int64
+}
+
+// DefaultLimits are the body limits used for zero fields.
+var DefaultLimits = Limits{
+	KeyMaterial:   64 << 10,
+	Update:        8 << 20,
+	SubmitMessage: 1 << 20,
+	Notify:        16 << 20,
+	GroupInfo:     64 << 10,
+}
+
+func (l Limits) of(e Endpoint) int64 {
+	pick := func(v, d int64) int64 {
+		if v > 0 {
+			return v
+		}
+		return d
+	}
+	switch e {
+	case EndpointKeyMaterial:
+		return pick(l.KeyMaterial, DefaultLimits.KeyMaterial)
+	case EndpointUpdate:
+		return pick(l.Update, DefaultLimits.Update)
+	case EndpointSubmitMessage:
+		return pick(l.SubmitMessage, DefaultLimits.SubmitMessage)
+	case EndpointNotify:
+		return pick(l.Notify, DefaultLimits.Notify)
+	case EndpointGroupInfo:
+		return pick(l.GroupInfo, DefaultLimits.GroupInfo)
+	}
+	return 0
+}
+
+// NotifyScope is the store.MarkProcessed scope of /notify deduplication.
+const NotifyScope store.Scope = "protocol.notify"
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Domain is our provider domain.
+	Domain event.Domain
+	// Certificate is our certificate for Domain (server side of mutual TLS).
+	Certificate tls.Certificate
+	// ClientCAs verify partners' client certificates.
+	ClientCAs *x509.CertPool
+	// Partners lists who may call us.
+	Partners *Partners
+	// Handler serves the endpoints; it may implement HubHandler and ProxyDownloadHandler.
+	Handler Handler
+	// Store deduplicates /notify durably (migrate Schema first).
+	Store *store.Store
+	// PublicBaseURL is our endpoint base as published in the directory; empty means
+	// https://<Domain>/.
+	PublicBaseURL string
+	// DirectoryMaxAge is the Cache-Control max-age of the directory (default 1h).
+	DirectoryMaxAge time.Duration
+	Limits          Limits
+	Logger          *slog.Logger
+	// Registerer receives the server's metrics (nil: none).
+	Registerer prometheus.Registerer
+}
+
+// Server is the MIMI server-to-server HTTPS endpoint with mutual TLS.
+type Server struct {
+	cfg     ServerConfig
+	log     *slog.Logger
+	http    *http.Server
+	metrics *serverMetrics
+}
+
+type serverMetrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	duplicates prometheus.Counter
+}
+
+// NewServer checks cfg and returns a Server; start it with Serve or ListenAndServe.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	switch {
+	case cfg.Domain == "":
+		return nil, errors.New("protocol: server: no domain")
+	case cfg.Certificate.Certificate == nil:
+		return nil, errors.New("protocol: server: no certificate")
+	case cfg.ClientCAs == nil:
+		return nil, errors.New("protocol: server: no client CAs")
+	case cfg.Partners == nil:
+		return nil, errors.New("protocol: server: no partners")
+	case cfg.Handler == nil:
+		return nil, errors.New("protocol: server: no handler")
+	case cfg.Store == nil:
+		return nil, errors.New("protocol: server: no store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DirectoryMaxAge <= 0 {
+		cfg.DirectoryMaxAge = time.Hour
+	}
+	if cfg.PublicBaseURL == "" {
+		cfg.PublicBaseURL = "https://" + string(cfg.Domain) + "/"
+	}
+	if !strings.HasSuffix(cfg.PublicBaseURL, "/") {
+		cfg.PublicBaseURL += "/"
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "protocol.server")}
+	s.metrics = &serverMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimi_gateway_protocol_server_requests_total",
+			Help: "MIMI server-to-server requests received, by endpoint and HTTP status.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mimi_gateway_protocol_server_request_seconds",
+			Help:    "Time to answer MIMI server-to-server requests, by endpoint.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"endpoint"}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_protocol_notify_duplicates_total",
+			Help: "Redelivered /notify bodies answered 201 without processing.",
+		}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.metrics.requests, s.metrics.duration, s.metrics.duplicates} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("protocol: server metrics: %w", err)
+			}
+		}
+	}
+	s.http = &http.Server{
+		Handler:           s,
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// TLSConfig is the server's TLS configuration: TLS 1.3 only, our certificate, client
+// certificates verified against ClientCAs when given. A missing certificate is answered with
+// 401 and a problem body rather than a handshake failure, so the partner learns why.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{s.cfg.Certificate},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    s.cfg.ClientCAs,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+}
+
+// Serve accepts TLS connections on ln (a plain TCP listener) until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(tls.NewListener(ln, s.http.TLSConfig))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Listen opens addr and serves in a goroutine; it returns the bound address.
+func (s *Server) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: listen %s: %w", addr, err)
+	}
+	go func() {
+		if err := s.Serve(ln); err != nil {
+			s.log.Error("MIMI listener stopped", "err", err)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// Shutdown stops accepting and waits for requests in flight (bounded by ctx).
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// problem is an RFC 9457 problem body.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (s *Server) fail(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+}
+
+// authenticate checks the mTLS peer against the From header and the partner list.
+func (s *Server) authenticate(r *http.Request) (Peer, int, string) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+		return Peer{}, http.StatusUnauthorized, "a client certificate from a partner CA is required (mutual TLS)"
+	}
+	from := r.Header.Get("From")
+	if from == "" {
+		return Peer{}, http.StatusUnauthorized, "the From header (mimi@<your domain>) is required"
+	}
+	addr, err := mail.ParseAddress(from)
+	if err != nil {
+		return Peer{}, http.StatusBadRequest, "the From header is not an address mimi@<domain>"
+	}
+	local, domain, ok := strings.Cut(addr.Address, "@")
+	if !ok || local != FromLocalPart || domain == "" {
+		return Peer{}, http.StatusBadRequest, "the From header must be mimi@<domain>"
+	}
+	d := normDomain(domain)
+	if _, ok := s.cfg.Partners.Lookup(d); !ok {
+		return Peer{}, http.StatusForbidden, fmt.Sprintf("%s is not a partner of this provider", d)
+	}
+	if err := r.TLS.PeerCertificates[0].VerifyHostname(string(d)); err != nil {
+		return Peer{}, http.StatusForbidden, fmt.Sprintf("the client certificate is not valid for %s, the domain of the From header", d)
+	}
+	return Peer{Domain: d}, 0, ""
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// ServeHTTP routes a request (Server is an http.Handler for embedding and tests).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	ep := s.route(rec, r)
+	label := string(ep)
+	if label == "" {
+		label = "other"
+	}
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.metrics.requests.WithLabelValues(label, strconv.Itoa(status)).Inc()
+	s.metrics.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
+	path := r.URL.EscapedPath()
+	if path == DirectoryPath {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			s.fail(w, http.StatusMethodNotAllowed, "use GET")
+			return "directory"
+		}
+		s.serveDirectory(w)
+		return "directory"
+	}
+	rest, ok := strings.CutPrefix(path, APIPrefix)
+	if !ok {
+		s.fail(w, http.StatusNotFound, "no such endpoint")
+		return ""
+	}
+	name, rawID, _ := strings.Cut(rest, "/")
+	ep := Endpoint(name)
+	switch ep {
+	case EndpointKeyMaterial, EndpointUpdate, EndpointSubmitMessage, EndpointNotify, EndpointGroupInfo, EndpointProxyDownload:
+	default:
+		s.fail(w, http.StatusNotFound, "no such endpoint")
+		return ""
+	}
+	peer, code, detail := s.authenticate(r)
+	if code != 0 {
+		s.log.Info("refused a MIMI request", "endpoint", ep, "status", code, "reason", detail)
+		s.fail(w, code, detail)
+		return ep
+	}
+	if ep == EndpointProxyDownload {
+		s.serveProxyDownload(w, r, peer, rawID)
+		return ep
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		s.fail(w, http.StatusMethodNotAllowed, "use POST")
+		return ep
+	}
+	id, err := DecodePathID(rawID)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err.Error())
+		return ep
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != MediaType {
+		s.fail(w, http.StatusUnsupportedMediaType, "the body must be "+MediaType)
+		return ep
+	}
+	limit := s.cfg.Limits.of(ep)
+	if r.ContentLength > limit {
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", limit))
+		return ep
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", limit))
+		} else {
+			s.fail(w, http.StatusBadRequest, "reading the body failed")
+		}
+		return ep
+	}
+	s.dispatch(w, r.Context(), ep, peer, id, body)
+	return ep
+}
+
+func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoint, peer Peer, id IdentifierURI, body []byte) {
+	hub, isHub := s.cfg.Handler.(HubHandler)
+	var (
+		resp interface{ Encode() ([]byte, error) }
+		err  error
+	)
+	switch ep {
+	case EndpointNotify:
+		s.serveNotify(w, ctx, peer, id, body)
+		return
+	case EndpointKeyMaterial:
+		req, derr := DecodeKeyMaterialRequest(body)
+		if derr != nil {
+			s.fail(w, http.StatusBadRequest, derr.Error())
+			return
+		}
+		if verr := req.Verify(); verr != nil {
+			s.fail(w, http.StatusBadRequest, verr.Error())
+			return
+		}
+		var r *KeyMaterialResponse
+		r, err = s.cfg.Handler.KeyMaterial(ctx, peer, id, req)
+		resp = r
+	case EndpointUpdate, EndpointSubmitMessage, EndpointGroupInfo:
+		if !isHub {
+			s.fail(w, http.StatusNotFound, "this provider hosts no rooms")
+			return
+		}
+		switch ep {
+		case EndpointUpdate:
+			req, derr := DecodeUpdateRequest(body)
+			if derr != nil {
+				s.fail(w, http.StatusBadRequest, derr.Error())
+				return
+			}
+			var r *UpdateRoomResponse
+			r, err = hub.Update(ctx, peer, id, req)
+			resp = r
+		case EndpointSubmitMessage:
+			req, derr := DecodeSubmitMessageRequest(body)
+			if derr != nil {
+				s.fail(w, http.StatusBadRequest, derr.Error())
+				return
+			}
+			var r *SubmitMessageResponse
+			r, err = hub.SubmitMessage(ctx, peer, id, req)
+			resp = r
+		default:
+			req, derr := DecodeGroupInfoRequest(body)
+			if derr != nil {
+				s.fail(w, http.StatusBadRequest, derr.Error())
+				return
+			}
+			if verr := req.Verify(); verr != nil {
+				s.fail(w, http.StatusBadRequest, verr.Error())
+				return
+			}
+			var r *GroupInfoResponse
+			r, err = hub.GroupInfo(ctx, peer, id, req)
+			resp = r
+		}
+	}
+	if err != nil {
+		s.handlerError(w, ep, err)
+		return
+	}
+	out, err := resp.Encode()
+	if err != nil {
+		s.handlerError(w, ep, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", MediaType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+func (s *Server) handlerError(w http.ResponseWriter, ep Endpoint, err error) {
+	var se *StatusError
+	if errors.As(err, &se) {
+		if se.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((se.RetryAfter+time.Second-1)/time.Second)))
+		}
+		s.fail(w, se.Status, se.Detail)
+		return
+	}
+	s.log.Error("MIMI handler failed", "endpoint", ep, "err", err)
+	s.fail(w, http.StatusInternalServerError, "internal error")
+}
+
+// notifyKey is the dedupe key of a /notify body: SHA-256 over the hub domain, a zero byte and
+// the body.
+func notifyKey(hub event.Domain, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(hub))
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (s *Server) serveNotify(w http.ResponseWriter, ctx context.Context, peer Peer, room IdentifierURI, body []byte) {
+	msgs, err := DecodeFanoutMessages(body)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	key := notifyKey(peer.Domain, body)
+	dup := false
+	err = s.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
+		first, err := tx.MarkProcessed(ctx, NotifyScope, key)
+		if err != nil {
+			return fmt.Errorf("mark /notify processed: %w", err)
+		}
+		if !first {
+			dup = true
+			return nil
+		}
+		return s.cfg.Handler.Notify(ctx, tx, &Notification{Hub: peer, Room: room, Body: body, Messages: msgs})
+	})
+	if err != nil {
+		s.handlerError(w, EndpointNotify, err)
+		return
+	}
+	if dup {
+		s.metrics.duplicates.Inc()
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) serveProxyDownload(w http.ResponseWriter, r *http.Request, peer Peer, rawID string) {
+	pd, ok := s.cfg.Handler.(ProxyDownloadHandler)
+	if !ok {
+		s.fail(w, http.StatusNotFound, "proxyDownload is not offered")
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		s.fail(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	id, err := DecodePathID(rawID)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := pd.ProxyDownload(r.Context(), peer, string(id), w); err != nil {
+		s.handlerError(w, EndpointProxyDownload, err)
+	}
+}
