@@ -141,7 +141,11 @@ func (m *mapper) userJID(ctx context.Context, u event.UserURI) (jid.JID, error) 
 	if _, err := event.ParseUserURI(string(u)); err != nil {
 		return jid.JID{}, err
 	}
-	u = event.NewUserURI(u.Domain(), u.Local()) // canonical percent-encoding
+	// The canonical percent-encoding, which can be longer than the URI it came from: check again.
+	u = event.NewUserURI(u.Domain(), u.Local())
+	if _, err := event.ParseUserURI(string(u)); err != nil {
+		return jid.JID{}, err
+	}
 	if u.Domain() == m.provider {
 		j, err := jid.New(u.Local(), m.domain, "")
 		if err != nil || j.Localpart() != u.Local() {
@@ -163,7 +167,10 @@ func (m *mapper) roomLocal(ctx context.Context, r event.RoomURI) (string, error)
 	if _, err := event.ParseRoomURI(string(r)); err != nil {
 		return "", err
 	}
-	r = event.NewRoomURI(r.Domain(), r.Local()) // canonical percent-encoding
+	r = event.NewRoomURI(r.Domain(), r.Local()) // canonical percent-encoding; may be longer
+	if _, err := event.ParseRoomURI(string(r)); err != nil {
+		return "", err
+	}
 	s := r.Local()
 	if r.Domain() != m.provider {
 		s += "@" + string(r.Domain())
