@@ -13,12 +13,17 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     CGO_ENABLED=0 go build -tags goolm -trimpath \
       -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" \
       -o /out/mimi-gateway ./cmd/mimi-gateway \
- && mkdir -p /out/data
+ && mkdir -p /out/data /out/tmp && chmod 1777 /out/tmp
 
-FROM gcr.io/distroless/static-debian12:nonroot
+# The binary is static: the image holds only it, the CA bundle (for TLS to partners and NATS) and
+# the data directory. No shell, no package manager; UID 65532 owns nothing but /data and /tmp.
+FROM scratch
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/mimi-gateway /usr/bin/mimi-gateway
 COPY --from=build --chown=65532:65532 /out/data /data
+COPY --from=build --chown=65532:65532 /out/tmp /tmp
 USER 65532:65532
+# These override a mounted configuration file (environment beats file); set them to change.
 ENV MIMI_GATEWAY_DATA_DIR=/data \
     MIMI_GATEWAY_ADMIN_ADDRESS=0.0.0.0:9464 \
     MIMI_GATEWAY_LOG_FORMAT=json
