@@ -139,6 +139,11 @@ func FuzzJIDMapping(f *testing.F) {
 			}
 		}
 		if u, err := event.ParseUserURI(uri); err == nil {
+			if n := m.nickFor(u); n == "" {
+				t.Fatalf("empty nick for %s", u)
+			} else if _, err := jid.New("room", testRooms, n); err != nil {
+				t.Fatalf("nick %q for %s is not a valid resourcepart: %v", n, u, err)
+			}
 			j, err := m.userJID(ctx, u)
 			if err != nil {
 				if !errors.Is(err, errUnknownJID) && !errors.Is(err, event.ErrInvalidURI) {

@@ -202,13 +202,18 @@ func (m *mapper) roomJID(r room) (jid.JID, error) {
 
 // nickFor returns the nickname a MIMI member shows in MUCs: the user part, followed by the
 // provider for users of partner providers, so that nicks are unique by construction.
+//
+// A nick that is not a valid resourcepart (control characters, over-long, changed by PRECIS)
+// becomes "mimi-" and a hash of the URI: the XMPP server would refuse stanzas from an invalid
+// occupant JID.
 func (m *mapper) nickFor(u event.UserURI) string {
 	n := u.Local()
 	if u.Domain() != m.provider {
 		n += "@" + string(u.Domain())
 	}
-	if len(n) > maxNickLen {
-		n = n[:maxNickLen]
+	if j, err := jid.New("room", m.rooms, n); err == nil && j.Resourcepart() == n && n != "" {
+		return n
 	}
-	return n
+	sum := sha256.Sum256([]byte(u))
+	return "mimi-" + strings.ToLower(b32.EncodeToString(sum[:]))[:12]
 }

@@ -172,4 +172,21 @@ func TestMapper(t *testing.T) {
 	if _, err := m.newRoomURI(`a\40b.example`); err == nil {
 		t.Errorf("newRoomURI accepted a partner room name")
 	}
+	for _, tc := range []struct {
+		u    event.UserURI
+		nick string
+	}{
+		{"mimi://clinic-b.example/u/bob", "bob@clinic-b.example"},
+		{"mimi://hospital.example/u/alice", "alice"},
+		{"mimi://clinic-b.example/u/a%01b", ""},
+		{"mimi://clinic-b.example/u/%E2%80%AE", ""},
+	} {
+		got := m.nickFor(tc.u)
+		if tc.nick != "" && got != tc.nick {
+			t.Errorf("nickFor(%s) = %q, want %q", tc.u, got, tc.nick)
+		}
+		if _, err := jid.New("room", m.rooms, got); err != nil {
+			t.Errorf("nickFor(%s) = %q is not a valid resourcepart: %v", tc.u, got, err)
+		}
+	}
 }
