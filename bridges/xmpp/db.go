@@ -67,8 +67,15 @@ type historyEntry struct {
 	SentAt   time.Time
 }
 
-// errNoRoom is returned when a room has no portal.
-var errNoRoom = errors.New("xmpp: no portal for room")
+// Lookup errors of the adapter's tables.
+var (
+	// errNoRoom is returned when a room has no portal.
+	errNoRoom = errors.New("xmpp: no portal for room")
+	// errNoMember is returned when a user is not a member of a room.
+	errNoMember = errors.New("xmpp: not a member of the room")
+	// errNoHistory is returned when a message is not in the room's history.
+	errNoHistory = errors.New("xmpp: message not in history")
+)
 
 // db wraps the adapter's tables.
 type db struct {
@@ -191,7 +198,7 @@ func (d *db) memberNick(ctx context.Context, uri event.RoomURI, user event.UserU
 	var nick string
 	err := d.s.QueryRowContext(ctx, `SELECT nick FROM xmpp_members WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user)).Scan(&nick)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", errNoRoom
+		return "", errNoMember
 	}
 	if err != nil {
 		return "", fmt.Errorf("xmpp: member nick: %w", err)
@@ -326,7 +333,7 @@ func (d *db) historyPayload(ctx context.Context, uri event.RoomURI, stanzaID str
 	err := d.s.QueryRowContext(ctx, `SELECT stanza_id, nick, payload, sent_at FROM xmpp_history WHERE room_uri = ? AND stanza_id = ? ORDER BY seq DESC LIMIT 1`,
 		string(uri), stanzaID).Scan(&h.StanzaID, &h.Nick, &h.Payload, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return h, errNoRoom
+		return h, errNoHistory
 	}
 	if err != nil {
 		return h, fmt.Errorf("xmpp: read history entry: %w", err)

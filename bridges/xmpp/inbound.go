@@ -490,7 +490,6 @@ func (a *Adapter) bridgeReceipt(ctx context.Context, o origin, m *inMessage, res
 		return res, nil
 	}
 	target, ok := a.lookupAny(ctx, o, ref)
-	a.log.Debug("receipt lookup", "ref", ref, "ok", ok, "room", o.nativeRoom)
 	if !ok {
 		res.skip = true // a receipt for something we never bridged: nothing to report
 		return res, nil

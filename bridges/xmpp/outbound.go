@@ -277,7 +277,7 @@ func (a *Adapter) memberNick(ctx context.Context, r room, u event.UserURI) (stri
 	if err == nil {
 		return nick, nil
 	}
-	if !errors.Is(err, errNoRoom) {
+	if !errors.Is(err, errNoMember) {
 		return "", err
 	}
 	if err := a.addRemoteMember(ctx, r, u); err != nil {
@@ -548,7 +548,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) err
 
 func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, local bool, code int) error {
 	nick, err := a.db.memberNick(ctx, r.URI, target)
-	if errors.Is(err, errNoRoom) {
+	if errors.Is(err, errNoMember) {
 		return nil
 	}
 	if err != nil {
