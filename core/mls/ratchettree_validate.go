@@ -249,6 +249,8 @@ func (t *ratchetTree) validate(c *treeCheck) error {
 }
 
 // verifyLeafSignatures checks every leaf's signature, in parallel on up to GOMAXPROCS goroutines.
+// Leaves are taken in ascending order and the workers stop after a failure, so the error names the
+// lowest leaf whose signature fails and a forged tree costs little.
 func (t *ratchetTree) verifyLeafSignatures(groupID []byte) error {
 	leaves := t.members()
 	var (
@@ -266,6 +268,12 @@ func (t *ratchetTree) verifyLeafSignatures(groupID []byte) error {
 					return
 				}
 				l := leaves[k]
+				mu.Lock()
+				skip := firstErr != nil && firstAt < l // a lower leaf failed already: stop early
+				mu.Unlock()
+				if skip {
+					return
+				}
 				if err := t.verifyLeafSignature(t.nodes[l.node()].leaf, l, groupID); err != nil {
 					mu.Lock()
 					if l < firstAt { // report the lowest failing leaf, independent of scheduling
