@@ -26,6 +26,8 @@ type CommitOptions struct {
 	AuthenticatedData []byte
 	// PSKStore resolves external PSKs.
 	PSKStore PSKStore
+	// AppData computes new component values for AppDataUpdate proposals (nil: ReplaceAppData).
+	AppData AppDataUpdater
 }
 
 // PendingCommit is a commit that has been created but not yet accepted by the delivery service.
@@ -108,7 +110,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 		return nil, err
 	}
 	tree := g.tree.clone()
-	eff, err := g.applyProposals(tree, aps, self)
+	eff, err := g.applyProposals(tree, aps, self, o.AppData)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +255,7 @@ func (g *Group) GroupInfo() (*MLSMessage, error) {
 }
 
 // processCommit applies a verified commit from sender (RFC 9420 §12.4.2) and returns the new state.
-func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore) (*CommitResult, error) {
+func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData AppDataUpdater) (*CommitResult, error) {
 	fc := &ac.Content
 	c := fc.Commit
 	if c == nil {
@@ -274,7 +276,7 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore) (*Commit
 		return nil, err
 	}
 	tree := g.tree.clone()
-	eff, err := g.applyProposals(tree, aps, sender)
+	eff, err := g.applyProposals(tree, aps, sender, appData)
 	if err != nil {
 		return nil, err
 	}

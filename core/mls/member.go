@@ -131,11 +131,24 @@ func defaultCapabilities(cs CipherSuite, ct CredentialType, exts []ExtensionType
 	if ct != CredentialTypeBasic {
 		creds = append(creds, ct)
 	}
+	// The MIMI extensions (app_data_dictionary, AppDataUpdate, SelfRemove) are always supported.
+	e := []ExtensionType{ExtensionAppDataDictionary}
+	for _, x := range exts {
+		if !slices.Contains(e, x) {
+			e = append(e, x)
+		}
+	}
+	p := []ProposalType{ProposalTypeAppDataUpdate, ProposalTypeSelfRemove}
+	for _, x := range props {
+		if !slices.Contains(p, x) {
+			p = append(p, x)
+		}
+	}
 	return Capabilities{
 		Versions:     []ProtocolVersion{ProtocolVersionMLS10},
 		CipherSuites: []CipherSuite{cs},
-		Extensions:   slices.Clone(exts),
-		Proposals:    slices.Clone(props),
+		Extensions:   e,
+		Proposals:    p,
 		Credentials:  creds,
 	}
 }
@@ -537,6 +550,8 @@ type Received struct {
 type ProcessOptions struct {
 	// PSKStore resolves external PSKs a commit injects.
 	PSKStore PSKStore
+	// AppData computes new component values for AppDataUpdate proposals (nil: ReplaceAppData).
+	AppData AppDataUpdater
 }
 
 // Process handles a PublicMessage or PrivateMessage of the group. Application data and proposals
@@ -641,7 +656,7 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 		}
 		out.Kind, out.Proposal, out.ProposalRef = ReceivedProposal, fc.Proposal, ref
 	case ContentTypeCommit:
-		res, err := g.processCommit(ac, o.PSKStore)
+		res, err := g.processCommit(ac, o.PSKStore, o.AppData)
 		if err != nil {
 			return nil, err
 		}
@@ -691,20 +706,14 @@ func (g *Group) externalSenderKey(i uint32) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: external sender %d but no external_senders extension", ErrUnknownSender, i)
 	}
-	r := tlspl.NewReader(d)
-	var keys [][]byte
-	r.ForEach(func(r *tlspl.Reader) {
-		keys = append(keys, r.Opaque())
-		var c Credential
-		c.UnmarshalTLS(r)
-	})
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("%w: external_senders: %w", ErrMalformed, err)
+	senders, err := ParseExternalSenders(d)
+	if err != nil {
+		return nil, err
 	}
-	if int(i) >= len(keys) {
-		return nil, fmt.Errorf("%w: external sender %d of %d", ErrUnknownSender, i, len(keys))
+	if int(i) >= len(senders) {
+		return nil, fmt.Errorf("%w: external sender %d of %d", ErrUnknownSender, i, len(senders))
 	}
-	return keys[i], nil
+	return senders[i].SignatureKey, nil
 }
 
 // peekGeneration decrypts a PrivateMessage's sender data to learn the generation it uses.

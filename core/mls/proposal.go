@@ -17,7 +17,8 @@ import (
 //	group_context_extensions Extensions
 //
 // Proposal types without a definition in RFC 9420 are rejected by the decoder, because their body
-// has no length prefix.
+// has no length prefix; the exceptions are AppDataUpdate and SelfRemove of draft-ietf-mls-extensions
+// (extensions_mimi.go), which MIMI needs.
 type Proposal struct {
 	Type       ProposalType
 	KeyPackage *KeyPackage
@@ -27,6 +28,9 @@ type Proposal struct {
 	ReInit     *ReInit
 	KEMOutput  []byte
 	Extensions Extensions
+	// AppDataUpdate is the body of an AppDataUpdate proposal (mls-extensions, extensions_mimi.go);
+	// a SelfRemove proposal has an empty body.
+	AppDataUpdate *AppDataUpdate
 }
 
 // ReInit is the body of a ReInit proposal (RFC 9420 §12.1.5).
@@ -90,6 +94,13 @@ func (p *Proposal) MarshalBody(w *tlspl.Writer) {
 		w.Opaque(p.KEMOutput)
 	case ProposalTypeGroupContextExtensions:
 		p.Extensions.MarshalTLS(w)
+	case ProposalTypeAppDataUpdate:
+		if p.AppDataUpdate == nil {
+			missing()
+			return
+		}
+		p.AppDataUpdate.MarshalTLS(w)
+	case ProposalTypeSelfRemove:
 	default:
 		w.SetError(fmt.Errorf("%w: cannot encode proposal type %d", ErrUnknownEnum, uint16(p.Type)))
 	}
@@ -117,6 +128,10 @@ func (p *Proposal) UnmarshalBody(r *tlspl.Reader, t ProposalType) {
 		p.KEMOutput = r.Opaque()
 	case ProposalTypeGroupContextExtensions:
 		p.Extensions.UnmarshalTLS(r)
+	case ProposalTypeAppDataUpdate:
+		p.AppDataUpdate = new(AppDataUpdate)
+		p.AppDataUpdate.UnmarshalTLS(r)
+	case ProposalTypeSelfRemove:
 	default:
 		r.SetError(fmt.Errorf("%w: proposal type %d", ErrUnknownEnum, uint16(t)))
 	}

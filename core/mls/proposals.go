@@ -63,6 +63,7 @@ func (g *Group) validateProposals(list []appliedProposal, committer Sender) erro
 	external := committer.Type == SenderTypeNewMemberCommit
 	var (
 		nGCE, nExternalInit, nReInit int
+		nAppData                     int
 		removed                      []uint32
 		updated                      []uint32
 		pskIDs                       [][]byte
@@ -159,7 +160,19 @@ func (g *Group) validateProposals(list []appliedProposal, committer Sender) erro
 			if err := g.validateExtensionProposal(ap, committer); err != nil {
 				return err
 			}
+			switch p.Type {
+			case ProposalTypeSelfRemove:
+				if slices.Contains(removed, ap.sender.Index) {
+					return fmt.Errorf("%w: leaf %d removed twice", ErrInvalidProposal, ap.sender.Index)
+				}
+				removed = append(removed, ap.sender.Index)
+			case ProposalTypeAppDataUpdate:
+				nAppData++
+			}
 		}
+	}
+	if nAppData > 0 && nGCE > 0 {
+		return fmt.Errorf("%w: AppDataUpdate together with GroupContextExtensions", ErrInvalidProposal)
 	}
 	for _, u := range updated {
 		if slices.Contains(removed, u) {
@@ -213,14 +226,14 @@ func (g *Group) checkExtensionsSupported(es Extensions) error {
 // applyProposals applies a validated proposal list to tree (a clone of the epoch's tree) in the
 // order of RFC 9420 §12.4.2: GroupContextExtensions, Updates, Removes, Adds; it validates the leaf
 // nodes of Updates and Adds against the tree as it goes.
-func (g *Group) applyProposals(tree *ratchetTree, list []appliedProposal, committer Sender) (*proposalEffect, error) {
+func (g *Group) applyProposals(tree *ratchetTree, list []appliedProposal, committer Sender, appData AppDataUpdater) (*proposalEffect, error) {
 	eff := &proposalEffect{extensions: g.ctx.Extensions}
 	if len(list) == 0 {
 		eff.pathRequired = true
 	}
 	for _, ap := range list {
 		switch ap.proposal.Type {
-		case ProposalTypeAdd, ProposalTypePSK, ProposalTypeReInit:
+		case ProposalTypeAdd, ProposalTypePSK, ProposalTypeReInit, ProposalTypeAppDataUpdate:
 		default:
 			eff.pathRequired = true
 		}
@@ -230,6 +243,16 @@ func (g *Group) applyProposals(tree *ratchetTree, list []appliedProposal, commit
 			eff.extensions = ap.proposal.Extensions
 			eff.gce = true
 		}
+	}
+	exts, changed, err := applyAppDataUpdates(eff.extensions, list, appData)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if err := g.checkExtensionsSupported(exts); err != nil {
+			return nil, err
+		}
+		eff.extensions, eff.gce = exts, true
 	}
 	for _, ap := range list {
 		if ap.proposal.Type != ProposalTypeUpdate {
@@ -308,13 +331,31 @@ func nextAddIndex(t *ratchetTree) leafIndex {
 	return leafIndex(t.width())
 }
 
-// proposalTypeSelfRemove is the SelfRemove proposal of draft-ietf-mls-extensions (0x000a). The
-// Proposal decoder of proposal.go does not accept it yet, so it only appears in proposals built here.
+// proposalTypeSelfRemove is the SelfRemove proposal of draft-ietf-mls-extensions (0x000a).
 const proposalTypeSelfRemove ProposalType = 0x000a
 
 func isSelfRemove(p *Proposal) bool { return p.Type == proposalTypeSelfRemove }
 
-// validateExtensionProposal checks a proposal of a type RFC 9420 does not define.
+// validateExtensionProposal checks a proposal of a type RFC 9420 does not define, alone.
 func (g *Group) validateExtensionProposal(ap appliedProposal, committer Sender) error {
+	switch ap.proposal.Type {
+	case ProposalTypeAppDataUpdate:
+		u := ap.proposal.AppDataUpdate
+		if u == nil || (u.Op != AppDataOpUpdate && u.Op != AppDataOpRemove) {
+			return fmt.Errorf("%w: malformed AppDataUpdate", ErrInvalidProposal)
+		}
+		return nil
+	case ProposalTypeSelfRemove:
+		if ap.sender.Type != SenderTypeMember {
+			return fmt.Errorf("%w: SelfRemove from a %s sender", ErrInvalidProposal, ap.sender.Type)
+		}
+		if ap.sender == committer {
+			return fmt.Errorf("%w: the committer cannot commit its own SelfRemove", ErrInvalidProposal)
+		}
+		if !g.tree.inRange(leafIndex(ap.sender.Index)) || g.tree.leaf(leafIndex(ap.sender.Index)) == nil {
+			return fmt.Errorf("%w: SelfRemove from blank leaf %d", ErrInvalidProposal, ap.sender.Index)
+		}
+		return nil
+	}
 	return fmt.Errorf("%w: unsupported proposal type 0x%04x", ErrInvalidProposal, uint16(ap.proposal.Type))
 }
