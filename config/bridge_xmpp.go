@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // XMPPBridge is the bridges.xmpp section, owned by bridges/xmpp (which maps it onto its own
 // Config with xmpp.FromConfig). Every key is documented with its default in example.yaml.
@@ -28,6 +32,11 @@ type XMPPBridge struct {
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
 	// Workers is the number of goroutines that handle incoming stanzas.
 	Workers int `yaml:"workers"`
+	// UploadHosts are the hosts of the XMPP server's upload service whose links are downloaded and
+	// stored encrypted for partners.
+	UploadHosts []string `yaml:"upload_hosts"`
+	// MaxUpload bounds one downloaded file.
+	MaxUpload ByteSize `yaml:"max_upload"`
 }
 
 // XMPPComponent is one component connection.
@@ -78,5 +87,13 @@ func (b *XMPPBridge) validate(v *validator) {
 	}
 	if b.Workers < 1 || b.Workers > 256 {
 		v.errorf("bridges.xmpp.workers", "must be between 1 and 256")
+	}
+	for i, h := range b.UploadHosts {
+		if h == "" || strings.ContainsAny(h, "/?#@ ") {
+			v.errorf(fmt.Sprintf("bridges.xmpp.upload_hosts[%d]", i), "%q is not a host or host:port", h)
+		}
+	}
+	if b.MaxUpload <= 0 || b.MaxUpload > 1<<30 {
+		v.errorf("bridges.xmpp.max_upload", "must be between 1 byte and 1GiB")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -58,6 +59,13 @@ func WithLogger(l *slog.Logger) Option { return func(a *Adapter) { a.log = l } }
 // WithRegisterer registers the adapter's metrics (default: none).
 func WithRegisterer(r prometheus.Registerer) Option { return func(a *Adapter) { a.reg = r } }
 
+// WithAssets sets the asset store that files from Config.UploadHosts are stored in.
+func WithAssets(s bridges.AssetStore) Option { return func(a *Adapter) { a.assets = s } }
+
+// WithHTTPClient sets the HTTP client that downloads files from Config.UploadHosts (default: one
+// with a 60s timeout that follows redirects only to upload hosts).
+func WithHTTPClient(c *http.Client) Option { return func(a *Adapter) { a.http = c } }
+
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = now } }
 
@@ -71,17 +79,19 @@ type job struct {
 
 // Adapter is the XMPP network adapter. Create it with New, then Start it.
 type Adapter struct {
-	cfg Config
-	log *slog.Logger
-	reg prometheus.Registerer
-	st  *store.Store
-	db  *db
-	ids *idmap.Map
-	pub bus.Publisher
-	now func() time.Time
-	m   *mapper
-	met *metrics
-	key []byte
+	cfg    Config
+	log    *slog.Logger
+	reg    prometheus.Registerer
+	st     *store.Store
+	db     *db
+	ids    *idmap.Map
+	pub    bus.Publisher
+	assets bridges.AssetStore
+	http   *http.Client
+	now    func() time.Time
+	m      *mapper
+	met    *metrics
+	key    []byte
 
 	users, rooms *conn
 	queues       []chan job
@@ -104,6 +114,14 @@ func New(ctx context.Context, cfg Config, st *store.Store, pub bus.Publisher, op
 		o(a)
 	}
 	a.log = a.log.With("adapter", "xmpp")
+	if a.http == nil {
+		a.http = &http.Client{Timeout: 60 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 || !a.isUploadHost(req.URL) {
+				return errors.New("redirect to a host that is not an upload host")
+			}
+			return nil
+		}}
+	}
 	if err := st.Migrate(ctx, idmap.Schema, Schema); err != nil {
 		return nil, fmt.Errorf("xmpp: migrate: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -59,6 +60,13 @@ type Config struct {
 	Workers int
 	// IDVersion selects the MIMI message ID construction. Default content.DefaultIDVersion.
 	IDVersion content.IDVersion
+	// UploadHosts lists the hosts ("host" or "host:port") of the XMPP server's upload service
+	// (XEP-0363, e.g. Prosody's mod_http_file_share). Links to them are downloaded and stored,
+	// encrypted, in the asset store (WithAssets), because partner providers cannot reach an
+	// internal upload service. Links to other hosts are passed on unchanged. Empty: no downloads.
+	UploadHosts []string
+	// MaxUploadBytes bounds one downloaded file. Default 16 MiB.
+	MaxUploadBytes int64
 }
 
 // Defaults applied by withDefaults.
@@ -71,6 +79,7 @@ const (
 	DefaultDialTimeout   = 10 * time.Second
 	DefaultSendTimeout   = 10 * time.Second
 	DefaultWorkers       = 4
+	DefaultMaxUpload     = 16 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -103,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IDVersion == 0 {
 		c.IDVersion = content.DefaultIDVersion
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = DefaultMaxUpload
 	}
 	return c
 }
@@ -151,6 +163,14 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 256 {
 		errs = append(errs, fmt.Errorf("workers %d: want 1 to 256", c.Workers))
 	}
+	for _, h := range c.UploadHosts {
+		if h == "" || strings.ContainsAny(h, "/?#@ ") {
+			errs = append(errs, fmt.Errorf("upload host %q: want host or host:port", h))
+		}
+	}
+	if c.MaxUploadBytes < 0 || c.MaxUploadBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("max upload bytes %d: want at most 1 GiB", c.MaxUploadBytes))
+	}
 	if c.IDVersion != content.IDDraft08 && c.IDVersion != content.IDDraft07 {
 		errs = append(errs, fmt.Errorf("message ID version %d: want 7 or 8", int(c.IDVersion)))
 	}
@@ -171,6 +191,7 @@ func FromConfig(c config.XMPPBridge, gatewayDomain string) Config {
 		HistoryOnJoin: c.HistoryOnJoin, HistoryKeep: c.HistoryKeep, MaxBodyBytes: int(c.MaxBody),
 		DisableRoomCreation: !c.AllowRoomCreation,
 		ReconnectMin:        c.ReconnectMin, ReconnectMax: c.ReconnectMax, Workers: c.Workers,
+		UploadHosts: c.UploadHosts, MaxUploadBytes: int64(c.MaxUpload),
 	}
 	if out.Domain == "" {
 		out.Domain = gatewayDomain

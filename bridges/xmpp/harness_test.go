@@ -453,7 +453,10 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with a change to the adapter's configuration and extra adapter options.
+func newEnvWith(t testing.TB, mut func(*Config), opts ...Option) *env {
 	t.Helper()
 	e := &env{t: t, p: startProsody(t), dataDir: t.TempDir()}
 	ctx := t.Context()
@@ -483,8 +486,11 @@ func newEnv(t testing.TB) *env {
 		Users: ComponentConfig{Domain: testUsers, Secret: testSecretU}, Rooms: ComponentConfig{Domain: testRooms, Secret: testSecretR},
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, DialTimeout: 3 * time.Second, Workers: 2,
 	}
+	if mut != nil {
+		mut(&e.cfg)
+	}
 	e.pub = &recordingPublisher{Publisher: e.bus}
-	e.a, err = New(ctx, e.cfg, e.st, e.pub, WithLogger(testLogger(t)))
+	e.a, err = New(ctx, e.cfg, e.st, e.pub, append([]Option{WithLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		t.Fatalf("adapter: %v", err)
 	}

@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
+	"net/http"
 	"net/url"
 	"path"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -219,7 +222,7 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 			body = stripFallback(body, m.Fallback, nsReply)
 		}
 	}
-	part, err := a.bodyPart(body, m.OOB)
+	part, err := a.bodyPart(ctx, body, m.OOB)
 	if err != nil {
 		return res, err
 	}
@@ -247,8 +250,10 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 	return res, nil
 }
 
-// bodyPart maps the body and XEP-0066 links to a MIMI part: text, a link (ExternalPart), or both.
-func (a *Adapter) bodyPart(body string, oob []inOOB) (content.NestedPart, error) {
+// bodyPart maps the body and XEP-0066 links to a MIMI part: text, links (ExternalParts), or both.
+// Links to the XMPP server's upload service are downloaded and stored, encrypted, in the asset
+// store; other links are passed on unchanged.
+func (a *Adapter) bodyPart(ctx context.Context, body string, oob []inOOB) (content.NestedPart, error) {
 	var parts []content.NestedPart
 	bodyIsURL := false
 	for i, x := range oob {
@@ -271,11 +276,16 @@ func (a *Adapter) bodyPart(body string, oob []inOOB) (content.NestedPart, error)
 			desc = ""
 		}
 		name := path.Base(u.Path)
-		if name == "/" || name == "." || len(name) > 255 {
+		if name == "/" || name == "." || len(name) > 255 || !utf8.ValidString(name) {
 			name = ""
 		}
-		parts = append(parts, content.NestedPart{Disposition: content.DispAttachment,
-			Body: content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name}})
+		xp := content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name}
+		if a.assets != nil && a.isUploadHost(u) {
+			if xp, err = a.storeUpload(ctx, u, xp); err != nil {
+				return content.NestedPart{}, err
+			}
+		}
+		parts = append(parts, content.NestedPart{Disposition: content.DispAttachment, Body: xp})
 	}
 	if strings.TrimSpace(body) != "" && !bodyIsURL {
 		parts = append([]content.NestedPart{content.PlainText(body)}, parts...)
@@ -287,6 +297,55 @@ func (a *Adapter) bodyPart(body string, oob []inOOB) (content.NestedPart, error)
 		return parts[0], nil
 	}
 	return content.Multipart(content.ProcessAll, parts...), nil
+}
+
+// isUploadHost reports whether u points at one of Config.UploadHosts.
+func (a *Adapter) isUploadHost(u *url.URL) bool {
+	for _, h := range a.cfg.UploadHosts {
+		if strings.EqualFold(h, u.Host) || strings.EqualFold(h, u.Hostname()) {
+			return true
+		}
+	}
+	return false
+}
+
+// storeUpload downloads a file from the upload service and stores it, encrypted, in the asset
+// store; the returned ExternalPart points at the asset.
+func (a *Adapter) storeUpload(ctx context.Context, u *url.URL, xp content.ExternalPart) (content.ExternalPart, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return xp, refuse("modify", "bad-request", "unusable link")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		a.log.Warn("could not download an upload", "err", err)
+		return xp, refuse("wait", "remote-server-timeout", "the gateway could not download the file")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return xp, refuse("cancel", "item-not-found", fmt.Sprintf("the upload service answered %d", resp.StatusCode))
+	}
+	max := a.cfg.MaxUploadBytes
+	if resp.ContentLength > max {
+		return xp, refuse("modify", "policy-violation", fmt.Sprintf("files larger than %d bytes are not forwarded", max))
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return xp, refuse("wait", "remote-server-timeout", "the gateway could not download the file")
+	}
+	if int64(len(data)) > max {
+		return xp, refuse("modify", "policy-violation", fmt.Sprintf("files larger than %d bytes are not forwarded", max))
+	}
+	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && ct != "" {
+		xp.ContentType = ct
+	}
+	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: xp.ContentType, Filename: xp.Filename, Size: int64(len(data))})
+	if err != nil {
+		return xp, fmt.Errorf("xmpp: store attachment: %w", err)
+	}
+	return content.ExternalPart{ContentType: asset.ContentType, URL: asset.URL, Size: asset.Size + 16, // AES-GCM tag
+		EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce, HashAlg: asset.HashAlg, ContentHash: asset.Hash,
+		Filename: asset.Filename, Description: xp.Description}, nil
 }
 
 // lookupAny resolves an ID that a stanza references (reply, reaction, receipt) in the
@@ -359,7 +418,7 @@ func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *inMessage, 
 		return res, nil
 	}
 	ev := o.eventID(res.nativeID)
-	part, err := a.bodyPart(body, m.OOB)
+	part, err := a.bodyPart(ctx, body, m.OOB)
 	if err != nil {
 		return res, err
 	}
