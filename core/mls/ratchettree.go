@@ -24,6 +24,7 @@ package mls
 //	pp.commitSecret(), pp.private(), pp.pathSecretFor(joiner)
 //
 //	err = t.mergeUpdatePath(sender, up, groupID)  // receiver: verify and merge the public part
+//	l, err := t.mergeExternalPath(up, groupID)    // (external commit: place the joiner, then merge)
 //	gc := provisional GroupContext with t.treeHash()
 //	res, err := priv.decryptPath(t, sender, up, added, gcBytes)  // res.priv, res.commitSecret
 //
