@@ -67,7 +67,7 @@ func TestDiscoveryCaching(t *testing.T) {
 		}
 	}
 	// Requests use the discovered templates.
-	if err := c.Notify(t.Context(), domainA, room, notifyBody(t, 1)); err != nil {
+	if err := c.Notify(t.Context(), domainA, roomB, notifyBody(t, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := counter(t, reg, fetches); got != 2 {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net/url"
@@ -100,4 +101,18 @@ func LoadCertPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
 	}
 	return pool, nil
+}
+
+// TLSFromConfig loads the mimi section's certificate (cert_file, key_file) and the CAs that
+// verify partners' client certificates (client_ca_file).
+func TLSFromConfig(m config.MIMI) (tls.Certificate, *x509.CertPool, error) {
+	cert, err := tls.LoadX509KeyPair(m.CertFile, m.KeyFile)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("protocol: mimi.cert_file/mimi.key_file: %w", err)
+	}
+	pool, err := LoadCertPool(m.ClientCAFile)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("protocol: mimi.client_ca_file: %w", err)
+	}
+	return cert, pool, nil
 }

@@ -413,8 +413,37 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 		}
 		return ep
 	}
+	if code, detail := s.checkRoom(ep, peer, id); code != 0 {
+		s.fail(w, code, detail)
+		return ep
+	}
 	s.dispatch(w, r.Context(), ep, peer, id, body)
 	return ep
+}
+
+// checkRoom enforces who may talk about a room: /notify only from the room's hub (the domain of
+// the room URI), and update, submitMessage and groupInfo only for rooms we are the hub of.
+func (s *Server) checkRoom(ep Endpoint, peer Peer, id IdentifierURI) (int, string) {
+	switch ep {
+	case EndpointNotify, EndpointUpdate, EndpointSubmitMessage, EndpointGroupInfo:
+	default:
+		return 0, ""
+	}
+	room, err := event.ParseRoomURI(string(id))
+	if err != nil {
+		return http.StatusBadRequest, fmt.Sprintf("%q is not a room URI", id)
+	}
+	hub := normDomain(string(room.Domain()))
+	if ep == EndpointNotify {
+		if hub != peer.Domain {
+			return http.StatusForbidden, fmt.Sprintf("only the room's hub %s may notify about it", hub)
+		}
+		return 0, ""
+	}
+	if hub != normDomain(string(s.cfg.Domain)) {
+		return http.StatusNotFound, fmt.Sprintf("this provider is not the hub of rooms of %s", hub)
+	}
+	return 0, ""
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoint, peer Peer, id IdentifierURI, body []byte) {

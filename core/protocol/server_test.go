@@ -25,7 +25,8 @@ import (
 const (
 	domainA event.Domain  = "a.example"
 	domainB event.Domain  = "b.example"
-	room    event.RoomURI = "mimi://a.example/r/clubhouse"
+	room    event.RoomURI = "mimi://a.example/r/clubhouse" // hub a.example
+	roomB   event.RoomURI = "mimi://b.example/r/lounge"    // hub b.example
 )
 
 // handler is a real in-memory Handler and HubHandler that records what it is given.
@@ -251,6 +252,9 @@ func TestMediaTypeAndLimits(t *testing.T) {
 		{"oversized keyMaterial", "keyMaterial/" + protocol.EncodePathID("mimi://a.example/u/alice"), protocol.MediaType, make([]byte, protocol.DefaultLimits.KeyMaterial+1), http.StatusRequestEntityTooLarge},
 		{"garbage body", "submitMessage/" + id, protocol.MediaType, []byte{1, 2, 3}, http.StatusBadRequest},
 		{"unknown endpoint", "requestConsent/x", protocol.MediaType, []byte{1}, http.StatusNotFound},
+		{"notify from a provider that is not the room's hub", "notify/" + id, protocol.MediaType, notifyBody(t, 1), http.StatusForbidden},
+		{"submitMessage for a room of another hub", "submitMessage/" + protocol.EncodePathID(protocol.IdentifierURI(roomB)), protocol.MediaType, submitBody(t, 64), http.StatusNotFound},
+		{"notify with a user instead of a room", "notify/" + protocol.EncodePathID("mimi://b.example/u/bob"), protocol.MediaType, notifyBody(t, 1), http.StatusBadRequest},
 		{"unsigned key material request", "keyMaterial/" + protocol.EncodePathID("mimi://a.example/u/alice"), protocol.MediaType, unsignedKMR(t), http.StatusBadRequest},
 	}
 	for _, tt := range tests {
@@ -315,10 +319,10 @@ func TestClientEndpoints(t *testing.T) {
 			if err != nil || gr.Status != protocol.GroupInfoNotAuthorized || gr.RoomID != protocol.IdentifierURI(room) {
 				t.Fatalf("group info: %+v, %v", gr, err)
 			}
-			if err := b.Client.Notify(ctx, domainA, room, notifyBody(t, 5)); err != nil {
+			if err := b.Client.Notify(ctx, domainA, roomB, notifyBody(t, 5)); err != nil {
 				t.Fatal(err)
 			}
-			if got := ha.notified(); len(got) != 1 || got[0].Hub.Domain != domainB || got[0].Room != protocol.IdentifierURI(room) || got[0].Messages[0].Timestamp != 5 {
+			if got := ha.notified(); len(got) != 1 || got[0].Hub.Domain != domainB || got[0].Room != protocol.IdentifierURI(roomB) || got[0].Messages[0].Timestamp != 5 {
 				t.Fatalf("notified %+v", got)
 			}
 			if _, err := b.Client.SubmitMessage(ctx, "mimi://c.example/r/x", &protocol.SubmitMessageRequest{Protocol: protocol.ProtocolMLS10, AppMessage: app, SendingURI: "mimi://b.example/u/bob"}); !errors.Is(err, protocol.ErrNotPartner) {
@@ -363,7 +367,7 @@ func TestNotifyDedupe(t *testing.T) {
 		body := notifyBody(t, 1)
 		other := notifyBody(t, 2)
 		for i := 0; i < 2; i++ {
-			if err := b.Client.Notify(ctx, domainA, room, body); err != nil {
+			if err := b.Client.Notify(ctx, domainA, roomB, body); err != nil {
 				t.Fatalf("delivery %d: %v", i, err)
 			}
 		}
@@ -373,10 +377,10 @@ func TestNotifyDedupe(t *testing.T) {
 		a.Stop(t)
 		a.Start(t)
 		b.Client.CloseIdleConnections()
-		if err := b.Client.Notify(ctx, domainA, room, body); err != nil {
+		if err := b.Client.Notify(ctx, domainA, roomB, body); err != nil {
 			t.Fatalf("after restart: %v", err)
 		}
-		if err := b.Client.Notify(ctx, domainA, room, other); err != nil {
+		if err := b.Client.Notify(ctx, domainA, roomB, other); err != nil {
 			t.Fatal(err)
 		}
 		got := ha.notified()
@@ -397,12 +401,12 @@ func TestNotifyHandlerFailure(t *testing.T) {
 	}}
 	_, b := protocoltest.NewPair(t, domainA, domainB, ha, &handler{}, protocoltest.Options{})
 	body := notifyBody(t, 1)
-	err := b.Client.Notify(t.Context(), domainA, room, body)
+	err := b.Client.Notify(t.Context(), domainA, roomB, body)
 	var he *protocol.HTTPError
 	if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || he.RetryAfter != 3*time.Second {
 		t.Fatalf("first delivery: %v, want HTTP 503 with Retry-After 3s", err)
 	}
-	if err := b.Client.Notify(t.Context(), domainA, room, body); err != nil {
+	if err := b.Client.Notify(t.Context(), domainA, roomB, body); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(ha.notified()); got != 1 {
