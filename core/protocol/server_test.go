@@ -267,6 +267,31 @@ func TestMediaTypeAndLimits(t *testing.T) {
 	}
 }
 
+// TestOversizedStream: a body without Content-Length is cut at the limit (413), too.
+func TestOversizedStream(t *testing.T) {
+	a, b := protocoltest.NewPair(t, domainA, domainB, &handler{}, &handler{}, protocoltest.Options{})
+	c := rawClient(a.CA, protocoltest.NewNetwork(), &b.Certificate, string(domainA))
+	c.Transport.(*http.Transport).DialContext = nil
+	body := io.MultiReader(bytes.NewReader(make([]byte, protocol.DefaultLimits.SubmitMessage)), bytes.NewReader([]byte{1}))
+	req, err := http.NewRequest(http.MethodPost, "https://"+a.Addr+"/v1/submitMessage/"+protocol.EncodePathID(protocol.IdentifierURI(room)), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("From", "mimi@b.example")
+	req.Header.Set("Content-Type", protocol.MediaType)
+	if req.ContentLength != 0 {
+		t.Fatalf("request has a Content-Length %d", req.ContentLength)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+}
+
 func unsignedKMR(t *testing.T) []byte {
 	b, err := (&protocol.KeyMaterialRequest{Protocol: protocol.ProtocolMLS10, RequestingUser: "mimi://b.example/u/bob", TargetUser: "mimi://a.example/u/alice",
 		AcceptableCipherSuites: []mls.CipherSuite{1}, RequesterSignatureKey: make([]byte, 32), Signature: make([]byte, 64),
