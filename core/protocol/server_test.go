@@ -460,3 +460,42 @@ func TestDirectoryServed(t *testing.T) {
 		}
 	}
 }
+
+// downloader is a Handler with the ProxyDownloadHandler capability.
+type downloader struct{ handler }
+
+var _ protocol.ProxyDownloadHandler = (*downloader)(nil)
+
+func (d *downloader) ProxyDownload(_ context.Context, peer protocol.Peer, download string, w http.ResponseWriter) error {
+	if download != "https://assets.b.example/x/1" {
+		return &protocol.StatusError{Status: http.StatusNotFound, Detail: "no such asset"}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, err := w.Write([]byte("ciphertext of " + string(peer.Domain)))
+	return err
+}
+
+func TestProxyDownload(t *testing.T) {
+	_, b := protocoltest.NewPair(t, domainA, domainB, &downloader{}, &handler{}, protocoltest.Options{})
+	var buf bytes.Buffer
+	if err := b.Client.ProxyDownload(t.Context(), domainA, "https://assets.b.example/x/1", &buf, 1024); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != "ciphertext of b.example" {
+		t.Fatalf("got %q", buf.String())
+	}
+	buf.Reset()
+	if err := b.Client.ProxyDownload(t.Context(), domainA, "https://assets.b.example/x/1", &buf, 4); err == nil {
+		t.Fatal("an asset over the limit was accepted")
+	}
+	var he *protocol.HTTPError
+	if err := b.Client.ProxyDownload(t.Context(), domainA, "https://elsewhere.example/", &buf, 1024); !errors.As(err, &he) || he.Status != http.StatusNotFound {
+		t.Fatalf("unknown asset: %v, want 404", err)
+	}
+	// A provider without the capability answers 404.
+	a2, b2 := protocoltest.NewPair(t, domainA, domainB, &handler{}, &handler{}, protocoltest.Options{})
+	_ = a2
+	if err := b2.Client.ProxyDownload(t.Context(), domainA, "https://assets.b.example/x/1", &buf, 1024); !errors.As(err, &he) || he.Status != http.StatusNotFound {
+		t.Fatalf("no capability: %v, want 404", err)
+	}
+}
