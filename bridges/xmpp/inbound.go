@@ -124,6 +124,7 @@ type bridgeError struct {
 	typ, cond, text string
 }
 
+// Error implements error.
 func (e *bridgeError) Error() string { return e.cond + ": " + e.text }
 
 func refuse(typ, cond, text string) error { return &bridgeError{typ, cond, text} }

@@ -189,6 +189,7 @@ type limitedReader struct {
 	max int
 }
 
+// Token implements xml.TokenReader.
 func (l *limitedReader) Token() (xml.Token, error) {
 	t, err := l.r.Token()
 	if err != nil {
