@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -180,3 +181,8 @@ const (
 	labelGroupInfoRequest   = "GroupInfoRequestTBS"
 	labelGroupInfoResponse  = "GroupInfoResponseTBS"
 )
+
+// clientCertificateKeyUsages are the extended key usages a partner's client certificate may have
+// (any of them). Reading R24: WebPKI server certificates are used as client certificates (§4.1),
+// and WebPKI CAs are dropping clientAuth from them, so serverAuth is accepted too.
+var clientCertificateKeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}

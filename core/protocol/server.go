@@ -239,12 +239,37 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // 401 and a problem body rather than a handshake failure, so the partner learns why.
 func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{s.cfg.Certificate},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    s.cfg.ClientCAs,
-		NextProtos:   []string{"h2", "http/1.1"},
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{s.cfg.Certificate},
+		ClientAuth:       tls.RequestClientCert,
+		ClientCAs:        s.cfg.ClientCAs,
+		VerifyConnection: s.verifyClientCertificate,
+		NextProtos:       []string{"h2", "http/1.1"},
 	}
+}
+
+// verifyClientCertificate verifies a client certificate, when one is given, against ClientCAs.
+// Reading R24 (§4.1: "ordinary WebPKI server certificates used as client certificates"): a chain
+// whose extended key usage allows serverAuth is accepted as well as clientAuth, since WebPKI CAs
+// are dropping clientAuth from server certificates. A certificate that does not verify fails the
+// handshake; no certificate at all is answered 401 by authenticate.
+func (s *Server) verifyClientCertificate(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots:         s.cfg.ClientCAs,
+		Intermediates: inter,
+		KeyUsages:     clientCertificateKeyUsages,
+	})
+	if err != nil {
+		return fmt.Errorf("protocol: client certificate: %w", err)
+	}
+	return nil
 }
 
 // Serve accepts TLS connections on ln (a plain TCP listener) until Shutdown.
@@ -289,7 +314,8 @@ func (s *Server) fail(w http.ResponseWriter, status int, detail string) {
 
 // authenticate checks the mTLS peer against the From header and the partner list.
 func (s *Server) authenticate(r *http.Request) (Peer, int, string) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+	// The certificate, if any, was verified in the handshake (verifyClientCertificate).
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return Peer{}, http.StatusUnauthorized, "a client certificate from a partner CA is required (mutual TLS)"
 	}
 	from := r.Header.Get("From")

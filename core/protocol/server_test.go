@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -182,6 +183,8 @@ func TestAuthentication(t *testing.T) {
 	certB := ca.Issue(t, string(domainB))
 	certC := ca.Issue(t, "c.example")
 	certBOtherCA := otherCA.Issue(t, string(domainB))
+	certBServerOnly := ca.IssueWithUsage(t, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, string(domainB))
+	certBEmailOnly := ca.IssueWithUsage(t, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, string(domainB))
 	url := "https://a.example/v1/submitMessage/" + protocol.EncodePathID(protocol.IdentifierURI(room))
 	body := submitBody(t, 64)
 
@@ -199,6 +202,7 @@ func TestAuthentication(t *testing.T) {
 		{"From with another local part", &certB, "alice@b.example", http.StatusBadRequest, "mimi@"},
 		{"partner", &certB, "mimi@b.example", http.StatusOK, ""},
 		{"partner, upper-case From domain", &certB, "mimi@B.Example", http.StatusOK, ""},
+		{"partner with a serverAuth-only WebPKI-style certificate", &certBServerOnly, "mimi@b.example", http.StatusOK, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,9 +217,24 @@ func TestAuthentication(t *testing.T) {
 		})
 	}
 
-	// A certificate from a CA we do not trust is refused in the TLS handshake.
-	t.Run("certificate from an unknown CA", func(t *testing.T) {
-		c := rawClient(ca, n, &certBOtherCA, string(domainA))
+	// A certificate from a CA we do not trust, or one for neither server nor client
+	// authentication, is refused in the TLS handshake.
+	for name, cert := range map[string]*tls.Certificate{"certificate from an unknown CA": &certBOtherCA, "certificate for e-mail protection only": &certBEmailOnly} {
+		t.Run(name, func(t *testing.T) {
+			refusedInHandshake(t, rawClient(ca, n, cert, string(domainA)), url, body)
+		})
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.peers) != 3 || h.peers[0].Domain != domainB || h.peers[1].Domain != domainB || h.peers[2].Domain != domainB {
+		t.Fatalf("handler saw peers %+v, want b.example three times", h.peers)
+	}
+}
+
+func refusedInHandshake(t *testing.T, c *http.Client, url string, body []byte) {
+	t.Helper()
+	{
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 		req.Header.Set("From", "mimi@b.example")
 		req.Header.Set("Content-Type", protocol.MediaType)
@@ -224,12 +243,6 @@ func TestAuthentication(t *testing.T) {
 			resp.Body.Close()
 			t.Fatalf("accepted with status %d", resp.StatusCode)
 		}
-	})
-
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.peers) != 2 || h.peers[0].Domain != domainB || h.peers[1].Domain != domainB {
-		t.Fatalf("handler saw peers %+v, want b.example twice", h.peers)
 	}
 }
 

@@ -78,8 +78,16 @@ var serial struct {
 	n int64
 }
 
-// Issue returns a certificate for the DNS names, usable as server and client certificate.
+// Issue returns a certificate for the DNS names, usable as server and client certificate
+// (extended key usages serverAuth and clientAuth).
 func (ca *CA) Issue(t testing.TB, dnsNames ...string) tls.Certificate {
+	t.Helper()
+	return ca.IssueWithUsage(t, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, dnsNames...)
+}
+
+// IssueWithUsage is Issue with the given extended key usages (e.g. serverAuth only, as WebPKI
+// server certificates now come).
+func (ca *CA) IssueWithUsage(t testing.TB, usage []x509.ExtKeyUsage, dnsNames ...string) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -96,7 +104,7 @@ func (ca *CA) Issue(t testing.TB, dnsNames ...string) tls.Certificate {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usage,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
