@@ -197,3 +197,30 @@ func TestOutboxEnqueueRollsBack(t *testing.T) {
 		t.Fatalf("delivered timestamp %d, want 2", got)
 	}
 }
+
+// TestOutboxExpiry: a body that cannot be delivered (here: to a provider that is no partner) is
+// retried with backoff and dropped after Expire (72h by default).
+func TestOutboxExpiry(t *testing.T) {
+	a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, &handler{}, protocoltest.Options{})
+	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+	ob, _ := startOutbox(t, a, clk)
+	if err := a.Store.InTx(t.Context(), func(tx *store.Tx) error {
+		return ob.EnqueueBody(t.Context(), tx, "c.example", "mimi://a.example/r/c", notifyBody(t, 1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ob.Wake()
+	waitFor(t, 10*time.Second, "a failed attempt", func() bool {
+		h, ok := head(t, a.Store, "mimi://a.example/r/c")
+		return ok && h.attempts >= 1
+	})
+	if n, err := ob.Pending(t.Context()); err != nil || n != 1 {
+		t.Fatalf("pending %d, %v; want 1 before expiry", n, err)
+	}
+	clk.Advance(73 * time.Hour)
+	ob.Wake()
+	waitFor(t, 10*time.Second, "expiry", func() bool {
+		n, err := ob.Pending(context.Background())
+		return err == nil && n == 0
+	})
+}
