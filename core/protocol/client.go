@@ -32,6 +32,7 @@ type HTTPError struct {
 	Detail string
 }
 
+// Error describes the endpoint, status and problem detail.
 func (e *HTTPError) Error() string {
 	s := fmt.Sprintf("protocol: %s: HTTP %d", e.Endpoint, e.Status)
 	if e.Detail != "" {

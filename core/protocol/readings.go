@@ -32,16 +32,16 @@ type Endpoint string
 
 // The endpoints this package routes.
 const (
-	EndpointKeyMaterial    Endpoint = "keyMaterial"
-	EndpointUpdate         Endpoint = "update"
-	EndpointNotify         Endpoint = "notify"
-	EndpointSubmitMessage  Endpoint = "submitMessage"
-	EndpointGroupInfo      Endpoint = "groupInfo"
-	EndpointProxyDownload  Endpoint = "proxyDownload"
-	EndpointRequestConsent Endpoint = "requestConsent"
-	EndpointUpdateConsent  Endpoint = "updateConsent"
-	EndpointIdentifierQry  Endpoint = "identifierQuery"
-	EndpointReportAbuse    Endpoint = "reportAbuse"
+	EndpointKeyMaterial     Endpoint = "keyMaterial"
+	EndpointUpdate          Endpoint = "update"
+	EndpointNotify          Endpoint = "notify"
+	EndpointSubmitMessage   Endpoint = "submitMessage"
+	EndpointGroupInfo       Endpoint = "groupInfo"
+	EndpointProxyDownload   Endpoint = "proxyDownload"
+	EndpointRequestConsent  Endpoint = "requestConsent"
+	EndpointUpdateConsent   Endpoint = "updateConsent"
+	EndpointIdentifierQuery Endpoint = "identifierQuery"
+	EndpointReportAbuse     Endpoint = "reportAbuse"
 )
 
 // directoryVariables maps each endpoint we publish to its template variable. Reading R2: the

@@ -79,6 +79,7 @@ type StatusError struct {
 	Err        error
 }
 
+// Error describes the status and detail.
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("protocol: HTTP %d", e.Status)
 	if e.Detail != "" {
@@ -90,6 +91,7 @@ func (e *StatusError) Error() string {
 	return s
 }
 
+// Unwrap returns the underlying error, if any.
 func (e *StatusError) Unwrap() error { return e.Err }
 
 // Limits bound request bodies per endpoint (bytes).
