@@ -512,3 +512,51 @@ func TestProxyDownload(t *testing.T) {
 		t.Fatalf("no capability: %v, want 404", err)
 	}
 }
+
+// TestClientVerifiesServer: the client refuses a partner whose server certificate is not valid
+// for the partner's domain, or does not chain to the CA configured for it.
+func TestClientVerifiesServer(t *testing.T) {
+	n := protocoltest.NewNetwork()
+	ca := protocoltest.NewCA(t)
+	otherCA := protocoltest.NewCA(t)
+	a := protocoltest.NewProvider(t, n, ca, domainA, &handler{}, protocoltest.Options{})
+	a.Partners.Set([]protocol.Partner{{Domain: domainB}})
+
+	// A server on "a.example" presenting a certificate for evil.example.
+	evil, err := protocol.NewServer(protocol.ServerConfig{Domain: domainA, Certificate: ca.Issue(t, "evil.example"), ClientCAs: ca.Pool,
+		Partners: a.Partners, Handler: &handler{}, Store: a.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evilAddr, err := evil.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = evil.Shutdown(context.Background()) })
+
+	tests := []struct {
+		name    string
+		addr    string
+		rootCAs *protocoltest.CA
+		ok      bool
+	}{
+		{"right domain, right CA", a.Addr, ca, true},
+		{"certificate for another domain", evilAddr.String(), ca, false},
+		{"certificate from another CA than configured", a.Addr, otherCA, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n.Set(string(domainA), tt.addr)
+			c, err := protocol.NewClient(protocol.ClientConfig{Domain: domainB, Certificate: ca.Issue(t, string(domainB)),
+				Partners: protocol.NewPartners(protocol.Partner{Domain: domainA, RootCAs: tt.rootCAs.Pool, BaseURL: a.PartnerEntry(false).BaseURL}), DialContext: n.DialContext})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseIdleConnections()
+			err = c.Notify(t.Context(), domainA, roomB, notifyBody(t, 1))
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
