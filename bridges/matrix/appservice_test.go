@@ -353,4 +353,40 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 	alice.waitEvent(t, "bob's delete", func(ev *mevent.Event) bool {
 		return ev.Sender == ghost && ev.Type == mevent.EventRedaction && ev.Redacts == got.ID
 	})
+
+	// A MIMI room hosted by a partner: the gateway creates an encrypted portal, invites alice on
+	// the MIMI side's request, and bob's messages reach her encrypted.
+	partnerRoom := event.RoomURI("mimi://amt-b.example/r/clubhouse")
+	invite := &event.Envelope{ID: "mimi:invite-alice", Kind: event.KindMembership, Room: partnerRoom, Sender: bobURI,
+		Timestamp: time.Now().UTC(), Origin: event.Origin{Network: event.NetworkMIMI},
+		Membership: &event.Membership{Action: event.MembershipInvite, Target: aliceURI}}
+	if err := e.bus.PublishIn(ctx, event.NetworkMatrix, invite); err != nil {
+		t.Fatal(err)
+	}
+	inv2 := alice.waitEvent(t, "alice's invite to the new portal", func(ev *mevent.Event) bool {
+		return ev.Type == mevent.StateMember && ev.GetStateKey() == "@alice:localhost" && ev.RoomID != room &&
+			ev.Content.AsMember().Membership == mevent.MembershipInvite
+	})
+	portal, ok, err := e.adapter.portalByMIMI(ctx, partnerRoom)
+	if err != nil || !ok || portal != inv2.RoomID {
+		t.Fatalf("portal of %s = %s, %v, %v; invite was to %s", partnerRoom, portal, ok, err, inv2.RoomID)
+	}
+	if _, err := alice.JoinRoomByID(ctx, portal); err != nil {
+		t.Fatal(err)
+	}
+	if enc, _ := e.adapter.stateStore.IsEncrypted(ctx, portal); !enc {
+		t.Error("new portal is not encrypted")
+	}
+	hello := mimiMessage(t, event.KindMessage, partnerRoom, bobURI, 6, func(m *content.Message) {
+		m.Body = textBody(content.TypePlain, "welcome to the clubhouse")
+	})
+	if err := e.bus.PublishIn(ctx, event.NetworkMatrix, hello); err != nil {
+		t.Fatal(err)
+	}
+	w := alice.waitEvent(t, "bob's message in the new portal", func(ev *mevent.Event) bool {
+		return ev.RoomID == portal && ev.Sender == ghost && ev.Type == mevent.EventMessage
+	})
+	if !w.Mautrix.WasEncrypted || w.Content.AsMessage().Body != "welcome to the clubhouse" {
+		t.Errorf("message in new portal: encrypted %v body %q", w.Mautrix.WasEncrypted, w.Content.AsMessage().Body)
+	}
 }
