@@ -269,12 +269,12 @@ func (c *Client) expectBody(ctx context.Context, d event.Domain, e Endpoint, id 
 }
 
 // KeyMaterial claims KeyPackages of target from partner d (the target's provider, or the hub).
-func (c *Client) KeyMaterial(ctx context.Context, d event.Domain, target IdentifierURI, req *KeyMaterialRequest) (*KeyMaterialResponse, error) {
+func (c *Client) KeyMaterial(ctx context.Context, d event.Domain, target event.UserURI, req *KeyMaterialRequest) (*KeyMaterialResponse, error) {
 	body, err := req.Encode()
 	if err != nil {
 		return nil, err
 	}
-	b, err := c.expectBody(ctx, d, EndpointKeyMaterial, target, body)
+	b, err := c.expectBody(ctx, d, EndpointKeyMaterial, IdentifierURI(target), body)
 	if err != nil {
 		return nil, err
 	}

@@ -146,7 +146,7 @@ func TestOutbox(t *testing.T) {
 		waitFor(t, 20*time.Second, "all fanout delivered", func() bool { return len(hb.notified()) == 6 })
 		var ts []uint64
 		for _, n := range hb.notified() {
-			if n.Room == protocol.IdentifierURI(room) {
+			if n.Room == room {
 				ts = append(ts, n.Messages[0].Timestamp)
 			}
 		}

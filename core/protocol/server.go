@@ -35,8 +35,8 @@ type Peer struct {
 type Notification struct {
 	// Hub is the sending provider (authenticated).
 	Hub Peer
-	// Room is the room in the request path.
-	Room IdentifierURI
+	// Room is the room in the request path; its domain is Hub's.
+	Room event.RoomURI
 	// Body is the exact request body; Messages its decoding.
 	Body     []byte
 	Messages []*FanoutMessage
@@ -46,7 +46,9 @@ type Notification struct {
 type Handler interface {
 	// KeyMaterial answers a claim for target's KeyPackages. The request's signature has been
 	// verified.
-	KeyMaterial(ctx context.Context, peer Peer, target IdentifierURI, req *KeyMaterialRequest) (*KeyMaterialResponse, error)
+	// target is the user in the path; it may be on another domain when we are the hub relaying a
+	// claim (§5.2).
+	KeyMaterial(ctx context.Context, peer Peer, target event.UserURI, req *KeyMaterialRequest) (*KeyMaterialResponse, error)
 	// Notify stores a fanout durably inside tx. The server has already marked the body as
 	// processed in tx: when Notify returns nil the transaction commits and the hub gets 201; on
 	// an error it rolls back and the hub retries later. Redeliveries of a processed body are
@@ -57,11 +59,11 @@ type Handler interface {
 // HubHandler is the optional capability of a Handler that hosts rooms (a hub).
 type HubHandler interface {
 	// Update sequences a handshake for room.
-	Update(ctx context.Context, peer Peer, room IdentifierURI, req *UpdateRequest) (*UpdateRoomResponse, error)
+	Update(ctx context.Context, peer Peer, room event.RoomURI, req *UpdateRequest) (*UpdateRoomResponse, error)
 	// SubmitMessage sequences an application message for room.
-	SubmitMessage(ctx context.Context, peer Peer, room IdentifierURI, req *SubmitMessageRequest) (*SubmitMessageResponse, error)
+	SubmitMessage(ctx context.Context, peer Peer, room event.RoomURI, req *SubmitMessageRequest) (*SubmitMessageResponse, error)
 	// GroupInfo answers an external joiner. The request's signature has been verified.
-	GroupInfo(ctx context.Context, peer Peer, room IdentifierURI, req *GroupInfoRequest) (*GroupInfoResponse, error)
+	GroupInfo(ctx context.Context, peer Peer, room event.RoomURI, req *GroupInfoRequest) (*GroupInfoResponse, error)
 }
 
 // ProxyDownloadHandler is the optional capability of serving /proxyDownload (§5.10). It writes
@@ -441,40 +443,42 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 		}
 		return ep
 	}
-	if code, detail := s.checkRoom(ep, peer, id); code != 0 {
+	room, code, detail := s.checkRoom(ep, peer, id)
+	if code != 0 {
 		s.fail(w, code, detail)
 		return ep
 	}
-	s.dispatch(w, r.Context(), ep, peer, id, body)
+	s.dispatch(w, r.Context(), ep, peer, id, room, body)
 	return ep
 }
 
 // checkRoom enforces who may talk about a room: /notify only from the room's hub (the domain of
 // the room URI), and update, submitMessage and groupInfo only for rooms we are the hub of.
-func (s *Server) checkRoom(ep Endpoint, peer Peer, id IdentifierURI) (int, string) {
+// It returns the parsed room ("" for endpoints that are not about a room).
+func (s *Server) checkRoom(ep Endpoint, peer Peer, id IdentifierURI) (event.RoomURI, int, string) {
 	switch ep {
 	case EndpointNotify, EndpointUpdate, EndpointSubmitMessage, EndpointGroupInfo:
 	default:
-		return 0, ""
+		return "", 0, ""
 	}
 	room, err := event.ParseRoomURI(string(id))
 	if err != nil {
-		return http.StatusBadRequest, fmt.Sprintf("%q is not a room URI", id)
+		return "", http.StatusBadRequest, fmt.Sprintf("%q is not a room URI", id)
 	}
 	hub := normDomain(string(room.Domain()))
 	if ep == EndpointNotify {
 		if hub != peer.Domain {
-			return http.StatusForbidden, fmt.Sprintf("only the room's hub %s may notify about it", hub)
+			return "", http.StatusForbidden, fmt.Sprintf("only the room's hub %s may notify about it", hub)
 		}
-		return 0, ""
+		return room, 0, ""
 	}
 	if hub != normDomain(string(s.cfg.Domain)) {
-		return http.StatusNotFound, fmt.Sprintf("this provider is not the hub of rooms of %s", hub)
+		return "", http.StatusNotFound, fmt.Sprintf("this provider is not the hub of rooms of %s", hub)
 	}
-	return 0, ""
+	return room, 0, ""
 }
 
-func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoint, peer Peer, id IdentifierURI, body []byte) {
+func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoint, peer Peer, id IdentifierURI, room event.RoomURI, body []byte) {
 	hub, isHub := s.cfg.Handler.(HubHandler)
 	var (
 		resp interface{ Encode() ([]byte, error) }
@@ -482,12 +486,21 @@ func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoin
 	)
 	switch ep {
 	case EndpointNotify:
-		s.serveNotify(w, ctx, peer, id, body)
+		s.serveNotify(w, ctx, peer, room, body)
 		return
 	case EndpointKeyMaterial:
+		target, perr := event.ParseUserURI(string(id))
+		if perr != nil {
+			s.fail(w, http.StatusBadRequest, fmt.Sprintf("%q is not a user URI", id))
+			return
+		}
 		req, derr := DecodeKeyMaterialRequest(body)
 		if derr != nil {
 			s.fail(w, http.StatusBadRequest, derr.Error())
+			return
+		}
+		if req.TargetUser != IdentifierURI(target) {
+			s.fail(w, http.StatusBadRequest, "targetUser in the body differs from the path")
 			return
 		}
 		if verr := req.Verify(); verr != nil {
@@ -495,7 +508,7 @@ func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoin
 			return
 		}
 		var r *KeyMaterialResponse
-		r, err = s.cfg.Handler.KeyMaterial(ctx, peer, id, req)
+		r, err = s.cfg.Handler.KeyMaterial(ctx, peer, target, req)
 		resp = r
 	case EndpointUpdate, EndpointSubmitMessage, EndpointGroupInfo:
 		if !isHub {
@@ -510,7 +523,7 @@ func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoin
 				return
 			}
 			var r *UpdateRoomResponse
-			r, err = hub.Update(ctx, peer, id, req)
+			r, err = hub.Update(ctx, peer, room, req)
 			resp = r
 		case EndpointSubmitMessage:
 			req, derr := DecodeSubmitMessageRequest(body)
@@ -519,7 +532,7 @@ func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoin
 				return
 			}
 			var r *SubmitMessageResponse
-			r, err = hub.SubmitMessage(ctx, peer, id, req)
+			r, err = hub.SubmitMessage(ctx, peer, room, req)
 			resp = r
 		default:
 			req, derr := DecodeGroupInfoRequest(body)
@@ -532,7 +545,7 @@ func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoin
 				return
 			}
 			var r *GroupInfoResponse
-			r, err = hub.GroupInfo(ctx, peer, id, req)
+			r, err = hub.GroupInfo(ctx, peer, room, req)
 			resp = r
 		}
 	}
@@ -574,7 +587,7 @@ func notifyKey(hub event.Domain, body []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (s *Server) serveNotify(w http.ResponseWriter, ctx context.Context, peer Peer, room IdentifierURI, body []byte) {
+func (s *Server) serveNotify(w http.ResponseWriter, ctx context.Context, peer Peer, room event.RoomURI, body []byte) {
 	msgs, err := DecodeFanoutMessages(body)
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, err.Error())

@@ -45,9 +45,9 @@ var (
 	_ protocol.HubHandler = (*handler)(nil)
 )
 
-func (h *handler) KeyMaterial(_ context.Context, peer protocol.Peer, target protocol.IdentifierURI, req *protocol.KeyMaterialRequest) (*protocol.KeyMaterialResponse, error) {
+func (h *handler) KeyMaterial(_ context.Context, peer protocol.Peer, target event.UserURI, req *protocol.KeyMaterialRequest) (*protocol.KeyMaterialResponse, error) {
 	h.record(peer)
-	return &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserStatus: protocol.KeyMaterialUserUnknown, UserURI: target}, nil
+	return &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserStatus: protocol.KeyMaterialUserUnknown, UserURI: protocol.IdentifierURI(target)}, nil
 }
 
 func (h *handler) Notify(_ context.Context, tx *store.Tx, n *protocol.Notification) error {
@@ -64,19 +64,19 @@ func (h *handler) Notify(_ context.Context, tx *store.Tx, n *protocol.Notificati
 	return nil
 }
 
-func (h *handler) Update(_ context.Context, peer protocol.Peer, _ protocol.IdentifierURI, req *protocol.UpdateRequest) (*protocol.UpdateRoomResponse, error) {
+func (h *handler) Update(_ context.Context, peer protocol.Peer, _ event.RoomURI, req *protocol.UpdateRequest) (*protocol.UpdateRoomResponse, error) {
 	h.record(peer)
 	return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateWrongEpoch, CurrentEpoch: 7}, nil
 }
 
-func (h *handler) SubmitMessage(_ context.Context, peer protocol.Peer, _ protocol.IdentifierURI, req *protocol.SubmitMessageRequest) (*protocol.SubmitMessageResponse, error) {
+func (h *handler) SubmitMessage(_ context.Context, peer protocol.Peer, _ event.RoomURI, req *protocol.SubmitMessageRequest) (*protocol.SubmitMessageResponse, error) {
 	h.record(peer)
 	return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitAccepted, AcceptedTimestamp: req.AppMessage.PrivateMessage.Epoch + 1000}, nil
 }
 
-func (h *handler) GroupInfo(_ context.Context, peer protocol.Peer, room protocol.IdentifierURI, _ *protocol.GroupInfoRequest) (*protocol.GroupInfoResponse, error) {
+func (h *handler) GroupInfo(_ context.Context, peer protocol.Peer, room event.RoomURI, _ *protocol.GroupInfoRequest) (*protocol.GroupInfoResponse, error) {
 	h.record(peer)
-	return &protocol.GroupInfoResponse{Protocol: protocol.ProtocolMLS10, RoomID: room, Status: protocol.GroupInfoNotAuthorized}, nil
+	return &protocol.GroupInfoResponse{Protocol: protocol.ProtocolMLS10, RoomID: protocol.IdentifierURI(room), Status: protocol.GroupInfoNotAuthorized}, nil
 }
 
 func (h *handler) record(p protocol.Peer) {
@@ -268,6 +268,8 @@ func TestMediaTypeAndLimits(t *testing.T) {
 		{"notify from a provider that is not the room's hub", "notify/" + id, protocol.MediaType, notifyBody(t, 1), http.StatusForbidden},
 		{"submitMessage for a room of another hub", "submitMessage/" + protocol.EncodePathID(protocol.IdentifierURI(roomB)), protocol.MediaType, submitBody(t, 64), http.StatusNotFound},
 		{"notify with a user instead of a room", "notify/" + protocol.EncodePathID("mimi://b.example/u/bob"), protocol.MediaType, notifyBody(t, 1), http.StatusBadRequest},
+		{"key material for a room instead of a user", "keyMaterial/" + id, protocol.MediaType, unsignedKMR(t), http.StatusBadRequest},
+		{"key material with another target in the body", "keyMaterial/" + protocol.EncodePathID("mimi://a.example/u/carol"), protocol.MediaType, unsignedKMR(t), http.StatusBadRequest},
 		{"unsigned key material request", "keyMaterial/" + protocol.EncodePathID("mimi://a.example/u/alice"), protocol.MediaType, unsignedKMR(t), http.StatusBadRequest},
 	}
 	for _, tt := range tests {
@@ -360,7 +362,7 @@ func TestClientEndpoints(t *testing.T) {
 			if err := b.Client.Notify(ctx, domainA, roomB, notifyBody(t, 5)); err != nil {
 				t.Fatal(err)
 			}
-			if got := ha.notified(); len(got) != 1 || got[0].Hub.Domain != domainB || got[0].Room != protocol.IdentifierURI(roomB) || got[0].Messages[0].Timestamp != 5 {
+			if got := ha.notified(); len(got) != 1 || got[0].Hub.Domain != domainB || got[0].Room != roomB || got[0].Messages[0].Timestamp != 5 {
 				t.Fatalf("notified %+v", got)
 			}
 			if _, err := b.Client.SubmitMessage(ctx, "mimi://c.example/r/x", &protocol.SubmitMessageRequest{Protocol: protocol.ProtocolMLS10, AppMessage: app, SendingURI: "mimi://b.example/u/bob"}); !errors.Is(err, protocol.ErrNotPartner) {
