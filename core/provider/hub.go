@@ -1,0 +1,339 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// submitScope dedupes resubmitted application messages at the hub.
+const submitScope store.Scope = "provider.submit"
+
+// handshake is a commit the hub sequences, with what it does to the participant list.
+type handshake struct {
+	peer      event.Domain  // provider that sent it (ours for local commits)
+	committer event.UserURI // user of the committing client
+	epoch     uint64        // epoch the commit was made in
+	commit    *mls.MLSMessage
+	welcome   *mls.MLSMessage
+	tree      mls.RatchetTree // for the Welcome
+	added     []event.UserURI
+	removed   []event.UserURI
+	ban       bool // removed users are banned, not just removed
+}
+
+// acceptCommit sequences h in room inside tx (room lock held): epoch check, policy, participant
+// list, room epoch, fanout to followers (outbox) and to our own clients (inbox).
+func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.RoomURI, h *handshake) error {
+	rr, err := loadRoom(ctx, tx, room)
+	if err != nil {
+		return err
+	}
+	if rr == nil {
+		return fmt.Errorf("provider: unknown room %s", room)
+	}
+	if h.epoch != rr.Epoch {
+		return &errWrongEpoch{Current: rr.Epoch}
+	}
+	role, ok, err := roleOf(ctx, tx, room, h.committer)
+	if err != nil {
+		return err
+	}
+	if !ok || role == RoleBanned || h.committer.Domain() != h.peer {
+		return fmt.Errorf("%w: %s may not commit", errNotAllowed, h.committer)
+	}
+	touched := map[event.UserURI]bool{}
+	for _, u := range h.added {
+		if touched[u] {
+			continue // several clients of one user
+		}
+		touched[u] = true
+		r, ok, err := roleOf(ctx, tx, room, u)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ok && r == RoleBanned:
+			return fmt.Errorf("%w: %s is banned", errNotAllowed, u)
+		case ok:
+			// a listed participant's further client
+		case !role.can(capAddParticipant):
+			return fmt.Errorf("%w: %s may not add participants", errNotAllowed, h.committer)
+		default:
+			if err := setRole(ctx, tx, room, u, RoleRegular); err != nil {
+				return err
+			}
+		}
+	}
+	// Removed users' domains still get this commit (their clients learn they were removed).
+	extra := map[event.Domain]bool{}
+	for _, u := range h.removed {
+		if touched[u] {
+			return fmt.Errorf("%w: %s touched twice in one commit", errNotAllowed, u)
+		}
+		touched[u] = true
+		switch {
+		case h.ban:
+			if !role.can(capBan) {
+				return fmt.Errorf("%w: %s may not ban", errNotAllowed, h.committer)
+			}
+			if err := setRole(ctx, tx, room, u, RoleBanned); err != nil {
+				return err
+			}
+		case role.can(capRemoveParticipant) || u.Domain() == h.peer:
+			// Reading: a provider speaks for its own users, so removing a user of the
+			// submitting provider is that user leaving (canRemoveSelf).
+			if err := removeParticipant(ctx, tx, room, u); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: %s may not remove %s", errNotAllowed, h.committer, u)
+		}
+		extra[u.Domain()] = true
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE provider_rooms SET epoch = ? WHERE room = ?`, int64(h.epoch+1), string(room)); err != nil {
+		return fmt.Errorf("provider: advance room epoch: %w", err)
+	}
+	ts := uint64(p.now().UnixMilli())
+	fs, err := p.followers(ctx, tx, room)
+	if err != nil {
+		return err
+	}
+	welcomeTo := map[event.Domain]bool{}
+	for _, u := range h.added {
+		welcomeTo[u.Domain()] = true
+	}
+	for _, d := range fs {
+		extra[d] = true
+	}
+	for d := range extra {
+		if d == p.cfg.Domain {
+			continue
+		}
+		msgs := []*protocol.FanoutMessage{{Timestamp: ts, Message: h.commit}}
+		if h.welcome != nil && welcomeTo[d] {
+			msgs = append(msgs, &protocol.FanoutMessage{Timestamp: ts, Message: h.welcome,
+				RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeFull, RatchetTree: h.tree}})
+		}
+		if err := p.outbox.Enqueue(ctx, tx, d, room, msgs...); err != nil {
+			return fmt.Errorf("provider: enqueue fanout: %w", err)
+		}
+	}
+	if err := insertInbox(ctx, tx, room, "", ts, h.commit, nil); err != nil {
+		return err
+	}
+	if h.welcome != nil && welcomeTo[p.cfg.Domain] {
+		if err := insertInbox(ctx, tx, room, "", ts, h.welcome, h.tree); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// acceptMessage sequences an application message in room inside tx (room lock held).
+func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.RoomURI, peer event.Domain, sender event.UserURI, m *mls.MLSMessage) (uint64, error) {
+	rr, err := loadRoom(ctx, tx, room)
+	if err != nil {
+		return 0, err
+	}
+	if rr == nil || rr.Hub != p.cfg.Domain {
+		return 0, fmt.Errorf("%w: unknown room %s", errNotAllowed, room)
+	}
+	role, ok, err := roleOf(ctx, tx, room, sender)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || !role.can(capSendMessage) || sender.Domain() != peer {
+		return 0, fmt.Errorf("%w: %s may not send in %s", errNotAllowed, sender, room)
+	}
+	if m.PrivateMessage.Epoch != rr.Epoch {
+		return 0, &errWrongEpoch{Current: rr.Epoch}
+	}
+	raw, err := m.Encode()
+	if err != nil {
+		return 0, fmt.Errorf("provider: encode message: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	ts := uint64(p.now().UnixMilli())
+	first, err := tx.MarkProcessed(ctx, submitScope, string(room)+" "+hex.EncodeToString(sum[:]))
+	if err != nil || !first {
+		return ts, err // a resubmission: accepted before
+	}
+	fs, err := p.followers(ctx, tx, room)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range fs {
+		if err := p.outbox.Enqueue(ctx, tx, d, room, &protocol.FanoutMessage{Timestamp: ts, Message: m}); err != nil {
+			return 0, fmt.Errorf("provider: enqueue fanout: %w", err)
+		}
+	}
+	return ts, insertInbox(ctx, tx, room, sender, ts, m, nil)
+}
+
+// SubmitMessage sequences a follower's application message (protocol.HubHandler).
+func (p *Provider) SubmitMessage(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.SubmitMessageRequest) (*protocol.SubmitMessageResponse, error) {
+	sender, err := event.ParseUserURI(string(req.SendingURI))
+	if err != nil {
+		return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitNotAllowed}, nil
+	}
+	unlock := p.lockRoom(room)
+	defer unlock()
+	var ts uint64
+	err = p.st.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		ts, err = p.acceptMessage(ctx, tx, room, peer.Domain, sender, req.AppMessage)
+		return err
+	})
+	var we *errWrongEpoch
+	switch {
+	case errors.As(err, &we):
+		return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitEpochTooOld, CurrentEpoch: we.Current}, nil
+	case errors.Is(err, errNotAllowed):
+		p.log.Info("message refused", "peer", peer.Domain, "err", err)
+		return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitNotAllowed}, nil
+	case err != nil:
+		return nil, err
+	}
+	p.outbox.Wake()
+	p.kick()
+	return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitAccepted, AcceptedTimestamp: ts}, nil
+}
+
+// Update sequences a follower's commit (protocol.HubHandler). The hub validates the commit with
+// one of its own clients in the room, which yields who was added and removed.
+func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.UpdateRequest) (*protocol.UpdateRoomResponse, error) {
+	b := &req.Bundle
+	ct, err := b.ContentType()
+	if err != nil {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
+	}
+	if ct != mls.ContentTypeCommit || b.ProposalOrCommit.WireFormat != mls.WireFormatPublicMessage {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed,
+			ErrorDescription: "this hub sequences commits sent as PublicMessage only"}, nil
+	}
+	unlock := p.lockRoom(room)
+	defer unlock()
+	rr, err := loadRoom(ctx, p.st, room)
+	if err != nil {
+		return nil, err
+	}
+	if rr == nil {
+		return nil, &protocol.StatusError{Status: http.StatusNotFound, Detail: "unknown room"}
+	}
+	pm := b.ProposalOrCommit.PublicMessage
+	if pm.Content.Epoch != rr.Epoch {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateWrongEpoch, CurrentEpoch: rr.Epoch}, nil
+	}
+	clients, err := loadClients(ctx, p.st, room)
+	if err != nil {
+		return nil, err
+	}
+	var reader *clientState
+	for _, c := range clients {
+		if c.Group.Epoch() == rr.Epoch {
+			reader = c
+			break
+		}
+	}
+	if reader == nil {
+		return nil, &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: 1e9, Detail: "room state catching up"}
+	}
+	committerMember, ok := reader.Group.Member(mls.LeafIndex(pm.Content.Sender.Index))
+	if pm.Content.Sender.Type != mls.SenderTypeMember || !ok {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
+	}
+	committer, err := userOfCredential(&committerMember.Credential)
+	if err != nil {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
+	}
+	rec, err := reader.Group.Process(b.ProposalOrCommit, mls.ProcessOptions{})
+	if err != nil || rec.Commit == nil {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: fmt.Sprint("commit rejected: ", err)}, nil
+	}
+	h := &handshake{peer: peer.Domain, committer: committer, epoch: rr.Epoch, commit: b.ProposalOrCommit}
+	if err := describeCommit(rec.Commit, h); err != nil {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
+	}
+	if b.Welcome != nil {
+		h.welcome = &mls.MLSMessage{Version: mls.ProtocolVersionMLS10, WireFormat: mls.WireFormatWelcome, Welcome: b.Welcome}
+		if b.RatchetTreeOption != nil && b.RatchetTreeOption.Representation == protocol.RatchetTreeFull {
+			h.tree = b.RatchetTreeOption.RatchetTree
+		} else if h.tree, err = treeOfGroupInfo(b.GroupInfoOption); err != nil {
+			return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
+		}
+	}
+	err = p.st.InTx(ctx, func(tx *store.Tx) error {
+		if err := p.acceptCommit(ctx, tx, room, h); err != nil {
+			return err
+		}
+		if rec.Commit.SelfRemoved {
+			return deleteClient(ctx, tx, room, reader.User)
+		}
+		return saveClient(ctx, tx, room, reader, rec.Commit.State)
+	})
+	var we *errWrongEpoch
+	switch {
+	case errors.As(err, &we):
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateWrongEpoch, CurrentEpoch: we.Current}, nil
+	case errors.Is(err, errNotAllowed):
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
+	case err != nil:
+		return nil, err
+	}
+	p.outbox.Wake()
+	p.kick()
+	return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateSuccess, AcceptedTimestamp: uint64(p.now().UnixMilli())}, nil
+}
+
+// GroupInfo would answer external joiners; external joins are not implemented yet.
+func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.GroupInfoRequest) (*protocol.GroupInfoResponse, error) {
+	return nil, &protocol.StatusError{Status: http.StatusNotImplemented, Detail: "external joins are not implemented by this provider yet"}
+}
+
+// describeCommit fills h.added and h.removed from an applied commit.
+func describeCommit(r *mls.CommitResult, h *handshake) error {
+	for _, l := range r.Added {
+		m, ok := r.State.Member(l)
+		if r.State == nil || !ok {
+			continue
+		}
+		u, err := userOfCredential(&m.Credential)
+		if err != nil {
+			return err
+		}
+		h.added = append(h.added, u)
+	}
+	for _, m := range r.Removed {
+		u, err := userOfCredential(&m.Credential)
+		if err != nil {
+			return err
+		}
+		h.removed = append(h.removed, u)
+	}
+	return nil
+}
+
+// treeOfGroupInfo returns the ratchet_tree extension of a full GroupInfo option.
+func treeOfGroupInfo(o *protocol.GroupInfoOption) (mls.RatchetTree, error) {
+	if o == nil || o.GroupInfo == nil {
+		return nil, errors.New("provider: no ratchet tree for the Welcome")
+	}
+	return treeOf(o.GroupInfo)
+}
+
+func treeOf(gi *mls.GroupInfo) (mls.RatchetTree, error) {
+	d, ok := gi.Extensions.Find(mls.ExtensionRatchetTree)
+	if !ok {
+		return nil, errors.New("provider: GroupInfo without ratchet_tree")
+	}
+	return mls.DecodeRatchetTree(d)
+}

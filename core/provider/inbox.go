@@ -1,0 +1,349 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// The inbox holds fanout for our own clients, from a partner hub's /notify or from our own hub,
+// in acceptance order. One worker applies it: commits advance every local client, Welcomes make
+// new clients, application messages are decrypted once per room and published on mimi.in.
+
+func insertInbox(ctx context.Context, tx *store.Tx, room event.RoomURI, sender event.UserURI, ts uint64, m *mls.MLSMessage, tree mls.RatchetTree) error {
+	raw, err := m.Encode()
+	if err != nil {
+		return fmt.Errorf("provider: encode fanout: %w", err)
+	}
+	var tb []byte
+	if tree != nil {
+		if tb, err = tree.Encode(); err != nil {
+			return fmt.Errorf("provider: encode tree: %w", err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO provider_inbox (room, sender, accepted, message, tree) VALUES (?, ?, ?, ?, ?)`,
+		string(room), string(sender), int64(ts), raw, tb)
+	if err != nil {
+		return fmt.Errorf("provider: insert inbox: %w", err)
+	}
+	return nil
+}
+
+// Notify stores a partner hub's fanout durably (protocol.Handler); the inbox worker applies it.
+func (p *Provider) Notify(ctx context.Context, tx *store.Tx, n *protocol.Notification) error {
+	for _, f := range n.Messages {
+		if err := insertInbox(ctx, tx, n.Room, "", f.Timestamp, f.Message, treeOption(f.RatchetTreeOption)); err != nil {
+			return err
+		}
+	}
+	p.kick()
+	return nil
+}
+
+func treeOption(o *protocol.RatchetTreeOption) mls.RatchetTree {
+	if o != nil && o.Representation == protocol.RatchetTreeFull {
+		return o.RatchetTree
+	}
+	return nil
+}
+
+// kick wakes the inbox worker.
+func (p *Provider) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Provider) runInbox(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for {
+			n, err := p.inboxOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				p.log.Warn("inbox", "err", err)
+			}
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-t.C:
+		}
+	}
+}
+
+type inboxRow struct {
+	id       int64
+	room     event.RoomURI
+	sender   event.UserURI
+	accepted uint64
+	msg      *mls.MLSMessage
+	tree     mls.RatchetTree
+}
+
+// inboxOnce applies up to 64 rows in order and returns how many it applied.
+func (p *Provider) inboxOnce(ctx context.Context) (int, error) {
+	rows, err := p.st.QueryContext(ctx, `SELECT id, room, sender, accepted, message, tree FROM provider_inbox ORDER BY id LIMIT 64`)
+	if err != nil {
+		return 0, fmt.Errorf("provider: read inbox: %w", err)
+	}
+	var list []inboxRow
+	for rows.Next() {
+		var (
+			r       inboxRow
+			room, s string
+			acc     int64
+			raw, tb []byte
+		)
+		if err := rows.Scan(&r.id, &room, &s, &acc, &raw, &tb); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		r.room, r.sender, r.accepted = event.RoomURI(room), event.UserURI(s), uint64(acc)
+		if r.msg, err = mls.DecodeMLSMessage(raw); err != nil {
+			p.log.Warn("inbox: undecodable message dropped", "id", r.id, "err", err)
+		}
+		if len(tb) > 0 {
+			if r.tree, err = mls.DecodeRatchetTree(tb); err != nil {
+				p.log.Warn("inbox: undecodable tree", "id", r.id, "err", err)
+			}
+		}
+		list = append(list, r)
+	}
+	rows.Close()
+	for i := range list {
+		if err := p.applyRow(ctx, &list[i]); err != nil {
+			return i, fmt.Errorf("provider: apply inbox row %d: %w", list[i].id, err)
+		}
+	}
+	return len(list), nil
+}
+
+func (p *Provider) applyRow(ctx context.Context, r *inboxRow) error {
+	unlock := p.lockRoom(r.room)
+	defer unlock()
+	del := func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM provider_inbox WHERE id = ?`, r.id)
+		return err
+	}
+	if r.msg == nil {
+		return p.st.InTx(ctx, del)
+	}
+	switch r.msg.WireFormat {
+	case mls.WireFormatWelcome:
+		return p.applyWelcome(ctx, r, del)
+	case mls.WireFormatPrivateMessage:
+		if r.msg.PrivateMessage.ContentType == mls.ContentTypeApplication {
+			return p.applyApplication(ctx, r, del)
+		}
+	}
+	return p.applyHandshake(ctx, r, del)
+}
+
+// applyHandshake processes a commit (or proposal) with every local client still in its epoch.
+func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*store.Tx) error) error {
+	clients, err := loadClients(ctx, p.st, r.room)
+	if err != nil {
+		return err
+	}
+	type change struct {
+		c       *clientState
+		g       *mls.Group
+		removed bool
+	}
+	var changes []change
+	var epoch uint64
+	for _, c := range clients {
+		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{})
+		switch {
+		case errors.Is(err, mls.ErrOwnCommit):
+			continue
+		case err != nil:
+			// Another epoch (already applied, e.g. the committer's own client) or a message
+			// this client cannot use.
+			p.log.Debug("inbox: handshake not applied", "room", r.room, "err", err)
+			continue
+		case rec.Commit == nil:
+			changes = append(changes, change{c: c, g: c.Group}) // proposal cached by reference
+		case rec.Commit.SelfRemoved:
+			changes = append(changes, change{c: c, removed: true})
+		default:
+			changes = append(changes, change{c: c, g: rec.Commit.State})
+			epoch = rec.Commit.Epoch
+		}
+	}
+	return p.st.InTx(ctx, func(tx *store.Tx) error {
+		for _, ch := range changes {
+			var err error
+			if ch.removed {
+				err = deleteClient(ctx, tx, r.room, ch.c.User)
+			} else {
+				err = saveClient(ctx, tx, r.room, ch.c, ch.g)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if epoch > 0 && !p.isHub(r.room) {
+			if err := p.upsertRoom(ctx, tx, r.room, epoch); err != nil {
+				return err
+			}
+		}
+		return del(tx)
+	})
+}
+
+// applyWelcome joins every local user whose KeyPackage the Welcome is for, and asks their
+// adapters for a portal.
+func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*store.Tx) error) error {
+	w := r.msg.Welcome
+	type joined struct {
+		u          event.UserURI
+		g          *mls.Group
+		ref        []byte
+		lastResort bool
+	}
+	var js []joined
+	for _, s := range w.Secrets {
+		u, kp, priv, lastResort, err := keyPackageByRef(ctx, p.st, s.NewMember)
+		if err != nil {
+			return err
+		}
+		if kp == nil {
+			continue // another provider's client
+		}
+		if c, err := loadClient(ctx, p.st, r.room, u); err == nil && c != nil {
+			continue // already joined (redelivery)
+		}
+		usr, err := loadUser(ctx, p.st, u)
+		if err != nil {
+			return err
+		}
+		g, err := mls.JoinFromWelcome(w, kp, priv, usr.Signer, mls.JoinOptions{RatchetTree: r.tree})
+		if err != nil {
+			p.log.Warn("inbox: Welcome not usable", "room", r.room, "err", err)
+			continue
+		}
+		js = append(js, joined{u: u, g: g, ref: s.NewMember, lastResort: lastResort})
+	}
+	for _, j := range js {
+		usr, err := loadUser(ctx, p.st, j.u)
+		if err != nil {
+			return err
+		}
+		env := &event.Envelope{ID: eventID("portal", r.room, []byte(j.u)), Kind: event.KindPortalRequest, Room: r.room,
+			Sender: j.u, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted)),
+			Membership: &event.Membership{Action: event.MembershipInvite, Target: j.u}}
+		if err := p.cfg.Bus.PublishIn(ctx, usr.Network, env); err != nil {
+			return fmt.Errorf("provider: publish portal request: %w", err)
+		}
+	}
+	return p.st.InTx(ctx, func(tx *store.Tx) error {
+		for _, j := range js {
+			if err := insertClient(ctx, tx, r.room, j.u, j.g); err != nil {
+				return err
+			}
+			if !p.isHub(r.room) {
+				if err := p.upsertRoom(ctx, tx, r.room, j.g.Epoch()); err != nil {
+					return err
+				}
+			}
+			if !j.lastResort {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM provider_keypackages WHERE ref = ?`, hex.EncodeToString(j.ref)); err != nil {
+					return fmt.Errorf("provider: drop used KeyPackage: %w", err)
+				}
+			}
+		}
+		return del(tx)
+	})
+}
+
+// applyApplication decrypts an application message once (with the first local client that can)
+// and publishes it to the adapters of the other local users in the room.
+func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*store.Tx) error) error {
+	clients, err := loadClients(ctx, p.st, r.room)
+	if err != nil {
+		return err
+	}
+	var (
+		reader *clientState
+		rec    *mls.Received
+	)
+	for _, c := range clients {
+		if c.Group.Epoch() != r.msg.PrivateMessage.Epoch {
+			continue
+		}
+		if rec, err = c.Group.Process(r.msg, mls.ProcessOptions{}); err == nil {
+			reader = c
+			break
+		}
+	}
+	if reader == nil {
+		// Our own message with no other local reader, or undecryptable: nothing to deliver.
+		p.log.Debug("inbox: application message not delivered locally", "room", r.room)
+		return p.st.InTx(ctx, del)
+	}
+	sender, err := userOfCredential(rec.Credential)
+	if err != nil || (r.sender != "" && sender != r.sender) {
+		p.log.Warn("inbox: message sender does not match", "room", r.room)
+		return p.st.InTx(ctx, func(tx *store.Tx) error {
+			if err := saveClient(ctx, tx, r.room, reader, reader.Group); err != nil {
+				return err
+			}
+			return del(tx)
+		})
+	}
+	data := rec.ApplicationData
+	raw, _ := r.msg.Encode()
+	env := &event.Envelope{ID: eventID("msg", r.room, raw), Kind: event.KindMessage, Room: r.room, Sender: sender,
+		Content: data, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted))}
+	if id, err := content.ComputeID(content.DefaultIDVersion, data, string(sender), string(r.room)); err == nil {
+		env.MessageID = id[:]
+	}
+	skip := event.UserURI("")
+	if sender.Domain() == p.cfg.Domain {
+		skip = sender
+	}
+	nets, err := networksOf(ctx, p.st, r.room, skip)
+	if err != nil {
+		return err
+	}
+	if _, err := content.Decode(data); err != nil {
+		p.log.Warn("inbox: invalid MIMI content discarded", "room", r.room, "err", err)
+		nets = nil
+	}
+	for _, n := range nets {
+		if err := p.cfg.Bus.PublishIn(ctx, n, env); err != nil {
+			return fmt.Errorf("provider: publish: %w", err)
+		}
+	}
+	return p.st.InTx(ctx, func(tx *store.Tx) error {
+		if err := saveClient(ctx, tx, r.room, reader, reader.Group); err != nil {
+			return err
+		}
+		return del(tx)
+	})
+}
+
+// eventID derives a deterministic envelope ID (so a republish after a crash is deduplicated by
+// the bus).
+func eventID(kind string, room event.RoomURI, data []byte) event.EventID {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s;%d:%s;", kind, len(room), room)
+	h.Write(data)
+	return event.EventID("mimi:" + hex.EncodeToString(h.Sum(nil)[:16]))
+}

@@ -1,0 +1,248 @@
+package provider
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// clientID is the MLS client name of the gateway-held client of every local user
+// (mimi://<domain>/d/<user>/<clientID>).
+const clientID = "gw"
+
+// ErrUnknownUser is returned for a user the provider holds no MLS client for.
+var ErrUnknownUser = errors.New("provider: unknown local user")
+
+// user is a local legacy user with its signature key.
+type user struct {
+	URI     event.UserURI
+	Network event.Network
+	Signer  *mls.Signer
+}
+
+func credentialOf(u event.UserURI) mls.Credential {
+	return mls.Credential{Type: mls.CredentialTypeBasic, Identity: []byte(u)}
+}
+
+// userOfCredential returns the user URI a basic credential names.
+func userOfCredential(c *mls.Credential) (event.UserURI, error) {
+	if c == nil || c.Type != mls.CredentialTypeBasic {
+		return "", fmt.Errorf("provider: not a basic credential")
+	}
+	return event.ParseUserURI(string(c.Identity))
+}
+
+// EnsureUser registers a local user (idempotent): a signature key and a KeyPackage pool. network
+// is the adapter that serves the user.
+func (p *Provider) EnsureUser(ctx context.Context, u event.UserURI, network event.Network) error {
+	if u.Domain() != p.cfg.Domain {
+		return fmt.Errorf("provider: %s is not a user of %s", u, p.cfg.Domain)
+	}
+	if !network.Valid() {
+		return fmt.Errorf("provider: network %q", network)
+	}
+	err := p.st.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := loadUser(ctx, tx, u); err == nil {
+			return nil
+		} else if !errors.Is(err, ErrUnknownUser) {
+			return err
+		}
+		s, err := mls.GenerateSigner(p.cfg.CipherSuite)
+		if err != nil {
+			return fmt.Errorf("provider: signer for %s: %w", u, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO provider_users (user_uri, network, suite, sig_private, sig_public, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			string(u), string(network), int64(s.CipherSuite), s.Private, s.Public, p.now().UnixMilli()); err != nil {
+			return fmt.Errorf("provider: insert user: %w", err)
+		}
+		return p.replenish(ctx, tx, &user{URI: u, Network: network, Signer: s})
+	})
+	return err
+}
+
+func loadUser(ctx context.Context, q store.Querier, u event.UserURI) (*user, error) {
+	var (
+		network   string
+		suite     int64
+		priv, pub []byte
+	)
+	err := q.QueryRowContext(ctx, `SELECT network, suite, sig_private, sig_public FROM provider_users WHERE user_uri = ?`, string(u)).
+		Scan(&network, &suite, &priv, &pub)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, u)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: load user %s: %w", u, err)
+	}
+	return &user{URI: u, Network: event.Network(network), Signer: &mls.Signer{CipherSuite: mls.CipherSuite(suite), Private: priv, Public: pub}}, nil
+}
+
+// replenish tops the user's pool up to PoolSize unclaimed, unexpired one-time KeyPackages plus
+// one unclaimed last-resort KeyPackage.
+func (p *Provider) replenish(ctx context.Context, tx *store.Tx, u *user) error {
+	now := p.now().UnixMilli()
+	var oneTime, lastResort int
+	if err := tx.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(CASE WHEN last_resort = 0 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN last_resort = 1 THEN 1 ELSE 0 END), 0)
+		FROM provider_keypackages WHERE user_uri = ? AND claimed_at = 0 AND expires_at > ?`, string(u.URI), now).Scan(&oneTime, &lastResort); err != nil {
+		return fmt.Errorf("provider: count KeyPackages: %w", err)
+	}
+	for i := oneTime; i < p.cfg.PoolSize; i++ {
+		if err := p.newKeyPackage(ctx, tx, u, false); err != nil {
+			return err
+		}
+	}
+	if lastResort == 0 {
+		return p.newKeyPackage(ctx, tx, u, true)
+	}
+	return nil
+}
+
+func (p *Provider) newKeyPackage(ctx context.Context, tx *store.Tx, u *user, lastResort bool) error {
+	kp, priv, err := mls.NewKeyPackage(u.Signer, credentialOf(u.URI), mls.KeyPackageOptions{
+		Lifetime: p.cfg.KeyPackageLifetime, LastResort: lastResort, Proposals: leafProposals,
+	})
+	if err != nil {
+		return fmt.Errorf("provider: KeyPackage for %s: %w", u.URI, err)
+	}
+	ref, err := kp.Ref()
+	if err != nil {
+		return fmt.Errorf("provider: KeyPackageRef: %w", err)
+	}
+	enc, err := kp.Encode()
+	if err != nil {
+		return fmt.Errorf("provider: encode KeyPackage: %w", err)
+	}
+	lr := 0
+	if lastResort {
+		lr = 1
+	}
+	// Expire an hour before the KeyPackage's not_after so that a claimed one is still valid
+	// when the claimer commits.
+	exp := int64(kp.LeafNode.Lifetime.NotAfter)*1000 - 3600*1000
+	_, err = tx.ExecContext(ctx, `INSERT INTO provider_keypackages (ref, user_uri, key_package, init_private, enc_private, last_resort, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		hex.EncodeToString(ref), string(u.URI), enc, priv.InitPrivate, priv.EncryptionPrivate, lr, exp)
+	if err != nil {
+		return fmt.Errorf("provider: insert KeyPackage: %w", err)
+	}
+	return nil
+}
+
+// claimKeyPackage hands out one KeyPackage of u: an unclaimed one-time one if any, else the
+// unclaimed last-resort one. The returned KeyPackage is marked claimed (never returned again) and
+// the pool is replenished in the same transaction.
+func (p *Provider) claimKeyPackage(ctx context.Context, tx *store.Tx, u *user, suites []mls.CipherSuite) (*mls.KeyPackage, error) {
+	ok := false
+	for _, cs := range suites {
+		if cs == u.Signer.CipherSuite {
+			ok = true
+		}
+	}
+	if !ok {
+		return nil, errNoCompatible
+	}
+	now := p.now().UnixMilli()
+	var (
+		ref string
+		enc []byte
+	)
+	err := tx.QueryRowContext(ctx, `SELECT ref, key_package FROM provider_keypackages
+		WHERE user_uri = ? AND claimed_at = 0 AND expires_at > ? ORDER BY last_resort, ref LIMIT 1`, string(u.URI), now).Scan(&ref, &enc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errExhausted
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: select KeyPackage: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE provider_keypackages SET claimed_at = ? WHERE ref = ? AND claimed_at = 0`, now, ref)
+	if err != nil {
+		return nil, fmt.Errorf("provider: claim KeyPackage: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return nil, fmt.Errorf("provider: KeyPackage %s claimed concurrently", ref)
+	}
+	kp, err := mls.DecodeKeyPackage(enc)
+	if err != nil {
+		return nil, fmt.Errorf("provider: stored KeyPackage: %w", err)
+	}
+	if err := p.replenish(ctx, tx, u); err != nil {
+		return nil, err
+	}
+	return kp, nil
+}
+
+var (
+	errNoCompatible = errors.New("provider: no KeyPackage of an acceptable cipher suite")
+	errExhausted    = errors.New("provider: KeyPackages exhausted")
+)
+
+// keyPackageByRef finds one of our KeyPackages (claimed or not) by reference, for a Welcome.
+func keyPackageByRef(ctx context.Context, q store.Querier, ref []byte) (event.UserURI, *mls.KeyPackage, *mls.KeyPackagePrivate, bool, error) {
+	var (
+		u           string
+		enc, ip, ep []byte
+		lastResort  int
+	)
+	err := q.QueryRowContext(ctx, `SELECT user_uri, key_package, init_private, enc_private, last_resort FROM provider_keypackages WHERE ref = ?`,
+		hex.EncodeToString(ref)).Scan(&u, &enc, &ip, &ep, &lastResort)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil, nil, false, nil
+	}
+	if err != nil {
+		return "", nil, nil, false, fmt.Errorf("provider: KeyPackage by ref: %w", err)
+	}
+	kp, err := mls.DecodeKeyPackage(enc)
+	if err != nil {
+		return "", nil, nil, false, fmt.Errorf("provider: stored KeyPackage: %w", err)
+	}
+	return event.UserURI(u), kp, &mls.KeyPackagePrivate{InitPrivate: ip, EncryptionPrivate: ep}, lastResort == 1, nil
+}
+
+// KeyMaterial serves a claim for one of our users' KeyPackages (protocol.Handler).
+func (p *Provider) KeyMaterial(ctx context.Context, peer protocol.Peer, uri event.UserURI, req *protocol.KeyMaterialRequest) (*protocol.KeyMaterialResponse, error) {
+	resp := &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserURI: protocol.IdentifierURI(uri)}
+	if uri.Domain() != p.cfg.Domain {
+		resp.UserStatus = protocol.KeyMaterialUserUnknown
+		return resp, nil
+	}
+	err := p.st.InTx(ctx, func(tx *store.Tx) error {
+		u, err := loadUser(ctx, tx, uri)
+		if errors.Is(err, ErrUnknownUser) {
+			resp.UserStatus = protocol.KeyMaterialUserUnknown
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		client := protocol.IdentifierURI(event.NewDeviceURI(p.cfg.Domain, uri.Local(), clientID))
+		kp, err := p.claimKeyPackage(ctx, tx, u, req.AcceptableCipherSuites)
+		switch {
+		case errors.Is(err, errNoCompatible):
+			resp.UserStatus = protocol.KeyMaterialUserNoCompatibleMaterial
+			resp.Clients = []protocol.ClientKeyMaterial{{ClientStatus: protocol.KeyMaterialClientNothingCompatible, ClientURI: client}}
+			return nil
+		case errors.Is(err, errExhausted):
+			resp.UserStatus = protocol.KeyMaterialUserNoCompatibleMaterial
+			resp.Clients = []protocol.ClientKeyMaterial{{ClientStatus: protocol.KeyMaterialClientExhausted, ClientURI: client}}
+			return nil
+		case err != nil:
+			return err
+		}
+		resp.UserStatus = protocol.KeyMaterialUserSuccess
+		resp.Clients = []protocol.ClientKeyMaterial{{ClientStatus: protocol.KeyMaterialClientSuccess, ClientURI: client, KeyPackage: kp}}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.log.Debug("key material claimed", "peer", peer.Domain, "status", resp.UserStatus)
+	return resp, nil
+}

@@ -1,0 +1,370 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// outScope dedupes mimi.out envelopes that changed the room (membership).
+const outScope store.Scope = "provider.out"
+
+// handleOut is the mimi.out consumer: it returns nil only after the envelope's effect is durable.
+func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
+	env := d.Envelope
+	if env.Origin.Network == event.NetworkMIMI {
+		return nil // our own publication mirrored back: nothing to send
+	}
+	if env.Sender.Domain() != p.cfg.Domain {
+		return bus.Permanent(fmt.Errorf("provider: sender %s is not ours", env.Sender))
+	}
+	if err := p.EnsureUser(ctx, env.Sender, env.Origin.Network); err != nil {
+		return err
+	}
+	var err error
+	switch {
+	case env.Kind.HasContent():
+		err = p.sendMessage(ctx, env)
+	case env.Kind == event.KindMembership:
+		err = p.membership(ctx, env)
+	default:
+		return nil
+	}
+	if errors.Is(err, ErrUnknownUser) || errors.Is(err, errNotAllowed) || errors.Is(err, errUnknownRoom) {
+		return bus.Permanent(err)
+	}
+	return err
+}
+
+var errUnknownRoom = errors.New("provider: unknown room")
+
+// membership turns an adapter's membership envelope into a commit.
+func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
+	if done, err := p.st.IsProcessed(ctx, outScope, string(env.ID)); err != nil || done {
+		return err
+	}
+	m := env.Membership
+	room := env.Room
+	unlock := p.lockRoom(room)
+	defer unlock()
+	rr, err := loadRoom(ctx, p.st, room)
+	if err != nil {
+		return err
+	}
+	if rr == nil {
+		if m.Action != event.MembershipInvite || !p.isHub(room) {
+			return fmt.Errorf("%w: %s", errUnknownRoom, room)
+		}
+		if err := p.createRoom(ctx, room, env.Sender); err != nil {
+			return err
+		}
+	}
+	var o localCommit
+	switch m.Action {
+	case event.MembershipInvite, event.MembershipJoin:
+		o.add = []event.UserURI{m.Target}
+	case event.MembershipLeave:
+		return p.leave(ctx, env)
+	case event.MembershipKick:
+		o.remove = []event.UserURI{m.Target}
+	case event.MembershipBan:
+		o.remove, o.ban = []event.UserURI{m.Target}, true
+	default:
+		return nil
+	}
+	return p.commitLocal(ctx, room, env.Sender, &o, string(env.ID))
+}
+
+// leave removes the sender: another local client of the room commits its removal.
+func (p *Provider) leave(ctx context.Context, env *event.Envelope) error {
+	clients, err := loadClients(ctx, p.st, env.Room)
+	if err != nil {
+		return err
+	}
+	for _, c := range clients {
+		if c.User != env.Sender {
+			return p.commitLocal(ctx, env.Room, c.User, &localCommit{remove: []event.UserURI{env.Sender}}, string(env.ID))
+		}
+	}
+	return fmt.Errorf("%w: %s is the room's last local member; leaving by SelfRemove is not implemented", errNotAllowed, env.Sender)
+}
+
+// createRoom creates room with us as hub and creator as owner (room lock held).
+func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator event.UserURI) error {
+	u, err := loadUser(ctx, p.st, creator)
+	if err != nil {
+		return err
+	}
+	g, err := mls.CreateGroup(groupID(room), u.Signer, credentialOf(creator), mls.GroupOptions{LeafProposalTypes: leafProposals})
+	if err != nil {
+		return fmt.Errorf("provider: create group: %w", err)
+	}
+	return p.st.InTx(ctx, func(tx *store.Tx) error {
+		if err := p.upsertRoom(ctx, tx, room, 0); err != nil {
+			return err
+		}
+		if err := setRole(ctx, tx, room, creator, RoleOwner); err != nil {
+			return err
+		}
+		return insertClient(ctx, tx, room, creator, g)
+	})
+}
+
+type localCommit struct {
+	add, remove []event.UserURI
+	ban         bool
+}
+
+// commitLocal makes committer's client commit o, sequences it (at our hub or the partner hub)
+// and persists the new state (room lock held). dedupe, if set, is marked processed with it.
+func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committer event.UserURI, o *localCommit, dedupe string) error {
+	c, err := loadClient(ctx, p.st, room, committer)
+	if err != nil {
+		return err
+	}
+	u, err := loadUser(ctx, p.st, committer)
+	if err != nil {
+		return err
+	}
+	var opts mls.CommitOptions
+	for _, t := range o.add {
+		kp, err := p.keyPackageFor(ctx, room, u, t)
+		if err != nil {
+			return err
+		}
+		opts.Add = append(opts.Add, kp)
+	}
+	for _, t := range o.remove {
+		found := false
+		for _, m := range c.Group.Members() {
+			if mu, err := userOfCredential(&m.Credential); err == nil && mu == t {
+				opts.Remove = append(opts.Remove, m.Leaf)
+				found = true
+			}
+		}
+		if !found && !o.ban {
+			return fmt.Errorf("%w: %s has no client in %s", errNotAllowed, t, room)
+		}
+	}
+	pc, err := c.Group.Commit(opts)
+	if err != nil {
+		return fmt.Errorf("provider: commit: %w", err)
+	}
+	var tree mls.RatchetTree
+	if pc.Welcome != nil {
+		if tree, err = treeOf(pc.GroupInfo.GroupInfo); err != nil {
+			return err
+		}
+	}
+	h := &handshake{peer: p.cfg.Domain, committer: committer, epoch: c.Group.Epoch(), commit: pc.Commit, welcome: pc.Welcome, tree: tree, ban: o.ban}
+	if err := describeCommit(pc.Result, h); err != nil {
+		return err
+	}
+	if o.ban && len(opts.Remove) == 0 {
+		h.removed = o.remove
+	}
+	mark := func(tx *store.Tx) error {
+		if dedupe == "" {
+			return nil
+		}
+		_, err := tx.MarkProcessed(ctx, outScope, dedupe)
+		return err
+	}
+	if p.isHub(room) {
+		err = p.st.InTx(ctx, func(tx *store.Tx) error {
+			if err := p.acceptCommit(ctx, tx, room, h); err != nil {
+				return err
+			}
+			if err := saveClient(ctx, tx, room, c, pc.State); err != nil {
+				return err
+			}
+			return mark(tx)
+		})
+		if err != nil {
+			return err
+		}
+		p.outbox.Wake()
+		p.kick()
+		return nil
+	}
+	b := protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
+		GroupInfoOption: &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo}}
+	if pc.Welcome != nil {
+		b.Welcome = pc.Welcome.Welcome
+		b.RatchetTreeOption = &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeFull, RatchetTree: tree}
+	} else {
+		b.RatchetTreeOption = &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeDistributionService}
+	}
+	resp, err := p.client.Update(ctx, room, &protocol.UpdateRequest{Bundle: b})
+	if err != nil {
+		return fmt.Errorf("provider: update at hub: %w", err)
+	}
+	switch resp.ResponseCode {
+	case protocol.UpdateSuccess:
+	case protocol.UpdateWrongEpoch:
+		return fmt.Errorf("provider: hub is at epoch %d, we at %d: retry after fanout", resp.CurrentEpoch, c.Group.Epoch())
+	default:
+		return fmt.Errorf("%w: hub refused the commit (%d): %s", errNotAllowed, resp.ResponseCode, resp.ErrorDescription)
+	}
+	return p.st.InTx(ctx, func(tx *store.Tx) error {
+		if err := saveClient(ctx, tx, room, c, pc.State); err != nil {
+			return err
+		}
+		if err := p.upsertRoom(ctx, tx, room, pc.State.Epoch()); err != nil {
+			return err
+		}
+		return mark(tx)
+	})
+}
+
+// keyPackageFor claims one KeyPackage of target: from our own pool for our users, through
+// /keyMaterial at the target's provider otherwise.
+func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, requester *user, target event.UserURI) (*mls.KeyPackage, error) {
+	if target.Domain() == p.cfg.Domain {
+		if err := p.EnsureUser(ctx, target, p.cfg.DefaultNetwork); err != nil {
+			return nil, err
+		}
+		var kp *mls.KeyPackage
+		err := p.st.InTx(ctx, func(tx *store.Tx) error {
+			tu, err := loadUser(ctx, tx, target)
+			if err != nil {
+				return err
+			}
+			kp, err = p.claimKeyPackage(ctx, tx, tu, []mls.CipherSuite{p.cfg.CipherSuite})
+			return err
+		})
+		return kp, err
+	}
+	req := &protocol.KeyMaterialRequest{Protocol: protocol.ProtocolMLS10,
+		RequestingUser: protocol.IdentifierURI(requester.URI), TargetUser: protocol.IdentifierURI(target),
+		RoomID: protocol.IdentifierURI(room), AcceptableCipherSuites: []mls.CipherSuite{p.cfg.CipherSuite},
+		RequesterSignatureKey: requester.Signer.Public, RequesterCredential: credentialOf(requester.URI),
+	}
+	if err := req.Sign(requester.Signer.Private); err != nil {
+		return nil, err
+	}
+	resp, err := p.client.KeyMaterial(ctx, target.Domain(), target, req)
+	if err != nil {
+		return nil, fmt.Errorf("provider: claim KeyPackage of %s: %w", target, err)
+	}
+	for _, c := range resp.Clients {
+		if c.ClientStatus == protocol.KeyMaterialClientSuccess && c.KeyPackage != nil {
+			if err := c.KeyPackage.Verify(); err != nil {
+				return nil, fmt.Errorf("provider: KeyPackage of %s: %w", target, err)
+			}
+			return c.KeyPackage, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no KeyPackage for %s (status %d)", errNotAllowed, target, resp.UserStatus)
+}
+
+// sendMessage encrypts env's content from the sender's leaf and submits it to the room's hub.
+// The ciphertext is stored with the new MLS state before it leaves, so a retry resubmits the same
+// message (the hub dedupes it) instead of encrypting again.
+func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
+	room := env.Room
+	unlock := p.lockRoom(room)
+	defer unlock()
+	var (
+		stored    []byte
+		submitted int64
+	)
+	err := p.st.QueryRowContext(ctx, `SELECT message, submitted FROM provider_msgmap WHERE event_id = ?`, string(env.ID)).Scan(&stored, &submitted)
+	switch {
+	case err == nil && submitted == 1:
+		return nil // done before a redelivery
+	case err == nil:
+	default:
+		if !isNoRows(err) {
+			return fmt.Errorf("provider: message map: %w", err)
+		}
+		c, err := loadClient(ctx, p.st, room, env.Sender)
+		if err != nil {
+			return err
+		}
+		m, err := c.Group.Encrypt(env.Content, nil)
+		if err != nil {
+			return fmt.Errorf("provider: encrypt: %w", err)
+		}
+		if stored, err = m.Encode(); err != nil {
+			return err
+		}
+		err = p.st.InTx(ctx, func(tx *store.Tx) error {
+			if err := saveClient(ctx, tx, room, c, c.Group); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO provider_msgmap (event_id, room, message_id, message, submitted, created_at) VALUES (?, ?, ?, ?, 0, ?)`,
+				string(env.ID), string(room), env.MessageID, stored, p.now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("provider: store outgoing message: %w", err)
+		}
+	}
+	m, err := mls.DecodeMLSMessage(stored)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if p.isHub(room) {
+		err = p.st.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := p.acceptMessage(ctx, tx, room, p.cfg.Domain, env.Sender, m); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 1 WHERE event_id = ?`, string(env.ID))
+			return err
+		})
+		var we *errWrongEpoch
+		if errors.As(err, &we) {
+			return p.dropStale(ctx, env, err)
+		}
+		if err != nil {
+			return err
+		}
+		p.outbox.Wake()
+		p.kick()
+		return nil
+	}
+	resp, err := p.client.SubmitMessage(ctx, room, &protocol.SubmitMessageRequest{Protocol: protocol.ProtocolMLS10, AppMessage: m, SendingURI: protocol.IdentifierURI(env.Sender)})
+	if err != nil {
+		return fmt.Errorf("provider: submit to hub: %w", err)
+	}
+	switch resp.StatusCode {
+	case protocol.SubmitAccepted:
+	case protocol.SubmitEpochTooOld:
+		return p.dropStale(ctx, env, fmt.Errorf("hub at epoch %d", resp.CurrentEpoch))
+	default:
+		if _, err := p.st.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 2 WHERE event_id = ?`, string(env.ID)); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: hub refused the message", errNotAllowed)
+	}
+	_, err = p.st.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 1 WHERE event_id = ?`, string(env.ID))
+	return err
+}
+
+// dropStale forgets a stored ciphertext of an old epoch so that the redelivery encrypts again in
+// the current epoch.
+func (p *Provider) dropStale(ctx context.Context, env *event.Envelope, cause error) error {
+	if _, err := p.st.ExecContext(ctx, `DELETE FROM provider_msgmap WHERE event_id = ? AND submitted = 0`, string(env.ID)); err != nil {
+		return err
+	}
+	return fmt.Errorf("provider: message for an old epoch, re-encrypting on retry: %w", cause)
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// NewRoomID returns a fresh random room URI of our domain.
+func (p *Provider) NewRoomID() event.RoomURI {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return event.NewRoomURI(p.cfg.Domain, hex.EncodeToString(b[:]))
+}

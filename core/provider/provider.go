@@ -1,0 +1,320 @@
+package provider
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+//go:embed migrations
+var migrationFS embed.FS
+
+// Schema is this package's store component ("provider"). Open migrates it together with
+// protocol.Schema.
+var Schema = store.MustMigrationsFromFS("provider", migrationFS, "migrations")
+
+// leafProposals are the extra proposal types our clients advertise (mls-extensions-10).
+var leafProposals = []mls.ProposalType{0x0008, 0x000a}
+
+// Config configures a Provider.
+type Config struct {
+	// Domain is our provider domain.
+	Domain event.Domain
+	// Store is the system of record (migrated by New).
+	Store *store.Store
+	// Bus carries envelopes to and from the adapters.
+	Bus bus.Bus
+	// CipherSuite of our users' clients [MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519].
+	CipherSuite mls.CipherSuite
+	// PoolSize is the number of unclaimed one-time KeyPackages kept per user [4].
+	PoolSize int
+	// KeyPackageLifetime [30 days].
+	KeyPackageLifetime time.Duration
+	// DefaultNetwork serves users that first appear on the MIMI side (a partner adds them
+	// before any adapter mentioned them) [matrix].
+	DefaultNetwork event.Network
+	// ConsumerName is the durable consumer of mimi.out [provider].
+	ConsumerName string
+	Logger       *slog.Logger
+	// Now replaces time.Now.
+	Now func() time.Time
+}
+
+// Provider is the gateway's MIMI provider: it holds its legacy users' MLS clients, hosts rooms
+// of our domain as hub and follows partners' rooms. It implements protocol.Handler and
+// protocol.HubHandler.
+type Provider struct {
+	cfg Config
+	st  *store.Store
+	log *slog.Logger
+
+	client *protocol.Client
+	outbox *protocol.Outbox
+
+	roomMu sync.Mutex
+	rooms  map[event.RoomURI]*sync.Mutex
+
+	wake   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sub    bus.Subscription
+}
+
+var (
+	_ protocol.Handler    = (*Provider)(nil)
+	_ protocol.HubHandler = (*Provider)(nil)
+)
+
+// New checks cfg, migrates the store and returns a Provider. Start it with Start once the
+// protocol client exists.
+func New(ctx context.Context, cfg Config) (*Provider, error) {
+	if cfg.Domain == "" || cfg.Store == nil || cfg.Bus == nil {
+		return nil, errors.New("provider: domain, store and bus are required")
+	}
+	if cfg.CipherSuite == 0 {
+		cfg.CipherSuite = mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519
+	}
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = 4
+	}
+	if cfg.KeyPackageLifetime <= 0 {
+		cfg.KeyPackageLifetime = 30 * 24 * time.Hour
+	}
+	if cfg.DefaultNetwork == "" {
+		cfg.DefaultNetwork = event.NetworkMatrix
+	}
+	if cfg.ConsumerName == "" {
+		cfg.ConsumerName = "provider"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Store.Migrate(ctx, protocol.Schema, Schema); err != nil {
+		return nil, fmt.Errorf("provider: migrate: %w", err)
+	}
+	return &Provider{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "provider"),
+		rooms: make(map[event.RoomURI]*sync.Mutex), wake: make(chan struct{}, 1)}, nil
+}
+
+func (p *Provider) now() time.Time { return p.cfg.Now() }
+
+// Start connects the provider to the partners (client, used also by the outbox), starts the
+// outbox, the local inbox worker and the mimi.out consumer.
+func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
+	ob, err := protocol.NewOutbox(protocol.OutboxConfig{Store: p.st, Sender: client, Logger: p.cfg.Logger,
+		PollInterval: 200 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("provider: outbox: %w", err)
+	}
+	p.client, p.outbox = client, ob
+	rctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); _ = ob.Run(rctx) }()
+	go func() { defer p.wg.Done(); p.runInbox(rctx) }()
+	sub, err := p.cfg.Bus.ConsumeOut(ctx, p.cfg.ConsumerName, p.handleOut)
+	if err != nil {
+		cancel()
+		p.wg.Wait()
+		return fmt.Errorf("provider: consume mimi.out: %w", err)
+	}
+	p.sub = sub
+	p.kick()
+	return nil
+}
+
+// Close stops the consumer, the inbox worker and the outbox. It does not close the store or
+// the bus.
+func (p *Provider) Close(ctx context.Context) error {
+	var err error
+	if p.sub != nil {
+		err = p.sub.Stop(ctx)
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	return err
+}
+
+// lockRoom serialises everything the provider does for one room (hub sequencing and applying
+// fanout). Lock order: room mutex, then a store transaction.
+func (p *Provider) lockRoom(r event.RoomURI) func() {
+	p.roomMu.Lock()
+	m, ok := p.rooms[r]
+	if !ok {
+		m = new(sync.Mutex)
+		p.rooms[r] = m
+	}
+	p.roomMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// isHub reports whether we host room.
+func (p *Provider) isHub(r event.RoomURI) bool { return r.Domain() == p.cfg.Domain }
+
+// groupID is the MLS group ID of a room: mimi://<hub>/g/<id> (protocol-06 §4.8's convention).
+func groupID(r event.RoomURI) []byte {
+	return []byte("mimi://" + string(r.Domain()) + "/g/" + r.Local())
+}
+
+// ---- client state ----
+
+// clientState is one local user's MLS client in one room, as loaded.
+type clientState struct {
+	User    event.UserURI
+	Group   *mls.Group
+	Version int64
+}
+
+func loadClients(ctx context.Context, q store.Querier, room event.RoomURI) ([]*clientState, error) {
+	rows, err := q.QueryContext(ctx, `SELECT user_uri, version, state FROM provider_clients WHERE room = ? ORDER BY user_uri`, string(room))
+	if err != nil {
+		return nil, fmt.Errorf("provider: load clients: %w", err)
+	}
+	defer rows.Close()
+	var out []*clientState
+	for rows.Next() {
+		var (
+			u   string
+			v   int64
+			raw []byte
+		)
+		if err := rows.Scan(&u, &v, &raw); err != nil {
+			return nil, fmt.Errorf("provider: scan client: %w", err)
+		}
+		g, err := mls.LoadGroup(raw)
+		if err != nil {
+			return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", u, room, err)
+		}
+		out = append(out, &clientState{User: event.UserURI(u), Group: g, Version: v})
+	}
+	return out, rows.Err()
+}
+
+func loadClient(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI) (*clientState, error) {
+	var (
+		v   int64
+		raw []byte
+	)
+	err := q.QueryRowContext(ctx, `SELECT version, state FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u)).Scan(&v, &raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s has no client in %s", ErrUnknownUser, u, room)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: load client: %w", err)
+	}
+	g, err := mls.LoadGroup(raw)
+	if err != nil {
+		return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", u, room, err)
+	}
+	return &clientState{User: u, Group: g, Version: v}, nil
+}
+
+// ErrConflict is a lost compare-and-set on a client's state (another replica moved it).
+var ErrConflict = errors.New("provider: MLS state changed concurrently")
+
+// saveClient writes g as c's new state if the stored state is still the one c was loaded from
+// (compare-and-set on version and epoch: the epoch never goes back).
+func saveClient(ctx context.Context, tx *store.Tx, room event.RoomURI, c *clientState, g *mls.Group) error {
+	raw, err := g.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("provider: encode MLS state: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE provider_clients SET epoch = ?, version = version + 1, state = ?
+		WHERE room = ? AND user_uri = ? AND version = ? AND epoch <= ?`,
+		int64(g.Epoch()), raw, string(room), string(c.User), c.Version, int64(g.Epoch()))
+	if err != nil {
+		return fmt.Errorf("provider: save MLS state: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrConflict
+	}
+	c.Version++
+	c.Group = g
+	return nil
+}
+
+func insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) error {
+	raw, err := g.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("provider: encode MLS state: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO provider_clients (room, user_uri, epoch, version, state) VALUES (?, ?, ?, 1, ?)`,
+		string(room), string(u), int64(g.Epoch()), raw)
+	if err != nil {
+		return fmt.Errorf("provider: insert client: %w", err)
+	}
+	return nil
+}
+
+func deleteClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u))
+	return err
+}
+
+// ---- rooms ----
+
+type roomRow struct {
+	Hub   event.Domain
+	Epoch uint64
+}
+
+func loadRoom(ctx context.Context, q store.Querier, room event.RoomURI) (*roomRow, error) {
+	var (
+		hub   string
+		epoch int64
+	)
+	err := q.QueryRowContext(ctx, `SELECT hub, epoch FROM provider_rooms WHERE room = ?`, string(room)).Scan(&hub, &epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: load room: %w", err)
+	}
+	return &roomRow{Hub: event.Domain(hub), Epoch: uint64(epoch)}, nil
+}
+
+func (p *Provider) upsertRoom(ctx context.Context, tx *store.Tx, room event.RoomURI, epoch uint64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO provider_rooms (room, hub, epoch, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch WHERE provider_rooms.epoch < excluded.epoch`,
+		string(room), string(room.Domain()), int64(epoch), p.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("provider: upsert room: %w", err)
+	}
+	return nil
+}
+
+// networksOf returns the adapters serving the local users with a client in room, except skip.
+func networksOf(ctx context.Context, q store.Querier, room event.RoomURI, skip event.UserURI) ([]event.Network, error) {
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT u.network FROM provider_clients c JOIN provider_users u ON u.user_uri = c.user_uri
+		WHERE c.room = ? AND c.user_uri <> ? ORDER BY u.network`, string(room), string(skip))
+	if err != nil {
+		return nil, fmt.Errorf("provider: networks: %w", err)
+	}
+	defer rows.Close()
+	var out []event.Network
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, event.Network(n))
+	}
+	return out, rows.Err()
+}
