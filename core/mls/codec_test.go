@@ -41,7 +41,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"trailing byte", decodeErr(DecodeMLSMessage), append(append([]byte(nil), kp...), 0), tlspl.ErrTrailing},
 		{"truncated", decodeErr(DecodeMLSMessage), kp[:len(kp)-1], tlspl.ErrShort},
 		{"proposal type 0", decodeErr(DecodeProposal), mustHex(t, "000000000000"), ErrUnknownEnum},
-		{"proposal type 8 (not in RFC 9420)", decodeErr(DecodeProposal), mustHex(t, "000800"), ErrUnknownEnum},
+		{"proposal type 9 (not in RFC 9420 nor decoded from mls-extensions)", decodeErr(DecodeProposal), mustHex(t, "000900"), ErrUnknownEnum},
 		{"ProposalOrRef type 3", decodeErr(DecodeCommit), mustHex(t, "01"+"03"+"00"), ErrUnknownEnum},
 		{"commit optional marker 2", decodeErr(DecodeCommit), mustHex(t, "0002"), tlspl.ErrInvalid},
 		{"credential type 0", decodeLeaf, mustHex(t, "00"+"00"+"0000"), ErrUnknownEnum},

@@ -208,15 +208,16 @@ func BenchmarkGroupAppMessages(b *testing.B) {
 }
 
 // BenchmarkTSMLS measures ts-mls on the blank-tree operations (peer.mjs benchGroup: 5 update
-// commits, medians; one join; 10,000 application messages). It reports the ts-mls times as
-// metrics; the Go benchmark's own ns/op is the peer round trip and means nothing.
+// commits, medians; one join; 10,000 application messages). It reports the ts-mls wall and CPU
+// times (node's process.cpuUsage) as metrics; the Go benchmark's own ns/op is the peer round trip and means nothing.
 func BenchmarkTSMLS(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			p := startTSPeer(b)
 			for b.Loop() {
 				rep := p.call("bench", map[string]any{"suite": 1, "n": n, "batch": benchBatch(n), "updates": 5, "messages": 10000})
-				for _, k := range []string{"update_create_ms", "update_process_ms", "join_ms", "app_encrypt_ms", "app_decrypt_ms"} {
+				for _, k := range []string{"update_create_ms", "update_process_ms", "join_ms", "app_encrypt_ms", "app_decrypt_ms",
+					"update_create_cpu_ms", "update_process_cpu_ms", "join_cpu_ms", "app_encrypt_cpu_ms", "app_decrypt_cpu_ms"} {
 					v, _ := rep[k].(float64)
 					b.ReportMetric(v, "ts-"+k)
 				}

@@ -15,7 +15,7 @@
 //   encrypt      {name, plaintext}                   -> {message}            plaintext is raw hex
 //   process      {name, message}                     -> {kind, plaintext?, epoch}
 //   state        {name, label?, context?, length?}   -> {epoch, epoch_authenticator, members[], exporter?}
-//   bench        {suite, n, batch, updates, messages} -> timings in ms (see benchGroup)
+//   bench        {suite, n, batch, updates, messages} -> wall and CPU timings in ms (see benchGroup)
 import * as mls from "ts-mls";
 import { createInterface } from "node:readline";
 
@@ -163,33 +163,38 @@ async function benchGroup({ suite, n, batch, updates, messages }) {
     lastWelcome = res.welcome; lastKp = kps[kps.length - 1];
     added += k;
   }
-  const t0 = performance.now();
+  // Each measurement takes wall time (performance.now) and the node process's CPU time
+  // (process.cpuUsage, user + system), so the Go benchmark can compare CPU to CPU on a loaded machine.
+  const cpuMs = (c) => (c.user + c.system) / 1000;
+  let t0 = performance.now(), c0 = process.cpuUsage();
   let member = await mls.joinGroup(lastWelcome, lastKp.publicPackage, lastKp.privatePackage, mls.emptyPskIndex, impl);
-  const join = performance.now() - t0;
-  const create = [], proc = [];
+  const join = performance.now() - t0, joinCpu = cpuMs(process.cpuUsage(c0));
+  const create = [], proc = [], createCpu = [], procCpu = [];
   for (let u = 0; u < updates; u++) {
-    let t = performance.now();
+    let t = performance.now(), c = process.cpuUsage();
     const res = await mls.createCommit({ state: creator, cipherSuite: impl }, {});
-    create.push(performance.now() - t);
+    create.push(performance.now() - t); createCpu.push(cpuMs(process.cpuUsage(c)));
     creator = res.newState;
-    t = performance.now();
+    t = performance.now(); c = process.cpuUsage();
     member = (await mls.processMessage(res.commit, member, mls.emptyPskIndex, mls.acceptAll, impl)).newState;
-    proc.push(performance.now() - t);
+    proc.push(performance.now() - t); procCpu.push(cpuMs(process.cpuUsage(c)));
   }
   const payload = new Uint8Array(100);
-  let enc = 0, dec = 0;
+  let enc = 0, dec = 0, encCpu = 0, decCpu = 0;
   for (let i = 0; i < messages; i++) {
-    let t = performance.now();
+    let t = performance.now(), c = process.cpuUsage();
     const res = await mls.createApplicationMessage(creator, payload, impl);
-    enc += performance.now() - t;
+    enc += performance.now() - t; encCpu += cpuMs(process.cpuUsage(c));
     creator = res.newState;
-    t = performance.now();
+    t = performance.now(); c = process.cpuUsage();
     const msg = { version: "mls10", wireformat: "mls_private_message", privateMessage: res.privateMessage };
     member = (await mls.processMessage(msg, member, mls.emptyPskIndex, mls.acceptAll, impl)).newState;
-    dec += performance.now() - t;
+    dec += performance.now() - t; decCpu += cpuMs(process.cpuUsage(c));
   }
   const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor(s.length / 2)] : 0; };
-  return { join_ms: join, update_create_ms: median(create), update_process_ms: median(proc), app_encrypt_ms: enc, app_decrypt_ms: dec };
+  return { join_ms: join, update_create_ms: median(create), update_process_ms: median(proc), app_encrypt_ms: enc, app_decrypt_ms: dec,
+    join_cpu_ms: joinCpu, update_create_cpu_ms: median(createCpu), update_process_cpu_ms: median(procCpu),
+    app_encrypt_cpu_ms: encCpu, app_decrypt_cpu_ms: decCpu };
 }
 
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
