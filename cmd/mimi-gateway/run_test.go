@@ -92,20 +92,47 @@ func (s *syncBuffer) waitFor(t *testing.T, substr string) {
 
 func (s *syncBuffer) count(substr string) int { return strings.Count(s.String(), substr) }
 
+// The binary is built once per test run and shared by the tests that run it.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// TestMain removes the shared binary after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // buildBinary builds the gateway as a CI or a user would.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go tool is needed to build the binary: %v", err)
+	buildOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = fmt.Errorf("the go tool is needed to build the binary: %w", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "mimi-gateway-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mimi-gateway")
+		cmd := exec.Command(goTool, "build", "-tags", "goolm", "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	bin := filepath.Join(t.TempDir(), "mimi-gateway")
-	cmd := exec.Command(goTool, "build", "-tags", "goolm", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return binPath
 }
 
 // TestBinaryRunsOnDefaults is the fresh-machine experience: the binary, started with no
