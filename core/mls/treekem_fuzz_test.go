@@ -74,6 +74,20 @@ func FuzzUpdatePath(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
+		// The seed is a valid path: every other member merges and processes it.
+		rt := base.clone()
+		if err := rt.mergeUpdatePath(sender, up, groupID); err != nil {
+			f.Fatalf("seed from leaf %d: %v", sender, err)
+		}
+		for _, p := range privs {
+			if p.self == sender {
+				continue
+			}
+			res, err := p.prune(rt).decryptPath(rt, sender, up, nil, gcFor(rt.treeHash()))
+			if err != nil || !bytes.Equal(res.commitSecret, pp.commitSecret()) {
+				f.Fatalf("seed from leaf %d, leaf %d: %v", sender, p.self, err)
+			}
+		}
 		f.Add(byte(sender), byte(0), b)
 	}
 	randReader = saved
