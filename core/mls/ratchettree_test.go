@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -540,6 +541,27 @@ func TestTreeFromWireHostile(t *testing.T) {
 			if _, err := ratchetTreeFromWire(s, rt); err == nil {
 				t.Errorf("%s: accepted after a wire round trip", tc.name)
 			}
+		}
+	}
+}
+
+// TestVerifyLeafSignaturesLowest checks that parallel signature verification reports the lowest
+// failing leaf whatever the scheduling.
+func TestVerifyLeafSignaturesLowest(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	s := suite1(t)
+	tr := newRatchetTree(s, newTreeMember(t, s, 0).leaf)
+	for i := 1; i < 12; i++ {
+		m := newTreeMember(t, s, i)
+		if i == 3 || i == 7 || i == 11 {
+			m.leaf.Signature[5] ^= 0x10
+		}
+		tr.addLeaf(m.leaf)
+	}
+	for range 20 {
+		err := tr.validate(&treeCheck{treeHash: tr.treeHash()})
+		if !errors.Is(err, ErrSignature) || !strings.Contains(err.Error(), "leaf 3:") {
+			t.Fatalf("got %v, want a signature error for leaf 3", err)
 		}
 	}
 }
