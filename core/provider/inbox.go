@@ -314,9 +314,13 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 	if id, err := content.ComputeID(content.DefaultIDVersion, data, string(sender), string(r.room)); err == nil {
 		env.MessageID = id[:]
 	}
-	skip := event.UserURI("")
+	var skip event.Network
 	if sender.Domain() == p.cfg.Domain {
-		skip = sender
+		su, err := loadUser(ctx, p.st, sender)
+		if err != nil {
+			return err
+		}
+		skip = su.Network
 	}
 	nets, err := networksOf(ctx, p.st, r.room, skip)
 	if err != nil {

@@ -246,3 +246,5 @@ func (p *Provider) KeyMaterial(ctx context.Context, peer protocol.Peer, uri even
 	p.log.Debug("key material claimed", "peer", peer.Domain, "status", resp.UserStatus)
 	return resp, nil
 }
+
+func hexRef(ref []byte) string { return hex.EncodeToString(ref) }

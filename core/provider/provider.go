@@ -300,10 +300,11 @@ func (p *Provider) upsertRoom(ctx context.Context, tx *store.Tx, room event.Room
 	return nil
 }
 
-// networksOf returns the adapters serving the local users with a client in room, except skip.
-func networksOf(ctx context.Context, q store.Querier, room event.RoomURI, skip event.UserURI) ([]event.Network, error) {
+// networksOf returns the adapters serving the local users with a client in room, except
+// network skip (the adapter a local sender's message came from already shows it).
+func networksOf(ctx context.Context, q store.Querier, room event.RoomURI, skip event.Network) ([]event.Network, error) {
 	rows, err := q.QueryContext(ctx, `SELECT DISTINCT u.network FROM provider_clients c JOIN provider_users u ON u.user_uri = c.user_uri
-		WHERE c.room = ? AND c.user_uri <> ? ORDER BY u.network`, string(room), string(skip))
+		WHERE c.room = ? AND u.network <> ? ORDER BY u.network`, string(room), string(skip))
 	if err != nil {
 		return nil, fmt.Errorf("provider: networks: %w", err)
 	}

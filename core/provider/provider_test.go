@@ -20,13 +20,22 @@ import (
 )
 
 // node is one provider instance: its own embedded NATS, SQLite store, certificate and provider.
+// stop and open restart it on the same data (store file and JetStream directory).
 type node struct {
 	domain event.Domain
+	stCfg  store.Config
+	busCfg bus.Config
 	st     *store.Store
 	bus    *bus.NATS
 	p      *Provider
 	tp     *protocoltest.Provider
-	in     chan *event.Envelope // mimi.in.matrix as the Matrix adapter would see it
+	sub    bus.Subscription
+	in     chan delivered // mimi.in.matrix as the Matrix adapter would see it
+}
+
+type delivered struct {
+	env *event.Envelope
+	seq uint64
 }
 
 func testLogger() *slog.Logger {
@@ -38,32 +47,39 @@ func testLogger() *slog.Logger {
 
 func newNode(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain event.Domain) *node {
 	t.Helper()
+	nd := &node{domain: domain, stCfg: storetest.SQLiteConfig(t), in: make(chan delivered, 1024),
+		busCfg: bus.Config{
+			Mode:          bus.ModeEmbedded,
+			Embedded:      bus.EmbeddedConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
+			AckWait:       2 * time.Second,
+			MaxDeliveries: 50,
+			Backoff:       []time.Duration{50 * time.Millisecond, 200 * time.Millisecond},
+			Partitions:    2,
+			ReadyTimeout:  15 * time.Second,
+		}}
+	nd.open(t)
+	nd.tp = protocoltest.NewProvider(t, n, ca, domain, nd.p, protocoltest.Options{Store: nd.st})
+	t.Cleanup(func() { nd.stop(t) })
+	return nd
+}
+
+// open opens the store, the bus and the provider (not started).
+func (nd *node) open(t testing.TB) {
+	t.Helper()
 	ctx := context.Background()
-	st := storetest.Open(t, storetest.SQLiteConfig(t))
-	b, err := bus.Open(ctx, bus.Config{
-		Mode:          bus.ModeEmbedded,
-		Embedded:      bus.EmbeddedConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
-		AckWait:       2 * time.Second,
-		MaxDeliveries: 20,
-		Backoff:       []time.Duration{50 * time.Millisecond, 200 * time.Millisecond},
-		Partitions:    2,
-		ReadyTimeout:  15 * time.Second,
-	}, testLogger())
-	if err != nil {
-		t.Fatalf("bus: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = b.Close(ctx)
-	})
-	p, err := New(ctx, Config{Domain: domain, Store: st, Bus: b, Logger: testLogger().With("domain", domain)})
+	st, err := store.Open(ctx, nd.stCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := protocoltest.NewProvider(t, n, ca, domain, p, protocoltest.Options{Store: st})
-	nd := &node{domain: domain, st: st, bus: b, p: p, tp: tp, in: make(chan *event.Envelope, 256)}
-	return nd
+	b, err := bus.Open(ctx, nd.busCfg, testLogger())
+	if err != nil {
+		t.Fatalf("bus: %v", err)
+	}
+	p, err := New(ctx, Config{Domain: nd.domain, Store: st, Bus: b, Logger: testLogger().With("domain", nd.domain)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd.st, nd.bus, nd.p = st, b, p
 }
 
 // start begins the provider and a mimi.in consumer standing in for the Matrix adapter.
@@ -73,23 +89,50 @@ func (nd *node) start(t testing.TB) {
 	if err := nd.p.Start(ctx, nd.tp.Client); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = nd.p.Close(ctx)
-	})
 	sub, err := nd.bus.ConsumeIn(ctx, "test-matrix", event.NetworkMatrix, func(_ context.Context, d bus.Delivery) error {
-		nd.in <- d.Envelope
+		nd.in <- delivered{env: d.Envelope, seq: d.StreamSeq}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = sub.Stop(ctx)
-	})
+	nd.sub = sub
+}
+
+// stop shuts the node down in the gateway's order: server, consumers, provider, bus, store.
+func (nd *node) stop(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if nd.tp != nil && nd.tp.Server != nil {
+		_ = nd.tp.Server.Shutdown(ctx)
+	}
+	if nd.sub != nil {
+		_ = nd.sub.Stop(ctx)
+		nd.sub = nil
+	}
+	if nd.p != nil {
+		_ = nd.p.Close(ctx)
+		nd.p = nil
+	}
+	if nd.bus != nil {
+		_ = nd.bus.Close(ctx)
+		nd.bus = nil
+	}
+	if nd.st != nil {
+		_ = nd.st.Close()
+		nd.st = nil
+	}
+}
+
+// restart stops the node and brings it back on the same data.
+func (nd *node) restart(t testing.TB) {
+	t.Helper()
+	nd.stop(t)
+	nd.open(t)
+	nd.tp.Handler, nd.tp.Store = nd.p, nd.st
+	nd.tp.Start(t)
+	nd.start(t)
 }
 
 func pair(t testing.TB) (*node, *node) {
@@ -144,9 +187,9 @@ func expect(t testing.TB, nd *node, what string, match func(*event.Envelope) boo
 	deadline := time.After(20 * time.Second)
 	for {
 		select {
-		case e := <-nd.in:
-			if match(e) {
-				return e
+		case d := <-nd.in:
+			if match(d.env) {
+				return d.env
 			}
 		case <-deadline:
 			t.Fatalf("%s: no matching envelope on %s's mimi.in", what, nd.domain)
@@ -158,8 +201,8 @@ func expect(t testing.TB, nd *node, what string, match func(*event.Envelope) boo
 func quiet(t testing.TB, nd *node, d time.Duration) {
 	t.Helper()
 	select {
-	case e := <-nd.in:
-		t.Fatalf("unexpected envelope on %s's mimi.in: %s from %s", nd.domain, e.Kind, e.Sender)
+	case d := <-nd.in:
+		t.Fatalf("unexpected envelope on %s's mimi.in: %s from %s", nd.domain, d.env.Kind, d.env.Sender)
 	case <-time.After(d):
 	}
 }
@@ -299,4 +342,57 @@ func TestTwoProviders(t *testing.T) {
 		return nil
 	})
 	quiet(t, a, 300*time.Millisecond)
+}
+
+// TestFollowerRestart restarts provider B (stop and reopen on the same store file and JetStream
+// directory) in the middle of a stream of messages from A: every message reaches B's bus exactly
+// once, and B keeps sending afterwards.
+func TestFollowerRestart(t *testing.T) {
+	a, b := pair(t)
+	ctx := context.Background()
+	alice := event.NewUserURI(a.domain, "alice")
+	bob := event.NewUserURI(b.domain, "bob")
+	if err := b.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
+		t.Fatal(err)
+	}
+	room := a.p.NewRoomID()
+	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
+	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+
+	const total = 30
+	for i := range total {
+		if i == total/3 {
+			// Let some arrive, then restart B while the rest are still being sent.
+			b.restart(t)
+		}
+		m := message(t, room, alice, fmt.Sprintf("stream %d", i))
+		publishOut(t, a, m)
+	}
+	seen := map[event.EventID]bool{}  // envelope IDs on B's mimi.in
+	seqs := map[uint64]event.EventID{} // stream sequence → envelope
+	got := 0
+	deadline := time.After(60 * time.Second)
+	for got < total {
+		select {
+		case d := <-b.in:
+			if d.env.Kind != event.KindMessage {
+				continue
+			}
+			if prev, ok := seqs[d.seq]; ok && prev == d.env.ID {
+				continue // the test consumer's own redelivery of one stored message
+			}
+			seqs[d.seq] = d.env.ID
+			if seen[d.env.ID] {
+				t.Fatalf("message %s stored twice on B's bus", d.env.ID)
+			}
+			seen[d.env.ID] = true
+			got++
+		case <-deadline:
+			t.Fatalf("only %d of %d messages reached B's bus", got, total)
+		}
+	}
+	quiet(t, b, 500*time.Millisecond)
+	m := message(t, room, bob, "back again")
+	publishOut(t, b, m)
+	expectText(t, a, m)
 }

@@ -1,0 +1,210 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
+)
+
+// storeOnly is a provider without bus traffic: enough for the store-level parts.
+func storeOnly(t *testing.T, s *store.Store, now func() time.Time) *Provider {
+	t.Helper()
+	p, err := New(context.Background(), Config{Domain: "a.example", Store: s, Bus: noBus{}, PoolSize: 2, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// noBus satisfies bus.Bus for tests that never publish; any use fails the call.
+type noBus struct{ bus.Bus }
+
+func TestKeyPackagePool(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		clock := time.Now()
+		p := storeOnly(t, s, func() time.Time { return clock })
+		u := event.NewUserURI("a.example", "alice")
+		if err := p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil { // idempotent
+			t.Fatal(err)
+		}
+		req := &protocol.KeyMaterialRequest{AcceptableCipherSuites: []mls.CipherSuite{mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519}}
+		seen := map[string]bool{}
+		lastResort := 0
+		for i := range 10 {
+			resp, err := p.KeyMaterial(ctx, protocol.Peer{Domain: "b.example"}, u, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.UserStatus != protocol.KeyMaterialUserSuccess || len(resp.Clients) != 1 || resp.Clients[0].KeyPackage == nil {
+				t.Fatalf("claim %d: %+v", i, resp)
+			}
+			kp := resp.Clients[0].KeyPackage
+			if err := kp.Verify(); err != nil {
+				t.Fatalf("claim %d: %v", i, err)
+			}
+			ref, _ := kp.Ref()
+			if seen[string(ref)] {
+				t.Fatalf("claim %d: KeyPackage returned twice", i)
+			}
+			seen[string(ref)] = true
+			if kp.IsLastResort() {
+				lastResort++
+			}
+		}
+		if lastResort != 0 {
+			t.Fatalf("a last-resort KeyPackage was served while one-time ones were replenished")
+		}
+		// Expired KeyPackages are never served: jump past every lifetime; the pool refills
+		// with fresh ones.
+		clock = clock.Add(31 * 24 * time.Hour)
+		resp, err := p.KeyMaterial(ctx, protocol.Peer{Domain: "b.example"}, u, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Clients[0].ClientStatus != protocol.KeyMaterialClientExhausted {
+			t.Fatalf("after expiry: %+v", resp.Clients[0])
+		}
+		// Unknown users, other domains and other suites.
+		cases := []struct {
+			name   string
+			user   event.UserURI
+			suites []mls.CipherSuite
+			want   protocol.KeyMaterialUserCode
+		}{
+			{"unknown user", event.NewUserURI("a.example", "nobody"), req.AcceptableCipherSuites, protocol.KeyMaterialUserUnknown},
+			{"other domain", event.NewUserURI("c.example", "alice"), req.AcceptableCipherSuites, protocol.KeyMaterialUserUnknown},
+			{"no common suite", u, []mls.CipherSuite{mls.MLS256DHKEMP521AES256GCMSHA512P521}, protocol.KeyMaterialUserNoCompatibleMaterial},
+		}
+		for _, c := range cases {
+			r, err := p.KeyMaterial(ctx, protocol.Peer{Domain: "b.example"}, c.user, &protocol.KeyMaterialRequest{AcceptableCipherSuites: c.suites})
+			if err != nil || r.UserStatus != c.want {
+				t.Errorf("%s: %v %+v", c.name, err, r)
+			}
+		}
+	})
+}
+
+func TestKeyPackageLastResort(t *testing.T) {
+	s := storetest.Open(t, storetest.SQLiteConfig(t))
+	ctx := context.Background()
+	p := storeOnly(t, s, time.Now)
+	u := event.NewUserURI("a.example", "alice")
+	if err := p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
+		t.Fatal(err)
+	}
+	// Without replenishing (as if generation failed), the last resort comes after the one-time
+	// ones, once, and then the pool reports exhausted.
+	var got []bool
+	for range 4 {
+		err := s.InTx(ctx, func(tx *store.Tx) error {
+			usr, err := loadUser(ctx, tx, u)
+			if err != nil {
+				return err
+			}
+			var kp mls.KeyPackage
+			row := tx.QueryRowContext(ctx, `SELECT key_package FROM provider_keypackages WHERE user_uri = ? AND claimed_at = 0 ORDER BY last_resort, ref LIMIT 1`, string(u))
+			var enc []byte
+			if err := row.Scan(&enc); err != nil {
+				return err
+			}
+			k, err := mls.DecodeKeyPackage(enc)
+			if err != nil {
+				return err
+			}
+			kp = *k
+			ref, _ := kp.Ref()
+			_, err = tx.ExecContext(ctx, `UPDATE provider_keypackages SET claimed_at = 1 WHERE ref = ?`, hexRef(ref))
+			got = append(got, kp.IsLastResort())
+			_ = usr
+			return err
+		})
+		if err != nil {
+			if isNoRows(err) {
+				break
+			}
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 3 || got[0] || got[1] || !got[2] {
+		t.Fatalf("claim order (last resort?) = %v, want [false false true]", got)
+	}
+	err := s.InTx(ctx, func(tx *store.Tx) error {
+		usr, err := loadUser(ctx, tx, u)
+		if err != nil {
+			return err
+		}
+		var c int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_keypackages WHERE user_uri = ? AND claimed_at = 0`, string(u)).Scan(&c); err != nil {
+			return err
+		}
+		if c != 0 {
+			t.Errorf("%d unclaimed left", c)
+		}
+		_, err = p.claimKeyPackage(ctx, tx, usr, []mls.CipherSuite{p.cfg.CipherSuite})
+		if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errExhausted) {
+		t.Fatal(err)
+	}
+}
+
+func TestClientStateCompareAndSet(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		p := storeOnly(t, s, time.Now)
+		u := event.NewUserURI("a.example", "alice")
+		room := event.NewRoomURI("a.example", "r1")
+		if err := p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.createRoom(ctx, room, u); err != nil {
+			t.Fatal(err)
+		}
+		c1, err := loadClient(ctx, s, room, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := loadClient(ctx, s, room, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := c1.Group.Commit(mls.CommitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InTx(ctx, func(tx *store.Tx) error { return saveClient(ctx, tx, room, c1, pc.State) }); err != nil {
+			t.Fatal(err)
+		}
+		// c2 was loaded from the old version: its write is refused.
+		err = s.InTx(ctx, func(tx *store.Tx) error { return saveClient(ctx, tx, room, c2, c2.Group) })
+		if !errors.Is(err, ErrConflict) {
+			t.Fatalf("stale write: %v, want ErrConflict", err)
+		}
+		// An older epoch never overwrites a newer one, whatever the version.
+		c3, _ := loadClient(ctx, s, room, u)
+		c3.Group = c2.Group
+		err = s.InTx(ctx, func(tx *store.Tx) error { return saveClient(ctx, tx, room, c3, c2.Group) })
+		if !errors.Is(err, ErrConflict) {
+			t.Fatalf("epoch going back: %v, want ErrConflict", err)
+		}
+		got, err := loadClient(ctx, s, room, u)
+		if err != nil || got.Group.Epoch() != 1 {
+			t.Fatalf("stored epoch %d (%v), want 1", got.Group.Epoch(), err)
+		}
+	})
+}
