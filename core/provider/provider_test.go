@@ -368,7 +368,7 @@ func TestFollowerRestart(t *testing.T) {
 		m := message(t, room, alice, fmt.Sprintf("stream %d", i))
 		publishOut(t, a, m)
 	}
-	seen := map[event.EventID]bool{}  // envelope IDs on B's mimi.in
+	seen := map[event.EventID]bool{}   // envelope IDs on B's mimi.in
 	seqs := map[uint64]event.EventID{} // stream sequence → envelope
 	got := 0
 	deadline := time.After(60 * time.Second)
