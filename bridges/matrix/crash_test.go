@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"maunium.net/go/mautrix/crypto/olm"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -96,6 +97,42 @@ func TestAppserviceCrashBeforeAck(t *testing.T) {
 		e.out.wait(t, "the valid event after malformed ones", func(env *event.Envelope) bool { return env.Origin.Event == "$ok" })
 		if got := testutil.ToFloat64(e.adapter.metrics.inbound.WithLabelValues("malformed")) - malformedBefore; got != float64(len(events)-1) {
 			t.Errorf("%v events counted as malformed, want %d", got, len(events)-1)
+		}
+		// An encrypted event that cannot be decrypted (corrupt ciphertext) is logged, counted and
+		// skipped, and the transaction is still acknowledged.
+		enc := `{"events":[{"type":"m.room.encrypted","event_id":"$nokey","room_id":"!malformed:localhost","sender":"@carol:localhost",` +
+			`"content":{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgAEhA","session_id":"unknownsession","sender_key":"k","device_id":"DEV"}}]}`
+		if code := putTransaction(t, e, "encrypted-1", enc); code != http.StatusOK {
+			t.Fatalf("transaction with an undecryptable event answered %d", code)
+		}
+		var parked int
+		if err := e.st.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM matrix_pending WHERE event_id = '$nokey'`).Scan(&parked); err != nil || parked != 0 {
+			t.Errorf("parked rows = %d (%v), want 0: a corrupt event never decrypts", parked, err)
+		}
+		if n := testutil.ToFloat64(e.adapter.metrics.decryptErrors.WithLabelValues("other")); n != 1 {
+			t.Errorf("decryption failures counted = %v, want 1", n)
+		}
+		// A well-formed Megolm event whose session the gateway never received waits decrypt_wait,
+		// is parked in the store (nothing lost when the transaction is acknowledged) and counted.
+		ogs, err := olm.NewOutboundGroupSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := ogs.Encrypt([]byte(`{"type":"m.room.message","content":{"msgtype":"m.text","body":"late key"},"room_id":"!malformed:localhost"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nokey := `{"events":[{"type":"m.room.encrypted","event_id":"$latekey","room_id":"!malformed:localhost","sender":"@carol:localhost",` +
+			`"content":{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"` + string(ct) + `","session_id":"` + string(ogs.ID()) +
+			`","sender_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","device_id":"DEV"}}]}`
+		if code := putTransaction(t, e, "encrypted-2", nokey); code != http.StatusOK {
+			t.Fatalf("transaction with an event without its key answered %d", code)
+		}
+		if err := e.st.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM matrix_pending WHERE event_id = '$latekey'`).Scan(&parked); err != nil || parked != 1 {
+			t.Errorf("parked rows = %d (%v), want 1", parked, err)
+		}
+		if n := testutil.ToFloat64(e.adapter.metrics.decryptErrors.WithLabelValues("no_session")); n != 1 {
+			t.Errorf("missing-key failures counted = %v, want 1", n)
 		}
 		// Transport-level errors: bad token, not JSON, too many bytes.
 		if code := putTransactionToken(t, e, "bad-token", "malformed-2", body); code != http.StatusForbidden {

@@ -70,7 +70,8 @@ func (a *Adapter) encryptFor(ctx context.Context, room id.RoomID, t mevent.Type,
 	return mevent.EventEncrypted, out, nil
 }
 
-// decrypt decrypts evt, waiting up to DecryptWait for its room key.
+// decrypt decrypts evt, waiting up to DecryptWait for its room key. Callers hold ingestMu (which
+// guards missingSessions).
 func (a *Adapter) decrypt(ctx context.Context, evt *mevent.Event) (*mevent.Event, error) {
 	if a.crypto == nil {
 		return nil, errors.New("matrix: encryption is not set up")
@@ -78,8 +79,17 @@ func (a *Adapter) decrypt(ctx context.Context, evt *mevent.Event) (*mevent.Event
 	dec, err := a.crypto.Decrypt(ctx, evt)
 	if errors.Is(err, crypto.ErrNoSessionFound) && a.cfg.DecryptWait > 0 {
 		c := evt.Content.AsEncrypted()
-		if a.crypto.WaitForSession(ctx, evt.RoomID, c.SenderKey, c.SessionID, a.cfg.DecryptWait) {
-			dec, err = a.crypto.Decrypt(ctx, evt)
+		// Wait once per missing session: the other events of a transaction from the same session
+		// lack the same key, and waiting for each would outlast the homeserver's timeout.
+		if last, waited := a.missingSessions[c.SessionID]; !waited || time.Since(last) > 2*a.cfg.DecryptWait {
+			if a.crypto.WaitForSession(ctx, evt.RoomID, c.SenderKey, c.SessionID, a.cfg.DecryptWait) {
+				delete(a.missingSessions, c.SessionID)
+				return a.crypto.Decrypt(ctx, evt)
+			}
+			if len(a.missingSessions) > 1000 {
+				clear(a.missingSessions)
+			}
+			a.missingSessions[c.SessionID] = time.Now()
 		}
 	}
 	return dec, err
@@ -87,6 +97,7 @@ func (a *Adapter) decrypt(ctx context.Context, evt *mevent.Event) (*mevent.Event
 
 // park keeps an encrypted event whose key has not arrived in the store (so nothing is lost when
 // the upstream event is acknowledged), asks the sender's devices for the key, and returns nil.
+// Events that fail for other reasons are logged, counted and skipped.
 func (a *Adapter) park(ctx context.Context, evt *mevent.Event, cause error) error {
 	reason := "other"
 	if errors.Is(cause, crypto.ErrNoSessionFound) {
@@ -94,6 +105,12 @@ func (a *Adapter) park(ctx context.Context, evt *mevent.Event, cause error) erro
 	}
 	a.metrics.decryptErrors.WithLabelValues(reason).Inc()
 	c := evt.Content.AsEncrypted()
+	if reason != "no_session" {
+		// Corrupt ciphertext, unknown algorithm, replayed index: waiting will not help.
+		a.log.Warn("cannot decrypt event, skipped", "room_id", string(evt.RoomID), "event_id", string(evt.ID),
+			"sender", string(evt.Sender), "sender_device", string(c.DeviceID), "session_id", string(c.SessionID), "error", cause)
+		return a.markDone(ctx, string(evt.ID))
+	}
 	a.log.Warn("cannot decrypt event yet, parked until its room key arrives",
 		"room_id", string(evt.RoomID), "event_id", string(evt.ID), "sender", string(evt.Sender),
 		"sender_device", string(c.DeviceID), "session_id", string(c.SessionID), "reason", reason, "error", cause)
@@ -107,7 +124,7 @@ func (a *Adapter) park(ctx context.Context, evt *mevent.Event, cause error) erro
 		return transient(fmt.Errorf("matrix: park %s: %w", evt.ID, err))
 	}
 	a.updatePendingGauge(ctx)
-	if a.crypto != nil && reason == "no_session" {
+	if a.crypto != nil {
 		go a.crypto.RequestSession(context.WithoutCancel(ctx), evt.RoomID, c.SenderKey, c.SessionID, evt.Sender, c.DeviceID)
 	}
 	return nil

@@ -350,9 +350,8 @@ func (a *Adapter) bindSender(ctx context.Context, o *outbound) error {
 		}
 		return nil
 	}
-	if string(o.env.Sender.Domain()) == strings.ToLower(a.cfg.ServerName) {
-		return bus.Permanent(fmt.Errorf("matrix: %s is a user of this homeserver; the gateway cannot speak for them", o.env.Sender))
-	}
+	// Envelopes from this homeserver's users were filtered in render (origin matrix); anyone else,
+	// including users of the same domain on another network (XMPP), speaks through a ghost.
 	o.sender = a.ghosts.UserID(o.env.Sender)
 	if err := a.ghostJoin(ctx, o.sender, o.room); err != nil {
 		return err
