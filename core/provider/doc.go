@@ -1,0 +1,34 @@
+// Package provider is the gateway's MIMI provider (draft-ietf-mimi-protocol-06): it holds an MLS
+// client for each local legacy user in each room, serves their KeyPackages through /keyMaterial,
+// hosts rooms of our domain as hub and follows partners' rooms, and connects both to the bus.
+//
+//	p, err := provider.New(ctx, provider.Config{Domain: "a.example", Store: st, Bus: b})
+//	srv, err := protocol.NewServer(protocol.ServerConfig{..., Handler: p, Store: st})
+//	err = p.Start(ctx, client) // outbox, inbox worker, mimi.out consumer
+//	defer p.Close(ctx)
+//
+// # Flows
+//
+//   - mimi.out KindMembership invite of a remote user in a room of our domain that does not
+//     exist yet: the room is created with the sender as owner, the target's KeyPackage is
+//     claimed at its provider, the sender's client commits the Add (with a path), and the hub
+//     sequences it. Kick and ban commit Removes; leave has another local client commit the
+//     leaver's removal.
+//   - mimi.out content kinds: encrypted from the sender's leaf; the ciphertext is stored with the
+//     new MLS state before it is submitted (locally or /submitMessage), so a retry resubmits the
+//     same bytes and the hub dedupes them.
+//   - Hub: one commit per epoch (wrongEpoch for the rest); policy checked on every commit and
+//     message; accepted messages are queued to followers (protocol.Outbox) and to our own
+//     clients (the inbox) in the accepting transaction.
+//   - Inbox (fanout from /notify or our own hub), applied in order by one worker: commits
+//     advance every local client still in that epoch; Welcomes for our KeyPackages create
+//     clients and publish a KindPortalRequest on mimi.in; application messages are decrypted
+//     once per room and published on mimi.in.<network> for the local users' networks other
+//     than a local sender's own.
+//
+// # Concurrency
+//
+// Everything for one room runs under the room's mutex (lock order: room mutex, then a store
+// transaction). Client state is written with compare-and-set on (version, epoch): ErrConflict
+// when another writer moved it, and never to an older epoch.
+package provider
