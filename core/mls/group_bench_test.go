@@ -2,8 +2,8 @@ package mls
 
 // Benchmarks of the group engine (docs/performance.md, "core/mls groups"), suite 1:
 //
-//	go test -tags goolm ./core/mls -run '^$' -bench 'BenchmarkGroup(Commit|Join|AppMessages)/N=(100|1000)$' -benchtime 20x -count 3
-//	go test -tags goolm ./core/mls -run '^$' -bench 'BenchmarkGroup(Commit|Join)/N=10000$' -benchtime 5x -count 1
+//	go test -tags goolm ./core/mls -run '^$' -bench 'BenchmarkTreeSeal|BenchmarkGroup(Commit|Join|AppMessages)/N=(100|1000)$' -benchtime 10x -count 3
+//	go test -tags goolm ./core/mls -run '^$' -bench 'BenchmarkGroup(Commit|Join)/N=10000$' -benchtime 3x -count 1
 //	go test -tags goolm ./core/mls -run '^$' -bench 'BenchmarkTSMLS' -benchtime 1x -count 1 -timeout 30m
 //
 // Groups are built with the protocol: the creator adds N−1 members by Add commits in batches (50

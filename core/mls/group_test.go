@@ -309,3 +309,51 @@ func TestGroupStateRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinOutOfBandTreeWithPSK: a commit that injects an external PSK and a Welcome without the
+// ratchet tree; the joiner supplies the tree and the PSK.
+func TestJoinOutOfBandTreeWithPSK(t *testing.T) {
+	cs := MLS128DHKEMX25519ChaCha20Poly1305SHA256Ed25519
+	alice, bob, carol := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob"), newGoClient(t, cs, "carol")
+	var err error
+	if alice.g, err = CreateGroup([]byte("oob"), alice.signer, alice.cred(), GroupOptions{Config: Config{OmitRatchetTree: true}}); err != nil {
+		t.Fatal(err)
+	}
+	psks := PSKMap{"shared": []byte("a pre-shared secret")}
+	pskID := PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: []byte("shared")}
+	if _, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp}, PSKs: []PreSharedKeyID{pskID}}); !errors.Is(err, ErrNoPSK) {
+		t.Fatalf("commit without the PSK: %v", err)
+	}
+	pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp}, PSKs: []PreSharedKeyID{pskID}, PSKStore: psks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := pc.GroupInfo.GroupInfo.Extensions.Find(ExtensionRatchetTree); ok {
+		t.Fatal("ratchet tree sent although omitted")
+	}
+	w := reencode(t, pc.Welcome).Welcome
+	if _, err := JoinFromWelcome(w, bob.kp, bob.kpPriv, bob.signer, JoinOptions{PSKStore: psks}); !errors.Is(err, ErrInvalidTree) {
+		t.Fatalf("join without a tree: %v", err)
+	}
+	tree := pc.State.tree.wire()
+	if _, err := JoinFromWelcome(w, bob.kp, bob.kpPriv, bob.signer, JoinOptions{RatchetTree: tree}); !errors.Is(err, ErrNoPSK) {
+		t.Fatalf("join without the PSK: %v", err)
+	}
+	if bob.g, err = JoinFromWelcome(w, bob.kp, bob.kpPriv, bob.signer, JoinOptions{RatchetTree: tree, PSKStore: psks}); err != nil {
+		t.Fatal(err)
+	}
+	alice.g = pc.State
+	sameEpoch(t, alice.g, bob.g)
+	// A resumption PSK of the previous epoch, then a commit processed by bob.
+	pc, err = bob.g.Commit(CommitOptions{Add: []*KeyPackage{carol.kp},
+		PSKs: []PreSharedKeyID{{PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageApplication, PSKGroupID: []byte("oob"), PSKEpoch: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := alice.g.Process(reencode(t, pc.Commit), ProcessOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g, bob.g = r.Commit.State, pc.State
+	sameEpoch(t, alice.g, bob.g)
+}
