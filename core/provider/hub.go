@@ -247,17 +247,27 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if reader == nil {
 		return nil, &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: 1e9, Detail: "room state catching up"}
 	}
-	committerMember, ok := reader.Group.Member(mls.LeafIndex(pm.Content.Sender.Index))
-	if pm.Content.Sender.Type != mls.SenderTypeMember || !ok {
+	external := pm.Content.Sender.Type == mls.SenderTypeNewMemberCommit
+	if pm.Content.Sender.Type != mls.SenderTypeMember && !external {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
-	}
-	committer, err := userOfCredential(&committerMember.Credential)
-	if err != nil {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
 	}
 	rec, err := reader.Group.Process(b.ProposalOrCommit, mls.ProcessOptions{})
 	if err != nil || rec.Commit == nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: fmt.Sprint("commit rejected: ", err)}, nil
+	}
+	// The committer's credential: its leaf before the commit, or the joiner's new leaf
+	// (an external commit, allowed for listed participants: canAddOwnClient).
+	cred := rec.Credential
+	if !external {
+		m, ok := reader.Group.Member(mls.LeafIndex(pm.Content.Sender.Index))
+		if !ok {
+			return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
+		}
+		cred = &m.Credential
+	}
+	committer, err := userOfCredential(cred)
+	if err != nil {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
 	}
 	h := &handshake{peer: peer.Domain, committer: committer, epoch: rr.Epoch, commit: b.ProposalOrCommit}
 	if err := describeCommit(rec.Commit, h); err != nil {
@@ -292,11 +302,6 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	p.outbox.Wake()
 	p.kick()
 	return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateSuccess, AcceptedTimestamp: uint64(p.now().UnixMilli())}, nil
-}
-
-// GroupInfo would answer external joiners; external joins are not implemented yet.
-func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.GroupInfoRequest) (*protocol.GroupInfoResponse, error) {
-	return nil, &protocol.StatusError{Status: http.StatusNotImplemented, Detail: "external joins are not implemented by this provider yet"}
 }
 
 // describeCommit fills h.added and h.removed from an applied commit.

@@ -340,6 +340,12 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 	switch resp.StatusCode {
 	case protocol.SubmitAccepted:
 	case protocol.SubmitEpochTooOld:
+		if c, err := loadClient(ctx, p.st, room, env.Sender); err == nil && c.Group.Epoch() < resp.CurrentEpoch && !p.inboxPending(ctx, room) {
+			// We missed fanout (the hub's outbox gave up): rejoin by external commit.
+			if err := p.rejoin(ctx, room, env.Sender); err != nil {
+				return err
+			}
+		}
 		return p.dropStale(ctx, env, fmt.Errorf("hub at epoch %d", resp.CurrentEpoch))
 	default:
 		if _, err := p.st.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 2 WHERE event_id = ?`, string(env.ID)); err != nil {
@@ -367,4 +373,13 @@ func (p *Provider) NewRoomID() event.RoomURI {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return event.NewRoomURI(p.cfg.Domain, hex.EncodeToString(b[:]))
+}
+
+// inboxPending reports whether fanout for room is still waiting to be applied.
+func (p *Provider) inboxPending(ctx context.Context, room event.RoomURI) bool {
+	var n int
+	if err := p.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_inbox WHERE room = ?`, string(room)).Scan(&n); err != nil {
+		return true
+	}
+	return n > 0
 }

@@ -396,3 +396,56 @@ func TestFollowerRestart(t *testing.T) {
 	publishOut(t, b, m)
 	expectText(t, a, m)
 }
+
+// TestFollowerRecoversByExternalJoin makes B miss an epoch (its listener is down while Alice
+// adds Carol, and the hub's outbox drops the undelivered fanout, as after its expiry). When Bob
+// next writes, the hub answers epochTooOld; B fetches the GroupInfo (/groupInfo), rejoins by
+// external commit (/update) and resends.
+func TestFollowerRecoversByExternalJoin(t *testing.T) {
+	a, b := pair(t)
+	ctx := context.Background()
+	alice := event.NewUserURI(a.domain, "alice")
+	carol := event.NewUserURI(a.domain, "carol")
+	bob := event.NewUserURI(b.domain, "bob")
+	if err := b.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
+		t.Fatal(err)
+	}
+	room := a.p.NewRoomID()
+	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
+	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.tp.Server.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	publishOut(t, a, membership(room, alice, event.MembershipInvite, carol))
+	waitFor(t, "carol added", func() error {
+		if _, ok, err := roleOf(ctx, a.st, room, carol); err != nil || !ok {
+			return fmt.Errorf("not yet (%v)", err)
+		}
+		return nil
+	})
+	if _, err := a.st.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE follower = ?`, string(b.domain)); err != nil {
+		t.Fatal(err)
+	}
+	b.tp.Start(t)
+	before, err := loadClient(ctx, b.st, room, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m := message(t, room, bob, "did I miss something?")
+	publishOut(t, b, m)
+	expectText(t, a, m)
+	after, err := loadClient(ctx, b.st, room, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Group.Epoch() <= before.Group.Epoch()+1 {
+		t.Fatalf("bob's epoch %d → %d: no external commit", before.Group.Epoch(), after.Group.Epoch())
+	}
+	r := message(t, room, alice, "yes: carol joined")
+	publishOut(t, a, r)
+	expectText(t, b, r)
+}
