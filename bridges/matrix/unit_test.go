@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -110,41 +111,42 @@ func TestParseEvent(t *testing.T) {
 		kind event.Kind
 		err  error
 		chk  func(*Parsed) string
+		want string
 	}{
 		{"text", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"hi"}}`, event.KindMessage, nil,
-			func(p *Parsed) string { return p.Body }},
+			func(p *Parsed) string { return p.Body }, "hi"},
 		{"html", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.notice","body":"hi","format":"org.matrix.custom.html","formatted_body":"<b>hi</b>"}}`,
-			event.KindMessage, nil, func(p *Parsed) string { return p.HTML }},
+			event.KindMessage, nil, func(p *Parsed) string { return p.HTML }, "<b>hi</b>"},
 		{"reply", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"x","m.relates_to":{"m.in_reply_to":{"event_id":"$t"}}}}`,
-			event.KindMessage, nil, func(p *Parsed) string { return string(p.ReplyTo) }},
+			event.KindMessage, nil, func(p *Parsed) string { return string(p.ReplyTo) }, "$t"},
 		{"edit", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"* x","m.new_content":{"msgtype":"m.text","body":"x"},"m.relates_to":{"rel_type":"m.replace","event_id":"$t"}}}`,
-			event.KindEdit, nil, func(p *Parsed) string { return p.Body + "|" + string(p.Target) }},
+			event.KindEdit, nil, func(p *Parsed) string { return p.Body + "|" + string(p.Target) }, "x|$t"},
 		{"reaction", `{"type":"m.reaction",` + base + `,"content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$t","key":"👍"}}}`,
-			event.KindReaction, nil, func(p *Parsed) string { return p.ReactionKey }},
+			event.KindReaction, nil, func(p *Parsed) string { return p.ReactionKey }, "👍"},
 		{"redaction v10", `{"type":"m.room.redaction",` + base + `,"redacts":"$t","content":{}}`, event.KindDelete, nil,
-			func(p *Parsed) string { return string(p.Target) }},
+			func(p *Parsed) string { return string(p.Target) }, "$t"},
 		{"redaction v11", `{"type":"m.room.redaction",` + base + `,"content":{"redacts":"$t"}}`, event.KindDelete, nil,
-			func(p *Parsed) string { return string(p.Target) }},
+			func(p *Parsed) string { return string(p.Target) }, "$t"},
 		{"mentions", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"hi","m.mentions":{"user_ids":["@b:hs","bad"]}}}`,
-			event.KindMessage, nil, func(p *Parsed) string { return string(p.Mentions[0]) + "|" + itoa(len(p.Mentions)) }},
+			event.KindMessage, nil, func(p *Parsed) string { return string(p.Mentions[0]) + "|" + strconv.Itoa(len(p.Mentions)) }, "@b:hs|1"},
 		{"file", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.file","body":"a.pdf","url":"mxc://hs/abc","info":{"mimetype":"application/pdf","size":3}}}`,
-			event.KindMessage, nil, func(p *Parsed) string { return p.Media.Name + "|" + p.Media.MimeType + "|" + p.Media.URL.String() }},
+			event.KindMessage, nil, func(p *Parsed) string { return p.Media.Name + "|" + p.Media.MimeType + "|" + p.Media.URL.String() }, "a.pdf|application/pdf|mxc://hs/abc"},
 		{"member", `{"type":"m.room.member",` + base + `,"state_key":"@b:hs","content":{"membership":"invite"}}`,
-			event.KindMembership, nil, func(p *Parsed) string { return string(p.MemberTarget) }},
-		{"typing is ignored", `{"type":"m.typing",` + base + `,"content":{}}`, 0, ErrIgnored, nil},
-		{"location is ignored", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.location","body":"x"}}`, 0, ErrIgnored, nil},
-		{"no event id", `{"type":"m.room.message","room_id":"!r:hs","sender":"@a:hs","content":{"msgtype":"m.text","body":"x"}}`, 0, ErrMalformed, nil},
-		{"body not a string", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":7}}`, 0, ErrMalformed, nil},
-		{"no msgtype", `{"type":"m.room.message",` + base + `,"content":{"body":"x"}}`, 0, ErrMalformed, nil},
-		{"empty text", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":""}}`, 0, ErrMalformed, nil},
-		{"edit without new content", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"x","m.relates_to":{"rel_type":"m.replace","event_id":"$t"}}}`, 0, ErrMalformed, nil},
-		{"reaction without key", `{"type":"m.reaction",` + base + `,"content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$t"}}}`, 0, ErrMalformed, nil},
-		{"bad mxc", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.image","body":"x","url":"http://x"}}`, 0, ErrMalformed, nil},
-		{"encrypted file without hash", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.image","body":"x","file":{"url":"mxc://hs/a","key":{"alg":"A256CTR","k":"","ext":true,"key_ops":[]},"iv":"","hashes":{},"v":"v2"}}}`, 0, ErrMalformed, nil},
-		{"huge body", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"` + strings.Repeat("x", MaxBodySize+1) + `"}}`, 0, ErrMalformed, nil},
-		{"not json", `{"type":`, 0, ErrMalformed, nil},
-		{"array", `[]`, 0, ErrMalformed, nil},
-		{"null content", `{"type":"m.room.message",` + base + `,"content":null}`, 0, ErrMalformed, nil},
+			event.KindMembership, nil, func(p *Parsed) string { return string(p.MemberTarget) }, "@b:hs"},
+		{"typing is ignored", `{"type":"m.typing",` + base + `,"content":{}}`, 0, ErrIgnored, nil, ""},
+		{"location is ignored", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.location","body":"x"}}`, 0, ErrIgnored, nil, ""},
+		{"no event id", `{"type":"m.room.message","room_id":"!r:hs","sender":"@a:hs","content":{"msgtype":"m.text","body":"x"}}`, 0, ErrMalformed, nil, ""},
+		{"body not a string", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":7}}`, 0, ErrMalformed, nil, ""},
+		{"no msgtype", `{"type":"m.room.message",` + base + `,"content":{"body":"x"}}`, 0, ErrMalformed, nil, ""},
+		{"empty text", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":""}}`, 0, ErrMalformed, nil, ""},
+		{"edit without new content", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"x","m.relates_to":{"rel_type":"m.replace","event_id":"$t"}}}`, 0, ErrMalformed, nil, ""},
+		{"reaction without key", `{"type":"m.reaction",` + base + `,"content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$t"}}}`, 0, ErrMalformed, nil, ""},
+		{"bad mxc", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.image","body":"x","url":"http://x"}}`, 0, ErrMalformed, nil, ""},
+		{"encrypted file without hash", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.image","body":"x","file":{"url":"mxc://hs/a","key":{"alg":"A256CTR","k":"","ext":true,"key_ops":[]},"iv":"","hashes":{},"v":"v2"}}}`, 0, ErrMalformed, nil, ""},
+		{"huge body", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"` + strings.Repeat("x", MaxBodySize+1) + `"}}`, 0, ErrMalformed, nil, ""},
+		{"not json", `{"type":`, 0, ErrMalformed, nil, ""},
+		{"array", `[]`, 0, ErrMalformed, nil, ""},
+		{"null content", `{"type":"m.room.message",` + base + `,"content":null}`, 0, ErrMalformed, nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +164,9 @@ func TestParseEvent(t *testing.T) {
 				t.Errorf("kind = %s, want %s", p.Kind, tc.kind)
 			}
 			if tc.chk != nil {
-				t.Logf("%s: %s", tc.name, tc.chk(p))
+				if got := tc.chk(p); got != tc.want {
+					t.Errorf("extracted %q, want %q", got, tc.want)
+				}
 			}
 		})
 	}
@@ -176,8 +180,6 @@ func TestParseEvent(t *testing.T) {
 		t.Errorf("mentions = %v", p.Mentions)
 	}
 }
-
-func itoa(n int) string { return strings.Repeat("|", n) }
 
 func TestReplyFallbackStripping(t *testing.T) {
 	if got := stripReplyFallback("> <@a:hs> quoted\n> more\n\nanswer"); got != "answer" {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -234,6 +233,3 @@ func patchConfig(raw []byte, registrations []string) ([]byte, error) {
 	cfg["logging"] = []any{map[string]any{"type": "std", "level": "warn"}}
 	return yaml.Marshal(cfg)
 }
-
-// Itoa is strconv.Itoa, re-exported for test helpers that build user names.
-func Itoa(i int) string { return strconv.Itoa(i) }
