@@ -109,10 +109,6 @@ func TestKeyPackageLastResort(t *testing.T) {
 	var got []bool
 	for range 4 {
 		err := s.InTx(ctx, func(tx *store.Tx) error {
-			usr, err := loadUser(ctx, tx, u)
-			if err != nil {
-				return err
-			}
 			var kp mls.KeyPackage
 			row := tx.QueryRowContext(ctx, `SELECT key_package FROM provider_keypackages WHERE user_uri = ? AND claimed_at = 0 ORDER BY last_resort, ref LIMIT 1`, string(u))
 			var enc []byte
@@ -127,7 +123,6 @@ func TestKeyPackageLastResort(t *testing.T) {
 			ref, _ := kp.Ref()
 			_, err = tx.ExecContext(ctx, `UPDATE provider_keypackages SET claimed_at = 1 WHERE ref = ?`, hexRef(ref))
 			got = append(got, kp.IsLastResort())
-			_ = usr
 			return err
 		})
 		if err != nil {
@@ -207,4 +202,29 @@ func TestClientStateCompareAndSet(t *testing.T) {
 			t.Fatalf("stored epoch %d (%v), want 1", got.Group.Epoch(), err)
 		}
 	})
+}
+
+func TestRoleCapabilities(t *testing.T) {
+	all := []capability{capAddParticipant, capRemoveParticipant, capChangeUserRole, capBan, capSendMessage}
+	cases := []struct {
+		role Role
+		can  []capability
+	}{
+		{RoleNone, nil},
+		{RoleBanned, nil},
+		{RoleRegular, []capability{capAddParticipant, capSendMessage}},
+		{RoleAdmin, all},
+		{RoleOwner, all},
+	}
+	for _, c := range cases {
+		for _, cp := range all {
+			want := false
+			for _, x := range c.can {
+				want = want || x == cp
+			}
+			if got := c.role.can(cp); got != want {
+				t.Errorf("role %d capability %d: %v, want %v", c.role, cp, got, want)
+			}
+		}
+	}
 }

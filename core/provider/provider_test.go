@@ -342,6 +342,20 @@ func TestTwoProviders(t *testing.T) {
 		return nil
 	})
 	quiet(t, a, 300*time.Millisecond)
+
+	// A banned user cannot be added back: the hub refuses the commit (the room's epoch stays).
+	rr, err := loadRoom(ctx, a.st, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
+	quiet(t, b, 2*time.Second)
+	if r, _, err := roleOf(ctx, a.st, room, bob); err != nil || r != RoleBanned {
+		t.Fatalf("bob's role after a re-invite: %d (%v)", r, err)
+	}
+	if rr2, err := loadRoom(ctx, a.st, room); err != nil || rr2.Epoch != rr.Epoch {
+		t.Fatalf("room epoch %d → %+v (%v): the re-invite was accepted", rr.Epoch, rr2, err)
+	}
 }
 
 // TestFollowerRestart restarts provider B (stop and reopen on the same store file and JetStream
