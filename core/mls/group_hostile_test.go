@@ -283,3 +283,60 @@ func FuzzProcessMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestHostileWelcome: Welcomes that are not for us, corrupted, or joined with a wrong tree fail.
+func TestHostileWelcome(t *testing.T) {
+	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
+	alice, bob, eve := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob"), newGoClient(t, cs, "eve")
+	var err error
+	if alice.g, err = CreateGroup([]byte("w"), alice.signer, alice.cred(), GroupOptions{Config: Config{OmitRatchetTree: true}}); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := pc.Welcome.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := pc.State.tree.wire()
+	other, err := CreateGroup([]byte("other"), eve.signer, eve.cred(), GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		w    func() *Welcome
+		kp   *goClient
+		tree RatchetTree
+		want error
+	}{
+		{"not invited", func() *Welcome { return decodeMsg(t, raw).Welcome }, eve, tree, ErrNotInvited},
+		{"corrupted GroupInfo", func() *Welcome {
+			w := decodeMsg(t, raw).Welcome
+			w.EncryptedGroupInfo[5] ^= 1
+			return w
+		}, bob, tree, ErrDecrypt},
+		{"corrupted group secrets", func() *Welcome {
+			w := decodeMsg(t, raw).Welcome
+			w.Secrets[0].EncryptedGroupSecrets.Ciphertext[0] ^= 1
+			return w
+		}, bob, tree, ErrDecrypt},
+		{"another group's tree", func() *Welcome { return decodeMsg(t, raw).Welcome }, bob, other.tree.wire(), ErrInvalidTree},
+		{"no tree", func() *Welcome { return decodeMsg(t, raw).Welcome }, bob, nil, ErrInvalidTree},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := JoinFromWelcome(c.w(), c.kp.kp, c.kp.kpPriv, c.kp.signer, JoinOptions{RatchetTree: c.tree})
+			if err == nil || g != nil {
+				t.Fatal("joined")
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("error %v, want %v", err, c.want)
+			}
+		})
+	}
+	if _, err := JoinFromWelcome(decodeMsg(t, raw).Welcome, bob.kp, bob.kpPriv, bob.signer, JoinOptions{RatchetTree: tree}); err != nil {
+		t.Fatalf("honest join: %v", err)
+	}
+}
