@@ -12,12 +12,9 @@ package mls
 //     and ts-mls decrypts and verifies ours.
 //
 // ts-mls 1.6.4 encodes ECDSA signature public keys as compressed SEC1 points (0x02/0x03 || X),
-// while RFC 9420's test vectors and this package use the uncompressed form (0x04 || X || Y), which
-// the suite's key parser requires. For the ECDSA suites (2, 5, 7) the test therefore checks that
-// verifying a ts-mls signature fails for exactly that reason (ErrInvalidKey on a compressed point),
-// and runs everything else: ts-mls accepts our uncompressed keys, the Welcome opens, the
-// confirmation tag matches, application messages decrypt both ways (ts-mls verifies our
-// signature).
+// while RFC 9420's test vectors and this package send the uncompressed form (0x04 || X || Y). The
+// suite's key parser accepts both (suite_sig.go), so for the ECDSA suites (2, 5, 7) ts-mls's
+// signatures verify here too, and ts-mls verifies ours.
 
 import (
 	"bufio"
