@@ -307,7 +307,10 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 			return del(tx)
 		})
 	}
-	data := rec.ApplicationData
+	data, ferr := unframe(reader.Group, rec.ApplicationData)
+	if ferr != nil {
+		p.log.Warn("inbox: application data discarded", "room", r.room, "err", ferr)
+	}
 	raw, _ := r.msg.Encode()
 	env := &event.Envelope{ID: eventID("msg", r.room, raw), Kind: event.KindMessage, Room: r.room, Sender: sender,
 		Content: data, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted))}
@@ -326,7 +329,7 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 	if err != nil {
 		return err
 	}
-	if _, err := content.Decode(data); err != nil {
+	if _, err := content.Decode(data); ferr != nil || err != nil {
 		p.log.Warn("inbox: invalid MIMI content discarded", "room", r.room, "err", err)
 		nets = nil
 	}

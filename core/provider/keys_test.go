@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -226,5 +227,45 @@ func TestRoleCapabilities(t *testing.T) {
 				t.Errorf("role %d capability %d: %v, want %v", c.role, cp, got, want)
 			}
 		}
+	}
+}
+
+func TestFraming(t *testing.T) {
+	s, err := mls.GenerateSigner(mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exts, err := roomExtensions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := mls.CreateGroup([]byte("g"), s, credentialOf("mimi://a.example/u/x"), mls.GroupOptions{Extensions: exts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := mls.CreateGroup([]byte("h"), s, credentialOf("mimi://a.example/u/x"), mls.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !framed(g) || framed(plain) {
+		t.Fatalf("framed: %v %v", framed(g), framed(plain))
+	}
+	body := []byte{0x87, 0x50}
+	f, err := frame(g, body)
+	if err != nil || bytes.Equal(f, body) {
+		t.Fatalf("frame: %x %v", f, err)
+	}
+	if got, err := unframe(g, f); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("unframe: %x %v", got, err)
+	}
+	if got, _ := frame(plain, body); !bytes.Equal(got, body) {
+		t.Fatal("unframed group framed its data")
+	}
+	other, _ := (&mls.ApplicationFraming{MediaType: mls.MediaType{Type: "text/plain"}, Content: body}).Encode()
+	if _, err := unframe(g, other); err == nil {
+		t.Fatal("text/plain accepted as MIMI content")
+	}
+	if _, err := unframe(g, []byte{0xff}); err == nil {
+		t.Fatal("garbage accepted")
 	}
 }

@@ -104,7 +104,11 @@ func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator e
 	if err != nil {
 		return err
 	}
-	g, err := mls.CreateGroup(groupID(room), u.Signer, credentialOf(creator), mls.GroupOptions{LeafProposalTypes: leafProposals})
+	exts, err := roomExtensions()
+	if err != nil {
+		return err
+	}
+	g, err := mls.CreateGroup(groupID(room), u.Signer, credentialOf(creator), mls.GroupOptions{Extensions: exts, LeafProposalTypes: leafProposals})
 	if err != nil {
 		return fmt.Errorf("provider: create group: %w", err)
 	}
@@ -291,7 +295,11 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		if err != nil {
 			return err
 		}
-		m, err := c.Group.Encrypt(env.Content, nil)
+		data, err := frame(c.Group, env.Content)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		m, err := c.Group.Encrypt(data, nil)
 		if err != nil {
 			return fmt.Errorf("provider: encrypt: %w", err)
 		}

@@ -268,6 +268,19 @@ func TestTwoProviders(t *testing.T) {
 		t.Fatalf("portal request %+v", pr)
 	}
 
+	// The room advertises application/mimi-content: application data is ApplicationFraming.
+	// (The portal request is published before the joined client is stored: wait for it.)
+	waitFor(t, "bob's client uses ApplicationFraming", func() error {
+		c, err := loadClient(ctx, b.st, room, bob)
+		if err != nil {
+			return err
+		}
+		if !framed(c.Group) {
+			return fmt.Errorf("not framed")
+		}
+		return nil
+	})
+
 	// Messages both ways.
 	m1 := message(t, room, alice, "hello Bob")
 	publishOut(t, a, m1)
