@@ -45,9 +45,9 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newNode(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain event.Domain) *node {
+func newNode(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain event.Domain, stCfg store.Config) *node {
 	t.Helper()
-	nd := &node{domain: domain, stCfg: storetest.SQLiteConfig(t), in: make(chan delivered, 1024),
+	nd := &node{domain: domain, stCfg: stCfg, in: make(chan delivered, 1024),
 		busCfg: bus.Config{
 			Mode:          bus.ModeEmbedded,
 			Embedded:      bus.EmbeddedConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
@@ -136,11 +136,16 @@ func (nd *node) restart(t testing.TB) {
 }
 
 func pair(t testing.TB) (*node, *node) {
+	return pairOn(t, storetest.SQLiteConfig)
+}
+
+// pairOn is pair with stores from cfg (SQLite or PostgreSQL).
+func pairOn(t testing.TB, cfg func(testing.TB) store.Config) (*node, *node) {
 	t.Helper()
 	n := protocoltest.NewNetwork()
 	ca := protocoltest.NewCA(t)
-	a := newNode(t, n, ca, "a.example")
-	b := newNode(t, n, ca, "b.example")
+	a := newNode(t, n, ca, "a.example", cfg(t))
+	b := newNode(t, n, ca, "b.example", cfg(t))
 	a.tp.Partners.Set([]protocol.Partner{b.tp.PartnerEntry(false)})
 	b.tp.Partners.Set([]protocol.Partner{a.tp.PartnerEntry(false)})
 	a.start(t)
@@ -475,4 +480,27 @@ func TestFollowerRecoversByExternalJoin(t *testing.T) {
 	r := message(t, room, alice, "yes: carol joined")
 	publishOut(t, a, r)
 	expectText(t, b, r)
+}
+
+// TestTwoProvidersPostgres runs room creation, the add of B's user and messages both ways with
+// both providers on PostgreSQL.
+func TestTwoProvidersPostgres(t *testing.T) {
+	a, b := pairOn(t, storetest.PostgresConfig)
+	ctx := context.Background()
+	alice := event.NewUserURI(a.domain, "alice")
+	bob := event.NewUserURI(b.domain, "bob")
+	if err := b.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
+		t.Fatal(err)
+	}
+	room := a.p.NewRoomID()
+	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
+	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+	for i := range 3 {
+		m := message(t, room, alice, fmt.Sprintf("to bob %d", i))
+		publishOut(t, a, m)
+		expectText(t, b, m)
+		r := message(t, room, bob, fmt.Sprintf("to alice %d", i))
+		publishOut(t, b, r)
+		expectText(t, a, r)
+	}
 }
