@@ -11,7 +11,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-// adapterDeps is what an adapter gets from the run command.
+// adapterDeps is what an adapter or a core component gets from the run command.
 type adapterDeps struct {
 	// Config is the configuration at start; adapters that support reload read Manager.Current.
 	Config *config.Config
@@ -52,4 +52,21 @@ var builtinBridges = []struct {
 }{
 	{"matrix", func(c *config.Config) bool { return c.Bridges.Matrix.Enabled }},
 	{"xmpp", func(c *config.Config) bool { return c.Bridges.XMPP.Enabled }},
+}
+
+// componentSpec is a core component that run starts after the store and the bus and before the
+// adapters, such as the MIMI endpoint (core/provider with the core/protocol server).
+type componentSpec struct {
+	name string
+	// start starts the component and returns how to stop it; run calls stop in the endpoint
+	// phase of the shutdown (after the adapters, before the bus).
+	start func(ctx context.Context, d adapterDeps) (ops.StopFunc, error)
+}
+
+// components are registered by files of this package with registerComponent in an init function.
+var components []componentSpec
+
+// registerComponent makes a core component part of `run`. Call it from an init function.
+func registerComponent(name string, start func(ctx context.Context, d adapterDeps) (ops.StopFunc, error)) {
+	components = append(components, componentSpec{name: name, start: start})
 }

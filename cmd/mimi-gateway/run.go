@@ -250,6 +250,14 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *sl
 	}
 
 	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin}
+	// Core components (the MIMI endpoint) start before the adapters and stop after them.
+	for _, c := range components {
+		stop, err := c.start(ctx, deps)
+		if err != nil {
+			return "", fmt.Errorf("starting %s: %w", c.name, err)
+		}
+		sd.Add(ops.PhaseEndpoint, c.name, stop)
+	}
 	for _, spec := range adapters {
 		if !spec.enabled(cfg) {
 			continue

@@ -21,6 +21,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
@@ -541,5 +542,76 @@ func TestRunExternalMode(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("no return within 15s of SIGTERM")
+	}
+}
+
+// TestRunComponentsAndShutdownOrder registers a core component and checks that run starts it
+// after the store and the bus and stops it before them.
+func TestRunComponentsAndShutdownOrder(t *testing.T) {
+	var events []string
+	var mu sync.Mutex
+	record := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	saved := components
+	t.Cleanup(func() { components = saved })
+	registerComponent("endpoint-test", func(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
+		if err := d.Bus.Ready(ctx); err != nil {
+			return nil, fmt.Errorf("bus not ready when the component starts: %w", err)
+		}
+		if err := d.Store.Ping(ctx); err != nil {
+			return nil, fmt.Errorf("store not ready when the component starts: %w", err)
+		}
+		record("start")
+		return func(ctx context.Context) error {
+			// The bus and the store must still be up while the endpoint stops.
+			if err := d.Bus.Ready(ctx); err != nil {
+				record("stop: bus already closed")
+				return err
+			}
+			if err := d.Store.Ping(ctx); err != nil {
+				record("stop: store already closed")
+				return err
+			}
+			record("stop")
+			return nil
+		}, nil
+	})
+	sigs := make(chan os.Signal, 1)
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() {
+		done <- runGateway(context.Background(), runOptions{
+			config:  config.Options{Environ: []string{"MIMI_GATEWAY_DATA_DIR=" + t.TempDir(), "MIMI_GATEWAY_ADMIN_ADDRESS=" + freeAddr(t)}},
+			signals: sigs, logOut: &logs,
+			started: func(string, *config.Manager) { close(started) },
+		})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("run ended: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("not started:\n%s", logs.String())
+	}
+	sigs <- syscall.SIGTERM
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(events, ",") != "start,stop" {
+		t.Errorf("events %q", events)
+	}
+	// The log lists the shutdown steps in order: readiness, endpoint, bus, store, admin.
+	var order []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "msg=stopping") {
+			if i := strings.Index(line, "name="); i >= 0 {
+				order = append(order, strings.Fields(line[i+5:])[0])
+			}
+		}
+	}
+	if got := strings.Join(order, ","); got != "readiness,endpoint-test,bus,store,admin" {
+		t.Errorf("shutdown order %s", got)
 	}
 }
