@@ -37,6 +37,14 @@ func TestEmbeddedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec1.waitCount(t, e1.ID, 1)
+	// The handler has run; wait until its acknowledgement is confirmed by the server too, so the
+	// test checks what it means to: a confirmed ack survives a graceful restart.
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := counterValue(t, b1.met.acked.WithLabelValues("out", "matrix")); n != 1 {
+			return fmt.Errorf("acked = %v, want 1", n)
+		}
+		return nil
+	})
 	if err := b1.Close(ctx); err != nil { // also stops the subscription
 		t.Fatalf("Close: %v", err)
 	}
