@@ -66,6 +66,11 @@ func TestAppserviceCrashBeforeAck(t *testing.T) {
 	if n := e.out.count(env.ID); n != 1 {
 		t.Errorf("envelope %s delivered %d times on the bus, want 1", env.ID, n)
 	}
+	// The bus can hand the envelope to e.out before the adapter's publish call has returned and
+	// counted it, so wait for the count to settle rather than reading it once.
+	waitFor(t, 10*time.Second, "the new adapter counting its publish", func() bool {
+		return testutil.ToFloat64(e.adapter.metrics.inbound.WithLabelValues("published")) >= 1
+	})
 	if n := testutil.ToFloat64(e.adapter.metrics.inbound.WithLabelValues("published")); n != 1 {
 		t.Errorf("new adapter published %v events, want 1 (only the message after the restart)", n)
 	}
