@@ -72,6 +72,20 @@ func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (room, bool, 
 	return r, true, nil
 }
 
+// prepare returns the room and the decoded content of a MIMI → XMPP envelope. ok is false for
+// envelopes that are not rendered (echoes of XMPP's own events).
+func (a *Adapter) prepare(ctx context.Context, env *event.Envelope) (room, decoded, bool, error) {
+	r, ok, err := a.portal(ctx, env)
+	if !ok || err != nil {
+		return room{}, decoded{}, false, err
+	}
+	d, err := a.decode(env)
+	if err != nil {
+		return room{}, decoded{}, false, err
+	}
+	return r, d, true, nil
+}
+
 // connectWait is how long a MIMI → XMPP handler waits for the components to reconnect before it
 // fails and leaves the envelope to the bus's redelivery.
 const connectWait = 10 * time.Second
@@ -117,12 +131,8 @@ func render(msg *content.Message) (string, *outOOB) {
 
 // HandleMessage implements bridges.Adapter: a MIMI message shown in a MUC or a 1:1 chat.
 func (a *Adapter) HandleMessage(ctx context.Context, env *event.Envelope) error {
-	r, ok, err := a.portal(ctx, env)
+	r, d, ok, err := a.prepare(ctx, env)
 	if !ok || err != nil {
-		return err
-	}
-	d, err := a.decode(env)
-	if err != nil {
 		return err
 	}
 	body, oob := render(d.msg)
@@ -347,12 +357,8 @@ func (a *Adapter) once(ctx context.Context, env *event.Envelope, fn func() error
 
 // HandleEdit implements bridges.EditHandler with an XEP-0308 correction.
 func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
-	r, ok, err := a.portal(ctx, env)
+	r, d, ok, err := a.prepare(ctx, env)
 	if !ok || err != nil {
-		return err
-	}
-	d, err := a.decode(env)
-	if err != nil {
 		return err
 	}
 	body, oob := render(d.msg)
@@ -368,12 +374,8 @@ func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
 
 // HandleDelete implements bridges.DeleteHandler with an XEP-0424 retraction.
 func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
-	r, ok, err := a.portal(ctx, env)
+	r, d, ok, err := a.prepare(ctx, env)
 	if !ok || err != nil {
-		return err
-	}
-	d, err := a.decode(env)
-	if err != nil {
 		return err
 	}
 	if d.msg.Replaces == nil {
@@ -403,12 +405,8 @@ func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
 // HandleReaction implements bridges.ReactionHandler: MIMI carries one reaction per message, XMPP
 // (XEP-0444) the sender's full set, so the set is kept per message and sender and sent whole.
 func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error {
-	r, ok, err := a.portal(ctx, env)
+	r, d, ok, err := a.prepare(ctx, env)
 	if !ok || err != nil {
-		return err
-	}
-	d, err := a.decode(env)
-	if err != nil {
 		return err
 	}
 	var target content.MessageID
@@ -462,12 +460,8 @@ func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error
 // HandleReceipt implements bridges.ReceiptHandler: delivered becomes an XEP-0184 receipt (1:1),
 // read an XEP-0333 displayed marker.
 func (a *Adapter) HandleReceipt(ctx context.Context, env *event.Envelope) error {
-	r, ok, err := a.portal(ctx, env)
+	r, d, ok, err := a.prepare(ctx, env)
 	if !ok || err != nil {
-		return err
-	}
-	d, err := a.decode(env)
-	if err != nil {
 		return err
 	}
 	rep, ok, err := d.msg.StatusReport()
