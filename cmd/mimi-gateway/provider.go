@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/mimi-gateway/mimi-gateway/config"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
@@ -52,11 +56,34 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	if err := p.Start(ctx, client); err != nil {
 		return nil, errors.Join(err, srv.Shutdown(ctx))
 	}
+	var stopped atomic.Bool
+	if d.Manager != nil {
+		d.Manager.OnReload(func(_, cur *config.Config) {
+			if !stopped.Load() {
+				reloadPartners(log, partners, cur.Partners)
+			}
+		})
+	}
 	log.Info("MIMI endpoint listening", "address", addr.String(), "partners", len(ps))
 	return func(ctx context.Context) error {
+		stopped.Store(true)
 		err := srv.Shutdown(ctx)
 		err = errors.Join(err, p.Close(ctx))
 		client.CloseIdleConnections()
 		return err
 	}, nil
+}
+
+// reloadPartners swaps the live partner set of the running server and client (SIGHUP): a new
+// partner can call and be called at once, a removed one is refused from its next request on,
+// also on a connection it keeps open. A list that cannot be loaded (an unreadable ca_file)
+// keeps the running set.
+func reloadPartners(log *slog.Logger, live *protocol.Partners, cps []config.Partner) {
+	ps, err := protocol.PartnersFromConfig(cps)
+	if err != nil {
+		log.Error("partners not reloaded; the running partner set is unchanged", "err", err)
+		return
+	}
+	live.Set(ps)
+	log.Info("partners reloaded", "partners", len(ps))
 }

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,4 +85,119 @@ func TestStartProviderDisabled(t *testing.T) {
 	if err != nil || stop != nil {
 		t.Fatalf("stop %v, err %v", stop != nil, err)
 	}
+}
+
+// TestProviderReloadsPartners runs the gateway with the MIMI endpoint and changes the partner
+// list by SIGHUP (runGateway's reload path): the newly added partner's request over mutual TLS
+// is served at once, and the removed partner is refused from its next request on, over the
+// connection it already holds.
+func TestProviderReloadsPartners(t *testing.T) {
+	ctx := context.Background()
+	ca := protocoltest.NewCA(t)
+	certFile, keyFile := protocoltest.WriteFiles(t, ca.Issue(t, "a.example"))
+	work := t.TempDir()
+	cfgPath := filepath.Join(work, "gw.yaml")
+	mimiAddr := freeAddr(t)
+	base := fmt.Sprintf("domain: a.example\ndata_dir: %s\nadmin: {address: %q}\n"+
+		"mimi: {address: %q, cert_file: %s, key_file: %s, client_ca_file: %s}\n",
+		work, freeAddr(t), mimiAddr, certFile, keyFile, ca.File)
+	write := func(partners ...string) {
+		t.Helper()
+		s := base + "partners:\n"
+		for _, p := range partners {
+			s += fmt.Sprintf("  - {domain: %s, base_url: \"https://%s/\", ca_file: %s}\n", p, p, ca.File)
+		}
+		if err := os.WriteFile(cfgPath+".tmp", []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cfgPath+".tmp", cfgPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("b.example")
+
+	sigs := make(chan os.Signal, 1)
+	started := make(chan struct{})
+	reloads := make(chan error, 1)
+	done := make(chan error, 1)
+	var logs syncBuffer
+	go func() {
+		done <- runGateway(ctx, runOptions{config: config.Options{Path: cfgPath}, signals: sigs, logOut: &logs,
+			started:  func(string, *config.Manager) { close(started) },
+			reloaded: func(_ config.ReloadReport, err error) { reloads <- err }})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("run ended: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("not started:\n%s", logs.String())
+	}
+	t.Cleanup(func() {
+		sigs <- syscall.SIGTERM
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	// Each partner has one client, kept across the reload (its connection stays pooled).
+	n := protocoltest.NewNetwork()
+	n.Set("a.example", mimiAddr)
+	gw, _ := url.Parse("https://a.example/")
+	claim := func(from event.Domain, c *protocol.Client) error {
+		t.Helper()
+		signer, err := mls.GenerateSigner(mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		requester := "mimi://" + string(from) + "/u/someone"
+		target := event.NewUserURI("a.example", "nobody")
+		req := &protocol.KeyMaterialRequest{Protocol: protocol.ProtocolMLS10, RequestingUser: protocol.IdentifierURI(requester),
+			TargetUser: protocol.IdentifierURI(target), AcceptableCipherSuites: []mls.CipherSuite{signer.CipherSuite},
+			RequesterSignatureKey: signer.Public, RequesterCredential: mls.Credential{Type: mls.CredentialTypeBasic, Identity: []byte(requester)}}
+		if err := req.Sign(signer.Private); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.KeyMaterial(ctx, "a.example", target, req)
+		if err != nil {
+			return err
+		}
+		if resp.UserStatus != protocol.KeyMaterialUserUnknown {
+			t.Fatalf("user status %d, want unknown", resp.UserStatus)
+		}
+		return nil
+	}
+	clientOf := func(d event.Domain) *protocol.Client {
+		c, err := protocol.NewClient(protocol.ClientConfig{Domain: d, Certificate: ca.Issue(t, string(d)),
+			Partners: protocol.NewPartners(protocol.Partner{Domain: "a.example", BaseURL: gw, RootCAs: ca.Pool}), DialContext: n.DialContext})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.CloseIdleConnections)
+		return c
+	}
+	forbidden := func(err error) bool {
+		var he *protocol.HTTPError
+		return errors.As(err, &he) && he.Status == http.StatusForbidden
+	}
+	b, c := clientOf("b.example"), clientOf("c.example")
+	if err := claim("b.example", b); err != nil {
+		t.Fatalf("configured partner b: %v", err)
+	}
+	if err := claim("c.example", c); !forbidden(err) {
+		t.Fatalf("unconfigured partner c: %v, want 403", err)
+	}
+
+	write("c.example")
+	sigs <- syscall.SIGHUP
+	if err := <-reloads; err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if err := claim("c.example", c); err != nil {
+		t.Fatalf("added partner c after the reload: %v", err)
+	}
+	if err := claim("b.example", b); !forbidden(err) {
+		t.Fatalf("removed partner b after the reload: %v, want 403", err)
+	}
+	logs.waitFor(t, "partners reloaded")
 }
