@@ -1,36 +1,23 @@
 package protocol
 
 import (
-	"bytes"
 	"testing"
+
+	"github.com/mimi-gateway/mimi-gateway/core/tlspl/tlspltest"
 )
 
 // fuzzDecoder seeds f with every round-trip fixture encoding (of all structs, so each decoder
-// also sees the others' bodies) and checks that decoding never panics and that whatever decodes
-// re-encodes to exactly the input (the encodings are canonical).
-func fuzzDecoder[T interface{ Encode() ([]byte, error) }](f *testing.F, decode func([]byte) (T, error)) {
+// also sees the others' bodies) and requires canonical re-encoding of whatever decodes.
+func fuzzDecoder[T tlspltest.Encoder](f *testing.F, decode func([]byte) (T, error)) {
+	var seeds [][]byte
 	for _, c := range allCodecs(f) {
 		b, err := c.value.Encode()
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		seeds = append(seeds, b)
 	}
-	f.Add([]byte{})
-	f.Add([]byte{1})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := decode(b)
-		if err != nil {
-			return
-		}
-		out, err := v.Encode()
-		if err != nil {
-			t.Fatalf("decoded value does not encode: %v", err)
-		}
-		if !bytes.Equal(out, b) {
-			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, out)
-		}
-	})
+	tlspltest.FuzzCanonical(f, seeds, decode)
 }
 
 func FuzzKeyMaterialRequest(f *testing.F)  { fuzzDecoder(f, DecodeKeyMaterialRequest) }

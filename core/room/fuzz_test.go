@@ -1,34 +1,21 @@
 package room
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/tlspl/tlspltest"
 )
 
-// fuzzDecoder seeds f with every fixture encoding and checks that decoding never panics and that
-// whatever decodes re-encodes to exactly the input (the encodings are canonical).
-func fuzzDecoder[T interface{ Encode() ([]byte, error) }](f *testing.F, decode func([]byte) (T, error)) {
+// fuzzDecoder seeds f with every fixture encoding and requires canonical re-encoding of
+// whatever decodes.
+func fuzzDecoder[T tlspltest.Encoder](f *testing.F, decode func([]byte) (T, error)) {
+	var seeds [][]byte
 	for _, v := range fixtures(f) {
-		f.Add(enc(f, v))
+		seeds = append(seeds, enc(f, v))
 	}
-	f.Add([]byte{})
-	f.Add([]byte{0, 0, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := decode(b)
-		if err != nil {
-			return
-		}
-		out, err := v.Encode()
-		if err != nil {
-			t.Fatalf("decoded value does not encode: %v", err)
-		}
-		if !bytes.Equal(out, b) {
-			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, out)
-		}
-	})
+	tlspltest.FuzzCanonical(f, seeds, decode)
 }
 
 func FuzzParticipantList(f *testing.F)       { fuzzDecoder(f, DecodeParticipantList) }
