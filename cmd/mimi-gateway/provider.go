@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/config"
 
@@ -36,7 +37,9 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	}
 	partners := protocol.NewPartners(ps...)
 	domain := event.Domain(cfg.Domain)
-	p, err := provider.New(ctx, provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log})
+	// Dedupe records outlive the bus's retention (a mimi.out redelivery), whatever it is set to.
+	retention := max(provider.DefaultDedupeRetention, cfg.Bus.MaxAge+24*time.Hour)
+	p, err := provider.New(ctx, provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention})
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,10 @@ type Config struct {
 	// ConsumerName is the durable consumer of mimi.out [provider].
 	ConsumerName string
 	Logger       *slog.Logger
+	// DedupeRetention is how long dedupe records (/notify bodies, resubmissions, mimi.out
+	// envelopes) are kept [DefaultDedupeRetention]; PruneInterval how often older ones are
+	// deleted [DefaultPruneInterval].
+	DedupeRetention, PruneInterval time.Duration
 	// Now replaces time.Now.
 	Now func() time.Time
 }
@@ -103,6 +107,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DedupeRetention <= 0 {
+		cfg.DedupeRetention = DefaultDedupeRetention
+	}
+	if cfg.PruneInterval <= 0 {
+		cfg.PruneInterval = DefaultPruneInterval
+	}
 	if err := cfg.Store.Migrate(ctx, protocol.Schema, Schema); err != nil {
 		return nil, fmt.Errorf("provider: migrate: %w", err)
 	}
@@ -116,16 +126,17 @@ func (p *Provider) now() time.Time { return p.cfg.Now() }
 // outbox, the local inbox worker and the mimi.out consumer.
 func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
 	ob, err := protocol.NewOutbox(protocol.OutboxConfig{Store: p.st, Sender: client, Logger: p.cfg.Logger,
-		PollInterval: 200 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second})
+		PollInterval: 200 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, Expire: outboxExpire})
 	if err != nil {
 		return fmt.Errorf("provider: outbox: %w", err)
 	}
 	p.client, p.outbox = client, ob
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go func() { defer p.wg.Done(); _ = ob.Run(rctx) }()
 	go func() { defer p.wg.Done(); p.runInbox(rctx) }()
+	go func() { defer p.wg.Done(); p.runPrune(rctx) }()
 	sub, err := p.cfg.Bus.ConsumeOut(ctx, p.cfg.ConsumerName, p.handleOut)
 	if err != nil {
 		cancel()

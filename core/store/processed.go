@@ -132,14 +132,29 @@ func (s *Store) IsProcessed(ctx context.Context, scope Scope, eventID string) (b
 // records for longer than any redelivery can arrive (bus retention, the
 // homeserver's transaction retry window).
 func (s *Store) PruneProcessed(ctx context.Context, before time.Time) (int64, error) {
+	return s.pruneProcessed(ctx, `SELECT scope, event_id FROM store_processed_events WHERE processed_at < ? LIMIT ?`,
+		before.UnixMilli(), processedPruneBatch)
+}
+
+// PruneProcessedScope is PruneProcessed for one scope: a component prunes its own records with
+// its own retention and leaves the other components' alone.
+func (s *Store) PruneProcessedScope(ctx context.Context, scope Scope, before time.Time) (int64, error) {
+	if err := checkText("scope", string(scope), MaxScopeLen); err != nil {
+		return 0, err
+	}
+	return s.pruneProcessed(ctx, `SELECT scope, event_id FROM store_processed_events WHERE scope = ? AND processed_at < ? LIMIT ?`,
+		string(scope), before.UnixMilli(), processedPruneBatch)
+}
+
+// pruneProcessed deletes the rows sel selects, a batch at a time, until a batch is short.
+func (s *Store) pruneProcessed(ctx context.Context, sel string, args ...any) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	q := s.Rebind(`DELETE FROM store_processed_events WHERE (scope, event_id) IN (
-		SELECT scope, event_id FROM store_processed_events WHERE processed_at < ? LIMIT ?)`)
+	q := s.Rebind(`DELETE FROM store_processed_events WHERE (scope, event_id) IN (` + sel + `)`)
 	var total int64
 	for {
-		res, err := s.writer.ExecContext(ctx, q, before.UnixMilli(), processedPruneBatch)
+		res, err := s.writer.ExecContext(ctx, q, args...)
 		if err != nil {
 			return total, fmt.Errorf("store: prune processed events: %w", err)
 		}

@@ -133,22 +133,9 @@ func TestMarkProcessedLimits(t *testing.T) {
 func TestPruneProcessed(t *testing.T) {
 	storetest.EachConfig(t, func(t *testing.T, cfg store.Config) {
 		ctx := t.Context()
-		var now atomic.Int64
-		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-		now.Store(base.UnixMilli())
-		s := storetest.Open(t, cfg, store.WithClock(func() time.Time { return time.UnixMilli(now.Load()) }))
+		s, base, now := clockedStore(t, cfg)
 		// 2500 old events (more than one prune batch) and 3 new ones.
-		err := s.InTx(ctx, func(tx *store.Tx) error {
-			for i := range 2500 {
-				if _, err := tx.MarkProcessed(ctx, "old", fmt.Sprint(i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		markMany(t, s, "old", 2500)
 		now.Store(base.Add(time.Hour).UnixMilli())
 		for i := range 3 {
 			if _, err := s.MarkProcessed(ctx, "new", fmt.Sprint(i)); err != nil {
@@ -445,5 +432,62 @@ func TestTwoProcessesOneSQLiteFile(t *testing.T) {
 	var n int
 	if err := a.QueryRowContext(ctx, `SELECT COUNT(*) FROM store_processed_events WHERE scope = ?`, "two").Scan(&n); err != nil || n != 4*perStore {
 		t.Fatalf("rows = %d, %v; want %d", n, err, 4*perStore)
+	}
+}
+
+func TestPruneProcessedScope(t *testing.T) {
+	storetest.EachConfig(t, func(t *testing.T, cfg store.Config) {
+		ctx := t.Context()
+		s, base, now := clockedStore(t, cfg)
+		// 1200 old events of "mine" (more than one batch), old ones of "other", then new ones.
+		markMany(t, s, "mine", 1200)
+		if _, err := s.MarkProcessed(ctx, "other", "old"); err != nil {
+			t.Fatal(err)
+		}
+		now.Store(base.Add(time.Hour).UnixMilli())
+		if _, err := s.MarkProcessed(ctx, "mine", "new"); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.PruneProcessedScope(ctx, "mine", base.Add(time.Minute))
+		if err != nil || n != 1200 {
+			t.Fatalf("PruneProcessedScope = %d, %v; want 1200", n, err)
+		}
+		for _, c := range []struct {
+			scope store.Scope
+			id    string
+			want  bool
+		}{{"mine", "0", false}, {"mine", "1199", false}, {"mine", "new", true}, {"other", "old", true}} {
+			if ok, err := s.IsProcessed(ctx, c.scope, c.id); err != nil || ok != c.want {
+				t.Errorf("%s/%s processed = %v (%v), want %v", c.scope, c.id, ok, err, c.want)
+			}
+		}
+		if _, err := s.PruneProcessedScope(ctx, "", base); !errors.Is(err, store.ErrInvalidArgument) {
+			t.Errorf("empty scope: %v", err)
+		}
+	})
+}
+
+// clockedStore opens a store whose clock starts at base and is moved with now.
+func clockedStore(t *testing.T, cfg store.Config) (*store.Store, time.Time, *atomic.Int64) {
+	t.Helper()
+	now := new(atomic.Int64)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now.Store(base.UnixMilli())
+	return storetest.Open(t, cfg, store.WithClock(func() time.Time { return time.UnixMilli(now.Load()) })), base, now
+}
+
+// markMany marks IDs 0..n-1 of scope processed in one transaction.
+func markMany(t *testing.T, s *store.Store, scope store.Scope, n int) {
+	t.Helper()
+	err := s.InTx(t.Context(), func(tx *store.Tx) error {
+		for i := range n {
+			if _, err := tx.MarkProcessed(t.Context(), scope, fmt.Sprint(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
