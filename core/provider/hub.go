@@ -28,6 +28,12 @@ type handshake struct {
 	added     []event.UserURI
 	removed   []event.UserURI
 	ban       bool // removed users are banned, not just removed
+	external  bool // an external commit (new_member_commit)
+	// proposed are the users touched by the pending proposals the commit includes (authorized
+	// when the hub accepted them); regenerated are the hub's proposals re-issued after an
+	// external commit (proposals.go).
+	proposed    map[event.UserURI]bool
+	regenerated []storedProposal
 }
 
 // acceptCommit sequences h in room inside tx (room lock held): epoch check, policy, participant
@@ -42,6 +48,9 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 	}
 	if h.epoch != rr.Epoch {
 		return &errWrongEpoch{Current: rr.Epoch}
+	}
+	if err := p.checkPending(ctx, tx, room, h); err != nil {
+		return err
 	}
 	role, ok, err := roleOf(ctx, tx, room, h.committer)
 	if err != nil {
@@ -65,7 +74,7 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 			return fmt.Errorf("%w: %s is banned", errNotAllowed, u)
 		case ok:
 			// a listed participant's further client
-		case !role.can(capAddParticipant):
+		case !role.can(capAddParticipant) && !h.proposed[u]:
 			return fmt.Errorf("%w: %s may not add participants", errNotAllowed, h.committer)
 		default:
 			if err := setRole(ctx, tx, room, u, RoleRegular); err != nil {
@@ -88,7 +97,7 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 			if err := setRole(ctx, tx, room, u, RoleBanned); err != nil {
 				return err
 			}
-		case role.can(capRemoveParticipant) || u.Domain() == h.peer:
+		case role.can(capRemoveParticipant) || u.Domain() == h.peer || h.proposed[u]:
 			// Reading: a provider speaks for its own users, so removing a user of the
 			// submitting provider is that user leaving (canRemoveSelf).
 			if err := removeParticipant(ctx, tx, room, u); err != nil {
@@ -118,7 +127,7 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 		if d == p.cfg.Domain {
 			continue
 		}
-		msgs := []*protocol.FanoutMessage{{Timestamp: ts, Message: h.commit}}
+		msgs := []*protocol.FanoutMessage{{Timestamp: ts, Message: h.commit, ExternalProposals: h.stapled()}}
 		if h.welcome != nil && welcomeTo[d] {
 			msgs = append(msgs, &protocol.FanoutMessage{Timestamp: ts, Message: h.welcome,
 				RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeFull, RatchetTree: h.tree}})
@@ -135,7 +144,7 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 			return err
 		}
 	}
-	return nil
+	return p.afterCommit(ctx, tx, room, h, ts)
 }
 
 // acceptMessage sequences an application message in room inside tx (room lock held).
@@ -216,6 +225,9 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if err != nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
 	}
+	if ct == mls.ContentTypeProposal {
+		return p.updateProposals(ctx, peer, room, b)
+	}
 	if ct != mls.ContentTypeCommit || b.ProposalOrCommit.WireFormat != mls.WireFormatPublicMessage {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed,
 			ErrorDescription: "this hub sequences commits sent as PublicMessage only"}, nil
@@ -251,6 +263,9 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if pm.Content.Sender.Type != mls.SenderTypeMember && !external {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
 	}
+	if err := cachePending(ctx, p.st, room, reader.Group); err != nil {
+		return nil, err
+	}
 	rec, err := reader.Group.Process(b.ProposalOrCommit, mls.ProcessOptions{})
 	if err != nil || rec.Commit == nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: fmt.Sprint("commit rejected: ", err)}, nil
@@ -269,7 +284,12 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if err != nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
 	}
-	h := &handshake{peer: peer.Domain, committer: committer, epoch: rr.Epoch, commit: b.ProposalOrCommit}
+	h := &handshake{peer: peer.Domain, committer: committer, epoch: rr.Epoch, commit: b.ProposalOrCommit, external: external}
+	if external && rec.Commit.State != nil {
+		if h.regenerated, err = p.regenerate(ctx, room, rr.Epoch, reader.Group, rec.Commit.State); err != nil {
+			return nil, err
+		}
+	}
 	if err := describeCommit(rec.Commit, h); err != nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
 	}
@@ -290,13 +310,10 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 		}
 		return saveClient(ctx, tx, room, reader, rec.Commit.State)
 	})
-	var we *errWrongEpoch
-	switch {
-	case errors.As(err, &we):
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateWrongEpoch, CurrentEpoch: we.Current}, nil
-	case errors.Is(err, errNotAllowed):
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
-	case err != nil:
+	if resp := updateRefusal(err); resp != nil {
+		return resp, nil
+	}
+	if err != nil {
 		return nil, err
 	}
 	p.outbox.Wake()

@@ -44,6 +44,13 @@ func (p *Provider) Notify(ctx context.Context, tx *store.Tx, n *protocol.Notific
 		if err := insertInbox(ctx, tx, n.Room, "", f.Timestamp, f.Message, treeOption(f.RatchetTreeOption)); err != nil {
 			return err
 		}
+		// A proposal bundle's further proposals, or the proposals the hub regenerated after an
+		// external commit: applied right after the message they came with.
+		for _, m := range append(f.MoreProposals, f.ExternalProposals...) {
+			if err := insertInbox(ctx, tx, n.Room, "", f.Timestamp, m, nil); err != nil {
+				return err
+			}
+		}
 	}
 	p.kick()
 	return nil
@@ -82,6 +89,7 @@ func (p *Provider) runInbox(ctx context.Context) {
 			return
 		case <-p.wake:
 		case <-t.C:
+			p.sweepPending(ctx)
 		}
 	}
 }
@@ -151,7 +159,15 @@ func (p *Provider) applyRow(ctx context.Context, r *inboxRow) error {
 			return p.applyApplication(ctx, r, del)
 		}
 	}
-	return p.applyHandshake(ctx, r, del)
+	if err := p.applyHandshake(ctx, r, del); err != nil {
+		return err
+	}
+	// Proposals now pending (or a commit that left some): commit them if we are the designated
+	// committer. A failure is retried by the inbox ticker (sweepPending).
+	if err := p.commitPending(ctx, r.room, false); err != nil && ctx.Err() == nil {
+		p.log.Info("pending proposals not committed yet", "room", r.room, "err", err)
+	}
+	return nil
 }
 
 // applyHandshake processes a commit (or proposal) with every local client still in its epoch.
@@ -167,6 +183,8 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 	}
 	var changes []change
 	var epoch uint64
+	var proposal *mls.Received // a proposal, as one client processed it
+	var proposalIn *mls.Group
 	for _, c := range clients {
 		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{})
 		switch {
@@ -179,6 +197,7 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 			continue
 		case rec.Commit == nil:
 			changes = append(changes, change{c: c, g: c.Group}) // proposal cached by reference
+			proposal, proposalIn = rec, c.Group
 		case rec.Commit.SelfRemoved:
 			changes = append(changes, change{c: c, removed: true})
 		default:
@@ -200,6 +219,14 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 		}
 		if epoch > 0 && !p.isHub(r.room) {
 			if err := p.upsertRoom(ctx, tx, r.room, epoch); err != nil {
+				return err
+			}
+			if err := clearProposals(ctx, tx, r.room, epoch-1); err != nil {
+				return err
+			}
+		}
+		if proposal != nil {
+			if err := mirrorProposal(ctx, tx, r.room, r.accepted, r.msg, proposalIn, proposal); err != nil {
 				return err
 			}
 		}

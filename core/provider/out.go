@@ -84,18 +84,10 @@ func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 	return p.commitLocal(ctx, room, env.Sender, &o, string(env.ID))
 }
 
-// leave removes the sender: another local client of the room commits its removal.
+// leave removes the sender: its client proposes SelfRemove and the designated committer
+// commits it (proposals.go).
 func (p *Provider) leave(ctx context.Context, env *event.Envelope) error {
-	clients, err := loadClients(ctx, p.st, env.Room)
-	if err != nil {
-		return err
-	}
-	for _, c := range clients {
-		if c.User != env.Sender {
-			return p.commitLocal(ctx, env.Room, c.User, &localCommit{remove: []event.UserURI{env.Sender}}, string(env.ID))
-		}
-	}
-	return fmt.Errorf("%w: %s is the room's last local member; leaving by SelfRemove is not implemented", errNotAllowed, env.Sender)
+	return p.proposeLeave(ctx, env.Room, env.Sender, string(env.ID))
 }
 
 // createRoom creates room with us as hub and creator as owner (room lock held).
@@ -108,6 +100,11 @@ func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator e
 	if err != nil {
 		return err
 	}
+	es, err := p.externalSendersExtension(ctx)
+	if err != nil {
+		return err
+	}
+	exts = append(exts, es)
 	g, err := mls.CreateGroup(groupID(room), u.Signer, credentialOf(creator), mls.GroupOptions{Extensions: exts, LeafProposalTypes: leafProposals})
 	if err != nil {
 		return fmt.Errorf("provider: create group: %w", err)
@@ -133,6 +130,9 @@ type localCommit struct {
 func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committer event.UserURI, o *localCommit, dedupe string) error {
 	c, err := loadClient(ctx, p.st, room, committer)
 	if err != nil {
+		return err
+	}
+	if err := cachePending(ctx, p.st, room, c.Group); err != nil {
 		return err
 	}
 	u, err := loadUser(ctx, p.st, committer)
@@ -216,6 +216,11 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	case protocol.UpdateSuccess:
 	case protocol.UpdateWrongEpoch:
 		return fmt.Errorf("provider: hub is at epoch %d, we at %d: retry after fanout", resp.CurrentEpoch, c.Group.Epoch())
+	case protocol.UpdateInvalidProposal:
+		if len(resp.InvalidProposals) > 0 {
+			return fmt.Errorf("provider: the hub has %d pending proposal(s) we have not applied yet: retry after fanout", len(resp.InvalidProposals))
+		}
+		return fmt.Errorf("%w: hub refused the commit (%d): %s", errNotAllowed, resp.ResponseCode, resp.ErrorDescription)
 	default:
 		return fmt.Errorf("%w: hub refused the commit (%d): %s", errNotAllowed, resp.ResponseCode, resp.ErrorDescription)
 	}

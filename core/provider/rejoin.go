@@ -89,9 +89,12 @@ func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event
 	if err != nil {
 		return nil, err
 	}
-	hub := protocol.ExternalSender{SignatureKey: hs.Public, Credential: mls.Credential{Type: mls.CredentialTypeBasic, Identity: []byte("mimi://" + string(p.cfg.Domain))}}
+	hub := protocol.ExternalSender(p.hubSender(hs))
 	tbe := &protocol.GroupInfoRatchetTreeTBE{GroupInfo: gi.GroupInfo,
 		RatchetTreeOption: protocol.RatchetTreeOption{Representation: protocol.RatchetTreeFull, RatchetTree: tree}}
+	if tbe.PendingProposals, err = pendingForJoiner(ctx, p.st, room, rr.Epoch); err != nil {
+		return nil, err
+	}
 	return protocol.SealGroupInfoResponse(req, protocol.IdentifierURI(room), hub, hs.Private, tbe)
 }
 
@@ -146,7 +149,9 @@ func (p *Provider) rejoin(ctx context.Context, room event.RoomURI, u event.UserU
 	if ur.ResponseCode != protocol.UpdateSuccess {
 		return fmt.Errorf("provider: hub refused the external commit (%d): %s", ur.ResponseCode, ur.ErrorDescription)
 	}
-	p.log.Info("rejoined by external commit", "epoch", pc.State.Epoch())
+	// The pending proposals of the epoch we joined from stay out of the external commit (RFC 9420
+	// §12.4.3.2); the hub re-issues them in the new epoch and they arrive with its fanout.
+	p.log.Info("rejoined by external commit", "epoch", pc.State.Epoch(), "pending", len(tbe.PendingProposals))
 	return p.st.InTx(ctx, func(tx *store.Tx) error {
 		if err := saveClient(ctx, tx, room, old, pc.State); err != nil {
 			return err

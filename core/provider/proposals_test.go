@@ -1,0 +1,310 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+)
+
+// twoPartyRoom makes a room at A with alice and B's bob (Bob joined).
+func twoPartyRoom(t *testing.T, a, b *node) (room event.RoomURI, alice, bob event.UserURI) {
+	t.Helper()
+	ctx := context.Background()
+	alice = event.NewUserURI(a.domain, "alice")
+	bob = event.NewUserURI(b.domain, "bob")
+	if err := b.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
+		t.Fatal(err)
+	}
+	room = a.p.NewRoomID()
+	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
+	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+	waitFor(t, "bob's client stored", func() error {
+		_, err := loadClient(ctx, b.st, room, bob)
+		return err
+	})
+	return room, alice, bob
+}
+
+// hasMember reports whether g has a leaf of user u.
+func hasMember(g *mls.Group, u event.UserURI) bool {
+	for _, m := range g.Members() {
+		if mu, err := userOfCredential(&m.Credential); err == nil && mu == u {
+			return true
+		}
+	}
+	return false
+}
+
+// storedFor returns the proposals stored at nd for room whose target is u.
+func storedFor(t *testing.T, nd *node, room event.RoomURI, u event.UserURI) (raw [][]byte, accepted []uint64) {
+	t.Helper()
+	rows, err := nd.st.QueryContext(context.Background(), `SELECT message, accepted FROM provider_proposals WHERE room = ? AND target = ? ORDER BY id`, string(room), string(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			m   []byte
+			acc int64
+		)
+		if err := rows.Scan(&m, &acc); err != nil {
+			t.Fatal(err)
+		}
+		raw, accepted = append(raw, m), append(accepted, uint64(acc))
+	}
+	return raw, accepted
+}
+
+// TestLeaveBySelfRemove: B's only user in A's room leaves. Bob's client proposes SelfRemove
+// (/update, proposal bundle), the hub accepts and fans it out, Alice's client (the hub's, the
+// designated committer) commits it; the hub drops Bob from the participants, B deletes Bob's
+// client, and B's later messages for Bob are refused. A resubmission of the same proposal gets the
+// same answer.
+func TestLeaveBySelfRemove(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t)
+	room, alice, bob := twoPartyRoom(t, a, b)
+	before, err := loadClient(ctx, b.st, room, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startEpoch := before.Group.Epoch()
+	if es, ok := before.Group.Extensions().Find(mls.ExtensionExternalSenders); !ok {
+		t.Fatal("the room has no external_senders extension")
+	} else if senders, err := mls.ParseExternalSenders(es); err != nil || len(senders) != 1 || string(senders[0].Credential.Identity) != "mimi://a.example" {
+		t.Fatalf("external_senders %+v (%v)", senders, err)
+	}
+
+	publishOut(t, b, membership(room, bob, event.MembershipLeave, bob))
+	waitFor(t, "bob removed", func() error {
+		if _, ok, err := roleOf(ctx, a.st, room, bob); err != nil || ok {
+			return fmt.Errorf("bob still a participant (%v)", err)
+		}
+		if _, err := loadClient(ctx, b.st, room, bob); err == nil {
+			return fmt.Errorf("bob still has a client at B")
+		}
+		ac, err := loadClient(ctx, a.st, room, alice)
+		if err != nil {
+			return err
+		}
+		if ac.Group.Epoch() != startEpoch+1 || hasMember(ac.Group, bob) {
+			return fmt.Errorf("alice's group at epoch %d (from %d), bob member: %v", ac.Group.Epoch(), startEpoch, hasMember(ac.Group, bob))
+		}
+		return nil
+	})
+	raw, acc := storedFor(t, a, room, bob)
+	if len(raw) != 1 {
+		t.Fatalf("%d SelfRemove proposals stored at the hub, want 1", len(raw))
+	}
+	prop, err := mls.DecodeMLSMessage(raw[0])
+	if err != nil || prop.PublicMessage == nil || prop.PublicMessage.Content.Proposal.Type != mls.ProposalTypeSelfRemove {
+		t.Fatalf("stored proposal %+v (%v)", prop, err)
+	}
+	rr, err := loadRoom(ctx, a.st, room)
+	if err != nil || rr.Epoch != startEpoch+1 {
+		t.Fatalf("room epoch %+v (%v), want %d", rr, err, startEpoch+1)
+	}
+
+	// Same bytes again (a retry after a lost answer): the same answer, nothing new.
+	resp, err := b.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: prop}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ResponseCode != protocol.UpdateSuccess || resp.AcceptedTimestamp != acc[0] {
+		t.Fatalf("resubmitted proposal: %+v, want success at %d", resp, acc[0])
+	}
+	if raw, _ := storedFor(t, a, room, bob); len(raw) != 1 {
+		t.Fatalf("%d proposals stored after the resubmission", len(raw))
+	}
+
+	// B's later messages for Bob: refused at B (no client) and at the hub (not a participant).
+	publishOut(t, b, message(t, room, bob, "still here?"))
+	quiet(t, a, time.Second)
+	msg, err := before.Group.Encrypt([]byte("sneaky"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := b.tp.Client.SubmitMessage(ctx, room, &protocol.SubmitMessageRequest{Protocol: protocol.ProtocolMLS10, AppMessage: msg, SendingURI: protocol.IdentifierURI(bob)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sr.StatusCode != protocol.SubmitNotAllowed {
+		t.Fatalf("message of a user who left: status %d, want notAllowed", sr.StatusCode)
+	}
+}
+
+// TestPendingProposalsAtHub: Alice, the hub's last local user, leaves while Bob (B) stays, with
+// B's listener down so that B misses the fanout. The SelfRemove stays pending (the hub has no
+// client that can commit it; B is the designated committer and has not seen it):
+//   - a commit of Bob's that omits it is refused with invalidProposal naming it;
+//   - /groupInfo returns it in pending_proposals;
+//   - Bob's external rejoin (a commit that cannot include it) makes the hub regenerate it as the
+//     hub's external Remove of Alice in the new epoch, stapled to the commit's fanout; Bob's
+//     client (the designated committer) commits it and Alice is gone on both sides.
+func TestPendingProposalsAtHub(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t)
+	room, alice, bob := twoPartyRoom(t, a, b)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.tp.Server.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+
+	publishOut(t, a, membership(room, alice, event.MembershipLeave, alice))
+	var pending []storedProposal
+	waitFor(t, "alice's SelfRemove pending", func() error {
+		rr, err := loadRoom(ctx, a.st, room)
+		if err != nil {
+			return err
+		}
+		if pending, err = loadProposals(ctx, a.st, room, rr.Epoch); err != nil || len(pending) != 1 {
+			return fmt.Errorf("%d pending (%v)", len(pending), err)
+		}
+		return nil
+	})
+	if pending[0].Target != alice {
+		t.Fatalf("pending proposal for %s", pending[0].Target)
+	}
+
+	// A commit that omits the pending proposal.
+	bc, err := loadClient(ctx, b.st, room, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := bc.Group.Commit(mls.CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := b.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
+		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo},
+		RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeDistributionService}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ResponseCode != protocol.UpdateInvalidProposal || len(resp.InvalidProposals) != 1 || !bytes.Equal(resp.InvalidProposals[0], pending[0].Ref) {
+		t.Fatalf("commit omitting a pending proposal: %+v, want invalidProposal [%x]", resp, pending[0].Ref)
+	}
+	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch() {
+		t.Fatalf("room epoch moved: %+v (%v)", rr, err)
+	}
+
+	// /groupInfo carries the pending proposal.
+	usr, err := loadUser(ctx, b.st, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, pub, err := usr.Signer.CipherSuite.GenerateHPKEKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr := &protocol.GroupInfoRequest{CipherSuite: usr.Signer.CipherSuite, RequestingSignatureKey: usr.Signer.Public,
+		RequestingCredential: credentialOf(bob), GroupInfoPublicKey: pub}
+	if err := gr.Sign(usr.Signer.Private); err != nil {
+		t.Fatal(err)
+	}
+	gresp, err := b.tp.Client.GroupInfo(ctx, room, gr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbe, err := gresp.Open(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := pending[0].Msg.Encode()
+	if len(tbe.PendingProposals) != 1 || tbe.PendingProposals[0].HubAcceptedTime != pending[0].Accepted {
+		t.Fatalf("groupInfo pending proposals %+v", tbe.PendingProposals)
+	}
+	if got, _ := tbe.PendingProposals[0].Proposal.Encode(); !bytes.Equal(got, want) {
+		t.Fatal("groupInfo pending proposal differs from the stored one")
+	}
+
+	// B comes back without the proposal's fanout and rejoins by external commit.
+	if _, err := a.st.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE follower = ?`, string(b.domain)); err != nil {
+		t.Fatal(err)
+	}
+	b.tp.Start(t)
+	func() {
+		unlock := b.p.lockRoom(room)
+		defer unlock()
+		if err := b.p.rejoin(ctx, room, bob); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	waitFor(t, "alice removed by bob's commit of the regenerated proposal", func() error {
+		if _, ok, err := roleOf(ctx, a.st, room, alice); err != nil || ok {
+			return fmt.Errorf("alice still a participant (%v)", err)
+		}
+		if _, err := loadClient(ctx, a.st, room, alice); err == nil {
+			return fmt.Errorf("alice still has a client at A")
+		}
+		c, err := loadClient(ctx, b.st, room, bob)
+		if err != nil {
+			return err
+		}
+		if hasMember(c.Group, alice) {
+			return fmt.Errorf("alice still in bob's group (epoch %d)", c.Group.Epoch())
+		}
+		return nil
+	})
+	c, err := loadClient(ctx, b.st, room, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Group.Epoch() != bc.Group.Epoch()+2 {
+		t.Fatalf("bob's epoch %d, want %d (external commit, then the commit of the regenerated Remove)", c.Group.Epoch(), bc.Group.Epoch()+2)
+	}
+	// The hub keeps the proposals of the epoch just committed (for resubmissions): the
+	// regenerated one; Alice's SelfRemove of the epoch before is forgotten.
+	raw, _ := storedFor(t, a, room, alice)
+	if len(raw) != 1 {
+		t.Fatalf("%d proposals for alice stored at the hub, want the regenerated one", len(raw))
+	}
+	regen, err := mls.DecodeMLSMessage(raw[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc := regen.PublicMessage.Content; fc.Sender.Type != mls.SenderTypeExternal || fc.Proposal.Type != mls.ProposalTypeRemove {
+		t.Fatalf("regenerated proposal from %v: %v", fc.Sender.Type, fc.Proposal.Type)
+	}
+}
+
+// TestLastHubUserLeaves: Alice, the hub's only local user, leaves while Bob stays: the hub has no
+// client that can commit her SelfRemove, so Bob's client (B, the designated committer) commits it
+// through /update.
+func TestLastHubUserLeaves(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t)
+	room, alice, bob := twoPartyRoom(t, a, b)
+	bc, err := loadClient(ctx, b.st, room, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishOut(t, a, membership(room, alice, event.MembershipLeave, alice))
+	waitFor(t, "alice removed", func() error {
+		if _, ok, err := roleOf(ctx, a.st, room, alice); err != nil || ok {
+			return fmt.Errorf("alice still a participant (%v)", err)
+		}
+		if _, err := loadClient(ctx, a.st, room, alice); err == nil {
+			return fmt.Errorf("alice still has a client at A")
+		}
+		c, err := loadClient(ctx, b.st, room, bob)
+		if err != nil {
+			return err
+		}
+		if c.Group.Epoch() != bc.Group.Epoch()+1 || hasMember(c.Group, alice) {
+			return fmt.Errorf("bob's group at epoch %d, alice member: %v", c.Group.Epoch(), hasMember(c.Group, alice))
+		}
+		return nil
+	})
+	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch()+1 {
+		t.Fatalf("hub's room epoch %+v (%v)", rr, err)
+	}
+}
