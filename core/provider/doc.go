@@ -12,14 +12,18 @@
 //   - mimi.out KindMembership invite of a remote user in a room of our domain that does not
 //     exist yet: the room is created with the sender as owner, the target's KeyPackage is
 //     claimed at its provider, the sender's client commits the Add (with a path), and the hub
-//     sequences it. Kick and ban commit Removes; leave has another local client commit the
-//     leaver's removal.
+//     sequences it. Kick and ban commit Removes; leave has the leaver's client propose
+//     SelfRemove, which the designated committer commits (proposals.go).
 //   - mimi.out content kinds: encrypted from the sender's leaf; the ciphertext is stored with the
 //     new MLS state before it is submitted (locally or /submitMessage), so a retry resubmits the
 //     same bytes and the hub dedupes them.
-//   - Hub: one commit per epoch (wrongEpoch for the rest); policy checked on every commit and
-//     message; accepted messages are queued to followers (protocol.Outbox) and to our own
-//     clients (the inbox) in the accepting transaction.
+//   - Hub: one commit per epoch (wrongEpoch for the rest); policy checked on every proposal,
+//     commit and message; accepted proposals are pending until a commit of their epoch includes
+//     them (every member commit must); accepted handshakes and messages are queued to followers
+//     (protocol.Outbox) and to our own clients (the inbox) in the accepting transaction.
+//   - Pending proposals are committed by the designated committer (the hub's client if one can,
+//     else the follower with the lowest eligible leaf); after an external commit the hub re-issues
+//     them as its own external proposals (it is in every room's external_senders).
 //   - Inbox (fanout from /notify or our own hub), applied in order by one worker: commits
 //     advance every local client still in that epoch; Welcomes for our KeyPackages create
 //     clients and publish a KindPortalRequest on mimi.in; application messages are decrypted
