@@ -225,13 +225,6 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if err != nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
 	}
-	if ct == mls.ContentTypeProposal {
-		return p.updateProposals(ctx, peer, room, b)
-	}
-	if ct != mls.ContentTypeCommit || b.ProposalOrCommit.WireFormat != mls.WireFormatPublicMessage {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed,
-			ErrorDescription: "this hub sequences commits sent as PublicMessage only"}, nil
-	}
 	unlock := p.lockRoom(room)
 	defer unlock()
 	rr, err := loadRoom(ctx, p.st, room)
@@ -240,6 +233,13 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	}
 	if rr == nil {
 		return nil, &protocol.StatusError{Status: http.StatusNotFound, Detail: "unknown room"}
+	}
+	if ct == mls.ContentTypeProposal {
+		return p.updateProposals(ctx, peer, room, rr, b)
+	}
+	if ct != mls.ContentTypeCommit || b.ProposalOrCommit.WireFormat != mls.WireFormatPublicMessage {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed,
+			ErrorDescription: "this hub sequences commits sent as PublicMessage only"}, nil
 	}
 	pm := b.ProposalOrCommit.PublicMessage
 	if pm.Content.Epoch != rr.Epoch {

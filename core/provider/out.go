@@ -47,6 +47,15 @@ func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
 
 var errUnknownRoom = errors.New("provider: unknown room")
 
+// markOut marks the mimi.out envelope dedupe as done in tx (nothing when dedupe is empty).
+func markOut(ctx context.Context, tx *store.Tx, dedupe string) error {
+	if dedupe == "" {
+		return nil
+	}
+	_, err := tx.MarkProcessed(ctx, outScope, dedupe)
+	return err
+}
+
 // membership turns an adapter's membership envelope into a commit.
 func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 	if done, err := p.st.IsProcessed(ctx, outScope, string(env.ID)); err != nil || done {
@@ -176,29 +185,16 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	if o.ban && len(opts.Remove) == 0 {
 		h.removed = o.remove
 	}
-	mark := func(tx *store.Tx) error {
-		if dedupe == "" {
-			return nil
-		}
-		_, err := tx.MarkProcessed(ctx, outScope, dedupe)
-		return err
-	}
 	if p.isHub(room) {
-		err = p.st.InTx(ctx, func(tx *store.Tx) error {
+		return p.sequenceLocal(ctx, func(tx *store.Tx) error {
 			if err := p.acceptCommit(ctx, tx, room, h); err != nil {
 				return err
 			}
 			if err := saveClient(ctx, tx, room, c, pc.State); err != nil {
 				return err
 			}
-			return mark(tx)
+			return markOut(ctx, tx, dedupe)
 		})
-		if err != nil {
-			return err
-		}
-		p.outbox.Wake()
-		p.kick()
-		return nil
 	}
 	b := protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
 		GroupInfoOption: &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo}}
@@ -231,7 +227,7 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 		if err := p.upsertRoom(ctx, tx, room, pc.State.Epoch()); err != nil {
 			return err
 		}
-		return mark(tx)
+		return markOut(ctx, tx, dedupe)
 	})
 }
 

@@ -302,21 +302,13 @@ func (p *Provider) acceptProposals(ctx context.Context, tx *store.Tx, room event
 	return ts, nil
 }
 
-// updateProposals sequences a follower's proposal bundle (the proposal case of /update).
-func (p *Provider) updateProposals(ctx context.Context, peer protocol.Peer, room event.RoomURI, b *protocol.HandshakeBundle) (*protocol.UpdateRoomResponse, error) {
+// updateProposals sequences a follower's proposal bundle (the proposal case of /update; room
+// lock held, rr loaded).
+func (p *Provider) updateProposals(ctx context.Context, peer protocol.Peer, room event.RoomURI, rr *roomRow, b *protocol.HandshakeBundle) (*protocol.UpdateRoomResponse, error) {
 	msgs := append([]*mls.MLSMessage{b.ProposalOrCommit}, b.MoreProposals...)
 	if len(msgs) > maxBundleProposals {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed,
 			ErrorDescription: fmt.Sprintf("at most %d proposals in one bundle", maxBundleProposals)}, nil
-	}
-	unlock := p.lockRoom(room)
-	defer unlock()
-	rr, err := loadRoom(ctx, p.st, room)
-	if err != nil {
-		return nil, err
-	}
-	if rr == nil {
-		return nil, &protocol.StatusError{Status: http.StatusNotFound, Detail: "unknown room"}
 	}
 	reader, err := readerAt(ctx, p.st, room, rr.Epoch)
 	if err != nil {
@@ -574,25 +566,15 @@ func (p *Provider) proposeLeave(ctx context.Context, room event.RoomURI, u event
 		if err := saveClient(ctx, tx, room, c, c.Group); err != nil {
 			return err
 		}
-		if dedupe == "" {
-			return nil
-		}
-		_, err := tx.MarkProcessed(ctx, outScope, dedupe)
-		return err
+		return markOut(ctx, tx, dedupe)
 	}
 	if p.isHub(room) {
-		err := p.st.InTx(ctx, func(tx *store.Tx) error {
+		return p.sequenceLocal(ctx, func(tx *store.Tx) error {
 			if _, err := p.acceptProposals(ctx, tx, room, p.cfg.Domain, c.Group, []*mls.MLSMessage{m}); err != nil {
 				return err
 			}
 			return done(tx)
 		})
-		if err != nil {
-			return err
-		}
-		p.outbox.Wake()
-		p.kick()
-		return nil
 	}
 	resp, err := p.client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: m}})
 	if err != nil {
@@ -638,6 +620,17 @@ func eligibleLeaves(g *mls.Group, pend []storedProposal) []mls.Member {
 		}
 	}
 	return out
+}
+
+// sequenceLocal runs f, the hub's acceptance of one of our own handshakes, in a transaction and
+// wakes the outbox and the inbox.
+func (p *Provider) sequenceLocal(ctx context.Context, f func(*store.Tx) error) error {
+	if err := p.st.InTx(ctx, f); err != nil {
+		return err
+	}
+	p.outbox.Wake()
+	p.kick()
+	return nil
 }
 
 // designatedCommitter returns the provider that commits the pending proposals of g's epoch

@@ -41,6 +41,29 @@ func hasMember(g *mls.Group, u event.UserURI) bool {
 	return false
 }
 
+// waitLeft waits until u is no longer a participant at hub, u's client at home is gone, and
+// observer's client at obs is at epoch and has no leaf of u.
+func waitLeft(t *testing.T, hub *node, room event.RoomURI, u event.UserURI, home, obs *node, observer event.UserURI, epoch uint64) {
+	t.Helper()
+	ctx := context.Background()
+	waitFor(t, fmt.Sprintf("%s left", u), func() error {
+		if _, ok, err := roleOf(ctx, hub.st, room, u); err != nil || ok {
+			return fmt.Errorf("%s still a participant (%v)", u, err)
+		}
+		if _, err := loadClient(ctx, home.st, room, u); err == nil {
+			return fmt.Errorf("%s still has a client at %s", u, home.domain)
+		}
+		c, err := loadClient(ctx, obs.st, room, observer)
+		if err != nil {
+			return err
+		}
+		if c.Group.Epoch() != epoch || hasMember(c.Group, u) {
+			return fmt.Errorf("%s's group at epoch %d (want %d), %s member: %v", observer, c.Group.Epoch(), epoch, u, hasMember(c.Group, u))
+		}
+		return nil
+	})
+}
+
 // storedFor returns the proposals stored at nd for room whose target is u.
 func storedFor(t *testing.T, nd *node, room event.RoomURI, u event.UserURI) (raw [][]byte, accepted []uint64) {
 	t.Helper()
@@ -83,22 +106,7 @@ func TestLeaveBySelfRemove(t *testing.T) {
 	}
 
 	publishOut(t, b, membership(room, bob, event.MembershipLeave, bob))
-	waitFor(t, "bob removed", func() error {
-		if _, ok, err := roleOf(ctx, a.st, room, bob); err != nil || ok {
-			return fmt.Errorf("bob still a participant (%v)", err)
-		}
-		if _, err := loadClient(ctx, b.st, room, bob); err == nil {
-			return fmt.Errorf("bob still has a client at B")
-		}
-		ac, err := loadClient(ctx, a.st, room, alice)
-		if err != nil {
-			return err
-		}
-		if ac.Group.Epoch() != startEpoch+1 || hasMember(ac.Group, bob) {
-			return fmt.Errorf("alice's group at epoch %d (from %d), bob member: %v", ac.Group.Epoch(), startEpoch, hasMember(ac.Group, bob))
-		}
-		return nil
-	})
+	waitLeft(t, a, room, bob, b, a, alice, startEpoch+1)
 	raw, acc := storedFor(t, a, room, bob)
 	if len(raw) != 1 {
 		t.Fatalf("%d SelfRemove proposals stored at the hub, want 1", len(raw))
@@ -238,29 +246,8 @@ func TestPendingProposalsAtHub(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	waitFor(t, "alice removed by bob's commit of the regenerated proposal", func() error {
-		if _, ok, err := roleOf(ctx, a.st, room, alice); err != nil || ok {
-			return fmt.Errorf("alice still a participant (%v)", err)
-		}
-		if _, err := loadClient(ctx, a.st, room, alice); err == nil {
-			return fmt.Errorf("alice still has a client at A")
-		}
-		c, err := loadClient(ctx, b.st, room, bob)
-		if err != nil {
-			return err
-		}
-		if hasMember(c.Group, alice) {
-			return fmt.Errorf("alice still in bob's group (epoch %d)", c.Group.Epoch())
-		}
-		return nil
-	})
-	c, err := loadClient(ctx, b.st, room, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Group.Epoch() != bc.Group.Epoch()+2 {
-		t.Fatalf("bob's epoch %d, want %d (external commit, then the commit of the regenerated Remove)", c.Group.Epoch(), bc.Group.Epoch()+2)
-	}
+	// Bob's epochs: the external commit, then his commit of the regenerated Remove of Alice.
+	waitLeft(t, a, room, alice, a, b, bob, bc.Group.Epoch()+2)
 	// The hub keeps the proposals of the epoch just committed (for resubmissions): the
 	// regenerated one; Alice's SelfRemove of the epoch before is forgotten.
 	raw, _ := storedFor(t, a, room, alice)
@@ -288,22 +275,7 @@ func TestLastHubUserLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishOut(t, a, membership(room, alice, event.MembershipLeave, alice))
-	waitFor(t, "alice removed", func() error {
-		if _, ok, err := roleOf(ctx, a.st, room, alice); err != nil || ok {
-			return fmt.Errorf("alice still a participant (%v)", err)
-		}
-		if _, err := loadClient(ctx, a.st, room, alice); err == nil {
-			return fmt.Errorf("alice still has a client at A")
-		}
-		c, err := loadClient(ctx, b.st, room, bob)
-		if err != nil {
-			return err
-		}
-		if c.Group.Epoch() != bc.Group.Epoch()+1 || hasMember(c.Group, alice) {
-			return fmt.Errorf("bob's group at epoch %d, alice member: %v", c.Group.Epoch(), hasMember(c.Group, alice))
-		}
-		return nil
-	})
+	waitLeft(t, a, room, alice, a, b, bob, bc.Group.Epoch()+1)
 	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch()+1 {
 		t.Fatalf("hub's room epoch %+v (%v)", rr, err)
 	}
