@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -18,15 +17,7 @@ func BenchmarkMessages(b *testing.B) {
 	for _, dir := range []string{"hub_to_follower", "follower_to_hub"} {
 		b.Run(dir, func(b *testing.B) {
 			a, bn := pair(b)
-			ctx := context.Background()
-			alice := event.NewUserURI(a.domain, "alice")
-			bob := event.NewUserURI(bn.domain, "bob")
-			if err := bn.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
-				b.Fatal(err)
-			}
-			room := a.p.NewRoomID()
-			publishOut(b, a, membership(room, alice, event.MembershipInvite, bob))
-			expect(b, bn, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+			alice, bob, room := invited(b, a, bn)
 			from, to, sender := a, bn, alice
 			if dir == "follower_to_hub" {
 				from, to, sender = bn, a, bob

@@ -339,7 +339,8 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 		p.log.Warn("inbox: application data discarded", "room", r.room, "err", ferr)
 	}
 	raw, _ := r.msg.Encode()
-	env := &event.Envelope{ID: eventID("msg", r.room, raw), Kind: event.KindMessage, Room: r.room, Sender: sender,
+	msg, derr := content.Decode(data)
+	env := &event.Envelope{ID: eventID("msg", r.room, raw), Kind: kindOf(msg), Room: r.room, Sender: sender,
 		Content: data, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted))}
 	if id, err := content.ComputeID(content.DefaultIDVersion, data, string(sender), string(r.room)); err == nil {
 		env.MessageID = id[:]
@@ -356,8 +357,8 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 	if err != nil {
 		return err
 	}
-	if _, err := content.Decode(data); ferr != nil || err != nil {
-		p.log.Warn("inbox: invalid MIMI content discarded", "room", r.room, "err", err)
+	if ferr != nil || derr != nil {
+		p.log.Warn("inbox: invalid MIMI content discarded", "room", r.room, "err", derr)
 		nets = nil
 	}
 	for _, n := range nets {

@@ -153,6 +153,20 @@ func pairOn(t testing.TB, cfg func(testing.TB) store.Config) (*node, *node) {
 	return a, b
 }
 
+// invited has Alice (on a, the hub) create a room and invite Bob (a user of b), and waits for
+// b's portal request.
+func invited(t testing.TB, a, b *node) (alice, bob event.UserURI, room event.RoomURI) {
+	t.Helper()
+	alice, bob = event.NewUserURI(a.domain, "alice"), event.NewUserURI(b.domain, "bob")
+	if err := b.p.EnsureUser(context.Background(), bob, event.NetworkMatrix); err != nil {
+		t.Fatal(err)
+	}
+	room = a.p.NewRoomID()
+	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
+	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+	return alice, bob, room
+}
+
 var seq int
 
 func publishOut(t testing.TB, nd *node, env *event.Envelope) {
@@ -381,15 +395,7 @@ func TestTwoProviders(t *testing.T) {
 // once, and B keeps sending afterwards.
 func TestFollowerRestart(t *testing.T) {
 	a, b := pair(t)
-	ctx := context.Background()
-	alice := event.NewUserURI(a.domain, "alice")
-	bob := event.NewUserURI(b.domain, "bob")
-	if err := b.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
-		t.Fatal(err)
-	}
-	room := a.p.NewRoomID()
-	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
-	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+	alice, bob, room := invited(t, a, b)
 
 	const total = 30
 	for i := range total {
@@ -436,15 +442,8 @@ func TestFollowerRestart(t *testing.T) {
 func TestFollowerRecoversByExternalJoin(t *testing.T) {
 	a, b := pair(t)
 	ctx := context.Background()
-	alice := event.NewUserURI(a.domain, "alice")
+	alice, bob, room := invited(t, a, b)
 	carol := event.NewUserURI(a.domain, "carol")
-	bob := event.NewUserURI(b.domain, "bob")
-	if err := b.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
-		t.Fatal(err)
-	}
-	room := a.p.NewRoomID()
-	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
-	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
 
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -486,15 +485,7 @@ func TestFollowerRecoversByExternalJoin(t *testing.T) {
 // both providers on PostgreSQL.
 func TestTwoProvidersPostgres(t *testing.T) {
 	a, b := pairOn(t, storetest.PostgresConfig)
-	ctx := context.Background()
-	alice := event.NewUserURI(a.domain, "alice")
-	bob := event.NewUserURI(b.domain, "bob")
-	if err := b.p.EnsureUser(ctx, bob, event.NetworkMatrix); err != nil {
-		t.Fatal(err)
-	}
-	room := a.p.NewRoomID()
-	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
-	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+	alice, bob, room := invited(t, a, b)
 	for i := range 3 {
 		m := message(t, room, alice, fmt.Sprintf("to bob %d", i))
 		publishOut(t, a, m)
