@@ -97,6 +97,8 @@ const (
 	MembershipLeave
 	MembershipKick
 	MembershipBan
+	// MembershipRole asks for Target's role in the room to become Membership.Role.
+	MembershipRole
 )
 
 // Membership is the payload of a KindMembership envelope: Sender acted on Target.
@@ -104,6 +106,9 @@ type Membership struct {
 	Action MembershipAction `cbor:"1,keyasint"`
 	Target UserURI          `cbor:"2,keyasint"`
 	Reason string           `cbor:"3,keyasint,omitempty"`
+	// Role is the room-policy role index (draft-ietf-mimi-room-policy-03) Target gets, for
+	// MembershipRole; see core/room for the roles of rooms the gateway creates.
+	Role uint32 `cbor:"4,keyasint,omitempty"`
 }
 
 // Metadata is the payload of a KindRoomMetadata envelope. Empty fields are unchanged.

@@ -11,13 +11,15 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // submitScope dedupes resubmitted application messages at the hub.
 const submitScope store.Scope = "provider.submit"
 
-// handshake is a commit the hub sequences, with what it does to the participant list.
+// handshake is a commit the hub sequences, with the room state before it and what it does to
+// the room (core/room).
 type handshake struct {
 	peer      event.Domain  // provider that sent it (ours for local commits)
 	committer event.UserURI // user of the committing client
@@ -25,15 +27,14 @@ type handshake struct {
 	commit    *mls.MLSMessage
 	welcome   *mls.MLSMessage
 	tree      mls.RatchetTree // for the Welcome
-	added     []event.UserURI
-	removed   []event.UserURI
-	ban       bool // removed users are banned, not just removed
-	external  bool // an external commit (new_member_commit)
+	external  bool            // an external commit (new_member_commit)
 	// proposed are the users touched by the pending proposals the commit includes (authorized
 	// when the hub accepted them); regenerated are the hub's proposals re-issued after an
 	// external commit (proposals.go).
 	proposed    map[event.UserURI]bool
 	regenerated []storedProposal
+	before      *room.State     // room state in epoch
+	policy      *room.Handshake // the commit as room.Authorize sees it
 }
 
 // acceptCommit sequences h in room inside tx (room lock held): epoch check, policy, participant
@@ -52,61 +53,15 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 	if err := p.checkPending(ctx, tx, room, h); err != nil {
 		return err
 	}
-	role, ok, err := roleOf(ctx, tx, room, h.committer)
+	if h.committer.Domain() != h.peer {
+		return fmt.Errorf("%w: %s may not commit for %s", errNotAllowed, h.peer, h.committer)
+	}
+	after, extra, err := authorizeCommit(h)
 	if err != nil {
 		return err
 	}
-	if !ok || role == RoleBanned || h.committer.Domain() != h.peer {
-		return fmt.Errorf("%w: %s may not commit", errNotAllowed, h.committer)
-	}
-	touched := map[event.UserURI]bool{}
-	for _, u := range h.added {
-		if touched[u] {
-			continue // several clients of one user
-		}
-		touched[u] = true
-		r, ok, err := roleOf(ctx, tx, room, u)
-		if err != nil {
-			return err
-		}
-		switch {
-		case ok && r == RoleBanned:
-			return fmt.Errorf("%w: %s is banned", errNotAllowed, u)
-		case ok:
-			// a listed participant's further client
-		case !role.can(capAddParticipant) && !h.proposed[u]:
-			return fmt.Errorf("%w: %s may not add participants", errNotAllowed, h.committer)
-		default:
-			if err := setRole(ctx, tx, room, u, RoleRegular); err != nil {
-				return err
-			}
-		}
-	}
-	// Removed users' domains still get this commit (their clients learn they were removed).
-	extra := map[event.Domain]bool{}
-	for _, u := range h.removed {
-		if touched[u] {
-			return fmt.Errorf("%w: %s touched twice in one commit", errNotAllowed, u)
-		}
-		touched[u] = true
-		switch {
-		case h.ban:
-			if !role.can(capBan) {
-				return fmt.Errorf("%w: %s may not ban", errNotAllowed, h.committer)
-			}
-			if err := setRole(ctx, tx, room, u, RoleBanned); err != nil {
-				return err
-			}
-		case role.can(capRemoveParticipant) || u.Domain() == h.peer || h.proposed[u]:
-			// Reading: a provider speaks for its own users, so removing a user of the
-			// submitting provider is that user leaving (canRemoveSelf).
-			if err := removeParticipant(ctx, tx, room, u); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("%w: %s may not remove %s", errNotAllowed, h.committer, u)
-		}
-		extra[u.Domain()] = true
+	if err := syncParticipants(ctx, tx, room, after); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE provider_rooms SET epoch = ? WHERE room = ?`, int64(h.epoch+1), string(room)); err != nil {
 		return fmt.Errorf("provider: advance room epoch: %w", err)
@@ -117,7 +72,7 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 		return err
 	}
 	welcomeTo := map[event.Domain]bool{}
-	for _, u := range h.added {
+	for _, u := range h.policy.AddedClients {
 		welcomeTo[u.Domain()] = true
 	}
 	for _, d := range fs {
@@ -156,11 +111,11 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 	if rr == nil || rr.Hub != p.cfg.Domain {
 		return 0, fmt.Errorf("%w: unknown room %s", errNotAllowed, room)
 	}
-	role, ok, err := roleOf(ctx, tx, room, sender)
+	snap, err := p.stateAt(ctx, tx, room, rr.Epoch)
 	if err != nil {
 		return 0, err
 	}
-	if !ok || !role.can(capSendMessage) || sender.Domain() != peer {
+	if !snap.maySend(sender) || sender.Domain() != peer {
 		return 0, fmt.Errorf("%w: %s may not send in %s", errNotAllowed, sender, room)
 	}
 	if m.PrivateMessage.Epoch != rr.Epoch {
@@ -266,7 +221,7 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if err := cachePending(ctx, p.st, room, reader.Group); err != nil {
 		return nil, err
 	}
-	rec, err := reader.Group.Process(b.ProposalOrCommit, mls.ProcessOptions{})
+	rec, err := reader.Group.Process(b.ProposalOrCommit, mls.ProcessOptions{AppData: roomUpdater})
 	if err != nil || rec.Commit == nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: fmt.Sprint("commit rejected: ", err)}, nil
 	}
@@ -290,8 +245,8 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 			return nil, err
 		}
 	}
-	if err := describeCommit(rec.Commit, h); err != nil {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
+	if err := h.describe(reader.Group, rec.Commit, external); err != nil {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
 	}
 	if b.Welcome != nil {
 		h.welcome = &mls.MLSMessage{Version: mls.ProtocolVersionMLS10, WireFormat: mls.WireFormatWelcome, Welcome: b.Welcome}
@@ -319,29 +274,6 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	p.outbox.Wake()
 	p.kick()
 	return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateSuccess, AcceptedTimestamp: uint64(p.now().UnixMilli())}, nil
-}
-
-// describeCommit fills h.added and h.removed from an applied commit.
-func describeCommit(r *mls.CommitResult, h *handshake) error {
-	for _, l := range r.Added {
-		m, ok := r.State.Member(l)
-		if r.State == nil || !ok {
-			continue
-		}
-		u, err := userOfCredential(&m.Credential)
-		if err != nil {
-			return err
-		}
-		h.added = append(h.added, u)
-	}
-	for _, m := range r.Removed {
-		u, err := userOfCredential(&m.Credential)
-		if err != nil {
-			return err
-		}
-		h.removed = append(h.removed, u)
-	}
-	return nil
 }
 
 // treeOfGroupInfo returns the ratchet_tree extension of a full GroupInfo option.

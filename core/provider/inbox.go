@@ -185,8 +185,9 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 	var epoch uint64
 	var proposal *mls.Received // a proposal, as one client processed it
 	var proposalIn *mls.Group
+	var published bool
 	for _, c := range clients {
-		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{})
+		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{AppData: roomUpdater})
 		switch {
 		case errors.Is(err, mls.ErrOwnCommit):
 			continue
@@ -203,6 +204,15 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 		default:
 			changes = append(changes, change{c: c, g: rec.Commit.State})
 			epoch = rec.Commit.Epoch
+		}
+		if m, ok := metadataChange(c.Group, rec.Commit); ok && !published {
+			published = true
+			committer, err := userOfCredential(rec.Credential)
+			if err != nil {
+				p.log.Warn("inbox: metadata change by a committer without a user URI", "room", r.room, "err", err)
+			} else if err := p.publishMetadata(ctx, r, committer, m); err != nil {
+				return err
+			}
 		}
 	}
 	return p.st.InTx(ctx, func(tx *store.Tx) error {

@@ -205,31 +205,6 @@ func TestClientStateCompareAndSet(t *testing.T) {
 	})
 }
 
-func TestRoleCapabilities(t *testing.T) {
-	all := []capability{capAddParticipant, capRemoveParticipant, capChangeUserRole, capBan, capSendMessage}
-	cases := []struct {
-		role Role
-		can  []capability
-	}{
-		{RoleNone, nil},
-		{RoleBanned, nil},
-		{RoleRegular, []capability{capAddParticipant, capSendMessage}},
-		{RoleAdmin, all},
-		{RoleOwner, all},
-	}
-	for _, c := range cases {
-		for _, cp := range all {
-			want := false
-			for _, x := range c.can {
-				want = want || x == cp
-			}
-			if got := c.role.can(cp); got != want {
-				t.Errorf("role %d capability %d: %v, want %v", c.role, cp, got, want)
-			}
-		}
-	}
-}
-
 func TestFraming(t *testing.T) {
 	s, err := mls.GenerateSigner(mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	if err != nil {

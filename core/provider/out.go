@@ -12,6 +12,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
@@ -36,10 +37,12 @@ func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
 		err = p.sendMessage(ctx, env)
 	case env.Kind == event.KindMembership:
 		err = p.membership(ctx, env)
+	case env.Kind == event.KindRoomMetadata:
+		err = p.roomMetadata(ctx, env)
 	default:
 		return nil
 	}
-	if errors.Is(err, ErrUnknownUser) || errors.Is(err, errNotAllowed) || errors.Is(err, errUnknownRoom) {
+	if errors.Is(err, ErrUnknownUser) || errors.Is(err, errNotAllowed) || errors.Is(err, errUnknownRoom) || errors.Is(err, errInvalidState) {
 		return bus.Permanent(err)
 	}
 	return err
@@ -87,6 +90,8 @@ func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 		o.remove = []event.UserURI{m.Target}
 	case event.MembershipBan:
 		o.remove, o.ban = []event.UserURI{m.Target}, true
+	case event.MembershipRole:
+		o.roles = []roleChange{{User: m.Target, Role: roleIndex(m.Role)}}
 	default:
 		return nil
 	}
@@ -105,7 +110,7 @@ func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator e
 	if err != nil {
 		return err
 	}
-	exts, err := roomExtensions()
+	exts, st, err := newRoomExtensions(room, creator)
 	if err != nil {
 		return err
 	}
@@ -122,16 +127,20 @@ func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator e
 		if err := p.upsertRoom(ctx, tx, room, 0); err != nil {
 			return err
 		}
-		if err := setRole(ctx, tx, room, creator, RoleOwner); err != nil {
+		if err := syncParticipants(ctx, tx, room, st); err != nil {
 			return err
 		}
 		return insertClient(ctx, tx, room, creator, g)
 	})
 }
 
+// localCommit is what a local commit does: MLS Adds and Removes with the matching
+// participant-list changes, role changes, a room metadata replacement.
 type localCommit struct {
 	add, remove []event.UserURI
 	ban         bool
+	roles       []roleChange
+	meta        *room.Metadata
 }
 
 // commitLocal makes committer's client commit o, sequences it (at our hub or the partner hub)
@@ -148,7 +157,19 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	if err != nil {
 		return err
 	}
-	var opts mls.CommitOptions
+	before, err := stateOfGroup(c.Group)
+	if err != nil {
+		return err
+	}
+	upd, err := listUpdate(before, o)
+	if err != nil {
+		return err
+	}
+	props, err := stateProposals(upd, o.meta)
+	if err != nil {
+		return err
+	}
+	opts := mls.CommitOptions{Proposals: props, AppData: roomUpdater}
 	for _, t := range o.add {
 		kp, err := p.keyPackageFor(ctx, room, u, t)
 		if err != nil {
@@ -164,13 +185,25 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 				found = true
 			}
 		}
-		if !found && !o.ban {
-			return fmt.Errorf("%w: %s has no client in %s", errNotAllowed, t, room)
+		if !found && !o.ban && before.Participants.Index(t) < 0 {
+			return fmt.Errorf("%w: %s is not in %s", errNotAllowed, t, room)
 		}
 	}
 	pc, err := c.Group.Commit(opts)
 	if err != nil {
 		return fmt.Errorf("provider: commit: %w", err)
+	}
+	// The pending proposals the commit includes may take a user's last client (a SelfRemove)
+	// or add one: commit again with the list changes that go with them.
+	if more, err := completeList(before, c.Group, pc.Result, upd); err != nil {
+		return err
+	} else if more {
+		if opts.Proposals, err = stateProposals(upd, o.meta); err != nil {
+			return err
+		}
+		if pc, err = c.Group.Commit(opts); err != nil {
+			return fmt.Errorf("provider: commit: %w", err)
+		}
 	}
 	var tree mls.RatchetTree
 	if pc.Welcome != nil {
@@ -178,12 +211,9 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 			return err
 		}
 	}
-	h := &handshake{peer: p.cfg.Domain, committer: committer, epoch: c.Group.Epoch(), commit: pc.Commit, welcome: pc.Welcome, tree: tree, ban: o.ban}
-	if err := describeCommit(pc.Result, h); err != nil {
+	h := &handshake{peer: p.cfg.Domain, committer: committer, epoch: c.Group.Epoch(), commit: pc.Commit, welcome: pc.Welcome, tree: tree}
+	if err := h.describe(c.Group, pc.Result, false); err != nil {
 		return err
-	}
-	if o.ban && len(opts.Remove) == 0 {
-		h.removed = o.remove
 	}
 	if p.isHub(room) {
 		return p.sequenceLocal(ctx, func(tx *store.Tx) error {

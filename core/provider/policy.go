@@ -7,45 +7,12 @@ import (
 	"fmt"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-// Role is a room-policy-03 role index. The provider's base policy is the minimum of
-// room-policy-03 §5.5: no_role, banned, regular, admin and owner.
-type Role uint32
-
-// Roles of the base policy.
-const (
-	RoleNone    Role = 0
-	RoleBanned  Role = 1
-	RoleRegular Role = 2
-	RoleAdmin   Role = 3
-	RoleOwner   Role = 4
-)
-
-// capability is a room-policy-03 capability the hub enforces.
-type capability int
-
-const (
-	capAddParticipant capability = iota
-	capRemoveParticipant
-	capChangeUserRole
-	capBan
-	capSendMessage
-)
-
-// can reports whether role r holds capability c. Regular participants may add others and send
-// (the "cooperatively administered" example of room-policy-03 Appendix A); admins and owners may
-// also remove, change roles and ban; banned and no_role hold nothing.
-func (r Role) can(c capability) bool {
-	switch r {
-	case RoleOwner, RoleAdmin:
-		return true
-	case RoleRegular:
-		return c == capAddParticipant || c == capSendMessage
-	}
-	return false
-}
+// The room policy itself is core/room's (roles, capabilities, authorization); this file keeps
+// the provider's errors and its reads of the participant index (roomstate.go).
 
 // errNotAllowed is a policy refusal (notAllowed on the wire).
 var errNotAllowed = errors.New("provider: not allowed by the room policy")
@@ -57,35 +24,22 @@ func (e *errWrongEpoch) Error() string {
 	return fmt.Sprintf("provider: wrong epoch (room is at %d)", e.Current)
 }
 
-func roleOf(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI) (Role, bool, error) {
-	var r int64
-	err := q.QueryRowContext(ctx, `SELECT role FROM provider_participants WHERE room = ? AND user_uri = ?`, string(room), string(u)).Scan(&r)
+// roleOf reads u's role in room from the participant index (the hub's accepted state).
+func roleOf(ctx context.Context, q store.Querier, r event.RoomURI, u event.UserURI) (room.RoleIndex, bool, error) {
+	var v int64
+	err := q.QueryRowContext(ctx, `SELECT role FROM provider_participants WHERE room = ? AND user_uri = ?`, string(r), string(u)).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return RoleNone, false, nil
+		return room.RoleNone, false, nil
 	}
 	if err != nil {
-		return RoleNone, false, fmt.Errorf("provider: role: %w", err)
+		return room.RoleNone, false, fmt.Errorf("provider: role: %w", err)
 	}
-	return Role(r), true, nil
-}
-
-func setRole(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, r Role) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO provider_participants (room, user_uri, role) VALUES (?, ?, ?)
-		ON CONFLICT (room, user_uri) DO UPDATE SET role = excluded.role`, string(room), string(u), int64(r))
-	if err != nil {
-		return fmt.Errorf("provider: set role: %w", err)
-	}
-	return nil
-}
-
-func removeParticipant(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM provider_participants WHERE room = ? AND user_uri = ?`, string(room), string(u))
-	return err
+	return room.RoleIndex(v), true, nil
 }
 
 // followers returns the partner domains with active (not banned) participants in room.
-func (p *Provider) followers(ctx context.Context, q store.Querier, room event.RoomURI) ([]event.Domain, error) {
-	rows, err := q.QueryContext(ctx, `SELECT user_uri FROM provider_participants WHERE room = ? AND role <> ?`, string(room), int64(RoleBanned))
+func (p *Provider) followers(ctx context.Context, q store.Querier, r event.RoomURI) ([]event.Domain, error) {
+	rows, err := q.QueryContext(ctx, `SELECT user_uri FROM provider_participants WHERE room = ? AND role <> ?`, string(r), int64(room.RoleBanned))
 	if err != nil {
 		return nil, fmt.Errorf("provider: followers: %w", err)
 	}

@@ -179,11 +179,11 @@ func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI,
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", errNotAllowed, err)
 	}
-	role, ok, err := roleOf(ctx, q, room, proposer)
+	st, err := stateOfGroup(g)
 	if err != nil {
 		return "", err
 	}
-	if !ok || role == RoleBanned || proposer.Domain() != peer {
+	if !activeRole(st, proposer) || proposer.Domain() != peer {
 		return "", fmt.Errorf("%w: %s may not propose", errNotAllowed, proposer)
 	}
 	target, err := targetOf(g, rec)
@@ -195,18 +195,15 @@ func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI,
 		return target, nil
 	case mls.ProposalTypeRemove:
 		// Reading P2: a provider speaks for its own users.
-		if target == proposer || target.Domain() == peer || role.can(capRemoveParticipant) {
+		if target == proposer || target.Domain() == peer || mayRemoveOthers(st, proposer) {
 			return target, nil
 		}
 		return "", fmt.Errorf("%w: %s may not remove %s", errNotAllowed, proposer, target)
 	case mls.ProposalTypeAdd:
-		tr, listed, err := roleOf(ctx, q, room, target)
 		switch {
-		case err != nil:
-			return "", err
-		case listed && tr == RoleBanned:
+		case isBanned(st, target):
 			return "", fmt.Errorf("%w: %s is banned", errNotAllowed, target)
-		case listed || role.can(capAddParticipant):
+		case activeRole(st, target) || mayAdd(st, proposer):
 			return target, nil
 		}
 		return "", fmt.Errorf("%w: %s may not add participants", errNotAllowed, proposer)
@@ -350,7 +347,7 @@ func updateRefusal(err error) *protocol.UpdateRoomResponse {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateWrongEpoch, CurrentEpoch: we.Current}
 	case errors.As(err, &mp):
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error(), InvalidProposals: mp.Refs}
-	case errors.Is(err, errInvalidProposal):
+	case errors.Is(err, errInvalidProposal), errors.Is(err, errInvalidState):
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}
 	case errors.Is(err, errNotAllowed):
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}
@@ -415,6 +412,7 @@ func (p *Provider) checkPending(ctx context.Context, tx *store.Tx, room event.Ro
 		if s.Target != "" {
 			h.proposed[s.Target] = true
 		}
+		h.notePending(&s)
 	}
 	if len(missing) > 0 {
 		return &errMissingProposals{Refs: missing}

@@ -68,6 +68,7 @@ type Provider struct {
 
 	roomMu sync.Mutex
 	rooms  map[event.RoomURI]*sync.Mutex
+	snaps  snapshots // room state per room at the hub (roomstate.go)
 
 	wake   chan struct{}
 	cancel context.CancelFunc

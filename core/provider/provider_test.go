@@ -351,7 +351,7 @@ func TestTwoProviders(t *testing.T) {
 	publishOut(t, a, membership(room, alice, event.MembershipBan, bob))
 	waitFor(t, "bob banned", func() error {
 		r, ok, err := roleOf(ctx, a.st, room, bob)
-		if err != nil || !ok || r != RoleBanned {
+		if err != nil || !ok || r != bannedRole {
 			return fmt.Errorf("bob's role %d %v %v", r, ok, err)
 		}
 		return nil
@@ -382,7 +382,7 @@ func TestTwoProviders(t *testing.T) {
 	}
 	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
 	quiet(t, b, 2*time.Second)
-	if r, _, err := roleOf(ctx, a.st, room, bob); err != nil || r != RoleBanned {
+	if r, _, err := roleOf(ctx, a.st, room, bob); err != nil || r != bannedRole {
 		t.Fatalf("bob's role after a re-invite: %d (%v)", r, err)
 	}
 	if rr2, err := loadRoom(ctx, a.st, room); err != nil || rr2.Epoch != rr.Epoch {

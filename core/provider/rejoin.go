@@ -62,7 +62,7 @@ func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event
 	if err != nil {
 		return nil, err
 	}
-	if !ok || role == RoleBanned {
+	if !ok || role == bannedRole {
 		return fail(protocol.GroupInfoNotAuthorized)
 	}
 	clients, err := loadClients(ctx, p.st, room)

@@ -27,6 +27,12 @@ type Handshake struct {
 	AddedClients, RemovedClients []event.UserURI
 	// ClientsAfter counts each user's clients in the group after the commit.
 	ClientsAfter map[event.UserURI]int
+	// ProposedRemovals and ProposedAdds are the users whose clients pending proposals included
+	// in the commit remove (SelfRemove, Remove) or add, which the hub authorized when it
+	// accepted the proposals. Removing such a user's clients, and the list removal that goes
+	// with the last one, are the proposer's act; so is a list add as RoleRegular for a proposed
+	// Add (docs/interop.md P9 (j)).
+	ProposedRemovals, ProposedAdds map[event.UserURI]bool
 }
 
 // Outcome is an authorized handshake's effect on the room state.
@@ -172,6 +178,10 @@ func (a *authorizer) change(c Change) error {
 		}
 	}
 	switch {
+	case c.To == RoleNone && a.h.ProposedRemovals[c.User]:
+		return nil // completes a removal authorized as a proposal (clients checked in membership)
+	case c.From == RoleNone && c.To == RoleRegular && a.h.ProposedAdds[c.User]:
+		return nil
 	case c.From == RoleNone && c.To == RoleBanned: // a ban of someone not listed
 		if err := a.banRole(); err != nil {
 			return err
@@ -238,8 +248,8 @@ func (a *authorizer) membership(after *ParticipantList, changes []Change) error 
 		}
 	}
 	for _, u := range a.h.AddedClients {
-		if c, ok := changed[u]; ok && c.From == RoleNone {
-			continue // added to the list in this commit: canAddParticipant covers its clients
+		if c, ok := changed[u]; (ok && c.From == RoleNone) || a.h.ProposedAdds[u] {
+			continue // added to the list in this commit (canAddParticipant), or proposed
 		}
 		switch {
 		case u == a.h.Committer:
@@ -251,8 +261,8 @@ func (a *authorizer) membership(after *ParticipantList, changes []Change) error 
 		}
 	}
 	for _, u := range a.h.RemovedClients {
-		if _, ok := changed[u]; ok {
-			continue // removed or banned in this commit (checked above)
+		if _, ok := changed[u]; ok || a.h.ProposedRemovals[u] {
+			continue // removed or banned in this commit (checked above), or proposed
 		}
 		r := a.before.RoleOf(u)
 		if r == RoleNone || r == RoleBanned {

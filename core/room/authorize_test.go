@@ -3,6 +3,7 @@ package room
 import (
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -208,5 +209,78 @@ func TestAuthorizeOutcome(t *testing.T) {
 	}
 	if _, err := Authorize(&State{Participants: s.Participants}, h); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("room without roles: %v", err)
+	}
+}
+
+// TestDefaultRolesKeepThePolicy pins the capabilities the gateway's former fixed policy gave
+// each role (regular: add and send; admin and owner: also remove, change roles, ban; banned and
+// no_role: nothing) on DefaultRoles.
+func TestDefaultRolesKeepThePolicy(t *testing.T) {
+	all := []Capability{CanAddParticipant, CanRemoveParticipant, CanChangeUserRole, CanBan, CanSendMessage}
+	cases := []struct {
+		role RoleIndex
+		can  []Capability
+	}{
+		{RoleNone, nil},
+		{RoleBanned, nil},
+		{RoleRegular, []Capability{CanAddParticipant, CanSendMessage}},
+		{RoleAdmin, all},
+		{RoleOwner, all},
+	}
+	rs := DefaultRoles()
+	if err := rs.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		r, ok := rs.Role(c.role)
+		if !ok {
+			t.Fatalf("role %d not defined", c.role)
+		}
+		for _, cp := range all {
+			if got, want := r.Has(cp), slices.Contains(c.can, cp); got != want {
+				t.Errorf("role %d capability 0x%04x: %v, want %v", c.role, uint16(cp), got, want)
+			}
+		}
+	}
+}
+
+// TestAuthorizeProposed covers removals and adds that pending proposals (authorized by the hub
+// when it accepted them) bring into a commit made by a committer without the capability.
+func TestAuthorizeProposed(t *testing.T) {
+	leave := plu(t, ParticipantListUpdate{Removed: []uint32{1}})
+	add := plu(t, ParticipantListUpdate{Added: []Participant{{eve, RoleRegular}}})
+	addAdmin := plu(t, ParticipantListUpdate{Added: []Participant{{eve, RoleAdmin}}})
+	after := func(m map[event.UserURI]int) map[event.UserURI]int {
+		c := clientsBefore()
+		maps.Copy(c, m)
+		return c
+	}
+	cases := []struct {
+		name string
+		h    Handshake
+		err  error
+	}{
+		{"SelfRemove of bob with his list removal", Handshake{Committer: gina, Proposals: []mls.Proposal{leave}, RemovedClients: []event.UserURI{bob},
+			ClientsAfter: after(map[event.UserURI]int{bob: 0}), ProposedRemovals: map[event.UserURI]bool{bob: true}}, nil},
+		{"SelfRemove of bob's client only", Handshake{Committer: gina, RemovedClients: []event.UserURI{bob},
+			ClientsAfter: after(map[event.UserURI]int{bob: 0}), ProposedRemovals: map[event.UserURI]bool{bob: true}}, nil},
+		{"without the proposal", Handshake{Committer: gina, Proposals: []mls.Proposal{leave}, RemovedClients: []event.UserURI{bob},
+			ClientsAfter: after(map[event.UserURI]int{bob: 0})}, ErrNotAllowed},
+		{"proposed removal with a client left", Handshake{Committer: gina, Proposals: []mls.Proposal{leave},
+			ClientsAfter: after(nil), ProposedRemovals: map[event.UserURI]bool{bob: true}}, ErrNotAllowed},
+		{"proposed Add with a regular list add", Handshake{Committer: carol, Proposals: []mls.Proposal{add}, AddedClients: []event.UserURI{eve},
+			ClientsAfter: after(map[event.UserURI]int{eve: 1}), ProposedAdds: map[event.UserURI]bool{eve: true}}, nil},
+		{"proposed Add as admin by a regular committer", Handshake{Committer: gina, Proposals: []mls.Proposal{addAdmin}, AddedClients: []event.UserURI{eve},
+			ClientsAfter: after(map[event.UserURI]int{eve: 1}), ProposedAdds: map[event.UserURI]bool{eve: true}}, ErrNotAllowed},
+		{"proposed Add without a list add", Handshake{Committer: gina, AddedClients: []event.UserURI{eve},
+			ClientsAfter: after(map[event.UserURI]int{eve: 1}), ProposedAdds: map[event.UserURI]bool{eve: true}}, ErrNotAllowed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Authorize(testState(), &c.h)
+			if (c.err == nil) != (err == nil) || (c.err != nil && !errors.Is(err, c.err)) {
+				t.Fatalf("error %v, want %v", err, c.err)
+			}
+		})
 	}
 }
