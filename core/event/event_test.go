@@ -122,6 +122,10 @@ func TestMarshalRoundTrip(t *testing.T) {
 			e.Kind, e.Content = KindMembership, nil
 			e.Membership = &Membership{Action: MembershipInvite, Target: NewUserURI("b.example", "bob")}
 		}},
+		{"role change", func(e *Envelope) {
+			e.Kind, e.Content = KindMembership, nil
+			e.Membership = &Membership{Action: MembershipRole, Target: NewUserURI("b.example", "bob"), Role: 3}
+		}},
 		{"metadata", func(e *Envelope) {
 			e.Kind, e.Content = KindRoomMetadata, nil
 			e.Metadata = &Metadata{Name: "Station 3", Topic: "Übergabe"}

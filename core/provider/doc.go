@@ -13,12 +13,21 @@
 //     exist yet: the room is created with the sender as owner, the target's KeyPackage is
 //     claimed at its provider, the sender's client commits the Add (with a path), and the hub
 //     sequences it. Kick and ban commit Removes; leave has the leaver's client propose
-//     SelfRemove, which the designated committer commits (proposals.go).
+//     SelfRemove, which the designated committer commits (proposals.go); a role change
+//     (MembershipRole) changes the participant list only. Each of these commits carries the
+//     matching participant_list AppDataUpdate (core/room; a committed SelfRemove that takes a
+//     user's last client removes the user from the list).
+//   - mimi.out KindRoomMetadata: the sender's client commits a room_metadata AppDataUpdate
+//     (name → room_name, topic → room_subject); a metadata change in an applied commit is
+//     published on mimi.in as KindRoomMetadata.
 //   - mimi.out content kinds: encrypted from the sender's leaf; the ciphertext is stored with the
 //     new MLS state before it is submitted (locally or /submitMessage), so a retry resubmits the
 //     same bytes and the hub dedupes them.
-//   - Hub: one commit per epoch (wrongEpoch for the rest); policy checked on every proposal,
-//     commit and message; accepted proposals are pending until a commit of their epoch includes
+//   - Hub: one commit per epoch (wrongEpoch for the rest); the room state (participant list,
+//     roles, metadata) is the GroupContext's, and room.Authorize checks every commit against it
+//     (provider_participants is an index rewritten from the accepted state); policy is checked
+//     on every proposal, commit and message (messages need an active participant with
+//     canSendMessage); accepted proposals are pending until a commit of their epoch includes
 //     them (every member commit must); accepted handshakes and messages are queued to followers
 //     (protocol.Outbox) and to our own clients (the inbox) in the accepting transaction.
 //   - Pending proposals are committed by the designated committer (the hub's client if one can,

@@ -24,9 +24,9 @@ import (
 // must include all of them by reference (else invalidProposal listing the missing refs); an
 // external commit cannot (RFC 9420 §12.4.3.2), so the hub regenerates the ones that still apply
 // as its own external proposals for the new epoch and staples them to the commit's fanout
-// (readings P6-P9 in docs/interop.md).
+// (readings P11-P14 in docs/interop.md).
 //
-// Who commits (reading P8, the room-policy "immediate_commit" behaviour): the hub if one of its
+// Who commits (reading P13, the room-policy "immediate_commit" behaviour): the hub if one of its
 // members can (is neither removed nor updated by the pending proposals), else the provider of the
 // lowest such leaf. Every provider computes the same answer from the group state; the designated
 // one commits as soon as its inbox has applied the proposals, and again on the inbox ticker while
@@ -334,7 +334,7 @@ func (p *Provider) updateProposals(ctx context.Context, peer protocol.Peer, room
 
 // updateRefusal maps a refusal of the hub's sequencing to its /update answer (nil: not a refusal).
 // A commit that omits pending proposals is invalidProposal with the missing ProposalRefs
-// (reading P7): the committer learns exactly what to wait for.
+// (reading P12): the committer learns exactly what to wait for.
 func updateRefusal(err error) *protocol.UpdateRoomResponse {
 	var (
 		we *errWrongEpoch
@@ -485,7 +485,7 @@ func hubSenderIndex(g *mls.Group, hs *mls.Signer) (uint32, bool) {
 }
 
 // regenerate re-issues the pending proposals of epoch that an external commit invalidated
-// (protocol-06 §4.8, reading P9): after the external commit, old (the hub's client in epoch) and
+// (protocol-06 §4.8, reading P14): after the external commit, old (the hub's client in epoch) and
 // next (the same client in the new epoch) are compared; a SelfRemove or Remove of a member still
 // at the same leaf becomes the hub's external Remove, an Add the hub's external Add of the same
 // KeyPackage; Updates are dropped (an external sender cannot propose them). next caches them.
@@ -632,7 +632,7 @@ func (p *Provider) sequenceLocal(ctx context.Context, f func(*store.Tx) error) e
 }
 
 // designatedCommitter returns the provider that commits the pending proposals of g's epoch
-// (reading P8): the hub if one of its members can, else the provider of the eligible member with
+// (reading P13): the hub if one of its members can, else the provider of the eligible member with
 // the lowest leaf index. Every provider computes the same answer from the group state.
 func designatedCommitter(g *mls.Group, pend []storedProposal, hub event.Domain) (event.Domain, bool) {
 	var (
@@ -741,7 +741,7 @@ func mirrorProposal(ctx context.Context, tx *store.Tx, room event.RoomURI, accep
 
 // pendingForJoiner returns the pending proposals of room's epoch for a GroupInfoResponse
 // (protocol-06 §5.6). The joiner cannot include them in its external commit (RFC 9420
-// §12.4.3.2); the hub regenerates them after it (reading P9).
+// §12.4.3.2); the hub regenerates them after it (reading P14).
 func pendingForJoiner(ctx context.Context, q store.Querier, room event.RoomURI, epoch uint64) ([]protocol.PendingProposal, error) {
 	pend, err := loadProposals(ctx, q, room, epoch)
 	if err != nil {

@@ -292,7 +292,7 @@ func (p *Provider) stateAt(ctx context.Context, q store.Querier, r event.RoomURI
 
 // roomMetadata turns an adapter's KindRoomMetadata envelope into a room_metadata commit by the
 // sender's client: a non-empty name replaces room_name, a non-empty topic room_subject
-// (docs/interop.md P11).
+// (docs/interop.md P17).
 func (p *Provider) roomMetadata(ctx context.Context, env *event.Envelope) error {
 	if env.Metadata == nil {
 		return nil

@@ -29,7 +29,7 @@ type Metadata struct {
 	Descriptions []RichDescription
 	// Avatar is room_avatar, an https URI or empty.
 	Avatar string
-	// Subject is room_subject (our adapters' "topic", docs/interop.md P11).
+	// Subject is room_subject (our adapters' "topic", docs/interop.md P17).
 	Subject string
 	// Mood is room_mood.
 	Mood string
