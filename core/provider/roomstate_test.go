@@ -80,6 +80,16 @@ func commitAs(nd *node, r event.RoomURI, u event.UserURI, o *localCommit) error 
 	return nd.p.commitLocal(context.Background(), r, u, o, "")
 }
 
+// ensureUsers registers Matrix users on nd.
+func ensureUsers(t *testing.T, nd *node, us ...event.UserURI) {
+	t.Helper()
+	for _, u := range us {
+		if err := nd.p.EnsureUser(context.Background(), u, event.NetworkMatrix); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRoomStateInMLS walks a room through adds, role changes, refused changes, hostile follower
 // commits, a leave, a metadata change and a ban, checking the participant list in the
 // GroupContext of the clients on both providers after each step.
@@ -92,16 +102,8 @@ func TestRoomStateInMLS(t *testing.T) {
 	erin := event.NewUserURI(a.domain, "erin")
 	bob := event.NewUserURI(b.domain, "bob")
 	bob2 := event.NewUserURI(b.domain, "bob2")
-	for _, u := range []event.UserURI{bob, bob2} {
-		if err := b.p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, u := range []event.UserURI{carol, dave, erin} {
-		if err := a.p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ensureUsers(t, b, bob, bob2)
+	ensureUsers(t, a, carol, dave, erin)
 	r := a.p.NewRoomID()
 	P := func(u event.UserURI, role room.RoleIndex) room.Participant {
 		return room.Participant{User: u, Role: role}
