@@ -11,6 +11,8 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/room"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 // groupLists returns the participant list in the GroupContext of every local client in r.
@@ -93,9 +95,14 @@ func ensureUsers(t *testing.T, nd *node, us ...event.UserURI) {
 // TestRoomStateInMLS walks a room through adds, role changes, refused changes, hostile follower
 // commits, a leave, a metadata change and a ban, checking the participant list in the
 // GroupContext of the clients on both providers after each step.
-func TestRoomStateInMLS(t *testing.T) {
+func TestRoomStateInMLS(t *testing.T) { roomStateInMLS(t, storetest.SQLiteConfig) }
+
+// TestRoomStateInMLSPostgres is TestRoomStateInMLS with both providers on PostgreSQL.
+func TestRoomStateInMLSPostgres(t *testing.T) { roomStateInMLS(t, storetest.PostgresConfig) }
+
+func roomStateInMLS(t *testing.T, cfg func(testing.TB) store.Config) {
 	ctx := context.Background()
-	a, b := pair(t)
+	a, b := pairOn(t, cfg)
 	alice := event.NewUserURI(a.domain, "alice")
 	carol := event.NewUserURI(a.domain, "carol")
 	dave := event.NewUserURI(a.domain, "dave")
