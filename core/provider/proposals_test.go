@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 // twoPartyRoom makes a room at A with alice and B's bob (Bob joined).
@@ -90,9 +93,14 @@ func storedFor(t *testing.T, nd *node, room event.RoomURI, u event.UserURI) (raw
 // designated committer) commits it; the hub drops Bob from the participants, B deletes Bob's
 // client, and B's later messages for Bob are refused. A resubmission of the same proposal gets the
 // same answer.
-func TestLeaveBySelfRemove(t *testing.T) {
+func TestLeaveBySelfRemove(t *testing.T) { testLeaveBySelfRemove(t, storetest.SQLiteConfig) }
+
+// TestLeaveBySelfRemovePostgres is TestLeaveBySelfRemove with both providers on PostgreSQL.
+func TestLeaveBySelfRemovePostgres(t *testing.T) { testLeaveBySelfRemove(t, storetest.PostgresConfig) }
+
+func testLeaveBySelfRemove(t *testing.T, cfg func(testing.TB) store.Config) {
 	ctx := context.Background()
-	a, b := pair(t)
+	a, b := pairOn(t, cfg)
 	room, alice, bob := twoPartyRoom(t, a, b)
 	before, err := loadClient(ctx, b.st, room, bob)
 	if err != nil {
@@ -278,5 +286,65 @@ func TestLastHubUserLeaves(t *testing.T) {
 	waitLeft(t, a, room, alice, a, b, bob, bc.Group.Epoch()+1)
 	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch()+1 {
 		t.Fatalf("hub's room epoch %+v (%v)", rr, err)
+	}
+}
+
+// TestProposalRefusals: proposals the hub refuses, with nothing stored or fanned out.
+func TestProposalRefusals(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t)
+	room, alice, bob := twoPartyRoom(t, a, b)
+	bc, err := loadClient(ctx, b.st, room, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := loadClient(ctx, a.st, room, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(m *mls.MLSMessage, err error) *mls.MLSMessage {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	selfRemove := must(bc.Group.ProposeSelfRemove())
+	private := must(bc.Group.WithConfig(mls.Config{PrivateHandshakes: true}).ProposeSelfRemove())
+	removeAlice := must(bc.Group.ProposeRemove(ac.Group.LeafIndex()))
+	removeSelf := must(bc.Group.ProposeRemove(bc.Group.LeafIndex()))
+	aliceLeaves := must(ac.Group.ProposeSelfRemove())
+	tooMany := make([]*mls.MLSMessage, maxBundleProposals)
+	for i := range tooMany {
+		tooMany[i] = selfRemove
+	}
+	for _, tc := range []struct {
+		name   string
+		bundle []*mls.MLSMessage
+		want   protocol.UpdateResponseCode
+		why    string // in the error description
+	}{
+		{"a regular user removes another provider's user", []*mls.MLSMessage{removeAlice}, protocol.UpdateNotAllowed, "may not remove"},
+		{"PrivateMessage proposal", []*mls.MLSMessage{private}, protocol.UpdateNotAllowed, "PublicMessage only"},
+		{"another provider's user's proposal", []*mls.MLSMessage{aliceLeaves}, protocol.UpdateNotAllowed, "may not propose"},
+		{"too many proposals in a bundle", append([]*mls.MLSMessage{selfRemove}, tooMany...), protocol.UpdateNotAllowed, "at most"},
+		{"the same leaf removed twice", []*mls.MLSMessage{selfRemove, removeSelf}, protocol.UpdateInvalidProposal, "conflicts with a pending proposal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := b.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: tc.bundle[0], MoreProposals: tc.bundle[1:]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.ResponseCode != tc.want || !strings.Contains(resp.ErrorDescription, tc.why) {
+				t.Fatalf("answer %+v, want code %d", resp, tc.want)
+			}
+		})
+	}
+	var n int
+	if err := a.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_proposals WHERE room = ?`, string(room)).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d proposals stored after refusals (%v)", n, err)
+	}
+	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch() {
+		t.Fatalf("room epoch moved: %+v (%v)", rr, err)
 	}
 }
