@@ -20,6 +20,9 @@
 //   - mimi.out KindRoomMetadata: the sender's client commits a room_metadata AppDataUpdate
 //     (name → room_name, topic → room_subject); a metadata change in an applied commit is
 //     published on mimi.in as KindRoomMetadata.
+//   - KeyPackage claims go through the hub (relay.go): a follower claims a third provider's
+//     user's KeyPackage at the room's hub, which relays it and records KeyPackageRef → provider;
+//     the hub sends a Welcome only to the providers recorded for its refs.
 //   - mimi.out content kinds: encrypted from the sender's leaf; the ciphertext is stored with the
 //     new MLS state before it is submitted (locally or /submitMessage), so a retry resubmits the
 //     same bytes and the hub dedupes them.

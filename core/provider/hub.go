@@ -35,6 +35,8 @@ type handshake struct {
 	regenerated []storedProposal
 	before      *room.State     // room state in epoch
 	policy      *room.Handshake // the commit as room.Authorize sees it
+	// keyPackages are the KeyPackages the commit's Adds carry (Welcome routing, relay.go).
+	keyPackages []*mls.KeyPackage
 }
 
 // acceptCommit sequences h in room inside tx (room lock held): epoch check, policy, participant
@@ -71,9 +73,9 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 	if err != nil {
 		return err
 	}
-	welcomeTo := map[event.Domain]bool{}
-	for _, u := range h.policy.AddedClients {
-		welcomeTo[u.Domain()] = true
+	welcomeTo, err := p.welcomeRoutes(ctx, tx, room, h) // relay.go
+	if err != nil {
+		return err
 	}
 	for _, d := range fs {
 		extra[d] = true
@@ -182,12 +184,9 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	}
 	unlock := p.lockRoom(room)
 	defer unlock()
-	rr, err := loadRoom(ctx, p.st, room)
+	rr, err := p.hostedRoom(ctx, room)
 	if err != nil {
 		return nil, err
-	}
-	if rr == nil {
-		return nil, &protocol.StatusError{Status: http.StatusNotFound, Detail: "unknown room"}
 	}
 	if ct == mls.ContentTypeProposal {
 		return p.updateProposals(ctx, peer, room, rr, b)

@@ -208,11 +208,10 @@ func keyPackageByRef(ctx context.Context, q store.Querier, ref []byte) (event.Us
 
 // KeyMaterial serves a claim for one of our users' KeyPackages (protocol.Handler).
 func (p *Provider) KeyMaterial(ctx context.Context, peer protocol.Peer, uri event.UserURI, req *protocol.KeyMaterialRequest) (*protocol.KeyMaterialResponse, error) {
-	resp := &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserURI: protocol.IdentifierURI(uri)}
 	if uri.Domain() != p.cfg.Domain {
-		resp.UserStatus = protocol.KeyMaterialUserUnknown
-		return resp, nil
+		return p.relayKeyMaterial(ctx, peer, uri, req) // relay.go
 	}
+	resp := &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserURI: protocol.IdentifierURI(uri)}
 	err := p.st.InTx(ctx, func(tx *store.Tx) error {
 		u, err := loadUser(ctx, tx, uri)
 		if errors.Is(err, ErrUnknownUser) {

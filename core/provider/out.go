@@ -262,7 +262,8 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 }
 
 // keyPackageFor claims one KeyPackage of target: from our own pool for our users, through
-// /keyMaterial at the target's provider otherwise.
+// /keyMaterial otherwise: at the target's provider for a room we host, at the room's hub for a
+// room we follow (relay.go).
 func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, requester *user, target event.UserURI) (*mls.KeyPackage, error) {
 	if target.Domain() == p.cfg.Domain {
 		if err := p.EnsureUser(ctx, target, p.cfg.DefaultNetwork); err != nil {
@@ -287,7 +288,7 @@ func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, reques
 	if err := req.Sign(requester.Signer.Private); err != nil {
 		return nil, err
 	}
-	resp, err := p.client.KeyMaterial(ctx, target.Domain(), target, req)
+	resp, err := p.client.KeyMaterial(ctx, p.claimVia(room, target), target, req)
 	if err != nil {
 		return nil, fmt.Errorf("provider: claim KeyPackage of %s: %w", target, err)
 	}
@@ -296,7 +297,7 @@ func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, reques
 			if err := c.KeyPackage.Verify(); err != nil {
 				return nil, fmt.Errorf("provider: KeyPackage of %s: %w", target, err)
 			}
-			return c.KeyPackage, nil
+			return c.KeyPackage, p.recordClaim(ctx, room, target, c.KeyPackage)
 		}
 	}
 	return nil, fmt.Errorf("%w: no KeyPackage for %s (status %d)", errNotAllowed, target, resp.UserStatus)

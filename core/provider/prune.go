@@ -62,5 +62,5 @@ func (p *Provider) prune(ctx context.Context) error {
 	if total > 0 {
 		p.log.Debug("pruned dedupe records", "rows", total, "before", before)
 	}
-	return nil
+	return p.pruneRoutes(ctx)
 }

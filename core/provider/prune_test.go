@@ -17,7 +17,7 @@ import (
 
 // TestPruneDedupe moves the store's and the provider's clock (no sleeps): the provider deletes
 // its dedupe records older than DedupeRetention when it starts and again every PruneInterval,
-// keeps recent ones and other components' records; Close waits for the pruner to stop.
+// keeps recent ones and other components' records, and deletes expired KeyPackageRef routes; Close waits for the pruner to stop.
 func TestPruneDedupe(t *testing.T) {
 	ctx := context.Background()
 	var now atomic.Int64
@@ -76,10 +76,38 @@ func TestPruneDedupe(t *testing.T) {
 		}
 	}
 
+	// KeyPackageRef routes (relay.go) go at their KeyPackage's not_after.
+	for ref, exp := range map[string]time.Time{"expired": t0.Add(time.Hour), "valid": t0.Add(100 * retention)} {
+		if _, err := st.ExecContext(ctx, `INSERT INTO provider_kp_routes (ref, room, provider, expires_at) VALUES (?, 'mimi://a.example/r/x', 'c.example', ?)`,
+			ref, exp.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routes := func() error {
+		var refs []string
+		rows, err := st.QueryContext(ctx, `SELECT ref FROM provider_kp_routes ORDER BY ref`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r string
+			if err := rows.Scan(&r); err != nil {
+				return err
+			}
+			refs = append(refs, r)
+		}
+		if fmt.Sprint(refs) != "[valid]" {
+			return fmt.Errorf("routes %v, want [valid]", refs)
+		}
+		return rows.Err()
+	}
+
 	if err := p.Start(ctx, client); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "old records pruned at start", gone("old"))
+	waitFor(t, "expired KeyPackageRef routes pruned", routes)
 	for _, s := range dedupeScopes {
 		if !processed(s, "recent") {
 			t.Errorf("%s/recent pruned within the retention", s)

@@ -424,6 +424,7 @@ func (h *handshake) describe(before *mls.Group, r *mls.CommitResult, external bo
 		return err
 	}
 	h.before = st
+	h.keyPackages = addedKeyPackages(r) // Welcome routing (relay.go)
 	h.policy, err = policyHandshake(before, r, h.committer, h.peer, external)
 	return err
 }

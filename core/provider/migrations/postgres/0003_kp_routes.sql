@@ -1,0 +1,12 @@
+-- provider 0003: where the KeyPackages claimed through this hub came from (protocol-06 §5.2: "the
+-- hub maps KeyPackageRef → target provider, for Welcome routing"). A row is written before the
+-- hub answers a /keyMaterial it relayed (or a claim it made for its own user's commit) and is
+-- deleted when the Welcome naming ref has been routed, or after expires_at (the KeyPackage's
+-- not_after, Unix ms).
+CREATE TABLE provider_kp_routes (
+	ref        TEXT    PRIMARY KEY,
+	room       TEXT    NOT NULL,
+	provider   TEXT    NOT NULL,
+	expires_at BIGINT  NOT NULL
+);
+CREATE INDEX provider_kp_routes_expires ON provider_kp_routes (expires_at);
