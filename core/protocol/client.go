@@ -344,44 +344,15 @@ func (c *Client) Directory(ctx context.Context, d event.Domain) (Directory, erro
 }
 
 // ProxyDownload fetches an asset through the hub's /proxyDownload (§5.10) and copies at most
-// limit bytes of it to w; a larger asset is an error.
+// limit bytes of it to w; a larger asset is an error (ErrAssetTooLarge).
 func (c *Client) ProxyDownload(ctx context.Context, hub event.Domain, downloadURL string, w io.Writer, limit int64) error {
-	p, err := c.partner(hub)
+	rc, _, err := c.OpenProxyDownload(ctx, hub, downloadURL, limit)
 	if err != nil {
 		return err
 	}
-	dir, err := c.directory(ctx, p)
-	if err != nil {
-		return err
-	}
-	u, err := dir.URL(EndpointProxyDownload, IdentifierURI(downloadURL))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil {
 		return fmt.Errorf("protocol: proxyDownload from %s: %w", hub, err)
-	}
-	req.Host = string(p.Domain)
-	req.Header.Set("From", FromLocalPart+"@"+string(c.cfg.Domain))
-	resp, err := c.transport(p).RoundTrip(req)
-	if err != nil {
-		c.metrics.requests.WithLabelValues(string(EndpointProxyDownload), "0").Inc()
-		return fmt.Errorf("protocol: proxyDownload from %s: %w", hub, err)
-	}
-	defer resp.Body.Close()
-	c.metrics.requests.WithLabelValues(string(EndpointProxyDownload), strconv.Itoa(resp.StatusCode)).Inc()
-	if resp.StatusCode != http.StatusOK {
-		return &HTTPError{Endpoint: EndpointProxyDownload, Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())}
-	}
-	n, err := io.Copy(w, io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return fmt.Errorf("protocol: proxyDownload from %s: %w", hub, err)
-	}
-	if n > limit {
-		return fmt.Errorf("protocol: proxyDownload from %s: asset larger than %d bytes", hub, limit)
 	}
 	return nil
 }

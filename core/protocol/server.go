@@ -96,9 +96,11 @@ func (e *StatusError) Error() string {
 // Unwrap returns the underlying error, if any.
 func (e *StatusError) Unwrap() error { return e.Err }
 
-// Limits bound request bodies per endpoint (bytes).
+// Limits bound request bodies per endpoint (bytes), and the size of an asset served at
+// /assets/<id> (Asset, default DefaultMaxAssetSize).
 type Limits struct {
 	KeyMaterial, Update, SubmitMessage, Notify, GroupInfo int64
+	Asset                                                 int64
 }
 
 // DefaultLimits are the body limits used for zero fields.
@@ -390,6 +392,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 		}
 		s.serveDirectory(w)
 		return "directory"
+	}
+	if id, ok := strings.CutPrefix(path, AssetPathPrefix); ok {
+		s.serveAsset(w, r, id)
+		return "assets"
 	}
 	rest, ok := strings.CutPrefix(path, APIPrefix)
 	if !ok {
