@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -97,6 +98,11 @@ type Asset struct {
 	Nonce       []byte
 	HashAlg     uint8  // IANA named information hash algorithm; 1 = SHA-256
 	Hash        []byte // over the ciphertext
+	// Expires is when the store deletes the asset (Put sets it; zero is unknown or never).
+	Expires time.Time
+	// Room, when set on Open, is the MIMI room whose message referenced the asset: a store that
+	// cannot fetch a partner's asset directly may ask the room's hub (/proxyDownload).
+	Room event.RoomURI
 }
 
 // ErrUnsupported is returned (wrapped) by Dispatch when the adapter lacks the capability an

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -148,4 +150,13 @@ func newHash(alg uint8) (hash.Hash, error) {
 		return sha3.New512(), nil
 	}
 	return nil, fmt.Errorf("hash algorithm %s: %w", hashAlgName(alg), ErrUnknownValue)
+}
+
+// URLExpiry is ExternalPart.Expires for an expiry time: seconds since the epoch, 0 (never) for
+// the zero time or a time before 1970, and the largest uint32 for times after 2106.
+func URLExpiry(t time.Time) uint32 {
+	if t.IsZero() || t.Unix() <= 0 {
+		return 0
+	}
+	return uint32(min(t.Unix(), math.MaxUint32))
 }
