@@ -53,6 +53,9 @@ type Config struct {
 	DedupeRetention, PruneInterval time.Duration
 	// Now replaces time.Now.
 	Now func() time.Time
+	// Assets serves our stored attachments (GET /assets/<id>) and /proxyDownload as hub
+	// (assets.go); nil answers both with 404.
+	Assets AssetSource
 }
 
 // Provider is the gateway's MIMI provider: it holds its legacy users' MLS clients, hosts rooms
