@@ -185,6 +185,18 @@ type MIMI struct {
 	KeyFile string `yaml:"key_file"`
 	// ClientCAFile holds the CAs that verify partners' client certificates.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// Assets configures the attachment store (core/assets).
+	Assets MIMIAssets `yaml:"assets"`
+}
+
+// MIMIAssets configures the store of encrypted attachments that partners download.
+type MIMIAssets struct {
+	// Expiry is how long a stored attachment is kept and served.
+	Expiry time.Duration `yaml:"expiry"`
+	// MaxSize bounds a stored or downloaded attachment (plaintext).
+	MaxSize ByteSize `yaml:"max_size"`
+	// SweepInterval is how often expired attachments are deleted.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
 // Partner is one partner MIMI provider.

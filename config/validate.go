@@ -212,6 +212,9 @@ func (c *Config) validateStore(v *validator) {
 
 func (c *Config) validateMIMI(v *validator) {
 	m := &c.MIMI
+	v.positive("mimi.assets.expiry", int64(m.Assets.Expiry))
+	v.positive("mimi.assets.max_size", int64(m.Assets.MaxSize))
+	v.positive("mimi.assets.sweep_interval", int64(m.Assets.SweepInterval))
 	if m.Address == "" {
 		return
 	}

@@ -395,7 +395,7 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 	}
 	return &content.NestedPart{Disposition: disp, Body: content.ExternalPart{
 		ContentType: asset.ContentType, URL: asset.URL, Size: asset.Size + 16, // AES-GCM tag
-		EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce,
+		Expires: content.URLExpiry(asset.Expires), EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce,
 		HashAlg: asset.HashAlg, ContentHash: asset.Hash, Filename: asset.Filename,
 	}}, nil
 }

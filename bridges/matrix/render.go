@@ -498,7 +498,7 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 		return bus.Permanent(fmt.Errorf("matrix: %s has an attachment but no asset store is configured", o.env.ID))
 	}
 	rc, err := a.assets.Open(ctx, &bridges.Asset{URL: x.URL, ContentType: x.ContentType, Filename: x.Filename,
-		Key: x.Key, Nonce: x.Nonce, HashAlg: x.HashAlg, Hash: x.ContentHash})
+		Key: x.Key, Nonce: x.Nonce, HashAlg: x.HashAlg, Hash: x.ContentHash, Room: o.env.Room})
 	if err != nil {
 		return fmt.Errorf("matrix: open attachment %s: %w", x.URL, err)
 	}

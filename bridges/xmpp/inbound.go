@@ -345,7 +345,7 @@ func (a *Adapter) storeUpload(ctx context.Context, u *url.URL, xp content.Extern
 		return xp, fmt.Errorf("xmpp: store attachment: %w", err)
 	}
 	return content.ExternalPart{ContentType: asset.ContentType, URL: asset.URL, Size: asset.Size + 16, // AES-GCM tag
-		EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce, HashAlg: asset.HashAlg, ContentHash: asset.Hash,
+		Expires: content.URLExpiry(asset.Expires), EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce, HashAlg: asset.HashAlg, ContentHash: asset.Hash,
 		Filename: asset.Filename, Description: xp.Description}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -22,6 +23,8 @@ type adapterDeps struct {
 	Log     *slog.Logger
 	// Admin lets an adapter register metrics and readiness checks.
 	Admin *ops.Admin
+	// Assets is the attachment store shared by the adapters and the MIMI endpoint.
+	Assets *assets.Store
 }
 
 // adapterSpec is a network adapter the run command can start.

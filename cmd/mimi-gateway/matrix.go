@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
 	"github.com/mimi-gateway/mimi-gateway/config"
-	"github.com/mimi-gateway/mimi-gateway/core/assets"
 )
 
 func init() {
@@ -23,11 +21,7 @@ func init() {
 // buildMatrixAdapter creates the Matrix adapter for `run`.
 func buildMatrixAdapter(_ context.Context, d adapterDeps) (bridges.Adapter, error) {
 	cfg := matrix.FromConfig(d.Config.Bridges.Matrix, d.Config.Domain, d.Config.DataDirAbs())
-	st, err := assets.New(filepath.Join(d.Config.DataDirAbs(), "assets"), d.Config.Domain, cfg.MaxMediaSize)
-	if err != nil {
-		return nil, err
-	}
-	a, err := matrix.New(matrix.Options{Config: cfg, Store: d.Store, Bus: d.Bus, Assets: st, Logger: d.Log, Registerer: d.Admin.Registry()})
+	a, err := matrix.New(matrix.Options{Config: cfg, Store: d.Store, Bus: d.Bus, Assets: d.Assets, Logger: d.Log, Registerer: d.Admin.Registry()})
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,12 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	domain := event.Domain(cfg.Domain)
 	// Dedupe records outlive the bus's retention (a mimi.out redelivery), whatever it is set to.
 	retention := max(provider.DefaultDedupeRetention, cfg.Bus.MaxAge+24*time.Hour)
-	p, err := provider.New(ctx, provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention})
+	pc := provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention}
+	var limits protocol.Limits
+	if d.Assets != nil {
+		pc.Assets, limits.Asset = d.Assets, d.Assets.MaxCiphertext()
+	}
+	p, err := provider.New(ctx, pc)
 	if err != nil {
 		return nil, err
 	}
@@ -47,8 +52,11 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.Assets != nil {
+		d.Assets.SetDownloader(client) // partners' attachments: direct or through the room's hub
+	}
 	srv, err := protocol.NewServer(protocol.ServerConfig{Domain: domain, Certificate: cert, ClientCAs: pool,
-		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log})
+		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log, Limits: limits})
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -13,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -38,7 +42,11 @@ func TestStartProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	stop, err := startProvider(ctx, adapterDeps{Config: cfg, Bus: b, Store: st, Log: slog.New(slog.DiscardHandler)})
+	as, err := assets.New(filepath.Join(t.TempDir(), "assets"), cfg.Domain, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := startProvider(ctx, adapterDeps{Config: cfg, Bus: b, Store: st, Log: slog.New(slog.DiscardHandler), Assets: as})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +84,29 @@ func TestStartProvider(t *testing.T) {
 	}
 	if resp.UserStatus != protocol.KeyMaterialUserUnknown {
 		t.Fatalf("user status %d, want unknown", resp.UserStatus)
+	}
+
+	// The shared asset store is served on the same listener.
+	plain := []byte("Arztbrief")
+	asset, err := as.Put(ctx, bytes.NewReader(plain), bridges.AssetMeta{ContentType: "text/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := client.OpenAsset(ctx, asset.URL, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := assets.Decrypt(ct, asset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(got); !bytes.Equal(b, plain) {
+		t.Fatalf("served asset decrypts to %q", b)
 	}
 }
 

@@ -249,7 +249,11 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *sl
 		return "", err
 	}
 
-	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin}
+	as, err := openAssets(cfg, log, sd)
+	if err != nil {
+		return "", fmt.Errorf("opening the asset store: %w", err)
+	}
+	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin, Assets: as}
 	// Core components (the MIMI endpoint) start before the adapters and stop after them.
 	for _, c := range components {
 		stop, err := c.start(ctx, deps)

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
 	"github.com/mimi-gateway/mimi-gateway/config"
-	"github.com/mimi-gateway/mimi-gateway/core/assets"
 )
 
 func init() {
@@ -17,12 +15,8 @@ func init() {
 // buildXMPPAdapter creates the XMPP component adapter for `run`.
 func buildXMPPAdapter(ctx context.Context, d adapterDeps) (bridges.Adapter, error) {
 	cfg := xmpp.FromConfig(d.Config.Bridges.XMPP, d.Config.Domain)
-	st, err := assets.New(filepath.Join(d.Config.DataDirAbs(), "assets"), d.Config.Domain, cfg.MaxUploadBytes)
-	if err != nil {
-		return nil, err
-	}
 	a, err := xmpp.New(ctx, cfg, d.Store, d.Bus, xmpp.WithLogger(d.Log),
-		xmpp.WithRegisterer(d.Admin.Registry()), xmpp.WithAssets(st))
+		xmpp.WithRegisterer(d.Admin.Registry()), xmpp.WithAssets(d.Assets))
 	if err != nil {
 		return nil, err
 	}
