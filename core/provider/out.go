@@ -290,7 +290,7 @@ func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, reques
 	}
 	resp, err := p.client.KeyMaterial(ctx, p.claimVia(room, target), target, req)
 	if err != nil {
-		return nil, fmt.Errorf("provider: claim KeyPackage of %s: %w", target, err)
+		return nil, fmt.Errorf("provider: claim KeyPackage of %s: %w", target, claimError(err))
 	}
 	for _, c := range resp.Clients {
 		if c.ClientStatus == protocol.KeyMaterialClientSuccess && c.KeyPackage != nil {

@@ -201,6 +201,17 @@ func (p *Provider) welcomeRoutes(ctx context.Context, tx *store.Tx, room event.R
 	return to, nil
 }
 
+// claimError marks a claim the hub or the target's provider refused (403: the requester may
+// not add to the room; 404: no such room) as errNotAllowed, so that the mimi.out envelope is not
+// retried; other errors (unreachable, 5xx) stay transient.
+func claimError(err error) error {
+	var he *protocol.HTTPError
+	if errors.As(err, &he) && (he.Status == http.StatusForbidden || he.Status == http.StatusNotFound) {
+		return fmt.Errorf("%w: %w", errNotAllowed, err)
+	}
+	return err
+}
+
 // addedKeyPackages are the KeyPackages of the Add proposals a commit applied.
 func addedKeyPackages(r *mls.CommitResult) []*mls.KeyPackage {
 	var out []*mls.KeyPackage

@@ -202,6 +202,11 @@ func TestKeyMaterialRelayPolicy(t *testing.T) {
 			}
 		})
 	}
+	// B's provider claiming for the outsider through the hub gets a permanent refusal (the
+	// mimi.out envelope is not retried).
+	if _, err := b.p.keyPackageFor(ctx, room, outUser, carol); !errors.Is(err, errNotAllowed) {
+		t.Fatalf("claim for a non-participant: %v, want errNotAllowed", err)
+	}
 	// The successful relay recorded where the KeyPackage came from.
 	if n := countRows(t, a, "provider_kp_routes"); n != 1 {
 		t.Fatalf("%d routes recorded, want 1", n)
