@@ -28,10 +28,7 @@ type handshake struct {
 	welcome   *mls.MLSMessage
 	tree      mls.RatchetTree // for the Welcome
 	external  bool            // an external commit (new_member_commit)
-	// proposed are the users touched by the pending proposals the commit includes (authorized
-	// when the hub accepted them); regenerated are the hub's proposals re-issued after an
-	// external commit (proposals.go).
-	proposed    map[event.UserURI]bool
+	// regenerated are the hub's proposals re-issued after an external commit (proposals.go).
 	regenerated []storedProposal
 	before      *room.State     // room state in epoch
 	policy      *room.Handshake // the commit as room.Authorize sees it

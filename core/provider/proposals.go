@@ -13,6 +13,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
@@ -191,11 +192,18 @@ func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI,
 		return "", err
 	}
 	switch rec.Proposal.Type {
-	case mls.ProposalTypeSelfRemove, mls.ProposalTypeUpdate:
+	case mls.ProposalTypeUpdate:
 		return target, nil
-	case mls.ProposalTypeRemove:
-		// Reading P2: a provider speaks for its own users.
-		if target == proposer || target.Domain() == peer || mayRemoveOthers(st, proposer) {
+	case mls.ProposalTypeSelfRemove, mls.ProposalTypeRemove:
+		// Reading P2: a provider speaks for its own users, so removing one of their clients is
+		// their own act, authorized by their own role.
+		if target == proposer || target.Domain() == peer {
+			if mayRemoveOwn(st, target, clientsOf(g, target) <= 1) {
+				return target, nil
+			}
+			return "", fmt.Errorf("%w: %s may not leave or remove its own client", errNotAllowed, target)
+		}
+		if mayRemoveOthers(st, proposer) {
 			return target, nil
 		}
 		return "", fmt.Errorf("%w: %s may not remove %s", errNotAllowed, proposer, target)
@@ -209,6 +217,35 @@ func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI,
 		return "", fmt.Errorf("%w: %s may not add participants", errNotAllowed, proposer)
 	}
 	return "", fmt.Errorf("%w: %s proposals are not accepted", errNotAllowed, rec.Proposal.Type)
+}
+
+// mayRemoveOwn reports whether u's role lets u remove its own client: its last one is a leave
+// (canRemoveSelf with an entry from its role to 0), another one needs canRemoveOwnClient
+// (room-policy-03 §5.4).
+func mayRemoveOwn(st *room.State, u event.UserURI, last bool) bool {
+	if st.Roles == nil {
+		return false
+	}
+	r := st.RoleOf(u)
+	def, ok := st.Roles.Role(r)
+	switch {
+	case !ok:
+		return false
+	case last:
+		return def.Has(room.CanRemoveSelf) && def.MayChange(r, room.RoleNone)
+	}
+	return def.Has(room.CanRemoveOwnClient)
+}
+
+// clientsOf counts u's leaves in g.
+func clientsOf(g *mls.Group, u event.UserURI) int {
+	n := 0
+	for _, m := range g.Members() {
+		if mu, err := userOfCredential(&m.Credential); err == nil && mu == u {
+			n++
+		}
+	}
+	return n
 }
 
 // acceptProposals sequences a proposal bundle in room inside tx (room lock held): dedupe by
@@ -384,8 +421,8 @@ func commitRefs(m *mls.MLSMessage) ([][]byte, error) {
 }
 
 // checkPending is acceptCommit's proposal step (tx, room lock held): a member commit must include
-// every pending proposal of its epoch; the users those proposals touch were authorized when the
-// proposals were accepted (h.proposed). An external commit includes none (RFC 9420 §12.4.3.2):
+// every pending proposal of its epoch; what those proposals do was authorized when they were
+// accepted (h.notePending tells the room policy). An external commit includes none (RFC 9420 §12.4.3.2):
 // the hub's regenerated proposals (h.regenerated) become the next epoch's pending set.
 func (p *Provider) checkPending(ctx context.Context, tx *store.Tx, room event.RoomURI, h *handshake) error {
 	pend, err := loadProposals(ctx, tx, room, h.epoch)
@@ -396,7 +433,6 @@ func (p *Provider) checkPending(ctx context.Context, tx *store.Tx, room event.Ro
 	if err != nil {
 		return err
 	}
-	h.proposed = map[event.UserURI]bool{}
 	var missing [][]byte
 	for _, s := range pend {
 		found := false
@@ -408,9 +444,6 @@ func (p *Provider) checkPending(ctx context.Context, tx *store.Tx, room event.Ro
 		}
 		if !found {
 			missing = append(missing, s.Ref)
-		}
-		if s.Target != "" {
-			h.proposed[s.Target] = true
 		}
 		h.notePending(&s)
 	}

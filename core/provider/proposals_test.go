@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
@@ -346,5 +348,52 @@ func TestProposalRefusals(t *testing.T) {
 	}
 	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch() {
 		t.Fatalf("room epoch moved: %+v (%v)", rr, err)
+	}
+}
+
+// TestMayRemoveOwn: a user's own removal of its last client is a leave (canRemoveSelf and an
+// entry from its role to 0), of another client canRemoveOwnClient.
+func TestMayRemoveOwn(t *testing.T) {
+	owner := event.NewUserURI("a.example", "owner")
+	u := event.NewUserURI("a.example", "u")
+	withRegular := func(edit func(*room.RoleDef)) *room.State {
+		st := room.NewState(event.NewRoomURI("a.example", "r"), owner)
+		st.Participants.Participants = append(st.Participants.Participants, room.Participant{User: u, Role: room.RoleRegular})
+		def, ok := st.Roles.Role(room.RoleRegular)
+		if !ok {
+			t.Fatal("no regular role")
+		}
+		edit(def)
+		return st
+	}
+	drop := func(c room.Capability) func(*room.RoleDef) {
+		return func(d *room.RoleDef) {
+			d.Capabilities = slices.DeleteFunc(slices.Clone(d.Capabilities), func(x room.Capability) bool { return x == c })
+		}
+	}
+	noLeaveEntry := func(d *room.RoleDef) {
+		d.AuthorizedChanges = slices.DeleteFunc(slices.Clone(d.AuthorizedChanges), func(x room.RoleChangeTargets) bool { return x.From == room.RoleRegular })
+	}
+	for _, tc := range []struct {
+		name string
+		st   *room.State
+		user event.UserURI
+		last bool
+		want bool
+	}{
+		{"default regular leaves", withRegular(func(*room.RoleDef) {}), u, true, true},
+		{"default regular removes another own client", withRegular(func(*room.RoleDef) {}), u, false, true},
+		{"without canRemoveSelf", withRegular(drop(room.CanRemoveSelf)), u, true, false},
+		{"without the entry to 0", withRegular(noLeaveEntry), u, true, false},
+		{"without canRemoveOwnClient", withRegular(drop(room.CanRemoveOwnClient)), u, false, false},
+		{"without canRemoveOwnClient, leaving", withRegular(drop(room.CanRemoveOwnClient)), u, true, true},
+		{"not listed", withRegular(func(*room.RoleDef) {}), event.NewUserURI("a.example", "stranger"), true, false},
+		{"no roles_list", &room.State{Participants: &room.ParticipantList{}}, u, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mayRemoveOwn(tc.st, tc.user, tc.last); got != tc.want {
+				t.Fatalf("mayRemoveOwn = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
