@@ -77,9 +77,14 @@ type AssetStore interface {
 	// Put stores a file and returns its description for an ExternalPart.
 	Put(ctx context.Context, r io.Reader, meta AssetMeta) (*Asset, error)
 	// Open returns the plaintext of an asset that an ExternalPart references (by URL), after
-	// checking its hash and decrypting it.
+	// checking its hash and decrypting it. When trying again cannot help (unknown or expired,
+	// failed integrity check, too large, host not allowed) the error wraps ErrAssetUnavailable.
 	Open(ctx context.Context, a *Asset) (io.ReadCloser, error)
 }
+
+// ErrAssetUnavailable is wrapped by AssetStore.Open errors that a retry cannot fix; an adapter
+// renders the message without the attachment instead of redelivering it.
+var ErrAssetUnavailable = errors.New("bridges: attachment unavailable")
 
 // AssetMeta describes a file handed to an AssetStore.
 type AssetMeta struct {

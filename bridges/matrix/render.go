@@ -499,6 +499,19 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 	}
 	rc, err := a.assets.Open(ctx, &bridges.Asset{URL: x.URL, ContentType: x.ContentType, Filename: x.Filename,
 		Key: x.Key, Nonce: x.Nonce, HashAlg: x.HashAlg, Hash: x.ContentHash, Room: o.env.Room})
+	if errors.Is(err, bridges.ErrAssetUnavailable) {
+		// Expired, tampered, too large or not reachable by policy: the text still goes out.
+		a.log.Info("attachment unavailable, message rendered without it", "event_id", o.env.ID, "err", err)
+		name := x.Filename
+		if name == "" {
+			name = "attachment"
+		}
+		c.Body = strings.TrimSpace(c.Body + "\n[" + name + " is not available]")
+		if c.FormattedBody != "" {
+			c.FormattedBody += "<br>[" + html.EscapeString(name) + " is not available]"
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("matrix: open attachment %s: %w", x.URL, err)
 	}

@@ -53,18 +53,29 @@ const (
 	maxMetaSize = 4096
 )
 
-// Errors. Test with errors.Is.
+// Errors. Test with errors.Is; each also matches bridges.ErrAssetUnavailable (a retry cannot
+// help).
 var (
 	// ErrTooLarge is returned for files above the size limit.
-	ErrTooLarge = errors.New("assets: file too large")
+	ErrTooLarge error = unavailable("assets: file too large")
 	// ErrNotFound is returned for an unknown, expired or foreign asset URL.
-	ErrNotFound = errors.New("assets: not found")
+	ErrNotFound error = unavailable("assets: not found")
 	// ErrIntegrity is returned when the stored ciphertext does not match the hash or key.
-	ErrIntegrity = errors.New("assets: integrity check failed")
+	ErrIntegrity error = unavailable("assets: integrity check failed")
 	// ErrNotAllowed is returned for an asset URL whose host is neither ours nor a configured
 	// partner's asset domain (no open proxy).
-	ErrNotAllowed = errors.New("assets: asset host is not ours or a partner's")
+	ErrNotAllowed error = unavailable("assets: asset host is not ours or a partner's")
 )
+
+// unavailableError is an error that also matches bridges.ErrAssetUnavailable.
+type unavailableError struct{ msg string }
+
+func unavailable(msg string) *unavailableError { return &unavailableError{msg: msg} }
+
+func (e *unavailableError) Error() string { return e.msg }
+
+// Is reports whether target is bridges.ErrAssetUnavailable.
+func (e *unavailableError) Is(target error) bool { return target == bridges.ErrAssetUnavailable }
 
 // Downloader fetches partners' asset ciphertext over mutual TLS; *protocol.Client implements it.
 type Downloader interface {

@@ -195,7 +195,7 @@ func TestExpiryAndSweep(t *testing.T) {
 	}
 
 	now = now.Add(24 * time.Hour)
-	if _, err := s.Open(t.Context(), a); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Open(t.Context(), a); !errors.Is(err, ErrNotFound) || !errors.Is(err, bridges.ErrAssetUnavailable) {
 		t.Errorf("open after expiry: %v", err)
 	}
 	if _, _, err := s.OpenCiphertext(t.Context(), id); !errors.Is(err, ErrNotFound) {
