@@ -198,7 +198,7 @@ func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI,
 		// Reading P2: a provider speaks for its own users, so removing one of their clients is
 		// their own act, authorized by their own role.
 		if target == proposer || target.Domain() == peer {
-			if mayRemoveOwn(st, target, clientsOf(g, target) <= 1) {
+			if mayRemoveOwn(st, target, len(leavesOf(g, target)) <= 1) {
 				return target, nil
 			}
 			return "", fmt.Errorf("%w: %s may not leave or remove its own client", errNotAllowed, target)
@@ -235,17 +235,6 @@ func mayRemoveOwn(st *room.State, u event.UserURI, last bool) bool {
 		return def.Has(room.CanRemoveSelf) && def.MayChange(r, room.RoleNone)
 	}
 	return def.Has(room.CanRemoveOwnClient)
-}
-
-// clientsOf counts u's leaves in g.
-func clientsOf(g *mls.Group, u event.UserURI) int {
-	n := 0
-	for _, m := range g.Members() {
-		if mu, err := userOfCredential(&m.Credential); err == nil && mu == u {
-			n++
-		}
-	}
-	return n
 }
 
 // acceptProposals sequences a proposal bundle in room inside tx (room lock held): dedupe by
@@ -578,9 +567,11 @@ func (p *Provider) regenerate(ctx context.Context, room event.RoomURI, epoch uin
 
 // ---- leaving and committing ----
 
-// proposeLeave makes u's client propose its SelfRemove (a leave, canRemoveSelf) and sequences it
-// at the hub (room lock held); the designated committer commits it, and u's client is deleted
-// when that commit is applied. dedupe, if set, is marked processed with it.
+// proposeLeave makes u's client propose its SelfRemove (a leave, canRemoveSelf), with a Remove of
+// every other leaf of u (stale leaves an external rejoin left behind: protocol-06 §4.8 has the
+// leaver remove all of its clients), and sequences them at the hub (room lock held). The
+// designated committer commits them, and u's client is deleted when that commit is applied.
+// dedupe, if set, is marked processed with it.
 func (p *Provider) proposeLeave(ctx context.Context, room event.RoomURI, u event.UserURI, dedupe string) error {
 	c, err := loadClient(ctx, p.st, room, u)
 	if err != nil {
@@ -589,9 +580,30 @@ func (p *Provider) proposeLeave(ctx context.Context, room event.RoomURI, u event
 	if err := cachePending(ctx, p.st, room, c.Group); err != nil {
 		return err
 	}
+	pend, err := loadProposals(ctx, p.st, room, c.Group.Epoch())
+	if err != nil {
+		return err
+	}
+	touched := map[string]bool{}
+	for i := range pend {
+		if fc, ok := pend[i].content(); ok {
+			touched[touch(fc)] = true
+		}
+	}
 	m, err := c.Group.ProposeSelfRemove()
 	if err != nil {
 		return fmt.Errorf("provider: SelfRemove: %w", err)
+	}
+	msgs := []*mls.MLSMessage{m}
+	for _, l := range leavesOf(c.Group, u) {
+		if l == c.Group.LeafIndex() || touched[fmt.Sprint("leaf ", l)] || len(msgs) == maxBundleProposals {
+			continue
+		}
+		r, err := c.Group.ProposeRemove(l)
+		if err != nil {
+			return fmt.Errorf("provider: Remove of a stale leaf: %w", err)
+		}
+		msgs = append(msgs, r)
 	}
 	done := func(tx *store.Tx) error {
 		if err := saveClient(ctx, tx, room, c, c.Group); err != nil {
@@ -601,24 +613,41 @@ func (p *Provider) proposeLeave(ctx context.Context, room event.RoomURI, u event
 	}
 	if p.isHub(room) {
 		return p.sequenceLocal(ctx, func(tx *store.Tx) error {
-			if _, err := p.acceptProposals(ctx, tx, room, p.cfg.Domain, c.Group, []*mls.MLSMessage{m}); err != nil {
+			if _, err := p.acceptProposals(ctx, tx, room, p.cfg.Domain, c.Group, msgs); err != nil {
 				return err
 			}
 			return done(tx)
 		})
 	}
-	resp, err := p.client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: m}})
+	resp, err := p.client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: msgs[0], MoreProposals: msgs[1:]}})
 	if err != nil {
 		return fmt.Errorf("provider: SelfRemove at hub: %w", err)
 	}
 	switch resp.ResponseCode {
 	case protocol.UpdateSuccess:
 	case protocol.UpdateWrongEpoch:
+		if c.Group.Epoch() < resp.CurrentEpoch && !p.inboxPending(ctx, room) {
+			// We missed fanout (the hub's outbox gave up): rejoin, then leave from there.
+			if err := p.rejoin(ctx, room, u); err != nil {
+				return err
+			}
+		}
 		return fmt.Errorf("provider: hub is at epoch %d, we at %d: retry after fanout", resp.CurrentEpoch, c.Group.Epoch())
 	default:
 		return fmt.Errorf("%w: hub refused the SelfRemove (%d): %s", errNotAllowed, resp.ResponseCode, resp.ErrorDescription)
 	}
 	return p.st.InTx(ctx, done)
+}
+
+// leavesOf returns the leaves of g whose credential names u.
+func leavesOf(g *mls.Group, u event.UserURI) []mls.LeafIndex {
+	var out []mls.LeafIndex
+	for _, m := range g.Members() {
+		if mu, err := userOfCredential(&m.Credential); err == nil && mu == u {
+			out = append(out, m.Leaf)
+		}
+	}
+	return out
 }
 
 // pendingFallback is how long proposals may stay pending before any provider with a client that

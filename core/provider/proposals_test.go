@@ -37,14 +37,7 @@ func twoPartyRoom(t *testing.T, a, b *node) (room event.RoomURI, alice, bob even
 }
 
 // hasMember reports whether g has a leaf of user u.
-func hasMember(g *mls.Group, u event.UserURI) bool {
-	for _, m := range g.Members() {
-		if mu, err := userOfCredential(&m.Credential); err == nil && mu == u {
-			return true
-		}
-	}
-	return false
-}
+func hasMember(g *mls.Group, u event.UserURI) bool { return len(leavesOf(g, u)) > 0 }
 
 // waitLeft waits until u is no longer a participant at hub, u's client at home is gone, and
 // observer's client at obs is at epoch and has no leaf of u.
@@ -288,6 +281,39 @@ func TestLastHubUserLeaves(t *testing.T) {
 	waitLeft(t, a, room, alice, a, b, bob, bc.Group.Epoch()+1)
 	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch()+1 {
 		t.Fatalf("hub's room epoch %+v (%v)", rr, err)
+	}
+}
+
+// TestLeaveAfterRejoin: Bob rejoined by external commit, which left his old leaf in the tree
+// (core/mls has no resync). His leave proposes SelfRemove plus a Remove of the stale leaf, Alice's
+// client commits both, and no leaf of Bob remains.
+func TestLeaveAfterRejoin(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t)
+	room, alice, bob := twoPartyRoom(t, a, b)
+	func() {
+		unlock := b.p.lockRoom(room)
+		defer unlock()
+		if err := b.p.rejoin(ctx, room, bob); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	var epoch uint64
+	waitFor(t, "alice sees both of bob's leaves", func() error {
+		ac, err := loadClient(ctx, a.st, room, alice)
+		if err != nil {
+			return err
+		}
+		if n := len(leavesOf(ac.Group, bob)); n != 2 {
+			return fmt.Errorf("%d leaves of bob", n)
+		}
+		epoch = ac.Group.Epoch()
+		return nil
+	})
+	publishOut(t, b, membership(room, bob, event.MembershipLeave, bob))
+	waitLeft(t, a, room, bob, b, a, alice, epoch+1)
+	if raw, _ := storedFor(t, a, room, bob); len(raw) != 2 {
+		t.Fatalf("%d proposals for bob stored, want SelfRemove and the Remove of the stale leaf", len(raw))
 	}
 }
 
