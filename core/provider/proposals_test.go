@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,5 +422,34 @@ func TestMayRemoveOwn(t *testing.T) {
 				t.Fatalf("mayRemoveOwn = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHubSignerConcurrentFirstUse: callers racing to create the hub key all get the same one.
+func TestHubSignerConcurrentFirstUse(t *testing.T) {
+	a, _ := pair(t)
+	const n = 8
+	keys := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := a.p.hubSigner(context.Background())
+			if err == nil {
+				keys[i] = s.Public
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(keys[i], keys[0]) {
+			t.Fatalf("caller %d got another hub key", i)
+		}
 	}
 }

@@ -15,28 +15,38 @@ import (
 // The hub signs GroupInfoResponses with a provider-wide signature key kept in the store's KV.
 const kvScope store.Scope = "provider"
 
+// hubSigner returns the hub's provider-wide signature key (GroupInfoResponses, external_senders,
+// regenerated proposals). The first caller creates it; a concurrent first caller that loses the compare-and-swap uses
+// the winner's key (every room's external_senders names this one key).
 func (p *Provider) hubSigner(ctx context.Context) (*mls.Signer, error) {
 	kv := p.st.KV(kvScope)
-	e, err := kv.Get(ctx, "hub-signer")
-	if err == nil && len(e.Value) > 2 {
-		n := int(e.Value[0])<<8 | int(e.Value[1])
-		if 2+n <= len(e.Value) {
-			return &mls.Signer{CipherSuite: p.cfg.CipherSuite, Private: e.Value[2 : 2+n], Public: e.Value[2+n:]}, nil
+	for attempt := 0; ; attempt++ {
+		e, err := kv.Get(ctx, "hub-signer")
+		if err == nil && len(e.Value) > 2 {
+			n := int(e.Value[0])<<8 | int(e.Value[1])
+			if 2+n <= len(e.Value) {
+				return &mls.Signer{CipherSuite: p.cfg.CipherSuite, Private: e.Value[2 : 2+n], Public: e.Value[2+n:]}, nil
+			}
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("provider: hub key: %w", err)
+		}
+		s, err := mls.GenerateSigner(p.cfg.CipherSuite)
+		if err != nil {
+			return nil, err
+		}
+		v := append([]byte{byte(len(s.Private) >> 8), byte(len(s.Private))}, s.Private...)
+		v = append(v, s.Public...)
+		_, err = kv.CompareAndSwap(ctx, "hub-signer", 0, v)
+		switch {
+		case err == nil:
+			return s, nil
+		case errors.Is(err, store.ErrConflict) && attempt == 0:
+			continue // created concurrently: read it
+		default:
+			return nil, fmt.Errorf("provider: store hub key: %w", err)
 		}
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("provider: hub key: %w", err)
-	}
-	s, err := mls.GenerateSigner(p.cfg.CipherSuite)
-	if err != nil {
-		return nil, err
-	}
-	v := append([]byte{byte(len(s.Private) >> 8), byte(len(s.Private))}, s.Private...)
-	v = append(v, s.Public...)
-	if _, err := kv.CompareAndSwap(ctx, "hub-signer", 0, v); err != nil {
-		return nil, fmt.Errorf("provider: store hub key: %w", err)
-	}
-	return s, nil
 }
 
 // GroupInfo answers an external joiner (protocol.HubHandler): only a listed, not banned
