@@ -21,7 +21,8 @@ import (
 // P18):
 //
 //   - a ref recorded by a claim through this hub (relayed, or the hub's own claim for a commit
-//     of its users) for this room goes to the recorded provider;
+//     of its users) for this room goes to the recorded provider (a ref recorded for another room
+//     only does not count);
 //   - a ref of our own pool goes to our inbox;
 //   - a ref of a KeyPackage that this very commit adds for a user of the committing provider goes
 //     back to that provider (it served the KeyPackage to itself; no claim crossed the hub);
@@ -54,7 +55,7 @@ func recordRoute(ctx context.Context, tx *store.Tx, room event.RoomURI, provider
 		return fmt.Errorf("provider: KeyPackageRef: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO provider_kp_routes (ref, room, provider, expires_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (ref) DO NOTHING`, hexRef(ref), string(room), string(provider), int64(kp.LeafNode.Lifetime.NotAfter)*1000)
+		ON CONFLICT (ref, room) DO NOTHING`, hexRef(ref), string(room), string(provider), int64(kp.LeafNode.Lifetime.NotAfter)*1000)
 	if err != nil {
 		return fmt.Errorf("provider: record KeyPackageRef route: %w", err)
 	}
@@ -172,17 +173,15 @@ func (p *Provider) welcomeRoutes(ctx context.Context, tx *store.Tx, room event.R
 	}
 	for _, s := range h.welcome.Welcome.Secrets {
 		ref := hexRef(s.NewMember)
-		var r, prov string
-		err := tx.QueryRowContext(ctx, `SELECT room, provider FROM provider_kp_routes WHERE ref = ?`, ref).Scan(&r, &prov)
+		var prov string
+		err := tx.QueryRowContext(ctx, `SELECT provider FROM provider_kp_routes WHERE ref = ? AND room = ?`, ref, string(room)).Scan(&prov)
 		switch {
-		case err == nil && event.RoomURI(r) == room:
+		case err == nil:
 			to[event.Domain(prov)] = true
-			if _, err := tx.ExecContext(ctx, `DELETE FROM provider_kp_routes WHERE ref = ?`, ref); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM provider_kp_routes WHERE ref = ? AND room = ?`, ref, string(room)); err != nil {
 				return nil, fmt.Errorf("provider: drop KeyPackageRef route: %w", err)
 			}
 			continue
-		case err == nil:
-			return nil, fmt.Errorf("%w: KeyPackageRef %s was claimed for another room", errNotAllowed, ref)
 		case !errors.Is(err, sql.ErrNoRows):
 			return nil, fmt.Errorf("provider: KeyPackageRef route: %w", err)
 		}

@@ -84,7 +84,8 @@ func TestThreeProviders(t *testing.T) {
 }
 
 // TestWelcomeWithoutRecordedRef: B claims a KeyPackage of a user of C directly at C (not through
-// the hub) and submits a commit adding it: the hub refuses it, and the room's epoch stays.
+// the hub; the hub has its ref recorded for another room only) and submits a commit adding it:
+// the hub refuses it, and the room's epoch stays.
 func TestWelcomeWithoutRecordedRef(t *testing.T) {
 	ctx := context.Background()
 	a, b, c := trio(t)
@@ -102,6 +103,15 @@ func TestWelcomeWithoutRecordedRef(t *testing.T) {
 	resp, err := b.tp.Client.KeyMaterial(ctx, c.domain, dave, req) // directly at C
 	if err != nil || len(resp.Clients) == 0 || resp.Clients[0].KeyPackage == nil {
 		t.Fatalf("direct claim: %+v, %v", resp, err)
+	}
+	// A route recorded for another room does not count.
+	ref, err := resp.Clients[0].KeyPackage.Ref()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.st.ExecContext(ctx, `INSERT INTO provider_kp_routes (ref, room, provider, expires_at) VALUES (?, ?, ?, ?)`,
+		hexRef(ref), string(a.p.NewRoomID()), string(c.domain), time.Now().Add(time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
 	}
 	cl, err := loadClient(ctx, b.st, room, bob)
 	if err != nil {
