@@ -205,12 +205,9 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 			changes = append(changes, change{c: c, g: rec.Commit.State})
 			epoch = rec.Commit.Epoch
 		}
-		if m, ok := metadataChange(c.Group, rec.Commit); ok && !published {
+		if rec.Commit != nil && !published {
 			published = true
-			committer, err := userOfCredential(rec.Credential)
-			if err != nil {
-				p.log.Warn("inbox: metadata change by a committer without a user URI", "room", r.room, "err", err)
-			} else if err := p.publishMetadata(ctx, r, committer, m); err != nil {
+			if err := p.roomStateApplied(ctx, r, c.Group, rec); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
@@ -72,6 +73,8 @@ type Provider struct {
 	roomMu sync.Mutex
 	rooms  map[event.RoomURI]*sync.Mutex
 	snaps  snapshots // room state per room at the hub (roomstate.go)
+	// policyRefusals counts partner hubs' commits our room-policy check refused (roomstate.go).
+	policyRefusals atomic.Int64
 
 	wake   chan struct{}
 	cancel context.CancelFunc

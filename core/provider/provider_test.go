@@ -388,6 +388,10 @@ func TestTwoProviders(t *testing.T) {
 	if rr2, err := loadRoom(ctx, a.st, room); err != nil || rr2.Epoch != rr.Epoch {
 		t.Fatalf("room epoch %d → %+v (%v): the re-invite was accepted", rr.Epoch, rr2, err)
 	}
+	// B re-checked every commit the hub sequenced and agreed (leave by SelfRemove included).
+	if n := b.p.policyRefusals.Load(); n != 0 {
+		t.Fatalf("B's room-policy check refused %d commits the hub sequenced", n)
+	}
 }
 
 // TestFollowerRestart restarts provider B (stop and reopen on the same store file and JetStream

@@ -445,3 +445,43 @@ type roleChange struct {
 	User event.UserURI
 	Role room.RoleIndex
 }
+
+// roomStateApplied runs once per commit our inbox applies (g is a client of ours in the commit's
+// epoch that processed it into rec): at a follower it re-checks the commit against the room
+// policy, and a room metadata change is published to the local users' adapters.
+func (p *Provider) roomStateApplied(ctx context.Context, r *inboxRow, g *mls.Group, rec *mls.Received) error {
+	committer, err := userOfCredential(rec.Credential)
+	if err != nil {
+		p.log.Warn("inbox: commit by a committer without a user URI", "room", r.room, "err", err)
+		return nil
+	}
+	if !p.isHub(r.room) {
+		p.verifyCommit(ctx, r.room, g, rec, committer)
+	}
+	if m, ok := metadataChange(g, rec.Commit); ok {
+		return p.publishMetadata(ctx, r, committer, m)
+	}
+	return nil
+}
+
+// verifyCommit re-checks at a follower a commit the hub sequenced (protocol-06 §7.5: all members
+// verify the room-state rules). A refusal is logged and counted, not enforced: the hub
+// sequences the room, and a member that refused a sequenced commit would leave the group's
+// history; a hub that accepts such commits is misbehaving and its operator must be told.
+func (p *Provider) verifyCommit(ctx context.Context, r event.RoomURI, g *mls.Group, rec *mls.Received, committer event.UserURI) {
+	h := &handshake{peer: committer.Domain(), committer: committer, epoch: g.Epoch()}
+	err := h.describe(g, rec.Commit, rec.Sender.Type == mls.SenderTypeNewMemberCommit)
+	if err == nil {
+		var pend []storedProposal
+		if pend, err = loadProposals(ctx, p.st, r, g.Epoch()); err == nil {
+			for i := range pend {
+				h.notePending(&pend[i])
+			}
+			_, _, err = authorizeCommit(h)
+		}
+	}
+	if err != nil {
+		p.policyRefusals.Add(1)
+		p.log.Warn("inbox: the hub sequenced a commit that the room policy refuses", "room", r, "epoch", g.Epoch(), "err", err)
+	}
+}

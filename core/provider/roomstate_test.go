@@ -164,6 +164,39 @@ func roomStateInMLS(t *testing.T, cfg func(testing.TB) store.Config) {
 	if e := hubEpoch(t, a, r); e != epoch {
 		t.Fatalf("room epoch %d → %d after refused commits", epoch, e)
 	}
+	// The follower's own check agrees: a regular user's ban, processed by another client of B,
+	// is refused by verifyCommit (counted, since only the hub enforces).
+	c2, err := loadClient(ctx, b.st, r, bob2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := room.StateOfGroup(c2.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ban, _ := (&room.ParticipantListUpdate{Changed: []room.RoleChange{{Index: uint32(st2.Participants.Index(carol)), Role: room.RoleBanned}}}).Proposal()
+	var carolLeaf []mls.LeafIndex
+	for _, m := range c2.Group.Members() {
+		if u, _ := userOfCredential(&m.Credential); u == carol {
+			carolLeaf = append(carolLeaf, m.Leaf)
+		}
+	}
+	pc, err := c2.Group.Commit(mls.CommitOptions{Proposals: []mls.Proposal{ban}, Remove: carolLeaf, AppData: room.Updater{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := loadClient(ctx, b.st, r, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := bc.Group.Process(pc.Commit, mls.ProcessOptions{AppData: room.Updater{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.p.verifyCommit(ctx, r, bc.Group, rec, bob2)
+	if n := b.p.policyRefusals.Load(); n != 1 {
+		t.Fatalf("follower's check refused %d commits, want 1", n)
+	}
 	expectList(t, r, a, []room.Participant{P(alice, 4), P(bob, 2), P(carol, 2), P(bob2, 2)}, a, b)
 
 	// The owner makes bob admin (an adapter's role change); bob, an admin on the follower,
@@ -295,4 +328,8 @@ func roomStateInMLS(t *testing.T, cfg func(testing.TB) store.Config) {
 		}
 		return nil
 	})
+	// Every commit the hub sequenced passed the follower's own check too.
+	if n := b.p.policyRefusals.Load(); n != 1 {
+		t.Fatalf("follower's check refused %d commits, want only the test's 1", n)
+	}
 }
