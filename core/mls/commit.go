@@ -63,6 +63,9 @@ type CommitResult struct {
 	SelfRemoved bool
 	// State is the processing member's state in the new epoch.
 	State *Group
+	// Public is the group's public view in the new epoch; set by PublicGroup.Process only (a
+	// member gets it as State.Public()).
+	Public *PublicGroup
 }
 
 // Commit creates a commit over the cached proposals and those in o, always with an UpdatePath
@@ -110,7 +113,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 		return nil, err
 	}
 	tree := g.tree.clone()
-	eff, err := g.applyProposals(tree, aps, self, o.AppData)
+	eff, err := g.applyProposals(tree, aps, self, g.priv.leaf(), o.AppData)
 	if err != nil {
 		return nil, err
 	}
@@ -256,15 +259,92 @@ func (g *Group) GroupInfo() (*MLSMessage, error) {
 
 // processCommit applies a verified commit from sender (RFC 9420 §12.4.2) and returns the new state.
 func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData AppDataUpdater) (*CommitResult, error) {
+	sender := ac.Content.Sender
+	if sender.Type == SenderTypeMember && leafIndex(sender.Index) == g.priv.leaf() {
+		return nil, ErrOwnCommit
+	}
+	pc, err := g.applyCommit(ac, g.priv.leaf(), appData)
+	if err != nil {
+		return nil, err
+	}
+	if pc.eff.selfRemoved {
+		return commitResult(sender, pc.aps, pc.eff, nil), nil
+	}
+	c := ac.Content.Commit
+	var commitSecret []byte
+	priv := g.priv.prune(pc.tree)
+	if up := g.updateKeysApply(pc.tree); up != nil {
+		priv = up
+	}
+	if c.Path != nil {
+		provBytes, err := pc.provisional.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		res, err := priv.decryptPath(pc.tree, pc.committer, c.Path, pc.eff.added, provBytes)
+		if err != nil {
+			return nil, err
+		}
+		priv, commitSecret = res.priv, res.commitSecret
+	}
+	psks, err := g.pskInputs(pc.eff.psks, store)
+	if err != nil {
+		return nil, err
+	}
+	pskSecret, err := g.cs.pskSecret(psks)
+	if err != nil {
+		return nil, err
+	}
+	initSecret := g.secrets.initSecret
+	if pc.eff.externalInit != nil {
+		extPriv, _, err := g.cs.externalKeyPair(g.secrets.externalSecret)
+		if err != nil {
+			return nil, err
+		}
+		if initSecret, err = g.cs.externalInitSecret(extPriv, pc.eff.externalInit); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+		}
+	}
+	newCtxBytes, err := pc.next.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	secrets := g.cs.deriveEpochSecrets(initSecret, commitSecret, pskSecret, newCtxBytes)
+	if !g.cs.verifyConfirmationTag(secrets.confirmationKey, pc.next.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag) {
+		return nil, fmt.Errorf("%w: confirmation tag does not verify", ErrInvalidCommit)
+	}
+	next, err := newGroupState(g.cs, pc.next, pc.tree, priv, g.sigPriv, g.signer, secrets, pc.interim, slices.Clone(ac.Auth.ConfirmationTag), g.cfg, g.resumption)
+	if err != nil {
+		return nil, err
+	}
+	return commitResult(sender, pc.aps, pc.eff, next), nil
+}
+
+// appliedCommit is the public outcome of a commit: what every member and a PublicGroup compute
+// alike, before (for members) the key schedule.
+type appliedCommit struct {
+	aps         []appliedProposal
+	eff         *proposalEffect
+	tree        *ratchetTree // the new epoch's tree (proposals and path merged)
+	committer   leafIndex    // the committer's leaf in tree
+	provisional GroupContext // the provisional GroupContext the path secrets were encrypted to
+	next        GroupContext // the new epoch's GroupContext
+	interim     []byte       // the new epoch's interim transcript hash
+}
+
+// applyCommit applies the public part of a commit (RFC 9420 §12.4.2) whose signature is verified
+// (for a new_member_commit sender it verifies it here, with the path's leaf key): it resolves,
+// validates and applies the proposals, places an external committer, validates and merges the
+// UpdatePath's public keys (leaf signature and parent hashes), and computes the new tree hash and
+// transcript hashes. self is the processing member's leaf (noLeaf for a PublicGroup); when the
+// commit removes it, applyCommit stops after the proposals with eff.selfRemoved set. g is unchanged.
+func (g *publicState) applyCommit(ac *AuthenticatedContent, self leafIndex, appData AppDataUpdater) (*appliedCommit, error) {
 	fc := &ac.Content
 	c := fc.Commit
 	if c == nil {
 		return nil, fmt.Errorf("%w: no commit body", ErrInvalidCommit)
 	}
 	sender := fc.Sender
-	if sender.Type == SenderTypeMember && leafIndex(sender.Index) == g.priv.leaf() {
-		return nil, ErrOwnCommit
-	}
 	if sender.Type != SenderTypeMember && sender.Type != SenderTypeNewMemberCommit {
 		return nil, fmt.Errorf("%w: commit from a %s sender", ErrInvalidCommit, sender.Type)
 	}
@@ -276,7 +356,7 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData 
 		return nil, err
 	}
 	tree := g.tree.clone()
-	eff, err := g.applyProposals(tree, aps, sender, appData)
+	eff, err := g.applyProposals(tree, aps, sender, self, appData)
 	if err != nil {
 		return nil, err
 	}
@@ -289,8 +369,9 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData 
 	if eff.reinit != nil {
 		return nil, fmt.Errorf("%w: ReInit is not supported", ErrInvalidProposal)
 	}
+	out := &appliedCommit{aps: aps, eff: eff, tree: tree}
 	if eff.selfRemoved {
-		return commitResult(sender, aps, eff, nil), nil
+		return out, nil
 	}
 	committer := leafIndex(sender.Index)
 	if sender.Type == SenderTypeNewMemberCommit {
@@ -306,11 +387,7 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData 
 			return nil, fmt.Errorf("%w: external committer leaf %d, expected %d", ErrInvalidCommit, got, committer)
 		}
 	}
-	var commitSecret []byte
-	priv := g.priv.prune(tree)
-	if up := g.updateKeysApply(tree); up != nil {
-		priv = up
-	}
+	out.committer = committer
 	prov := GroupContext{Version: g.ctx.Version, CipherSuite: g.ctx.CipherSuite, GroupID: g.ctx.GroupID,
 		Epoch: g.ctx.Epoch + 1, ConfirmedTranscriptHash: g.ctx.ConfirmedTranscriptHash, Extensions: eff.extensions}
 	if c.Path != nil {
@@ -322,62 +399,23 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData 
 		if err := tree.mergeUpdatePath(committer, c.Path, g.ctx.GroupID); err != nil {
 			return nil, err
 		}
-		prov.TreeHash = tree.treeHash()
-		provBytes, err := prov.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		res, err := priv.decryptPath(tree, committer, c.Path, eff.added, provBytes)
-		if err != nil {
-			return nil, err
-		}
-		priv, commitSecret = res.priv, res.commitSecret
-	} else {
-		prov.TreeHash = tree.treeHash()
 	}
+	prov.TreeHash = tree.treeHash()
+	out.provisional = prov
 	if sender.Type == SenderTypeNewMemberCommit {
 		// The signature of an external commit is verified with the key of the path's leaf.
 		if err := verifyContent(g.cs, ac, &g.ctx, c.Path.LeafNode.SignatureKey); err != nil {
 			return nil, err
 		}
 	}
-	psks, err := g.pskInputs(eff.psks, store)
-	if err != nil {
-		return nil, err
-	}
-	pskSecret, err := g.cs.pskSecret(psks)
-	if err != nil {
-		return nil, err
-	}
-	initSecret := g.secrets.initSecret
-	if eff.externalInit != nil {
-		extPriv, _, err := g.cs.externalKeyPair(g.secrets.externalSecret)
-		if err != nil {
-			return nil, err
-		}
-		if initSecret, err = g.cs.externalInitSecret(extPriv, eff.externalInit); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
-		}
-	}
 	confirmed, interim, err := g.cs.nextTranscriptHashes(g.interim, ac)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 	}
-	newCtx := prov
-	newCtx.ConfirmedTranscriptHash = confirmed
-	newCtxBytes, err := newCtx.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	secrets := g.cs.deriveEpochSecrets(initSecret, commitSecret, pskSecret, newCtxBytes)
-	if !g.cs.verifyConfirmationTag(secrets.confirmationKey, confirmed, ac.Auth.ConfirmationTag) {
-		return nil, fmt.Errorf("%w: confirmation tag does not verify", ErrInvalidCommit)
-	}
-	next, err := newGroupState(g.cs, newCtx, tree, priv, g.sigPriv, g.signer, secrets, interim, slices.Clone(ac.Auth.ConfirmationTag), g.cfg, g.resumption)
-	if err != nil {
-		return nil, err
-	}
-	return commitResult(sender, aps, eff, next), nil
+	out.next = prov
+	out.next.ConfirmedTranscriptHash = confirmed
+	out.interim = interim
+	return out, nil
 }
 
 // updateKeysApply returns the private state with the member's leaf key replaced when an Update

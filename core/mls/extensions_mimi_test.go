@@ -20,8 +20,10 @@ func (appendUpdater) ApplyAppData(id ComponentID, cur []byte, _ bool, updates []
 	return out, nil
 }
 
-func TestMIMIExtensionsInGroup(t *testing.T) {
-	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
+// mimiRoomExtensions returns a hub signer and the GroupContext extensions of a MIMI room: the hub
+// as external sender 0 and an app_data_dictionary with component 0x0023 = "room v1".
+func mimiRoomExtensions(t testing.TB, cs CipherSuite) (*Signer, Extensions) {
+	t.Helper()
 	hub, err := GenerateSigner(cs)
 	if err != nil {
 		t.Fatal(err)
@@ -34,11 +36,18 @@ func TestMIMIExtensionsInGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hub, Extensions{es, dict}
+}
+
+func TestMIMIExtensionsInGroup(t *testing.T) {
+	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
+	hub, roomExts := mimiRoomExtensions(t, cs)
+	var err error
 	alice, bob := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob")
 	if !bob.kp.LeafNode.Capabilities.hasProposal(ProposalTypeSelfRemove) {
 		t.Fatal("KeyPackage does not advertise SelfRemove")
 	}
-	if alice.g, err = CreateGroup([]byte("mimi room"), alice.signer, alice.cred(), GroupOptions{Extensions: Extensions{es, dict}}); err != nil {
+	if alice.g, err = CreateGroup([]byte("mimi room"), alice.signer, alice.cred(), GroupOptions{Extensions: roomExts}); err != nil {
 		t.Fatal(err)
 	}
 	pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp}})

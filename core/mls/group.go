@@ -60,28 +60,50 @@ type Config struct {
 	PadTo int
 }
 
-// Group is a member's state of an MLS group in one epoch. It is safe for concurrent use.
-type Group struct {
+// publicState is the part of an epoch's state that anyone who sees the group's PublicMessage
+// handshakes can know: the GroupContext, the ratchet tree (public keys only), the transcript hashes
+// and the proposals cached by reference. A member's Group and a PublicGroup both embed it, so the
+// proposal and commit rules (resolveProposals, validateProposals, applyProposals, applyCommit)
+// are one code path for both. Like Group, it is fixed for its epoch except for the proposal cache.
+type publicState struct {
 	cs       *suite
 	ctx      GroupContext
 	ctxBytes []byte
 	tree     *ratchetTree
-	priv     *treePrivate
-	sigPriv  []byte
-	signer   signingKey
-	secrets  *epochSecrets
 	interim  []byte
 	confTag  []byte
-	cfg      Config
+
+	mu        sync.Mutex
+	proposals []cachedProposal // proposals of this epoch, by reference
+}
+
+// init sets an epoch's public state: it encodes the context and fills the tree hash cache before
+// the tree is shared.
+func (g *publicState) init(cs *suite, ctx GroupContext, tree *ratchetTree, interim, confTag []byte, proposals []cachedProposal) error {
+	ctxBytes, err := ctx.Marshal()
+	if err != nil {
+		return err
+	}
+	tree.treeHash()
+	g.cs, g.ctx, g.ctxBytes, g.tree, g.interim, g.confTag, g.proposals = cs, ctx, ctxBytes, tree, interim, confTag, proposals
+	return nil
+}
+
+// Group is a member's state of an MLS group in one epoch. It is safe for concurrent use.
+type Group struct {
+	publicState
+	priv    *treePrivate
+	sigPriv []byte
+	signer  signingKey
+	secrets *epochSecrets
+	cfg     Config
 	// resumption holds the resumption PSKs of this and up to resumptionHistory-1 earlier epochs.
 	resumption []epochPSK
 
 	stree *secretTree // this epoch's secret tree (ratchets; has its own lock)
 
-	mu        sync.Mutex
-	proposals []cachedProposal // proposals of this epoch, by reference
-	// updateKeys are the leaf key pairs of Update proposals this member sent in this epoch,
-	// needed if another member commits one of them.
+	// updateKeys (guarded by mu) are the leaf key pairs of Update proposals this member sent in
+	// this epoch, needed if another member commits one of them.
 	updateKeys []nodeKey
 }
 
@@ -98,19 +120,19 @@ type cachedProposal struct {
 }
 
 // GroupID returns the group's identifier.
-func (g *Group) GroupID() []byte { return slices.Clone(g.ctx.GroupID) }
+func (g *publicState) GroupID() []byte { return slices.Clone(g.ctx.GroupID) }
 
 // Epoch returns the group's epoch. A store compares it to detect a concurrent state change.
-func (g *Group) Epoch() uint64 { return g.ctx.Epoch }
+func (g *publicState) Epoch() uint64 { return g.ctx.Epoch }
 
 // CipherSuite returns the group's cipher suite.
-func (g *Group) CipherSuite() CipherSuite { return g.ctx.CipherSuite }
+func (g *publicState) CipherSuite() CipherSuite { return g.ctx.CipherSuite }
 
 // LeafIndex returns the member's own leaf index.
 func (g *Group) LeafIndex() LeafIndex { return LeafIndex(g.priv.leaf()) }
 
 // GroupContext returns a copy of the epoch's GroupContext.
-func (g *Group) GroupContext() GroupContext {
+func (g *publicState) GroupContext() GroupContext {
 	gc, err := UnmarshalGroupContext(g.ctxBytes)
 	if err != nil { // cannot happen: ctxBytes was encoded from a valid context
 		return g.ctx
@@ -119,7 +141,7 @@ func (g *Group) GroupContext() GroupContext {
 }
 
 // Extensions returns the GroupContext extensions of the epoch.
-func (g *Group) Extensions() Extensions { return g.GroupContext().Extensions }
+func (g *publicState) Extensions() Extensions { return g.GroupContext().Extensions }
 
 // EpochAuthenticator returns the epoch_authenticator (RFC 9420 §8.7); members of the same epoch
 // hold the same value.
@@ -138,7 +160,7 @@ type Member struct {
 }
 
 // Members lists the group's members in leaf order.
-func (g *Group) Members() []Member {
+func (g *publicState) Members() []Member {
 	var out []Member
 	for _, l := range g.tree.members() {
 		ln := g.tree.leaf(l)
@@ -148,7 +170,7 @@ func (g *Group) Members() []Member {
 }
 
 // Member returns the member at leaf l.
-func (g *Group) Member(l LeafIndex) (Member, bool) {
+func (g *publicState) Member(l LeafIndex) (Member, bool) {
 	if !g.tree.inRange(leafIndex(l)) {
 		return Member{}, false
 	}
@@ -166,11 +188,10 @@ func (g *Group) ownLeaf() *LeafNode { return g.tree.leaf(g.priv.leaf()) }
 // secret tree and carries the resumption history.
 func newGroupState(cs *suite, ctx GroupContext, tree *ratchetTree, priv *treePrivate, sigPriv []byte, signer signingKey,
 	secrets *epochSecrets, interim, confTag []byte, cfg Config, prevPSKs []epochPSK) (*Group, error) {
-	ctxBytes, err := ctx.Marshal()
-	if err != nil {
+	g := &Group{priv: priv, sigPriv: sigPriv, signer: signer, cfg: cfg}
+	if err := g.init(cs, ctx, tree, interim, confTag, nil); err != nil {
 		return nil, err
 	}
-	tree.treeHash() // fill the cache before the tree is shared
 	st, err := newSecretTree(cs, secrets.encryptionSecret, tree.width(), defaultSecretTreeLimits)
 	if err != nil {
 		return nil, err
@@ -179,18 +200,18 @@ func newGroupState(cs *suite, ctx GroupContext, tree *ratchetTree, priv *treePri
 	// allow re-deriving consumed keys) nor the welcome secret.
 	kept := *secrets
 	kept.encryptionSecret, kept.welcomeSecret = nil, nil
-	secrets = &kept
-	if signer == nil {
-		if signer, err = cs.parseSigningKey(sigPriv); err != nil {
+	g.secrets, g.stree = &kept, st
+	if g.signer == nil {
+		if g.signer, err = cs.parseSigningKey(sigPriv); err != nil {
 			return nil, fmt.Errorf("mls: signature key: %w", err)
 		}
 	}
-	psks := append([]epochPSK{{epoch: ctx.Epoch, psk: secrets.resumptionPSK}}, prevPSKs...)
+	psks := append([]epochPSK{{epoch: ctx.Epoch, psk: kept.resumptionPSK}}, prevPSKs...)
 	if len(psks) > resumptionHistory {
 		psks = psks[:resumptionHistory]
 	}
-	return &Group{cs: cs, ctx: ctx, ctxBytes: ctxBytes, tree: tree, priv: priv, sigPriv: sigPriv, signer: signer,
-		secrets: secrets, interim: interim, confTag: confTag, cfg: cfg, resumption: psks, stree: st}, nil
+	g.resumption = psks
+	return g, nil
 }
 
 // SetConfig returns the sending configuration in effect; use WithConfig to change it.
@@ -201,9 +222,10 @@ func (g *Group) Config() Config { return g.cfg }
 func (g *Group) WithConfig(cfg Config) *Group {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return &Group{cs: g.cs, ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree, priv: g.priv, sigPriv: g.sigPriv,
-		signer: g.signer, secrets: g.secrets, interim: g.interim, confTag: g.confTag, cfg: cfg,
-		resumption: g.resumption, stree: g.stree, proposals: slices.Clone(g.proposals), updateKeys: slices.Clone(g.updateKeys)}
+	c := &Group{publicState: publicState{cs: g.cs, ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree, interim: g.interim,
+		confTag: g.confTag, proposals: slices.Clone(g.proposals)}, priv: g.priv, sigPriv: g.sigPriv, signer: g.signer,
+		secrets: g.secrets, cfg: cfg, resumption: g.resumption, stree: g.stree, updateKeys: slices.Clone(g.updateKeys)}
+	return c
 }
 
 // resumptionPSK returns the resumption PSK of epoch e of this group, if still held.
@@ -268,7 +290,7 @@ func pskName(id *PreSharedKeyID) string {
 }
 
 // lookupProposal finds a cached proposal by reference.
-func (g *Group) lookupProposal(ref []byte) (cachedProposal, bool) {
+func (g *publicState) lookupProposal(ref []byte) (cachedProposal, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, c := range g.proposals {
@@ -280,7 +302,7 @@ func (g *Group) lookupProposal(ref []byte) (cachedProposal, bool) {
 }
 
 // cacheProposal adds a proposal to the epoch's cache.
-func (g *Group) cacheProposal(c cachedProposal) error {
+func (g *publicState) cacheProposal(c cachedProposal) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, p := range g.proposals {
@@ -296,7 +318,7 @@ func (g *Group) cacheProposal(c cachedProposal) error {
 }
 
 // PendingProposals returns the references of the proposals cached in this epoch.
-func (g *Group) PendingProposals() [][]byte {
+func (g *publicState) PendingProposals() [][]byte {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([][]byte, len(g.proposals))

@@ -2,6 +2,7 @@ package mls
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"testing"
 )
@@ -56,7 +57,8 @@ func forgeCommit(t testing.TB, g *Group, c *Commit, mutate func(fc *FramedConten
 	return &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm}
 }
 
-func stateBytes(t testing.TB, g *Group) []byte {
+// stateBytes is the storage encoding of a Group or PublicGroup.
+func stateBytes(t testing.TB, g encoding.BinaryMarshaler) []byte {
 	t.Helper()
 	b, err := g.MarshalBinary()
 	if err != nil {

@@ -270,15 +270,8 @@ func JoinFromWelcome(w *Welcome, kp *KeyPackage, kpPriv *KeyPackagePrivate, sign
 	if err != nil {
 		return nil, err
 	}
-	tree, err := treeFromGroupInfo(s, gi, o.RatchetTree)
+	tree, err := verifiedGroupInfoTree(s, gi, o.RatchetTree)
 	if err != nil {
-		return nil, err
-	}
-	signerLeaf := tree.leaf(leafIndex(gi.Signer))
-	if !tree.inRange(leafIndex(gi.Signer)) || signerLeaf == nil {
-		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrInvalidTree, gi.Signer)
-	}
-	if err := verifyGroupInfo(s, gi, signerLeaf.SignatureKey); err != nil {
 		return nil, err
 	}
 	self, ok := tree.findLeaf(func(_ leafIndex, ln *LeafNode) bool {
@@ -330,6 +323,27 @@ func treeFromGroupInfo(s *suite, gi *GroupInfo, outOfBand RatchetTree) (*ratchet
 	return tree, nil
 }
 
+// verifiedGroupInfoTree returns the validated tree of gi (treeFromGroupInfo) after verifying gi's
+// signature with its signer's leaf in that tree.
+func verifiedGroupInfoTree(s *suite, gi *GroupInfo, outOfBand RatchetTree) (*ratchetTree, error) {
+	tree, err := treeFromGroupInfo(s, gi, outOfBand)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyGroupInfoSigner(s, gi, tree); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+// verifyGroupInfoSigner verifies gi's signature with the key of its signer's leaf in tree.
+func verifyGroupInfoSigner(s *suite, gi *GroupInfo, tree *ratchetTree) error {
+	if !tree.inRange(leafIndex(gi.Signer)) || tree.leaf(leafIndex(gi.Signer)) == nil {
+		return fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrInvalidTree, gi.Signer)
+	}
+	return verifyGroupInfo(s, gi, tree.leaf(leafIndex(gi.Signer)).SignatureKey)
+}
+
 // ExternalJoin joins the group of a GroupInfo by an external commit (RFC 9420 §12.4.3.2). It
 // returns the commit to send and the member's state in the new epoch; like a PendingCommit, the
 // state is valid only once the delivery service accepted the commit.
@@ -348,15 +362,8 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o JoinOptio
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("%w: external_pub: %w", ErrMalformed, err)
 	}
-	tree, err := treeFromGroupInfo(s, gi, o.RatchetTree)
+	tree, err := verifiedGroupInfoTree(s, gi, o.RatchetTree)
 	if err != nil {
-		return nil, err
-	}
-	signerLeaf := tree.leaf(leafIndex(gi.Signer))
-	if !tree.inRange(leafIndex(gi.Signer)) || signerLeaf == nil {
-		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrInvalidTree, gi.Signer)
-	}
-	if err := verifyGroupInfo(s, gi, signerLeaf.SignatureKey); err != nil {
 		return nil, err
 	}
 	kemOutput, initSecret, err := s.externalInit(extPub)
@@ -593,9 +600,38 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 	default:
 		return nil, fmt.Errorf("%w: %s is not a group message", ErrNotAllowed, m.WireFormat)
 	}
+	out, err := g.authenticate(ac)
+	if err != nil {
+		return nil, err
+	}
+	fc := &ac.Content
+	switch fc.ContentType {
+	case ContentTypeApplication:
+		out.Kind = ReceivedApplication
+		out.ApplicationData = fc.ApplicationData
+		out.Generation = generation
+	case ContentTypeProposal:
+		if err := g.receiveProposal(ac, out); err != nil {
+			return nil, err
+		}
+	case ContentTypeCommit:
+		res, err := g.processCommit(ac, o.PSKStore, o.AppData)
+		if err != nil {
+			return nil, err
+		}
+		out.Kind, out.Commit = ReceivedCommit, res
+	default:
+		return nil, fmt.Errorf("%w: content type %d", ErrUnknownEnum, fc.ContentType)
+	}
+	return out, nil
+}
+
+// authenticate finds the sender's signature key and verifies ac's signature with it (for a
+// new_member_commit sender, applyCommit does once the path is known to be well-formed). It returns
+// the Received with the sender fields set.
+func (g *publicState) authenticate(ac *AuthenticatedContent) (*Received, error) {
 	fc := &ac.Content
 	out := &Received{Sender: fc.Sender, AuthenticatedData: fc.AuthenticatedData}
-	// Find the sender's key and verify the signature.
 	var sigKey []byte
 	switch fc.Sender.Type {
 	case SenderTypeMember:
@@ -607,7 +643,7 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 		sigKey = ln.SignatureKey
 		out.Credential = &ln.Credential
 	case SenderTypeNewMemberProposal:
-		if fc.ContentType != ContentTypeProposal || fc.Proposal == nil || fc.Proposal.Type != ProposalTypeAdd {
+		if fc.ContentType != ContentTypeProposal || fc.Proposal == nil || fc.Proposal.Type != ProposalTypeAdd || fc.Proposal.KeyPackage == nil {
 			return nil, fmt.Errorf("%w: new_member_proposal sender with a non-Add", ErrNotAllowed)
 		}
 		sigKey = fc.Proposal.KeyPackage.LeafNode.SignatureKey
@@ -617,7 +653,6 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 			return nil, fmt.Errorf("%w: new_member_commit sender without a commit with a path", ErrNotAllowed)
 		}
 		out.Credential = &fc.Commit.Path.LeafNode.Credential
-		// verified in processCommit, after the path is known to be well-formed
 	case SenderTypeExternal:
 		key, err := g.externalSenderKey(fc.Sender.Index)
 		if err != nil {
@@ -635,40 +670,32 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 			return nil, err
 		}
 	}
-	switch fc.ContentType {
-	case ContentTypeApplication:
-		out.Kind = ReceivedApplication
-		out.ApplicationData = fc.ApplicationData
-		out.Generation = generation
-	case ContentTypeProposal:
-		if fc.Proposal == nil {
-			return nil, fmt.Errorf("%w: empty proposal", ErrMalformed)
-		}
-		if err := g.checkStandaloneProposal(fc.Proposal, fc.Sender); err != nil {
-			return nil, err
-		}
-		ref, err := proposalRef(g.cs, ac)
-		if err != nil {
-			return nil, err
-		}
-		if err := g.cacheProposal(cachedProposal{ref: ref, proposal: fc.Proposal, sender: fc.Sender}); err != nil {
-			return nil, err
-		}
-		out.Kind, out.Proposal, out.ProposalRef = ReceivedProposal, fc.Proposal, ref
-	case ContentTypeCommit:
-		res, err := g.processCommit(ac, o.PSKStore, o.AppData)
-		if err != nil {
-			return nil, err
-		}
-		out.Kind, out.Commit = ReceivedCommit, res
-	default:
-		return nil, fmt.Errorf("%w: content type %d", ErrUnknownEnum, fc.ContentType)
-	}
 	return out, nil
 }
 
+// receiveProposal checks an authenticated proposal on its own, caches it by reference and fills
+// out's proposal fields.
+func (g *publicState) receiveProposal(ac *AuthenticatedContent, out *Received) error {
+	fc := &ac.Content
+	if fc.Proposal == nil {
+		return fmt.Errorf("%w: empty proposal", ErrMalformed)
+	}
+	if err := g.checkStandaloneProposal(fc.Proposal, fc.Sender); err != nil {
+		return err
+	}
+	ref, err := proposalRef(g.cs, ac)
+	if err != nil {
+		return err
+	}
+	if err := g.cacheProposal(cachedProposal{ref: ref, proposal: fc.Proposal, sender: fc.Sender}); err != nil {
+		return err
+	}
+	out.Kind, out.Proposal, out.ProposalRef = ReceivedProposal, fc.Proposal, ref
+	return nil
+}
+
 // checkStandaloneProposal runs the checks a proposal can pass on its own before it is cached.
-func (g *Group) checkStandaloneProposal(p *Proposal, sender Sender) error {
+func (g *publicState) checkStandaloneProposal(p *Proposal, sender Sender) error {
 	switch p.Type {
 	case ProposalTypeExternalInit:
 		return fmt.Errorf("%w: ExternalInit sent as a standalone proposal", ErrInvalidProposal)
@@ -701,7 +728,7 @@ func (g *Group) checkStandaloneProposal(p *Proposal, sender Sender) error {
 }
 
 // externalSenderKey returns the signature key of external sender i (external_senders extension).
-func (g *Group) externalSenderKey(i uint32) ([]byte, error) {
+func (g *publicState) externalSenderKey(i uint32) ([]byte, error) {
 	d, ok := g.ctx.Extensions.Find(ExtensionExternalSenders)
 	if !ok {
 		return nil, fmt.Errorf("%w: external sender %d but no external_senders extension", ErrUnknownSender, i)

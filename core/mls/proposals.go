@@ -17,7 +17,7 @@ type appliedProposal struct {
 
 // resolveProposals turns the commit's ProposalOrRef list into proposals, looking references up
 // in the epoch's cache.
-func (g *Group) resolveProposals(list []ProposalOrRef, committer Sender) ([]appliedProposal, error) {
+func (g *publicState) resolveProposals(list []ProposalOrRef, committer Sender) ([]appliedProposal, error) {
 	out := make([]appliedProposal, 0, len(list))
 	for i := range list {
 		por := &list[i]
@@ -59,7 +59,7 @@ type proposalEffect struct {
 
 // validateProposals checks a commit's proposal list against RFC 9420 §12.2 (and §12.4.3.2 for
 // external commits) without changing anything.
-func (g *Group) validateProposals(list []appliedProposal, committer Sender) error {
+func (g *publicState) validateProposals(list []appliedProposal, committer Sender) error {
 	external := committer.Type == SenderTypeNewMemberCommit
 	var (
 		nGCE, nExternalInit, nReInit int
@@ -201,7 +201,7 @@ func (p *PreSharedKeyID) encodeID() ([]byte, error) {
 
 // checkExtensionsSupported checks that every member supports every non-default extension of es
 // and that es's required_capabilities are met by every member (RFC 9420 §12.1.7).
-func (g *Group) checkExtensionsSupported(es Extensions) error {
+func (g *publicState) checkExtensionsSupported(es Extensions) error {
 	if err := es.checkDuplicates(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidProposal, err)
 	}
@@ -225,8 +225,9 @@ func (g *Group) checkExtensionsSupported(es Extensions) error {
 
 // applyProposals applies a validated proposal list to tree (a clone of the epoch's tree) in the
 // order of RFC 9420 §12.4.2: GroupContextExtensions, Updates, Removes, Adds; it validates the leaf
-// nodes of Updates and Adds against the tree as it goes.
-func (g *Group) applyProposals(tree *ratchetTree, list []appliedProposal, committer Sender, appData AppDataUpdater) (*proposalEffect, error) {
+// nodes of Updates and Adds against the tree as it goes. self is the processing member's leaf
+// (noLeaf for a PublicGroup): removing it sets selfRemoved.
+func (g *publicState) applyProposals(tree *ratchetTree, list []appliedProposal, committer Sender, self leafIndex, appData AppDataUpdater) (*proposalEffect, error) {
 	eff := &proposalEffect{extensions: g.ctx.Extensions}
 	if len(list) == 0 {
 		eff.pathRequired = true
@@ -286,7 +287,7 @@ func (g *Group) applyProposals(tree *ratchetTree, list []appliedProposal, commit
 			return nil, fmt.Errorf("%w: Remove of blank leaf %d", ErrInvalidProposal, l)
 		}
 		eff.removed = append(eff.removed, Member{Leaf: LeafIndex(l), Credential: ln.Credential, SignatureKey: ln.SignatureKey})
-		if l == g.priv.leaf() && committer.Type != SenderTypeNewMemberCommit {
+		if l == self && committer.Type != SenderTypeNewMemberCommit {
 			eff.selfRemoved = true
 		}
 		if err := tree.removeLeaf(l); err != nil {
@@ -337,7 +338,7 @@ const proposalTypeSelfRemove ProposalType = 0x000a
 func isSelfRemove(p *Proposal) bool { return p.Type == proposalTypeSelfRemove }
 
 // validateExtensionProposal checks a proposal of a type RFC 9420 does not define, alone.
-func (g *Group) validateExtensionProposal(ap appliedProposal, committer Sender) error {
+func (g *publicState) validateExtensionProposal(ap appliedProposal, committer Sender) error {
 	switch ap.proposal.Type {
 	case ProposalTypeAppDataUpdate:
 		u := ap.proposal.AppDataUpdate

@@ -170,13 +170,8 @@ func protectPublic(s *suite, ac *AuthenticatedContent, ctx *GroupContext, member
 // member senders, the membership tag) and returns its AuthenticatedContent. The caller verifies the
 // signature with verifyContent once it knows the sender's signature key.
 func unprotectPublic(s *suite, pm *PublicMessage, ctx *GroupContext, membershipKey []byte) (*AuthenticatedContent, error) {
-	if !bytes.Equal(pm.Content.GroupID, ctx.GroupID) || pm.Content.Epoch != ctx.Epoch {
-		return nil, fmt.Errorf("%w: PublicMessage for epoch %d", ErrWrongGroup, pm.Content.Epoch)
-	}
-	if pm.Content.ContentType == ContentTypeApplication {
-		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
-	}
-	if err := checkSenderContent(&pm.Content); err != nil {
+	ac, err := publicContent(pm, ctx)
+	if err != nil {
 		return nil, err
 	}
 	if pm.Content.Sender.Type == SenderTypeMember {
@@ -187,6 +182,22 @@ func unprotectPublic(s *suite, pm *PublicMessage, ctx *GroupContext, membershipK
 		if !s.verifyMembershipTag(membershipKey, tbm, pm.MembershipTag) {
 			return nil, ErrMembershipTag
 		}
+	}
+	return ac, nil
+}
+
+// publicContent checks a received PublicMessage against the current epoch (group ID, epoch, the
+// content types its sender may send) and returns its AuthenticatedContent; it checks neither the
+// membership tag (unprotectPublic does) nor the signature.
+func publicContent(pm *PublicMessage, ctx *GroupContext) (*AuthenticatedContent, error) {
+	if !bytes.Equal(pm.Content.GroupID, ctx.GroupID) || pm.Content.Epoch != ctx.Epoch {
+		return nil, fmt.Errorf("%w: PublicMessage for epoch %d", ErrWrongGroup, pm.Content.Epoch)
+	}
+	if pm.Content.ContentType == ContentTypeApplication {
+		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
+	}
+	if err := checkSenderContent(&pm.Content); err != nil {
+		return nil, err
 	}
 	return &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth}, nil
 }

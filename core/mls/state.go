@@ -27,11 +27,7 @@ var (
 // It includes the secret tree's current ratchet positions, so a restored state neither reuses a
 // sending generation nor accepts a replayed message.
 func (g *Group) MarshalBinary() ([]byte, error) {
-	w := tlspl.NewWriter(4096)
-	w.Uint8(stateVersion)
-	w.Uint16(uint16(g.ctx.CipherSuite))
-	g.ctx.MarshalTLS(w)
-	g.tree.wire().MarshalTLS(w)
+	w := g.writeStateHead(stateVersion)
 	w.Uint32(uint32(g.priv.self))
 	keys := slices.Sorted(func(yield func(nodeIndex) bool) {
 		for x := range g.priv.keys {
@@ -65,13 +61,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	})
 	g.stree.marshalState(w)
 	g.mu.Lock()
-	w.Vector(func(w *tlspl.Writer) {
-		for _, c := range g.proposals {
-			w.Opaque(c.ref)
-			c.proposal.MarshalTLS(w)
-			c.sender.MarshalTLS(w)
-		}
-	})
+	marshalProposals(w, g.proposals)
 	w.Vector(func(w *tlspl.Writer) {
 		for _, k := range g.updateKeys {
 			w.Opaque(k.priv)
@@ -84,22 +74,11 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary restores a state encoded by MarshalBinary into g (a new, zero Group).
 func (g *Group) UnmarshalBinary(b []byte) error {
-	if len(b) > maxStateSize {
-		return fmt.Errorf("%w: state of %d bytes", ErrMessageTooLarge, len(b))
-	}
-	if len(b) == 0 || b[0] != stateVersion {
-		return fmt.Errorf("%w: group state version %v, want %d", ErrMalformed, b[:min(1, len(b))], stateVersion)
-	}
-	r := tlspl.NewReader(b[1:])
-	cs := CipherSuite(r.Uint16())
-	s, err := cs.impl()
+	h, r, err := readStateHead(b, stateVersion, "group state")
 	if err != nil {
 		return err
 	}
-	var ctx GroupContext
-	ctx.UnmarshalTLS(r)
-	var rt RatchetTree
-	rt.UnmarshalTLS(r)
+	s, ctx := h.s, h.ctx
 	self := leafIndex(r.Uint32())
 	priv := &treePrivate{self: self, keys: map[nodeIndex]nodeKey{}}
 	r.ForEach(func(r *tlspl.Reader) {
@@ -122,29 +101,14 @@ func (g *Group) UnmarshalBinary(b []byte) error {
 		psks = append(psks, epochPSK{epoch: r.Uint64(), psk: r.OpaqueCopy()})
 	})
 	st := unmarshalSecretTree(s, r)
-	var props []cachedProposal
-	r.ForEach(func(r *tlspl.Reader) {
-		c := cachedProposal{ref: r.OpaqueCopy(), proposal: new(Proposal)}
-		c.proposal.UnmarshalTLS(r)
-		c.sender.UnmarshalTLS(r)
-		props = append(props, c)
-	})
+	props := unmarshalProposals(r)
 	var updateKeys []nodeKey
 	r.ForEach(func(r *tlspl.Reader) {
 		updateKeys = append(updateKeys, nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()})
 	})
-	if err := r.Finish(); err != nil {
-		return fmt.Errorf("%w: group state: %w", ErrMalformed, err)
-	}
-	if ctx.CipherSuite != cs {
-		return fmt.Errorf("%w: group state of %v holds a context of %v", ErrMalformed, cs, ctx.CipherSuite)
-	}
-	tree, err := ratchetTreeFromWire(s, rt)
+	tree, err := h.finish(r)
 	if err != nil {
 		return err
-	}
-	if !bytes.Equal(tree.treeHash(), ctx.TreeHash) {
-		return fmt.Errorf("%w: group state: tree hash does not match the group context", ErrMalformed)
 	}
 	if tree.leaf(self) == nil || st.nLeaves != tree.width() {
 		return fmt.Errorf("%w: group state: own leaf %d or secret tree does not fit the tree", ErrMalformed, self)
@@ -162,8 +126,9 @@ func (g *Group) UnmarshalBinary(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*g = Group{cs: s, ctx: ctx, ctxBytes: ctxBytes, tree: tree, priv: priv, sigPriv: sigPriv, signer: signer, secrets: sec,
-		interim: interim, confTag: confTag, cfg: cfg, resumption: psks, stree: st, proposals: props, updateKeys: updateKeys}
+	*g = Group{publicState: publicState{cs: s, ctx: ctx, ctxBytes: ctxBytes, tree: tree, interim: interim, confTag: confTag,
+		proposals: props}, priv: priv, sigPriv: sigPriv, signer: signer, secrets: sec, cfg: cfg, resumption: psks, stree: st,
+		updateKeys: updateKeys}
 	return nil
 }
 
@@ -174,6 +139,87 @@ func LoadGroup(b []byte) (*Group, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// writeStateHead starts the storage encoding of a state: version, cipher suite, GroupContext and
+// ratchet tree.
+func (g *publicState) writeStateHead(version uint8) *tlspl.Writer {
+	w := tlspl.NewWriter(4096)
+	w.Uint8(version)
+	w.Uint16(uint16(g.ctx.CipherSuite))
+	g.ctx.MarshalTLS(w)
+	g.tree.wire().MarshalTLS(w)
+	return w
+}
+
+// stateHead is what readStateHead read.
+type stateHead struct {
+	what string // "group state", "public group state": for errors
+	s    *suite
+	ctx  GroupContext
+	rt   RatchetTree
+}
+
+// readStateHead reads what writeStateHead wrote and returns the reader positioned after it.
+func readStateHead(b []byte, version uint8, what string) (*stateHead, *tlspl.Reader, error) {
+	if len(b) > maxStateSize {
+		return nil, nil, fmt.Errorf("%w: %s of %d bytes", ErrMessageTooLarge, what, len(b))
+	}
+	if len(b) == 0 || b[0] != version {
+		return nil, nil, fmt.Errorf("%w: %s version %v, want %d", ErrMalformed, what, b[:min(1, len(b))], version)
+	}
+	r := tlspl.NewReader(b[1:])
+	cs := CipherSuite(r.Uint16())
+	s, err := cs.impl()
+	if err != nil {
+		return nil, nil, err
+	}
+	h := &stateHead{what: what, s: s}
+	h.ctx.UnmarshalTLS(r)
+	h.rt.UnmarshalTLS(r)
+	return h, r, nil
+}
+
+// finish checks that r read the whole state and that the head is consistent (the context's
+// cipher suite, the tree's hash), and returns the tree.
+func (h *stateHead) finish(r *tlspl.Reader) (*ratchetTree, error) {
+	if err := r.Finish(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, h.what, err)
+	}
+	if h.ctx.CipherSuite != h.s.id {
+		return nil, fmt.Errorf("%w: %s of %v holds a context of %v", ErrMalformed, h.what, h.s.id, h.ctx.CipherSuite)
+	}
+	tree, err := ratchetTreeFromWire(h.s, h.rt)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(tree.treeHash(), h.ctx.TreeHash) {
+		return nil, fmt.Errorf("%w: %s: tree hash does not match the group context", ErrMalformed, h.what)
+	}
+	return tree, nil
+}
+
+// marshalProposals writes a proposal cache (reference, proposal, sender).
+func marshalProposals(w *tlspl.Writer, ps []cachedProposal) {
+	w.Vector(func(w *tlspl.Writer) {
+		for _, c := range ps {
+			w.Opaque(c.ref)
+			c.proposal.MarshalTLS(w)
+			c.sender.MarshalTLS(w)
+		}
+	})
+}
+
+// unmarshalProposals reads what marshalProposals wrote; errors are left in r.
+func unmarshalProposals(r *tlspl.Reader) []cachedProposal {
+	var props []cachedProposal
+	r.ForEach(func(r *tlspl.Reader) {
+		c := cachedProposal{ref: r.OpaqueCopy(), proposal: new(Proposal)}
+		c.proposal.UnmarshalTLS(r)
+		c.sender.UnmarshalTLS(r)
+		props = append(props, c)
+	})
+	return props
 }
 
 // marshalState writes the secret tree's unconsumed secrets and ratchet positions.
