@@ -16,7 +16,9 @@
 //     SelfRemove, which the designated committer commits (proposals.go); a role change
 //     (MembershipRole) changes the participant list only. Each of these commits carries the
 //     matching participant_list AppDataUpdate (core/room; a committed SelfRemove that takes a
-//     user's last client removes the user from the list).
+//     user's last client removes the user from the list). The participant-list changes of every
+//     applied commit are published on mimi.in as KindMembership (members.go; invite/join, leave,
+//     kick, ban, role), except to the network of the local user who made them.
 //   - mimi.out KindRoomMetadata: the sender's client commits a room_metadata AppDataUpdate
 //     (name → room_name, topic → room_subject); a metadata change in an applied commit is
 //     published on mimi.in as KindRoomMetadata.

@@ -373,6 +373,9 @@ func TestTwoProviders(t *testing.T) {
 		}
 		return nil
 	})
+	expect(t, b, "bob's ban on B's bus", func(e *event.Envelope) bool {
+		return e.Kind == event.KindMembership && e.Membership.Action == event.MembershipBan && e.Membership.Target == bob
+	})
 	quiet(t, a, 300*time.Millisecond)
 
 	// A banned user cannot be added back: the hub refuses the commit (the room's epoch stays).

@@ -448,7 +448,8 @@ type roleChange struct {
 
 // roomStateApplied runs once per commit our inbox applies (g is a client of ours in the commit's
 // epoch that processed it into rec): at a follower it re-checks the commit against the room
-// policy, and a room metadata change is published to the local users' adapters.
+// policy, and participant-list and room metadata changes are published to the local users'
+// adapters.
 func (p *Provider) roomStateApplied(ctx context.Context, r *inboxRow, g *mls.Group, rec *mls.Received) error {
 	committer, err := userOfCredential(rec.Credential)
 	if err != nil {
@@ -457,6 +458,9 @@ func (p *Provider) roomStateApplied(ctx context.Context, r *inboxRow, g *mls.Gro
 	}
 	if !p.isHub(r.room) {
 		p.verifyCommit(ctx, r.room, g, rec, committer)
+	}
+	if err := p.publishMembership(ctx, r, g, rec.Commit, committer); err != nil {
+		return err
 	}
 	if m, ok := metadataChange(g, rec.Commit); ok {
 		return p.publishMetadata(ctx, r, committer, m)
