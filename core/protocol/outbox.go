@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,15 +48,24 @@ type OutboxConfig struct {
 	// recovers through groupInfo and an external join.
 	Expire time.Duration
 	// Workers bounds concurrent deliveries (at most one per follower and room) [8].
-	Workers    int
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Workers int
+	// MaxBatch bounds how many queued bodies of one (follower, room) go out together, in
+	// order, as one /notify body (the concatenation of their FanoutMessages) [64]; 1 sends
+	// each body alone. A batch also holds at most MaxFanoutMessages FanoutMessages.
+	MaxBatch int
+	// MaxBatchBytes bounds a batched /notify body [1 MiB, at most DefaultLimits.Notify]; a
+	// single queued body is sent even when larger. A batch the partner refuses with 413 is
+	// split in halves.
+	MaxBatchBytes int64
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
 	// Now replaces time.Now.
 	Now func() time.Time
 }
 
 // Outbox is the hub's durable queue of /notify bodies: Enqueue inside the transaction that
-// accepts a message, Run delivers in order per (follower, room) with retries.
+// accepts a message, Run delivers in order per (follower, room) with retries, consecutive
+// bodies of a queue batched into one /notify.
 type Outbox struct {
 	cfg  OutboxConfig
 	log  *slog.Logger
@@ -84,6 +95,14 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
 	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 64
+	}
+	cfg.MaxBatch = min(cfg.MaxBatch, MaxFanoutMessages)
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 1 << 20
+	}
+	cfg.MaxBatchBytes = min(cfg.MaxBatchBytes, DefaultLimits.Notify)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -96,7 +115,7 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 		wake: make(chan struct{}, 1),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mimi_gateway_protocol_outbox_sent_total",
-			Help: "/notify bodies delivered from the outbox.",
+			Help: "Queued /notify bodies delivered from the outbox (several may share one request).",
 		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mimi_gateway_protocol_outbox_expired_total",
@@ -166,17 +185,29 @@ func (o *Outbox) Pending(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// outboxRow is the head of one (follower, room) queue.
 type outboxRow struct {
 	id        int64
 	follower  event.Domain
 	room      event.RoomURI
-	body      []byte
 	attempts  int
 	due       int64
 	createdAt int64
+	// batchLast is the id of the last row of the batch fixed for this head, or 0.
+	batchLast int64
 }
 
-// Run delivers until ctx ends. Rows of one (follower, room) go out one at a time in id order.
+// outboxBatch is one /notify request: the head and the rows after it, concatenated in id order.
+type outboxBatch struct {
+	head outboxRow
+	ids  []int64
+	body []byte
+}
+
+func (b *outboxBatch) last() int64 { return b.ids[len(b.ids)-1] }
+
+// Run delivers until ctx ends. The rows of one (follower, room) go out in id order, several
+// consecutive ones as one /notify body, one request at a time; queues are served concurrently.
 func (o *Outbox) Run(ctx context.Context) error {
 	t := time.NewTicker(o.cfg.PollInterval)
 	defer t.Stop()
@@ -200,10 +231,11 @@ func (o *Outbox) Run(ctx context.Context) error {
 	}
 }
 
-// runOnce claims and sends the due head of every queue; it returns how many it attempted.
+// runOnce claims and sends the due head batch of every queue; it returns how many batches it
+// attempted or expired.
 func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 	now := o.cfg.Now()
-	rows, err := o.cfg.Store.QueryContext(ctx, `SELECT id, follower, room, body, attempts, next_attempt_at, created_at FROM protocol_outbox
+	rows, err := o.cfg.Store.QueryContext(ctx, `SELECT id, follower, room, attempts, next_attempt_at, created_at, batch_last FROM protocol_outbox
 		WHERE id IN (SELECT MIN(id) FROM protocol_outbox GROUP BY follower, room) AND next_attempt_at <= ?
 		ORDER BY next_attempt_at, id LIMIT 256`, now.UnixMilli())
 	if err != nil {
@@ -213,7 +245,7 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 	for rows.Next() {
 		var r outboxRow
 		var f, room string
-		if err := rows.Scan(&r.id, &f, &room, &r.body, &r.attempts, &r.due, &r.createdAt); err != nil {
+		if err := rows.Scan(&r.id, &f, &room, &r.attempts, &r.due, &r.createdAt, &r.batchLast); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scan due row: %w", err)
 		}
@@ -229,16 +261,24 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 	attempted := 0
 	for _, r := range due {
 		if now.UnixMilli()-r.createdAt > o.cfg.Expire.Milliseconds() {
-			if _, err := o.cfg.Store.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE id = ?`, r.id); err != nil {
-				return attempted, fmt.Errorf("expire row: %w", err)
+			// The whole fixed batch goes: it is one body as far as the follower can tell.
+			res, err := o.cfg.Store.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE follower = ? AND room = ? AND id >= ? AND id <= ?`,
+				string(r.follower), string(r.room), r.id, max(r.id, r.batchLast))
+			if err != nil {
+				return attempted, fmt.Errorf("expire rows: %w", err)
 			}
-			o.expired.Inc()
-			o.log.Warn("dropped an undeliverable /notify body", "follower", r.follower, "attempts", r.attempts)
+			n, _ := res.RowsAffected()
+			o.expired.Add(float64(n))
+			o.log.Warn("dropped undeliverable /notify bodies", "follower", r.follower, "bodies", n, "attempts", r.attempts)
 			attempted++
 			continue
 		}
-		res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ? WHERE id = ? AND next_attempt_at = ?`,
-			now.Add(o.cfg.Lease).UnixMilli(), r.id, r.due)
+		b, err := o.batch(ctx, r)
+		if err != nil {
+			return attempted, err
+		}
+		res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ?, batch_last = ? WHERE id = ? AND next_attempt_at = ?`,
+			now.Add(o.cfg.Lease).UnixMilli(), b.last(), r.id, r.due)
 		if err != nil {
 			return attempted, fmt.Errorf("claim row: %w", err)
 		}
@@ -251,7 +291,7 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			o.deliver(ctx, r)
+			o.deliver(ctx, b)
 		}()
 	}
 	wg.Wait()
@@ -261,23 +301,80 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 	return attempted, nil
 }
 
-func (o *Outbox) deliver(ctx context.Context, r outboxRow) {
-	err := o.cfg.Sender.Notify(ctx, r.follower, r.room, r.body)
+// batch reads the rows head sends. A batch, once fixed (claimed), is resent unchanged until it
+// is delivered or split after a 413: a retry of a batch whose answer was lost is then
+// byte-identical, and the follower's per-body deduplication drops it instead of applying its
+// first messages twice. A new batch takes the consecutive rows of the queue up to MaxBatch
+// rows, MaxBatchBytes and MaxFanoutMessages; a body that does not decode goes alone (the
+// follower refuses it without holding back its neighbours).
+func (o *Outbox) batch(ctx context.Context, head outboxRow) (*outboxBatch, error) {
+	q := `SELECT id, body FROM protocol_outbox WHERE follower = ? AND room = ? AND id >= ? ORDER BY id LIMIT ?`
+	args := []any{string(head.follower), string(head.room), head.id, o.cfg.MaxBatch}
+	fixed := head.batchLast >= head.id
+	if fixed {
+		q = `SELECT id, body FROM protocol_outbox WHERE follower = ? AND room = ? AND id >= ? AND id <= ? ORDER BY id`
+		args = []any{string(head.follower), string(head.room), head.id, head.batchLast}
+	}
+	rows, err := o.cfg.Store.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("select batch: %w", err)
+	}
+	defer rows.Close()
+	b := &outboxBatch{head: head}
+	msgs := 0
+	for rows.Next() {
+		var id int64
+		var body []byte
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, fmt.Errorf("scan batch row: %w", err)
+		}
+		if !fixed {
+			n := 0
+			if ms, err := DecodeFanoutMessages(body); err == nil {
+				n = len(ms)
+			}
+			if len(b.ids) > 0 && (n == 0 || msgs == 0 || msgs+n > MaxFanoutMessages ||
+				int64(len(b.body)+len(body)) > o.cfg.MaxBatchBytes) {
+				break
+			}
+			msgs += n
+		}
+		b.ids = append(b.ids, id)
+		b.body = append(b.body, body...)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("batch rows: %w", err)
+	}
+	if len(b.ids) == 0 || b.ids[0] != head.id {
+		return nil, fmt.Errorf("batch of outbox row %d: the head row is gone", head.id)
+	}
+	return b, nil
+}
+
+func (o *Outbox) deliver(ctx context.Context, b *outboxBatch) {
+	r := b.head
+	err := o.cfg.Sender.Notify(ctx, r.follower, r.room, b.body)
 	if err == nil {
-		if _, derr := o.cfg.Store.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE id = ?`, r.id); derr != nil {
-			o.log.Error("outbox: delivered but could not delete the row (it will be redelivered; the follower dedupes)", "err", derr)
+		q := `DELETE FROM protocol_outbox WHERE id IN (?` + strings.Repeat(", ?", len(b.ids)-1) + `)`
+		args := make([]any, len(b.ids))
+		for i, id := range b.ids {
+			args[i] = id
+		}
+		if _, derr := o.cfg.Store.ExecContext(ctx, q, args...); derr != nil {
+			o.log.Error("outbox: delivered but could not delete the rows (they will be redelivered; the follower dedupes)", "err", derr)
 			return
 		}
-		o.sent.Inc()
+		o.sent.Add(float64(len(b.ids)))
 		return
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the lease expires and the row is retried after restart
+		return // shutting down: the lease expires and the batch is retried after restart
 	}
 	attempts := r.attempts + 1
 	delay := o.backoff(attempts)
 	status := 0
 	class := "transport"
+	last := b.last()
 	var he *HTTPError
 	if errors.As(err, &he) {
 		status = he.Status
@@ -288,12 +385,16 @@ func (o *Outbox) deliver(ctx context.Context, r outboxRow) {
 		if he.RetryAfter > 0 {
 			delay = min(he.RetryAfter, o.cfg.MaxRetryAfter)
 		}
+		if he.Status == http.StatusRequestEntityTooLarge && len(b.ids) > 1 {
+			// Refused unread, so nothing of it was accepted: retry its first half now.
+			last, delay = b.ids[len(b.ids)/2-1], 0
+		}
 	}
 	o.failures.WithLabelValues(class).Inc()
-	o.log.Info("/notify delivery failed; will retry", "follower", r.follower, "attempt", attempts, "retry_in", delay, "err", err)
+	o.log.Info("/notify delivery failed; will retry", "follower", r.follower, "bodies", len(b.ids), "attempt", attempts, "retry_in", delay, "err", err)
 	next := o.cfg.Now().Add(delay).UnixMilli()
-	if _, uerr := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET attempts = ?, next_attempt_at = ?, last_status = ? WHERE id = ?`,
-		attempts, next, status, r.id); uerr != nil {
+	if _, uerr := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET attempts = ?, next_attempt_at = ?, last_status = ?, batch_last = ? WHERE id = ?`,
+		attempts, next, status, last, r.id); uerr != nil {
 		o.log.Error("outbox: could not record a failed attempt (the lease will expire and it is retried)", "err", uerr)
 	}
 }

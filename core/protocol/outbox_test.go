@@ -2,13 +2,16 @@ package protocol_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -62,11 +65,21 @@ func head(t *testing.T, st *store.Store, r string) (outboxHead, bool) {
 
 func startOutbox(t *testing.T, hub *protocoltest.Provider, clk *clock) (*protocol.Outbox, context.CancelFunc) {
 	t.Helper()
-	ob, err := protocol.NewOutbox(protocol.OutboxConfig{
+	return startOutboxWith(t, hub, clk, nil)
+}
+
+// startOutboxWith starts an outbox whose config edit may change.
+func startOutboxWith(t *testing.T, hub *protocoltest.Provider, clk *clock, edit func(*protocol.OutboxConfig)) (*protocol.Outbox, context.CancelFunc) {
+	t.Helper()
+	cfg := protocol.OutboxConfig{
 		Store: hub.Store, Sender: hub.Client, Now: clk.Now,
 		PollInterval: 10 * time.Millisecond, MinBackoff: time.Second, MaxBackoff: time.Minute,
 		Registerer: prometheus.NewRegistry(),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	ob, err := protocol.NewOutbox(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +156,10 @@ func TestOutbox(t *testing.T) {
 		// The follower comes back; after the backoff everything is delivered in order.
 		b.Start(t)
 		clk.Advance(2 * time.Minute)
-		waitFor(t, 20*time.Second, "all fanout delivered", func() bool { return len(hb.notified()) == 6 })
-		var ts []uint64
-		for _, n := range hb.notified() {
-			if n.Room == room {
-				ts = append(ts, n.Messages[0].Timestamp)
-			}
-		}
+		waitFor(t, 20*time.Second, "all fanout delivered", func() bool {
+			return len(delivered(hb, room))+len(delivered(hb, otherRoom)) == 6
+		})
+		ts := delivered(hb, room)
 		want := []uint64{1, 2, 3, 4, 5}
 		if len(ts) != len(want) {
 			t.Fatalf("room got timestamps %v, want %v", ts, want)
@@ -223,4 +233,226 @@ func TestOutboxExpiry(t *testing.T) {
 		n, err := ob.Pending(context.Background())
 		return err == nil && n == 0
 	})
+}
+
+// delivered lists the timestamps of the FanoutMessages h accepted for room, in order.
+func delivered(h *handler, r event.RoomURI) []uint64 {
+	var ts []uint64
+	for _, n := range h.notified() {
+		if n.Room == r {
+			for _, m := range n.Messages {
+				ts = append(ts, m.Timestamp)
+			}
+		}
+	}
+	return ts
+}
+
+// batchSizes lists how many FanoutMessages each /notify h accepted for room carried.
+func batchSizes(h *handler, r event.RoomURI) []int {
+	var sizes []int
+	for _, n := range h.notified() {
+		if n.Room == r {
+			sizes = append(sizes, len(n.Messages))
+		}
+	}
+	return sizes
+}
+
+// enqueueEach enqueues one body per timestamp, each in its own transaction (as the hub
+// accepts messages one by one).
+func enqueueEach(t *testing.T, hub *protocoltest.Provider, ob *protocol.Outbox, r event.RoomURI, ts ...uint64) {
+	t.Helper()
+	for _, i := range ts {
+		if err := hub.Store.InTx(t.Context(), func(tx *store.Tx) error {
+			return ob.EnqueueBody(t.Context(), tx, domainB, r, notifyBody(t, i))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func seq(from, to uint64) []uint64 {
+	var s []uint64
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// TestOutboxBatches: the queued bodies of one room go out in order, several per /notify, within
+// MaxBatch and MaxBatchBytes; another room is batched separately.
+func TestOutboxBatches(t *testing.T) {
+	bodyLen := int64(len(notifyBody(t, 1)))
+	const otherRoom event.RoomURI = "mimi://a.example/r/other"
+	tests := []struct {
+		name      string
+		maxBatch  int
+		maxBytes  int64
+		wantSizes []int // of room's ten bodies
+		wantOther []int // of the other room's three
+	}{
+		{"count limit", 4, 0, []int{4, 4, 2}, []int{3}},
+		{"byte limit", 0, 3*bodyLen - 1, []int{2, 2, 2, 2, 2}, []int{2, 1}},
+		{"defaults", 0, 0, []int{10}, []int{3}},
+		{"no batching", 1, 0, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, []int{1, 1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, st *store.Store) {
+				hb := &handler{}
+				a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, hb, protocoltest.Options{Store: st})
+				clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+				// Queue everything first (an outbox that is not running), then deliver.
+				idle, err := protocol.NewOutbox(protocol.OutboxConfig{Store: a.Store, Sender: a.Client, Now: clk.Now})
+				if err != nil {
+					t.Fatal(err)
+				}
+				enqueueEach(t, a, idle, room, seq(1, 10)...)
+				enqueueEach(t, a, idle, otherRoom, 101, 102, 103)
+				ob, _ := startOutboxWith(t, a, clk, func(c *protocol.OutboxConfig) {
+					c.MaxBatch, c.MaxBatchBytes = tt.maxBatch, tt.maxBytes
+				})
+				ob.Wake()
+				waitFor(t, 20*time.Second, "all fanout delivered", func() bool {
+					return len(delivered(hb, room)) == 10 && len(delivered(hb, otherRoom)) == 3
+				})
+				waitFor(t, 10*time.Second, "outbox empty", func() bool {
+					n, err := ob.Pending(context.Background())
+					return err == nil && n == 0
+				})
+				if got := delivered(hb, room); !slices.Equal(got, seq(1, 10)) {
+					t.Fatalf("room got %v, want 1..10 in order, once each", got)
+				}
+				if got := delivered(hb, otherRoom); !slices.Equal(got, []uint64{101, 102, 103}) {
+					t.Fatalf("other room got %v", got)
+				}
+				if got := batchSizes(hb, room); !slices.Equal(got, tt.wantSizes) {
+					t.Fatalf("room's /notify sizes %v, want %v", got, tt.wantSizes)
+				}
+				if got := batchSizes(hb, otherRoom); !slices.Equal(got, tt.wantOther) {
+					t.Fatalf("other room's /notify sizes %v, want %v", got, tt.wantOther)
+				}
+				for _, n := range hb.notified() {
+					if tt.maxBytes > 0 && int64(len(n.Body)) > tt.maxBytes {
+						t.Fatalf("a /notify body of %d bytes exceeds MaxBatchBytes %d", len(n.Body), tt.maxBytes)
+					}
+				}
+			})
+		})
+	}
+}
+
+// lossySender delivers through a real client but reports the calls lose says as failed, as if
+// the follower's 201 had been lost on the way back.
+type lossySender struct {
+	protocol.NotifySender
+	mu    sync.Mutex
+	calls int
+	lose  func(n int) bool
+}
+
+func (s *lossySender) Notify(ctx context.Context, d event.Domain, r event.RoomURI, body []byte) error {
+	s.mu.Lock()
+	n := s.calls
+	s.calls++
+	s.mu.Unlock()
+	if err := s.NotifySender.Notify(ctx, d, r, body); err != nil {
+		return err
+	}
+	if s.lose(n) {
+		return errors.New("connection reset (test: answer lost)")
+	}
+	return nil
+}
+
+// TestOutboxBatchRetry: a batch whose 201 was lost is resent unchanged even though more bodies
+// were queued meanwhile, so the follower drops the replay (no message twice); a batch the
+// follower refuses (503) is retried whole; everything arrives once, in order.
+func TestOutboxBatchRetry(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		hb := &handler{notifyErr: func(n int) error {
+			if n == 1 { // the second batch the follower's handler sees
+				return &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: 7 * time.Second, Detail: "busy"}
+			}
+			return nil
+		}}
+		a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, hb, protocoltest.Options{Store: st})
+		clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+		sender := &lossySender{NotifySender: a.Client, lose: func(n int) bool { return n == 0 }}
+		idle, err := protocol.NewOutbox(protocol.OutboxConfig{Store: a.Store, Sender: sender, Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enqueueEach(t, a, idle, room, 1, 2)
+		ob, _ := startOutboxWith(t, a, clk, func(c *protocol.OutboxConfig) { c.Sender, c.MaxBatch = sender, 3 })
+		ob.Wake()
+
+		// [1 2] is accepted but the answer is lost: the head records a failed attempt.
+		waitFor(t, 10*time.Second, "the lost answer recorded", func() bool {
+			h, ok := head(t, a.Store, string(room))
+			return ok && h.attempts == 1
+		})
+		if got := delivered(hb, room); !slices.Equal(got, []uint64{1, 2}) {
+			t.Fatalf("after the first batch the follower has %v, want [1 2]", got)
+		}
+		enqueueEach(t, a, ob, room, seq(3, 8)...) // a re-made batch would be [1 2 3]
+		clk.Advance(2 * time.Second)              // past the first backoff (1s ± 20 %)
+		ob.Wake()
+
+		// The replay of [1 2] is dropped by the follower; [3 4 5] gets 503 + Retry-After.
+		waitFor(t, 10*time.Second, "a 503 recorded", func() bool {
+			h, ok := head(t, a.Store, string(room))
+			return ok && h.lastStatus == http.StatusServiceUnavailable
+		})
+		if h, _ := head(t, a.Store, string(room)); h.next != clk.Now().Add(7*time.Second).UnixMilli() {
+			t.Fatalf("after 503: next attempt %d, want now+7s", h.next)
+		}
+		clk.Advance(8 * time.Second)
+		ob.Wake()
+		waitFor(t, 10*time.Second, "outbox empty", func() bool {
+			n, err := ob.Pending(context.Background())
+			return err == nil && n == 0
+		})
+		if got := delivered(hb, room); !slices.Equal(got, seq(1, 8)) {
+			t.Fatalf("follower got %v, want 1..8 in order, once each", got)
+		}
+		if got := batchSizes(hb, room); !slices.Equal(got, []int{2, 3, 3}) {
+			t.Fatalf("/notify sizes %v, want [2 3 3]", got)
+		}
+		sender.mu.Lock()
+		calls := sender.calls
+		sender.mu.Unlock()
+		if calls != 5 { // [1 2] lost, [1 2] replay, [3 4 5] 503, [3 4 5], [6 7 8]
+			t.Fatalf("%d /notify requests, want 5", calls)
+		}
+	})
+}
+
+// TestOutboxSplitsOn413: a batch larger than the follower's /notify limit is refused with 413
+// and split until it fits; every body still arrives once, in order.
+func TestOutboxSplitsOn413(t *testing.T) {
+	bodyLen := int64(len(notifyBody(t, 1)))
+	hb := &handler{}
+	a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, hb,
+		protocoltest.Options{Limits: protocol.Limits{Notify: 5 * bodyLen / 2}})
+	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+	idle, err := protocol.NewOutbox(protocol.OutboxConfig{Store: a.Store, Sender: a.Client, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueueEach(t, a, idle, room, seq(1, 6)...)
+	ob, _ := startOutbox(t, a, clk)
+	ob.Wake()
+	waitFor(t, 20*time.Second, "outbox empty", func() bool {
+		n, err := ob.Pending(context.Background())
+		return err == nil && n == 0
+	})
+	if got := delivered(hb, room); !slices.Equal(got, seq(1, 6)) {
+		t.Fatalf("follower got %v, want 1..6 in order, once each", got)
+	}
+	// [1..6] 413 → [1 2 3] 413 → [1]; [2..6] 413 → [2 3]; [4 5 6] 413 → [4]; [5 6].
+	if got := batchSizes(hb, room); !slices.Equal(got, []int{1, 2, 1, 2}) {
+		t.Fatalf("/notify sizes %v, want [1 2 1 2]", got)
+	}
 }

@@ -182,8 +182,10 @@ type Provider struct {
 	Client      *protocol.Client
 	Server      *protocol.Server
 	Handler     protocol.Handler
-	Addr        string
-	net         *Network
+	// Limits are the server's body limits, kept across Start.
+	Limits protocol.Limits
+	Addr   string
+	net    *Network
 }
 
 // Options tune NewProvider.
@@ -193,6 +195,8 @@ type Options struct {
 	Store *store.Store
 	// Discovery leaves partners without a static base URL (the client discovers them).
 	Discovery bool
+	// Limits are the server's body limits (zero fields: protocol.DefaultLimits).
+	Limits protocol.Limits
 }
 
 // NewProvider starts a provider for domain with handler h (certificate from ca) on
@@ -206,7 +210,7 @@ func NewProvider(t testing.TB, n *Network, ca *CA, domain event.Domain, h protoc
 	if err := st.Migrate(context.Background(), protocol.Schema); err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{Domain: domain, Certificate: ca.Issue(t, string(domain)), CA: ca, Store: st, Partners: protocol.NewPartners(), Handler: h, net: n}
+	p := &Provider{Domain: domain, Certificate: ca.Issue(t, string(domain)), CA: ca, Store: st, Partners: protocol.NewPartners(), Handler: h, Limits: o.Limits, net: n}
 	cl, err := protocol.NewClient(protocol.ClientConfig{Domain: domain, Certificate: p.Certificate, Partners: p.Partners, DialContext: n.DialContext, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +226,7 @@ func (p *Provider) Start(t testing.TB) {
 	t.Helper()
 	srv, err := protocol.NewServer(protocol.ServerConfig{
 		Domain: p.Domain, Certificate: p.Certificate, ClientCAs: p.CA.Pool,
-		Partners: p.Partners, Handler: p.Handler, Store: p.Store,
+		Partners: p.Partners, Handler: p.Handler, Store: p.Store, Limits: p.Limits,
 	})
 	if err != nil {
 		t.Fatal(err)
