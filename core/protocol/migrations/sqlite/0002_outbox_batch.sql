@@ -3,3 +3,6 @@
 -- the head sends exactly the same rows, so the follower's per-body deduplication recognises a
 -- replay of a batch whose answer was lost.
 ALTER TABLE protocol_outbox ADD COLUMN batch_last INTEGER NOT NULL DEFAULT 0;
+-- Rows queued before this migration may have been sent alone already (answer lost): they stay
+-- batches of one, so that their retries stay byte-identical too.
+UPDATE protocol_outbox SET batch_last = id;
