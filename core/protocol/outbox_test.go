@@ -169,10 +169,7 @@ func TestOutbox(t *testing.T) {
 				t.Fatalf("room got timestamps %v, want %v (in order)", ts, want)
 			}
 		}
-		waitFor(t, 10*time.Second, "outbox empty", func() bool {
-			n, err := ob.Pending(context.Background())
-			return err == nil && n == 0
-		})
+		waitEmpty(t, ob, 10*time.Second)
 	})
 }
 
@@ -230,6 +227,15 @@ func TestOutboxExpiry(t *testing.T) {
 	clk.Advance(73 * time.Hour)
 	ob.Wake()
 	waitFor(t, 10*time.Second, "expiry", func() bool {
+		n, err := ob.Pending(context.Background())
+		return err == nil && n == 0
+	})
+}
+
+// waitEmpty polls until ob has nothing queued.
+func waitEmpty(t *testing.T, ob *protocol.Outbox, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "outbox empty", func() bool {
 		n, err := ob.Pending(context.Background())
 		return err == nil && n == 0
 	})
@@ -317,10 +323,7 @@ func TestOutboxBatches(t *testing.T) {
 				waitFor(t, 20*time.Second, "all fanout delivered", func() bool {
 					return len(delivered(hb, room)) == 10 && len(delivered(hb, otherRoom)) == 3
 				})
-				waitFor(t, 10*time.Second, "outbox empty", func() bool {
-					n, err := ob.Pending(context.Background())
-					return err == nil && n == 0
-				})
+				waitEmpty(t, ob, 10*time.Second)
 				if got := delivered(hb, room); !slices.Equal(got, seq(1, 10)) {
 					t.Fatalf("room got %v, want 1..10 in order, once each", got)
 				}
@@ -410,10 +413,7 @@ func TestOutboxBatchRetry(t *testing.T) {
 		}
 		clk.Advance(8 * time.Second)
 		ob.Wake()
-		waitFor(t, 10*time.Second, "outbox empty", func() bool {
-			n, err := ob.Pending(context.Background())
-			return err == nil && n == 0
-		})
+		waitEmpty(t, ob, 10*time.Second)
 		if got := delivered(hb, room); !slices.Equal(got, seq(1, 8)) {
 			t.Fatalf("follower got %v, want 1..8 in order, once each", got)
 		}
@@ -444,10 +444,7 @@ func TestOutboxSplitsOn413(t *testing.T) {
 	enqueueEach(t, a, idle, room, seq(1, 6)...)
 	ob, _ := startOutbox(t, a, clk)
 	ob.Wake()
-	waitFor(t, 20*time.Second, "outbox empty", func() bool {
-		n, err := ob.Pending(context.Background())
-		return err == nil && n == 0
-	})
+	waitEmpty(t, ob, 20*time.Second)
 	if got := delivered(hb, room); !slices.Equal(got, seq(1, 6)) {
 		t.Fatalf("follower got %v, want 1..6 in order, once each", got)
 	}
