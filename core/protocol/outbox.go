@@ -258,6 +258,7 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 	}
 	sem := make(chan struct{}, o.cfg.Workers)
 	var wg sync.WaitGroup
+	defer wg.Wait() // also when a store error ends the scan early
 	attempted := 0
 	for _, r := range due {
 		if now.UnixMilli()-r.createdAt > o.cfg.Expire.Milliseconds() {
@@ -276,6 +277,9 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 		b, err := o.batch(ctx, r)
 		if err != nil {
 			return attempted, err
+		}
+		if b == nil {
+			continue // another replica delivered it meanwhile
 		}
 		res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ?, batch_last = ? WHERE id = ? AND next_attempt_at = ?`,
 			now.Add(o.cfg.Lease).UnixMilli(), b.last(), r.id, r.due)
@@ -301,7 +305,7 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 	return attempted, nil
 }
 
-// batch reads the rows head sends. A batch, once fixed (claimed), is resent unchanged until it
+// batch reads the rows head sends, or nil when head is gone. A batch, once fixed (claimed), is resent unchanged until it
 // is delivered or split after a 413: a retry of a batch whose answer was lost is then
 // byte-identical, and the follower's per-body deduplication drops it instead of applying its
 // first messages twice. A new batch takes the consecutive rows of the queue up to MaxBatch
@@ -346,7 +350,7 @@ func (o *Outbox) batch(ctx context.Context, head outboxRow) (*outboxBatch, error
 		return nil, fmt.Errorf("batch rows: %w", err)
 	}
 	if len(b.ids) == 0 || b.ids[0] != head.id {
-		return nil, fmt.Errorf("batch of outbox row %d: the head row is gone", head.id)
+		return nil, nil // the head row is gone
 	}
 	return b, nil
 }

@@ -453,3 +453,41 @@ func TestOutboxSplitsOn413(t *testing.T) {
 		t.Fatalf("/notify sizes %v, want [1 2 1 2]", got)
 	}
 }
+
+// TestOutboxUndecodableBodyAlone: a queued body that is not FanoutMessages is sent alone, so its
+// neighbours are delivered rather than refused (400) with it; it expires on its own.
+func TestOutboxUndecodableBodyAlone(t *testing.T) {
+	hb := &handler{}
+	a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, hb, protocoltest.Options{})
+	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+	idle, err := protocol.NewOutbox(protocol.OutboxConfig{Store: a.Store, Sender: a.Client, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueueEach(t, a, idle, room, 1)
+	if err := a.Store.InTx(t.Context(), func(tx *store.Tx) error {
+		return idle.EnqueueBody(t.Context(), tx, domainB, room, []byte("not a FanoutMessage"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(5 * time.Second)
+	enqueueEach(t, a, idle, room, 2, 3)
+	ob, _ := startOutboxWith(t, a, clk, func(c *protocol.OutboxConfig) { c.Expire = 10 * time.Second })
+	ob.Wake()
+	waitFor(t, 10*time.Second, "the bad body refused", func() bool {
+		h, ok := head(t, a.Store, string(room))
+		return ok && h.lastStatus == http.StatusBadRequest
+	})
+	if got := delivered(hb, room); !slices.Equal(got, []uint64{1}) {
+		t.Fatalf("before the bad body: follower got %v, want [1]", got)
+	}
+	clk.Advance(6 * time.Second) // the bad body is 11 s old, 2 and 3 are 6 s old
+	ob.Wake()
+	waitEmpty(t, ob, 10*time.Second)
+	if got := delivered(hb, room); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("follower got %v, want [1 2 3]", got)
+	}
+	if got := batchSizes(hb, room); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("/notify sizes %v, want [1 2]", got)
+	}
+}
