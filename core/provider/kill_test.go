@@ -231,12 +231,20 @@ func freeLoopbackAddr(t *testing.T) string {
 type killReports struct {
 	portal   bool            // the portal request for bob arrived
 	messages map[string]bool // envelope IDs of the messages that arrived
+	all      map[string]bool // envelope IDs of every report
+	again    int             // reports of an envelope that had arrived before
 }
 
-func newKillReports() *killReports { return &killReports{messages: map[string]bool{}} }
+func newKillReports() *killReports {
+	return &killReports{messages: map[string]bool{}, all: map[string]bool{}}
+}
 
 func (r *killReports) add(line string) {
 	kind, id, _ := strings.Cut(line, " ")
+	if r.all[id] {
+		r.again++
+	}
+	r.all[id] = true
 	switch kind {
 	case event.KindMessage.String():
 		r.messages[id] = true
@@ -263,8 +271,8 @@ func TestKillReportsRedelivery(t *testing.T) {
 	for i := range 29 {
 		r.add(msg(i))
 	}
-	if len(r.messages) != 29 {
-		t.Fatalf("second child: %d messages before the last arrived, want 29", len(r.messages))
+	if len(r.messages) != 29 || r.again != 4 {
+		t.Fatalf("second child: %d messages before the last arrived, %d reported again, want 29, 4", len(r.messages), r.again)
 	}
 	r.add(msg(29))
 	if len(r.messages) != 30 {
@@ -339,6 +347,7 @@ func TestFollowerKilled(t *testing.T) {
 	}
 	child = startKillChild(t, cfg, in)
 	next("all messages reported by B", 90*time.Second, func() bool { return len(reports.messages) >= total })
+	t.Logf("all %d messages on B's bus; %d envelopes were delivered again to the restarted child's consumer", total, reports.again)
 	child.kill(t)
 
 	// Read B's MIMI_IN stream from the start with a fresh consumer on B's own data.
