@@ -347,7 +347,7 @@ func TestFollowerKilled(t *testing.T) {
 	}
 	child = startKillChild(t, cfg, in)
 	next("all messages reported by B", 90*time.Second, func() bool { return len(reports.messages) >= total })
-	t.Logf("all %d messages on B's bus; %d envelopes were delivered again to the restarted child's consumer", total, reports.again)
+	t.Logf("all %d messages on B's bus; envelopes delivered again to the restarted child's consumer: %d", total, reports.again)
 	child.kill(t)
 
 	// Read B's MIMI_IN stream from the start with a fresh consumer on B's own data.
