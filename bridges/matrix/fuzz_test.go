@@ -5,6 +5,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/room"
 )
 
 // FuzzParseEvent feeds arbitrary bytes to the Matrix event decoder and the text mapping: they must
@@ -22,6 +23,7 @@ func FuzzParseEvent(f *testing.F) {
 		`{"type":"m.room.encrypted",` + base + `,"content":{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"x","session_id":"s","sender_key":"k","device_id":"D"}}`,
 		`{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":{"nested":[1,2]}}}`,
 		`{"type":"m.sticker",` + base + `,"content":{"body":"s","url":"mxc://hs/s"}}`,
+		`{"type":"m.room.power_levels",` + base + `,"state_key":"","content":{"users":{"@a:hs":100,"@b:hs":50},"kick":20,"ban":60,"users_default":0}}`,
 		`null`, `[]`, `{}`, `"x"`,
 	} {
 		f.Add([]byte(s))
@@ -48,6 +50,35 @@ func FuzzParseEvent(f *testing.F) {
 		if data, err := m.Encode(); err == nil {
 			if _, err := content.Decode(data); err != nil {
 				t.Fatalf("encoded mapping does not decode: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzPowerLevels feeds arbitrary power-levels contents (previous and current) to the role
+// mapping: it must never panic, report only roles that are power levels, and map every role's
+// level back to a role at least as high as admin for admins.
+func FuzzPowerLevels(f *testing.F) {
+	f.Add([]byte(`{"users":{"@a:hs":50}}`), []byte(`{"users":{"@a:hs":100,"@b:hs":50},"kick":20,"ban":60}`))
+	f.Add([]byte(`{"users_default":10,"kick":5,"ban":5}`), []byte(`{"users":{"@a:hs":-5},"kick":150,"ban":150}`))
+	f.Add([]byte(``), []byte(`{"users":{"@a:hs":9007199254740991},"users_default":-9007199254740991}`))
+	f.Fuzz(func(t *testing.T, prevRaw, nowRaw []byte) {
+		now := decodePowerLevels(nowRaw)
+		if now == nil {
+			return
+		}
+		for _, c := range roleChanges(decodePowerLevels(prevRaw), now) {
+			if c.role < room.RoleRegular || c.role > room.RoleOwner {
+				t.Fatalf("role %d for %s", c.role, c.user)
+			}
+		}
+		for _, r := range []room.RoleIndex{room.RoleRegular, room.RoleAdmin, room.RoleOwner} {
+			l, ok := levelOfRole(now, r)
+			if !ok {
+				t.Fatalf("role %d has no level", r)
+			}
+			if got := roleOfLevel(now, l); got < r && !(r == room.RoleRegular) {
+				t.Fatalf("role %d → level %d → role %d", r, l, got)
 			}
 		}
 	})

@@ -56,6 +56,9 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		log.Debug("duplicate event skipped")
 		return nil
 	}
+	if p.Type == mevent.StatePowerLevels {
+		return a.ingestPowerLevels(ctx, p)
+	}
 	if p.Kind == event.KindMembership {
 		return a.ingestMember(ctx, p)
 	}

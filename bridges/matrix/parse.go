@@ -125,7 +125,8 @@ func parseEvent(evt *mevent.Event) (p *Parsed, err error) {
 	}
 	p.Type = evt.Type
 	switch evt.Type {
-	case mevent.EventMessage, mevent.EventSticker, mevent.EventReaction, mevent.EventRedaction, mevent.EventEncrypted, mevent.StateMember:
+	case mevent.EventMessage, mevent.EventSticker, mevent.EventReaction, mevent.EventRedaction, mevent.EventEncrypted, mevent.StateMember,
+		mevent.StatePowerLevels:
 	default:
 		return nil, fmt.Errorf("%w: type %s", ErrIgnored, evt.Type.Type)
 	}
@@ -167,6 +168,15 @@ func parseEvent(evt *mevent.Event) (p *Parsed, err error) {
 			return nil, fmt.Errorf("%w: reaction key empty, oversized or not UTF-8", ErrMalformed)
 		}
 		p.Kind, p.Target, p.ReactionKey = event.KindReaction, c.RelatesTo.EventID, c.RelatesTo.Key
+		return p, nil
+	case mevent.StatePowerLevels:
+		if evt.GetStateKey() != "" {
+			return nil, fmt.Errorf("%w: power levels with state key %q", ErrIgnored, evt.GetStateKey())
+		}
+		if n := len(evt.Content.AsPowerLevels().Users); n > MaxPowerUsers {
+			return nil, fmt.Errorf("%w: power levels for %d users exceed %d", ErrMalformed, n, MaxPowerUsers)
+		}
+		p.Kind = event.KindMembership
 		return p, nil
 	case mevent.StateMember:
 		c := evt.Content.AsMember()

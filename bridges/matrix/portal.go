@@ -104,6 +104,11 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 			if err := a.putPortal(ctx, room, p.Room, enc); err != nil {
 				return transient(err)
 			}
+			if pl, err := a.stateStore.GetPowerLevels(ctx, p.Room); err == nil && pl != nil {
+				if err := putPowerLevels(ctx, a.st, p.Room, pl); err != nil { // the base of role changes (roles.go)
+					return transient(err)
+				}
+			}
 			log.Info("portal created for invite", "mimi_room", string(room), "inviter", string(p.Sender))
 		}
 		isPortal = true

@@ -120,10 +120,14 @@ func (a *Adapter) HandleReceipt(ctx context.Context, env *event.Envelope) error 
 
 // HandleMembership implements bridges.MembershipHandler: a MIMI-side invite of one of the
 // homeserver's users becomes a Matrix invite from the portal bot; joins and leaves of MIMI users
-// move their ghosts.
+// move their ghosts; a kick or ban is the bot's kick or ban (a ghost leaves when the bot may not);
+// a role change is a power-level change (roles.go).
 func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) error {
 	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		m := o.env.Membership
+		if m.Action == event.MembershipRole {
+			return a.renderRole(ctx, o)
+		}
 		if a.cfg.Mode != ModeAppservice {
 			return "", nil // the functional account's rooms are managed by Matrix users
 		}
@@ -140,7 +144,20 @@ func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) err
 			if a.ghosts.IsGhost(target) {
 				return "", a.ghostJoin(ctx, target, o.room)
 			}
-		case event.MembershipLeave, event.MembershipKick, event.MembershipBan:
+		case event.MembershipBan:
+			// A ban shows as a Matrix ban when the bot may ban; else a ghost just leaves.
+			if _, err := bot.BanUser(ctx, o.room, &mautrix.ReqBanUser{UserID: target, Reason: m.Reason}); err == nil || !a.ghosts.IsGhost(target) {
+				return "", ignoreHTTP(err, "M_FORBIDDEN")
+			}
+			_, err := a.as.Intent(target).LeaveRoom(ctx, o.room)
+			return "", ignoreHTTP(err, "M_FORBIDDEN")
+		case event.MembershipKick:
+			if _, err := bot.KickUser(ctx, o.room, &mautrix.ReqKickUser{UserID: target, Reason: m.Reason}); err == nil || !a.ghosts.IsGhost(target) {
+				return "", ignoreHTTP(err, "M_FORBIDDEN")
+			}
+			_, err := a.as.Intent(target).LeaveRoom(ctx, o.room)
+			return "", ignoreHTTP(err, "M_FORBIDDEN")
+		case event.MembershipLeave:
 			if a.ghosts.IsGhost(target) {
 				_, err := a.as.Intent(target).LeaveRoom(ctx, o.room)
 				return "", ignoreHTTP(err, "M_FORBIDDEN")
