@@ -22,7 +22,8 @@ type inIQ struct {
 	Items *struct {
 		Node string `xml:"node,attr"`
 	} `xml:"http://jabber.org/protocol/disco#items query"`
-	Ping *present `xml:"urn:xmpp:ping ping"`
+	Ping  *present      `xml:"urn:xmpp:ping ping"`
+	Admin *inAdminQuery `xml:"http://jabber.org/protocol/muc#admin query"`
 }
 
 // Features advertised through XEP-0030.
@@ -75,6 +76,12 @@ func (a *Adapter) handleIQ(c *conn, w xmlstream.TokenReadEncoder, start *xml.Sta
 		}
 	case iq.Type == "get" && iq.Items != nil && iq.Items.Node == "":
 		reply.Items = &outDiscoItems{}
+	case iq.Type == "set" && iq.Admin != nil && c == a.rooms:
+		if from, err := jid.Parse(iq.From); err != nil {
+			reply.Type, reply.Error = "error", stanzaError("modify", "bad-request", "")
+		} else if e := a.adminSet(ctx, from, to, iq.ID, iq.Admin); e != nil {
+			reply.Type, reply.Error = "error", e
+		}
 	default:
 		reply.Type, reply.Error = "error", stanzaError("cancel", "service-unavailable", "")
 	}

@@ -58,7 +58,7 @@ func (a *Adapter) presenceError(ctx context.Context, from, to jid.JID, id string
 
 // occupantPresence is the presence of a room participant as other occupants see it.
 func (a *Adapter) occupantPresence(r room, roomJID jid.JID, nick, realJID string, user event.UserURI, to string, typ string, codes ...int) *outPresence {
-	role, aff := "participant", "member"
+	aff, role := a.presenceAffiliation(r.URI, user)
 	if typ == "unavailable" {
 		role = "none"
 	}

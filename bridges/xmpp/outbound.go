@@ -534,8 +534,13 @@ func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) err
 			code = statusKicked
 		case event.MembershipBan:
 			code = statusBanned
+			if err := a.db.setRole(ctx, r.URI, target, bannedRole); err != nil {
+				return err
+			}
 		}
 		return a.removeMember(ctx, r, roomJID, target, local, code)
+	case event.MembershipRole:
+		return a.renderRole(ctx, r, roomJID, env)
 	}
 	return nil
 }

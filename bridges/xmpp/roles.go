@@ -1,0 +1,285 @@
+package xmpp
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	mroom "github.com/mimi-gateway/mimi-gateway/core/room"
+)
+
+// MIMI room roles ↔ MUC affiliations (docs/xmpp.md "Roles"): owner 4 ↔ owner, admin 3 ↔ admin,
+// regular 2 ↔ member, banned 1 ↔ outcast. The rooms component hosts the MUC, so it shows every
+// role change of a MIMI room; an XMPP occupant's muc#admin affiliation change becomes a
+// MembershipRole (or ban) request that the room's hub decides.
+
+// nsMUCAdmin is the XEP-0045 admin namespace.
+const nsMUCAdmin = "http://jabber.org/protocol/muc#admin"
+
+// bannedRole is the ban role (outcast).
+const bannedRole = mroom.RoleBanned
+
+// maxAdminItems bounds the items of one muc#admin request.
+const maxAdminItems = 16
+
+// inAdminQuery is a muc#admin query (XEP-0045 §9, §10).
+type inAdminQuery struct {
+	Items []inAdminItem `xml:"item"`
+}
+
+type inAdminItem struct {
+	Affiliation string `xml:"affiliation,attr"`
+	Role        string `xml:"role,attr"`
+	JID         string `xml:"jid,attr"`
+	Nick        string `xml:"nick,attr"`
+	Reason      string `xml:"reason"`
+}
+
+// affiliationOf is the MUC affiliation and occupant role that show a MIMI role.
+func affiliationOf(r mroom.RoleIndex) (affiliation, role string) {
+	switch r {
+	case mroom.RoleOwner:
+		return "owner", "moderator"
+	case mroom.RoleAdmin:
+		return "admin", "moderator"
+	case mroom.RoleBanned:
+		return "outcast", "none"
+	}
+	return "member", "participant"
+}
+
+// roleOfAffiliation maps a requested affiliation to a MIMI role; ok is false for "none" and
+// unknown affiliations.
+func roleOfAffiliation(aff string) (r mroom.RoleIndex, ok bool) {
+	switch aff {
+	case "owner":
+		return mroom.RoleOwner, true
+	case "admin":
+		return mroom.RoleAdmin, true
+	case "member":
+		return mroom.RoleRegular, true
+	case "outcast":
+		return mroom.RoleBanned, true
+	}
+	return 0, false
+}
+
+// roleOf returns user's stored role in the room (regular when none is stored).
+func (d *db) roleOf(ctx context.Context, uri event.RoomURI, user event.UserURI) (mroom.RoleIndex, error) {
+	var r int64
+	err := d.s.QueryRowContext(ctx, `SELECT role FROM xmpp_roles WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user)).Scan(&r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return mroom.RoleRegular, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("xmpp: role: %w", err)
+	}
+	return mroom.RoleIndex(r), nil
+}
+
+// setRole stores user's role (role 0 or regular: the row goes).
+func (d *db) setRole(ctx context.Context, uri event.RoomURI, user event.UserURI, r mroom.RoleIndex) error {
+	var err error
+	if r == mroom.RoleNone || r == mroom.RoleRegular {
+		_, err = d.s.ExecContext(ctx, `DELETE FROM xmpp_roles WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user))
+	} else {
+		_, err = d.s.ExecContext(ctx, `INSERT INTO xmpp_roles (room_uri, user_uri, role) VALUES (?, ?, ?)
+			ON CONFLICT (room_uri, user_uri) DO UPDATE SET role = excluded.role`, string(uri), string(user), int64(r))
+	}
+	if err != nil {
+		return fmt.Errorf("xmpp: store role: %w", err)
+	}
+	return nil
+}
+
+// presenceAffiliation returns the affiliation and occupant role shown for user in r (member
+// and participant when the store cannot tell).
+func (a *Adapter) presenceAffiliation(r event.RoomURI, user event.UserURI) (string, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ri, err := a.db.roleOf(ctx, r, user)
+	if err != nil {
+		a.log.Debug("role unknown, shown as member", "err", err)
+		ri = mroom.RoleRegular
+	}
+	return affiliationOf(ri)
+}
+
+// renderRole shows a MIMI role change in a MUC portal: the stored role changes and every
+// occupant gets the target's presence with its new affiliation; a ban (role 1) removes the
+// target with status 301; role 0 lifts a ban. Rooms the component does not show as a MUC are
+// skipped.
+func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *event.Envelope) error {
+	target, ri := env.Membership.Target, mroom.RoleIndex(env.Membership.Role)
+	if ri > mroom.RoleOwner {
+		a.log.Debug("role without an affiliation skipped", "role", ri)
+		return nil
+	}
+	if err := a.db.setRole(ctx, r.URI, target, ri); err != nil {
+		return err
+	}
+	local := target.Domain() == a.cfg.Provider
+	switch ri {
+	case mroom.RoleNone:
+		return nil
+	case mroom.RoleBanned:
+		return a.removeMember(ctx, r, roomJID, target, local, statusBanned)
+	}
+	nick, err := a.db.memberNick(ctx, r.URI, target)
+	if errors.Is(err, errNoMember) {
+		return nil // shown when the user joins
+	}
+	if err != nil {
+		return err
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return err
+	}
+	if !local {
+		pj, err := a.m.userJID(ctx, target)
+		if err != nil {
+			a.log.Debug("role change of a user without a JID skipped", "err", err)
+			return nil
+		}
+		for _, o := range occ {
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, ""))
+		}
+		return nil
+	}
+	tj, err := a.m.userJID(ctx, target)
+	if err != nil {
+		return nil
+	}
+	for _, o := range occ {
+		if o.Bare != tj.String() {
+			continue
+		}
+		for _, other := range occ {
+			var cs []int
+			if other.Full == o.Full {
+				cs = []int{statusSelf}
+			}
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, target, other.Full, "", cs...))
+		}
+	}
+	return nil
+}
+
+// adminSet handles a muc#admin set from an occupant: each affiliation change becomes a
+// membership envelope (owner/admin/member: role; outcast: ban; none: kick, or an unban of an
+// outcast). It returns the error to answer with, nil for a result.
+func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q *inAdminQuery) *outError {
+	if to.Localpart() == "" || to.Resourcepart() != "" {
+		return stanzaError("cancel", "service-unavailable", "")
+	}
+	if len(q.Items) == 0 || len(q.Items) > maxAdminItems {
+		return stanzaError("modify", "bad-request", "1 to "+strconv.Itoa(maxAdminItems)+" items")
+	}
+	for _, it := range q.Items {
+		if it.Affiliation == "" {
+			// Occupant role changes (kick by role none, voice) are not bridged: MIMI has
+			// participant roles only.
+			return stanzaError("cancel", "service-unavailable", "only affiliation changes are bridged")
+		}
+	}
+	r, err := a.db.roomByLocal(ctx, to.Localpart())
+	if err != nil || r.Kind != kindMUC {
+		return stanzaError("cancel", "item-not-found", "")
+	}
+	if !a.m.isLocal(from) {
+		return stanzaError("auth", "forbidden", "")
+	}
+	sender, err := a.m.localUserURI(from)
+	if err != nil {
+		return stanzaError("auth", "forbidden", "")
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return stanzaError("wait", "internal-server-error", "")
+	}
+	joined := false
+	for _, o := range occ {
+		joined = joined || o.Full == from.String()
+	}
+	if !joined {
+		return stanzaError("cancel", "not-acceptable", "not an occupant")
+	}
+	roomJID, _ := a.m.roomJID(r)
+	var envs []*event.Envelope
+	for i, it := range q.Items {
+		target, err := a.adminTarget(ctx, r, it)
+		if err != nil {
+			return stanzaError("modify", "jid-malformed", "")
+		}
+		m := &event.Membership{Target: target, Reason: clip(it.Reason, 1024)}
+		ri, ok := roleOfAffiliation(it.Affiliation)
+		switch {
+		case ok && ri == mroom.RoleBanned:
+			m.Action, m.Role = event.MembershipBan, uint32(ri)
+		case ok:
+			m.Action, m.Role = event.MembershipRole, uint32(ri)
+		case it.Affiliation == "none":
+			cur, err := a.db.roleOf(ctx, r.URI, target)
+			if err != nil {
+				return stanzaError("wait", "internal-server-error", "")
+			}
+			m.Action = event.MembershipKick
+			if cur == mroom.RoleBanned {
+				m.Action = event.MembershipRole // an unban: role 0
+			}
+		default:
+			return stanzaError("modify", "bad-request", "unknown affiliation")
+		}
+		o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: sender, room: r.URI}
+		envs = append(envs, &event.Envelope{
+			ID: o.eventID("affiliation " + iqID + " " + strconv.Itoa(i) + " " + string(target) + " " + it.Affiliation), Kind: event.KindMembership,
+			Room: r.URI, Sender: sender, Membership: m, Timestamp: a.now(),
+			Origin: event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Sender: event.NativeUserID(from.Bare().String())},
+		})
+	}
+	for _, env := range envs {
+		if err := a.publishEnvelope(ctx, env); err != nil {
+			a.log.Warn("affiliation change not published", "err", err)
+			return stanzaError("wait", "internal-server-error", "")
+		}
+	}
+	return nil
+}
+
+// adminTarget names the user of a muc#admin item: by JID (a local user or a MIMI user's
+// address) or by the nickname of a member.
+func (a *Adapter) adminTarget(ctx context.Context, r room, it inAdminItem) (event.UserURI, error) {
+	if it.JID != "" {
+		j, err := jid.Parse(it.JID)
+		if err != nil {
+			return "", err
+		}
+		return a.m.userURI(ctx, j.Bare())
+	}
+	mem, err := a.db.members(ctx, r.URI)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range mem {
+		if m.Nick == it.Nick && it.Nick != "" {
+			return m.User, nil
+		}
+	}
+	return "", fmt.Errorf("xmpp: no member %q", it.Nick)
+}
+
+// clip cuts s to at most n bytes without splitting a character.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
