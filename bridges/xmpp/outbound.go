@@ -564,32 +564,43 @@ func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, tar
 	if code != 0 {
 		codes = []int{code}
 	}
+	// A local user removed on the MIMI side leaves the MUC with all resources.
+	a.memberPresence(ctx, r, roomJID, target, nick, local, occ, "unavailable", codes, func(o occupant) {
+		_ = a.db.removeOccupant(ctx, r.URI, o.Full)
+	})
+	return nil
+}
+
+// memberPresence sends target's presence (type typ, status codes) to every occupant: a MIMI
+// user's as the occupant nick, a local user's for each of its resources (with status 110 to
+// that resource); each, if set, runs first for every resource of a local target.
+func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, nick string, local bool, occ []occupant, typ string, codes []int, each func(occupant)) {
 	if !local {
 		pj, _ := a.m.userJID(ctx, target)
 		for _, o := range occ {
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, "unavailable", codes...))
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, typ, codes...))
 		}
-		return nil
+		return
 	}
-	// A local user removed on the MIMI side leaves the MUC with all resources.
 	tj, err := a.m.userJID(ctx, target)
 	if err != nil {
-		return nil
+		return
 	}
 	for _, o := range occ {
 		if o.Bare != tj.String() {
 			continue
 		}
-		_ = a.db.removeOccupant(ctx, r.URI, o.Full)
+		if each != nil {
+			each(o)
+		}
 		for _, other := range occ {
 			cs := codes
 			if other.Full == o.Full {
 				cs = append([]int{statusSelf}, codes...)
 			}
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, target, other.Full, "unavailable", cs...))
+			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, target, other.Full, typ, cs...))
 		}
 	}
-	return nil
 }
 
 // HandleRoomMetadata implements bridges.MetadataHandler: the topic becomes the MUC subject.

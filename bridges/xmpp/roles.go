@@ -143,33 +143,7 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 	if err != nil {
 		return err
 	}
-	if !local {
-		pj, err := a.m.userJID(ctx, target)
-		if err != nil {
-			a.log.Debug("role change of a user without a JID skipped", "err", err)
-			return nil
-		}
-		for _, o := range occ {
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, ""))
-		}
-		return nil
-	}
-	tj, err := a.m.userJID(ctx, target)
-	if err != nil {
-		return nil
-	}
-	for _, o := range occ {
-		if o.Bare != tj.String() {
-			continue
-		}
-		for _, other := range occ {
-			var cs []int
-			if other.Full == o.Full {
-				cs = []int{statusSelf}
-			}
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, target, other.Full, "", cs...))
-		}
-	}
+	a.memberPresence(ctx, r, roomJID, target, nick, local, occ, "", nil, nil)
 	return nil
 }
 
