@@ -91,7 +91,7 @@ func ParseAppDataDictionary(b []byte) (AppDataDictionary, error) {
 }
 
 // AppData returns the group's app_data_dictionary (empty when the extension is absent).
-func (g *Group) AppData() (AppDataDictionary, error) {
+func (g *publicState) AppData() (AppDataDictionary, error) {
 	b, ok := g.ctx.Extensions.Find(ExtensionAppDataDictionary)
 	if !ok {
 		return nil, nil

@@ -35,6 +35,10 @@
 //     canSendMessage); accepted proposals are pending until a commit of their epoch includes
 //     them (every member commit must); accepted handshakes and messages are queued to followers
 //     (protocol.Outbox) and to our own clients (the inbox) in the accepting transaction.
+//   - The hub reads followers' commits and proposals, and takes the room state for messages, from
+//     the room's public view (core/mls PublicGroup, publicview.go, docs/interop.md P20), advanced
+//     in the transaction that accepts each commit; it needs no client of its own in the room, and
+//     serves /groupInfo from the committer-signed GroupInfo stored with the view when it has none.
 //   - Pending proposals are committed by the designated committer (the hub's client if one can,
 //     else the follower with the lowest eligible leaf); after an external commit the hub re-issues
 //     them as its own external proposals (it is in every room's external_senders).

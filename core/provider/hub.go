@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -34,6 +33,10 @@ type handshake struct {
 	policy      *room.Handshake // the commit as room.Authorize sees it
 	// keyPackages are the KeyPackages the commit's Adds carry (Welcome routing, relay.go).
 	keyPackages []*mls.KeyPackage
+	// next is the room's public view after the commit when the caller computed it, and
+	// groupInfo the new epoch's GroupInfo the commit came with (publicview.go).
+	next      *mls.PublicGroup
+	groupInfo *mls.GroupInfo
 }
 
 // acceptCommit sequences h in room inside tx (room lock held): epoch check, policy, participant
@@ -60,6 +63,9 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 		return err
 	}
 	if err := syncParticipants(ctx, tx, room, after); err != nil {
+		return err
+	}
+	if err := p.advancePublic(ctx, tx, room, h); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE provider_rooms SET epoch = ? WHERE room = ?`, int64(h.epoch+1), string(room)); err != nil {
@@ -172,7 +178,8 @@ func (p *Provider) SubmitMessage(ctx context.Context, peer protocol.Peer, room e
 }
 
 // Update sequences a follower's commit (protocol.HubHandler). The hub validates the commit with
-// one of its own clients in the room, which yields who was added and removed.
+// the room's public view (publicview.go: the stored one, or one of its clients' in the room's
+// epoch), which yields who was added and removed; it needs no client of its own in the room.
 func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.UpdateRequest) (*protocol.UpdateRoomResponse, error) {
 	b := &req.Bundle
 	ct, err := b.ContentType()
@@ -196,28 +203,21 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if pm.Content.Epoch != rr.Epoch {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateWrongEpoch, CurrentEpoch: rr.Epoch}, nil
 	}
-	clients, err := loadClients(ctx, p.st, room)
+	reader, err := p.viewAt(ctx, p.st, room, rr.Epoch)
 	if err != nil {
 		return nil, err
 	}
-	var reader *clientState
-	for _, c := range clients {
-		if c.Group.Epoch() == rr.Epoch {
-			reader = c
-			break
-		}
-	}
 	if reader == nil {
-		return nil, &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: 1e9, Detail: "room state catching up"}
+		return nil, catchingUp()
 	}
 	external := pm.Content.Sender.Type == mls.SenderTypeNewMemberCommit
 	if pm.Content.Sender.Type != mls.SenderTypeMember && !external {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
 	}
-	if err := cachePending(ctx, p.st, room, reader.Group); err != nil {
+	if err := cachePending(ctx, p.st, room, reader); err != nil {
 		return nil, err
 	}
-	rec, err := reader.Group.Process(b.ProposalOrCommit, mls.ProcessOptions{AppData: roomUpdater})
+	rec, err := reader.Process(b.ProposalOrCommit, mls.ProcessOptions{AppData: roomUpdater})
 	if err != nil || rec.Commit == nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: fmt.Sprint("commit rejected: ", err)}, nil
 	}
@@ -225,7 +225,7 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	// (an external commit, allowed for listed participants: canAddOwnClient).
 	cred := rec.Credential
 	if !external {
-		m, ok := reader.Group.Member(mls.LeafIndex(pm.Content.Sender.Index))
+		m, ok := reader.Member(mls.LeafIndex(pm.Content.Sender.Index))
 		if !ok {
 			return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
 		}
@@ -235,13 +235,14 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if err != nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
 	}
-	h := &handshake{peer: peer.Domain, committer: committer, epoch: rr.Epoch, commit: b.ProposalOrCommit, external: external}
-	if external && rec.Commit.State != nil {
-		if h.regenerated, err = p.regenerate(ctx, room, rr.Epoch, reader.Group, rec.Commit.State); err != nil {
+	h := &handshake{peer: peer.Domain, committer: committer, epoch: rr.Epoch, commit: b.ProposalOrCommit, external: external,
+		next: rec.Commit.Public, groupInfo: bundleGroupInfo(b)}
+	if external {
+		if h.regenerated, err = p.regenerate(ctx, room, rr.Epoch, reader, rec.Commit.Public); err != nil {
 			return nil, err
 		}
 	}
-	if err := h.describe(reader.Group, rec.Commit, external); err != nil {
+	if err := h.describe(reader, rec.Commit, external); err != nil {
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
 	}
 	if b.Welcome != nil {
@@ -252,15 +253,8 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 			return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
 		}
 	}
-	err = p.st.InTx(ctx, func(tx *store.Tx) error {
-		if err := p.acceptCommit(ctx, tx, room, h); err != nil {
-			return err
-		}
-		if rec.Commit.SelfRemoved {
-			return deleteClient(ctx, tx, room, reader.User)
-		}
-		return saveClient(ctx, tx, room, reader, rec.Commit.State)
-	})
+	// Our own clients in the room apply the commit from the inbox, like every other commit.
+	err = p.st.InTx(ctx, func(tx *store.Tx) error { return p.acceptCommit(ctx, tx, room, h) })
 	if resp := updateRefusal(err); resp != nil {
 		return resp, nil
 	}

@@ -159,22 +159,31 @@ func TestKeyPackageLastResort(t *testing.T) {
 	}
 }
 
+// roomWithCreator makes a store-only provider and a room at epoch 0 with its creator alice.
+func roomWithCreator(t *testing.T, s *store.Store) (*Provider, event.RoomURI, *clientState) {
+	t.Helper()
+	ctx := context.Background()
+	p := storeOnly(t, s, time.Now)
+	u := event.NewUserURI("a.example", "alice")
+	room := event.NewRoomURI("a.example", "r1")
+	if err := p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.createRoom(ctx, room, u); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadClient(ctx, s, room, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, room, c
+}
+
 func TestClientStateCompareAndSet(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		p := storeOnly(t, s, time.Now)
-		u := event.NewUserURI("a.example", "alice")
-		room := event.NewRoomURI("a.example", "r1")
-		if err := p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.createRoom(ctx, room, u); err != nil {
-			t.Fatal(err)
-		}
-		c1, err := loadClient(ctx, s, room, u)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, room, c1 := roomWithCreator(t, s)
+		u := c1.User
 		c2, err := loadClient(ctx, s, room, u)
 		if err != nil {
 			t.Fatal(err)

@@ -211,7 +211,8 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 			return err
 		}
 	}
-	h := &handshake{peer: p.cfg.Domain, committer: committer, epoch: c.Group.Epoch(), commit: pc.Commit, welcome: pc.Welcome, tree: tree}
+	h := &handshake{peer: p.cfg.Domain, committer: committer, epoch: c.Group.Epoch(), commit: pc.Commit, welcome: pc.Welcome, tree: tree,
+		groupInfo: pc.GroupInfo.GroupInfo}
 	if err := h.describe(c.Group, pc.Result, false); err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -123,7 +122,7 @@ func clearProposals(ctx context.Context, tx *store.Tx, room event.RoomURI, epoch
 
 // cachePending makes g cache the stored proposals of its epoch (already cached ones are kept
 // once), so that its next commit includes them and it can process a commit that references them.
-func cachePending(ctx context.Context, q store.Querier, room event.RoomURI, g *mls.Group) error {
+func cachePending(ctx context.Context, q store.Querier, room event.RoomURI, g groupView) error {
 	pend, err := loadProposals(ctx, q, room, g.Epoch())
 	if err != nil {
 		return err
@@ -138,7 +137,7 @@ func cachePending(ctx context.Context, q store.Querier, room event.RoomURI, g *m
 
 // targetOf returns the user a received proposal adds or removes (the proposer for SelfRemove and
 // Update), as seen by g, the group that processed it.
-func targetOf(g *mls.Group, rec *mls.Received) (event.UserURI, error) {
+func targetOf(g groupView, rec *mls.Received) (event.UserURI, error) {
 	switch rec.Proposal.Type {
 	case mls.ProposalTypeSelfRemove, mls.ProposalTypeUpdate:
 		return userOfCredential(rec.Credential)
@@ -172,7 +171,7 @@ func touch(fc *mls.FramedContent) string {
 // proposer's provider, and the proposer a listed, not banned participant. A member may always
 // remove or update its own clients (SelfRemove, Remove of a leaf of the same user, Update);
 // Add and Remove of others follow the rules for commits (acceptCommit). It returns the target.
-func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI, peer event.Domain, g *mls.Group, rec *mls.Received) (event.UserURI, error) {
+func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI, peer event.Domain, g groupView, rec *mls.Received) (event.UserURI, error) {
 	if rec.Sender.Type != mls.SenderTypeMember {
 		return "", fmt.Errorf("%w: proposals from %s senders are not accepted", errNotAllowed, rec.Sender.Type)
 	}
@@ -241,7 +240,7 @@ func mayRemoveOwn(st *room.State, u event.UserURI, last bool) bool {
 // bytes, epoch, validation with g (a client of ours in the room's epoch, which caches them),
 // policy, conflicts with the pending set, storage and fanout to followers and our own clients.
 // It returns the accepted timestamp (the first one for a resubmission).
-func (p *Provider) acceptProposals(ctx context.Context, tx *store.Tx, room event.RoomURI, peer event.Domain, g *mls.Group, msgs []*mls.MLSMessage) (uint64, error) {
+func (p *Provider) acceptProposals(ctx context.Context, tx *store.Tx, room event.RoomURI, peer event.Domain, g groupView, msgs []*mls.MLSMessage) (uint64, error) {
 	rr, err := loadRoom(ctx, tx, room)
 	if err != nil {
 		return 0, err
@@ -333,17 +332,17 @@ func (p *Provider) updateProposals(ctx context.Context, peer protocol.Peer, room
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed,
 			ErrorDescription: fmt.Sprintf("at most %d proposals in one bundle", maxBundleProposals)}, nil
 	}
-	reader, err := readerAt(ctx, p.st, room, rr.Epoch)
+	reader, err := p.viewAt(ctx, p.st, room, rr.Epoch)
 	if err != nil {
 		return nil, err
 	}
 	if reader == nil {
-		return nil, &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: 1e9, Detail: "room state catching up"}
+		return nil, catchingUp()
 	}
 	var ts uint64
 	err = p.st.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		ts, err = p.acceptProposals(ctx, tx, room, peer.Domain, reader.Group, msgs)
+		ts, err = p.acceptProposals(ctx, tx, room, peer.Domain, reader, msgs)
 		return err
 	})
 	if resp := updateRefusal(err); resp != nil {
@@ -489,7 +488,7 @@ func (p *Provider) externalSendersExtension(ctx context.Context) (mls.Extension,
 }
 
 // hubSenderIndex returns our index in g's external_senders.
-func hubSenderIndex(g *mls.Group, hs *mls.Signer) (uint32, bool) {
+func hubSenderIndex(g groupView, hs *mls.Signer) (uint32, bool) {
 	d, ok := g.Extensions().Find(mls.ExtensionExternalSenders)
 	if !ok {
 		return 0, false
@@ -512,7 +511,7 @@ func hubSenderIndex(g *mls.Group, hs *mls.Signer) (uint32, bool) {
 // at the same leaf becomes the hub's external Remove, an Add the hub's external Add of the same
 // KeyPackage; Updates are dropped (an external sender cannot propose them). next caches them.
 // Rooms without the hub in external_senders get nothing regenerated.
-func (p *Provider) regenerate(ctx context.Context, room event.RoomURI, epoch uint64, old, next *mls.Group) ([]storedProposal, error) {
+func (p *Provider) regenerate(ctx context.Context, room event.RoomURI, epoch uint64, old, next groupView) ([]storedProposal, error) {
 	pend, err := loadProposals(ctx, p.st, room, epoch)
 	if err != nil || len(pend) == 0 {
 		return nil, err
@@ -640,7 +639,7 @@ func (p *Provider) proposeLeave(ctx context.Context, room event.RoomURI, u event
 }
 
 // leavesOf returns the leaves of g whose credential names u.
-func leavesOf(g *mls.Group, u event.UserURI) []mls.LeafIndex {
+func leavesOf(g groupView, u event.UserURI) []mls.LeafIndex {
 	var out []mls.LeafIndex
 	for _, m := range g.Members() {
 		if mu, err := userOfCredential(&m.Credential); err == nil && mu == u {

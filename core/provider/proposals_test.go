@@ -269,10 +269,17 @@ func TestPendingProposalsAtHub(t *testing.T) {
 
 // TestLastHubUserLeaves: Alice, the hub's only local user, leaves while Bob stays: the hub has no
 // client that can commit her SelfRemove, so Bob's client (B, the designated committer) commits it
-// through /update.
+// through /update. The hub then has no client in the room and keeps sequencing it with its
+// public view (P20): publicview_test.go continues from here.
 func TestLastHubUserLeaves(t *testing.T) {
-	ctx := context.Background()
 	a, b := pair(t)
+	lastHubUserLeaves(t, a, b)
+}
+
+// lastHubUserLeaves makes a two-party room (Alice at the hub a, Bob at b) and has Alice leave.
+func lastHubUserLeaves(t *testing.T, a, b *node) (room event.RoomURI, bob event.UserURI) {
+	t.Helper()
+	ctx := context.Background()
 	room, alice, bob := twoPartyRoom(t, a, b)
 	bc, err := loadClient(ctx, b.st, room, bob)
 	if err != nil {
@@ -283,6 +290,7 @@ func TestLastHubUserLeaves(t *testing.T) {
 	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch()+1 {
 		t.Fatalf("hub's room epoch %+v (%v)", rr, err)
 	}
+	return room, bob
 }
 
 // TestLeaveAfterRejoin: Bob rejoined by external commit, which left his old leaf in the tree

@@ -448,44 +448,67 @@ func TestFollowerRestart(t *testing.T) {
 // external commit (/update) and resends.
 func TestFollowerRecoversByExternalJoin(t *testing.T) {
 	a, b := pair(t)
-	ctx := context.Background()
 	alice, bob, room := invited(t, a, b)
 	carol := event.NewUserURI(a.domain, "carol")
 
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := b.tp.Server.Shutdown(sctx); err != nil {
+	before := missFanout(t, a, b, room, bob, func() { addedBy(t, a, a, room, alice, carol) })
+	rejoinsToSend(t, b, a, room, bob, before)
+	r := message(t, room, alice, "yes: carol joined")
+	publishOut(t, a, r)
+	expectText(t, b, r)
+}
+
+// missFanout has follower's u miss the epoch of the commit that commit makes: follower's server is
+// down meanwhile and hub's fanout to it is dropped. It returns u's client as it stays behind.
+func missFanout(t *testing.T, hub, follower *node, room event.RoomURI, u event.UserURI, commit func()) *clientState {
+	t.Helper()
+	ctx := context.Background()
+	before, err := loadClient(ctx, follower.st, room, u)
+	if err != nil {
 		t.Fatal(err)
 	}
-	publishOut(t, a, membership(room, alice, event.MembershipInvite, carol))
-	waitFor(t, "carol added", func() error {
-		if _, ok, err := roleOf(ctx, a.st, room, carol); err != nil || !ok {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := follower.tp.Server.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	if _, err := hub.st.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE follower = ?`, string(follower.domain)); err != nil {
+		t.Fatal(err)
+	}
+	follower.tp.Start(t)
+	if c, err := loadClient(ctx, follower.st, room, u); err != nil || c.Group.Epoch() != before.Group.Epoch() {
+		t.Fatalf("%s did not miss the epoch (%v)", u, err)
+	}
+	return before
+}
+
+// addedBy has inviter (a user of from) invite target and waits until the hub lists target.
+func addedBy(t *testing.T, from, hub *node, room event.RoomURI, inviter, target event.UserURI) {
+	t.Helper()
+	publishOut(t, from, membership(room, inviter, event.MembershipInvite, target))
+	waitFor(t, fmt.Sprintf("%s added", target), func() error {
+		if _, ok, err := roleOf(context.Background(), hub.st, room, target); err != nil || !ok {
 			return fmt.Errorf("not yet (%v)", err)
 		}
 		return nil
 	})
-	if _, err := a.st.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE follower = ?`, string(b.domain)); err != nil {
-		t.Fatal(err)
-	}
-	b.tp.Start(t)
-	before, err := loadClient(ctx, b.st, room, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
+}
 
-	m := message(t, room, bob, "did I miss something?")
-	publishOut(t, b, m)
-	expectText(t, a, m)
-	after, err := loadClient(ctx, b.st, room, bob)
+// rejoinsToSend has u (a user of nd, behind since before) send a message: the hub refuses it as
+// too old, nd rejoins by external commit, and the message reaches obs.
+func rejoinsToSend(t *testing.T, nd, obs *node, room event.RoomURI, u event.UserURI, before *clientState) {
+	t.Helper()
+	m := message(t, room, u, "did I miss something?")
+	publishOut(t, nd, m)
+	expectText(t, obs, m)
+	after, err := loadClient(context.Background(), nd.st, room, u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after.Group.Epoch() <= before.Group.Epoch()+1 {
-		t.Fatalf("bob's epoch %d → %d: no external commit", before.Group.Epoch(), after.Group.Epoch())
+		t.Fatalf("%s's epoch %d → %d: no external commit", u, before.Group.Epoch(), after.Group.Epoch())
 	}
-	r := message(t, room, alice, "yes: carol joined")
-	publishOut(t, a, r)
-	expectText(t, b, r)
 }
 
 // TestTwoProvidersPostgres runs room creation, the add of B's user and messages both ways with

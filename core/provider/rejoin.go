@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -88,12 +87,21 @@ func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event
 			break
 		}
 	}
+	var tree mls.RatchetTree
 	if gi == nil {
-		return nil, &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: 1e9, Detail: "room state catching up"}
+		// No client of ours in the room's epoch: the committer-signed GroupInfo stored with the
+		// room's public view (publicview.go, P20).
+		if gi, tree, err = publicGroupInfo(ctx, p.st, room, rr.Epoch); err != nil {
+			return nil, err
+		}
 	}
-	tree, err := treeOf(gi.GroupInfo)
-	if err != nil {
-		return nil, err
+	if gi == nil {
+		return nil, catchingUp()
+	}
+	if tree == nil {
+		if tree, err = treeOf(gi.GroupInfo); err != nil {
+			return nil, err
+		}
 	}
 	hs, err := p.hubSigner(ctx)
 	if err != nil {

@@ -65,7 +65,7 @@ func syncParticipants(ctx context.Context, tx *store.Tx, r event.RoomURI, st *ro
 // policyHandshake describes an applied commit for room.Authorize: the users of the clients
 // added (Add proposals; the joiner of an external commit) and removed, and each user's client
 // count after the commit, computed from before (the group in the commit's epoch).
-func policyHandshake(before *mls.Group, r *mls.CommitResult, committer event.UserURI, submitter event.Domain, external bool) (*room.Handshake, error) {
+func policyHandshake(before groupView, r *mls.CommitResult, committer event.UserURI, submitter event.Domain, external bool) (*room.Handshake, error) {
 	h := &room.Handshake{Committer: committer, Submitter: submitter, External: external, Proposals: r.Proposals,
 		ClientsAfter: map[event.UserURI]int{}}
 	for _, m := range before.Members() {
@@ -245,8 +245,8 @@ type snapshots struct {
 // maxSnapshots bounds the cache; beyond it the cache starts over.
 const maxSnapshots = 4096
 
-func snapshotOf(g *mls.Group) (*roomSnapshot, error) {
-	st, err := room.StateOfGroup(g)
+func snapshotOf(g groupView) (*roomSnapshot, error) {
+	st, err := stateOfGroup(g)
 	if err != nil {
 		return nil, err
 	}
@@ -259,8 +259,8 @@ func snapshotOf(g *mls.Group) (*roomSnapshot, error) {
 	return s, nil
 }
 
-// stateAt returns room's state at epoch, from the cache or from a local client in that epoch
-// (room lock held).
+// stateAt returns room's state at epoch, from the cache or from the room's public view at that
+// epoch (publicview.go; room lock held).
 func (p *Provider) stateAt(ctx context.Context, q store.Querier, r event.RoomURI, epoch uint64) (*roomSnapshot, error) {
 	p.snaps.mu.Lock()
 	s := p.snaps.m[r]
@@ -268,26 +268,23 @@ func (p *Provider) stateAt(ctx context.Context, q store.Querier, r event.RoomURI
 	if s != nil && s.epoch == epoch {
 		return s, nil
 	}
-	clients, err := loadClients(ctx, q, r)
+	v, err := p.viewAt(ctx, q, r, epoch)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range clients {
-		if c.Group.Epoch() != epoch {
-			continue
-		}
-		if s, err = snapshotOf(c.Group); err != nil {
-			return nil, fmt.Errorf("provider: room state of %s: %w", r, err)
-		}
-		p.snaps.mu.Lock()
-		if p.snaps.m == nil || len(p.snaps.m) >= maxSnapshots {
-			p.snaps.m = map[event.RoomURI]*roomSnapshot{}
-		}
-		p.snaps.m[r] = s
-		p.snaps.mu.Unlock()
-		return s, nil
+	if v == nil {
+		return nil, &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Detail: "room state catching up"}
 	}
-	return nil, &protocol.StatusError{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Detail: "room state catching up"}
+	if s, err = snapshotOf(v); err != nil {
+		return nil, fmt.Errorf("provider: room state of %s: %w", r, err)
+	}
+	p.snaps.mu.Lock()
+	if p.snaps.m == nil || len(p.snaps.m) >= maxSnapshots {
+		p.snaps.m = map[event.RoomURI]*roomSnapshot{}
+	}
+	p.snaps.m[r] = s
+	p.snaps.mu.Unlock()
+	return s, nil
 }
 
 // roomMetadata turns an adapter's KindRoomMetadata envelope into a room_metadata commit by the
@@ -418,8 +415,8 @@ var roomUpdater mls.AppDataUpdater = room.Updater{}
 var errInvalidState = room.ErrInvalid
 
 // describe fills h.before and h.policy from a commit applied by a client in group before.
-func (h *handshake) describe(before *mls.Group, r *mls.CommitResult, external bool) error {
-	st, err := room.StateOfGroup(before)
+func (h *handshake) describe(before groupView, r *mls.CommitResult, external bool) error {
+	st, err := stateOfGroup(before)
 	if err != nil {
 		return err
 	}
@@ -434,8 +431,14 @@ func (h *handshake) describe(before *mls.Group, r *mls.CommitResult, external bo
 // bannedRole is the ban role.
 const bannedRole = room.RoleBanned
 
-// stateOfGroup is room.StateOfGroup.
-func stateOfGroup(g *mls.Group) (*room.State, error) { return room.StateOfGroup(g) }
+// stateOfGroup is room.StateOfGroup for a client's group or the room's public view.
+func stateOfGroup(g groupView) (*room.State, error) {
+	d, err := g.AppData()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", room.ErrInvalid, err)
+	}
+	return room.StateOf(d)
+}
 
 // roleIndex is the role index an adapter asked for (event.Membership.Role).
 func roleIndex(v uint32) room.RoleIndex { return room.RoleIndex(v) }
