@@ -463,10 +463,12 @@ func TestFollowerRecoversByExternalJoin(t *testing.T) {
 func missFanout(t *testing.T, hub, follower *node, room event.RoomURI, u event.UserURI, commit func()) *clientState {
 	t.Helper()
 	ctx := context.Background()
-	before, err := loadClient(ctx, follower.st, room, u)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var before *clientState
+	waitFor(t, fmt.Sprintf("%s's client", u), func() error {
+		var err error
+		before, err = loadClient(ctx, follower.st, room, u)
+		return err
+	})
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := follower.tp.Server.Shutdown(sctx); err != nil {
