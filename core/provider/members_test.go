@@ -152,6 +152,13 @@ func TestMembershipPublished(t *testing.T) {
 	check(expect(t, b, "bob's ban", isMember(event.MembershipBan, bob)), alice, room.RoleBanned)
 	check(expectXMPP("bob's ban at A", isMember(event.MembershipBan, bob)), alice, room.RoleBanned)
 
+	// Alice lifts the ban (role 0): bob leaves the list; A's XMPP adapter sees role 0.
+	publishOut(t, a, membership(r, alice, event.MembershipRole, bob))
+	check(expectXMPP("bob's unban at A", isMember(event.MembershipRole, bob)), alice, room.RoleNone)
+	if _, ok, err := roleOf(ctx, a.st, r, bob); err != nil || ok {
+		t.Fatalf("bob still listed after the unban (%v)", err)
+	}
+
 	// Dave (XMPP) leaves: A's Matrix adapter (alice) sees a leave by dave.
 	publishOut(t, a, membership(r, dave, event.MembershipLeave, dave))
 	check(expect(t, a, "dave's leave", isMember(event.MembershipLeave, dave)), dave, room.RoleNone)

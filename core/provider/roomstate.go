@@ -102,7 +102,8 @@ func policyHandshake(before groupView, r *mls.CommitResult, committer event.User
 }
 
 // listUpdate is the participant_list update that carries o's changes to the room state st:
-// list adds for users not yet listed, removals, bans and role changes.
+// list adds for users not yet listed, removals, bans and role changes (role 0 is a removal from
+// the list, which the policy allows for a banned user: an unban).
 func listUpdate(st *room.State, o *localCommit) (*room.ParticipantListUpdate, error) {
 	u := &room.ParticipantListUpdate{}
 	for _, t := range o.add {
@@ -125,6 +126,10 @@ func listUpdate(st *room.State, o *localCommit) (*room.ParticipantListUpdate, er
 		i := st.Participants.Index(rc.User)
 		if i < 0 {
 			return nil, fmt.Errorf("%w: %s is not a participant", errNotAllowed, rc.User)
+		}
+		if rc.Role == room.RoleNone { // role 0 leaves the list: an unban (P19)
+			u.Removed = append(u.Removed, uint32(i))
+			continue
 		}
 		u.Changed = append(u.Changed, room.RoleChange{Index: uint32(i), Role: rc.Role})
 	}
