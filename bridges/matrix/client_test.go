@@ -2,6 +2,8 @@ package matrix
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/internal/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -138,6 +141,49 @@ func TestClientModeEncrypted(t *testing.T) {
 	if tok, err := a.syncStore.LoadNextBatch(ctx, a.client.UserID); err != nil || tok == "" {
 		t.Errorf("sync token not persisted: %q %v", tok, err)
 	}
+
+	clientModeRoles(t, alice, room, roomURI, b, a)
+}
+
+// clientModeRoles: the functional account shows a MIMI role change as a power-level change only
+// when it has the power, else as a notice.
+func clientModeRoles(t *testing.T, alice *e2eeClient, room id.RoomID, roomURI event.RoomURI, b *bus.NATS, a *Adapter) {
+	t.Helper()
+	ctx := t.Context()
+	roleTo := func(n int, target event.UserURI, r uint32) {
+		t.Helper()
+		env := &event.Envelope{ID: event.EventID(fmt.Sprintf("mimi:client-role-%d", n)), Kind: event.KindMembership, Room: roomURI,
+			Sender: bobURI, Timestamp: time.Now().UTC(), Origin: event.Origin{Network: event.NetworkMIMI},
+			Membership: &event.Membership{Action: event.MembershipRole, Target: target, Role: r}}
+		if err := b.PublishIn(ctx, event.NetworkMatrix, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dave := event.UserURI("mimi://localhost/u/dave")
+	roleTo(1, dave, 3) // the account is at level 0
+	notice := alice.waitEvent(t, "the role notice", func(ev *mevent.Event) bool {
+		return ev.Sender == a.client.UserID && ev.Type == mevent.EventMessage && ev.Content.AsMessage().MsgType == mevent.MsgNotice
+	})
+	if body := notice.Content.AsMessage().Body; !strings.Contains(body, "@dave:localhost is now an admin") {
+		t.Errorf("role notice %q", body)
+	}
+	pl := &mevent.PowerLevelsEventContent{}
+	if err := alice.StateEvent(ctx, room, mevent.StatePowerLevels, "", pl); err != nil {
+		t.Fatal(err)
+	}
+	if l := pl.GetUserLevel("@dave:localhost"); l != 0 {
+		t.Fatalf("dave's level %d after a change the account may not make", l)
+	}
+	// Alice gives the account 100: the next change is a power-level change.
+	pl.SetUserLevel(a.client.UserID, 100)
+	if _, err := alice.SendStateEvent(ctx, room, mevent.StatePowerLevels, "", pl); err != nil {
+		t.Fatal(err)
+	}
+	roleTo(2, dave, 3)
+	waitFor(t, 30*time.Second, "dave at 50", func() bool {
+		pl := &mevent.PowerLevelsEventContent{}
+		return alice.StateEvent(ctx, room, mevent.StatePowerLevels, "", pl) == nil && pl.GetUserLevel("@dave:localhost") == 50
+	})
 }
 
 // sequenceIDs are the envelopes matrixToMIMISequence saw.
