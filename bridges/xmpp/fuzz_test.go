@@ -168,3 +168,32 @@ func FuzzJIDMapping(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAdminQuery decodes arbitrary bytes as a muc#admin IQ and runs the pure steps of an
+// affiliation change (affiliation → role, reason clipping, target JID): nothing may panic, a
+// clipped reason stays valid UTF-8 within its limit, and a role maps back to its affiliation.
+func FuzzAdminQuery(f *testing.F) {
+	f.Add([]byte(`<iq type='set' id='a1' to='ward7@rooms.localhost'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='bob\40clinic-b.example@mimi.localhost'/><item affiliation='outcast' nick='x'><reason>spam</reason></item></query></iq>`))
+	f.Add([]byte(`<iq type='set'><query xmlns='http://jabber.org/protocol/muc#admin'><item role='none' nick='Mallory'/></query></iq>`))
+	f.Add([]byte(`<iq type='set'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='none' jid='@/'><reason>` + strings.Repeat("ü", 600) + `</reason></item></query></iq>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var iq inIQ
+		if err := decodeFromString(string(data), &iq); err != nil || iq.Admin == nil {
+			return
+		}
+		for _, it := range iq.Admin.Items {
+			if r, ok := roleOfAffiliation(it.Affiliation); ok {
+				if aff, _ := affiliationOf(r); aff != it.Affiliation {
+					t.Fatalf("affiliation %q → role %d → %q", it.Affiliation, r, aff)
+				}
+			}
+			c := clip(it.Reason, 1024)
+			if len(c) > 1024 || (utf8.ValidString(it.Reason) && !utf8.ValidString(c)) {
+				t.Fatalf("clip(%d bytes) = %d bytes, valid %v", len(it.Reason), len(c), utf8.ValidString(c))
+			}
+			if it.JID != "" {
+				_, _ = jid.Parse(it.JID)
+			}
+		}
+	})
+}
