@@ -240,8 +240,9 @@ func TestHostileProposals(t *testing.T) {
 	}
 }
 
-// FuzzProcessMessage feeds arbitrary MLSMessages to a fixed group member: no panic, and a rejected
-// PublicMessage leaves the state byte-identical.
+// FuzzProcessMessage feeds arbitrary MLSMessages to a fixed group member and to its public view:
+// no panic, a rejected PublicMessage leaves either state byte-identical, and what the member
+// accepts as a PublicMessage the view accepts too, with the same next public state.
 func FuzzProcessMessage(f *testing.F) {
 	fx := newHostileFixture(f, MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	seed := func(m *MLSMessage, err error) {
@@ -262,6 +263,7 @@ func FuzzProcessMessage(f *testing.F) {
 	seed(fx.alice.g.WithConfig(Config{PrivateHandshakes: true}).ProposeRemove(2))
 	seed(fx.alice.g.ProposeRemove(2))
 	base := stateBytes(f, fx.bob.g)
+	pubBase := stateBytes(f, fx.bob.g.Public())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMLSMessage(b)
 		if err != nil {
@@ -271,6 +273,14 @@ func FuzzProcessMessage(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		v, err := LoadPublicGroup(pubBase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vr, verr := v.Process(m, ProcessOptions{})
+		if verr != nil && !bytes.Equal(pubBase, stateBytes(t, v)) {
+			t.Fatalf("rejected message changed the public view: %v", verr)
+		}
 		r, err := g.Process(m, ProcessOptions{})
 		if err != nil {
 			if m.WireFormat == WireFormatPublicMessage && !bytes.Equal(base, stateBytes(t, g)) {
@@ -278,9 +288,15 @@ func FuzzProcessMessage(f *testing.F) {
 			}
 			return
 		}
+		if m.WireFormat == WireFormatPublicMessage && verr != nil {
+			t.Fatalf("the member accepts a PublicMessage the public view rejects: %v", verr)
+		}
 		if r.Kind == ReceivedCommit && r.Commit.State != nil {
 			if _, err := r.Commit.State.MarshalBinary(); err != nil {
 				t.Fatal(err)
+			}
+			if !bytes.Equal(stateBytes(t, vr.Commit.Public), stateBytes(t, r.Commit.State.Public())) {
+				t.Fatal("the public view's next state differs from the member's")
 			}
 		}
 	})
