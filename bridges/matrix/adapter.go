@@ -9,6 +9,8 @@
 //     to (honouring the account's invite permissions) and relays with per-message sender
 //     attribution (MSC4144 per-message profiles plus a plain-text prefix).
 //
+// Room roles map to power levels both ways (roles.go, docs/matrix.md "Roles").
+//
 // Both modes are end-to-end encrypted with mautrix's crypto package built with -tags goolm; the
 // crypto store lives in the gateway's store (core/store) through go.mau.fi/util/dbutil.
 //

@@ -179,6 +179,19 @@ func TestAppserviceRoles(t *testing.T) {
 	mimi(5, event.MembershipRole, carolURI, room.RoleNone)
 	waitFor(t, 30*time.Second, "carol unbanned", func() bool { return member() == mevent.MembershipLeave })
 
+	// A MIMI kick of a ghost is the bot's kick.
+	mimi(8, event.MembershipJoin, carolURI, 0)
+	alice.waitJoined(t, r, carol)
+	joined, err := alice.FullStateEvent(ctx, r, mevent.StateMember, string(carol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mimi(9, event.MembershipKick, carolURI, 0)
+	waitFor(t, 30*time.Second, "carol kicked by the bot", func() bool {
+		ev, err := alice.FullStateEvent(ctx, r, mevent.StateMember, string(carol))
+		return err == nil && ev.ID != joined.ID && ev.Sender == bot && ev.Content.AsMember().Membership == mevent.MembershipLeave
+	})
+
 	// A MIMI demotion of alice (100, like the bot) is beyond the bot's power: nothing changes.
 	mimi(6, event.MembershipRole, aliceURI, room.RoleRegular)
 	mimi(7, event.MembershipRole, carolURI, room.RoleOwner) // a later change the bot can make

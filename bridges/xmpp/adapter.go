@@ -1,7 +1,8 @@
 // Package xmpp is the XMPP adapter: an XEP-0114 component pair on mellium.im/xmpp that shows MIMI
 // users as JIDs on a users component and MIMI rooms as MUC rooms hosted on a rooms component, and
 // maps messages, corrections, retractions, reactions, replies, receipts, chat markers and media
-// links between XMPP stanzas and canonical MIMI content on the bus.
+// links between XMPP stanzas and canonical MIMI content on the bus; room roles are MUC
+// affiliations (roles.go).
 //
 // Concurrency: each component connection has one read loop (mellium's Session.Serve) that decodes
 // every stanza into a bounded struct and hands it to one of Config.Workers worker goroutines,
