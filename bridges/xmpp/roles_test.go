@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	mroom "github.com/mimi-gateway/mimi-gateway/core/room"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 func TestAffiliationMapping(t *testing.T) {
@@ -136,4 +139,33 @@ func TestRolesAndAffiliations(t *testing.T) {
 	if c := errorCondition(carolC.expect("non-occupant", isError("aff6"))); c != "not-acceptable" {
 		t.Errorf("non-occupant: condition %q", c)
 	}
+}
+
+// TestRoleStore: stored roles on both store backends (the 0002 migration of each dialect): a
+// missing row is member, owner and outcast are kept and replaced, member and role 0 drop the row.
+func TestRoleStore(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		if err := s.Migrate(ctx, idmap.Schema, Schema); err != nil {
+			t.Fatal(err)
+		}
+		d := &db{s: s, now: time.Now}
+		r := event.RoomURI("mimi://hub.example/r/store")
+		if _, err := d.createRoom(ctx, room{URI: r, MUCLocal: "store", Kind: kindMUC}); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []struct {
+			set, want mroom.RoleIndex
+		}{
+			{0, mroom.RoleRegular}, {mroom.RoleOwner, mroom.RoleOwner}, {mroom.RoleBanned, mroom.RoleBanned},
+			{mroom.RoleRegular, mroom.RoleRegular}, {mroom.RoleAdmin, mroom.RoleAdmin}, {mroom.RoleNone, mroom.RoleRegular},
+		} {
+			if err := d.setRole(ctx, r, testBob, step.set); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := d.roleOf(ctx, r, testBob); err != nil || got != step.want {
+				t.Fatalf("after role %d: %d (%v), want %d", step.set, got, err, step.want)
+			}
+		}
+	})
 }
