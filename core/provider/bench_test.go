@@ -1,11 +1,14 @@
 package provider
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 // BenchmarkMessages measures messages through the whole path between two providers on
@@ -33,6 +36,45 @@ func BenchmarkMessages(b *testing.B) {
 			}
 			for range b.N {
 				expect(b, to, "message", func(e *event.Envelope) bool { return e.Kind == event.KindMessage })
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkMessagesManyRooms measures aggregate throughput across rooms: the path of
+// BenchmarkMessages (hub → follower), with the b.N messages spread round-robin over several
+// rooms, and the buses partitioned as the gateway's default (bus.DefaultPartitions). Every
+// room's messages must arrive in the order they were sent.
+func BenchmarkMessagesManyRooms(b *testing.B) {
+	for _, n := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("rooms=%d", n), func(b *testing.B) {
+			a, bn := pairOn(b, storetest.SQLiteConfig, func(c *bus.Config) { c.Partitions = bus.DefaultPartitions })
+			rooms := make([]event.RoomURI, n)
+			var alice event.UserURI
+			for i := range rooms {
+				alice, _, rooms[i] = invited(b, a, bn)
+			}
+			msgs := make([]*event.Envelope, b.N)
+			want := make(map[event.RoomURI][][]byte, n) // per room, contents in sending order
+			for i := range msgs {
+				r := rooms[i%n]
+				msgs[i] = message(b, r, alice, fmt.Sprintf("benchmark message %d", i))
+				want[r] = append(want[r], msgs[i].Content)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for _, m := range msgs {
+				publishOut(b, a, m)
+			}
+			for range b.N {
+				got := expect(b, bn, "message", func(e *event.Envelope) bool { return e.Kind == event.KindMessage })
+				w := want[got.Room]
+				if len(w) == 0 || !bytes.Equal(got.Content, w[0]) {
+					b.Fatalf("room %s: message out of order or unexpected", got.Room)
+				}
+				want[got.Room] = w[1:]
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")

@@ -45,7 +45,8 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newNode(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain event.Domain, stCfg store.Config) *node {
+// newNode opens a provider node; opts adjust its bus configuration before it opens.
+func newNode(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain event.Domain, stCfg store.Config, opts ...func(*bus.Config)) *node {
 	t.Helper()
 	nd := &node{domain: domain, stCfg: stCfg, in: make(chan delivered, 1024),
 		busCfg: bus.Config{
@@ -57,6 +58,9 @@ func newNode(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain 
 			Partitions:    2,
 			ReadyTimeout:  15 * time.Second,
 		}}
+	for _, o := range opts {
+		o(&nd.busCfg)
+	}
 	nd.open(t)
 	nd.tp = protocoltest.NewProvider(t, n, ca, domain, nd.p, protocoltest.Options{Store: nd.st})
 	t.Cleanup(func() { nd.stop(t) })
@@ -139,13 +143,13 @@ func pair(t testing.TB) (*node, *node) {
 	return pairOn(t, storetest.SQLiteConfig)
 }
 
-// pairOn is pair with stores from cfg (SQLite or PostgreSQL).
-func pairOn(t testing.TB, cfg func(testing.TB) store.Config) (*node, *node) {
+// pairOn is pair with stores from cfg (SQLite or PostgreSQL); opts adjust both buses.
+func pairOn(t testing.TB, cfg func(testing.TB) store.Config, opts ...func(*bus.Config)) (*node, *node) {
 	t.Helper()
 	n := protocoltest.NewNetwork()
 	ca := protocoltest.NewCA(t)
-	a := newNode(t, n, ca, "a.example", cfg(t))
-	b := newNode(t, n, ca, "b.example", cfg(t))
+	a := newNode(t, n, ca, "a.example", cfg(t), opts...)
+	b := newNode(t, n, ca, "b.example", cfg(t), opts...)
 	a.tp.Partners.Set([]protocol.Partner{b.tp.PartnerEntry(false)})
 	b.tp.Partners.Set([]protocol.Partner{a.tp.PartnerEntry(false)})
 	a.start(t)
