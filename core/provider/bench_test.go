@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -56,26 +55,13 @@ func BenchmarkMessagesManyRooms(b *testing.B) {
 			for i := range rooms {
 				alice, _, rooms[i] = invited(b, a, bn)
 			}
-			msgs := make([]*event.Envelope, b.N)
-			want := make(map[event.RoomURI][][]byte, n) // per room, contents in sending order
-			for i := range msgs {
-				r := rooms[i%n]
-				msgs[i] = message(b, r, alice, fmt.Sprintf("benchmark message %d", i))
-				want[r] = append(want[r], msgs[i].Content)
-			}
+			msgs, want := spread(b, rooms, alice, b.N)
 			b.ResetTimer()
 			start := time.Now()
 			for _, m := range msgs {
 				publishOut(b, a, m)
 			}
-			for range b.N {
-				got := expect(b, bn, "message", func(e *event.Envelope) bool { return e.Kind == event.KindMessage })
-				w := want[got.Room]
-				if len(w) == 0 || !bytes.Equal(got.Content, w[0]) {
-					b.Fatalf("room %s: message out of order or unexpected", got.Room)
-				}
-				want[got.Room] = w[1:]
-			}
+			expectInOrder(b, bn, want)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 		})
