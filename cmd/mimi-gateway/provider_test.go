@@ -138,12 +138,7 @@ func TestProviderReloadsPartners(t *testing.T) {
 		for _, p := range partners {
 			s += fmt.Sprintf("  - {domain: %s, base_url: \"https://%s/\", ca_file: %s}\n", p, p, ca.File)
 		}
-		if err := os.WriteFile(cfgPath+".tmp", []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(cfgPath+".tmp", cfgPath); err != nil {
-			t.Fatal(err)
-		}
+		writeConfig(t, cfgPath, s)
 	}
 	write("b.example")
 
@@ -157,13 +152,7 @@ func TestProviderReloadsPartners(t *testing.T) {
 			started:  func(string, *config.Manager) { close(started) },
 			reloaded: func(_ config.ReloadReport, err error) { reloads <- err }})
 	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("run ended: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not started:\n%s", logs.String())
-	}
+	waitStarted(t, started, done, &logs)
 	t.Cleanup(func() {
 		sigs <- syscall.SIGTERM
 		if err := <-done; err != nil {

@@ -93,6 +93,31 @@ func (s *syncBuffer) waitFor(t *testing.T, substr string) {
 
 func (s *syncBuffer) count(substr string) int { return strings.Count(s.String(), substr) }
 
+// waitStarted waits until runGateway reports started, failing with the log when it ends or
+// does not start within a minute.
+func waitStarted(t *testing.T, started <-chan struct{}, done <-chan error, logs *syncBuffer) {
+	t.Helper()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("run ended: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("not started:\n%s", logs.String())
+	}
+}
+
+// writeConfig replaces the file at path with s atomically (write, then rename), as an admin's
+// editor would, so a reload never reads a half-written file.
+func writeConfig(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The binary is built once per test run and shared by the tests that run it.
 var (
 	buildOnce sync.Once
@@ -324,15 +349,7 @@ func TestBinaryReloadsOnSIGHUP(t *testing.T) {
 func TestRunReload(t *testing.T) {
 	work := t.TempDir()
 	cfgPath := filepath.Join(work, "gw.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(cfgPath+".tmp", []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(cfgPath+".tmp", cfgPath); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(s string) { t.Helper(); writeConfig(t, cfgPath, s) }
 	admin := freeAddr(t)
 	base := "domain: klinik-a.example\ndata_dir: " + work + "\nadmin: {address: \"" + admin + "\"}\n"
 	write(base)
@@ -586,13 +603,7 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 			started: func(string, *config.Manager) { close(started) },
 		})
 	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("run ended: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not started:\n%s", logs.String())
-	}
+	waitStarted(t, started, done, &logs)
 	sigs <- syscall.SIGTERM
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, logs.String())
