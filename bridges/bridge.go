@@ -70,6 +70,13 @@ type PortalCreator interface {
 	CreatePortal(ctx context.Context, env *event.Envelope) error
 }
 
+// NoticeHandler is implemented by adapters that tell a local user, in words and in their app, that
+// something they caused failed (KindNotice): a refused invite, an undelivered message, a partner
+// that stays unreachable.
+type NoticeHandler interface {
+	HandleNotice(ctx context.Context, env *event.Envelope) error
+}
+
 // AssetStore keeps attachments for the MIMI side. An adapter hands over a file's plaintext; the store
 // encrypts it (AES-128-GCM, core/content), keeps it until it expires and returns where partners can
 // fetch it. The MIMI provider implements it; adapters depend only on this interface.
@@ -148,6 +155,10 @@ func Dispatch(ctx context.Context, a Adapter, env *event.Envelope) error {
 	case event.KindPortalRequest:
 		if h, ok := a.(PortalCreator); ok {
 			return h.CreatePortal(ctx, env)
+		}
+	case event.KindNotice:
+		if h, ok := a.(NoticeHandler); ok {
+			return h.HandleNotice(ctx, env)
 		}
 	default:
 		return bus.Permanent(fmt.Errorf("bridges: envelope %s has kind %s, which adapters do not handle", env.ID, env.Kind))

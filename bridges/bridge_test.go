@@ -64,6 +64,9 @@ func (f *full) HandleRoomMetadata(_ context.Context, e *event.Envelope) error {
 func (f *full) CreatePortal(_ context.Context, e *event.Envelope) error {
 	return f.record("portal:" + string(e.ID))
 }
+func (f *full) HandleNotice(_ context.Context, e *event.Envelope) error {
+	return f.record("notice:" + string(e.ID))
+}
 
 var (
 	_ bridges.Adapter           = (*minimal)(nil)
@@ -74,6 +77,7 @@ var (
 	_ bridges.MembershipHandler = (*full)(nil)
 	_ bridges.MetadataHandler   = (*full)(nil)
 	_ bridges.PortalCreator     = (*full)(nil)
+	_ bridges.NoticeHandler     = (*full)(nil)
 )
 
 func TestDispatch(t *testing.T) {
@@ -89,6 +93,7 @@ func TestDispatch(t *testing.T) {
 		{event.KindMembership, "membership"},
 		{event.KindRoomMetadata, "metadata"},
 		{event.KindPortalRequest, "portal"},
+		{event.KindNotice, "notice"},
 	}
 	for _, k := range kinds {
 		t.Run(k.kind.String(), func(t *testing.T) {

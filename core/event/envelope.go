@@ -45,10 +45,11 @@ const (
 	KindMembership         // a join, leave, invite, kick or ban; see Membership
 	KindRoomMetadata       // room name or topic changed; see Metadata
 	KindPortalRequest      // control: the provider asks an adapter to create a portal for a room
+	KindNotice             // control: tell a local user that something they caused failed; see Notice
 	kindEnd
 )
 
-var kindNames = [...]string{"unknown", "message", "edit", "delete", "reaction", "receipt", "membership", "room_metadata", "portal_request"}
+var kindNames = [...]string{"unknown", "message", "edit", "delete", "reaction", "receipt", "membership", "room_metadata", "portal_request", "notice"}
 
 // String returns the kind's name as used in logs and metrics.
 func (k Kind) String() string {
@@ -117,6 +118,63 @@ type Metadata struct {
 	Topic string `cbor:"2,keyasint,omitempty"`
 }
 
+// NoticeCode says, in a stable and language-neutral way, what a Notice reports. Adapters word it for
+// people (in the user's language); logs and metrics use String. Codes are never renumbered.
+type NoticeCode uint8
+
+// Notice codes.
+const (
+	NoticeUnknown NoticeCode = iota
+	// NoticeInviteFailed: Target could not be added to the room (Reason says why in a word:
+	// "userUnknown", "noConsent", "notAllowed", ...). The adapter also undoes what it showed (the
+	// ghost leaves, the puppet is marked).
+	NoticeInviteFailed
+	// NoticeRefused: the event Event (a message, edit, reaction, ...) was refused by the room's hub
+	// or its policy and will not be delivered.
+	NoticeRefused
+	// NoticeUndelivered: the event Event could not be delivered and the gateway has stopped trying.
+	NoticeUndelivered
+	// NoticePartnerUnreachable: Partner has not answered for a while; messages to it are kept and
+	// will be delivered when it is back.
+	NoticePartnerUnreachable
+	// NoticePartnerReachable: Partner answers again after a NoticePartnerUnreachable.
+	NoticePartnerReachable
+	// NoticeRoomFailed: the room could not be created or joined on the MIMI side.
+	NoticeRoomFailed
+	noticeEnd
+)
+
+var noticeNames = [...]string{"unknown", "invite_failed", "refused", "undelivered", "partner_unreachable", "partner_reachable", "room_failed"}
+
+// String returns the code's name as used in logs and metrics.
+func (c NoticeCode) String() string {
+	if c < noticeEnd {
+		return noticeNames[c]
+	}
+	return fmt.Sprintf("notice(%d)", uint8(c))
+}
+
+// Notice is the payload of a KindNotice envelope: something the envelope's Sender (a local user)
+// caused failed, and that user should be told, in words, in their app. The envelope's Room is the
+// room it happened in and Origin the native room (when known) where the notice is shown.
+type Notice struct {
+	Code NoticeCode `cbor:"1,keyasint"`
+	// Correlation is shown to the user and logged with the technical detail, so that an admin can
+	// find the log lines of a failure a user reports.
+	Correlation string `cbor:"2,keyasint"`
+	// Target is the user the failed action was about (the invitee), if any.
+	Target UserURI `cbor:"3,keyasint,omitempty"`
+	// Event is the envelope that failed, if any; Native its native event ID, so the adapter can
+	// attach the notice to the user's own message.
+	Event  EventID       `cbor:"4,keyasint,omitempty"`
+	Native NativeEventID `cbor:"5,keyasint,omitempty"`
+	// Partner is the provider domain involved, if any.
+	Partner Domain `cbor:"6,keyasint,omitempty"`
+	// Reason is a short machine-readable reason (a MIMI response code name such as "userUnknown",
+	// "notAllowed", "noConsent", or "unreachable"); never user content, never a secret.
+	Reason string `cbor:"7,keyasint,omitempty"`
+}
+
 // Envelope is the canonical event on the bus.
 type Envelope struct {
 	// Version is the encoding version; Marshal sets it.
@@ -141,6 +199,8 @@ type Envelope struct {
 	Metadata *Metadata `cbor:"9,keyasint,omitempty"`
 	// MessageID is the MIMI message ID of Content (computed by core/content), when known.
 	MessageID []byte `cbor:"10,keyasint,omitempty"`
+	// Notice is set for KindNotice.
+	Notice *Notice `cbor:"11,keyasint,omitempty"`
 }
 
 var (
@@ -202,6 +262,21 @@ func (e *Envelope) Validate() error {
 	}
 	if e.Kind == KindRoomMetadata && e.Metadata == nil {
 		return fmt.Errorf("%w: room metadata envelope without metadata", ErrInvalid)
+	}
+	if e.Kind == KindNotice {
+		switch {
+		case e.Notice == nil:
+			return fmt.Errorf("%w: notice envelope without notice", ErrInvalid)
+		case e.Notice.Code == NoticeUnknown || e.Notice.Code >= noticeEnd:
+			return fmt.Errorf("%w: notice code %s", ErrInvalid, e.Notice.Code)
+		case e.Notice.Correlation == "":
+			return fmt.Errorf("%w: notice without correlation ID", ErrInvalid)
+		}
+		if e.Notice.Target != "" {
+			if _, err := ParseUserURI(string(e.Notice.Target)); err != nil {
+				return fmt.Errorf("%w: notice target: %w", ErrInvalid, err)
+			}
+		}
 	}
 	return nil
 }

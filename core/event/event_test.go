@@ -131,6 +131,11 @@ func TestMarshalRoundTrip(t *testing.T) {
 			e.Metadata = &Metadata{Name: "Station 3", Topic: "Übergabe"}
 		}},
 		{"with message id", func(e *Envelope) { e.MessageID = bytes.Repeat([]byte{1}, 32) }},
+		{"notice", func(e *Envelope) {
+			e.Kind, e.Content = KindNotice, nil
+			e.Notice = &Notice{Code: NoticeInviteFailed, Correlation: "c0ffee12", Target: NewUserURI("b.example", "bob"),
+				Partner: "b.example", Reason: "userUnknown"}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +181,23 @@ func TestValidateRejects(t *testing.T) {
 			e.Membership = &Membership{Action: MembershipJoin, Target: "bob"}
 		}},
 		{"metadata without payload", func(e *Envelope) { e.Kind = KindRoomMetadata }},
+		{"notice without payload", func(e *Envelope) { e.Kind, e.Content = KindNotice, nil }},
+		{"notice unknown code", func(e *Envelope) {
+			e.Kind, e.Content = KindNotice, nil
+			e.Notice = &Notice{Code: NoticeUnknown, Correlation: "x"}
+		}},
+		{"notice code out of range", func(e *Envelope) {
+			e.Kind, e.Content = KindNotice, nil
+			e.Notice = &Notice{Code: 200, Correlation: "x"}
+		}},
+		{"notice without correlation", func(e *Envelope) {
+			e.Kind, e.Content = KindNotice, nil
+			e.Notice = &Notice{Code: NoticeRefused}
+		}},
+		{"notice bad target", func(e *Envelope) {
+			e.Kind, e.Content = KindNotice, nil
+			e.Notice = &Notice{Code: NoticeInviteFailed, Correlation: "x", Target: "bob"}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
