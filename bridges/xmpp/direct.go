@@ -72,9 +72,10 @@ func (a *Adapter) directMessage(ctx context.Context, m *inMessage, at time.Time)
 }
 
 // ensureDM returns the MIMI room of the conversation between a local user and a MIMI user,
-// creating it on first use: a room hosted by this gateway with the local user joined and the
-// peer invited. Its URI is derived from the pair, so a retry after a crash publishes the same
-// events (deduplicated on the bus) and finds the same room.
+// creating it on first use: a room hosted by this gateway, created by the local user's invite of
+// the peer (the provider creates a room on the first invite into it, with the inviter as its first
+// member, so no join of the local user is published). Its URI is derived from the pair, so a retry
+// after a crash publishes the same event (deduplicated on the bus) and finds the same room.
 func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer event.UserURI, at time.Time) (event.RoomURI, error) {
 	if uri, err := a.db.dmRoom(ctx, o.sender.String(), peer); err == nil {
 		return uri, nil
@@ -86,19 +87,14 @@ func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer e
 	id := "dm-" + strings.ToLower(b32.EncodeToString(mac.Sum(nil)[:15]))
 	uri := event.NewRoomURI(a.cfg.Provider, id)
 	o.room = uri
-	for _, mem := range []struct {
-		action event.MembershipAction
-		target event.UserURI
-	}{{event.MembershipJoin, o.senderURI}, {event.MembershipInvite, peer}} {
-		env := &event.Envelope{
-			ID: o.eventID("dm-create " + strconv.Itoa(int(mem.action)) + " " + string(mem.target)), Kind: event.KindMembership,
-			Room: uri, Sender: o.senderURI, Membership: &event.Membership{Action: mem.action, Target: mem.target},
-			Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Sender: event.NativeUserID(o.sender.String())},
-			Timestamp: at,
-		}
-		if err := a.publishEnvelope(ctx, env); err != nil {
-			return "", err
-		}
+	env := &event.Envelope{
+		ID: o.eventID("dm-create " + strconv.Itoa(int(event.MembershipInvite)) + " " + string(peer)), Kind: event.KindMembership,
+		Room: uri, Sender: o.senderURI, Membership: &event.Membership{Action: event.MembershipInvite, Target: peer},
+		Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Sender: event.NativeUserID(o.sender.String())},
+		Timestamp: at,
+	}
+	if err := a.publishEnvelope(ctx, env); err != nil {
+		return "", err
 	}
 	if err := a.db.createDM(ctx, room{URI: uri, MUCLocal: id, Kind: kindDM}, dm{Local: o.sender.String(), Peer: peer}); err != nil {
 		return "", err
