@@ -16,6 +16,8 @@ type metrics struct {
 	naked        *prometheus.CounterVec   // direction, network
 	deadLettered *prometheus.CounterVec   // direction, network, reason
 	handlerDur   *prometheus.HistogramVec // direction, network, outcome
+	replayed     prometheus.Counter       // dead letters published again by an operator
+	discarded    prometheus.Counter       // dead letters removed by an operator
 }
 
 func newMetrics() *metrics {
@@ -37,9 +39,13 @@ func newMetrics() *metrics {
 			Help:    "Time from delivery to the handler's result, by outcome (ack, nak, dead_letter, stopped).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms .. ~131s
 		}, append(dn, "outcome")),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_letters_replayed_total",
+			Help: "Dead letters an operator published again on their original subject."}),
+		discarded: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dead_letters_discarded_total",
+			Help: "Dead letters an operator removed without publishing them."}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.published, m.duplicates, m.publishErrs, m.delivered, m.acked, m.naked, m.deadLettered, m.handlerDur}
+	return []prometheus.Collector{m.published, m.duplicates, m.publishErrs, m.delivered, m.acked, m.naked, m.deadLettered, m.handlerDur, m.replayed, m.discarded}
 }

@@ -72,6 +72,8 @@ type Client struct {
 
 	mu         sync.Mutex
 	transports map[event.Domain]*transportEntry
+
+	reach reach // last success and error per partner (check.go)
 }
 
 type transportEntry struct {
@@ -201,6 +203,7 @@ func (c *Client) do(ctx context.Context, d event.Domain, e Endpoint, id Identifi
 	}
 	dir, err := c.directory(ctx, p)
 	if err != nil {
+		c.noteResult(d, err)
 		return 0, nil, err
 	}
 	u, err := dir.URL(e, id)
@@ -222,8 +225,11 @@ func (c *Client) do(ctx context.Context, d event.Domain, e Endpoint, id Identifi
 	c.metrics.duration.WithLabelValues(string(e)).Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.metrics.requests.WithLabelValues(string(e), "0").Inc()
-		return 0, nil, fmt.Errorf("protocol: %s to %s: %w", e, d, err)
+		err = fmt.Errorf("protocol: %s to %s: %w", e, d, err)
+		c.noteResult(d, err)
+		return 0, nil, err
 	}
+	c.noteResult(d, statusErr(resp.StatusCode))
 	defer resp.Body.Close()
 	c.metrics.requests.WithLabelValues(string(e), strconv.Itoa(resp.StatusCode)).Inc()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseSize+1))
