@@ -33,7 +33,6 @@ import (
 	"go.mau.fi/util/dbutil"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
-	"maunium.net/go/mautrix/crypto/cryptohelper"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/sqlstatestore"
 
@@ -100,7 +99,7 @@ type Adapter struct {
 	reg        *appservice.Registration
 	as         *appservice.AppService
 	client     *mautrix.Client // the device that holds the E2EE keys: AS bot device or functional account
-	crypto     *cryptohelper.CryptoHelper
+	crypto     *e2eeDevice
 	stateStore *sqlstatestore.SQLStateStore
 	db         *dbutil.Database
 	saltKey    []byte

@@ -73,7 +73,7 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: string(bot.UserID)},
 		InitialDeviceDisplayName: "MIMI gateway",
 	}
-	if err := a.setupCrypto(ctx, cli, login); err != nil {
+	if err := a.setupCrypto(ctx, cli, login, sy); err != nil {
 		return err
 	}
 	sy.OnEvent(cli.StateStoreSyncHandler)

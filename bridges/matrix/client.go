@@ -42,7 +42,7 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 			InitialDeviceDisplayName: "MIMI gateway " + botLabel,
 		}
 	}
-	if err := a.setupCrypto(ctx, cli, login); err != nil {
+	if err := a.setupCrypto(ctx, cli, login, sy); err != nil {
 		return err
 	}
 	if err := cli.SetDisplayName(ctx, cc.DisplayName); err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
-	"maunium.net/go/mautrix/crypto/cryptohelper"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -23,25 +22,16 @@ const pendingRetryInterval = 30 * time.Second
 // setupCrypto creates the E2EE device of cli (the appservice bot's device, or the functional
 // account's) with its Olm account and Megolm sessions in the gateway store, and logs in with
 // login when the store has no device yet.
-func (a *Adapter) setupCrypto(ctx context.Context, cli *mautrix.Client, login *mautrix.ReqLogin) error {
-	helper, err := cryptohelper.NewCryptoHelper(cli, []byte(a.cfg.Encryption.PickleKey), a.db)
+func (a *Adapter) setupCrypto(ctx context.Context, cli *mautrix.Client, login *mautrix.ReqLogin, sy mautrix.ExtensibleSyncer) error {
+	dev, err := newE2EEDevice(ctx, cli, a.db, []byte(a.cfg.Encryption.PickleKey), login, sy)
 	if err != nil {
-		return fmt.Errorf("matrix: crypto helper: %w", err)
-	}
-	helper.LoginAs = login
-	helper.DBAccountID = string(cli.UserID)
-	helper.DecryptErrorCallback = func(evt *mevent.Event, err error) {
-		a.log.Warn("decryption failed", "room_id", string(evt.RoomID), "event_id", string(evt.ID), "sender", string(evt.Sender), "error", err)
-	}
-	if err := helper.Init(ctx); err != nil {
 		return fmt.Errorf("matrix: init crypto for %s: %w", cli.UserID, err)
 	}
 	// Encrypting is done explicitly (encryptFor), so that ghosts' events, which are sent through
 	// other clients, use this device too. cli.Crypto stays set for to-device handling.
-	cli.Crypto = helper
-	mach := helper.Machine()
-	mach.SessionReceived = func(context.Context, id.RoomID, id.SessionID, uint32) { a.kickPending() }
-	a.crypto = helper
+	cli.Crypto = dev
+	dev.Machine().SessionReceived = func(context.Context, id.RoomID, id.SessionID, uint32) { a.kickPending() }
+	a.crypto = dev
 	a.log.Info("end-to-end encryption ready", "user_id", string(cli.UserID), "device_id", string(cli.DeviceID))
 	return nil
 }
