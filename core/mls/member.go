@@ -745,22 +745,46 @@ func (g *publicState) externalSenderKey(i uint32) ([]byte, error) {
 
 // peekGeneration decrypts a PrivateMessage's sender data to learn the generation it uses.
 func (g *Group) peekGeneration(pm *PrivateMessage) (uint32, error) {
+	sd, err := g.peekSenderData(pm)
+	if err != nil {
+		return 0, err
+	}
+	return sd.Generation, nil
+}
+
+// PrivateMessageSender returns the sender's leaf and the generation of a PrivateMessage of the
+// group's epoch, from its sender data alone: the content is neither decrypted nor verified, and
+// the state does not change. A member can tell its own messages (which it cannot decrypt) from
+// others' this way.
+func (g *Group) PrivateMessageSender(pm *PrivateMessage) (LeafIndex, uint32, error) {
+	if pm == nil {
+		return 0, 0, fmt.Errorf("%w: empty PrivateMessage", ErrMalformed)
+	}
+	sd, err := g.peekSenderData(pm)
+	if err != nil {
+		return 0, 0, err
+	}
+	return LeafIndex(sd.LeafIndex), sd.Generation, nil
+}
+
+// peekSenderData decrypts a PrivateMessage's sender data.
+func (g *Group) peekSenderData(pm *PrivateMessage) (*SenderData, error) {
 	if !bytes.Equal(pm.GroupID, g.ctx.GroupID) || pm.Epoch != g.ctx.Epoch {
-		return 0, fmt.Errorf("%w: PrivateMessage for epoch %d, group is in epoch %d", ErrWrongGroup, pm.Epoch, g.ctx.Epoch)
+		return nil, fmt.Errorf("%w: PrivateMessage for epoch %d, group is in epoch %d", ErrWrongGroup, pm.Epoch, g.ctx.Epoch)
 	}
 	key, nonce := g.cs.senderDataKeyNonce(g.secrets.senderDataSecret, pm.Ciphertext)
 	defer zero(key)
 	aad, err := senderDataAAD(pm.GroupID, pm.Epoch, pm.ContentType)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	pt, err := g.cs.open(key, nonce, aad, pm.EncryptedSenderData)
 	if err != nil {
-		return 0, fmt.Errorf("mls: sender data: %w", err)
+		return nil, fmt.Errorf("mls: sender data: %w", err)
 	}
 	var sd SenderData
 	if err := tlspl.Unmarshal(pt, &sd); err != nil {
-		return 0, fmt.Errorf("mls: decode SenderData: %w", err)
+		return nil, fmt.Errorf("mls: decode SenderData: %w", err)
 	}
-	return sd.Generation, nil
+	return &sd, nil
 }

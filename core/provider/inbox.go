@@ -306,29 +306,15 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 	})
 }
 
-// applyApplication decrypts an application message once (with the first local client that can)
-// and publishes it to the adapters of the other local users in the room.
+// applyApplication decrypts an application message once, with the room's designated local
+// reader (readApplication), and publishes it to the adapters of the other local users in the
+// room.
 func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*store.Tx) error) error {
-	clients, err := loadClients(ctx, p.st, r.room)
+	reader, rec, err := p.readApplication(ctx, r)
 	if err != nil {
 		return err
 	}
-	var (
-		reader *clientState
-		rec    *mls.Received
-	)
-	for _, c := range clients {
-		if c.Group.Epoch() != r.msg.PrivateMessage.Epoch {
-			continue
-		}
-		if rec, err = c.Group.Process(r.msg, mls.ProcessOptions{}); err == nil {
-			reader = c
-			break
-		}
-	}
 	if reader == nil {
-		// Our own message with no other local reader, or undecryptable: nothing to deliver.
-		p.log.Debug("inbox: application message not delivered locally", "room", r.room)
 		return p.st.InTx(ctx, del)
 	}
 	sender, err := userOfCredential(rec.Credential)
@@ -379,6 +365,62 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 		}
 		return del(tx)
 	})
+}
+
+// readApplication decrypts r's application message with the room's designated reader: the
+// local client in the message's epoch with the lowest user URI, or, for that client's own
+// messages (which their sender cannot decrypt), the next one. The other local clients' states
+// are neither loaded nor changed by application messages, so the cost of a message does not
+// grow with the number of local users in the room. It returns no reader for a message nobody
+// here can or needs to read (our only local client's own, another epoch's, or undecryptable).
+func (p *Provider) readApplication(ctx context.Context, r *inboxRow) (*clientState, *mls.Received, error) {
+	pm := r.msg.PrivateMessage
+	users, err := clientsInEpoch(ctx, p.st, r.room, pm.Epoch)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range users[:min(2, len(users))] {
+		c, err := loadClient(ctx, p.st, r.room, u)
+		if err != nil {
+			return nil, nil, err
+		}
+		leaf, _, err := c.Group.PrivateMessageSender(pm)
+		if err != nil {
+			p.log.Warn("inbox: application message undecryptable", "room", r.room, "err", err)
+			return nil, nil, nil
+		}
+		if leaf == c.Group.LeafIndex() {
+			continue // the reader's own message: the next local client reads it
+		}
+		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{})
+		if err != nil {
+			p.log.Warn("inbox: application message not readable", "room", r.room, "err", err)
+			return nil, nil, nil
+		}
+		return c, rec, nil
+	}
+	// Our own message with no other local client: nothing to deliver here.
+	p.log.Debug("inbox: application message not delivered locally", "room", r.room)
+	return nil, nil, nil
+}
+
+// clientsInEpoch returns the users with a local client in room at epoch, in URI order, without
+// loading their states.
+func clientsInEpoch(ctx context.Context, q store.Querier, room event.RoomURI, epoch uint64) ([]event.UserURI, error) {
+	rows, err := q.QueryContext(ctx, `SELECT user_uri FROM provider_clients WHERE room = ? AND epoch = ? ORDER BY user_uri`, string(room), int64(epoch))
+	if err != nil {
+		return nil, fmt.Errorf("provider: clients in epoch: %w", err)
+	}
+	defer rows.Close()
+	var out []event.UserURI
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("provider: scan client: %w", err)
+		}
+		out = append(out, event.UserURI(u))
+	}
+	return out, rows.Err()
 }
 
 // eventID derives a deterministic envelope ID (so a republish after a crash is deduplicated by

@@ -2,8 +2,10 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -57,4 +59,71 @@ func TestInboxRoomsInOrder(t *testing.T) {
 	}
 	expectInOrder(t, b, wantB)
 	expectInOrder(t, a, wantA)
+}
+
+// TestDesignatedReader checks that application messages are read by one local client per room:
+// the one with the lowest user URI (Bob at B), and for its own messages the next one (Bob2).
+// No other local client's state changes, and every message is delivered once.
+func TestDesignatedReader(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t)
+	alice, bob, room := invited(t, a, b)
+	bob2, bob3 := event.NewUserURI(b.domain, "bob2"), event.NewUserURI(b.domain, "bob3")
+	for _, u := range []event.UserURI{bob2, bob3} {
+		if err := b.p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitClients(t, b, room, 1)
+	unlock := a.p.lockRoom(room)
+	err := a.p.commitLocal(ctx, room, alice, &localCommit{add: []event.UserURI{bob2, bob3}}, "")
+	unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitClients(t, b, room, 3)
+	waitFor(t, "B's inbox applied", func() error {
+		if b.p.inboxPending(ctx, room) {
+			return fmt.Errorf("inbox rows left")
+		}
+		return nil
+	})
+	versions := func() map[event.UserURI]int64 {
+		t.Helper()
+		out := map[event.UserURI]int64{}
+		for _, u := range []event.UserURI{bob, bob2, bob3} {
+			c, err := loadClient(ctx, b.st, room, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[u] = c.Version
+		}
+		return out
+	}
+	v0 := versions()
+	for i := range 3 {
+		m := message(t, room, alice, fmt.Sprintf("to B %d", i))
+		publishOut(t, a, m)
+		expectText(t, b, m)
+	}
+	quiet(t, b, 300*time.Millisecond)
+	v1 := versions()
+	if v1[bob] != v0[bob]+3 || v1[bob2] != v0[bob2] || v1[bob3] != v0[bob3] {
+		t.Fatalf("versions after Alice's messages %v, before %v: only Bob's client should read", v1, v0)
+	}
+	for i := range 2 {
+		m := message(t, room, bob, fmt.Sprintf("from Bob %d", i))
+		publishOut(t, b, m)
+		expectText(t, a, m)
+	}
+	waitFor(t, "Bob2 read Bob's messages", func() error {
+		if v := versions(); v[bob2] != v1[bob2]+2 {
+			return fmt.Errorf("versions %v", v)
+		}
+		return nil
+	})
+	quiet(t, b, 300*time.Millisecond) // Bob's adapter sent them: nothing back on B's mimi.in
+	if v := versions(); v[bob] != v1[bob]+2 || v[bob3] != v0[bob3] {
+		t.Fatalf("versions after Bob's messages %v, before %v", v, v1)
+	}
 }
