@@ -154,6 +154,16 @@ type Store struct {
 	SQLite StoreSQLite `yaml:"sqlite"`
 	// Postgres configures PostgreSQL.
 	Postgres StorePostgres `yaml:"postgres"`
+	// Encryption names the keyring that seals secrets and message content in the store.
+	Encryption StoreEncryption `yaml:"encryption"`
+}
+
+// StoreEncryption names the store's encryption keyring (core/store.ParseKeyring).
+type StoreEncryption struct {
+	// Key is the keyring text: base64 keys, the first seals. Secret.
+	Key string `yaml:"key"`
+	// KeyFile is a file whose content is the keyring.
+	KeyFile string `yaml:"key_file"`
 }
 
 // StoreSQLite configures SQLite.
@@ -245,6 +255,12 @@ func (c *Config) SQLitePath() string {
 		return abs(c.Store.SQLite.Path)
 	}
 	return filepath.Join(c.DataDirAbs(), "mimi-gateway.db")
+}
+
+// StoreKeyFile returns the store's default keyring file, <data_dir>/store.key, used (and created
+// on first start) when store.encryption sets neither key nor key_file.
+func (c *Config) StoreKeyFile() string {
+	return filepath.Join(c.DataDirAbs(), "store.key")
 }
 
 func abs(p string) string {

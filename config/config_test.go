@@ -173,13 +173,16 @@ func TestErrors(t *testing.T) {
 			want: []string{`f.yaml:3:9: bus.mode: "cluster" is not one of embedded, external`},
 		},
 		{
-			name: "postgres without dsn: position of the nearest written key",
+			name: "postgres without dsn or key: position of the nearest written key",
 			yaml: "domain: a.example\nstore:\n  driver: postgres\n",
-			want: []string{`f.yaml:3:3: store.postgres.dsn: missing required value (store.driver is postgres; or set dsn_file)`},
+			want: []string{
+				`f.yaml:3:3: store.encryption.key: missing required value (store.driver is postgres: every replica needs the same key; set key_file)`,
+				`f.yaml:3:3: store.postgres.dsn: missing required value (store.driver is postgres; or set dsn_file)`,
+			},
 		},
 		{
 			name: "external bus without urls",
-			yaml: "domain: a.example\nbus:\n  mode: external\nstore:\n  driver: postgres\n  postgres:\n    dsn: postgres://x@db/gw\n",
+			yaml: "domain: a.example\nbus:\n  mode: external\nstore:\n  driver: postgres\n  postgres:\n    dsn: postgres://x@db/gw\n  encryption:\n    key: k\n",
 			want: []string{`f.yaml:3:3: bus.external.urls: missing required value (bus.mode is external)`},
 		},
 		{
@@ -210,7 +213,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "URLs: bad scheme, unparsable, credentials never echoed",
 			yaml: "domain: a.example\nbus:\n  mode: external\n  external:\n    urls: ['http://u:secret@n1:4222', '::']\n" +
-				"store: {driver: postgres, postgres: {dsn: x}}\n",
+				"store: {driver: postgres, postgres: {dsn: x}, encryption: {key: k}}\n",
 			want: []string{
 				`f.yaml:5:12: bus.external.urls[0]: "http://u:xxxxx@n1:4222": scheme must be nats, tls, ws or wss`,
 				`f.yaml:5:39: bus.external.urls[1]: not a URL such as nats://host:4222`,
@@ -275,6 +278,7 @@ func TestEnvOverrides(t *testing.T) {
 		"MIMI_GATEWAY_BUS_EXTERNAL_REPLICAS=5",
 		"MIMI_GATEWAY_STORE_DRIVER=postgres",
 		"MIMI_GATEWAY_STORE_POSTGRES_DSN_FILE=" + dsnFile,
+		"MIMI_GATEWAY_STORE_ENCRYPTION_KEY_FILE=" + dsnFile,
 		"MIMI_GATEWAY_BRIDGES_MATRIX_ENABLED=true",
 		"MIMI_GATEWAY_PARTNERS=[{domain: amt-b.example, discovery: true}]",
 	}})

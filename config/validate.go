@@ -207,6 +207,7 @@ func (c *Config) validateStore(v *validator) {
 		}
 	case "postgres":
 		v.required("store.postgres.dsn", s.Postgres.DSN, "(store.driver is postgres; or set dsn_file)")
+		v.required("store.encryption.key", s.Encryption.Key, "(store.driver is postgres: every replica needs the same key; set key_file)")
 	}
 }
 

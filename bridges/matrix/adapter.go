@@ -54,8 +54,17 @@ const Component = "matrix"
 //go:embed migrations
 var migrationFS embed.FS
 
-// Schema is the migration set of the adapter's tables (portals, parked encrypted events, ghosts).
-var Schema = store.MustMigrationsFromFS(Component, migrationFS, "migrations")
+// Schema is the migration set of the adapter's tables (portals, parked encrypted events, ghosts),
+// with its sealed column.
+var Schema = func() store.Migrations {
+	m := store.MustMigrationsFromFS(Component, migrationFS, "migrations")
+	m.Sealed = []store.SealedColumn{sealedPending}
+	return m
+}()
+
+// sealedPending is a parked encrypted event (its JSON: sender, room, Megolm ciphertext), sealed
+// with the store's key and bound to the event ID.
+var sealedPending = store.SealedColumn{Table: "matrix_pending", Column: "raw", Key: []string{"event_id"}}
 
 // Store scopes.
 const (

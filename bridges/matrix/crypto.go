@@ -108,9 +108,12 @@ func (a *Adapter) park(ctx context.Context, evt *mevent.Event, cause error) erro
 	if err != nil {
 		return fmt.Errorf("matrix: park %s: %w", evt.ID, err)
 	}
+	if raw, err = a.st.Seal(sealedPending, raw, string(evt.ID)); err != nil {
+		return fmt.Errorf("matrix: park %s: %w", evt.ID, err)
+	}
 	if _, err := a.st.ExecContext(ctx, `INSERT INTO matrix_pending (event_id, mx_room, raw, received_at, attempts) VALUES (?, ?, ?, ?, 1)
 		ON CONFLICT (event_id) DO UPDATE SET attempts = matrix_pending.attempts + 1`,
-		string(evt.ID), string(evt.RoomID), string(raw), time.Now().UnixMilli()); err != nil {
+		string(evt.ID), string(evt.RoomID), raw, time.Now().UnixMilli()); err != nil {
 		return transient(fmt.Errorf("matrix: park %s: %w", evt.ID, err))
 	}
 	a.updatePendingGauge(ctx)
@@ -160,7 +163,10 @@ func (a *Adapter) retryPending(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("matrix: load parked events: %w", err)
 	}
-	type parked struct{ id, raw string }
+	type parked struct {
+		id  string
+		raw []byte
+	}
 	var list []parked
 	for rows.Next() {
 		var p parked
@@ -176,7 +182,11 @@ func (a *Adapter) retryPending(ctx context.Context) error {
 	}
 	for _, p := range list {
 		var evt mevent.Event
-		if err := json.Unmarshal([]byte(p.raw), &evt); err != nil {
+		raw, err := a.st.Unseal(sealedPending, p.raw, p.id)
+		if err == nil {
+			err = json.Unmarshal(raw, &evt)
+		}
+		if err != nil {
 			a.log.Warn("dropping unreadable parked event", "event_id", p.id, "error", err)
 			a.unpark(ctx, p.id)
 			continue

@@ -19,8 +19,17 @@ const Component = "xmpp"
 //go:embed migrations
 var migrationFS embed.FS
 
-// Schema is the migration set of the adapter's tables. New applies it (and idmap.Schema).
-var Schema = store.MustMigrationsFromFS(Component, migrationFS, "migrations")
+// Schema is the migration set of the adapter's tables, with its sealed column. New applies it
+// (and idmap.Schema).
+var Schema = func() store.Migrations {
+	m := store.MustMigrationsFromFS(Component, migrationFS, "migrations")
+	m.Sealed = []store.SealedColumn{sealedHistory}
+	return m
+}()
+
+// sealedHistory is the message content kept for MUC history: sealed with the store's key, bound
+// to room and stanza ID.
+var sealedHistory = store.SealedColumn{Table: "xmpp_history", Column: "payload", Key: []string{"seq"}, Bind: []string{"room_uri", "stanza_id"}}
 
 // kvScope is the adapter's key-value scope in core/store.
 const kvScope store.Scope = "xmpp"
@@ -278,8 +287,12 @@ func (d *db) addHistory(ctx context.Context, uri event.RoomURI, h historyEntry, 
 	if keep <= 0 {
 		return nil
 	}
+	payload, err := d.s.Seal(sealedHistory, []byte(h.Payload), string(uri), h.StanzaID)
+	if err != nil {
+		return fmt.Errorf("xmpp: add history: %w", err)
+	}
 	if _, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_history (room_uri, stanza_id, nick, payload, sent_at) VALUES (?, ?, ?, ?, ?)`,
-		string(uri), h.StanzaID, h.Nick, h.Payload, h.SentAt.UnixMilli()); err != nil {
+		string(uri), h.StanzaID, h.Nick, payload, h.SentAt.UnixMilli()); err != nil {
 		return fmt.Errorf("xmpp: add history: %w", err)
 	}
 	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
@@ -311,8 +324,12 @@ func (d *db) history(ctx context.Context, uri event.RoomURI, n int, since time.T
 	for rows.Next() {
 		var h historyEntry
 		var at int64
-		if err := rows.Scan(&h.StanzaID, &h.Nick, &h.Payload, &at); err != nil {
+		var sealed []byte
+		if err := rows.Scan(&h.StanzaID, &h.Nick, &sealed, &at); err != nil {
 			return nil, fmt.Errorf("xmpp: read history: %w", err)
+		}
+		if h.Payload, err = d.unsealHistory(uri, h.StanzaID, sealed); err != nil {
+			return nil, err
 		}
 		h.SentAt = time.UnixMilli(at)
 		out = append(out, h)
@@ -330,16 +347,29 @@ func (d *db) history(ctx context.Context, uri event.RoomURI, n int, since time.T
 func (d *db) historyPayload(ctx context.Context, uri event.RoomURI, stanzaID string) (historyEntry, error) {
 	var h historyEntry
 	var at int64
+	var sealed []byte
 	err := d.s.QueryRowContext(ctx, `SELECT stanza_id, nick, payload, sent_at FROM xmpp_history WHERE room_uri = ? AND stanza_id = ? ORDER BY seq DESC LIMIT 1`,
-		string(uri), stanzaID).Scan(&h.StanzaID, &h.Nick, &h.Payload, &at)
+		string(uri), stanzaID).Scan(&h.StanzaID, &h.Nick, &sealed, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, errNoHistory
 	}
 	if err != nil {
 		return h, fmt.Errorf("xmpp: read history entry: %w", err)
 	}
+	if h.Payload, err = d.unsealHistory(uri, h.StanzaID, sealed); err != nil {
+		return h, err
+	}
 	h.SentAt = time.UnixMilli(at)
 	return h, nil
+}
+
+// unsealHistory opens a stored history payload.
+func (d *db) unsealHistory(uri event.RoomURI, stanzaID string, sealed []byte) (string, error) {
+	pt, err := d.s.Unseal(sealedHistory, sealed, string(uri), stanzaID)
+	if err != nil {
+		return "", fmt.Errorf("xmpp: history payload: %w", err)
+	}
+	return string(pt), nil
 }
 
 // putOpaque records an opaque localpart for a URI that cannot be escaped into a JID; it returns

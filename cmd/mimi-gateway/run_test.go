@@ -519,6 +519,7 @@ func TestRunExternalMode(t *testing.T) {
 		"MIMI_GATEWAY_BUS_EXTERNAL_REPLICAS=1",
 		"MIMI_GATEWAY_STORE_DRIVER=postgres",
 		"MIMI_GATEWAY_STORE_POSTGRES_DSN=" + pg.DSN,
+		"MIMI_GATEWAY_STORE_ENCRYPTION_KEY=" + pg.Keys,
 	}
 	sigs := make(chan os.Signal, 1)
 	started := make(chan string, 1)

@@ -63,6 +63,11 @@ func storeConfig(c *config.Config) store.Config {
 	default:
 		sc.Path = c.SQLitePath()
 	}
+	if s.Encryption.Key != "" {
+		sc.Keys = s.Encryption.Key
+	} else {
+		sc.KeyFile, sc.CreateKeyFile = c.StoreKeyFile(), true
+	}
 	return sc
 }
 

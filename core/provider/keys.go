@@ -58,8 +58,12 @@ func (p *Provider) EnsureUser(ctx context.Context, u event.UserURI, network even
 		if err != nil {
 			return fmt.Errorf("provider: signer for %s: %w", u, err)
 		}
+		priv, err := tx.Seal(sealedSigPrivate, s.Private, string(u))
+		if err != nil {
+			return fmt.Errorf("provider: seal signature key of %s: %w", u, err)
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO provider_users (user_uri, network, suite, sig_private, sig_public, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			string(u), string(network), int64(s.CipherSuite), s.Private, s.Public, p.now().UnixMilli()); err != nil {
+			string(u), string(network), int64(s.CipherSuite), priv, s.Public, p.now().UnixMilli()); err != nil {
 			return fmt.Errorf("provider: insert user: %w", err)
 		}
 		return p.replenish(ctx, tx, &user{URI: u, Network: network, Signer: s})
@@ -80,6 +84,9 @@ func loadUser(ctx context.Context, q store.Querier, u event.UserURI) (*user, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("provider: load user %s: %w", u, err)
+	}
+	if priv, err = q.Unseal(sealedSigPrivate, priv, string(u)); err != nil {
+		return nil, fmt.Errorf("provider: signature key of %s: %w", u, err)
 	}
 	return &user{URI: u, Network: event.Network(network), Signer: &mls.Signer{CipherSuite: mls.CipherSuite(suite), Private: priv, Public: pub}}, nil
 }
@@ -128,8 +135,17 @@ func (p *Provider) newKeyPackage(ctx context.Context, tx *store.Tx, u *user, las
 	// Expire an hour before the KeyPackage's not_after so that a claimed one is still valid
 	// when the claimer commits.
 	exp := int64(kp.LeafNode.Lifetime.NotAfter)*1000 - 3600*1000
+	refHex := hex.EncodeToString(ref)
+	ip, err := tx.Seal(sealedInitPrivate, priv.InitPrivate, refHex)
+	if err != nil {
+		return fmt.Errorf("provider: seal KeyPackage keys: %w", err)
+	}
+	ep, err := tx.Seal(sealedEncPrivate, priv.EncryptionPrivate, refHex)
+	if err != nil {
+		return fmt.Errorf("provider: seal KeyPackage keys: %w", err)
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO provider_keypackages (ref, user_uri, key_package, init_private, enc_private, last_resort, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		hex.EncodeToString(ref), string(u.URI), enc, priv.InitPrivate, priv.EncryptionPrivate, lr, exp)
+		refHex, string(u.URI), enc, ip, ep, lr, exp)
 	if err != nil {
 		return fmt.Errorf("provider: insert KeyPackage: %w", err)
 	}
@@ -191,8 +207,9 @@ func keyPackageByRef(ctx context.Context, q store.Querier, ref []byte) (event.Us
 		enc, ip, ep []byte
 		lastResort  int
 	)
+	refHex := hex.EncodeToString(ref)
 	err := q.QueryRowContext(ctx, `SELECT user_uri, key_package, init_private, enc_private, last_resort FROM provider_keypackages WHERE ref = ?`,
-		hex.EncodeToString(ref)).Scan(&u, &enc, &ip, &ep, &lastResort)
+		refHex).Scan(&u, &enc, &ip, &ep, &lastResort)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil, nil, false, nil
 	}
@@ -202,6 +219,12 @@ func keyPackageByRef(ctx context.Context, q store.Querier, ref []byte) (event.Us
 	kp, err := mls.DecodeKeyPackage(enc)
 	if err != nil {
 		return "", nil, nil, false, fmt.Errorf("provider: stored KeyPackage: %w", err)
+	}
+	if ip, err = q.Unseal(sealedInitPrivate, ip, refHex); err == nil {
+		ep, err = q.Unseal(sealedEncPrivate, ep, refHex)
+	}
+	if err != nil {
+		return "", nil, nil, false, fmt.Errorf("provider: KeyPackage keys: %w", err)
 	}
 	return event.UserURI(u), kp, &mls.KeyPackagePrivate{InitPrivate: ip, EncryptionPrivate: ep}, lastResort == 1, nil
 }

@@ -21,9 +21,13 @@ import (
 //go:embed migrations
 var migrationFS embed.FS
 
-// Schema is this package's store component ("provider"). Open migrates it together with
-// protocol.Schema.
-var Schema = store.MustMigrationsFromFS("provider", migrationFS, "migrations")
+// Schema is this package's store component ("provider"), with its sealed columns. Open migrates
+// it together with protocol.Schema.
+var Schema = func() store.Migrations {
+	m := store.MustMigrationsFromFS("provider", migrationFS, "migrations")
+	m.Sealed = sealedColumns
+	return m
+}()
 
 // leafProposals are the extra proposal types our clients advertise (mls-extensions-10).
 var leafProposals = []mls.ProposalType{0x0008, 0x000a}
@@ -216,6 +220,10 @@ func loadClients(ctx context.Context, q store.Querier, room event.RoomURI) ([]*c
 		if err := rows.Scan(&u, &v, &raw); err != nil {
 			return nil, fmt.Errorf("provider: scan client: %w", err)
 		}
+		raw, err := q.Unseal(sealedClientState, raw, string(room), u)
+		if err != nil {
+			return nil, fmt.Errorf("provider: MLS state of %s in %s: %w", u, room, err)
+		}
 		g, err := mls.LoadGroup(raw)
 		if err != nil {
 			return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", u, room, err)
@@ -237,6 +245,9 @@ func loadClient(ctx context.Context, q store.Querier, room event.RoomURI, u even
 	if err != nil {
 		return nil, fmt.Errorf("provider: load client: %w", err)
 	}
+	if raw, err = q.Unseal(sealedClientState, raw, string(room), string(u)); err != nil {
+		return nil, fmt.Errorf("provider: MLS state of %s in %s: %w", u, room, err)
+	}
 	g, err := mls.LoadGroup(raw)
 	if err != nil {
 		return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", u, room, err)
@@ -250,9 +261,9 @@ var ErrConflict = errors.New("provider: MLS state changed concurrently")
 // saveClient writes g as c's new state if the stored state is still the one c was loaded from
 // (compare-and-set on version and epoch: the epoch never goes back).
 func saveClient(ctx context.Context, tx *store.Tx, room event.RoomURI, c *clientState, g *mls.Group) error {
-	raw, err := g.MarshalBinary()
+	raw, err := sealState(tx, room, c.User, g)
 	if err != nil {
-		return fmt.Errorf("provider: encode MLS state: %w", err)
+		return err
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE provider_clients SET epoch = ?, version = version + 1, state = ?
 		WHERE room = ? AND user_uri = ? AND version = ? AND epoch <= ?`,
@@ -268,10 +279,23 @@ func saveClient(ctx context.Context, tx *store.Tx, room event.RoomURI, c *client
 	return nil
 }
 
-func insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) error {
+// sealState encodes g and seals it for u's row in room.
+func sealState(tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) ([]byte, error) {
 	raw, err := g.MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("provider: encode MLS state: %w", err)
+		return nil, fmt.Errorf("provider: encode MLS state: %w", err)
+	}
+	sealed, err := tx.Seal(sealedClientState, raw, string(room), string(u))
+	if err != nil {
+		return nil, fmt.Errorf("provider: seal MLS state: %w", err)
+	}
+	return sealed, nil
+}
+
+func insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) error {
+	raw, err := sealState(tx, room, u, g)
+	if err != nil {
+		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO provider_clients (room, user_uri, epoch, version, state) VALUES (?, ?, ?, 1, ?)`,
 		string(room), string(u), int64(g.Epoch()), raw)

@@ -173,8 +173,9 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"sqlite default driver", store.Config{Path: "/tmp/x.db"}, true, store.SQLite},
 		{"sqlite explicit", store.Config{Driver: "sqlite", Path: "x.db", SQLiteSynchronous: "normal"}, true, store.SQLite},
-		{"postgres", store.Config{Driver: "postgres", DSN: "postgres://h/db"}, true, store.Postgres},
-		{"postgresql alias", store.Config{Driver: "PostgreSQL", DSN: "host=h"}, true, store.Postgres},
+		{"postgres", store.Config{Driver: "postgres", DSN: "postgres://h/db", KeyFile: "/etc/k"}, true, store.Postgres},
+		{"postgresql alias", store.Config{Driver: "PostgreSQL", DSN: "host=h", Keys: "k"}, true, store.Postgres},
+		{"postgres without key", store.Config{Driver: "postgres", DSN: "postgres://h/db"}, false, store.Postgres},
 		{"unknown driver", store.Config{Driver: "mysql", DSN: "x"}, false, ""},
 		{"sqlite without path", store.Config{Driver: "sqlite"}, false, store.SQLite},
 		{"sqlite memory", store.Config{Path: ":memory:"}, false, store.SQLite},
@@ -207,7 +208,7 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 	// appear in the error.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	_, err := store.Open(ctx, store.Config{Driver: "postgres", DSN: "postgres://u:sup3rsecret@127.0.0.1:1/db?sslmode=disable&connect_timeout=5"})
+	_, err := store.Open(ctx, store.Config{Driver: "postgres", DSN: "postgres://u:sup3rsecret@127.0.0.1:1/db?sslmode=disable&connect_timeout=5", Keys: "unused"})
 	if err == nil {
 		t.Fatal("Open succeeded against a closed port")
 	}

@@ -79,6 +79,29 @@
 // Prefix table names with the component ("matrix_", "provider_") to avoid
 // clashes; the store's own tables are store_*.
 //
+// # Sealed columns: secrets and content encrypted at rest
+//
+// Secrets (private keys, MLS states) and message content are never written
+// in the clear. A component declares each such column as a SealedColumn in
+// its Migrations and seals values with Seal before writing them, Unseal
+// after reading them (both on Store, Tx and Querier):
+//
+//	var sealedState = store.SealedColumn{Table: "provider_clients", Column: "state", Key: []string{"room", "user_uri"}}
+//	v, err := tx.Seal(sealedState, raw, room, user) // bound to this row
+//	raw, err := q.Unseal(sealedState, v, room, user)
+//
+// Values are XChaCha20-Poly1305 with a random nonce, bound by associated
+// data to table, column and the row's Bind (or Key) values, so a value
+// moved to another row does not open. The keyring comes from
+// Config.Keys or Config.KeyFile; its first key seals, all keys open, and
+// each value names its key by a KeyID. Open refuses a keyring that lacks a
+// key the database uses (a wrong or missing key stops the start instead of
+// reading garbage or writing plaintext). Migrate seals the plaintext values
+// of a newly declared column once, in the migration's transaction. Reseal
+// re-encrypts everything under an old key in small compare-and-set
+// batches while the gateway runs (key rotation). The key-value table's
+// values are sealed this way too.
+//
 // # Operations
 //
 // Store implements prometheus.Collector (transactions, durations,

@@ -84,6 +84,9 @@ func (kv *KV) Get(ctx context.Context, key string) (KVEntry, error) {
 	if err != nil {
 		return KVEntry{}, fmt.Errorf("store: kv get %s: %w", kv.scope, err)
 	}
+	if e.Value, err = kv.s.Unseal(kvValue, e.Value, string(kv.scope), key); err != nil {
+		return KVEntry{}, fmt.Errorf("store: kv get %s: %w", kv.scope, err)
+	}
 	if e.Value == nil {
 		e.Value = []byte{}
 	}
@@ -99,15 +102,16 @@ func (kv *KV) Put(ctx context.Context, key string, value []byte) (int64, error) 
 	if err := checkValue(value); err != nil {
 		return 0, err
 	}
-	if value == nil {
-		value = []byte{}
+	sealed, err := kv.s.Seal(kvValue, value, string(kv.scope), key)
+	if err != nil {
+		return 0, fmt.Errorf("store: kv put %s: %w", kv.scope, err)
 	}
 	var v int64
-	err := kv.writeQ().QueryRowContext(ctx, kv.s.Rebind(
+	err = kv.writeQ().QueryRowContext(ctx, kv.s.Rebind(
 		`INSERT INTO store_kv (scope, key, value, version, updated_at) VALUES (?, ?, ?, 1, ?)
 		 ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, version = store_kv.version + 1, updated_at = excluded.updated_at
 		 RETURNING version`),
-		string(kv.scope), key, value, kv.s.nowMillis()).Scan(&v)
+		string(kv.scope), key, sealed, kv.s.nowMillis()).Scan(&v)
 	if err != nil {
 		kv.s.metrics.observeErr(err)
 		return 0, fmt.Errorf("store: kv put %s: %w", kv.scope, err)
@@ -129,8 +133,9 @@ func (kv *KV) CompareAndSwap(ctx context.Context, key string, expected int64, va
 	if expected < 0 {
 		return 0, fmt.Errorf("%w: negative expected version %d", ErrInvalidArgument, expected)
 	}
-	if value == nil {
-		value = []byte{}
+	sealed, err := kv.s.Seal(kvValue, value, string(kv.scope), key)
+	if err != nil {
+		return 0, fmt.Errorf("store: kv compare-and-swap %s: %w", kv.scope, err)
 	}
 	var (
 		q    string
@@ -139,14 +144,14 @@ func (kv *KV) CompareAndSwap(ctx context.Context, key string, expected int64, va
 	if expected == 0 {
 		q = `INSERT INTO store_kv (scope, key, value, version, updated_at) VALUES (?, ?, ?, 1, ?)
 		     ON CONFLICT (scope, key) DO NOTHING RETURNING version`
-		args = []any{string(kv.scope), key, value, kv.s.nowMillis()}
+		args = []any{string(kv.scope), key, sealed, kv.s.nowMillis()}
 	} else {
 		q = `UPDATE store_kv SET value = ?, version = version + 1, updated_at = ?
 		     WHERE scope = ? AND key = ? AND version = ? RETURNING version`
-		args = []any{value, kv.s.nowMillis(), string(kv.scope), key, expected}
+		args = []any{sealed, kv.s.nowMillis(), string(kv.scope), key, expected}
 	}
 	var v int64
-	err := kv.writeQ().QueryRowContext(ctx, kv.s.Rebind(q), args...).Scan(&v)
+	err = kv.writeQ().QueryRowContext(ctx, kv.s.Rebind(q), args...).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		kv.s.metrics.observeCASConflict()
 		return 0, fmt.Errorf("store: kv %s/%q expected version %d: %w", kv.scope, key, expected, ErrConflict)

@@ -24,6 +24,7 @@ type metrics struct {
 	casConflicts  prometheus.Counter
 	busy          prometheus.Counter
 	schemaVersion *prometheus.GaugeVec
+	resealed      prometheus.Counter
 	dbStats       []prometheus.Collector
 }
 
@@ -55,6 +56,10 @@ func newMetrics(s *Store) *metrics {
 			Name: "mimi_gateway_store_schema_version", ConstLabels: constLabels,
 			Help: "Applied schema version per migration component.",
 		}, []string{"component"}),
+		resealed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_store_resealed_total", ConstLabels: constLabels,
+			Help: "Sealed values re-encrypted with the primary encryption key (key rotation).",
+		}),
 	}
 	for _, r := range []string{txResultCommit, txResultRollback, txResultBeginError} {
 		m.transactions.WithLabelValues(r)
@@ -73,7 +78,7 @@ func newMetrics(s *Store) *metrics {
 }
 
 func (m *metrics) all() []prometheus.Collector {
-	return append([]prometheus.Collector{m.transactions, m.txDuration, m.processed, m.casConflicts, m.busy, m.schemaVersion}, m.dbStats...)
+	return append([]prometheus.Collector{m.transactions, m.txDuration, m.processed, m.casConflicts, m.busy, m.schemaVersion, m.resealed}, m.dbStats...)
 }
 
 func (m *metrics) observeTx(result string, d time.Duration, err error) {

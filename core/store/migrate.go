@@ -41,6 +41,11 @@ type Migrations struct {
 	// Dialects holds the migration files per dialect. The store's own
 	// dialect must be present.
 	Dialects map[Dialect]fs.FS
+	// Sealed lists the component's columns whose values are sealed (see
+	// SealedColumn). Migrate records them after applying the schema, and the
+	// first time seals the values they already hold, in the same
+	// transaction.
+	Sealed []SealedColumn
 }
 
 // MigrationsFromFS builds a Migrations whose dialect directories are the
@@ -99,6 +104,11 @@ func (m Migrations) Validate() error {
 	}
 	if len(m.Dialects) == 0 {
 		return fmt.Errorf("%w: migrations %q have no dialects", ErrInvalidArgument, m.Component)
+	}
+	for _, c := range m.Sealed {
+		if err := c.Validate(); err != nil {
+			return err
+		}
 	}
 	var first []int
 	var firstDialect Dialect
@@ -219,14 +229,14 @@ func (s *Store) Migrate(ctx context.Context, sets ...Migrations) error {
 		if err != nil {
 			return err
 		}
-		if err := s.migrateOne(ctx, m.Component, ms); err != nil {
+		if err := s.migrateOne(ctx, m.Component, ms, m.Sealed); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) migrateOne(ctx context.Context, component string, ms []migration) error {
+func (s *Store) migrateOne(ctx context.Context, component string, ms []migration, sealed []SealedColumn) error {
 	var applied []string
 	err := s.InTx(ctx, func(tx *Tx) error {
 		if s.dialect == Postgres {
@@ -279,6 +289,11 @@ func (s *Store) migrateOne(ctx context.Context, component string, ms []migration
 			}
 			applied = append(applied, mg.name)
 		}
+		for _, c := range sealed {
+			if err := s.registerSealed(ctx, tx, component, c); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -321,5 +336,7 @@ var coreMigrationFS embed.FS
 const CoreComponent = "core"
 
 func coreMigrations() Migrations {
-	return MustMigrationsFromFS(CoreComponent, coreMigrationFS, "migrations")
+	m := MustMigrationsFromFS(CoreComponent, coreMigrationFS, "migrations")
+	m.Sealed = []SealedColumn{kvValue}
+	return m
 }

@@ -75,8 +75,8 @@ func TestMigrationsUpAndIdempotentReopen(t *testing.T) {
 		if v, err := s.SchemaVersion(ctx, "widget"); err != nil || v != 2 {
 			t.Fatalf("widget version = %d, %v; want 2", v, err)
 		}
-		if v, err := s.SchemaVersion(ctx, store.CoreComponent); err != nil || v != 1 {
-			t.Fatalf("core version = %d, %v; want 1 (independent of widget)", v, err)
+		if v, err := s.SchemaVersion(ctx, store.CoreComponent); err != nil || v != 2 {
+			t.Fatalf("core version = %d, %v; want 2 (independent of widget)", v, err)
 		}
 		if v, err := s.SchemaVersion(ctx, "nothing"); err != nil || v != 0 {
 			t.Fatalf("unknown component version = %d, %v; want 0", v, err)

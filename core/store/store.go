@@ -68,6 +68,31 @@ type Config struct {
 	// durable across power loss) or "normal" (faster; in WAL mode the last
 	// transactions may be lost on power loss, never on a process crash).
 	SQLiteSynchronous string
+
+	// Keys is the encryption keyring as text (see ParseKeyring), e.g. from an
+	// environment secret; it takes precedence over KeyFile.
+	Keys string
+	// KeyFile is a file holding the encryption keyring (see ParseKeyring).
+	// Secrets and message content in the store are sealed with its first key
+	// (see SealedColumn). When both Keys and KeyFile are empty, SQLite uses
+	// Path + ".key" with CreateKeyFile; PostgreSQL requires one of them.
+	KeyFile string
+	// CreateKeyFile lets Open create KeyFile (mode 0600) with a new key when
+	// it does not exist and the database holds nothing sealed yet. A missing
+	// key file for a database that holds sealed data is always an error.
+	CreateKeyFile bool
+}
+
+// keySource applies the defaults of Keys, KeyFile and CreateKeyFile.
+func (c Config) keySource(d Dialect) (Config, error) {
+	if c.Keys != "" || c.KeyFile != "" {
+		return c, nil
+	}
+	if d == SQLite {
+		c.KeyFile, c.CreateKeyFile = c.Path+".key", true
+		return c, nil
+	}
+	return c, fmt.Errorf("%w: an encryption key file or key is required for postgres (store.encryption.key_file)", ErrInvalidArgument)
 }
 
 // Dialect returns the configured dialect, or an error for an unknown driver.
@@ -112,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if c.BusyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: busy timeout %s is negative", ErrInvalidArgument, c.BusyTimeout))
+	}
+	if _, err := c.keySource(d); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -163,13 +191,16 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	keyring atomic.Pointer[Keyring]
 	closed  atomic.Bool
 }
 
 // Open connects to the configured backend, checks the connection, applies
-// the store's own migrations and those passed with WithMigrations, and
-// returns the store. It refuses (ErrSchemaTooNew) a database migrated by a
-// newer binary.
+// the store's own migrations, loads the encryption keyring and checks it
+// against the keys the database was sealed with, applies the migrations
+// passed with WithMigrations, and returns the store. It refuses
+// (ErrSchemaTooNew) a database migrated by a newer binary, and a missing or
+// wrong encryption key.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -199,8 +230,23 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	sets := append([]Migrations{coreMigrations()}, o.migrations...)
-	if err := s.Migrate(ctx, sets...); err != nil {
+	core := coreMigrations()
+	schemaOnly := core
+	schemaOnly.Sealed = nil
+	if err := s.Migrate(ctx, schemaOnly); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	kcfg, _ := cfg.keySource(d) // validated
+	kr, err := s.loadKeyring(ctx, kcfg)
+	if err == nil {
+		err = s.useKeyring(ctx, kr)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := s.Migrate(ctx, append([]Migrations{core}, o.migrations...)...); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

@@ -20,6 +20,10 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	// Dialect returns the backend's dialect.
 	Dialect() Dialect
+	// Seal encrypts a value of a sealed column for one row (see SealedColumn).
+	Seal(c SealedColumn, plaintext []byte, bind ...string) ([]byte, error)
+	// Unseal decrypts a value that Seal produced for the same column and row.
+	Unseal(c SealedColumn, sealed []byte, bind ...string) ([]byte, error)
 }
 
 // Compile-time interface guards.

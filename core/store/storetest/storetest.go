@@ -151,7 +151,19 @@ func PostgresConfig(t testing.TB) store.Config {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return store.Config{Driver: "postgres", DSN: u.String(), MaxOpenConns: 4}
+	return store.Config{Driver: "postgres", DSN: u.String(), MaxOpenConns: 4, Keys: Key(t)}
+}
+
+// Key returns a new encryption keyring (one random key) as text, for
+// store.Config.Keys. SQLite configurations need none: they default to a key
+// file created next to the database.
+func Key(t testing.TB) string {
+	t.Helper()
+	k, err := store.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // Backend is one named store configuration.
