@@ -8,6 +8,8 @@
 //	mimi-gateway inspect mls FILE|-         decode an MLS message (raw or hex)
 //	mimi-gateway healthcheck                probe /readyz of the running gateway (for containers)
 //	mimi-gateway version                    print version, commit and Go version
+//	mimi-gateway admin store-key generate   print a new store encryption key
+//	mimi-gateway admin store-key rotate     re-encrypt the store with the keyring's first key
 package main
 
 import (
@@ -94,7 +96,7 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", "",
 		"configuration file (default: $"+config.EnvConfigFile+", else built-in defaults only)")
-	root.AddCommand(newRunCommand(g), newConfigCommand(g), newInspectCommand(g), newVersionCommand(), newHealthcheckCommand(g))
+	root.AddCommand(newRunCommand(g), newConfigCommand(g), newInspectCommand(g), newVersionCommand(), newHealthcheckCommand(g), newAdminCommand(g))
 	for _, c := range commands {
 		root.AddCommand(c())
 	}
