@@ -14,7 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
-	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/internal/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"

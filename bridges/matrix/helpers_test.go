@@ -17,7 +17,7 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/internal/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"

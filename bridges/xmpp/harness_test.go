@@ -10,15 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/prosodytest"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -29,147 +28,25 @@ import (
 // and talk to it with a raw c2s client. Without Prosody they fail and name the install script.
 
 const (
-	testDomain     = "localhost"
-	testUsers      = "mimi.localhost"
-	testRooms      = "rooms.localhost"
-	testSecretU    = "users-secret"
-	testSecretR    = "rooms-secret"
-	testPartner    = event.Domain("clinic-b.example")
-	testBob        = event.UserURI("mimi://clinic-b.example/u/bob")
-	testBobPuppet  = `bob\40clinic-b.example@mimi.localhost`
-	prosodyMissing = "prosody is not installed: run .ci/install-prosody (as root) to install it from the Debian packages"
+	testDomain    = "localhost"
+	testUsers     = "mimi.localhost"
+	testRooms     = "rooms.localhost"
+	testSecretU   = "users-secret"
+	testSecretR   = "rooms-secret"
+	testPartner   = event.Domain("clinic-b.example")
+	testBob       = event.UserURI("mimi://clinic-b.example/u/bob")
+	testBobPuppet = `bob\40clinic-b.example@mimi.localhost`
 )
 
-// prosody is a Prosody process owned by one test.
-type prosody struct {
-	dir       string
-	cfg       string
-	c2s, comp int
-	cmd       *exec.Cmd
-	exited    chan struct{}
-}
-
-func freePort(t testing.TB) int {
+// startProsody starts Prosody with the two component domains. Users alice, carol and mallory
+// (password "pw") exist.
+func startProsody(t testing.TB) *prosodytest.Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startProsody writes a loopback-only configuration with the two component domains and starts
-// Prosody in the foreground. Users alice, carol and mallory (password "pw") exist.
-func startProsody(t testing.TB) *prosody {
-	t.Helper()
-	for _, bin := range []string{"prosody", "prosodyctl"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatal(prosodyMissing)
-		}
-	}
-	p := &prosody{dir: t.TempDir(), c2s: freePort(t), comp: freePort(t)}
-	for _, d := range []string{"data", "logs", "certs"} {
-		if err := os.MkdirAll(filepath.Join(p.dir, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	root := ""
-	if os.Geteuid() == 0 {
-		root = "run_as_root = true\n"
-	}
-	conf := fmt.Sprintf(`%spidfile = %q
-data_path = %q
-certificates = %q
-log = {
-  { levels = { min = "info" }, to = "file", filename = %q };
-}
-interfaces = { "127.0.0.1" }
-c2s_ports = { %d }
-c2s_direct_tls_ports = { }
-component_interfaces = { "127.0.0.1" }
-component_ports = { %d }
-http_ports = { }
-https_ports = { }
-modules_disabled = { "s2s" }
-modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "posix" }
-authentication = "internal_hashed"
-storage = "internal"
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
-allow_registration = false
-VirtualHost %q
-Component %q
-  component_secret = %q
-Component %q
-  component_secret = %q
-`, root, filepath.Join(p.dir, "prosody.pid"), filepath.Join(p.dir, "data"), filepath.Join(p.dir, "certs"),
-		filepath.Join(p.dir, "logs", "prosody.log"), p.c2s, p.comp, testDomain, testUsers, testSecretU, testRooms, testSecretR)
-	p.cfg = filepath.Join(p.dir, "prosody.cfg.lua")
-	if err := os.WriteFile(p.cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"alice", "carol", "mallory"} {
-		out, err := exec.Command("prosodyctl", "--config", p.cfg, "register", u, testDomain, "pw").CombinedOutput()
-		if err != nil {
-			t.Fatalf("prosodyctl register %s: %v\n%s", u, err, out)
-		}
-	}
-	p.start(t)
-	t.Cleanup(func() { p.stop(t) })
-	return p
-}
-
-func (p *prosody) start(t testing.TB) {
-	t.Helper()
-	log, err := os.OpenFile(filepath.Join(p.dir, "logs", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command("prosody", "-F", "--config", p.cfg)
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start prosody: %v", err)
-	}
-	p.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, ch chan struct{}) { _ = cmd.Wait(); _ = log.Close(); close(ch) }(p.cmd, p.exited)
-	waitFor(t, 10*time.Second, "prosody listening", func() bool {
-		for _, port := range []int{p.c2s, p.comp} {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
-			if err != nil {
-				return false
-			}
-			c.Close()
-		}
-		return true
+	return prosodytest.Start(t, prosodytest.Config{
+		Domain:     testDomain,
+		Components: []prosodytest.Component{{Domain: testUsers, Secret: testSecretU}, {Domain: testRooms, Secret: testSecretR}},
+		Users:      map[string]string{"alice": "pw", "carol": "pw", "mallory": "pw"},
 	})
-}
-
-// stop ends Prosody with SIGTERM (SIGKILL after 5s) and waits for it.
-func (p *prosody) stop(t testing.TB) {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-func (p *prosody) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(p.dir, "logs", "prosody.log"))
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }
 
 // waitFor polls cond until it holds or the timeout passes.
@@ -229,9 +106,9 @@ type client struct {
 	done chan struct{}
 }
 
-func dialClient(t testing.TB, p *prosody, user, resource string) *client {
+func dialClient(t testing.TB, p *prosodytest.Server, user, resource string) *client {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.c2s), 5*time.Second)
+	conn, err := net.DialTimeout("tcp", p.C2SAddr(), 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial c2s: %v", err)
 	}
@@ -434,7 +311,7 @@ func (r *recordingPublisher) PublishOut(ctx context.Context, env *event.Envelope
 // plays the MIMI endpoint.
 type env struct {
 	t       testing.TB
-	p       *prosody
+	p       *prosodytest.Server
 	bus     *bus.NATS
 	st      *store.Store
 	a       *Adapter
@@ -482,7 +359,7 @@ func newEnvWith(t testing.TB, mut func(*Config), opts ...Option) *env {
 	}
 	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
 	e.cfg = Config{
-		Server: fmt.Sprintf("127.0.0.1:%d", e.p.comp), Domain: testDomain,
+		Server: e.p.ComponentAddr(), Domain: testDomain,
 		Users: ComponentConfig{Domain: testUsers, Secret: testSecretU}, Rooms: ComponentConfig{Domain: testRooms, Secret: testSecretR},
 		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, DialTimeout: 3 * time.Second, Workers: 2,
 	}
@@ -507,7 +384,7 @@ func newEnvWith(t testing.TB, mut func(*Config), opts ...Option) *env {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := e.a.WaitConnected(wctx); err != nil {
-		t.Fatalf("%v\nprosody log:\n%s", err, e.p.logTail())
+		t.Fatalf("%v\nprosody log:\n%s", err, e.p.LogTail())
 	}
 	insub, err := bridges.Run(ctx, e.bus, "xmpp-test", e.a, testLogger(t))
 	if err != nil {

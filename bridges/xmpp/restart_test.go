@@ -21,7 +21,7 @@ func TestProsodyRestart(t *testing.T) {
 	e.out.wait(t, "first message", func(x *event.Envelope) bool { return x.Origin.Event == "before" })
 	alice.expect("reflection", and(named("message"), bodyIs("vor dem Neustart")))
 
-	e.p.stop(t)
+	e.p.Stop(t)
 	waitFor(t, 10*time.Second, "adapter to notice the disconnect", func() bool { return e.a.Ready(t.Context()) != nil })
 
 	// While XMPP is down, a MIMI message waits on the bus (the handler fails, the bus redelivers).
@@ -30,7 +30,7 @@ func TestProsodyRestart(t *testing.T) {
 	in, _ := mimiEnv(t, event.KindMessage, ward7URI, testBob, bm)
 	e.publishIn(in)
 
-	e.p.start(t)
+	e.p.Restart(t)
 	waitFor(t, 15*time.Second, "both components to reconnect", func() bool {
 		u, r := e.a.Connects()
 		return u >= 2 && r >= 2 && e.a.Ready(t.Context()) == nil

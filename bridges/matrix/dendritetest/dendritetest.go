@@ -1,12 +1,12 @@
 // Package dendritetest starts a real Matrix homeserver (Dendrite v0.13.8, installed by
-// .ci/install-dendrite) on a random loopback port in a test's temporary directory.
+// .ci/install-dendrite) on a random loopback port in a test's temporary directory, with any
+// server name and appservice registrations; it can be killed and restarted on the same data.
 //
 // When the binaries are missing the test FAILS and names the install script: integration tests
 // never skip silently.
 package dendritetest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -27,7 +27,7 @@ const Version = "v0.13.8"
 // SharedSecret is the registration shared secret of test homeservers.
 const SharedSecret = "dendrite-test-shared-secret"
 
-// ServerName is the server name of test homeservers.
+// ServerName is the server name of test homeservers started with Start.
 const ServerName = "localhost"
 
 // BinDir returns where .ci/install-dendrite puts the binaries.
@@ -47,21 +47,41 @@ func BinDir() string {
 type Server struct {
 	// URL is the client-server API base URL.
 	URL string
-	// Dir holds the config, keys and databases.
+	// Dir holds the config, keys, databases and the log (dendrite.log).
 	Dir string
+	// ServerName is the homeserver's server name (@alice:<ServerName>).
+	ServerName string
 
 	bin     string
 	cfgPath string
 	addr    string
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	out     *bytes.Buffer
+	exited  chan struct{}
 }
 
-// Start writes a loopback homeserver config registering the given appservice registration files,
-// starts Dendrite and waits until it answers. The server is stopped when the test ends.
+// Options describe the homeserver StartWith starts.
+type Options struct {
+	// ServerName is the server name; empty means ServerName ("localhost").
+	ServerName string
+	// Registrations are appservice registration files to load.
+	Registrations []string
+}
+
+// Start writes a loopback homeserver config (server name "localhost") registering the given
+// appservice registration files, starts Dendrite and waits until it answers. The server is
+// stopped when the test ends.
 func Start(t testing.TB, registrations ...string) *Server {
 	t.Helper()
+	return StartWith(t, Options{Registrations: registrations})
+}
+
+// StartWith is Start with options. The log tail is printed when the test failed.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.ServerName == "" {
+		o.ServerName = ServerName
+	}
 	bin := BinDir()
 	for _, tool := range []string{"dendrite", "generate-config", "generate-keys", "create-account"} {
 		if _, err := os.Stat(filepath.Join(bin, tool)); err != nil {
@@ -70,7 +90,7 @@ func Start(t testing.TB, registrations ...string) *Server {
 		}
 	}
 	dir := t.TempDir()
-	s := &Server{Dir: dir, bin: bin, cfgPath: filepath.Join(dir, "dendrite.yaml")}
+	s := &Server{Dir: dir, ServerName: o.ServerName, bin: bin, cfgPath: filepath.Join(dir, "dendrite.yaml")}
 	run := func(name string, args ...string) []byte {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
 		cmd.Dir = dir
@@ -81,8 +101,8 @@ func Start(t testing.TB, registrations ...string) *Server {
 		return out
 	}
 	run("generate-keys", "--private-key", filepath.Join(dir, "matrix_key.pem"))
-	raw := run("generate-config", "-dir", dir, "-server", ServerName)
-	cfg, err := patchConfig(raw, registrations)
+	raw := run("generate-config", "-dir", dir, "-server", o.ServerName)
+	cfg, err := patchConfig(raw, o.Registrations)
 	if err != nil {
 		t.Fatalf("dendritetest: patch config: %v", err)
 	}
@@ -97,16 +117,19 @@ func Start(t testing.TB, registrations ...string) *Server {
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			s.mu.Lock()
-			out := s.out.String()
-			s.mu.Unlock()
-			if len(out) > 8000 {
-				out = out[len(out)-8000:]
-			}
-			t.Logf("dendrite output (tail):\n%s", out)
+			t.Logf("dendrite %s output (tail):\n%s", s.ServerName, s.LogTail())
 		}
 	})
 	return s
+}
+
+// LogTail returns the end of Dendrite's output.
+func (s *Server) LogTail() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "dendrite.log"))
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
 }
 
 func freeAddr(t testing.TB) string {
@@ -123,20 +146,29 @@ func freeAddr(t testing.TB) string {
 func FreeAddr(t testing.TB) string { return freeAddr(t) }
 
 func (s *Server) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.out == nil {
-		s.out = &bytes.Buffer{}
+	log, err := os.OpenFile(filepath.Join(s.Dir, "dendrite.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("dendritetest: log file: %w", err)
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "dendrite"), "--config", s.cfgPath, "--http-bind-address", s.addr)
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &s.mu, w: s.out}, &lockedWriter{mu: &s.mu, w: s.out}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
+		_ = log.Close()
 		return fmt.Errorf("dendritetest: start dendrite: %w", err)
 	}
-	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); _ = log.Close(); close(exited) }()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("dendritetest: dendrite exited at start:\n%s", s.LogTail())
+		default:
+		}
 		resp, err := http.Get(s.URL + "/_matrix/client/versions")
 		if err == nil {
 			resp.Body.Close()
@@ -149,34 +181,38 @@ func (s *Server) start() error {
 	return fmt.Errorf("dendritetest: dendrite did not answer on %s within 60s", s.URL)
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.w.Len() > 4<<20 {
-		l.w.Reset()
-	}
-	return l.w.Write(p)
-}
-
-// Stop stops Dendrite (by its PID) and waits for it.
+// Stop kills Dendrite (SIGKILL, by its PID) and waits for it. Its data stays for Restart.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd := s.cmd
+	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	<-exited
 }
 
-// Restart stops and starts the homeserver on the same address and data.
+// Kill is Stop: Dendrite is always ended with SIGKILL, as a crash would end it.
+func (s *Server) Kill() { s.Stop() }
+
+// Running reports whether the process runs.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exited == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart stops the homeserver if it runs and starts it on the same address and data.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()
@@ -184,6 +220,9 @@ func (s *Server) Restart(t testing.TB) {
 		t.Fatal(err)
 	}
 }
+
+// Addr is the client-server API's host:port.
+func (s *Server) Addr() string { return s.addr }
 
 // CreateUser registers a user with the shared secret.
 func (s *Server) CreateUser(t testing.TB, name, password string) {
