@@ -66,6 +66,8 @@ type Options struct {
 	ServerName string
 	// Registrations are appservice registration files to load.
 	Registrations []string
+	// Addr is the loopback host:port to listen on; empty picks a free port.
+	Addr string
 }
 
 // Start writes a loopback homeserver config (server name "localhost") registering the given
@@ -109,7 +111,10 @@ func StartWith(t testing.TB, o Options) *Server {
 	if err := os.WriteFile(s.cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.addr = freeAddr(t)
+	s.addr = o.Addr
+	if s.addr == "" {
+		s.addr = freeAddr(t)
+	}
 	s.URL = "http://" + s.addr
 	if err := s.start(); err != nil {
 		t.Fatal(err)
