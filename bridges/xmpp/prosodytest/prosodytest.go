@@ -63,6 +63,8 @@ type Server struct {
 	// UploadDomain is the upload component's JID domain ("" without Upload).
 	UploadDomain string
 
+	components bool // Prosody listens on ComponentPort only when it has external components
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -97,6 +99,7 @@ func Start(t testing.TB, cfg Config) *Server {
 			t.Fatal(err)
 		}
 	}
+	s.components = len(cfg.Components) > 0
 	if cfg.Upload {
 		s.HTTPPort = FreePort(t)
 		s.UploadDomain = "upload." + cfg.Domain
@@ -232,7 +235,10 @@ func (s *Server) start(t testing.TB) {
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	ports := []int{s.C2SPort, s.ComponentPort}
+	ports := []int{s.C2SPort}
+	if s.components {
+		ports = append(ports, s.ComponentPort)
+	}
 	if s.HTTPPort != 0 {
 		ports = append(ports, s.HTTPPort)
 	}

@@ -1,6 +1,10 @@
 package gatewaytest
 
 import (
+	"time"
+
+	mevent "maunium.net/go/mautrix/event"
+
 	"strings"
 	"testing"
 
@@ -71,5 +75,38 @@ func TestGatewaysRestart(t *testing.T) {
 	a.Stop()
 	if err := a.ExitError(); err != nil {
 		t.Fatalf("a after SIGTERM: %v", err)
+	}
+}
+
+// TestOrgs starts three organisations as the end-to-end suite does (Matrix appservice mode,
+// Matrix client mode, XMPP), each gateway a partner of the others, and their users' clients.
+func TestOrgs(t *testing.T) {
+	ca := protocoltest.NewCA(t)
+	a := NewMatrixOrg(t, ca, MatrixOptions{Domain: "amt-a.example", Mode: ModeAppservice})
+	k := NewMatrixOrg(t, ca, MatrixOptions{Domain: "klinik-k.example", Mode: ModeClient})
+	x := NewXMPPOrg(t, ca, XMPPOptions{Domain: "amt-x.example", Users: map[string]string{"bob": "pw-bob"}})
+	Connect(a.Gateway, k.Gateway, x.Gateway)
+	for _, g := range []*Gateway{a.Gateway, k.Gateway, x.Gateway} {
+		g.Start(t)
+	}
+	for _, g := range []*Gateway{a.Gateway, k.Gateway, x.Gateway} {
+		g.WaitReady(t, defaultReady)
+	}
+	alice := a.User(t, "alice")
+	if alice.UserID != a.UserID("alice") {
+		t.Fatalf("alice is %s", alice.UserID)
+	}
+	room := alice.CreateRoom(t, "Ward", true, false)
+	alice.SendText(t, room, "hello")
+	alice.WaitEvent(t, 30*time.Second, "her own message", func(e *mevent.Event) bool { return Body(e) == "hello" })
+	bob := x.Client(t, "bob", "phone")
+	if bob.Bare != "bob@amt-x.example" {
+		t.Fatalf("bob is %s", bob.JID)
+	}
+	if got := x.Puppet("alice", "amt-a.example"); got != `alice\40amt-a.example@mimi.amt-x.example` {
+		t.Fatalf("puppet %s", got)
+	}
+	if a.Bot != "@mimibot:amt-a.example" || k.Bot != "@mimi-gateway:klinik-k.example" {
+		t.Fatalf("bots %s %s", a.Bot, k.Bot)
 	}
 }
