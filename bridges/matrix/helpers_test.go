@@ -2,7 +2,6 @@ package matrix
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mau.fi/util/dbutil"
-	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/crypto/cryptohelper"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -137,119 +133,40 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 // e2eeClient is a real Matrix client with its own E2EE device (mautrix cryptohelper, goolm), as
 // a Matrix user of the homeserver would run it.
-type e2eeClient struct {
-	*mautrix.Client
-	mu     sync.Mutex
-	events []*mevent.Event // decrypted or plain timeline events
-}
+type e2eeClient struct{ *dendritetest.Client }
 
 func newE2EEClient(t testing.TB, hs *dendritetest.Server, user, password string) *e2eeClient {
 	t.Helper()
-	ctx := t.Context()
 	hs.CreateUser(t, user, password)
-	cli, err := mautrix.NewClient(hs.URL, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := openStore(t, t.TempDir())
-	db, err := dbutil.NewWithDB(st.DB(), "sqlite3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &e2eeClient{Client: cli}
-	syncer := mautrix.NewDefaultSyncer()
-	cli.Syncer = syncer
-	helper, err := cryptohelper.NewCryptoHelper(cli, []byte(testPickleKey), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper.LoginAs = &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
-		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: user}, Password: password}
-	if err := helper.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cli.Crypto = helper
-	helper.DecryptErrorCallback = func(evt *mevent.Event, err error) { t.Logf("%s: decrypt %s: %v", user, evt.ID, err) }
-	record := func(_ context.Context, evt *mevent.Event) {
-		c.mu.Lock()
-		c.events = append(c.events, evt)
-		c.mu.Unlock()
-	}
-	syncer.OnEventType(mevent.EventMessage, record)
-	syncer.OnEventType(mevent.EventReaction, record)
-	syncer.OnEventType(mevent.EventRedaction, record)
-	syncer.OnEventType(mevent.StateMember, record)
-	sctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for sctx.Err() == nil {
-			if err := cli.SyncWithContext(sctx); err != nil && sctx.Err() == nil {
-				time.Sleep(200 * time.Millisecond)
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); cli.StopSync(); <-done })
-	return c
+	return &e2eeClient{dendritetest.NewClient(t, hs.URL, user, password)}
 }
 
 // waitEvent waits for a timeline event matching f.
 func (c *e2eeClient) waitEvent(t testing.TB, what string, f func(*mevent.Event) bool) *mevent.Event {
 	t.Helper()
-	var found *mevent.Event
-	waitFor(t, 30*time.Second, what, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, e := range c.events {
-			if f(e) {
-				found = e
-				return true
-			}
-		}
-		return false
-	})
-	return found
+	return c.WaitEvent(t, 30*time.Second, what, f)
 }
 
 // createEncryptedRoom creates a private room with Megolm encryption and invites users.
 func (c *e2eeClient) createEncryptedRoom(t testing.TB, invite ...id.UserID) id.RoomID {
 	t.Helper()
-	resp, err := c.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{
-		Preset: "private_chat", Invite: invite,
-		InitialState: []*mevent.Event{{Type: mevent.StateEncryption,
-			Content: mevent.Content{Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.StateStore.SetEncryptionEvent(t.Context(), resp.RoomID, &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1})
-	return resp.RoomID
+	return c.CreateRoom(t, "", true, false, invite...)
 }
 
 // waitJoined waits until the client's state store sees u joined to room.
 func (c *e2eeClient) waitJoined(t testing.TB, room id.RoomID, u id.UserID) {
 	t.Helper()
-	waitFor(t, 30*time.Second, fmt.Sprintf("%s joined %s", u, room), func() bool {
-		ok := c.StateStore.IsInRoom(t.Context(), room, u)
-		if !ok {
-			_, _ = c.State(t.Context(), room)
-		}
-		return ok
-	})
+	c.WaitJoined(t, 30*time.Second, room, u)
 }
 
 func (c *e2eeClient) send(t testing.TB, room id.RoomID, content any) id.EventID {
 	t.Helper()
-	return c.sendType(t, room, mevent.EventMessage, content)
+	return c.Send(t, room, mevent.EventMessage, content)
 }
 
 func (c *e2eeClient) sendType(t testing.TB, room id.RoomID, typ mevent.Type, content any) id.EventID {
 	t.Helper()
-	resp, err := c.SendMessageEvent(t.Context(), room, typ, content)
-	if err != nil {
-		t.Fatalf("send %s: %v", typ.Type, err)
-	}
-	return resp.EventID
+	return c.Send(t, room, typ, content)
 }
 
 func newAssets(t testing.TB) *assets.Store {

@@ -20,6 +20,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
@@ -42,16 +43,7 @@ func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freeAddr(t *testing.T) string { t.Helper(); return gatewaytest.FreeAddr(t) }
 
 func get(url string) (int, string, string, error) {
 	resp, err := http.Get(url)
@@ -118,48 +110,11 @@ func writeConfig(t *testing.T, path, s string) {
 	}
 }
 
-// The binary is built once per test run and shared by the tests that run it.
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// TestMain removes the binary that gatewaytest.Binary built for the tests that run it.
+func TestMain(m *testing.M) { gatewaytest.Main(m) }
 
-// TestMain removes the shared binary after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-// buildBinary builds the gateway as a CI or a user would.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("the go tool is needed to build the binary: %w", err)
-			return
-		}
-		dir, err := os.MkdirTemp("", "mimi-gateway-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "mimi-gateway")
-		cmd := exec.Command(goTool, "build", "-tags", "goolm", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// buildBinary builds the gateway as a CI or a user would (once per test run).
+func buildBinary(t *testing.T) string { t.Helper(); return gatewaytest.Binary(t) }
 
 // TestBinaryRunsOnDefaults is the fresh-machine experience: the binary, started with no
 // configuration file in an empty directory, runs on embedded NATS and SQLite in ./data, answers

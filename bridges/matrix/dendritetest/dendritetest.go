@@ -9,7 +9,6 @@ package dendritetest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 )
 
 // Version is the Dendrite version the harness expects.
@@ -56,8 +57,7 @@ type Server struct {
 	cfgPath string
 	addr    string
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    *servertest.Process
 }
 
 // Options describe the homeserver StartWith starts.
@@ -129,50 +129,27 @@ func StartWith(t testing.TB, o Options) *Server {
 }
 
 // LogTail returns the end of Dendrite's output.
-func (s *Server) LogTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.Dir, "dendrite.log"))
-	if len(b) > 8000 {
-		b = b[len(b)-8000:]
-	}
-	return string(b)
-}
+func (s *Server) LogTail() string { return servertest.Tail(filepath.Join(s.Dir, "dendrite.log"), 8000) }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
+func freeAddr(t testing.TB) string { t.Helper(); return servertest.FreeAddr(t) }
 
 // FreeAddr returns a loopback address that was free a moment ago (for an appservice listener).
-func FreeAddr(t testing.TB) string { return freeAddr(t) }
+func FreeAddr(t testing.TB) string { t.Helper(); return servertest.FreeAddr(t) }
 
 func (s *Server) start() error {
-	log, err := os.OpenFile(filepath.Join(s.Dir, "dendrite.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("dendritetest: log file: %w", err)
-	}
 	cmd := exec.Command(filepath.Join(s.bin, "dendrite"), "--config", s.cfgPath, "--http-bind-address", s.addr)
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		_ = log.Close()
-		return fmt.Errorf("dendritetest: start dendrite: %w", err)
+	p, err := servertest.Start(cmd, filepath.Join(s.Dir, "dendrite.log"), "dendritetest: start "+s.ServerName)
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); _ = log.Close(); close(exited) }()
 	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
+	s.proc = p
 	s.mu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
+		if !p.Running() {
 			return fmt.Errorf("dendritetest: dendrite exited at start:\n%s", s.LogTail())
-		default:
 		}
 		resp, err := http.Get(s.URL + "/_matrix/client/versions")
 		if err == nil {
@@ -186,36 +163,20 @@ func (s *Server) start() error {
 	return fmt.Errorf("dendritetest: dendrite did not answer on %s within 60s", s.URL)
 }
 
-// Stop kills Dendrite (SIGKILL, by its PID) and waits for it. Its data stays for Restart.
-func (s *Server) Stop() {
+func (s *Server) process() *servertest.Process {
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-exited
+	defer s.mu.Unlock()
+	return s.proc
 }
+
+// Stop kills Dendrite (SIGKILL) and waits for it. Its data stays for Restart.
+func (s *Server) Stop() { s.process().Kill() }
 
 // Kill is Stop: Dendrite is always ended with SIGKILL, as a crash would end it.
 func (s *Server) Kill() { s.Stop() }
 
 // Running reports whether the process runs.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.exited == nil {
-		return false
-	}
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) Running() bool { return s.process().Running() }
 
 // Restart stops the homeserver if it runs and starts it on the same address and data.
 func (s *Server) Restart(t testing.TB) {

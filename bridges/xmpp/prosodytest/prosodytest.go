@@ -13,7 +13,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 )
 
 // Missing is the failure message when Prosody is not installed.
@@ -65,21 +66,12 @@ type Server struct {
 
 	components bool // Prosody listens on ComponentPort only when it has external components
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	mu   sync.Mutex
+	proc *servertest.Process
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func FreePort(t testing.TB) int { t.Helper(); return servertest.FreePort(t) }
 
 // Start writes a loopback-only configuration, registers the users and starts Prosody in the
 // foreground. It is stopped when the test ends; its log tail is printed if the test failed.
@@ -220,90 +212,39 @@ func (s *Server) Register(t testing.TB, user, password string) {
 
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	log, err := os.OpenFile(filepath.Join(s.Dir, "logs", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := servertest.Start(exec.Command("prosody", "-F", "--config", s.ConfigFile), filepath.Join(s.Dir, "logs", "stdout.log"), "prosodytest: start")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("prosody", "-F", "--config", s.ConfigFile)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		_ = log.Close()
-		t.Fatalf("start prosody: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); _ = log.Close(); close(exited) }()
 	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
+	s.proc = p
 	s.mu.Unlock()
-	ports := []int{s.C2SPort}
+	addrs := []string{s.C2SAddr()}
 	if s.components {
-		ports = append(ports, s.ComponentPort)
+		addrs = append(addrs, s.ComponentAddr())
 	}
 	if s.HTTPPort != 0 {
-		ports = append(ports, s.HTTPPort)
+		addrs = append(addrs, s.UploadHost())
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, port := range ports {
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				t.Fatalf("prosody exited at start:\n%s", s.LogTail())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("prosody not listening on %d within 30s:\n%s", port, s.LogTail())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	if err := p.WaitListening(30*time.Second, addrs...); err != nil {
+		t.Fatalf("%v\n%s", err, s.LogTail())
 	}
+}
+
+func (s *Server) process() *servertest.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
 }
 
 // Running reports whether the process runs.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.exited == nil {
-		return false
-	}
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) Running() bool { return s.process().Running() }
 
 // Stop ends Prosody with SIGTERM (SIGKILL after 5 s) and waits for it.
-func (s *Server) Stop(t testing.TB) { s.signal(syscall.SIGTERM) }
+func (s *Server) Stop(t testing.TB) { s.process().Signal(syscall.SIGTERM, 5*time.Second) }
 
 // Kill ends Prosody with SIGKILL and waits for it.
-func (s *Server) Kill(t testing.TB) { s.signal(syscall.SIGKILL) }
-
-func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
+func (s *Server) Kill(t testing.TB) { s.process().Kill() }
 
 // Restart stops Prosody if it runs and starts it again on the same ports and data.
 func (s *Server) Restart(t testing.TB) {
@@ -314,13 +255,5 @@ func (s *Server) Restart(t testing.TB) {
 
 // LogTail returns the end of Prosody's log.
 func (s *Server) LogTail() string {
-	var out []byte
-	for _, f := range []string{"prosody.log", "stdout.log"} {
-		b, _ := os.ReadFile(filepath.Join(s.Dir, "logs", f))
-		if len(b) > 6000 {
-			b = b[len(b)-6000:]
-		}
-		out = append(out, b...)
-	}
-	return string(out)
+	return servertest.Tail(filepath.Join(s.Dir, "logs", "prosody.log"), 6000) + servertest.Tail(filepath.Join(s.Dir, "logs", "stdout.log"), 6000)
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
 )
 
@@ -77,15 +77,7 @@ func Binary(t testing.TB) string {
 }
 
 // FreeAddr returns a loopback address whose port was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func FreeAddr(t testing.TB) string { t.Helper(); return servertest.FreeAddr(t) }
 
 // Options describe one gateway.
 type Options struct {
@@ -122,11 +114,9 @@ type Gateway struct {
 	env      []string
 	partners []*Gateway
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	exitErr error
-	starts  int
+	mu     sync.Mutex
+	proc   *servertest.Process
+	starts int
 }
 
 // New prepares a gateway: ports, certificate and directories. Nothing runs until Start.
@@ -235,56 +225,29 @@ func (g *Gateway) Command(t testing.TB, args ...string) string {
 func (g *Gateway) Start(t testing.TB) {
 	t.Helper()
 	g.WriteConfig(t)
-	log, err := os.OpenFile(g.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.running() {
-		_ = log.Close()
+	if g.proc.Running() {
 		t.Fatalf("gatewaytest: %s is already running", g.Domain)
 	}
 	g.starts++
-	fmt.Fprintf(log, "==== gatewaytest: start %d of %s at %s\n", g.starts, g.Domain, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(g.bin, "run", "--config", g.ConfigFile)
 	cmd.Dir, cmd.Env = g.Dir, g.environ()
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		_ = log.Close()
-		t.Fatalf("gatewaytest: start %s: %v", g.Domain, err)
+	p, err := servertest.Start(cmd, g.LogFile, fmt.Sprintf("gatewaytest: start %d of %s", g.starts, g.Domain))
+	if err != nil {
+		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	g.cmd, g.exited = cmd, exited
-	go func() {
-		err := cmd.Wait()
-		fmt.Fprintf(log, "==== gatewaytest: %s exited: %v\n", g.Domain, err)
-		_ = log.Close()
-		g.mu.Lock()
-		g.exitErr = err
-		g.mu.Unlock()
-		close(exited)
-	}()
+	g.proc = p
 }
 
-func (g *Gateway) running() bool {
-	if g.exited == nil {
-		return false
-	}
-	select {
-	case <-g.exited:
-		return false
-	default:
-		return true
-	}
+func (g *Gateway) process() *servertest.Process {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.proc
 }
 
 // Running reports whether the process runs.
-func (g *Gateway) Running() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.running()
-}
+func (g *Gateway) Running() bool { return g.process().Running() }
 
 // Ready reports whether /readyz answers 200, with the body when it does not.
 func (g *Gateway) Ready() (bool, string) {
@@ -308,11 +271,8 @@ func (g *Gateway) WaitReady(t testing.TB, timeout time.Duration) {
 		if ok {
 			return
 		}
-		g.mu.Lock()
-		exited, exitErr := !g.running(), g.exitErr
-		g.mu.Unlock()
-		if exited {
-			t.Fatalf("gatewaytest: %s exited before it was ready (%v); log:\n%s", g.Domain, exitErr, g.LogTail(20000))
+		if p := g.process(); !p.Running() {
+			t.Fatalf("gatewaytest: %s exited before it was ready (%v); log:\n%s", g.Domain, p.Err(), g.LogTail(20000))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("gatewaytest: %s not ready after %s: %s", g.Domain, timeout, body)
@@ -330,38 +290,18 @@ func (g *Gateway) StartReady(t testing.TB) {
 }
 
 // Kill ends the process with SIGKILL, as a crash would, and waits for it.
-func (g *Gateway) Kill() { g.signal(syscall.SIGKILL) }
+func (g *Gateway) Kill() { g.process().Kill() }
 
 // Stop ends the process with SIGTERM (the graceful shutdown) and waits for it; SIGKILL after
 // 30 s.
-func (g *Gateway) Stop() { g.signal(syscall.SIGTERM) }
-
-func (g *Gateway) signal(sig syscall.Signal) {
-	g.mu.Lock()
-	cmd, exited := g.cmd, g.exited
-	g.mu.Unlock()
-	if cmd == nil || exited == nil {
-		return
-	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
+func (g *Gateway) Stop() { g.process().Signal(syscall.SIGTERM, 30*time.Second) }
 
 // ExitError is how the last run ended (nil for exit status 0 or while it runs).
 func (g *Gateway) ExitError() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.exitErr
+	if p := g.process(); p != nil {
+		return p.Err()
+	}
+	return nil
 }
 
 // Restart kills the gateway (SIGKILL) and starts it again on the same data and ports, then
@@ -379,13 +319,7 @@ func (g *Gateway) Log() string {
 }
 
 // LogTail returns the last n bytes of the log.
-func (g *Gateway) LogTail(n int) string {
-	s := g.Log()
-	if len(s) > n {
-		s = s[len(s)-n:]
-	}
-	return s
-}
+func (g *Gateway) LogTail(n int) string { return servertest.Tail(g.LogFile, n) }
 
 // WaitLog polls the log until it contains substr.
 func (g *Gateway) WaitLog(t testing.TB, timeout time.Duration, substr string) {
@@ -415,17 +349,7 @@ func (g *Gateway) Metrics(t testing.TB) string {
 // last error.
 func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	servertest.Eventually(t, timeout, what, f)
 }
 
 // defaultReady bounds the wait for readiness: start-up includes opening stores and, with the

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
@@ -78,12 +79,18 @@ func NewMatrixOrg(t testing.TB, ca *protocoltest.CA, o MatrixOptions) *MatrixOrg
 	return org
 }
 
+// MatrixClient is a Matrix user's E2EE client.
+type MatrixClient = dendritetest.Client
+
+// Body returns the body of a Matrix message event ("" for other events).
+func Body(e *mevent.Event) string { return dendritetest.Body(e) }
+
 // User creates an account on the homeserver and returns its logged-in E2EE client.
 func (o *MatrixOrg) User(t testing.TB, name string) *MatrixClient {
 	t.Helper()
-	pw := "pw-" + name
+	pw := "password-" + name
 	o.HS.CreateUser(t, name, pw)
-	return NewMatrixClient(t, o.HS.URL, name, pw)
+	return dendritetest.NewClient(t, o.HS.URL, name, pw)
 }
 
 // UserID is name's Matrix ID on this homeserver.

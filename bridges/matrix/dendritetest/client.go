@@ -1,4 +1,4 @@
-package gatewaytest
+package dendritetest
 
 import (
 	"context"
@@ -16,16 +16,17 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-const clientPickleKey = "gatewaytest-client-pickle-key"
+const clientPickleKey = "dendritetest-client-pickle-key"
 
-// MatrixClient is a Matrix user's app: a mautrix-go client with its own E2EE device
+// Client is a Matrix user's app: a mautrix-go client with its own E2EE device
 // (cryptohelper, goolm; Olm account and Megolm sessions in SQLite), logged in with a password and
 // syncing in the background. It decrypts what it receives and encrypts what it sends into
 // encrypted rooms; every timeline event (and invite) is kept for assertions.
-type MatrixClient struct {
+type Client struct {
 	*mautrix.Client
 
 	mu     sync.Mutex
@@ -33,9 +34,9 @@ type MatrixClient struct {
 	errs   []string
 }
 
-// NewMatrixClient logs user in on the homeserver at hsURL and starts syncing until the test
-// ends. The account must exist.
-func NewMatrixClient(t testing.TB, hsURL, user, password string) *MatrixClient {
+// NewClient logs user in on the homeserver at hsURL and starts syncing until the test ends.
+// The account must exist (Server.CreateUser).
+func NewClient(t testing.TB, hsURL, user, password string) *Client {
 	t.Helper()
 	ctx := context.Background()
 	cli, err := mautrix.NewClient(hsURL, "", "")
@@ -51,7 +52,7 @@ func NewMatrixClient(t testing.TB, hsURL, user, password string) *MatrixClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &MatrixClient{Client: cli}
+	c := &Client{Client: cli}
 	syncer := mautrix.NewDefaultSyncer()
 	cli.Syncer = syncer
 	helper, err := cryptohelper.NewCryptoHelper(cli, []byte(clientPickleKey), db)
@@ -96,7 +97,7 @@ func NewMatrixClient(t testing.TB, hsURL, user, password string) *MatrixClient {
 }
 
 // Events returns the received events matching f, in order.
-func (c *MatrixClient) Events(f func(*mevent.Event) bool) []*mevent.Event {
+func (c *Client) Events(f func(*mevent.Event) bool) []*mevent.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*mevent.Event
@@ -109,7 +110,7 @@ func (c *MatrixClient) Events(f func(*mevent.Event) bool) []*mevent.Event {
 }
 
 // DecryptErrors returns the decryption failures so far.
-func (c *MatrixClient) DecryptErrors() []string {
+func (c *Client) DecryptErrors() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.errs...)
@@ -117,7 +118,7 @@ func (c *MatrixClient) DecryptErrors() []string {
 
 // WaitEvent waits for a received event matching f; after timeout it fails the test with what
 // the client received.
-func (c *MatrixClient) WaitEvent(t testing.TB, timeout time.Duration, what string, f func(*mevent.Event) bool) *mevent.Event {
+func (c *Client) WaitEvent(t testing.TB, timeout time.Duration, what string, f func(*mevent.Event) bool) *mevent.Event {
 	t.Helper()
 	e, err := c.Wait(timeout, f)
 	if err != nil {
@@ -127,7 +128,7 @@ func (c *MatrixClient) WaitEvent(t testing.TB, timeout time.Duration, what strin
 }
 
 // Wait is WaitEvent returning an error instead of failing.
-func (c *MatrixClient) Wait(timeout time.Duration, f func(*mevent.Event) bool) (*mevent.Event, error) {
+func (c *Client) Wait(timeout time.Duration, f func(*mevent.Event) bool) (*mevent.Event, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		if es := c.Events(f); len(es) > 0 {
@@ -140,7 +141,7 @@ func (c *MatrixClient) Wait(timeout time.Duration, f func(*mevent.Event) bool) (
 	}
 }
 
-func (c *MatrixClient) describe() string {
+func (c *Client) describe() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var b strings.Builder
@@ -168,7 +169,7 @@ func describeContent(e *mevent.Event) string {
 
 // CreateRoom creates a private room (Megolm-encrypted when encrypted is set) with a name and
 // invites users; isDirect marks it as a 1:1 chat.
-func (c *MatrixClient) CreateRoom(t testing.TB, name string, encrypted, isDirect bool, invite ...id.UserID) id.RoomID {
+func (c *Client) CreateRoom(t testing.TB, name string, encrypted, isDirect bool, invite ...id.UserID) id.RoomID {
 	t.Helper()
 	req := &mautrix.ReqCreateRoom{Preset: "private_chat", Name: name, Invite: invite, IsDirect: isDirect}
 	if encrypted {
@@ -187,7 +188,7 @@ func (c *MatrixClient) CreateRoom(t testing.TB, name string, encrypted, isDirect
 
 // WaitInvite waits for an invitation of the client's user into a room matching f (nil: any)
 // and returns the room.
-func (c *MatrixClient) WaitInvite(t testing.TB, timeout time.Duration, f func(*mevent.Event) bool) id.RoomID {
+func (c *Client) WaitInvite(t testing.TB, timeout time.Duration, f func(*mevent.Event) bool) id.RoomID {
 	t.Helper()
 	e := c.WaitEvent(t, timeout, "an invitation", func(e *mevent.Event) bool {
 		m, ok := e.Content.Parsed.(*mevent.MemberEventContent)
@@ -198,7 +199,7 @@ func (c *MatrixClient) WaitInvite(t testing.TB, timeout time.Duration, f func(*m
 }
 
 // Join joins the room.
-func (c *MatrixClient) Join(t testing.TB, room id.RoomID) {
+func (c *Client) Join(t testing.TB, room id.RoomID) {
 	t.Helper()
 	if _, err := c.JoinRoomByID(context.Background(), room); err != nil {
 		t.Fatalf("%s: join %s: %v", c.UserID, room, err)
@@ -206,9 +207,9 @@ func (c *MatrixClient) Join(t testing.TB, room id.RoomID) {
 }
 
 // WaitJoined waits until the client's state store sees u joined to room.
-func (c *MatrixClient) WaitJoined(t testing.TB, timeout time.Duration, room id.RoomID, u id.UserID) {
+func (c *Client) WaitJoined(t testing.TB, timeout time.Duration, room id.RoomID, u id.UserID) {
 	t.Helper()
-	Eventually(t, timeout, fmt.Sprintf("%s joined %s", u, room), func() error {
+	servertest.Eventually(t, timeout, fmt.Sprintf("%s joined %s", u, room), func() error {
 		if c.StateStore.IsInRoom(context.Background(), room, u) {
 			return nil
 		}
@@ -219,7 +220,7 @@ func (c *MatrixClient) WaitJoined(t testing.TB, timeout time.Duration, room id.R
 
 // Send sends a message event (content: *mevent.MessageEventContent, a reaction, …) and returns
 // its ID; it is encrypted when the room is.
-func (c *MatrixClient) Send(t testing.TB, room id.RoomID, typ mevent.Type, content any) id.EventID {
+func (c *Client) Send(t testing.TB, room id.RoomID, typ mevent.Type, content any) id.EventID {
 	t.Helper()
 	evID, err := c.TrySend(room, typ, content)
 	if err != nil {
@@ -229,7 +230,7 @@ func (c *MatrixClient) Send(t testing.TB, room id.RoomID, typ mevent.Type, conte
 }
 
 // TrySend is Send returning the error (for sending while the homeserver is down).
-func (c *MatrixClient) TrySend(room id.RoomID, typ mevent.Type, content any) (id.EventID, error) {
+func (c *Client) TrySend(room id.RoomID, typ mevent.Type, content any) (id.EventID, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := c.SendMessageEvent(ctx, room, typ, content)
@@ -240,7 +241,7 @@ func (c *MatrixClient) TrySend(room id.RoomID, typ mevent.Type, content any) (id
 }
 
 // SendText sends an m.text message.
-func (c *MatrixClient) SendText(t testing.TB, room id.RoomID, body string) id.EventID {
+func (c *Client) SendText(t testing.TB, room id.RoomID, body string) id.EventID {
 	t.Helper()
 	return c.Send(t, room, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: body})
 }
