@@ -130,6 +130,9 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 	}
 
 	// The path (always present).
+	if err := checkOwnLeaf(tree, g.ownLeaf(), g.priv.leaf(), g.ctx.CipherSuite, eff.extensions); err != nil {
+		return nil, fmt.Errorf("mls: commit: %w", err)
+	}
 	pp, err := tree.applyNewPath(pathOptions{groupID: g.ctx.GroupID, leaf: g.priv.leaf(), template: g.ownLeaf(),
 		signer: g.signer, added: eff.added})
 	if err != nil {
@@ -268,7 +271,9 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData 
 		return nil, err
 	}
 	if pc.eff.selfRemoved {
-		return commitResult(sender, pc.aps, pc.eff, nil), nil
+		r := commitResult(sender, pc.aps, pc.eff, nil)
+		r.Epoch = g.ctx.Epoch + 1
+		return r, nil
 	}
 	c := ac.Content.Commit
 	var commitSecret []byte

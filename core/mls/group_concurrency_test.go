@@ -10,18 +10,7 @@ import (
 func TestGroupConcurrentUse(t *testing.T) {
 	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
 	alice, bob := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob")
-	var err error
-	if alice.g, err = CreateGroup([]byte("race"), alice.signer, alice.cred(), GroupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice.g = pc.State
-	if bob.g, err = JoinFromWelcome(pc.Welcome.Welcome, bob.kp, bob.kpPriv, bob.signer, JoinOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createWith(t, alice, GroupOptions{}, bob)
 	var wg sync.WaitGroup
 	msgs := make(chan *MLSMessage, 64)
 	for range 4 {

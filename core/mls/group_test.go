@@ -50,6 +50,32 @@ func reencode(t testing.TB, m *MLSMessage) *MLSMessage {
 	return out
 }
 
+// createWith has owner create a group with options o and add joiners by one commit (confirmed);
+// the joiners join by the Welcome. It returns the commit.
+func createWith(t testing.TB, owner *goClient, o GroupOptions, joiners ...*goClient) *PendingCommit {
+	t.Helper()
+	var err error
+	if owner.g, err = CreateGroup([]byte("g-"+owner.name), owner.signer, owner.cred(), o); err != nil {
+		t.Fatal(err)
+	}
+	kps := make([]*KeyPackage, len(joiners))
+	for i, j := range joiners {
+		kps[i] = j.kp
+	}
+	pc, err := owner.g.Commit(CommitOptions{Add: kps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.g = confirm(t, pc)
+	w := reencode(t, pc.Welcome).Welcome
+	for _, j := range joiners {
+		if j.g, err = JoinFromWelcome(w, j.kp, j.kpPriv, j.signer, JoinOptions{}); err != nil {
+			t.Fatalf("%s joining: %v", j.name, err)
+		}
+	}
+	return pc
+}
+
 // sameEpoch checks that all groups agree on epoch, authenticator and an exporter value.
 func sameEpoch(t testing.TB, gs ...*Group) {
 	t.Helper()
@@ -207,7 +233,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ej, err := ExternalJoin(reencode(t, gi).GroupInfo, dave.signer, dave.cred(), JoinOptions{Config: cfg})
+	ej, err := ExternalJoin(reencode(t, gi).GroupInfo, dave.signer, dave.cred(), ExternalJoinOptions{Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

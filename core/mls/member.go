@@ -39,12 +39,16 @@ type KeyPackageOptions struct {
 	// LastResort marks the KeyPackage as a last-resort one (mls-extensions-10: the
 	// last_resort_key_package component in an app_data_dictionary KeyPackage extension).
 	LastResort bool
-	// Capabilities lists extra extension and proposal types the client supports (the defaults of
-	// RFC 9420 are implied).
-	Extensions []ExtensionType
-	Proposals  []ProposalType
+	// Capabilities, when set, are the leaf's capabilities exactly (they must list version mls10,
+	// the signer's cipher suite, the credential's type and the leaf's extensions); nil advertises
+	// DefaultCapabilities.
+	Capabilities *Capabilities
 	// LeafExtensions are extensions of the leaf node.
 	LeafExtensions Extensions
+	// Group, when set, is the GroupContext of the group the KeyPackage is made for: the leaf is
+	// checked against its cipher suite, required_capabilities and extensions before anything is
+	// signed, and refused with ErrCapabilities when it would not be accepted there.
+	Group *GroupContext
 }
 
 // KeyPackagePrivate is the private part of a KeyPackage: keep it (encrypted at rest) until the
@@ -79,6 +83,10 @@ func NewKeyPackage(signer *Signer, cred Credential, o KeyPackageOptions) (*KeyPa
 	if life <= 0 {
 		life = 90 * 24 * time.Hour
 	}
+	caps, err := leafCapabilities(o.Capabilities, signer.CipherSuite, cred.Type, o.LeafExtensions)
+	if err != nil {
+		return nil, nil, err
+	}
 	t := now()
 	kp := &KeyPackage{
 		Version:     ProtocolVersionMLS10,
@@ -88,7 +96,7 @@ func NewKeyPackage(signer *Signer, cred Credential, o KeyPackageOptions) (*KeyPa
 			EncryptionKey: encPub,
 			SignatureKey:  signer.Public,
 			Credential:    cred,
-			Capabilities:  defaultCapabilities(signer.CipherSuite, cred.Type, o.Extensions, o.Proposals),
+			Capabilities:  caps,
 			Source:        LeafNodeSourceKeyPackage,
 			Lifetime:      Lifetime{NotBefore: uint64(max(0, t.Add(-time.Hour).Unix())), NotAfter: uint64(t.Add(life).Unix())},
 			Extensions:    o.LeafExtensions,
@@ -102,6 +110,14 @@ func NewKeyPackage(signer *Signer, cred Credential, o KeyPackageOptions) (*KeyPa
 			return nil, nil, err
 		}
 		kp.Extensions = Extensions{{Type: ExtensionAppDataDictionary, Data: d}}
+	}
+	if o.Group != nil {
+		if o.Group.CipherSuite != signer.CipherSuite {
+			return nil, nil, fmt.Errorf("mls: KeyPackage of %v for a group of %v", signer.CipherSuite, o.Group.CipherSuite)
+		}
+		if err := checkOwnLeaf(nil, &kp.LeafNode, 0, o.Group.CipherSuite, o.Group.Extensions); err != nil {
+			return nil, nil, fmt.Errorf("mls: KeyPackage for group %x: %w", o.Group.GroupID, err)
+		}
 	}
 	if err := signKeyPackage(s, kp, signer.Private); err != nil {
 		return nil, nil, err
@@ -126,33 +142,6 @@ func (kp *KeyPackage) IsLastResort() bool {
 	return found && r.Finish() == nil
 }
 
-func defaultCapabilities(cs CipherSuite, ct CredentialType, exts []ExtensionType, props []ProposalType) Capabilities {
-	creds := []CredentialType{CredentialTypeBasic}
-	if ct != CredentialTypeBasic {
-		creds = append(creds, ct)
-	}
-	// The MIMI extensions (app_data_dictionary, AppDataUpdate, SelfRemove) are always supported.
-	e := []ExtensionType{ExtensionAppDataDictionary}
-	for _, x := range exts {
-		if !slices.Contains(e, x) {
-			e = append(e, x)
-		}
-	}
-	p := []ProposalType{ProposalTypeAppDataUpdate, ProposalTypeSelfRemove}
-	for _, x := range props {
-		if !slices.Contains(p, x) {
-			p = append(p, x)
-		}
-	}
-	return Capabilities{
-		Versions:     []ProtocolVersion{ProtocolVersionMLS10},
-		CipherSuites: []CipherSuite{cs},
-		Extensions:   e,
-		Proposals:    p,
-		Credentials:  creds,
-	}
-}
-
 func signKeyPackage(s *suite, kp *KeyPackage, sigPriv []byte) error {
 	leafTBS, err := kp.LeafNode.TBS(nil, 0)
 	if err != nil {
@@ -175,9 +164,9 @@ type GroupOptions struct {
 	Extensions Extensions
 	// Config is the sending configuration.
 	Config Config
-	// Capabilities, extra extension and proposal types the creator supports.
-	LeafExtensionTypes []ExtensionType
-	LeafProposalTypes  []ProposalType
+	// Capabilities, when set, are the creator's leaf capabilities exactly (as for
+	// KeyPackageOptions.Capabilities); nil advertises DefaultCapabilities.
+	Capabilities *Capabilities
 }
 
 // CreateGroup creates a one-member group with ID groupID (RFC 9420 §11): epoch 0, the creator at
@@ -198,10 +187,15 @@ func CreateGroup(groupID []byte, signer *Signer, cred Credential, o GroupOptions
 	if err != nil {
 		return nil, err
 	}
-	ln := &LeafNode{EncryptionKey: encPub, SignatureKey: signer.Public, Credential: cred,
-		Capabilities: defaultCapabilities(signer.CipherSuite, cred.Type, o.LeafExtensionTypes, o.LeafProposalTypes),
-		Source:       LeafNodeSourceKeyPackage,
-		Lifetime:     Lifetime{NotBefore: 0, NotAfter: math.MaxUint64}}
+	caps, err := leafCapabilities(o.Capabilities, signer.CipherSuite, cred.Type, nil)
+	if err != nil {
+		return nil, err
+	}
+	ln := &LeafNode{EncryptionKey: encPub, SignatureKey: signer.Public, Credential: cred, Capabilities: caps,
+		Source: LeafNodeSourceKeyPackage, Lifetime: Lifetime{NotBefore: 0, NotAfter: math.MaxUint64}}
+	if err := checkOwnLeaf(nil, ln, 0, signer.CipherSuite, o.Extensions); err != nil {
+		return nil, fmt.Errorf("mls: create group: %w", err)
+	}
 	tbs, err := ln.TBS(nil, 0)
 	if err != nil {
 		return nil, err
@@ -210,9 +204,6 @@ func CreateGroup(groupID []byte, signer *Signer, cred Credential, o GroupOptions
 		return nil, err
 	}
 	tree := newRatchetTree(s, ln)
-	if err := tree.validateLeafNode(ln, 0, &leafCheck{extensions: o.Extensions, skipSignature: true}); err != nil {
-		return nil, err
-	}
 	ctx := GroupContext{Version: ProtocolVersionMLS10, CipherSuite: signer.CipherSuite, GroupID: slices.Clone(groupID),
 		Epoch: 0, TreeHash: tree.treeHash(), ConfirmedTranscriptHash: nil, Extensions: o.Extensions}
 	ctxBytes, err := ctx.Marshal()
@@ -344,10 +335,24 @@ func verifyGroupInfoSigner(s *suite, gi *GroupInfo, tree *ratchetTree) error {
 	return verifyGroupInfo(s, gi, tree.leaf(leafIndex(gi.Signer)).SignatureKey)
 }
 
+// ExternalJoinOptions tune an external join.
+type ExternalJoinOptions struct {
+	// RatchetTree is the group's tree when the GroupInfo carries no ratchet_tree extension.
+	RatchetTree RatchetTree
+	// Config is the sending configuration.
+	Config Config
+	// Capabilities, when set, are the new leaf's capabilities exactly (as for
+	// KeyPackageOptions.Capabilities); nil advertises DefaultCapabilities.
+	Capabilities *Capabilities
+}
+
 // ExternalJoin joins the group of a GroupInfo by an external commit (RFC 9420 §12.4.3.2). It
 // returns the commit to send and the member's state in the new epoch; like a PendingCommit, the
-// state is valid only once the delivery service accepted the commit.
-func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o JoinOptions) (*PendingCommit, error) {
+// state is valid only once the delivery service accepted the commit. The new leaf is checked
+// against the group (required_capabilities, the other members' credential types, key uniqueness)
+// before anything is signed: a leaf the members would reject fails here with ErrCapabilities or
+// ErrInvalidLeafNode.
+func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJoinOptions) (*PendingCommit, error) {
 	gi := giMsg
 	s, err := gi.GroupContext.CipherSuite.impl()
 	if err != nil {
@@ -380,9 +385,15 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o JoinOptio
 		return nil, err
 	}
 	_ = tmpPriv
+	caps, err := leafCapabilities(o.Capabilities, s.id, cred.Type, nil)
+	if err != nil {
+		return nil, err
+	}
 	template := &LeafNode{EncryptionKey: tmpPub, SignatureKey: signer.Public, Credential: cred,
-		Capabilities: defaultCapabilities(s.id, cred.Type, nil, nil), Source: LeafNodeSourceKeyPackage,
-		Lifetime: Lifetime{NotBefore: 0, NotAfter: math.MaxUint64}}
+		Capabilities: caps, Source: LeafNodeSourceKeyPackage, Lifetime: Lifetime{NotBefore: 0, NotAfter: math.MaxUint64}}
+	if err := checkOwnLeaf(tree, template, nextAddIndex(tree), s.id, gi.GroupContext.Extensions); err != nil {
+		return nil, fmt.Errorf("mls: external join: %w", err)
+	}
 	self := tree.addLeaf(template)
 	pp, err := tree.applyNewPath(pathOptions{groupID: gi.GroupContext.GroupID, leaf: self, template: template, signer: sk})
 	if err != nil {
@@ -508,6 +519,9 @@ func (g *Group) ProposeUpdate() (*MLSMessage, error) {
 	ln.Source = LeafNodeSourceUpdate
 	ln.Lifetime = Lifetime{}
 	ln.ParentHash = nil
+	if err := checkOwnLeaf(g.tree, &ln, g.priv.leaf(), g.ctx.CipherSuite, g.ctx.Extensions); err != nil {
+		return nil, fmt.Errorf("mls: update: %w", err)
+	}
 	tbs, err := ln.TBS(g.ctx.GroupID, uint32(g.priv.leaf()))
 	if err != nil {
 		return nil, err

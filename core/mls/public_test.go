@@ -194,7 +194,7 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 	if err := f.view.VerifyGroupInfo(reencode(t, gi).GroupInfo); err != nil {
 		t.Fatalf("view rejects a member's GroupInfo: %v", err)
 	}
-	ext, err := ExternalJoin(reencode(t, gi).GroupInfo, eve.signer, eve.cred(), JoinOptions{})
+	ext, err := ExternalJoin(reencode(t, gi).GroupInfo, eve.signer, eve.cred(), ExternalJoinOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,10 @@ var (
 	ErrInvalidTree = errors.New("mls: invalid ratchet tree")
 	// ErrInvalidLeafNode means a LeafNode fails the checks of RFC 9420 §7.3.
 	ErrInvalidLeafNode = errors.New("mls: invalid leaf node")
+	// ErrCapabilities means a leaf's capabilities do not cover what the group requires (its
+	// required_capabilities, the credential types of the other members, the GroupContext
+	// extensions, the group's cipher suite and version); it always comes with ErrInvalidLeafNode.
+	ErrCapabilities = errors.New("capabilities do not meet the group's requirements")
 	// ErrInvalidUpdatePath means an UpdatePath does not fit the tree or its keys or parent hash do
 	// not match what it claims (RFC 9420 §7.6, §12.4.2).
 	ErrInvalidUpdatePath = errors.New("mls: invalid UpdatePath")

@@ -92,10 +92,10 @@ func (t *ratchetTree) validateLeafNode(ln *LeafNode, l leafIndex, c *leafCheck) 
 			return fmt.Errorf("%w: leaf %d: signature key already used by leaf %d", ErrInvalidLeafNode, l, x/2)
 		}
 		if !slices.Contains(n.leaf.Capabilities.Credentials, ln.Credential.Type) {
-			return fmt.Errorf("%w: leaf %d: credential type %s not supported by leaf %d", ErrInvalidLeafNode, l, ln.Credential.Type, x/2)
+			return fmt.Errorf("%w: %w: leaf %d: credential type %s not supported by leaf %d", ErrInvalidLeafNode, ErrCapabilities, l, ln.Credential.Type, x/2)
 		}
 		if !slices.Contains(ln.Capabilities.Credentials, n.leaf.Credential.Type) {
-			return fmt.Errorf("%w: leaf %d: does not support credential type %s of leaf %d", ErrInvalidLeafNode, l, n.leaf.Credential.Type, x/2)
+			return fmt.Errorf("%w: %w: leaf %d: does not support credential type %s of leaf %d", ErrInvalidLeafNode, ErrCapabilities, l, n.leaf.Credential.Type, x/2)
 		}
 	}
 	return nil
@@ -112,11 +112,11 @@ func (t *ratchetTree) checkLeafAlone(ln *LeafNode, l leafIndex, c *leafCheck) er
 		}
 	}
 	if !slices.Contains(ln.Capabilities.Credentials, ln.Credential.Type) {
-		return fmt.Errorf("%w: leaf %d does not list its own credential type %s", ErrInvalidLeafNode, l, ln.Credential.Type)
+		return fmt.Errorf("%w: %w: leaf %d does not list its own credential type %s", ErrInvalidLeafNode, ErrCapabilities, l, ln.Credential.Type)
 	}
 	for _, e := range ln.Extensions {
 		if !defaultExtension(e.Type) && !slices.Contains(ln.Capabilities.Extensions, e.Type) {
-			return fmt.Errorf("%w: leaf %d carries extension 0x%04x that its capabilities do not list", ErrInvalidLeafNode, l, uint16(e.Type))
+			return fmt.Errorf("%w: %w: leaf %d carries extension 0x%04x that its capabilities do not list", ErrInvalidLeafNode, ErrCapabilities, l, uint16(e.Type))
 		}
 	}
 	if c.checkLifetime && ln.Source == LeafNodeSourceKeyPackage {
@@ -152,17 +152,17 @@ func checkRequired(ln *LeafNode, rc *requiredCapabilities) error {
 	}
 	for _, e := range rc.extensions {
 		if !defaultExtension(e) && !slices.Contains(ln.Capabilities.Extensions, e) {
-			return fmt.Errorf("%w: required extension 0x%04x not supported", ErrInvalidLeafNode, uint16(e))
+			return fmt.Errorf("%w: %w: required extension 0x%04x not supported", ErrInvalidLeafNode, ErrCapabilities, uint16(e))
 		}
 	}
 	for _, p := range rc.proposals {
 		if !defaultProposal(p) && !slices.Contains(ln.Capabilities.Proposals, p) {
-			return fmt.Errorf("%w: required proposal type 0x%04x not supported", ErrInvalidLeafNode, uint16(p))
+			return fmt.Errorf("%w: %w: required proposal type 0x%04x not supported", ErrInvalidLeafNode, ErrCapabilities, uint16(p))
 		}
 	}
 	for _, cr := range rc.credentials {
 		if !slices.Contains(ln.Capabilities.Credentials, cr) {
-			return fmt.Errorf("%w: required credential type %s not supported", ErrInvalidLeafNode, cr)
+			return fmt.Errorf("%w: %w: required credential type %s not supported", ErrInvalidLeafNode, ErrCapabilities, cr)
 		}
 	}
 	return nil

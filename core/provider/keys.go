@@ -31,10 +31,16 @@ func credentialOf(u event.UserURI) mls.Credential {
 	return mls.Credential{Type: mls.CredentialTypeBasic, Identity: []byte(u)}
 }
 
-// userOfCredential returns the user URI a basic credential names.
+// userOfCredential returns the user URI a basic credential names. Other credential types (x509,
+// which our leaves advertise so that they can join groups requiring it) are refused: a MIMI
+// member is identified by the mimi:// URI of a basic credential (docs/mls.md, "Credential
+// policy").
 func userOfCredential(c *mls.Credential) (event.UserURI, error) {
-	if c == nil || c.Type != mls.CredentialTypeBasic {
-		return "", fmt.Errorf("provider: not a basic credential")
+	if c == nil {
+		return "", fmt.Errorf("provider: no credential")
+	}
+	if c.Type != mls.CredentialTypeBasic {
+		return "", fmt.Errorf("provider: credential type %s is not accepted: MIMI members carry a basic credential naming their mimi:// user URI", c.Type)
 	}
 	return event.ParseUserURI(string(c.Identity))
 }
@@ -115,7 +121,7 @@ func (p *Provider) replenish(ctx context.Context, tx *store.Tx, u *user) error {
 
 func (p *Provider) newKeyPackage(ctx context.Context, tx *store.Tx, u *user, lastResort bool) error {
 	kp, priv, err := mls.NewKeyPackage(u.Signer, credentialOf(u.URI), mls.KeyPackageOptions{
-		Lifetime: p.cfg.KeyPackageLifetime, LastResort: lastResort, Proposals: leafProposals,
+		Lifetime: p.cfg.KeyPackageLifetime, LastResort: lastResort,
 	})
 	if err != nil {
 		return fmt.Errorf("provider: KeyPackage for %s: %w", u.URI, err)

@@ -119,7 +119,7 @@ func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator e
 		return err
 	}
 	exts = append(exts, es)
-	g, err := mls.CreateGroup(groupID(room), u.Signer, credentialOf(creator), mls.GroupOptions{Extensions: exts, LeafProposalTypes: leafProposals})
+	g, err := mls.CreateGroup(groupID(room), u.Signer, credentialOf(creator), mls.GroupOptions{Extensions: exts})
 	if err != nil {
 		return fmt.Errorf("provider: create group: %w", err)
 	}

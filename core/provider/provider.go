@@ -29,9 +29,6 @@ var Schema = func() store.Migrations {
 	return m
 }()
 
-// leafProposals are the extra proposal types our clients advertise (mls-extensions-10).
-var leafProposals = []mls.ProposalType{0x0008, 0x000a}
-
 // Config configures a Provider.
 type Config struct {
 	// Domain is our provider domain.

@@ -150,7 +150,7 @@ func (p *Provider) rejoin(ctx context.Context, room event.RoomURI, u event.UserU
 	if err != nil {
 		return err
 	}
-	pc, err := mls.ExternalJoin(tbe.GroupInfo, leafSigner, credentialOf(u), mls.JoinOptions{RatchetTree: treeOption(&tbe.RatchetTreeOption)})
+	pc, err := mls.ExternalJoin(tbe.GroupInfo, leafSigner, credentialOf(u), mls.ExternalJoinOptions{RatchetTree: treeOption(&tbe.RatchetTreeOption)})
 	if err != nil {
 		return fmt.Errorf("provider: external join: %w", err)
 	}

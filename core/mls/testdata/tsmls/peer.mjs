@@ -7,16 +7,20 @@
 // Ops:
 //   new_client   {name, suite, identity}            -> {key_package}        a client with a fresh KeyPackage
 //   key_package  {name}                              -> {key_package}        a further KeyPackage for the client
-//   create_group {name, group_id}                    -> {epoch}
+//   create_group {name, group_id, extensions?}       -> {epoch}   extensions: [{type, data}] (data hex)
 //   add          {name, key_packages[], public}      -> {commit, welcome, epoch}   (Welcome carries the ratchet tree)
 //   update       {name, public}                      -> {commit, epoch}      empty commit with a path
 //   remove       {name, leaves[], public}            -> {commit, epoch}
 //   join         {name, welcome}                     -> {epoch}
+//   group_info   {name}                              -> {group_info}         with external_pub and the ratchet tree
 //   encrypt      {name, plaintext}                   -> {message}            plaintext is raw hex
 //   process      {name, message}                     -> {kind, plaintext?, epoch}
 //   state        {name, label?, context?, length?}   -> {epoch, epoch_authenticator, members[], exporter?}
 //   bench        {suite, n, batch, updates, messages} -> wall and CPU timings in ms (see benchGroup)
 import * as mls from "ts-mls";
+import { createGroupInfo } from "ts-mls/createCommit.js";
+import { ratchetTreeEncoder } from "ts-mls/ratchetTree.js";
+import { encode } from "ts-mls/codec/tlsEncoder.js";
 import { createInterface } from "node:readline";
 
 const clients = new Map(); // name -> {cs, impl, kp, kps: [], state}
@@ -32,6 +36,16 @@ async function implFor(suite) {
     impls.set(suite, await mls.getCiphersuiteImpl(mls.getCiphersuiteFromName(name)));
   }
   return impls.get(suite);
+}
+
+// extensionType names an RFC 9420 extension type as ts-mls does (it matches default types by name).
+const extensionType = (t) => Object.keys(mls.defaultExtensionTypes).find((k) => mls.defaultExtensionTypes[k] === t) ?? t;
+
+// opaqueV encodes b as an MLS opaque<V> (QUIC-style varint length, RFC 9420 §2.1.2).
+function opaqueV(b) {
+  const n = b.length;
+  const head = n < 0x40 ? [n] : n < 0x4000 ? [0x40 | (n >> 8), n & 0xff] : [0x80 | (n >>> 24), (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  return new Uint8Array([...head, ...b]);
 }
 
 function client(name) {
@@ -82,10 +96,11 @@ const ops = {
   async key_package({ name }) {
     return { key_package: await freshKeyPackage(client(name)) };
   },
-  async create_group({ name, group_id }) {
+  async create_group({ name, group_id, extensions }) {
     const c = client(name);
     const kp = c.kps.shift();
-    c.state = await mls.createGroup(unhex(group_id), kp.publicPackage, kp.privatePackage, [], c.impl);
+    const exts = (extensions ?? []).map((e) => ({ extensionType: extensionType(e.type), extensionData: unhex(e.data) }));
+    c.state = await mls.createGroup(unhex(group_id), kp.publicPackage, kp.privatePackage, exts, c.impl);
     return { epoch: Number(c.state.groupContext.epoch) };
   },
   async add({ name, key_packages, public: pub }) {
@@ -111,6 +126,18 @@ const ops = {
       } catch (e) { lastErr = e; }
     }
     throw lastErr ?? new Error("no key package");
+  },
+  // ts-mls 1.6.4 writes the external_pub extension as the bare key; RFC 9420 §12.4.3.2 wraps it
+  // in opaque<V> (fixed in ts-mls after 1.6.4), so the peer builds the extension itself.
+  async group_info({ name }) {
+    const c = client(name);
+    const kp = await c.impl.hpke.deriveKeyPair(c.state.keySchedule.externalSecret);
+    const pub = await c.impl.hpke.exportPublicKey(kp.publicKey);
+    const gi = await createGroupInfo(c.state.groupContext, c.state.confirmationTag, c.state, [
+      { extensionType: "external_pub", extensionData: opaqueV(pub) },
+      { extensionType: "ratchet_tree", extensionData: encode(ratchetTreeEncoder)(c.state.ratchetTree) },
+    ], c.impl);
+    return { group_info: hex(mls.encodeMlsMessage({ version: "mls10", wireformat: "mls_group_info", groupInfo: gi })) };
   },
   async encrypt({ name, plaintext }) {
     const c = client(name);
