@@ -77,6 +77,17 @@ type NoticeHandler interface {
 	HandleNotice(ctx context.Context, env *event.Envelope) error
 }
 
+// UserChecker is implemented by adapters that can tell whether a local user exists on their
+// network. The MIMI provider asks when a partner wants to add a local user who has not used the
+// gateway yet; it creates her MLS client only if an adapter knows her, and that adapter then
+// serves her.
+type UserChecker interface {
+	// UserExists reports whether u is a user of the adapter's network (a person or account of
+	// the organisation's server, not a puppet of a partner's user nor the adapter's own bot). An
+	// error means the adapter cannot tell now (its server does not answer).
+	UserExists(ctx context.Context, u event.UserURI) (bool, error)
+}
+
 // AssetStore keeps attachments for the MIMI side. An adapter hands over a file's plaintext; the store
 // encrypts it (AES-128-GCM, core/content), keeps it until it expires and returns where partners can
 // fetch it. The MIMI provider implements it; adapters depend only on this interface.

@@ -37,6 +37,9 @@ type XMPPBridge struct {
 	UploadHosts []string `yaml:"upload_hosts"`
 	// MaxUpload bounds one downloaded file.
 	MaxUpload ByteSize `yaml:"max_upload"`
+	// KnownUsers lists the localparts of users whom partners may reach before they have used the
+	// gateway ("*": everyone on the domain).
+	KnownUsers []string `yaml:"known_users"`
 }
 
 // XMPPComponent is one component connection.
@@ -95,5 +98,10 @@ func (b *XMPPBridge) validate(v *validator) {
 	}
 	if b.MaxUpload <= 0 || b.MaxUpload > 1<<30 {
 		v.errorf("bridges.xmpp.max_upload", "must be between 1 byte and 1GiB")
+	}
+	for i, u := range b.KnownUsers {
+		if u == "" || (u != "*" && strings.ContainsAny(u, "@/ \"\t")) {
+			v.errorf(fmt.Sprintf("bridges.xmpp.known_users[%d]", i), "%q is not a localpart (alice, not alice@domain) or \"*\"", u)
+		}
 	}
 }

@@ -195,6 +195,9 @@ type MIMI struct {
 	KeyFile string `yaml:"key_file"`
 	// ClientCAFile holds the CAs that verify partners' client certificates.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// UsersOnDemand lets a partner's KeyPackage claim create the MIMI client of a local user
+	// whom an adapter knows but who has not used the gateway yet.
+	UsersOnDemand bool `yaml:"users_on_demand"`
 	// Assets configures the attachment store (core/assets).
 	Assets MIMIAssets `yaml:"assets"`
 }

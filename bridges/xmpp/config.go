@@ -67,6 +67,10 @@ type Config struct {
 	UploadHosts []string
 	// MaxUploadBytes bounds one downloaded file. Default 16 MiB.
 	MaxUploadBytes int64
+	// KnownUsers lists the localparts of the XMPP server's users whom partners may reach before
+	// they have used the gateway ("*": every localpart of Domain). The MIMI provider creates such
+	// a user's MLS client when a partner first asks for it (UserExists).
+	KnownUsers []string
 }
 
 // Defaults applied by withDefaults.
@@ -192,6 +196,7 @@ func FromConfig(c config.XMPPBridge, gatewayDomain string) Config {
 		DisableRoomCreation: !c.AllowRoomCreation,
 		ReconnectMin:        c.ReconnectMin, ReconnectMax: c.ReconnectMax, Workers: c.Workers,
 		UploadHosts: c.UploadHosts, MaxUploadBytes: int64(c.MaxUpload),
+		KnownUsers: append([]string(nil), c.KnownUsers...),
 	}
 	if out.Domain == "" {
 		out.Domain = gatewayDomain

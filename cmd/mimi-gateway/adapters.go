@@ -25,6 +25,9 @@ type adapterDeps struct {
 	Admin *ops.Admin
 	// Assets is the attachment store shared by the adapters and the MIMI endpoint.
 	Assets *assets.Store
+	// Users is the directory of local users over the started adapters (the MIMI endpoint asks
+	// it about users who have not used the gateway yet).
+	Users *userDirectory
 }
 
 // adapterSpec is a network adapter the run command can start.

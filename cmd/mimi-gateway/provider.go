@@ -39,7 +39,14 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	domain := event.Domain(cfg.Domain)
 	// Dedupe records outlive the bus's retention (a mimi.out redelivery), whatever it is set to.
 	retention := max(provider.DefaultDedupeRetention, cfg.Bus.MaxAge+24*time.Hour)
-	pc := provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention}
+	pc := provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention,
+		UsersOnDemand: cfg.MIMI.UsersOnDemand}
+	if d.Users != nil {
+		pc.Users = d.Users
+	}
+	if d.Admin != nil {
+		pc.Registerer = d.Admin.Registry()
+	}
 	var limits protocol.Limits
 	if d.Assets != nil {
 		pc.Assets, limits.Asset = d.Assets, d.Assets.MaxCiphertext()

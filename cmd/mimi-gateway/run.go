@@ -253,7 +253,7 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *sl
 	if err != nil {
 		return "", fmt.Errorf("opening the asset store: %w", err)
 	}
-	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin, Assets: as}
+	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin, Assets: as, Users: &userDirectory{}}
 	// Core components (the MIMI endpoint) start before the adapters and stop after them.
 	for _, c := range components {
 		stop, err := c.start(ctx, deps)
@@ -270,6 +270,7 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *sl
 			return "", err
 		}
 	}
+	deps.Users.markComplete()
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("start-up aborted: %w", err)
 	}
@@ -300,6 +301,9 @@ func startAdapter(ctx context.Context, spec adapterSpec, d adapterDeps, sd *ops.
 		return fmt.Errorf("starting %s adapter: %w", spec.name, err)
 	}
 	sd.Add(ops.PhaseAdapters, spec.name, a.Stop)
+	if d.Users != nil {
+		d.Users.add(a)
+	}
 	sub, err := bridges.Run(ctx, d.Bus, "adapter-"+spec.name, a, d.Log.With("component", "adapter."+spec.name))
 	if err != nil {
 		return fmt.Errorf("consuming for %s adapter: %w", spec.name, err)

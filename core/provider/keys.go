@@ -68,9 +68,16 @@ func (p *Provider) EnsureUser(ctx context.Context, u event.UserURI, network even
 		if err != nil {
 			return fmt.Errorf("provider: seal signature key of %s: %w", u, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO provider_users (user_uri, network, suite, sig_private, sig_public, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			string(u), string(network), int64(s.CipherSuite), priv, s.Public, p.now().UnixMilli()); err != nil {
+		// Two requests may create the same user at once (a partner's claim and the user's first
+		// message): the first insert wins, the other keeps its key and pool.
+		res, err := tx.ExecContext(ctx, `INSERT INTO provider_users (user_uri, network, suite, sig_private, sig_public, created_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (user_uri) DO NOTHING`,
+			string(u), string(network), int64(s.CipherSuite), priv, s.Public, p.now().UnixMilli())
+		if err != nil {
 			return fmt.Errorf("provider: insert user: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
 		}
 		return p.replenish(ctx, tx, &user{URI: u, Network: network, Signer: s})
 	})
@@ -239,6 +246,9 @@ func keyPackageByRef(ctx context.Context, q store.Querier, ref []byte) (event.Us
 func (p *Provider) KeyMaterial(ctx context.Context, peer protocol.Peer, uri event.UserURI, req *protocol.KeyMaterialRequest) (*protocol.KeyMaterialResponse, error) {
 	if uri.Domain() != p.cfg.Domain {
 		return p.relayKeyMaterial(ctx, peer, uri, req) // relay.go
+	}
+	if err := p.userOnDemand(ctx, uri); err != nil && !errors.Is(err, ErrUnknownUser) {
+		return nil, err
 	}
 	resp := &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserURI: protocol.IdentifierURI(uri)}
 	err := p.st.InTx(ctx, func(tx *store.Tx) error {

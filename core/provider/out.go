@@ -267,7 +267,7 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 // room we follow (relay.go).
 func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, requester *user, target event.UserURI) (*mls.KeyPackage, error) {
 	if target.Domain() == p.cfg.Domain {
-		if err := p.EnsureUser(ctx, target, p.cfg.DefaultNetwork); err != nil {
+		if err := p.ensureLocal(ctx, target, requester.Network); err != nil {
 			return nil, err
 		}
 		var kp *mls.KeyPackage

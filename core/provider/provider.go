@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -43,9 +45,14 @@ type Config struct {
 	PoolSize int
 	// KeyPackageLifetime [30 days].
 	KeyPackageLifetime time.Duration
-	// DefaultNetwork serves users that first appear on the MIMI side (a partner adds them
-	// before any adapter mentioned them) [matrix].
-	DefaultNetwork event.Network
+	// Users finds local users who have not used the gateway yet, and the network that serves
+	// each (nil: only users who have used the gateway are known; a local user whom another
+	// adds is then served by the inviter's network).
+	Users UserDirectory
+	// UsersOnDemand lets a partner's /keyMaterial create the MLS client and KeyPackages of a
+	// local user who has not used the gateway yet, once Users finds her (the organisation's
+	// policy; false answers userUnknown for such users).
+	UsersOnDemand bool
 	// ConsumerName is the durable consumer of mimi.out [provider].
 	ConsumerName string
 	Logger       *slog.Logger
@@ -55,6 +62,8 @@ type Config struct {
 	DedupeRetention, PruneInterval time.Duration
 	// Now replaces time.Now.
 	Now func() time.Time
+	// Registerer receives the provider's metrics (nil: none).
+	Registerer prometheus.Registerer
 	// Assets serves our stored attachments (GET /assets/<id>) and /proxyDownload as hub
 	// (assets.go); nil answers both with 404.
 	Assets AssetSource
@@ -67,6 +76,7 @@ type Provider struct {
 	cfg Config
 	st  *store.Store
 	log *slog.Logger
+	met *metrics
 
 	client *protocol.Client
 	outbox *protocol.Outbox
@@ -103,9 +113,6 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.KeyPackageLifetime <= 0 {
 		cfg.KeyPackageLifetime = 30 * 24 * time.Hour
 	}
-	if cfg.DefaultNetwork == "" {
-		cfg.DefaultNetwork = event.NetworkMatrix
-	}
 	if cfg.ConsumerName == "" {
 		cfg.ConsumerName = "provider"
 	}
@@ -124,7 +131,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err := cfg.Store.Migrate(ctx, protocol.Schema, Schema); err != nil {
 		return nil, fmt.Errorf("provider: migrate: %w", err)
 	}
-	return &Provider{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "provider"),
+	met := newMetrics()
+	if err := met.register(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	return &Provider{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "provider"), met: met,
 		rooms: make(map[event.RoomURI]*sync.Mutex), wake: make(chan struct{}, 1)}, nil
 }
 

@@ -31,6 +31,8 @@ type node struct {
 	tp     *protocoltest.Provider
 	sub    bus.Subscription
 	in     chan delivered // mimi.in.matrix as the Matrix adapter would see it
+	// conf, if set, adjusts the provider's configuration whenever it opens.
+	conf func(*Config)
 }
 
 type delivered struct {
@@ -79,7 +81,11 @@ func (nd *node) open(t testing.TB) {
 	if err != nil {
 		t.Fatalf("bus: %v", err)
 	}
-	p, err := New(ctx, Config{Domain: nd.domain, Store: st, Bus: b, Logger: testLogger().With("domain", nd.domain)})
+	cfg := Config{Domain: nd.domain, Store: st, Bus: b, Logger: testLogger().With("domain", nd.domain)}
+	if nd.conf != nil {
+		nd.conf(&cfg)
+	}
+	p, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +121,7 @@ func (nd *node) stop(t testing.TB) {
 		_ = nd.sub.Stop(ctx)
 		nd.sub = nil
 	}
+
 	if nd.p != nil {
 		_ = nd.p.Close(ctx)
 		nd.p = nil
@@ -146,10 +153,25 @@ func pair(t testing.TB) (*node, *node) {
 // pairOn is pair with stores from cfg (SQLite or PostgreSQL); opts adjust both buses.
 func pairOn(t testing.TB, cfg func(testing.TB) store.Config, opts ...func(*bus.Config)) (*node, *node) {
 	t.Helper()
+	return pairConf(t, cfg, nil, nil, opts...)
+}
+
+// pairConf is pairOn with confA and confB (if set) adjusting a's and b's provider configuration.
+func pairConf(t testing.TB, cfg func(testing.TB) store.Config, confA, confB func(*Config), opts ...func(*bus.Config)) (*node, *node) {
+	t.Helper()
 	n := protocoltest.NewNetwork()
 	ca := protocoltest.NewCA(t)
 	a := newNode(t, n, ca, "a.example", cfg(t), opts...)
 	b := newNode(t, n, ca, "b.example", cfg(t), opts...)
+	for _, x := range []struct {
+		nd   *node
+		conf func(*Config)
+	}{{a, confA}, {b, confB}} {
+		if x.conf != nil {
+			x.nd.conf = x.conf
+			x.conf(&x.nd.p.cfg) // not started yet: nothing reads it concurrently
+		}
+	}
 	a.tp.Partners.Set([]protocol.Partner{b.tp.PartnerEntry(false)})
 	b.tp.Partners.Set([]protocol.Partner{a.tp.PartnerEntry(false)})
 	a.start(t)
