@@ -35,6 +35,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Admin is the operations listener: /livez, /readyz, /metrics.
 	Admin Admin `yaml:"admin"`
+	// AdminUI is the admin console and the admin CLI's socket.
+	AdminUI AdminUI `yaml:"admin_ui"`
 	// Bus selects the embedded NATS server or an external cluster.
 	Bus Bus `yaml:"bus"`
 	// Store selects SQLite or PostgreSQL.

@@ -123,3 +123,14 @@ func HotKeys() []string {
 func (r ReloadReport) String() string {
 	return fmt.Sprintf("applied %v, kept until restart %v", r.Applied, r.Kept)
 }
+
+// Changes compares two loaded configurations as Reload would: the changed keys that would take
+// effect at once (Applied) and those that would need a restart (Kept). Neither is modified.
+func Changes(old, next *Config) ReloadReport {
+	n := *next // merge resets kept keys in its second argument: work on a copy
+	var rep ReloadReport
+	merge("", reflect.ValueOf(old).Elem(), reflect.ValueOf(&n).Elem(), false, &rep)
+	sort.Strings(rep.Applied)
+	sort.Strings(rep.Kept)
+	return rep
+}

@@ -119,6 +119,7 @@ func (c *Config) validate(v *validator) {
 		v.hostPort("admin.address", c.Admin.Address)
 	}
 
+	c.validateAdminUI(v)
 	c.validateBus(v)
 	c.validateStore(v)
 	c.validateMIMI(v)

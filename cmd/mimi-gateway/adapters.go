@@ -28,6 +28,8 @@ type adapterDeps struct {
 	// Users is the directory of local users over the started adapters (the MIMI endpoint asks
 	// it about users who have not used the gateway yet).
 	Users *userDirectory
+	// Hooks are what components share with the admin console at run time (never nil in run).
+	Hooks *runtimeHooks
 }
 
 // adapterSpec is a network adapter the run command can start.

@@ -74,6 +74,9 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	if err := p.Start(ctx, client); err != nil {
 		return nil, errors.Join(err, srv.Shutdown(ctx))
 	}
+	if d.Hooks != nil {
+		d.Hooks.partnerClient.Store(client) // the admin console's partner view and "check now"
+	}
 	var stopped atomic.Bool
 	if d.Manager != nil {
 		d.Manager.OnReload(func(_, cur *config.Config) {
@@ -85,6 +88,9 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	log.Info("MIMI endpoint listening", "address", addr.String(), "partners", len(ps))
 	return func(ctx context.Context) error {
 		stopped.Store(true)
+		if d.Hooks != nil {
+			d.Hooks.partnerClient.Store(nil)
+		}
 		err := srv.Shutdown(ctx)
 		err = errors.Join(err, p.Close(ctx))
 		client.CloseIdleConnections()

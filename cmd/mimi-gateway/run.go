@@ -101,7 +101,8 @@ func runGateway(ctx context.Context, o runOptions) error {
 
 	sd := ops.NewShutdown(cfg.ShutdownTimeout, ops.WithShutdownLogger(log))
 	reloadOK, reloadTime := reloadMetrics()
-	reload := func() {
+	// reload is the one reload path: SIGHUP and the admin console's "apply" both take it.
+	reloadReport := func() (config.ReloadReport, error) {
 		rep, rerr := mgr.Reload()
 		logReload(log, rep, rerr)
 		if rerr == nil {
@@ -113,7 +114,10 @@ func runGateway(ctx context.Context, o runOptions) error {
 		if o.reloaded != nil {
 			o.reloaded(rep, rerr)
 		}
+		return rep, rerr
 	}
+	reload := func() { _, _ = reloadReport() }
+	hooks := &runtimeHooks{reload: reloadReport, environ: o.config.Environ}
 	mgr.OnReload(func(_, cur *config.Config) {
 		if l, err := ops.ParseLevel(cur.Log.Level); err == nil && l != level.Level() {
 			level.Set(l)
@@ -146,7 +150,7 @@ func runGateway(ctx context.Context, o runOptions) error {
 			}
 		}
 	}()
-	addr, err := start(startCtx, cfg, mgr, log, sd, bi, reloadOK, reloadTime)
+	addr, err := start(startCtx, cfg, mgr, hooks, log, sd, bi, reloadOK, reloadTime)
 	cancelStart()
 	<-watchDone
 	if err == nil && stopSeen.Load() {
@@ -212,7 +216,7 @@ func runGateway(ctx context.Context, o runOptions) error {
 
 // start starts the admin listener, the store, the bus and the enabled adapters, registering each
 // one's stop step with sd as it comes up. It returns the admin listener's address.
-func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *slog.Logger, sd *ops.Shutdown,
+func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *runtimeHooks, log *slog.Logger, sd *ops.Shutdown,
 	bi buildInfo, extra ...prometheus.Collector) (string, error) {
 	admin := ops.NewAdmin(ops.WithAdminLogger(log), ops.WithBuildInfo(ops.BuildInfo{Version: bi.Version, Commit: bi.Commit}))
 	if err := admin.Register(extra...); err != nil {
@@ -253,7 +257,10 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *sl
 	if err != nil {
 		return "", fmt.Errorf("opening the asset store: %w", err)
 	}
-	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin, Assets: as, Users: &userDirectory{}}
+	if hooks == nil {
+		hooks = &runtimeHooks{reload: mgr.Reload}
+	}
+	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin, Assets: as, Users: &userDirectory{}, Hooks: hooks}
 	// Core components (the MIMI endpoint) start before the adapters and stop after them.
 	for _, c := range components {
 		stop, err := c.start(ctx, deps)
@@ -271,6 +278,10 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, log *sl
 		}
 	}
 	deps.Users.markComplete()
+	// The admin console comes up last (everything it shows is running) and stops first.
+	if err := startConsole(ctx, deps, sd); err != nil {
+		return "", fmt.Errorf("starting the admin console: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("start-up aborted: %w", err)
 	}

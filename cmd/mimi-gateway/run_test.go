@@ -569,8 +569,9 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 	if strings.Join(events, ",") != "start,stop" {
 		t.Errorf("events %q", events)
 	}
-	// The log lists the shutdown steps in order: readiness, endpoint (the component, then the
-	// asset sweeper, which was started before it), bus, store, admin.
+	// The log lists the shutdown steps in order: the admin console's socket (no operator action
+	// during shutdown), readiness, endpoint (the component, then the asset sweeper, which was
+	// started before it), bus, store, admin.
 	var order []string
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "msg=stopping") {
@@ -579,7 +580,7 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(order, ","); got != "readiness,endpoint-test,asset-sweeper,bus,store,admin" {
+	if got := strings.Join(order, ","); got != "console,readiness,endpoint-test,asset-sweeper,bus,store,admin" {
 		t.Errorf("shutdown order %s", got)
 	}
 }

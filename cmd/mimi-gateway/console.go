@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/console"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/ops"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/provider"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// runtimeHooks are what components share with the console at run time.
+type runtimeHooks struct {
+	// partnerClient is the MIMI endpoint's client (nil while the endpoint is off).
+	partnerClient atomic.Pointer[protocol.Client]
+	// reload is the same reload as SIGHUP: re-read, validate, swap, log, metrics.
+	reload func() (config.ReloadReport, error)
+	// environ is the process environment (the configuration's MIMI_GATEWAY_* layer).
+	environ []string
+}
+
+// startConsole starts the admin console on admin_ui.address (if set) and the admin CLI's Unix
+// socket (unless admin_ui.socket is off). Both stop first at shutdown.
+func startConsole(ctx context.Context, d adapterDeps, sd *ops.Shutdown) error {
+	cfg := d.Config
+	au := cfg.AdminUI
+	sock := cfg.SocketPath()
+	if au.Address == "" && sock == "" {
+		return nil
+	}
+	log := d.Log.With("component", "console")
+	backend := console.Backend{
+		Domain: cfg.Domain, Version: readBuildInfo().Version, Health: d.Admin, Metrics: d.Admin.Registry(),
+		Partners: &partnersView{mgr: d.Manager, hooks: d.Hooks},
+		Rooms:    &roomsView{st: d.Store, domain: event.Domain(cfg.Domain), hooks: d.Hooks},
+		Config:   newFileEditor(d.Manager, cfg, d.Hooks),
+	}
+	if dl, ok := d.Bus.(bus.DeadLetters); ok {
+		backend.DeadLetters = dl
+	}
+	cc := console.Config{
+		Store: d.Store, Backend: backend, Logger: d.Log, Registerer: d.Admin.Registry(),
+		PublicURL: au.PublicURL, IdleTimeout: au.IdleTimeout, AbsoluteTimeout: au.AbsoluteTimeout,
+		LoginLimit: au.LoginLimit, LoginWindow: au.LoginWindow,
+	}
+	if au.OIDC.Issuer != "" {
+		oc := &console.OIDCConfig{Issuer: au.OIDC.Issuer, ClientID: au.OIDC.ClientID, ClientSecret: au.OIDC.ClientSecret,
+			GroupsClaim: au.OIDC.GroupsClaim, OperatorGroups: au.OIDC.OperatorGroups, ViewerGroups: au.OIDC.ViewerGroups}
+		if au.OIDC.CAFile != "" {
+			pool, err := protocol.LoadCertPool(au.OIDC.CAFile)
+			if err != nil {
+				return fmt.Errorf("admin_ui.oidc.ca_file: %w", err)
+			}
+			oc.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment}}
+		}
+		cc.OIDC = oc
+	}
+	c, err := console.New(ctx, cc)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go c.Run(runCtx)
+	var servers []*http.Server
+	if au.Address != "" {
+		ln, err := net.Listen("tcp", au.Address)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("admin_ui.address: %w", err)
+		}
+		srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		if au.TLSCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(au.TLSCertFile, au.TLSKeyFile)
+			if err != nil {
+				ln.Close()
+				cancel()
+				return fmt.Errorf("admin_ui.tls_cert_file: %w", err)
+			}
+			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
+		servers = append(servers, srv)
+		go serveLogged(log, srv, ln)
+		log.Info("admin console listening", "address", ln.Addr().String(), "tls", au.TLSCertFile != "")
+	}
+	if sock != "" {
+		ln, err := listenSocket(sock)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("admin_ui.socket: %w", err)
+		}
+		srv := &http.Server{Handler: c.APIHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
+		servers = append(servers, srv)
+		go serveLogged(log, srv, ln)
+		log.Info("admin socket listening", "path", sock)
+	}
+	sd.Add(ops.PhaseNotReady, "console", func(ctx context.Context) error {
+		cancel()
+		var errs []error
+		for _, s := range servers {
+			errs = append(errs, s.Shutdown(ctx))
+		}
+		if sock != "" {
+			_ = os.Remove(sock)
+		}
+		return errors.Join(errs...)
+	})
+	return nil
+}
+
+func serveLogged(log *slog.Logger, srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("console listener stopped", "err", err)
+	}
+}
+
+// listenSocket listens on a Unix socket only the gateway's user may use. A socket file left by
+// a crash is replaced; any other file at the path is an error.
+func listenSocket(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by another running gateway", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	// The data dir is 0700, so nobody else reaches the socket before the chmod.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// partnersView shows the configured partners and checks them with the endpoint's client.
+type partnersView struct {
+	mgr   *config.Manager
+	hooks *runtimeHooks
+}
+
+var _ console.Partners = (*partnersView)(nil)
+
+func (p *partnersView) Partners(context.Context) []console.PartnerInfo {
+	cl := p.hooks.partnerClient.Load()
+	var out []console.PartnerInfo
+	for _, cp := range p.mgr.Current().Partners {
+		pi := console.PartnerInfo{Domain: event.Domain(cp.Domain), BaseURL: cp.BaseURL, Discovery: cp.Discovery}
+		if cp.CAFile != "" {
+			pi.CAChain, _ = certChain(cp.CAFile)
+		}
+		if cl != nil {
+			pi.Reachability = cl.Reachability(pi.Domain)
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+func (p *partnersView) Own() []protocol.CertInfo {
+	f := p.mgr.Current().MIMI.CertFile
+	if f == "" {
+		return nil
+	}
+	chain, _ := certChain(f)
+	return chain
+}
+
+func (p *partnersView) Check(ctx context.Context, d event.Domain) protocol.CheckResult {
+	cl := p.hooks.partnerClient.Load()
+	if cl == nil {
+		return protocol.CheckResult{Domain: d, Time: time.Now().UTC(), Error: "the MIMI endpoint is off (mimi.address is empty)"}
+	}
+	return cl.Check(ctx, d)
+}
+
+// certChain describes the certificates of a PEM file.
+func certChain(file string) ([]protocol.CertInfo, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var out []protocol.CertInfo
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, protocol.DescribeCert(c))
+	}
+	return out, nil
+}
+
+// roomsView reads rooms, backlog and KeyPackage stock from the store (empty while the endpoint
+// is off: its tables may not exist yet).
+type roomsView struct {
+	st     *store.Store
+	domain event.Domain
+	hooks  *runtimeHooks
+}
+
+var _ console.Rooms = (*roomsView)(nil)
+
+func (r *roomsView) on() bool { return r.hooks.partnerClient.Load() != nil }
+
+func (r *roomsView) Rooms(ctx context.Context) ([]provider.RoomSummary, error) {
+	if !r.on() {
+		return nil, nil
+	}
+	return provider.ListRooms(ctx, r.st, r.domain)
+}
+
+func (r *roomsView) Backlog(ctx context.Context) ([]protocol.Backlog, error) {
+	if !r.on() {
+		return nil, nil
+	}
+	return protocol.ListBacklog(ctx, r.st)
+}
+
+func (r *roomsView) KeyPackages(ctx context.Context) ([]provider.KeyPackageStock, error) {
+	if !r.on() {
+		return nil, nil
+	}
+	return provider.ListKeyPackageStock(ctx, r.st, time.Now())
+}
