@@ -8,7 +8,7 @@ import (
 // TestRedact hides secret values in a file and in the effective configuration, keeps every
 // other line, and puts the secrets back into an edited text that kept the placeholder.
 func TestRedact(t *testing.T) {
-	file := "domain: a.example # ours\nstore:\n  driver: postgres\n  postgres:\n    dsn: 'postgres://u:hunter2-secret@db/x' # the DB\n" +
+	file := "domain: a.example # ours\nstore:\n  driver: sqlite\n  postgres:\n    dsn: 'postgres://u:hunter2-secret@db/x' # the DB\n" +
 		"bridges:\n  xmpp:\n    users:\n      secret: s3cr3t-users\n      domain: u.a.example\n"
 	red, err := Redact("f.yaml", []byte(file))
 	if err != nil {
