@@ -42,13 +42,37 @@ func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
 	default:
 		return nil
 	}
-	if errors.Is(err, ErrUnknownUser) || errors.Is(err, errNotAllowed) || errors.Is(err, errUnknownRoom) || errors.Is(err, errInvalidState) {
+	if permanent(err) {
 		return bus.Permanent(err)
 	}
 	return err
 }
 
+// permanent reports whether err is one that the same envelope will meet again however often it
+// is retried: an unknown user or room, a policy refusal, an invalid room-state change, and
+// proposals or commits our own MLS client refuses to make.
+func permanent(err error) bool {
+	for _, e := range []error{ErrUnknownUser, errNotAllowed, errUnknownRoom, errInvalidState, errCannotCommit} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 var errUnknownRoom = errors.New("provider: unknown room")
+
+// errCannotCommit wraps the refusal of our own client to make a commit (an Add of a key already
+// in the group, a Remove of a leaf that is gone): the same commit fails again on every retry.
+var errCannotCommit = errors.New("provider: our client cannot make this commit")
+
+// commitError classifies an error of mls.Group.Commit.
+func commitError(err error) error {
+	if errors.Is(err, mls.ErrInvalidProposal) || errors.Is(err, mls.ErrInvalidCommit) {
+		return fmt.Errorf("%w: %w", errCannotCommit, err)
+	}
+	return fmt.Errorf("provider: commit: %w", err)
+}
 
 // markOut marks the mimi.out envelope dedupe as done in tx (nothing when dedupe is empty).
 func markOut(ctx context.Context, tx *store.Tx, dedupe string) error {
@@ -59,7 +83,10 @@ func markOut(ctx context.Context, tx *store.Tx, dedupe string) error {
 	return err
 }
 
-// membership turns an adapter's membership envelope into a commit.
+// membership turns an adapter's membership envelope into a commit. Adapters publish in the order
+// they see things, which is not always the order MIMI needs: a join of a room that does not exist
+// yet creates it (the joiner is its owner), and a join or invite of a user who is already a member
+// changes nothing.
 func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 	if done, err := p.st.IsProcessed(ctx, outScope, string(env.ID)); err != nil || done {
 		return err
@@ -73,16 +100,34 @@ func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 		return err
 	}
 	if rr == nil {
-		if m.Action != event.MembershipInvite || !p.isHub(room) {
-			return fmt.Errorf("%w: %s", errUnknownRoom, room)
+		create, err := p.membershipWithoutRoom(ctx, env)
+		if err != nil || !create {
+			return err
 		}
 		if err := p.createRoom(ctx, room, env.Sender); err != nil {
 			return err
 		}
+		if m.Action == event.MembershipJoin && m.Target == env.Sender {
+			return p.markDone(ctx, env) // the joiner created the room
+		}
 	}
+	committer := env.Sender
 	var o localCommit
 	switch m.Action {
 	case event.MembershipInvite, event.MembershipJoin:
+		in, err := p.inGroup(ctx, room, m.Target)
+		if err != nil {
+			return err
+		}
+		if in {
+			return p.markDone(ctx, env)
+		}
+		if m.Action == event.MembershipJoin && m.Target == env.Sender {
+			// A local user joins on her own: another local member's client adds her.
+			if committer, err = p.localMember(ctx, room); err != nil {
+				return err
+			}
+		}
 		o.add = []event.UserURI{m.Target}
 	case event.MembershipLeave:
 		return p.leave(ctx, env)
@@ -95,7 +140,66 @@ func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 	default:
 		return nil
 	}
-	return p.commitLocal(ctx, room, env.Sender, &o, string(env.ID))
+	return p.commitLocal(ctx, room, committer, &o, string(env.ID))
+}
+
+// membershipWithoutRoom decides about a membership envelope for a room we have no state of:
+// create reports whether the sender creates it (an invite or a join in a room of our domain);
+// a leave is done; a room of a partner we have not been welcomed to yet is retried while its
+// Welcome waits in the inbox, and refused otherwise, as is a kick, ban or role change.
+func (p *Provider) membershipWithoutRoom(ctx context.Context, env *event.Envelope) (create bool, err error) {
+	room := env.Room
+	switch a := env.Membership.Action; {
+	case a == event.MembershipLeave:
+		return false, p.markDone(ctx, env)
+	case !p.isHub(room) && p.inboxPending(ctx, room):
+		return false, fmt.Errorf("provider: %s is not joined yet; its Welcome is still being applied", room)
+	case !p.isHub(room):
+		return false, fmt.Errorf("%w: %s (hosted by %s, which has not added any local user)", errUnknownRoom, room, room.Domain())
+	case a == event.MembershipInvite || a == event.MembershipJoin:
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %s", errUnknownRoom, room)
+}
+
+// markDone records a membership envelope that needed no commit as processed.
+func (p *Provider) markDone(ctx context.Context, env *event.Envelope) error {
+	return p.st.InTx(ctx, func(tx *store.Tx) error { return markOut(ctx, tx, string(env.ID)) })
+}
+
+// inGroup reports whether u has a client (a leaf) in room, as one of our clients sees the group.
+func (p *Provider) inGroup(ctx context.Context, room event.RoomURI, u event.UserURI) (bool, error) {
+	var any string
+	err := p.st.QueryRowContext(ctx, `SELECT user_uri FROM provider_clients WHERE room = ? LIMIT 1`, string(room)).Scan(&any)
+	if isNoRows(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("provider: a client of %s: %w", room, err)
+	}
+	c, err := loadClient(ctx, p.st, room, event.UserURI(any))
+	if err != nil {
+		return false, err
+	}
+	for _, m := range c.Group.Members() {
+		if mu, err := userOfCredential(&m.Credential); err == nil && mu == u {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// localMember returns a local user with a client in room (the first by URI).
+func (p *Provider) localMember(ctx context.Context, room event.RoomURI) (event.UserURI, error) {
+	var u string
+	err := p.st.QueryRowContext(ctx, `SELECT user_uri FROM provider_clients WHERE room = ? ORDER BY user_uri LIMIT 1`, string(room)).Scan(&u)
+	if isNoRows(err) {
+		return "", fmt.Errorf("%w: no local member of %s can add a joining user", errNotAllowed, room)
+	}
+	if err != nil {
+		return "", fmt.Errorf("provider: local member: %w", err)
+	}
+	return event.UserURI(u), nil
 }
 
 // leave removes the sender: its client proposes SelfRemove and the designated committer
@@ -191,7 +295,7 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	}
 	pc, err := c.Group.Commit(opts)
 	if err != nil {
-		return fmt.Errorf("provider: commit: %w", err)
+		return commitError(err)
 	}
 	// The pending proposals the commit includes may take a user's last client (a SelfRemove)
 	// or add one: commit again with the list changes that go with them.
@@ -202,7 +306,7 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 			return err
 		}
 		if pc, err = c.Group.Commit(opts); err != nil {
-			return fmt.Errorf("provider: commit: %w", err)
+			return commitError(err)
 		}
 	}
 	var tree mls.RatchetTree
