@@ -78,9 +78,10 @@ func TestMembershipAnyOrder(t *testing.T) {
 	cjoin := membership(dm, carol, event.MembershipJoin, carol)
 	publishOut(t, a, cjoin)
 	processed(t, a, cjoin)
-	if _, err := loadClient(ctx, a.st, dm, carol); err != nil {
-		t.Fatalf("carol joined but has no client: %v", err)
-	}
+	waitFor(t, "carol's client (from the Welcome, through the inbox)", func() error {
+		_, err := loadClient(ctx, a.st, dm, carol)
+		return err
+	})
 	if in, err := a.p.inGroup(ctx, dm, carol); err != nil || !in {
 		t.Fatalf("carol in the group: %v, %v", in, err)
 	}
