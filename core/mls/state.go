@@ -26,7 +26,10 @@ var (
 // MarshalBinary encodes the state for storage (version byte, then TLS presentation language).
 // It includes the secret tree's current ratchet positions, so a restored state neither reuses a
 // sending generation nor accepts a replayed message.
-func (g *Group) MarshalBinary() ([]byte, error) {
+func (g *Group) MarshalBinary() ([]byte, error) { return g.marshalWith(g.stree) }
+
+// marshalWith encodes the state with st in the place of the group's secret tree.
+func (g *Group) marshalWith(st *secretTree) ([]byte, error) {
 	w := g.writeStateHead(stateVersion)
 	w.Uint32(uint32(g.priv.self))
 	keys := slices.Sorted(func(yield func(nodeIndex) bool) {
@@ -59,7 +62,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 			w.Opaque(p.psk)
 		}
 	})
-	g.stree.marshalState(w)
+	st.marshalState(w)
 	g.mu.Lock()
 	marshalProposals(w, g.proposals)
 	w.Vector(func(w *tlspl.Writer) {

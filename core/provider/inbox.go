@@ -320,12 +320,7 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 	sender, err := userOfCredential(rec.Credential)
 	if err != nil || (r.sender != "" && sender != r.sender) {
 		p.log.Warn("inbox: message sender does not match", "room", r.room)
-		return p.st.InTx(ctx, func(tx *store.Tx) error {
-			if err := saveClient(ctx, tx, r.room, reader, reader.Group); err != nil {
-				return err
-			}
-			return del(tx)
-		})
+		return p.saveReader(ctx, r.room, reader, del)
 	}
 	data, ferr := unframe(reader.Group, rec.ApplicationData)
 	if ferr != nil {
@@ -359,12 +354,21 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 			return fmt.Errorf("provider: publish: %w", err)
 		}
 	}
-	return p.st.InTx(ctx, func(tx *store.Tx) error {
-		if err := saveClient(ctx, tx, r.room, reader, reader.Group); err != nil {
+	return p.saveReader(ctx, r.room, reader, del)
+}
+
+// saveReader commits the reader's secret tree with del and keeps the reader loaded.
+func (p *Provider) saveReader(ctx context.Context, room event.RoomURI, reader *clientState, del func(*store.Tx) error) error {
+	err := p.st.InTx(ctx, func(tx *store.Tx) error {
+		if err := saveRatchets(ctx, tx, room, reader); err != nil {
 			return err
 		}
 		return del(tx)
 	})
+	if err == nil {
+		p.keepClient(room, reader)
+	}
+	return err
 }
 
 // readApplication decrypts r's application message with the room's designated reader: the
@@ -380,17 +384,19 @@ func (p *Provider) readApplication(ctx context.Context, r *inboxRow) (*clientSta
 		return nil, nil, err
 	}
 	for _, u := range users[:min(2, len(users))] {
-		c, err := loadClient(ctx, p.st, r.room, u)
+		c, err := p.cachedClient(ctx, r.room, u)
 		if err != nil {
 			return nil, nil, err
 		}
 		leaf, _, err := c.Group.PrivateMessageSender(pm)
+		if err == nil && leaf == c.Group.LeafIndex() {
+			p.keepClient(r.room, c) // unchanged
+			continue                // the reader's own message: the next local client reads it
+		}
 		if err != nil {
+			p.keepClient(r.room, c)
 			p.log.Warn("inbox: application message undecryptable", "room", r.room, "err", err)
 			return nil, nil, nil
-		}
-		if leaf == c.Group.LeafIndex() {
-			continue // the reader's own message: the next local client reads it
 		}
 		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{})
 		if err != nil {

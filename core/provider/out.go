@@ -428,7 +428,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		if !isNoRows(err) {
 			return fmt.Errorf("provider: message map: %w", err)
 		}
-		c, err := loadClient(ctx, p.st, room, env.Sender)
+		c, err := p.cachedClient(ctx, room, env.Sender)
 		if err != nil {
 			return err
 		}
@@ -443,16 +443,35 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		if stored, err = m.Encode(); err != nil {
 			return err
 		}
+		// At our own hub the message is sequenced in the transaction that stores it.
+		hub := p.isHub(room)
 		err = p.st.InTx(ctx, func(tx *store.Tx) error {
-			if err := saveClient(ctx, tx, room, c, c.Group); err != nil {
+			if err := saveRatchets(ctx, tx, room, c); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO provider_msgmap (event_id, room, message_id, message, submitted, created_at) VALUES (?, ?, ?, ?, 0, ?)`,
-				string(env.ID), string(room), env.MessageID, stored, p.now().UnixMilli())
+			state := 0
+			if hub {
+				if _, err := p.acceptMessage(ctx, tx, room, p.cfg.Domain, env.Sender, m); err != nil {
+					return err
+				}
+				state = 1
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO provider_msgmap (event_id, room, message_id, message, submitted, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				string(env.ID), string(room), env.MessageID, stored, state, p.now().UnixMilli())
 			return err
 		})
+		var we *errWrongEpoch
+		if errors.As(err, &we) {
+			return fmt.Errorf("provider: message for an old epoch, re-encrypting on retry: %w", err)
+		}
 		if err != nil {
 			return fmt.Errorf("provider: store outgoing message: %w", err)
+		}
+		p.keepClient(room, c)
+		if hub {
+			p.outbox.Wake()
+			p.kick()
+			return nil
 		}
 	}
 	m, err := mls.DecodeMLSMessage(stored)

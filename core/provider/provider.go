@@ -64,6 +64,9 @@ type Config struct {
 	Now func() time.Time
 	// Registerer receives the provider's metrics (nil: none).
 	Registerer prometheus.Registerer
+	// GroupCacheBytes bounds the MLS groups kept loaded between messages, counted as their stored
+	// epoch states [DefaultGroupCacheBytes]; negative disables the cache.
+	GroupCacheBytes int64
 	// Assets serves our stored attachments (GET /assets/<id>) and /proxyDownload as hub
 	// (assets.go); nil answers both with 404.
 	Assets AssetSource
@@ -83,7 +86,8 @@ type Provider struct {
 
 	roomMu sync.Mutex
 	rooms  map[event.RoomURI]*sync.Mutex
-	snaps  snapshots // room state per room at the hub (roomstate.go)
+	snaps  snapshots   // room state per room at the hub (roomstate.go)
+	groups *groupCache // loaded clients between messages (groupcache.go)
 	// policyRefusals counts partner hubs' commits our room-policy check refused (roomstate.go).
 	policyRefusals atomic.Int64
 
@@ -122,6 +126,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.GroupCacheBytes == 0 {
+		cfg.GroupCacheBytes = DefaultGroupCacheBytes
+	}
 	if cfg.DedupeRetention <= 0 {
 		cfg.DedupeRetention = DefaultDedupeRetention
 	}
@@ -136,7 +143,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	return &Provider{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "provider"), met: met,
-		rooms: make(map[event.RoomURI]*sync.Mutex), wake: make(chan struct{}, 1)}, nil
+		rooms: make(map[event.RoomURI]*sync.Mutex), groups: newGroupCache(cfg.GroupCacheBytes), wake: make(chan struct{}, 1)}, nil
 }
 
 func (p *Provider) now() time.Time { return p.cfg.Now() }
@@ -201,121 +208,6 @@ func (p *Provider) isHub(r event.RoomURI) bool { return r.Domain() == p.cfg.Doma
 // groupID is the MLS group ID of a room: mimi://<hub>/g/<id> (protocol-06 §4.8's convention).
 func groupID(r event.RoomURI) []byte {
 	return []byte("mimi://" + string(r.Domain()) + "/g/" + r.Local())
-}
-
-// ---- client state ----
-
-// clientState is one local user's MLS client in one room, as loaded.
-type clientState struct {
-	User    event.UserURI
-	Group   *mls.Group
-	Version int64
-}
-
-func loadClients(ctx context.Context, q store.Querier, room event.RoomURI) ([]*clientState, error) {
-	rows, err := q.QueryContext(ctx, `SELECT user_uri, version, state FROM provider_clients WHERE room = ? ORDER BY user_uri`, string(room))
-	if err != nil {
-		return nil, fmt.Errorf("provider: load clients: %w", err)
-	}
-	defer rows.Close()
-	var out []*clientState
-	for rows.Next() {
-		var (
-			u   string
-			v   int64
-			raw []byte
-		)
-		if err := rows.Scan(&u, &v, &raw); err != nil {
-			return nil, fmt.Errorf("provider: scan client: %w", err)
-		}
-		raw, err := q.Unseal(sealedClientState, raw, string(room), u)
-		if err != nil {
-			return nil, fmt.Errorf("provider: MLS state of %s in %s: %w", u, room, err)
-		}
-		g, err := mls.LoadGroup(raw)
-		if err != nil {
-			return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", u, room, err)
-		}
-		out = append(out, &clientState{User: event.UserURI(u), Group: g, Version: v})
-	}
-	return out, rows.Err()
-}
-
-func loadClient(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI) (*clientState, error) {
-	var (
-		v   int64
-		raw []byte
-	)
-	err := q.QueryRowContext(ctx, `SELECT version, state FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u)).Scan(&v, &raw)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s has no client in %s", ErrUnknownUser, u, room)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("provider: load client: %w", err)
-	}
-	if raw, err = q.Unseal(sealedClientState, raw, string(room), string(u)); err != nil {
-		return nil, fmt.Errorf("provider: MLS state of %s in %s: %w", u, room, err)
-	}
-	g, err := mls.LoadGroup(raw)
-	if err != nil {
-		return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", u, room, err)
-	}
-	return &clientState{User: u, Group: g, Version: v}, nil
-}
-
-// ErrConflict is a lost compare-and-set on a client's state (another replica moved it).
-var ErrConflict = errors.New("provider: MLS state changed concurrently")
-
-// saveClient writes g as c's new state if the stored state is still the one c was loaded from
-// (compare-and-set on version and epoch: the epoch never goes back).
-func saveClient(ctx context.Context, tx *store.Tx, room event.RoomURI, c *clientState, g *mls.Group) error {
-	raw, err := sealState(tx, room, c.User, g)
-	if err != nil {
-		return err
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE provider_clients SET epoch = ?, version = version + 1, state = ?
-		WHERE room = ? AND user_uri = ? AND version = ? AND epoch <= ?`,
-		int64(g.Epoch()), raw, string(room), string(c.User), c.Version, int64(g.Epoch()))
-	if err != nil {
-		return fmt.Errorf("provider: save MLS state: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrConflict
-	}
-	c.Version++
-	c.Group = g
-	return nil
-}
-
-// sealState encodes g and seals it for u's row in room.
-func sealState(tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) ([]byte, error) {
-	raw, err := g.MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("provider: encode MLS state: %w", err)
-	}
-	sealed, err := tx.Seal(sealedClientState, raw, string(room), string(u))
-	if err != nil {
-		return nil, fmt.Errorf("provider: seal MLS state: %w", err)
-	}
-	return sealed, nil
-}
-
-func insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) error {
-	raw, err := sealState(tx, room, u, g)
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_clients (room, user_uri, epoch, version, state) VALUES (?, ?, ?, 1, ?)`,
-		string(room), string(u), int64(g.Epoch()), raw)
-	if err != nil {
-		return fmt.Errorf("provider: insert client: %w", err)
-	}
-	return nil
-}
-
-func deleteClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u))
-	return err
 }
 
 // ---- rooms ----

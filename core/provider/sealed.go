@@ -14,7 +14,10 @@ var (
 	// sealedClientState is a user's MLS state in a room (secret tree, leaf and path keys), bound
 	// to room and user.
 	sealedClientState = store.SealedColumn{Table: "provider_clients", Column: "state", Key: []string{"room", "user_uri"}}
+	// sealedClientEpoch is the epoch part of a user's MLS state in a room (epoch secrets, leaf
+	// and path keys, signature key), bound to room and user.
+	sealedClientEpoch = store.SealedColumn{Table: "provider_client_epochs", Column: "state", Key: []string{"room", "user_uri"}}
 )
 
 // sealedColumns are the provider schema's sealed columns.
-var sealedColumns = []store.SealedColumn{sealedSigPrivate, sealedInitPrivate, sealedEncPrivate, sealedClientState}
+var sealedColumns = []store.SealedColumn{sealedSigPrivate, sealedInitPrivate, sealedEncPrivate, sealedClientState, sealedClientEpoch}
