@@ -27,6 +27,8 @@ type MatrixBridge struct {
 	MaxMediaSize ByteSize `yaml:"max_media_size"`
 	// DecryptWait is how long an encrypted event waits for its room key before it is parked.
 	DecryptWait time.Duration `yaml:"decrypt_wait"`
+	// Language is the language (en or de) of the gateway's notices and command answers.
+	Language string `yaml:"language"`
 }
 
 // MatrixAppservice configures appservice mode.
@@ -83,6 +85,7 @@ func (b *MatrixBridge) validate(v *validator) {
 		return
 	}
 	v.oneOf("bridges.matrix.mode", b.Mode, "appservice", "client")
+	v.oneOf("bridges.matrix.language", b.Language, "en", "de")
 	// Required values (homeserver_url, pickle_key, client.user_id, ...) are checked when the
 	// adapter starts (matrix.Config.Validate); here only the format of what is set.
 	if b.HomeserverURL != "" {

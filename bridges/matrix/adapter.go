@@ -128,6 +128,9 @@ type Adapter struct {
 	beforeAck func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool
 	ready     chan struct{} // closed after the first successful sync
 	readyOne  sync.Once
+	// commands are the functional account's commands (client mode); read-only after New.
+	commands   bridges.CommandSet
+	commandRun map[string]func(*Adapter, context.Context, *commandCall) (string, error)
 }
 
 // Compile-time guards: the adapter implements the contract and these capabilities.
@@ -169,6 +172,7 @@ func New(o Options) (*Adapter, error) {
 		missingSessions: map[id.SessionID]time.Time{},
 		ready:           make(chan struct{}),
 	}
+	a.initCommands()
 	if o.Registerer != nil {
 		if err := a.metrics.register(o.Registerer); err != nil {
 			return nil, err
@@ -277,6 +281,14 @@ func (a *Adapter) loadSecret(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("matrix: store %s: %w", name, err)
 	}
 	return b, nil
+}
+
+// lang is the language of the gateway's notices and command answers.
+func (a *Adapter) lang() bridges.Language {
+	if l, ok := bridges.ParseLanguage(a.cfg.Language); ok {
+		return l
+	}
+	return bridges.English
 }
 
 // botUserID is the appservice bot or the functional account.

@@ -66,14 +66,23 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 			sy.fail(err)
 		}
 	})
-	sy.ParseErrorHandler = func(evt *mevent.Event, err error) bool {
-		a.skip(context.Background(), evt, fmt.Errorf("%w: %v", ErrMalformed, err))
-		return false
-	}
+	sy.ParseErrorHandler = a.parseError
 	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
 	a.startSync(runCtx, cli)
 	a.log.Info("client mode logged in", "user_id", string(cli.UserID), "device_id", string(cli.DeviceID))
 	return nil
+}
+
+// parseError decides about an event whose content the sync could not parse: content that is
+// parsed already (the same event object seen twice in one response) and event types mautrix does
+// not know are passed on (the adapter ignores types it does not relay); anything else is
+// malformed and skipped.
+func (a *Adapter) parseError(evt *mevent.Event, err error) bool {
+	if errors.Is(err, mevent.ErrContentAlreadyParsed) || errors.Is(err, mevent.ErrUnsupportedContentType) {
+		return true
+	}
+	a.skip(context.Background(), evt, fmt.Errorf("%w: %v", ErrMalformed, err))
+	return false
 }
 
 // permissionConfig is the TI-Messenger invite permission account data

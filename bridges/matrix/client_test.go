@@ -19,11 +19,10 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-// TestClientModeEncrypted runs the TI-Messenger set-up: a functional account logs in as an ordinary
-// client with its own E2EE device, joins the encrypted room a user invites it to, relays the user's
-// messages to MIMI and MIMI messages back with per-message attribution.
-func TestClientModeEncrypted(t *testing.T) {
-	ctx := t.Context()
+// startClientEnv starts Dendrite and a client-mode adapter with the functional account
+// @mimigw:localhost (edit adjusts its configuration), consuming its mimi.in subjects.
+func startClientEnv(t *testing.T, edit func(*Config)) (*dendritetest.Server, *Adapter, *bus.NATS, *outbox) {
+	t.Helper()
 	dir := t.TempDir()
 	hs := dendritetest.Start(t)
 	hs.CreateUser(t, "mimigw", "functionalpassword1")
@@ -33,6 +32,9 @@ func TestClientModeEncrypted(t *testing.T) {
 		Encryption:  EncryptionConfig{PickleKey: testPickleKey},
 		DecryptWait: 3 * time.Second,
 	}
+	if edit != nil {
+		edit(&cfg)
+	}
 	st := openStore(t, dir)
 	b := openBus(t, dir)
 	out := collectOut(t, b)
@@ -40,7 +42,7 @@ func TestClientModeEncrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(ctx); err != nil {
+	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -62,6 +64,15 @@ func TestClientModeEncrypted(t *testing.T) {
 		defer cancel()
 		_ = sub.Stop(c)
 	})
+	return hs, a, b, out
+}
+
+// TestClientModeEncrypted runs the TI-Messenger set-up: a functional account logs in as an ordinary
+// client with its own E2EE device, joins the encrypted room a user invites it to, relays the user's
+// messages to MIMI and MIMI messages back with per-message attribution.
+func TestClientModeEncrypted(t *testing.T) {
+	ctx := t.Context()
+	hs, a, b, out := startClientEnv(t, nil)
 
 	// Labelled as a bot.
 	prof, err := a.client.GetOwnDisplayName(ctx)
@@ -88,8 +99,10 @@ func TestClientModeEncrypted(t *testing.T) {
 	room := alice.createEncryptedRoom(t, a.client.UserID)
 	alice.waitJoined(t, room, a.client.UserID)
 	roomURI, _ := RoomURIOf("localhost", room)
-	out.wait(t, "the invite as a membership envelope", func(env *event.Envelope) bool {
-		return env.Kind == event.KindMembership && env.Room == roomURI && env.Membership.Action == event.MembershipInvite
+	// The invite of the functional account starts the MIMI room with alice, not with the account.
+	out.wait(t, "alice's join as a membership envelope", func(env *event.Envelope) bool {
+		return env.Kind == event.KindMembership && env.Room == roomURI && env.Membership.Action == event.MembershipJoin &&
+			env.Sender == "mimi://localhost/u/alice" && env.Membership.Target == env.Sender
 	})
 
 	ids := matrixToMIMISequence(t, alice, room, out)

@@ -9,6 +9,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	// DecryptWait is how long an incoming encrypted event waits for its room key before it is
 	// parked in the store until the key arrives. Default 5s.
 	DecryptWait time.Duration `mapstructure:"decrypt_wait" yaml:"decrypt_wait"`
+	// Language is the language of the gateway's notices and command answers: "en" (the default)
+	// or "de" (see bridges.Languages).
+	Language string `mapstructure:"language" yaml:"language"`
 }
 
 // AppserviceConfig configures appservice mode.
@@ -202,6 +206,9 @@ func (c Config) Validate() error {
 		if c.Client.AccessToken != "" && c.Client.DeviceID == "" {
 			bad("client.device_id: required with access_token")
 		}
+	}
+	if _, ok := bridges.ParseLanguage(c.Language); !ok && c.Language != "" {
+		bad("language %q: want one of %v", c.Language, bridges.Languages)
 	}
 	if c.MaxMediaSize < 0 || c.Appservice.MaxTransactionSize < 0 || c.DecryptWait < 0 {
 		bad("sizes and durations must not be negative")

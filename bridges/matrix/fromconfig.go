@@ -26,6 +26,7 @@ func FromConfig(c config.MatrixBridge, gatewayDomain, dataDir string) Config {
 		Encryption:   EncryptionConfig{Default: &c.Encryption.Default, PickleKey: c.Encryption.PickleKey},
 		MaxMediaSize: int64(c.MaxMediaSize),
 		DecryptWait:  c.DecryptWait,
+		Language:     c.Language,
 	}
 	if out.ServerName == "" {
 		out.ServerName = gatewayDomain

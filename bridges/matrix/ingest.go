@@ -85,6 +85,13 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 			return a.markDone(ctx, string(evt.ID))
 		}
 	}
+	if a.cfg.Mode == ModeClient && p.Kind == event.KindMessage {
+		if isCommand, err := a.command(ctx, room, p); err != nil {
+			return err
+		} else if isCommand {
+			return a.markDone(ctx, string(p.ID))
+		}
+	}
 	env, err := a.toEnvelope(ctx, room, p)
 	if err != nil {
 		var te errTransient

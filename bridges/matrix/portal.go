@@ -52,9 +52,11 @@ func (a *Adapter) putPortal(ctx context.Context, room event.RoomURI, mx id.RoomI
 	return nil
 }
 
-// userURI maps a Matrix user to MIMI: ghosts to the MIMI user they stand for, others by BRIEF §4.
+// userURI maps a Matrix user to MIMI: a user ID in the ghost namespace to the MIMI user it names
+// (in client mode too, where no ghosts exist but a user may still write a partner user that way),
+// others by the identifier mapping (@alice:hs is mimi://hs/u/alice).
 func (a *Adapter) userURI(u id.UserID) (event.UserURI, error) {
-	if uri, ok := a.ghosts.URI(u); ok && a.cfg.Mode == ModeAppservice {
+	if uri, ok := a.ghosts.URI(u); ok && !a.isLocal(uri) {
 		return uri, nil
 	}
 	return UserURIOf(u)
@@ -112,7 +114,9 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 			log.Info("portal created for invite", "mimi_room", string(room), "inviter", string(p.Sender))
 		}
 		isPortal = true
-	} else if a.isOwn(p.Sender) && (p.Sender == p.MemberTarget || a.isOwn(p.MemberTarget)) {
+	} else if a.isOwn(p.Sender) {
+		// The bot's, the functional account's and the ghosts' own membership changes mirror
+		// MIMI or are the gateway's housekeeping (inviting a local user into a portal).
 		a.metrics.inbound.WithLabelValues("echo").Inc()
 		return nil
 	}
@@ -129,6 +133,12 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 	if err != nil {
 		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
 		return a.markDone(ctx, string(p.ID))
+	}
+	if invitedUs && a.cfg.Mode == ModeClient {
+		// The functional account is how the room reaches MIMI, not a member of it: the room
+		// starts with its inviter (the provider creates it on the first membership envelope).
+		target = sender
+		p.Membership = mevent.MembershipJoin
 	}
 	action := event.MembershipUnknown
 	switch p.Membership {

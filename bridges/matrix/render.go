@@ -33,7 +33,7 @@ type outbound struct {
 	sender id.UserID       // ghost (appservice) or functional account (client)
 	cli    *mautrix.Client // uploads
 	send   func(ctx context.Context, t mevent.Type, c any) (id.EventID, error)
-	redact func(ctx context.Context, target id.EventID) (id.EventID, error)
+	redact func(ctx context.Context, target id.EventID, reason string, extra map[string]any) (id.EventID, error)
 }
 
 // HandleMessage implements bridges.Adapter.
@@ -46,7 +46,8 @@ func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
 	return a.render(ctx, env, a.renderMessage)
 }
 
-// HandleDelete implements bridges.DeleteHandler: a redaction.
+// HandleDelete implements bridges.DeleteHandler: a redaction (in client mode with the reason
+// naming who deleted, and the MSC4144 profile).
 func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
 	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		if o.msg.Replaces == nil {
@@ -56,12 +57,36 @@ func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
 		if err != nil {
 			return "", err
 		}
-		return o.redact(ctx, target)
+		return a.redactAttributed(ctx, o, target)
 	})
 }
 
+// redactAttributed redacts target; in client mode, where the functional account redacts for
+// everyone, the reason says whose deletion it was.
+func (a *Adapter) redactAttributed(ctx context.Context, o *outbound, target id.EventID) (id.EventID, error) {
+	if a.cfg.Mode != ModeClient {
+		return o.redact(ctx, target, "", nil)
+	}
+	p := profileOf(o.env.Sender)
+	return o.redact(ctx, target, bridges.Say(a.lang(), bridges.PhraseDeletedBy, p.Displayname), map[string]any{profileKey: p})
+}
+
+// profileKey is the content key of an MSC4144 per-message profile.
+const profileKey = "com.beeper.per_message_profile"
+
+// profileOf is the MSC4144 per-message profile of a MIMI user relayed by the functional account.
+func profileOf(u event.UserURI) *mevent.BeeperPerMessageProfile {
+	name := displayNameOf(u)
+	if utf8.RuneCountInString(name) > maxAttributionNameRunes {
+		name = string([]rune(name)[:maxAttributionNameRunes])
+	}
+	return &mevent.BeeperPerMessageProfile{ID: string(u), Displayname: name}
+}
+
 // HandleReaction implements bridges.ReactionHandler: an m.annotation, or the redaction of the
-// reaction an unreact replaces.
+// reaction an unreact replaces. In client mode, where every annotation would be the functional
+// account's, a reaction is a notice in reply to the message naming who reacted with what (with
+// the MSC4144 profile), and an unreact redacts that notice.
 func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error {
 	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		if _, null := o.msg.Body.Body.(content.NullPart); null {
@@ -72,7 +97,7 @@ func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error
 			if err != nil {
 				return "", err
 			}
-			return o.redact(ctx, target)
+			return a.redactAttributed(ctx, o, target)
 		}
 		sp, ok := o.msg.Body.Body.(content.SinglePart)
 		if !ok || o.msg.InReplyTo == nil || len(sp.Content) == 0 || len(sp.Content) > MaxReactionKeySize || !utf8.Valid(sp.Content) {
@@ -81,6 +106,13 @@ func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error
 		target, err := a.native(ctx, o.env.Room, o.msg.InReplyTo[:])
 		if err != nil {
 			return "", err
+		}
+		if a.cfg.Mode == ModeClient {
+			p := profileOf(o.env.Sender)
+			return o.send(ctx, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgNotice,
+				Body:      bridges.Say(a.lang(), bridges.PhraseReacted, p.Displayname, string(sp.Content)),
+				RelatesTo: &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: target}}, BeeperPerMessageProfile: p,
+				Mentions: &mevent.Mentions{}})
 		}
 		return o.send(ctx, mevent.EventReaction, &mevent.ReactionEventContent{RelatesTo: mevent.RelatesTo{
 			Type: mevent.RelAnnotation, EventID: target, Key: string(sp.Content)}})
@@ -191,10 +223,50 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, env *event.Envelope) e
 	})
 }
 
-// CreatePortal implements bridges.PortalCreator: render creates the portal on demand, so a portal
-// request only needs the room to exist.
+// CreatePortal implements bridges.PortalCreator: the portal of a MIMI room that a local user was
+// added to (by a partner, or on another network of this gateway) is created if needed and the
+// user, never a ghost of them, is invited: by the inviter's ghost or the bot (appservice), or by
+// the functional account into a room it creates (client mode), with a notice saying who started
+// the conversation.
 func (a *Adapter) CreatePortal(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(context.Context, *outbound) (id.EventID, error) { return "", nil })
+	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+		target := env.Sender
+		if env.Membership != nil {
+			target = env.Membership.Target
+		}
+		if !a.isLocal(target) {
+			return "", bus.Permanent(fmt.Errorf("matrix: portal request %s for %s, who is not a user of %s", env.ID, target, a.cfg.ServerName))
+		}
+		user := a.matrixUser(target)
+		var inviter event.UserURI
+		if env.Sender != target {
+			inviter = env.Sender
+		}
+		if a.cfg.Mode == ModeClient {
+			if _, err := a.client.InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: user}); ignoreHTTP(err, "M_FORBIDDEN") != nil {
+				return "", fmt.Errorf("matrix: invite %s to %s: %w", user, o.room, err)
+			}
+			text := bridges.Say(a.lang(), bridges.PhraseStarted, env.Room.Domain())
+			if inviter != "" {
+				text = bridges.Say(a.lang(), bridges.PhraseStartedBy, displayNameOf(inviter))
+			}
+			return o.send(ctx, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgNotice, Body: text})
+		}
+		by := a.as.BotIntent()
+		if inviter != "" && !a.isLocal(inviter) {
+			ghost := a.ghosts.UserID(inviter)
+			if err := a.ghostJoin(ctx, ghost, o.room); err == nil {
+				by = a.as.Intent(ghost)
+			} else {
+				a.log.Info("inviter's ghost could not join the portal; the bot invites", "room_id", string(o.room), "error", err)
+			}
+		}
+		_, err := by.InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: user})
+		if err != nil && by.UserID != a.botUserID() {
+			_, err = a.as.BotIntent().InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: user})
+		}
+		return "", ignoreHTTP(err, "M_FORBIDDEN")
+	})
 }
 
 func ignoreHTTP(err error, codes ...string) error {
@@ -211,10 +283,16 @@ func ignoreHTTP(err error, codes ...string) error {
 
 // matrixUser is the Matrix user for a MIMI user: a local user of the homeserver, or a ghost.
 func (a *Adapter) matrixUser(u event.UserURI) id.UserID {
-	if string(u.Domain()) == strings.ToLower(a.cfg.ServerName) {
+	if a.isLocal(u) {
 		return id.NewUserID(u.Local(), a.cfg.ServerName)
 	}
 	return a.ghosts.UserID(u)
+}
+
+// isLocal reports whether u is a user of this homeserver (mimi://<server name>/u/<localpart>):
+// such a user is always invited as themselves and never gets a ghost.
+func (a *Adapter) isLocal(u event.UserURI) bool {
+	return string(u.Domain()) == strings.ToLower(a.cfg.ServerName)
 }
 
 // native returns the Matrix event of a MIMI message ID in a room.
@@ -233,7 +311,7 @@ func (a *Adapter) native(ctx context.Context, room event.RoomURI, msgID []byte) 
 // lookup; fn sends; then the native ID and the dedupe mark are recorded together.
 func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(context.Context, *outbound) (id.EventID, error)) error {
 	kind := env.Kind.String()
-	if env.Origin.Network == event.NetworkMatrix {
+	if env.Origin.Network == event.NetworkMatrix && env.Kind != event.KindNotice {
 		a.metrics.outbound.WithLabelValues(kind, "echo").Inc()
 		return nil // came from this homeserver; already there natively
 	}
@@ -262,6 +340,11 @@ func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(conte
 	}
 	if o.room, err = a.portalFor(ctx, env); err != nil {
 		return err
+	}
+	if o.room == "" {
+		a.metrics.outbound.WithLabelValues(kind, "no_portal").Inc()
+		a.log.Warn("nowhere to show a notice: no portal for its room", "mimi_room", string(env.Room), "event_id", string(env.ID))
+		return nil
 	}
 	if err := a.bindSender(ctx, o); err != nil {
 		return err
@@ -297,27 +380,40 @@ func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(conte
 	return nil
 }
 
-// portalFor returns the portal room of env.Room, creating it in appservice mode.
+// portalFor returns the portal room of env.Room. A portal request creates it: the bot's room
+// (appservice) or the functional account's (client mode). A notice goes to the Matrix room the
+// user acted in when it names one, and creates nothing: without a portal, o.room stays empty.
 func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID, error) {
+	if env.Kind == event.KindNotice && env.Origin.Network == event.NetworkMatrix && env.Origin.Room != "" {
+		if _, ok, err := a.portalByMatrix(ctx, id.RoomID(env.Origin.Room)); err != nil || ok {
+			return id.RoomID(env.Origin.Room), err
+		}
+	}
 	room, ok, err := a.portalByMIMI(ctx, env.Room)
-	if err != nil || ok {
+	if err != nil || ok || env.Kind == event.KindNotice {
 		return room, err
 	}
-	if a.cfg.Mode != ModeAppservice {
-		return "", bus.Permanent(fmt.Errorf("matrix: no room for %s: in client mode, Matrix users invite the functional account", env.Room))
+	if a.cfg.Mode != ModeAppservice && env.Kind != event.KindPortalRequest {
+		return "", bus.Permanent(fmt.Errorf("matrix: no room for %s: in client mode a room is created by a Matrix user inviting the functional account or by a MIMI invite of a local user", env.Room))
 	}
-	bot := a.as.BotIntent()
 	req := &mautrix.ReqCreateRoom{
 		Visibility: "private", Preset: "private_chat", Name: "MIMI: " + truncate(env.Room.Local(), 64),
 		Topic:           string(env.Room),
 		CreationContent: map[string]any{"m.federate": true},
+	}
+	if env.Kind == event.KindPortalRequest && env.Membership != nil && env.Sender != env.Membership.Target {
+		req.Name = displayNameOf(env.Sender)
 	}
 	enc := *a.cfg.Encryption.Default
 	if enc {
 		req.InitialState = append(req.InitialState, &mevent.Event{Type: mevent.StateEncryption,
 			Content: mevent.Content{Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}})
 	}
-	resp, err := bot.CreateRoom(ctx, req)
+	creator := a.client
+	if a.cfg.Mode == ModeAppservice {
+		creator = a.as.BotIntent().Client
+	}
+	resp, err := creator.CreateRoom(ctx, req)
 	if err != nil {
 		return "", fmt.Errorf("matrix: create portal for %s: %w", env.Room, err)
 	}
@@ -342,58 +438,63 @@ func (a *Adapter) ghostJoin(ctx context.Context, ghost id.UserID, room id.RoomID
 	return nil
 }
 
-// bindSender sets who sends: the sender's ghost (appservice) or the functional account (client).
+// messageSender is what sends and redacts: the functional account's client, the bot's or a
+// ghost's intent.
+type messageSender interface {
+	SendMessageEvent(ctx context.Context, room id.RoomID, t mevent.Type, c any, extra ...mautrix.ReqSendEvent) (*mautrix.RespSendEvent, error)
+	RedactEvent(ctx context.Context, room id.RoomID, ev id.EventID, extra ...mautrix.ReqRedact) (*mautrix.RespSendEvent, error)
+}
+
+// bindSender sets who sends: the sender's ghost (appservice), or the gateway's own voice (the
+// functional account in client mode; the bot for portal requests and notices, and for anything a
+// user of this homeserver did elsewhere, since local users never get a ghost).
 func (a *Adapter) bindSender(ctx context.Context, o *outbound) error {
+	switch {
+	case a.cfg.Mode == ModeClient:
+		a.bindVia(o, a.client, a.client.UserID, a.client, false)
+	case o.env.Kind == event.KindPortalRequest || o.env.Kind == event.KindNotice || a.isLocal(o.env.Sender):
+		bot := a.as.BotIntent()
+		a.bindVia(o, bot, bot.UserID, bot.Client, false)
+	default:
+		// Anyone else, including users of this gateway on another network (XMPP, whose domain
+		// differs), speaks through a ghost.
+		ghost := a.ghosts.UserID(o.env.Sender)
+		if err := a.ghostJoin(ctx, ghost, o.room); err != nil {
+			return err
+		}
+		intent := a.as.Intent(ghost)
+		a.bindVia(o, intent, ghost, intent.Client, true)
+	}
+	return nil
+}
+
+// bindVia makes s send o's events as user; withTimestamp keeps the MIMI timestamp (appservices
+// may set it).
+func (a *Adapter) bindVia(o *outbound, s messageSender, user id.UserID, cli *mautrix.Client, withTimestamp bool) {
 	txn := "mimi." + strings.NewReplacer(":", "_").Replace(string(o.env.ID))
-	if a.cfg.Mode == ModeClient {
-		o.sender, o.cli = a.client.UserID, a.client
-		o.send = func(ctx context.Context, t mevent.Type, c any) (id.EventID, error) {
-			t, c, err := a.encryptFor(ctx, o.room, t, c)
-			if err != nil {
-				return "", err
-			}
-			resp, err := a.client.SendMessageEvent(ctx, o.room, t, c, mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true})
-			if err != nil {
-				return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
-			}
-			return resp.EventID, nil
-		}
-		o.redact = func(ctx context.Context, target id.EventID) (id.EventID, error) {
-			resp, err := a.client.RedactEvent(ctx, o.room, target, mautrix.ReqRedact{TxnID: txn})
-			if err != nil {
-				return "", fmt.Errorf("matrix: redact in %s: %w", o.room, err)
-			}
-			return resp.EventID, nil
-		}
-		return nil
-	}
-	// Envelopes from this homeserver's users were filtered in render (origin matrix); anyone else,
-	// including users of the same domain on another network (XMPP), speaks through a ghost.
-	o.sender = a.ghosts.UserID(o.env.Sender)
-	if err := a.ghostJoin(ctx, o.sender, o.room); err != nil {
-		return err
-	}
-	intent := a.as.Intent(o.sender)
-	o.cli = intent.Client
+	o.sender, o.cli = user, cli
 	o.send = func(ctx context.Context, t mevent.Type, c any) (id.EventID, error) {
 		t, c, err := a.encryptFor(ctx, o.room, t, c)
 		if err != nil {
 			return "", err
 		}
-		resp, err := intent.SendMessageEvent(ctx, o.room, t, c, mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true, Timestamp: o.env.Timestamp.UnixMilli()})
+		req := mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true}
+		if withTimestamp {
+			req.Timestamp = o.env.Timestamp.UnixMilli()
+		}
+		resp, err := s.SendMessageEvent(ctx, o.room, t, c, req)
 		if err != nil {
 			return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
 		}
 		return resp.EventID, nil
 	}
-	o.redact = func(ctx context.Context, target id.EventID) (id.EventID, error) {
-		resp, err := intent.RedactEvent(ctx, o.room, target, mautrix.ReqRedact{TxnID: txn})
+	o.redact = func(ctx context.Context, target id.EventID, reason string, extra map[string]any) (id.EventID, error) {
+		resp, err := s.RedactEvent(ctx, o.room, target, mautrix.ReqRedact{TxnID: txn, Reason: reason, Extra: extra})
 		if err != nil {
 			return "", fmt.Errorf("matrix: redact in %s: %w", o.room, err)
 		}
 		return resp.EventID, nil
 	}
-	return nil
 }
 
 // displayNameOf is the name shown for a MIMI user: "local (domain)".
@@ -491,11 +592,10 @@ func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.Mess
 // "Name: " prefix in body and formatted_body for clients without MSC4144 (marked with
 // data-mx-profile-fallback so that MSC4144 clients hide it).
 func attribute(c *mevent.MessageEventContent, sender event.UserURI) {
-	name := displayNameOf(sender)
-	if utf8.RuneCountInString(name) > maxAttributionNameRunes {
-		name = string([]rune(name)[:maxAttributionNameRunes])
-	}
-	c.BeeperPerMessageProfile = &mevent.BeeperPerMessageProfile{ID: string(sender), Displayname: name, HasFallback: true}
+	p := profileOf(sender)
+	p.HasFallback = true
+	c.BeeperPerMessageProfile = p
+	name := p.Displayname
 	if c.MsgType == mevent.MsgText || c.MsgType == mevent.MsgNotice || c.MsgType == mevent.MsgEmote {
 		if c.FormattedBody == "" {
 			c.FormattedBody = html.EscapeString(c.Body)

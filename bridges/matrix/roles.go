@@ -13,6 +13,7 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -239,7 +240,7 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 			a.log.Info("role change not shown: the bot lacks the power", "room_id", string(o.room), "user", string(target), "role", m.Role)
 			return "", nil
 		}
-		text := fmt.Sprintf("%s is now %s in the MIMI room (this account cannot change power levels here).", target, roleName(role))
+		text := bridges.Say(a.lang(), bridges.PhraseRoleChanged, target, a.roleName(role))
 		return o.send(ctx, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgNotice, Body: text})
 	}
 	resp, err := actor.SendStateEvent(ctx, o.room, mevent.StatePowerLevels, "", pl)
@@ -253,14 +254,15 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 	return resp.EventID, nil
 }
 
-func roleName(r room.RoleIndex) string {
+// roleName names a room role for people.
+func (a *Adapter) roleName(r room.RoleIndex) string {
 	switch r {
 	case room.RoleOwner:
-		return "an owner"
+		return bridges.Say(a.lang(), bridges.PhraseRoleOwner)
 	case room.RoleAdmin:
-		return "an admin"
+		return bridges.Say(a.lang(), bridges.PhraseRoleAdmin)
 	case room.RoleRegular:
-		return "a regular participant"
+		return bridges.Say(a.lang(), bridges.PhraseRoleRegular)
 	}
 	return fmt.Sprintf("role %d", r)
 }

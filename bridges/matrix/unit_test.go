@@ -2,12 +2,15 @@ package matrix
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -200,5 +203,29 @@ func TestAttribution(t *testing.T) {
 		c.FormattedBody != "<strong data-mx-profile-fallback>bob (amt-b.example): </strong>a &lt; b" ||
 		c.BeeperPerMessageProfile.ID != "mimi://amt-b.example/u/bob" || !c.BeeperPerMessageProfile.HasFallback {
 		t.Errorf("attributed content = %+v", c)
+	}
+}
+
+// TestParseError: content parsed already or of a type mautrix does not know passes on without a
+// "malformed" count; other parse errors skip the event as malformed.
+func TestParseError(t *testing.T) {
+	a := &Adapter{metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	evt := &mevent.Event{ID: "$e", RoomID: "!r:localhost", Type: mevent.EventMessage}
+	for _, c := range []struct {
+		err  error
+		pass bool
+	}{
+		{mevent.ErrContentAlreadyParsed, true},
+		{fmt.Errorf("wrapped: %w", mevent.ErrUnsupportedContentType), true},
+		{errors.New("json: cannot unmarshal number into Go struct field"), false},
+	} {
+		before := testutil.ToFloat64(a.metrics.inbound.WithLabelValues("malformed"))
+		if got := a.parseError(evt, c.err); got != c.pass {
+			t.Errorf("parseError(%v) = %v, want %v", c.err, got, c.pass)
+		}
+		counted := testutil.ToFloat64(a.metrics.inbound.WithLabelValues("malformed")) - before
+		if (counted == 1) == c.pass {
+			t.Errorf("parseError(%v) counted %v malformed", c.err, counted)
+		}
 	}
 }

@@ -1,0 +1,196 @@
+package matrix
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"maunium.net/go/mautrix"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// CommandPrefix addresses the functional account in a room with other people ("!mimi invite
+// bob@amt-b.example"). In a room with the functional account alone, commands need no prefix.
+const CommandPrefix = "!mimi"
+
+// clientCommand is a command of client mode: what it is called and what it does. run returns the
+// answer shown in the room; an error makes the command event be retried (bus or store down).
+type clientCommand struct {
+	spec bridges.CommandSpec
+	run  func(a *Adapter, ctx context.Context, c *commandCall) (string, error)
+}
+
+// commandCall is a command a Matrix user sent in a portal.
+type commandCall struct {
+	cmd  bridges.Command
+	lang bridges.Language
+	room event.RoomURI
+	p    *Parsed
+}
+
+// clientCommands are the commands of client mode. A new command is one more entry (its phrases
+// in bridges/words.go).
+func clientCommands() []clientCommand {
+	return []clientCommand{
+		{spec: bridges.CommandSpec{Name: "help", Names: map[bridges.Language]string{bridges.German: "hilfe"}, Aliases: []string{"?"},
+			Help: bridges.PhraseHelpHelp}, run: (*Adapter).cmdHelp},
+		{spec: bridges.CommandSpec{Name: "invite", Names: map[bridges.Language]string{bridges.German: "einladen"}, MinArgs: 1, MaxArgs: 1,
+			Help: bridges.PhraseHelpInvite}, run: (*Adapter).cmdInvite},
+	}
+}
+
+// initCommands registers the client-mode commands.
+func (a *Adapter) initCommands() {
+	a.commandRun = map[string]func(*Adapter, context.Context, *commandCall) (string, error){}
+	for _, c := range clientCommands() {
+		a.commands.MustAdd(c.spec)
+		a.commandRun[c.spec.Name] = c.run
+	}
+}
+
+// command handles a message in a client-mode portal that is a command to the functional account:
+// prefixed with CommandPrefix, or starting with a mention of the account, or, in a room where the
+// sender is alone with the account, written exactly as a command. It answers in the room and
+// reports true; an ordinary message gives false and is relayed.
+func (a *Adapter) command(ctx context.Context, room event.RoomURI, p *Parsed) (bool, error) {
+	if p.Media != nil || (p.MsgType != mevent.MsgText && p.MsgType != mevent.MsgNotice) {
+		return false, nil
+	}
+	text := p.Body
+	if p.ReplyTo != "" {
+		text = stripReplyFallback(text)
+	}
+	text, addressed := a.withoutMention(p, text)
+	bare := addressed || a.aloneWith(ctx, p.Room, p.Sender)
+	cmd, res := a.commands.Parse(text, CommandPrefix, bare)
+	if res == bridges.NotCommand {
+		return false, nil
+	}
+	lang := cmd.Lang
+	if lang == "" {
+		lang = a.lang()
+	}
+	var answer string
+	switch res {
+	case bridges.CommandUnknown:
+		answer = bridges.Say(lang, bridges.PhraseUnknownCommand, cmd.Name, a.commands.NameIn("help", lang))
+	case bridges.CommandBadArgs:
+		for _, s := range a.commands.Specs() {
+			if s.Name == cmd.Name {
+				answer = bridges.Say(lang, s.Help)
+			}
+		}
+	default:
+		var err error
+		if answer, err = a.commandRun[cmd.Name](a, ctx, &commandCall{cmd: cmd, lang: lang, room: room, p: p}); err != nil {
+			return true, err
+		}
+	}
+	a.metrics.inbound.WithLabelValues("command").Inc()
+	a.log.Info("command", "room_id", string(p.Room), "command", cmd.Name, "result", int(res))
+	return true, a.answer(ctx, p, answer)
+}
+
+// withoutMention strips a leading mention of the functional account ("MIMI Gateway (Chatbot):
+// invite …", as clients write a pill) from text; addressed reports that there was one.
+func (a *Adapter) withoutMention(p *Parsed, text string) (string, bool) {
+	self := a.client.UserID
+	mentioned := false
+	for _, u := range p.Mentions {
+		mentioned = mentioned || u == self
+	}
+	local, _, _ := self.Parse()
+	for _, name := range []string{string(self), a.cfg.Client.DisplayName, local, "@" + local} {
+		if name == "" || len(text) < len(name) || !strings.EqualFold(text[:len(name)], name) {
+			continue
+		}
+		rest := strings.TrimLeft(text[len(name):], ":, ")
+		if rest != text[len(name):] || mentioned {
+			return rest, true
+		}
+	}
+	return text, false
+}
+
+// aloneWith reports whether user and the functional account are the room's only members.
+func (a *Adapter) aloneWith(ctx context.Context, room id.RoomID, user id.UserID) bool {
+	members, err := a.stateStore.GetRoomJoinedOrInvitedMembers(ctx, room)
+	if err != nil || len(members) != 2 {
+		return false
+	}
+	return (members[0] == user && members[1] == a.client.UserID) || (members[1] == user && members[0] == a.client.UserID)
+}
+
+// answer sends a command's answer as a notice in reply to the command. Its transaction ID is
+// derived from the command, so an answer sent again after a retry is stored once.
+func (a *Adapter) answer(ctx context.Context, p *Parsed, text string) error {
+	c := &mevent.MessageEventContent{MsgType: mevent.MsgNotice, Body: text, Mentions: &mevent.Mentions{},
+		RelatesTo: &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: p.ID}}}
+	t, enc, err := a.encryptFor(ctx, p.Room, mevent.EventMessage, c)
+	if err != nil {
+		return transient(err)
+	}
+	sum := sha256.Sum256([]byte(p.ID))
+	txn := "mimi.cmd." + hex.EncodeToString(sum[:12])
+	if _, err := a.client.SendMessageEvent(ctx, p.Room, t, enc, mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true}); err != nil {
+		return transient(fmt.Errorf("matrix: answer command in %s: %w", p.Room, err))
+	}
+	return nil
+}
+
+// cmdHelp lists the commands.
+func (a *Adapter) cmdHelp(_ context.Context, c *commandCall) (string, error) {
+	return a.commands.Help(c.lang, CommandPrefix), nil
+}
+
+// cmdInvite adds a partner user to the room's MIMI room, as the sender's invite.
+func (a *Adapter) cmdInvite(ctx context.Context, c *commandCall) (string, error) {
+	arg := c.cmd.Args[0]
+	target, err := a.addressURI(arg)
+	if err != nil {
+		return bridges.Say(c.lang, bridges.PhraseInviteAddress, truncate(arg, 80)), nil
+	}
+	if a.isLocal(target) {
+		return bridges.Say(c.lang, bridges.PhraseInviteLocal, a.matrixUser(target)), nil
+	}
+	sender, err := UserURIOf(c.p.Sender)
+	if err != nil {
+		a.log.Warn("command from a sender without a MIMI address", "event_id", string(c.p.ID), "error", err)
+		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+	}
+	p := c.p
+	env := &event.Envelope{
+		ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID)),
+		Kind: event.KindMembership, Room: c.room, Sender: sender, Timestamp: p.Timestamp,
+		Membership: &event.Membership{Action: event.MembershipInvite, Target: target},
+		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
+	}
+	if err := env.Validate(); err != nil {
+		return bridges.Say(c.lang, bridges.PhraseInviteAddress, truncate(arg, 80)), nil
+	}
+	if err := a.pub.PublishOut(ctx, env); err != nil {
+		return "", transient(fmt.Errorf("matrix: publish invite %s: %w", p.ID, err))
+	}
+	a.metrics.inbound.WithLabelValues("published").Inc()
+	return bridges.Say(c.lang, bridges.PhraseInviting, displayNameOf(target)), nil
+}
+
+// addressURI reads the address a user wrote: a Matrix user ID (a ghost-style ID names the MIMI
+// user it stands for), a matrix.to link, or what bridges.ParseAddress reads.
+func (a *Adapter) addressURI(s string) (event.UserURI, error) {
+	s = strings.TrimPrefix(s, "https://matrix.to/#/")
+	if strings.HasPrefix(s, "@") {
+		u, err := a.userURI(id.UserID(s))
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", bridges.ErrAddress, err)
+		}
+		return u, nil
+	}
+	return bridges.ParseAddress(s)
+}
