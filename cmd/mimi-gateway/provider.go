@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mimi-gateway/mimi-gateway/config"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -44,9 +46,11 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	if d.Users != nil {
 		pc.Users = d.Users
 	}
+	var reg prometheus.Registerer
 	if d.Admin != nil {
-		pc.Registerer = d.Admin.Registry()
+		reg = d.Admin.Registry()
 	}
+	pc.Registerer = reg
 	var limits protocol.Limits
 	if d.Assets != nil {
 		pc.Assets, limits.Asset = d.Assets, d.Assets.MaxCiphertext()
@@ -63,7 +67,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 		d.Assets.SetDownloader(client) // partners' attachments: direct or through the room's hub
 	}
 	srv, err := protocol.NewServer(protocol.ServerConfig{Domain: domain, Certificate: cert, ClientCAs: pool,
-		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log, Limits: limits})
+		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log, Limits: limits, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}

@@ -82,8 +82,8 @@ func TestStartProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.UserStatus != protocol.KeyMaterialUserUnknown {
-		t.Fatalf("user status %d, want unknown", resp.UserStatus)
+	if resp.UserStatus != protocol.KeyMaterialUserNoConsent {
+		t.Fatalf("user status %d, want noConsent", resp.UserStatus)
 	}
 
 	// The shared asset store is served on the same listener.
@@ -182,8 +182,8 @@ func TestProviderReloadsPartners(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if resp.UserStatus != protocol.KeyMaterialUserUnknown {
-			t.Fatalf("user status %d, want unknown", resp.UserStatus)
+		if resp.UserStatus != protocol.KeyMaterialUserNoConsent {
+			t.Fatalf("user status %d, want noConsent", resp.UserStatus)
 		}
 		return nil
 	}

@@ -33,6 +33,10 @@ type handshake struct {
 	policy      *room.Handshake // the commit as room.Authorize sees it
 	// keyPackages are the KeyPackages the commit's Adds carry (Welcome routing, relay.go).
 	keyPackages []*mls.KeyPackage
+	// leaves are the leaves the commit adds or changes, and vouched the signature keys (hex) of
+	// the pending Add proposals it includes (credential authority, credentials.go).
+	leaves  []leafChange
+	vouched map[string]bool
 	// next is the room's public view after the commit when the caller computed it, and
 	// groupInfo the new epoch's GroupInfo the commit came with (publicview.go).
 	next      *mls.PublicGroup
@@ -58,6 +62,10 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 	if h.committer.Domain() != h.peer {
 		return fmt.Errorf("%w: %s may not commit for %s", errNotAllowed, h.peer, h.committer)
 	}
+	usedRoutes, err := checkLeaves(ctx, tx, &vouch{own: p.cfg.Domain, room: room, submitter: h.peer, pending: h.vouched, keyPackages: h.keyPackages}, h.leaves)
+	if err != nil {
+		return err
+	}
 	after, extra, err := authorizeCommit(h)
 	if err != nil {
 		return err
@@ -78,6 +86,9 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 	}
 	welcomeTo, err := p.welcomeRoutes(ctx, tx, room, h) // relay.go
 	if err != nil {
+		return err
+	}
+	if err := dropRoutes(ctx, tx, room, usedRoutes); err != nil {
 		return err
 	}
 	for _, d := range fs {
@@ -152,6 +163,7 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 func (p *Provider) SubmitMessage(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.SubmitMessageRequest) (*protocol.SubmitMessageResponse, error) {
 	sender, err := event.ParseUserURI(string(req.SendingURI))
 	if err != nil {
+		p.refused("submitMessage", "not_allowed")
 		return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitNotAllowed}, nil
 	}
 	unlock := p.lockRoom(room)
@@ -165,8 +177,10 @@ func (p *Provider) SubmitMessage(ctx context.Context, peer protocol.Peer, room e
 	var we *errWrongEpoch
 	switch {
 	case errors.As(err, &we):
+		p.refused("submitMessage", "wrong_epoch")
 		return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitEpochTooOld, CurrentEpoch: we.Current}, nil
 	case errors.Is(err, errNotAllowed):
+		p.refused("submitMessage", "not_allowed")
 		p.log.Info("message refused", "peer", peer.Domain, "err", err)
 		return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitNotAllowed}, nil
 	case err != nil:
@@ -177,14 +191,28 @@ func (p *Provider) SubmitMessage(ctx context.Context, peer protocol.Peer, room e
 	return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitAccepted, AcceptedTimestamp: ts}, nil
 }
 
-// Update sequences a follower's commit (protocol.HubHandler). The hub validates the commit with
-// the room's public view (publicview.go: the stored one, or one of its clients' in the room's
-// epoch), which yields who was added and removed; it needs no client of its own in the room.
+// Update sequences a follower's commit or proposals (protocol.HubHandler). A wrongEpoch answer
+// names the room's epoch only to a provider with an active participant in the room; any other
+// gets notAllowed.
 func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.UpdateRequest) (*protocol.UpdateRoomResponse, error) {
+	resp, err := p.update(ctx, peer, room, req)
+	if err != nil || resp.ResponseCode != protocol.UpdateWrongEpoch {
+		return resp, err
+	}
+	if ok, err := p.participates(ctx, room, peer.Domain); err != nil || !ok {
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "not a participant of this room"}, err
+	}
+	return resp, nil
+}
+
+// update is Update. The hub validates a commit with the room's public view (publicview.go: the
+// stored one, or one of its clients' in the room's epoch), which yields who was added and
+// removed; it needs no client of its own in the room.
+func (p *Provider) update(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.UpdateRequest) (*protocol.UpdateRoomResponse, error) {
 	b := &req.Bundle
 	ct, err := b.ContentType()
 	if err != nil {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
+		return p.refuseUpdate("invalid", protocol.UpdateInvalidProposal, err.Error()), nil
 	}
 	unlock := p.lockRoom(room)
 	defer unlock()
@@ -196,11 +224,11 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 		return p.updateProposals(ctx, peer, room, rr, b)
 	}
 	if ct != mls.ContentTypeCommit || b.ProposalOrCommit.WireFormat != mls.WireFormatPublicMessage {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed,
-			ErrorDescription: "this hub sequences commits sent as PublicMessage only"}, nil
+		return p.refuseUpdate("not_public", protocol.UpdateNotAllowed, "this hub sequences commits sent as PublicMessage only"), nil
 	}
 	pm := b.ProposalOrCommit.PublicMessage
 	if pm.Content.Epoch != rr.Epoch {
+		p.refused("update", "wrong_epoch")
 		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateWrongEpoch, CurrentEpoch: rr.Epoch}, nil
 	}
 	reader, err := p.viewAt(ctx, p.st, room, rr.Epoch)
@@ -212,14 +240,14 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	}
 	external := pm.Content.Sender.Type == mls.SenderTypeNewMemberCommit
 	if pm.Content.Sender.Type != mls.SenderTypeMember && !external {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
+		return p.refuseUpdate("not_a_member", protocol.UpdateNotAllowed, "committer is not a member"), nil
 	}
 	if err := cachePending(ctx, p.st, room, reader); err != nil {
 		return nil, err
 	}
 	rec, err := reader.Process(b.ProposalOrCommit, mls.ProcessOptions{AppData: roomUpdater})
 	if err != nil || rec.Commit == nil {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: fmt.Sprint("commit rejected: ", err)}, nil
+		return p.refuseUpdate("invalid", protocol.UpdateInvalidProposal, fmt.Sprint("commit rejected: ", err)), nil
 	}
 	// The committer's credential: its leaf before the commit, or the joiner's new leaf
 	// (an external commit, allowed for listed participants: canAddOwnClient).
@@ -227,13 +255,13 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	if !external {
 		m, ok := reader.Member(mls.LeafIndex(pm.Content.Sender.Index))
 		if !ok {
-			return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "committer is not a member"}, nil
+			return p.refuseUpdate("not_a_member", protocol.UpdateNotAllowed, "committer is not a member"), nil
 		}
 		cred = &m.Credential
 	}
 	committer, err := userOfCredential(cred)
 	if err != nil {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: err.Error()}, nil
+		return p.refuseUpdate("credential_not_a_user", protocol.UpdateNotAllowed, err.Error()), nil
 	}
 	h := &handshake{peer: peer.Domain, committer: committer, epoch: rr.Epoch, commit: b.ProposalOrCommit, external: external,
 		next: rec.Commit.Public, groupInfo: bundleGroupInfo(b)}
@@ -243,19 +271,19 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 		}
 	}
 	if err := h.describe(reader, rec.Commit, external); err != nil {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
+		return p.refuseUpdate("invalid", protocol.UpdateInvalidProposal, err.Error()), nil
 	}
 	if b.Welcome != nil {
 		h.welcome = &mls.MLSMessage{Version: mls.ProtocolVersionMLS10, WireFormat: mls.WireFormatWelcome, Welcome: b.Welcome}
 		if b.RatchetTreeOption != nil && b.RatchetTreeOption.Representation == protocol.RatchetTreeFull {
 			h.tree = b.RatchetTreeOption.RatchetTree
 		} else if h.tree, err = treeOfGroupInfo(b.GroupInfoOption); err != nil {
-			return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateInvalidProposal, ErrorDescription: err.Error()}, nil
+			return p.refuseUpdate("invalid", protocol.UpdateInvalidProposal, err.Error()), nil
 		}
 	}
 	// Our own clients in the room apply the commit from the inbox, like every other commit.
 	err = p.st.InTx(ctx, func(tx *store.Tx) error { return p.acceptCommit(ctx, tx, room, h) })
-	if resp := updateRefusal(err); resp != nil {
+	if resp := p.updateRefusal(peer.Domain, room, err); resp != nil {
 		return resp, nil
 	}
 	if err != nil {
@@ -264,6 +292,12 @@ func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.Ro
 	p.outbox.Wake()
 	p.kick()
 	return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateSuccess, AcceptedTimestamp: uint64(p.now().UnixMilli())}, nil
+}
+
+// refuseUpdate is an /update refusal before sequencing, counted under reason.
+func (p *Provider) refuseUpdate(reason string, code protocol.UpdateResponseCode, desc string) *protocol.UpdateRoomResponse {
+	p.refused("update", reason)
+	return &protocol.UpdateRoomResponse{ResponseCode: code, ErrorDescription: desc}
 }
 
 // treeOfGroupInfo returns the ratchet_tree extension of a full GroupInfo option.

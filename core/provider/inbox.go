@@ -206,6 +206,18 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 			epoch = rec.Commit.Epoch
 		}
 		if rec.Commit != nil && !published {
+			// A leaf naming one of our users that we did not create: the hub sequenced an
+			// impersonation. None of our clients applies the commit.
+			if m, err := forgedOwnLeaf(ctx, p.st, p.cfg.Domain, changedMembers(leafChanges(c.Group, rec.Commit))); err != nil {
+				return err
+			} else if m != nil {
+				return p.st.InTx(ctx, func(tx *store.Tx) error {
+					if err := p.raiseCredentialAlert(ctx, tx, r.room, "commit", m); err != nil {
+						return err
+					}
+					return del(tx)
+				})
+			}
 			published = true
 			if err := p.roomStateApplied(ctx, r, c.Group, rec); err != nil {
 				return err
@@ -251,7 +263,10 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 		ref        []byte
 		lastResort bool
 	}
-	var js []joined
+	var (
+		js     []joined
+		forged []*mls.Member
+	)
 	for _, s := range w.Secrets {
 		u, kp, priv, lastResort, err := keyPackageByRef(ctx, p.st, s.NewMember)
 		if err != nil {
@@ -272,6 +287,12 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 			p.log.Warn("inbox: Welcome not usable", "room", r.room, "err", err)
 			continue
 		}
+		if m, err := forgedOwnLeaf(ctx, p.st, p.cfg.Domain, g.Members()); err != nil {
+			return err
+		} else if m != nil {
+			forged = append(forged, m) // a group with an impersonation of one of ours: not joined
+			continue
+		}
 		js = append(js, joined{u: u, g: g, ref: s.NewMember, lastResort: lastResort})
 	}
 	for _, j := range js {
@@ -287,6 +308,11 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 		}
 	}
 	return p.st.InTx(ctx, func(tx *store.Tx) error {
+		for _, m := range forged {
+			if err := p.raiseCredentialAlert(ctx, tx, r.room, "welcome", m); err != nil {
+				return err
+			}
+		}
 		for _, j := range js {
 			if err := insertClient(ctx, tx, r.room, j.u, j.g); err != nil {
 				return err
@@ -347,6 +373,12 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 	}
 	if ferr != nil || derr != nil {
 		p.log.Warn("inbox: invalid MIMI content discarded", "room", r.room, "err", derr)
+		nets = nil
+	} else if claimed := msg.Extensions.SenderURI(); claimed != "" && claimed != string(sender) {
+		// The sender shown is the leaf's credential; content that names someone else is a
+		// forgery by that leaf (or its provider), not a message of the one it names.
+		p.refused("notify", "sender_mismatch")
+		p.log.Warn("inbox: message content names another sender than its leaf's credential; discarded", "room", r.room, "hub", r.room.Domain(), "leaf", sender)
 		nets = nil
 	}
 	for _, n := range nets {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -243,18 +244,39 @@ func keyPackageByRef(ctx context.Context, q store.Querier, ref []byte) (event.Us
 }
 
 // KeyMaterial serves a claim for one of our users' KeyPackages (protocol.Handler).
+//
+// The requester must be a user of the calling provider, or, when the caller is the hub of the
+// room the claim is for, of any provider but ours (the hub relays its followers' claims
+// unchanged): anything else is 403 before any user is looked at. A caller that may not reach
+// the target (Config.Reach) and a target we do not know get the same answer, byte for byte
+// (unreachable), so that a claim does not tell who exists.
 func (p *Provider) KeyMaterial(ctx context.Context, peer protocol.Peer, uri event.UserURI, req *protocol.KeyMaterialRequest) (*protocol.KeyMaterialResponse, error) {
 	if uri.Domain() != p.cfg.Domain {
 		return p.relayKeyMaterial(ctx, peer, uri, req) // relay.go
+	}
+	requester, err := p.claimRequester(peer, req)
+	if err != nil {
+		return nil, err
+	}
+	if p.cfg.Reach != nil {
+		ok, err := p.cfg.Reach.Allows(ctx, uri, requester)
+		if err != nil {
+			return nil, fmt.Errorf("provider: reachability of %s: %w", uri, err)
+		}
+		if !ok {
+			p.refused("keyMaterial", "no_consent")
+			return unreachable(uri), nil
+		}
 	}
 	if err := p.userOnDemand(ctx, uri); err != nil && !errors.Is(err, ErrUnknownUser) {
 		return nil, err
 	}
 	resp := &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserURI: protocol.IdentifierURI(uri)}
-	err := p.st.InTx(ctx, func(tx *store.Tx) error {
+	err = p.st.InTx(ctx, func(tx *store.Tx) error {
 		u, err := loadUser(ctx, tx, uri)
 		if errors.Is(err, ErrUnknownUser) {
-			resp.UserStatus = protocol.KeyMaterialUserUnknown
+			p.refused("keyMaterial", "unknown_user")
+			resp = unreachable(uri)
 			return nil
 		}
 		if err != nil {
@@ -283,6 +305,41 @@ func (p *Provider) KeyMaterial(ctx context.Context, peer protocol.Peer, uri even
 	}
 	p.log.Debug("key material claimed", "peer", peer.Domain, "status", resp.UserStatus)
 	return resp, nil
+}
+
+// unreachable is the answer for a user the caller may not learn about: one we do not know, one
+// who does not accept contact from the requester, one the hub cannot relay a claim to.
+// noConsent stands in for userUnknown (protocol-06 §5.2); the answer names the target only, so
+// it is the same bytes in every case.
+func unreachable(target event.UserURI) *protocol.KeyMaterialResponse {
+	return &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserStatus: protocol.KeyMaterialUserNoConsent, UserURI: protocol.IdentifierURI(target)}
+}
+
+// claimRequester returns the requester of a claim for one of our users, refused (403) unless it
+// is a user of the calling provider, or of another partner's provider when the caller is the hub
+// of the claim's room, with a basic credential naming it. A requester of our own domain never
+// comes from a partner (our users claim from our pool).
+func (p *Provider) claimRequester(peer protocol.Peer, req *protocol.KeyMaterialRequest) (event.UserURI, error) {
+	forbid := func(reason, detail string) (event.UserURI, error) {
+		p.refused("keyMaterial", reason)
+		p.log.Info("key material claim refused", "peer", peer.Domain, "reason", detail)
+		return "", &protocol.StatusError{Status: http.StatusForbidden, Detail: detail}
+	}
+	requester, err := event.ParseUserURI(string(req.RequestingUser))
+	if err != nil {
+		return forbid("bad_requester", "requestingUser is not a user URI")
+	}
+	if u, err := userOfCredential(&req.RequesterCredential); err != nil || u != requester {
+		return forbid("bad_requester", "requesterCredential must be a basic credential of requestingUser")
+	}
+	relayed := false
+	if room, err := event.ParseRoomURI(string(req.RoomID)); err == nil && room.Domain() == peer.Domain {
+		relayed = true // the room's hub relays a follower's claim
+	}
+	if requester.Domain() == p.cfg.Domain || (requester.Domain() != peer.Domain && !relayed) {
+		return forbid("foreign_requester", fmt.Sprintf("requestingUser must be a user of %s", peer.Domain))
+	}
+	return requester, nil
 }
 
 func hexRef(ref []byte) string { return hex.EncodeToString(ref) }

@@ -40,7 +40,9 @@ func TestKeyPackagePool(t *testing.T) {
 		if err := p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil { // idempotent
 			t.Fatal(err)
 		}
-		req := &protocol.KeyMaterialRequest{AcceptableCipherSuites: []mls.CipherSuite{mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519}}
+		bob := event.NewUserURI("b.example", "bob")
+		req := &protocol.KeyMaterialRequest{RequestingUser: protocol.IdentifierURI(bob), RequesterCredential: credentialOf(bob),
+			AcceptableCipherSuites: []mls.CipherSuite{mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519}}
 		seen := map[string]bool{}
 		lastResort := 0
 		for i := range 10 {
@@ -84,12 +86,13 @@ func TestKeyPackagePool(t *testing.T) {
 			suites []mls.CipherSuite
 			want   protocol.KeyMaterialUserCode
 		}{
-			{"unknown user", event.NewUserURI("a.example", "nobody"), req.AcceptableCipherSuites, protocol.KeyMaterialUserUnknown},
-			{"other domain", event.NewUserURI("c.example", "alice"), req.AcceptableCipherSuites, protocol.KeyMaterialUserUnknown},
+			{"unknown user", event.NewUserURI("a.example", "nobody"), req.AcceptableCipherSuites, protocol.KeyMaterialUserNoConsent},
+			{"other domain", event.NewUserURI("c.example", "alice"), req.AcceptableCipherSuites, protocol.KeyMaterialUserNoConsent},
 			{"no common suite", u, []mls.CipherSuite{mls.MLS256DHKEMP521AES256GCMSHA512P521}, protocol.KeyMaterialUserNoCompatibleMaterial},
 		}
 		for _, c := range cases {
-			r, err := p.KeyMaterial(ctx, protocol.Peer{Domain: "b.example"}, c.user, &protocol.KeyMaterialRequest{AcceptableCipherSuites: c.suites})
+			r, err := p.KeyMaterial(ctx, protocol.Peer{Domain: "b.example"}, c.user, &protocol.KeyMaterialRequest{
+				RequestingUser: req.RequestingUser, RequesterCredential: req.RequesterCredential, AcceptableCipherSuites: c.suites})
 			if err != nil || r.UserStatus != c.want {
 				t.Errorf("%s: %v %+v", c.name, err, r)
 			}

@@ -1,17 +1,24 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the provider's Prometheus collectors. Labels come from fixed sets (outcomes,
-// notice codes, reasons); never room or user IDs.
+// notice codes, endpoints, reasons); never room, user or partner IDs.
 type metrics struct {
 	// usersOnDemand counts partners' claims for local users without a client, by outcome
 	// (created, unknown, lookup_failed).
 	usersOnDemand *prometheus.CounterVec
+	// refusals counts what the provider refused a partner (or a partner hub's fanout), by
+	// endpoint (keyMaterial, update, submitMessage, notify) and reason.
+	refusals *prometheus.CounterVec
+	// credentialAlerts counts leaves naming one of our users with a key we did not create, seen
+	// in a partner hub's fanout (credentials.go).
+	credentialAlerts prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -20,11 +27,19 @@ func newMetrics() *metrics {
 			Name: "mimi_gateway_provider_users_on_demand_total",
 			Help: "KeyPackage claims for local users without an MLS client, by outcome (created, unknown, lookup_failed).",
 		}, []string{"outcome"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimi_gateway_provider_refusals_total",
+			Help: "Partner requests and fanout the provider refused, by endpoint and reason.",
+		}, []string{"endpoint", "reason"}),
+		credentialAlerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_provider_credential_alerts_total",
+			Help: "Leaves claiming one of our users with a signature key we did not create, refused in a partner hub's fanout.",
+		}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.usersOnDemand}
+	return []prometheus.Collector{m.usersOnDemand, m.refusals, m.credentialAlerts}
 }
 
 // register registers m with r (nothing when r is nil).
@@ -38,4 +53,31 @@ func (m *metrics) register(r prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// refused counts a refusal of endpoint for reason.
+func (p *Provider) refused(endpoint, reason string) {
+	p.met.refusals.WithLabelValues(endpoint, reason).Inc()
+}
+
+// refusalReason is the metric reason of a sequencing refusal.
+func refusalReason(err error) string {
+	var (
+		ce *errCredential
+		we *errWrongEpoch
+		mp *errMissingProposals
+	)
+	switch {
+	case errors.As(err, &ce):
+		return "credential_" + ce.Reason
+	case errors.As(err, &we):
+		return "wrong_epoch"
+	case errors.As(err, &mp):
+		return "missing_proposals"
+	case errors.Is(err, errInvalidProposal), errors.Is(err, errInvalidState):
+		return "invalid"
+	case errors.Is(err, errNotAllowed):
+		return "not_allowed"
+	}
+	return "other"
 }

@@ -171,7 +171,7 @@ func touch(fc *mls.FramedContent) string {
 // proposer's provider, and the proposer a listed, not banned participant. A member may always
 // remove or update its own clients (SelfRemove, Remove of a leaf of the same user, Update);
 // Add and Remove of others follow the rules for commits (acceptCommit). It returns the target.
-func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI, peer event.Domain, g groupView, rec *mls.Received) (event.UserURI, error) {
+func authorizeProposal(ctx context.Context, q store.Querier, own event.Domain, room event.RoomURI, peer event.Domain, g groupView, rec *mls.Received) (event.UserURI, error) {
 	if rec.Sender.Type != mls.SenderTypeMember {
 		return "", fmt.Errorf("%w: proposals from %s senders are not accepted", errNotAllowed, rec.Sender.Type)
 	}
@@ -189,6 +189,15 @@ func authorizeProposal(ctx context.Context, q store.Querier, room event.RoomURI,
 	target, err := targetOf(g, rec)
 	if err != nil {
 		return "", err
+	}
+	if lc := proposalLeaf(g, rec); lc != nil {
+		v := &vouch{own: own, room: room, submitter: peer}
+		if rec.Proposal.KeyPackage != nil {
+			v.keyPackages = []*mls.KeyPackage{rec.Proposal.KeyPackage}
+		}
+		if _, err := checkLeaves(ctx, q, v, []leafChange{*lc}); err != nil {
+			return "", err
+		}
 	}
 	switch rec.Proposal.Type {
 	case mls.ProposalTypeUpdate:
@@ -290,7 +299,7 @@ func (p *Provider) acceptProposals(ctx context.Context, tx *store.Tx, room event
 		if err != nil || rec.Kind != mls.ReceivedProposal {
 			return 0, fmt.Errorf("%w: proposal %d: %v", errInvalidProposal, i, err)
 		}
-		target, err := authorizeProposal(ctx, tx, room, peer, g, rec)
+		target, err := authorizeProposal(ctx, tx, p.cfg.Domain, room, peer, g, rec)
 		if err != nil {
 			return 0, err
 		}
@@ -345,7 +354,7 @@ func (p *Provider) updateProposals(ctx context.Context, peer protocol.Peer, room
 		ts, err = p.acceptProposals(ctx, tx, room, peer.Domain, reader, msgs)
 		return err
 	})
-	if resp := updateRefusal(err); resp != nil {
+	if resp := p.updateRefusal(peer.Domain, room, err); resp != nil {
 		p.log.Info("proposal refused", "peer", peer.Domain, "room", room, "code", resp.ResponseCode, "err", err)
 		return resp, nil
 	}
@@ -357,10 +366,25 @@ func (p *Provider) updateProposals(ctx context.Context, peer protocol.Peer, room
 	return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateSuccess, AcceptedTimestamp: ts}, nil
 }
 
-// updateRefusal maps a refusal of the hub's sequencing to its /update answer (nil: not a refusal).
+// updateRefusal is updateAnswer for a partner's handshake: a refusal is counted, and a leaf no
+// provider vouched for is logged at WARN with the partner's domain.
+func (p *Provider) updateRefusal(peer event.Domain, room event.RoomURI, err error) *protocol.UpdateRoomResponse {
+	resp := updateAnswer(err)
+	if resp == nil {
+		return nil
+	}
+	p.refused("update", refusalReason(err))
+	var ce *errCredential
+	if errors.As(err, &ce) {
+		p.log.Warn("refused a handshake with a leaf its provider did not vouch for", "peer", peer, "room", room, "reason", ce.Reason, "err", err)
+	}
+	return resp
+}
+
+// updateAnswer maps a refusal of the hub's sequencing to its /update answer (nil: not a refusal).
 // A commit that omits pending proposals is invalidProposal with the missing ProposalRefs
 // (reading P12): the committer learns exactly what to wait for.
-func updateRefusal(err error) *protocol.UpdateRoomResponse {
+func updateAnswer(err error) *protocol.UpdateRoomResponse {
 	var (
 		we *errWrongEpoch
 		mp *errMissingProposals

@@ -70,6 +70,16 @@ type Config struct {
 	// Assets serves our stored attachments (GET /assets/<id>) and /proxyDownload as hub
 	// (assets.go); nil answers both with 404.
 	Assets AssetSource
+	// Reach decides whether a requester of another organisation may reach one of our users
+	// (core/consent.Store implements it); nil lets every configured partner's user reach
+	// every user.
+	Reach Reach
+}
+
+// Reach decides whether requester, a user of another organisation, may reach target, one of
+// our users (claim its KeyPackages and so add it to a room).
+type Reach interface {
+	Allows(ctx context.Context, target, requester event.UserURI) (bool, error)
 }
 
 // Provider is the gateway's MIMI provider: it holds its legacy users' MLS clients, hosts rooms

@@ -150,6 +150,9 @@ func (p *Provider) rejoin(ctx context.Context, room event.RoomURI, u event.UserU
 	if err != nil {
 		return err
 	}
+	if err := p.recordLeafKey(ctx, u, leafSigner.Public); err != nil {
+		return err
+	}
 	pc, err := mls.ExternalJoin(tbe.GroupInfo, leafSigner, credentialOf(u), mls.ExternalJoinOptions{RatchetTree: treeOption(&tbe.RatchetTreeOption)})
 	if err != nil {
 		return fmt.Errorf("provider: external join: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -66,9 +67,9 @@ func recordRoute(ctx context.Context, tx *store.Tx, room event.RoomURI, provider
 // as the hub of req.RoomID, for a requester of the calling provider allowed to add participants,
 // it relays the unchanged request (the requester's signature stays verifiable by the target's
 // provider, docs/interop.md P18) to the target's provider, a configured partner, and records
-// where each returned KeyPackage came from before answering. Anything else is userUnknown.
+// where each returned KeyPackage came from before answering. Anything else is unreachable.
 func (p *Provider) relayKeyMaterial(ctx context.Context, peer protocol.Peer, target event.UserURI, req *protocol.KeyMaterialRequest) (*protocol.KeyMaterialResponse, error) {
-	unknown := &protocol.KeyMaterialResponse{Protocol: protocol.ProtocolMLS10, UserStatus: protocol.KeyMaterialUserUnknown, UserURI: protocol.IdentifierURI(target)}
+	unknown := unreachable(target)
 	room, err := event.ParseRoomURI(string(req.RoomID))
 	if err != nil || !p.isHub(room) || target.Domain() == peer.Domain {
 		return unknown, nil // not a claim for a room we host, or for the caller's own user
@@ -152,6 +153,15 @@ func (p *Provider) hostedRoom(ctx context.Context, room event.RoomURI) (*roomRow
 		return nil, &protocol.StatusError{Status: http.StatusNotFound, Detail: "unknown room"}
 	}
 	return rr, nil
+}
+
+// participates reports whether peer has an active participant in room (the hub's index).
+func (p *Provider) participates(ctx context.Context, room event.RoomURI, peer event.Domain) (bool, error) {
+	fs, err := p.followers(ctx, p.st, room)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(fs, peer), nil
 }
 
 // welcomeRoutes returns the providers the Welcome of h goes to, and deletes the mappings it used

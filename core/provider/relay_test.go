@@ -194,8 +194,8 @@ func TestKeyMaterialRelayPolicy(t *testing.T) {
 	}{
 		{"participant", claimRequest(t, bobUser, carol, room), 0, protocol.KeyMaterialUserSuccess},
 		{"not a participant", claimRequest(t, outUser, carol, room), http.StatusForbidden, 0},
-		{"room of another hub", claimRequest(t, bobUser, carol, other), 0, protocol.KeyMaterialUserUnknown},
-		{"not a claim for a room", claimRequest(t, bobUser, carol, ""), 0, protocol.KeyMaterialUserUnknown},
+		{"room of another hub", claimRequest(t, bobUser, carol, other), 0, protocol.KeyMaterialUserNoConsent},
+		{"not a claim for a room", claimRequest(t, bobUser, carol, ""), 0, protocol.KeyMaterialUserNoConsent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, err := b.tp.Client.KeyMaterial(ctx, a.domain, carol, tc.req)
@@ -224,7 +224,7 @@ func TestKeyMaterialRelayPolicy(t *testing.T) {
 	// A claim relayed to a provider that is not the hub's partner is userUnknown.
 	a.tp.Partners.Set([]protocol.Partner{b.tp.PartnerEntry(false)})
 	resp, err := b.tp.Client.KeyMaterial(ctx, a.domain, carol, claimRequest(t, bobUser, carol, room))
-	if err != nil || resp.UserStatus != protocol.KeyMaterialUserUnknown {
+	if err != nil || resp.UserStatus != protocol.KeyMaterialUserNoConsent {
 		t.Fatalf("relay to a non-partner: %+v, %v", resp, err)
 	}
 }

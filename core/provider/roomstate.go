@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -199,7 +200,16 @@ func completeList(st *room.State, g *mls.Group, r *mls.CommitResult, u *room.Par
 // checkPending): the hub authorized it when it accepted it.
 func (h *handshake) notePending(s *storedProposal) {
 	fc, ok := s.content()
-	if !ok || h.policy == nil || s.Target == "" {
+	if !ok {
+		return
+	}
+	if fc.Proposal.Type == mls.ProposalTypeAdd && fc.Proposal.KeyPackage != nil {
+		if h.vouched == nil {
+			h.vouched = map[string]bool{}
+		}
+		h.vouched[hex.EncodeToString(fc.Proposal.KeyPackage.LeafNode.SignatureKey)] = true
+	}
+	if h.policy == nil || s.Target == "" {
 		return
 	}
 	switch fc.Proposal.Type {
@@ -427,6 +437,7 @@ func (h *handshake) describe(before groupView, r *mls.CommitResult, external boo
 	}
 	h.before = st
 	h.keyPackages = addedKeyPackages(r) // Welcome routing (relay.go)
+	h.leaves = leafChanges(before, r)   // credential authority (credentials.go)
 	h.policy, err = policyHandshake(before, r, h.committer, h.peer, external)
 	return err
 }
