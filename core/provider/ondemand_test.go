@@ -143,10 +143,10 @@ func TestUsersOnDemandRefused(t *testing.T) {
 	a, b := pairConf(t, storetest.SQLiteConfig, nil, func(c *Config) { c.Users, c.UsersOnDemand = dir, true })
 	claim := claimer(t, a, b)
 
-	// Unknown on every network: userUnknown, nothing created.
+	// Unknown on every network: the unknown-user answer (noConsent), nothing created.
 	resp, err := claim(carol)
-	if err != nil || resp.UserStatus != protocol.KeyMaterialUserUnknown {
-		t.Fatalf("claim for an unknown user: %+v, %v; want userUnknown", resp, err)
+	if err != nil || resp.UserStatus != protocol.KeyMaterialUserNoConsent {
+		t.Fatalf("claim for an unknown user: %+v, %v; want noConsent, the answer for unknown users", resp, err)
 	}
 	if hasUser(t, b, carol) {
 		t.Fatal("a client was created for a user nobody knows")
@@ -184,8 +184,8 @@ func TestUsersOnDemandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	claim := claimer(t, a, b)
-	if resp, err := claim(erin); err != nil || resp.UserStatus != protocol.KeyMaterialUserUnknown {
-		t.Fatalf("claim with users on demand off: %+v, %v; want userUnknown", resp, err)
+	if resp, err := claim(erin); err != nil || resp.UserStatus != protocol.KeyMaterialUserNoConsent {
+		t.Fatalf("claim with users on demand off: %+v, %v; want noConsent, the answer for unknown users", resp, err)
 	}
 	if hasUser(t, b, erin) {
 		t.Fatal("a client was created although users on demand are off")
