@@ -32,6 +32,24 @@ func forgedKeyPackage(t testing.TB, victim event.UserURI) *mls.KeyPackage {
 	return kp
 }
 
+// listAdds are the participant_list proposals a commit of g that adds users carries.
+func listAdds(t testing.TB, g *mls.Group, users ...event.UserURI) []mls.Proposal {
+	t.Helper()
+	st, err := stateOfGroup(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd, err := listUpdate(st, &localCommit{add: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, err := stateProposals(upd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return props
+}
+
 // commitBundle is the /update bundle of a commit made by g (without a Welcome: the forger has
 // nobody to welcome).
 func commitBundle(t testing.TB, g *mls.Group, o mls.CommitOptions) protocol.HandshakeBundle {
@@ -85,17 +103,7 @@ func TestImpersonationForgedAddRefusedAtHub(t *testing.T) {
 		t.Run(victim.Local(), func(t *testing.T) {
 			o := mls.CommitOptions{Add: []*mls.KeyPackage{forgedKeyPackage(t, victim)}}
 			if victim.Local() == "mallory" { // not listed yet: the list update a real commit carries
-				st, err := stateOfGroup(eg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				upd, err := listUpdate(st, &localCommit{add: []event.UserURI{victim}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if o.Proposals, err = stateProposals(upd, nil); err != nil {
-					t.Fatal(err)
-				}
+				o.Proposals = listAdds(t, eg, victim)
 			}
 			resp, err := c.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: commitBundle(t, eg, o)})
 			if err != nil {
@@ -263,19 +271,7 @@ func TestImpersonationRefusedAtFollower(t *testing.T) {
 	if err != nil || len(kr.Clients) == 0 || kr.Clients[0].KeyPackage == nil {
 		t.Fatalf("claim dave: %+v %v", kr, err)
 	}
-	st, err := stateOfGroup(eg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upd, err := listUpdate(st, &localCommit{add: []event.UserURI{dave}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	props, err := stateProposals(upd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err = eg.Commit(mls.CommitOptions{Add: []*mls.KeyPackage{forgedKeyPackage(t, bob), kr.Clients[0].KeyPackage}, Proposals: props, AppData: roomUpdater})
+	pc, err = eg.Commit(mls.CommitOptions{Add: []*mls.KeyPackage{forgedKeyPackage(t, bob), kr.Clients[0].KeyPackage}, Proposals: listAdds(t, eg, dave), AppData: roomUpdater})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,19 +119,7 @@ func TestWelcomeWithoutRecordedRef(t *testing.T) {
 	}
 	// The commit B's provider would make (with the participant_list update), but with a
 	// KeyPackage the hub never saw claimed.
-	st, err := stateOfGroup(cl.Group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upd, err := listUpdate(st, &localCommit{add: []event.UserURI{dave}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	props, err := stateProposals(upd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := cl.Group.Commit(mls.CommitOptions{Proposals: props, AppData: roomUpdater, Add: []*mls.KeyPackage{resp.Clients[0].KeyPackage}})
+	pc, err := cl.Group.Commit(mls.CommitOptions{Proposals: listAdds(t, cl.Group, dave), AppData: roomUpdater, Add: []*mls.KeyPackage{resp.Clients[0].KeyPackage}})
 	if err != nil {
 		t.Fatal(err)
 	}
