@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -208,6 +209,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.MarkStarted()
+	coreVersion, err := st.SchemaVersion(t.Context(), "core")
+	if err != nil || coreVersion < 1 {
+		t.Fatalf("core schema version = %d, %v", coreVersion, err)
+	}
 
 	code, body := get(t, "http://"+addr+"/metrics")
 	if code != 200 {
@@ -222,7 +227,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		"mimi_gateway_test_things_total 3",
 		"mimi_gateway_lifecycle_running 1",
 		`mimi_gateway_store_processed_events_total{dialect="sqlite",result="first"} 1`,
-		`mimi_gateway_store_schema_version{component="core",dialect="sqlite"} 1`,
+		fmt.Sprintf(`mimi_gateway_store_schema_version{component="core",dialect="sqlite"} %d`, coreVersion),
 		`go_sql_open_connections{db_name="writer"}`,
 		"promhttp_metric_handler_requests_total",
 	} {
