@@ -127,11 +127,7 @@ func Unredact(name string, edited, original []byte) ([]byte, error) {
 			return nil, &FieldError{Pos: Pos{File: name, Line: s.n.Line, Column: s.n.Column}, Path: s.path,
 				Msg: "the placeholder stands for the current secret, but the file has none here: type the value"}
 		}
-		tail := origLines[o.Line-1][o.Column-1:]
-		if o.LineComment != "" {
-			tail = stripComment(tail)
-		}
-		lines[s.n.Line-1] = replaceTail(lines[s.n.Line-1], s.n, strings.TrimRight(tail, " \t"))
+		lines[s.n.Line-1] = replaceTail(lines[s.n.Line-1], s.n, rawScalar(origLines[o.Line-1], o))
 	}
 	return []byte(strings.Join(lines, "\n")), nil
 }
@@ -145,14 +141,18 @@ func fileSecrets(name string, data []byte) ([]string, []secretNode, error) {
 	}
 	var secrets []secretNode
 	secretNodes(root, reflect.TypeFor[Config](), "", &secrets)
+	lines := strings.Split(string(data), "\n")
 	for _, s := range secrets {
-		if s.n.Kind != yaml.ScalarNode || s.n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 ||
-			(s.n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 && strings.Contains(s.n.Value, "\n")) {
+		oneLine := false
+		if s.n.Kind == yaml.ScalarNode && s.n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 && s.n.Line >= 1 && s.n.Line <= len(lines) {
+			_, oneLine = scalarOnLine(lines[s.n.Line-1], s.n)
+		}
+		if !oneLine {
 			return nil, nil, &FieldError{Pos: Pos{File: name, Line: s.n.Line, Column: s.n.Column}, Path: s.path,
 				Msg: "a secret written over several lines cannot be shown redacted: put it in a *_file"}
 		}
 	}
-	return strings.Split(string(data), "\n"), secrets, nil
+	return lines, secrets, nil
 }
 
 // replaceTail replaces the scalar n that starts on line (at n.Column) with value, keeping a
@@ -169,20 +169,43 @@ func replaceTail(line string, n *yaml.Node, value string) string {
 	return line[:col] + value + rest
 }
 
-// stripComment removes a trailing " # comment" from a scalar's text (outside quotes).
-func stripComment(s string) string {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case quote != 0:
-			if ch == quote {
-				quote = 0
-			}
-		case ch == '"' || ch == '\'':
-			quote = ch
-		case ch == '#' && i > 0 && (s[i-1] == ' ' || s[i-1] == '\t'):
-			return s[:i]
-		}
+// rawScalar returns the one-line scalar n as written on line: the plain text, or the quoted
+// text with its quotes and escapes.
+func rawScalar(line string, n *yaml.Node) string {
+	raw, _ := scalarOnLine(line, n)
+	return raw
+}
+
+// scalarOnLine returns the scalar n as written on line and whether it ends on that line.
+func scalarOnLine(line string, n *yaml.Node) (string, bool) {
+	col := n.Column - 1
+	if col < 0 || col >= len(line) {
+		return n.Value, n.Value == ""
 	}
-	return s
+	rest := line[col:]
+	switch {
+	case n.Style&yaml.DoubleQuotedStyle != 0 && rest[0] == '"':
+		for i := 1; i < len(rest); i++ {
+			switch rest[i] {
+			case '\\':
+				i++
+			case '"':
+				return rest[:i+1], true
+			}
+		}
+	case n.Style&yaml.SingleQuotedStyle != 0 && rest[0] == '\'':
+		for i := 1; i < len(rest); i++ {
+			if rest[i] == '\'' {
+				if i+1 < len(rest) && rest[i+1] == '\'' {
+					i++
+					continue
+				}
+				return rest[:i+1], true
+			}
+		}
+	case n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 && strings.HasPrefix(rest, n.Value):
+		after := strings.TrimLeft(rest[len(n.Value):], " \t")
+		return n.Value, after == "" || after[0] == '#'
+	}
+	return n.Value, false
 }

@@ -54,3 +54,20 @@ func TestRedact(t *testing.T) {
 		t.Errorf("effective configuration:\n%s", eff)
 	}
 }
+
+// TestRedactMultiLine refuses secrets written over several lines, which cannot be replaced in
+// place without showing their rest.
+func TestRedactMultiLine(t *testing.T) {
+	for _, f := range []string{
+		"store:\n  postgres:\n    dsn: abc\n      def\n",
+		"store:\n  postgres:\n    dsn: \"abc\n      def\"\n",
+		"store:\n  postgres:\n    dsn: |\n      abc\n",
+	} {
+		if red, err := Redact("f.yaml", []byte(f)); err == nil {
+			t.Errorf("%q redacted to %q", f, red)
+		}
+	}
+	if _, err := Redact("f.yaml", []byte("store:\n  postgres:\n    dsn: 'a''b' # c\n")); err != nil {
+		t.Errorf("one-line quoted secret: %v", err)
+	}
+}
