@@ -37,6 +37,9 @@ type XMPPBridge struct {
 	UploadHosts []string `yaml:"upload_hosts"`
 	// MaxUpload bounds one downloaded file.
 	MaxUpload ByteSize `yaml:"max_upload"`
+	// UploadService is the JID of the XMPP server's upload service (XEP-0363) that partners'
+	// encrypted attachments are decrypted and uploaded to for XMPP users; empty: not uploaded.
+	UploadService string `yaml:"upload_service"`
 	// KnownUsers lists the localparts of users whom partners may reach before they have used the
 	// gateway ("*": everyone on the domain).
 	KnownUsers []string `yaml:"known_users"`
@@ -72,6 +75,9 @@ func (b *XMPPBridge) validate(v *validator) {
 			v.errorf(c.path+".domain", "%q is not a DNS domain", c.comp.Domain)
 		}
 		v.required(c.path+".secret", c.comp.Secret, "(or set secret_file)")
+	}
+	if b.UploadService != "" && !validDomain(b.UploadService) {
+		v.errorf("bridges.xmpp.upload_service", "%q is not a domain JID (e.g. upload.hospital.example)", b.UploadService)
 	}
 	if b.Users.Domain != "" && b.Users.Domain == b.Rooms.Domain {
 		v.errorf("bridges.xmpp.rooms.domain", "must differ from bridges.xmpp.users.domain: each is its own component")

@@ -161,6 +161,17 @@ func (c *conn) send(ctx context.Context, v any) error {
 	return nil
 }
 
+// session returns the current session, for requests that wait for an answer (IQs). Never call
+// it on the read loop: the answer arrives there.
+func (c *conn) session() (*xmpp.Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotConnected, c.addr)
+	}
+	return c.sess, nil
+}
+
 // connected reports whether the component is connected now.
 func (c *conn) connected() bool {
 	c.mu.Lock()

@@ -65,8 +65,13 @@ type Config struct {
 	// encrypted, in the asset store (WithAssets), because partner providers cannot reach an
 	// internal upload service. Links to other hosts are passed on unchanged. Empty: no downloads.
 	UploadHosts []string
-	// MaxUploadBytes bounds one downloaded file. Default 16 MiB.
+	// MaxUploadBytes bounds one downloaded file, and one file uploaded to UploadService. Default
+	// 16 MiB.
 	MaxUploadBytes int64
+	// UploadService is the JID of the XMPP server's upload service (XEP-0363). When set, an
+	// encrypted MIMI attachment is decrypted from the asset store and uploaded there as the users
+	// component, and XMPP users get its link (XEP-0066). Empty: it is announced as text.
+	UploadService string
 	// KnownUsers lists the localparts of the XMPP server's users whom partners may reach before
 	// they have used the gateway ("*": every localpart of Domain). The MIMI provider creates such
 	// a user's MLS client when a partner first asks for it (UserExists).
@@ -172,6 +177,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("upload host %q: want host or host:port", h))
 		}
 	}
+	if c.UploadService != "" {
+		if j, err := jid.Parse(c.UploadService); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+			errs = append(errs, fmt.Errorf("upload service %q: want a domain JID", c.UploadService))
+		}
+	}
 	if c.MaxUploadBytes < 0 || c.MaxUploadBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("max upload bytes %d: want at most 1 GiB", c.MaxUploadBytes))
 	}
@@ -195,7 +205,7 @@ func FromConfig(c config.XMPPBridge, gatewayDomain string) Config {
 		HistoryOnJoin: c.HistoryOnJoin, HistoryKeep: c.HistoryKeep, MaxBodyBytes: int(c.MaxBody),
 		DisableRoomCreation: !c.AllowRoomCreation,
 		ReconnectMin:        c.ReconnectMin, ReconnectMax: c.ReconnectMax, Workers: c.Workers,
-		UploadHosts: c.UploadHosts, MaxUploadBytes: int64(c.MaxUpload),
+		UploadHosts: c.UploadHosts, MaxUploadBytes: int64(c.MaxUpload), UploadService: c.UploadService,
 		KnownUsers: append([]string(nil), c.KnownUsers...),
 	}
 	if out.Domain == "" {

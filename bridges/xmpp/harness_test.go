@@ -335,7 +335,13 @@ func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, nil) }
 // newEnvWith is newEnv with a change to the adapter's configuration and extra adapter options.
 func newEnvWith(t testing.TB, mut func(*Config), opts ...Option) *env {
 	t.Helper()
-	e := &env{t: t, p: startProsody(t), dataDir: t.TempDir()}
+	return newEnvOn(t, startProsody(t), mut, opts...)
+}
+
+// newEnvOn is newEnvWith on a Prosody the test started.
+func newEnvOn(t testing.TB, p *prosodytest.Server, mut func(*Config), opts ...Option) *env {
+	t.Helper()
+	e := &env{t: t, p: p, dataDir: t.TempDir()}
 	ctx := t.Context()
 	var err error
 	e.bus, err = bus.Open(ctx, bus.Config{Mode: bus.ModeEmbedded, Embedded: bus.EmbeddedConfig{StoreDir: filepath.Join(e.dataDir, "nats")},

@@ -135,6 +135,9 @@ func (a *Adapter) HandleMessage(ctx context.Context, env *event.Envelope) error 
 	if !ok || err != nil {
 		return err
 	}
+	if err := a.shareAttachments(ctx, env, d.msg); err != nil {
+		return err
+	}
 	body, oob := render(d.msg)
 	if body == "" {
 		return nil
@@ -359,6 +362,9 @@ func (a *Adapter) once(ctx context.Context, env *event.Envelope, fn func() error
 func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
 	r, d, ok, err := a.prepare(ctx, env)
 	if !ok || err != nil {
+		return err
+	}
+	if err := a.shareAttachments(ctx, env, d.msg); err != nil {
 		return err
 	}
 	body, oob := render(d.msg)
