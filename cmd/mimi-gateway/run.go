@@ -35,6 +35,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 			sigs := make(chan os.Signal, 4)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 			defer signal.Stop(sigs)
+			stopWithParent()
 			return runGateway(cmd.Context(), runOptions{
 				config:  g.configOptions(),
 				signals: sigs,

@@ -584,3 +584,49 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 		t.Errorf("shutdown order %s", got)
 	}
 }
+
+// TestBinaryStopsWithItsLauncher: when the process that started the gateway is killed (as `go
+// run` is by SIGTERM, which it does not pass on), the gateway gets SIGTERM and shuts down in
+// order instead of running on unattended.
+func TestBinaryStopsWithItsLauncher(t *testing.T) {
+	bin := buildBinary(t)
+	work := t.TempDir()
+	admin := freeAddr(t)
+	logFile := filepath.Join(work, "gateway.log")
+	launcher := exec.Command("/bin/sh", "-c", `"$0" run > "$1" 2>&1 & wait`, bin, logFile)
+	launcher.Dir = work
+	launcher.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "MIMI_GATEWAY_ADMIN_ADDRESS=" + admin}
+	if err := launcher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- launcher.Wait() }()
+	logged := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	t.Cleanup(func() { t.Logf("gateway log:\n%s", logged()) })
+	checkFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(logged(), "gateway started") {
+			return errors.New("not started")
+		}
+		return nil
+	})
+	if err := launcher.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(logged(), "shutdown complete") {
+			return errors.New("no orderly shutdown logged")
+		}
+		return nil
+	})
+	if !strings.Contains(logged(), `signal=terminated`) {
+		t.Error("the shutdown was not caused by SIGTERM")
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if c, err := net.DialTimeout("tcp", admin, time.Second); err == nil {
+			c.Close()
+			return errors.New("admin listener still accepts connections")
+		}
+		return nil
+	})
+}
