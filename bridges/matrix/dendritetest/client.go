@@ -29,9 +29,10 @@ const clientPickleKey = "dendritetest-client-pickle-key"
 type Client struct {
 	*mautrix.Client
 
-	mu     sync.Mutex
-	events []*mevent.Event
-	errs   []string
+	mu      sync.Mutex
+	events  []*mevent.Event
+	arrived map[*mevent.Event]time.Time
+	errs    []string
 }
 
 // NewClient logs user in on the homeserver at hsURL and starts syncing until the test ends.
@@ -52,7 +53,7 @@ func NewClient(t testing.TB, hsURL, user, password string) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{Client: cli}
+	c := &Client{Client: cli, arrived: map[*mevent.Event]time.Time{}}
 	syncer := mautrix.NewDefaultSyncer()
 	cli.Syncer = syncer
 	helper, err := cryptohelper.NewCryptoHelper(cli, []byte(clientPickleKey), db)
@@ -73,6 +74,7 @@ func NewClient(t testing.TB, hsURL, user, password string) *Client {
 	record := func(_ context.Context, evt *mevent.Event) {
 		c.mu.Lock()
 		c.events = append(c.events, evt)
+		c.arrived[evt] = time.Now()
 		c.mu.Unlock()
 	}
 	for _, typ := range []mevent.Type{mevent.EventMessage, mevent.EventReaction, mevent.EventRedaction, mevent.StateMember, mevent.EphemeralEventReceipt} {
@@ -107,6 +109,13 @@ func (c *Client) Events(f func(*mevent.Event) bool) []*mevent.Event {
 		}
 	}
 	return out
+}
+
+// ArrivedAt is when the client received e (zero for an event it did not record).
+func (c *Client) ArrivedAt(e *mevent.Event) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.arrived[e]
 }
 
 // DecryptErrors returns the decryption failures so far.

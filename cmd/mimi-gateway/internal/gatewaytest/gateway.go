@@ -131,9 +131,16 @@ func New(t testing.TB, ca *protocoltest.CA, o Options) *Gateway {
 		t: t, bin: Binary(t), layers: o.Layers, env: o.Env}
 	g.CertFile, g.KeyFile = protocoltest.WriteFiles(t, ca.Issue(t, o.Domain))
 	t.Cleanup(func() {
+		var metrics string
+		if t.Failed() && g.Running() {
+			metrics = g.mimiMetrics()
+		}
 		g.Kill()
 		if t.Failed() {
 			t.Logf("gateway %s log (%s, tail):\n%s", g.Domain, g.LogFile, g.LogTail(40000))
+			if metrics != "" {
+				t.Logf("gateway %s metrics at the end (mimi_*, non-zero):\n%s", g.Domain, metrics)
+			}
 		}
 	})
 	return g
@@ -172,6 +179,7 @@ func (g *Gateway) Config() (string, error) {
 	}
 	own := map[string]any{
 		"domain":   g.Domain,
+		"log":      map[string]any{"level": logLevel()},
 		"data_dir": g.DataDir,
 		"admin":    map[string]any{"address": g.AdminAddr},
 		"mimi": map[string]any{"address": g.MIMIAddr, "cert_file": g.CertFile, "key_file": g.KeyFile,
@@ -345,11 +353,39 @@ func (g *Gateway) Metrics(t testing.TB) string {
 	return b.String()
 }
 
+// mimiMetrics returns the gateway's own metrics (mimi_*) whose value is not zero.
+func (g *Gateway) mimiMetrics() string {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + g.AdminAddr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	var out strings.Builder
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "mimi_") && !strings.HasSuffix(l, " 0") {
+			out.WriteString(l)
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
+}
+
 // Eventually polls f until it returns nil; after timeout it fails the test with what and f's
 // last error.
 func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	servertest.Eventually(t, timeout, what, f)
+}
+
+// logLevel is the gateways' log level: $MIMI_E2E_LOG_LEVEL (e.g. debug, to look into a failure),
+// else info.
+func logLevel() string {
+	if l := os.Getenv("MIMI_E2E_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
 }
 
 // defaultReady bounds the wait for readiness: start-up includes opening stores and, with the

@@ -46,7 +46,7 @@ func TestMergeYAML(t *testing.T) {
 func TestGatewaysRestart(t *testing.T) {
 	ca := protocoltest.NewCA(t)
 	a := New(t, ca, Options{Domain: "klinik-a.example"})
-	b := New(t, ca, Options{Domain: "amt-b.example", Layers: []string{"log:\n  level: debug\n"}})
+	b := New(t, ca, Options{Domain: "amt-b.example", Layers: []string{"shutdown_timeout: 9s\n"}})
 	Connect(a, b)
 	a.Start(t)
 	b.Start(t)
@@ -56,7 +56,7 @@ func TestGatewaysRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"level: debug", "domain: klinik-a.example", "base_url: https://" + a.MIMIAddr + "/"} {
+	for _, want := range []string{"shutdown_timeout: 9s", "domain: klinik-a.example", "base_url: https://" + a.MIMIAddr + "/"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("b's configuration lacks %q:\n%s", want, cfg)
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -130,16 +131,20 @@ func NewXMPPOrg(t testing.TB, ca *protocoltest.CA, o XMPPOptions) *XMPPOrg {
 	org.RoomsDomain = stringAt(t, g, "rooms.mimi."+o.Domain, "bridges", "xmpp", "rooms", "domain")
 	usersSecret, roomsSecret := randomSecret(t), randomSecret(t)
 	cert := ca.Issue(t, o.Domain, "upload."+o.Domain)
+	known := []string{}
 	for u, pw := range o.Users {
 		org.passwords[u] = pw
+		known = append(known, u)
 	}
+	slices.Sort(known)
 	org.Prosody = prosodytest.Start(t, prosodytest.Config{Domain: o.Domain, Users: o.Users, Upload: true, Certificate: &cert,
 		Components: []prosodytest.Component{{Domain: org.UsersDomain, Secret: usersSecret}, {Domain: org.RoomsDomain, Secret: roomsSecret}}})
 	g.AddLayer(yamlLayer(t, map[string]any{"bridges": map[string]any{"xmpp": map[string]any{
 		"enabled": true, "server": org.Prosody.ComponentAddr(), "domain": o.Domain,
 		"users":        map[string]any{"domain": org.UsersDomain, "secret": usersSecret, "secret_file": ""},
 		"rooms":        map[string]any{"domain": org.RoomsDomain, "secret": roomsSecret, "secret_file": ""},
-		"upload_hosts": []string{org.Prosody.UploadHost()},
+		"upload_hosts": []string{org.Prosody.UploadHost()}, "upload_service": org.Prosody.UploadDomain,
+		"known_users": known,
 	}}}))
 	return org
 }

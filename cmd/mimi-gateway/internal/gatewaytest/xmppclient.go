@@ -81,6 +81,7 @@ type XMPPClient struct {
 	user, pw string
 	resource string
 
+	connMu  sync.Mutex // serialises connect and close
 	mu      sync.Mutex
 	sess    *xmpp.Session
 	buf     []*Stanza
@@ -95,7 +96,10 @@ type XMPPClient struct {
 func DialXMPP(t testing.TB, srv *prosodytest.Server, roots *x509.CertPool, user, password, resource string) *XMPPClient {
 	t.Helper()
 	c := &XMPPClient{srv: srv, roots: roots, user: user, pw: password, resource: resource, wake: make(chan struct{}, 1)}
-	if err := c.connect(); err != nil {
+	c.connMu.Lock()
+	err := c.connect()
+	c.connMu.Unlock()
+	if err != nil {
 		t.Fatalf("xmpp client %s@%s: %v", user, srv.Domain, err)
 	}
 	t.Cleanup(c.Close)
@@ -166,9 +170,23 @@ func (c *XMPPClient) handle(r xmlstream.TokenReadEncoder, start *xml.StartElemen
 func (c *XMPPClient) Reconnect(t testing.TB) {
 	t.Helper()
 	c.Close()
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
 	if err := c.connect(); err != nil {
 		t.Fatalf("xmpp client %s reconnect: %v", c.Bare, err)
 	}
+}
+
+// EnsureConnected opens a new session if the last one ended (e.g. the server was restarted),
+// as a client reconnects; it returns the error of a failed attempt.
+func (c *XMPPClient) EnsureConnected() error {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.Connected() {
+		return nil
+	}
+	c.closeLocked()
+	return c.connect()
 }
 
 // Connected reports whether the session is being served.
@@ -188,6 +206,12 @@ func (c *XMPPClient) Connected() bool {
 
 // Close ends the session.
 func (c *XMPPClient) Close() {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	c.closeLocked()
+}
+
+func (c *XMPPClient) closeLocked() {
 	c.mu.Lock()
 	sess, served := c.sess, c.served
 	c.sess = nil
@@ -288,6 +312,13 @@ func (c *XMPPClient) Take(pred func(*Stanza) bool) *Stanza {
 		}
 	}
 	return nil
+}
+
+// Unread puts a stanza taken from the buffer back at its front.
+func (c *XMPPClient) Unread(st *Stanza) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append([]*Stanza{st}, c.buf...)
 }
 
 // Received returns every stanza received so far matching pred (consumed or not), in order.
