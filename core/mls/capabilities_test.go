@@ -181,7 +181,11 @@ func selfSignedCert(t *testing.T) []byte {
 // confirm confirms a pending commit (the delivery service accepted it) and returns the new state.
 func confirm(t testing.TB, pc *PendingCommit) *Group {
 	t.Helper()
-	return pc.State
+	g, err := pc.Confirm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 // TestRequiredCapabilitiesTSMLS: ts-mls creates a group that requires credential types basic and

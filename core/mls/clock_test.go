@@ -19,11 +19,11 @@ func TestDeterministicRandomness(t *testing.T) {
 		}
 		run := func() [][]byte {
 			cryptotest.SetGlobalRandom(t, 42)
-			sigPriv, sigPub, err := s.generateSignatureKeyPair()
+			sigPriv, sigPub, err := s.generateSignatureKeyPair(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			kemPriv, kemPub, err := s.generateKEMKeyPair()
+			kemPriv, kemPub, err := s.generateKEMKeyPair(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -35,7 +35,7 @@ func TestDeterministicRandomness(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rb, err := randomBytes(8)
+			rb, err := randomBytes(nil, 8)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,23 +54,52 @@ type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
 
-func TestRandomnessAndClockSeams(t *testing.T) {
-	oldRand, oldNow := randReader, nowFunc
-	t.Cleanup(func() { randReader, nowFunc = oldRand, oldNow })
-
-	randReader = failingReader{}
-	if _, err := randomBytes(4); err == nil {
+// TestEnv: a state's randomness and clock come from its Env, so parallel tests need no package
+// state: a failing source makes every operation that draws randomness fail, a fixed clock decides
+// a KeyPackage's lifetime and whether an Add is still valid.
+func TestEnv(t *testing.T) {
+	t.Parallel()
+	failing := Env{Rand: failingReader{}}
+	if _, err := randomBytes(failingReader{}, 4); err == nil {
 		t.Error("randomBytes succeeded with a failing source")
 	}
-	s, _ := MLS256DHKEMX448AES256GCMSHA512Ed448.impl()
-	if _, _, err := s.generateSignatureKeyPair(); err == nil {
-		t.Error("Ed448 key generation succeeded with a failing source")
+	sg, err := GenerateSigner(1)
+	if err != nil {
+		t.Fatal(err)
 	}
-	randReader = oldRand
+	cred := Credential{Type: CredentialTypeBasic, Identity: []byte("a")}
+	if _, _, err := NewKeyPackage(sg, cred, KeyPackageOptions{Env: failing}); err == nil {
+		t.Error("NewKeyPackage succeeded with a failing source")
+	}
+	if _, err := CreateGroup([]byte("g"), sg, cred, GroupOptions{Env: failing}); err == nil {
+		t.Error("CreateGroup succeeded with a failing source")
+	}
 
 	fixed := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	nowFunc = func() time.Time { return fixed }
-	if !now().Equal(fixed) {
-		t.Errorf("now() = %v, want %v", now(), fixed)
+	clock := Env{Now: func() time.Time { return fixed }}
+	kp, _, err := NewKeyPackage(sg, cred, KeyPackageOptions{Env: clock, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(int64(kp.LeafNode.Lifetime.NotAfter), 0); !got.Equal(fixed.Add(time.Hour)) {
+		t.Errorf("lifetime ends %v, want %v", got, fixed.Add(time.Hour))
+	}
+	// A group whose clock is past the KeyPackage's lifetime refuses to add it; one within accepts.
+	owner, err := GenerateSigner(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at time.Time
+		ok bool
+	}{{fixed.Add(30 * time.Minute), true}, {fixed.Add(2 * time.Hour), false}} {
+		g, err := CreateGroup([]byte("g"), owner, Credential{Type: CredentialTypeBasic, Identity: []byte("o")},
+			GroupOptions{Env: Env{Now: func() time.Time { return tc.at }}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Commit(CommitOptions{Add: []*KeyPackage{kp}}); (err == nil) != tc.ok {
+			t.Errorf("adding at %v: %v", tc.at, err)
+		}
 	}
 }

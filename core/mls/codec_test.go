@@ -21,6 +21,7 @@ func mustHex(t *testing.T, s string) []byte {
 // TestDecodeRejects checks that the decoders reject what RFC 9420 does not allow, with the right
 // error class, and never accept trailing bytes.
 func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
 	c := messagesCase(t, 0)
 	kp := c["mls_key_package"]
 	withByte := func(b []byte, i int, v byte) []byte {
@@ -92,6 +93,7 @@ func decodePublicHeader(b []byte) error { _, err := DecodeMLSMessage(b); return 
 
 // TestDecodeDoesNotAlias checks that decoded values do not change when the caller reuses its buffer.
 func TestDecodeDoesNotAlias(t *testing.T) {
+	t.Parallel()
 	in := messagesCase(t, 0)["mls_key_package"]
 	buf := append([]byte(nil), in...)
 	m, err := DecodeMLSMessage(buf)
@@ -112,6 +114,7 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 
 // TestEncodeRejects checks that values that have no encoding are refused rather than written wrongly.
 func TestEncodeRejects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		m    tlspl.Marshaler
@@ -134,6 +137,7 @@ func TestEncodeRejects(t *testing.T) {
 
 // TestPrivateMessageContentPadding checks the padding round trip and the padTo policy.
 func TestPrivateMessageContentPadding(t *testing.T) {
+	t.Parallel()
 	for _, pad := range []int{0, 1, 31, 1000} {
 		c := &PrivateMessageContent{ContentType: ContentTypeApplication, ApplicationData: []byte("hi"),
 			Auth: FramedContentAuthData{Signature: []byte{1, 2, 3}}, Padding: pad}
@@ -158,6 +162,7 @@ func TestPrivateMessageContentPadding(t *testing.T) {
 
 // TestDecodeCountLimits checks that vectors of tiny elements are cut off at their element limit.
 func TestDecodeCountLimits(t *testing.T) {
+	t.Parallel()
 	vector := func(elem []byte, n int) []byte {
 		var w tlspl.Writer
 		w.Vector(func(w *tlspl.Writer) {
@@ -198,6 +203,7 @@ func TestDecodeCountLimits(t *testing.T) {
 // TestCredentialUnknownTypeOpaque checks that a credential of a type RFC 9420 does not define is
 // kept as opaque<V> and re-encoded unchanged.
 func TestCredentialUnknownTypeOpaque(t *testing.T) {
+	t.Parallel()
 	in := mustHex(t, "f0a1"+"05"+"0102030405")
 	var c Credential
 	if err := tlspl.Unmarshal(in, &c); err != nil {

@@ -32,8 +32,10 @@ type CommitOptions struct {
 
 // PendingCommit is a commit that has been created but not yet accepted by the delivery service.
 // Send Commit (to the group) and Welcome (to the new members); when the delivery service accepts
-// the commit, the member's state becomes State. If it rejects it, drop the PendingCommit and keep
-// using the old state (which stays valid for its epoch).
+// the commit, Confirm makes State the member's state and supersedes the state the commit was made
+// from. If the delivery service rejects it, drop the PendingCommit and keep using the old state
+// (which stays valid for its epoch). Until Confirm, State can be read and stored but refuses to
+// send, receive or commit (ErrNotConfirmed).
 type PendingCommit struct {
 	// Commit is the commit as an MLSMessage (PublicMessage or PrivateMessage by Config).
 	Commit *MLSMessage
@@ -41,10 +43,32 @@ type PendingCommit struct {
 	Welcome *MLSMessage
 	// GroupInfo is the signed GroupInfo of the new epoch (for external joins).
 	GroupInfo *MLSMessage
-	// State is the member's state in the new epoch.
+	// State is the member's state in the new epoch (usable after Confirm).
 	State *Group
 	// Result describes the commit as processing members see it.
 	Result *CommitResult
+}
+
+// Confirm records that the delivery service accepted the commit and returns State, now the
+// member's live state; the state the commit was made from is superseded. Confirming again returns
+// the same state. It fails with ErrSuperseded when the state the commit was made from has another
+// successor already (a commit was processed or another PendingCommit confirmed): the delivery
+// service cannot have accepted both.
+func (pc *PendingCommit) Confirm() (*Group, error) {
+	next := pc.State
+	if next == nil {
+		return nil, fmt.Errorf("%w: empty PendingCommit", ErrMalformed)
+	}
+	if !next.pending.Load() {
+		return next, nil
+	}
+	if next.parent != nil {
+		if err := next.parent.supersede(next); err != nil {
+			return nil, err
+		}
+	}
+	next.pending.Store(false)
+	return next, nil
 }
 
 // CommitResult describes an applied commit.
@@ -73,6 +97,9 @@ type CommitResult struct {
 // GroupInfo and the pending new state. g is not changed, except that the handshake ratchet
 // advances when the commit is sent as a PrivateMessage.
 func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
 	self := Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())}
 	var list []ProposalOrRef
 	if !o.SkipCached {
@@ -94,7 +121,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 	}
 	for _, id := range o.PSKs {
 		if len(id.PSKNonce) == 0 {
-			n, err := randomBytes(g.cs.nh)
+			n, err := randomBytes(g.env.Rand, g.cs.nh)
 			if err != nil {
 				return nil, err
 			}
@@ -134,7 +161,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}
 	pp, err := tree.applyNewPath(pathOptions{groupID: g.ctx.GroupID, leaf: g.priv.leaf(), template: g.ownLeaf(),
-		signer: g.signer, added: eff.added})
+		signer: g.signer, added: eff.added, rand: g.env.Rand})
 	if err != nil {
 		return nil, err
 	}
@@ -184,10 +211,12 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 		return nil, err
 	}
 
-	next, err := newGroupState(g.cs, newCtx, tree, pp.private(), g.sigPriv, g.signer, secrets, interim, tag, g.cfg, g.resumption)
+	next, err := newGroupState(g.cs, newCtx, tree, pp.private(), g.sigPriv, g.signer, secrets, interim, tag, g.cfg, g.env, g.resumption)
 	if err != nil {
 		return nil, err
 	}
+	next.parent = g
+	next.pending.Store(true)
 	gi, err := next.groupInfo()
 	if err != nil {
 		return nil, err
@@ -318,7 +347,7 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData 
 	if !g.cs.verifyConfirmationTag(secrets.confirmationKey, pc.next.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag) {
 		return nil, fmt.Errorf("%w: confirmation tag does not verify", ErrInvalidCommit)
 	}
-	next, err := newGroupState(g.cs, pc.next, pc.tree, priv, g.sigPriv, g.signer, secrets, pc.interim, slices.Clone(ac.Auth.ConfirmationTag), g.cfg, g.resumption)
+	next, err := newGroupState(g.cs, pc.next, pc.tree, priv, g.sigPriv, g.signer, secrets, pc.interim, slices.Clone(ac.Auth.ConfirmationTag), g.cfg, g.env, g.resumption)
 	if err != nil {
 		return nil, err
 	}

@@ -11,5 +11,8 @@
 // are unexported; docs/mls.md describes the package layout and its invariants:
 //   - the crypto state of an epoch is immutable once derived, except for the secret tree, which
 //     ratchets forward and deletes every key it hands out;
-//   - time and randomness used by the package are injectable for tests (clock.go).
+//   - one live state: a Group whose successor was adopted (a processed or confirmed commit,
+//     WithConfig) refuses to send, receive and be stored (ErrSuperseded, ErrRemoved), and a
+//     PendingCommit's state waits for Confirm (ErrNotConfirmed);
+//   - time and randomness come from each state's Env, never from package state (clock.go).
 package mls

@@ -40,6 +40,7 @@ func mimiRoomExtensions(t testing.TB, cs CipherSuite) (*Signer, Extensions) {
 }
 
 func TestMIMIExtensionsInGroup(t *testing.T) {
+	t.Parallel()
 	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
 	hub, roomExts := mimiRoomExtensions(t, cs)
 	var err error
@@ -54,7 +55,7 @@ func TestMIMIExtensionsInGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.g = pc.State
+	alice.g = confirm(t, pc)
 	if bob.g, err = JoinFromWelcome(pc.Welcome.Welcome, bob.kp, bob.kpPriv, bob.signer, JoinOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestMIMIExtensionsInGroup(t *testing.T) {
 				o.g = r.Commit.State
 			}
 		}
-		from.g = pc.State
+		from.g = confirm(t, pc)
 		return res
 	}
 
@@ -136,7 +137,7 @@ func TestMIMIExtensionsInGroup(t *testing.T) {
 	}
 
 	// A member cannot commit its own SelfRemove.
-	selfAlice := alice.g.WithConfig(Config{})
+	selfAlice := cloneGroup(t, alice.g)
 	if _, err := selfAlice.ProposeSelfRemove(); err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +175,7 @@ func (c *Capabilities) hasProposal(p ProposalType) bool {
 }
 
 func TestMIMIExtensionCodecs(t *testing.T) {
+	t.Parallel()
 	// AppDataDictionary: sorted, unique.
 	d := AppDataDictionary{}.Set(5, []byte("e")).Set(1, []byte("a")).Set(3, nil).Delete(3)
 	ext, err := d.Extension()

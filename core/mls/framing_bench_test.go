@@ -46,12 +46,12 @@ func newFramingBench(b *testing.B, cs CipherSuite) *framingBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	priv, pub, err := s.generateSignatureKeyPair()
+	priv, pub, err := s.generateSignatureKeyPair(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	rnd := func(n int) []byte {
-		r, err := randomBytes(n)
+		r, err := randomBytes(nil, n)
 		if err != nil {
 			b.Fatal(err)
 		}

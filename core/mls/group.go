@@ -8,6 +8,11 @@ package mls
 // or undelivered commit costs nothing to roll back. Two parts of an epoch do move, each behind
 // its own lock: the secret tree (keys are consumed per message, generations advance), and the
 // cache of proposals received or sent by reference in this epoch.
+//
+// Each state has a lifecycle (docs/mls.md, "One live state"): once a successor was adopted (a
+// processed commit, a confirmed PendingCommit, WithConfig) or the member was removed, the state
+// refuses Encrypt, Commit, Process, the proposals and MarshalBinary; the state of a PendingCommit
+// refuses them until PendingCommit.Confirm.
 
 import (
 	"bytes"
@@ -16,6 +21,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // LeafIndex is the position of a member's leaf in the ratchet tree.
@@ -36,8 +42,15 @@ var (
 	ErrOwnCommit = errors.New("mls: own commit received; confirm the pending commit instead")
 	// ErrNoPSK means a PreSharedKey the commit or Welcome uses is not known here.
 	ErrNoPSK = errors.New("mls: pre-shared key not available")
-	// ErrRemoved means the member is no longer in the group.
+	// ErrRemoved means the member is no longer in the group: a commit processed by this state
+	// removed it.
 	ErrRemoved = errors.New("mls: member was removed from the group")
+	// ErrSuperseded means a newer state of the group replaced this one (a processed or confirmed
+	// commit, WithConfig): use that one. A superseded epoch's messages are useless to the other
+	// members, and two live states of one member would hand out the same key and nonce.
+	ErrSuperseded = errors.New("mls: group state superseded by a newer state")
+	// ErrNotConfirmed means the state of a PendingCommit was used before PendingCommit.Confirm.
+	ErrNotConfirmed = errors.New("mls: the commit of this state is not confirmed")
 )
 
 // Group limits.
@@ -72,6 +85,7 @@ type publicState struct {
 	tree     *ratchetTree
 	interim  []byte
 	confTag  []byte
+	env      Env // time and randomness; handed on to the next epoch
 
 	mu        sync.Mutex
 	proposals []cachedProposal // proposals of this epoch, by reference
@@ -79,13 +93,13 @@ type publicState struct {
 
 // init sets an epoch's public state: it encodes the context and fills the tree hash cache before
 // the tree is shared.
-func (g *publicState) init(cs *suite, ctx GroupContext, tree *ratchetTree, interim, confTag []byte, proposals []cachedProposal) error {
+func (g *publicState) init(cs *suite, ctx GroupContext, tree *ratchetTree, interim, confTag []byte, proposals []cachedProposal, env Env) error {
 	ctxBytes, err := ctx.Marshal()
 	if err != nil {
 		return err
 	}
 	tree.treeHash()
-	g.cs, g.ctx, g.ctxBytes, g.tree, g.interim, g.confTag, g.proposals = cs, ctx, ctxBytes, tree, interim, confTag, proposals
+	g.cs, g.ctx, g.ctxBytes, g.tree, g.interim, g.confTag, g.proposals, g.env = cs, ctx, ctxBytes, tree, interim, confTag, proposals, env
 	return nil
 }
 
@@ -105,6 +119,40 @@ type Group struct {
 	// updateKeys (guarded by mu) are the leaf key pairs of Update proposals this member sent in
 	// this epoch, needed if another member commits one of them.
 	updateKeys []nodeKey
+
+	// successor is the state that replaced this one (removedMark: the member was removed); set
+	// once, after which the state refuses every operation that sends, receives or stores.
+	successor atomic.Pointer[Group]
+	// pending is set on the state of a PendingCommit until it is confirmed; parent is the state
+	// the commit was made from (nil for an external join).
+	pending atomic.Bool
+	parent  *Group
+}
+
+// removedMark is the successor of a state whose member a processed commit removed.
+var removedMark = new(Group)
+
+// usable reports why the state may not send, receive or be stored, or nil.
+func (g *Group) usable() error {
+	if g.pending.Load() {
+		return fmt.Errorf("%w: the commit to epoch %d awaits PendingCommit.Confirm", ErrNotConfirmed, g.ctx.Epoch)
+	}
+	switch s := g.successor.Load(); s {
+	case nil:
+		return nil
+	case removedMark:
+		return fmt.Errorf("%w (epoch %d)", ErrRemoved, g.ctx.Epoch+1)
+	default:
+		return fmt.Errorf("%w: epoch %d was followed by epoch %d", ErrSuperseded, g.ctx.Epoch, s.ctx.Epoch)
+	}
+}
+
+// supersede records next as the state that replaces g; it fails when g has another successor.
+func (g *Group) supersede(next *Group) error {
+	if g.successor.CompareAndSwap(nil, next) || g.successor.Load() == next {
+		return nil
+	}
+	return g.usable()
 }
 
 type epochPSK struct {
@@ -187,9 +235,9 @@ func (g *Group) ownLeaf() *LeafNode { return g.tree.leaf(g.priv.leaf()) }
 // newGroupState finishes a state: encodes the context, fixes the tree hash cache, builds the
 // secret tree and carries the resumption history.
 func newGroupState(cs *suite, ctx GroupContext, tree *ratchetTree, priv *treePrivate, sigPriv []byte, signer signingKey,
-	secrets *epochSecrets, interim, confTag []byte, cfg Config, prevPSKs []epochPSK) (*Group, error) {
+	secrets *epochSecrets, interim, confTag []byte, cfg Config, env Env, prevPSKs []epochPSK) (*Group, error) {
 	g := &Group{priv: priv, sigPriv: sigPriv, signer: signer, cfg: cfg}
-	if err := g.init(cs, ctx, tree, interim, confTag, nil); err != nil {
+	if err := g.init(cs, ctx, tree, interim, confTag, nil, env); err != nil {
 		return nil, err
 	}
 	st, err := newSecretTree(cs, secrets.encryptionSecret, tree.width(), defaultSecretTreeLimits)
@@ -214,18 +262,25 @@ func newGroupState(cs *suite, ctx GroupContext, tree *ratchetTree, priv *treePri
 	return g, nil
 }
 
-// SetConfig returns the sending configuration in effect; use WithConfig to change it.
+// Config returns the sending configuration in effect; use WithConfig to change it.
 func (g *Group) Config() Config { return g.cfg }
 
-// WithConfig returns a copy of the state with another sending configuration. The copy shares the
-// secret tree and proposal cache semantics of the epoch: use one or the other, not both.
-func (g *Group) WithConfig(cfg Config) *Group {
+// WithConfig returns the state with another sending configuration. The returned value takes over
+// the epoch (its secret tree and proposal cache) and g is superseded: a secret tree is never
+// shared by two live values.
+func (g *Group) WithConfig(cfg Config) (*Group, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	c := &Group{publicState: publicState{cs: g.cs, ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree, interim: g.interim,
-		confTag: g.confTag, proposals: slices.Clone(g.proposals)}, priv: g.priv, sigPriv: g.sigPriv, signer: g.signer,
+		confTag: g.confTag, proposals: slices.Clone(g.proposals), env: g.env}, priv: g.priv, sigPriv: g.sigPriv, signer: g.signer,
 		secrets: g.secrets, cfg: cfg, resumption: g.resumption, stree: g.stree, updateKeys: slices.Clone(g.updateKeys)}
-	return c
+	g.mu.Unlock()
+	if err := g.supersede(c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // resumptionPSK returns the resumption PSK of epoch e of this group, if still held.

@@ -72,7 +72,7 @@ func getBenchGroup(b *testing.B, kind string, n int) *benchGroup {
 		if err != nil {
 			b.Fatal(err)
 		}
-		creator.g, welcome = pc.State, pc.Welcome.Welcome
+		creator.g, welcome = confirm(b, pc), pc.Welcome.Welcome
 		added += k
 	}
 	if last.g, err = JoinFromWelcome(welcome, last.kp, last.kpPriv, last.signer, JoinOptions{}); err != nil {

@@ -8,6 +8,7 @@ import (
 // TestGroupConcurrentUse encrypts, proposes, serializes, processes and commits on shared states from
 // several goroutines (run it with -race).
 func TestGroupConcurrentUse(t *testing.T) {
+	t.Parallel()
 	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
 	alice, bob := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob")
 	createWith(t, alice, GroupOptions{}, bob)

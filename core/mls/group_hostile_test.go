@@ -27,7 +27,7 @@ func newHostileFixture(t testing.TB, cs CipherSuite) *hostileFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.alice.g = pc.State
+	f.alice.g = confirm(t, pc)
 	for _, c := range []*goClient{f.bob, f.carol} {
 		if c.g, err = JoinFromWelcome(pc.Welcome.Welcome, c.kp, c.kpPriv, c.signer, JoinOptions{}); err != nil {
 			t.Fatal(err)
@@ -68,6 +68,7 @@ func stateBytes(t testing.TB, g encoding.BinaryMarshaler) []byte {
 }
 
 func TestHostileHandshakes(t *testing.T) {
+	t.Parallel()
 	f := newHostileFixture(t, MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	honest, err := f.alice.g.Commit(CommitOptions{})
 	if err != nil {
@@ -214,6 +215,7 @@ func TestHostileHandshakes(t *testing.T) {
 
 // TestHostileProposals: standalone proposals that fail validation are not cached.
 func TestHostileProposals(t *testing.T) {
+	t.Parallel()
 	f := newHostileFixture(t, MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	for _, p := range []Proposal{
 		{Type: ProposalTypeRemove, Removed: 12},
@@ -260,7 +262,7 @@ func FuzzProcessMessage(f *testing.F) {
 	pc, err = fx.alice.g.Commit(CommitOptions{Remove: []LeafIndex{2}})
 	seed(pc.Commit, err)
 	seed(fx.alice.g.Encrypt([]byte("hello"), nil))
-	seed(fx.alice.g.WithConfig(Config{PrivateHandshakes: true}).ProposeRemove(2))
+	seed(withConfig(f, cloneGroup(f, fx.alice.g), Config{PrivateHandshakes: true}).ProposeRemove(2))
 	seed(fx.alice.g.ProposeRemove(2))
 	base := stateBytes(f, fx.bob.g)
 	pubBase := stateBytes(f, fx.bob.g.Public())
@@ -304,6 +306,7 @@ func FuzzProcessMessage(f *testing.F) {
 
 // TestHostileWelcome: Welcomes that are not for us, corrupted, or joined with a wrong tree fail.
 func TestHostileWelcome(t *testing.T) {
+	t.Parallel()
 	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
 	alice, bob, eve := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob"), newGoClient(t, cs, "eve")
 	var err error

@@ -76,6 +76,31 @@ func createWith(t testing.TB, owner *goClient, o GroupOptions, joiners ...*goCli
 	return pc
 }
 
+// cloneGroup returns an independent copy of g through its storage encoding (as a second replica
+// loading the same row would; only tests want two live values of one state).
+func cloneGroup(t testing.TB, g *Group) *Group {
+	t.Helper()
+	b, err := g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadGroup(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// withConfig returns g with another sending configuration (g is superseded).
+func withConfig(t testing.TB, g *Group, cfg Config) *Group {
+	t.Helper()
+	c, err := g.WithConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // sameEpoch checks that all groups agree on epoch, authenticator and an exporter value.
 func sameEpoch(t testing.TB, gs ...*Group) {
 	t.Helper()
@@ -92,6 +117,7 @@ func sameEpoch(t testing.TB, gs ...*Group) {
 }
 
 func TestGroupLifecycle(t *testing.T) {
+	t.Parallel()
 	for _, cs := range []CipherSuite{1, 2, 3, 5, 7} {
 		t.Run(fmt.Sprint(uint16(cs)), func(t *testing.T) {
 			for _, private := range []bool{false, true} {
@@ -123,7 +149,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	if alice.g.Epoch() != 0 || pc.State.Epoch() != 1 {
 		t.Fatal("pending state applied early")
 	}
-	alice.g = pc.State
+	alice.g = confirm(t, pc)
 	w := reencode(t, pc.Welcome).Welcome
 	for _, c := range []*goClient{bob, carol} {
 		if c.g, err = JoinFromWelcome(w, c.kp, c.kpPriv, c.signer, JoinOptions{Config: cfg}); err != nil {
@@ -177,7 +203,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	if _, err := bob.g.Process(cm, ProcessOptions{}); !errors.Is(err, ErrOwnCommit) && !private {
 		t.Fatalf("own commit: %v", err)
 	}
-	bob.g = pc.State
+	bob.g = confirm(t, pc)
 	sameEpoch(t, alice.g, bob.g, carol.g)
 
 	// Carol proposes an update by reference; alice commits it together with nothing else.
@@ -207,7 +233,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 		}
 		c.g = r.Commit.State
 	}
-	alice.g = pc.State
+	alice.g = confirm(t, pc)
 	sameEpoch(t, alice.g, bob.g, carol.g)
 
 	// Alice removes bob.
@@ -224,7 +250,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	if err != nil || len(r.Commit.Removed) != 1 || r.Commit.Removed[0].Leaf != 1 {
 		t.Fatalf("carol: %v %+v", err, r)
 	}
-	carol.g, alice.g = r.Commit.State, pc.State
+	carol.g, alice.g = r.Commit.State, confirm(t, pc)
 	sameEpoch(t, alice.g, carol.g)
 
 	// External join by dave.
@@ -245,7 +271,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 		}
 		c.g = r.Commit.State
 	}
-	dave.g = ej.State
+	dave.g = confirm(t, ej)
 	sameEpoch(t, alice.g, carol.g, dave.g)
 	m, err := dave.g.Encrypt([]byte("hi from dave"), nil)
 	if err != nil {
@@ -257,6 +283,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 }
 
 func TestGroupStateRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, cs := range []CipherSuite{1, 2, 3} {
 		t.Run(fmt.Sprint(uint16(cs)), func(t *testing.T) {
 			alice, bob := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob")
@@ -339,6 +366,7 @@ func TestGroupStateRoundTrip(t *testing.T) {
 // TestJoinOutOfBandTreeWithPSK: a commit that injects an external PSK and a Welcome without the
 // ratchet tree; the joiner supplies the tree and the PSK.
 func TestJoinOutOfBandTreeWithPSK(t *testing.T) {
+	t.Parallel()
 	cs := MLS128DHKEMX25519ChaCha20Poly1305SHA256Ed25519
 	alice, bob, carol := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob"), newGoClient(t, cs, "carol")
 	var err error
@@ -368,7 +396,7 @@ func TestJoinOutOfBandTreeWithPSK(t *testing.T) {
 	if bob.g, err = JoinFromWelcome(w, bob.kp, bob.kpPriv, bob.signer, JoinOptions{RatchetTree: tree, PSKStore: psks}); err != nil {
 		t.Fatal(err)
 	}
-	alice.g = pc.State
+	alice.g = confirm(t, pc)
 	sameEpoch(t, alice.g, bob.g)
 	// A resumption PSK of the previous epoch, then a commit processed by bob.
 	pc, err = bob.g.Commit(CommitOptions{Add: []*KeyPackage{carol.kp},
@@ -380,6 +408,6 @@ func TestJoinOutOfBandTreeWithPSK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.g, bob.g = r.Commit.State, pc.State
+	alice.g, bob.g = r.Commit.State, confirm(t, pc)
 	sameEpoch(t, alice.g, bob.g)
 }

@@ -11,6 +11,7 @@ import (
 )
 
 func TestGroupContextRoundTrip(t *testing.T) {
+	t.Parallel()
 	gc := GroupContext{
 		Version:                 ProtocolVersionMLS10,
 		CipherSuite:             MLS256DHKEMP384AES256GCMSHA384P384,
@@ -49,6 +50,7 @@ func TestGroupContextRoundTrip(t *testing.T) {
 }
 
 func TestGroupContextDecodeErrors(t *testing.T) {
+	t.Parallel()
 	good, _ := (&GroupContext{Version: 1, CipherSuite: 1, GroupID: []byte{1}}).Marshal()
 	dup := Extensions{{Type: 5}, {Type: 5}}
 	var w tlspl.Writer
@@ -70,6 +72,7 @@ func TestGroupContextDecodeErrors(t *testing.T) {
 }
 
 func TestExtensionsLimit(t *testing.T) {
+	t.Parallel()
 	var w tlspl.Writer
 	w.Vector(func(w *tlspl.Writer) {
 		for i := range maxExtensions + 1 {

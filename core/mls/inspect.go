@@ -24,9 +24,12 @@ import (
 // data may be the raw encoding or hex text (whitespace ignored, as produced by xxd -p or the test
 // vectors). Input that is not an MLSMessage is tried as a bare KeyPackage, GroupInfo, Welcome and
 // ratchet tree, in that order. The error of the MLSMessage decoder is returned when nothing fits.
-func Inspect(w io.Writer, data []byte) error {
+func Inspect(w io.Writer, data []byte) error { return inspectAt(w, data, time.Now()) }
+
+// inspectAt is Inspect with the time that KeyPackage lifetimes are judged at.
+func inspectAt(w io.Writer, data []byte, now time.Time) error {
 	raw := decodeHexInput(data)
-	p := &printer{w: w}
+	p := &printer{w: w, now: now}
 	m, err := DecodeMLSMessage(raw)
 	if err == nil {
 		p.line(0, "MLSMessage (%d bytes): %s, %s", len(raw), versionString(m.Version), m.WireFormat)
@@ -71,7 +74,7 @@ func Inspect(w io.Writer, data []byte) error {
 	}
 	for _, b := range bare {
 		var buf bytes.Buffer
-		p = &printer{w: &buf}
+		p = &printer{w: &buf, now: now}
 		p.line(0, "bare %s (%d bytes, not wrapped in an MLSMessage)", b.name, len(raw))
 		if b.try() {
 			if _, werr := w.Write(buf.Bytes()); werr != nil {
@@ -107,6 +110,7 @@ func decodeHexInput(data []byte) []byte {
 // printer writes indented lines and remembers the first write error.
 type printer struct {
 	w   io.Writer
+	now time.Time // KeyPackage lifetimes are judged at this time
 	err error
 }
 
@@ -263,7 +267,7 @@ func (p *printer) leafNode(in int, ln *LeafNode) {
 	switch ln.Source {
 	case LeafNodeSourceKeyPackage:
 		state := "valid now"
-		t := uint64(now().Unix())
+		t := uint64(p.now.Unix())
 		if t < ln.Lifetime.NotBefore {
 			state = "not yet valid"
 		} else if t > ln.Lifetime.NotAfter {

@@ -33,6 +33,7 @@ func messagesCase(t testing.TB, i int) map[string][]byte {
 }
 
 func TestInspect(t *testing.T) {
+	t.Parallel()
 	c := messagesCase(t, 0)
 	wl := readWelcomeCase(t)
 	tests := []struct {
@@ -96,6 +97,7 @@ func readWelcomeCase(t *testing.T) []byte {
 }
 
 func TestInspectRejects(t *testing.T) {
+	t.Parallel()
 	for _, in := range [][]byte{nil, []byte("hello"), {0, 1, 0, 9}, []byte("0001000")} {
 		if err := Inspect(&bytes.Buffer{}, in); err == nil {
 			t.Errorf("Inspect(%q): no error", in)
@@ -104,8 +106,7 @@ func TestInspectRejects(t *testing.T) {
 }
 
 func TestInspectLifetimeStates(t *testing.T) {
-	old := nowFunc
-	t.Cleanup(func() { nowFunc = old })
+	t.Parallel()
 	kp := &KeyPackage{Version: ProtocolVersionMLS10, CipherSuite: 1, LeafNode: LeafNode{
 		Credential: Credential{Type: CredentialTypeBasic, Identity: []byte("alice")},
 		Source:     LeafNodeSourceKeyPackage, Lifetime: Lifetime{NotBefore: 1700000000, NotAfter: 1800000000},
@@ -120,9 +121,8 @@ func TestInspectLifetimeStates(t *testing.T) {
 	}{
 		{1600000000, "(not yet valid)"}, {1750000000, "(valid now)"}, {1900000000, "(expired)"},
 	} {
-		nowFunc = func() time.Time { return time.Unix(tc.now, 0) }
 		var out bytes.Buffer
-		if err := Inspect(&out, msg); err != nil {
+		if err := inspectAt(&out, msg, time.Unix(tc.now, 0)); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(out.String(), "lifetime: 2023-11-14T22:13:20Z .. 2027-01-15T08:00:00Z "+tc.want) {
@@ -136,6 +136,7 @@ func TestInspectLifetimeStates(t *testing.T) {
 
 // TestInspectAllMessages prints every MLSMessage and bare structure of messages.json.
 func TestInspectAllMessages(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("testdata/messages.json")
 	if err != nil {
 		t.Fatal(err)

@@ -112,6 +112,7 @@ func testKeyScheduleVectors(t *testing.T, raw []byte) {
 }
 
 func TestExporterLengthLimits(t *testing.T) {
+	t.Parallel()
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
 	sec := make([]byte, 32)
 	for _, n := range []int{-1, 255*32 + 1, 1 << 20} {
@@ -128,6 +129,7 @@ func TestExporterLengthLimits(t *testing.T) {
 }
 
 func TestWelcomeKeyNonceSizes(t *testing.T) {
+	t.Parallel()
 	for _, cs := range SupportedCipherSuites() {
 		s, _ := cs.impl()
 		k, n := s.welcomeKeyNonce(make([]byte, s.hashSize()))

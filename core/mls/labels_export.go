@@ -61,7 +61,7 @@ func (cs CipherSuite) GenerateHPKEKeyPair() (priv, pub []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: GenerateHPKEKeyPair: %w", err)
 	}
-	ikm, err := randomBytes(s.nh)
+	ikm, err := randomBytes(nil, s.nh)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: GenerateHPKEKeyPair: %w", err)
 	}

@@ -25,7 +25,7 @@ func GenerateSigner(cs CipherSuite) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	priv, pub, err := s.generateSignatureKeyPair()
+	priv, pub, err := s.generateSignatureKeyPair(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +49,8 @@ type KeyPackageOptions struct {
 	// checked against its cipher suite, required_capabilities and extensions before anything is
 	// signed, and refused with ErrCapabilities when it would not be accepted there.
 	Group *GroupContext
+	// Env is the time (the lifetime's start) and randomness (the HPKE keys) to use.
+	Env Env
 }
 
 // KeyPackagePrivate is the private part of a KeyPackage: keep it (encrypted at rest) until the
@@ -71,11 +73,11 @@ func NewKeyPackage(signer *Signer, cred Credential, o KeyPackageOptions) (*KeyPa
 	if err != nil {
 		return nil, nil, err
 	}
-	initPriv, initPub, err := s.generateKEMKeyPair()
+	initPriv, initPub, err := s.generateKEMKeyPair(o.Env.Rand)
 	if err != nil {
 		return nil, nil, err
 	}
-	encPriv, encPub, err := s.generateKEMKeyPair()
+	encPriv, encPub, err := s.generateKEMKeyPair(o.Env.Rand)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,7 +89,7 @@ func NewKeyPackage(signer *Signer, cred Credential, o KeyPackageOptions) (*KeyPa
 	if err != nil {
 		return nil, nil, err
 	}
-	t := now()
+	t := o.Env.now()
 	kp := &KeyPackage{
 		Version:     ProtocolVersionMLS10,
 		CipherSuite: signer.CipherSuite,
@@ -167,6 +169,8 @@ type GroupOptions struct {
 	// Capabilities, when set, are the creator's leaf capabilities exactly (as for
 	// KeyPackageOptions.Capabilities); nil advertises DefaultCapabilities.
 	Capabilities *Capabilities
+	// Env is the group's time and randomness, handed on to its later epochs.
+	Env Env
 }
 
 // CreateGroup creates a one-member group with ID groupID (RFC 9420 §11): epoch 0, the creator at
@@ -179,7 +183,7 @@ func CreateGroup(groupID []byte, signer *Signer, cred Credential, o GroupOptions
 	if len(groupID) == 0 || len(groupID) > 255 {
 		return nil, fmt.Errorf("mls: group ID of %d bytes", len(groupID))
 	}
-	encPriv, encPub, err := s.generateKEMKeyPair()
+	encPriv, encPub, err := s.generateKEMKeyPair(o.Env.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +214,7 @@ func CreateGroup(groupID []byte, signer *Signer, cred Credential, o GroupOptions
 	if err != nil {
 		return nil, err
 	}
-	initSecret, err := randomBytes(s.nh)
+	initSecret, err := randomBytes(o.Env.Rand, s.nh)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +222,7 @@ func CreateGroup(groupID []byte, signer *Signer, cred Credential, o GroupOptions
 	zero(initSecret)
 	tag := s.confirmationTag(secrets.confirmationKey, ctx.ConfirmedTranscriptHash)
 	interim := s.interimTranscriptHash(ctx.ConfirmedTranscriptHash, tag)
-	return newGroupState(s, ctx, tree, newTreePrivate(0, encPriv, encPub), signer.Private, sk, secrets, interim, tag, o.Config, nil)
+	return newGroupState(s, ctx, tree, newTreePrivate(0, encPriv, encPub), signer.Private, sk, secrets, interim, tag, o.Config, o.Env, nil)
 }
 
 // JoinOptions tune joining by Welcome or external commit.
@@ -229,6 +233,8 @@ type JoinOptions struct {
 	PSKStore PSKStore
 	// Config is the sending configuration.
 	Config Config
+	// Env is the group's time and randomness, handed on to its later epochs.
+	Env Env
 }
 
 // JoinFromWelcome joins a group from a Welcome addressed to kp (RFC 9420 §12.4.3.1). signer must
@@ -287,7 +293,7 @@ func JoinFromWelcome(w *Welcome, kp *KeyPackage, kpPriv *KeyPackagePrivate, sign
 		return nil, fmt.Errorf("%w: Welcome confirmation tag does not verify", ErrInvalidCommit)
 	}
 	interim := s.interimTranscriptHash(ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
-	return newGroupState(s, ctx, tree, priv, signer.Private, nil, secrets, interim, gi.ConfirmationTag, o.Config, nil)
+	return newGroupState(s, ctx, tree, priv, signer.Private, nil, secrets, interim, gi.ConfirmationTag, o.Config, o.Env, nil)
 }
 
 // treeFromGroupInfo takes the ratchet tree from the GroupInfo's extension or out of band and
@@ -344,6 +350,8 @@ type ExternalJoinOptions struct {
 	// Capabilities, when set, are the new leaf's capabilities exactly (as for
 	// KeyPackageOptions.Capabilities); nil advertises DefaultCapabilities.
 	Capabilities *Capabilities
+	// Env is the group's time and randomness, handed on to its later epochs.
+	Env Env
 }
 
 // ExternalJoin joins the group of a GroupInfo by an external commit (RFC 9420 §12.4.3.2). It
@@ -380,7 +388,7 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 		return nil, err
 	}
 	// A placeholder leaf (replaced by the path's leaf) takes the leftmost free slot.
-	tmpPriv, tmpPub, err := s.generateKEMKeyPair()
+	tmpPriv, tmpPub, err := s.generateKEMKeyPair(o.Env.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +403,7 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 		return nil, fmt.Errorf("mls: external join: %w", err)
 	}
 	self := tree.addLeaf(template)
-	pp, err := tree.applyNewPath(pathOptions{groupID: gi.GroupContext.GroupID, leaf: self, template: template, signer: sk})
+	pp, err := tree.applyNewPath(pathOptions{groupID: gi.GroupContext.GroupID, leaf: self, template: template, signer: sk, rand: o.Env.Rand})
 	if err != nil {
 		return nil, err
 	}
@@ -433,10 +441,11 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 	ac.Auth.ConfirmationTag = tag
 	interim := s.interimTranscriptHash(newCtx.ConfirmedTranscriptHash, tag)
 	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth}
-	next, err := newGroupState(s, newCtx, tree, pp.private(), signer.Private, sk, secrets, interim, tag, o.Config, nil)
+	next, err := newGroupState(s, newCtx, tree, pp.private(), signer.Private, sk, secrets, interim, tag, o.Config, o.Env, nil)
 	if err != nil {
 		return nil, err
 	}
+	next.pending.Store(true)
 	return &PendingCommit{Commit: &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm},
 		State: next, Result: &CommitResult{Committer: fc.Sender, Added: []LeafIndex{LeafIndex(self)}, Epoch: newCtx.Epoch, State: next}}, nil
 }
@@ -444,6 +453,9 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 // Encrypt protects application data as a PrivateMessage of the current epoch, with the next
 // generation of the member's application ratchet.
 func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
 	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())},
 		AuthenticatedData: authenticatedData, ContentType: ContentTypeApplication, ApplicationData: data}
 	ac, err := signContent(g.cs, WireFormatPrivateMessage, fc, &g.ctx, g.signer)
@@ -459,6 +471,9 @@ func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
 
 // propose signs and protects a proposal, caches it by reference and returns the message.
 func (g *Group) propose(p *Proposal) (*MLSMessage, []byte, error) {
+	if err := g.usable(); err != nil {
+		return nil, nil, err
+	}
 	wf := WireFormatPublicMessage
 	if g.cfg.PrivateHandshakes {
 		wf = WireFormatPrivateMessage
@@ -510,7 +525,10 @@ func (g *Group) ProposeRemove(l LeafIndex) (*MLSMessage, error) {
 // ProposeUpdate sends an Update proposal with a fresh leaf encryption key. Another member must
 // commit it; a member's own commit refreshes its leaf anyway (Commit always has a path).
 func (g *Group) ProposeUpdate() (*MLSMessage, error) {
-	priv, pub, err := g.cs.generateKEMKeyPair()
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	priv, pub, err := g.cs.generateKEMKeyPair(g.env.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -581,6 +599,9 @@ type ProcessOptions struct {
 // is rejected with an error and changes nothing, except that a PrivateMessage's key is consumed
 // once it decrypted.
 func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil message", ErrMalformed)
 	}
@@ -631,6 +652,13 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 	case ContentTypeCommit:
 		res, err := g.processCommit(ac, o.PSKStore, o.AppData)
 		if err != nil {
+			return nil, err
+		}
+		next := res.State
+		if res.SelfRemoved {
+			next = removedMark
+		}
+		if err := g.supersede(next); err != nil {
 			return nil, err
 		}
 		out.Kind, out.Commit = ReceivedCommit, res
@@ -729,7 +757,7 @@ func (g *publicState) checkStandaloneProposal(p *Proposal, sender Sender) error 
 	switch p.Type {
 	case ProposalTypeAdd:
 		if err := g.tree.validateLeafNode(&p.KeyPackage.LeafNode, nextAddIndex(g.tree), &leafCheck{extensions: g.ctx.Extensions,
-			source: LeafNodeSourceKeyPackage, skipSignature: true, checkLifetime: true}); err != nil {
+			source: LeafNodeSourceKeyPackage, skipSignature: true, checkLifetime: true, at: g.env.now()}); err != nil {
 			return fmt.Errorf("%w: Add: %w", ErrInvalidProposal, err)
 		}
 	case ProposalTypeUpdate:

@@ -300,7 +300,7 @@ func (g *publicState) applyProposals(tree *ratchetTree, list []appliedProposal, 
 			kp := ap.proposal.KeyPackage
 			ln := &kp.LeafNode
 			next := nextAddIndex(tree)
-			if err := tree.validateLeafNode(ln, next, &leafCheck{extensions: eff.extensions, source: LeafNodeSourceKeyPackage, skipSignature: true, checkLifetime: true}); err != nil {
+			if err := tree.validateLeafNode(ln, next, &leafCheck{extensions: eff.extensions, source: LeafNodeSourceKeyPackage, skipSignature: true, checkLifetime: true, at: g.env.now()}); err != nil {
 				return nil, fmt.Errorf("%w: Add: %w", ErrInvalidProposal, err)
 			}
 			for x := range tree.nodes {

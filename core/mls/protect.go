@@ -289,7 +289,7 @@ func protectPrivate(s *suite, ac *AuthenticatedContent, tree *secretTree, sender
 	}
 	defer zero(key)
 	sd := SenderData{LeafIndex: fc.Sender.Index, Generation: generation}
-	guard, err := randomBytes(4)
+	guard, err := randomBytes(nil, 4)
 	if err != nil {
 		return nil, err
 	}

@@ -242,6 +242,7 @@ func firstProtectionCase(t *testing.T) (*messageProtectionCase, *suite) {
 // TestUnprotectRejectsTampering changes one thing at a time in valid messages and expects the
 // matching error.
 func TestUnprotectRejectsTampering(t *testing.T) {
+	t.Parallel()
 	c, s := firstProtectionCase(t)
 	mutate := func(msg []byte, f func(m *MLSMessage)) []byte {
 		m, err := DecodeMLSMessage(msg)
@@ -282,7 +283,7 @@ func TestUnprotectRejectsTampering(t *testing.T) {
 	}
 
 	t.Run("wrong signature key", func(t *testing.T) {
-		_, otherPub, err := s.generateSignatureKeyPair()
+		_, otherPub, err := s.generateSignatureKeyPair(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,6 +301,7 @@ func TestUnprotectRejectsTampering(t *testing.T) {
 // TestPrivateMessageGenerations sends several messages and receives them out of order; a replay of
 // a received message fails because its key is deleted.
 func TestPrivateMessageGenerations(t *testing.T) {
+	t.Parallel()
 	c, s := firstProtectionCase(t)
 	ctx := c.groupContext()
 	sender, err := newSecretTree(s, c.EncryptionSecret, 2, defaultSecretTreeLimits)
@@ -343,6 +345,7 @@ func TestPrivateMessageGenerations(t *testing.T) {
 
 // TestProtectRejects checks the combinations RFC 9420 forbids on the sending side.
 func TestProtectRejects(t *testing.T) {
+	t.Parallel()
 	c, s := firstProtectionCase(t)
 	ctx := c.groupContext()
 	tree, err := newSecretTree(s, c.EncryptionSecret, 2, defaultSecretTreeLimits)

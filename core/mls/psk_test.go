@@ -34,6 +34,7 @@ func testPSKSecretVectors(t *testing.T, raw []byte) {
 }
 
 func TestPreSharedKeyIDRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, id := range []PreSharedKeyID{
 		{PSKType: PSKTypeExternal, PSKID: []byte("ext"), PSKNonce: []byte{1, 2, 3}},
 		{PSKType: PSKTypeResumption, Usage: ResumptionPSKUsageBranch, PSKGroupID: []byte("g"), PSKEpoch: 9, PSKNonce: []byte{4}},
@@ -71,6 +72,7 @@ func TestPreSharedKeyIDRoundTrip(t *testing.T) {
 }
 
 func TestPSKSecretEmpty(t *testing.T) {
+	t.Parallel()
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
 	got, err := s.pskSecret(nil)
 	if err != nil || !bytes.Equal(got, make([]byte, 32)) {
@@ -100,6 +102,7 @@ func FuzzPreSharedKeyID(f *testing.F) {
 // TestPSKSecretEmptyPSKValue checks that an empty PSK value is extracted as empty input, not
 // confused with the all-zero "0" value the key schedule uses for absent secrets.
 func TestPSKSecretEmptyPSKValue(t *testing.T) {
+	t.Parallel()
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
 	id := PreSharedKeyID{PSKType: PSKTypeExternal, PSKID: []byte("id"), PSKNonce: make([]byte, 32)}
 	empty, err := s.pskSecret([]pskInput{{id: id, psk: []byte{}}})

@@ -46,7 +46,7 @@ func (g *Group) Public() *PublicGroup {
 	props := slices.Clone(g.proposals)
 	g.mu.Unlock()
 	return &PublicGroup{publicState: publicState{cs: g.cs, ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree,
-		interim: g.interim, confTag: g.confTag, proposals: props}}
+		interim: g.interim, confTag: g.confTag, proposals: props, env: g.env}}
 }
 
 // NewPublicGroup makes the public view of the epoch of a GroupInfo. The ratchet tree is the
@@ -68,7 +68,7 @@ func NewPublicGroup(gi *GroupInfo, tree RatchetTree) (*PublicGroup, error) {
 	p := new(PublicGroup)
 	ctx := gi.GroupContext
 	interim := s.interimTranscriptHash(ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
-	if err := p.init(s, ctx, t, interim, slices.Clone(gi.ConfirmationTag), nil); err != nil {
+	if err := p.init(s, ctx, t, interim, slices.Clone(gi.ConfirmationTag), nil, Env{}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -114,7 +114,7 @@ func (g *PublicGroup) Process(m *MLSMessage, o ProcessOptions) (*Received, error
 			return nil, err
 		}
 		next := new(PublicGroup)
-		if err := next.init(g.cs, pc.next, pc.tree, pc.interim, slices.Clone(ac.Auth.ConfirmationTag), nil); err != nil {
+		if err := next.init(g.cs, pc.next, pc.tree, pc.interim, slices.Clone(ac.Auth.ConfirmationTag), nil, g.env); err != nil {
 			return nil, err
 		}
 		res := commitResult(ac.Content.Sender, pc.aps, pc.eff, nil)
@@ -206,7 +206,7 @@ func (g *PublicGroup) UnmarshalBinary(b []byte) error {
 	if len(props) > maxCachedProposals {
 		return fmt.Errorf("%w: public group state: %d cached proposals", ErrMalformed, len(props))
 	}
-	return g.init(s, ctx, tree, interim, confTag, props)
+	return g.init(s, ctx, tree, interim, confTag, props, Env{})
 }
 
 // LoadPublicGroup decodes a view encoded by MarshalBinary.

@@ -87,6 +87,7 @@ func (f *publicFollower) check() {
 }
 
 func TestPublicGroupFollowsCommits(t *testing.T) {
+	t.Parallel()
 	for _, cs := range []CipherSuite{1, 2, 3} {
 		t.Run(fmt.Sprint(uint16(cs)), func(t *testing.T) { testPublicGroupFollowsCommits(t, cs) })
 	}
@@ -127,7 +128,7 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := f.deliver(alice, pc.Commit, pc.State); len(res.Added) != 1 || res.Added[0] != 1 {
+	if res := f.deliver(alice, pc.Commit, confirm(t, pc)); len(res.Added) != 1 || res.Added[0] != 1 {
 		t.Fatalf("added %v", res.Added)
 	}
 	join(pc, bob)
@@ -135,7 +136,7 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.deliver(bob, pc.Commit, pc.State)
+	f.deliver(bob, pc.Commit, confirm(t, pc))
 	join(pc, carol, dave)
 
 	// An AppDataUpdate by reference, committed by another member (no path needed, but Commit
@@ -155,7 +156,7 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return f.deliver(committer, pc.Commit, pc.State)
+		return f.deliver(committer, pc.Commit, confirm(t, pc))
 	}
 	res := byRef(carol, prop, alice)
 	if len(res.Proposals) != 1 || res.Proposals[0].Type != ProposalTypeAppDataUpdate {
@@ -198,7 +199,7 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res = f.deliver(eve, ext.Commit, ext.State)
+	res = f.deliver(eve, ext.Commit, confirm(t, ext))
 	if m, ok := f.view.Member(3); res.Committer.Type != SenderTypeNewMemberCommit || !ok || !bytes.Equal(m.Credential.Identity, []byte("eve")) {
 		t.Fatalf("external commit: committer %v, leaf 3 %v", res.Committer, m)
 	}
@@ -219,7 +220,7 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.deliver(alice, pc.Commit, pc.State)
+	f.deliver(alice, pc.Commit, confirm(t, pc))
 	if n := len(f.view.Members()); n != 2 {
 		t.Fatalf("%d members left", n)
 	}
@@ -254,6 +255,7 @@ func forgePublic(t testing.TB, g *Group, fc *FramedContent, tag []byte) *MLSMess
 }
 
 func TestPublicGroupRejects(t *testing.T) {
+	t.Parallel()
 	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
 	f := newHostileFixture(t, cs)
 	view := f.bob.g.Public()
@@ -264,7 +266,7 @@ func TestPublicGroupRejects(t *testing.T) {
 	}
 	pm := honest.Commit.PublicMessage
 	newKey := func() []byte {
-		_, pub, err := f.alice.g.cs.generateKEMKeyPair()
+		_, pub, err := f.alice.g.cs.generateKEMKeyPair(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +289,7 @@ func TestPublicGroupRejects(t *testing.T) {
 		fc.Commit = &c
 		return forgePublic(t, f.alice.g, &fc, pm.Auth.ConfirmationTag)
 	}
-	private, err := f.alice.g.WithConfig(Config{PrivateHandshakes: true}).Commit(CommitOptions{})
+	private, err := withConfig(t, cloneGroup(t, f.alice.g), Config{PrivateHandshakes: true}).Commit(CommitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,6 +386,7 @@ func TestPublicGroupRejects(t *testing.T) {
 }
 
 func TestLoadPublicGroupRejects(t *testing.T) {
+	t.Parallel()
 	f := newHostileFixture(t, MLS128DHKEMX25519AES128GCMSHA256Ed25519)
 	good := stateBytes(t, f.bob.g.Public())
 	for _, c := range []struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,13 +37,19 @@ func testCapabilities(s *suite) Capabilities {
 // signed leaf of source key_package, valid for all time.
 func newTreeMember(t testing.TB, s *suite, seed int) *treeMember {
 	t.Helper()
+	return newTreeMemberFrom(t, s, seed, nil)
+}
+
+// newTreeMemberFrom is newTreeMember with the signature key's seed drawn from r.
+func newTreeMemberFrom(t testing.TB, s *suite, seed int, r io.Reader) *treeMember {
+	t.Helper()
 	ikm := make([]byte, s.hashSize())
 	binary.BigEndian.PutUint64(ikm, uint64(seed)+1)
 	encPriv, encPub, err := s.deriveKeyPair(ikm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sigPriv, sigPub, err := s.generateSignatureKeyPair()
+	sigPriv, sigPub, err := s.generateSignatureKeyPair(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +107,7 @@ func freshHash(t testing.TB, tr *ratchetTree) []byte {
 // TestTreeAddRemoveTruncate walks a tree through growth and shrinkage and checks the shape, that
 // the incremental hash always equals a fresh one, and that clones are unaffected.
 func TestTreeAddRemoveTruncate(t *testing.T) {
+	t.Parallel()
 	s := suite1(t)
 	ms := make([]*treeMember, 9)
 	for i := range ms {
@@ -163,6 +171,7 @@ func TestTreeAddRemoveTruncate(t *testing.T) {
 // TestTreeUnmergedLeaves checks that an add under non-blank parents records the new leaf as
 // unmerged (kept sorted), that resolutions include unmerged leaves, and that an update blanks them.
 func TestTreeUnmergedLeaves(t *testing.T) {
+	t.Parallel()
 	s := suite1(t)
 	tr := newRatchetTree(s, newTreeMember(t, s, 0).leaf)
 	for i := 1; i < 4; i++ {
@@ -243,6 +252,7 @@ func validTestTree(t *testing.T) (*ratchetTree, []byte) {
 // TestValidateHostileTrees feeds invalid trees to validate and checks that each is rejected with
 // ErrInvalidTree and the reason, without a panic.
 func TestValidateHostileTrees(t *testing.T) {
+	t.Parallel()
 	base, groupID := validTestTree(t)
 
 	firstParent := func(tr *ratchetTree) nodeIndex {
@@ -380,6 +390,7 @@ func loadVectorCases[T any](t testing.TB, name string) []T {
 // TestValidateHostileLeaves builds trees of fresh members whose leaves break one rule of RFC 9420
 // §7.3 / §12.4.3.1 each and checks that validate rejects them with the reason.
 func TestValidateHostileLeaves(t *testing.T) {
+	t.Parallel()
 	s := suite1(t)
 	groupID := []byte("group")
 	build := func(mutate func(ms []*treeMember)) *ratchetTree {
@@ -472,6 +483,7 @@ func TestValidateHostileLeaves(t *testing.T) {
 
 // TestValidateLeafNodeForGroup checks validateLeafNode as the group engine uses it for an Add.
 func TestValidateLeafNodeForGroup(t *testing.T) {
+	t.Parallel()
 	s := suite1(t)
 	tr := newRatchetTree(s, newTreeMember(t, s, 0).leaf)
 	tr.addLeaf(newTreeMember(t, s, 1).leaf)
@@ -504,6 +516,7 @@ func TestValidateLeafNodeForGroup(t *testing.T) {
 // TestTreeFromWireHostile checks the shape checks of ratchetTreeFromWire on trees built in memory
 // (the decoder rejects most of these already).
 func TestTreeFromWireHostile(t *testing.T) {
+	t.Parallel()
 	s := suite1(t)
 	leaf := func() *Node { return &Node{Type: NodeTypeLeaf, Leaf: newTreeMember(t, s, 0).leaf} }
 	parent := func(unmerged ...uint32) *Node {
@@ -548,6 +561,7 @@ func TestTreeFromWireHostile(t *testing.T) {
 // TestVerifyLeafSignaturesLowest checks that parallel signature verification reports the lowest
 // failing leaf whatever the scheduling.
 func TestVerifyLeafSignaturesLowest(t *testing.T) {
+	t.Parallel()
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	s := suite1(t)
 	tr := newRatchetTree(s, newTreeMember(t, s, 0).leaf)

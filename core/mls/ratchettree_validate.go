@@ -23,7 +23,7 @@ type leafCheck struct {
 	// source, when non-zero, is the leaf_node_source the context requires (key_package for Add,
 	// update for Update, commit for a path).
 	source LeafNodeSource
-	// checkLifetime checks a key_package leaf's lifetime against at (now() when zero).
+	// checkLifetime checks a key_package leaf's lifetime against at (the current time when zero).
 	checkLifetime bool
 	at            time.Time
 	// skipSignature skips the signature check (validate verifies all leaves' signatures itself, in
@@ -122,7 +122,7 @@ func (t *ratchetTree) checkLeafAlone(ln *LeafNode, l leafIndex, c *leafCheck) er
 	if c.checkLifetime && ln.Source == LeafNodeSourceKeyPackage {
 		at := c.at
 		if at.IsZero() {
-			at = now()
+			at = time.Now()
 		}
 		s := at.Unix()
 		if s < 0 || uint64(s) < ln.Lifetime.NotBefore || uint64(s) > ln.Lifetime.NotAfter {
@@ -174,8 +174,8 @@ type treeCheck struct {
 	treeHash   []byte     // the GroupContext's tree hash; required
 	extensions Extensions // the GroupContext's extensions (required_capabilities)
 	// checkLifetimes checks the lifetimes of key_package leaves (RFC 9420 only recommends it: a
-	// member that joined long ago may legitimately still hold its KeyPackage leaf), at at (now()
-	// when zero).
+	// member that joined long ago may legitimately still hold its KeyPackage leaf), at at (the
+	// current time when zero).
 	checkLifetimes bool
 	at             time.Time
 }

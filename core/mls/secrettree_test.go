@@ -96,6 +96,7 @@ func newTestSecretTree(t *testing.T, nLeaves uint32, limits secretTreeLimits) *s
 }
 
 func TestSecretTreeDeletesConsumedKeys(t *testing.T) {
+	t.Parallel()
 	st := newTestSecretTree(t, 4, secretTreeLimits{maxForward: 10, maxRetained: 3})
 	// Generation 5 first: 0..4 are retained up to 3 (so 0 and 1 are evicted).
 	k5, _, _, err := st.keyForGeneration(2, ratchetApplication, 5)
@@ -147,6 +148,7 @@ func TestSecretTreeDeletesConsumedKeys(t *testing.T) {
 }
 
 func TestSecretTreeNoRetention(t *testing.T) {
+	t.Parallel()
 	st := newTestSecretTree(t, 1, secretTreeLimits{maxForward: 4, maxRetained: 0})
 	if _, _, _, err := st.keyForGeneration(0, ratchetHandshake, 3); err != nil {
 		t.Fatal(err)
@@ -159,6 +161,7 @@ func TestSecretTreeNoRetention(t *testing.T) {
 }
 
 func TestSecretTreeRejectsBadParameters(t *testing.T) {
+	t.Parallel()
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
 	if _, err := newSecretTree(s, make([]byte, 32), 3, defaultSecretTreeLimits); err == nil {
 		t.Error("3 leaves accepted")
@@ -171,6 +174,7 @@ func TestSecretTreeRejectsBadParameters(t *testing.T) {
 // TestSecretTreeManyRetainedOutOfOrder checks that the bookkeeping of retained keys stays bounded
 // when keys are consumed out of order over many generations.
 func TestSecretTreeManyRetainedOutOfOrder(t *testing.T) {
+	t.Parallel()
 	lim := secretTreeLimits{maxForward: 64, maxRetained: 8}
 	st := newTestSecretTree(t, 2, lim)
 	for base := uint32(0); base < 2000; base += 8 {

@@ -10,6 +10,7 @@ import (
 // changing the reader's state: the sender itself learns its own leaf (and still cannot decrypt
 // its message), a receiver decrypts afterwards, and a message of another epoch is refused.
 func TestPrivateMessageSender(t *testing.T) {
+	t.Parallel()
 	alice, bob := newGoClient(t, 1, "alice"), newGoClient(t, 1, "bob")
 	var err error
 	if alice.g, err = CreateGroup([]byte("group"), alice.signer, alice.cred(), GroupOptions{}); err != nil {
@@ -19,7 +20,7 @@ func TestPrivateMessageSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.g = pc.State
+	alice.g = confirm(t, pc)
 	if bob.g, err = JoinFromWelcome(reencode(t, pc.Welcome).Welcome, bob.kp, bob.kpPriv, bob.signer, JoinOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,14 @@ var (
 
 // MarshalBinary encodes the state for storage (version byte, then TLS presentation language).
 // It includes the secret tree's current ratchet positions, so a restored state neither reuses a
-// sending generation nor accepts a replayed message.
-func (g *Group) MarshalBinary() ([]byte, error) { return g.marshalWith(g.stree) }
+// sending generation nor accepts a replayed message. A superseded or removed state is refused
+// (storing it would bring an old epoch back); the state of a PendingCommit may be stored.
+func (g *Group) MarshalBinary() ([]byte, error) {
+	if g.successor.Load() != nil {
+		return nil, g.usable()
+	}
+	return g.marshalWith(g.stree)
+}
 
 // marshalWith encodes the state with st in the place of the group's secret tree.
 func (g *Group) marshalWith(st *secretTree) ([]byte, error) {

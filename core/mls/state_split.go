@@ -19,6 +19,9 @@ const secretTreeStateVersion = 1
 // the Process of an application message leave it unchanged. LoadGroupParts restores a group from
 // it and MarshalSecretTree's encoding.
 func (g *Group) MarshalEpochState() ([]byte, error) {
+	if g.successor.Load() != nil {
+		return nil, g.usable()
+	}
 	return g.marshalWith(&secretTree{s: g.cs, nLeaves: g.stree.nLeaves})
 }
 
@@ -27,11 +30,16 @@ func (g *Group) MarshalEpochState() ([]byte, error) {
 // keeps for late messages. Its size grows with the number of senders seen in the epoch, not with
 // the group; a restored state neither reuses a sending generation nor accepts a replayed message.
 func (g *Group) MarshalSecretTree() ([]byte, error) {
+	if g.successor.Load() != nil {
+		return nil, g.usable()
+	}
 	w := tlspl.NewWriter(256)
 	w.Uint8(secretTreeStateVersion)
 	g.stree.marshalState(w)
 	return w.Bytes()
 }
+
+// MarshalEpochState and MarshalSecretTree refuse a superseded or removed state, as MarshalBinary.
 
 // LoadGroupParts restores a group from an epoch state (MarshalEpochState) and a secret tree
 // (MarshalSecretTree) of the same epoch.

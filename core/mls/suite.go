@@ -12,7 +12,7 @@ package mls
 //	s.signWithLabel(priv, label, content), s.verifyWithLabel(pub, label, content, sig)
 //	s.encryptWithLabel(pub, label, ctx, pt), s.decryptWithLabel(priv, label, ctx, kemOut, ct)
 //	s.seal(key, nonce, aad, pt), s.open(key, nonce, aad, ct)
-//	s.deriveKeyPair(ikm), s.generateKEMKeyPair(), s.generateSignatureKeyPair()
+//	s.deriveKeyPair(ikm), s.generateKEMKeyPair(r), s.generateSignatureKeyPair(r)
 //	s.hpkeExportSender / s.hpkeExportRecipient (external init, RFC 9420 §8.3)
 //
 // Labels: expandWithLabel, deriveSecret, deriveTreeSecret, signWithLabel, verifyWithLabel,
@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -123,7 +124,6 @@ type suite struct {
 // kemScheme is the HPKE (RFC 9180, base mode) part of a cipher suite: KEM plus the suite's KDF and AEAD.
 type kemScheme interface {
 	deriveKeyPair(ikm []byte) (priv, pub []byte, err error)
-	generateKeyPair() (priv, pub []byte, err error)
 	publicKey(priv []byte) ([]byte, error)
 	validatePublicKey(pub []byte) error
 	seal(pub, info, aad, pt []byte) (enc, ct []byte, err error)
@@ -138,7 +138,7 @@ type signatureScheme interface {
 	sign(priv, msg []byte) ([]byte, error)
 	parse(priv []byte) (signingKey, error)
 	verify(pub, msg, sig []byte) error
-	generate() (priv, pub []byte, err error)
+	generate(r io.Reader) (priv, pub []byte, err error) // r: seeds of EdDSA keys; ECDSA uses crypto/rand
 	publicKey(priv []byte) ([]byte, error)
 	validatePublicKey(pub []byte) error
 }
@@ -419,18 +419,25 @@ func (s *suite) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	return priv, pub, nil
 }
 
-// generateKEMKeyPair returns a fresh random HPKE key pair (KeyPackage init keys, leaf keys).
-func (s *suite) generateKEMKeyPair() (priv, pub []byte, err error) {
-	priv, pub, err = s.kem.generateKeyPair()
+// generateKEMKeyPair returns a fresh random HPKE key pair (KeyPackage init keys, leaf keys):
+// DeriveKeyPair of Nh random bytes from r (RFC 9180 §7.1.3; crypto/rand when r is nil).
+func (s *suite) generateKEMKeyPair(r io.Reader) (priv, pub []byte, err error) {
+	ikm, err := randomBytes(r, s.nh)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer zero(ikm)
+	priv, pub, err = s.kem.deriveKeyPair(ikm)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: generating HPKE key pair: %w", err)
 	}
 	return priv, pub, nil
 }
 
-// generateSignatureKeyPair returns a fresh random signature key pair in the encodings above.
-func (s *suite) generateSignatureKeyPair() (priv, pub []byte, err error) {
-	priv, pub, err = s.sig.generate()
+// generateSignatureKeyPair returns a fresh random signature key pair in the encodings above (the
+// seed of an EdDSA key from r, crypto/rand when nil; ECDSA keys from crypto/rand).
+func (s *suite) generateSignatureKeyPair(r io.Reader) (priv, pub []byte, err error) {
+	priv, pub, err = s.sig.generate(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: generating signature key pair: %w", err)
 	}

@@ -27,7 +27,7 @@ func benchSuites(b *testing.B, f func(b *testing.B, s *suite)) {
 
 func BenchmarkPrimitiveSign(b *testing.B) {
 	benchSuites(b, func(b *testing.B, s *suite) {
-		priv, _, err := s.generateSignatureKeyPair()
+		priv, _, err := s.generateSignatureKeyPair(nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func BenchmarkPrimitiveSign(b *testing.B) {
 // BenchmarkPrimitiveSignParsed signs with a key parsed once (parseSigningKey + signWithLabelKey).
 func BenchmarkPrimitiveSignParsed(b *testing.B) {
 	benchSuites(b, func(b *testing.B, s *suite) {
-		priv, _, err := s.generateSignatureKeyPair()
+		priv, _, err := s.generateSignatureKeyPair(nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func BenchmarkPrimitiveSignParsed(b *testing.B) {
 
 func BenchmarkPrimitiveVerify(b *testing.B) {
 	benchSuites(b, func(b *testing.B, s *suite) {
-		priv, pub, err := s.generateSignatureKeyPair()
+		priv, pub, err := s.generateSignatureKeyPair(nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func BenchmarkPrimitiveVerify(b *testing.B) {
 
 func BenchmarkPrimitiveEncryptWithLabel(b *testing.B) {
 	benchSuites(b, func(b *testing.B, s *suite) {
-		_, pub, err := s.generateKEMKeyPair()
+		_, pub, err := s.generateKEMKeyPair(nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func BenchmarkPrimitiveEncryptWithLabel(b *testing.B) {
 
 func BenchmarkPrimitiveDecryptWithLabel(b *testing.B) {
 	benchSuites(b, func(b *testing.B, s *suite) {
-		priv, pub, err := s.generateKEMKeyPair()
+		priv, pub, err := s.generateKEMKeyPair(nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/hpke"
+	"crypto/rand"
 	"crypto/sha512"
 	"encoding/binary"
 	"errors"
@@ -105,14 +106,6 @@ func encodePair(k hpke.PrivateKey) (priv, pub []byte, err error) {
 
 func (s *stdKEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	k, err := s.kem.DeriveKeyPair(ikm)
-	if err != nil {
-		return nil, nil, err
-	}
-	return encodePair(k)
-}
-
-func (s *stdKEM) generateKeyPair() (priv, pub []byte, err error) {
-	k, err := s.kem.GenerateKey()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -246,14 +239,6 @@ func (x *x448KEM) deriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	return sk, pub, nil
 }
 
-func (x *x448KEM) generateKeyPair() (priv, pub []byte, err error) {
-	ikm, err := randomBytes(56)
-	if err != nil {
-		return nil, nil, err
-	}
-	return x.deriveKeyPair(ikm)
-}
-
 func (x *x448KEM) privateKey(priv []byte) (circlkem.PrivateKey, error) {
 	k, err := x.scheme.UnmarshalBinaryPrivateKey(priv)
 	if err != nil {
@@ -292,7 +277,7 @@ func (x *x448KEM) sender(pub, info []byte) (enc []byte, s circlhpke.Sealer, err 
 	if err != nil {
 		return nil, nil, fmt.Errorf("HPKE setup: %w", err)
 	}
-	enc, s, err = snd.Setup(randReader)
+	enc, s, err = snd.Setup(rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("HPKE setup: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"hash"
+	"io"
 
 	"github.com/cloudflare/circl/sign/ed448"
 )
@@ -56,8 +57,8 @@ func (ed25519Scheme) verify(pub, msg, sig []byte) error {
 	return nil
 }
 
-func (ed25519Scheme) generate() (priv, pub []byte, err error) {
-	seed, err := randomBytes(ed25519.SeedSize)
+func (ed25519Scheme) generate(r io.Reader) (priv, pub []byte, err error) {
+	seed, err := randomBytes(r, ed25519.SeedSize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,8 +122,8 @@ func (ed448Scheme) verify(pub, msg, sig []byte) error {
 	return nil
 }
 
-func (ed448Scheme) generate() (priv, pub []byte, err error) {
-	seed, err := randomBytes(ed448.SeedSize)
+func (ed448Scheme) generate(r io.Reader) (priv, pub []byte, err error) {
+	seed, err := randomBytes(r, ed448.SeedSize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -246,7 +247,7 @@ func (e *ecdsaScheme) verify(pub, msg, sig []byte) error {
 	return nil
 }
 
-func (e *ecdsaScheme) generate() (priv, pub []byte, err error) {
+func (e *ecdsaScheme) generate(io.Reader) (priv, pub []byte, err error) {
 	k, err := ecdsa.GenerateKey(e.curve, rand.Reader)
 	if err != nil {
 		return nil, nil, err

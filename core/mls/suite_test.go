@@ -115,6 +115,7 @@ func testCryptoBasicsVectors(t *testing.T, raw []byte) {
 }
 
 func TestCipherSuiteNames(t *testing.T) {
+	t.Parallel()
 	for _, cs := range SupportedCipherSuites() {
 		if !cs.Supported() {
 			t.Errorf("%v listed but not supported", cs)
@@ -142,6 +143,7 @@ func TestCipherSuiteNames(t *testing.T) {
 // TestSuitePrimitivesRoundTrip exercises key generation, sign/verify, HPKE, AEAD and external init
 // for every suite with fresh keys, including the failure paths callers rely on.
 func TestSuitePrimitivesRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, cs := range SupportedCipherSuites() {
 		t.Run(cs.String(), func(t *testing.T) {
 			s, err := cs.impl()
@@ -149,7 +151,7 @@ func TestSuitePrimitivesRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Signatures.
-			sk, pk, err := s.generateSignatureKeyPair()
+			sk, pk, err := s.generateSignatureKeyPair(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +189,7 @@ func TestSuitePrimitivesRoundTrip(t *testing.T) {
 				t.Fatalf("sign with a bad key: %v", err)
 			}
 			// HPKE.
-			hsk, hpk, err := s.generateKEMKeyPair()
+			hsk, hpk, err := s.generateKEMKeyPair(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,11 +283,11 @@ func FuzzUntrustedCryptoInput(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		sp, spub, err := s.sig.generate()
+		sp, spub, err := s.sig.generate(nil)
 		if err != nil {
 			f.Fatal(err)
 		}
-		kp, kpub, err := s.kem.generateKeyPair()
+		kp, kpub, err := s.generateKEMKeyPair(nil)
 		if err != nil {
 			f.Fatal(err)
 		}

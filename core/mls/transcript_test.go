@@ -45,6 +45,7 @@ func testTranscriptHashVectors(t *testing.T, raw []byte) {
 }
 
 func TestSplitCommitAuthenticatedContentRejects(t *testing.T) {
+	t.Parallel()
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
 	if _, _, err := s.nextTranscriptHashes(nil, &AuthenticatedContent{Content: FramedContent{ContentType: ContentTypeApplication}}); err == nil {
 		t.Error("transcript hash of application content accepted")

@@ -19,6 +19,7 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"runtime"
 	"slices"
@@ -113,6 +114,8 @@ type pathOptions struct {
 	// added lists the leaves added by the commit's Add proposals: they receive no path secret
 	// through the UpdatePath (they get theirs from the Welcome, via pathSecretFor).
 	added []leafIndex
+	// rand is the source of the leaf secret (crypto/rand when nil).
+	rand io.Reader
 }
 
 // pendingPath is a committer's UpdatePath whose public part is merged into the tree but whose path
@@ -143,7 +146,7 @@ func (t *ratchetTree) applyNewPath(o pathOptions) (*pendingPath, error) {
 	}
 	cs := t.cs
 	path, cop := t.filteredDirectPath(o.leaf)
-	leafSecret, err := randomBytes(cs.hashSize())
+	leafSecret, err := randomBytes(o.rand, cs.hashSize())
 	if err != nil {
 		return nil, err
 	}

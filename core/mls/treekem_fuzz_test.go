@@ -16,17 +16,16 @@ func FuzzUpdatePath(f *testing.F) {
 	groupID := []byte("fuzz group")
 	// The setup must give the same keys in every fuzz worker process (the seed paths are signed
 	// and hashed against them), so its randomness (Ed25519 seeds, leaf secrets) is fixed.
-	saved := randReader
-	randReader = mrand.NewChaCha8([32]byte{'f', 'u', 'z', 'z'})
+	rnd := mrand.NewChaCha8([32]byte{'f', 'u', 'z', 'z'})
 	ms := make([]*treeMember, 9)
 	for i := range ms {
-		ms[i] = newTreeMember(f, s, i)
+		ms[i] = newTreeMemberFrom(f, s, i, rnd)
 	}
 	base := newRatchetTree(s, ms[0].leaf)
 	for _, m := range ms[1:5] {
 		base.addLeaf(m.leaf)
 	}
-	pp, err := base.applyNewPath(pathOptions{groupID: groupID, leaf: 0, template: ms[0].leaf, signer: ms[0].signer})
+	pp, err := base.applyNewPath(pathOptions{groupID: groupID, leaf: 0, template: ms[0].leaf, signer: ms[0].signer, rand: rnd})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func FuzzUpdatePath(f *testing.F) {
 	}
 	for sender := range leafIndex(9) {
 		tr := base.clone()
-		pp, err := tr.applyNewPath(pathOptions{groupID: groupID, leaf: sender, template: ms[sender].leaf, signer: ms[sender].signer})
+		pp, err := tr.applyNewPath(pathOptions{groupID: groupID, leaf: sender, template: ms[sender].leaf, signer: ms[sender].signer, rand: rnd})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -90,7 +89,6 @@ func FuzzUpdatePath(f *testing.F) {
 		}
 		f.Add(byte(sender), byte(0), b)
 	}
-	randReader = saved
 	f.Fuzz(func(t *testing.T, sender, addedMask byte, data []byte) {
 		up := new(UpdatePath)
 		if err := decode("UpdatePath", data, up); err != nil {

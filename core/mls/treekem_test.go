@@ -224,6 +224,7 @@ func slicesContains(s []leafIndex, l leafIndex) bool {
 // the tree and use their Welcome path secret, and every tree stays valid (parent hashes with
 // unmerged leaves, truncation). It runs with 1 and 4 HPKE workers.
 func TestTreeKEMSimulation(t *testing.T) {
+	t.Parallel()
 	for _, procs := range []int{1, 4} {
 		for _, cs := range []CipherSuite{MLS128DHKEMX25519AES128GCMSHA256Ed25519, MLS128DHKEMP256AES128GCMSHA256P256} {
 			t.Run(fmt.Sprintf("suite%d/procs%d", cs, procs), func(t *testing.T) {
@@ -282,6 +283,7 @@ func TestTreeKEMSimulation(t *testing.T) {
 // TestUpdatePathHostile checks that malformed and forged UpdatePaths are rejected with
 // ErrInvalidUpdatePath, leaving the receiver's tree and private state unchanged.
 func TestUpdatePathHostile(t *testing.T) {
+	t.Parallel()
 	s := suite1(t)
 	groupID := []byte("hostile")
 	ms := make([]*treeMember, 6)

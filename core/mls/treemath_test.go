@@ -91,6 +91,7 @@ func deref(p *uint32) any {
 // TestTreeMathPaths checks direct path, copath, common ancestor and subtree membership against
 // definitions computed by walking the tree, for every node pair of trees up to 64 leaves.
 func TestTreeMathPaths(t *testing.T) {
+	t.Parallel()
 	for n := uint32(1); n <= 64; n *= 2 {
 		root := rootNode(n)
 		w := nodeCount(n)
@@ -142,6 +143,7 @@ func TestTreeMathPaths(t *testing.T) {
 }
 
 func TestLeafNodeIndex(t *testing.T) {
+	t.Parallel()
 	for _, l := range []leafIndex{0, 1, 7, 1 << 20, 1<<31 - 1} {
 		x := l.node()
 		if !x.isLeaf() || x.level() != 0 || x.leaf() != l {

@@ -89,6 +89,7 @@ func kpHex(t *testing.T, kp *KeyPackage) string {
 }
 
 func TestGroupInteropTSMLS(t *testing.T) {
+	t.Parallel()
 	p := startTSPeer(t)
 	for _, cs := range []CipherSuite{1, 2, 3} {
 		t.Run(fmt.Sprintf("suite%d", cs), func(t *testing.T) {
@@ -147,14 +148,14 @@ func tsCreatesGoJoins(t *testing.T, p *tsPeer, cs CipherSuite) {
 
 	// Go update commits, public and private, processed by ts-mls and the other Go member.
 	for _, private := range []bool{false, true} {
-		g1.g = g1.g.WithConfig(Config{PrivateHandshakes: private})
+		g1.g = withConfig(t, g1.g, Config{PrivateHandshakes: private})
 		pc, err := g1.g.Commit(CommitOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		tsProcess(t, p, ts, pc.Commit)
 		goProcess(t, g2, p.mustHex(t, pc.Commit))
-		g1.g = pc.State
+		g1.g = confirm(t, pc)
 		agree(t, p, ts, g1.g, g2.g)
 	}
 
@@ -167,7 +168,7 @@ func tsCreatesGoJoins(t *testing.T, p *tsPeer, cs CipherSuite) {
 	}
 	tsProcess(t, p, ts, pc.Commit)
 	goProcess(t, g2, p.mustHex(t, pc.Commit))
-	g1.g = pc.State
+	g1.g = confirm(t, pc)
 	p.call("join", map[string]any{"name": tsJoiner, "welcome": encodeHex(t, pc.Welcome)})
 	agree(t, p, tsJoiner, g1.g, g2.g)
 	agree(t, p, ts, g1.g)
@@ -178,7 +179,7 @@ func tsCreatesGoJoins(t *testing.T, p *tsPeer, cs CipherSuite) {
 	}
 	tsProcess(t, p, ts, pc.Commit)
 	goProcess(t, g2, p.mustHex(t, pc.Commit))
-	g1.g = pc.State
+	g1.g = confirm(t, pc)
 	agree(t, p, ts, g1.g, g2.g)
 
 	// ts-mls removes a Go member.
@@ -207,7 +208,7 @@ func goCreatesTSJoins(t *testing.T, p *tsPeer, cs CipherSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner.g = pc.State
+	owner.g = confirm(t, pc)
 	for _, n := range []string{ta, tb} {
 		p.call("join", map[string]any{"name": n, "welcome": encodeHex(t, pc.Welcome)})
 		agree(t, p, n, owner.g)
@@ -244,7 +245,7 @@ func goCreatesTSJoins(t *testing.T, p *tsPeer, cs CipherSuite) {
 	for _, n := range []string{ta, tb} {
 		tsProcess(t, p, n, pc.Commit)
 	}
-	owner.g = pc.State
+	owner.g = confirm(t, pc)
 	agree(t, p, ta, owner.g)
 	agree(t, p, tb, owner.g)
 
@@ -260,7 +261,7 @@ func goCreatesTSJoins(t *testing.T, p *tsPeer, cs CipherSuite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owner.g = pc.State
+	owner.g = confirm(t, pc)
 	if len(owner.g.Members()) != 1 {
 		t.Fatalf("%d members left", len(owner.g.Members()))
 	}

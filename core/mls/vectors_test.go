@@ -64,6 +64,7 @@ var pendingInteropLayouts = map[string]string{
 }
 
 func TestVectors(t *testing.T) {
+	t.Parallel()
 	t.Run("testdata", func(t *testing.T) {
 		runVectorDir(t, "testdata", vectorLayouts, pendingLayouts)
 		if _, err := os.Stat(filepath.Join("testdata", "mls-interop-passive")); err == nil {

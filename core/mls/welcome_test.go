@@ -73,7 +73,7 @@ func testWelcomeVectors(t *testing.T, raw []byte) {
 
 		// Re-sign the GroupInfo with a fresh key: it verifies with that key and no longer with the
 		// vector's signer key.
-		priv, pub, err := s.generateSignatureKeyPair()
+		priv, pub, err := s.generateSignatureKeyPair(nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -166,15 +166,15 @@ type testMember struct {
 // newTestMember makes a signed KeyPackage with a basic credential for suite cs.
 func newTestMember(t *testing.T, s *suite, identity string) *testMember {
 	t.Helper()
-	initPriv, initPub, err := s.generateKEMKeyPair()
+	initPriv, initPub, err := s.generateKEMKeyPair(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	encPriv, encPub, err := s.generateKEMKeyPair()
+	encPriv, encPub, err := s.generateKEMKeyPair(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sigPriv, sigPub, err := s.generateSignatureKeyPair()
+	sigPriv, sigPub, err := s.generateSignatureKeyPair(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +216,7 @@ func newTestMember(t *testing.T, s *suite, identity string) *testMember {
 }
 
 func TestWireInteropTSMLS(t *testing.T) {
+	t.Parallel()
 	peer := startTSPeer(t)
 	// Suites 4 and 6 (X448) need the optional @hpke/dhkem-x448 package, which the peer does not
 	// install; ts-mls refuses them with a DependencyError.

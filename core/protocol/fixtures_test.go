@@ -70,7 +70,9 @@ func buildFixtures() (*fixtures, error) {
 	if f.tree, err = mls.DecodeRatchetTree(rt); err != nil {
 		return nil, err
 	}
-	g = pc.State
+	if g, err = pc.Confirm(); err != nil {
+		return nil, err
+	}
 	if f.proposal, err = g.ProposeAdd(f.carolKP); err != nil {
 		return nil, err
 	}

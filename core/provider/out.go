@@ -325,7 +325,11 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 			if err := p.acceptCommit(ctx, tx, room, h); err != nil {
 				return err
 			}
-			if err := saveClient(ctx, tx, room, c, pc.State); err != nil {
+			next, err := pc.Confirm()
+			if err != nil {
+				return err
+			}
+			if err := saveClient(ctx, tx, room, c, next); err != nil {
 				return err
 			}
 			return markOut(ctx, tx, dedupe)
@@ -355,11 +359,15 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	default:
 		return fmt.Errorf("%w: hub refused the commit (%d): %s", errNotAllowed, resp.ResponseCode, resp.ErrorDescription)
 	}
+	next, err := pc.Confirm()
+	if err != nil {
+		return err
+	}
 	return p.st.InTx(ctx, func(tx *store.Tx) error {
-		if err := saveClient(ctx, tx, room, c, pc.State); err != nil {
+		if err := saveClient(ctx, tx, room, c, next); err != nil {
 			return err
 		}
-		if err := p.upsertRoom(ctx, tx, room, pc.State.Epoch()); err != nil {
+		if err := p.upsertRoom(ctx, tx, room, next.Epoch()); err != nil {
 			return err
 		}
 		return markOut(ctx, tx, dedupe)

@@ -347,7 +347,20 @@ func TestProposalRefusals(t *testing.T) {
 		return m
 	}
 	selfRemove := must(bc.Group.ProposeSelfRemove())
-	private := must(bc.Group.WithConfig(mls.Config{PrivateHandshakes: true}).ProposeSelfRemove())
+	// A second, private-handshake copy of bob's state (as another replica would load it).
+	raw, err := bc.Group.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := mls.LoadGroup(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	privateBob, err := copied.WithConfig(mls.Config{PrivateHandshakes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := must(privateBob.ProposeSelfRemove())
 	removeAlice := must(bc.Group.ProposeRemove(ac.Group.LeafIndex()))
 	removeSelf := must(bc.Group.ProposeRemove(bc.Group.LeafIndex()))
 	aliceLeaves := must(ac.Group.ProposeSelfRemove())

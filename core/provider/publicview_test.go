@@ -148,7 +148,11 @@ func TestPublicViewCompareAndSet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pc2, err := pc1.State.Commit(mls.CommitOptions{})
+		g1, err := pc1.Confirm()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc2, err := g1.Commit(mls.CommitOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

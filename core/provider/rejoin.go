@@ -173,10 +173,14 @@ func (p *Provider) rejoin(ctx context.Context, room event.RoomURI, u event.UserU
 	// The pending proposals of the epoch we joined from stay out of the external commit (RFC 9420
 	// §12.4.3.2); the hub re-issues them in the new epoch and they arrive with its fanout.
 	p.log.Info("rejoined by external commit", "epoch", pc.State.Epoch(), "pending", len(tbe.PendingProposals))
+	next, err := pc.Confirm()
+	if err != nil {
+		return err
+	}
 	return p.st.InTx(ctx, func(tx *store.Tx) error {
-		if err := saveClient(ctx, tx, room, old, pc.State); err != nil {
+		if err := saveClient(ctx, tx, room, old, next); err != nil {
 			return err
 		}
-		return p.upsertRoom(ctx, tx, room, pc.State.Epoch())
+		return p.upsertRoom(ctx, tx, room, next.Epoch())
 	})
 }

@@ -169,7 +169,11 @@ func TestUpdaterInMLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []*mls.Group{pc.State, gb} {
+	ga, err = pc.Confirm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*mls.Group{ga, gb} {
 		s, err := StateOfGroup(g)
 		if err != nil {
 			t.Fatal(err)
@@ -180,7 +184,7 @@ func TestUpdaterInMLS(t *testing.T) {
 	}
 	// A role change committed by alice, processed by bob with the Updater.
 	ch, _ := (&ParticipantListUpdate{Changed: []RoleChange{{1, RoleAdmin}}}).Proposal()
-	pc2, err := pc.State.Commit(mls.CommitOptions{Proposals: []mls.Proposal{ch}, AppData: Updater{}})
+	pc2, err := ga.Commit(mls.CommitOptions{Proposals: []mls.Proposal{ch}, AppData: Updater{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +204,7 @@ func TestUpdaterInMLS(t *testing.T) {
 	}
 	// An invalid delta (index out of range) makes the commit fail at the committer.
 	bad, _ := (&ParticipantListUpdate{Removed: []uint32{5}}).Proposal()
-	if _, err := pc.State.Commit(mls.CommitOptions{Proposals: []mls.Proposal{bad}, AppData: Updater{}}); !errors.Is(err, ErrInvalid) {
+	if _, err := ga.Commit(mls.CommitOptions{Proposals: []mls.Proposal{bad}, AppData: Updater{}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad delta: %v", err)
 	}
 }
