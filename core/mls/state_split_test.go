@@ -24,20 +24,7 @@ func splitGroup(t testing.TB, g *Group) (epoch, st []byte) {
 func threeMembers(t testing.TB) (alice, bob, carol *goClient) {
 	t.Helper()
 	alice, bob, carol = newGoClient(t, 1, "alice"), newGoClient(t, 1, "bob"), newGoClient(t, 1, "carol")
-	var err error
-	if alice.g, err = CreateGroup([]byte("group"), alice.signer, alice.cred(), GroupOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp, carol.kp}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice.g = pc.State
-	for _, c := range []*goClient{bob, carol} {
-		if c.g, err = JoinFromWelcome(reencode(t, pc.Welcome).Welcome, c.kp, c.kpPriv, c.signer, JoinOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createWith(t, alice, GroupOptions{}, bob, carol)
 	return alice, bob, carol
 }
 
@@ -46,6 +33,7 @@ func threeMembers(t testing.TB) (alice, bob, carol *goClient) {
 // restored receiver decrypts the next message and refuses a replay, and mismatched or damaged
 // parts are refused.
 func TestGroupStateParts(t *testing.T) {
+	t.Parallel()
 	alice, bob, carol := threeMembers(t)
 	aliceEpoch, _ := splitGroup(t, alice.g)
 	bobEpoch, _ := splitGroup(t, bob.g)
