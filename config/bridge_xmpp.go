@@ -43,6 +43,8 @@ type XMPPBridge struct {
 	// KnownUsers lists the localparts of users whom partners may reach before they have used the
 	// gateway ("*": everyone on the domain).
 	KnownUsers []string `yaml:"known_users"`
+	// Language is the language (en or de) of the gateway's notices when a user's own is unknown.
+	Language string `yaml:"language"`
 }
 
 // XMPPComponent is one component connection.
@@ -61,6 +63,7 @@ func (b *XMPPBridge) validate(v *validator) {
 	if !b.Enabled {
 		return
 	}
+	v.oneOf("bridges.xmpp.language", b.Language, "en", "de")
 	if v.required("bridges.xmpp.server", b.Server, "(the XMPP server's component port)") {
 		v.hostPort("bridges.xmpp.server", b.Server)
 	}

@@ -143,6 +143,7 @@ var (
 	_ bridges.MetadataHandler   = (*Adapter)(nil)
 	_ bridges.PortalCreator     = (*Adapter)(nil)
 	_ bridges.ReceiptHandler    = (*Adapter)(nil)
+	_ bridges.NoticeHandler     = (*Adapter)(nil)
 )
 
 // New checks the configuration and returns an adapter; Start connects it.

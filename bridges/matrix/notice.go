@@ -10,8 +10,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-var _ bridges.NoticeHandler = (*Adapter)(nil)
-
 // HandleNotice implements bridges.NoticeHandler: the user who caused a failure is told in the
 // room, by the bot (appservice) or the functional account (client mode), with an m.notice in
 // the configured language that answers the failed message when the notice names it and ends

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -559,6 +560,15 @@ func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.Mess
 				htmlBody += html.EscapeString(string(b.Content))
 			}
 		case content.ExternalPart:
+			if b.EncAlg == content.AEADNone {
+				// A plain link (no key: nothing the gateway must decrypt) is shown as a link, not
+				// fetched: it may point anywhere, and the user's client can open it.
+				t, h := linkOf(b)
+				if !strings.Contains(text, b.URL) {
+					text, htmlBody = joinLine(text, t), joinHTMLLine(htmlBody, h)
+				}
+				continue
+			}
 			if media == nil {
 				bb := b
 				media = &bb
@@ -586,6 +596,41 @@ func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.Mess
 		attribute(c, o.env.Sender)
 	}
 	return c, nil
+}
+
+// linkOf is the text and HTML of an unencrypted external part: its name and its URL as a link
+// (an http or https URL only; another scheme is shown but not linked).
+func linkOf(x content.ExternalPart) (string, string) {
+	name := x.Filename
+	if name == "" {
+		name = x.Description
+	}
+	t := x.URL
+	if name != "" && name != x.URL {
+		t = name + ": " + x.URL
+	}
+	if u, err := url.Parse(x.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return t, html.EscapeString(t)
+	}
+	label := name
+	if label == "" {
+		label = x.URL
+	}
+	return t, `<a href="` + html.EscapeString(x.URL) + `">` + html.EscapeString(label) + `</a>`
+}
+
+func joinLine(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "\n" + b
+}
+
+func joinHTMLLine(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "<br>" + b
 }
 
 // attribute labels a relayed message with its MIMI sender: an MSC4144 per-message profile, plus a
@@ -623,9 +668,10 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 		if name == "" {
 			name = "attachment"
 		}
-		c.Body = strings.TrimSpace(c.Body + "\n[" + name + " is not available]")
+		note := bridges.Say(a.lang(), bridges.PhraseAttachmentUnavailable, name)
+		c.Body = strings.TrimSpace(c.Body + "\n" + note)
 		if c.FormattedBody != "" {
-			c.FormattedBody += "<br>[" + html.EscapeString(name) + " is not available]"
+			c.FormattedBody += "<br>" + html.EscapeString(note)
 		}
 		return nil
 	}

@@ -45,6 +45,7 @@ var (
 	_ bridges.MembershipHandler = (*Adapter)(nil)
 	_ bridges.MetadataHandler   = (*Adapter)(nil)
 	_ bridges.PortalCreator     = (*Adapter)(nil)
+	_ bridges.NoticeHandler     = (*Adapter)(nil)
 )
 
 // queueLen is the length of each worker's queue. When a queue is full the read loop waits, which
@@ -96,6 +97,7 @@ type Adapter struct {
 
 	users, rooms *conn
 	queues       []chan job
+	langs        languages // the languages local users' clients declare
 
 	mu      sync.Mutex
 	runCtx  context.Context // ends when Stop is called
@@ -273,6 +275,7 @@ func (a *Adapter) handleStanza(c *conn, w xmlstream.TokenReadEncoder, start *xml
 			a.met.dropped.WithLabelValues("loop").Inc()
 			return
 		}
+		a.noteLang(m.From, m.Lang)
 		a.enqueue(a.queueKey(c, m.From, m.To), job{msg: &m, comp: c, at: at})
 	case "presence":
 		a.met.received.WithLabelValues("presence").Inc()
@@ -285,12 +288,23 @@ func (a *Adapter) handleStanza(c *conn, w xmlstream.TokenReadEncoder, start *xml
 			a.met.dropped.WithLabelValues("loop").Inc()
 			return
 		}
+		a.noteLang(p.From, p.Lang)
 		a.enqueue(a.queueKey(c, p.From, p.To), job{pres: &p, comp: c, at: at})
 	case "iq":
 		a.met.received.WithLabelValues("iq").Inc()
 		a.handleIQ(c, w, start)
 	default:
 		a.met.dropped.WithLabelValues("unknown_element").Inc()
+	}
+}
+
+// noteLang remembers the language a local user's client declares on a stanza.
+func (a *Adapter) noteLang(from, lang string) {
+	if lang == "" {
+		return
+	}
+	if j, err := jid.Parse(from); err == nil && a.m.isLocal(j) {
+		a.langs.note(j, lang)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -76,6 +77,9 @@ type Config struct {
 	// they have used the gateway ("*": every localpart of Domain). The MIMI provider creates such
 	// a user's MLS client when a partner first asks for it (UserExists).
 	KnownUsers []string
+	// Language is the language of the gateway's notices to a user whose client has not said its
+	// own (xml:lang): "en" (the default) or "de" (see bridges.Languages).
+	Language string
 }
 
 // Defaults applied by withDefaults.
@@ -185,6 +189,9 @@ func (c Config) Validate() error {
 	if c.MaxUploadBytes < 0 || c.MaxUploadBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("max upload bytes %d: want at most 1 GiB", c.MaxUploadBytes))
 	}
+	if _, ok := bridges.ParseLanguage(c.Language); !ok && c.Language != "" {
+		errs = append(errs, fmt.Errorf("language %q: want one of %v", c.Language, bridges.Languages))
+	}
 	if c.IDVersion != content.IDDraft08 && c.IDVersion != content.IDDraft07 {
 		errs = append(errs, fmt.Errorf("message ID version %d: want 7 or 8", int(c.IDVersion)))
 	}
@@ -207,6 +214,7 @@ func FromConfig(c config.XMPPBridge, gatewayDomain string) Config {
 		ReconnectMin:        c.ReconnectMin, ReconnectMax: c.ReconnectMax, Workers: c.Workers,
 		UploadHosts: c.UploadHosts, MaxUploadBytes: int64(c.MaxUpload), UploadService: c.UploadService,
 		KnownUsers: append([]string(nil), c.KnownUsers...),
+		Language:   c.Language,
 	}
 	if out.Domain == "" {
 		out.Domain = gatewayDomain

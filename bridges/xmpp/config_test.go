@@ -30,7 +30,7 @@ func TestFromConfig(t *testing.T) {
 	want := Config{Server: "127.0.0.1:5347", Domain: "hospital.example", Provider: "hospital.example",
 		Users: ComponentConfig{"mimi.hospital.example", "u-secret"}, Rooms: ComponentConfig{"rooms.mimi.hospital.example", "r-secret"},
 		HistoryOnJoin: 20, HistoryKeep: 200, MaxBodyBytes: 64 << 10, ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second, Workers: 4}
-	want.MaxUploadBytes, want.UploadHosts = 16<<20, []string{}
+	want.MaxUploadBytes, want.UploadHosts, want.Language = 16<<20, []string{}, "en"
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("FromConfig =\n%+v\nwant\n%+v", got, want)
 	}

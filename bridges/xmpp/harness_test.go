@@ -408,3 +408,19 @@ func (e *env) publishIn(env *event.Envelope) {
 		e.t.Fatalf("publish in: %v", err)
 	}
 }
+
+// take removes and returns every buffered stanza matching pred.
+func (c *client) take(pred func(n *node) bool) []*node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var got, rest []*node
+	for _, n := range c.buf {
+		if pred(n) {
+			got = append(got, n)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	c.buf = rest
+	return got
+}

@@ -251,22 +251,27 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 	return res, nil
 }
 
-// bodyPart maps the body and XEP-0066 links to a MIMI part: text, links (ExternalParts), or both.
-// Links to the XMPP server's upload service are downloaded and stored, encrypted, in the asset
-// store; other links are passed on unchanged.
+// bodyPart maps the body and XEP-0066 links to a MIMI part: text, files (ExternalParts), or both.
+// Links to the XMPP server's upload service are files: downloaded and stored, encrypted, in the
+// asset store. Any other link stays what it is, a link in the text (added to the body when the
+// body does not carry it), since neither the gateway nor a partner can vouch for fetching it.
 func (a *Adapter) bodyPart(ctx context.Context, body string, oob []inOOB) (content.NestedPart, error) {
-	var parts []content.NestedPart
-	bodyIsURL := false
+	var files []content.NestedPart
+	text := body
 	for i, x := range oob {
 		if i >= 8 {
 			break
 		}
-		u, err := url.Parse(strings.TrimSpace(x.URL))
+		raw := strings.TrimSpace(x.URL)
+		u, err := url.Parse(raw)
 		if err != nil || len(x.URL) > maxURLLen || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			continue
 		}
-		if strings.TrimSpace(body) == strings.TrimSpace(x.URL) {
-			bodyIsURL = true
+		if a.assets == nil || !a.isUploadHost(u) {
+			if !strings.Contains(text, raw) {
+				text = strings.TrimSpace(text + "\n" + raw)
+			}
+			continue
 		}
 		ct := mime.TypeByExtension(path.Ext(u.Path))
 		if ct == "" {
@@ -280,17 +285,20 @@ func (a *Adapter) bodyPart(ctx context.Context, body string, oob []inOOB) (conte
 		if name == "/" || name == "." || len(name) > 255 || !utf8.ValidString(name) {
 			name = ""
 		}
-		xp := content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name}
-		if a.assets != nil && a.isUploadHost(u) {
-			if xp, err = a.storeUpload(ctx, u, xp); err != nil {
-				return content.NestedPart{}, err
-			}
+		xp, err := a.storeUpload(ctx, u, content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name})
+		if err != nil {
+			return content.NestedPart{}, err
 		}
-		parts = append(parts, content.NestedPart{Disposition: content.DispAttachment, Body: xp})
+		files = append(files, content.NestedPart{Disposition: content.DispAttachment, Body: xp})
+		if strings.TrimSpace(text) == raw {
+			text = "" // the body is the file's link, as XEP-0066 asks clients to send it
+		}
 	}
-	if strings.TrimSpace(body) != "" && !bodyIsURL {
-		parts = append([]content.NestedPart{content.PlainText(body)}, parts...)
+	var parts []content.NestedPart
+	if strings.TrimSpace(text) != "" {
+		parts = append(parts, content.PlainText(text))
 	}
+	parts = append(parts, files...)
 	switch len(parts) {
 	case 0:
 		return content.NestedPart{}, refuse("modify", "bad-request", "message has no text and no usable link")

@@ -31,6 +31,17 @@ func TestMembershipAndPortals(t *testing.T) {
 		t.Fatalf("invitation: %s", inv)
 	}
 
+	// A portal request that names only alice (not who invited her) does not claim she invited
+	// herself.
+	own := mk(event.KindPortalRequest, aliceURI)
+	own.Room = "mimi://hub.example/r/ward-9"
+	own.Membership = &event.Membership{Action: event.MembershipInvite, Target: aliceURI}
+	e.publishIn(own)
+	inv9 := alice.expect("invitation to ward 9", and(named("message"), from(`ward-9\40hub.example@`+testRooms), hasChild(nsMUCUser, "x")))
+	if i := inv9.child(nsMUCUser, "x").child("", "invite"); i == nil || i.attr("from") != "" {
+		t.Fatalf("invitation without a known inviter: %s", inv9)
+	}
+
 	// Bob joins on the MIMI side before alice is in the room; alice sees him when she joins, and
 	// the topic as the subject.
 	j := mk(event.KindMembership, testBob)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -251,31 +252,37 @@ func (a *Adapter) publishMembership(ctx context.Context, r room, roomJID, from j
 	return a.publishEnvelope(ctx, env)
 }
 
-// sendHistory replays recent messages to a new occupant, as the history request allows.
+// sendHistory replays recent messages to a new occupant within every limit its history request
+// sets (XEP-0045 §7.2.15): maxstanzas, maxchars (counted over the complete stanzas), seconds and
+// since; never more than HistoryOnJoin. A limit with an unusable value is ignored.
 func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *inMUC) {
-	n := a.cfg.HistoryOnJoin
+	n, maxChars := a.cfg.HistoryOnJoin, -1
 	since := time.Time{}
 	if muc != nil && muc.History != nil {
 		h := muc.History
-		if v, err := strconv.Atoi(h.MaxStanzas); err == nil && v >= 0 && v < n {
-			n = v
+		if v, ok := historyLimit(h.MaxStanzas); ok {
+			n = min(n, v)
 		}
-		if v, err := strconv.Atoi(h.Seconds); err == nil && v >= 0 {
-			since = a.now().Add(-time.Duration(min(v, 1<<30)) * time.Second)
+		if v, ok := historyLimit(h.MaxChars); ok {
+			maxChars = v
+		}
+		if v, ok := historyLimit(h.Seconds); ok {
+			since = a.now().Add(-time.Duration(v) * time.Second)
 		}
 		if t, err := parseStamp(h.Since); err == nil && t.After(since) {
 			since = t
 		}
-		// maxchars is not honoured except maxchars='0' (no history).
-		if h.MaxChars == "0" {
-			n = 0
-		}
+	}
+	if maxChars == 0 {
+		return
 	}
 	hist, err := a.db.history(ctx, r.URI, n, since)
 	if err != nil {
 		a.log.Warn("could not read room history", "err", err)
 		return
 	}
+	outs := make([]*outMessage, 0, len(hist))
+	sizes := make([]int, 0, len(hist))
 	for _, h := range hist {
 		var p payload
 		if err := xml.NewDecoder(strings.NewReader(h.Payload)).Decode(&p); err != nil {
@@ -285,8 +292,40 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 			StanzaID: &outStanzaID{ID: h.StanzaID, By: roomJID.String()},
 			Delay:    &outDelay{From: roomJID.String(), Stamp: stamp(h.SentAt)}}
 		p.apply(out)
+		outs = append(outs, out)
+		if maxChars > 0 {
+			b, _ := xml.Marshal(out)
+			sizes = append(sizes, utf8.RuneCount(b))
+		}
+	}
+	if maxChars > 0 {
+		outs = outs[newestWithin(sizes, maxChars):]
+	}
+	for _, out := range outs {
 		_ = a.rooms.send(ctx, out)
 	}
+}
+
+// historyLimit reads a non-negative history limit attribute.
+func historyLimit(s string) (int, bool) {
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	return min(v, 1<<30), true
+}
+
+// newestWithin returns the index of the oldest of the newest stanzas whose sizes (oldest first)
+// add up to at most max: history is cut from the old end.
+func newestWithin(sizes []int, max int) int {
+	total := 0
+	for i := len(sizes) - 1; i >= 0; i-- {
+		total += sizes[i]
+		if total > max {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // leave handles unavailable presence: the occupant goes offline. MIMI membership stays.

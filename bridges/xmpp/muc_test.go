@@ -3,6 +3,7 @@ package xmpp
 import (
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -279,5 +280,65 @@ func TestMUCEndToEnd(t *testing.T) {
 	alice.expect("carol joined", and(named("presence"), from(ward7+"/Carol")))
 	if n := e.out.count(isKind(event.KindMembership)); n != 2 {
 		t.Fatalf("membership envelopes = %d, want 2 (alice created, carol joined)", n)
+	}
+}
+
+func TestNewestWithin(t *testing.T) {
+	for _, c := range []struct {
+		sizes []int
+		max   int
+		want  int
+	}{
+		{[]int{10, 20, 30}, 1000, 0}, {[]int{10, 20, 30}, 60, 0}, {[]int{10, 20, 30}, 59, 1}, {[]int{10, 20, 30}, 50, 1},
+		{[]int{10, 20, 30}, 49, 2}, {[]int{10, 20, 30}, 30, 2}, {[]int{10, 20, 30}, 29, 3}, {nil, 5, 0},
+	} {
+		if got := newestWithin(c.sizes, c.max); got != c.want {
+			t.Errorf("newestWithin(%v, %d) = %d, want %d", c.sizes, c.max, got, c.want)
+		}
+	}
+}
+
+// TestMUCHistoryRequests: each XEP-0045 history request (maxstanzas, maxchars, seconds, since,
+// and their combination) gets the history it asks for, also when a client joins again from the
+// same resource (slixmpp's "no history" is maxchars='0').
+func TestMUCHistoryRequests(t *testing.T) {
+	e := newEnv(t)
+	alice := dialClient(t, e.p, "alice", "phone")
+	joinRoom(t, alice, ward7, "Alice")
+	bobB := &content.Builder{SenderURI: string(testBob), RoomURI: string(ward7URI)}
+	for _, text := range []string{"eins", "zwei", "drei"} {
+		m, _ := bobB.Text(text)
+		in, _ := mimiEnv(t, event.KindMessage, ward7URI, testBob, m)
+		e.publishIn(in)
+		alice.expect("bob's "+text, and(named("message"), from(ward7+"/"+bobNickMU), bodyIs(text)))
+	}
+	carol := dialClient(t, e.p, "carol", "desk")
+	for _, c := range []struct {
+		history string
+		want    []string
+	}{
+		{``, []string{"eins", "zwei", "drei"}},
+		{`<history maxchars='0'/>`, nil},
+		{`<history maxchars='0'/>`, nil}, // again, while the gateway still counts carol as joined
+		{`<history maxstanzas='2'/>`, []string{"zwei", "drei"}},
+		{`<history maxstanzas='0'/>`, nil},
+		{`<history maxchars='1'/>`, nil},
+		{`<history maxchars='100000'/>`, []string{"eins", "zwei", "drei"}},
+		{`<history maxchars='100000' maxstanzas='1'/>`, []string{"drei"}},
+		{`<history seconds='3600'/>`, []string{"eins", "zwei", "drei"}},
+		{`<history since='2000-01-01T00:00:00Z'/>`, []string{"eins", "zwei", "drei"}},
+		{`<history since='2999-01-01T00:00:00Z'/>`, nil},
+		{`<history maxstanzas='many' maxchars='-5'/>`, []string{"eins", "zwei", "drei"}}, // unusable limits are ignored
+	} {
+		carol.send(`<presence to='` + ward7 + `/Carol'><x xmlns='http://jabber.org/protocol/muc'>` + c.history + `</x></presence>`)
+		carol.expect("subject", and(named("message"), from(ward7), hasChild("", "subject")))
+		var got []string
+		for _, h := range carol.take(and(named("message"), hasChild(nsDelay, "delay"))) {
+			got = append(got, h.child("", "body").Text)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("history %q: got %q, want %q", c.history, got, c.want)
+		}
+		carol.take(named("presence"))
 	}
 }

@@ -527,9 +527,13 @@ func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) err
 		if err != nil || !added {
 			return err
 		}
+		// The invitation names who invited: the sender, unless that is the invitee herself (a
+		// portal request that does not know the inviter), in which case it names nobody.
 		inviter := ""
-		if pj, err := a.m.userJID(ctx, env.Sender); err == nil {
-			inviter = pj.String()
+		if env.Sender != target {
+			if pj, err := a.m.userJID(ctx, env.Sender); err == nil {
+				inviter = pj.String()
+			}
 		}
 		return a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: tj.String(), ID: "inv-" + string(env.ID),
 			MUCUser: &outMUCUser{Invite: &outInvite{From: inviter, Reason: env.Membership.Reason}}})

@@ -112,6 +112,7 @@ type inError struct {
 // a namespace other than the one expected do not match and are ignored too.
 type inMessage struct {
 	XMLName xml.Name
+	Lang    string   `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
 	From    string   `xml:"from,attr"`
 	To      string   `xml:"to,attr"`
 	ID      string   `xml:"id,attr"`
@@ -174,6 +175,7 @@ type inMUC struct {
 // inPresence is what the adapter reads from a <presence/>.
 type inPresence struct {
 	XMLName xml.Name
+	Lang    string   `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
 	From    string   `xml:"from,attr"`
 	To      string   `xml:"to,attr"`
 	ID      string   `xml:"id,attr"`

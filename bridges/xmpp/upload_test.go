@@ -61,8 +61,14 @@ func TestUploadStoredEncrypted(t *testing.T) {
 	other := "https://elsewhere.example/x.pdf"
 	alice.send(`<message to='` + testBobPuppet + `' type='chat' id='u2'><body>` + other + `</body><x xmlns='jabber:x:oob'><url>` + other + `</url></x></message>`)
 	env = e.out.wait(t, "foreign link", func(x *event.Envelope) bool { return x.Origin.Event == "u2" })
-	if xp, ok := decodeContent(t, env).Body.Body.(content.ExternalPart); !ok || xp.URL != other || xp.EncAlg != content.AEADNone {
-		t.Fatalf("foreign link: %+v", decodeContent(t, env).Body)
+	if text := plainText(t, decodeContent(t, env)); text != other {
+		t.Fatalf("a link to a host that is not an upload host: %+v, want the link as text", decodeContent(t, env).Body)
+	}
+	// An OOB link the body does not carry is added to the text.
+	alice.send(`<message to='` + testBobPuppet + `' type='chat' id='u5'><body>Befund</body><x xmlns='jabber:x:oob'><url>` + other + `</url></x></message>`)
+	env = e.out.wait(t, "a link beside text", func(x *event.Envelope) bool { return x.Origin.Event == "u5" })
+	if text := plainText(t, decodeContent(t, env)); text != "Befund\n"+other {
+		t.Fatalf("text with a link: %q", text)
 	}
 
 	for id, tc := range map[string]struct{ path, cond string }{

@@ -1,0 +1,163 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// maxLanguages bounds the users whose language the adapter remembers.
+const maxLanguages = 10000
+
+// languages remembers the language each local user's client declares (xml:lang on its stanzas),
+// in memory: after a restart a user's notices are in the configured language until their client
+// sends again.
+type languages struct {
+	mu sync.Mutex
+	m  map[string]bridges.Language
+}
+
+// note records lang (an xml:lang value) for the bare JID user, if the catalogue has it.
+func (l *languages) note(user jid.JID, lang string) {
+	got, ok := bridges.ParseLanguage(lang)
+	if !ok {
+		return
+	}
+	key := user.Bare().String()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m[key] == got {
+		return
+	}
+	if l.m == nil || len(l.m) >= maxLanguages {
+		l.m = map[string]bridges.Language{}
+	}
+	l.m[key] = got
+}
+
+func (l *languages) of(user jid.JID) (bridges.Language, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	got, ok := l.m[user.Bare().String()]
+	return got, ok
+}
+
+// langOf is the language of notices to a local user: their client's, else the configured one.
+func (a *Adapter) langOf(user jid.JID) bridges.Language {
+	if l, ok := a.langs.of(user); ok {
+		return l
+	}
+	if l, ok := bridges.ParseLanguage(a.cfg.Language); ok {
+		return l
+	}
+	return bridges.English
+}
+
+// HandleNotice implements bridges.NoticeHandler: the local user who caused a failure is told in
+// words, in their client's language: in a room where they are present, by a message of the room
+// itself to their resources; otherwise (a 1:1 chat, or nobody present) by a chat message from the
+// gateway's own address (the users component) saying which conversation it is about, which the
+// server stores for a user who is offline. After a failed invite the invitee leaves the room's
+// occupant list.
+func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
+	n := env.Notice
+	if env.Sender.Domain() != a.cfg.Provider {
+		return bus.Permanent(fmt.Errorf("xmpp: notice %s for %s, who is not a user of %s", env.ID, env.Sender, a.cfg.Provider))
+	}
+	user, err := a.m.userJID(ctx, env.Sender)
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("xmpp: notice %s: %w", env.ID, err))
+	}
+	r, err := a.db.room(ctx, env.Room)
+	noRoom := errors.Is(err, errNoRoom)
+	if err != nil && !noRoom {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, connectWait)
+	defer cancel()
+	if err := a.WaitConnected(wctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	}
+	lang := a.langOf(user)
+	text := bridges.NoticeText(lang, n, "", false)
+	sum := sha256.Sum256([]byte(env.ID))
+	id := "notice-" + hex.EncodeToString(sum[:12])
+	return a.once(ctx, env, func() error {
+		sent, err := a.noticeInRoom(ctx, r, noRoom, user, id, text)
+		if err != nil {
+			return err
+		}
+		if !sent {
+			if !noRoom {
+				text = a.about(ctx, lang, r) + text
+			}
+			body := text
+			if err := a.users.send(ctx, &outMessage{From: a.cfg.Users.Domain, To: user.Bare().String(), Type: "chat", ID: id, Body: &body,
+				Store: &outEmpty{}}); err != nil {
+				return err
+			}
+		}
+		a.log.Info("notice sent", "code", n.Code.String(), "correlation", n.Correlation)
+		if n.Code == event.NoticeInviteFailed && n.Target != "" && n.Target.Domain() != a.cfg.Provider && !noRoom && r.Kind == kindMUC {
+			roomJID, err := a.m.roomJID(r)
+			if err != nil {
+				return nil
+			}
+			return a.removeMember(ctx, r, roomJID, n.Target, false, 0)
+		}
+		return nil
+	})
+}
+
+// noticeInRoom sends text as a message of MUC r to the resources of user that are in it; it
+// reports false when there is no such room or resource.
+func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, user jid.JID, id, text string) (bool, error) {
+	if noRoom || r.Kind != kindMUC {
+		return false, nil
+	}
+	roomJID, err := a.m.roomJID(r)
+	if err != nil {
+		return false, nil
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return false, err
+	}
+	sent := false
+	for _, o := range occ {
+		if o.Bare != user.Bare().String() {
+			continue
+		}
+		body := text
+		if err := a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: id, Body: &body}); err != nil {
+			return sent, err
+		}
+		sent = true
+	}
+	return sent, nil
+}
+
+// about names the conversation a notice sent outside it is about.
+func (a *Adapter) about(ctx context.Context, lang bridges.Language, r room) string {
+	if r.Kind == kindDM {
+		if c, err := a.db.dmOf(ctx, r.URI); err == nil {
+			return bridges.Say(lang, bridges.PhraseAboutChat, c.Peer.Local()+"@"+string(c.Peer.Domain())) + " "
+		}
+	}
+	name := r.Name
+	if name == "" {
+		if j, err := a.m.roomJID(r); err == nil {
+			name = j.String()
+		}
+	}
+	return bridges.Say(lang, bridges.PhraseAboutRoom, name) + " "
+}
