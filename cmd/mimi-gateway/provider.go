@@ -67,7 +67,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 		d.Assets.SetDownloader(client) // partners' attachments: direct or through the room's hub
 	}
 	srv, err := protocol.NewServer(protocol.ServerConfig{Domain: domain, Certificate: cert, ClientCAs: pool,
-		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log, Limits: limits, Registerer: reg})
+		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log, Limits: limits, Registerer: reg, PeerSeen: client.PartnerAnswered})
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,10 @@ type Delivery struct {
 	NumDelivered uint64
 	// StreamSeq is the message's sequence number in its stream.
 	StreamSeq uint64
+	// Final is true on the last delivery the bus makes (Config.MaxDeliveries): if the handler
+	// fails again, the message is dead-lettered, so this is when the handler tells whoever waits
+	// for it.
+	Final bool
 }
 
 // Handler processes one delivery. Returning nil acknowledges the message; returning an error asks

@@ -239,7 +239,8 @@ func (s *subscription) handle(part *partition, m jetstream.Msg) {
 		return
 	}
 
-	herr := s.run(m, Delivery{Envelope: env, Subject: orig, NumDelivered: md.NumDelivered, StreamSeq: md.Sequence.Stream})
+	herr := s.run(m, Delivery{Envelope: env, Subject: orig, NumDelivered: md.NumDelivered, StreamSeq: md.Sequence.Stream,
+		Final: md.NumDelivered >= max})
 	switch {
 	case herr == nil:
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)

@@ -52,6 +52,11 @@ func TestDeadLetter(t *testing.T) {
 		if n := rec.count(failing.ID); n != cfg.MaxDeliveries {
 			t.Errorf("failing envelope delivered %d times, want %d", n, cfg.MaxDeliveries)
 		}
+		for _, d := range rec.snapshot() {
+			if d.Envelope.ID == failing.ID && d.Final != (d.NumDelivered == uint64(cfg.MaxDeliveries)) {
+				t.Errorf("delivery %d of %d: Final = %v", d.NumDelivered, cfg.MaxDeliveries, d.Final)
+			}
+		}
 
 		// 2. Permanent error: one delivery.
 		if err := b.PublishOut(ctx, permanent); err != nil {

@@ -133,6 +133,8 @@ type PartnerReachability struct {
 	LastError   time.Time    `json:"last_error,omitzero"`
 	// LastErrorText is the last error's text.
 	LastErrorText string `json:"last_error_text,omitempty"`
+	// DownSince is the first failure since the partner last answered (zero while it answers).
+	DownSince time.Time `json:"down_since,omitzero"`
 }
 
 // Reachable reports whether the last outcome was a success.
@@ -140,10 +142,16 @@ func (r PartnerReachability) Reachable() bool {
 	return !r.LastSuccess.IsZero() && !r.LastSuccess.Before(r.LastError)
 }
 
-// reach records PartnerReachability per partner domain.
+// reach records PartnerReachability per partner domain, and tells the listeners and waiters
+// of reachable.go when a partner answers again.
 type reach struct {
 	mu sync.Mutex
 	m  map[event.Domain]*PartnerReachability
+	// back holds, per partner that is down, a channel closed when it answers again.
+	back map[event.Domain]chan struct{}
+	// listeners are called (on their own goroutines) when a partner answers again after failing.
+	listeners    map[int]func(event.Domain)
+	nextListener int
 }
 
 // noteResult records the outcome of a request to d: err nil means the partner answered.
@@ -169,7 +177,14 @@ func (c *Client) noteResult(d event.Domain, err error) {
 	}
 	if err == nil {
 		r.LastSuccess = now
+		if !r.DownSince.IsZero() {
+			r.DownSince = time.Time{}
+			c.answeredAgain(d) // reachable.go
+		}
 		return
+	}
+	if r.DownSince.IsZero() {
+		r.DownSince = now
 	}
 	r.LastError = now
 	r.LastErrorText = strings.ToValidUTF8(err.Error(), "?")

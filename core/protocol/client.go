@@ -22,6 +22,10 @@ import (
 // ErrNotPartner means a request was addressed to a domain that is not a configured partner.
 var ErrNotPartner = errors.New("protocol: not a configured partner")
 
+// ErrUnreachable is wrapped by the error of a request that got no answer from the partner (no
+// connection, no TLS session, no response within the timeout).
+var ErrUnreachable = errors.New("partner unreachable")
+
 // HTTPError is a non-success HTTP answer from a partner.
 type HTTPError struct {
 	Endpoint Endpoint
@@ -225,7 +229,11 @@ func (c *Client) do(ctx context.Context, d event.Domain, e Endpoint, id Identifi
 	c.metrics.duration.WithLabelValues(string(e)).Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.metrics.requests.WithLabelValues(string(e), "0").Inc()
-		err = fmt.Errorf("protocol: %s to %s: %w", e, d, err)
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("protocol: %s to %s: %w: %w", e, d, ErrUnreachable, err)
+		} else {
+			err = fmt.Errorf("protocol: %s to %s: %w", e, d, err)
+		}
 		c.noteResult(d, err)
 		return 0, nil, err
 	}

@@ -71,6 +71,11 @@ type Outbox struct {
 	log  *slog.Logger
 	wake chan struct{}
 
+	// inflight holds the head ids of the batches being delivered by this process, which a
+	// WakeFollower must not make due again while their request runs.
+	mu       sync.Mutex
+	inflight map[int64]bool
+
 	sent, expired prometheus.Counter
 	failures      *prometheus.CounterVec
 	pending       prometheus.Gauge
@@ -110,9 +115,10 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 		cfg.Now = time.Now
 	}
 	o := &Outbox{
-		cfg:  cfg,
-		log:  cfg.Logger.With("component", "protocol.outbox"),
-		wake: make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "protocol.outbox"),
+		wake:     make(chan struct{}, 1),
+		inflight: make(map[int64]bool),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mimi_gateway_protocol_outbox_sent_total",
 			Help: "Queued /notify bodies delivered from the outbox (several may share one request).",
@@ -174,6 +180,34 @@ func (o *Outbox) Wake() {
 	case o.wake <- struct{}{}:
 	default:
 	}
+}
+
+// WakeFollower makes the queues to follower due now, cutting short the backoff after failed
+// attempts, and wakes Run: call it when the follower answers again (Client.OnAnswerAgain), so
+// that delivery resumes at once instead of after the backoff.
+func (o *Outbox) WakeFollower(ctx context.Context, follower event.Domain) error {
+	now := o.cfg.Now().UnixMilli()
+	o.mu.Lock()
+	var busy []any
+	for id := range o.inflight {
+		busy = append(busy, id)
+	}
+	o.mu.Unlock()
+	q := `UPDATE protocol_outbox SET next_attempt_at = ? WHERE follower = ? AND attempts > 0 AND next_attempt_at > ?`
+	args := []any{now, string(normDomain(string(follower))), now}
+	if len(busy) > 0 {
+		q += ` AND id NOT IN (?` + strings.Repeat(", ?", len(busy)-1) + `)`
+		args = append(args, busy...)
+	}
+	res, err := o.cfg.Store.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("protocol: outbox: wake %s: %w", follower, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		o.log.Info("partner answers again: retrying its queues now", "follower", follower, "queues", n)
+	}
+	o.Wake()
+	return nil
 }
 
 // Pending counts queued bodies.
@@ -292,9 +326,17 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 		attempted++
 		sem <- struct{}{}
 		wg.Add(1)
+		o.mu.Lock()
+		o.inflight[r.id] = true
+		o.mu.Unlock()
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer func() {
+				o.mu.Lock()
+				delete(o.inflight, r.id)
+				o.mu.Unlock()
+			}()
 			o.deliver(ctx, b)
 		}()
 	}

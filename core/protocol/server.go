@@ -160,6 +160,9 @@ type ServerConfig struct {
 	Logger          *slog.Logger
 	// Registerer receives the server's metrics (nil: none).
 	Registerer prometheus.Registerer
+	// PeerSeen, if set, is called with the partner domain of every authenticated request (the
+	// partner is reachable: Client.PartnerAnswered).
+	PeerSeen func(event.Domain)
 }
 
 // Server is the MIMI server-to-server HTTPS endpoint with mutual TLS.
@@ -415,6 +418,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 		s.log.Info("refused a MIMI request", "endpoint", ep, "status", code, "reason", detail)
 		s.fail(w, code, detail)
 		return ep
+	}
+	if s.cfg.PeerSeen != nil {
+		s.cfg.PeerSeen(peer.Domain)
 	}
 	if ep == EndpointProxyDownload {
 		s.serveProxyDownload(w, r, peer, rawID)

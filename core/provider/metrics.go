@@ -19,6 +19,11 @@ type metrics struct {
 	// credentialAlerts counts leaves naming one of our users with a key we did not create, seen
 	// in a partner hub's fanout (credentials.go).
 	credentialAlerts prometheus.Counter
+	// notices counts notices to local users, by code and reason.
+	notices *prometheus.CounterVec
+	// givenUp counts mimi.out envelopes the provider gave up on (dead-lettered), by kind and
+	// reason.
+	givenUp *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -35,11 +40,19 @@ func newMetrics() *metrics {
 			Name: "mimi_gateway_provider_credential_alerts_total",
 			Help: "Leaves claiming one of our users with a signature key we did not create, refused in a partner hub's fanout.",
 		}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimi_gateway_provider_notices_total",
+			Help: "Notices published to local users about failures they caused, by code (invite_failed, refused, undelivered, partner_unreachable, partner_reachable, room_failed) and reason.",
+		}, []string{"code", "reason"}),
+		givenUp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimi_gateway_provider_given_up_total",
+			Help: "Envelopes from the adapters the MIMI endpoint gave up on (refused, or failed on their last delivery; they are dead-lettered), by kind and reason.",
+		}, []string{"kind", "reason"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.usersOnDemand, m.refusals, m.credentialAlerts}
+	return []prometheus.Collector{m.usersOnDemand, m.refusals, m.credentialAlerts, m.notices, m.givenUp}
 }
 
 // register registers m with r (nothing when r is nil).

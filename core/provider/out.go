@@ -20,7 +20,23 @@ import (
 const outScope store.Scope = "provider.out"
 
 // handleOut is the mimi.out consumer: it returns nil only after the envelope's effect is durable.
+// When it gives up on an envelope (a permanent error, or the bus's last delivery failed), the
+// local user who sent it is told (notice.go) and the envelope is counted by kind and reason.
 func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
+	err := p.outWaiting(ctx, d) // reach.go
+	if err == nil {
+		return nil
+	}
+	perm := errors.Is(err, bus.ErrPermanent)
+	if perm || d.Final {
+		p.met.givenUp.WithLabelValues(d.Envelope.Kind.String(), reasonLabel(reasonOf(err))).Inc()
+		p.noticeFailed(ctx, d.Envelope, err, !perm)
+	}
+	return err
+}
+
+// out handles one mimi.out envelope.
+func (p *Provider) out(ctx context.Context, d bus.Delivery) error {
 	env := d.Envelope
 	if env.Origin.Network == event.NetworkMIMI {
 		return nil // our own publication mirrored back: nothing to send
@@ -49,10 +65,10 @@ func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
 }
 
 // permanent reports whether err is one that the same envelope will meet again however often it
-// is retried: an unknown user or room, a policy refusal, an invalid room-state change, and
-// proposals or commits our own MLS client refuses to make.
+// is retried: an unknown user or room, a policy refusal, an invalid room-state change,
+// proposals or commits our own MLS client refuses to make, and a provider that is not a partner.
 func permanent(err error) bool {
-	for _, e := range []error{ErrUnknownUser, errNotAllowed, errUnknownRoom, errInvalidState, errCannotCommit} {
+	for _, e := range []error{ErrUnknownUser, errNotAllowed, errUnknownRoom, errInvalidState, errCannotCommit, protocol.ErrNotPartner} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -413,7 +429,7 @@ func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, reques
 			return c.KeyPackage, p.recordClaim(ctx, room, target, c.KeyPackage)
 		}
 	}
-	return nil, fmt.Errorf("%w: no KeyPackage for %s (status %d)", errNotAllowed, target, resp.UserStatus)
+	return nil, refused(keyMaterialReason(resp.UserStatus), fmt.Errorf("%w: no KeyPackage for %s (status %d)", errNotAllowed, target, resp.UserStatus))
 }
 
 // sendMessage encrypts env's content from the sender's leaf and submits it to the room's hub.

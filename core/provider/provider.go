@@ -62,6 +62,9 @@ type Config struct {
 	DedupeRetention, PruneInterval time.Duration
 	// Now replaces time.Now.
 	Now func() time.Time
+	// UnreachableNotice is how long a partner may not answer before the local users whose
+	// messages wait for it are told [DefaultUnreachableNotice].
+	UnreachableNotice time.Duration
 	// Registerer receives the provider's metrics (nil: none).
 	Registerer prometheus.Registerer
 	// GroupCacheBytes bounds the MLS groups kept loaded between messages, counted as their stored
@@ -101,10 +104,14 @@ type Provider struct {
 	// policyRefusals counts partner hubs' commits our room-policy check refused (roomstate.go).
 	policyRefusals atomic.Int64
 
+	reach reachState // partners that hold things up (reach.go)
+
 	wake   chan struct{}
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	sub    bus.Subscription
+	// unlisten removes the provider's listener from the client.
+	unlisten func()
+	wg       sync.WaitGroup
+	sub      bus.Subscription
 }
 
 var (
@@ -145,6 +152,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.PruneInterval <= 0 {
 		cfg.PruneInterval = DefaultPruneInterval
 	}
+	if cfg.UnreachableNotice <= 0 {
+		cfg.UnreachableNotice = DefaultUnreachableNotice
+	}
 	if err := cfg.Store.Migrate(ctx, protocol.Schema, Schema); err != nil {
 		return nil, fmt.Errorf("provider: migrate: %w", err)
 	}
@@ -153,7 +163,8 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	return &Provider{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "provider"), met: met,
-		rooms: make(map[event.RoomURI]*sync.Mutex), groups: newGroupCache(cfg.GroupCacheBytes), wake: make(chan struct{}, 1)}, nil
+		rooms: make(map[event.RoomURI]*sync.Mutex), groups: newGroupCache(cfg.GroupCacheBytes), wake: make(chan struct{}, 1),
+		reach: reachState{waiting: map[*waiter]struct{}{}, told: map[event.Domain]map[event.RoomURI][]noticeTo{}}}, nil
 }
 
 func (p *Provider) now() time.Time { return p.cfg.Now() }
@@ -169,12 +180,15 @@ func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
 	p.client, p.outbox = client, ob
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	p.wg.Add(3)
+	p.unlisten = client.OnAnswerAgain(func(d event.Domain) { p.partnerBack(rctx, d) })
+	p.wg.Add(4)
 	go func() { defer p.wg.Done(); _ = ob.Run(rctx) }()
 	go func() { defer p.wg.Done(); p.runInbox(rctx) }()
 	go func() { defer p.wg.Done(); p.runPrune(rctx) }()
+	go func() { defer p.wg.Done(); p.runReach(rctx) }()
 	sub, err := p.cfg.Bus.ConsumeOut(ctx, p.cfg.ConsumerName, p.handleOut)
 	if err != nil {
+		p.unlisten()
 		cancel()
 		p.wg.Wait()
 		return fmt.Errorf("provider: consume mimi.out: %w", err)
@@ -190,6 +204,9 @@ func (p *Provider) Close(ctx context.Context) error {
 	var err error
 	if p.sub != nil {
 		err = p.sub.Stop(ctx)
+	}
+	if p.unlisten != nil {
+		p.unlisten()
 	}
 	if p.cancel != nil {
 		p.cancel()

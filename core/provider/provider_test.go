@@ -50,7 +50,13 @@ func testLogger() *slog.Logger {
 // newNode opens a provider node; opts adjust its bus configuration before it opens.
 func newNode(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain event.Domain, stCfg store.Config, opts ...func(*bus.Config)) *node {
 	t.Helper()
-	nd := &node{domain: domain, stCfg: stCfg, in: make(chan delivered, 1024),
+	return newNodeConf(t, n, ca, domain, stCfg, nil, opts...)
+}
+
+// newNodeConf is newNode with conf (if set) adjusting the provider's configuration.
+func newNodeConf(t testing.TB, n *protocoltest.Network, ca *protocoltest.CA, domain event.Domain, stCfg store.Config, conf func(*Config), opts ...func(*bus.Config)) *node {
+	t.Helper()
+	nd := &node{domain: domain, stCfg: stCfg, in: make(chan delivered, 1024), conf: conf,
 		busCfg: bus.Config{
 			Mode:          bus.ModeEmbedded,
 			Embedded:      bus.EmbeddedConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
@@ -161,17 +167,8 @@ func pairConf(t testing.TB, cfg func(testing.TB) store.Config, confA, confB func
 	t.Helper()
 	n := protocoltest.NewNetwork()
 	ca := protocoltest.NewCA(t)
-	a := newNode(t, n, ca, "a.example", cfg(t), opts...)
-	b := newNode(t, n, ca, "b.example", cfg(t), opts...)
-	for _, x := range []struct {
-		nd   *node
-		conf func(*Config)
-	}{{a, confA}, {b, confB}} {
-		if x.conf != nil {
-			x.nd.conf = x.conf
-			x.conf(&x.nd.p.cfg) // not started yet: nothing reads it concurrently
-		}
-	}
+	a := newNodeConf(t, n, ca, "a.example", cfg(t), confA, opts...)
+	b := newNodeConf(t, n, ca, "b.example", cfg(t), confB, opts...)
 	a.tp.Partners.Set([]protocol.Partner{b.tp.PartnerEntry(false)})
 	b.tp.Partners.Set([]protocol.Partner{a.tp.PartnerEntry(false)})
 	a.start(t)

@@ -227,6 +227,7 @@ func (p *Provider) Start(t testing.TB) {
 	srv, err := protocol.NewServer(protocol.ServerConfig{
 		Domain: p.Domain, Certificate: p.Certificate, ClientCAs: p.CA.Pool,
 		Partners: p.Partners, Handler: p.Handler, Store: p.Store, Limits: p.Limits,
+		PeerSeen: p.Client.PartnerAnswered, // as the gateway wires it
 	})
 	if err != nil {
 		t.Fatal(err)
