@@ -16,6 +16,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/consent"
 	"github.com/mimi-gateway/mimi-gateway/core/console"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
@@ -28,6 +29,8 @@ import (
 type runtimeHooks struct {
 	// partnerClient is the MIMI endpoint's client (nil while the endpoint is off).
 	partnerClient atomic.Pointer[protocol.Client]
+	// provider is the MIMI endpoint (nil while it is off).
+	provider atomic.Pointer[provider.Provider]
 	// reload is the same reload as SIGHUP: re-read, validate, swap, log, metrics.
 	reload func() (config.ReloadReport, error)
 	// environ is the process environment (the configuration's MIMI_GATEWAY_* layer).
@@ -49,6 +52,7 @@ func startConsole(ctx context.Context, d adapterDeps, sd *ops.Shutdown) error {
 		Partners: &partnersView{mgr: d.Manager, hooks: d.Hooks},
 		Rooms:    &roomsView{st: d.Store, domain: event.Domain(cfg.Domain), hooks: d.Hooks},
 		Config:   newFileEditor(d.Manager, cfg, d.Hooks),
+		Sections: []console.Section{credentialAlertsSection(d.Hooks), consentSection(d.Store)},
 	}
 	if dl, ok := d.Bus.(bus.DeadLetters); ok {
 		backend.DeadLetters = dl
@@ -256,4 +260,77 @@ func (r *roomsView) KeyPackages(ctx context.Context) ([]provider.KeyPackageStock
 		return nil, nil
 	}
 	return provider.ListKeyPackageStock(ctx, r.st, time.Now())
+}
+
+// sectionText is a section's texts by language.
+var sectionText = map[string]map[string]string{
+	"en": {"off": "The MIMI endpoint is off (mimi.address is empty).", "none": "None.",
+		"time": "Time", "room": "Room", "hub": "Hub", "user": "User", "reason": "Reason",
+		"kind": "Kind", "value": "Setting or requester", "setting": "setting", "grant": "grant",
+		"noconsent":    "No consent records: the consent store is not in use on this gateway yet.",
+		"alerts_note":  "A partner's room contained a member that claims one of our users with a key this gateway did not create. The change was refused.",
+		"consent_note": "Users' own reachability settings and the requesters they accepted (newest first)."},
+	"de": {"off": "Der MIMI-Endpunkt ist aus (mimi.address ist leer).", "none": "Keine.",
+		"time": "Zeit", "room": "Raum", "hub": "Hub", "user": "Nutzer", "reason": "Grund",
+		"kind": "Art", "value": "Einstellung oder Anfragender", "setting": "Einstellung", "grant": "Einwilligung",
+		"noconsent":    "Keine Einwilligungen: Dieses Gateway nutzt den Einwilligungsspeicher noch nicht.",
+		"alerts_note":  "Ein Raum eines Partners enthielt ein Mitglied, das sich mit einem Schlüssel, den dieses Gateway nicht erzeugt hat, als einer unserer Nutzer ausgibt. Die Änderung wurde abgelehnt.",
+		"consent_note": "Eigene Erreichbarkeitseinstellungen der Nutzer und die Anfragenden, denen sie zugestimmt haben (neueste zuerst)."},
+}
+
+func texts(lang string) map[string]string {
+	if t, ok := sectionText[lang]; ok {
+		return t
+	}
+	return sectionText["en"]
+}
+
+// credentialAlertsSection lists the endpoint's credential alerts (newest first).
+func credentialAlertsSection(h *runtimeHooks) console.Section {
+	return console.Section{Path: "credential-alerts", Title: map[string]string{"en": "Credential alerts", "de": "Schlüssel-Warnungen"},
+		Load: func(ctx context.Context, lang string) (console.Table, error) {
+			L := texts(lang)
+			p := h.provider.Load()
+			if p == nil {
+				return console.Table{Note: L["off"]}, nil
+			}
+			alerts, err := p.CredentialAlerts(ctx, 200)
+			if err != nil {
+				return console.Table{}, err
+			}
+			t := console.Table{Note: L["alerts_note"], Columns: []string{L["time"], L["room"], L["hub"], L["user"], L["reason"]}}
+			for _, a := range alerts {
+				t.Rows = append(t.Rows, []string{a.SeenAt.UTC().Format(time.DateTime + " UTC"), string(a.Room), string(a.Hub), string(a.User), a.Reason})
+			}
+			if len(t.Rows) == 0 {
+				t.Note += " " + L["none"]
+			}
+			return t, nil
+		}}
+}
+
+// consentSection lists users' reachability settings and consent grants.
+func consentSection(st *store.Store) console.Section {
+	return console.Section{Path: "consent", Title: map[string]string{"en": "Consent", "de": "Einwilligungen"},
+		Load: func(ctx context.Context, lang string) (console.Table, error) {
+			L := texts(lang)
+			if v, err := st.SchemaVersion(ctx, "consent"); err != nil || v == 0 {
+				return console.Table{Note: L["noconsent"]}, err
+			}
+			settings, grants, err := consent.List(ctx, st, 500)
+			if err != nil {
+				return console.Table{}, err
+			}
+			t := console.Table{Note: L["consent_note"], Columns: []string{L["kind"], L["user"], L["value"], L["time"]}}
+			for _, s := range settings {
+				t.Rows = append(t.Rows, []string{L["setting"], string(s.User), string(s.Setting), s.Updated.Format(time.DateTime + " UTC")})
+			}
+			for _, g := range grants {
+				t.Rows = append(t.Rows, []string{L["grant"], string(g.Target), string(g.Requester), g.Granted.Format(time.DateTime + " UTC")})
+			}
+			if len(t.Rows) == 0 {
+				t.Note += " " + L["none"]
+			}
+			return t, nil
+		}}
 }

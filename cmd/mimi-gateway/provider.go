@@ -80,6 +80,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	}
 	if d.Hooks != nil {
 		d.Hooks.partnerClient.Store(client) // the admin console's partner view and "check now"
+		d.Hooks.provider.Store(p)           // its credential alerts
 	}
 	var stopped atomic.Bool
 	if d.Manager != nil {
@@ -94,6 +95,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 		stopped.Store(true)
 		if d.Hooks != nil {
 			d.Hooks.partnerClient.Store(nil)
+			d.Hooks.provider.Store(nil)
 		}
 		err := srv.Shutdown(ctx)
 		err = errors.Join(err, p.Close(ctx))

@@ -108,8 +108,8 @@ type Section struct {
 	Path string
 	// Title is the view's title by language ("en", "de").
 	Title map[string]string
-	// Load returns the table to show.
-	Load func(ctx context.Context) (Table, error)
+	// Load returns the table to show, with its texts in lang ("en", "de").
+	Load func(ctx context.Context, lang string) (Table, error)
 }
 
 // Table is a section's content. Cells are text (escaped when rendered).

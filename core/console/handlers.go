@@ -742,7 +742,7 @@ func (c *Console) sectionPage(w http.ResponseWriter, r *http.Request, s *session
 	p := page{Title: title, Active: "s:" + sec.Path}
 	if sec.Load == nil {
 		p.Data = Table{Note: messages[lang]["notavailable"]}
-	} else if t, err := sec.Load(r.Context()); err != nil {
+	} else if t, err := sec.Load(r.Context(), lang); err != nil {
 		p.Error = err.Error()
 	} else {
 		p.Data = t

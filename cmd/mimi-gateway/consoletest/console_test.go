@@ -457,6 +457,14 @@ bridges:
 	if html := b.shot("audit"); !strings.Contains(html, "config.rollback") || !strings.Contains(html, "dlq.replay") {
 		t.Error("the audit log lacks the rollback or the replay")
 	}
+	// The views that other parts of the gateway add (sections).
+	b.open("/s/credential-alerts")
+	if got := b.text("main h1"); got != "Credential alerts" {
+		t.Errorf("credential alerts page title %q", got)
+	}
+	b.shot("credential-alerts")
+	b.open("/s/consent")
+	b.shot("consent")
 	b.open("/?lang=de")
 	if html := b.shot("overview-de"); !strings.Contains(html, `lang="de"`) || !strings.Contains(html, "Übersicht") {
 		t.Error("no German overview")
