@@ -109,6 +109,8 @@ type AssetMeta struct {
 	ContentType string
 	Filename    string
 	Size        int64
+	// Owner is the user who sent the file (so that erasing the user removes it); may be empty.
+	Owner event.UserURI
 }
 
 // Asset is a stored, encrypted attachment: the fields an ExternalPart carries.

@@ -70,6 +70,8 @@ type MatrixClient struct {
 
 // MatrixEncryption configures end-to-end encryption.
 type MatrixEncryption struct {
+	// Require refuses to bridge rooms that are not end-to-end encrypted (TI-Messenger A_22793).
+	Require bool `yaml:"require"`
 	// Default encrypts the portal rooms the gateway creates.
 	Default bool `yaml:"default"`
 	// PickleKey encrypts the Olm account and sessions in the store. Secret: prefer pickle_key_file.

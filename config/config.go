@@ -47,6 +47,8 @@ type Config struct {
 	Partners []Partner `yaml:"partners" reload:"hot"`
 	// Bridges configures the network adapters.
 	Bridges Bridges `yaml:"bridges"`
+	// Retention is how long the gateway keeps each kind of record about people.
+	Retention Retention `yaml:"retention"`
 
 	// source is the file the configuration was loaded from ("" for embedded defaults only).
 	source string
@@ -118,6 +120,11 @@ type BusEmbedded struct {
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	// ServerName names the embedded server.
 	ServerName string `yaml:"server_name"`
+	// KeyFile holds the key that encrypts the JetStream store at rest; empty means
+	// <data_dir>/nats.key, created on first start.
+	KeyFile string `yaml:"key_file"`
+	// Cipher is the store cipher: chacha or aes.
+	Cipher string `yaml:"cipher"`
 }
 
 // BusExternal configures the connection to an external NATS cluster.
@@ -134,6 +141,8 @@ type BusExternal struct {
 	Replicas int `yaml:"replicas"`
 	// Name is the connection name shown in the servers' monitoring.
 	Name string `yaml:"name"`
+	// EncryptedAtRest states that every server of the cluster encrypts its JetStream store.
+	EncryptedAtRest bool `yaml:"encrypted_at_rest"`
 }
 
 // ClientTLS is a TLS client configuration made of PEM files.
@@ -184,6 +193,26 @@ type StorePostgres struct {
 	DSN string `yaml:"dsn"`
 	// DSNFile is a file whose content is the DSN (e.g. a mounted secret).
 	DSNFile string `yaml:"dsn_file"`
+}
+
+// Retention is the maximum age per category of record (core/retention).
+type Retention struct {
+	// IDMappings bounds native ↔ MIMI message ID mappings and reaction records.
+	IDMappings time.Duration `yaml:"id_mappings"`
+	// DedupeMarks bounds the records of processed events (redelivery detection).
+	DedupeMarks time.Duration `yaml:"dedupe_marks"`
+	// MUCHistory bounds the XMPP rooms' history.
+	MUCHistory time.Duration `yaml:"muc_history"`
+	// Assets bounds stored attachments (together with mimi.assets.expiry).
+	Assets time.Duration `yaml:"assets"`
+	// DeadLetters bounds dead letters (together with bus.dead_letter_max_age).
+	DeadLetters time.Duration `yaml:"dead_letters"`
+	// AuditLog bounds the admin console's audit log.
+	AuditLog time.Duration `yaml:"audit_log"`
+	// ConsentRecords bounds records of consent that is no longer in force.
+	ConsentRecords time.Duration `yaml:"consent_records"`
+	// Interval is how often the sweeper runs.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // MIMI is the server-to-server listener.
@@ -260,6 +289,15 @@ func (c *Config) SQLitePath() string {
 		return abs(c.Store.SQLite.Path)
 	}
 	return filepath.Join(c.DataDirAbs(), "mimi-gateway.db")
+}
+
+// NATSKeyFile returns the embedded JetStream store's key file: bus.embedded.key_file, or
+// <data_dir>/nats.key (created on first start when it is the default).
+func (c *Config) NATSKeyFile() string {
+	if c.Bus.Embedded.KeyFile != "" {
+		return abs(c.Bus.Embedded.KeyFile)
+	}
+	return filepath.Join(c.DataDirAbs(), "nats.key")
 }
 
 // StoreKeyFile returns the store's default keyring file, <data_dir>/store.key, used (and created

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // validator collects validation errors and maps key paths to positions.
@@ -122,6 +123,7 @@ func (c *Config) validate(v *validator) {
 	c.validateAdminUI(v)
 	c.validateBus(v)
 	c.validateStore(v)
+	c.validateRetention(v)
 	c.validateMIMI(v)
 	c.validatePartners(v)
 	c.Bridges.Matrix.validate(v)
@@ -152,6 +154,7 @@ func (c *Config) validateBus(v *validator) {
 		}
 		v.positive("bus.embedded.max_memory", int64(b.Embedded.MaxMemory))
 		v.positive("bus.embedded.max_store", int64(b.Embedded.MaxStore))
+		v.oneOf("bus.embedded.cipher", b.Embedded.Cipher, "chacha", "aes")
 		if b.Embedded.SyncInterval < 0 {
 			v.errorf("bus.embedded.sync_interval", "must not be negative")
 		}
@@ -186,6 +189,25 @@ func (c *Config) validateBus(v *validator) {
 			v.errorf("bus.external.tls", "cert_file and key_file go together")
 		}
 	}
+}
+
+func (c *Config) validateRetention(v *validator) {
+	r := &c.Retention
+	for _, k := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"id_mappings", r.IDMappings}, {"dedupe_marks", r.DedupeMarks}, {"muc_history", r.MUCHistory},
+		{"assets", r.Assets}, {"dead_letters", r.DeadLetters}, {"audit_log", r.AuditLog}, {"consent_records", r.ConsentRecords},
+	} {
+		if k.d < 0 {
+			v.errorf("retention."+k.key, "must not be negative (0s keeps records for ever)")
+		}
+	}
+	if r.DedupeMarks > 0 && r.DedupeMarks < c.Bus.MaxAge+24*time.Hour {
+		v.errorf("retention.dedupe_marks", "%s is shorter than bus.max_age plus a day (%s): a redelivered message could be processed twice", r.DedupeMarks, c.Bus.MaxAge+24*time.Hour)
+	}
+	v.positive("retention.interval", int64(r.Interval))
 }
 
 func (c *Config) validateStore(v *validator) {

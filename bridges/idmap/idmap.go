@@ -479,3 +479,36 @@ func Diff(current []Reaction, want []string) (add []string, remove []Reaction) {
 	}
 	return add, remove
 }
+
+// Prune deletes the mappings and reaction records created before `before` (retention of ID
+// mappings): an edit, reply or reaction to an older message then no longer finds its target. It
+// returns how many rows it deleted.
+func Prune(ctx context.Context, st *store.Store, before time.Time) (int64, error) {
+	ms := before.UnixMilli()
+	n, err := st.DeleteWhere(ctx, "idmap_messages", []string{"network", "native_room", "native_id", "native_sender"}, `created_at < ?`, ms)
+	if err != nil {
+		return n, fmt.Errorf("idmap: prune: %w", err)
+	}
+	m, err := st.DeleteWhere(ctx, "idmap_reactions", []string{"room_uri", "target_id", "reactor", "emoji"}, `created_at < ?`, ms)
+	if err != nil {
+		return n + m, fmt.Errorf("idmap: prune reactions: %w", err)
+	}
+	return n + m, nil
+}
+
+// EraseUser deletes the mappings of messages a user sent (by its native sender IDs on each
+// network) and its reaction records (by its MIMI URI), and returns how many rows it deleted.
+func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, nativeSenders ...event.NativeUserID) (int64, error) {
+	n, err := st.DeleteWhere(ctx, "idmap_reactions", []string{"room_uri", "target_id", "reactor", "emoji"}, `reactor = ?`, string(u))
+	if err != nil {
+		return n, fmt.Errorf("idmap: erase reactions: %w", err)
+	}
+	for _, s := range nativeSenders {
+		m, err := st.DeleteWhere(ctx, "idmap_messages", []string{"network", "native_room", "native_id", "native_sender"}, `native_sender = ?`, string(s))
+		n += m
+		if err != nil {
+			return n, fmt.Errorf("idmap: erase messages: %w", err)
+		}
+	}
+	return n, nil
+}

@@ -43,10 +43,13 @@ func appserviceConfig(t testing.TB, dir string) Config {
 	}
 }
 
-func startAppserviceEnv(t testing.TB) *asEnv {
+func startAppserviceEnv(t testing.TB, opts ...func(*Config)) *asEnv {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := appserviceConfig(t, dir)
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if _, err := WriteRegistration(cfg, cfg.Appservice.RegistrationFile); err != nil {
 		t.Fatal(err)
 	}

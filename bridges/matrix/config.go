@@ -98,6 +98,8 @@ type EncryptionConfig struct {
 	// PickleKey encrypts the Olm account and sessions in the store. Required whenever
 	// encryption is possible (always, in practice); keep it secret.
 	PickleKey string `mapstructure:"pickle_key" yaml:"pickle_key"`
+	// Require refuses to bridge rooms that are not end-to-end encrypted, in both directions.
+	Require bool `mapstructure:"require" yaml:"require"`
 }
 
 // Defaults.

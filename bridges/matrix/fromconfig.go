@@ -23,7 +23,7 @@ func FromConfig(c config.MatrixBridge, gatewayDomain, dataDir string) Config {
 			RegistrationFile: c.Appservice.RegistrationFile, BotLocalpart: c.Appservice.BotLocalpart, GhostPrefix: c.Appservice.GhostPrefix},
 		Client: ClientConfig{UserID: id.UserID(c.Client.UserID), Password: c.Client.Password, AccessToken: c.Client.AccessToken,
 			DeviceID: id.DeviceID(c.Client.DeviceID), DisplayName: c.Client.DisplayName, PermissionCheck: &c.Client.PermissionCheck},
-		Encryption:   EncryptionConfig{Default: &c.Encryption.Default, PickleKey: c.Encryption.PickleKey},
+		Encryption:   EncryptionConfig{Default: &c.Encryption.Default, PickleKey: c.Encryption.PickleKey, Require: c.Encryption.Require},
 		MaxMediaSize: int64(c.MaxMediaSize),
 		DecryptWait:  c.DecryptWait,
 		Language:     c.Language,

@@ -75,6 +75,11 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		log.Debug("event in a room that is not a portal skipped")
 		return nil
 	}
+	if !p.Encrypted && a.cfg.Encryption.Require && (p.Kind.HasContent() || p.Kind == event.KindRoomMetadata) {
+		a.metrics.inbound.WithLabelValues("unencrypted").Inc()
+		log.Warn("event of an unencrypted room not bridged (bridges.matrix.encryption.require)")
+		return a.markDone(ctx, string(p.ID))
+	}
 	if p.Encrypted {
 		dec, err := a.decrypt(ctx, evt)
 		if err != nil {
@@ -395,7 +400,8 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: ct, Filename: m.Name, Size: int64(len(data))})
+	owner, _ := UserURIOf(p.Sender) // only for erasure; a sender without a URI owns nothing
+	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: ct, Filename: m.Name, Size: int64(len(data)), Owner: owner})
 	if err != nil {
 		return nil, transient(fmt.Errorf("matrix: store attachment: %w", err))
 	}

@@ -347,6 +347,12 @@ func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(conte
 		a.log.Warn("nowhere to show a notice: no portal for its room", "mimi_room", string(env.Room), "event_id", string(env.ID))
 		return nil
 	}
+	if a.cfg.Encryption.Require && env.Kind != event.KindMembership {
+		if enc, err := a.stateStore.IsEncrypted(ctx, o.room); err != nil || !enc {
+			a.metrics.outbound.WithLabelValues(kind, "unencrypted").Inc()
+			return bus.Permanent(fmt.Errorf("matrix: portal %s is not encrypted, not posting %s (bridges.matrix.encryption.require)", o.room, env.ID))
+		}
+	}
 	if err := a.bindSender(ctx, o); err != nil {
 		return err
 	}

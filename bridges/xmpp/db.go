@@ -425,3 +425,13 @@ func (d *db) secretKey(ctx context.Context) ([]byte, error) {
 	}
 	return k, nil
 }
+
+// PruneHistory deletes the room history entries sent before `before` (retention of MUC history)
+// and returns how many it deleted.
+func PruneHistory(ctx context.Context, st *store.Store, before time.Time) (int64, error) {
+	n, err := st.DeleteWhere(ctx, "xmpp_history", []string{"seq"}, `sent_at < ?`, before.UnixMilli())
+	if err != nil {
+		return n, fmt.Errorf("xmpp: prune history: %w", err)
+	}
+	return n, nil
+}

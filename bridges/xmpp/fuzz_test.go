@@ -80,7 +80,7 @@ func FuzzStanzaMapping(f *testing.F) {
 			t.Fatalf("nativeIDOf returned invalid %q", id)
 		}
 		if len(body) <= a.cfg.MaxBodyBytes && utf8.ValidString(body) {
-			part, err := a.bodyPart(context.Background(), body, m.OOB)
+			part, err := a.bodyPart(context.Background(), "", body, m.OOB)
 			if err == nil {
 				ev := o.eventID(id)
 				msg, err := a.builder(o, ev, at).New(part, externalID(o, id))

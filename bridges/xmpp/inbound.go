@@ -223,7 +223,7 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 			body = stripFallback(body, m.Fallback, nsReply)
 		}
 	}
-	part, err := a.bodyPart(ctx, body, m.OOB)
+	part, err := a.bodyPart(ctx, o.senderURI, body, m.OOB)
 	if err != nil {
 		return res, err
 	}
@@ -255,7 +255,7 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 // Links to the XMPP server's upload service are files: downloaded and stored, encrypted, in the
 // asset store. Any other link stays what it is, a link in the text (added to the body when the
 // body does not carry it), since neither the gateway nor a partner can vouch for fetching it.
-func (a *Adapter) bodyPart(ctx context.Context, body string, oob []inOOB) (content.NestedPart, error) {
+func (a *Adapter) bodyPart(ctx context.Context, owner event.UserURI, body string, oob []inOOB) (content.NestedPart, error) {
 	var files []content.NestedPart
 	text := body
 	for i, x := range oob {
@@ -285,7 +285,7 @@ func (a *Adapter) bodyPart(ctx context.Context, body string, oob []inOOB) (conte
 		if name == "/" || name == "." || len(name) > 255 || !utf8.ValidString(name) {
 			name = ""
 		}
-		xp, err := a.storeUpload(ctx, u, content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name})
+		xp, err := a.storeUpload(ctx, owner, u, content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name})
 		if err != nil {
 			return content.NestedPart{}, err
 		}
@@ -320,7 +320,7 @@ func (a *Adapter) isUploadHost(u *url.URL) bool {
 
 // storeUpload downloads a file from the upload service and stores it, encrypted, in the asset
 // store; the returned ExternalPart points at the asset.
-func (a *Adapter) storeUpload(ctx context.Context, u *url.URL, xp content.ExternalPart) (content.ExternalPart, error) {
+func (a *Adapter) storeUpload(ctx context.Context, owner event.UserURI, u *url.URL, xp content.ExternalPart) (content.ExternalPart, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return xp, refuse("modify", "bad-request", "unusable link")
@@ -348,7 +348,7 @@ func (a *Adapter) storeUpload(ctx context.Context, u *url.URL, xp content.Extern
 	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && ct != "" {
 		xp.ContentType = ct
 	}
-	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: xp.ContentType, Filename: xp.Filename, Size: int64(len(data))})
+	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: xp.ContentType, Filename: xp.Filename, Size: int64(len(data)), Owner: owner})
 	if err != nil {
 		return xp, fmt.Errorf("xmpp: store attachment: %w", err)
 	}
@@ -427,7 +427,7 @@ func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *inMessage, 
 		return res, nil
 	}
 	ev := o.eventID(res.nativeID)
-	part, err := a.bodyPart(ctx, body, m.OOB)
+	part, err := a.bodyPart(ctx, o.senderURI, body, m.OOB)
 	if err != nil {
 		return res, err
 	}

@@ -16,7 +16,7 @@ import (
 func openAssets(cfg *config.Config, log *slog.Logger, sd *ops.Shutdown) (*assets.Store, error) {
 	a := cfg.MIMI.Assets
 	st, err := assets.New(filepath.Join(cfg.DataDirAbs(), "assets"), cfg.Domain, int64(a.MaxSize),
-		assets.WithExpiry(a.Expiry), assets.WithLogger(log.With("component", "assets")))
+		assets.WithExpiry(shorter(a.Expiry, cfg.Retention.Assets)), assets.WithLogger(log.With("component", "assets")))
 	if err != nil {
 		return nil, err
 	}

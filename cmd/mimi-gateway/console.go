@@ -29,7 +29,8 @@ import (
 type runtimeHooks struct {
 	// partnerClient is the MIMI endpoint's client (nil while the endpoint is off).
 	partnerClient atomic.Pointer[protocol.Client]
-	// provider is the MIMI endpoint (nil while it is off).
+	// provider is the MIMI endpoint (nil while it is off): its credential alerts; erasure makes
+	// users leave their rooms through it.
 	provider atomic.Pointer[provider.Provider]
 	// reload is the same reload as SIGHUP: re-read, validate, swap, log, metrics.
 	reload func() (config.ReloadReport, error)

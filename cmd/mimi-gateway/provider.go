@@ -80,7 +80,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	}
 	if d.Hooks != nil {
 		d.Hooks.partnerClient.Store(client) // the admin console's partner view and "check now"
-		d.Hooks.provider.Store(p)           // its credential alerts
+		d.Hooks.provider.Store(p)           // its credential alerts; erasure's SelfRemoves
 	}
 	var stopped atomic.Bool
 	if d.Manager != nil {

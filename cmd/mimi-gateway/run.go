@@ -19,6 +19,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -242,7 +243,9 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 		return "", err
 	}
 
-	b, err := bus.Open(ctx, busConfig(cfg), log)
+	bc := busConfig(cfg)
+	bc.Sealer = storeSealer{st}
+	b, err := bus.Open(ctx, bc, log)
 	if err != nil {
 		return "", fmt.Errorf("opening bus: %w", err)
 	}
@@ -262,6 +265,15 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 		hooks = &runtimeHooks{reload: mgr.Reload}
 	}
 	deps := adapterDeps{Config: cfg, Manager: mgr, Bus: b, Store: st, Log: log, Admin: admin, Assets: as, Users: &userDirectory{}, Hooks: hooks}
+	// The streams keep a message only for consumer groups that exist (interest retention): the
+	// adapters' groups are declared before the endpoint can publish to them.
+	for _, spec := range adapters {
+		if n := event.Network(spec.name); spec.enabled(cfg) && n.Valid() {
+			if err := b.DeclareIn(ctx, adapterConsumer(spec.name), n); err != nil {
+				return "", fmt.Errorf("declaring the %s adapter's consumers: %w", spec.name, err)
+			}
+		}
+	}
 	// Core components (the MIMI endpoint) start before the adapters and stop after them.
 	for _, c := range components {
 		stop, err := c.start(ctx, deps)
@@ -290,6 +302,9 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 	return addr.String(), nil
 }
 
+// adapterConsumer is the consumer group name of an adapter.
+func adapterConsumer(name string) string { return "adapter-" + name }
+
 // checkAdapters refuses a configuration that enables a bridge for which registered has no
 // adapter: an enabled bridge must never be silently ignored.
 func checkAdapters(cfg *config.Config, registered []adapterSpec) error {
@@ -316,7 +331,7 @@ func startAdapter(ctx context.Context, spec adapterSpec, d adapterDeps, sd *ops.
 	if d.Users != nil {
 		d.Users.add(a)
 	}
-	sub, err := bridges.Run(ctx, d.Bus, "adapter-"+spec.name, a, d.Log.With("component", "adapter."+spec.name))
+	sub, err := bridges.Run(ctx, d.Bus, adapterConsumer(spec.name), a, d.Log.With("component", "adapter."+spec.name))
 	if err != nil {
 		return fmt.Errorf("consuming for %s adapter: %w", spec.name, err)
 	}

@@ -570,8 +570,8 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 		t.Errorf("events %q", events)
 	}
 	// The log lists the shutdown steps in order: the admin console's socket (no operator action
-	// during shutdown), readiness, endpoint (the component, then the asset sweeper, which was
-	// started before it), bus, store, admin.
+	// during shutdown), readiness, endpoint (the components in reverse order, then the asset
+	// sweeper, which was started before them), bus, store, admin.
 	var order []string
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "msg=stopping") {
@@ -580,7 +580,7 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(order, ","); got != "console,readiness,endpoint-test,asset-sweeper,bus,store,admin" {
+	if got := strings.Join(order, ","); got != "console,readiness,endpoint-test,retention,asset-sweeper,bus,store,admin" {
 		t.Errorf("shutdown order %s", got)
 	}
 }

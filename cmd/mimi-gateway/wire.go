@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
@@ -19,6 +21,10 @@ func busConfig(c *config.Config) bus.Config {
 			SyncInterval: b.Embedded.SyncInterval,
 			Listen:       b.Embedded.Listen,
 			ServerName:   b.Embedded.ServerName,
+			KeyFile:      c.NATSKeyFile(),
+			// Only the default file is created; a configured one must exist.
+			CreateKeyFile: b.Embedded.KeyFile == "",
+			Cipher:        b.Embedded.Cipher,
 		},
 		External: bus.ExternalConfig{
 			URLs:         append([]string(nil), b.External.URLs...),
@@ -29,8 +35,9 @@ func busConfig(c *config.Config) bus.Config {
 				CertFile: b.External.TLS.CertFile,
 				KeyFile:  b.External.TLS.KeyFile,
 			},
-			Replicas: b.External.Replicas,
-			Name:     b.External.Name,
+			Replicas:        b.External.Replicas,
+			Name:            b.External.Name,
+			EncryptedAtRest: b.External.EncryptedAtRest,
 		},
 		DedupeWindow:       b.DedupeWindow,
 		AckWait:            b.AckWait,
@@ -42,10 +49,35 @@ func busConfig(c *config.Config) bus.Config {
 		NoPinning:          b.NoPinning,
 		MaxAge:             b.MaxAge,
 		MaxBytes:           int64(b.MaxBytes),
-		DeadLetterMaxAge:   b.DeadLetterMaxAge,
+		DeadLetterMaxAge:   shorter(b.DeadLetterMaxAge, c.Retention.DeadLetters),
 		DeadLetterMaxBytes: int64(b.DeadLetterMaxBytes),
 		ReadyTimeout:       b.ReadyTimeout,
 	}
+}
+
+// shorter returns the shorter of a maximum age and a retention period (0: for ever).
+func shorter(d, retention time.Duration) time.Duration {
+	if retention > 0 && (d <= 0 || retention < d) {
+		return retention
+	}
+	return d
+}
+
+// sealedDeadLetter binds a dead letter's sealed envelope (core/bus Config.Sealer) to its
+// Nats-Msg-Id; it names no table, only the namespace of the associated data.
+var sealedDeadLetter = store.SealedColumn{Table: "mimi_dlq", Column: "envelope", Key: []string{"msg_id"}}
+
+// storeSealer seals dead letters' envelopes with the store's keyring.
+type storeSealer struct{ st *store.Store }
+
+var _ bus.Sealer = storeSealer{}
+
+func (s storeSealer) Seal(pt []byte, id string) ([]byte, error) {
+	return s.st.Seal(sealedDeadLetter, pt, id)
+}
+
+func (s storeSealer) Unseal(ct []byte, id string) ([]byte, error) {
+	return s.st.Unseal(sealedDeadLetter, ct, id)
 }
 
 // storeConfig maps the store section onto core/store.Config.

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -164,6 +165,20 @@ type meta struct {
 	Expires int64 `json:"expires"`
 	// Size is the ciphertext size in bytes.
 	Size int64 `json:"size"`
+	// Created is when it was stored, Unix seconds (0 in files written before it was recorded).
+	Created int64 `json:"created,omitempty"`
+	// Owner is the hex SHA-256 of the uploader's user URI (empty when unknown), so that a
+	// user's files can be erased without the files naming the user.
+	Owner string `json:"owner,omitempty"`
+}
+
+// ownerHash is how meta.Owner names a user.
+func ownerHash(u event.UserURI) string {
+	if u == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(sum[:])
 }
 
 // Put implements bridges.AssetStore. The ciphertext and then its metadata are written to
@@ -191,8 +206,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader, am bridges.AssetMeta) (*br
 		return nil, fmt.Errorf("assets: random: %w", err)
 	}
 	id := hex.EncodeToString(idb)
-	expires := s.now().Add(s.expiry).Truncate(time.Second)
-	mb, err := json.Marshal(meta{Expires: expires.Unix(), Size: int64(len(ct))})
+	now := s.now()
+	expires := now.Add(s.expiry).Truncate(time.Second)
+	mb, err := json.Marshal(meta{Expires: expires.Unix(), Size: int64(len(ct)), Created: now.Unix(), Owner: ownerHash(am.Owner)})
 	if err != nil {
 		return nil, fmt.Errorf("assets: metadata: %w", err)
 	}

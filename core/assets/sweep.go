@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 )
 
@@ -90,20 +91,26 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 
 // expiresOf reads a metadata file's expiry; ok is false when it cannot be read.
 func (s *Store) expiresOf(name string) (time.Time, bool) {
+	m, ok := s.metaOf(name)
+	return time.Unix(m.Expires, 0), ok
+}
+
+// metaOf reads a metadata file; ok is false when it cannot be read.
+func (s *Store) metaOf(name string) (meta, bool) {
 	f, err := os.Open(filepath.Join(s.dir, name))
 	if err != nil {
-		return time.Time{}, false
+		return meta{}, false
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxMetaSize))
 	if err != nil {
-		return time.Time{}, false
+		return meta{}, false
 	}
 	var m meta
 	if json.Unmarshal(b, &m) != nil {
-		return time.Time{}, false
+		return meta{}, false
 	}
-	return time.Unix(m.Expires, 0), true
+	return m, true
 }
 
 // Run sweeps at once and then every interval (DefaultSweepInterval when <= 0) until ctx ends.
@@ -127,4 +134,86 @@ func (s *Store) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// PruneBefore deletes the assets stored before `before` (retention of attachments), whatever
+// their expiry, and returns how many it deleted. An asset stored before its creation time was
+// recorded counts from its expiry minus the configured expiry.
+func (s *Store) PruneBefore(ctx context.Context, before time.Time) (int64, error) {
+	return s.removeWhere(ctx, func(m meta) bool {
+		created := m.Created
+		if created == 0 {
+			created = m.Expires - int64(s.expiry/time.Second)
+		}
+		return created < before.Unix()
+	})
+}
+
+// EraseOwner deletes every asset the user u uploaded (erasure of a user's data) and returns how
+// many it deleted.
+func (s *Store) EraseOwner(ctx context.Context, u event.UserURI) (int64, error) {
+	h := ownerHash(u)
+	if h == "" {
+		return 0, nil
+	}
+	return s.removeWhere(ctx, func(m meta) bool { return m.Owner == h })
+}
+
+// CountOwner returns how many stored assets the user u uploaded and their total size.
+func (s *Store) CountOwner(ctx context.Context, u event.UserURI) (n, size int64, err error) {
+	h := ownerHash(u)
+	err = s.eachMeta(ctx, func(_ string, m meta) error {
+		if h != "" && m.Owner == h {
+			n++
+			size += m.Size
+		}
+		return nil
+	})
+	return n, size, err
+}
+
+// removeWhere deletes the assets (ciphertext, then metadata) whose metadata matches.
+func (s *Store) removeWhere(ctx context.Context, match func(meta) bool) (int64, error) {
+	var removed int64
+	err := s.eachMeta(ctx, func(id string, m meta) error {
+		if !match(m) {
+			return nil
+		}
+		for _, name := range []string{id, id + metaSuffix} {
+			if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("assets: remove %s: %w", name, err)
+			}
+		}
+		removed++
+		return nil
+	})
+	return removed, err
+}
+
+// eachMeta calls fn with every readable asset metadata file.
+func (s *Store) eachMeta(ctx context.Context, fn func(id string, m meta) error) error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("assets: list: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id, ok := strings.CutSuffix(e.Name(), metaSuffix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if _, err := protocol.ParseAssetID(id); err != nil {
+			continue
+		}
+		m, ok := s.metaOf(e.Name())
+		if !ok {
+			continue
+		}
+		if err := fn(id, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -7,7 +7,8 @@
 //	mimi.in.<network>.<room-token>   MIMI → legacy: the endpoint publishes, one adapter per network consumes
 //
 // Publishing returns only after JetStream has stored the message, with the envelope ID as
-// Nats-Msg-Id so that a republished event is stored once. Consumers are durable pull consumers with
+// Nats-Msg-Id so that a republished event is stored once while the stream still holds the first
+// copy (an acknowledged message is removed at once, see NATS). Consumers are durable pull consumers with
 // explicit acks; a handler error means "retry later" (redelivery with backoff), and after the
 // configured maximum number of deliveries the message goes to the dead-letter subject. Messages of
 // one room are handled in order, one at a time; different rooms proceed in parallel.

@@ -56,7 +56,9 @@ type Config struct {
 
 	// DedupeWindow is how long JetStream remembers a Nats-Msg-Id (the envelope ID): a republished
 	// envelope within the window is stored once. Default 1h; must not exceed MaxAge. Consumers still
-	// dedupe by event ID in the store, because redelivery can happen after the window.
+	// dedupe by event ID in the store, because redelivery can happen after the window, and after a
+	// server restart once the first copy was acknowledged and removed (the server rebuilds its
+	// window from the messages it still holds).
 	DedupeWindow time.Duration `mapstructure:"dedupe_window"`
 	// AckWait is how long a delivered message may stay unacknowledged before it is redelivered.
 	// A running handler extends it automatically (progress acks), so it only bounds crashed or
@@ -85,7 +87,9 @@ type Config struct {
 	// then pull from every partition in turn; per-room order still holds (one message in flight
 	// per partition), but partitions move between replicas all the time.
 	NoPinning bool `mapstructure:"no_pinning"`
-	// MaxAge is how long mimi.out and mimi.in keep messages (acked or not). Default 7 days.
+	// MaxAge is how long mimi.out and mimi.in keep a message that is not acknowledged. An
+	// acknowledged message is removed at once (interest retention: once every consumer group
+	// whose subjects it matches has acknowledged it). Default 7 days.
 	MaxAge time.Duration `mapstructure:"max_age"`
 	// MaxBytes bounds each of the mimi.out and mimi.in streams; the oldest messages are discarded
 	// beyond it. Default 2 GiB.
@@ -97,6 +101,18 @@ type Config struct {
 	// ReadyTimeout bounds Open's wait for the embedded server, or for the first successful stream
 	// setup in external mode. Default 30s.
 	ReadyTimeout time.Duration `mapstructure:"ready_timeout"`
+	// Sealer, if set, encrypts the envelope a dead letter keeps (its data), so that the dead-letter
+	// stream holds metadata in headers and only an encrypted envelope; the gateway passes the
+	// store's keyring. Without one, dead letters keep the original data.
+	Sealer Sealer `mapstructure:"-"`
+}
+
+// Sealer encrypts and decrypts data bound to an ID (core/store's keyring in the gateway).
+type Sealer interface {
+	// Seal encrypts plaintext, bound to id.
+	Seal(plaintext []byte, id string) ([]byte, error)
+	// Unseal decrypts what Seal returned for the same id.
+	Unseal(sealed []byte, id string) ([]byte, error)
 }
 
 // EmbeddedConfig configures the in-process nats-server.
@@ -119,6 +135,16 @@ type EmbeddedConfig struct {
 	Listen string `mapstructure:"listen"`
 	// ServerName names the embedded server in logs and in the store. Default "mimi-gateway".
 	ServerName string `mapstructure:"server_name"`
+	// KeyFile holds the key with which the server encrypts the JetStream store at rest (every
+	// message block, index and consumer state; nats-server's own encryption, Cipher). Default
+	// <StoreDir>/../nats.key with CreateKeyFile. An existing unencrypted store is converted on the
+	// first start with a key. A wrong key, or a missing key file for an encrypted store, stops Open.
+	KeyFile string `mapstructure:"key_file"`
+	// CreateKeyFile lets Open create KeyFile (mode 0600) with a new random key when it does not
+	// exist and the store was never encrypted.
+	CreateKeyFile bool `mapstructure:"-"`
+	// Cipher is the store cipher: "chacha" (ChaCha20-Poly1305, the default) or "aes" (AES-GCM).
+	Cipher string `mapstructure:"cipher"`
 }
 
 // ExternalConfig configures the connection to an external NATS cluster.
@@ -135,6 +161,10 @@ type ExternalConfig struct {
 	Replicas int `mapstructure:"replicas"`
 	// Name is the connection name shown in the server's monitoring. Default "mimi-gateway".
 	Name string `mapstructure:"name"`
+	// EncryptedAtRest is the operator's statement that every server of the cluster encrypts its
+	// JetStream store (jetstream { cipher, key }): a client cannot tell, so without it Open logs a
+	// warning that message content may be stored in the clear on the servers.
+	EncryptedAtRest bool `mapstructure:"encrypted_at_rest"`
 }
 
 // TLSConfig names PEM files for TLS to external NATS servers.
@@ -188,6 +218,13 @@ func (c Config) WithDefaults() Config {
 	if c.Embedded.ServerName == "" {
 		c.Embedded.ServerName = "mimi-gateway"
 	}
+	if c.Embedded.KeyFile == "" && c.Embedded.StoreDir != "" {
+		c.Embedded.KeyFile = filepath.Join(filepath.Dir(filepath.Clean(c.Embedded.StoreDir)), "nats.key")
+		c.Embedded.CreateKeyFile = true
+	}
+	if c.Embedded.Cipher == "" {
+		c.Embedded.Cipher = "chacha"
+	}
 	if c.External.Replicas <= 0 {
 		c.External.Replicas = DefaultReplicas
 	}
@@ -224,6 +261,9 @@ func (c Config) Validate() error {
 		}
 		if !validName.MatchString(c.Embedded.ServerName) {
 			bad("embedded.server_name", "%q: use 1-64 characters from [A-Za-z0-9_-]", c.Embedded.ServerName)
+		}
+		if c.Embedded.Cipher != "chacha" && c.Embedded.Cipher != "aes" {
+			bad("embedded.cipher", "%q: use chacha or aes", c.Embedded.Cipher)
 		}
 	case ModeExternal:
 		if len(c.External.URLs) == 0 {

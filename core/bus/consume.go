@@ -18,7 +18,8 @@ import (
 )
 
 // Headers set on dead letters (mimi.dlq.<original subject>). The message data is the original
-// message data, unchanged.
+// message data, sealed with Config.Sealer when one is set (HeaderDLQSealed), so that the
+// dead-letter stream keeps metadata and an encrypted envelope only.
 const (
 	// HeaderDLQReason is why the message was dead-lettered: one of the DLQReason values.
 	HeaderDLQReason = "Mimi-Dlq-Reason"
@@ -36,6 +37,9 @@ const (
 	HeaderDLQDeliveries = "Mimi-Dlq-Deliveries"
 	// HeaderDLQMsgID is the original's Nats-Msg-Id (the envelope ID), if it had one.
 	HeaderDLQMsgID = "Mimi-Dlq-Msg-Id"
+	// HeaderDLQSealed is "1" when the data is the original sealed with Config.Sealer, bound to
+	// the dead letter's Nats-Msg-Id; DeadLetterData opens it.
+	HeaderDLQSealed = "Mimi-Dlq-Sealed"
 )
 
 // Dead-letter reasons (HeaderDLQReason and the reason label of mimi_bus_dead_lettered_total).
@@ -139,34 +143,8 @@ func (b *NATS) consume(ctx context.Context, name, dir string, n event.Network, h
 
 func (s *subscription) startPartition(ctx context.Context, p int) (*partition, error) {
 	cfg := s.b.cfg
-	ps := strconv.Itoa(p)
-	var durable, filter string
-	if s.dir == "out" {
-		durable = s.name + "_p" + ps
-		filter = subjectOutPrefix + ps + ".*"
-	} else {
-		durable = s.name + "_" + string(s.network) + "_p" + ps
-		filter = subjectInPrefix + string(s.network) + "." + ps + ".*"
-	}
-	cc := jetstream.ConsumerConfig{
-		Durable:       durable,
-		Description:   "mimi-gateway " + s.dir + " consumer group " + s.name + ", partition " + ps,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		// Unlimited on the server: the handler wrapper counts deliveries and dead-letters the
-		// message itself, so nothing is dropped silently (see handle).
-		MaxDeliver: -1,
-		// One message in flight per partition: a room's messages are handled one at a time, in
-		// stream order, even with several replicas pulling.
-		MaxAckPending: 1,
-		FilterSubject: filter,
-	}
-	if !cfg.NoPinning {
-		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
-		cc.PriorityGroups = []string{priorityGroup}
-		cc.PinnedTTL = cfg.PinnedTTL
-	}
+	cc := s.b.consumerConfig(s.dir, s.name, s.network, p)
+	durable := cc.Durable
 	cons, err := s.stream.CreateOrUpdateConsumer(ctx, cc)
 	if err != nil {
 		return nil, fmt.Errorf("bus: consumer %s: %w", durable, err)
@@ -190,6 +168,76 @@ func (s *subscription) startPartition(ctx context.Context, p int) (*partition, e
 		return nil, fmt.Errorf("bus: consume %s: %w", durable, err)
 	}
 	return part, nil
+}
+
+// consumerConfig is the durable consumer of partition p of a consumer group: dir "out" or "in"
+// (with network n).
+func (b *NATS) consumerConfig(dir, name string, n event.Network, p int) jetstream.ConsumerConfig {
+	cfg := b.cfg
+	ps := strconv.Itoa(p)
+	var durable, filter string
+	if dir == "out" {
+		durable = name + "_p" + ps
+		filter = subjectOutPrefix + ps + ".*"
+	} else {
+		durable = name + "_" + string(n) + "_p" + ps
+		filter = subjectInPrefix + string(n) + "." + ps + ".*"
+	}
+	cc := jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   "mimi-gateway " + dir + " consumer group " + name + ", partition " + ps,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		// Unlimited on the server: the handler wrapper counts deliveries and dead-letters the
+		// message itself, so nothing is dropped silently (see handle).
+		MaxDeliver: -1,
+		// One message in flight per partition: a room's messages are handled one at a time, in
+		// stream order, even with several replicas pulling.
+		MaxAckPending: 1,
+		FilterSubject: filter,
+	}
+	if !cfg.NoPinning {
+		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cc.PriorityGroups = []string{priorityGroup}
+		cc.PinnedTTL = cfg.PinnedTTL
+	}
+	return cc
+}
+
+// DeclareOut creates the durable consumers of consumer group name on mimi.out without consuming,
+// so that the streams keep messages for the group (interest retention) before it starts.
+func (b *NATS) DeclareOut(ctx context.Context, name string) error {
+	return b.declare(ctx, "out", name, "")
+}
+
+// DeclareIn is DeclareOut for network n's mimi.in subjects.
+func (b *NATS) DeclareIn(ctx context.Context, name string, n event.Network) error {
+	if !n.Valid() {
+		return fmt.Errorf("bus: declare in: invalid network %q", n)
+	}
+	return b.declare(ctx, "in", name, n)
+}
+
+func (b *NATS) declare(ctx context.Context, dir, name string, n event.Network) error {
+	if !validConsumer.MatchString(name) {
+		return fmt.Errorf("bus: consumer name %q: use 1-64 characters from [A-Za-z0-9-]", name)
+	}
+	streamName := StreamOut
+	if dir == "in" {
+		streamName = StreamIn
+	}
+	stream, err := b.js.Stream(ctx, streamName)
+	if err != nil {
+		return fmt.Errorf("bus: stream %s: %w", streamName, err)
+	}
+	for p := 0; p < b.cfg.Partitions; p++ {
+		cc := b.consumerConfig(dir, name, n, p)
+		if _, err := stream.CreateOrUpdateConsumer(ctx, cc); err != nil {
+			return fmt.Errorf("bus: consumer %s: %w", cc.Durable, err)
+		}
+	}
+	return nil
 }
 
 // handle runs the handler for one message and settles it. Calls for one partition are serial
@@ -329,8 +377,19 @@ func (s *subscription) deadLetter(part *partition, m jetstream.Msg, md *jetstrea
 	if id := m.Headers().Get(nats.MsgIdHdr); id != "" {
 		h.Set(HeaderDLQMsgID, headerSafe(id, 256))
 	}
-	msg := &nats.Msg{Subject: SubjectDeadLetterPrefix + orig, Data: m.Data(), Header: h}
 	dlqID := md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10) + ":" + part.durable
+	data := m.Data()
+	if sl := s.b.cfg.Sealer; sl != nil {
+		sealed, err := sl.Seal(data, dlqID)
+		if err != nil {
+			s.b.log.Error("bus: sealing a dead letter failed, will retry", "consumer", part.durable, "seq", md.Sequence.Stream, "err", err)
+			_ = m.NakWithDelay(s.b.backoff(md.NumDelivered))
+			return
+		}
+		data = sealed
+		h.Set(HeaderDLQSealed, "1")
+	}
+	msg := &nats.Msg{Subject: SubjectDeadLetterPrefix + orig, Data: data, Header: h}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if _, err := s.b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(dlqID), jetstream.WithExpectStream(StreamDeadLetter)); err != nil {
@@ -344,6 +403,22 @@ func (s *subscription) deadLetter(part *partition, m jetstream.Msg, md *jetstrea
 	if err := m.TermWithReason(reason); err != nil {
 		s.b.log.Warn("bus: term failed", "consumer", part.durable, "err", err)
 	}
+}
+
+// DeadLetterData returns the original data of a dead letter read from the dead-letter stream
+// (header and data as stored), opening it with Config.Sealer when it was sealed.
+func (b *NATS) DeadLetterData(h nats.Header, data []byte) ([]byte, error) {
+	if h.Get(HeaderDLQSealed) != "1" {
+		return data, nil
+	}
+	if b.cfg.Sealer == nil {
+		return nil, errors.New("bus: dead letter is sealed, and the bus has no sealer")
+	}
+	pt, err := b.cfg.Sealer.Unseal(data, h.Get(nats.MsgIdHdr))
+	if err != nil {
+		return nil, fmt.Errorf("bus: open dead letter: %w", err)
+	}
+	return pt, nil
 }
 
 // headerSafe makes s usable as a header value: no CR/LF, at most n bytes.

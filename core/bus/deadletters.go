@@ -102,7 +102,7 @@ func (b *NATS) ListDeadLetters(ctx context.Context, after uint64, limit int) ([]
 		if err != nil {
 			return out, fmt.Errorf("bus: dead letters from %d: %w", seq, err)
 		}
-		out = append(out, describeDeadLetter(m))
+		out = append(out, b.describeDeadLetter(m))
 		seq = m.Sequence + 1
 	}
 	return out, nil
@@ -114,7 +114,7 @@ func (b *NATS) GetDeadLetter(ctx context.Context, seq uint64) (DeadLetter, error
 	if err != nil {
 		return DeadLetter{}, err
 	}
-	return describeDeadLetter(m), nil
+	return b.describeDeadLetter(m), nil
 }
 
 // ReplayDeadLetter implements DeadLetters. The copy is published with the Nats-Msg-Id
@@ -143,7 +143,11 @@ func (b *NATS) ReplayDeadLetter(ctx context.Context, seq uint64) error {
 	if mid := m.Header.Get(HeaderDLQMsgID); mid != "" {
 		id = mid + "/replay/" + strconv.FormatUint(seq, 10)
 	}
-	msg := &nats.Msg{Subject: orig, Data: m.Data, Header: nats.Header{}}
+	data, err := b.DeadLetterData(m.Header, m.Data)
+	if err != nil {
+		return fmt.Errorf("bus: replay dead letter %d: %w", seq, err)
+	}
+	msg := &nats.Msg{Subject: orig, Data: data, Header: nats.Header{}}
 	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream)); err != nil {
 		return fmt.Errorf("bus: replay dead letter %d on %s: %w", seq, orig, err)
 	}
@@ -204,7 +208,8 @@ func (b *NATS) removeDeadLetter(ctx context.Context, seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("bus: dead letters: %w", err)
 	}
-	if err := s.DeleteMsg(ctx, seq); err != nil {
+	// Overwritten, not only unlinked: a dead letter holds (sealed) message content.
+	if err := s.SecureDeleteMsg(ctx, seq); err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
 			return fmt.Errorf("%w: %d", ErrDeadLetterNotFound, seq)
 		}
@@ -213,8 +218,9 @@ func (b *NATS) removeDeadLetter(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// describeDeadLetter reads a stored dead letter's headers and the envelope's metadata.
-func describeDeadLetter(m *jetstream.RawStreamMsg) DeadLetter {
+// describeDeadLetter reads a stored dead letter's headers and the envelope's metadata (opening
+// a sealed envelope).
+func (b *NATS) describeDeadLetter(m *jetstream.RawStreamMsg) DeadLetter {
 	h := m.Header
 	num := func(k string) uint64 {
 		n, _ := strconv.ParseUint(h.Get(k), 10, 64)
@@ -236,7 +242,12 @@ func describeDeadLetter(m *jetstream.RawStreamMsg) DeadLetter {
 	if d.Subject == "" {
 		d.Subject = strings.TrimPrefix(m.Subject, SubjectDeadLetterPrefix)
 	}
-	env, err := event.Unmarshal(m.Data)
+	data, err := b.DeadLetterData(h, m.Data)
+	if err != nil {
+		d.DecodeError = err.Error()
+		return d
+	}
+	env, err := event.Unmarshal(data)
 	if err != nil {
 		d.DecodeError = err.Error()
 		return d

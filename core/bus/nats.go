@@ -43,9 +43,14 @@ const priorityGroup = "mimi"
 //	MIMI_DLQ  subjects mimi.dlq.>            dead letters, kept DeadLetterMaxAge
 //
 // where p = partition(Config.Partitions, room token) is inserted by a stream subject transform.
-// All three use limits retention (MaxAge, MaxBytes, discard old), the dedupe window
-// Config.DedupeWindow on Nats-Msg-Id = envelope ID, and Replicas 1 (embedded) or
-// ExternalConfig.Replicas.
+// MIMI_OUT and MIMI_IN use interest retention: a message is removed as soon as every consumer
+// group whose subjects it matches has acknowledged it (and after MaxAge when none does), so
+// decrypted content stays on the bus only while delivery needs it; a message no consumer group
+// matches is not kept. MIMI_DLQ uses limits retention (DeadLetterMaxAge). All three bound
+// MaxBytes (discard old), use the dedupe window Config.DedupeWindow on Nats-Msg-Id = envelope ID
+// (a removed message's ID is forgotten when the server restarts: consumers dedupe by event ID in
+// the store), and Replicas 1 (embedded) or ExternalConfig.Replicas. An existing stream with
+// limits retention is switched in place. The embedded store is encrypted at rest (atrest.go).
 //
 // Consumers. ConsumeOut(name) / ConsumeIn(name, net) create one durable pull consumer per
 // partition ("<name>_p<i>", "<name>_<net>_p<i>"), DeliverAll, explicit acks, MaxAckPending 1,
@@ -66,9 +71,10 @@ type NATS struct {
 	log *slog.Logger
 	met *metrics
 
-	ns *server.Server // embedded mode only
-	nc *nats.Conn
-	js jetstream.JetStream
+	ns       *server.Server // embedded mode only
+	storeKey string         // embedded mode: the JetStream encryption key
+	nc       *nats.Conn
+	js       jetstream.JetStream
 
 	connClosed chan struct{} // closed by the connection's ClosedHandler
 
@@ -118,6 +124,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*NATS, error) {
 		b.abort()
 		return nil, err
 	}
+	switch {
+	case cfg.Mode == ModeEmbedded:
+		if err := recordKeyCheck(cfg.Embedded.StoreDir, b.storeKey); err != nil {
+			b.abort()
+			return nil, err
+		}
+	case !cfg.External.EncryptedAtRest:
+		b.log.Warn("cannot tell whether the NATS servers encrypt JetStream at rest: message content may be stored in the clear on them; " +
+			"enable jetstream encryption (cipher, key) on every server, then set bus.external.encrypted_at_rest (docs/privacy.md)")
+	}
 	b.log.Info("bus ready", "mode", string(cfg.Mode), "partitions", cfg.Partitions)
 	return b, nil
 }
@@ -134,8 +150,15 @@ func (b *NATS) startEmbedded() error {
 	if err := os.MkdirAll(ec.StoreDir, 0o700); err != nil {
 		return fmt.Errorf("bus: store dir: %w", err)
 	}
+	key, err := embeddedKey(ec)
+	if err != nil {
+		return err
+	}
+	b.storeKey = key
 	opts := &server.Options{
 		ServerName:         ec.ServerName,
+		JetStreamKey:       key,
+		JetStreamCipher:    storeCipher(ec.Cipher),
 		JetStream:          true,
 		StoreDir:           ec.StoreDir,
 		JetStreamMaxMemory: ec.MaxMemory,
@@ -262,10 +285,12 @@ func (b *NATS) streamConfigs() []jetstream.StreamConfig {
 		Source: "mimi.out.*", Destination: "mimi.out.{{partition(" + n + ",1)}}.{{wildcard(1)}}",
 	})
 	out.Description = "legacy → MIMI envelopes, partitioned by room"
+	out.Retention = jetstream.InterestPolicy
 	in := common(StreamIn, "mimi.in.*.*", &jetstream.SubjectTransformConfig{
 		Source: "mimi.in.*.*", Destination: "mimi.in.{{wildcard(1)}}.{{partition(" + n + ",2)}}.{{wildcard(2)}}",
 	})
 	in.Description = "MIMI → legacy envelopes, per network, partitioned by room"
+	in.Retention = jetstream.InterestPolicy
 	dlq := common(StreamDeadLetter, SubjectDeadLetterPrefix+">", nil)
 	dlq.Description = "dead letters: mimi.dlq.<original subject>"
 	dlq.MaxAge = b.cfg.DeadLetterMaxAge

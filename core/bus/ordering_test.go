@@ -166,11 +166,22 @@ func TestPartitionsInParallel(t *testing.T) {
 func partitionOf(t testing.TB, b *NATS, room event.RoomURI) string {
 	t.Helper()
 	ctx := ctxT(t)
-	if err := b.PublishOut(ctx, testEnvelope(room, "probe", nil)); err != nil {
+	// A consumer group must be interested, or the stream does not keep the probe.
+	if err := b.DeclareOut(ctx, "probe"); err != nil {
 		t.Fatal(err)
 	}
 	s, err := b.js.Stream(ctx, StreamOut)
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for p := range b.cfg.Partitions {
+			if err := s.DeleteConsumer(ctx, "probe_p"+strconv.Itoa(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	if err := b.PublishOut(ctx, testEnvelope(room, "probe", nil)); err != nil {
 		t.Fatal(err)
 	}
 	m, err := s.GetLastMsgForSubject(ctx, "mimi.out.*."+room.Token())

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
@@ -63,4 +64,15 @@ func (p *Provider) prune(ctx context.Context) error {
 		p.log.Debug("pruned dedupe records", "rows", total, "before", before)
 	}
 	return p.pruneRoutes(ctx)
+}
+
+// PruneMessageMap deletes the records of outgoing messages (envelope ID → MIMI message ID, with
+// the MLS ciphertext kept for resubmission) created before `before` (retention of ID mappings)
+// and returns how many it deleted.
+func PruneMessageMap(ctx context.Context, st *store.Store, before time.Time) (int64, error) {
+	n, err := st.DeleteWhere(ctx, "provider_msgmap", []string{"event_id"}, `created_at < ?`, before.UnixMilli())
+	if err != nil {
+		return n, fmt.Errorf("provider: prune message map: %w", err)
+	}
+	return n, nil
 }
