@@ -130,6 +130,19 @@ func namesUser(env *event.Envelope, u event.UserURI) bool {
 	return env.Sender == u || (env.Membership != nil && env.Membership.Target == u)
 }
 
+// configAndUser loads the configuration and parses a user URI argument.
+func (g *globalOptions) configAndUser(arg string) (*config.Config, event.UserURI, error) {
+	c, err := g.loadConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := event.ParseUserURI(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, u, nil
+}
+
 // newEraseUserCommand is `mimi-gateway admin erase-user URI`.
 func newEraseUserCommand(g *globalOptions) *cobra.Command {
 	var wait time.Duration
@@ -142,11 +155,7 @@ func newEraseUserCommand(g *globalOptions) *cobra.Command {
 			"the user is deleted. The request survives restarts of the gateway.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.loadConfig()
-			if err != nil {
-				return err
-			}
-			u, err := event.ParseUserURI(args[0])
+			c, u, err := g.configAndUser(args[0])
 			if err != nil {
 				return err
 			}

@@ -93,11 +93,7 @@ func newExportUserCommand(g *globalOptions) *cobra.Command {
 		Short: "Write what the gateway holds about a user as JSON (right of access)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.loadConfig()
-			if err != nil {
-				return err
-			}
-			u, err := event.ParseUserURI(args[0])
+			c, u, err := g.configAndUser(args[0])
 			if err != nil {
 				return err
 			}

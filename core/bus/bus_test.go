@@ -214,22 +214,15 @@ func TestRedeliveryAfterConsumerRestart(t *testing.T) {
 	})
 }
 
-func streamMsgs(t testing.TB, b *NATS, name string) uint64 {
-	t.Helper()
-	s, err := b.js.Stream(ctxT(t), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
+// streamMsgs returns how many messages a stream holds.
+func streamMsgs(t testing.TB, b *NATS, name string) uint64 { return streamState(t, b, name).Msgs }
 
 // streamLastSeq returns the sequence number of the last message a stream stored: how many it
 // stored, whether or not they were removed since.
-func streamLastSeq(t testing.TB, b *NATS, name string) uint64 {
+func streamLastSeq(t testing.TB, b *NATS, name string) uint64 { return streamState(t, b, name).LastSeq }
+
+// streamState returns a stream's state.
+func streamState(t testing.TB, b *NATS, name string) jetstream.StreamState {
 	t.Helper()
 	s, err := b.js.Stream(ctxT(t), name)
 	if err != nil {
@@ -239,7 +232,7 @@ func streamLastSeq(t testing.TB, b *NATS, name string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.State.LastSeq
+	return info.State
 }
 
 // deadLetters returns the messages in the dead-letter stream.
