@@ -580,7 +580,7 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(order, ","); got != "console,readiness,endpoint-test,retention,asset-sweeper,bus,store,admin" {
+	if got := strings.Join(order, ","); got != "console,readiness,endpoint-test,retention,erasure,asset-sweeper,bus,store,admin" {
 		t.Errorf("shutdown order %s", got)
 	}
 }

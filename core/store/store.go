@@ -279,6 +279,9 @@ func (s *Store) openSQLite(cfg Config, readers int) error {
 	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	common.Add("_pragma", "foreign_keys(1)")
 	common.Add("_pragma", "synchronous("+syncMode+")")
+	// Deleted content is overwritten, not left in free pages: erased and expired records (and
+	// the plaintext replaced when a column is sealed) are gone from the file.
+	common.Add("_pragma", "secure_delete(1)")
 
 	wq := url.Values{}
 	for k, v := range common {
