@@ -31,12 +31,15 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, mxid id.Us
 	if err != nil {
 		return total, err
 	}
-	// The crypto store's tables (mautrix); they exist once the adapter has run with encryption.
+	// The crypto and state store's tables (mautrix); they exist once the adapter has run. The
+	// state store learns a user's membership again from the homeserver while the user is still
+	// in a Matrix room.
 	for _, q := range []string{
 		`DELETE FROM crypto_device WHERE user_id = ?`,
 		`DELETE FROM crypto_tracked_user WHERE user_id = ?`,
 		`DELETE FROM crypto_cross_signing_keys WHERE user_id = ?`,
 		`DELETE FROM crypto_cross_signing_signatures WHERE signed_user_id = ? OR signer_user_id = ?`,
+		`DELETE FROM mx_user_profile WHERE user_id = ?`,
 	} {
 		args := []any{string(mxid)}
 		if strings.Count(q, "?") == 2 {

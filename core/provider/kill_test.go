@@ -96,6 +96,11 @@ func TestFollowerKilledChild(t *testing.T) {
 	if err != nil {
 		fail("bus", err)
 	}
+	// The parent reads B's mimi.in afterwards with the consumer group "verify": the stream keeps
+	// messages only for groups that exist (interest retention).
+	if err := b.DeclareIn(ctx, "verify", event.NetworkMatrix); err != nil {
+		fail("declare", err)
+	}
 	p, err := New(ctx, Config{Domain: cfg.Domain, Store: st, Bus: b, Logger: testLogger().With("domain", cfg.Domain)})
 	if err != nil {
 		fail("provider", err)
