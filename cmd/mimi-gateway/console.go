@@ -102,6 +102,9 @@ func startConsole(ctx context.Context, d adapterDeps, sd *ops.Shutdown) error {
 			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 			ln = tls.NewListener(ln, srv.TLSConfig)
 		}
+		if au.TLSCertFile == "" && !isLoopback(ln.Addr()) {
+			log.Warn("the admin console serves plain HTTP on a non-loopback address: browsers send its Secure session cookie only over HTTPS, so put it behind a TLS-terminating proxy or set admin_ui.tls_cert_file")
+		}
 		servers = append(servers, srv)
 		go serveLogged(log, srv, ln)
 		log.Info("admin console listening", "address", ln.Addr().String(), "tls", au.TLSCertFile != "")
@@ -129,6 +132,11 @@ func startConsole(ctx context.Context, d adapterDeps, sd *ops.Shutdown) error {
 		return errors.Join(errs...)
 	})
 	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func serveLogged(log *slog.Logger, srv *http.Server, ln net.Listener) {
