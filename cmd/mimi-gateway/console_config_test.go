@@ -91,4 +91,3 @@ func TestFileEditor(t *testing.T) {
 		t.Errorf("file after rollback:\n%s", disk)
 	}
 }
-
