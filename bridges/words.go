@@ -44,11 +44,12 @@ const (
 	// PhraseReference follows every notice: the correlation ID (1) an admin finds in the log.
 	PhraseReference Phrase = "reference"
 	// PhraseInviteUserUnknown and the other PhraseInvite… say why user (1) could not be added;
-	// (2) is the partner provider.
+	// (2) is the partner provider. NoticeText picks one by the notice's Reason.
 	PhraseInviteUserUnknown Phrase = "invite.userUnknown"
 	PhraseInviteNoConsent   Phrase = "invite.noConsent"
 	PhraseInviteNotAllowed  Phrase = "invite.notAllowed"
 	PhraseInviteUnreachable Phrase = "invite.unreachable"
+	PhraseInviteNoKeys      Phrase = "invite.noKeys"
 	PhraseInviteFailed      Phrase = "invite.failed"
 	// PhraseRefusedThis: the message the notice is attached to was refused by (1).
 	PhraseRefusedThis Phrase = "refused.this"
@@ -68,6 +69,8 @@ const (
 	PhrasePartnerUnknown Phrase = "partner.unknown"
 	// PhraseReacted: (1) reacted with (2).
 	PhraseReacted Phrase = "reacted"
+	// PhraseUnreadable: the gateway cannot decrypt the message the notice answers.
+	PhraseUnreadable Phrase = "unreadable"
 	// PhraseAboutChat introduces a notice sent outside the 1:1 conversation with (1) it is about.
 	PhraseAboutChat Phrase = "about.chat"
 	// PhraseAboutRoom introduces a notice sent outside the group chat (1) it is about.
@@ -113,6 +116,7 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseInviteNotAllowed:      "%[1]s could not be added to this conversation: the rules of this room or of %[2]s do not allow it.",
 		PhraseInviteUnreachable:     "%[1]s could not be added to this conversation: %[2]s cannot be reached.",
 		PhraseInviteFailed:          "%[1]s could not be added to this conversation: %[2]s refused.",
+		PhraseInviteNoKeys:          "%[1]s could not be added to this conversation: %[2]s could not set up end-to-end encryption for them.",
 		PhraseRefusedThis:           "This message was not delivered: %s refused it.",
 		PhraseRefused:               "A message you sent was not delivered: %s refused it.",
 		PhraseUndeliveredThis:       "This message could not be delivered to %s, and the gateway has stopped trying.",
@@ -125,6 +129,7 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseDeletedBy:             "deleted by %s",
 		PhraseAttachmentUnavailable: "[%s is not available]",
 		PhraseAboutChat:             "About your conversation with %s:",
+		PhraseUnreadable:            "The gateway cannot decrypt this message: its key has not reached the gateway's device. It is relayed if the key still arrives; otherwise please send it again.",
 		PhraseAboutRoom:             "About the group chat %s:",
 		PhraseStartedBy:             "%s started this conversation with you through MIMI.",
 		PhraseStarted:               "This conversation with %s was opened through MIMI.",
@@ -148,6 +153,7 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseInviteNotAllowed:      "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: Die Regeln dieses Raums oder von %[2]s erlauben es nicht.",
 		PhraseInviteUnreachable:     "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s ist nicht erreichbar.",
 		PhraseInviteFailed:          "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s hat abgelehnt.",
+		PhraseInviteNoKeys:          "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s konnte die Ende-zu-Ende-Verschlüsselung für diese Person nicht einrichten.",
 		PhraseRefusedThis:           "Diese Nachricht wurde nicht zugestellt: %s hat sie abgelehnt.",
 		PhraseRefused:               "Eine Ihrer Nachrichten wurde nicht zugestellt: %s hat sie abgelehnt.",
 		PhraseUndeliveredThis:       "Diese Nachricht konnte nicht an %s zugestellt werden; das Gateway hat die Zustellung aufgegeben.",
@@ -160,6 +166,7 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseDeletedBy:             "gelöscht von %s",
 		PhraseAttachmentUnavailable: "[%s ist nicht verfügbar]",
 		PhraseAboutChat:             "Zu Ihrer Unterhaltung mit %s:",
+		PhraseUnreadable:            "Das Gateway kann diese Nachricht nicht entschlüsseln: Ihr Schlüssel hat das Gerät des Gateways nicht erreicht. Sie wird weitergeleitet, falls der Schlüssel noch eintrifft; sonst senden Sie sie bitte erneut.",
 		PhraseAboutRoom:             "Zum Gruppenchat %s:",
 		PhraseStartedBy:             "%s hat diese Unterhaltung mit Ihnen über MIMI begonnen.",
 		PhraseStarted:               "Diese Unterhaltung mit %s wurde über MIMI eröffnet.",
@@ -213,8 +220,10 @@ func NoticeText(lang Language, n *event.Notice, target string, attached bool) st
 	case event.NoticeInviteFailed:
 		p := PhraseInviteFailed
 		switch n.Reason {
-		case "userUnknown":
+		case "userUnknown", "userDeleted":
 			p = PhraseInviteUserUnknown
+		case "noKeyPackage", "incompatibleProtocol":
+			p = PhraseInviteNoKeys
 		case "noConsent":
 			p = PhraseInviteNoConsent
 		case "notAllowed", "forbidden":
@@ -235,6 +244,13 @@ func NoticeText(lang Language, n *event.Notice, target string, attached bool) st
 		text = Say(lang, PhraseRoomFailed, partner)
 	}
 	return text + " " + Say(lang, PhraseReference, n.Correlation)
+}
+
+// NoticeIsPersonal reports whether a notice is about something its Sender did (an invite, a
+// message), to be shown to that user; the others (a partner's reachability) concern everyone in
+// the room.
+func NoticeIsPersonal(c event.NoticeCode) bool {
+	return c != event.NoticePartnerUnreachable && c != event.NoticePartnerReachable
 }
 
 func pick(c bool, yes, no Phrase) Phrase {

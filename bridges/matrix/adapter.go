@@ -119,10 +119,12 @@ type Adapter struct {
 	// missingSessions remembers Megolm sessions whose key did not arrive within DecryptWait
 	// (guarded by ingestMu).
 	missingSessions map[id.SessionID]time.Time
-	pendingC        chan struct{}
-	cancel          context.CancelFunc
-	wg              sync.WaitGroup
-	started         bool
+	// unreadableNoticed are the parked events whose senders were told (owned by pendingLoop).
+	unreadableNoticed map[id.EventID]bool
+	pendingC          chan struct{}
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
+	started           bool
 	// beforeAck, when set (tests), runs after a transaction was published and before it is
 	// acknowledged; returning true ends the request without an answer (a simulated crash).
 	beforeAck func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool
@@ -165,13 +167,14 @@ func New(o Options) (*Adapter, error) {
 	}
 	a := &Adapter{
 		cfg: cfg, st: o.Store, pub: o.Bus, assets: o.Assets, idv: idv,
-		log:             log.With("component", "matrix", "mode", string(cfg.Mode)),
-		ids:             idmap.New(o.Store),
-		ghosts:          Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
-		metrics:         newMetrics(),
-		pendingC:        make(chan struct{}, 1),
-		missingSessions: map[id.SessionID]time.Time{},
-		ready:           make(chan struct{}),
+		log:               log.With("component", "matrix", "mode", string(cfg.Mode)),
+		ids:               idmap.New(o.Store),
+		ghosts:            Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
+		metrics:           newMetrics(),
+		pendingC:          make(chan struct{}, 1),
+		missingSessions:   map[id.SessionID]time.Time{},
+		unreadableNoticed: map[id.EventID]bool{},
+		ready:             make(chan struct{}),
 	}
 	a.initCommands()
 	if o.Registerer != nil {

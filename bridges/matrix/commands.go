@@ -127,19 +127,35 @@ func (a *Adapter) aloneWith(ctx context.Context, room id.RoomID, user id.UserID)
 	return (members[0] == user && members[1] == a.client.UserID) || (members[1] == user && members[0] == a.client.UserID)
 }
 
-// answer sends a command's answer as a notice in reply to the command. Its transaction ID is
-// derived from the command, so an answer sent again after a retry is stored once.
+// answer sends a command's answer as a notice in reply to the command.
 func (a *Adapter) answer(ctx context.Context, p *Parsed, text string) error {
-	c := &mevent.MessageEventContent{MsgType: mevent.MsgNotice, Body: text, Mentions: &mevent.Mentions{},
-		RelatesTo: &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: p.ID}}}
-	t, enc, err := a.encryptFor(ctx, p.Room, mevent.EventMessage, c)
+	return a.say(ctx, p.Room, p.ID, "", "cmd", text)
+}
+
+// say sends text as the gateway's m.notice into room: by the functional account (client mode) or
+// the bot, encrypted where the room is, in reply to replyTo and mentioning mention when set. Its
+// transaction ID is derived from purpose and replyTo, so a notice sent again after a retry is
+// stored once.
+func (a *Adapter) say(ctx context.Context, room id.RoomID, replyTo id.EventID, mention id.UserID, purpose, text string) error {
+	c := &mevent.MessageEventContent{MsgType: mevent.MsgNotice, Body: text, Mentions: &mevent.Mentions{}}
+	if replyTo != "" {
+		c.RelatesTo = &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: replyTo}}
+	}
+	if mention != "" {
+		c.Mentions.UserIDs = []id.UserID{mention}
+	}
+	t, enc, err := a.encryptFor(ctx, room, mevent.EventMessage, c)
 	if err != nil {
 		return transient(err)
 	}
-	sum := sha256.Sum256([]byte(p.ID))
-	txn := "mimi.cmd." + hex.EncodeToString(sum[:12])
-	if _, err := a.client.SendMessageEvent(ctx, p.Room, t, enc, mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true}); err != nil {
-		return transient(fmt.Errorf("matrix: answer command in %s: %w", p.Room, err))
+	sum := sha256.Sum256([]byte(purpose + "\x00" + string(replyTo)))
+	txn := "mimi." + purpose + "." + hex.EncodeToString(sum[:12])
+	var s messageSender = a.client
+	if a.cfg.Mode == ModeAppservice {
+		s = a.as.BotIntent()
+	}
+	if _, err := s.SendMessageEvent(ctx, room, t, enc, mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true}); err != nil {
+		return transient(fmt.Errorf("matrix: notice in %s: %w", room, err))
 	}
 	return nil
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// DecryptWait is how long an incoming encrypted event waits for its room key before it is
 	// parked in the store until the key arrives. Default 5s.
 	DecryptWait time.Duration `mapstructure:"decrypt_wait" yaml:"decrypt_wait"`
+	// UnreadableNoticeAfter is how long a parked encrypted event waits for its room key before its
+	// sender is told that the gateway cannot read it. Default 30s.
+	UnreadableNoticeAfter time.Duration `mapstructure:"-" yaml:"-"`
 	// Language is the language of the gateway's notices and command answers: "en" (the default)
 	// or "de" (see bridges.Languages).
 	Language string `mapstructure:"language" yaml:"language"`
@@ -104,19 +107,20 @@ type EncryptionConfig struct {
 
 // Defaults.
 const (
-	DefaultAppserviceID     = "mimi-gateway"
-	DefaultBotLocalpart     = "mimibot"
-	DefaultGhostPrefix      = "mimi_"
-	DefaultMaxMediaSize     = 100 << 20
-	DefaultMaxTransaction   = 32 << 20
-	DefaultDecryptWait      = 5 * time.Second
-	DefaultClientName       = "MIMI Gateway"
-	botLabel                = "(Chatbot)"
-	permissionConfigType    = "de.gematik.tim.account.permissionconfig.pro.v1"
-	permissionConfigBasic   = "de.gematik.tim.account.permissionconfig.v1"
-	minPickleKeyLength      = 16
-	maxDisplayNameLength    = 256
-	maxAttributionNameRunes = 64
+	DefaultAppserviceID          = "mimi-gateway"
+	DefaultBotLocalpart          = "mimibot"
+	DefaultGhostPrefix           = "mimi_"
+	DefaultMaxMediaSize          = 100 << 20
+	DefaultMaxTransaction        = 32 << 20
+	DefaultDecryptWait           = 5 * time.Second
+	DefaultUnreadableNoticeAfter = 30 * time.Second
+	DefaultClientName            = "MIMI Gateway"
+	botLabel                     = "(Chatbot)"
+	permissionConfigType         = "de.gematik.tim.account.permissionconfig.pro.v1"
+	permissionConfigBasic        = "de.gematik.tim.account.permissionconfig.v1"
+	minPickleKeyLength           = 16
+	maxDisplayNameLength         = 256
+	maxAttributionNameRunes      = 64
 )
 
 // WithDefaults returns c with defaults filled in.
@@ -141,6 +145,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DecryptWait == 0 {
 		c.DecryptWait = DefaultDecryptWait
+	}
+	if c.UnreadableNoticeAfter == 0 {
+		c.UnreadableNoticeAfter = DefaultUnreadableNoticeAfter
 	}
 	if c.Client.DisplayName == "" {
 		c.Client.DisplayName = DefaultClientName

@@ -1,6 +1,8 @@
 package matrix
 
 import (
+	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -316,4 +318,48 @@ func TestClientModeConversations(t *testing.T) {
 			t.Errorf("envelope about the functional account: %+v", env)
 		}
 	}
+}
+
+// TestUnreadableNotice: an encrypted message whose room key never reaches the gateway (sent
+// before its device was in the room, or not shared with it) is not lost without a word: after
+// UnreadableNoticeAfter its sender gets a notice in reply, once.
+func TestUnreadableNotice(t *testing.T) {
+	e := startAppserviceEnv(t, func(c *Config) { c.UnreadableNoticeAfter = time.Millisecond })
+	alice := newE2EEClient(t, e.hs, "alice", "alicepassword123")
+	room := alice.createEncryptedRoom(t, e.adapter.ghosts.UserID(bobURI))
+	alice.waitJoined(t, room, e.adapter.botUserID())
+	// A Megolm event of a session the gateway never received.
+	ev := alice.sendType(t, room, mevent.EventEncrypted, map[string]any{"algorithm": "m.megolm.v1.aes-sha2",
+		"ciphertext": base64.RawStdEncoding.EncodeToString(append([]byte{3}, make([]byte, 200)...)), "device_id": "NOSUCHDEVICE",
+		"sender_key": key32(1), "session_id": key32(2)})
+	var n *mevent.Event
+	waitFor(t, 60*time.Second, "the notice about the unreadable message", func() bool {
+		e.adapter.kickPending()
+		got := alice.Events(func(x *mevent.Event) bool {
+			c := x.Content.AsMessage()
+			return x.Sender == e.adapter.botUserID() && x.Type == mevent.EventMessage && c.RelatesTo != nil && c.RelatesTo.InReplyTo != nil &&
+				c.RelatesTo.InReplyTo.EventID == ev
+		})
+		if len(got) > 0 {
+			n = got[0]
+		}
+		return n != nil
+	})
+	c := n.Content.AsMessage()
+	if !strings.HasPrefix(c.Body, "The gateway cannot decrypt this message") || c.MsgType != mevent.MsgNotice ||
+		c.Mentions == nil || len(c.Mentions.UserIDs) != 1 || c.Mentions.UserIDs[0] != alice.UserID {
+		t.Errorf("notice %s %q mentions %+v", c.MsgType, c.Body, c.Mentions)
+	}
+	e.adapter.kickPending()
+	waitFor(t, 30*time.Second, "another retry", func() bool {
+		return testutil.ToFloat64(e.adapter.metrics.decryptErrors.WithLabelValues("no_session")) >= 1
+	})
+	if got := testutil.ToFloat64(e.adapter.metrics.inbound.WithLabelValues("unreadable_notice")); got != 1 {
+		t.Errorf("%v unreadable notices, want 1", got)
+	}
+}
+
+// key32 is a 32-byte value in unpadded base64, as Olm keys and Megolm session IDs are written.
+func key32(b byte) string {
+	return base64.RawStdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32))
 }

@@ -11,6 +11,8 @@ import (
 	"maunium.net/go/mautrix/crypto"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 )
 
 // maxPendingBatch bounds the parked events retried at once.
@@ -159,18 +161,19 @@ func (a *Adapter) retryPending(ctx context.Context) error {
 	if a.crypto == nil {
 		return nil
 	}
-	rows, err := a.st.QueryContext(ctx, `SELECT event_id, raw FROM matrix_pending ORDER BY received_at LIMIT ?`, maxPendingBatch)
+	rows, err := a.st.QueryContext(ctx, `SELECT event_id, raw, received_at FROM matrix_pending ORDER BY received_at LIMIT ?`, maxPendingBatch)
 	if err != nil {
 		return fmt.Errorf("matrix: load parked events: %w", err)
 	}
 	type parked struct {
-		id  string
-		raw []byte
+		id       string
+		raw      []byte
+		received int64
 	}
 	var list []parked
 	for rows.Next() {
 		var p parked
-		if err := rows.Scan(&p.id, &p.raw); err != nil {
+		if err := rows.Scan(&p.id, &p.raw, &p.received); err != nil {
 			rows.Close()
 			return err
 		}
@@ -194,6 +197,9 @@ func (a *Adapter) retryPending(ctx context.Context) error {
 		_ = evt.Content.ParseRaw(evt.Type)
 		dec, err := a.crypto.Decrypt(ctx, &evt)
 		if err != nil {
+			if time.Since(time.UnixMilli(p.received)) >= a.cfg.UnreadableNoticeAfter {
+				a.noticeUnreadable(ctx, &evt)
+			}
 			continue // still no key
 		}
 		a.ingestMu.Lock()
@@ -208,7 +214,26 @@ func (a *Adapter) retryPending(ctx context.Context) error {
 	return nil
 }
 
+// noticeUnreadable tells the sender of an event that has waited UnreadableNoticeAfter for its room
+// key that the gateway cannot read it (once per event while the adapter runs): a message sent
+// before the gateway's device was in the room, or whose key the sender's client did not share with
+// it, would otherwise be lost without a word.
+func (a *Adapter) noticeUnreadable(ctx context.Context, evt *mevent.Event) {
+	if a.unreadableNoticed[evt.ID] {
+		return
+	}
+	err := a.say(ctx, evt.RoomID, evt.ID, evt.Sender, "unreadable", bridges.Say(a.lang(), bridges.PhraseUnreadable))
+	if err != nil {
+		a.log.Warn("could not tell the sender about an unreadable event", "room_id", string(evt.RoomID), "event_id", string(evt.ID), "error", err)
+		return
+	}
+	a.unreadableNoticed[evt.ID] = true
+	a.metrics.inbound.WithLabelValues("unreadable_notice").Inc()
+	a.log.Warn("event still unreadable, its sender was told", "room_id", string(evt.RoomID), "event_id", string(evt.ID), "sender", string(evt.Sender))
+}
+
 func (a *Adapter) unpark(ctx context.Context, eventID string) {
+	delete(a.unreadableNoticed, id.EventID(eventID))
 	if _, err := a.st.ExecContext(ctx, `DELETE FROM matrix_pending WHERE event_id = ?`, eventID); err != nil {
 		a.log.Warn("removing parked event failed", "event_id", eventID, "error", err)
 	}
@@ -229,14 +254,5 @@ func (a *Adapter) ingestDecrypted(ctx context.Context, outer, dec *mevent.Event)
 		a.skip(ctx, dec, err)
 		return a.markDone(ctx, string(outer.ID))
 	}
-	env, err := a.toEnvelope(ctx, room, p)
-	if err != nil {
-		var te errTransient
-		if errors.As(err, &te) {
-			return err
-		}
-		a.skip(ctx, dec, err)
-		return a.markDone(ctx, string(outer.ID))
-	}
-	return a.publish(ctx, p, env)
+	return a.relay(ctx, room, p)
 }

@@ -90,6 +90,12 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 			return a.markDone(ctx, string(evt.ID))
 		}
 	}
+	return a.relay(ctx, room, p)
+}
+
+// relay handles a (decrypted) event of a portal: a command to the functional account is answered,
+// anything else is published as an envelope. Callers hold ingestMu.
+func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) error {
 	if a.cfg.Mode == ModeClient && p.Kind == event.KindMessage {
 		if isCommand, err := a.command(ctx, room, p); err != nil {
 			return err
@@ -103,7 +109,7 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		if errors.As(err, &te) {
 			return err
 		}
-		a.skip(ctx, evt, err)
+		a.skip(ctx, p.Event, err)
 		return a.markDone(ctx, string(p.ID))
 	}
 	return a.publish(ctx, p, env)

@@ -12,8 +12,9 @@ import (
 
 // HandleNotice implements bridges.NoticeHandler: the user who caused a failure is told in the
 // room, by the bot (appservice) or the functional account (client mode), with an m.notice in
-// the configured language that answers the failed message when the notice names it and ends
-// with the correlation ID. After a failed invite the invitee's ghost leaves the portal, so that
+// the configured language that mentions them (a notice about a partner's reachability concerns
+// the whole room and mentions nobody), answers the failed message when the notice names it and
+// ends with the correlation ID. After a failed invite the invitee's ghost leaves the portal, so that
 // the room does not show them as a member.
 func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
@@ -27,7 +28,7 @@ func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 			c.RelatesTo = &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: id.EventID(n.Native)}}
 		}
 		c.Body = bridges.NoticeText(a.lang(), n, target, c.RelatesTo != nil)
-		if a.isLocal(env.Sender) {
+		if a.isLocal(env.Sender) && bridges.NoticeIsPersonal(n.Code) {
 			c.Mentions.UserIDs = []id.UserID{a.matrixUser(env.Sender)} // notify the person it is for
 		}
 		ev, err := o.send(ctx, mevent.EventMessage, c)

@@ -64,7 +64,7 @@ func (a *Adapter) langOf(user jid.JID) bridges.Language {
 
 // HandleNotice implements bridges.NoticeHandler: the local user who caused a failure is told in
 // words, in their client's language: in a room where they are present, by a message of the room
-// itself to their resources; otherwise (a 1:1 chat, or nobody present) by a chat message from the
+// itself to their resources (a partner's reachability: to everyone present); otherwise (a 1:1 chat, or nobody present) by a chat message from the
 // gateway's own address (the users component) saying which conversation it is about, which the
 // server stores for a user who is offline. After a failed invite the invitee leaves the room's
 // occupant list.
@@ -92,7 +92,11 @@ func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 	sum := sha256.Sum256([]byte(env.ID))
 	id := "notice-" + hex.EncodeToString(sum[:12])
 	return a.once(ctx, env, func() error {
-		sent, err := a.noticeInRoom(ctx, r, noRoom, user, id, text)
+		to := user.Bare().String()
+		if !bridges.NoticeIsPersonal(n.Code) {
+			to = "" // a partner's reachability concerns everyone in the room
+		}
+		sent, err := a.noticeInRoom(ctx, r, noRoom, to, id, text)
 		if err != nil {
 			return err
 		}
@@ -118,9 +122,10 @@ func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 	})
 }
 
-// noticeInRoom sends text as a message of MUC r to the resources of user that are in it; it
-// reports false when there is no such room or resource.
-func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, user jid.JID, id, text string) (bool, error) {
+// noticeInRoom sends text as a message of MUC r to the resources of the local user with the bare
+// JID to that are in it (every occupant when to is empty); it reports false when there is no
+// such room or resource.
+func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, to, id, text string) (bool, error) {
 	if noRoom || r.Kind != kindMUC {
 		return false, nil
 	}
@@ -134,7 +139,7 @@ func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, user ji
 	}
 	sent := false
 	for _, o := range occ {
-		if o.Bare != user.Bare().String() {
+		if to != "" && o.Bare != to {
 			continue
 		}
 		body := text

@@ -52,15 +52,25 @@ func TestNotices(t *testing.T) {
 		t.Errorf("notice %s", g)
 	}
 
-	// Carol's client names no language (Prosody labels her stanzas with its default, en); she gets
-	// a notice about a room she is not in.
+	// Carol's client names no language (Prosody labels her stanzas with its default, en). A
+	// partner's reachability concerns the whole room: everyone present sees it.
 	carol := dialClient(t, e.p, "carol", "desk")
-	e.publishIn(&event.Envelope{ID: "mimi:n3", Kind: event.KindNotice, Room: ward7URI, Sender: "mimi://localhost/u/carol", Timestamp: time.Now(),
-		Origin: event.Origin{Network: event.NetworkMIMI}, Notice: &event.Notice{Code: event.NoticePartnerUnreachable, Correlation: "77", Partner: "clinic-b.example"}})
+	carolNotice := func(id string, n event.Notice) {
+		e.publishIn(&event.Envelope{ID: event.EventID("mimi:" + id), Kind: event.KindNotice, Room: ward7URI, Sender: "mimi://localhost/u/carol",
+			Timestamp: time.Now(), Origin: event.Origin{Network: event.NetworkMIMI}, Notice: &n})
+	}
+	carolNotice("n3", event.Notice{Code: event.NoticePartnerUnreachable, Correlation: "77", Partner: "clinic-b.example"})
+	u := alice.expect("the room's reachability notice", and(named("message"), from(ward7), hasChild("", "body")))
+	if body := u.child("", "body").Text; body != "clinic-b.example cannot be reached at the moment. Your messages are kept and will be delivered when it is back. (reference 77)" {
+		t.Errorf("notice %s", u)
+	}
+	// A notice about a room she is not in reaches carol from the gateway, naming the room.
+	carolNotice("n4", event.Notice{Code: event.NoticeRefused, Correlation: "78", Partner: "clinic-b.example"})
 	c := carol.expect("carol's notice", and(named("message"), from(testUsers), hasChild("", "body")))
-	if body := c.child("", "body").Text; body != "About the group chat "+ward7+": clinic-b.example cannot be reached at the moment. Your messages are kept and will be delivered when it is back. (reference 77)" {
+	if body := c.child("", "body").Text; body != "About the group chat "+ward7+": A message you sent was not delivered: clinic-b.example refused it. (reference 78)" {
 		t.Errorf("notice %s", c)
 	}
+	carol.none("the room's notice", and(named("message"), from(ward7)))
 	// Redelivered, a notice is not shown twice.
 	notice("n1", ward7URI, event.Notice{Code: event.NoticeInviteFailed, Correlation: "c0ffee", Target: testBob, Reason: "userUnknown"})
 	alice.send(`<message to='` + ward7 + `' type='groupchat' id='g2'><body>noch da</body></message>`)
