@@ -245,3 +245,16 @@ func TestRequiredCapabilitiesTSMLS(t *testing.T) {
 		})
 	}
 }
+
+// groupInfoMsg returns the GroupInfo of a pending commit's epoch.
+func groupInfoMsg(t testing.TB, pc *PendingCommit) *MLSMessage {
+	t.Helper()
+	gi, err := pc.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gi
+}
+
+// groupInfoOf returns the GroupInfo of a pending commit's epoch, unwrapped.
+func groupInfoOf(t testing.TB, pc *PendingCommit) *GroupInfo { return groupInfoMsg(t, pc).GroupInfo }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // CommitOptions are the proposals a commit carries besides the ones cached by reference.
@@ -41,12 +42,30 @@ type PendingCommit struct {
 	Commit *MLSMessage
 	// Welcome is the Welcome for the added members (nil when nobody is added).
 	Welcome *MLSMessage
-	// GroupInfo is the signed GroupInfo of the new epoch (for external joins).
-	GroupInfo *MLSMessage
 	// State is the member's state in the new epoch (usable after Confirm).
 	State *Group
 	// Result describes the commit as processing members see it.
 	Result *CommitResult
+
+	giOnce sync.Once
+	gi     *GroupInfo // the new epoch's signed GroupInfo, made for the Welcome or by GroupInfo
+	giErr  error
+}
+
+// GroupInfo returns the signed GroupInfo of the new epoch (with external_pub, and the ratchet tree
+// unless the configuration omits it), as a delivery service hands it to external joiners. It is
+// made on the first call (signing it and encoding the tree cost as much as a small commit), or
+// with the Welcome when the commit adds members.
+func (pc *PendingCommit) GroupInfo() (*MLSMessage, error) {
+	pc.giOnce.Do(func() {
+		if pc.gi == nil {
+			pc.gi, pc.giErr = pc.State.groupInfo()
+		}
+	})
+	if pc.giErr != nil {
+		return nil, pc.giErr
+	}
+	return &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatGroupInfo, GroupInfo: pc.gi}, nil
 }
 
 // Confirm records that the delivery service accepted the commit and returns State, now the
@@ -183,16 +202,14 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 	}
 	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: self, AuthenticatedData: o.AuthenticatedData,
 		ContentType: ContentTypeCommit, Commit: &Commit{Proposals: list, Path: up}}
-	ac, err := signContent(g.cs, wf, fc, &g.ctx, g.signer)
-	if err != nil {
-		return nil, err
-	}
-	cti, err := confirmedTranscriptInput(ac)
+	ac, err := signContent(g.cs, wf, fc, g.ctxBytes, g.signer)
 	if err != nil {
 		return nil, err
 	}
 	newCtx := prov
-	newCtx.ConfirmedTranscriptHash = g.cs.confirmedTranscriptHash(g.interim, cti)
+	if newCtx.ConfirmedTranscriptHash, err = g.cs.confirmedTranscriptHashOf(g.interim, ac, g.ctxBytes); err != nil {
+		return nil, err
+	}
 	newCtxBytes, err := newCtx.Marshal()
 	if err != nil {
 		return nil, err
@@ -204,7 +221,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 
 	msg := &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: wf}
 	if wf == WireFormatPublicMessage {
-		if msg.PublicMessage, err = protectPublic(g.cs, ac, &g.ctx, g.secrets.membershipKey); err != nil {
+		if msg.PublicMessage, err = protectPublic(g.cs, ac, g.ctxBytes, g.secrets.membershipKey); err != nil {
 			return nil, err
 		}
 	} else if msg.PrivateMessage, err = protectPrivate(g.cs, ac, g.stree, g.secrets.senderDataSecret, g.cfg.PadTo); err != nil {
@@ -217,13 +234,13 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 	}
 	next.parent = g
 	next.pending.Store(true)
-	gi, err := next.groupInfo()
-	if err != nil {
-		return nil, err
-	}
-	pc := &PendingCommit{Commit: msg, State: next,
-		GroupInfo: &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi}}
+	pc := &PendingCommit{Commit: msg, State: next}
 	if len(eff.added) > 0 {
+		gi, err := next.groupInfo()
+		if err != nil {
+			return nil, err
+		}
+		pc.gi = gi
 		recips := make([]welcomeRecipient, len(eff.added))
 		for i, l := range eff.added {
 			ps, err := pp.pathSecretFor(l)
@@ -438,11 +455,11 @@ func (g *publicState) applyCommit(ac *AuthenticatedContent, self leafIndex, appD
 	out.provisional = prov
 	if sender.Type == SenderTypeNewMemberCommit {
 		// The signature of an external commit is verified with the key of the path's leaf.
-		if err := verifyContent(g.cs, ac, &g.ctx, c.Path.LeafNode.SignatureKey); err != nil {
+		if err := verifyContent(g.cs, ac, g.ctxBytes, c.Path.LeafNode.SignatureKey); err != nil {
 			return nil, err
 		}
 	}
-	confirmed, interim, err := g.cs.nextTranscriptHashes(g.interim, ac)
+	confirmed, interim, err := g.cs.nextTranscriptHashes(g.interim, ac, g.ctxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 	}

@@ -145,6 +145,9 @@ type AuthenticatedContent struct {
 	WireFormat WireFormat
 	Content    FramedContent
 	Auth       FramedContentAuthData
+
+	enc      *contentEncoding // the content encoded once (framedencoding.go)
+	sizeHint int              // the expected size of the encoded content, when known
 }
 
 // MarshalTLS implements tlspl.Marshaler.
@@ -183,6 +186,8 @@ type PublicMessage struct {
 	Content       FramedContent
 	Auth          FramedContentAuthData
 	MembershipTag []byte // member senders only
+
+	size int // the decoded content's size: a hint for encoding it again
 }
 
 // MarshalTLS implements tlspl.Marshaler.
@@ -197,7 +202,9 @@ func (m *PublicMessage) MarshalTLS(w *tlspl.Writer) {
 // UnmarshalTLS implements tlspl.Unmarshaler.
 func (m *PublicMessage) UnmarshalTLS(r *tlspl.Reader) {
 	*m = PublicMessage{}
+	before := r.Len()
 	m.Content.UnmarshalTLS(r)
+	m.size = before - r.Len()
 	m.Auth.unmarshal(r, m.Content.ContentType)
 	if m.Content.Sender.Type == SenderTypeMember {
 		m.MembershipTag = r.Opaque()

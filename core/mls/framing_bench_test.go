@@ -81,7 +81,7 @@ func (fb *framingBench) tree(b *testing.B) *secretTree {
 func (fb *framingBench) protect(tree *secretTree, data []byte) (*PrivateMessage, error) {
 	fc := &FramedContent{GroupID: fb.ctx.GroupID, Epoch: fb.ctx.Epoch, Sender: Sender{Type: SenderTypeMember, Index: 1},
 		ContentType: ContentTypeApplication, ApplicationData: data}
-	ac, err := signContent(fb.s, WireFormatPrivateMessage, fc, fb.ctx, fb.sigKey)
+	ac, err := signContent(fb.s, WireFormatPrivateMessage, fc, ctxBytesOf(fb.ctx), fb.sigKey)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func BenchmarkPrivateMessageUnprotect(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := verifyContent(fb.s, ac, fb.ctx, fb.sigPub); err != nil {
+				if err := verifyContent(fb.s, ac, ctxBytesOf(fb.ctx), fb.sigPub); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -45,12 +45,12 @@ func forgeCommit(t testing.TB, g *Group, c *Commit, mutate func(fc *FramedConten
 	if mutate != nil {
 		mutate(fc)
 	}
-	ac, err := signContent(g.cs, WireFormatPublicMessage, fc, &g.ctx, g.signer)
+	ac, err := signContent(g.cs, WireFormatPublicMessage, fc, ctxBytesOf(&g.ctx), g.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ac.Auth.ConfirmationTag = make([]byte, g.cs.nh)
-	pm, err := protectPublic(g.cs, ac, &g.ctx, g.secrets.membershipKey)
+	pm, err := protectPublic(g.cs, ac, ctxBytesOf(&g.ctx), g.secrets.membershipKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,11 +224,11 @@ func TestHostileProposals(t *testing.T) {
 	} {
 		fc := &FramedContent{GroupID: f.alice.g.ctx.GroupID, Epoch: f.alice.g.ctx.Epoch, Sender: Sender{Type: SenderTypeMember},
 			ContentType: ContentTypeProposal, Proposal: &p}
-		ac, err := signContent(f.alice.g.cs, WireFormatPublicMessage, fc, &f.alice.g.ctx, f.alice.g.signer)
+		ac, err := signContent(f.alice.g.cs, WireFormatPublicMessage, fc, ctxBytesOf(&f.alice.g.ctx), f.alice.g.signer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pm, err := protectPublic(f.alice.g.cs, ac, &f.alice.g.ctx, f.alice.g.secrets.membershipKey)
+		pm, err := protectPublic(f.alice.g.cs, ac, ctxBytesOf(&f.alice.g.ctx), f.alice.g.secrets.membershipKey)
 		if err != nil {
 			t.Fatal(err)
 		}

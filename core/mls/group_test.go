@@ -382,7 +382,7 @@ func TestJoinOutOfBandTreeWithPSK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := pc.GroupInfo.GroupInfo.Extensions.Find(ExtensionRatchetTree); ok {
+	if _, ok := groupInfoOf(t, pc).Extensions.Find(ExtensionRatchetTree); ok {
 		t.Fatal("ratchet tree sent although omitted")
 	}
 	w := reencode(t, pc.Welcome).Welcome

@@ -421,17 +421,19 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 	props := []ProposalOrRef{{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalTypeExternalInit, KEMOutput: kemOutput}}}
 	fc := &FramedContent{GroupID: old.GroupID, Epoch: old.Epoch, Sender: Sender{Type: SenderTypeNewMemberCommit},
 		ContentType: ContentTypeCommit, Commit: &Commit{Proposals: props, Path: up}}
-	ac, err := signContent(s, WireFormatPublicMessage, fc, &old, sk)
+	oldBytes, err := old.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	cti, err := confirmedTranscriptInput(ac)
+	ac, err := signContent(s, WireFormatPublicMessage, fc, oldBytes, sk)
 	if err != nil {
 		return nil, err
 	}
 	interimBefore := s.interimTranscriptHash(old.ConfirmedTranscriptHash, gi.ConfirmationTag)
 	newCtx := prov
-	newCtx.ConfirmedTranscriptHash = s.confirmedTranscriptHash(interimBefore, cti)
+	if newCtx.ConfirmedTranscriptHash, err = s.confirmedTranscriptHashOf(interimBefore, ac, oldBytes); err != nil {
+		return nil, err
+	}
 	newCtxBytes, err := newCtx.Marshal()
 	if err != nil {
 		return nil, err
@@ -458,7 +460,7 @@ func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
 	}
 	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())},
 		AuthenticatedData: authenticatedData, ContentType: ContentTypeApplication, ApplicationData: data}
-	ac, err := signContent(g.cs, WireFormatPrivateMessage, fc, &g.ctx, g.signer)
+	ac, err := signContent(g.cs, WireFormatPrivateMessage, fc, g.ctxBytes, g.signer)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +482,7 @@ func (g *Group) propose(p *Proposal) (*MLSMessage, []byte, error) {
 	}
 	self := Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())}
 	fc := &FramedContent{GroupID: g.ctx.GroupID, Epoch: g.ctx.Epoch, Sender: self, ContentType: ContentTypeProposal, Proposal: p}
-	ac, err := signContent(g.cs, wf, fc, &g.ctx, g.signer)
+	ac, err := signContent(g.cs, wf, fc, g.ctxBytes, g.signer)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -490,7 +492,7 @@ func (g *Group) propose(p *Proposal) (*MLSMessage, []byte, error) {
 	}
 	msg := &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: wf}
 	if wf == WireFormatPublicMessage {
-		msg.PublicMessage, err = protectPublic(g.cs, ac, &g.ctx, g.secrets.membershipKey)
+		msg.PublicMessage, err = protectPublic(g.cs, ac, g.ctxBytes, g.secrets.membershipKey)
 	} else {
 		msg.PrivateMessage, err = protectPrivate(g.cs, ac, g.stree, g.secrets.senderDataSecret, g.cfg.PadTo)
 	}
@@ -617,7 +619,7 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 			return nil, fmt.Errorf("%w: PublicMessage for epoch %d, group is in epoch %d", ErrWrongGroup, pm.Content.Epoch, g.ctx.Epoch)
 		}
 		var err error
-		if ac, err = unprotectPublic(g.cs, pm, &g.ctx, g.secrets.membershipKey); err != nil {
+		if ac, err = unprotectPublic(g.cs, pm, &g.ctx, g.ctxBytes, g.secrets.membershipKey); err != nil {
 			return nil, err
 		}
 	case WireFormatPrivateMessage:
@@ -708,7 +710,7 @@ func (g *publicState) authenticate(ac *AuthenticatedContent) (*Received, error) 
 		return nil, fmt.Errorf("%w: sender type %d", ErrUnknownSender, fc.Sender.Type)
 	}
 	if sigKey != nil {
-		if err := verifyContent(g.cs, ac, &g.ctx, sigKey); err != nil {
+		if err := verifyContent(g.cs, ac, g.ctxBytes, sigKey); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ package mls
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 
@@ -34,56 +35,45 @@ const (
 	labelKeyPackageRef    = "MLS 1.0 KeyPackage Reference"
 )
 
-// framedContentTBS encodes FramedContentTBS (RFC 9420 §6.1). ctx is required for member and
-// new_member_commit senders and ignored otherwise.
-func framedContentTBS(wf WireFormat, fc *FramedContent, ctx *GroupContext) ([]byte, error) {
-	var w tlspl.Writer
-	w.Uint16(uint16(ProtocolVersionMLS10))
-	w.Uint16(uint16(wf))
-	fc.MarshalTLS(&w)
-	switch fc.Sender.Type {
-	case SenderTypeMember, SenderTypeNewMemberCommit:
-		if ctx == nil {
-			return nil, fmt.Errorf("mls: FramedContentTBS for a %s sender needs the group context", fc.Sender.Type)
-		}
-		ctx.MarshalTLS(&w)
-	}
-	b, err := w.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("mls: encode FramedContentTBS: %w", err)
-	}
-	return b, nil
-}
-
 // signContent signs fc for sending with wire format wf and returns the AuthenticatedContent. For a
-// commit, the caller sets Auth.ConfirmationTag afterwards (it is not covered by the signature). The
-// key is parsed once by the caller (parseSigningKey): parsing costs as much as a signature.
-func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx *GroupContext, key signingKey) (*AuthenticatedContent, error) {
+// commit, the caller sets Auth.ConfirmationTag afterwards (it is not covered by the signature). ctx
+// is the encoded GroupContext (required for member and new_member_commit senders). The key is
+// parsed once by the caller (parseSigningKey): parsing costs as much as a signature.
+func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx []byte, key signingKey) (*AuthenticatedContent, error) {
 	if wf != WireFormatPublicMessage && wf != WireFormatPrivateMessage {
 		return nil, fmt.Errorf("%w: framed content with wire format %s", ErrNotAllowed, wf)
 	}
 	if wf == WireFormatPublicMessage && fc.ContentType == ContentTypeApplication {
 		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrNotAllowed)
 	}
-	tbs, err := framedContentTBS(wf, fc, ctx)
+	enc, err := encodeContent(wf, fc, ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := s.signWithLabelKey(key, labelFramedContentTBS, tbs)
+	in, err := enc.signInput()
 	if err != nil {
 		return nil, err
 	}
-	return &AuthenticatedContent{WireFormat: wf, Content: *fc, Auth: FramedContentAuthData{Signature: sig}}, nil
+	sig, err := key.sign(in)
+	if err != nil {
+		return nil, fmt.Errorf("mls: SignWithLabel %q: %w", labelFramedContentTBS, err)
+	}
+	return &AuthenticatedContent{WireFormat: wf, Content: *fc, Auth: FramedContentAuthData{Signature: sig}, enc: enc}, nil
 }
 
-// verifyContent checks the signature of ac with the sender's signature public key.
-func verifyContent(s *suite, ac *AuthenticatedContent, ctx *GroupContext, sigPub []byte) error {
-	tbs, err := framedContentTBS(ac.WireFormat, &ac.Content, ctx)
+// verifyContent checks the signature of ac with the sender's signature public key; ctx is the
+// encoded GroupContext.
+func verifyContent(s *suite, ac *AuthenticatedContent, ctx []byte, sigPub []byte) error {
+	enc, err := ac.encoding(ctx)
 	if err != nil {
 		return err
 	}
-	if err := s.verifyWithLabel(sigPub, labelFramedContentTBS, tbs, ac.Auth.Signature); err != nil {
-		return fmt.Errorf("mls: %s from %s: %w", ac.Content.ContentType, ac.Content.Sender, err)
+	in, err := enc.signInput()
+	if err != nil {
+		return err
+	}
+	if err := s.sig.verify(sigPub, in, ac.Auth.Signature); err != nil {
+		return fmt.Errorf("mls: %s from %s: VerifyWithLabel %q: %w", ac.Content.ContentType, ac.Content.Sender, labelFramedContentTBS, err)
 	}
 	return nil
 }
@@ -110,21 +100,21 @@ func (kp *KeyPackage) Ref() ([]byte, error) {
 	return s.refHash(labelKeyPackageRef, b), nil
 }
 
-// membershipTagInput encodes AuthenticatedContentTBM (RFC 9420 §6.2): FramedContentTBS followed by
-// the FramedContentAuthData.
-func membershipTagInput(fc *FramedContent, auth *FramedContentAuthData, ctx *GroupContext) ([]byte, error) {
-	tbs, err := framedContentTBS(WireFormatPublicMessage, fc, ctx)
+// membershipTag computes the membership tag of ac (RFC 9420 §6.2): MAC(membership_key,
+// AuthenticatedContentTBM), the TBM being FramedContentTBS followed by FramedContentAuthData.
+func membershipTag(s *suite, membershipKey []byte, ac *AuthenticatedContent, ctx []byte) ([]byte, error) {
+	enc, err := ac.encoding(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w := tlspl.Writer{}
-	w.Raw(tbs)
-	auth.marshal(&w, fc.ContentType)
-	b, err := w.Bytes()
+	tbs, err := enc.tbsInput()
 	if err != nil {
-		return nil, fmt.Errorf("mls: encode AuthenticatedContentTBM: %w", err)
+		return nil, err
 	}
-	return b, nil
+	m := hmac.New(s.newHash, membershipKey)
+	m.Write(tbs)
+	writeAuth(m, &ac.Auth, ac.Content.ContentType)
+	return m.Sum(make([]byte, 0, s.nh)), nil
 }
 
 // checkSenderContent enforces the content types RFC 9420 §6 allows per sender type: external and
@@ -144,8 +134,8 @@ func checkSenderContent(fc *FramedContent) error {
 }
 
 // protectPublic wraps ac in a PublicMessage, adding the membership tag for member senders
-// (RFC 9420 §6.2).
-func protectPublic(s *suite, ac *AuthenticatedContent, ctx *GroupContext, membershipKey []byte) (*PublicMessage, error) {
+// (RFC 9420 §6.2); ctx is the encoded GroupContext.
+func protectPublic(s *suite, ac *AuthenticatedContent, ctx []byte, membershipKey []byte) (*PublicMessage, error) {
 	if ac.WireFormat != WireFormatPublicMessage {
 		return nil, fmt.Errorf("%w: content signed for %s sent as a PublicMessage", ErrNotAllowed, ac.WireFormat)
 	}
@@ -157,29 +147,30 @@ func protectPublic(s *suite, ac *AuthenticatedContent, ctx *GroupContext, member
 	}
 	pm := &PublicMessage{Content: ac.Content, Auth: ac.Auth}
 	if ac.Content.Sender.Type == SenderTypeMember {
-		tbm, err := membershipTagInput(&pm.Content, &pm.Auth, ctx)
+		tag, err := membershipTag(s, membershipKey, ac, ctx)
 		if err != nil {
 			return nil, err
 		}
-		pm.MembershipTag = s.membershipTag(membershipKey, tbm)
+		pm.MembershipTag = tag
 	}
 	return pm, nil
 }
 
 // unprotectPublic checks a received PublicMessage against the current epoch (group ID, epoch and, for
 // member senders, the membership tag) and returns its AuthenticatedContent. The caller verifies the
-// signature with verifyContent once it knows the sender's signature key.
-func unprotectPublic(s *suite, pm *PublicMessage, ctx *GroupContext, membershipKey []byte) (*AuthenticatedContent, error) {
-	ac, err := publicContent(pm, ctx)
+// signature with verifyContent once it knows the sender's signature key. gc is the GroupContext,
+// ctx its encoding.
+func unprotectPublic(s *suite, pm *PublicMessage, gc *GroupContext, ctx []byte, membershipKey []byte) (*AuthenticatedContent, error) {
+	ac, err := publicContent(pm, gc)
 	if err != nil {
 		return nil, err
 	}
 	if pm.Content.Sender.Type == SenderTypeMember {
-		tbm, err := membershipTagInput(&pm.Content, &pm.Auth, ctx)
+		tag, err := membershipTag(s, membershipKey, ac, ctx)
 		if err != nil {
 			return nil, err
 		}
-		if !s.verifyMembershipTag(membershipKey, tbm, pm.MembershipTag) {
+		if !hmac.Equal(tag, pm.MembershipTag) {
 			return nil, ErrMembershipTag
 		}
 	}
@@ -199,7 +190,7 @@ func publicContent(pm *PublicMessage, ctx *GroupContext) (*AuthenticatedContent,
 	if err := checkSenderContent(&pm.Content); err != nil {
 		return nil, err
 	}
-	return &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth}, nil
+	return &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth, sizeHint: pm.size}, nil
 }
 
 // ratchetFor returns the secret-tree ratchet used for a content type (RFC 9420 §9.1).

@@ -78,7 +78,7 @@ func (c *messageProtectionCase) unprotect(t *testing.T, s *suite, msg []byte) (*
 	var ac *AuthenticatedContent
 	switch m.WireFormat {
 	case WireFormatPublicMessage:
-		ac, err = unprotectPublic(s, m.PublicMessage, ctx, c.MembershipKey)
+		ac, err = unprotectPublic(s, m.PublicMessage, ctx, ctxBytesOf(ctx), c.MembershipKey)
 	case WireFormatPrivateMessage:
 		tree, terr := newSecretTree(s, c.EncryptionSecret, 2, defaultSecretTreeLimits)
 		if terr != nil {
@@ -94,7 +94,7 @@ func (c *messageProtectionCase) unprotect(t *testing.T, s *suite, msg []byte) (*
 	if ac.Content.Sender != (Sender{Type: SenderTypeMember, Index: mpSender}) {
 		t.Errorf("sender %v, want member leaf %d", ac.Content.Sender, mpSender)
 	}
-	if err := verifyContent(s, ac, ctx, c.SignaturePub); err != nil {
+	if err := verifyContent(s, ac, ctxBytesOf(ctx), c.SignaturePub); err != nil {
 		return nil, err
 	}
 	return ac, nil
@@ -144,7 +144,7 @@ func (c *messageProtectionCase) protect(t *testing.T, s *suite, wf WireFormat, c
 		fc.Commit = cm
 	}
 	ctx := c.groupContext()
-	ac, err := signContent(s, wf, fc, ctx, c.signingKey(t, s))
+	ac, err := signContent(s, wf, fc, ctxBytesOf(ctx), c.signingKey(t, s))
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (c *messageProtectionCase) protect(t *testing.T, s *suite, wf WireFormat, c
 	m := &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: wf}
 	switch wf {
 	case WireFormatPublicMessage:
-		if m.PublicMessage, err = protectPublic(s, ac, ctx, c.MembershipKey); err != nil {
+		if m.PublicMessage, err = protectPublic(s, ac, ctxBytesOf(ctx), c.MembershipKey); err != nil {
 			return nil, err
 		}
 	case WireFormatPrivateMessage:
@@ -288,11 +288,11 @@ func TestUnprotectRejectsTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, _ := DecodeMLSMessage(c.ProposalPub)
-		ac, err := unprotectPublic(s, m.PublicMessage, c.groupContext(), c.MembershipKey)
+		ac, err := unprotectPublic(s, m.PublicMessage, c.groupContext(), ctxBytesOf(c.groupContext()), c.MembershipKey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := verifyContent(s, ac, c.groupContext(), otherPub); !errors.Is(err, ErrSignature) {
+		if err := verifyContent(s, ac, ctxBytesOf(c.groupContext()), otherPub); !errors.Is(err, ErrSignature) {
 			t.Fatalf("got %v, want ErrSignature", err)
 		}
 	})
@@ -312,7 +312,7 @@ func TestPrivateMessageGenerations(t *testing.T) {
 	for i := range 4 {
 		fc := &FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: SenderTypeMember, Index: mpSender},
 			ContentType: ContentTypeApplication, ApplicationData: []byte{byte(i)}}
-		ac, err := signContent(s, WireFormatPrivateMessage, fc, ctx, c.signingKey(t, s))
+		ac, err := signContent(s, WireFormatPrivateMessage, fc, ctxBytesOf(ctx), c.signingKey(t, s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +331,7 @@ func TestPrivateMessageGenerations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
-		if err := verifyContent(s, ac, ctx, c.SignaturePub); err != nil {
+		if err := verifyContent(s, ac, ctxBytesOf(ctx), c.SignaturePub); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 		if !bytes.Equal(ac.Content.ApplicationData, []byte{byte(i)}) {
@@ -354,17 +354,17 @@ func TestProtectRejects(t *testing.T) {
 	}
 	ext := &FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: SenderTypeExternal, Index: 0},
 		ContentType: ContentTypeProposal, Proposal: &Proposal{Type: ProposalTypeRemove, Removed: 1}}
-	ac, err := signContent(s, WireFormatPrivateMessage, ext, ctx, c.signingKey(t, s))
+	ac, err := signContent(s, WireFormatPrivateMessage, ext, ctxBytesOf(ctx), c.signingKey(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := protectPrivate(s, ac, tree, c.SenderDataSecret, 0); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("external sender in a PrivateMessage: got %v, want ErrNotAllowed", err)
 	}
-	if _, err := protectPublic(s, ac, ctx, c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
+	if _, err := protectPublic(s, ac, ctxBytesOf(ctx), c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("content signed for PrivateMessage sent as PublicMessage: got %v, want ErrNotAllowed", err)
 	}
-	if _, err := signContent(s, WireFormatWelcome, ext, ctx, c.signingKey(t, s)); !errors.Is(err, ErrNotAllowed) {
+	if _, err := signContent(s, WireFormatWelcome, ext, ctxBytesOf(ctx), c.signingKey(t, s)); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("framed content with wire format welcome: got %v, want ErrNotAllowed", err)
 	}
 	// An external sender's PublicMessage carries no membership tag and is not signed over the context.
@@ -372,7 +372,7 @@ func TestProtectRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pm, err := protectPublic(s, ac, ctx, c.MembershipKey)
+	pm, err := protectPublic(s, ac, ctxBytesOf(ctx), c.MembershipKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,19 +386,31 @@ func TestProtectRejects(t *testing.T) {
 	}{{SenderTypeExternal, ContentTypeCommit}, {SenderTypeNewMemberProposal, ContentTypeCommit}, {SenderTypeNewMemberCommit, ContentTypeProposal}} {
 		bad := &PublicMessage{Content: FramedContent{GroupID: c.GroupID, Epoch: c.Epoch, Sender: Sender{Type: tc.sender},
 			ContentType: tc.ct, Proposal: ext.Proposal, Commit: &Commit{}}}
-		if _, err := unprotectPublic(s, bad, ctx, c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
+		if _, err := unprotectPublic(s, bad, ctx, ctxBytesOf(ctx), c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
 			t.Errorf("%s sender with %s content: got %v, want ErrNotAllowed", tc.sender, tc.ct, err)
 		}
 		ac := &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: bad.Content}
-		if _, err := protectPublic(s, ac, ctx, c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
+		if _, err := protectPublic(s, ac, ctxBytesOf(ctx), c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
 			t.Errorf("protect: %s sender with %s content: got %v, want ErrNotAllowed", tc.sender, tc.ct, err)
 		}
 	}
-	got, err := unprotectPublic(s, pm, ctx, c.MembershipKey)
+	got, err := unprotectPublic(s, pm, ctx, ctxBytesOf(ctx), c.MembershipKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := verifyContent(s, got, nil, c.SignaturePub); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ctxBytesOf encodes a GroupContext for the framing functions (nil for nil).
+func ctxBytesOf(gc *GroupContext) []byte {
+	if gc == nil {
+		return nil
+	}
+	b, err := gc.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -225,11 +225,11 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 		t.Fatalf("%d members left", n)
 	}
 	// The GroupInfo a member signs in the new epoch matches the view.
-	if err := f.view.VerifyGroupInfo(pc.GroupInfo.GroupInfo); err != nil {
+	if err := f.view.VerifyGroupInfo(groupInfoOf(t, pc)); err != nil {
 		t.Fatal(err)
 	}
 	// A view made from that GroupInfo is the same view.
-	again, err := NewPublicGroup(reencode(t, pc.GroupInfo).GroupInfo, nil)
+	again, err := NewPublicGroup(reencode(t, groupInfoMsg(t, pc)).GroupInfo, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,12 +242,12 @@ func testPublicGroupFollowsCommits(t *testing.T, cs CipherSuite) {
 // check membership or confirmation tags, so only the property under test is wrong.
 func forgePublic(t testing.TB, g *Group, fc *FramedContent, tag []byte) *MLSMessage {
 	t.Helper()
-	ac, err := signContent(g.cs, WireFormatPublicMessage, fc, &g.ctx, g.signer)
+	ac, err := signContent(g.cs, WireFormatPublicMessage, fc, ctxBytesOf(&g.ctx), g.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ac.Auth.ConfirmationTag = tag
-	pm, err := protectPublic(g.cs, ac, &g.ctx, g.secrets.membershipKey)
+	pm, err := protectPublic(g.cs, ac, ctxBytesOf(&g.ctx), g.secrets.membershipKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestPublicGroupRejects(t *testing.T) {
 		t.Fatalf("replayed commit: %v", err)
 	}
 	// A GroupInfo of another epoch, or with a forged signature, does not match the view.
-	gi := honest.GroupInfo.GroupInfo
+	gi := groupInfoOf(t, honest)
 	if err := view.VerifyGroupInfo(gi); !errors.Is(err, ErrWrongGroup) {
 		t.Fatalf("GroupInfo of the next epoch: %v", err)
 	}

@@ -74,31 +74,31 @@ func (s *suite) splitCommitAuthenticatedContent(ac []byte) (confirmedInput, tag 
 	return ac[:cut], ac[cut+len(prefix):], nil
 }
 
-// confirmedTranscriptInput encodes the ConfirmedTranscriptHashInput of a commit's
-// AuthenticatedContent: wire_format, content and signature, without the confirmation tag.
-func confirmedTranscriptInput(ac *AuthenticatedContent) ([]byte, error) {
+// confirmedTranscriptHashOf computes the confirmed transcript hash after the commit in ac, from
+// the interim transcript hash before it: Hash(interim || wire_format || FramedContent ||
+// signature<V>), hashing the content's single encoding (ctx: the encoded GroupContext).
+func (s *suite) confirmedTranscriptHashOf(interimBefore []byte, ac *AuthenticatedContent, ctx []byte) ([]byte, error) {
 	if ac.Content.ContentType != ContentTypeCommit {
 		return nil, fmt.Errorf("%w: transcript input from %s content, want a commit", ErrMalformed, ac.Content.ContentType)
 	}
-	var w tlspl.Writer
-	w.Uint16(uint16(ac.WireFormat))
-	ac.Content.MarshalTLS(&w)
-	w.Opaque(ac.Auth.Signature)
-	b, err := w.Bytes()
+	enc, err := ac.encoding(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("mls: encoding ConfirmedTranscriptHashInput: %w", err)
+		return nil, err
 	}
-	return b, nil
+	h := s.newHash()
+	h.Write(interimBefore)
+	h.Write(enc.wfFC)
+	h.Write(appendVarint(nil, len(ac.Auth.Signature)))
+	h.Write(ac.Auth.Signature)
+	return h.Sum(make([]byte, 0, s.nh)), nil
 }
 
 // nextTranscriptHashes returns the confirmed and interim transcript hashes after a commit, given
 // the interim transcript hash before it (empty for a new group) and the commit's
 // AuthenticatedContent (whose Auth.ConfirmationTag is used for the interim hash).
-func (s *suite) nextTranscriptHashes(interimBefore []byte, ac *AuthenticatedContent) (confirmed, interim []byte, err error) {
-	input, err := confirmedTranscriptInput(ac)
-	if err != nil {
+func (s *suite) nextTranscriptHashes(interimBefore []byte, ac *AuthenticatedContent, ctx []byte) (confirmed, interim []byte, err error) {
+	if confirmed, err = s.confirmedTranscriptHashOf(interimBefore, ac, ctx); err != nil {
 		return nil, nil, err
 	}
-	confirmed = s.confirmedTranscriptHash(interimBefore, input)
 	return confirmed, s.interimTranscriptHash(confirmed, ac.Auth.ConfirmationTag), nil
 }

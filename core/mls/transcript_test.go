@@ -34,7 +34,7 @@ func testTranscriptHashVectors(t *testing.T, raw []byte) {
 		if err != nil {
 			t.Fatalf("decoding authenticated_content: %v", err)
 		}
-		conf2, interim2, err := s.nextTranscriptHashes(c.InterimTranscriptHashBefore, ac)
+		conf2, interim2, err := s.nextTranscriptHashes(c.InterimTranscriptHashBefore, ac, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func testTranscriptHashVectors(t *testing.T, raw []byte) {
 func TestSplitCommitAuthenticatedContentRejects(t *testing.T) {
 	t.Parallel()
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
-	if _, _, err := s.nextTranscriptHashes(nil, &AuthenticatedContent{Content: FramedContent{ContentType: ContentTypeApplication}}); err == nil {
+	if _, _, err := s.nextTranscriptHashes(nil, &AuthenticatedContent{Content: FramedContent{ContentType: ContentTypeApplication}}, nil); err == nil {
 		t.Error("transcript hash of application content accepted")
 	}
 	if _, _, err := s.splitCommitAuthenticatedContent(make([]byte, 10)); err == nil {

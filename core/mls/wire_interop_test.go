@@ -314,7 +314,7 @@ func TestWireInteropTSMLS(t *testing.T) {
 				t.Errorf("application message from leaf %d, want %d", ac.Content.Sender.Index, gi.Signer)
 			}
 			verifyOrCompressed(t, cs, "ts-mls application message signature", aliceLeaf.SignatureKey, func() error {
-				return verifyContent(s, ac, &gi.GroupContext, aliceLeaf.SignatureKey)
+				return verifyContent(s, ac, ctxBytesOf(&gi.GroupContext), aliceLeaf.SignatureKey)
 			})
 			if !bytes.Equal(ac.Content.ApplicationData, plaintext) {
 				t.Fatalf("application data %q, want %q", ac.Content.ApplicationData, plaintext)
@@ -328,7 +328,7 @@ func TestWireInteropTSMLS(t *testing.T) {
 			reply := []byte("hello from mimi-gateway")
 			fc := &FramedContent{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch,
 				Sender: Sender{Type: SenderTypeMember, Index: uint32(myLeaf)}, ContentType: ContentTypeApplication, ApplicationData: reply}
-			own, err := signContent(s, WireFormatPrivateMessage, fc, &gi.GroupContext, key)
+			own, err := signContent(s, WireFormatPrivateMessage, fc, ctxBytesOf(&gi.GroupContext), key)
 			if err != nil {
 				t.Fatal(err)
 			}

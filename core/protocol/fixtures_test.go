@@ -62,7 +62,11 @@ func buildFixtures() (*fixtures, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.commit, f.welcome, f.groupInfo = pc.Commit, pc.Welcome.Welcome, pc.GroupInfo.GroupInfo
+	gi, err := pc.GroupInfo()
+	if err != nil {
+		return nil, err
+	}
+	f.commit, f.welcome, f.groupInfo = pc.Commit, pc.Welcome.Welcome, gi.GroupInfo
 	rt, ok := f.groupInfo.Extensions.Find(mls.ExtensionRatchetTree)
 	if !ok {
 		return nil, errNoTree

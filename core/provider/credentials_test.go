@@ -60,7 +60,7 @@ func commitBundle(t testing.TB, g *mls.Group, o mls.CommitOptions) protocol.Hand
 		t.Fatal(err)
 	}
 	return protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
-		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo},
+		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: groupInfoOf(t, pc)},
 		RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeDistributionService}}
 }
 
@@ -275,7 +275,7 @@ func TestImpersonationRefusedAtFollower(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := treeOf(pc.GroupInfo.GroupInfo)
+	tree, err := treeOf(groupInfoOf(t, pc))
 	if err != nil {
 		t.Fatal(err)
 	}

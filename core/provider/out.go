@@ -325,14 +325,19 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 			return commitError(err)
 		}
 	}
+	giMsg, err := pc.GroupInfo()
+	if err != nil {
+		return fmt.Errorf("provider: GroupInfo of the commit: %w", err)
+	}
+	gi := giMsg.GroupInfo
 	var tree mls.RatchetTree
 	if pc.Welcome != nil {
-		if tree, err = treeOf(pc.GroupInfo.GroupInfo); err != nil {
+		if tree, err = treeOf(gi); err != nil {
 			return err
 		}
 	}
 	h := &handshake{peer: p.cfg.Domain, committer: committer, epoch: c.Group.Epoch(), commit: pc.Commit, welcome: pc.Welcome, tree: tree,
-		groupInfo: pc.GroupInfo.GroupInfo}
+		groupInfo: gi}
 	if err := h.describe(c.Group, pc.Result, false); err != nil {
 		return err
 	}
@@ -352,7 +357,7 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 		})
 	}
 	b := protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
-		GroupInfoOption: &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo}}
+		GroupInfoOption: &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: gi}}
 	if pc.Welcome != nil {
 		b.Welcome = pc.Welcome.Welcome
 		b.RatchetTreeOption = &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeFull, RatchetTree: tree}

@@ -161,13 +161,13 @@ func TestPublicViewCompareAndSet(t *testing.T) {
 			return s.InTx(ctx, func(tx *store.Tx) error { return p.advancePublic(ctx, tx, room, h) })
 		}
 		// A GroupInfo of another epoch does not go with the commit.
-		if err := advance(0, pc1.Commit, pc2.GroupInfo); !errors.Is(err, errInvalidProposal) {
+		if err := advance(0, pc1.Commit, groupInfoMsg(t, pc2)); !errors.Is(err, errInvalidProposal) {
 			t.Fatalf("mismatched GroupInfo: %v", err)
 		}
-		if err := advance(0, pc1.Commit, pc1.GroupInfo); err != nil {
+		if err := advance(0, pc1.Commit, groupInfoMsg(t, pc1)); err != nil {
 			t.Fatal(err)
 		}
-		if err := advance(1, pc2.Commit, pc2.GroupInfo); err != nil {
+		if err := advance(1, pc2.Commit, groupInfoMsg(t, pc2)); err != nil {
 			t.Fatal(err)
 		}
 		// The first commit again: the view is past its epoch.

@@ -123,7 +123,7 @@ func TestWelcomeWithoutRecordedRef(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := treeOf(pc.GroupInfo.GroupInfo)
+	tree, err := treeOf(groupInfoOf(t, pc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestWelcomeWithoutRecordedRef(t *testing.T) {
 	}
 	ur, err := b.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
 		Welcome:           pc.Welcome.Welcome,
-		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo},
+		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: groupInfoOf(t, pc)},
 		RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeFull, RatchetTree: tree}}})
 	if err != nil {
 		t.Fatal(err)

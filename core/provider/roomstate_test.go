@@ -230,10 +230,10 @@ func roomStateInMLS(t *testing.T, cfg func(testing.TB) store.Config) {
 			t.Fatalf("%s: commit: %v", what, err)
 		}
 		bundle := protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
-			GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo},
+			GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: groupInfoOf(t, pc)},
 			RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeDistributionService}}
 		if pc.Welcome != nil {
-			tree, err := treeOf(pc.GroupInfo.GroupInfo)
+			tree, err := treeOf(groupInfoOf(t, pc))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -163,7 +163,11 @@ func TestUpdaterInMLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, _ := pc.GroupInfo.GroupInfo.Extensions.Find(mls.ExtensionRatchetTree)
+	gi, err := pc.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, _ := gi.GroupInfo.Extensions.Find(mls.ExtensionRatchetTree)
 	rt, _ := mls.DecodeRatchetTree(tree)
 	gb, err := mls.JoinFromWelcome(pc.Welcome.Welcome, kp, priv, sb, mls.JoinOptions{RatchetTree: rt})
 	if err != nil {
