@@ -235,7 +235,6 @@ func TestClientModeConversations(t *testing.T) {
 	})
 
 	// With another person in the room, a command needs the prefix (or a mention of the account).
-	hs.CreateUser(t, "carol", "carolpassword123")
 	if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: "@carol:localhost"}); err != nil {
 		t.Fatal(err)
 	}
@@ -309,6 +308,22 @@ func TestClientModeConversations(t *testing.T) {
 	publishIn(t, b, mimiMessage(t, event.KindMessage, chat, bobURI, 5, func(m *content.Message) { m.Body = textBody(content.TypePlain, "see you") }))
 	alice.waitEvent(t, "bob's message in his room", func(ev *mevent.Event) bool {
 		return ev.RoomID == inv2.RoomID && ev.Sender == account && ev.Content.AsMessage().Body == "bob (amt-b.example): see you"
+	})
+
+	// A room with members before the account was invited: they join the MIMI room with it.
+	carol := newE2EEClient(t, hs, "carol", "carolpassword123")
+	team := alice.createEncryptedRoom(t, carol.UserID)
+	if _, err := carol.JoinRoomByID(ctx, team); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitJoined(t, team, carol.UserID)
+	if _, err := alice.InviteUser(ctx, team, &mautrix.ReqInviteUser{UserID: account}); err != nil {
+		t.Fatal(err)
+	}
+	teamURI, _ := RoomURIOf("localhost", team)
+	out.wait(t, "carol's join of the team room", func(env *event.Envelope) bool {
+		return env.Kind == event.KindMembership && env.Room == teamURI && env.Sender == "mimi://localhost/u/carol" &&
+			env.Membership.Action == event.MembershipJoin && env.Membership.Target == env.Sender
 	})
 
 	// The account is never a MIMI member, and no envelope comes from it.

@@ -74,6 +74,7 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 	if err != nil {
 		return transient(err)
 	}
+	created := false
 	invitedUs := p.Membership == mevent.MembershipInvite && !a.isOwn(p.Sender) &&
 		((a.cfg.Mode == ModeAppservice && a.ghosts.IsGhost(p.MemberTarget)) ||
 			(a.cfg.Mode == ModeClient && p.MemberTarget == a.botUserID()))
@@ -112,6 +113,7 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 				}
 			}
 			log.Info("portal created for invite", "mimi_room", string(room), "inviter", string(p.Sender))
+			created = true
 		}
 		isPortal = true
 	} else if a.isOwn(p.Sender) {
@@ -168,7 +170,45 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
 		return a.markDone(ctx, string(p.ID))
 	}
+	if created {
+		// The room's other members of this homeserver joined before it reached MIMI: they join
+		// the MIMI room after the envelope that creates it. Everything is on the bus before the
+		// invite counts as handled (a.publish); a redelivery publishes the same IDs again, which
+		// the bus drops.
+		if err := a.pub.PublishOut(ctx, env); err != nil {
+			return transient(fmt.Errorf("matrix: publish %s: %w", p.ID, err))
+		}
+		if err := a.publishMembers(ctx, room, p, sender); err != nil {
+			return err
+		}
+	}
 	return a.publish(ctx, p, env)
+}
+
+// publishMembers publishes a join of every member of a new portal who is a user of this
+// homeserver, other than the inviter and the gateway's own users.
+func (a *Adapter) publishMembers(ctx context.Context, room event.RoomURI, p *Parsed, inviter event.UserURI) error {
+	members, err := a.stateStore.GetRoomMembers(ctx, p.Room, mevent.MembershipJoin)
+	if err != nil {
+		return transient(fmt.Errorf("matrix: members of %s: %w", p.Room, err))
+	}
+	for u := range members {
+		uri, err := UserURIOf(u)
+		if err != nil || a.isOwn(u) || uri == inviter || !a.isLocal(uri) {
+			continue
+		}
+		env := &event.Envelope{
+			ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID("member "+string(u)+" "+string(p.ID))),
+			Kind: event.KindMembership, Room: room, Sender: uri, Timestamp: p.Timestamp,
+			Membership: &event.Membership{Action: event.MembershipJoin, Target: uri},
+			Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Sender: event.NativeUserID(u)},
+		}
+		if err := a.pub.PublishOut(ctx, env); err != nil {
+			return transient(fmt.Errorf("matrix: publish the join of %s: %w", u, err))
+		}
+		a.metrics.inbound.WithLabelValues("published").Inc()
+	}
+	return nil
 }
 
 // joinPortal makes the invited ghost (or the functional account) join, and in appservice mode
