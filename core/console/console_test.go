@@ -48,7 +48,12 @@ func (d *dlqStub) ReplayDeadLetter(_ context.Context, seq uint64) error {
 	d.done = append(d.done, "replay")
 	return nil
 }
-func (d *dlqStub) DiscardDeadLetter(context.Context, uint64) error { return nil }
+func (d *dlqStub) DiscardDeadLetter(context.Context, uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.done = append(d.done, "discard")
+	return nil
+}
 func (d *dlqStub) DeadLetterCount(context.Context) (uint64, error) { return 1, nil }
 func (d *dlqStub) actions() []string {
 	d.mu.Lock()
@@ -235,6 +240,17 @@ func TestCSRFAndRoles(t *testing.T) {
 	}
 	if a := e.dlq.actions(); len(a) != 1 {
 		t.Errorf("replays %v", a)
+	}
+	// Discarding needs the explicit confirmation of its form.
+	_, page = e.get(op, "/deadletters/7")
+	if code, body := e.post(op, "/deadletters/7/discard", url.Values{"csrf": {csrfOf(t, page)}}); code != http.StatusOK || !strings.Contains(body, "Tick the box") {
+		t.Errorf("discard without confirmation: %d", code)
+	}
+	if code, body := e.post(op, "/deadletters/7/discard", url.Values{"csrf": {csrfOf(t, page)}, "confirm": {"yes"}}); code != http.StatusOK || !strings.Contains(body, "discarded") {
+		t.Errorf("confirmed discard: %d", code)
+	}
+	if a := e.dlq.actions(); len(a) != 2 || a[1] != "discard" {
+		t.Errorf("actions %v", a)
 	}
 	// The login form refuses a post without its token too.
 	if code, _ := e.post(e.browser(), "/login", url.Values{"username": {"op"}, "password": {testPassword}}); code != http.StatusForbidden {

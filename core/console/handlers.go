@@ -523,6 +523,12 @@ func (c *Console) deadLetterAction(w http.ResponseWriter, r *http.Request, s *se
 		return
 	}
 	replay := strings.HasSuffix(r.URL.Path, "/replay")
+	if !replay && r.PostForm.Get("confirm") != "yes" {
+		// Discarding cannot be undone: the form asks for an explicit confirmation.
+		r.URL.RawQuery = ""
+		c.renderDeadLetters(w, r, s, "", L["needconfirm"])
+		return
+	}
 	flash, errMsg := "", ""
 	var action string
 	if replay {

@@ -503,6 +503,15 @@ bridges:
 		t.Errorf("signed in through OIDC as %q, want alice", got)
 	}
 	b.shot("overview-oidc")
+	// As an operator through OIDC, discard the viewer's dead letter on its page, confirmed.
+	b.open(fmt.Sprintf("/deadletters/%d", items[0].Seq))
+	b.do("confirm the discard", chromedp.Click(chromedp.CSS("#confirm-discard")))
+	b.shot("deadletter-discard")
+	b.submit(fmt.Sprintf("#discard-%d", items[0].Seq))
+	if got := b.text(".flash"); !strings.Contains(got, "discarded") {
+		t.Errorf("after discard: %q", got)
+	}
+	waitDeadLetters(t, a, 0)
 	b.logout()
 	provider.SignIn("mallory", []string{"staff"}, base+"/oidc/callback")
 	b.submit("#signin-oidc")
