@@ -69,6 +69,11 @@ const (
 	PhrasePartnerUnknown Phrase = "partner.unknown"
 	// PhraseReacted: (1) reacted with (2).
 	PhraseReacted Phrase = "reacted"
+	// PhraseMemberAdded, PhraseMemberLeft and PhraseMemberRemoved: partner user (1) was added to,
+	// left, or was removed from the conversation (shown where partner users have no account).
+	PhraseMemberAdded   Phrase = "member.added"
+	PhraseMemberLeft    Phrase = "member.left"
+	PhraseMemberRemoved Phrase = "member.removed"
 	// PhraseUnreadable: the gateway cannot decrypt the message the notice answers.
 	PhraseUnreadable Phrase = "unreadable"
 	// PhraseAboutChat introduces a notice sent outside the 1:1 conversation with (1) it is about.
@@ -129,6 +134,9 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseDeletedBy:             "deleted by %s",
 		PhraseAttachmentUnavailable: "[%s is not available]",
 		PhraseAboutChat:             "About your conversation with %s:",
+		PhraseMemberAdded:           "%s was added to this conversation.",
+		PhraseMemberLeft:            "%s left this conversation.",
+		PhraseMemberRemoved:         "%s was removed from this conversation.",
 		PhraseUnreadable:            "The gateway cannot decrypt this message: its key has not reached the gateway's device. It is relayed if the key still arrives; otherwise please send it again.",
 		PhraseAboutRoom:             "About the group chat %s:",
 		PhraseStartedBy:             "%s started this conversation with you through MIMI.",
@@ -166,6 +174,9 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseDeletedBy:             "gelöscht von %s",
 		PhraseAttachmentUnavailable: "[%s ist nicht verfügbar]",
 		PhraseAboutChat:             "Zu Ihrer Unterhaltung mit %s:",
+		PhraseMemberAdded:           "%s wurde zu dieser Unterhaltung hinzugefügt.",
+		PhraseMemberLeft:            "%s hat diese Unterhaltung verlassen.",
+		PhraseMemberRemoved:         "%s wurde aus dieser Unterhaltung entfernt.",
 		PhraseUnreadable:            "Das Gateway kann diese Nachricht nicht entschlüsseln: Ihr Schlüssel hat das Gerät des Gateways nicht erreicht. Sie wird weitergeleitet, falls der Schlüssel noch eintrifft; sonst senden Sie sie bitte erneut.",
 		PhraseAboutRoom:             "Zum Gruppenchat %s:",
 		PhraseStartedBy:             "%s hat diese Unterhaltung mit Ihnen über MIMI begonnen.",

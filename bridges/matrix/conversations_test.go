@@ -3,6 +3,7 @@ package matrix
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -282,6 +283,19 @@ func TestClientModeConversations(t *testing.T) {
 		if r.Sender != account || r.Content.AsRedaction().Reason != "deleted by bob (amt-b.example)" {
 			t.Errorf("redaction of %s by %s, reason %q", target, r.Sender, r.Content.AsRedaction().Reason)
 		}
+	}
+
+	// Partner users have no account here: their coming and going is told.
+	erin := event.UserURI("mimi://amt-b.example/u/erin")
+	for i, action := range []event.MembershipAction{event.MembershipJoin, event.MembershipLeave} {
+		publishIn(t, b, &event.Envelope{ID: event.EventID(fmt.Sprintf("mimi:erin-%d", i)), Kind: event.KindMembership, Room: roomURI, Sender: erin,
+			Timestamp: time.Now().UTC(), Origin: event.Origin{Network: event.NetworkMIMI}, Membership: &event.Membership{Action: action, Target: erin}})
+	}
+	for _, want := range []string{"erin (amt-b.example) was added to this conversation.", "erin (amt-b.example) left this conversation."} {
+		alice.waitEvent(t, want, func(ev *mevent.Event) bool {
+			return ev.Sender == account && ev.Type == mevent.EventMessage && ev.Content.AsMessage().Body == want &&
+				ev.Content.AsMessage().MsgType == mevent.MsgNotice
+		})
 	}
 
 	// A partner starts a conversation: the account invites alice into a new room and says who.

@@ -162,7 +162,9 @@ func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) err
 			return a.renderRole(ctx, o)
 		}
 		if a.cfg.Mode != ModeAppservice {
-			return "", nil // the functional account's rooms are managed by Matrix users
+			// The functional account's rooms are managed by Matrix users; partner users have no
+			// account there, so their coming and going is told as a notice.
+			return a.memberNotice(ctx, o)
 		}
 		target := a.matrixUser(m.Target)
 		bot := a.as.BotIntent()
@@ -200,6 +202,27 @@ func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) err
 		}
 		return "", nil
 	})
+}
+
+// memberNotice tells a client-mode room that a partner user was added, left or was removed.
+func (a *Adapter) memberNotice(ctx context.Context, o *outbound) (id.EventID, error) {
+	m := o.env.Membership
+	if a.isLocal(m.Target) {
+		return "", nil // a user of this homeserver is invited and leaves natively
+	}
+	var p bridges.Phrase
+	switch m.Action {
+	case event.MembershipInvite, event.MembershipJoin:
+		p = bridges.PhraseMemberAdded
+	case event.MembershipLeave:
+		p = bridges.PhraseMemberLeft
+	case event.MembershipKick, event.MembershipBan:
+		p = bridges.PhraseMemberRemoved
+	default:
+		return "", nil
+	}
+	return o.send(ctx, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgNotice,
+		Body: bridges.Say(a.lang(), p, displayNameOf(m.Target)), Mentions: &mevent.Mentions{}})
 }
 
 // HandleRoomMetadata implements bridges.MetadataHandler: the portal's name and topic.
