@@ -10,6 +10,10 @@
 //	mimi-gateway version                    print version, commit and Go version
 //	mimi-gateway admin store-key generate   print a new store encryption key
 //	mimi-gateway admin store-key rotate     re-encrypt the store with the keyring's first key
+//	mimi-gateway admin passwd               set the admin console's local account (argon2id hash in the store)
+//	mimi-gateway admin dlq list|show|replay|discard   dead letters of the running gateway (metadata only)
+//	mimi-gateway admin partners check [DOMAIN]        fetch partners' directories over mutual TLS now
+//	mimi-gateway admin rooms                rooms, members by provider, outbox backlog
 package main
 
 import (

@@ -316,3 +316,17 @@ func TestPassword(t *testing.T) {
 		t.Error("short password accepted")
 	}
 }
+
+// BenchmarkVerifyPassword measures one local sign-in's password check (argon2id, 64 MiB, 3
+// passes): the cost that the two-at-a-time limit and the throttling bound.
+func BenchmarkVerifyPassword(b *testing.B) {
+	h, err := HashPassword(testPassword)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if ok, err := VerifyPassword(h, testPassword); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
