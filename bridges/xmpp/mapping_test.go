@@ -100,6 +100,12 @@ func TestRender(t *testing.T) {
 	if got, oob := render(enc); got != "[encrypted attachment scan.png not available on XMPP]" || oob != nil {
 		t.Errorf("encrypted attachment: %q %+v", got, oob)
 	}
+	two, _ := b.New(content.Multipart(content.ProcessAll,
+		content.NestedPart{Disposition: content.DispAttachment, Body: content.ExternalPart{URL: "https://x.example/a.pdf"}},
+		content.NestedPart{Disposition: content.DispAttachment, Body: content.ExternalPart{URL: "https://y.example/b.pdf"}}))
+	if got, oob := render(two); got != "https://x.example/a.pdf\nhttps://y.example/b.pdf" || oob == nil || oob.URL != "https://x.example/a.pdf" {
+		t.Errorf("two links: %q %+v", got, oob)
+	}
 	odd, _ := b.New(content.NestedPart{Disposition: content.DispRender, Body: content.SinglePart{ContentType: "application/x-thing", Content: []byte{1}}})
 	if got, _ := render(odd); got != "[content of type application/x-thing not shown]" {
 		t.Errorf("unknown type: %q", got)

@@ -118,8 +118,12 @@ func render(msg *content.Message) (string, *outOOB) {
 			if name == "" {
 				name = b.Description
 			}
-			if b.EncAlg == content.AEADNone && oob == nil && (strings.HasPrefix(b.URL, "https://") || strings.HasPrefix(b.URL, "http://")) {
-				oob = &outOOB{URL: b.URL, Desc: b.Description}
+			if b.EncAlg == content.AEADNone {
+				// A link: the first web link is also the XEP-0066 attachment; every link is in
+				// the text, so none is lost.
+				if oob == nil && (strings.HasPrefix(b.URL, "https://") || strings.HasPrefix(b.URL, "http://")) {
+					oob = &outOOB{URL: b.URL, Desc: b.Description}
+				}
 				texts = append(texts, b.URL)
 			} else {
 				texts = append(texts, "[encrypted attachment "+name+" not available on XMPP]")
