@@ -229,6 +229,9 @@ type MIMI struct {
 	// UsersOnDemand lets a partner's KeyPackage claim create the MIMI client of a local user
 	// whom an adapter knows but who has not used the gateway yet.
 	UsersOnDemand bool `yaml:"users_on_demand"`
+	// UnreachableNotice is how long a partner may not answer before the users whose messages
+	// wait for it are told.
+	UnreachableNotice time.Duration `yaml:"unreachable_notice"`
 	// Assets configures the attachment store (core/assets).
 	Assets MIMIAssets `yaml:"assets"`
 }

@@ -239,6 +239,7 @@ func (c *Config) validateMIMI(v *validator) {
 	v.positive("mimi.assets.expiry", int64(m.Assets.Expiry))
 	v.positive("mimi.assets.max_size", int64(m.Assets.MaxSize))
 	v.positive("mimi.assets.sweep_interval", int64(m.Assets.SweepInterval))
+	v.positive("mimi.unreachable_notice", int64(m.UnreachableNotice))
 	if m.Address == "" {
 		return
 	}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/mimi-gateway/mimi-gateway/core/ops"
 )
 
 // run executes the CLI in-process and returns the exit code, stdout and stderr.
@@ -142,5 +145,48 @@ func TestHealthcheckFailsWithoutGateway(t *testing.T) {
 	code, _, stderr := runCLI(t, "", "healthcheck", "--addr", addr)
 	if code != exitError || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestHealthcheckConfiguredAddress: without --addr, healthcheck probes admin.address as run
+// reads it: from --config, from $MIMI_GATEWAY_CONFIG, from MIMI_GATEWAY_ADMIN_ADDRESS (which
+// beats the file); a failed probe says which address it tried and where that came from.
+func TestHealthcheckConfiguredAddress(t *testing.T) {
+	admin := ops.NewAdmin()
+	addr, err := admin.Start(freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Shutdown(context.Background()) })
+	admin.MarkStarted()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gateway.yaml")
+	writeConfig(t, file, "admin:\n  address: "+addr.String()+"\n")
+	other := filepath.Join(dir, "other.yaml")
+	down := freeAddr(t)
+	writeConfig(t, other, "admin:\n  address: "+down+"\n")
+	tests := []struct {
+		name    string
+		environ []string
+		args    []string
+		ready   bool
+		from    string // in the error of a failed probe
+	}{
+		{"--config", nil, []string{"--config", file}, true, ""},
+		{"MIMI_GATEWAY_CONFIG", []string{"MIMI_GATEWAY_CONFIG=" + file}, nil, true, ""},
+		{"environment beats the file", []string{"MIMI_GATEWAY_ADMIN_ADDRESS=" + addr.String()}, []string{"--config", other}, true, ""},
+		{"file without a gateway", nil, []string{"--config", other}, false, other},
+		{"environment without a gateway", []string{"MIMI_GATEWAY_ADMIN_ADDRESS=" + down}, nil, false, "MIMI_GATEWAY_ADMIN_ADDRESS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, stderr := runCLIEnv(t, tc.environ, append(tc.args, "healthcheck", "--timeout", "3s")...)
+			switch {
+			case tc.ready && (code != 0 || out != "ready\n"):
+				t.Fatalf("exit %d, out %q, stderr %q; want ready", code, out, stderr)
+			case !tc.ready && (code != exitError || !strings.Contains(stderr, down) || !strings.Contains(stderr, tc.from)):
+				t.Fatalf("exit %d, stderr %q; want a failure naming %s and %s", code, stderr, down, tc.from)
+			}
+		})
 	}
 }

@@ -42,7 +42,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	// Dedupe records outlive the bus's retention (a mimi.out redelivery), whatever it is set to.
 	retention := max(provider.DefaultDedupeRetention, cfg.Bus.MaxAge+24*time.Hour)
 	pc := provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention,
-		UsersOnDemand: cfg.MIMI.UsersOnDemand}
+		UsersOnDemand: cfg.MIMI.UsersOnDemand, UnreachableNotice: cfg.MIMI.UnreachableNotice}
 	if d.Users != nil {
 		pc.Users = d.Users
 	}
@@ -59,7 +59,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := protocol.NewClient(protocol.ClientConfig{Domain: domain, Certificate: cert, Partners: partners, Logger: d.Log})
+	client, err := protocol.NewClient(protocol.ClientConfig{Domain: domain, Certificate: cert, Partners: partners, Logger: d.Log, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,11 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	}
 	if err := p.Start(ctx, client); err != nil {
 		return nil, errors.Join(err, srv.Shutdown(ctx))
+	}
+	if d.Admin != nil {
+		if err := d.Admin.AddReadiness("mimi", srv.Ready); err != nil {
+			return nil, errors.Join(err, p.Close(ctx), srv.Shutdown(ctx))
+		}
 	}
 	if d.Hooks != nil {
 		d.Hooks.partnerClient.Store(client) // the admin console's partner view and "check now"

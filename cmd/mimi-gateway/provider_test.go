@@ -11,9 +11,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/config"
@@ -21,6 +24,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
@@ -46,7 +50,9 @@ func TestStartProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, err := startProvider(ctx, adapterDeps{Config: cfg, Bus: b, Store: st, Log: slog.New(slog.DiscardHandler), Assets: as})
+	admin := ops.NewAdmin()
+	admin.MarkStarted()
+	stop, err := startProvider(ctx, adapterDeps{Config: cfg, Bus: b, Store: st, Log: slog.New(slog.DiscardHandler), Assets: as, Admin: admin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +90,19 @@ func TestStartProvider(t *testing.T) {
 	}
 	if resp.UserStatus != protocol.KeyMaterialUserNoConsent {
 		t.Fatalf("user status %d, want noConsent", resp.UserStatus)
+	}
+
+	// Readiness covers the MIMI listener; metrics cover the server, the client's view of the
+	// partner that called, the certificates and the outbox.
+	if r := admin.Check(ctx); !r.Ready || !slices.ContainsFunc(r.Checks, func(c ops.CheckResult) bool { return c.Name == "mimi" && c.OK }) {
+		t.Fatalf("readiness %+v, want ready with a passing mimi check", r)
+	}
+	for _, name := range []string{"mimi_gateway_protocol_server_requests_total", "mimi_gateway_protocol_server_request_seconds",
+		"mimi_gateway_partner_up", "mimi_gateway_partner_last_answer_timestamp_seconds", "mimi_gateway_certificate_expiry_timestamp_seconds",
+		"mimi_gateway_protocol_outbox_sent_total", "mimi_gateway_protocol_outbox_pending"} {
+		if n, err := testutil.GatherAndCount(admin.Registry(), name); err != nil || n == 0 {
+			t.Errorf("metric %s: %d series, %v", name, n, err)
+		}
 	}
 
 	// The shared asset store is served on the same listener.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -51,4 +53,60 @@ func ListBacklog(ctx context.Context, st *store.Store) ([]Backlog, error) {
 		return nil, fmt.Errorf("protocol: outbox backlog: %w", err)
 	}
 	return out, nil
+}
+
+// backlogCollector exports the outbox's backlog per partner at scrape time: queued bodies and
+// the age of the oldest. Followers are configured partners, so the label is bounded.
+type backlogCollector struct {
+	st           *store.Store
+	bodies, age  *prometheus.Desc
+	scrapeErrors prometheus.Counter
+}
+
+func newBacklogCollector(st *store.Store) *backlogCollector {
+	l := []string{"partner"}
+	return &backlogCollector{st: st,
+		bodies: prometheus.NewDesc("mimi_gateway_protocol_outbox_backlog",
+			"/notify bodies queued for a partner.", l, nil),
+		age: prometheus.NewDesc("mimi_gateway_protocol_outbox_oldest_age_seconds",
+			"Age of the oldest /notify body queued for a partner.", l, nil),
+		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_protocol_outbox_backlog_scrape_errors_total",
+			Help: "Scrapes for which the outbox backlog could not be read from the store.",
+		}),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (b *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- b.bodies
+	ch <- b.age
+	b.scrapeErrors.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	defer b.scrapeErrors.Collect(ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := b.st.QueryContext(ctx, `SELECT follower, COUNT(*), MIN(created_at) FROM protocol_outbox GROUP BY follower`)
+	if err != nil {
+		b.scrapeErrors.Inc()
+		return
+	}
+	defer rows.Close()
+	now := time.Now()
+	for rows.Next() {
+		var f string
+		var n, oldest int64
+		if err := rows.Scan(&f, &n, &oldest); err != nil {
+			b.scrapeErrors.Inc()
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(b.bodies, prometheus.GaugeValue, float64(n), f)
+		ch <- prometheus.MustNewConstMetric(b.age, prometheus.GaugeValue, now.Sub(time.UnixMilli(oldest)).Seconds(), f)
+	}
+	if rows.Err() != nil {
+		b.scrapeErrors.Inc()
+	}
 }

@@ -135,6 +135,8 @@ type PartnerReachability struct {
 	LastErrorText string `json:"last_error_text,omitempty"`
 	// DownSince is the first failure since the partner last answered (zero while it answers).
 	DownSince time.Time `json:"down_since,omitzero"`
+	// CertNotAfter is when the server certificate the partner last presented to us expires.
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
 }
 
 // Reachable reports whether the last outcome was a success.

@@ -138,7 +138,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}, []string{"code"}),
 	}
 	if cfg.Registerer != nil {
-		for _, m := range []prometheus.Collector{c.metrics.requests, c.metrics.duration, c.metrics.discovery} {
+		for _, m := range []prometheus.Collector{c.metrics.requests, c.metrics.duration, c.metrics.discovery, newPartnerCollector(c)} {
 			if err := cfg.Registerer.Register(m); err != nil {
 				return nil, fmt.Errorf("protocol: client metrics: %w", err)
 			}
@@ -238,6 +238,9 @@ func (c *Client) do(ctx context.Context, d event.Domain, e Endpoint, id Identifi
 		return 0, nil, err
 	}
 	c.noteResult(d, statusErr(resp.StatusCode))
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		c.noteCertificate(d, resp.TLS.PeerCertificates[0].NotAfter)
+	}
 	defer resp.Body.Close()
 	c.metrics.requests.WithLabelValues(string(e), strconv.Itoa(resp.StatusCode)).Inc()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseSize+1))

@@ -78,6 +78,7 @@ type Outbox struct {
 
 	sent, expired prometheus.Counter
 	failures      *prometheus.CounterVec
+	retries       *prometheus.CounterVec // by partner
 	pending       prometheus.Gauge
 }
 
@@ -131,13 +132,17 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 			Name: "mimi_gateway_protocol_outbox_failures_total",
 			Help: "Failed /notify delivery attempts, by class (http_4xx, http_5xx, transport).",
 		}, []string{"class"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimi_gateway_protocol_outbox_retries_total",
+			Help: "Failed /notify deliveries that will be retried, by partner.",
+		}, []string{"partner"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mimi_gateway_protocol_outbox_pending",
 			Help: "/notify bodies waiting in the outbox (as of the last scan).",
 		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{o.sent, o.expired, o.failures, o.pending} {
+		for _, c := range []prometheus.Collector{o.sent, o.expired, o.failures, o.retries, o.pending, newBacklogCollector(cfg.Store)} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("protocol: outbox metrics: %w", err)
 			}
@@ -437,6 +442,7 @@ func (o *Outbox) deliver(ctx context.Context, b *outboxBatch) {
 		}
 	}
 	o.failures.WithLabelValues(class).Inc()
+	o.retries.WithLabelValues(string(r.follower)).Inc()
 	o.log.Info("/notify delivery failed; will retry", "follower", r.follower, "bodies", len(b.ids), "attempt", attempts, "retry_in", delay, "err", err)
 	next := o.cfg.Now().Add(delay).UnixMilli()
 	if _, uerr := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET attempts = ?, next_attempt_at = ?, last_status = ?, batch_last = ? WHERE id = ?`,

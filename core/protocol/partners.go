@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -56,6 +57,20 @@ func (p *Partners) Lookup(d event.Domain) (Partner, bool) {
 	}
 	x, ok := (*m)[normDomain(string(d))]
 	return x, ok
+}
+
+// Domains lists the partners' domains in order.
+func (p *Partners) Domains() []event.Domain {
+	m := p.m.Load()
+	if m == nil {
+		return nil
+	}
+	out := make([]event.Domain, 0, len(*m))
+	for d := range *m {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func normDomain(s string) event.Domain {

@@ -17,6 +17,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,6 +172,8 @@ type Server struct {
 	log     *slog.Logger
 	http    *http.Server
 	metrics *serverMetrics
+	// listening is the address Listen serves on while it serves ("" otherwise).
+	listening atomic.Value
 }
 
 type serverMetrics struct {
@@ -296,12 +299,40 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protocol: listen %s: %w", addr, err)
 	}
+	s.listening.Store(ln.Addr().String())
 	go func() {
-		if err := s.Serve(ln); err != nil {
+		err := s.Serve(ln)
+		s.listening.Store("")
+		if err != nil {
 			s.log.Error("MIMI listener stopped", "err", err)
 		}
 	}()
 	return ln.Addr(), nil
+}
+
+// Ready reports whether the listener that Listen opened still accepts connections (a readiness
+// check): it connects to it (on loopback when it listens on every address).
+func (s *Server) Ready(ctx context.Context) error {
+	addr, _ := s.listening.Load().(string)
+	if addr == "" {
+		return errors.New("protocol: the MIMI listener is not running")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("protocol: listener address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return fmt.Errorf("protocol: the MIMI listener does not accept connections: %w", err)
+	}
+	return c.Close()
 }
 
 // Shutdown stops accepting and waits for requests in flight (bounded by ctx).

@@ -173,7 +173,8 @@ func (p *Provider) now() time.Time { return p.cfg.Now() }
 // outbox, the local inbox worker and the mimi.out consumer.
 func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
 	ob, err := protocol.NewOutbox(protocol.OutboxConfig{Store: p.st, Sender: client, Logger: p.cfg.Logger,
-		PollInterval: 200 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, Expire: outboxExpire})
+		PollInterval: 200 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, Expire: outboxExpire,
+		Registerer: p.cfg.Registerer})
 	if err != nil {
 		return fmt.Errorf("provider: outbox: %w", err)
 	}

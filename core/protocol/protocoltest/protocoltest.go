@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -197,6 +199,8 @@ type Options struct {
 	Discovery bool
 	// Limits are the server's body limits (zero fields: protocol.DefaultLimits).
 	Limits protocol.Limits
+	// Registerer, if set, receives the client's metrics (NewPair: a's only).
+	Registerer prometheus.Registerer
 }
 
 // NewProvider starts a provider for domain with handler h (certificate from ca) on
@@ -211,7 +215,8 @@ func NewProvider(t testing.TB, n *Network, ca *CA, domain event.Domain, h protoc
 		t.Fatal(err)
 	}
 	p := &Provider{Domain: domain, Certificate: ca.Issue(t, string(domain)), CA: ca, Store: st, Partners: protocol.NewPartners(), Handler: h, Limits: o.Limits, net: n}
-	cl, err := protocol.NewClient(protocol.ClientConfig{Domain: domain, Certificate: p.Certificate, Partners: p.Partners, DialContext: n.DialContext, Timeout: 10 * time.Second})
+	cl, err := protocol.NewClient(protocol.ClientConfig{Domain: domain, Certificate: p.Certificate, Partners: p.Partners, DialContext: n.DialContext,
+		Timeout: 10 * time.Second, Registerer: o.Registerer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +277,7 @@ func NewPair(t testing.TB, a, b event.Domain, ha, hb protocol.Handler, o Options
 	n := NewNetwork()
 	ca := NewCA(t)
 	oa, ob := o, o
-	ob.Store = nil // o.Store, if any, is a's; b always gets its own SQLite
+	ob.Store, ob.Registerer = nil, nil // o.Store and o.Registerer, if any, are a's; b always gets its own SQLite
 	pa := NewProvider(t, n, ca, a, ha, oa)
 	pb := NewProvider(t, n, ca, b, hb, ob)
 	pa.Partners.Set([]protocol.Partner{pb.PartnerEntry(o.Discovery)})
