@@ -178,18 +178,31 @@ func (p *Provider) tellUnreachable(ctx context.Context, r protocol.PartnerReacha
 		}
 		targets[room] = tos
 	}
+	// Recorded before the notices go out, so that a partner answering meanwhile is told about.
+	p.reach.mu.Lock()
+	if p.reach.told[d] == nil {
+		p.reach.told[d] = map[event.RoomURI][]noticeTo{}
+	}
+	for room, tos := range targets {
+		p.reach.told[d][room] = tos
+	}
+	p.reach.mu.Unlock()
+	select {
+	case <-p.client.PartnerBack(d): // it answered since Down: nothing to tell
+		p.reach.mu.Lock()
+		for room := range targets {
+			delete(p.reach.told[d], room)
+		}
+		p.reach.mu.Unlock()
+		return nil
+	default:
+	}
 	for room, tos := range targets {
 		for _, to := range tos {
 			n := event.Notice{Code: event.NoticePartnerUnreachable, Partner: d, Reason: "unreachable", Event: to.event, Native: to.origin.Event,
 				Correlation: correlation("unreachable", string(d), string(room), string(to.user), r.DownSince.Format(time.RFC3339Nano))}
 			p.publishNotice(ctx, to.network, room, to.user, to.origin, n, fmt.Errorf("no answer since %s: %s", r.DownSince.Format(time.RFC3339), r.LastErrorText))
 		}
-		p.reach.mu.Lock()
-		if p.reach.told[d] == nil {
-			p.reach.told[d] = map[event.RoomURI][]noticeTo{}
-		}
-		p.reach.told[d][room] = tos
-		p.reach.mu.Unlock()
 	}
 	return nil
 }
