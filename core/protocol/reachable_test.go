@@ -86,6 +86,8 @@ func TestPartnerReachability(t *testing.T) {
 	if got := delivered(hb, room); got[0] != 1 || got[2] != 3 {
 		t.Fatalf("delivered %v, want 1 2 3", got)
 	}
+	// The follower accepted the bodies just before our client read its answer.
+	waitFor(t, 10*time.Second, "b's certificate seen", func() bool { return !a.Client.Reachability(domainB).CertNotAfter.IsZero() })
 	if v := value(t, reg, "mimi_gateway_partner_up", domainB); v != 1 {
 		t.Errorf("partner_up{b} = %v after b answered", v)
 	}
