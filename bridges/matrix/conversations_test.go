@@ -319,10 +319,21 @@ func TestClientModeConversations(t *testing.T) {
 	out.wait(t, "alice's join of the partner's room", func(env *event.Envelope) bool {
 		return env.Kind == event.KindMembership && env.Room == chat && env.Sender == aliceURI && env.Membership.Action == event.MembershipJoin
 	})
+	// Another local user added later is invited into the same room, without a second intro.
+	hs.CreateUser(t, "dave", "davepassword1234")
+	publishIn(t, b, portalRequest("client-portal-dave", chat, bobURI, "mimi://localhost/u/dave"))
+	alice.waitEvent(t, "dave's invitation", func(ev *mevent.Event) bool {
+		return ev.RoomID == inv2.RoomID && isInvite("@dave:localhost")(ev) && ev.Sender == account
+	})
 	publishIn(t, b, mimiMessage(t, event.KindMessage, chat, bobURI, 5, func(m *content.Message) { m.Body = textBody(content.TypePlain, "see you") }))
 	alice.waitEvent(t, "bob's message in his room", func(ev *mevent.Event) bool {
 		return ev.RoomID == inv2.RoomID && ev.Sender == account && ev.Content.AsMessage().Body == "bob (amt-b.example): see you"
 	})
+	if n := len(alice.Events(func(ev *mevent.Event) bool {
+		return ev.RoomID == inv2.RoomID && ev.Type == mevent.EventMessage && strings.Contains(ev.Content.AsMessage().Body, "started this conversation")
+	})); n != 1 {
+		t.Errorf("%d intros in the partner's room, want 1", n)
+	}
 
 	// A room with members before the account was invited: they join the MIMI room with it.
 	carol := newE2EEClient(t, hs, "carol", "carolpassword123")

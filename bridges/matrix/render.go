@@ -27,14 +27,15 @@ import (
 
 // outbound is one MIMI → Matrix envelope being rendered.
 type outbound struct {
-	env    *event.Envelope
-	msg    *content.Message // nil for kinds without content
-	msgID  []byte
-	room   id.RoomID
-	sender id.UserID       // ghost (appservice) or functional account (client)
-	cli    *mautrix.Client // uploads
-	send   func(ctx context.Context, t mevent.Type, c any) (id.EventID, error)
-	redact func(ctx context.Context, target id.EventID, reason string, extra map[string]any) (id.EventID, error)
+	env     *event.Envelope
+	msg     *content.Message // nil for kinds without content
+	msgID   []byte
+	room    id.RoomID
+	created bool            // the portal was created for this envelope
+	sender  id.UserID       // ghost (appservice) or functional account (client)
+	cli     *mautrix.Client // uploads
+	send    func(ctx context.Context, t mevent.Type, c any) (id.EventID, error)
+	redact  func(ctx context.Context, target id.EventID, reason string, extra map[string]any) (id.EventID, error)
 }
 
 // HandleMessage implements bridges.Adapter.
@@ -270,6 +271,9 @@ func (a *Adapter) CreatePortal(ctx context.Context, env *event.Envelope) error {
 			if _, err := a.client.InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: user}); ignoreHTTP(err, "M_FORBIDDEN") != nil {
 				return "", fmt.Errorf("matrix: invite %s to %s: %w", user, o.room, err)
 			}
+			if !o.created {
+				return "", nil // an existing conversation: the invitation says enough
+			}
 			text := bridges.Say(a.lang(), bridges.PhraseStarted, env.Room.Domain())
 			if inviter != "" {
 				text = bridges.Say(a.lang(), bridges.PhraseStartedBy, displayNameOf(inviter))
@@ -362,7 +366,7 @@ func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(conte
 			o.msgID = mid[:]
 		}
 	}
-	if o.room, err = a.portalFor(ctx, env); err != nil {
+	if o.room, o.created, err = a.portalFor(ctx, env); err != nil {
 		return err
 	}
 	if o.room == "" {
@@ -413,18 +417,18 @@ func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(conte
 // portalFor returns the portal room of env.Room. A portal request creates it: the bot's room
 // (appservice) or the functional account's (client mode). A notice goes to the Matrix room the
 // user acted in when it names one, and creates nothing: without a portal, o.room stays empty.
-func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID, error) {
+func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID, bool, error) {
 	if env.Kind == event.KindNotice && env.Origin.Network == event.NetworkMatrix && env.Origin.Room != "" {
 		if _, ok, err := a.portalByMatrix(ctx, id.RoomID(env.Origin.Room)); err != nil || ok {
-			return id.RoomID(env.Origin.Room), err
+			return id.RoomID(env.Origin.Room), false, err
 		}
 	}
 	room, ok, err := a.portalByMIMI(ctx, env.Room)
 	if err != nil || ok || env.Kind == event.KindNotice {
-		return room, err
+		return room, false, err
 	}
 	if a.cfg.Mode != ModeAppservice && env.Kind != event.KindPortalRequest {
-		return "", bus.Permanent(fmt.Errorf("matrix: no room for %s: in client mode a room is created by a Matrix user inviting the functional account or by a MIMI invite of a local user", env.Room))
+		return "", false, bus.Permanent(fmt.Errorf("matrix: no room for %s: in client mode a room is created by a Matrix user inviting the functional account or by a MIMI invite of a local user", env.Room))
 	}
 	req := &mautrix.ReqCreateRoom{
 		Visibility: "private", Preset: "private_chat", Name: "MIMI: " + truncate(env.Room.Local(), 64),
@@ -445,16 +449,16 @@ func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID
 	}
 	resp, err := creator.CreateRoom(ctx, req)
 	if err != nil {
-		return "", fmt.Errorf("matrix: create portal for %s: %w", env.Room, err)
+		return "", false, fmt.Errorf("matrix: create portal for %s: %w", env.Room, err)
 	}
 	if enc {
 		a.stateStore.SetEncryptionEvent(ctx, resp.RoomID, &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1})
 	}
 	if err := a.putPortal(ctx, env.Room, resp.RoomID, enc); err != nil {
-		return "", err
+		return "", false, err
 	}
 	a.log.Info("portal room created", "mimi_room", string(env.Room), "room_id", string(resp.RoomID), "encrypted", enc)
-	return resp.RoomID, nil
+	return resp.RoomID, true, nil
 }
 
 // ghostJoin registers the ghost, sets its profile and joins it to room (the bot invites it).
