@@ -234,6 +234,41 @@ type MIMI struct {
 	UnreachableNotice time.Duration `yaml:"unreachable_notice"`
 	// Assets configures the attachment store (core/assets).
 	Assets MIMIAssets `yaml:"assets"`
+	// Reachability is who may reach a local user from outside the organisation unless she chose
+	// otherwise: partners, consent or nobody (core/consent).
+	Reachability string `yaml:"reachability"`
+	// KeyPackages bounds the KeyPackages kept for partners' claims.
+	KeyPackages MIMIKeyPackages `yaml:"key_packages"`
+	// Limits bound what partners can make the MIMI endpoint hold and do.
+	Limits MIMILimits `yaml:"limits"`
+}
+
+// MIMIKeyPackages bounds the KeyPackages of local users that partners claimed.
+type MIMIKeyPackages struct {
+	// ClaimedExpiry is how long a claimed KeyPackage (with its private keys) is kept for the
+	// Welcome that uses it.
+	ClaimedExpiry time.Duration `yaml:"claimed_expiry"`
+	// MaxClaimed bounds the claimed, unused KeyPackages kept per user (the oldest go first).
+	MaxClaimed int `yaml:"max_claimed"`
+}
+
+// MIMILimits are the MIMI endpoint's resource limits (core/protocol limits.go).
+type MIMILimits struct {
+	// BodyBudget bounds the request body bytes held at once over all partners.
+	BodyBudget ByteSize `yaml:"body_budget"`
+	// PartnerConcurrency bounds one partner's requests in flight.
+	PartnerConcurrency int `yaml:"partner_concurrency"`
+	// KeyMaterial limits KeyPackage claims.
+	KeyMaterial MIMIKeyMaterialLimits `yaml:"key_material"`
+}
+
+// MIMIKeyMaterialLimits are token buckets for KeyPackage claims: one claim every interval, at
+// most burst at once.
+type MIMIKeyMaterialLimits struct {
+	PartnerInterval time.Duration `yaml:"partner_interval"`
+	PartnerBurst    int           `yaml:"partner_burst"`
+	TargetInterval  time.Duration `yaml:"target_interval"`
+	TargetBurst     int           `yaml:"target_burst"`
 }
 
 // MIMIAssets configures the store of encrypted attachments that partners download.

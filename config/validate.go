@@ -240,6 +240,16 @@ func (c *Config) validateMIMI(v *validator) {
 	v.positive("mimi.assets.max_size", int64(m.Assets.MaxSize))
 	v.positive("mimi.assets.sweep_interval", int64(m.Assets.SweepInterval))
 	v.positive("mimi.unreachable_notice", int64(m.UnreachableNotice))
+	v.oneOf("mimi.reachability", m.Reachability, "partners", "consent", "nobody")
+	v.positive("mimi.key_packages.claimed_expiry", int64(m.KeyPackages.ClaimedExpiry))
+	v.positive("mimi.key_packages.max_claimed", int64(m.KeyPackages.MaxClaimed))
+	v.positive("mimi.limits.body_budget", int64(m.Limits.BodyBudget))
+	v.positive("mimi.limits.partner_concurrency", int64(m.Limits.PartnerConcurrency))
+	k := m.Limits.KeyMaterial
+	v.positive("mimi.limits.key_material.partner_interval", int64(k.PartnerInterval))
+	v.positive("mimi.limits.key_material.partner_burst", int64(k.PartnerBurst))
+	v.positive("mimi.limits.key_material.target_interval", int64(k.TargetInterval))
+	v.positive("mimi.limits.key_material.target_burst", int64(k.TargetBurst))
 	if m.Address == "" {
 		return
 	}

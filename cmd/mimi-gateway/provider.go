@@ -12,6 +12,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/config"
 
+	"github.com/mimi-gateway/mimi-gateway/core/consent"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -41,8 +42,17 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	domain := event.Domain(cfg.Domain)
 	// Dedupe records outlive the bus's retention (a mimi.out redelivery), whatever it is set to.
 	retention := max(provider.DefaultDedupeRetention, cfg.Bus.MaxAge+24*time.Hour)
+	reach := consent.Reachability(cfg.MIMI.Reachability)
+	if reach == "" {
+		reach = consent.Partners // a configuration built in code without the example's defaults
+	}
+	cs, err := consent.New(ctx, d.Store, reach)
+	if err != nil {
+		return nil, fmt.Errorf("mimi.reachability: %w", err)
+	}
 	pc := provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention,
-		UsersOnDemand: cfg.MIMI.UsersOnDemand, UnreachableNotice: cfg.MIMI.UnreachableNotice}
+		UsersOnDemand: cfg.MIMI.UsersOnDemand, UnreachableNotice: cfg.MIMI.UnreachableNotice, Reach: cs,
+		ClaimedExpiry: cfg.MIMI.KeyPackages.ClaimedExpiry, MaxClaimed: cfg.MIMI.KeyPackages.MaxClaimed}
 	if d.Users != nil {
 		pc.Users = d.Users
 	}
@@ -66,8 +76,12 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	if d.Assets != nil {
 		d.Assets.SetDownloader(client) // partners' attachments: direct or through the room's hub
 	}
+	ml := cfg.MIMI.Limits
 	srv, err := protocol.NewServer(protocol.ServerConfig{Domain: domain, Certificate: cert, ClientCAs: pool,
-		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log, Limits: limits, Registerer: reg, PeerSeen: client.PartnerAnswered})
+		Partners: partners, Handler: p, Store: d.Store, Logger: d.Log, Limits: limits, Registerer: reg, PeerSeen: client.PartnerAnswered,
+		BodyBudget: int64(ml.BodyBudget), PartnerConcurrency: ml.PartnerConcurrency,
+		KeyMaterialPartnerRate: protocol.RateLimit{Interval: ml.KeyMaterial.PartnerInterval, Burst: ml.KeyMaterial.PartnerBurst},
+		KeyMaterialTargetRate:  protocol.RateLimit{Interval: ml.KeyMaterial.TargetInterval, Burst: ml.KeyMaterial.TargetBurst}})
 	if err != nil {
 		return nil, err
 	}

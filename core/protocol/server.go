@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -158,7 +159,15 @@ type ServerConfig struct {
 	// DirectoryMaxAge is the Cache-Control max-age of the directory (default 1h).
 	DirectoryMaxAge time.Duration
 	Limits          Limits
-	Logger          *slog.Logger
+	// KeyMaterialPartnerRate and KeyMaterialTargetRate limit /keyMaterial claims per partner
+	// and per target user (zero: DefaultKeyMaterialPartnerRate, DefaultKeyMaterialTargetRate).
+	KeyMaterialPartnerRate, KeyMaterialTargetRate RateLimit
+	// BodyBudget bounds the request body bytes in flight over all partners (0:
+	// DefaultBodyBudget); PartnerConcurrency one partner's requests in flight (0:
+	// DefaultPartnerConcurrency). limits.go.
+	BodyBudget         int64
+	PartnerConcurrency int
+	Logger             *slog.Logger
 	// Registerer receives the server's metrics (nil: none).
 	Registerer prometheus.Registerer
 	// PeerSeen, if set, is called with the partner domain of every authenticated request (the
@@ -174,6 +183,7 @@ type Server struct {
 	metrics *serverMetrics
 	// listening is the address Listen serves on while it serves ("" otherwise).
 	listening atomic.Value
+	limits    *limits
 }
 
 type serverMetrics struct {
@@ -226,8 +236,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			Help: "Redelivered /notify bodies answered 201 without processing.",
 		}),
 	}
+	s.limits = newLimits(&cfg, s.log)
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.metrics.requests, s.metrics.duration, s.metrics.duplicates} {
+		for _, c := range []prometheus.Collector{s.metrics.requests, s.metrics.duration, s.metrics.duplicates, s.limits.refusals} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("protocol: server metrics: %w", err)
 			}
@@ -447,6 +458,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	peer, code, detail := s.authenticate(r)
 	if code != 0 {
 		s.log.Info("refused a MIMI request", "endpoint", ep, "status", code, "reason", detail)
+		s.limits.refuse(ep, "", authReason(code))
 		s.fail(w, code, detail)
 		return ep
 	}
@@ -454,6 +466,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 		s.cfg.PeerSeen(peer.Domain)
 	}
 	if ep == EndpointProxyDownload {
+		release, code, retry, detail := s.limits.admit(ep, peer.Domain, "", 0)
+		if code != 0 {
+			s.refuseLimit(w, code, retry, detail)
+			return ep
+		}
+		defer release()
 		s.serveProxyDownload(w, r, peer, rawID)
 		return ep
 	}
@@ -473,15 +491,28 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	}
 	limit := s.cfg.Limits.of(ep)
 	if r.ContentLength > limit {
+		s.limits.refuse(ep, peer.Domain, "body_too_large")
 		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", limit))
 		return ep
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	size := limit
+	if r.ContentLength >= 0 {
+		size = r.ContentLength
+	}
+	release, code, retry, detail := s.limits.admit(ep, peer.Domain, id, size)
+	if code != 0 {
+		s.refuseLimit(w, code, retry, detail)
+		return ep
+	}
+	defer release()
+	body, err := readBody(w, r.Body, r.ContentLength, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			s.limits.refuse(ep, peer.Domain, "body_too_large")
 			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", limit))
 		} else {
+			s.limits.refuse(ep, peer.Domain, "body_unreadable")
 			s.fail(w, http.StatusBadRequest, "reading the body failed")
 		}
 		return ep
@@ -493,6 +524,32 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	}
 	s.dispatch(w, r.Context(), ep, peer, id, room, body)
 	return ep
+}
+
+// readBody reads a request body, failing with *http.MaxBytesError beyond limit. A declared
+// length (declared >= 0) is read into one buffer of that size.
+func readBody(w http.ResponseWriter, body io.ReadCloser, declared, limit int64) ([]byte, error) {
+	initial := int64(64 << 10)
+	if declared >= 0 {
+		initial = min(declared, limit) + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, initial))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, body, limit))
+	return buf.Bytes(), err
+}
+
+// refuseLimit answers a request refused by a resource limit (429 or 503 with Retry-After).
+func (s *Server) refuseLimit(w http.ResponseWriter, code int, retry time.Duration, detail string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+	s.fail(w, code, detail)
+}
+
+// authReason is the refusal reason of an authentication failure's status.
+func authReason(code int) string {
+	if code == http.StatusForbidden {
+		return "not_partner"
+	}
+	return "unauthenticated"
 }
 
 // checkRoom enforces who may talk about a room: /notify only from the room's hub (the domain of

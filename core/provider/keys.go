@@ -203,10 +203,74 @@ func (p *Provider) claimKeyPackage(ctx context.Context, tx *store.Tx, u *user, s
 	if err != nil {
 		return nil, fmt.Errorf("provider: stored KeyPackage: %w", err)
 	}
+	if err := p.boundClaimed(ctx, tx, u.URI); err != nil {
+		return nil, err
+	}
 	if err := p.replenish(ctx, tx, u); err != nil {
 		return nil, err
 	}
 	return kp, nil
+}
+
+// Claimed KeyPackages wait for the Welcome that uses them (which deletes a one-time one). Those
+// no Welcome uses are bounded in time (Config.ClaimedExpiry, pruneKeyPackages) and in number
+// per user (Config.MaxClaimed, boundClaimed), so that claims cannot grow the store: a user's
+// rows are at most PoolSize + 1 unclaimed plus MaxClaimed claimed.
+const (
+	// DefaultClaimedExpiry covers the hub's fanout retries (outboxExpire).
+	DefaultClaimedExpiry = outboxExpire
+	// DefaultMaxClaimed is the default of Config.MaxClaimed.
+	DefaultMaxClaimed = 16
+)
+
+// boundClaimed deletes u's oldest claimed KeyPackages beyond MaxClaimed (tx of a claim).
+func (p *Provider) boundClaimed(ctx context.Context, tx *store.Tx, u event.UserURI) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_keypackages WHERE user_uri = ? AND claimed_at <> 0`, string(u)).Scan(&n); err != nil {
+		return fmt.Errorf("provider: count claimed KeyPackages: %w", err)
+	}
+	if n <= p.cfg.MaxClaimed {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT ref FROM provider_keypackages WHERE user_uri = ? AND claimed_at <> 0
+		ORDER BY claimed_at, ref LIMIT ?`, string(u), n-p.cfg.MaxClaimed)
+	if err != nil {
+		return fmt.Errorf("provider: oldest claimed KeyPackages: %w", err)
+	}
+	var refs []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			rows.Close()
+			return err
+		}
+		refs = append(refs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range refs {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM provider_keypackages WHERE ref = ?`, r); err != nil {
+			return fmt.Errorf("provider: drop claimed KeyPackage: %w", err)
+		}
+	}
+	return nil
+}
+
+// pruneKeyPackages deletes claimed KeyPackages older than ClaimedExpiry and unclaimed ones past
+// their expiry (never handed out, replaced by replenish), with their private keys.
+func (p *Provider) pruneKeyPackages(ctx context.Context) error {
+	now := p.now()
+	res, err := p.st.ExecContext(ctx, `DELETE FROM provider_keypackages WHERE (claimed_at <> 0 AND claimed_at < ?) OR (claimed_at = 0 AND expires_at < ?)`,
+		now.Add(-p.cfg.ClaimedExpiry).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("provider: prune KeyPackages: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		p.log.Debug("pruned KeyPackages", "rows", n)
+	}
+	return nil
 }
 
 var (

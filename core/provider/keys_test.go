@@ -256,3 +256,57 @@ func TestFraming(t *testing.T) {
 		t.Fatal("garbage accepted")
 	}
 }
+
+// TestKeyMaterialExhaustPoolBounded: a partner that claims one user's KeyPackages over and over
+// leaves at most PoolSize + 1 unclaimed and MaxClaimed claimed rows; the claimed ones go after
+// ClaimedExpiry, the unclaimed ones after their own expiry, private keys with them.
+func TestKeyMaterialExhaustPoolBounded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		clock := time.Now()
+		p, err := New(ctx, Config{Domain: "a.example", Store: s, Bus: noBus{}, PoolSize: 2, MaxClaimed: 3, ClaimedExpiry: time.Hour,
+			Now: func() time.Time { return clock }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice := event.NewUserURI("a.example", "alice")
+		if err := p.EnsureUser(ctx, alice, event.NetworkMatrix); err != nil {
+			t.Fatal(err)
+		}
+		bob := event.NewUserURI("b.example", "bob")
+		req := &protocol.KeyMaterialRequest{RequestingUser: protocol.IdentifierURI(bob), RequesterCredential: credentialOf(bob),
+			AcceptableCipherSuites: []mls.CipherSuite{p.cfg.CipherSuite}}
+		count := func(cond string) int {
+			t.Helper()
+			var n int
+			if err := s.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_keypackages WHERE `+cond).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		for i := range 25 {
+			clock = clock.Add(time.Second) // claims are ordered by time
+			resp, err := p.KeyMaterial(ctx, protocol.Peer{Domain: "b.example"}, alice, req)
+			if err != nil || resp.UserStatus != protocol.KeyMaterialUserSuccess {
+				t.Fatalf("claim %d: %+v, %v", i, resp, err)
+			}
+			if c, u := count("claimed_at <> 0"), count("claimed_at = 0"); c > 3 || u > 3 {
+				t.Fatalf("after claim %d: %d claimed, %d unclaimed rows", i, c, u)
+			}
+		}
+		clock = clock.Add(time.Hour + time.Second)
+		if err := p.pruneKeyPackages(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c := count("claimed_at <> 0"); c != 0 {
+			t.Fatalf("%d claimed rows after ClaimedExpiry", c)
+		}
+		clock = clock.Add(31 * 24 * time.Hour)
+		if err := p.pruneKeyPackages(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := count("1 = 1"); n != 0 {
+			t.Fatalf("%d rows after every KeyPackage expired", n)
+		}
+	})
+}

@@ -45,6 +45,11 @@ type Config struct {
 	PoolSize int
 	// KeyPackageLifetime [30 days].
 	KeyPackageLifetime time.Duration
+	// ClaimedExpiry is how long a claimed KeyPackage (and its private keys) is kept for the
+	// Welcome that uses it [DefaultClaimedExpiry]; MaxClaimed bounds the claimed, unused
+	// KeyPackages kept per user, the oldest going first [DefaultMaxClaimed].
+	ClaimedExpiry time.Duration
+	MaxClaimed    int
 	// Users finds local users who have not used the gateway yet, and the network that serves
 	// each (nil: only users who have used the gateway are known; a local user whom another
 	// adds is then served by the inviter's network).
@@ -133,6 +138,12 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	if cfg.KeyPackageLifetime <= 0 {
 		cfg.KeyPackageLifetime = 30 * 24 * time.Hour
+	}
+	if cfg.ClaimedExpiry <= 0 {
+		cfg.ClaimedExpiry = DefaultClaimedExpiry
+	}
+	if cfg.MaxClaimed <= 0 {
+		cfg.MaxClaimed = DefaultMaxClaimed
 	}
 	if cfg.ConsumerName == "" {
 		cfg.ConsumerName = "provider"

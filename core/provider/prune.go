@@ -63,6 +63,9 @@ func (p *Provider) prune(ctx context.Context) error {
 	if total > 0 {
 		p.log.Debug("pruned dedupe records", "rows", total, "before", before)
 	}
+	if err := p.pruneKeyPackages(ctx); err != nil {
+		return err
+	}
 	return p.pruneRoutes(ctx)
 }
 

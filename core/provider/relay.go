@@ -100,6 +100,11 @@ func (p *Provider) relayKeyMaterial(ctx context.Context, peer protocol.Peer, tar
 	if errors.Is(err, protocol.ErrNotPartner) {
 		return unknown, nil // we cannot reach that provider
 	}
+	var he *protocol.HTTPError
+	if errors.As(err, &he) && (he.Status == http.StatusTooManyRequests || he.Status == http.StatusServiceUnavailable) {
+		return nil, &protocol.StatusError{Status: he.Status, RetryAfter: max(he.RetryAfter, time.Second),
+			Detail: fmt.Sprintf("%s asks to retry later", target.Domain())}
+	}
 	if err != nil {
 		p.log.Warn("key material relay failed", "target", target.Domain(), "err", err)
 		return nil, &protocol.StatusError{Status: http.StatusBadGateway, RetryAfter: time.Second,

@@ -188,6 +188,8 @@ type Provider struct {
 	Limits protocol.Limits
 	Addr   string
 	net    *Network
+	// configure is Options.Configure, kept across Start.
+	configure func(*protocol.ServerConfig)
 }
 
 // Options tune NewProvider.
@@ -201,6 +203,9 @@ type Options struct {
 	Limits protocol.Limits
 	// Registerer, if set, receives the client's metrics (NewPair: a's only).
 	Registerer prometheus.Registerer
+	// Configure, when set, adjusts the server's configuration before each start (resource
+	// limits, a metrics registerer).
+	Configure func(*protocol.ServerConfig)
 }
 
 // NewProvider starts a provider for domain with handler h (certificate from ca) on
@@ -214,7 +219,7 @@ func NewProvider(t testing.TB, n *Network, ca *CA, domain event.Domain, h protoc
 	if err := st.Migrate(context.Background(), protocol.Schema); err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{Domain: domain, Certificate: ca.Issue(t, string(domain)), CA: ca, Store: st, Partners: protocol.NewPartners(), Handler: h, Limits: o.Limits, net: n}
+	p := &Provider{Domain: domain, Certificate: ca.Issue(t, string(domain)), CA: ca, Store: st, Partners: protocol.NewPartners(), Handler: h, Limits: o.Limits, net: n, configure: o.Configure}
 	cl, err := protocol.NewClient(protocol.ClientConfig{Domain: domain, Certificate: p.Certificate, Partners: p.Partners, DialContext: n.DialContext,
 		Timeout: 10 * time.Second, Registerer: o.Registerer})
 	if err != nil {
@@ -229,11 +234,15 @@ func NewProvider(t testing.TB, n *Network, ca *CA, domain event.Domain, h protoc
 // Start (re)starts the provider's server on a new loopback port with the same store.
 func (p *Provider) Start(t testing.TB) {
 	t.Helper()
-	srv, err := protocol.NewServer(protocol.ServerConfig{
+	cfg := protocol.ServerConfig{
 		Domain: p.Domain, Certificate: p.Certificate, ClientCAs: p.CA.Pool,
 		Partners: p.Partners, Handler: p.Handler, Store: p.Store, Limits: p.Limits,
 		PeerSeen: p.Client.PartnerAnswered, // as the gateway wires it
-	})
+	}
+	if p.configure != nil {
+		p.configure(&cfg)
+	}
+	srv, err := protocol.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

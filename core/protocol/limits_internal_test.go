@@ -1,0 +1,75 @@
+package protocol
+
+import (
+	"testing"
+	"time"
+)
+
+// TestBucketSet: the burst, the refill, the wait it reports, and the bound on keys (full buckets
+// are dropped to make room; without room a new key waits).
+func TestBucketSet(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newBucketSet(RateLimit{Interval: time.Second, Burst: 3}, 2)
+	for i := range 3 {
+		if ok, _ := s.take("a", now); !ok {
+			t.Fatalf("burst take %d refused", i)
+		}
+	}
+	ok, wait := s.take("a", now)
+	if ok || wait != time.Second {
+		t.Fatalf("empty bucket: %v, wait %s", ok, wait)
+	}
+	if ok, wait := s.take("a", now.Add(400*time.Millisecond)); ok || wait != 600*time.Millisecond {
+		t.Fatalf("0.4 tokens: %v, wait %s", ok, wait)
+	}
+	if ok, _ := s.take("a", now.Add(time.Second)); !ok {
+		t.Fatal("refilled token refused")
+	}
+	if ok, _ := s.take("b", now.Add(time.Second)); !ok {
+		t.Fatal("second key refused")
+	}
+	// Two keys, both not full: a third waits.
+	if ok, wait := s.take("c", now.Add(time.Second)); ok || wait != time.Second {
+		t.Fatalf("third key with no room: %v %s", ok, wait)
+	}
+	// Later both are full again and are swept.
+	if ok, _ := s.take("c", now.Add(10*time.Second)); !ok {
+		t.Fatal("third key after the sweep refused")
+	}
+	if len(s.m) != 1 {
+		t.Fatalf("%d buckets kept, want 1", len(s.m))
+	}
+	var unlimited *bucketSet
+	if ok, _ := unlimited.take("x", now); !ok {
+		t.Fatal("nil set limits")
+	}
+	if ok, _ := newBucketSet(RateLimit{}, 1).take("x", now); !ok {
+		t.Fatal("zero rate limits")
+	}
+}
+
+// TestTrips: the WARN line comes once per partner and window, at tripWarnAt refusals.
+func TestTrips(t *testing.T) {
+	var tr trips
+	now := time.Unix(1000, 0)
+	warned := 0
+	for i := range 3 * tripWarnAt {
+		if _, w := tr.add("b.example", now.Add(time.Duration(i)*time.Millisecond)); w {
+			warned++
+		}
+	}
+	if warned != 1 {
+		t.Fatalf("warned %d times in one window", warned)
+	}
+	if _, w := tr.add("c.example", now); w {
+		t.Fatal("warned for another partner's first refusal")
+	}
+	for i := range tripWarnAt {
+		if _, w := tr.add("b.example", now.Add(tripWindow+time.Duration(i))); w {
+			warned++
+		}
+	}
+	if warned != 2 {
+		t.Fatalf("no warning in the next window (%d)", warned)
+	}
+}
