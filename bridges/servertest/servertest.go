@@ -83,6 +83,14 @@ func (p *Process) Running() bool {
 	}
 }
 
+// Pid is the process ID (0 for a nil Process).
+func (p *Process) Pid() int {
+	if p == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Exited is closed when the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 

@@ -114,6 +114,9 @@ type Gateway struct {
 	env      []string
 	partners []*Gateway
 
+	// extraPartners are partner entries of providers that are not Gateways (AddPartner).
+	extraPartners []map[string]any
+
 	mu     sync.Mutex
 	proc   *servertest.Process
 	starts int
@@ -166,6 +169,12 @@ func Connect(gws ...*Gateway) {
 	}
 }
 
+// AddPartner adds a partner that is not a Gateway (e.g. a provider the test runs in-process):
+// domain, reached at https://<addr>/ and verified with caFile.
+func (g *Gateway) AddPartner(domain, addr, caFile string) {
+	g.extraPartners = append(g.extraPartners, map[string]any{"domain": domain, "base_url": "https://" + addr + "/", "ca_file": caFile})
+}
+
 // PartnerYAML is how a gateway lists g as a partner (a loopback `partners` entry).
 func (g *Gateway) PartnerYAML() map[string]any {
 	return map[string]any{"domain": g.Domain, "base_url": "https://" + g.MIMIAddr + "/", "ca_file": g.CA.File}
@@ -176,6 +185,9 @@ func (g *Gateway) Config() (string, error) {
 	partners := make([]any, 0, len(g.partners))
 	for _, p := range g.partners {
 		partners = append(partners, p.PartnerYAML())
+	}
+	for _, p := range g.extraPartners {
+		partners = append(partners, p)
 	}
 	own := map[string]any{
 		"domain":   g.Domain,
@@ -253,6 +265,9 @@ func (g *Gateway) process() *servertest.Process {
 	defer g.mu.Unlock()
 	return g.proc
 }
+
+// Pid is the process ID of the running gateway (0 when it has not started).
+func (g *Gateway) Pid() int { return g.process().Pid() }
 
 // Running reports whether the process runs.
 func (g *Gateway) Running() bool { return g.process().Running() }
