@@ -18,9 +18,10 @@ import (
 //   - for /keyMaterial, a token bucket per partner and one per target user (429 with
 //     Retry-After when empty);
 //   - a bound on the requests one partner has in flight (503 with Retry-After beyond it);
-//   - a global budget of body bytes in flight over all partners: a request reserves its
-//     Content-Length (or the endpoint's body limit when the length is not declared) until its
-//     handler returns (503 with Retry-After when the budget cannot cover it).
+//   - a global budget of memory for bodies in flight over all partners: a request reserves
+//     BodyCost times its Content-Length (or its endpoint's body limit when the length is not
+//     declared), at most the whole budget, until its handler returns (503 with Retry-After
+//     when the budget cannot cover it).
 //
 // Every refusal is counted by endpoint and reason; a partner that keeps tripping limits is
 // logged at WARN with its domain, at most once per tripWindow.
@@ -41,7 +42,11 @@ var (
 )
 
 const (
-	// DefaultBodyBudget bounds the request body bytes held at once over all partners.
+	// BodyCost is what a body costs in memory while it is handled, in multiples of its size:
+	// the body, its decoding, the message encoded again for the store and the database
+	// driver's copy of it (measured with TestBodyBudgetBinary).
+	BodyCost = 4
+	// DefaultBodyBudget bounds the memory for request bodies in flight over all partners.
 	DefaultBodyBudget int64 = 64 << 20
 	// DefaultPartnerConcurrency bounds one partner's requests in flight.
 	DefaultPartnerConcurrency = 16
@@ -259,13 +264,14 @@ func (l *limits) admit(ep Endpoint, peer event.Domain, target IdentifierURI, siz
 		l.refuse(ep, peer, "partner_concurrency")
 		return nil, http.StatusServiceUnavailable, time.Second, "too many requests in flight from " + string(peer)
 	}
-	if !l.bodies.acquire(size) {
+	cost := min(BodyCost*size, l.bodies.max) // a lone request always fits
+	if !l.bodies.acquire(cost) {
 		l.flight.release(peer)
 		l.refuse(ep, peer, "body_budget")
 		return nil, http.StatusServiceUnavailable, time.Second, "the server is busy; retry later"
 	}
 	return func() {
-		l.bodies.release(size)
+		l.bodies.release(cost)
 		l.flight.release(peer)
 	}, 0, 0, ""
 }

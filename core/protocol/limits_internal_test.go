@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -71,5 +73,31 @@ func TestTrips(t *testing.T) {
 	}
 	if warned != 2 {
 		t.Fatalf("no warning in the next window (%d)", warned)
+	}
+}
+
+// TestAdmitBudget: a body reserves BodyCost times its size, never more than the whole budget, so
+// a body larger than budget/BodyCost is still served when nothing else is in flight; the
+// reservation is returned by the release function.
+func TestAdmitBudget(t *testing.T) {
+	l := newLimits(&ServerConfig{BodyBudget: 100, PartnerConcurrency: 10}, slog.New(slog.DiscardHandler))
+	release, code, _, _ := l.admit(EndpointNotify, "b.example", "", 60)
+	if code != 0 {
+		t.Fatalf("lone large body refused: %d", code)
+	}
+	if _, code, retry, _ := l.admit(EndpointNotify, "b.example", "", 1); code != http.StatusServiceUnavailable || retry <= 0 {
+		t.Fatalf("second body while the budget is taken: %d %s", code, retry)
+	}
+	release()
+	r2, code, _, _ := l.admit(EndpointNotify, "b.example", "", 20) // 80 of 100
+	if code != 0 {
+		t.Fatalf("after release: %d", code)
+	}
+	if _, code, _, _ := l.admit(EndpointNotify, "c.example", "", 6); code == 0 { // 24 more
+		t.Fatal("budget overrun admitted")
+	}
+	r2()
+	if l.bodies.used != 0 || len(l.flight.n) != 0 {
+		t.Fatalf("left reserved: %d bytes, %v in flight", l.bodies.used, l.flight.n)
 	}
 }

@@ -114,7 +114,7 @@ func (h *blockingHandler) SubmitMessage(ctx context.Context, peer protocol.Peer,
 	return h.handler.SubmitMessage(ctx, peer, r, req)
 }
 
-// TestBodyBudgetServer: with a budget of two bodies, two requests held by the handler take it,
+// TestBodyBudgetServer: with a budget for two bodies, two requests held by the handler take it,
 // a third is answered 503 with Retry-After before its body is read, and once they are done the
 // next one is served; per-partner concurrency refuses the same way.
 func TestBodyBudgetServer(t *testing.T) {
@@ -123,7 +123,7 @@ func TestBodyBudgetServer(t *testing.T) {
 		reason string
 		set    func(*protocol.ServerConfig, int64)
 	}{
-		{"body budget", "body_budget", func(c *protocol.ServerConfig, size int64) { c.BodyBudget = 2*size + size/2 }},
+		{"body budget", "body_budget", func(c *protocol.ServerConfig, size int64) { c.BodyBudget = protocol.BodyCost * (2*size + size/2) }},
 		{"partner concurrency", "partner_concurrency", func(c *protocol.ServerConfig, _ int64) { c.PartnerConcurrency = 2 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

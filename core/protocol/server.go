@@ -162,9 +162,9 @@ type ServerConfig struct {
 	// KeyMaterialPartnerRate and KeyMaterialTargetRate limit /keyMaterial claims per partner
 	// and per target user (zero: DefaultKeyMaterialPartnerRate, DefaultKeyMaterialTargetRate).
 	KeyMaterialPartnerRate, KeyMaterialTargetRate RateLimit
-	// BodyBudget bounds the request body bytes in flight over all partners (0:
-	// DefaultBodyBudget); PartnerConcurrency one partner's requests in flight (0:
-	// DefaultPartnerConcurrency). limits.go.
+	// BodyBudget bounds the memory for request bodies in flight over all partners, each
+	// costing BodyCost times its size (0: DefaultBodyBudget); PartnerConcurrency one partner's
+	// requests in flight (0: DefaultPartnerConcurrency). limits.go.
 	BodyBudget         int64
 	PartnerConcurrency int
 	Logger             *slog.Logger

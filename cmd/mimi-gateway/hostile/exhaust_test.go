@@ -1,0 +1,260 @@
+package hostile
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+)
+
+// TestEnumerationUniformAnswersBinary: good.example lets only accepted requesters reach its
+// users (mimi.reachability: consent). eve's claim for ghost before ghost exists and after ghost
+// has an MLS client get byte-identical answers (status, headers that describe the body, body);
+// and a claim whose requestingUser is a user of a third provider is refused with 403 on the
+// direct path, before the target is looked at.
+func TestEnumerationUniformAnswersBinary(t *testing.T) {
+	w := newWorld(t, map[string]string{"good.example": "mimi: {reachability: consent}\n"})
+	good, ev := w.gws["good.example"], w.evil
+	c := ev.httpClient(good.Gateway)
+	ghost := event.NewUserURI("good.example", "ghost")
+	claim := func(requester event.UserURI) (int, []byte) {
+		t.Helper()
+		body, err := ev.claimRequest(t, requester, ghost, "").Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _, b := ev.rawPost(t, c, good.Gateway, protocol.EndpointKeyMaterial, protocol.IdentifierURI(ghost), bytes.NewReader(body), int64(len(body)))
+		return status, b
+	}
+	s1, before := claim(ev.eve)
+	good.appear(t, ghost)
+	s2, after := claim(ev.eve)
+	if s1 != http.StatusOK || s2 != http.StatusOK || !bytes.Equal(before, after) {
+		t.Fatalf("unknown user: %d %x; user without consent: %d %x", s1, before, s2, after)
+	}
+	resp, err := protocol.DecodeKeyMaterialResponse(after)
+	if err != nil || resp.UserStatus != protocol.KeyMaterialUserNoConsent || len(resp.Clients) != 0 {
+		t.Fatalf("answer %+v (%v), want noConsent without clients", resp, err)
+	}
+	if n := good.count(t, `SELECT COUNT(*) FROM provider_keypackages WHERE user_uri = ? AND claimed_at <> 0`, string(ghost)); n != 0 {
+		t.Fatalf("%d of ghost's KeyPackages were handed out", n)
+	}
+	t.Logf("answer for an unknown user and for one without consent (%d bytes): %x", len(after), after)
+
+	status, body := claim(event.NewUserURI("hub.example", "alice"))
+	if status != http.StatusForbidden {
+		t.Fatalf("claim with a requester of a third provider: %d %s, want 403", status, body)
+	}
+	if n := good.metric(t, `mimi_gateway_provider_refusals_total{endpoint="keyMaterial",reason="foreign_requester"}`); n != 1 {
+		t.Errorf("foreign requesters counted: %v", n)
+	}
+}
+
+// notifyBody returns a /notify body of about size bytes (one application message) split at the
+// fanout timestamp: prefix, the 8 timestamp bytes, tail; bodies that differ in the timestamp
+// share the tail, so many of them cost the test one copy.
+func notifyBody(t testing.TB, size int) (prefix, tail []byte) {
+	t.Helper()
+	s, err := mls.GenerateSigner(mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := mls.CreateGroup([]byte("mimi://evil.example/g/flood"), s, credential("mimi://evil.example/u/eve"), mls.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.Encrypt(make([]byte, size), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ts = 0x0102030405060708
+	b, err := protocol.EncodeFanoutMessages([]*protocol.FanoutMessage{{Timestamp: ts, Message: m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	if i < 0 {
+		t.Fatal("timestamp not found in the body")
+	}
+	return b[:i], b[i+8:]
+}
+
+// TestBodyBudgetBinary: evil sends 48 /notify bodies of 16 MiB at once to the hub, whose body
+// budget is 64 MiB (a body costs protocol.BodyCost = 4 times its size, so one fits at a time).
+// The hub answers the others 503 with Retry-After before reading them; its peak resident
+// memory (VmHWM) stays within its memory before the flood plus three times the budget (the
+// garbage collector lets the heap grow to twice what is live), and refused bodies are
+// accepted when evil sends them again after Retry-After.
+func TestBodyBudgetBinary(t *testing.T) {
+	const (
+		bodies = 48
+		size   = 16<<20 - 4096 // fits the 16 MiB /notify limit with its framing
+		budget = 64 << 20
+	)
+	w := newWorld(t, map[string]string{"hub.example": fmt.Sprintf("mimi: {limits: {body_budget: %d, partner_concurrency: 64}}\n", budget)})
+	hub, ev := w.gws["hub.example"], w.evil
+	prefix, tail := notifyBody(t, size)
+	room := event.NewRoomURI(ev.domain, "flood")
+	c := ev.httpClient(hub.Gateway)
+	post := func(i int) (int, string) {
+		ts := []byte{0, 0, 0, 0, 0, 0, byte(i >> 8), byte(i)}
+		n := int64(len(prefix) + 8 + len(tail))
+		status, retry, b := ev.rawPost(t, c, hub.Gateway, protocol.EndpointNotify, protocol.IdentifierURI(room),
+			io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(ts), bytes.NewReader(tail)), n)
+		if status != http.StatusCreated && status != http.StatusServiceUnavailable {
+			t.Errorf("body %d: %d %s", i, status, b)
+		}
+		return status, retry
+	}
+	pid := hub.Pid()
+	rss0, hwm0 := memory(t, pid)
+	var (
+		mu      sync.Mutex
+		refused []int
+		wg      sync.WaitGroup
+	)
+	start := time.Now()
+	for i := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status, retry := post(i); status == http.StatusServiceUnavailable {
+				if retry == "" {
+					t.Errorf("body %d: 503 without Retry-After", i)
+				}
+				mu.Lock()
+				refused = append(refused, i)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	rss1, hwm1 := memory(t, pid)
+	t.Logf("hub memory: VmRSS %d MiB → %d MiB, VmHWM %d MiB → %d MiB; %d of %d bodies refused with 503 in %s",
+		rss0>>20, rss1>>20, hwm0>>20, hwm1>>20, len(refused), bodies, took)
+	if len(refused) == 0 {
+		t.Fatalf("no body refused: %d bodies of %d MiB fit a budget of %d MiB", bodies, size>>20, budget>>20)
+	}
+	if limit := rss0 + 3*budget; hwm1 > limit {
+		t.Errorf("hub peak memory %d MiB, want at most %d MiB (before the flood %d MiB + 3 × the %d MiB budget)",
+			hwm1>>20, limit>>20, rss0>>20, budget>>20)
+	}
+	if n := hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="notify",reason="body_budget"}`); int(n) != len(refused) {
+		t.Errorf("body_budget refusals counted %v, refused %d", n, len(refused))
+	}
+	// A refused body is not lost: sent again after Retry-After, it is accepted (three of them,
+	// one at a time, to keep the test short).
+	for _, i := range refused[:min(3, len(refused))] {
+		for {
+			status, retry := post(i)
+			if status == http.StatusCreated {
+				break
+			}
+			d, _ := time.ParseDuration(retry + "s")
+			time.Sleep(d)
+		}
+	}
+}
+
+// TestKeyMaterialRateLimitBinary: evil makes 10,000 KeyPackage claims as fast as it can against
+// five users of hub.example (default limits: per partner 100 at once then one every 500 ms, per
+// user 10 at once then one a minute). The claims beyond the buckets get 429 with Retry-After,
+// the claims served stay within what the buckets allow for the time taken, and the hub's
+// KeyPackage rows stay within five users × (4 + 1 unclaimed + 16 claimed); the store's growth is
+// logged.
+func TestKeyMaterialRateLimitBinary(t *testing.T) {
+	const claims = 10000
+	w := newWorld(t, map[string]string{"hub.example": ""})
+	hub, ev := w.gws["hub.example"], w.evil
+	var targets []event.UserURI
+	for i := range 5 {
+		u := event.NewUserURI("hub.example", fmt.Sprintf("user%d", i))
+		hub.appear(t, u)
+		targets = append(targets, u)
+	}
+	bodies := make([][]byte, len(targets))
+	for i, u := range targets {
+		b, err := ev.claimRequest(t, ev.eve, u, "").Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies[i] = b
+	}
+	rows0, bytes0 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.storeBytes(t)
+	c := ev.httpClient(hub.Gateway)
+	var (
+		mu                       sync.Mutex
+		served, limited, noRetry int
+		other                    = map[int]int{}
+		next                     int
+		wg                       sync.WaitGroup
+	)
+	start := time.Now()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= claims {
+					return
+				}
+				k := i % len(targets)
+				status, retry, b := ev.rawPost(t, c, hub.Gateway, protocol.EndpointKeyMaterial, protocol.IdentifierURI(targets[k]), bytes.NewReader(bodies[k]), int64(len(bodies[k])))
+				mu.Lock()
+				switch status {
+				case http.StatusOK:
+					if r, err := protocol.DecodeKeyMaterialResponse(b); err != nil || r.UserStatus != protocol.KeyMaterialUserSuccess {
+						other[-1]++
+					} else {
+						served++
+					}
+				case http.StatusTooManyRequests:
+					limited++
+					if retry == "" {
+						noRetry++
+					}
+				default:
+					other[status]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	rows1, bytes1 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.storeBytes(t)
+	t.Logf("%d claims in %s: %d served, %d refused with 429; KeyPackage rows %d → %d, store %d KiB → %d KiB",
+		claims, took.Round(time.Millisecond), served, limited, rows0, rows1, bytes0>>10, bytes1>>10)
+	if len(other) > 0 || noRetry > 0 {
+		t.Fatalf("other answers %v, 429 without Retry-After %d", other, noRetry)
+	}
+	// What the buckets allow in the time taken (plus one refill of slack for the clock).
+	perUser := 10 + int(took/time.Minute) + 1
+	perPartner := 100 + int(took/(500*time.Millisecond)) + 1
+	if allowed := min(perPartner, len(targets)*perUser); served > allowed {
+		t.Errorf("%d claims served in %s, the buckets allow %d", served, took, allowed)
+	}
+	if served == 0 || served+limited != claims {
+		t.Errorf("served %d, limited %d of %d", served, limited, claims)
+	}
+	if maxRows := len(targets) * (4 + 1 + 16); rows1 > maxRows {
+		t.Errorf("%d KeyPackage rows, want at most %d", rows1, maxRows)
+	}
+	if n := hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="keyMaterial",reason="rate_target"}`) +
+		hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="keyMaterial",reason="rate_partner"}`); int(n) != limited {
+		t.Errorf("rate refusals counted %v, refused %d", n, limited)
+	}
+	hub.WaitLog(t, time.Minute, "a partner keeps tripping the server's limits")
+}
