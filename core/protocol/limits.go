@@ -247,31 +247,27 @@ func (l *limits) refuse(ep Endpoint, peer event.Domain, reason string) {
 
 // admit applies the limits to a request of peer for ep (target: the path's ID) whose body will
 // hold at most size bytes. It returns a release function, or the refusal: status, Retry-After,
-// detail.
-func (l *limits) admit(ep Endpoint, peer event.Domain, target IdentifierURI, size int64) (func(), int, time.Duration, string) {
+// detail and the reason to count.
+func (l *limits) admit(ep Endpoint, peer event.Domain, target IdentifierURI, size int64) (release func(), status int, retry time.Duration, detail, reason string) {
 	if ep == EndpointKeyMaterial {
 		now := l.now()
 		if ok, wait := l.partnerRate.take(string(peer), now); !ok {
-			l.refuse(ep, peer, "rate_partner")
-			return nil, http.StatusTooManyRequests, wait, "too many key material claims from " + string(peer)
+			return nil, http.StatusTooManyRequests, wait, "too many key material claims from " + string(peer), "rate_partner"
 		}
 		if ok, wait := l.targetRate.take(string(target), now); !ok {
-			l.refuse(ep, peer, "rate_target")
-			return nil, http.StatusTooManyRequests, wait, "too many key material claims for this user"
+			return nil, http.StatusTooManyRequests, wait, "too many key material claims for this user", "rate_target"
 		}
 	}
 	if !l.flight.acquire(peer) {
-		l.refuse(ep, peer, "partner_concurrency")
-		return nil, http.StatusServiceUnavailable, time.Second, "too many requests in flight from " + string(peer)
+		return nil, http.StatusServiceUnavailable, time.Second, "too many requests in flight from " + string(peer), "partner_concurrency"
 	}
 	cost := min(BodyCost*size, l.bodies.max) // a lone request always fits
 	if !l.bodies.acquire(cost) {
 		l.flight.release(peer)
-		l.refuse(ep, peer, "body_budget")
-		return nil, http.StatusServiceUnavailable, time.Second, "the server is busy; retry later"
+		return nil, http.StatusServiceUnavailable, time.Second, "the server is busy; retry later", "body_budget"
 	}
 	return func() {
 		l.bodies.release(cost)
 		l.flight.release(peer)
-	}, 0, 0, ""
+	}, 0, 0, "", ""
 }

@@ -81,19 +81,19 @@ func TestTrips(t *testing.T) {
 // reservation is returned by the release function.
 func TestAdmitBudget(t *testing.T) {
 	l := newLimits(&ServerConfig{BodyBudget: 100, PartnerConcurrency: 10}, slog.New(slog.DiscardHandler))
-	release, code, _, _ := l.admit(EndpointNotify, "b.example", "", 60)
+	release, code, _, _, _ := l.admit(EndpointNotify, "b.example", "", 60)
 	if code != 0 {
 		t.Fatalf("lone large body refused: %d", code)
 	}
-	if _, code, retry, _ := l.admit(EndpointNotify, "b.example", "", 1); code != http.StatusServiceUnavailable || retry <= 0 {
+	if _, code, retry, _, _ := l.admit(EndpointNotify, "b.example", "", 1); code != http.StatusServiceUnavailable || retry <= 0 {
 		t.Fatalf("second body while the budget is taken: %d %s", code, retry)
 	}
 	release()
-	r2, code, _, _ := l.admit(EndpointNotify, "b.example", "", 20) // 80 of 100
+	r2, code, _, _, _ := l.admit(EndpointNotify, "b.example", "", 20) // 80 of 100
 	if code != 0 {
 		t.Fatalf("after release: %d", code)
 	}
-	if _, code, _, _ := l.admit(EndpointNotify, "c.example", "", 6); code == 0 { // 24 more
+	if _, code, _, _, _ := l.admit(EndpointNotify, "c.example", "", 6); code == 0 { // 24 more
 		t.Fatal("budget overrun admitted")
 	}
 	r2()

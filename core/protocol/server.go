@@ -394,6 +394,8 @@ func (s *Server) authenticate(r *http.Request) (Peer, int, string) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// counted is set when the refusal was counted with its own reason (Server.refuse).
+	counted bool
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -425,6 +427,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.requests.WithLabelValues(label, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	if !rec.counted && status >= 400 && status != http.StatusInternalServerError {
+		s.limits.refusals.WithLabelValues(label, statusReason(status)).Inc()
+	}
+}
+
+// refuse counts a refusal of ep for reason (and feeds the WARN line about peer, when known).
+func (s *Server) refuse(w http.ResponseWriter, ep Endpoint, peer event.Domain, reason string) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.counted = true
+	}
+	s.limits.refuse(ep, peer, reason)
+}
+
+// statusReason is the refusal reason of an answer whose refusal had no reason of its own.
+func statusReason(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	return strconv.Itoa(status)
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
@@ -458,7 +490,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	peer, code, detail := s.authenticate(r)
 	if code != 0 {
 		s.log.Info("refused a MIMI request", "endpoint", ep, "status", code, "reason", detail)
-		s.limits.refuse(ep, "", authReason(code))
+		s.refuse(w, ep, "", authReason(code))
 		s.fail(w, code, detail)
 		return ep
 	}
@@ -466,8 +498,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 		s.cfg.PeerSeen(peer.Domain)
 	}
 	if ep == EndpointProxyDownload {
-		release, code, retry, detail := s.limits.admit(ep, peer.Domain, "", 0)
+		release, code, retry, detail, reason := s.limits.admit(ep, peer.Domain, "", 0)
 		if code != 0 {
+			s.refuse(w, ep, peer.Domain, reason)
 			s.refuseLimit(w, code, retry, detail)
 			return ep
 		}
@@ -491,7 +524,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	}
 	limit := s.cfg.Limits.of(ep)
 	if r.ContentLength > limit {
-		s.limits.refuse(ep, peer.Domain, "body_too_large")
+		s.refuse(w, ep, peer.Domain, "body_too_large")
 		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", limit))
 		return ep
 	}
@@ -499,8 +532,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	if r.ContentLength >= 0 {
 		size = r.ContentLength
 	}
-	release, code, retry, detail := s.limits.admit(ep, peer.Domain, id, size)
+	release, code, retry, detail, reason := s.limits.admit(ep, peer.Domain, id, size)
 	if code != 0 {
+		s.refuse(w, ep, peer.Domain, reason)
 		s.refuseLimit(w, code, retry, detail)
 		return ep
 	}
@@ -509,10 +543,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.limits.refuse(ep, peer.Domain, "body_too_large")
+			s.refuse(w, ep, peer.Domain, "body_too_large")
 			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", limit))
 		} else {
-			s.limits.refuse(ep, peer.Domain, "body_unreadable")
+			s.refuse(w, ep, peer.Domain, "body_unreadable")
 			s.fail(w, http.StatusBadRequest, "reading the body failed")
 		}
 		return ep

@@ -67,8 +67,9 @@ func commitBundle(t testing.TB, g *mls.Group, o mls.CommitOptions) protocol.Hand
 // TestImpersonationForgedAddRefusedAtHub: eve, a regular member of Alice's room whose provider
 // (c) is a partner of the hub (a), commits Adds of KeyPackages she made herself whose basic
 // credentials name Alice (a user of the hub), Bob (a user of b, already in the room) and a user
-// of b who is not. The hub refuses each with notAllowed, the room's epoch stays, the refusal is
-// counted; an Add of eve's own second client, vouched for by her own provider, is accepted.
+// of b who is not, and an external commit whose joiner is Alice. The hub refuses each with
+// notAllowed, the room's epoch stays, the refusals are counted; an Add of eve's own second
+// client, vouched for by her own provider, is accepted.
 func TestImpersonationForgedAddRefusedAtHub(t *testing.T) {
 	ctx := context.Background()
 	a, b, c := trio(t)
@@ -124,8 +125,33 @@ func TestImpersonationForgedAddRefusedAtHub(t *testing.T) {
 		t.Errorf("credential_unvouched refusals %v, want 2 (bob, mallory)", n)
 	}
 
+	// An external commit whose joiner is alice, sent by eve's provider (which holds the
+	// room's GroupInfo through eve): the joiner must be a user of the submitting provider.
+	gi, err := eg.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := mls.GenerateSigner(mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ej, err := mls.ExternalJoin(gi.GroupInfo, js, credentialOf(alice), mls.ExternalJoinOptions{RatchetTree: eg.RatchetTree()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	egi, err := ej.State.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: protocol.HandshakeBundle{ProposalOrCommit: ej.Commit,
+		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: egi.GroupInfo},
+		RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeDistributionService}}})
+	if err != nil || resp.ResponseCode != protocol.UpdateNotAllowed || !strings.Contains(resp.ErrorDescription, "may not commit for") {
+		t.Fatalf("external join as alice by evil's provider: %+v, %v; want notAllowed", resp, err)
+	}
+
 	// The control: eve's own provider vouches for a second client of eve.
-	resp, err := c.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: commitBundle(t, eg,
+	resp, err = c.tp.Client.Update(ctx, room, &protocol.UpdateRequest{Bundle: commitBundle(t, eg,
 		mls.CommitOptions{Add: []*mls.KeyPackage{forgedKeyPackage(t, eve)}})})
 	if err != nil || resp.ResponseCode != protocol.UpdateSuccess {
 		t.Fatalf("eve adds her own client: %+v, %v", resp, err)

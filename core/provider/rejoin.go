@@ -49,14 +49,16 @@ func (p *Provider) hubSigner(ctx context.Context) (*mls.Signer, error) {
 }
 
 // GroupInfo answers an external joiner (protocol.HubHandler): only a listed, not banned
-// participant of the requesting provider may rejoin (canAddOwnClient).
+// participant of the requesting provider may rejoin (canAddOwnClient). Anyone else gets
+// notAuthorized, also for a room that does not exist: the answer does not tell which rooms do.
 func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.GroupInfoRequest) (*protocol.GroupInfoResponse, error) {
-	fail := func(c protocol.GroupInfoCode) (*protocol.GroupInfoResponse, error) {
-		return &protocol.GroupInfoResponse{Protocol: protocol.ProtocolMLS10, RoomID: protocol.IdentifierURI(room), Status: c}, nil
+	fail := func(reason string) (*protocol.GroupInfoResponse, error) {
+		p.refused("groupInfo", reason)
+		return &protocol.GroupInfoResponse{Protocol: protocol.ProtocolMLS10, RoomID: protocol.IdentifierURI(room), Status: protocol.GroupInfoNotAuthorized}, nil
 	}
 	u, err := userOfCredential(&req.RequestingCredential)
 	if err != nil || u.Domain() != peer.Domain || req.CipherSuite != p.cfg.CipherSuite {
-		return fail(protocol.GroupInfoNotAuthorized)
+		return fail("bad_requester")
 	}
 	unlock := p.lockRoom(room)
 	defer unlock()
@@ -65,14 +67,14 @@ func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event
 		return nil, err
 	}
 	if rr == nil {
-		return fail(protocol.GroupInfoNoSuchRoom)
+		return fail("not_a_participant")
 	}
 	role, ok, err := roleOf(ctx, p.st, room, u)
 	if err != nil {
 		return nil, err
 	}
 	if !ok || role == bannedRole {
-		return fail(protocol.GroupInfoNotAuthorized)
+		return fail("not_a_participant")
 	}
 	clients, err := loadClients(ctx, p.st, room)
 	if err != nil {

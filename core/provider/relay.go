@@ -76,6 +76,7 @@ func (p *Provider) relayKeyMaterial(ctx context.Context, peer protocol.Peer, tar
 	}
 	forbid := func(format string, a ...any) (*protocol.KeyMaterialResponse, error) {
 		d := fmt.Sprintf(format, a...)
+		p.refused("keyMaterial", "relay_refused")
 		p.log.Info("key material relay refused", "peer", peer.Domain, "reason", d)
 		return nil, &protocol.StatusError{Status: http.StatusForbidden, Detail: d}
 	}
