@@ -109,7 +109,9 @@ func TestImpersonationAtFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, pc := commit(t, g, mls.CommitOptions{Add: []*mls.KeyPackage{kr.Clients[0].KeyPackage}})
-	g = pc.State
+	if g, err = pc.Confirm(); err != nil { // evil is this room's hub: it accepts its own commit
+		t.Fatal(err)
+	}
 	seq := uint64(time.Now().UnixMilli())
 	notify := func(fs ...*protocol.FanoutMessage) {
 		t.Helper()
