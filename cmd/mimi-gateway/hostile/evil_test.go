@@ -187,8 +187,12 @@ func commit(t testing.TB, g *mls.Group, o mls.CommitOptions) (protocol.Handshake
 	if err != nil {
 		t.Fatal(err)
 	}
+	gi, err := pc.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return protocol.HandshakeBundle{ProposalOrCommit: pc.Commit,
-		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: pc.GroupInfo.GroupInfo},
+		GroupInfoOption:   &protocol.GroupInfoOption{Representation: protocol.GroupInfoFull, GroupInfo: gi.GroupInfo},
 		RatchetTreeOption: &protocol.RatchetTreeOption{Representation: protocol.RatchetTreeDistributionService}}, pc
 }
 
