@@ -110,6 +110,9 @@ func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 				return err
 			}
 		}
+		if n.Native != "" && (n.Code == event.NoticeRefused || n.Code == event.NoticeUndelivered) && !noRoom {
+			a.markFailed(ctx, r, user, n, text)
+		}
 		a.log.Info("notice sent", "code", n.Code.String(), "correlation", n.Correlation)
 		if n.Code == event.NoticeInviteFailed && n.Target != "" && n.Target.Domain() != a.cfg.Provider && !noRoom && r.Kind == kindMUC {
 			roomJID, err := a.m.roomJID(r)
@@ -165,4 +168,33 @@ func (a *Adapter) about(ctx context.Context, lang bridges.Language, r room) stri
 		}
 	}
 	return bridges.Say(lang, bridges.PhraseAboutRoom, name) + " "
+}
+
+// markFailed answers the user's own message in a room (Notice.Native) with a stanza error from the
+// room to their resources in it, so their client marks that message as not delivered. (In a 1:1
+// chat the gateway knows only the user's bare JID, and servers drop message errors sent to a bare
+// JID, so there the notice message alone tells.)
+func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event.Notice, text string) {
+	id := string(n.Native)
+	if !validID(id) || r.Kind != kindMUC {
+		return
+	}
+	cond := "not-allowed"
+	if n.Code == event.NoticeUndelivered {
+		cond = "remote-server-timeout"
+	}
+	roomJID, err := a.m.roomJID(r)
+	if err != nil {
+		return
+	}
+	occ, err := a.db.occupants(ctx, r.URI)
+	for _, o := range occ {
+		if o.Bare == user.Bare().String() {
+			err = errors.Join(err, a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, ID: id, Type: "error",
+				Error: stanzaError("cancel", cond, text)}))
+		}
+	}
+	if err != nil {
+		a.log.Info("could not mark a message as failed", "err", err)
+	}
 }

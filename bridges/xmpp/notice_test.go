@@ -42,15 +42,26 @@ func TestNotices(t *testing.T) {
 		t.Error("bob is still a member after his invite failed")
 	}
 
+	// A refused message of hers: her client is also told which one, by a stanza error.
+	e.publishIn(&event.Envelope{ID: "mimi:n1b", Kind: event.KindNotice, Room: ward7URI, Sender: aliceURI, Timestamp: time.Now(),
+		Origin: event.Origin{Network: event.NetworkXMPP, Room: event.NativeRoomID(ward7), Event: "g1"},
+		Notice: &event.Notice{Code: event.NoticeRefused, Correlation: "d00d", Native: "g1", Partner: "clinic-b.example"}})
+	alice.expect("the room's notice about g1", and(named("message"), from(ward7), hasChild("", "body")))
+	fe := alice.expect("the error on g1", and(named("message"), from(ward7), func(n *node) bool { return n.attr("id") == "g1" && n.attr("type") == "error" }))
+	if c := errorCondition(fe); c != "not-allowed" {
+		t.Errorf("error condition %q: %s", c, fe)
+	}
+
 	// A 1:1 chat: the notice comes from the gateway and says which conversation it is about.
 	alice.send(`<message to='` + testBobPuppet + `' type='chat' id='d1' xml:lang='de'><body>Hallo Bob</body></message>`)
 	dm := e.out.wait(t, "the 1:1 message", func(x *event.Envelope) bool { return x.Origin.Event == "d1" })
-	notice("n2", dm.Room, event.Notice{Code: event.NoticeUndelivered, Correlation: "beef01", Partner: "clinic-b.example"})
+	notice("n2", dm.Room, event.Notice{Code: event.NoticeUndelivered, Correlation: "beef01", Partner: "clinic-b.example", Native: "d1"})
 	g := alice.expect("the gateway's notice", and(named("message"), from(testUsers), hasChild("", "body")))
 	if body := g.child("", "body").Text; !strings.HasPrefix(body, "Zu Ihrer Unterhaltung mit bob@clinic-b.example: Eine Ihrer Nachrichten konnte nicht an clinic-b.example zugestellt werden") ||
 		!strings.HasSuffix(body, "(Referenz beef01)") || g.attr("type") != "chat" {
 		t.Errorf("notice %s", g)
 	}
+
 
 	// Carol's client names no language (Prosody labels her stanzas with its default, en). A
 	// partner's reachability concerns the whole room: everyone present sees it.
