@@ -14,8 +14,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -90,44 +90,14 @@ type UserChecker interface {
 
 // AssetStore keeps attachments for the MIMI side. An adapter hands over a file's plaintext; the store
 // encrypts it (AES-128-GCM, core/content), keeps it until it expires and returns where partners can
-// fetch it. The MIMI provider implements it; adapters depend only on this interface.
+// fetch it. core/assets implements it; adapters depend only on this interface.
 type AssetStore interface {
 	// Put stores a file and returns its description for an ExternalPart.
-	Put(ctx context.Context, r io.Reader, meta AssetMeta) (*Asset, error)
+	Put(ctx context.Context, r io.Reader, meta assets.Meta) (*assets.Asset, error)
 	// Open returns the plaintext of an asset that an ExternalPart references (by URL), after
 	// checking its hash and decrypting it. When trying again cannot help (unknown or expired,
-	// failed integrity check, too large, host not allowed) the error wraps ErrAssetUnavailable.
-	Open(ctx context.Context, a *Asset) (io.ReadCloser, error)
-}
-
-// ErrAssetUnavailable is wrapped by AssetStore.Open errors that a retry cannot fix; an adapter
-// renders the message without the attachment instead of redelivering it.
-var ErrAssetUnavailable = errors.New("bridges: attachment unavailable")
-
-// AssetMeta describes a file handed to an AssetStore.
-type AssetMeta struct {
-	ContentType string
-	Filename    string
-	Size        int64
-	// Owner is the user who sent the file (so that erasing the user removes it); may be empty.
-	Owner event.UserURI
-}
-
-// Asset is a stored, encrypted attachment: the fields an ExternalPart carries.
-type Asset struct {
-	URL         string
-	ContentType string
-	Filename    string
-	Size        uint64 // plaintext size
-	Key         []byte // AES-128-GCM key
-	Nonce       []byte
-	HashAlg     uint8  // IANA named information hash algorithm; 1 = SHA-256
-	Hash        []byte // over the ciphertext
-	// Expires is when the store deletes the asset (Put sets it; zero is unknown or never).
-	Expires time.Time
-	// Room, when set on Open, is the MIMI room whose message referenced the asset: a store that
-	// cannot fetch a partner's asset directly may ask the room's hub (/proxyDownload).
-	Room event.RoomURI
+	// failed integrity check, too large, host not allowed) the error wraps assets.ErrUnavailable.
+	Open(ctx context.Context, a *assets.Asset) (io.ReadCloser, error)
 }
 
 // ErrUnsupported is returned (wrapped) by Dispatch when the adapter lacks the capability an

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// MatrixBridge is the bridges.matrix section, owned by bridges/matrix (which maps it onto its own
-// Config with matrix.FromConfig). Every key is documented with its default in example.yaml.
+// MatrixBridge is the bridges.matrix section; cmd/mimi-gateway maps it onto bridges/matrix's own
+// Config (matrixConfig). Every key is documented with its default in example.yaml.
 type MatrixBridge struct {
 	// Enabled starts the Matrix adapter.
 	Enabled bool `yaml:"enabled"`

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// XMPPBridge is the bridges.xmpp section, owned by bridges/xmpp (which maps it onto its own
-// Config with xmpp.FromConfig). Every key is documented with its default in example.yaml.
+// XMPPBridge is the bridges.xmpp section; cmd/mimi-gateway maps it onto bridges/xmpp's own Config
+// (xmppConfig). Every key is documented with its default in example.yaml.
 type XMPPBridge struct {
 	// Enabled starts the XMPP adapter.
 	Enabled bool `yaml:"enabled"`

@@ -20,6 +20,8 @@ package config
 import (
 	"path/filepath"
 	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 )
 
 // Config is the complete gateway configuration. The yaml tags are the key names; the reload tag
@@ -281,17 +283,8 @@ type MIMIAssets struct {
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
-// Partner is one partner MIMI provider.
-type Partner struct {
-	// Domain is the partner provider's domain.
-	Domain string `yaml:"domain"`
-	// BaseURL is the partner's MIMI endpoint (https); empty requires Discovery.
-	BaseURL string `yaml:"base_url"`
-	// Discovery finds the endpoint through the partner domain's well-known directory.
-	Discovery bool `yaml:"discovery"`
-	// CAFile verifies the partner's server certificate; empty means the system roots.
-	CAFile string `yaml:"ca_file"`
-}
+// Partner is one partner MIMI provider (core/protocol owns the schema).
+type Partner = protocol.PartnerConfig
 
 // Bridges holds one section per network adapter. Each adapter owns its section type, in
 // bridge_<network>.go.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
@@ -291,7 +292,7 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 	if !ok || xp.ContentType != "image/png" || xp.Filename != "scan.png" || xp.EncAlg != content.AEADAES128GCM {
 		t.Fatalf("image body = %#v", imsg.Body.Body)
 	}
-	rc, err := e.adapter.assets.Open(ctx, &bridges.Asset{URL: xp.URL, Key: xp.Key, Nonce: xp.Nonce, HashAlg: xp.HashAlg, Hash: xp.ContentHash})
+	rc, err := e.adapter.assets.Open(ctx, &assets.Asset{URL: xp.URL, Key: xp.Key, Nonce: xp.Nonce, HashAlg: xp.HashAlg, Hash: xp.ContentHash})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 		m.Replaces = (*content.MessageID)(in.MessageID)
 		m.Body = textBody(content.TypePlain, "hi alice (edited)")
 	})
-	asset, err := e.adapter.assets.Put(ctx, bytes.NewReader(png), bridges.AssetMeta{ContentType: "image/png", Filename: "x.png", Size: int64(len(png))})
+	asset, err := e.adapter.assets.Put(ctx, bytes.NewReader(png), assets.Meta{ContentType: "image/png", Filename: "x.png", Size: int64(len(png))})
 	if err != nil {
 		t.Fatal(err)
 	}

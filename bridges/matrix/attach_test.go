@@ -10,7 +10,6 @@ import (
 
 	mevent "maunium.net/go/mautrix/event"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -25,7 +24,7 @@ func TestAttachmentUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asset, err := st.Put(t.Context(), bytes.NewReader([]byte("scan")), bridges.AssetMeta{ContentType: "image/png", Filename: "scan.png"})
+	asset, err := st.Put(t.Context(), bytes.NewReader([]byte("scan")), assets.Meta{ContentType: "image/png", Filename: "scan.png"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,7 @@ func TestClientModeEncrypted(t *testing.T) {
 func clientModeRoles(t *testing.T, alice *e2eeClient, room id.RoomID, roomURI event.RoomURI, b *bus.NATS, a *Adapter) {
 	t.Helper()
 	ctx := t.Context()
-	roleTo := func(n int, target event.UserURI, r uint32) {
+	roleTo := func(n int, target event.UserURI, r event.Role) {
 		t.Helper()
 		env := &event.Envelope{ID: event.EventID(fmt.Sprintf("mimi:client-role-%d", n)), Kind: event.KindMembership, Room: roomURI,
 			Sender: bobURI, Timestamp: time.Now().UTC(), Origin: event.Origin{Network: event.NetworkMIMI},

@@ -5,7 +5,6 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/room"
 )
 
 // FuzzParseEvent feeds arbitrary bytes to the Matrix event decoder and the text mapping: they must
@@ -68,16 +67,16 @@ func FuzzPowerLevels(f *testing.F) {
 			return
 		}
 		for _, c := range roleChanges(decodePowerLevels(prevRaw), now) {
-			if c.role < room.RoleRegular || c.role > room.RoleOwner {
+			if c.role < event.RoleRegular || c.role > event.RoleOwner {
 				t.Fatalf("role %d for %s", c.role, c.user)
 			}
 		}
-		for _, r := range []room.RoleIndex{room.RoleRegular, room.RoleAdmin, room.RoleOwner} {
+		for _, r := range []event.Role{event.RoleRegular, event.RoleAdmin, event.RoleOwner} {
 			l, ok := levelOfRole(now, r)
 			if !ok {
 				t.Fatalf("role %d has no level", r)
 			}
-			if got := roleOfLevel(now, l); got < r && !(r == room.RoleRegular) {
+			if got := roleOfLevel(now, l); got < r && !(r == event.RoleRegular) {
 				t.Fatalf("role %d → level %d → role %d", r, l, got)
 			}
 		}

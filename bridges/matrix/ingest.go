@@ -14,8 +14,8 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -407,7 +407,7 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 		ct = "application/octet-stream"
 	}
 	owner, _ := UserURIOf(p.Sender) // only for erasure; a sender without a URI owns nothing
-	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: ct, Filename: m.Name, Size: int64(len(data)), Owner: owner})
+	asset, err := a.assets.Put(ctx, bytes.NewReader(data), assets.Meta{ContentType: ct, Filename: m.Name, Size: int64(len(data)), Owner: owner})
 	if err != nil {
 		return nil, transient(fmt.Errorf("matrix: store attachment: %w", err))
 	}

@@ -13,6 +13,9 @@ import (
 	"maunium.net/go/mautrix/appservice"
 )
 
+// DefaultRegistrationFile is the registration file name in the data directory.
+const DefaultRegistrationFile = "matrix-registration.yaml"
+
 // maxRegistrationSize bounds the registration file read from disk.
 const maxRegistrationSize = 64 << 10
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
@@ -692,9 +693,9 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 	if a.assets == nil {
 		return bus.Permanent(fmt.Errorf("matrix: %s has an attachment but no asset store is configured", o.env.ID))
 	}
-	rc, err := a.assets.Open(ctx, &bridges.Asset{URL: x.URL, ContentType: x.ContentType, Filename: x.Filename,
+	rc, err := a.assets.Open(ctx, &assets.Asset{URL: x.URL, ContentType: x.ContentType, Filename: x.Filename,
 		Key: x.Key, Nonce: x.Nonce, HashAlg: x.HashAlg, Hash: x.ContentHash, Room: o.env.Room})
-	if errors.Is(err, bridges.ErrAssetUnavailable) {
+	if errors.Is(err, assets.ErrUnavailable) {
 		// Expired, tampered, too large or not reachable by policy: the text still goes out.
 		a.log.Info("attachment unavailable, message rendered without it", "event_id", o.env.ID, "err", err)
 		name := x.Filename

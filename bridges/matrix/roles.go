@@ -15,7 +15,6 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
@@ -34,32 +33,32 @@ func roleLevels(pl *mevent.PowerLevelsEventContent) (admin, owner int) {
 }
 
 // roleOfLevel maps a power level to a room role under pl's thresholds.
-func roleOfLevel(pl *mevent.PowerLevelsEventContent, level int) room.RoleIndex {
+func roleOfLevel(pl *mevent.PowerLevelsEventContent, level int) event.Role {
 	admin, owner := roleLevels(pl)
 	switch {
 	case level >= owner:
-		return room.RoleOwner
+		return event.RoleOwner
 	case level >= admin:
-		return room.RoleAdmin
+		return event.RoleAdmin
 	}
-	return room.RoleRegular
+	return event.RoleRegular
 }
 
 // levelOfRole is the power level that gives role under pl: the owner threshold, the level that
 // may both kick and ban for an admin (below the owner threshold), users_default for a regular
 // user. ok is false for roles that are not power levels (banned, none, unknown).
-func levelOfRole(pl *mevent.PowerLevelsEventContent, r room.RoleIndex) (level int, ok bool) {
+func levelOfRole(pl *mevent.PowerLevelsEventContent, r event.Role) (level int, ok bool) {
 	admin, owner := roleLevels(pl)
 	switch r {
-	case room.RoleOwner:
+	case event.RoleOwner:
 		return owner, true
-	case room.RoleAdmin:
+	case event.RoleAdmin:
 		l := max(pl.Kick(), pl.Ban(), admin)
 		if l >= owner {
 			l = max(owner-1, admin)
 		}
 		return l, true
-	case room.RoleRegular:
+	case event.RoleRegular:
 		return pl.UsersDefault, true
 	}
 	return 0, false
@@ -92,7 +91,7 @@ func roleChanges(prev, now *mevent.PowerLevelsEventContent) []powerChange {
 
 type powerChange struct {
 	user id.UserID
-	role room.RoleIndex
+	role event.Role
 }
 
 // prevPowerLevels returns the content an m.room.power_levels event replaces: the content the
@@ -187,7 +186,7 @@ func (a *Adapter) ingestPowerLevels(ctx context.Context, p *Parsed) error {
 		env := &event.Envelope{
 			ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(string(p.ID)+"|"+string(c.user))),
 			Kind: event.KindMembership, Room: r, Sender: sender, Timestamp: p.Timestamp,
-			Membership: &event.Membership{Action: event.MembershipRole, Target: target, Role: uint32(c.role)},
+			Membership: &event.Membership{Action: event.MembershipRole, Target: target, Role: c.role},
 			Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
 		}
 		if err := env.Validate(); err != nil {
@@ -212,12 +211,12 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 	if a.cfg.Mode == ModeAppservice {
 		actor = a.as.BotIntent().Client
 	}
-	role := room.RoleIndex(m.Role)
+	role := m.Role
 	switch role {
-	case room.RoleNone:
+	case event.RoleNone:
 		_, err := actor.UnbanUser(ctx, o.room, &mautrix.ReqUnbanUser{UserID: target})
 		return "", ignoreHTTP(err, "M_FORBIDDEN")
-	case room.RoleBanned:
+	case event.RoleBanned:
 		_, err := actor.BanUser(ctx, o.room, &mautrix.ReqBanUser{UserID: target, Reason: m.Reason})
 		return "", ignoreHTTP(err, "M_FORBIDDEN")
 	}
@@ -255,13 +254,13 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 }
 
 // roleName names a room role for people.
-func (a *Adapter) roleName(r room.RoleIndex) string {
+func (a *Adapter) roleName(r event.Role) string {
 	switch r {
-	case room.RoleOwner:
+	case event.RoleOwner:
 		return bridges.Say(a.lang(), bridges.PhraseRoleOwner)
-	case room.RoleAdmin:
+	case event.RoleAdmin:
 		return bridges.Say(a.lang(), bridges.PhraseRoleAdmin)
-	case room.RoleRegular:
+	case event.RoleRegular:
 		return bridges.Say(a.lang(), bridges.PhraseRoleRegular)
 	}
 	return fmt.Sprintf("role %d", r)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
@@ -21,22 +20,22 @@ func TestRoleLevels(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		pl       *mevent.PowerLevelsEventContent
-		levels   map[int]room.RoleIndex
+		levels   map[int]event.Role
 		owner    int
 		admin    int
 		regular  int
-		adminRet room.RoleIndex
+		adminRet event.Role
 	}{
 		{"defaults", &mevent.PowerLevelsEventContent{},
-			map[int]room.RoleIndex{0: 2, 49: 2, 50: 3, 99: 3, 100: 4, 150: 4}, 100, 50, 0, room.RoleAdmin},
+			map[int]event.Role{0: 2, 49: 2, 50: 3, 99: 3, 100: 4, 150: 4}, 100, 50, 0, event.RoleAdmin},
 		{"kick 20, ban 60", &mevent.PowerLevelsEventContent{KickPtr: intp(20), BanPtr: intp(60)},
-			map[int]room.RoleIndex{19: 2, 20: 3, 60: 3, 100: 4}, 100, 60, 0, room.RoleAdmin},
+			map[int]event.Role{19: 2, 20: 3, 60: 3, 100: 4}, 100, 60, 0, event.RoleAdmin},
 		{"users_default 10, kick 5", &mevent.PowerLevelsEventContent{UsersDefault: 10, KickPtr: intp(5), BanPtr: intp(5)},
-			map[int]room.RoleIndex{10: 2, 11: 3, 100: 4}, 100, 11, 10, room.RoleAdmin},
+			map[int]event.Role{10: 2, 11: 3, 100: 4}, 100, 11, 10, event.RoleAdmin},
 		{"ban 100", &mevent.PowerLevelsEventContent{BanPtr: intp(100)},
-			map[int]room.RoleIndex{49: 2, 50: 3, 99: 3, 100: 4}, 100, 99, 0, room.RoleAdmin},
+			map[int]event.Role{49: 2, 50: 3, 99: 3, 100: 4}, 100, 99, 0, event.RoleAdmin},
 		{"kick and ban 150", &mevent.PowerLevelsEventContent{KickPtr: intp(150), BanPtr: intp(150)},
-			map[int]room.RoleIndex{100: 2, 149: 2, 150: 4}, 150, 150, 0, room.RoleOwner},
+			map[int]event.Role{100: 2, 149: 2, 150: 4}, 150, 150, 0, event.RoleOwner},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for l, want := range tc.levels {
@@ -44,16 +43,16 @@ func TestRoleLevels(t *testing.T) {
 					t.Errorf("level %d: role %d, want %d", l, got, want)
 				}
 			}
-			for r, want := range map[room.RoleIndex]int{room.RoleOwner: tc.owner, room.RoleAdmin: tc.admin, room.RoleRegular: tc.regular} {
+			for r, want := range map[event.Role]int{event.RoleOwner: tc.owner, event.RoleAdmin: tc.admin, event.RoleRegular: tc.regular} {
 				got, ok := levelOfRole(tc.pl, r)
 				if !ok || got != want {
 					t.Errorf("role %d: level %d %v, want %d", r, got, ok, want)
 				}
 			}
-			if l, _ := levelOfRole(tc.pl, room.RoleAdmin); roleOfLevel(tc.pl, l) != tc.adminRet {
+			if l, _ := levelOfRole(tc.pl, event.RoleAdmin); roleOfLevel(tc.pl, l) != tc.adminRet {
 				t.Errorf("admin's level %d reads back as %d", l, roleOfLevel(tc.pl, l))
 			}
-			for _, r := range []room.RoleIndex{room.RoleNone, room.RoleBanned, 9} {
+			for _, r := range []event.Role{event.RoleNone, event.RoleBanned, 9} {
 				if _, ok := levelOfRole(tc.pl, r); ok {
 					t.Errorf("role %d has a power level", r)
 				}
@@ -66,17 +65,17 @@ func TestRoleChanges(t *testing.T) {
 	prev := &mevent.PowerLevelsEventContent{Users: map[id.UserID]int{"@a:x": 100, "@b:x": 50, "@c:x": 10}}
 	now := &mevent.PowerLevelsEventContent{Users: map[id.UserID]int{"@a:x": 100, "@c:x": 75, "@d:x": 100}}
 	got := fmt.Sprint(roleChanges(prev, now))
-	if want := fmt.Sprint([]powerChange{{"@b:x", room.RoleRegular}, {"@c:x", room.RoleAdmin}, {"@d:x", room.RoleOwner}}); got != want {
+	if want := fmt.Sprint([]powerChange{{"@b:x", event.RoleRegular}, {"@c:x", event.RoleAdmin}, {"@d:x", event.RoleOwner}}); got != want {
 		t.Fatalf("changes %s, want %s", got, want)
 	}
 	// Unknown previous levels: everyone had users_default.
 	got = fmt.Sprint(roleChanges(nil, now))
-	if want := fmt.Sprint([]powerChange{{"@a:x", room.RoleOwner}, {"@c:x", room.RoleAdmin}, {"@d:x", room.RoleOwner}}); got != want {
+	if want := fmt.Sprint([]powerChange{{"@a:x", event.RoleOwner}, {"@c:x", event.RoleAdmin}, {"@d:x", event.RoleOwner}}); got != want {
 		t.Fatalf("changes without prev %s, want %s", got, want)
 	}
 	// A threshold change moves users too: kick and ban at 80 make c (75) regular.
 	now2 := &mevent.PowerLevelsEventContent{Users: now.Users, KickPtr: intp(80), BanPtr: intp(80)}
-	if got = fmt.Sprint(roleChanges(now, now2)); got != fmt.Sprint([]powerChange{{"@c:x", room.RoleRegular}}) {
+	if got = fmt.Sprint(roleChanges(now, now2)); got != fmt.Sprint([]powerChange{{"@c:x", event.RoleRegular}}) {
 		t.Fatalf("threshold change: %s", got)
 	}
 }
@@ -144,7 +143,7 @@ func TestAppserviceRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := e.out.wait(t, "bob's promotion", isRole(bobURI))
-	if got.Sender != aliceURI || got.Room != roomURI || room.RoleIndex(got.Membership.Role) != room.RoleAdmin ||
+	if got.Sender != aliceURI || got.Room != roomURI || got.Membership.Role != event.RoleAdmin ||
 		got.Origin.Event != event.NativeEventID(resp.EventID) {
 		t.Fatalf("role envelope %+v %+v", got, got.Membership)
 	}
@@ -153,22 +152,22 @@ func TestAppserviceRoles(t *testing.T) {
 	// not relayed back.
 	carolURI := event.UserURI("mimi://amt-b.example/u/carol")
 	carol := e.adapter.ghosts.UserID(carolURI)
-	mimi := func(n int, action event.MembershipAction, target event.UserURI, role room.RoleIndex) {
+	mimi := func(n int, action event.MembershipAction, target event.UserURI, role event.Role) {
 		t.Helper()
 		env := &event.Envelope{ID: event.EventID(fmt.Sprintf("mimi:role-test-%d", n)), Kind: event.KindMembership, Room: roomURI,
 			Sender: bobURI, Timestamp: time.Now().UTC(), Origin: event.Origin{Network: event.NetworkMIMI},
-			Membership: &event.Membership{Action: action, Target: target, Role: uint32(role)}}
+			Membership: &event.Membership{Action: action, Target: target, Role: role}}
 		if err := e.bus.PublishIn(ctx, event.NetworkMatrix, env); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mimi(1, event.MembershipRole, bobURI, room.RoleOwner)
+	mimi(1, event.MembershipRole, bobURI, event.RoleOwner)
 	waitFor(t, 30*time.Second, "bob's ghost at 100", func() bool { return levels().GetUserLevel(ghost) == 100 })
 
 	// carol joins from MIMI, becomes admin (50), is banned (the bot outranks her) and unbanned.
 	mimi(2, event.MembershipJoin, carolURI, 0)
 	alice.waitJoined(t, r, carol)
-	mimi(3, event.MembershipRole, carolURI, room.RoleAdmin)
+	mimi(3, event.MembershipRole, carolURI, event.RoleAdmin)
 	waitFor(t, 30*time.Second, "carol's ghost at 50", func() bool { return levels().GetUserLevel(carol) == 50 })
 	member := func() mevent.Membership {
 		var m mevent.MemberEventContent
@@ -177,9 +176,9 @@ func TestAppserviceRoles(t *testing.T) {
 		}
 		return m.Membership
 	}
-	mimi(4, event.MembershipBan, carolURI, room.RoleBanned)
+	mimi(4, event.MembershipBan, carolURI, event.RoleBanned)
 	waitFor(t, 30*time.Second, "carol banned", func() bool { return member() == mevent.MembershipBan })
-	mimi(5, event.MembershipRole, carolURI, room.RoleNone)
+	mimi(5, event.MembershipRole, carolURI, event.RoleNone)
 	waitFor(t, 30*time.Second, "carol unbanned", func() bool { return member() == mevent.MembershipLeave })
 
 	// A MIMI kick of a ghost is the bot's kick.
@@ -196,8 +195,8 @@ func TestAppserviceRoles(t *testing.T) {
 	})
 
 	// A MIMI demotion of alice (100, like the bot) is beyond the bot's power: nothing changes.
-	mimi(6, event.MembershipRole, aliceURI, room.RoleRegular)
-	mimi(7, event.MembershipRole, carolURI, room.RoleOwner) // a later change the bot can make
+	mimi(6, event.MembershipRole, aliceURI, event.RoleRegular)
+	mimi(7, event.MembershipRole, carolURI, event.RoleOwner) // a later change the bot can make
 	waitFor(t, 30*time.Second, "carol's ghost at 100", func() bool { return levels().GetUserLevel(carol) == 100 })
 	if l := levels().GetUserLevel("@alice:localhost"); l != 100 {
 		t.Fatalf("alice's level %d after a demotion the bot may not make", l)
@@ -211,7 +210,7 @@ func TestAppserviceRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.out.wait(t, "dave's promotion by alice", func(env *event.Envelope) bool {
-		return isRole(daveURI)(env) && room.RoleIndex(env.Membership.Role) == room.RoleAdmin
+		return isRole(daveURI)(env) && env.Membership.Role == event.RoleAdmin
 	})
 	for _, env := range e.out.all() {
 		if env.Kind == event.KindMembership && env.Membership.Action == event.MembershipRole && env.Sender != aliceURI {

@@ -21,8 +21,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -348,7 +348,7 @@ func (a *Adapter) storeUpload(ctx context.Context, owner event.UserURI, u *url.U
 	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && ct != "" {
 		xp.ContentType = ct
 	}
-	asset, err := a.assets.Put(ctx, bytes.NewReader(data), bridges.AssetMeta{ContentType: xp.ContentType, Filename: xp.Filename, Size: int64(len(data)), Owner: owner})
+	asset, err := a.assets.Put(ctx, bytes.NewReader(data), assets.Meta{ContentType: xp.ContentType, Filename: xp.Filename, Size: int64(len(data)), Owner: owner})
 	if err != nil {
 		return xp, fmt.Errorf("xmpp: store attachment: %w", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/prosodytest"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -34,7 +33,7 @@ func TestPartnerAttachmentUploaded(t *testing.T) {
 	joinRoom(t, alice, ward7, "Alice")
 
 	file := bytes.Repeat([]byte("Entlassbrief "), 3000)
-	asset, err := store.Put(t.Context(), bytes.NewReader(file), bridges.AssetMeta{ContentType: "text/plain", Filename: "brief.txt", Size: int64(len(file))})
+	asset, err := store.Put(t.Context(), bytes.NewReader(file), assets.Meta{ContentType: "text/plain", Filename: "brief.txt", Size: int64(len(file))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	mroom "github.com/mimi-gateway/mimi-gateway/core/room"
 )
 
 // MIMI room roles ↔ MUC affiliations (docs/xmpp.md "Roles"): owner 4 ↔ owner, admin 3 ↔ admin,
@@ -24,7 +23,7 @@ import (
 const nsMUCAdmin = "http://jabber.org/protocol/muc#admin"
 
 // bannedRole is the ban role (outcast).
-const bannedRole = mroom.RoleBanned
+const bannedRole = event.RoleBanned
 
 // maxAdminItems bounds the items of one muc#admin request.
 const maxAdminItems = 16
@@ -43,13 +42,13 @@ type inAdminItem struct {
 }
 
 // affiliationOf is the MUC affiliation and occupant role that show a MIMI role.
-func affiliationOf(r mroom.RoleIndex) (affiliation, role string) {
+func affiliationOf(r event.Role) (affiliation, role string) {
 	switch r {
-	case mroom.RoleOwner:
+	case event.RoleOwner:
 		return "owner", "moderator"
-	case mroom.RoleAdmin:
+	case event.RoleAdmin:
 		return "admin", "moderator"
-	case mroom.RoleBanned:
+	case event.RoleBanned:
 		return "outcast", "none"
 	}
 	return "member", "participant"
@@ -57,37 +56,37 @@ func affiliationOf(r mroom.RoleIndex) (affiliation, role string) {
 
 // roleOfAffiliation maps a requested affiliation to a MIMI role; ok is false for "none" and
 // unknown affiliations.
-func roleOfAffiliation(aff string) (r mroom.RoleIndex, ok bool) {
+func roleOfAffiliation(aff string) (r event.Role, ok bool) {
 	switch aff {
 	case "owner":
-		return mroom.RoleOwner, true
+		return event.RoleOwner, true
 	case "admin":
-		return mroom.RoleAdmin, true
+		return event.RoleAdmin, true
 	case "member":
-		return mroom.RoleRegular, true
+		return event.RoleRegular, true
 	case "outcast":
-		return mroom.RoleBanned, true
+		return event.RoleBanned, true
 	}
 	return 0, false
 }
 
 // roleOf returns user's stored role in the room (regular when none is stored).
-func (d *db) roleOf(ctx context.Context, uri event.RoomURI, user event.UserURI) (mroom.RoleIndex, error) {
+func (d *db) roleOf(ctx context.Context, uri event.RoomURI, user event.UserURI) (event.Role, error) {
 	var r int64
 	err := d.s.QueryRowContext(ctx, `SELECT role FROM xmpp_roles WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user)).Scan(&r)
 	if errors.Is(err, sql.ErrNoRows) {
-		return mroom.RoleRegular, nil
+		return event.RoleRegular, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("xmpp: role: %w", err)
 	}
-	return mroom.RoleIndex(r), nil
+	return event.Role(r), nil
 }
 
 // setRole stores user's role (role 0 or regular: the row goes).
-func (d *db) setRole(ctx context.Context, uri event.RoomURI, user event.UserURI, r mroom.RoleIndex) error {
+func (d *db) setRole(ctx context.Context, uri event.RoomURI, user event.UserURI, r event.Role) error {
 	var err error
-	if r == mroom.RoleNone || r == mroom.RoleRegular {
+	if r == event.RoleNone || r == event.RoleRegular {
 		_, err = d.s.ExecContext(ctx, `DELETE FROM xmpp_roles WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user))
 	} else {
 		_, err = d.s.ExecContext(ctx, `INSERT INTO xmpp_roles (room_uri, user_uri, role) VALUES (?, ?, ?)
@@ -107,7 +106,7 @@ func (a *Adapter) presenceAffiliation(r event.RoomURI, user event.UserURI) (stri
 	ri, err := a.db.roleOf(ctx, r, user)
 	if err != nil {
 		a.log.Debug("role unknown, shown as member", "err", err)
-		ri = mroom.RoleRegular
+		ri = event.RoleRegular
 	}
 	return affiliationOf(ri)
 }
@@ -117,8 +116,8 @@ func (a *Adapter) presenceAffiliation(r event.RoomURI, user event.UserURI) (stri
 // target with status 301; role 0 lifts a ban. Rooms the component does not show as a MUC are
 // skipped.
 func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *event.Envelope) error {
-	target, ri := env.Membership.Target, mroom.RoleIndex(env.Membership.Role)
-	if ri > mroom.RoleOwner {
+	target, ri := env.Membership.Target, env.Membership.Role
+	if ri > event.RoleOwner {
 		a.log.Debug("role without an affiliation skipped", "role", ri)
 		return nil
 	}
@@ -127,9 +126,9 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 	}
 	local := target.Domain() == a.cfg.Provider
 	switch ri {
-	case mroom.RoleNone:
+	case event.RoleNone:
 		return nil
-	case mroom.RoleBanned:
+	case event.RoleBanned:
 		return a.removeMember(ctx, r, roomJID, target, local, statusBanned)
 	}
 	nick, err := a.db.memberNick(ctx, r.URI, target)
@@ -196,17 +195,17 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 		m := &event.Membership{Target: target, Reason: clip(it.Reason, 1024)}
 		ri, ok := roleOfAffiliation(it.Affiliation)
 		switch {
-		case ok && ri == mroom.RoleBanned:
-			m.Action, m.Role = event.MembershipBan, uint32(ri)
+		case ok && ri == event.RoleBanned:
+			m.Action, m.Role = event.MembershipBan, ri
 		case ok:
-			m.Action, m.Role = event.MembershipRole, uint32(ri)
+			m.Action, m.Role = event.MembershipRole, ri
 		case it.Affiliation == "none":
 			cur, err := a.db.roleOf(ctx, r.URI, target)
 			if err != nil {
 				return stanzaError("wait", "internal-server-error", "")
 			}
 			m.Action = event.MembershipKick
-			if cur == mroom.RoleBanned {
+			if cur == event.RoleBanned {
 				m.Action = event.MembershipRole // an unban: role 0
 			}
 		default:

@@ -7,18 +7,17 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	mroom "github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 func TestAffiliationMapping(t *testing.T) {
 	for _, tc := range []struct {
-		role      mroom.RoleIndex
+		role      event.Role
 		aff, mrol string
 	}{
-		{mroom.RoleOwner, "owner", "moderator"}, {mroom.RoleAdmin, "admin", "moderator"},
-		{mroom.RoleRegular, "member", "participant"}, {mroom.RoleBanned, "outcast", "none"},
+		{event.RoleOwner, "owner", "moderator"}, {event.RoleAdmin, "admin", "moderator"},
+		{event.RoleRegular, "member", "participant"}, {event.RoleBanned, "outcast", "none"},
 	} {
 		aff, r := affiliationOf(tc.role)
 		if aff != tc.aff || r != tc.mrol {
@@ -44,11 +43,11 @@ func TestRolesAndAffiliations(t *testing.T) {
 	hubRoom := event.RoomURI("mimi://hub.example/r/roles")
 	hubMUC := `roles\40hub.example@` + testRooms
 	n := 0
-	mk := func(action event.MembershipAction, target event.UserURI, role mroom.RoleIndex) *event.Envelope {
+	mk := func(action event.MembershipAction, target event.UserURI, role event.Role) *event.Envelope {
 		n++
 		return &event.Envelope{ID: event.EventID(fmt.Sprintf("mimi:%s-%d", t.Name(), n)), Kind: event.KindMembership, Room: hubRoom,
 			Sender: testBob, Timestamp: time.Now(), Origin: event.Origin{Network: event.NetworkMIMI},
-			Membership: &event.Membership{Action: action, Target: target, Role: uint32(role)}}
+			Membership: &event.Membership{Action: action, Target: target, Role: role}}
 	}
 	item := func(n *node) *node {
 		if x := n.child(nsMUCUser, "x"); x != nil {
@@ -74,12 +73,12 @@ func TestRolesAndAffiliations(t *testing.T) {
 	alice.expect("own presence", and(named("presence"), from(hubMUC+"/Alice"), withAffiliation("member")))
 
 	// MIMI → XMPP: bob becomes admin, alice owner.
-	e.publishIn(mk(event.MembershipRole, testBob, mroom.RoleAdmin))
+	e.publishIn(mk(event.MembershipRole, testBob, event.RoleAdmin))
 	p := alice.expect("bob's presence as admin", and(named("presence"), from(hubMUC+"/"+bobNickMU), withAffiliation("admin")))
 	if item(p).attr("role") != "moderator" || p.attr("type") != "" {
 		t.Fatalf("bob's presence: %s", p)
 	}
-	e.publishIn(mk(event.MembershipRole, aliceURI, mroom.RoleOwner))
+	e.publishIn(mk(event.MembershipRole, aliceURI, event.RoleOwner))
 	self := alice.expect("own presence as owner", and(named("presence"), from(hubMUC+"/Alice"), withAffiliation("owner")))
 	if x := self.child(nsMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "110" {
 		t.Fatalf("own presence without status 110: %s", self)
@@ -97,7 +96,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 	role := e.out.wait(t, "bob's demotion", func(x *event.Envelope) bool {
 		return x.Kind == event.KindMembership && x.Membership.Action == event.MembershipRole && x.Membership.Target == testBob
 	})
-	if role.Sender != aliceURI || role.Room != hubRoom || mroom.RoleIndex(role.Membership.Role) != mroom.RoleRegular || role.Origin.Network != event.NetworkXMPP {
+	if role.Sender != aliceURI || role.Room != hubRoom || role.Membership.Role != event.RoleRegular || role.Origin.Network != event.NetworkXMPP {
 		t.Fatalf("role envelope %+v %+v", role, role.Membership)
 	}
 	ban := e.out.wait(t, "carol's ban", func(x *event.Envelope) bool {
@@ -109,7 +108,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 
 	// MIMI bans bob: he leaves with status 301; alice's "none" for him is then an unban request,
 	// by nickname it would no longer resolve, so by JID.
-	e.publishIn(mk(event.MembershipBan, testBob, mroom.RoleBanned))
+	e.publishIn(mk(event.MembershipBan, testBob, event.RoleBanned))
 	gone := alice.expect("bob banned", and(named("presence"), from(hubMUC+"/"+bobNickMU), func(n *node) bool { return n.attr("type") == "unavailable" }))
 	if x := gone.child(nsMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "301" || item(gone).attr("affiliation") != "outcast" {
 		t.Fatalf("ban presence: %s", gone)
@@ -155,10 +154,10 @@ func TestRoleStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, step := range []struct {
-			set, want mroom.RoleIndex
+			set, want event.Role
 		}{
-			{0, mroom.RoleRegular}, {mroom.RoleOwner, mroom.RoleOwner}, {mroom.RoleBanned, mroom.RoleBanned},
-			{mroom.RoleRegular, mroom.RoleRegular}, {mroom.RoleAdmin, mroom.RoleAdmin}, {mroom.RoleNone, mroom.RoleRegular},
+			{0, event.RoleRegular}, {event.RoleOwner, event.RoleOwner}, {event.RoleBanned, event.RoleBanned},
+			{event.RoleRegular, event.RoleRegular}, {event.RoleAdmin, event.RoleAdmin}, {event.RoleNone, event.RoleRegular},
 		} {
 			if err := d.setRole(ctx, r, testBob, step.set); err != nil {
 				t.Fatal(err)

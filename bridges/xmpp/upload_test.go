@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -48,7 +47,7 @@ func TestUploadStoredEncrypted(t *testing.T) {
 	if !ok || xp.EncAlg != content.AEADAES128GCM || !strings.HasPrefix(xp.URL, "https://gw.localhost/assets/") || xp.ContentType != "image/png" || xp.Filename != "scan.png" {
 		t.Fatalf("external part: %+v", xp)
 	}
-	rc, err := store.Open(t.Context(), &bridges.Asset{URL: xp.URL, Key: xp.Key, Nonce: xp.Nonce, HashAlg: xp.HashAlg, Hash: xp.ContentHash})
+	rc, err := store.Open(t.Context(), &assets.Asset{URL: xp.URL, Key: xp.Key, Nonce: xp.Nonce, HashAlg: xp.HashAlg, Hash: xp.ContentHash})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ type adapterDeps struct {
 	Hooks *runtimeHooks
 }
 
+// The attachment store the run command shares is the one the adapters expect.
+var _ bridges.AssetStore = (*assets.Store)(nil)
+
 // adapterSpec is a network adapter the run command can start.
 type adapterSpec struct {
 	// name is the network and the bridges.<name> config section, e.g. "matrix".

@@ -30,7 +30,7 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 		log.Info("mimi.address is empty: the MIMI endpoint is disabled")
 		return nil, nil // nothing to stop (ops.Shutdown skips a nil step)
 	}
-	cert, pool, err := protocol.TLSFromConfig(cfg.MIMI)
+	cert, pool, err := protocol.LoadTLS(cfg.MIMI.CertFile, cfg.MIMI.KeyFile, cfg.MIMI.ClientCAFile)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
@@ -107,7 +106,7 @@ func TestStartProvider(t *testing.T) {
 
 	// The shared asset store is served on the same listener.
 	plain := []byte("Arztbrief")
-	asset, err := as.Put(ctx, bytes.NewReader(plain), bridges.AssetMeta{ContentType: "text/plain"})
+	asset, err := as.Put(ctx, bytes.NewReader(plain), assets.Meta{ContentType: "text/plain"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
 	"github.com/mimi-gateway/mimi-gateway/config"
@@ -91,7 +90,7 @@ func TestRetentionPerCategory(t *testing.T) {
 			left   func(t *testing.T) int
 		}{"assets", r.Assets, func(t *testing.T) {
 			now.Store(ms)
-			if _, err := as.Put(ctx, bytes.NewReader([]byte("x-ray")), bridges.AssetMeta{ContentType: "image/png", Owner: "mimi://klinik-a.example/u/alice"}); err != nil {
+			if _, err := as.Put(ctx, bytes.NewReader([]byte("x-ray")), assets.Meta{ContentType: "image/png", Owner: "mimi://klinik-a.example/u/alice"}); err != nil {
 				t.Fatal(err)
 			}
 		}, func(t *testing.T) int {

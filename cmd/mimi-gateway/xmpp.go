@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
@@ -14,7 +15,7 @@ func init() {
 
 // buildXMPPAdapter creates the XMPP component adapter for `run`.
 func buildXMPPAdapter(ctx context.Context, d adapterDeps) (bridges.Adapter, error) {
-	cfg := xmpp.FromConfig(d.Config.Bridges.XMPP, d.Config.Domain)
+	cfg := xmppConfig(d.Config.Bridges.XMPP, d.Config.Domain)
 	a, err := xmpp.New(ctx, cfg, d.Store, d.Bus, xmpp.WithLogger(d.Log),
 		xmpp.WithRegisterer(d.Admin.Registry()), xmpp.WithAssets(d.Assets))
 	if err != nil {
@@ -24,4 +25,31 @@ func buildXMPPAdapter(ctx context.Context, d adapterDeps) (bridges.Adapter, erro
 		return nil, err
 	}
 	return a, nil
+}
+
+// xmppConfig maps the bridges.xmpp configuration section onto xmpp.Config. gatewayDomain is the
+// gateway's MIMI domain (the top-level domain key): the provider of local users, and their XMPP
+// domain unless bridges.xmpp.domain says otherwise.
+func xmppConfig(c config.XMPPBridge, gatewayDomain string) xmpp.Config {
+	out := xmpp.Config{
+		Server: c.Server, Domain: c.Domain, Provider: event.Domain(gatewayDomain),
+		Users:         xmpp.ComponentConfig{Domain: c.Users.Domain, Secret: c.Users.Secret},
+		Rooms:         xmpp.ComponentConfig{Domain: c.Rooms.Domain, Secret: c.Rooms.Secret},
+		HistoryOnJoin: c.HistoryOnJoin, HistoryKeep: c.HistoryKeep, MaxBodyBytes: int(c.MaxBody),
+		DisableRoomCreation: !c.AllowRoomCreation,
+		ReconnectMin:        c.ReconnectMin, ReconnectMax: c.ReconnectMax, Workers: c.Workers,
+		UploadHosts: c.UploadHosts, MaxUploadBytes: int64(c.MaxUpload), UploadService: c.UploadService,
+		KnownUsers: append([]string(nil), c.KnownUsers...),
+		Language:   c.Language,
+	}
+	if out.Domain == "" {
+		out.Domain = gatewayDomain
+	}
+	if out.HistoryOnJoin == 0 {
+		out.HistoryOnJoin = -1 // 0 in the file disables history; 0 here would mean the default
+	}
+	if out.HistoryKeep == 0 {
+		out.HistoryKeep = -1
+	}
+	return out
 }

@@ -1,7 +1,7 @@
-// Package assets is a file-based bridges.AssetStore: attachments that legacy users send are
-// encrypted with a fresh AES-128-GCM key per file (core/content's attachment helper) (content-08
-// §4.5 ExternalPart: the key travels inside the MLS-encrypted message, never to the asset server),
-// and only the ciphertext is written to the data directory, next to a small metadata file with its
+// Package assets is the attachment store of the adapters (bridges.AssetStore) and the MIMI side:
+// attachments that legacy users send are encrypted with a fresh AES-128-GCM key per file
+// (core/content's attachment helper) (content-08 §4.5 ExternalPart: the key travels inside the
+// MLS-encrypted message, never to the asset server), and only the ciphertext is written to the data directory, next to a small metadata file with its
 // expiry. Partners fetch it from https://<domain>/assets/<id>, which the provider serves over
 // mutual TLS (core/protocol, AssetHandler) until it expires; Sweep deletes expired files.
 //
@@ -28,7 +28,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -54,7 +53,7 @@ const (
 	maxMetaSize = 4096
 )
 
-// Errors. Test with errors.Is; each also matches bridges.ErrAssetUnavailable (a retry cannot
+// Errors. Test with errors.Is; each also matches ErrUnavailable (a retry cannot
 // help).
 var (
 	// ErrTooLarge is returned for files above the size limit.
@@ -68,15 +67,15 @@ var (
 	ErrNotAllowed error = unavailable("assets: asset host is not ours or a partner's")
 )
 
-// unavailableError is an error that also matches bridges.ErrAssetUnavailable.
+// unavailableError is an error that also matches ErrUnavailable.
 type unavailableError struct{ msg string }
 
 func unavailable(msg string) *unavailableError { return &unavailableError{msg: msg} }
 
 func (e *unavailableError) Error() string { return e.msg }
 
-// Is reports whether target is bridges.ErrAssetUnavailable.
-func (e *unavailableError) Is(target error) bool { return target == bridges.ErrAssetUnavailable }
+// Is reports whether target is ErrUnavailable.
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // Downloader fetches partners' asset ciphertext over mutual TLS; *protocol.Client implements it.
 type Downloader interface {
@@ -100,8 +99,6 @@ type Store struct {
 }
 
 type downloaderBox struct{ d Downloader }
-
-var _ bridges.AssetStore = (*Store)(nil)
 
 // Option tunes New.
 type Option func(*Store)
@@ -183,7 +180,7 @@ func ownerHash(u event.UserURI) string {
 
 // Put implements bridges.AssetStore. The ciphertext and then its metadata are written to
 // temporary files, synced and renamed; a crash in between leaves only files Sweep removes.
-func (s *Store) Put(ctx context.Context, r io.Reader, am bridges.AssetMeta) (*bridges.Asset, error) {
+func (s *Store) Put(ctx context.Context, r io.Reader, am Meta) (*Asset, error) {
 	if am.Size > s.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, am.Size, s.maxSize)
 	}
@@ -222,7 +219,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, am bridges.AssetMeta) (*br
 	if err := syncDir(s.dir); err != nil {
 		return nil, err
 	}
-	return &bridges.Asset{
+	return &Asset{
 		URL: protocol.AssetURL(event.Domain(s.domain), id), ContentType: am.ContentType, Filename: am.Filename, Size: uint64(len(plain)),
 		Key: part.Key, Nonce: part.Nonce, HashAlg: part.HashAlg, Hash: part.ContentHash, Expires: expires,
 	}, nil
@@ -310,7 +307,7 @@ func (s *Store) OpenCiphertextURL(ctx context.Context, rawURL string) (io.ReadCl
 // Open implements bridges.AssetStore: our own assets are read from the disk, partners' are
 // fetched with the Downloader (see fetch), and the ciphertext's hash is checked before it is
 // decrypted.
-func (s *Store) Open(ctx context.Context, a *bridges.Asset) (io.ReadCloser, error) {
+func (s *Store) Open(ctx context.Context, a *Asset) (io.ReadCloser, error) {
 	host, id, err := protocol.ParseAssetURL(a.URL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
@@ -345,7 +342,7 @@ func (s *Store) Open(ctx context.Context, a *bridges.Asset) (io.ReadCloser, erro
 // host is a configured partner's asset domain; when it is not, or the owner refuses us or cannot
 // be reached, through the hub of a.Room (/proxyDownload, §5.10) if that hub is a third provider.
 // A definite answer of the owner (404, 410, too large) is final.
-func (s *Store) fetch(ctx context.Context, host string, a *bridges.Asset) (io.ReadCloser, error) {
+func (s *Store) fetch(ctx context.Context, host string, a *Asset) (io.ReadCloser, error) {
 	b := s.dl.Load()
 	if b == nil {
 		return nil, fmt.Errorf("%w: %s is not ours and no partners are configured", ErrNotFound, a.URL)
@@ -398,7 +395,7 @@ func (s *Store) fetchError(u string, err error) error {
 
 // Decrypt checks the hash of ciphertext against a and decrypts it (for assets fetched from a
 // partner's URL as well as local ones), with core/content's attachment helper.
-func Decrypt(ct []byte, a *bridges.Asset) (io.ReadCloser, error) {
+func Decrypt(ct []byte, a *Asset) (io.ReadCloser, error) {
 	if a.HashAlg != HashSHA256 || len(a.Hash) != 32 {
 		return nil, fmt.Errorf("%w: unsupported hash algorithm %d", ErrIntegrity, a.HashAlg)
 	}

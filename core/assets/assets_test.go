@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 )
 
 func TestPutOpen(t *testing.T) {
@@ -22,7 +20,7 @@ func TestPutOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := []byte("a scanned referral letter")
-	a, err := s.Put(t.Context(), bytes.NewReader(plain), bridges.AssetMeta{ContentType: "application/pdf", Filename: "brief.pdf", Size: int64(len(plain))})
+	a, err := s.Put(t.Context(), bytes.NewReader(plain), Meta{ContentType: "application/pdf", Filename: "brief.pdf", Size: int64(len(plain))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,17 +56,17 @@ func TestPutOpen(t *testing.T) {
 
 	tests := []struct {
 		name string
-		mod  func(*bridges.Asset)
+		mod  func(*Asset)
 		want error
 	}{
-		{"wrong hash", func(x *bridges.Asset) { x.Hash = append([]byte(nil), x.Hash...); x.Hash[0] ^= 1 }, ErrIntegrity},
-		{"wrong key", func(x *bridges.Asset) { x.Key = make([]byte, 16) }, ErrIntegrity},
-		{"foreign URL without a downloader", func(x *bridges.Asset) { x.URL = "https://evil.example/assets/" + strings.Repeat("a", 32) }, ErrNotFound},
-		{"upper-case ID", func(x *bridges.Asset) { x.URL = strings.ToUpper(x.URL) }, ErrNotFound},
-		{"query", func(x *bridges.Asset) { x.URL += "?a=b" }, ErrNotFound},
-		{"path traversal", func(x *bridges.Asset) { x.URL = "https://klinik-a.example/assets/../../etc/passwd" }, ErrNotFound},
-		{"unknown id", func(x *bridges.Asset) { x.URL = "https://klinik-a.example/assets/" + strings.Repeat("0", 32) }, ErrNotFound},
-		{"other hash algorithm", func(x *bridges.Asset) { x.HashAlg = 7 }, ErrIntegrity},
+		{"wrong hash", func(x *Asset) { x.Hash = append([]byte(nil), x.Hash...); x.Hash[0] ^= 1 }, ErrIntegrity},
+		{"wrong key", func(x *Asset) { x.Key = make([]byte, 16) }, ErrIntegrity},
+		{"foreign URL without a downloader", func(x *Asset) { x.URL = "https://evil.example/assets/" + strings.Repeat("a", 32) }, ErrNotFound},
+		{"upper-case ID", func(x *Asset) { x.URL = strings.ToUpper(x.URL) }, ErrNotFound},
+		{"query", func(x *Asset) { x.URL += "?a=b" }, ErrNotFound},
+		{"path traversal", func(x *Asset) { x.URL = "https://klinik-a.example/assets/../../etc/passwd" }, ErrNotFound},
+		{"unknown id", func(x *Asset) { x.URL = "https://klinik-a.example/assets/" + strings.Repeat("0", 32) }, ErrNotFound},
+		{"other hash algorithm", func(x *Asset) { x.HashAlg = 7 }, ErrIntegrity},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,10 +92,10 @@ func TestPutLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(t.Context(), bytes.NewReader(make([]byte, 11)), bridges.AssetMeta{}); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.Put(t.Context(), bytes.NewReader(make([]byte, 11)), Meta{}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized read: %v", err)
 	}
-	if _, err := s.Put(t.Context(), bytes.NewReader(nil), bridges.AssetMeta{Size: 11}); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.Put(t.Context(), bytes.NewReader(nil), Meta{Size: 11}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized declared size: %v", err)
 	}
 	if _, err := New(t.TempDir(), "evil.example/x", 0); err == nil {
@@ -115,7 +113,7 @@ func BenchmarkPut1MiB(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := s.Put(b.Context(), bytes.NewReader(data), bridges.AssetMeta{ContentType: "image/png"}); err != nil {
+		if _, err := s.Put(b.Context(), bytes.NewReader(data), Meta{ContentType: "image/png"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -132,8 +130,8 @@ func TestExpiryAndSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func() (*bridges.Asset, string) {
-		a, err := s.Put(t.Context(), strings.NewReader("Röntgenbild"), bridges.AssetMeta{ContentType: "image/png"})
+	put := func() (*Asset, string) {
+		a, err := s.Put(t.Context(), strings.NewReader("Röntgenbild"), Meta{ContentType: "image/png"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +193,7 @@ func TestExpiryAndSweep(t *testing.T) {
 	}
 
 	now = now.Add(24 * time.Hour)
-	if _, err := s.Open(t.Context(), a); !errors.Is(err, ErrNotFound) || !errors.Is(err, bridges.ErrAssetUnavailable) {
+	if _, err := s.Open(t.Context(), a); !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrUnavailable) {
 		t.Errorf("open after expiry: %v", err)
 	}
 	if _, _, err := s.OpenCiphertext(t.Context(), id); !errors.Is(err, ErrNotFound) {

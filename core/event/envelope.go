@@ -109,8 +109,24 @@ type Membership struct {
 	Reason string           `cbor:"3,keyasint,omitempty"`
 	// Role is the room-policy role index (draft-ietf-mimi-room-policy-03) Target gets, for
 	// MembershipRole; see core/room for the roles of rooms the gateway creates.
-	Role uint32 `cbor:"4,keyasint,omitempty"`
+	Role Role `cbor:"4,keyasint,omitempty"`
 }
+
+// Role is a role_index of draft-ietf-mimi-room-policy-03 §4.1: a participant's role in a room.
+type Role uint32
+
+// Role indexes with a meaning in the draft, and those of the default role set of the rooms the
+// gateway creates (core/room.DefaultRoles).
+const (
+	// RoleNone (0) is "not in the participant list"; its capabilities are what outsiders can do.
+	RoleNone Role = 0
+	// RoleBanned (1, named "banned") is the ban role of canBan and canUnBan.
+	RoleBanned Role = 1
+	// RoleRegular, RoleAdmin and RoleOwner are the default role set's participants.
+	RoleRegular Role = 2
+	RoleAdmin   Role = 3
+	RoleOwner   Role = 4
+)
 
 // Metadata is the payload of a KindRoomMetadata envelope. Empty fields are unchanged.
 type Metadata struct {

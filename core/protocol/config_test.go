@@ -3,7 +3,6 @@ package protocol_test
 import (
 	"testing"
 
-	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
 )
@@ -11,18 +10,18 @@ import (
 func TestFromConfig(t *testing.T) {
 	ca := protocoltest.NewCA(t)
 	certFile, keyFile := protocoltest.WriteFiles(t, ca.Issue(t, "a.example"))
-	cert, pool, err := protocol.TLSFromConfig(config.MIMI{CertFile: certFile, KeyFile: keyFile, ClientCAFile: ca.File})
+	cert, pool, err := protocol.LoadTLS(certFile, keyFile, ca.File)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cert.Leaf == nil || cert.Leaf.DNSNames[0] != "a.example" || pool == nil {
 		t.Fatalf("certificate %v", cert.Leaf)
 	}
-	if _, _, err := protocol.TLSFromConfig(config.MIMI{CertFile: certFile, KeyFile: keyFile, ClientCAFile: keyFile}); err == nil {
+	if _, _, err := protocol.LoadTLS(certFile, keyFile, keyFile); err == nil {
 		t.Fatal("a CA file without certificates was accepted")
 	}
 
-	ps, err := protocol.PartnersFromConfig([]config.Partner{
+	ps, err := protocol.PartnersFromConfig([]protocol.PartnerConfig{
 		{Domain: "B.Example", BaseURL: "https://mimi.b.example/base", CAFile: ca.File},
 		{Domain: "c.example", Discovery: true},
 	})
@@ -41,7 +40,7 @@ func TestFromConfig(t *testing.T) {
 	if _, ok := set.Lookup("d.example"); ok {
 		t.Fatal("unconfigured partner found")
 	}
-	if _, err := protocol.PartnersFromConfig([]config.Partner{{Domain: "b.example", BaseURL: "http://b.example/"}}); err == nil {
+	if _, err := protocol.PartnersFromConfig([]protocol.PartnerConfig{{Domain: "b.example", BaseURL: "http://b.example/"}}); err == nil {
 		t.Fatal("http base URL accepted")
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -77,9 +76,21 @@ func normDomain(s string) event.Domain {
 	return event.Domain(strings.TrimSuffix(strings.ToLower(s), "."))
 }
 
+// PartnerConfig is one entry of the configuration's partners list.
+type PartnerConfig struct {
+	// Domain is the partner provider's domain.
+	Domain string `yaml:"domain"`
+	// BaseURL is the partner's MIMI endpoint (https); empty requires Discovery.
+	BaseURL string `yaml:"base_url"`
+	// Discovery finds the endpoint through the partner domain's well-known directory.
+	Discovery bool `yaml:"discovery"`
+	// CAFile verifies the partner's server certificate; empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+}
+
 // PartnersFromConfig maps the configuration's partners list onto Partner values, reading each
 // ca_file.
-func PartnersFromConfig(cps []config.Partner) ([]Partner, error) {
+func PartnersFromConfig(cps []PartnerConfig) ([]Partner, error) {
 	out := make([]Partner, 0, len(cps))
 	for i, cp := range cps {
 		p := Partner{Domain: normDomain(cp.Domain)}
@@ -118,14 +129,14 @@ func LoadCertPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// TLSFromConfig loads the mimi section's certificate (cert_file, key_file) and the CAs that
-// verify partners' client certificates (client_ca_file).
-func TLSFromConfig(m config.MIMI) (tls.Certificate, *x509.CertPool, error) {
-	cert, err := tls.LoadX509KeyPair(m.CertFile, m.KeyFile)
+// LoadTLS loads the mimi section's certificate (cert_file, key_file) and the CAs that verify
+// partners' client certificates (client_ca_file).
+func LoadTLS(certFile, keyFile, clientCAFile string) (tls.Certificate, *x509.CertPool, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("protocol: mimi.cert_file/mimi.key_file: %w", err)
 	}
-	pool, err := LoadCertPool(m.ClientCAFile)
+	pool, err := LoadCertPool(clientCAFile)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("protocol: mimi.client_ca_file: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -60,16 +59,16 @@ func newAssetNode(t *testing.T, n *protocoltest.Network, ca *protocoltest.CA, do
 	return nd
 }
 
-func (nd *assetNode) put(t *testing.T, data []byte) *bridges.Asset {
+func (nd *assetNode) put(t *testing.T, data []byte) *assets.Asset {
 	t.Helper()
-	a, err := nd.assets.Put(t.Context(), bytes.NewReader(data), bridges.AssetMeta{ContentType: "application/pdf", Filename: "befund.pdf", Size: int64(len(data))})
+	a, err := nd.assets.Put(t.Context(), bytes.NewReader(data), assets.Meta{ContentType: "application/pdf", Filename: "befund.pdf", Size: int64(len(data))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-func (nd *assetNode) open(ctx context.Context, a *bridges.Asset, room event.RoomURI) ([]byte, error) {
+func (nd *assetNode) open(ctx context.Context, a *assets.Asset, room event.RoomURI) ([]byte, error) {
 	x := *a
 	x.Room = room
 	rc, err := nd.assets.Open(ctx, &x)

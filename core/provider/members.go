@@ -147,7 +147,7 @@ func (p *Provider) publishMembership(ctx context.Context, r *inboxRow, before *m
 		key := fmt.Appendf(nil, "%d:%s;%d;%d;", len(c.target), c.target, c.action, c.role)
 		env := &event.Envelope{ID: eventID("member", r.room, append(key, raw...)), Kind: event.KindMembership, Room: r.room,
 			Sender: c.actor, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted)),
-			Membership: &event.Membership{Action: c.action, Target: c.target, Role: uint32(c.role)}}
+			Membership: &event.Membership{Action: c.action, Target: c.target, Role: c.role}}
 		for _, n := range nets {
 			if err := p.cfg.Bus.PublishIn(ctx, n, env); err != nil {
 				return fmt.Errorf("provider: publish membership: %w", err)

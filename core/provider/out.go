@@ -152,7 +152,7 @@ func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 	case event.MembershipBan:
 		o.remove, o.ban = []event.UserURI{m.Target}, true
 	case event.MembershipRole:
-		o.roles = []roleChange{{User: m.Target, Role: roleIndex(m.Role)}}
+		o.roles = []roleChange{{User: m.Target, Role: m.Role}}
 	default:
 		return nil
 	}

@@ -456,9 +456,6 @@ func stateOfGroup(g groupView) (*room.State, error) {
 	return room.StateOf(d)
 }
 
-// roleIndex is the role index an adapter asked for (event.Membership.Role).
-func roleIndex(v uint32) room.RoleIndex { return room.RoleIndex(v) }
-
 // roleChange asks for user's role to become Role.
 type roleChange struct {
 	User event.UserURI

@@ -202,11 +202,11 @@ func roomStateInMLS(t *testing.T, cfg func(testing.TB) store.Config) {
 	// The owner makes bob admin (an adapter's role change); bob, an admin on the follower,
 	// makes carol admin; both sides see both changes.
 	role := membership(r, alice, event.MembershipRole, bob)
-	role.Membership.Role = uint32(room.RoleAdmin)
+	role.Membership.Role = room.RoleAdmin
 	publishOut(t, a, role)
 	expectList(t, r, a, []room.Participant{P(alice, 4), P(bob, 3), P(carol, 2), P(bob2, 2)}, a, b)
 	role = membership(r, bob, event.MembershipRole, carol)
-	role.Membership.Role = uint32(room.RoleAdmin)
+	role.Membership.Role = room.RoleAdmin
 	publishOut(t, b, role)
 	expectList(t, r, a, []room.Participant{P(alice, 4), P(bob, 3), P(carol, 3), P(bob2, 2)}, a, b)
 

@@ -3,6 +3,7 @@ package room
 import (
 	"errors"
 
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 )
 
@@ -109,19 +110,19 @@ const (
 	CanSendMLSReinitProposal Capability = 0x0601
 )
 
-// RoleIndex is a role_index of room-policy-03 §4.1.
-type RoleIndex uint32
+// RoleIndex is a role_index of room-policy-03 §4.1 (the envelope's event.Role).
+type RoleIndex = event.Role
 
 // Role indexes with a meaning in the draft, and those of our default role set (DefaultRoles).
 const (
 	// RoleNone (0) is "not in the participant list"; its capabilities are what outsiders can do.
-	RoleNone RoleIndex = 0
+	RoleNone = event.RoleNone
 	// RoleBanned (1, named "banned") is the ban role of canBan and canUnBan.
-	RoleBanned RoleIndex = 1
+	RoleBanned = event.RoleBanned
 	// RoleRegular, RoleAdmin and RoleOwner are the default role set's participants.
-	RoleRegular RoleIndex = 2
-	RoleAdmin   RoleIndex = 3
-	RoleOwner   RoleIndex = 4
+	RoleRegular = event.RoleRegular
+	RoleAdmin   = event.RoleAdmin
+	RoleOwner   = event.RoleOwner
 )
 
 // BannedRoleName is the role_name role 1 must have to be the ban role.

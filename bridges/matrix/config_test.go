@@ -1,38 +1,9 @@
 package matrix
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/mimi-gateway/mimi-gateway/config"
 )
-
-func TestFromConfig(t *testing.T) {
-	yaml := string(config.Example())
-	yaml = strings.Replace(yaml, "    # Start the Matrix adapter (docs/matrix.md: BundesMessenger and TI-Messenger set-up).\n    enabled: false",
-		"    enabled: true", 1)
-	yaml = strings.Replace(yaml, "    homeserver_url: \"\"", "    homeserver_url: https://matrix.klinik-a.example", 1)
-	yaml = strings.Replace(yaml, "      pickle_key: \"\"", "      pickle_key: a-long-enough-pickle-key", 1)
-	yaml = strings.Replace(yaml, "\ndomain: localhost\n", "\ndomain: klinik-a.example\n", 1)
-	c, err := config.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatalf("parse: %v", err)
-	}
-	got := FromConfig(c.Bridges.Matrix, c.Domain, "/var/lib/mimi")
-	if err := got.Validate(); err != nil {
-		t.Fatalf("mapped config invalid: %v", err)
-	}
-	if got.Mode != ModeAppservice || got.ServerName != "klinik-a.example" || got.GatewayDomain != "klinik-a.example" ||
-		got.Appservice.Listen != "127.0.0.1:29333" || got.Appservice.URL != "http://127.0.0.1:29333" ||
-		got.Appservice.RegistrationFile != filepath.Join("/var/lib/mimi", DefaultRegistrationFile) ||
-		got.Appservice.GhostPrefix != "mimi_" || got.Appservice.BotLocalpart != "mimibot" ||
-		!*got.Encryption.Default || got.MaxMediaSize != 100<<20 || got.DecryptWait != 5*time.Second ||
-		got.Client.DisplayName != "MIMI Gateway (Chatbot)" || !*got.Client.PermissionCheck {
-		t.Errorf("FromConfig = %+v", got)
-	}
-}
 
 func TestConfigValidate(t *testing.T) {
 	base := func() Config {
