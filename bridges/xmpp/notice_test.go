@@ -62,7 +62,6 @@ func TestNotices(t *testing.T) {
 		t.Errorf("notice %s", g)
 	}
 
-
 	// Carol's client names no language (Prosody labels her stanzas with its default, en). A
 	// partner's reachability concerns the whole room: everyone present sees it.
 	carol := dialClient(t, e.p, "carol", "desk")
