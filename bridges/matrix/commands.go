@@ -110,9 +110,14 @@ func (a *Adapter) withoutMention(p *Parsed, text string) (string, bool) {
 		if name == "" || len(text) < len(name) || !strings.EqualFold(text[:len(name)], name) {
 			continue
 		}
-		rest := strings.TrimLeft(text[len(name):], ":, ")
-		if rest != text[len(name):] || mentioned {
-			return rest, true
+		after := text[len(name):]
+		if after != "" && !strings.ContainsAny(after[:1], ":, ") {
+			continue // a longer word that starts like the name
+		}
+		// A name followed by ':' or ',' addresses the account, as does the user ID or a mention;
+		// a name followed by a space alone is just a word.
+		if mentioned || name == string(self) || after != "" && after[0] != ' ' {
+			return strings.TrimLeft(after, ":, "), true
 		}
 	}
 	return text, false
