@@ -213,6 +213,8 @@ type Retention struct {
 	AuditLog time.Duration `yaml:"audit_log"`
 	// ConsentRecords bounds records of consent that is no longer in force.
 	ConsentRecords time.Duration `yaml:"consent_records"`
+	// AbuseReports bounds the abuse reports kept for the admin.
+	AbuseReports time.Duration `yaml:"abuse_reports"`
 	// Interval is how often the sweeper runs.
 	Interval time.Duration `yaml:"interval"`
 }

@@ -198,7 +198,7 @@ func (c *Config) validateRetention(v *validator) {
 		d   time.Duration
 	}{
 		{"id_mappings", r.IDMappings}, {"dedupe_marks", r.DedupeMarks}, {"muc_history", r.MUCHistory},
-		{"assets", r.Assets}, {"dead_letters", r.DeadLetters}, {"audit_log", r.AuditLog}, {"consent_records", r.ConsentRecords},
+		{"assets", r.Assets}, {"dead_letters", r.DeadLetters}, {"audit_log", r.AuditLog}, {"consent_records", r.ConsentRecords}, {"abuse_reports", r.AbuseReports},
 	} {
 		if k.d < 0 {
 			v.errorf("retention."+k.key, "must not be negative (0s keeps records for ever)")

@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/abuse"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/consent"
 	"github.com/mimi-gateway/mimi-gateway/core/console"
@@ -53,7 +55,7 @@ func startConsole(ctx context.Context, d adapterDeps, sd *ops.Shutdown) error {
 		Partners: &partnersView{mgr: d.Manager, hooks: d.Hooks},
 		Rooms:    &roomsView{st: d.Store, domain: event.Domain(cfg.Domain), hooks: d.Hooks},
 		Config:   newFileEditor(d.Manager, cfg, d.Hooks),
-		Sections: []console.Section{credentialAlertsSection(d.Hooks), consentSection(d.Store)},
+		Sections: []console.Section{credentialAlertsSection(d.Hooks), consentSection(d.Store), abuseReportsSection(d.Store)},
 	}
 	if dl, ok := d.Bus.(bus.DeadLetters); ok {
 		backend.DeadLetters = dl
@@ -278,13 +280,19 @@ var sectionText = map[string]map[string]string{
 		"kind": "Kind", "value": "Setting or requester", "setting": "setting", "grant": "grant",
 		"noconsent":    "No consent records: the consent store is not in use on this gateway yet.",
 		"alerts_note":  "A partner's room contained a member that claims one of our users with a key this gateway did not create. The change was refused.",
-		"consent_note": "Users' own reachability settings and the requesters they accepted (newest first)."},
+		"consent_note": "Users' own reachability settings and the requesters they accepted (newest first).",
+		"from":         "From provider", "reporter": "Reported by", "accused": "Reported user", "note": "Note", "messages": "Messages",
+		"noabuse":    "No abuse reports: none was received yet.",
+		"abuse_note": "Abuse reports about rooms this gateway hosts, accepted because the hub's franking of every reported message verified (newest first)."},
 	"de": {"off": "Der MIMI-Endpunkt ist aus (mimi.address ist leer).", "none": "Keine.",
 		"time": "Zeit", "room": "Raum", "hub": "Hub", "user": "Nutzer", "reason": "Grund",
 		"kind": "Art", "value": "Einstellung oder Anfragender", "setting": "Einstellung", "grant": "Einwilligung",
 		"noconsent":    "Keine Einwilligungen: Dieses Gateway nutzt den Einwilligungsspeicher noch nicht.",
 		"alerts_note":  "Ein Raum eines Partners enthielt ein Mitglied, das sich mit einem Schlüssel, den dieses Gateway nicht erzeugt hat, als einer unserer Nutzer ausgibt. Die Änderung wurde abgelehnt.",
-		"consent_note": "Eigene Erreichbarkeitseinstellungen der Nutzer und die Anfragenden, denen sie zugestimmt haben (neueste zuerst)."},
+		"consent_note": "Eigene Erreichbarkeitseinstellungen der Nutzer und die Anfragenden, denen sie zugestimmt haben (neueste zuerst).",
+		"from":         "Von Anbieter", "reporter": "Gemeldet von", "accused": "Gemeldete Person", "note": "Anmerkung", "messages": "Nachrichten",
+		"noabuse":    "Keine Missbrauchsmeldungen: Es ist noch keine eingegangen.",
+		"abuse_note": "Missbrauchsmeldungen zu Räumen, deren Hub dieses Gateway ist; angenommen, weil die Frankierung des Hubs für jede gemeldete Nachricht geprüft wurde (neueste zuerst)."},
 }
 
 func texts(lang string) map[string]string {
@@ -336,6 +344,34 @@ func consentSection(st *store.Store) console.Section {
 			}
 			for _, g := range grants {
 				t.Rows = append(t.Rows, []string{L["grant"], string(g.Target), string(g.Requester), g.Granted.Format(time.DateTime + " UTC")})
+			}
+			if len(t.Rows) == 0 {
+				t.Note += " " + L["none"]
+			}
+			return t, nil
+		}}
+}
+
+// abuseReportsSection lists the abuse reports the endpoint accepted as the hub of a room.
+func abuseReportsSection(st *store.Store) console.Section {
+	return console.Section{Path: "abuse-reports", Title: map[string]string{"en": "Abuse reports", "de": "Missbrauchsmeldungen"},
+		Load: func(ctx context.Context, lang string) (console.Table, error) {
+			L := texts(lang)
+			if v, err := st.SchemaVersion(ctx, abuse.Component); err != nil || v == 0 {
+				return console.Table{Note: L["noabuse"]}, err
+			}
+			reports, err := abuse.List(ctx, st, 200)
+			if err != nil {
+				return console.Table{}, err
+			}
+			t := console.Table{Note: L["abuse_note"], Columns: []string{L["time"], L["room"], L["from"], L["reporter"], L["accused"], L["note"], L["messages"]}}
+			for _, r := range reports {
+				msgs := make([]string, 0, len(r.Messages))
+				for _, m := range r.Messages {
+					msgs = append(msgs, m.Accepted.Format(time.DateTime+" UTC")+" "+string(m.Sender)+": "+m.Text())
+				}
+				t.Rows = append(t.Rows, []string{r.Received.Format(time.DateTime + " UTC"), string(r.Room), string(r.From), string(r.Reporter),
+					string(r.Accused), r.Note, strings.Join(msgs, "\n")})
 			}
 			if len(t.Rows) == 0 {
 				t.Note += " " + L["none"]

@@ -14,7 +14,9 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/abuse"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/consent"
 	"github.com/mimi-gateway/mimi-gateway/core/erasure"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
@@ -113,6 +115,12 @@ func newErasureWorker(c *config.Config, st *store.Store, b bus.Bus, as interface
 	}))
 	w.Register("matrix", ifMigrated(matrix.Component, func(ctx context.Context, u event.UserURI) (int64, error) {
 		return matrix.EraseUser(ctx, st, u, nativeIDsOf(c, u).matrix)
+	}))
+	w.Register("consent", ifMigrated("consent", func(ctx context.Context, u event.UserURI) (int64, error) {
+		return consent.EraseUser(ctx, st, u)
+	}))
+	w.Register("abuse", ifMigrated(abuse.Component, func(ctx context.Context, u event.UserURI) (int64, error) {
+		return abuse.EraseUser(ctx, st, u)
 	}))
 	if as != nil {
 		w.Register("assets", erasure.EraserFunc(as.EraseOwner))

@@ -7,7 +7,9 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/abuse"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/consent"
 	"github.com/mimi-gateway/mimi-gateway/core/console"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/provider"
@@ -76,6 +78,12 @@ func newSweeper(c *config.Config, st *store.Store, b bus.Bus, as assetPruner, op
 		})},
 		{Name: "audit_log", MaxAge: r.AuditLog, Sweep: ifMigrated("console", func(ctx context.Context, before time.Time) (int64, error) {
 			return console.PruneAudit(ctx, st, before)
+		})},
+		{Name: "abuse_reports", MaxAge: r.AbuseReports, Sweep: ifMigrated(abuse.Component, func(ctx context.Context, before time.Time) (int64, error) {
+			return abuse.Prune(ctx, st, before)
+		})},
+		{Name: "consent_records", MaxAge: r.ConsentRecords, Sweep: ifMigrated("consent", func(ctx context.Context, before time.Time) (int64, error) {
+			return consent.PruneRecords(ctx, st, before)
 		})},
 	}
 	if as != nil {

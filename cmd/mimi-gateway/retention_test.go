@@ -12,8 +12,10 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/abuse"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/consent"
 	"github.com/mimi-gateway/mimi-gateway/core/console"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -35,7 +37,7 @@ func TestRetentionPerCategory(t *testing.T) {
 	r := defaults.Retention
 	storetest.EachConfig(t, func(t *testing.T, scfg store.Config) {
 		ctx := t.Context()
-		st := storetest.Open(t, scfg, store.WithMigrations(idmap.Schema, protocol.Schema, provider.Schema, xmpp.Schema, console.Schema))
+		st := storetest.Open(t, scfg, store.WithMigrations(idmap.Schema, protocol.Schema, provider.Schema, xmpp.Schema, console.Schema, consent.Schema, abuse.Schema))
 		t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 		ms := t0.UnixMilli()
 		exec := func(q string, args ...any) {
@@ -76,6 +78,24 @@ func TestRetentionPerCategory(t *testing.T) {
 			{"audit_log", r.AuditLog, func(t *testing.T) {
 				exec(`INSERT INTO console_audit (at, actor, action) VALUES (?, 'admin', 'login')`, ms)
 			}, func(*testing.T) int { return count(`SELECT COUNT(*) FROM console_audit`) }},
+			{"abuse_reports", r.AbuseReports, func(t *testing.T) {
+				if _, err := abuse.Record(ctx, st, abuse.Report{ID: "r1", Room: event.RoomURI(room), From: "amt-b.example",
+					Reporter: "mimi://amt-b.example/u/berta", Accused: "mimi://e.example/u/eve", Received: t0,
+					Messages: []abuse.Message{{Sender: "mimi://e.example/u/eve", Accepted: t0, Content: []byte("sealed")}}}); err != nil {
+					t.Fatal(err)
+				}
+			}, func(*testing.T) int {
+				return count(`SELECT (SELECT COUNT(*) FROM abuse_reports) + (SELECT COUNT(*) FROM abuse_messages)`)
+			}},
+			{"consent_records", r.ConsentRecords, func(t *testing.T) {
+				exec(`INSERT INTO consent_requests (requester, target, room, state, created_at, updated_at) VALUES ('mimi://amt-b.example/u/berta', 'mimi://klinik-a.example/u/alice', '', 'denied', ?, ?)`, ms, ms)
+				exec(`INSERT INTO consent_grants (target, requester, granted_at) VALUES ('mimi://klinik-a.example/u/alice', 'mimi://amt-b.example/u/bob', ?)`, ms)
+			}, func(t *testing.T) int {
+				if n := count(`SELECT COUNT(*) FROM consent_grants`); n != 1 {
+					t.Fatalf("%d grants in force left, want 1: a grant in force is not a record", n)
+				}
+				return count(`SELECT COUNT(*) FROM consent_requests`)
+			}},
 		}
 		var now atomic.Int64
 		clock := func() time.Time { return time.UnixMilli(now.Load()) }

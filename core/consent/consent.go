@@ -7,6 +7,7 @@
 //	ok, err := c.Allows(ctx, target, requester)       // the decision for one claim
 //	err = c.SetReachability(ctx, user, consent.Nobody) // a user's own choice
 //	err = c.Grant(ctx, target, requester)              // a consent given
+//	st, _, err := c.Ask(ctx, requester, target, "")    // a request for consent, recorded
 //
 // Settings and grants are durable (the store's consent_* tables) and take effect at once.
 package consent
@@ -110,20 +111,24 @@ func (s *Store) SetReachability(ctx context.Context, u event.UserURI, r Reachabi
 	return nil
 }
 
-// Grant records that target accepts contact from requester (idempotent).
+// Grant records that target accepts contact from requester (idempotent); her requests from
+// requester are Granted.
 func (s *Store) Grant(ctx context.Context, target, requester event.UserURI) error {
-	_, err := s.st.ExecContext(ctx, `INSERT INTO consent_grants (target, requester, granted_at) VALUES (?, ?, ?)
-		ON CONFLICT (target, requester) DO NOTHING`, string(target), string(requester), s.now().UnixMilli())
+	if err := checkUsers(requester, target); err != nil {
+		return err
+	}
+	err := s.st.InTx(ctx, func(tx *store.Tx) error {
+		now := s.now()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO consent_grants (target, requester, granted_at) VALUES (?, ?, ?)
+			ON CONFLICT (target, requester) DO NOTHING`, string(target), string(requester), now.UnixMilli()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE consent_requests SET state = ?, updated_at = ? WHERE requester = ? AND target = ? AND state <> ?`,
+			string(Granted), now.UnixMilli(), string(requester), string(target), string(Granted))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("consent: grant: %w", err)
-	}
-	return nil
-}
-
-// Revoke removes target's consent for requester (idempotent).
-func (s *Store) Revoke(ctx context.Context, target, requester event.UserURI) error {
-	if _, err := s.st.ExecContext(ctx, `DELETE FROM consent_grants WHERE target = ? AND requester = ?`, string(target), string(requester)); err != nil {
-		return fmt.Errorf("consent: revoke: %w", err)
 	}
 	return nil
 }
