@@ -149,6 +149,9 @@ func (s *subscription) startPartition(ctx context.Context, p int) (*partition, e
 	if err != nil {
 		return nil, fmt.Errorf("bus: consumer %s: %w", durable, err)
 	}
+	if err := s.releaseOrphans(ctx, cons); err != nil {
+		return nil, err
+	}
 	part := &partition{durable: durable, cons: cons}
 	part.pinID.Store("")
 	opts := []jetstream.PullConsumeOpt{
@@ -237,6 +240,41 @@ func (b *NATS) declare(ctx context.Context, dir, name string, n event.Network) e
 			return fmt.Errorf("bus: consumer %s: %w", cc.Durable, err)
 		}
 	}
+	return nil
+}
+
+// releaseOrphans makes a partition's messages that a crashed process had taken but not settled
+// deliverable at once, instead of after AckWait: in embedded mode this process owns the
+// server's state, so a message pending when this bus first consumes the partition was taken by
+// a process that is gone. The consumer is reset to deliver from its ack floor (the server counts
+// that delivery as the first again). In external mode another replica may be working on it, and
+// AckWait (or PinnedTTL) decides; a later consumer of the same bus (a restart within the
+// process) finds its predecessor's messages handed back already.
+func (s *subscription) releaseOrphans(ctx context.Context, cons jetstream.Consumer) error {
+	if s.b.cfg.Mode != ModeEmbedded {
+		return nil
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		return nil
+	}
+	s.b.mu.Lock()
+	seen := s.b.consumed[info.Name]
+	if s.b.consumed == nil {
+		s.b.consumed = make(map[string]bool)
+	}
+	s.b.consumed[info.Name] = true
+	s.b.mu.Unlock()
+	if seen {
+		return nil
+	}
+	if info.NumAckPending == 0 {
+		return nil
+	}
+	if _, err := s.stream.ResetConsumer(ctx, info.Name); err != nil {
+		return fmt.Errorf("bus: consumer %s: release %d message(s) of a previous run: %w", info.Name, info.NumAckPending, err)
+	}
+	s.b.log.Info("bus: messages a previous run had taken are delivered again now", "consumer", info.Name, "messages", info.NumAckPending)
 	return nil
 }
 

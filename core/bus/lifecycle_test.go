@@ -409,3 +409,61 @@ func TestEmbeddedListen(t *testing.T) {
 		t.Errorf("embedded server without Listen listens on %v", b2.Server().Addr())
 	}
 }
+
+// TestEmbeddedCrashReleasesAtOnce: a process that dies while its handler works on a message
+// (no ack, no nak, the embedded server gone with it) leaves the message taken. The next run owns
+// the embedded server's state and delivers it again at once, not after AckWait, so the room's
+// partition does not wait.
+func TestEmbeddedCrashReleasesAtOnce(t *testing.T) {
+	cfg := testConfig()
+	cfg.Embedded.StoreDir = filepath.Join(t.TempDir(), "nats")
+	cfg.AckWait = time.Minute // far longer than the test may take
+	ctx := ctxT(t)
+	room := testRoom(3)
+	e1, e2 := testEnvelope(room, "in flight at the crash", nil), testEnvelope(room, "next", nil)
+
+	b1, err := Open(ctx, cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{}, 1)
+	if _, err := b1.ConsumeOut(ctx, "endpoint", func(hctx context.Context, d Delivery) error {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-hctx.Done()
+		return hctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.PublishOut(ctx, e1); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	// The crash: the connection and the embedded server go without settling anything.
+	b1.nc.Close()
+	b1.shutdownServer()
+
+	b2 := openBus(t, cfg)
+	start := time.Now()
+	rec := newRecorder()
+	s, err := b2.ConsumeOut(ctx, "endpoint", func(_ context.Context, d Delivery) error { rec.add(d); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopSub(t, s)
+	if err := b2.PublishOut(ctx, e2); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitCount(t, e2.ID, 1)
+	took := time.Since(start)
+	t.Logf("the message in flight at the crash and the next one were delivered %v after the restart (AckWait %v)", took.Round(time.Millisecond), cfg.AckWait)
+	if took >= cfg.AckWait {
+		t.Errorf("delivery waited %v, as long as AckWait", took)
+	}
+	got := rec.snapshot()
+	if len(got) != 2 || got[0].Envelope.ID != e1.ID || got[1].Envelope.ID != e2.ID {
+		t.Fatalf("deliveries %v, want the message in flight at the crash, then the next", got)
+	}
+}

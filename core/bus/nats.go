@@ -81,6 +81,8 @@ type NATS struct {
 	mu     sync.Mutex
 	subs   map[*subscription]struct{}
 	closed bool
+	// consumed lists the durable consumers this bus has consumed from (releaseOrphans).
+	consumed map[string]bool
 }
 
 var _ Bus = (*NATS)(nil)
