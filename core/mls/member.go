@@ -240,60 +240,82 @@ type JoinOptions struct {
 // JoinFromWelcome joins a group from a Welcome addressed to kp (RFC 9420 §12.4.3.1). signer must
 // be the KeyPackage's signature key pair.
 func JoinFromWelcome(w *Welcome, kp *KeyPackage, kpPriv *KeyPackagePrivate, signer *Signer, o JoinOptions) (*Group, error) {
+	g, _, err := joinWelcome(w, Joiner{KeyPackage: kp, Private: kpPriv, Signer: signer}, o, nil)
+	return g, err
+}
+
+// welcomeEpoch is what joiners of one Welcome share: the GroupInfo (encrypted under a key from
+// the joiner and PSK secrets) and its validated tree.
+type welcomeEpoch struct {
+	joinerSecret, pskSecret []byte
+	gi                      *GroupInfo
+	tree                    *ratchetTree
+}
+
+// joinWelcome joins with j; a joiner of prev's epoch (the same joiner and PSK secrets, hence the
+// same GroupInfo) reuses its validated tree.
+func joinWelcome(w *Welcome, j Joiner, o JoinOptions, prev *welcomeEpoch) (*Group, *welcomeEpoch, error) {
+	kp, kpPriv, signer := j.KeyPackage, j.Private, j.Signer
 	s, err := w.CipherSuite.impl()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if kp.CipherSuite != w.CipherSuite || signer.CipherSuite != w.CipherSuite {
-		return nil, fmt.Errorf("mls: Welcome of %v for a KeyPackage of %v", w.CipherSuite, kp.CipherSuite)
+		return nil, nil, fmt.Errorf("mls: Welcome of %v for a KeyPackage of %v", w.CipherSuite, kp.CipherSuite)
 	}
 	ref, err := kp.Ref()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gs, err := openGroupSecrets(s, w, ref, kpPriv.InitPrivate)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	psks, err := (*Group)(nil).pskInputs(gs.PSKs, o.PSKStore)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pskSecret, err := s.pskSecret(psks)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	gi, err := openGroupInfo(s, w, gs.JoinerSecret, pskSecret)
-	if err != nil {
-		return nil, err
+	ep := prev
+	if ep == nil || !bytes.Equal(ep.joinerSecret, gs.JoinerSecret) || !bytes.Equal(ep.pskSecret, pskSecret) {
+		gi, err := openGroupInfo(s, w, gs.JoinerSecret, pskSecret)
+		if err != nil {
+			return nil, nil, err
+		}
+		tree, err := verifiedGroupInfoTree(s, gi, o.RatchetTree)
+		if err != nil {
+			return nil, nil, err
+		}
+		ep = &welcomeEpoch{joinerSecret: gs.JoinerSecret, pskSecret: pskSecret, gi: gi, tree: tree}
 	}
-	tree, err := verifiedGroupInfoTree(s, gi, o.RatchetTree)
-	if err != nil {
-		return nil, err
-	}
+	gi, tree := ep.gi, ep.tree
 	self, ok := tree.findLeaf(func(_ leafIndex, ln *LeafNode) bool {
 		return bytes.Equal(ln.EncryptionKey, kp.LeafNode.EncryptionKey) && bytes.Equal(ln.SignatureKey, kp.LeafNode.SignatureKey)
 	})
 	if !ok {
-		return nil, fmt.Errorf("%w: the KeyPackage's leaf is not in the tree", ErrInvalidTree)
+		return nil, nil, fmt.Errorf("%w: the KeyPackage's leaf is not in the tree", ErrInvalidTree)
 	}
 	priv := newTreePrivate(self, kpPriv.EncryptionPrivate, kp.LeafNode.EncryptionKey)
 	if gs.PathSecret != nil {
 		if priv, err = priv.withPathSecret(tree, leafIndex(gi.Signer), gs.PathSecret); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	ctx := gi.GroupContext
 	ctxBytes, err := ctx.Marshal()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	secrets := s.epochSecretsFromJoiner(gs.JoinerSecret, pskSecret, ctxBytes)
 	if !s.verifyConfirmationTag(secrets.confirmationKey, ctx.ConfirmedTranscriptHash, gi.ConfirmationTag) {
-		return nil, fmt.Errorf("%w: Welcome confirmation tag does not verify", ErrInvalidCommit)
+		return nil, nil, fmt.Errorf("%w: Welcome confirmation tag does not verify", ErrInvalidCommit)
 	}
 	interim := s.interimTranscriptHash(ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
-	return newGroupState(s, ctx, tree, priv, signer.Private, nil, secrets, interim, gi.ConfirmationTag, o.Config, o.Env, nil)
+	g, err := newGroupState(s, ctx, tree, priv, signer.Private, nil, secrets, interim, gi.ConfirmationTag, o.Config, o.Env, nil)
+	return g, ep, err
 }
 
 // treeFromGroupInfo takes the ratchet tree from the GroupInfo's extension or out of band and

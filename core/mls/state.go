@@ -37,6 +37,13 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 // marshalWith encodes the state with st in the place of the group's secret tree.
 func (g *Group) marshalWith(st *secretTree) ([]byte, error) {
 	w := g.writeStateHead(stateVersion)
+	g.writePrivate(w, st)
+	return w.Bytes()
+}
+
+// writePrivate writes what follows the head in a state encoding: the member's own keys and
+// secrets, its configuration, st, the proposal cache and the Update key pairs.
+func (g *Group) writePrivate(w *tlspl.Writer, st *secretTree) {
 	w.Uint32(uint32(g.priv.self))
 	keys := slices.Sorted(func(yield func(nodeIndex) bool) {
 		for x := range g.priv.keys {
@@ -78,7 +85,66 @@ func (g *Group) marshalWith(st *secretTree) ([]byte, error) {
 		}
 	})
 	g.mu.Unlock()
-	return w.Bytes()
+}
+
+// statePrivate is what readPrivate read.
+type statePrivate struct {
+	priv             *treePrivate
+	sigPriv          []byte
+	sec              *epochSecrets
+	interim, confTag []byte
+	cfg              Config
+	psks             []epochPSK
+	st               *secretTree
+	props            []cachedProposal
+	updateKeys       []nodeKey
+}
+
+// readPrivate reads what writePrivate wrote; errors are left in r.
+func readPrivate(s *suite, r *tlspl.Reader) *statePrivate {
+	p := &statePrivate{priv: &treePrivate{self: leafIndex(r.Uint32()), keys: map[nodeIndex]nodeKey{}}, sec: &epochSecrets{}}
+	r.ForEach(func(r *tlspl.Reader) {
+		x := nodeIndex(r.Uint32())
+		p.priv.keys[x] = nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()}
+	})
+	p.sigPriv = r.OpaqueCopy()
+	sec := p.sec
+	for _, b := range []*[]byte{&sec.joinerSecret, &sec.senderDataSecret, &sec.exporterSecret, &sec.epochAuthenticator,
+		&sec.externalSecret, &sec.confirmationKey, &sec.membershipKey, &sec.resumptionPSK, &sec.initSecret, &p.interim, &p.confTag} {
+		*b = r.OpaqueCopy()
+	}
+	p.cfg.PrivateHandshakes = r.Bool()
+	p.cfg.OmitRatchetTree = r.Bool()
+	p.cfg.PadTo = int(r.Uint32())
+	r.ForEach(func(r *tlspl.Reader) {
+		p.psks = append(p.psks, epochPSK{epoch: r.Uint64(), psk: r.OpaqueCopy()})
+	})
+	p.st = unmarshalSecretTree(s, r)
+	p.props = unmarshalProposals(r)
+	r.ForEach(func(r *tlspl.Reader) {
+		p.updateKeys = append(p.updateKeys, nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()})
+	})
+	return p
+}
+
+// group checks p against the epoch's tree and returns the member's group in it.
+func (p *statePrivate) group(s *suite, ctx GroupContext, ctxBytes []byte, tree *ratchetTree) (*Group, error) {
+	self := p.priv.self
+	if tree.leaf(self) == nil || p.st.nLeaves != tree.width() {
+		return nil, fmt.Errorf("%w: group state: own leaf %d or secret tree does not fit the tree", ErrMalformed, self)
+	}
+	for x, k := range p.priv.keys {
+		if int(x) >= len(tree.nodes) || !bytes.Equal(tree.nodes[x].encryptionKey(), k.pub) {
+			return nil, fmt.Errorf("%w: group state: private key of node %d does not match the tree", ErrMalformed, x)
+		}
+	}
+	signer, err := s.parseSigningKey(p.sigPriv)
+	if err != nil {
+		return nil, err
+	}
+	return &Group{publicState: publicState{cs: s, ctx: ctx, ctxBytes: ctxBytes, tree: tree, interim: p.interim, confTag: p.confTag,
+		proposals: p.props}, priv: p.priv, sigPriv: p.sigPriv, signer: signer, secrets: p.sec, cfg: p.cfg, resumption: p.psks,
+		stree: p.st, updateKeys: p.updateKeys}, nil
 }
 
 // UnmarshalBinary restores a state encoded by MarshalBinary into g (a new, zero Group).
@@ -87,57 +153,22 @@ func (g *Group) UnmarshalBinary(b []byte) error {
 	if err != nil {
 		return err
 	}
-	s, ctx := h.s, h.ctx
-	self := leafIndex(r.Uint32())
-	priv := &treePrivate{self: self, keys: map[nodeIndex]nodeKey{}}
-	r.ForEach(func(r *tlspl.Reader) {
-		x := nodeIndex(r.Uint32())
-		priv.keys[x] = nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()}
-	})
-	sigPriv := r.OpaqueCopy()
-	sec := &epochSecrets{}
-	var interim, confTag []byte
-	for _, p := range []*[]byte{&sec.joinerSecret, &sec.senderDataSecret, &sec.exporterSecret, &sec.epochAuthenticator,
-		&sec.externalSecret, &sec.confirmationKey, &sec.membershipKey, &sec.resumptionPSK, &sec.initSecret, &interim, &confTag} {
-		*p = r.OpaqueCopy()
-	}
-	var cfg Config
-	cfg.PrivateHandshakes = r.Bool()
-	cfg.OmitRatchetTree = r.Bool()
-	cfg.PadTo = int(r.Uint32())
-	var psks []epochPSK
-	r.ForEach(func(r *tlspl.Reader) {
-		psks = append(psks, epochPSK{epoch: r.Uint64(), psk: r.OpaqueCopy()})
-	})
-	st := unmarshalSecretTree(s, r)
-	props := unmarshalProposals(r)
-	var updateKeys []nodeKey
-	r.ForEach(func(r *tlspl.Reader) {
-		updateKeys = append(updateKeys, nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()})
-	})
+	p := readPrivate(h.s, r)
 	tree, err := h.finish(r)
 	if err != nil {
 		return err
 	}
-	if tree.leaf(self) == nil || st.nLeaves != tree.width() {
-		return fmt.Errorf("%w: group state: own leaf %d or secret tree does not fit the tree", ErrMalformed, self)
-	}
-	for x, k := range priv.keys {
-		if int(x) >= len(tree.nodes) || !bytes.Equal(tree.nodes[x].encryptionKey(), k.pub) {
-			return fmt.Errorf("%w: group state: private key of node %d does not match the tree", ErrMalformed, x)
-		}
-	}
-	ctxBytes, err := ctx.Marshal()
+	ctxBytes, err := h.ctx.Marshal()
 	if err != nil {
 		return err
 	}
-	signer, err := s.parseSigningKey(sigPriv)
+	ng, err := p.group(h.s, h.ctx, ctxBytes, tree)
 	if err != nil {
 		return err
 	}
-	*g = Group{publicState: publicState{cs: s, ctx: ctx, ctxBytes: ctxBytes, tree: tree, interim: interim, confTag: confTag,
-		proposals: props}, priv: priv, sigPriv: sigPriv, signer: signer, secrets: sec, cfg: cfg, resumption: psks, stree: st,
-		updateKeys: updateKeys}
+	*g = Group{publicState: publicState{cs: ng.cs, ctx: ng.ctx, ctxBytes: ng.ctxBytes, tree: ng.tree, interim: ng.interim,
+		confTag: ng.confTag, proposals: ng.proposals}, priv: ng.priv, sigPriv: ng.sigPriv, signer: ng.signer, secrets: ng.secrets,
+		cfg: ng.cfg, resumption: ng.resumption, stree: ng.stree, updateKeys: ng.updateKeys}
 	return nil
 }
 

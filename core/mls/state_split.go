@@ -51,6 +51,16 @@ func LoadGroupParts(epochState, secretTree []byte) (*Group, error) {
 	if len(g.stree.nodes) != 0 || len(g.stree.ratchets) != 0 {
 		return nil, fmt.Errorf("%w: epoch state holds a secret tree", ErrMalformed)
 	}
+	st, err := readSecretTree(g, secretTree)
+	if err != nil {
+		return nil, err
+	}
+	g.stree = st
+	return g, nil
+}
+
+// readSecretTree decodes a secret tree (MarshalSecretTree) for g's epoch.
+func readSecretTree(g *Group, secretTree []byte) (*secretTree, error) {
 	if len(secretTree) > maxStateSize {
 		return nil, fmt.Errorf("%w: secret tree of %d bytes", ErrMessageTooLarge, len(secretTree))
 	}
@@ -75,6 +85,5 @@ func LoadGroupParts(epochState, secretTree []byte) (*Group, error) {
 			return nil, fmt.Errorf("%w: secret tree ratchets of leaf %d", ErrMalformed, l)
 		}
 	}
-	g.stree = st
-	return g, nil
+	return st, nil
 }

@@ -11,49 +11,107 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-// A local user's MLS client in a room is stored in two parts (migration 0005): the epoch state
-// in provider_client_epochs, written when a handshake message or a new epoch changes it, and the
-// secret tree in provider_clients.state, written with every message the client sends or reads.
+// A local user's MLS client in a room is stored in three parts (migrations 0005, 0007): the
+// public state of the room's epoch in provider_room_epochs, once for all local clients in that
+// epoch; the client's member state (own keys and epoch secrets) in provider_client_epochs; both
+// written only when a handshake message or a new epoch changes them; and its secret tree in
+// provider_clients.state, written with every message the client sends or reads.
 // provider_clients.version is the compare-and-set: every write moves it, and a write from a state
-// loaded at another version fails with ErrConflict. Rows written before the split (split = 0)
-// hold the whole state and are split when next saved.
+// loaded at another version fails with ErrConflict. Rows written in an earlier layout (split = 0:
+// the whole state in provider_clients; shared = 0: a whole epoch state in provider_client_epochs)
+// are read as they are and converted when next saved.
 
 // clientState is one local user's MLS client in one room, as loaded.
 type clientState struct {
 	User    event.UserURI
 	Group   *mls.Group
 	Version int64
-	// split reports whether the stored state is in two parts; epochBytes is the size of the
-	// stored epoch state (or of the whole state when not split), for the cache's accounting.
-	split      bool
-	epochBytes int
+	// current reports whether the stored state is in the current layout (saveRatchets converts
+	// others); memberBytes is the size of the stored member state (or of the larger whole state
+	// of an earlier layout), for the cache's accounting.
+	current     bool
+	memberBytes int
 }
 
 // clientColumns selects what decodeClient reads.
-const clientColumns = `c.user_uri, c.version, c.split, c.state, e.state FROM provider_clients c
+const clientColumns = `c.user_uri, c.version, c.split, c.state, e.state, e.shared, e.epoch FROM provider_clients c
 	LEFT JOIN provider_client_epochs e ON e.room = c.room AND e.user_uri = c.user_uri`
 
-// decodeClient restores a client from the (sealed) columns of clientColumns.
-func decodeClient(q store.Querier, room event.RoomURI, u string, v, split int64, st, epoch []byte) (*clientState, error) {
-	c := &clientState{User: event.UserURI(u), Version: v, split: split == 1}
-	st, err := q.Unseal(sealedClientState, st, string(room), u)
-	if err == nil && c.split {
-		epoch, err = q.Unseal(sealedClientEpoch, epoch, string(room), u)
+// clientRow is a row of clientColumns.
+type clientRow struct {
+	user          string
+	version       int64
+	split         int64
+	state, member []byte
+	shared, epoch sql.NullInt64
+}
+
+func (r *clientRow) scan(s interface{ Scan(...any) error }) error {
+	return s.Scan(&r.user, &r.version, &r.split, &r.state, &r.member, &r.shared, &r.epoch)
+}
+
+// publicSource returns the public state of room's epoch (loadPublicState, or a cache of it).
+type publicSource func(epoch uint64) (*mls.PublicGroup, error)
+
+// decode restores the client of r (sealed columns) with the public states from pub.
+func (r *clientRow) decode(q store.Querier, room event.RoomURI, pub publicSource) (*clientState, error) {
+	split := r.split == 1
+	c := &clientState{User: event.UserURI(r.user), Version: r.version, current: split && r.shared.Int64 == 1}
+	st, err := q.Unseal(sealedClientState, r.state, string(room), r.user)
+	var mem []byte
+	if err == nil && split {
+		mem, err = q.Unseal(sealedClientEpoch, r.member, string(room), r.user)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("provider: MLS state of %s in %s: %w", u, room, err)
+		return nil, fmt.Errorf("provider: MLS state of %s in %s: %w", r.user, room, err)
 	}
-	if c.split {
-		c.Group, err = mls.LoadGroupParts(epoch, st)
-		c.epochBytes = len(epoch)
-	} else {
+	switch {
+	case !split:
 		c.Group, err = mls.LoadGroup(st)
-		c.epochBytes = len(st)
+		c.memberBytes = len(st)
+	case r.shared.Int64 == 1:
+		var pg *mls.PublicGroup
+		if pg, err = pub(uint64(r.epoch.Int64)); err == nil {
+			c.Group, err = mls.LoadMember(pg, mem, st)
+		}
+		c.memberBytes = len(mem)
+	default:
+		c.Group, err = mls.LoadGroupParts(mem, st)
+		c.memberBytes = len(mem)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", u, room, err)
+		return nil, fmt.Errorf("provider: load MLS state of %s in %s: %w", r.user, room, err)
 	}
 	return c, nil
+}
+
+// loadPublicState reads the public state of room's epoch.
+func loadPublicState(ctx context.Context, q store.Querier, room event.RoomURI, epoch uint64) (*mls.PublicGroup, int, error) {
+	var b []byte
+	err := q.QueryRowContext(ctx, `SELECT state FROM provider_room_epochs WHERE room = ? AND epoch = ?`, string(room), int64(epoch)).Scan(&b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("provider: public state of %s in epoch %d: %w", room, epoch, err)
+	}
+	pg, err := mls.LoadPublicGroup(b)
+	if err != nil {
+		return nil, 0, fmt.Errorf("provider: public state of %s in epoch %d: %w", room, epoch, err)
+	}
+	return pg, len(b), nil
+}
+
+// publicsOnce loads each public state of room once (for the clients of one query).
+func publicsOnce(ctx context.Context, q store.Querier, room event.RoomURI) publicSource {
+	seen := map[uint64]*mls.PublicGroup{}
+	return func(epoch uint64) (*mls.PublicGroup, error) {
+		if pg, ok := seen[epoch]; ok {
+			return pg, nil
+		}
+		pg, _, err := loadPublicState(ctx, q, room, epoch)
+		if err == nil {
+			seen[epoch] = pg
+		}
+		return pg, err
+	}
 }
 
 func loadClients(ctx context.Context, q store.Querier, room event.RoomURI) ([]*clientState, error) {
@@ -61,68 +119,81 @@ func loadClients(ctx context.Context, q store.Querier, room event.RoomURI) ([]*c
 	if err != nil {
 		return nil, fmt.Errorf("provider: load clients: %w", err)
 	}
-	defer rows.Close()
-	var out []*clientState
+	var list []clientRow
 	for rows.Next() {
-		var (
-			u         string
-			v, split  int64
-			st, epoch []byte
-		)
-		if err := rows.Scan(&u, &v, &split, &st, &epoch); err != nil {
+		var r clientRow
+		if err := r.scan(rows); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("provider: scan client: %w", err)
 		}
-		c, err := decodeClient(q, room, u, v, split, st, epoch)
+		list = append(list, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("provider: load clients: %w", err)
+	}
+	pub := publicsOnce(ctx, q, room)
+	out := make([]*clientState, 0, len(list))
+	for i := range list {
+		c, err := list[i].decode(q, room, pub)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func loadClient(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI) (*clientState, error) {
-	var (
-		us        string
-		v, split  int64
-		st, epoch []byte
-	)
-	err := q.QueryRowContext(ctx, `SELECT `+clientColumns+` WHERE c.room = ? AND c.user_uri = ?`, string(room), string(u)).
-		Scan(&us, &v, &split, &st, &epoch)
+	return loadClientWith(ctx, q, room, u, publicsOnce(ctx, q, room))
+}
+
+func loadClientWith(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI, pub publicSource) (*clientState, error) {
+	var r clientRow
+	err := r.scan(q.QueryRowContext(ctx, `SELECT `+clientColumns+` WHERE c.room = ? AND c.user_uri = ?`, string(room), string(u)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s has no client in %s", ErrUnknownUser, u, room)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("provider: load client: %w", err)
 	}
-	return decodeClient(q, room, us, v, split, st, epoch)
+	return r.decode(q, room, pub)
+}
+
+// hasClient reports whether u has a client in room.
+func hasClient(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI) (bool, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u)).Scan(&n); err != nil {
+		return false, fmt.Errorf("provider: client of %s: %w", u, err)
+	}
+	return n > 0, nil
 }
 
 // ErrConflict is a lost compare-and-set on a client's state (another replica moved it).
 var ErrConflict = errors.New("provider: MLS state changed concurrently")
 
-// saveClient writes g as c's new state, both parts, if the stored state is still the one c was
+// saveClient writes g as c's new state, all parts, if the stored state is still the one c was
 // loaded from (compare-and-set on version and epoch: the epoch never goes back). Use it when a
 // handshake message or a new epoch changed the state; saveRatchets after application messages.
 func saveClient(ctx context.Context, tx *store.Tx, room event.RoomURI, c *clientState, g *mls.Group) error {
-	epoch, err := g.MarshalEpochState()
+	mem, err := g.MarshalMemberState()
 	if err != nil {
 		return fmt.Errorf("provider: encode MLS state: %w", err)
 	}
 	if err := casClient(ctx, tx, room, c, g); err != nil {
 		return err
 	}
-	if err := putEpochState(ctx, tx, room, c.User, g.Epoch(), epoch); err != nil {
+	if err := putMemberState(ctx, tx, room, c.User, g, mem); err != nil {
 		return err
 	}
-	c.split, c.epochBytes = true, len(epoch)
+	c.current, c.memberBytes = true, len(mem)
 	return nil
 }
 
 // saveRatchets writes c's secret tree after it sent or read application messages, which leave
 // the epoch state as it is stored (compare-and-set as saveClient).
 func saveRatchets(ctx context.Context, tx *store.Tx, room event.RoomURI, c *clientState) error {
-	if !c.split {
+	if !c.current {
 		return saveClient(ctx, tx, room, c, c.Group)
 	}
 	return casClient(ctx, tx, room, c, c.Group)
@@ -161,23 +232,73 @@ func sealedSecretTree(tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.
 	return st, nil
 }
 
-// putEpochState seals and writes u's epoch state in room.
-func putEpochState(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, epoch uint64, state []byte) error {
-	state, err := tx.Seal(sealedClientEpoch, state, string(room), string(u))
+// putMemberState seals and writes u's member state in room, and the public state of g's epoch
+// unless it is stored already.
+func putMemberState(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group, mem []byte) error {
+	added, err := putPublicState(ctx, tx, room, g)
 	if err != nil {
-		return fmt.Errorf("provider: seal MLS epoch state: %w", err)
+		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_client_epochs (room, user_uri, epoch, state) VALUES (?, ?, ?, ?)
-		ON CONFLICT (room, user_uri) DO UPDATE SET epoch = excluded.epoch, state = excluded.state`,
-		string(room), string(u), int64(epoch), state)
+	mem, err = tx.Seal(sealedClientEpoch, mem, string(room), string(u))
 	if err != nil {
-		return fmt.Errorf("provider: save MLS epoch state: %w", err)
+		return fmt.Errorf("provider: seal MLS member state: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO provider_client_epochs (room, user_uri, epoch, state, shared) VALUES (?, ?, ?, ?, 1)
+		ON CONFLICT (room, user_uri) DO UPDATE SET epoch = excluded.epoch, state = excluded.state, shared = 1`,
+		string(room), string(u), int64(g.Epoch()), mem)
+	if err != nil {
+		return fmt.Errorf("provider: save MLS member state: %w", err)
+	}
+	if added {
+		return prunePublicStates(ctx, tx, room, g.Epoch())
 	}
 	return nil
 }
 
+// putPublicState stores the public state of g's epoch in room unless a client stored it before,
+// and reports whether it did.
+func putPublicState(ctx context.Context, tx *store.Tx, room event.RoomURI, g *mls.Group) (bool, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_room_epochs WHERE room = ? AND epoch = ?`, string(room), int64(g.Epoch())).Scan(&n); err != nil {
+		return false, fmt.Errorf("provider: public state: %w", err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	b, err := g.MarshalPublicState()
+	if err != nil {
+		return false, fmt.Errorf("provider: encode MLS public state: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO provider_room_epochs (room, epoch, state) VALUES (?, ?, ?)`, string(room), int64(g.Epoch()), b); err != nil {
+		return false, fmt.Errorf("provider: save MLS public state: %w", err)
+	}
+	return true, nil
+}
+
+// prunePublicStates deletes room's public states that no client refers to, except keep's.
+func prunePublicStates(ctx context.Context, tx *store.Tx, room event.RoomURI, keep uint64) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM provider_room_epochs WHERE room = ? AND epoch <> ?
+		AND epoch NOT IN (SELECT epoch FROM provider_client_epochs WHERE room = ? AND shared = 1)`, string(room), int64(keep), string(room))
+	if err != nil {
+		return fmt.Errorf("provider: prune public states: %w", err)
+	}
+	return nil
+}
+
+// insertClient stores u's new client in room (room lock held).
+func (p *Provider) insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) error {
+	p.nets.forget(room)
+	return insertClient(ctx, tx, room, u, g)
+}
+
+// deleteClient deletes u's client in room (room lock held).
+func (p *Provider) deleteClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI) error {
+	p.nets.forget(room)
+	return deleteClient(ctx, tx, room, u)
+}
+
 func insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI, g *mls.Group) error {
-	epoch, err := g.MarshalEpochState()
+	mem, err := g.MarshalMemberState()
 	if err != nil {
 		return fmt.Errorf("provider: encode MLS state: %w", err)
 	}
@@ -190,7 +311,7 @@ func insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event
 	if err != nil {
 		return fmt.Errorf("provider: insert client: %w", err)
 	}
-	return putEpochState(ctx, tx, room, u, g.Epoch(), epoch)
+	return putMemberState(ctx, tx, room, u, g, mem)
 }
 
 func deleteClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI) error {
@@ -200,5 +321,5 @@ func deleteClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event
 	if _, err := tx.ExecContext(ctx, `DELETE FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u)); err != nil {
 		return fmt.Errorf("provider: delete client: %w", err)
 	}
-	return nil
+	return prunePublicStates(ctx, tx, room, ^uint64(0))
 }

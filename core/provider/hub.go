@@ -147,14 +147,19 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 	if err != nil || !first {
 		return ts, err // a resubmission: accepted before
 	}
-	fs, err := p.followers(ctx, tx, room)
-	if err != nil {
-		return 0, err
-	}
-	for _, d := range fs {
+	for _, d := range snap.followers(p.cfg.Domain) {
 		if err := p.outbox.Enqueue(ctx, tx, d, room, &protocol.FanoutMessage{Timestamp: ts, Message: m}); err != nil {
 			return 0, fmt.Errorf("provider: enqueue fanout: %w", err)
 		}
+	}
+	// Our own clients read it from the inbox, unless none but the sender's is in the room (in
+	// any epoch: they may not have applied the latest commit yet).
+	locals, err := usersWithClients(ctx, tx, room, 2)
+	if err != nil {
+		return 0, err
+	}
+	if len(locals) == 0 || (len(locals) == 1 && locals[0] == sender) {
+		return ts, nil
 	}
 	return ts, insertInbox(ctx, tx, room, sender, ts, m, nil)
 }

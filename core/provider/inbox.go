@@ -228,7 +228,7 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 		for _, ch := range changes {
 			var err error
 			if ch.removed {
-				err = deleteClient(ctx, tx, r.room, ch.c.User)
+				err = p.deleteClient(ctx, tx, r.room, ch.c.User)
 			} else {
 				err = saveClient(ctx, tx, r.room, ch.c, ch.g)
 			}
@@ -264,8 +264,10 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 		lastResort bool
 	}
 	var (
-		js     []joined
-		forged []*mls.Member
+		js      []joined
+		joiners []mls.Joiner
+		users   = map[event.UserURI]*user{}
+		forged  []*mls.Member
 	)
 	for _, s := range w.Secrets {
 		u, kp, priv, lastResort, err := keyPackageByRef(ctx, p.st, s.NewMember)
@@ -275,31 +277,47 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 		if kp == nil {
 			continue // another provider's client
 		}
-		if c, err := loadClient(ctx, p.st, r.room, u); err == nil && c != nil {
+		if ok, err := hasClient(ctx, p.st, r.room, u); err != nil {
+			return err
+		} else if ok {
 			continue // already joined (redelivery)
 		}
 		usr, err := loadUser(ctx, p.st, u)
 		if err != nil {
 			return err
 		}
-		g, err := mls.JoinFromWelcome(w, kp, priv, usr.Signer, mls.JoinOptions{RatchetTree: r.tree})
-		if err != nil {
-			p.log.Warn("inbox: Welcome not usable", "room", r.room, "err", err)
-			continue
+		users[u] = usr
+		js = append(js, joined{u: u, ref: s.NewMember, lastResort: lastResort})
+		joiners = append(joiners, mls.Joiner{KeyPackage: kp, Private: priv, Signer: usr.Signer})
+	}
+	// All our joiners at once (the tree is validated once); if one cannot join, each on its own.
+	opts := mls.JoinOptions{RatchetTree: r.tree}
+	if gs, err := mls.JoinFromWelcomeMany(w, joiners, opts); err == nil {
+		for i := range js {
+			js[i].g = gs[i]
 		}
-		if m, err := forgedOwnLeaf(ctx, p.st, p.cfg.Domain, g.Members()); err != nil {
+	} else {
+		ok := js[:0]
+		for i, j := range js {
+			if j.g, err = mls.JoinFromWelcome(w, joiners[i].KeyPackage, joiners[i].Private, joiners[i].Signer, opts); err != nil {
+				p.log.Warn("inbox: Welcome not usable", "room", r.room, "err", err)
+				continue
+			}
+			ok = append(ok, j)
+		}
+		js = ok
+	}
+	// The joiners share the group's members: a group with an impersonation of one of ours is
+	// not joined.
+	if len(js) > 0 {
+		if m, err := forgedOwnLeaf(ctx, p.st, p.cfg.Domain, js[0].g.Members()); err != nil {
 			return err
 		} else if m != nil {
-			forged = append(forged, m) // a group with an impersonation of one of ours: not joined
-			continue
+			forged, js = append(forged, m), nil
 		}
-		js = append(js, joined{u: u, g: g, ref: s.NewMember, lastResort: lastResort})
 	}
 	for _, j := range js {
-		usr, err := loadUser(ctx, p.st, j.u)
-		if err != nil {
-			return err
-		}
+		usr := users[j.u]
 		env := &event.Envelope{ID: eventID("portal", r.room, []byte(j.u)), Kind: event.KindPortalRequest, Room: r.room,
 			Sender: j.u, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted)),
 			Membership: &event.Membership{Action: event.MembershipInvite, Target: j.u}}
@@ -314,7 +332,7 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 			}
 		}
 		for _, j := range js {
-			if err := insertClient(ctx, tx, r.room, j.u, j.g); err != nil {
+			if err := p.insertClient(ctx, tx, r.room, j.u, j.g); err != nil {
 				return err
 			}
 			if !p.isHub(r.room) {
@@ -367,7 +385,7 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 		}
 		skip = su.Network
 	}
-	nets, err := networksOf(ctx, p.st, r.room, skip)
+	nets, err := p.networksOf(ctx, r.room, skip)
 	if err != nil {
 		return err
 	}
@@ -415,7 +433,7 @@ func (p *Provider) readApplication(ctx context.Context, r *inboxRow) (*clientSta
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, u := range users[:min(2, len(users))] {
+	for _, u := range users {
 		c, err := p.cachedClient(ctx, r.room, u)
 		if err != nil {
 			return nil, nil, err
@@ -442,12 +460,22 @@ func (p *Provider) readApplication(ctx context.Context, r *inboxRow) (*clientSta
 	return nil, nil, nil
 }
 
-// clientsInEpoch returns the users with a local client in room at epoch, in URI order, without
-// loading their states.
+// clientsInEpoch returns the first two users (the designated reader and the next) with a local
+// client in room at epoch, in URI order, without loading their states.
 func clientsInEpoch(ctx context.Context, q store.Querier, room event.RoomURI, epoch uint64) ([]event.UserURI, error) {
-	rows, err := q.QueryContext(ctx, `SELECT user_uri FROM provider_clients WHERE room = ? AND epoch = ? ORDER BY user_uri`, string(room), int64(epoch))
+	return userColumn(ctx, q, `SELECT user_uri FROM provider_clients WHERE room = ? AND epoch = ? ORDER BY user_uri LIMIT 2`, string(room), int64(epoch))
+}
+
+// usersWithClients returns up to n users with a local client in room, in URI order.
+func usersWithClients(ctx context.Context, q store.Querier, room event.RoomURI, n int) ([]event.UserURI, error) {
+	return userColumn(ctx, q, `SELECT user_uri FROM provider_clients WHERE room = ? ORDER BY user_uri LIMIT ?`, string(room), n)
+}
+
+// userColumn runs a query for one column of user URIs.
+func userColumn(ctx context.Context, q store.Querier, query string, args ...any) ([]event.UserURI, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("provider: clients in epoch: %w", err)
+		return nil, fmt.Errorf("provider: local clients: %w", err)
 	}
 	defer rows.Close()
 	var out []event.UserURI

@@ -137,7 +137,7 @@ func (p *Provider) publishMembership(ctx context.Context, r *inboxRow, before *m
 				skip = u.Network
 			}
 		}
-		nets, err := networksOf(ctx, p.st, r.room, skip)
+		nets, err := p.networksOf(ctx, r.room, skip)
 		if err != nil {
 			return err
 		}

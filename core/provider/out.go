@@ -250,7 +250,7 @@ func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator e
 		if err := syncParticipants(ctx, tx, room, st); err != nil {
 			return err
 		}
-		return insertClient(ctx, tx, room, creator, g)
+		return p.insertClient(ctx, tx, room, creator, g)
 	})
 }
 

@@ -104,8 +104,9 @@ type Provider struct {
 
 	roomMu sync.Mutex
 	rooms  map[event.RoomURI]*sync.Mutex
-	snaps  snapshots   // room state per room at the hub (roomstate.go)
-	groups *groupCache // loaded clients between messages (groupcache.go)
+	snaps  snapshots    // room state per room at the hub (roomstate.go)
+	groups *groupCache  // loaded clients between messages (groupcache.go)
+	nets   roomNetworks // networks of the local users per room
 	// policyRefusals counts partner hubs' commits our room-policy check refused (roomstate.go).
 	policyRefusals atomic.Int64
 
@@ -282,10 +283,30 @@ func (p *Provider) upsertRoom(ctx context.Context, tx *store.Tx, room event.Room
 }
 
 // networksOf returns the adapters serving the local users with a client in room, except
-// network skip (the adapter a local sender's message came from already shows it).
-func networksOf(ctx context.Context, q store.Querier, room event.RoomURI, skip event.Network) ([]event.Network, error) {
+// network skip (the adapter a local sender's message came from already shows it). The list is
+// kept per room (roomNetworks) until a client joins or leaves the room.
+func (p *Provider) networksOf(ctx context.Context, room event.RoomURI, skip event.Network) ([]event.Network, error) {
+	all, ok := p.nets.get(room)
+	if !ok {
+		var err error
+		if all, err = queryNetworks(ctx, p.st, room); err != nil {
+			return nil, err
+		}
+		p.nets.put(room, all)
+	}
+	out := make([]event.Network, 0, len(all))
+	for _, n := range all {
+		if n != skip {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// queryNetworks reads the networks of the local users with a client in room.
+func queryNetworks(ctx context.Context, q store.Querier, room event.RoomURI) ([]event.Network, error) {
 	rows, err := q.QueryContext(ctx, `SELECT DISTINCT u.network FROM provider_clients c JOIN provider_users u ON u.user_uri = c.user_uri
-		WHERE c.room = ? AND u.network <> ? ORDER BY u.network`, string(room), string(skip))
+		WHERE c.room = ? ORDER BY u.network`, string(room))
 	if err != nil {
 		return nil, fmt.Errorf("provider: networks: %w", err)
 	}
@@ -299,4 +320,36 @@ func networksOf(ctx context.Context, q store.Querier, room event.RoomURI, skip e
 		out = append(out, event.Network(n))
 	}
 	return out, rows.Err()
+}
+
+// roomNetworks caches queryNetworks per room. Clients join and leave a room only under its lock
+// (insertClient, deleteClient), which forget the room's entry; readers hold the lock too.
+type roomNetworks struct {
+	mu sync.Mutex
+	m  map[event.RoomURI][]event.Network
+}
+
+// maxRoomNetworks bounds the cache; beyond it the cache starts over.
+const maxRoomNetworks = 4096
+
+func (r *roomNetworks) get(room event.RoomURI) ([]event.Network, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, ok := r.m[room]
+	return n, ok
+}
+
+func (r *roomNetworks) put(room event.RoomURI, nets []event.Network) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil || len(r.m) >= maxRoomNetworks {
+		r.m = map[event.RoomURI][]event.Network{}
+	}
+	r.m[room] = nets
+}
+
+func (r *roomNetworks) forget(room event.RoomURI) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, room)
 }

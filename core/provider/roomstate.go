@@ -248,6 +248,21 @@ type roomSnapshot struct {
 	epoch  uint64
 	state  *room.State
 	active map[event.UserURI]int
+	// domains are the providers of the participants not banned, in list order (the followers
+	// of a room we host, and our own domain).
+	domains []event.Domain
+}
+
+// followers returns the providers other than self with participants in the room (as
+// Provider.followers reads them from provider_participants, without a query per message).
+func (s *roomSnapshot) followers(self event.Domain) []event.Domain {
+	var out []event.Domain
+	for _, d := range s.domains {
+		if d != self {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // snapshots caches the hub's room state per room at the room's epoch (acceptMessage reads it
@@ -269,6 +284,15 @@ func snapshotOf(g groupView) (*roomSnapshot, error) {
 	for _, m := range g.Members() {
 		if u, err := userOfCredential(&m.Credential); err == nil {
 			s.active[u]++
+		}
+	}
+	if st.Participants != nil {
+		seen := map[event.Domain]bool{}
+		for _, pt := range st.Participants.Participants {
+			if d := pt.User.Domain(); pt.Role != room.RoleBanned && !seen[d] {
+				seen[d] = true
+				s.domains = append(s.domains, d)
+			}
 		}
 	}
 	return s, nil
@@ -351,7 +375,7 @@ func (p *Provider) publishMetadata(ctx context.Context, r *inboxRow, committer e
 			skip = u.Network
 		}
 	}
-	nets, err := networksOf(ctx, p.st, r.room, skip)
+	nets, err := p.networksOf(ctx, r.room, skip)
 	if err != nil {
 		return err
 	}
