@@ -193,6 +193,7 @@ type Store struct {
 	metrics *metrics
 	keyring atomic.Pointer[Keyring]
 	closed  atomic.Bool
+	group   groupCommit // callers of InGroupTx waiting for a shared transaction
 }
 
 // Open connects to the configured backend, checks the connection, applies
