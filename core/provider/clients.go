@@ -31,6 +31,11 @@ type clientState struct {
 	// of an earlier layout), for the cache's accounting.
 	current     bool
 	memberBytes int
+	// framing remembers framed() for one group.
+	framing struct {
+		g  *mls.Group
+		on bool
+	}
 }
 
 // clientColumns selects what decodeClient reads.

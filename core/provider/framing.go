@@ -24,6 +24,15 @@ func roomExtensions() (mls.Extensions, error) {
 	return mls.Extensions{ext}, nil
 }
 
+// framed reports whether c's group frames its application data, remembered per group (the
+// app_data_dictionary it reads also holds the whole participant list).
+func (c *clientState) framed() bool {
+	if c.framing.g != c.Group {
+		c.framing.g, c.framing.on = c.Group, framed(c.Group)
+	}
+	return c.framing.on
+}
+
 // framed reports whether g advertises content media types (its application data is framed).
 func framed(g *mls.Group) bool {
 	d, err := g.AppData()
@@ -34,18 +43,18 @@ func framed(g *mls.Group) bool {
 	return ok
 }
 
-// frame wraps MIMI content for g.
-func frame(g *mls.Group, content []byte) ([]byte, error) {
-	if !framed(g) {
+// frame wraps MIMI content for c's group.
+func frame(c *clientState, content []byte) ([]byte, error) {
+	if !c.framed() {
 		return content, nil
 	}
 	a := &mls.ApplicationFraming{MediaType: mls.MediaType{Type: mediaTypeMIMI}, Content: content}
 	return a.Encode()
 }
 
-// unframe returns the MIMI content of application data received in g.
-func unframe(g *mls.Group, data []byte) ([]byte, error) {
-	if !framed(g) {
+// unframe returns the MIMI content of application data received in c's group.
+func unframe(c *clientState, data []byte) ([]byte, error) {
+	if !c.framed() {
 		return data, nil
 	}
 	a, err := mls.DecodeApplicationFraming(data)

@@ -3,7 +3,9 @@ package provider
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -25,7 +27,9 @@ import (
 //     Process (decrypt and verify);
 //   - ratio: cpu-ms/msg over necessary-ms/msg.
 //
-// Run it with a fixed -benchtime (e.g. 200x): every b.N builds the room anew.
+// Run it with a fixed -benchtime (e.g. 200x): every b.N builds the room anew. With
+// MIMI_BENCH_CPUPROFILE set to a path prefix, the timed part of each sub-benchmark is CPU
+// profiled to <prefix>-<members>.pprof.
 func BenchmarkMessagesGroupSize(b *testing.B) {
 	for _, n := range []int{2, 50, 500, 5000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
@@ -36,6 +40,7 @@ func BenchmarkMessagesGroupSize(b *testing.B) {
 				msgs[i] = message(b, room, alice, fmt.Sprintf("benchmark message %d", i))
 			}
 			runtime.GC()
+			stop := cpuProfile(b, fmt.Sprint(n))
 			b.ResetTimer()
 			cpu0, cpuOK := cputime.Process()
 			start := time.Now()
@@ -46,6 +51,7 @@ func BenchmarkMessagesGroupSize(b *testing.B) {
 			wall := time.Since(start)
 			cpu1, _ := cputime.Process()
 			b.StopTimer()
+			stop()
 			b.ReportMetric(float64(b.N)/wall.Seconds(), "msgs/s")
 			if !cpuOK {
 				return
@@ -57,6 +63,26 @@ func BenchmarkMessagesGroupSize(b *testing.B) {
 				b.ReportMetric(perMsg/need, "ratio")
 			}
 		})
+	}
+}
+
+// cpuProfile starts a CPU profile to $MIMI_BENCH_CPUPROFILE-<name>.pprof if that is set and
+// returns the function that stops it.
+func cpuProfile(t testing.TB, name string) func() {
+	prefix := os.Getenv("MIMI_BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "-" + name + ".pprof")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
 	}
 }
 
@@ -188,7 +214,7 @@ func necessaryWork(t testing.TB, a, b *node, room event.RoomURI, sender, receive
 		return err
 	})
 	const k = 200
-	data, err := frame(s.Group, message(t, room, sender, "necessary work").Content)
+	data, err := frame(s, message(t, room, sender, "necessary work").Content)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,14 +152,19 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 			return 0, fmt.Errorf("provider: enqueue fanout: %w", err)
 		}
 	}
-	// Our own clients read it from the inbox, unless none but the sender's is in the room (in
-	// any epoch: they may not have applied the latest commit yet).
-	locals, err := usersWithClients(ctx, tx, room, 2)
-	if err != nil {
-		return 0, err
-	}
-	if len(locals) == 0 || (len(locals) == 1 && locals[0] == sender) {
-		return ts, nil
+	// Our own clients read it from the inbox, unless no adapter here needs it: no local client
+	// is in the room (in any epoch: they may not have applied the latest commit yet), or the
+	// sender is a local user and every local user is on the sender's network (as neededHere).
+	if sender.Domain() == p.cfg.Domain {
+		su, err := loadUser(ctx, tx, sender)
+		if err != nil {
+			return 0, err
+		}
+		if nets, err := p.networksOf(ctx, room, su.Network); err != nil || len(nets) == 0 {
+			return ts, err
+		}
+	} else if locals, err := usersWithClients(ctx, tx, room, 1); err != nil || len(locals) == 0 {
+		return ts, err
 	}
 	return ts, insertInbox(ctx, tx, room, sender, ts, m, nil)
 }
@@ -174,7 +179,7 @@ func (p *Provider) SubmitMessage(ctx context.Context, peer protocol.Peer, room e
 	unlock := p.lockRoom(room)
 	defer unlock()
 	var ts uint64
-	err = p.st.InTx(ctx, func(tx *store.Tx) error {
+	err = p.st.InGroupTx(ctx, func(tx *store.Tx) error {
 		var err error
 		ts, err = p.acceptMessage(ctx, tx, room, peer.Domain, sender, req.AppMessage)
 		return err

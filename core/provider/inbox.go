@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -133,12 +134,34 @@ func (p *Provider) inboxOnce(ctx context.Context) (int, error) {
 		list = append(list, r)
 	}
 	rows.Close()
+	// Application messages are applied in batches (inboxBatch): consecutive ones, of any rooms,
+	// share one pipelined publish and one transaction. Any other row ends the batch before it.
+	b := p.newInboxBatch()
 	for i := range list {
-		if err := p.applyRow(ctx, &list[i]); err != nil {
-			return i, fmt.Errorf("provider: apply inbox row %d: %w", list[i].id, err)
+		r := &list[i]
+		if r.application() {
+			if err := b.add(ctx, r); err != nil {
+				b.abort()
+				return 0, fmt.Errorf("provider: apply inbox row %d: %w", r.id, err)
+			}
+			continue
+		}
+		if err := b.commit(ctx); err != nil {
+			return 0, fmt.Errorf("provider: apply inbox rows: %w", err)
+		}
+		if err := p.applyRow(ctx, r); err != nil {
+			return i, fmt.Errorf("provider: apply inbox row %d: %w", r.id, err)
 		}
 	}
+	if err := b.commit(ctx); err != nil {
+		return 0, fmt.Errorf("provider: apply inbox rows: %w", err)
+	}
 	return len(list), nil
+}
+
+// application reports whether r holds an application message.
+func (r *inboxRow) application() bool {
+	return r.msg != nil && r.msg.WireFormat == mls.WireFormatPrivateMessage && r.msg.PrivateMessage.ContentType == mls.ContentTypeApplication
 }
 
 func (p *Provider) applyRow(ctx context.Context, r *inboxRow) error {
@@ -151,13 +174,8 @@ func (p *Provider) applyRow(ctx context.Context, r *inboxRow) error {
 	if r.msg == nil {
 		return p.st.InTx(ctx, del)
 	}
-	switch r.msg.WireFormat {
-	case mls.WireFormatWelcome:
+	if r.msg.WireFormat == mls.WireFormatWelcome {
 		return p.applyWelcome(ctx, r, del)
-	case mls.WireFormatPrivateMessage:
-		if r.msg.PrivateMessage.ContentType == mls.ContentTypeApplication {
-			return p.applyApplication(ctx, r, del)
-		}
 	}
 	if err := p.applyHandshake(ctx, r, del); err != nil {
 		return err
@@ -350,23 +368,127 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 	})
 }
 
-// applyApplication decrypts an application message once, with the room's designated local
-// reader (readApplication), and publishes it to the adapters of the other local users in the
-// room.
-func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*store.Tx) error) error {
-	reader, rec, err := p.readApplication(ctx, r)
+// readApplication decrypts r's application message with the room's designated reader: the
+// local client in the message's epoch with the lowest user URI, or, for that client's own
+// messages (which their sender cannot decrypt), the next one. The other local clients' states
+// are neither loaded nor changed by application messages, so the cost of a message does not
+// grow with the number of local users in the room. It returns no reader for a message nobody
+// here can or needs to read (our only local client's own, another epoch's, or undecryptable).
+// Clients come from get; a client that did not read is handed to unused. A message that no
+// adapter here needs (a local user's, when every local user of the room is on that user's
+// network) is not decrypted: the reader's ratchet for its sender then stays behind, which it
+// may (it ratchets forward when a later message is needed; the needs change only with the
+// clients, that is with the epoch).
+func (p *Provider) readApplication(ctx context.Context, r *inboxRow, get func(event.UserURI) (*clientState, error), unused func(*clientState)) (*clientState, *mls.Received, error) {
+	pm := r.msg.PrivateMessage
+	users, err := clientsInEpoch(ctx, p.st, r.room, pm.Epoch)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range users {
+		c, err := get(u)
+		if err != nil {
+			return nil, nil, err
+		}
+		leaf, _, err := c.Group.PrivateMessageSender(pm)
+		if err == nil && leaf == c.Group.LeafIndex() {
+			unused(c)
+			continue // the reader's own message: the next local client reads it
+		}
+		if err != nil {
+			unused(c)
+			p.log.Warn("inbox: application message undecryptable", "room", r.room, "err", err)
+			return nil, nil, nil
+		}
+		if needed, err := p.neededHere(ctx, r.room, c.Group, leaf); err != nil || !needed {
+			unused(c)
+			return nil, nil, err
+		}
+		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{})
+		if err != nil {
+			p.log.Warn("inbox: application message not readable", "room", r.room, "err", err)
+			return nil, nil, nil
+		}
+		return c, rec, nil
+	}
+	// Our own message with no other local client: nothing to deliver here.
+	p.log.Debug("inbox: application message not delivered locally", "room", r.room)
+	return nil, nil, nil
+}
+
+// neededHere reports whether a message from leaf of g goes to any adapter here: always unless
+// its sender is a local user and every local user of the room is on that user's network.
+func (p *Provider) neededHere(ctx context.Context, room event.RoomURI, g *mls.Group, leaf mls.LeafIndex) (bool, error) {
+	m, ok := g.Member(leaf)
+	if !ok {
+		return true, nil // Process refuses it
+	}
+	sender, err := userOfCredential(&m.Credential)
+	if err != nil || sender.Domain() != p.cfg.Domain {
+		return true, nil
+	}
+	su, err := loadUser(ctx, p.st, sender)
+	if err != nil {
+		return false, err
+	}
+	nets, err := p.networksOf(ctx, room, su.Network)
+	return len(nets) > 0, err
+}
+
+// inboxBatch applies consecutive application messages of the inbox together: each is read by
+// its room's designated reader and its envelopes are collected; commit publishes them all
+// (pipelined when the bus can) and then, in one transaction, saves the readers' secret trees
+// and deletes the rows. The rooms stay locked and the readers out of the cache until then. A
+// crash before the commit leaves the rows and the readers' stored states as they were: the rows
+// are read again and the republished envelopes deduplicated by their IDs.
+type inboxBatch struct {
+	p       *Provider
+	unlock  map[event.RoomURI]func()
+	clients map[clientKey]*clientState // taken for the batch, kept again after the commit
+	read    map[clientKey]bool         // those whose state changed
+	rows    []int64
+	out     []bus.InMessage
+}
+
+func (p *Provider) newInboxBatch() *inboxBatch {
+	return &inboxBatch{p: p, unlock: map[event.RoomURI]func(){}, clients: map[clientKey]*clientState{}, read: map[clientKey]bool{}}
+}
+
+// client returns u's client in room for the batch.
+func (b *inboxBatch) client(ctx context.Context, room event.RoomURI, u event.UserURI) (*clientState, error) {
+	k := clientKey{room, u}
+	if c, ok := b.clients[k]; ok {
+		return c, nil
+	}
+	c, err := b.p.cachedClient(ctx, room, u)
+	if err == nil {
+		b.clients[k] = c
+	}
+	return c, err
+}
+
+// add reads r (an application message) and collects what it publishes.
+func (b *inboxBatch) add(ctx context.Context, r *inboxRow) error {
+	p := b.p
+	if _, ok := b.unlock[r.room]; !ok {
+		b.unlock[r.room] = p.lockRoom(r.room)
+	}
+	reader, rec, err := p.readApplication(ctx, r,
+		func(u event.UserURI) (*clientState, error) { return b.client(ctx, r.room, u) }, func(*clientState) {})
 	if err != nil {
 		return err
 	}
+	b.rows = append(b.rows, r.id)
 	if reader == nil {
-		return p.st.InTx(ctx, del)
+		return nil
 	}
+	b.read[clientKey{r.room, reader.User}] = true
 	sender, err := userOfCredential(rec.Credential)
 	if err != nil || (r.sender != "" && sender != r.sender) {
 		p.log.Warn("inbox: message sender does not match", "room", r.room)
-		return p.saveReader(ctx, r.room, reader, del)
+		return nil
 	}
-	data, ferr := unframe(reader.Group, rec.ApplicationData)
+	data, ferr := unframe(reader, rec.ApplicationData)
 	if ferr != nil {
 		p.log.Warn("inbox: application data discarded", "room", r.room, "err", ferr)
 	}
@@ -400,64 +522,79 @@ func (p *Provider) applyApplication(ctx context.Context, r *inboxRow, del func(*
 		nets = nil
 	}
 	for _, n := range nets {
-		if err := p.cfg.Bus.PublishIn(ctx, n, env); err != nil {
-			return fmt.Errorf("provider: publish: %w", err)
-		}
+		b.out = append(b.out, bus.InMessage{Network: n, Envelope: env})
 	}
-	return p.saveReader(ctx, r.room, reader, del)
+	return nil
 }
 
-// saveReader commits the reader's secret tree with del and keeps the reader loaded.
-func (p *Provider) saveReader(ctx context.Context, room event.RoomURI, reader *clientState, del func(*store.Tx) error) error {
-	err := p.st.InTx(ctx, func(tx *store.Tx) error {
-		if err := saveRatchets(ctx, tx, room, reader); err != nil {
-			return err
-		}
-		return del(tx)
-	})
-	if err == nil {
-		p.keepClient(room, reader)
+// commit publishes the batch's envelopes, then saves its readers and deletes its rows in one
+// transaction, and starts an empty batch.
+func (b *inboxBatch) commit(ctx context.Context) error {
+	if len(b.rows) == 0 {
+		b.abort()
+		return nil
 	}
+	p := b.p
+	err := p.publishIn(ctx, b.out)
+	if err == nil {
+		err = p.st.InTx(ctx, func(tx *store.Tx) error {
+			for k := range b.read {
+				if err := saveRatchets(ctx, tx, k.room, b.clients[k]); err != nil {
+					return err
+				}
+			}
+			return deleteInboxRows(ctx, tx, b.rows)
+		})
+	}
+	if err == nil {
+		for k, c := range b.clients {
+			p.keepClient(k.room, c)
+		}
+		clear(b.clients)
+	}
+	b.abort()
 	return err
 }
 
-// readApplication decrypts r's application message with the room's designated reader: the
-// local client in the message's epoch with the lowest user URI, or, for that client's own
-// messages (which their sender cannot decrypt), the next one. The other local clients' states
-// are neither loaded nor changed by application messages, so the cost of a message does not
-// grow with the number of local users in the room. It returns no reader for a message nobody
-// here can or needs to read (our only local client's own, another epoch's, or undecryptable).
-func (p *Provider) readApplication(ctx context.Context, r *inboxRow) (*clientState, *mls.Received, error) {
-	pm := r.msg.PrivateMessage
-	users, err := clientsInEpoch(ctx, p.st, r.room, pm.Epoch)
-	if err != nil {
-		return nil, nil, err
+// abort releases the batch's rooms and forgets its readers (their stored states are the valid
+// ones) and rows.
+func (b *inboxBatch) abort() {
+	for _, unlock := range b.unlock {
+		unlock()
 	}
-	for _, u := range users {
-		c, err := p.cachedClient(ctx, r.room, u)
-		if err != nil {
-			return nil, nil, err
-		}
-		leaf, _, err := c.Group.PrivateMessageSender(pm)
-		if err == nil && leaf == c.Group.LeafIndex() {
-			p.keepClient(r.room, c) // unchanged
-			continue                // the reader's own message: the next local client reads it
-		}
-		if err != nil {
-			p.keepClient(r.room, c)
-			p.log.Warn("inbox: application message undecryptable", "room", r.room, "err", err)
-			return nil, nil, nil
-		}
-		rec, err := c.Group.Process(r.msg, mls.ProcessOptions{})
-		if err != nil {
-			p.log.Warn("inbox: application message not readable", "room", r.room, "err", err)
-			return nil, nil, nil
-		}
-		return c, rec, nil
+	clear(b.unlock)
+	clear(b.clients)
+	clear(b.read)
+	b.rows, b.out = b.rows[:0], b.out[:0]
+}
+
+// publishIn publishes msgs on mimi.in, pipelined when the bus can.
+func (p *Provider) publishIn(ctx context.Context, msgs []bus.InMessage) error {
+	if len(msgs) == 0 {
+		return nil
 	}
-	// Our own message with no other local client: nothing to deliver here.
-	p.log.Debug("inbox: application message not delivered locally", "room", r.room)
-	return nil, nil, nil
+	if bp, ok := p.cfg.Bus.(bus.BatchPublisher); ok {
+		if err := bp.PublishInBatch(ctx, msgs); err != nil {
+			return fmt.Errorf("provider: publish: %w", err)
+		}
+		return nil
+	}
+	for _, m := range msgs {
+		if err := p.cfg.Bus.PublishIn(ctx, m.Network, m.Envelope); err != nil {
+			return fmt.Errorf("provider: publish: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteInboxRows deletes the applied inbox rows ids.
+func deleteInboxRows(ctx context.Context, tx *store.Tx, ids []int64) error {
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM provider_inbox WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("provider: delete inbox row: %w", err)
+		}
+	}
+	return nil
 }
 
 // clientsInEpoch returns the first two users (the designated reader and the next) with a local

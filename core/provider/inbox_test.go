@@ -63,14 +63,16 @@ func TestInboxRoomsInOrder(t *testing.T) {
 
 // TestDesignatedReader checks that application messages are read by one local client per room:
 // the one with the lowest user URI (Bob at B), and for its own messages the next one (Bob2).
-// No other local client's state changes, and every message is delivered once.
+// No other local client's state changes, and every message is delivered once. At A, where
+// Alice is the only local user, her own messages are not read at all.
 func TestDesignatedReader(t *testing.T) {
 	ctx := context.Background()
 	a, b := pair(t)
 	alice, bob, room := invited(t, a, b)
 	bob2, bob3 := event.NewUserURI(b.domain, "bob2"), event.NewUserURI(b.domain, "bob3")
-	for _, u := range []event.UserURI{bob2, bob3} {
-		if err := b.p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
+	// Bob3 is on XMPP, so that B's XMPP adapter needs Bob's messages: B reads them (with Bob2).
+	for u, n := range map[event.UserURI]event.Network{bob2: event.NetworkMatrix, bob3: event.NetworkXMPP} {
+		if err := b.p.EnsureUser(ctx, u, n); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -125,5 +127,21 @@ func TestDesignatedReader(t *testing.T) {
 	quiet(t, b, 300*time.Millisecond) // Bob's adapter sent them: nothing back on B's mimi.in
 	if v := versions(); v[bob] != v1[bob]+2 || v[bob3] != v0[bob3] {
 		t.Fatalf("versions after Bob's messages %v, before %v", v, v1)
+	}
+	ac, err := loadClient(ctx, a.st, room, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := message(t, room, alice, "only B needs this")
+	publishOut(t, a, m)
+	expectText(t, b, m)
+	waitFor(t, "A's inbox empty", func() error {
+		if a.p.inboxPending(ctx, room) {
+			return fmt.Errorf("rows left")
+		}
+		return nil
+	})
+	if after, err := loadClient(ctx, a.st, room, alice); err != nil || after.Version != ac.Version+1 {
+		t.Fatalf("Alice's client at version %d after sending once, was %d (%v)", after.Version, ac.Version, err)
 	}
 }

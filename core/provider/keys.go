@@ -55,6 +55,14 @@ func (p *Provider) EnsureUser(ctx context.Context, u event.UserURI, network even
 	if !network.Valid() {
 		return fmt.Errorf("provider: network %q", network)
 	}
+	// Known users (every message's sender) need no write transaction.
+	var n int
+	if err := p.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_users WHERE user_uri = ?`, string(u)).Scan(&n); err != nil {
+		return fmt.Errorf("provider: user %s: %w", u, err)
+	}
+	if n > 0 {
+		return nil
+	}
 	err := p.st.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := loadUser(ctx, tx, u); err == nil {
 			return nil

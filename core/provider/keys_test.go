@@ -238,21 +238,22 @@ func TestFraming(t *testing.T) {
 		t.Fatalf("framed: %v %v", framed(g), framed(plain))
 	}
 	body := []byte{0x87, 0x50}
-	f, err := frame(g, body)
+	gc, pc := &clientState{Group: g}, &clientState{Group: plain}
+	f, err := frame(gc, body)
 	if err != nil || bytes.Equal(f, body) {
 		t.Fatalf("frame: %x %v", f, err)
 	}
-	if got, err := unframe(g, f); err != nil || !bytes.Equal(got, body) {
+	if got, err := unframe(gc, f); err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("unframe: %x %v", got, err)
 	}
-	if got, _ := frame(plain, body); !bytes.Equal(got, body) {
+	if got, _ := frame(pc, body); !bytes.Equal(got, body) {
 		t.Fatal("unframed group framed its data")
 	}
 	other, _ := (&mls.ApplicationFraming{MediaType: mls.MediaType{Type: "text/plain"}, Content: body}).Encode()
-	if _, err := unframe(g, other); err == nil {
+	if _, err := unframe(gc, other); err == nil {
 		t.Fatal("text/plain accepted as MIMI content")
 	}
-	if _, err := unframe(g, []byte{0xff}); err == nil {
+	if _, err := unframe(gc, []byte{0xff}); err == nil {
 		t.Fatal("garbage accepted")
 	}
 }

@@ -461,7 +461,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		if err != nil {
 			return err
 		}
-		data, err := frame(c.Group, env.Content)
+		data, err := frame(c, env.Content)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -474,7 +474,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		}
 		// At our own hub the message is sequenced in the transaction that stores it.
 		hub := p.isHub(room)
-		err = p.st.InTx(ctx, func(tx *store.Tx) error {
+		err = p.st.InGroupTx(ctx, func(tx *store.Tx) error {
 			if err := saveRatchets(ctx, tx, room, c); err != nil {
 				return err
 			}
@@ -546,8 +546,10 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		}
 		return fmt.Errorf("%w: hub refused the message", errNotAllowed)
 	}
-	_, err = p.st.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 1 WHERE event_id = ?`, string(env.ID))
-	return err
+	return p.st.InGroupTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 1 WHERE event_id = ?`, string(env.ID))
+		return err
+	})
 }
 
 // dropStale forgets a stored ciphertext of an old epoch so that the redelivery encrypts again in
