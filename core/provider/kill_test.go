@@ -38,8 +38,15 @@ type killChildConfig struct {
 	CertFile string
 	KeyFile  string
 	CAFile   string
-	Partner  event.Domain // the hub's domain
-	HubAddr  string       // the hub's listener
+	Partner  event.Domain // the other provider's domain
+	HubAddr  string       // the other provider's listener
+	// Rooms, for a child that is the hub: rooms of its domain in which User invites Invite
+	// (published on the child's own mimi.out at start; deduplicated when started again).
+	Rooms  []event.RoomURI
+	Invite event.UserURI
+	// StopInGroupCommit makes the child report "GROUP <n>" and stop (until it is killed) in the
+	// first shared transaction of at least two callers, just before its commit.
+	StopInGroupCommit bool
 }
 
 // killBusConfig is B's bus configuration, the same in the child and in the parent's final check.
@@ -85,7 +92,20 @@ func TestFollowerKilledChild(t *testing.T) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		fail("CA", fmt.Errorf("no certificate in %s", cfg.CAFile))
 	}
-	st, err := store.Open(ctx, cfg.Store)
+	var mu sync.Mutex // one line at a time on stdout
+	var opts []store.Option
+	if cfg.StopInGroupCommit {
+		opts = append(opts, store.WithBeforeGroupCommit(func(n int) {
+			if n < 2 {
+				return
+			}
+			mu.Lock()
+			fmt.Printf("GROUP %d\n", n)
+			mu.Unlock()
+			select {} // until SIGKILL, with the shared transaction open
+		}))
+	}
+	st, err := store.Open(ctx, cfg.Store, opts...)
 	if err != nil {
 		fail("store", err)
 	}
@@ -129,7 +149,13 @@ func TestFollowerKilledChild(t *testing.T) {
 	if err := p.Start(ctx, cl); err != nil {
 		fail("start", err)
 	}
-	var mu sync.Mutex // one line at a time on stdout
+	for _, r := range cfg.Rooms {
+		env := membership(r, cfg.User, event.MembershipInvite, cfg.Invite)
+		env.ID = event.NewEventID(event.NetworkMatrix, "!room", event.NativeEventID("invite "+r))
+		if err := publishEnvelope(&node{bus: b}, env); err != nil {
+			fail("invite", err)
+		}
+	}
 	if _, err := b.ConsumeIn(ctx, "test-matrix", event.NetworkMatrix, func(_ context.Context, d bus.Delivery) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -182,6 +208,8 @@ func startKillChild(t *testing.T, cfg killChildConfig, in chan<- string) *killCh
 			switch {
 			case strings.HasPrefix(line, "IN "):
 				in <- strings.TrimPrefix(line, "IN ")
+			case strings.HasPrefix(line, "GROUP "):
+				in <- line
 			case line == "READY" || strings.HasPrefix(line, "ERR "):
 				ready <- line
 			}

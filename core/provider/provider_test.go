@@ -194,15 +194,21 @@ var seq int
 
 func publishOut(t testing.TB, nd *node, env *event.Envelope) {
 	t.Helper()
+	if err := publishEnvelope(nd, env); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+// publishEnvelope publishes env on nd's mimi.out as the Matrix adapter would (an ID if it has
+// none, origin and timestamp); it may run on any goroutine, one at a time.
+func publishEnvelope(nd *node, env *event.Envelope) error {
 	seq++
 	if env.ID == "" {
 		env.ID = event.NewEventID(event.NetworkMatrix, "!room", event.NativeEventID(fmt.Sprintf("$ev%d", seq)))
 	}
 	env.Origin = event.Origin{Network: event.NetworkMatrix, Room: "!room", Event: event.NativeEventID(env.ID)}
 	env.Timestamp = time.Now()
-	if err := nd.bus.PublishOut(context.Background(), env); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
+	return nd.bus.PublishOut(context.Background(), env)
 }
 
 func membership(room event.RoomURI, sender event.UserURI, a event.MembershipAction, target event.UserURI) *event.Envelope {

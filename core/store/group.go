@@ -115,6 +115,9 @@ func (s *Store) commitGroup(batch []*groupCall) {
 				return fmt.Errorf("store: release savepoint: %w", err)
 			}
 		}
+		if s.beforeGroupCommit != nil {
+			s.beforeGroupCommit(len(batch))
+		}
 		return nil
 	})
 	if err != nil {

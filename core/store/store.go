@@ -148,9 +148,17 @@ func (c Config) Validate() error {
 type Option func(*options)
 
 type options struct {
-	logger     *slog.Logger
-	now        func() time.Time
-	migrations []Migrations
+	logger            *slog.Logger
+	now               func() time.Time
+	migrations        []Migrations
+	beforeGroupCommit func(batch int)
+}
+
+// WithBeforeGroupCommit sets a function called with the number of callers of a shared
+// transaction (InGroupTx) after all of them ran and just before it commits: crash tests stop
+// the process there.
+func WithBeforeGroupCommit(f func(batch int)) Option {
+	return func(o *options) { o.beforeGroupCommit = f }
 }
 
 // WithLogger sets the logger for migration and lifecycle messages. The
@@ -194,6 +202,8 @@ type Store struct {
 	keyring atomic.Pointer[Keyring]
 	closed  atomic.Bool
 	group   groupCommit // callers of InGroupTx waiting for a shared transaction
+	// beforeGroupCommit is WithBeforeGroupCommit's function, or nil.
+	beforeGroupCommit func(batch int)
 }
 
 // Open connects to the configured backend, checks the connection, applies
@@ -215,7 +225,8 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Store, error) {
 	if maxConns == 0 {
 		maxConns = DefaultMaxOpenConns
 	}
-	s := &Store{dialect: d, log: o.logger.With("component", "store", "dialect", string(d)), now: o.now}
+	s := &Store{dialect: d, log: o.logger.With("component", "store", "dialect", string(d)), now: o.now,
+		beforeGroupCommit: o.beforeGroupCommit}
 	var err error
 	switch d {
 	case SQLite:

@@ -1,0 +1,138 @@
+package provider
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/ops/cputime"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// flowResult is what flow measured.
+type flowResult struct {
+	wall      time.Duration
+	cpu       time.Duration // process CPU time (both providers and their NATS servers)
+	latencies []time.Duration
+	commits   float64 // store transactions committed, both stores
+}
+
+// flow publishes msgs on from's mimi.out, paced at rate messages per second (0: all at once),
+// and waits until each has arrived on to's mimi.in, every room's in the order sent. It
+// measures from the first publish to the last arrival; a message's latency runs from just
+// before its publish to its arrival on the receiver's bus.
+func flow(b *testing.B, from, to *node, msgs []*event.Envelope, rate float64) flowResult {
+	b.Helper()
+	sentAt := make([]time.Time, len(msgs))
+	index := map[string]int{}
+	want := map[event.RoomURI][][]byte{}
+	for i, m := range msgs {
+		index[string(m.Content)] = i
+		want[m.Room] = append(want[m.Room], m.Content)
+	}
+	commits0 := storeCommits(b, from.st) + storeCommits(b, to.st)
+	cpu0, _ := cputime.Process()
+	start := time.Now()
+	// The publisher hands each index over after writing its sentAt, so reading it on arrival
+	// is ordered after the write.
+	published := make(chan int, len(msgs))
+	failed := make(chan error, 1)
+	go func() {
+		for i, m := range msgs {
+			if rate > 0 {
+				if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+					time.Sleep(d)
+				}
+			}
+			sentAt[i] = time.Now()
+			published <- i
+			if err := publishEnvelope(from, m); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	var r flowResult
+	seen := make([]bool, len(msgs))
+	for range msgs {
+		select {
+		case err := <-failed:
+			b.Fatalf("publish: %v", err)
+		default:
+		}
+		got := expect(b, to, "message", func(e *event.Envelope) bool { return e.Kind == event.KindMessage })
+		now := time.Now()
+		w := want[got.Room]
+		if len(w) == 0 || !bytes.Equal(got.Content, w[0]) {
+			b.Fatalf("room %s: message out of order or unexpected on %s's mimi.in", got.Room, to.domain)
+		}
+		want[got.Room] = w[1:]
+		i := index[string(got.Content)]
+		for !seen[i] {
+			seen[<-published] = true
+		}
+		r.latencies = append(r.latencies, now.Sub(sentAt[i]))
+	}
+	r.wall = time.Since(start)
+	cpu1, _ := cputime.Process()
+	r.cpu = cpu1 - cpu0
+	r.commits = storeCommits(b, from.st) + storeCommits(b, to.st) - commits0
+	return r
+}
+
+// report reports r's metrics for n messages: msgs/s, cpu-ms/msg, p50-ms, p99-ms, tx/msg.
+func (r flowResult) report(b *testing.B, n int) {
+	b.ReportMetric(float64(n)/r.wall.Seconds(), "msgs/s")
+	if r.cpu > 0 {
+		b.ReportMetric(float64(r.cpu)/float64(n)/1e6, "cpu-ms/msg")
+	}
+	l := slices.Clone(r.latencies)
+	slices.Sort(l)
+	if len(l) > 0 {
+		b.ReportMetric(float64(l[len(l)/2])/1e6, "p50-ms")
+		b.ReportMetric(float64(l[min(len(l)-1, len(l)*99/100)])/1e6, "p99-ms")
+	}
+	b.ReportMetric(r.commits/float64(n), "tx/msg")
+}
+
+// storeCommits reads the committed transactions of st from its metrics.
+func storeCommits(t testing.TB, st *store.Store) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(st); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "mimi_gateway_store_transactions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "commit" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatal("no commit counter in the store's metrics")
+	return 0
+}
+
+// roomsName names a sub-benchmark by its rooms and offered rate.
+func roomsName(rooms int, rate float64) string {
+	s := fmt.Sprintf("rooms=%d", rooms)
+	if rate > 0 {
+		s += fmt.Sprintf("/offered=%g", rate)
+	}
+	return strings.ReplaceAll(s, " ", "")
+}
