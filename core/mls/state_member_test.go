@@ -26,7 +26,9 @@ func TestJoinFromWelcomeMany(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.g = pc.State
+	if alice.g, err = pc.Confirm(); err != nil {
+		t.Fatal(err)
+	}
 	w := reencode(t, pc.Welcome).Welcome
 	var js []Joiner
 	for _, c := range joiners[:3] {
