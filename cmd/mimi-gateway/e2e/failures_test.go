@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+	"time"
+
+	gt "github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// noticeWithin is how soon after a failure is known the person who caused it must see a notice.
+const noticeWithin = 15 * time.Second
+
+// partnerDownFor is how long the partner stays down in the partner-down scenario.
+const partnerDownFor = 2 * time.Minute
+
+// absent is a user of a partner who does not exist there.
+type absent struct{ uri event.UserURI }
+
+func (p absent) Name() string       { return p.uri.Local() }
+func (p absent) URI() event.UserURI { return p.uri }
+func (p absent) startChat(t *testing.T, _ bool, _ string, _ ...person) chat {
+	t.Fatal("a user who does not exist starts nothing")
+	return nil
+}
+func (p absent) acceptChat(t *testing.T, _ person, _ bool, _ string) chat {
+	t.Fatal("a user who does not exist accepts nothing")
+	return nil
+}
+
+// unknownUser: starter invites a partner's user who does not exist (1:1, then into a group):
+// the starter sees a notice within 15 s.
+func unknownUser(t *testing.T, starter person, partner event.Domain) {
+	nobody := absent{uri: event.NewUserURI(partner, "niemand")}
+	for _, group := range []bool{false, true} {
+		at := time.Now()
+		c := starter.startChat(t, group, "Unbekannt", nobody)
+		if _, ok := c.(*xmppChat); ok && !group {
+			c.send(t, "Hallo?") // an XMPP 1:1 chat starts with its first message
+		}
+		seen := c.waitNotice(t, noticeWithin+wait, "niemand")
+		t.Logf("notice about the unknown user %s (group %v) seen %.1f s after the invitation", nobody.uri, group, seen.Sub(at).Seconds())
+		if d := seen.Sub(at); d > noticeWithin {
+			t.Errorf("the notice about %s came %.1f s after the invitation (more than %s)", nobody.uri, d.Seconds(), noticeWithin)
+		}
+	}
+}
+
+// partnerDown: the partner's gateway goes down for two minutes while a writes into their chat:
+// a sees a notice within 15 s of the failure being known (the gateway's WARN log line about the
+// partner), and after the partner is back the message arrives: nothing is silently dropped.
+func partnerDown(t *testing.T, a, b person, ca, cb chat, own, partner *gt.Gateway) {
+	partner.Kill()
+	killed := time.Now()
+	m := ca.send(t, "Nachricht, während "+partner.Domain+" nicht erreichbar ist")
+	seen := ca.waitNotice(t, partnerDownFor, partner.Domain)
+	known, line := firstWarn(own, killed, partner.Domain)
+	t.Logf("partner %s down: notice seen %.1f s after the kill; failure known at %s (%s)", partner.Domain, seen.Sub(killed).Seconds(), known.Format(time.RFC3339Nano), line)
+	if known.IsZero() {
+		t.Errorf("gateway %s logged no WARN or ERROR line about %s after the kill", own.Domain, partner.Domain)
+	} else if d := seen.Sub(known); d > noticeWithin {
+		t.Errorf("the notice came %.1f s after the failure was known (more than %s)", d.Seconds(), noticeWithin)
+	}
+	time.Sleep(time.Until(killed.Add(partnerDownFor)))
+	partner.StartReady(t)
+	cb.waitText(t, a, m.text)
+}
+
+// firstWarn returns the time and text of g's first WARN or ERROR log line after since that
+// mentions substr.
+func firstWarn(g *gt.Gateway, since time.Time, substr string) (time.Time, string) {
+	sc := bufio.NewScanner(strings.NewReader(g.Log()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.Contains(l, substr) || !(strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR")) {
+			continue
+		}
+		ts, ok := strings.CutPrefix(l, "time=")
+		if !ok {
+			continue
+		}
+		ts, _, _ = strings.Cut(ts, " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err == nil && at.After(since) {
+			return at, l
+		}
+	}
+	return time.Time{}, ""
+}
