@@ -48,7 +48,18 @@ type Config struct {
 	// Certificate, when set, is the VirtualHost's TLS certificate: c2s clients can then use
 	// STARTTLS. Plain authentication without TLS stays allowed on the loopback test server.
 	Certificate *tls.Certificate
+	// Custom, when set, returns the configuration to use instead of the generated one, e.g. an
+	// administrator's file with the server's ports and paths put in: the pidfile Dir/prosody.pid,
+	// data in Dir/data, the log Dir/logs/prosody.log, the certificate (written when Certificate
+	// is set) in CertFile and KeyFile. Components and Upload still say what to wait for.
+	Custom func(s *Server) string
 }
+
+// CertFile and KeyFile are where the VirtualHost's certificate is written.
+func (s *Server) CertFile() string { return filepath.Join(s.Dir, "certs", s.Domain+".crt") }
+
+// KeyFile is the certificate's private key (PKCS #8, PEM).
+func (s *Server) KeyFile() string { return filepath.Join(s.Dir, "certs", s.Domain+".key") }
 
 // Server is a Prosody process owned by one test. Stop, Kill and Restart keep its ports and data.
 type Server struct {
@@ -99,6 +110,14 @@ func Start(t testing.TB, cfg Config) *Server {
 	conf, err := s.config(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Custom != nil {
+		if cfg.Certificate != nil {
+			if _, _, err := writeCert(s.Dir, cfg.Domain, *cfg.Certificate); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conf = cfg.Custom(s)
 	}
 	s.ConfigFile = filepath.Join(s.Dir, "prosody.cfg.lua")
 	if err := os.WriteFile(s.ConfigFile, []byte(conf), 0o600); err != nil {

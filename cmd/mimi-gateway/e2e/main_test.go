@@ -147,7 +147,14 @@ func amtBXMPP(t *testing.T, ca *protocoltest.CA, domain string, users ...string)
 		pw[u] = "password-" + u
 	}
 	return gt.NewXMPPOrg(t, ca, gt.XMPPOptions{Domain: domain, Users: pw,
-		Layers: []string{snippet(t, "amt-b.yaml", "amt-b.example", domain)}})
+		Layers:        []string{snippet(t, "amt-b.yaml", "amt-b.example", domain, "amt-b/", orgDir(domain)+"/")},
+		ProsodyConfig: snippet(t, "prosody-amt-b.cfg.lua", "amt-b.example", domain, "amt-b/", orgDir(domain)+"/")})
+}
+
+// orgDir is the walkthrough's directory of an organisation: amt-b for amt-b.example.
+func orgDir(domain string) string {
+	d, _, _ := strings.Cut(domain, ".")
+	return d
 }
 
 // startAll starts the gateways (each a partner of the others) and waits until all are ready.

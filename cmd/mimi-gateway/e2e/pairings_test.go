@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +27,6 @@ type pairing struct {
 	// kept connected during it.
 	procs       []proc
 	xmppClients []*gt.XMPPClient
-	// measureLatency runs the latency measurement (Matrix → MIMI → XMPP and back).
-	measureLatency bool
 }
 
 func (p *pairing) matrixA(t *testing.T, org *gt.MatrixOrg) {
@@ -60,24 +60,47 @@ func (p *pairing) xmppB(t *testing.T, org *gt.XMPPOrg) {
 var xmppUsersA = []string{"alice", "anna", "arne"}
 var xmppUsersB = []string{"bob", "berta", "bernd"}
 
-// TestMatrixAppserviceXMPP: Klinik A on Matrix (Dendrite, gateway in appservice mode) and Amt B
+// TestPairings runs every pairing of networks the gateway supports, all at once: most of a
+// pairing's time is spent waiting (for processes to come back, for a partner to stay down), so
+// they overlap, whatever go test's -parallel is. Run one with -run 'TestPairings/XMPP-XMPP'.
+func TestPairings(t *testing.T) {
+	pairings := []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"Matrix-XMPP", matrixAppserviceXMPP},
+		{"TIM-BuM", matrixClientAppservice},
+		{"XMPP-XMPP", xmppXMPP},
+		{"Matrix-Matrix", matrixMatrix},
+	}
+	var wg sync.WaitGroup
+	for _, pr := range pairings {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(pr.name, pr.run)
+		}()
+	}
+	wg.Wait()
+}
+
+// matrixAppserviceXMPP: Klinik A on Matrix (Dendrite, gateway in appservice mode) and Amt B
 // on XMPP (Prosody with the gateway's components and an upload service).
-func TestMatrixAppserviceXMPP(t *testing.T) {
-	t.Parallel()
+func matrixAppserviceXMPP(t *testing.T) {
 	ca := protocoltest.NewCA(t)
 	ka := klinikA(t, ca, gt.ModeAppservice)
 	ab := amtBXMPP(t, ca, "amt-b.example", xmppUsersB...)
 	startAll(t, ka.Gateway, ab.Gateway)
-	p := &pairing{name: "Matrix-XMPP", measureLatency: true}
+	p := &pairing{name: "Matrix-XMPP"}
 	p.matrixA(t, ka)
 	p.xmppB(t, ab)
-	p.run(t)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB,
+		unknownA, unknownB, measure, kills, down)
 }
 
-// TestMatrixClientAppservice: Klinik A on TI-Messenger (gateway in client mode with a functional
+// matrixClientAppservice: Klinik A on TI-Messenger (gateway in client mode with a functional
 // account) and Amt B on BundesMessenger (gateway in appservice mode), each with its Dendrite.
-func TestMatrixClientAppservice(t *testing.T) {
-	t.Parallel()
+func matrixClientAppservice(t *testing.T) {
 	ca := protocoltest.NewCA(t)
 	ka := klinikA(t, ca, gt.ModeClient)
 	ab := amtBMatrix(t, ca, "amt-b.example")
@@ -85,12 +108,11 @@ func TestMatrixClientAppservice(t *testing.T) {
 	p := &pairing{name: "TIM-BuM"}
 	p.matrixA(t, ka)
 	p.matrixB(t, ab)
-	p.run(t)
+	p.run(t, everything...)
 }
 
-// TestXMPPXMPP: two agencies on XMPP, each with its Prosody and gateway.
-func TestXMPPXMPP(t *testing.T) {
-	t.Parallel()
+// xmppXMPP: two agencies on XMPP, each with its Prosody and gateway.
+func xmppXMPP(t *testing.T) {
 	ca := protocoltest.NewCA(t)
 	ac := amtBXMPP(t, ca, "amt-c.example", xmppUsersA...)
 	ab := amtBXMPP(t, ca, "amt-b.example", xmppUsersB...)
@@ -98,12 +120,11 @@ func TestXMPPXMPP(t *testing.T) {
 	p := &pairing{name: "XMPP-XMPP"}
 	p.xmppA(t, ac)
 	p.xmppB(t, ab)
-	p.run(t)
+	p.run(t, everything...)
 }
 
-// TestMatrixMatrix: two organisations on Matrix, both gateways in appservice mode.
-func TestMatrixMatrix(t *testing.T) {
-	t.Parallel()
+// matrixMatrix: two organisations on Matrix, both gateways in appservice mode.
+func matrixMatrix(t *testing.T) {
 	ca := protocoltest.NewCA(t)
 	ka := klinikA(t, ca, gt.ModeAppservice)
 	ab := amtBMatrix(t, ca, "amt-b.example")
@@ -111,49 +132,104 @@ func TestMatrixMatrix(t *testing.T) {
 	p := &pairing{name: "Matrix-Matrix"}
 	p.matrixA(t, ka)
 	p.matrixB(t, ab)
-	p.run(t)
+	p.run(t, everything...)
 }
 
-// run runs the scenarios of a pairing in order. The 1:1 chat that A starts carries the
-// latency measurement, the kill stream and the partner-down scenario afterwards.
-func (p *pairing) run(t *testing.T) {
-	var ca, cb chat
-	t.Run("1:1 from A", func(t *testing.T) { ca, cb = conversation(t, p.a, p.b, nil, "1:1 von A") })
-	t.Run("1:1 from B", func(t *testing.T) { conversation(t, p.b2, p.a2, nil, "1:1 von B") })
-	t.Run("group from A", func(t *testing.T) { conversation(t, p.a, p.b3, p.b2, "Gruppe A") })
-	t.Run("group from B", func(t *testing.T) { conversation(t, p.b, p.a3, p.a2, "Gruppe B") })
-	t.Run("unknown user from A", func(t *testing.T) { unknownUser(t, p.a, p.b.URI().Domain()) })
-	t.Run("unknown user from B", func(t *testing.T) { unknownUser(t, p.b, p.a.URI().Domain()) })
-	needChat := func(t *testing.T) {
-		if ca == nil || cb == nil {
-			t.Fatal("needs the 1:1 chat that A started, which failed")
+// Scenarios of a pairing, run in the order given to run. "read …" checks the read receipt of
+// the conversation of the same name; latency, kill stream and partner down use the 1:1 chat that
+// A started.
+const (
+	oneToOneA     = "1:1 from A"
+	oneToOneB     = "1:1 from B"
+	groupA        = "group from A"
+	groupB        = "group from B"
+	readOneToOneA = "read 1:1 from A"
+	readOneToOneB = "read 1:1 from B"
+	readGroupA    = "read group from A"
+	readGroupB    = "read group from B"
+	unknownA      = "unknown user from A"
+	unknownB      = "unknown user from B"
+	measure       = "latency"
+	kills         = "kill stream"
+	down          = "partner down"
+)
+
+// everything is every scenario.
+var everything = []string{oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB,
+	unknownA, unknownB, kills, down}
+
+// run runs the named scenarios of a pairing in order.
+func (p *pairing) run(t *testing.T, scenarios ...string) {
+	convs := map[string]*conv{}
+	converse := func(name string, starter, peer, peerMate person, topic string) {
+		t.Run(name, func(t *testing.T) { convs[name] = conversation(t, starter, peer, peerMate, topic) })
+	}
+	need := func(t *testing.T, name string) *conv {
+		t.Helper()
+		c := convs[name]
+		if c == nil {
+			t.Fatalf("needs the conversation %q, which failed or did not run", name)
+		}
+		return c
+	}
+	for _, sc := range scenarios {
+		switch sc {
+		case oneToOneA:
+			converse(sc, p.a, p.b, nil, "1:1 von A")
+		case oneToOneB:
+			converse(sc, p.b2, p.a2, nil, "1:1 von B")
+		case groupA:
+			converse(sc, p.a, p.b3, p.b2, "Gruppe A")
+		case groupB:
+			converse(sc, p.b, p.a3, p.a2, "Gruppe B")
+		case readOneToOneA, readOneToOneB, readGroupA, readGroupB:
+			t.Run(sc, func(t *testing.T) { need(t, strings.TrimPrefix(sc, "read ")).readReceipt(t) })
+		case unknownA:
+			t.Run(sc, func(t *testing.T) { unknownUser(t, p.a, p.b.URI().Domain()) })
+		case unknownB:
+			t.Run(sc, func(t *testing.T) { unknownUser(t, p.b, p.a.URI().Domain()) })
+		case measure:
+			t.Run(sc, func(t *testing.T) {
+				c := need(t, oneToOneA)
+				ab, ba := latency(t, p.name+" Latenz", p.a, p.b, c.cs, c.cp, 120)
+				t.Logf("%s latency at 2 messages/s: A→B p50 %s p99 %s (n=%d); B→A p50 %s p99 %s (n=%d)", p.name,
+					percentile(ab, 50).Round(time.Millisecond), percentile(ab, 99).Round(time.Millisecond), len(ab),
+					percentile(ba, 50).Round(time.Millisecond), percentile(ba, 99).Round(time.Millisecond), len(ba))
+			})
+		case kills:
+			t.Run(sc, func(t *testing.T) {
+				c := need(t, oneToOneA)
+				killStream(t, p.name+" Strom", p.a, p.b, c.cs, c.cp, p.procs, p.xmppClients...)
+			})
+		case down:
+			t.Run(sc, func(t *testing.T) {
+				c := need(t, oneToOneA)
+				partnerDown(t, p.a, p.b, c.cs, c.cp, p.gwA, p.gwB)
+			})
+		default:
+			t.Fatalf("unknown scenario %q", sc)
 		}
 	}
-	if p.measureLatency {
-		t.Run("latency", func(t *testing.T) {
-			needChat(t)
-			ab, ba := latency(t, p.name+" Latenz", p.a, p.b, ca, cb, 120)
-			t.Logf("%s latency at 2 messages/s: A→B p50 %s p99 %s (n=%d); B→A p50 %s p99 %s (n=%d)", p.name,
-				percentile(ab, 50).Round(time.Millisecond), percentile(ab, 99).Round(time.Millisecond), len(ab),
-				percentile(ba, 50).Round(time.Millisecond), percentile(ba, 99).Round(time.Millisecond), len(ba))
-		})
-	}
-	t.Run("kill stream", func(t *testing.T) {
-		needChat(t)
-		killStream(t, p.name+" Strom", p.a, p.b, ca, cb, p.procs, p.xmppClients...)
-	})
-	t.Run("partner down", func(t *testing.T) {
-		needChat(t)
-		partnerDown(t, p.a, p.b, ca, cb, p.gwA, p.gwB)
-	})
 }
 
-var withFiles = true
+// conv is a conversation between two people: both views and its last message, which the peer
+// has not marked as read yet.
+type conv struct {
+	starter, peer person
+	cs, cp        chat
+	last, lastP   msg
+}
+
+// readReceipt: the peer reads the last message; the starter sees the read receipt.
+func (c *conv) readReceipt(t *testing.T) {
+	c.cp.markRead(t, c.lastP)
+	c.cs.waitRead(t, c.peer, c.last)
+}
 
 // conversation: starter opens a conversation with peer (1:1, or a group with peer and peerMate
-// when peerMate is given), and they exchange text, a reply, edits, reactions, a deletion, a file
-// each way and read receipts. It returns both views of the conversation.
-func conversation(t *testing.T, starter, peer, peerMate person, topic string) (chat, chat) {
+// when peerMate is given), and they exchange text, a reply, edits, reactions, a deletion and a
+// file each way; the peer receives a last message.
+func conversation(t *testing.T, starter, peer, peerMate person, topic string) *conv {
 	group := peerMate != nil
 	peers := []person{peer}
 	if group {
@@ -189,14 +265,12 @@ func conversation(t *testing.T, starter, peer, peerMate person, topic string) (c
 		cp.waitText(t, peerMate, back.text)
 	}
 
-	if withFiles {
-		doc := bytes.Repeat([]byte("Befund "+topic+"\n"), 200)
-		cs.sendFile(t, "befund.txt", doc)
-		cp.waitFile(t, starter, "befund.txt", doc)
-		answer := bytes.Repeat([]byte("Antwortschreiben\n"), 300)
-		cp.sendFile(t, "antwort.txt", answer)
-		cs.waitFile(t, peer, "antwort.txt", answer)
-	}
+	doc := bytes.Repeat([]byte("Befund "+topic+"\n"), 200)
+	cs.sendFile(t, "befund.txt", doc)
+	cp.waitFile(t, starter, "befund.txt", doc)
+	answer := bytes.Repeat([]byte("Antwortschreiben\n"), 300)
+	cp.sendFile(t, "antwort.txt", answer)
+	cs.waitFile(t, peer, "antwort.txt", answer)
 
 	gone := cs.send(t, "Diese Nachricht wird gelöscht")
 	goneP := cp.waitText(t, starter, gone.text)
@@ -205,7 +279,5 @@ func conversation(t *testing.T, starter, peer, peerMate person, topic string) (c
 
 	last := cs.send(t, fmt.Sprintf("Zuletzt (%s)", topic))
 	lastP := cp.waitText(t, starter, last.text)
-	cp.markRead(t, lastP)
-	cs.waitRead(t, peer, last)
-	return cs, cp
+	return &conv{starter: starter, peer: peer, cs: cs, cp: cp, last: last, lastP: lastP}
 }

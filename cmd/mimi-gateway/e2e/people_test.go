@@ -446,14 +446,31 @@ func (c *xmppChat) join(t *testing.T) {
 		t.Fatalf("%s: joining %s refused: %s", p.c.Bare, c.to, st.String())
 	}
 	// After a reconnect the client joins again and asks for what it missed (XEP-0045 history
-	// since its last message from the room), as client apps do.
-	p.c.OnReconnect(func() {
+	// since its last message from the room), as client apps do; a join the server bounces (the
+	// gateway's component is not back yet) is tried again.
+	p.c.OnReconnect(func() { go c.rejoin(2 * time.Minute) })
+}
+
+// rejoin sends the join presence until the room answers with the occupant's own presence.
+func (c *xmppChat) rejoin(within time.Duration) {
+	p := c.p
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
 		since := ""
 		if last := c.lastAt(); !last.IsZero() {
 			since = fmt.Sprintf(`<history since='%s'/>`, last.UTC().Format("2006-01-02T15:04:05.000Z"))
 		}
-		_ = p.c.TrySend(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'>%s</x></presence>`, c.to, p.name, since))
-	})
+		if err := p.c.TrySend(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'>%s</x></presence>`, c.to, p.name, since)); err != nil {
+			return // the session ended; the next reconnect joins again
+		}
+		st, err := p.c.Wait(3*time.Second, func(s *gt.Stanza) bool {
+			return s.XMLName.Local == "presence" && s.Attr("from") == c.to+"/"+p.name
+		})
+		if err == nil && st.Attr("type") != "error" {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // lastAt is when the last message from the room arrived (zero if none).

@@ -139,6 +139,7 @@ func New(t testing.TB, ca *protocoltest.CA, o Options) *Gateway {
 			metrics = g.mimiMetrics()
 		}
 		g.Kill()
+		keepLog(t, g.LogFile, "gateway-"+g.Domain+".log")
 		if t.Failed() {
 			t.Logf("gateway %s log (%s, tail):\n%s", g.Domain, g.LogFile, g.LogTail(40000))
 			if metrics != "" {
@@ -392,6 +393,23 @@ func (g *Gateway) mimiMetrics() string {
 func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	servertest.Eventually(t, timeout, what, f)
+}
+
+// keepLog copies a log file into $MIMI_E2E_LOG_DIR, when set, as <test name>/<name>, so the whole
+// log of a run can be read after the test's temporary directory is gone.
+func keepLog(t testing.TB, file, name string) {
+	dir := os.Getenv("MIMI_E2E_LOG_DIR")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return
+	}
+	dst := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dst, 0o700); err == nil {
+		_ = os.WriteFile(filepath.Join(dst, name), b, 0o600)
+	}
 }
 
 // logLevel is the gateways' log level: $MIMI_E2E_LOG_LEVEL (e.g. debug, to look into a failure),

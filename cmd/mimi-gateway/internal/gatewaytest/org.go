@@ -3,8 +3,12 @@ package gatewaytest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -65,9 +69,11 @@ func NewMatrixOrg(t testing.TB, ca *protocoltest.CA, o MatrixOptions) *MatrixOrg
 		g.Command(t, "matrix", "registration")
 		org.HS = dendritetest.StartWith(t, dendritetest.Options{ServerName: o.Domain, Addr: hsAddr,
 			Registrations: []string{filepath.Join(g.DataDir, "matrix-registration.yaml")}})
+		t.Cleanup(func() { keepLog(t, filepath.Join(org.HS.Dir, "dendrite.log"), "dendrite-"+o.Domain+".log") })
 		org.Bot = id.NewUserID(stringAt(t, g, "mimibot", "bridges", "matrix", "appservice", "bot_localpart"), o.Domain)
 	case ModeClient:
 		org.HS = dendritetest.StartWith(t, dendritetest.Options{ServerName: o.Domain, Addr: hsAddr})
+		t.Cleanup(func() { keepLog(t, filepath.Join(org.HS.Dir, "dendrite.log"), "dendrite-"+o.Domain+".log") })
 		pw := randomSecret(t)
 		org.HS.CreateUser(t, o.FunctionalAccount, pw)
 		org.Bot = id.NewUserID(o.FunctionalAccount, o.Domain)
@@ -107,6 +113,10 @@ type XMPPOptions struct {
 	// (bridges.xmpp.users.domain, bridges.xmpp.rooms.domain), else mimi.<Domain> and
 	// rooms.mimi.<Domain>.
 	Layers []string
+	// ProsodyConfig, when set, is the administrator's prosody.cfg.lua to run (the walkthrough's):
+	// its paths under /path/to/demo and its ports 5222, 5347 and 5280 are replaced by the test's,
+	// and its component secrets are given to the gateway. Empty: a generated configuration.
+	ProsodyConfig string
 }
 
 // XMPPOrg is an organisation on XMPP: a Prosody with the gateway's two components and an
@@ -130,6 +140,15 @@ func NewXMPPOrg(t testing.TB, ca *protocoltest.CA, o XMPPOptions) *XMPPOrg {
 	org.UsersDomain = stringAt(t, g, "mimi."+o.Domain, "bridges", "xmpp", "users", "domain")
 	org.RoomsDomain = stringAt(t, g, "rooms.mimi."+o.Domain, "bridges", "xmpp", "rooms", "domain")
 	usersSecret, roomsSecret := randomSecret(t), randomSecret(t)
+	var custom func(*prosodytest.Server) string
+	if o.ProsodyConfig != "" {
+		secrets := componentSecrets(o.ProsodyConfig)
+		usersSecret, roomsSecret = secrets[org.UsersDomain], secrets[org.RoomsDomain]
+		if usersSecret == "" || roomsSecret == "" {
+			t.Fatalf("gatewaytest: the Prosody configuration has no component_secret for %s or %s", org.UsersDomain, org.RoomsDomain)
+		}
+		custom = func(s *prosodytest.Server) string { return adaptProsody(o.ProsodyConfig, s) }
+	}
 	cert := ca.Issue(t, o.Domain, "upload."+o.Domain)
 	known := []string{}
 	for u, pw := range o.Users {
@@ -137,8 +156,9 @@ func NewXMPPOrg(t testing.TB, ca *protocoltest.CA, o XMPPOptions) *XMPPOrg {
 		known = append(known, u)
 	}
 	slices.Sort(known)
-	org.Prosody = prosodytest.Start(t, prosodytest.Config{Domain: o.Domain, Users: o.Users, Upload: true, Certificate: &cert,
+	org.Prosody = prosodytest.Start(t, prosodytest.Config{Domain: o.Domain, Users: o.Users, Upload: true, Certificate: &cert, Custom: custom,
 		Components: []prosodytest.Component{{Domain: org.UsersDomain, Secret: usersSecret}, {Domain: org.RoomsDomain, Secret: roomsSecret}}})
+	t.Cleanup(func() { keepLog(t, filepath.Join(org.Prosody.Dir, "logs", "prosody.log"), "prosody-"+o.Domain+".log") })
 	g.AddLayer(yamlLayer(t, map[string]any{"bridges": map[string]any{"xmpp": map[string]any{
 		"enabled": true, "server": org.Prosody.ComponentAddr(), "domain": o.Domain,
 		"users":        map[string]any{"domain": org.UsersDomain, "secret": usersSecret, "secret_file": ""},
@@ -205,4 +225,43 @@ func stringAt(t testing.TB, g *Gateway, def string, path ...string) string {
 		return s
 	}
 	return def
+}
+
+var componentRE = regexp.MustCompile(`(?m)^Component\s+"([^"]+)"[^\n]*\n\s*component_secret\s*=\s*"([^"]*)"`)
+
+// componentSecrets returns the component_secret of each Component of a prosody.cfg.lua.
+func componentSecrets(lua string) map[string]string {
+	out := map[string]string{}
+	for _, m := range componentRE.FindAllStringSubmatch(lua, -1) {
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+// adaptProsody puts a test server's paths and ports into an administrator's prosody.cfg.lua
+// written for /path/to/demo and the default ports.
+func adaptProsody(lua string, s *prosodytest.Server) string {
+	base := "/path/to/demo"
+	domain := s.Domain
+	out := strings.NewReplacer(
+		base+"/pki/"+domain+".crt", s.CertFile(),
+		base+"/pki/"+domain+".key", s.KeyFile(),
+		base+"/"+orgDir(domain)+"/prosody.pid", filepath.Join(s.Dir, "prosody.pid"),
+		base+"/"+orgDir(domain)+"/prosody-data", filepath.Join(s.Dir, "data"),
+		base+"/"+orgDir(domain)+"/prosody.log", filepath.Join(s.Dir, "logs", "prosody.log"),
+		"{ 5222 }", fmt.Sprintf("{ %d }", s.C2SPort),
+		"{ 5347 }", fmt.Sprintf("{ %d }", s.ComponentPort),
+		"{ 5280 }", fmt.Sprintf("{ %d }", s.HTTPPort),
+		"127.0.0.1:5280", s.UploadHost(),
+	).Replace(lua)
+	if os.Geteuid() != 0 {
+		out = strings.Replace(out, "run_as_root = true", "", 1)
+	}
+	return out
+}
+
+// orgDir is the walkthrough's directory of an organisation: amt-b for amt-b.example.
+func orgDir(domain string) string {
+	d, _, _ := strings.Cut(domain, ".")
+	return d
 }

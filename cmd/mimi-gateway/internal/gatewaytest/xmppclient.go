@@ -89,6 +89,8 @@ type XMPPClient struct {
 	wake    chan struct{}
 	served  chan struct{}
 	idCount int
+	onConn  []func()
+	conns   int
 }
 
 // DialXMPP connects user to the server and sends initial presence. roots verify the server's
@@ -134,7 +136,28 @@ func (c *XMPPClient) connect() error {
 		defer close(served)
 		_ = sess.Serve(xmpp.HandlerFunc(c.handle))
 	}()
-	return c.send(`<presence/>`)
+	if err := c.send(`<presence/>`); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.conns++
+	again := c.conns > 1
+	hooks := append([]func(){}, c.onConn...)
+	c.mu.Unlock()
+	if again {
+		for _, f := range hooks {
+			f()
+		}
+	}
+	return nil
+}
+
+// OnReconnect registers f to run after every new session but the first, as a client rejoins its
+// group chats after a reconnect.
+func (c *XMPPClient) OnReconnect(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onConn = append(c.onConn, f)
 }
 
 func (c *XMPPClient) handle(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
