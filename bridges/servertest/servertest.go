@@ -53,6 +53,7 @@ func Start(cmd *exec.Cmd, logFile, banner string) (*Process, error) {
 		fmt.Fprintf(log, "==== %s at %s\n", banner, time.Now().Format(time.RFC3339Nano))
 	}
 	cmd.Stdout, cmd.Stderr = log, log
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		_ = log.Close()
 		return nil, fmt.Errorf("servertest: start %s: %w", cmd.Path, err)

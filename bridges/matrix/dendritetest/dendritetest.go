@@ -116,15 +116,16 @@ func StartWith(t testing.TB, o Options) *Server {
 		s.addr = freeAddr(t)
 	}
 	s.URL = "http://" + s.addr
-	if err := s.start(); err != nil {
-		t.Fatal(err)
-	}
+	// Registered before the start, so a server that starts but never answers is stopped too.
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
 			t.Logf("dendrite %s output (tail):\n%s", s.ServerName, s.LogTail())
 		}
 	})
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

@@ -126,13 +126,14 @@ func Start(t testing.TB, cfg Config) *Server {
 	for u, pw := range cfg.Users {
 		s.Register(t, u, pw)
 	}
-	s.start(t)
+	// Registered before the start, so a server that starts but never listens is stopped too.
 	t.Cleanup(func() {
 		s.Stop(t)
 		if t.Failed() {
 			t.Logf("prosody %s log (tail):\n%s", s.Domain, s.LogTail())
 		}
 	})
+	s.start(t)
 	return s
 }
 
