@@ -119,7 +119,7 @@ func xmppXMPP(t *testing.T) {
 	p := &pairing{name: "XMPP-XMPP"}
 	p.xmppA(t, ac)
 	p.xmppB(t, ab)
-	p.run(t, everything...)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB)
 }
 
 // matrixMatrix: two organisations on Matrix, both gateways in appservice mode.
