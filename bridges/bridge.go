@@ -15,9 +15,12 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // Adapter is the core interface every network adapter implements.
@@ -29,8 +32,37 @@ type Adapter interface {
 	Start(ctx context.Context) error
 	// Stop stops receiving native events, finishes work in progress and disconnects.
 	Stop(ctx context.Context) error
+	// Ready reports whether the adapter is connected to its network and relaying (the readiness
+	// probe); an error says what is missing.
+	Ready(ctx context.Context) error
 	// HandleMessage renders a MIMI message (KindMessage) natively.
 	HandleMessage(ctx context.Context, env *event.Envelope) error
+}
+
+// Deps are the gateway's parts an adapter uses. Every adapter's constructor has the shape
+//
+//	New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*Adapter, error)
+//
+// where Config is the adapter's own configuration type and the options are for tests.
+type Deps struct {
+	// Store is the gateway's store; the adapter migrates its own tables.
+	Store *store.Store
+	// Bus publishes legacy → MIMI envelopes.
+	Bus bus.Publisher
+	// Assets stores attachments for the MIMI side; nil means files are not relayed.
+	Assets AssetStore
+	// Logger receives the adapter's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer registers the adapter's metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Log returns d.Logger, or a logger that discards everything.
+func (d Deps) Log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
 }
 
 // EditHandler is implemented by adapters that can render edits (KindEdit).

@@ -36,6 +36,7 @@ func (m *minimal) seen() []string {
 func (m *minimal) Network() event.Network      { return "testnet" }
 func (m *minimal) Start(context.Context) error { return nil }
 func (m *minimal) Stop(context.Context) error  { return nil }
+func (m *minimal) Ready(context.Context) error { return nil }
 func (m *minimal) HandleMessage(_ context.Context, e *event.Envelope) error {
 	return m.record("message:" + string(e.ID))
 }

@@ -22,6 +22,7 @@ package matrix
 import (
 	"context"
 	"crypto/rand"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,10 +36,6 @@ import (
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/sqlstatestore"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"embed"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
@@ -73,25 +70,6 @@ const (
 	scopeOut   store.Scope = "matrix.out"
 	scopeKV    store.Scope = "matrix"
 )
-
-// Options are the adapter's dependencies.
-type Options struct {
-	// Config is the adapter configuration.
-	Config Config
-	// Store is the gateway store; the adapter migrates its own tables, idmap's and mautrix's.
-	Store *store.Store
-	// Bus publishes legacy → MIMI envelopes.
-	Bus bus.Publisher
-	// Assets stores attachments for the MIMI side. Without it, media messages are relayed as their
-	// caption only (and counted as unsupported).
-	Assets bridges.AssetStore
-	// Logger receives the adapter's logs (and mautrix's, at debug level).
-	Logger *slog.Logger
-	// Registerer registers the adapter's metrics; nil means not registered.
-	Registerer prometheus.Registerer
-	// IDVersion selects the MIMI message-ID construction. Default content.DefaultIDVersion.
-	IDVersion content.IDVersion
-}
 
 // Adapter is the Matrix adapter.
 type Adapter struct {
@@ -149,26 +127,19 @@ var (
 )
 
 // New checks the configuration and returns an adapter; Start connects it.
-func New(o Options) (*Adapter, error) {
-	cfg := o.Config.WithDefaults()
+// Its tables are migrated by Start.
+func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Store == nil || o.Bus == nil {
+	if deps.Store == nil || deps.Bus == nil {
 		return nil, errors.New("matrix: store and bus are required")
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	idv := o.IDVersion
-	if idv == 0 {
-		idv = content.DefaultIDVersion
-	}
 	a := &Adapter{
-		cfg: cfg, st: o.Store, pub: o.Bus, assets: o.Assets, idv: idv,
-		log:               log.With("component", "matrix", "mode", string(cfg.Mode)),
-		ids:               idmap.New(o.Store),
+		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets, idv: cfg.IDVersion,
+		log:               deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
+		ids:               idmap.New(deps.Store),
 		ghosts:            Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
 		metrics:           newMetrics(),
 		pendingC:          make(chan struct{}, 1),
@@ -177,8 +148,8 @@ func New(o Options) (*Adapter, error) {
 		ready:             make(chan struct{}),
 	}
 	a.initCommands()
-	if o.Registerer != nil {
-		if err := a.metrics.register(o.Registerer); err != nil {
+	if deps.Registerer != nil {
+		if err := a.metrics.register(deps.Registerer); err != nil {
 			return nil, err
 		}
 	}
@@ -234,9 +205,19 @@ func (a *Adapter) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ready returns a channel closed once the adapter's device has completed its first sync, i.e. it
-// receives to-device messages (room keys).
-func (a *Adapter) Ready() <-chan struct{} { return a.ready }
+// FirstSync returns a channel closed once the adapter's device has completed its first sync, i.e.
+// it receives to-device messages (room keys).
+func (a *Adapter) FirstSync() <-chan struct{} { return a.ready }
+
+// Ready implements bridges.Adapter: the adapter is ready after its first sync.
+func (a *Adapter) Ready(context.Context) error {
+	select {
+	case <-a.ready:
+		return nil
+	default:
+		return errors.New("matrix: first sync not completed")
+	}
+}
 
 // Stop implements bridges.Adapter.
 func (a *Adapter) Stop(ctx context.Context) error {

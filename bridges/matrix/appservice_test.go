@@ -66,7 +66,7 @@ func startAppserviceEnv(t testing.TB, opts ...func(*Config)) *asEnv {
 
 func (e *asEnv) startAdapter(t testing.TB) {
 	t.Helper()
-	a, err := New(Options{Config: e.cfg, Store: e.st, Bus: e.bus, Assets: newAssetsAt(t, e.dir), Logger: testLogger(t)})
+	a, err := New(t.Context(), e.cfg, bridges.Deps{Store: e.st, Bus: e.bus, Assets: newAssetsAt(t, e.dir), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func (e *asEnv) startAdapter(t testing.TB) {
 		t.Fatal(err)
 	}
 	select {
-	case <-a.Ready():
+	case <-a.FirstSync():
 	case <-time.After(30 * time.Second):
 		t.Fatal("adapter device did not complete its first sync")
 	}

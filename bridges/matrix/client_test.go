@@ -38,7 +38,7 @@ func startClientEnv(t *testing.T, edit func(*Config)) (*dendritetest.Server, *Ad
 	st := openStore(t, dir)
 	b := openBus(t, dir)
 	out := collectOut(t, b)
-	a, err := New(Options{Config: cfg, Store: st, Bus: b, Assets: newAssetsAt(t, dir), Logger: testLogger(t)})
+	a, err := New(t.Context(), cfg, bridges.Deps{Store: st, Bus: b, Assets: newAssetsAt(t, dir), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func startClientEnv(t *testing.T, edit func(*Config)) (*dendritetest.Server, *Ad
 		_ = a.Stop(c)
 	})
 	select {
-	case <-a.Ready():
+	case <-a.FirstSync():
 	case <-time.After(30 * time.Second):
 		t.Fatal("functional account did not complete its first sync")
 	}

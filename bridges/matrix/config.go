@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -55,6 +56,8 @@ type Config struct {
 	// Language is the language of the gateway's notices and command answers: "en" (the default)
 	// or "de" (see bridges.Languages).
 	Language string `mapstructure:"language" yaml:"language"`
+	// IDVersion selects the MIMI message-ID construction. Default content.DefaultIDVersion.
+	IDVersion content.IDVersion `mapstructure:"-" yaml:"-"`
 }
 
 // AppserviceConfig configures appservice mode.
@@ -125,6 +128,9 @@ const (
 
 // WithDefaults returns c with defaults filled in.
 func (c Config) WithDefaults() Config {
+	if c.IDVersion == 0 {
+		c.IDVersion = content.DefaultIDVersion
+	}
 	if c.Appservice.ID == "" {
 		c.Appservice.ID = DefaultAppserviceID
 	}

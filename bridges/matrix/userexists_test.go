@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -24,7 +25,7 @@ func TestUserExists(t *testing.T) {
 		Encryption:  EncryptionConfig{PickleKey: testPickleKey},
 		DecryptWait: 3 * time.Second,
 	}
-	ca, err := New(Options{Config: cc, Store: openStore(t, dir), Bus: openBus(t, dir), Assets: newAssetsAt(t, filepath.Join(dir, "c")), Logger: testLogger(t)})
+	ca, err := New(t.Context(), cc, bridges.Deps{Store: openStore(t, dir), Bus: openBus(t, dir), Assets: newAssetsAt(t, filepath.Join(dir, "c")), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

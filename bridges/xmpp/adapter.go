@@ -55,15 +55,6 @@ const queueLen = 256
 // Option customises New.
 type Option func(*Adapter)
 
-// WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(a *Adapter) { a.log = l } }
-
-// WithRegisterer registers the adapter's metrics (default: none).
-func WithRegisterer(r prometheus.Registerer) Option { return func(a *Adapter) { a.reg = r } }
-
-// WithAssets sets the asset store that files from Config.UploadHosts are stored in.
-func WithAssets(s bridges.AssetStore) Option { return func(a *Adapter) { a.assets = s } }
-
 // WithHTTPClient sets the HTTP client that downloads files from Config.UploadHosts (default: one
 // with a 60s timeout that follows redirects only to upload hosts).
 func WithHTTPClient(c *http.Client) Option { return func(a *Adapter) { a.http = c } }
@@ -107,12 +98,16 @@ type Adapter struct {
 }
 
 // New creates the adapter. It migrates the adapter's and idmap's tables in st.
-func New(ctx context.Context, cfg Config, st *store.Store, pub bus.Publisher, opts ...Option) (*Adapter, error) {
+func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*Adapter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Store == nil || deps.Bus == nil {
+		return nil, errors.New("xmpp: store and bus are required")
+	}
 	cfg = cfg.withDefaults()
-	a := &Adapter{cfg: cfg, st: st, pub: pub, log: slog.New(slog.DiscardHandler), now: time.Now}
+	st := deps.Store
+	a := &Adapter{cfg: cfg, st: st, pub: deps.Bus, log: deps.Log(), reg: deps.Registerer, assets: deps.Assets, now: time.Now}
 	for _, o := range opts {
 		o(a)
 	}

@@ -373,7 +373,7 @@ func newEnvOn(t testing.TB, p *prosodytest.Server, mut func(*Config), opts ...Op
 		mut(&e.cfg)
 	}
 	e.pub = &recordingPublisher{Publisher: e.bus}
-	e.a, err = New(ctx, e.cfg, e.st, e.pub, append([]Option{WithLogger(testLogger(t))}, opts...)...)
+	e.a, err = New(ctx, e.cfg, bridges.Deps{Store: e.st, Bus: e.pub, Logger: testLogger(t)}, opts...)
 	if err != nil {
 		t.Fatalf("adapter: %v", err)
 	}
@@ -424,3 +424,6 @@ func (c *client) take(pred func(n *node) bool) []*node {
 	c.buf = rest
 	return got
 }
+
+// withAssets gives the adapter an asset store (bridges.Deps.Assets).
+func withAssets(s bridges.AssetStore) Option { return func(a *Adapter) { a.assets = s } }

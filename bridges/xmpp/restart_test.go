@@ -78,7 +78,7 @@ func TestAdapterRestart(t *testing.T) {
 	if err := e.a.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a2, err := New(ctx, e.cfg, e.st, e.pub, WithLogger(testLogger(t)))
+	a2, err := New(ctx, e.cfg, bridges.Deps{Store: e.st, Bus: e.pub, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

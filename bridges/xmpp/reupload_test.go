@@ -28,7 +28,7 @@ func TestPartnerAttachmentUploaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvOn(t, p, func(c *Config) { c.UploadService = p.UploadDomain }, WithAssets(store))
+	e := newEnvOn(t, p, func(c *Config) { c.UploadService = p.UploadDomain }, withAssets(store))
 	alice := dialClient(t, e.p, "alice", "phone")
 	joinRoom(t, alice, ward7, "Alice")
 

@@ -37,7 +37,7 @@ func TestUploadStoredEncrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := strings.TrimPrefix(upload.URL, "http://")
-	e := newEnvWith(t, func(c *Config) { c.UploadHosts, c.MaxUploadBytes = []string{host}, 64<<10 }, WithAssets(store))
+	e := newEnvWith(t, func(c *Config) { c.UploadHosts, c.MaxUploadBytes = []string{host}, 64<<10 }, withAssets(store))
 	alice := dialClient(t, e.p, "alice", "phone")
 
 	link := upload.URL + "/share/abc/scan.png"

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
@@ -41,28 +43,21 @@ type adapterSpec struct {
 	name string
 	// enabled reports whether the configuration asks for the adapter.
 	enabled func(*config.Config) bool
-	// build creates the adapter (without starting it).
-	build func(ctx context.Context, d adapterDeps) (bridges.Adapter, error)
+	// build creates the adapter (without starting it) from its configuration section.
+	build func(ctx context.Context, c *config.Config, deps bridges.Deps) (bridges.Adapter, error)
 }
 
-// adapters are registered by files of this package (matrix.go, xmpp.go) with registerAdapter in
-// an init function.
-var adapters []adapterSpec
-
-// registerAdapter makes an adapter available to `run`. Call it from an init function.
-func registerAdapter(name string, enabled func(*config.Config) bool,
-	build func(ctx context.Context, d adapterDeps) (bridges.Adapter, error)) {
-	adapters = append(adapters, adapterSpec{name: name, enabled: enabled, build: build})
-}
-
-// builtinBridges lists the config sections that enable an adapter, so that run can refuse an
-// enabled bridge this binary has no adapter for.
-var builtinBridges = []struct {
-	name    string
-	enabled func(*config.Config) bool
-}{
-	{"matrix", func(c *config.Config) bool { return c.Bridges.Matrix.Enabled }},
-	{"xmpp", func(c *config.Config) bool { return c.Bridges.XMPP.Enabled }},
+// adapters is every network adapter of this binary. Each has the same constructor shape
+// (New(ctx, cfg, bridges.Deps)) and readiness (bridges.Adapter.Ready).
+var adapters = []adapterSpec{
+	{"matrix", func(c *config.Config) bool { return c.Bridges.Matrix.Enabled },
+		func(ctx context.Context, c *config.Config, deps bridges.Deps) (bridges.Adapter, error) {
+			return matrix.New(ctx, matrixConfig(c.Bridges.Matrix, c.Domain, c.DataDirAbs()), deps)
+		}},
+	{"xmpp", func(c *config.Config) bool { return c.Bridges.XMPP.Enabled },
+		func(ctx context.Context, c *config.Config, deps bridges.Deps) (bridges.Adapter, error) {
+			return xmpp.New(ctx, xmppConfig(c.Bridges.XMPP, c.Domain), deps)
+		}},
 }
 
 // componentSpec is a core component that run starts after the store and the bus and before the

@@ -1,46 +1,21 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"maunium.net/go/mautrix/id"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	"maunium.net/go/mautrix/id"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-func init() {
-	register(newMatrixCommand)
-	registerAdapter("matrix", func(c *config.Config) bool { return c.Bridges.Matrix.Enabled }, buildMatrixAdapter)
-}
-
-// buildMatrixAdapter creates the Matrix adapter for `run`.
-func buildMatrixAdapter(_ context.Context, d adapterDeps) (bridges.Adapter, error) {
-	cfg := matrixConfig(d.Config.Bridges.Matrix, d.Config.Domain, d.Config.DataDirAbs())
-	a, err := matrix.New(matrix.Options{Config: cfg, Store: d.Store, Bus: d.Bus, Assets: d.Assets, Logger: d.Log, Registerer: d.Admin.Registry()})
-	if err != nil {
-		return nil, err
-	}
-	if err := d.Admin.AddReadiness("matrix", func(context.Context) error {
-		select {
-		case <-a.Ready():
-			return nil
-		default:
-			return errors.New("matrix: first sync not completed")
-		}
-	}); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
+func init() { register(newMatrixCommand) }
 
 // newMatrixCommand is `mimi-gateway matrix registration`: it writes the appservice registration
 // file the homeserver needs (keeping the tokens of an existing file).

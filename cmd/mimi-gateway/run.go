@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -96,9 +95,6 @@ func runGateway(ctx context.Context, o runOptions) error {
 	}
 	if err := os.MkdirAll(cfg.DataDirAbs(), 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
-	}
-	if err := checkAdapters(cfg, adapters); err != nil {
-		return &configError{err}
 	}
 
 	sd := ops.NewShutdown(cfg.ShutdownTimeout, ops.WithShutdownLogger(log))
@@ -305,24 +301,15 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 // adapterConsumer is the consumer group name of an adapter.
 func adapterConsumer(name string) string { return "adapter-" + name }
 
-// checkAdapters refuses a configuration that enables a bridge for which registered has no
-// adapter: an enabled bridge must never be silently ignored.
-func checkAdapters(cfg *config.Config, registered []adapterSpec) error {
-	var errs []error
-	for _, b := range builtinBridges {
-		if b.enabled(cfg) && !slices.ContainsFunc(registered, func(a adapterSpec) bool { return a.name == b.name }) {
-			errs = append(errs, fmt.Errorf("bridges.%s.enabled is true, but this build has no %s adapter", b.name, b.name))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // startAdapter builds and starts one network adapter, connects it to its bus subjects and
 // registers its stop steps.
 func startAdapter(ctx context.Context, spec adapterSpec, d adapterDeps, sd *ops.Shutdown) error {
-	a, err := spec.build(ctx, d)
+	a, err := spec.build(ctx, d.Config, bridges.Deps{Store: d.Store, Bus: d.Bus, Assets: d.Assets, Logger: d.Log, Registerer: d.Admin.Registry()})
 	if err != nil {
 		return fmt.Errorf("%s adapter: %w", spec.name, err)
+	}
+	if err := d.Admin.AddReadiness(spec.name, a.Ready); err != nil {
+		return err
 	}
 	if err := a.Start(ctx); err != nil {
 		return fmt.Errorf("starting %s adapter: %w", spec.name, err)

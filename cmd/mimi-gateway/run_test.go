@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
 	"github.com/mimi-gateway/mimi-gateway/config"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
@@ -379,26 +381,32 @@ func TestRunRefusesInvalidConfig(t *testing.T) {
 	}
 }
 
-// TestCheckAdapters: a bridge enabled in the configuration without an adapter in the build is
-// refused, not ignored.
-func TestCheckAdapters(t *testing.T) {
-	cfg := &config.Config{}
-	cfg.Bridges.Matrix.Enabled = true
-	cfg.Bridges.XMPP.Enabled = true
-	matrixOnly := []adapterSpec{{name: "matrix"}}
-	err := checkAdapters(cfg, matrixOnly)
-	if err == nil || err.Error() != "bridges.xmpp.enabled is true, but this build has no xmpp adapter" {
-		t.Errorf("got %v", err)
+// TestAdapterTable: every bridges.<name> section of the configuration has its adapter in the
+// table, and enabling it starts that adapter and no other: an enabled bridge is never ignored.
+func TestAdapterTable(t *testing.T) {
+	sections := reflect.TypeFor[config.Bridges]()
+	if sections.NumField() != len(adapters) {
+		t.Fatalf("%d bridges sections, %d adapters", sections.NumField(), len(adapters))
 	}
-	if err := checkAdapters(cfg, []adapterSpec{{name: "xmpp"}, {name: "matrix"}}); err != nil {
-		t.Errorf("both registered: %v", err)
+	for i := range sections.NumField() {
+		f := sections.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		cfg := &config.Config{}
+		reflect.ValueOf(&cfg.Bridges).Elem().Field(i).FieldByName("Enabled").SetBool(true)
+		var started []string
+		for _, a := range adapters {
+			if a.enabled(cfg) {
+				started = append(started, a.name)
+			}
+		}
+		if len(started) != 1 || started[0] != name || !event.Network(name).Valid() {
+			t.Errorf("bridges.%s.enabled starts %v", name, started)
+		}
 	}
-	cfg.Bridges.XMPP.Enabled = false
-	if err := checkAdapters(cfg, matrixOnly); err != nil {
-		t.Errorf("xmpp disabled: %v", err)
-	}
-	if err := checkAdapters(&config.Config{}, nil); err != nil {
-		t.Errorf("nothing enabled: %v", err)
+	for _, a := range adapters {
+		if a.enabled(&config.Config{}) {
+			t.Errorf("%s starts without being enabled", a.name)
+		}
 	}
 }
 

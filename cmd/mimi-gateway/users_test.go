@@ -21,6 +21,7 @@ type listAdapter struct {
 func (a *listAdapter) Network() event.Network                               { return a.net }
 func (a *listAdapter) Start(context.Context) error                          { return nil }
 func (a *listAdapter) Stop(context.Context) error                           { return nil }
+func (a *listAdapter) Ready(context.Context) error                          { return nil }
 func (a *listAdapter) HandleMessage(context.Context, *event.Envelope) error { return nil }
 func (a *listAdapter) UserExists(_ context.Context, u event.UserURI) (bool, error) {
 	return a.users[u], a.err
@@ -32,6 +33,7 @@ type plainAdapter struct{}
 func (plainAdapter) Network() event.Network                               { return event.NetworkMatrix }
 func (plainAdapter) Start(context.Context) error                          { return nil }
 func (plainAdapter) Stop(context.Context) error                           { return nil }
+func (plainAdapter) Ready(context.Context) error                          { return nil }
 func (plainAdapter) HandleMessage(context.Context, *event.Envelope) error { return nil }
 
 var _ bridges.UserChecker = (*listAdapter)(nil)
