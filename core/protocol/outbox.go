@@ -57,8 +57,10 @@ type OutboxConfig struct {
 	// single queued body is sent even when larger. A batch the partner refuses with 413 is
 	// split in halves.
 	MaxBatchBytes int64
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	// OnExpire, if set, is told about bodies of a queue dropped after Expire (to tell the room).
+	OnExpire   func(ctx context.Context, follower event.Domain, room event.RoomURI, bodies int)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Now replaces time.Now.
 	Now func() time.Time
 }
@@ -310,6 +312,9 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 			n, _ := res.RowsAffected()
 			o.expired.Add(float64(n))
 			o.log.Warn("dropped undeliverable /notify bodies", "follower", r.follower, "bodies", n, "attempts", r.attempts)
+			if o.cfg.OnExpire != nil && n > 0 {
+				o.cfg.OnExpire(ctx, r.follower, r.room, int(n))
+			}
 			attempted++
 			continue
 		}

@@ -210,7 +210,15 @@ func TestOutboxEnqueueRollsBack(t *testing.T) {
 func TestOutboxExpiry(t *testing.T) {
 	a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, &handler{}, protocoltest.Options{})
 	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
-	ob, _ := startOutbox(t, a, clk)
+	type expiry struct {
+		follower event.Domain
+		room     event.RoomURI
+		bodies   int
+	}
+	expired := make(chan expiry, 4)
+	ob, _ := startOutboxWith(t, a, clk, func(c *protocol.OutboxConfig) {
+		c.OnExpire = func(_ context.Context, f event.Domain, r event.RoomURI, n int) { expired <- expiry{f, r, n} }
+	})
 	if err := a.Store.InTx(t.Context(), func(tx *store.Tx) error {
 		return ob.EnqueueBody(t.Context(), tx, "c.example", "mimi://a.example/r/c", notifyBody(t, 1))
 	}); err != nil {
@@ -230,6 +238,14 @@ func TestOutboxExpiry(t *testing.T) {
 		n, err := ob.Pending(context.Background())
 		return err == nil && n == 0
 	})
+	select {
+	case e := <-expired:
+		if e != (expiry{"c.example", "mimi://a.example/r/c", 1}) {
+			t.Fatalf("OnExpire got %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnExpire was not called")
+	}
 }
 
 // waitEmpty polls until ob has nothing queued.

@@ -161,3 +161,17 @@ func waitNotice(t testing.TB, nd *node, what string, match func(*event.Envelope)
 	n := expectNotice(t, nd, what, match)
 	return n, time.Since(start)
 }
+
+// TestNoticeFanoutExpired: when the outbox gives up on a room's fanout to a partner, the local
+// users of the room are told it was not delivered.
+func TestNoticeFanoutExpired(t *testing.T) {
+	logs := &logBuffer{}
+	a, b := pairConf(t, storetest.SQLiteConfig, observed(logs, prometheus.NewRegistry()), nil)
+	alice, _, room := invited(t, a, b)
+	a.p.fanoutExpired(t.Context(), b.domain, room, 2) // as the outbox calls it after Expire
+	n := expectNotice(t, a, "alice told about undelivered fanout", func(e *event.Envelope) bool { return e.Notice.Code == event.NoticeUndelivered })
+	checkNotice(t, n, alice, logs)
+	if n.Room != room || n.Notice.Partner != b.domain {
+		t.Fatalf("notice %+v in %s", n.Notice, n.Room)
+	}
+}

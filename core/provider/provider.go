@@ -186,7 +186,7 @@ func (p *Provider) now() time.Time { return p.cfg.Now() }
 func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
 	ob, err := protocol.NewOutbox(protocol.OutboxConfig{Store: p.st, Sender: client, Logger: p.cfg.Logger,
 		PollInterval: 200 * time.Millisecond, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, Expire: outboxExpire,
-		Registerer: p.cfg.Registerer})
+		Registerer: p.cfg.Registerer, OnExpire: p.fanoutExpired})
 	if err != nil {
 		return fmt.Errorf("provider: outbox: %w", err)
 	}

@@ -244,3 +244,18 @@ func (p *Provider) localRecipients(ctx context.Context, room event.RoomURI) ([]n
 	}
 	return out, rows.Err()
 }
+
+// fanoutExpired tells the local users of room that messages of the room could not be delivered
+// to partner d: the outbox gave up on them after Expire.
+func (p *Provider) fanoutExpired(ctx context.Context, d event.Domain, room event.RoomURI, bodies int) {
+	tos, err := p.localRecipients(ctx, room)
+	if err != nil {
+		p.log.Warn("users not told about messages the outbox gave up on", "partner", d, "room", room, "err", err)
+		return
+	}
+	for _, to := range tos {
+		n := event.Notice{Code: event.NoticeUndelivered, Partner: d, Reason: "unreachable",
+			Correlation: correlation("expired", string(d), string(room), string(to.user), p.now().Format(time.RFC3339Nano))}
+		p.publishNotice(ctx, to.network, room, to.user, to.origin, n, fmt.Errorf("%d queued /notify bodies expired undelivered", bodies))
+	}
+}
