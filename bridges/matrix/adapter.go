@@ -99,6 +99,8 @@ type Adapter struct {
 	missingSessions map[id.SessionID]time.Time
 	// unreadableNoticed are the parked events whose senders were told (owned by pendingLoop).
 	unreadableNoticed map[id.EventID]bool
+	keyReqMu          sync.Mutex
+	keyRequested      map[id.SessionID]time.Time // when each missing room key was last asked for
 	pendingC          chan struct{}
 	cancel            context.CancelFunc
 	wg                sync.WaitGroup
@@ -145,6 +147,7 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 		pendingC:          make(chan struct{}, 1),
 		missingSessions:   map[id.SessionID]time.Time{},
 		unreadableNoticed: map[id.EventID]bool{},
+		keyRequested:      map[id.SessionID]time.Time{},
 		ready:             make(chan struct{}),
 	}
 	a.initCommands()

@@ -88,6 +88,7 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 		}
 	})
 	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
+	sy.back = a.homeserverBack
 	a.startSync(runCtx, cli)
 
 	mux := http.NewServeMux()

@@ -68,6 +68,7 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 	})
 	sy.ParseErrorHandler = a.parseError
 	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
+	sy.back = a.homeserverBack
 	a.startSync(runCtx, cli)
 	a.log.Info("client mode logged in", "user_id", string(cli.UserID), "device_id", string(cli.DeviceID))
 	return nil

@@ -53,6 +53,10 @@ type Config struct {
 	// UnreadableNoticeAfter is how long a parked encrypted event waits for its room key before its
 	// sender is told that the gateway cannot read it. Default 30s.
 	UnreadableNoticeAfter time.Duration `mapstructure:"-" yaml:"-"`
+	// KeyRequestInterval is how often the room key of a parked encrypted event is asked for
+	// again (a request, or the key itself, may be lost while the homeserver restarts).
+	// Default 60s.
+	KeyRequestInterval time.Duration `mapstructure:"-" yaml:"-"`
 	// Language is the language of the gateway's notices and command answers: "en" (the default)
 	// or "de" (see bridges.Languages).
 	Language string `mapstructure:"language" yaml:"language"`
@@ -117,6 +121,7 @@ const (
 	DefaultMaxTransaction        = 32 << 20
 	DefaultDecryptWait           = 5 * time.Second
 	DefaultUnreadableNoticeAfter = 30 * time.Second
+	DefaultKeyRequestInterval    = 60 * time.Second
 	DefaultClientName            = "MIMI Gateway"
 	botLabel                     = "(Chatbot)"
 	permissionConfigType         = "de.gematik.tim.account.permissionconfig.pro.v1"
@@ -154,6 +159,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.UnreadableNoticeAfter == 0 {
 		c.UnreadableNoticeAfter = DefaultUnreadableNoticeAfter
+	}
+	if c.KeyRequestInterval == 0 {
+		c.KeyRequestInterval = DefaultKeyRequestInterval
 	}
 	if c.Client.DisplayName == "" {
 		c.Client.DisplayName = DefaultClientName

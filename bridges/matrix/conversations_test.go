@@ -364,10 +364,12 @@ func TestClientModeConversations(t *testing.T) {
 // before its device was in the room, or not shared with it) is not lost without a word: after
 // UnreadableNoticeAfter its sender gets a notice in reply, once.
 func TestUnreadableNotice(t *testing.T) {
-	e := startAppserviceEnv(t, func(c *Config) { c.UnreadableNoticeAfter = time.Millisecond })
+	e := startAppserviceEnv(t, func(c *Config) { c.UnreadableNoticeAfter, c.KeyRequestInterval = time.Millisecond, time.Millisecond })
 	alice := newE2EEClient(t, e.hs, "alice", "alicepassword123")
 	room := alice.createEncryptedRoom(t, e.adapter.ghosts.UserID(bobURI))
 	alice.waitJoined(t, room, e.adapter.botUserID())
+	roomURI, _ := RoomURIOf("localhost", room)
+	waitPortal(t, e, roomURI)
 	// A Megolm event of a session the gateway never received.
 	ev := alice.sendType(t, room, mevent.EventEncrypted, map[string]any{"algorithm": "m.megolm.v1.aes-sha2",
 		"ciphertext": base64.RawStdEncoding.EncodeToString(append([]byte{3}, make([]byte, 200)...)), "device_id": "NOSUCHDEVICE",
@@ -397,9 +399,63 @@ func TestUnreadableNotice(t *testing.T) {
 	if got := testutil.ToFloat64(e.adapter.metrics.inbound.WithLabelValues("unreadable_notice")); got != 1 {
 		t.Errorf("%v unreadable notices, want 1", got)
 	}
+	// The key is asked for again while the event waits (a request may be lost).
+	waitFor(t, 30*time.Second, "a repeated key request", func() bool {
+		e.adapter.kickPending()
+		return testutil.ToFloat64(e.adapter.metrics.keyRequests) >= 2
+	})
+}
+
+// TestHomeserverRestartRenewsRoomKeys: after the homeserver was unreachable (it may have lost the
+// to-device messages that carried room keys), the gateway device shares a new outbound session
+// with its next message, and the Matrix user reads it.
+func TestHomeserverRestartRenewsRoomKeys(t *testing.T) {
+	e := startAppserviceEnv(t)
+	ctx := t.Context()
+	alice := newE2EEClient(t, e.hs, "alice", "alicepassword123")
+	ghost := e.adapter.ghosts.UserID(bobURI)
+	room := alice.createEncryptedRoom(t, ghost)
+	alice.waitJoined(t, room, e.adapter.botUserID())
+	roomURI, _ := RoomURIOf("localhost", room)
+	waitPortal(t, e, roomURI)
+	say := func(n int, text string) {
+		publishIn(t, e.bus, mimiMessage(t, event.KindMessage, roomURI, bobURI, n, func(m *content.Message) { m.Body = textBody(content.TypePlain, text) }))
+		got := alice.waitEvent(t, text, func(ev *mevent.Event) bool {
+			return ev.Sender == ghost && ev.Type == mevent.EventMessage && ev.Content.AsMessage().Body == text
+		})
+		if !got.Mautrix.WasEncrypted {
+			t.Errorf("%q was not encrypted", text)
+		}
+	}
+	session := func() id.SessionID {
+		s, err := e.adapter.crypto.Machine().CryptoStore.GetOutboundGroupSession(ctx, room)
+		if err != nil || s == nil {
+			t.Fatalf("outbound session of %s: %v, %v", room, s, err)
+		}
+		return s.ID()
+	}
+	say(1, "vor dem Neustart")
+	before := session()
+	e.hs.Restart(t)
+	waitFor(t, 60*time.Second, "the gateway to notice the homeserver is back", func() bool {
+		return testutil.ToFloat64(e.adapter.metrics.rotations) >= 1
+	})
+	say(2, "nach dem Neustart")
+	if after := session(); after == before {
+		t.Errorf("the outbound session %s was kept after the homeserver was unreachable", after)
+	}
 }
 
 // key32 is a 32-byte value in unpadded base64, as Olm keys and Megolm session IDs are written.
 func key32(b byte) string {
 	return base64.RawStdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32))
+}
+
+// waitPortal waits until the invite that made room a portal is on the bus (the portal is recorded
+// by then).
+func waitPortal(t *testing.T, e *asEnv, room event.RoomURI) {
+	t.Helper()
+	e.out.wait(t, "the invite into "+string(room), func(env *event.Envelope) bool {
+		return env.Kind == event.KindMembership && env.Room == room && env.Membership.Action == event.MembershipInvite
+	})
 }

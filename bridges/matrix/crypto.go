@@ -119,10 +119,72 @@ func (a *Adapter) park(ctx context.Context, evt *mevent.Event, cause error) erro
 		return transient(fmt.Errorf("matrix: park %s: %w", evt.ID, err))
 	}
 	a.updatePendingGauge(ctx)
-	if a.crypto != nil {
-		go a.crypto.RequestSession(context.WithoutCancel(ctx), evt.RoomID, c.SenderKey, c.SessionID, evt.Sender, c.DeviceID)
-	}
+	a.requestKey(ctx, evt)
 	return nil
+}
+
+// maxKeyRequests bounds the sessions whose last key request the adapter remembers.
+const maxKeyRequests = 10000
+
+// requestKey asks the sender's device (and the gateway's own other devices) for the room key of
+// a parked event, at most once per KeyRequestInterval per session: the first request, or the
+// key sent in answer, may be lost while the homeserver restarts, and the sender's client answers
+// a request for a session it shared with the gateway's device.
+func (a *Adapter) requestKey(ctx context.Context, evt *mevent.Event) {
+	if a.crypto == nil {
+		return
+	}
+	c := evt.Content.AsEncrypted()
+	a.keyReqMu.Lock()
+	last, ok := a.keyRequested[c.SessionID]
+	due := !ok || time.Since(last) >= a.cfg.KeyRequestInterval
+	if due {
+		if len(a.keyRequested) >= maxKeyRequests {
+			clear(a.keyRequested)
+		}
+		a.keyRequested[c.SessionID] = time.Now()
+	}
+	a.keyReqMu.Unlock()
+	if !due {
+		return
+	}
+	a.metrics.keyRequests.Inc()
+	go a.crypto.RequestSession(context.WithoutCancel(ctx), evt.RoomID, c.SenderKey, c.SessionID, evt.Sender, c.DeviceID)
+}
+
+// homeserverBack runs after a sync succeeds following failed sync requests: the homeserver was
+// unreachable and may have lost to-device messages (room keys, key requests) around its outage.
+// The gateway device starts new outbound Megolm sessions (shared again with the next message)
+// and asks again at once for the keys of parked events.
+func (a *Adapter) homeserverBack(ctx context.Context) {
+	a.keyReqMu.Lock()
+	clear(a.keyRequested)
+	a.keyReqMu.Unlock()
+	a.kickPending()
+	if a.crypto == nil {
+		return
+	}
+	rows, err := a.st.QueryContext(ctx, `SELECT mx_room FROM matrix_portal`)
+	if err != nil {
+		a.log.Warn("could not list portals to renew their room keys", "error", err)
+		return
+	}
+	var rooms []id.RoomID
+	for rows.Next() {
+		var r string
+		if rows.Scan(&r) == nil {
+			rooms = append(rooms, id.RoomID(r))
+		}
+	}
+	rows.Close()
+	store := a.crypto.Machine().CryptoStore
+	for _, r := range rooms {
+		if err := store.RemoveOutboundGroupSession(ctx, r); err != nil {
+			a.log.Warn("could not renew a room key", "room_id", string(r), "error", err)
+		}
+	}
+	a.metrics.rotations.Inc()
+	a.log.Info("homeserver reachable again: new outbound room keys for the portals, parked events asked for again", "portals", len(rooms))
 }
 
 func (a *Adapter) updatePendingGauge(ctx context.Context) {
@@ -197,6 +259,7 @@ func (a *Adapter) retryPending(ctx context.Context) error {
 		_ = evt.Content.ParseRaw(evt.Type)
 		dec, err := a.crypto.Decrypt(ctx, &evt)
 		if err != nil {
+			a.requestKey(ctx, &evt)
 			if time.Since(time.UnixMilli(p.received)) >= a.cfg.UnreadableNoticeAfter {
 				a.noticeUnreadable(ctx, &evt)
 			}

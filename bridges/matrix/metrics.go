@@ -14,6 +14,8 @@ type metrics struct {
 	transactions  *prometheus.CounterVec // result: ok, duplicate, unauthorized, bad_request, error
 	decryptErrors *prometheus.CounterVec // reason: no_session, other
 	keyShare      *prometheus.CounterVec // result: ok, error
+	keyRequests   prometheus.Counter
+	rotations     prometheus.Counter
 	pending       prometheus.Gauge
 }
 
@@ -39,6 +41,14 @@ func newMetrics() *metrics {
 			Namespace: "mimi", Subsystem: "matrix", Name: "key_sharing_total",
 			Help: "Megolm encryptions including group-session sharing for outgoing events, by result.",
 		}, []string{"result"}),
+		keyRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "mimi", Subsystem: "matrix", Name: "room_key_requests_total",
+			Help: "Room key requests sent for encrypted events whose keys had not arrived.",
+		}),
+		rotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "mimi", Subsystem: "matrix", Name: "outbound_session_rotations_total",
+			Help: "Times the gateway device replaced its outbound Megolm sessions after the homeserver was unreachable.",
+		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "mimi", Subsystem: "matrix", Name: "parked_encrypted_events",
 			Help: "Encrypted events waiting in the store for their room keys.",
@@ -47,7 +57,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.inbound, m.outbound, m.transactions, m.decryptErrors, m.keyShare, m.pending} {
+	for _, c := range []prometheus.Collector{m.inbound, m.outbound, m.transactions, m.decryptErrors, m.keyShare, m.keyRequests, m.rotations, m.pending} {
 		if err := r.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

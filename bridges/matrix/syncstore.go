@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"maunium.net/go/mautrix"
 	mevent "maunium.net/go/mautrix/event"
@@ -93,6 +94,30 @@ type syncer struct {
 	mu    sync.Mutex
 	err   error
 	after func(ctx context.Context)
+	// back runs after a successful sync that follows failed sync requests (the homeserver was
+	// unreachable).
+	back func(ctx context.Context)
+	// failures counts consecutive failed syncs; requestFailed records that a request failed
+	// (not only the handling of a response). Both belong to the sync goroutine.
+	failures      int
+	requestFailed bool
+}
+
+// failedSyncMaxWait caps the wait before a failed sync is tried again (mautrix waits 10 s, which
+// would delay room keys well after the homeserver is back).
+const failedSyncMaxWait = 4 * time.Second
+
+// OnFailedSync implements mautrix.Syncer: the next sync follows after 250 ms, doubling up to
+// failedSyncMaxWait.
+func (s *syncer) OnFailedSync(res *mautrix.RespSync, err error) (time.Duration, error) {
+	if errors.Is(err, mautrix.MUnknownToken) {
+		return 0, err
+	}
+	if res == nil {
+		s.requestFailed = true
+	}
+	s.failures++
+	return min(250*time.Millisecond<<min(s.failures-1, 5), failedSyncMaxWait), nil
 }
 
 func newSyncer(st *syncStore) *syncer {
@@ -134,6 +159,13 @@ func (s *syncer) ProcessResponse(ctx context.Context, res *mautrix.RespSync, sin
 	}
 	if err := s.store.commit(ctx); err != nil {
 		return err
+	}
+	s.failures = 0
+	if s.requestFailed {
+		s.requestFailed = false
+		if s.back != nil {
+			s.back(ctx)
+		}
 	}
 	if s.after != nil {
 		s.after(ctx)
