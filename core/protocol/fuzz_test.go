@@ -36,6 +36,11 @@ func FuzzGroupInfoRatchetTreeTBE(f *testing.F) {
 	fuzzDecoder(f, DecodeGroupInfoRatchetTreeTBE)
 }
 
+func FuzzConsentEntry(f *testing.F)       { fuzzDecoder(f, DecodeConsentEntry) }
+func FuzzIdentifierRequest(f *testing.F)  { fuzzDecoder(f, DecodeIdentifierRequest) }
+func FuzzIdentifierResponse(f *testing.F) { fuzzDecoder(f, DecodeIdentifierResponse) }
+func FuzzAbuseReport(f *testing.F)        { fuzzDecoder(f, DecodeAbuseReport) }
+
 // fanoutBody makes DecodeFanoutMessages fit fuzzDecoder.
 type fanoutBody []*FanoutMessage
 

@@ -16,7 +16,7 @@ import (
 // after authentication and before its body is read:
 //
 //   - for /keyMaterial, a token bucket per partner and one per target user (429 with
-//     Retry-After when empty);
+//     Retry-After when empty); for /identifierQuery and /requestConsent, one per partner;
 //   - a bound on the requests one partner has in flight (503 with Retry-After beyond it);
 //   - a global budget of memory for bodies in flight over all partners: a request reserves
 //     BodyCost times its Content-Length (or its endpoint's body limit when the length is not
@@ -39,6 +39,12 @@ var (
 	DefaultKeyMaterialPartnerRate = RateLimit{Interval: 500 * time.Millisecond, Burst: 100}
 	// DefaultKeyMaterialTargetRate: 10 claims at once, then one a minute, per target user.
 	DefaultKeyMaterialTargetRate = RateLimit{Interval: time.Minute, Burst: 10}
+	// DefaultIdentifierQueryRate: 20 identifier queries at once, then one every 3 s, per
+	// partner (a person searching, not a crawler).
+	DefaultIdentifierQueryRate = RateLimit{Interval: 3 * time.Second, Burst: 20}
+	// DefaultConsentRequestRate: 20 requests for consent at once, then one every 10 s, per
+	// partner.
+	DefaultConsentRequestRate = RateLimit{Interval: 10 * time.Second, Burst: 20}
 )
 
 const (
@@ -194,6 +200,7 @@ func (t *trips) add(d event.Domain, now time.Time) (int, bool) {
 // limits holds the server's resource limits and their state.
 type limits struct {
 	partnerRate, targetRate *bucketSet
+	queryRate, consentRate  *bucketSet
 	bodies                  budget
 	flight                  inFlight
 	trips                   trips
@@ -212,6 +219,8 @@ func newLimits(cfg *ServerConfig, log *slog.Logger) *limits {
 	l := &limits{
 		partnerRate: newBucketSet(pick(cfg.KeyMaterialPartnerRate, DefaultKeyMaterialPartnerRate), maxBuckets),
 		targetRate:  newBucketSet(pick(cfg.KeyMaterialTargetRate, DefaultKeyMaterialTargetRate), maxBuckets),
+		queryRate:   newBucketSet(pick(cfg.IdentifierQueryRate, DefaultIdentifierQueryRate), maxBuckets),
+		consentRate: newBucketSet(pick(cfg.ConsentRequestRate, DefaultConsentRequestRate), maxBuckets),
 		bodies:      budget{max: cfg.BodyBudget},
 		flight:      inFlight{max: cfg.PartnerConcurrency, n: map[event.Domain]int{}},
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -256,6 +265,16 @@ func (l *limits) admit(ep Endpoint, peer event.Domain, target IdentifierURI, siz
 		}
 		if ok, wait := l.targetRate.take(string(target), now); !ok {
 			return nil, http.StatusTooManyRequests, wait, "too many key material claims for this user", "rate_target"
+		}
+	}
+	switch ep {
+	case EndpointIdentifierQuery:
+		if ok, wait := l.queryRate.take(string(peer), l.now()); !ok {
+			return nil, http.StatusTooManyRequests, wait, "too many identifier queries from " + string(peer), "rate_query"
+		}
+	case EndpointRequestConsent:
+		if ok, wait := l.consentRate.take(string(peer), l.now()); !ok {
+			return nil, http.StatusTooManyRequests, wait, "too many requests for consent from " + string(peer), "rate_consent"
 		}
 	}
 	if !l.flight.acquire(peer) {

@@ -56,6 +56,10 @@ var directoryVariables = []struct {
 	{EndpointSubmitMessage, "roomId"},
 	{EndpointGroupInfo, "roomId"},
 	{EndpointProxyDownload, "downloadUrl"},
+	{EndpointRequestConsent, "targetUser"},
+	{EndpointUpdateConsent, "requesterUser"},
+	{EndpointIdentifierQuery, "domain"},
+	{EndpointReportAbuse, "roomId"},
 }
 
 // EncodePathID turns an identifier URI into the path variable of an endpoint URL. Reading R3

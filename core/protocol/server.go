@@ -102,7 +102,10 @@ func (e *StatusError) Unwrap() error { return e.Err }
 // /assets/<id> (Asset, default DefaultMaxAssetSize).
 type Limits struct {
 	KeyMaterial, Update, SubmitMessage, Notify, GroupInfo int64
-	Asset                                                 int64
+	// Consent bounds requestConsent and updateConsent, IdentifierQuery and ReportAbuse their
+	// endpoints.
+	Consent, IdentifierQuery, ReportAbuse int64
+	Asset                                 int64
 }
 
 // DefaultLimits are the body limits used for zero fields.
@@ -112,6 +115,11 @@ var DefaultLimits = Limits{
 	SubmitMessage: 1 << 20,
 	Notify:        16 << 20,
 	GroupInfo:     64 << 10,
+	// A grant may carry a few KeyPackages.
+	Consent:         256 << 10,
+	IdentifierQuery: 64 << 10,
+	// A report carries the reported messages' content (at most MaxAbusiveContent each).
+	ReportAbuse: 4 << 20,
 }
 
 func (l Limits) of(e Endpoint) int64 {
@@ -132,6 +140,12 @@ func (l Limits) of(e Endpoint) int64 {
 		return pick(l.Notify, DefaultLimits.Notify)
 	case EndpointGroupInfo:
 		return pick(l.GroupInfo, DefaultLimits.GroupInfo)
+	case EndpointRequestConsent, EndpointUpdateConsent:
+		return pick(l.Consent, DefaultLimits.Consent)
+	case EndpointIdentifierQuery:
+		return pick(l.IdentifierQuery, DefaultLimits.IdentifierQuery)
+	case EndpointReportAbuse:
+		return pick(l.ReportAbuse, DefaultLimits.ReportAbuse)
 	}
 	return 0
 }
@@ -162,6 +176,9 @@ type ServerConfig struct {
 	// KeyMaterialPartnerRate and KeyMaterialTargetRate limit /keyMaterial claims per partner
 	// and per target user (zero: DefaultKeyMaterialPartnerRate, DefaultKeyMaterialTargetRate).
 	KeyMaterialPartnerRate, KeyMaterialTargetRate RateLimit
+	// IdentifierQueryRate and ConsentRequestRate limit identifier queries and requests for
+	// consent per partner (zero: DefaultIdentifierQueryRate, DefaultConsentRequestRate).
+	IdentifierQueryRate, ConsentRequestRate RateLimit
 	// BodyBudget bounds the memory for request bodies in flight over all partners, each
 	// costing BodyCost times its size (0: DefaultBodyBudget); PartnerConcurrency one partner's
 	// requests in flight (0: DefaultPartnerConcurrency). limits.go.
@@ -482,7 +499,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) Endpoint {
 	name, rawID, _ := strings.Cut(rest, "/")
 	ep := Endpoint(name)
 	switch ep {
-	case EndpointKeyMaterial, EndpointUpdate, EndpointSubmitMessage, EndpointNotify, EndpointGroupInfo, EndpointProxyDownload:
+	case EndpointKeyMaterial, EndpointUpdate, EndpointSubmitMessage, EndpointNotify, EndpointGroupInfo, EndpointProxyDownload,
+		EndpointRequestConsent, EndpointUpdateConsent, EndpointIdentifierQuery, EndpointReportAbuse:
 	default:
 		s.fail(w, http.StatusNotFound, "no such endpoint")
 		return ""
@@ -591,7 +609,7 @@ func authReason(code int) string {
 // It returns the parsed room ("" for endpoints that are not about a room).
 func (s *Server) checkRoom(ep Endpoint, peer Peer, id IdentifierURI) (event.RoomURI, int, string) {
 	switch ep {
-	case EndpointNotify, EndpointUpdate, EndpointSubmitMessage, EndpointGroupInfo:
+	case EndpointNotify, EndpointUpdate, EndpointSubmitMessage, EndpointGroupInfo, EndpointReportAbuse:
 	default:
 		return "", 0, ""
 	}
@@ -621,6 +639,9 @@ func (s *Server) dispatch(w http.ResponseWriter, ctx context.Context, ep Endpoin
 	switch ep {
 	case EndpointNotify:
 		s.serveNotify(w, ctx, peer, room, body)
+		return
+	case EndpointRequestConsent, EndpointUpdateConsent, EndpointIdentifierQuery, EndpointReportAbuse:
+		s.serveDirect(w, ctx, ep, peer, id, room, body)
 		return
 	case EndpointKeyMaterial:
 		target, perr := event.ParseUserURI(string(id))

@@ -120,6 +120,20 @@ func allCodecs(t testing.TB) []codec {
 		{"GroupInfoResponse success", gresp, wrap(DecodeGroupInfoResponse)},
 		{"GroupInfoResponse notAuthorized", &GroupInfoResponse{Protocol: ProtocolMLS10, RoomID: "mimi://a.example/r/clubhouse", Status: GroupInfoNotAuthorized}, wrap(DecodeGroupInfoResponse)},
 		{"GroupInfoRatchetTreeTBE", tbe, wrap(DecodeGroupInfoRatchetTreeTBE)},
+		{"ConsentEntry request", &ConsentEntry{Operation: ConsentRequest, Requester: "mimi://a.example/u/alice", Target: "mimi://b.example/u/bob"}, wrap(DecodeConsentEntry)},
+		{"ConsentEntry cancel with room", &ConsentEntry{Operation: ConsentCancel, Requester: "mimi://a.example/u/alice", Target: "mimi://b.example/u/bob", Room: "mimi://a.example/r/clubhouse",
+			Extensions: mls.AppDataDictionary{{ID: 0x8001, Data: []byte("x")}}}, wrap(DecodeConsentEntry)},
+		{"ConsentEntry grant with KeyPackages", &ConsentEntry{Operation: ConsentGrant, Requester: "mimi://a.example/u/alice", Target: "mimi://b.example/u/bob", KeyPackages: []*mls.KeyPackage{f.bobKP}}, wrap(DecodeConsentEntry)},
+		{"ConsentEntry grant without KeyPackages", &ConsentEntry{Operation: ConsentGrant, Requester: "mimi://a.example/u/alice", Target: "mimi://b.example/u/bob"}, wrap(DecodeConsentEntry)},
+		{"ConsentEntry revoke", &ConsentEntry{Operation: ConsentRevoke, Requester: "mimi://a.example/u/alice", Target: "mimi://b.example/u/bob"}, wrap(DecodeConsentEntry)},
+		{"IdentifierRequest", &IdentifierRequest{Elements: []QueryElement{{Type: SearchEmail, Value: "bob@b.example"}, {Type: SearchOIDCStdClaim, Name: "family_name", Value: "Bauer"},
+			{Type: SearchVCardField, Name: "ORG", Value: "Amt B"}, {Type: 42, Value: "unknown type"}}}, wrap(DecodeIdentifierRequest)},
+		{"IdentifierRequest empty", &IdentifierRequest{}, wrap(DecodeIdentifierRequest)},
+		{"IdentifierResponse success", &IdentifierResponse{Code: IdentifierSuccess, URIs: []IdentifierURI{"mimi://b.example/u/bob"},
+			Profiles: []UserProfile{{StableURI: "mimi://b.example/u/bob", Fields: []ProfileField{{Source: FieldOIDCStdClaim, Name: "name", Value: []byte("Bob Bauer")}}}}}, wrap(DecodeIdentifierResponse)},
+		{"IdentifierResponse notFound", &IdentifierResponse{Code: IdentifierNotFound}, wrap(DecodeIdentifierResponse)},
+		{"AbuseReport", &AbuseReport{Reporter: "mimi://b.example/u/bob", Accused: "mimi://e.example/u/eve", Note: "insults",
+			Messages: []AbusiveMessage{{Content: []byte("content"), Frank: *frank, AcceptedTimestamp: 1700000000123}}}, wrap(DecodeAbuseReport)},
 	}
 }
 
