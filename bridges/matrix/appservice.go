@@ -87,6 +87,13 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 			sy.fail(err)
 		}
 	})
+	// Read receipts: Dendrite does not push them to appservices either; the bot's sync has them
+	// for every portal.
+	sy.OnEventType(mevent.EphemeralEventReceipt, func(ctx context.Context, evt *mevent.Event) {
+		if err := a.ingestReceipt(ctx, evt); err != nil {
+			sy.fail(err)
+		}
+	})
 	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
 	sy.back = a.homeserverBack
 	a.startSync(runCtx, cli)

@@ -459,3 +459,31 @@ func waitPortal(t *testing.T, e *asEnv, room event.RoomURI) {
 		return env.Kind == event.KindMembership && env.Room == room && env.Membership.Action == event.MembershipInvite
 	})
 }
+
+// TestAppserviceReadReceipt: a Matrix user's read receipt on a partner's message reaches MIMI as a
+// "read" status report in appservice mode too (from the bot's sync).
+func TestAppserviceReadReceipt(t *testing.T) {
+	e := startAppserviceEnv(t)
+	alice := newE2EEClient(t, e.hs, "alice", "alicepassword123")
+	ghost := e.adapter.ghosts.UserID(bobURI)
+	room := alice.createEncryptedRoom(t, ghost)
+	alice.waitJoined(t, room, e.adapter.botUserID())
+	roomURI, _ := RoomURIOf("localhost", room)
+	waitPortal(t, e, roomURI)
+	in := mimiMessage(t, event.KindMessage, roomURI, bobURI, 1, func(m *content.Message) { m.Body = textBody(content.TypePlain, "bitte lesen") })
+	publishIn(t, e.bus, in)
+	got := alice.waitEvent(t, "bob's message", func(ev *mevent.Event) bool { return ev.Sender == ghost && ev.Type == mevent.EventMessage })
+	if err := alice.MarkRead(t.Context(), room, got.ID); err != nil {
+		t.Fatal(err)
+	}
+	rcpt := e.out.wait(t, "alice's read receipt", func(env *event.Envelope) bool { return env.Kind == event.KindReceipt })
+	m, err := content.Decode(rcpt.Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, ok, err := m.StatusReport()
+	if !ok || err != nil || len(rep) != 1 || rep[0].Status != content.StatusRead || rep[0].MessageID != content.MessageID(in.MessageID) ||
+		rcpt.Sender != aliceURI || rcpt.Room != roomURI {
+		t.Errorf("receipt %+v (%v, %v) from %s in %s", rep, ok, err, rcpt.Sender, rcpt.Room)
+	}
+}

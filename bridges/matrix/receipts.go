@@ -17,10 +17,10 @@ import (
 // maxReceiptsPerEvent bounds the (event, user) pairs of one m.receipt event that are relayed.
 const maxReceiptsPerEvent = 256
 
-// ingestReceipt relays Matrix read receipts (m.read, m.read.private is never shared) on messages
-// the gateway mapped as MIMI status reports (status "read"). Homeservers deliver receipts to
-// clients in sync; Dendrite does not push them to appservices (no MSC2409), so in practice this
-// runs in client mode.
+// ingestReceipt relays Matrix read receipts (m.read, m.read.private is never shared) of this
+// homeserver's users on messages the gateway mapped as MIMI status reports (status "read").
+// Homeservers deliver receipts to clients in sync: the functional account's (client mode) or the
+// bot's (appservice mode; Dendrite does not push receipts to appservices, MSC2409).
 func (a *Adapter) ingestReceipt(ctx context.Context, evt *mevent.Event) error {
 	a.ingestMu.Lock()
 	defer a.ingestMu.Unlock()
@@ -74,8 +74,8 @@ func (a *Adapter) publishReceipt(ctx context.Context, room event.RoomURI, mxRoom
 		return nil
 	}
 	sender, err := a.userURI(user)
-	if err != nil {
-		return nil
+	if err != nil || !a.isLocal(sender) {
+		return nil // only this homeserver's users are MIMI users of this gateway
 	}
 	envID := event.NewEventID(event.NetworkMatrix, event.NativeRoomID(mxRoom), native)
 	rep, err := content.StatusReport{{MessageID: *mid, Status: content.StatusRead}}.Encode()
