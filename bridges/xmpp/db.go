@@ -291,15 +291,18 @@ func (d *db) addHistory(ctx context.Context, uri event.RoomURI, h historyEntry, 
 	if err != nil {
 		return fmt.Errorf("xmpp: add history: %w", err)
 	}
-	if _, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_history (room_uri, stanza_id, nick, payload, sent_at) VALUES (?, ?, ?, ?, ?)`,
-		string(uri), h.StanzaID, h.Nick, payload, h.SentAt.UnixMilli()); err != nil {
-		return fmt.Errorf("xmpp: add history: %w", err)
-	}
-	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
-		SELECT seq FROM xmpp_history WHERE room_uri = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, string(uri), string(uri), keep); err != nil {
-		return fmt.Errorf("xmpp: prune history: %w", err)
-	}
-	return nil
+	// One commit for the entry and the pruning, shared with concurrent writers.
+	return d.s.InGroupTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_history (room_uri, stanza_id, nick, payload, sent_at) VALUES (?, ?, ?, ?, ?)`,
+			string(uri), h.StanzaID, h.Nick, payload, h.SentAt.UnixMilli()); err != nil {
+			return fmt.Errorf("xmpp: add history: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
+			SELECT seq FROM xmpp_history WHERE room_uri = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, string(uri), string(uri), keep); err != nil {
+			return fmt.Errorf("xmpp: prune history: %w", err)
+		}
+		return nil
+	})
 }
 
 func (d *db) deleteHistory(ctx context.Context, uri event.RoomURI, stanzaID string) error {

@@ -25,6 +25,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // origin is where an incoming stanza comes from, mapped to MIMI.
@@ -236,19 +237,16 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 		return res, err
 	}
 	res.id = id
-	if err := a.putMapping(ctx, o, res.nativeID, id, ev, !o.muc); err != nil {
-		return res, err
-	}
-	// Clients refer to a message by its id attribute (XEP-0308) or its origin-id: map both.
+	// Clients refer to a message by its id attribute (XEP-0308) or its origin-id: map both, and
+	// in a room the stanza-id the room gives it.
+	ms := []nativeMapping{{res.nativeID, !o.muc}}
 	if validID(m.ID) && m.ID != res.nativeID {
-		if err := a.putMapping(ctx, o, m.ID, id, ev, false); err != nil {
-			return res, err
-		}
+		ms = append(ms, nativeMapping{m.ID, false})
 	}
 	if o.muc {
-		return res, a.putMapping(ctx, o, stanzaIDOf(id), id, ev, true)
+		ms = append(ms, nativeMapping{stanzaIDOf(id), true})
 	}
-	return res, nil
+	return res, a.putMappings(ctx, o, id, ev, ms...)
 }
 
 // bodyPart maps the body and XEP-0066 links to a MIMI part: text, files (ExternalParts), or both.
@@ -380,13 +378,26 @@ func (a *Adapter) lookupAny(ctx context.Context, o origin, id string) (content.M
 	return out, true
 }
 
-func (a *Adapter) putMapping(ctx context.Context, o origin, nativeID string, id content.MessageID, ev event.EventID, primary bool) error {
-	_, err := a.ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: o.nativeRoom, NativeID: event.NativeEventID(nativeID),
-		NativeSender: event.NativeUserID(o.sender.String()), Room: o.room, MessageID: id[:], EventID: ev, Primary: primary})
-	if err != nil && !errors.Is(err, idmap.ErrConflict) {
-		return fmt.Errorf("xmpp: record message mapping: %w", err)
-	}
-	return nil
+// nativeMapping is one native ID of a message and whether it is the primary one.
+type nativeMapping struct {
+	id      string
+	primary bool
+}
+
+// putMappings records the native IDs ms of message id (sent as ev) in one transaction, shared
+// with concurrent writers (store.InGroupTx): one commit for all of a stanza's IDs.
+func (a *Adapter) putMappings(ctx context.Context, o origin, id content.MessageID, ev event.EventID, ms ...nativeMapping) error {
+	return a.st.InGroupTx(ctx, func(tx *store.Tx) error {
+		ids := idmap.New(tx).WithClock(a.now)
+		for _, m := range ms {
+			_, err := ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: o.nativeRoom, NativeID: event.NativeEventID(m.id),
+				NativeSender: event.NativeUserID(o.sender.String()), Room: o.room, MessageID: id[:], EventID: ev, Primary: m.primary})
+			if err != nil && !errors.Is(err, idmap.ErrConflict) {
+				return fmt.Errorf("xmpp: record message mapping: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // ownTarget resolves the message a correction or retraction refers to. Only the original sender's
@@ -440,18 +451,14 @@ func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *inMessage, 
 	}
 	// The correction's own ID points at the first version too, so a later correction that
 	// references this one (some clients do) still finds the message (matterbridge #437, #1584).
-	if err := a.putMapping(ctx, o, res.nativeID, target, ev, false); err != nil {
-		return res, err
-	}
+	ms := []nativeMapping{{res.nativeID, false}}
 	if validID(m.ID) && m.ID != res.nativeID {
-		if err := a.putMapping(ctx, o, m.ID, target, ev, false); err != nil {
-			return res, err
-		}
+		ms = append(ms, nativeMapping{m.ID, false})
 	}
 	if o.muc {
-		return res, a.putMapping(ctx, o, stanzaIDOf(res.id), target, ev, false)
+		ms = append(ms, nativeMapping{stanzaIDOf(res.id), false})
 	}
-	return res, nil
+	return res, a.putMappings(ctx, o, target, ev, ms...)
 }
 
 func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {

@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops/cputime"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 // flowResult is what flow measured.
@@ -36,7 +34,7 @@ func flow(b *testing.B, from, to *node, msgs []*event.Envelope, rate float64) fl
 		index[string(m.Content)] = i
 		want[m.Room] = append(want[m.Room], m.Content)
 	}
-	commits0 := storeCommits(b, from.st) + storeCommits(b, to.st)
+	commits0 := storetest.Commits(b, from.st) + storetest.Commits(b, to.st)
 	cpu0, _ := cputime.Process()
 	start := time.Now()
 	// The publisher hands each index over after writing its sentAt, so reading it on arrival
@@ -82,7 +80,7 @@ func flow(b *testing.B, from, to *node, msgs []*event.Envelope, rate float64) fl
 	r.wall = time.Since(start)
 	cpu1, _ := cputime.Process()
 	r.cpu = cpu1 - cpu0
-	r.commits = storeCommits(b, from.st) + storeCommits(b, to.st) - commits0
+	r.commits = storetest.Commits(b, from.st) + storetest.Commits(b, to.st) - commits0
 	return r
 }
 
@@ -99,33 +97,6 @@ func (r flowResult) report(b *testing.B, n int) {
 		b.ReportMetric(float64(l[min(len(l)-1, len(l)*99/100)])/1e6, "p99-ms")
 	}
 	b.ReportMetric(r.commits/float64(n), "tx/msg")
-}
-
-// storeCommits reads the committed transactions of st from its metrics.
-func storeCommits(t testing.TB, st *store.Store) float64 {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(st); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "mimi_gateway_store_transactions_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == "commit" {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatal("no commit counter in the store's metrics")
-	return 0
 }
 
 // roomsName names a sub-benchmark by its rooms and offered rate.

@@ -25,6 +25,7 @@ type metrics struct {
 	busy          prometheus.Counter
 	schemaVersion *prometheus.GaugeVec
 	resealed      prometheus.Counter
+	autocommits   prometheus.Counter
 	dbStats       []prometheus.Collector
 }
 
@@ -60,6 +61,10 @@ func newMetrics(s *Store) *metrics {
 			Name: "mimi_gateway_store_resealed_total", ConstLabels: constLabels,
 			Help: "Sealed values re-encrypted with the primary encryption key (key rotation).",
 		}),
+		autocommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_store_autocommit_statements_total", ConstLabels: constLabels,
+			Help: "Statements run through the Store's ExecContext outside a transaction (each commits on its own).",
+		}),
 	}
 	for _, r := range []string{txResultCommit, txResultRollback, txResultBeginError} {
 		m.transactions.WithLabelValues(r)
@@ -78,7 +83,7 @@ func newMetrics(s *Store) *metrics {
 }
 
 func (m *metrics) all() []prometheus.Collector {
-	return append([]prometheus.Collector{m.transactions, m.txDuration, m.processed, m.casConflicts, m.busy, m.schemaVersion, m.resealed}, m.dbStats...)
+	return append([]prometheus.Collector{m.transactions, m.txDuration, m.processed, m.casConflicts, m.busy, m.schemaVersion, m.resealed, m.autocommits}, m.dbStats...)
 }
 
 func (m *metrics) observeTx(result string, d time.Duration, err error) {

@@ -419,6 +419,7 @@ func (s *Store) ExecContext(ctx context.Context, query string, args ...any) (sql
 		return nil, ErrClosed
 	}
 	res, err := s.writer.ExecContext(ctx, s.Rebind(query), args...)
+	s.metrics.autocommits.Inc()
 	s.metrics.observeErr(err)
 	return res, err
 }
