@@ -207,11 +207,16 @@ func (c *Client) WaitInvite(t testing.TB, timeout time.Duration, f func(*mevent.
 	return e.RoomID
 }
 
-// Join joins the room.
+// Join joins the room and loads its state (encryption, members) into the client's state store,
+// as an app does before its user can write: a message sent before the client knows the members
+// would be encrypted for nobody.
 func (c *Client) Join(t testing.TB, room id.RoomID) {
 	t.Helper()
 	if _, err := c.JoinRoomByID(context.Background(), room); err != nil {
 		t.Fatalf("%s: join %s: %v", c.UserID, room, err)
+	}
+	if _, err := c.State(context.Background(), room); err != nil {
+		t.Fatalf("%s: state of %s after joining: %v", c.UserID, room, err)
 	}
 }
 
