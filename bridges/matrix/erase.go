@@ -14,7 +14,8 @@ import (
 
 // EraseUser deletes what the adapter's tables hold about user u (Matrix ID mxid when u is a
 // local user): its ghost (for a partner's user), its parked events, its entry in the stored
-// power levels, and the device and cross-signing keys the crypto store keeps of it. It returns
+// power levels (the adapter's and the state store's cache), the room keys its devices sent, and
+// the device and cross-signing keys the crypto store keeps of it. It returns
 // how many rows it deleted or changed.
 func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, mxid id.UserID) (int64, error) {
 	total, err := st.DeleteWhere(ctx, "matrix_ghost", []string{"user_id"}, `mimi_user = ?`, string(u))
@@ -26,7 +27,21 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, mxid id.Us
 	if err != nil {
 		return total, err
 	}
-	n, err = erasePowerLevels(ctx, st, mxid)
+	// The adapter's base power levels, and the state store's cache of the rooms' power levels.
+	for _, pl := range []struct{ table, key, col string }{
+		{"matrix_power_levels", "mx_room", "content"},
+		{"mx_room_state", "room_id", "power_levels"},
+	} {
+		n, err = erasePowerLevels(ctx, st, mxid, pl.table, pl.key, pl.col)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	// The state store's cached m.room.create events of rooms the user created: the adapter does
+	// not read them (mautrix would for the creators' power in rooms of version 12, where the
+	// homeserver tells it again), and they name the creator.
+	n, err = eraseCreateEvents(ctx, st, mxid)
 	total += n
 	if err != nil {
 		return total, err
@@ -40,6 +55,8 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, mxid id.Us
 		`DELETE FROM crypto_cross_signing_keys WHERE user_id = ?`,
 		`DELETE FROM crypto_cross_signing_signatures WHERE signed_user_id = ? OR signer_user_id = ?`,
 		`DELETE FROM mx_user_profile WHERE user_id = ?`,
+		// Room keys the user's devices sent: they decrypt the user's messages.
+		`DELETE FROM crypto_megolm_inbound_session WHERE source_user = ?`,
 	} {
 		args := []any{string(mxid)}
 		if strings.Count(q, "?") == 2 {
@@ -103,11 +120,53 @@ func erasePending(ctx context.Context, st *store.Store, mxid id.UserID) (int64, 
 	return total, rows.Err()
 }
 
-// erasePowerLevels removes mxid from the users map of every stored power-levels content.
-func erasePowerLevels(ctx context.Context, st *store.Store, mxid id.UserID) (int64, error) {
-	rows, err := st.QueryContext(ctx, `SELECT mx_room, content FROM matrix_power_levels`)
+// eraseCreateEvents forgets the cached create events that mxid sent.
+func eraseCreateEvents(ctx context.Context, st *store.Store, mxid id.UserID) (int64, error) {
+	rows, err := st.QueryContext(ctx, `SELECT room_id, create_event FROM mx_room_state WHERE create_event IS NOT NULL`)
 	if err != nil {
-		return 0, fmt.Errorf("matrix: erase power levels: %w", err)
+		if missingTable(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("matrix: erase cached create events: %w", err)
+	}
+	var rooms []string
+	for rows.Next() {
+		var room, content string
+		if err := rows.Scan(&room, &content); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		var e struct {
+			Sender id.UserID `json:"sender"`
+		}
+		if json.Unmarshal([]byte(content), &e) == nil && e.Sender == mxid || strings.Contains(content, `"`+string(mxid)+`"`) {
+			rooms = append(rooms, room)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, room := range rooms {
+		if _, err := st.ExecContext(ctx, `UPDATE mx_room_state SET create_event = NULL WHERE room_id = ?`, room); err != nil {
+			return total, fmt.Errorf("matrix: erase cached create event: %w", err)
+		}
+		total++
+	}
+	return total, nil
+}
+
+// erasePowerLevels removes mxid from the users map of every power-levels content stored in
+// column col of table (keyed by column key); a missing table (the state store before the adapter
+// first ran) is nothing to erase.
+func erasePowerLevels(ctx context.Context, st *store.Store, mxid id.UserID, table, key, col string) (int64, error) {
+	rows, err := st.QueryContext(ctx, `SELECT `+key+`, `+col+` FROM `+table+` WHERE `+col+` IS NOT NULL`)
+	if err != nil {
+		if missingTable(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("matrix: erase power levels in %s: %w", table, err)
 	}
 	type upd struct{ room, content string }
 	var todo []upd
@@ -137,12 +196,15 @@ func erasePowerLevels(ctx context.Context, st *store.Store, mxid id.UserID) (int
 		todo = append(todo, upd{room, string(b)})
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
 	var total int64
 	for _, u := range todo {
-		if _, err := st.ExecContext(ctx, `UPDATE matrix_power_levels SET content = ? WHERE mx_room = ?`, u.content, u.room); err != nil {
-			return total, fmt.Errorf("matrix: erase power levels: %w", err)
+		if _, err := st.ExecContext(ctx, `UPDATE `+table+` SET `+col+` = ? WHERE `+key+` = ?`, u.content, u.room); err != nil {
+			return total, fmt.Errorf("matrix: erase power levels in %s: %w", table, err)
 		}
 		total++
 	}
-	return total, rows.Err()
+	return total, nil
 }
