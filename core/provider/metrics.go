@@ -24,6 +24,8 @@ type metrics struct {
 	// givenUp counts mimi.out envelopes the provider gave up on (dead-lettered), by kind and
 	// reason.
 	givenUp *prometheus.CounterVec
+	// parked counts envelopes parked for a partner that did not answer (park.go).
+	parked prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -48,11 +50,15 @@ func newMetrics() *metrics {
 			Name: "mimi_gateway_provider_given_up_total",
 			Help: "Envelopes from the adapters the MIMI endpoint gave up on (refused, or failed on their last delivery; they are dead-lettered), by kind and reason.",
 		}, []string{"kind", "reason"}),
+		parked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mimi_gateway_provider_parked_total",
+			Help: "Envelopes from the adapters parked because the partner they need did not answer (delivered when it answers again).",
+		}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.usersOnDemand, m.refusals, m.credentialAlerts, m.notices, m.givenUp}
+	return []prometheus.Collector{m.usersOnDemand, m.refusals, m.credentialAlerts, m.notices, m.givenUp, m.parked}
 }
 
 // register registers m with r (nothing when r is nil).

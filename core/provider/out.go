@@ -23,8 +23,26 @@ const outScope store.Scope = "provider.out"
 // When it gives up on an envelope (a permanent error, or the bus's last delivery failed), the
 // local user who sent it is told (notice.go) and the envelope is counted by kind and reason.
 func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
-	err := p.outWaiting(ctx, d) // reach.go
+	env := d.Envelope
+	if env.Origin.Network == event.NetworkMIMI {
+		return nil // our own publication mirrored back: nothing to send
+	}
+	// A room with envelopes parked for a partner that does not answer keeps its order (park.go).
+	if partner, parked, err := p.parkedPartner(ctx, env.Room); err != nil {
+		return err
+	} else if parked {
+		return p.park(ctx, env, partner)
+	}
+	err := p.out(ctx, d)
 	if err == nil {
+		return nil
+	}
+	if partner, down := p.unreachablePartner(env, err); down && !errors.Is(err, bus.ErrPermanent) {
+		if perr := p.park(ctx, env, partner); perr != nil {
+			return errors.Join(err, perr)
+		}
+		p.log.Info("partner does not answer: the envelope waits for it, with the room's later ones behind it",
+			"partner", partner, "room", env.Room, "event_id", env.ID, "err", err)
 		return nil
 	}
 	perm := errors.Is(err, bus.ErrPermanent)

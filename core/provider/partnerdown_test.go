@@ -2,7 +2,9 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,17 +114,31 @@ func TestPartnerDownRecovery(t *testing.T) {
 	checkNotice(t, n, bob, logsB)
 }
 
-// TestNoticeUndelivered: a message the bus gives up on (its last delivery failed: here the hub
-// is down and the handler's deadline leaves no time to wait) is told to its sender as undelivered.
+// shiftClock is a clock that can be moved forward.
+type shiftClock struct{ offset atomic.Int64 }
+
+func (c *shiftClock) now() time.Time      { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *shiftClock) add(d time.Duration) { c.offset.Add(int64(d)) }
+
+// TestNoticeUndelivered: a message parked for a hub that stays down is, after parkExpire, told
+// to its sender as undelivered and dropped; the room's next message goes out.
 func TestNoticeUndelivered(t *testing.T) {
-	logs := &logBuffer{}
-	a, b := pairConf(t, storetest.SQLiteConfig, nil, observed(logs, prometheus.NewRegistry()), func(c *bus.Config) {
-		c.MaxDeliveries, c.HandlerTimeout = 2, 20*time.Second
+	logs, clk := &logBuffer{}, &shiftClock{}
+	a, b := pairConf(t, storetest.SQLiteConfig, nil, func(c *Config) {
+		observed(logs, prometheus.NewRegistry())(c)
+		c.Now = clk.now
 	})
 	_, bob, room := invited(t, a, b)
 	a.tp.Stop(t)
 	m := message(t, room, bob, "nobody will read this")
 	publishOut(t, b, m)
+	waitFor(t, "the message parked", func() error {
+		if _, parked, err := b.p.parkedPartner(t.Context(), room); err != nil || !parked {
+			return fmt.Errorf("not parked (%v)", err)
+		}
+		return nil
+	})
+	clk.add(parkExpire + time.Hour)
 	n := expectNotice(t, b, "bob told his message was not delivered", func(e *event.Envelope) bool {
 		return e.Notice.Code == event.NoticeUndelivered
 	})
@@ -133,4 +149,57 @@ func TestNoticeUndelivered(t *testing.T) {
 	if v := testutil.ToFloat64(b.p.met.givenUp.WithLabelValues("message", "unreachable")); v != 1 {
 		t.Errorf("messages given up as unreachable: %v, want 1", v)
 	}
+	waitFor(t, "the expired message dropped", func() error {
+		if _, parked, err := b.p.parkedPartner(t.Context(), room); err != nil || parked {
+			return fmt.Errorf("still parked (%v)", err)
+		}
+		return nil
+	})
+}
+
+// TestPartnerDownOtherRoomsGoOn: with one bus partition for every room, a message parked for a
+// hub that is down holds up its own room only: another room's message goes out meanwhile, and
+// the parked one follows when the hub is back.
+func TestPartnerDownOtherRoomsGoOn(t *testing.T) {
+	a, b := pairConf(t, storetest.SQLiteConfig, nil, nil, func(c *bus.Config) { c.Partitions = 1 })
+	_, bob, room := invited(t, a, b)
+	carol := event.NewUserURI(b.domain, "carol")
+	if err := b.p.EnsureUser(t.Context(), carol, event.NetworkXMPP); err != nil {
+		t.Fatal(err)
+	}
+	xmpp := make(chan *event.Envelope, 64)
+	sub, err := b.bus.ConsumeIn(t.Context(), "test-xmpp", event.NetworkXMPP, func(_ context.Context, d bus.Delivery) error {
+		xmpp <- d.Envelope
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
+	local := b.p.NewRoomID() // hosted by b: bob and carol
+	publishOut(t, b, membership(local, bob, event.MembershipInvite, carol))
+	select {
+	case <-waitKind(xmpp, event.KindPortalRequest):
+	case <-time.After(20 * time.Second):
+		t.Fatal("no portal request for carol")
+	}
+
+	a.tp.Stop(t)
+	held := message(t, room, bob, "for the room a hosts")
+	publishOut(t, b, held)
+	other := message(t, local, bob, "for carol, while a is down")
+	publishOut(t, b, other)
+	select {
+	case got := <-waitKind(xmpp, event.KindMessage):
+		if !bytes.Equal(got.Content, other.Content) {
+			t.Fatalf("carol got %s from %s", got.Kind, got.Sender)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the other room's message waited for the partner that is down")
+	}
+	if _, parked, err := b.p.parkedPartner(t.Context(), room); err != nil || !parked {
+		t.Fatalf("the held message is not parked: %v, %v", parked, err)
+	}
+	a.tp.Start(t)
+	expectText(t, a, held)
 }

@@ -110,7 +110,8 @@ type Provider struct {
 	// policyRefusals counts partner hubs' commits our room-policy check refused (roomstate.go).
 	policyRefusals atomic.Int64
 
-	reach reachState // partners that hold things up (reach.go)
+	reach    reachState    // partners that hold things up (reach.go)
+	parkWake chan struct{} // wakes runParked (park.go)
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -176,7 +177,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	return &Provider{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "provider"), met: met,
 		rooms: make(map[event.RoomURI]*sync.Mutex), groups: newGroupCache(cfg.GroupCacheBytes), wake: make(chan struct{}, 1),
-		reach: reachState{waiting: map[*waiter]struct{}{}, told: map[event.Domain]map[event.RoomURI][]noticeTo{}}}, nil
+		parkWake: make(chan struct{}, 1), reach: reachState{told: map[event.Domain]map[event.RoomURI][]noticeTo{}}}, nil
 }
 
 func (p *Provider) now() time.Time { return p.cfg.Now() }
@@ -194,11 +195,12 @@ func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	p.unlisten = client.OnAnswerAgain(func(d event.Domain) { p.partnerBack(rctx, d) })
-	p.wg.Add(4)
+	p.wg.Add(5)
 	go func() { defer p.wg.Done(); _ = ob.Run(rctx) }()
 	go func() { defer p.wg.Done(); p.runInbox(rctx) }()
 	go func() { defer p.wg.Done(); p.runPrune(rctx) }()
 	go func() { defer p.wg.Done(); p.runReach(rctx) }()
+	go func() { defer p.wg.Done(); p.runParked(rctx) }()
 	sub, err := p.cfg.Bus.ConsumeOut(ctx, p.cfg.ConsumerName, p.handleOut)
 	if err != nil {
 		p.unlisten()

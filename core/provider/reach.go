@@ -2,21 +2,19 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 )
 
 // A partner that does not answer holds up what we send it: /notify bodies wait in the outbox,
-// and a mimi.out envelope for a room the partner hosts (or an invite of its user) waits in its
-// handler, which keeps the room's order. Neither waits for a timer: the protocol client tells
+// and a mimi.out envelope for a room the partner hosts (or an invite of its user) is parked with
+// the room's later ones behind it (park.go). Neither waits for a timer: the protocol client tells
 // us the moment the partner answers again (any exchange, also its own request to us), the outbox
-// retries the partner's queues at once and the waiting handlers try again. Past
+// retries the partner's queues at once and the parked envelopes go out. Past
 // Config.UnreachableNotice the local users of the rooms held up are told that the partner does
 // not answer, and told again when it does.
 
@@ -25,23 +23,14 @@ const (
 	// DefaultUnreachableNotice is how long a partner may not answer before the users whose
 	// messages wait for it are told.
 	DefaultUnreachableNotice = 10 * time.Second
-	// waitMin and waitMax bound the pause between attempts of a waiting handler when no answer
-	// of the partner wakes it earlier.
-	waitMin, waitMax = 100 * time.Millisecond, 5 * time.Second
-	// waitReserve is the part of the handler's deadline kept for a last attempt.
-	waitReserve = 35 * time.Second
+	// waitMax is the longest pause between attempts to deliver parked envelopes when no answer
+	// of the partner wakes their worker earlier.
+	waitMax = 5 * time.Second
 )
-
-// waiter is a mimi.out envelope whose handler waits for partner.
-type waiter struct {
-	partner event.Domain
-	env     *event.Envelope
-}
 
 // reachState is the provider's view of partners that hold things up.
 type reachState struct {
-	mu      sync.Mutex
-	waiting map[*waiter]struct{}
+	mu sync.Mutex
 	// told lists, per partner, the rooms whose users were told it does not answer, with the
 	// user and network each notice went to.
 	told map[event.Domain]map[event.RoomURI][]noticeTo
@@ -64,57 +53,13 @@ func (p *Provider) unreachablePartner(env *event.Envelope, err error) (event.Dom
 	return d, d != "" && d != p.cfg.Domain
 }
 
-// outWaiting handles env; while it fails only because a partner does not answer, it waits for
-// the partner (woken when the partner answers again, else after a pause of up to waitMax) and
-// tries again, as long as the handler's deadline leaves room for another attempt.
-func (p *Provider) outWaiting(ctx context.Context, d bus.Delivery) error {
-	var w *waiter
-	defer func() {
-		if w != nil {
-			p.reach.mu.Lock()
-			delete(p.reach.waiting, w)
-			p.reach.mu.Unlock()
-		}
-	}()
-	pause := waitMin
-	for {
-		err := p.out(ctx, d)
-		partner, down := p.unreachablePartner(d.Envelope, err)
-		if !down || errors.Is(err, bus.ErrPermanent) {
-			return err
-		}
-		if w == nil {
-			w = &waiter{partner: partner, env: d.Envelope}
-			p.reach.mu.Lock()
-			p.reach.waiting[w] = struct{}{}
-			p.reach.mu.Unlock()
-			p.log.Info("waiting for a partner that does not answer", "partner", partner, "room", d.Envelope.Room, "event_id", d.Envelope.ID, "err", err)
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < waitReserve+pause {
-			return err
-		}
-		back := p.client.PartnerBack(partner)
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		case <-back:
-			t.Stop()
-			// Let the request that found the partner back finish its work first.
-			time.Sleep(waitMin)
-		}
-		pause = min(pause*2, waitMax)
-	}
-}
-
 // partnerBack is called when partner d answers again after it was down: its outbox queues are
 // retried at once, and the users told that it did not answer are told that it does.
 func (p *Provider) partnerBack(ctx context.Context, d event.Domain) {
 	if err := p.outbox.WakeFollower(ctx, d); err != nil && ctx.Err() == nil {
 		p.log.Warn("outbox not woken for a partner that answers again", "partner", d, "err", err)
 	}
+	p.kickParked()
 	p.reach.mu.Lock()
 	told := p.reach.told[d]
 	delete(p.reach.told, d)
@@ -151,16 +96,19 @@ func (p *Provider) runReach(ctx context.Context) {
 }
 
 // tellUnreachable tells the users of every room held up by partner r (not told yet in this
-// outage) that it does not answer: the senders of waiting envelopes, and the local users of the
-// rooms with fanout queued for r.
+// outage) that it does not answer: the senders of the first envelope parked for r in each room,
+// and the local users of the rooms with fanout queued for r.
 func (p *Provider) tellUnreachable(ctx context.Context, r protocol.PartnerReachability) error {
 	d := r.Domain
-	targets := map[event.RoomURI][]noticeTo{}
+	targets, err := p.parkedSenders(ctx, d)
+	if err != nil {
+		return err
+	}
 	p.reach.mu.Lock()
 	told := p.reach.told[d]
-	for w := range p.reach.waiting {
-		if w.partner == d && told[w.env.Room] == nil && w.env.Origin.Network.Valid() && w.env.Origin.Network != event.NetworkMIMI {
-			targets[w.env.Room] = append(targets[w.env.Room], noticeTo{user: w.env.Sender, network: w.env.Origin.Network, origin: w.env.Origin, event: w.env.ID})
+	for room := range targets {
+		if told[room] != nil {
+			delete(targets, room)
 		}
 	}
 	p.reach.mu.Unlock()
@@ -258,4 +206,36 @@ func (p *Provider) fanoutExpired(ctx context.Context, d event.Domain, room event
 			Correlation: correlation("expired", string(d), string(room), string(to.user), p.now().Format(time.RFC3339Nano))}
 		p.publishNotice(ctx, to.network, room, to.user, to.origin, n, fmt.Errorf("%d queued /notify bodies expired undelivered", bodies))
 	}
+}
+
+// parkedSenders returns, per room with envelopes parked for partner d, the sender of the first.
+func (p *Provider) parkedSenders(ctx context.Context, d event.Domain) (map[event.RoomURI][]noticeTo, error) {
+	rows, err := p.st.QueryContext(ctx, `SELECT DISTINCT room FROM provider_parked WHERE partner = ?`, string(d))
+	if err != nil {
+		return nil, fmt.Errorf("provider: rooms parked for %s: %w", d, err)
+	}
+	var rooms []event.RoomURI
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rooms = append(rooms, event.RoomURI(r))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := map[event.RoomURI][]noticeTo{}
+	for _, room := range rooms {
+		r, err := p.nextParked(ctx, room)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil && r.env.Origin.Network.Valid() && r.env.Origin.Network != event.NetworkMIMI {
+			out[room] = []noticeTo{{user: r.env.Sender, network: r.env.Origin.Network, origin: r.env.Origin, event: r.env.ID}}
+		}
+	}
+	return out, nil
 }

@@ -20,4 +20,4 @@ var (
 )
 
 // sealedColumns are the provider schema's sealed columns.
-var sealedColumns = []store.SealedColumn{sealedSigPrivate, sealedInitPrivate, sealedEncPrivate, sealedClientState, sealedClientEpoch}
+var sealedColumns = []store.SealedColumn{sealedSigPrivate, sealedInitPrivate, sealedEncPrivate, sealedClientState, sealedClientEpoch, sealedParked}
