@@ -29,6 +29,11 @@ type CommitOptions struct {
 	PSKStore PSKStore
 	// AppData computes new component values for AppDataUpdate proposals (nil: ReplaceAppData).
 	AppData AppDataUpdater
+	// ReInit, when set, ends the group (RFC 9420 §11.2): the commit carries this ReInit proposal
+	// and nothing else (so Add, Remove, PSKs, Extensions and Proposals must be empty, and cached
+	// proposals are left out). The new epoch's state then only creates the new group
+	// (Group.ReInitGroup) or joins it (JoinOptions.Resumption).
+	ReInit *ReInit
 }
 
 // PendingCommit is a commit that has been created but not yet accepted by the delivery service.
@@ -104,6 +109,10 @@ type CommitResult struct {
 	Epoch uint64
 	// SelfRemoved is set when the commit removed the processing member; State is then nil.
 	SelfRemoved bool
+	// ReInit is set when the commit ended the group with a ReInit proposal: State (the group's
+	// last epoch) refuses to send or receive (ErrReInit) and serves to create or join the new
+	// group with these parameters.
+	ReInit *ReInit
 	// State is the processing member's state in the new epoch.
 	State *Group
 	// Public is the group's public view in the new epoch; set by PublicGroup.Process only (a
@@ -116,11 +125,23 @@ type CommitResult struct {
 // GroupInfo and the pending new state. g is not changed, except that the handshake ratchet
 // advances when the commit is sent as a PrivateMessage.
 func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
+	return g.commit(o, nil)
+}
+
+// commit is Commit; resumption PSKs of another group (a ReInit's) come from from.
+func (g *Group) commit(o CommitOptions, from *Group) (*PendingCommit, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
 	}
 	self := Sender{Type: SenderTypeMember, Index: uint32(g.priv.leaf())}
 	var list []ProposalOrRef
+	if o.ReInit != nil {
+		if len(o.Add) > 0 || len(o.Remove) > 0 || len(o.PSKs) > 0 || o.Extensions != nil || len(o.Proposals) > 0 {
+			return nil, fmt.Errorf("%w: a ReInit commit carries no other proposal", ErrInvalidProposal)
+		}
+		ri := *o.ReInit
+		o.Proposals, o.SkipCached = []Proposal{{Type: ProposalTypeReInit, ReInit: &ri}}, true
+	}
 	if !o.SkipCached {
 		g.mu.Lock()
 		for _, c := range g.proposals {
@@ -166,7 +187,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 	if eff.selfRemoved {
 		return nil, fmt.Errorf("%w: the committer cannot remove itself", ErrInvalidProposal)
 	}
-	psks, err := g.pskInputs(eff.psks, o.PSKStore)
+	psks, err := g.pskInputs(eff.psks, o.PSKStore, from)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +253,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 	if err != nil {
 		return nil, err
 	}
-	next.parent = g
+	next.parent, next.reinit = g, eff.reinit
 	next.pending.Store(true)
 	pc := &PendingCommit{Commit: msg, State: next}
 	if len(eff.added) > 0 {
@@ -261,7 +282,7 @@ func (g *Group) Commit(o CommitOptions) (*PendingCommit, error) {
 }
 
 func commitResult(committer Sender, aps []appliedProposal, eff *proposalEffect, next *Group) *CommitResult {
-	r := &CommitResult{Committer: committer, Removed: eff.removed, SelfRemoved: eff.selfRemoved, State: next}
+	r := &CommitResult{Committer: committer, Removed: eff.removed, SelfRemoved: eff.selfRemoved, State: next, ReInit: eff.reinit}
 	for _, ap := range aps {
 		r.Proposals = append(r.Proposals, *ap.proposal)
 	}
@@ -368,6 +389,7 @@ func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData 
 	if err != nil {
 		return nil, err
 	}
+	next.reinit = pc.eff.reinit
 	return commitResult(sender, pc.aps, pc.eff, next), nil
 }
 
@@ -416,9 +438,6 @@ func (g *publicState) applyCommit(ac *AuthenticatedContent, self leafIndex, appD
 	}
 	if sender.Type == SenderTypeNewMemberCommit && c.Path == nil {
 		return nil, fmt.Errorf("%w: external commit without an UpdatePath", ErrInvalidCommit)
-	}
-	if eff.reinit != nil {
-		return nil, fmt.Errorf("%w: ReInit is not supported", ErrInvalidProposal)
 	}
 	out := &appliedCommit{aps: aps, eff: eff, tree: tree}
 	if eff.selfRemoved {

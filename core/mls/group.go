@@ -51,6 +51,10 @@ var (
 	ErrSuperseded = errors.New("mls: group state superseded by a newer state")
 	// ErrNotConfirmed means the state of a PendingCommit was used before PendingCommit.Confirm.
 	ErrNotConfirmed = errors.New("mls: the commit of this state is not confirmed")
+	// ErrReInit means the state is the last epoch of a group that a ReInit commit ended (RFC 9420
+	// §11.2): it sends and receives nothing more; create the new group (Group.ReInitGroup) or join
+	// it (JoinOptions.Resumption).
+	ErrReInit = errors.New("mls: the group was reinitialised")
 )
 
 // Group limits.
@@ -127,6 +131,10 @@ type Group struct {
 	// the commit was made from (nil for an external join).
 	pending atomic.Bool
 	parent  *Group
+
+	// reinit is the ReInit proposal of the commit that made this epoch: the group ended here and
+	// the state serves only to create or join its successor (ErrReInit).
+	reinit *ReInit
 }
 
 // removedMark is the successor of a state whose member a processed commit removed.
@@ -139,12 +147,15 @@ func (g *Group) usable() error {
 	}
 	switch s := g.successor.Load(); s {
 	case nil:
-		return nil
 	case removedMark:
 		return fmt.Errorf("%w (epoch %d)", ErrRemoved, g.ctx.Epoch+1)
 	default:
 		return fmt.Errorf("%w: epoch %d was followed by epoch %d", ErrSuperseded, g.ctx.Epoch, s.ctx.Epoch)
 	}
+	if g.reinit != nil {
+		return fmt.Errorf("%w in epoch %d (new group %x): create or join the new group", ErrReInit, g.ctx.Epoch, g.reinit.GroupID)
+	}
+	return nil
 }
 
 // supersede records next as the state that replaces g; it fails when g has another successor.
@@ -275,7 +286,7 @@ func (g *Group) WithConfig(cfg Config) (*Group, error) {
 	g.mu.Lock()
 	c := &Group{publicState: publicState{cs: g.cs, ctx: g.ctx, ctxBytes: g.ctxBytes, tree: g.tree, interim: g.interim,
 		confTag: g.confTag, proposals: slices.Clone(g.proposals), env: g.env}, priv: g.priv, sigPriv: g.sigPriv, signer: g.signer,
-		secrets: g.secrets, cfg: cfg, resumption: g.resumption, stree: g.stree, updateKeys: slices.Clone(g.updateKeys)}
+		secrets: g.secrets, cfg: cfg, resumption: g.resumption, stree: g.stree, updateKeys: slices.Clone(g.updateKeys), reinit: g.reinit}
 	g.mu.Unlock()
 	if err := g.supersede(c); err != nil {
 		return nil, err
@@ -313,8 +324,9 @@ func (m PSKMap) ExternalPSK(id []byte) ([]byte, bool) {
 
 var _ PSKStore = PSKMap(nil)
 
-// pskInputs resolves the PSKs of a commit or Welcome.
-func (g *Group) pskInputs(ids []PreSharedKeyID, store PSKStore) ([]pskInput, error) {
+// pskInputs resolves the PSKs of a commit or Welcome: external ones from store, resumption ones
+// from g's history or, for another group, from the states in from (g may be nil).
+func (g *Group) pskInputs(ids []PreSharedKeyID, store PSKStore, from ...*Group) ([]pskInput, error) {
 	out := make([]pskInput, 0, len(ids))
 	for _, id := range ids {
 		var v []byte
@@ -325,8 +337,10 @@ func (g *Group) pskInputs(ids []PreSharedKeyID, store PSKStore) ([]pskInput, err
 				v, ok = store.ExternalPSK(id.PSKID)
 			}
 		case PSKTypeResumption:
-			if g != nil {
-				v, ok = g.resumptionPSK(id.PSKGroupID, id.PSKEpoch)
+			for _, src := range append([]*Group{g}, from...) {
+				if src != nil && !ok {
+					v, ok = src.resumptionPSK(id.PSKGroupID, id.PSKEpoch)
+				}
 			}
 		}
 		if !ok {

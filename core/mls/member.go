@@ -231,6 +231,11 @@ type JoinOptions struct {
 	RatchetTree RatchetTree
 	// PSKStore resolves the external PSKs the Welcome uses.
 	PSKStore PSKStore
+	// Resumption is the joiner's state of an earlier group whose resumption PSKs the Welcome may
+	// use: the last epoch of a group a ReInit commit ended (the Welcome is then accepted only for
+	// the group the ReInit names), the group a branch came from, or an earlier epoch of this
+	// group. It is only read.
+	Resumption *Group
 	// Config is the sending configuration.
 	Config Config
 	// Env is the group's time and randomness, handed on to its later epochs.
@@ -271,7 +276,7 @@ func joinWelcome(w *Welcome, j Joiner, o JoinOptions, prev *welcomeEpoch) (*Grou
 	if err != nil {
 		return nil, nil, err
 	}
-	psks, err := (*Group)(nil).pskInputs(gs.PSKs, o.PSKStore)
+	psks, err := o.Resumption.pskInputs(gs.PSKs, o.PSKStore)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -292,6 +297,9 @@ func joinWelcome(w *Welcome, j Joiner, o JoinOptions, prev *welcomeEpoch) (*Grou
 		ep = &welcomeEpoch{joinerSecret: gs.JoinerSecret, pskSecret: pskSecret, gi: gi, tree: tree}
 	}
 	gi, tree := ep.gi, ep.tree
+	if err := checkResumptionJoin(&gi.GroupContext, gs.PSKs, o.Resumption); err != nil {
+		return nil, nil, err
+	}
 	self, ok := tree.findLeaf(func(_ leafIndex, ln *LeafNode) bool {
 		return bytes.Equal(ln.EncryptionKey, kp.LeafNode.EncryptionKey) && bytes.Equal(ln.SignatureKey, kp.LeafNode.SignatureKey)
 	})

@@ -63,7 +63,7 @@ func (g *publicState) validateProposals(list []appliedProposal, committer Sender
 	external := committer.Type == SenderTypeNewMemberCommit
 	var (
 		nGCE, nExternalInit, nReInit int
-		nAppData                     int
+		nAppData, nResumeNew         int
 		removed                      []uint32
 		updated                      []uint32
 		pskIDs                       [][]byte
@@ -129,7 +129,12 @@ func (g *publicState) validateProposals(list []appliedProposal, committer Sender
 				return fmt.Errorf("%w: PSK nonce of %d bytes, want %d", ErrInvalidProposal, len(id.PSKNonce), g.cs.nh)
 			}
 			if id.PSKType == PSKTypeResumption && id.Usage != ResumptionPSKUsageApplication {
-				return fmt.Errorf("%w: resumption PSK with usage %d in a normal commit", ErrInvalidProposal, id.Usage)
+				// A reinit or branch PSK only starts a new group: the commit from its creator's
+				// epoch 0 to epoch 1 (RFC 9420 §11.2, §11.3), once.
+				if g.ctx.Epoch != 0 || nResumeNew > 0 {
+					return fmt.Errorf("%w: resumption PSK with usage %d outside the first commit of a new group", ErrInvalidProposal, id.Usage)
+				}
+				nResumeNew++
 			}
 			enc, err := id.encodeID()
 			if err != nil {
@@ -143,6 +148,9 @@ func (g *publicState) validateProposals(list []appliedProposal, committer Sender
 			pskIDs = append(pskIDs, enc)
 		case ProposalTypeReInit:
 			nReInit++
+			if err := g.checkReInit(p.ReInit); err != nil {
+				return err
+			}
 		case ProposalTypeExternalInit:
 			if !external {
 				return fmt.Errorf("%w: ExternalInit in a member commit", ErrInvalidProposal)

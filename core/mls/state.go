@@ -85,6 +85,11 @@ func (g *Group) writePrivate(w *tlspl.Writer, st *secretTree) {
 		}
 	})
 	g.mu.Unlock()
+	// The ReInit of the group's last epoch, only when there is one: an encoding without it (every
+	// encoding written before ReInit was supported) reads as a live group.
+	if g.reinit != nil {
+		g.reinit.MarshalTLS(w)
+	}
 }
 
 // statePrivate is what readPrivate read.
@@ -98,6 +103,7 @@ type statePrivate struct {
 	st               *secretTree
 	props            []cachedProposal
 	updateKeys       []nodeKey
+	reinit           *ReInit
 }
 
 // readPrivate reads what writePrivate wrote; errors are left in r.
@@ -124,6 +130,14 @@ func readPrivate(s *suite, r *tlspl.Reader) *statePrivate {
 	r.ForEach(func(r *tlspl.Reader) {
 		p.updateKeys = append(p.updateKeys, nodeKey{priv: r.OpaqueCopy(), pub: r.OpaqueCopy()})
 	})
+	if !r.Empty() {
+		p.reinit = new(ReInit)
+		p.reinit.UnmarshalTLS(r)
+		p.reinit.GroupID = slices.Clone(p.reinit.GroupID)
+		for i := range p.reinit.Extensions {
+			p.reinit.Extensions[i].Data = slices.Clone(p.reinit.Extensions[i].Data)
+		}
+	}
 	return p
 }
 
@@ -144,7 +158,7 @@ func (p *statePrivate) group(s *suite, ctx GroupContext, ctxBytes []byte, tree *
 	}
 	return &Group{publicState: publicState{cs: s, ctx: ctx, ctxBytes: ctxBytes, tree: tree, interim: p.interim, confTag: p.confTag,
 		proposals: p.props}, priv: p.priv, sigPriv: p.sigPriv, signer: signer, secrets: p.sec, cfg: p.cfg, resumption: p.psks,
-		stree: p.st, updateKeys: p.updateKeys}, nil
+		stree: p.st, updateKeys: p.updateKeys, reinit: p.reinit}, nil
 }
 
 // UnmarshalBinary restores a state encoded by MarshalBinary into g (a new, zero Group).
@@ -168,7 +182,7 @@ func (g *Group) UnmarshalBinary(b []byte) error {
 	}
 	*g = Group{publicState: publicState{cs: ng.cs, ctx: ng.ctx, ctxBytes: ng.ctxBytes, tree: ng.tree, interim: ng.interim,
 		confTag: ng.confTag, proposals: ng.proposals}, priv: ng.priv, sigPriv: ng.sigPriv, signer: ng.signer, secrets: ng.secrets,
-		cfg: ng.cfg, resumption: ng.resumption, stree: ng.stree, updateKeys: ng.updateKeys}
+		cfg: ng.cfg, resumption: ng.resumption, stree: ng.stree, updateKeys: ng.updateKeys, reinit: ng.reinit}
 	return nil
 }
 

@@ -17,6 +17,10 @@
 //   process      {name, message}                     -> {kind, plaintext?, epoch}
 //   state        {name, label?, context?, length?}   -> {epoch, epoch_authenticator, members[], exporter?}
 //   bench        {suite, n, batch, updates, messages} -> wall and CPU timings in ms (see benchGroup)
+//   reinit       {name, group_id, suite, extensions?, public} -> {commit, epoch}   a commit of one ReInit proposal
+//   reinit_group {name, new_name, key_packages[]}    -> {welcome, ratchet_tree, epoch}   new_name (a client of the
+//                new suite) creates the group name's ReInit names (ts-mls reinitCreateNewGroup; the Welcome has no tree)
+//   join_reinit  {name, new_name, welcome}           -> {epoch}   new_name joins the group that replaces name's
 import * as mls from "ts-mls";
 import { createGroupInfo } from "ts-mls/createCommit.js";
 import { ratchetTreeEncoder } from "ts-mls/ratchetTree.js";
@@ -166,7 +170,45 @@ const ops = {
     return out;
   },
   bench: benchGroup,
+  async reinit({ name, group_id, suite, extensions, public: pub }) {
+    const exts = (extensions ?? []).map((e) => ({ extensionType: extensionType(e.type), extensionData: unhex(e.data) }));
+    const reinit = { groupId: unhex(group_id), version: "mls10", cipherSuite: suiteName(suite), extensions: exts };
+    return commit(client(name), [{ proposalType: "reinit", reinit }], pub);
+  },
+  async reinit_group({ name, new_name, key_packages }) {
+    const old = client(name), c = client(new_name);
+    const ri = old.state.groupActiveState.reinit;
+    if (!ri) throw new Error(`${name} is not suspended pending a ReInit`);
+    const kp = c.kps.shift();
+    const members = key_packages.map((k) => decode(k).keyPackage);
+    const res = await mls.reinitCreateNewGroup(old.state, kp.publicPackage, kp.privatePackage, members, ri.groupId, ri.cipherSuite, ri.extensions);
+    c.state = res.newState;
+    return {
+      welcome: hex(mls.encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: res.welcome })),
+      ratchet_tree: hex(encode(ratchetTreeEncoder)(c.state.ratchetTree)),
+      epoch: Number(c.state.groupContext.epoch),
+    };
+  },
+  async join_reinit({ name, new_name, welcome }) {
+    const old = client(name), c = client(new_name);
+    const w = decode(welcome).welcome;
+    let lastErr;
+    for (let i = 0; i < c.kps.length; i++) {
+      try {
+        c.state = await mls.joinGroupFromReinit(old.state, w, c.kps[i].publicPackage, c.kps[i].privatePackage, undefined);
+        c.kps.splice(i, 1);
+        return { epoch: Number(c.state.groupContext.epoch) };
+      } catch (e) { lastErr = e; }
+    }
+    throw lastErr ?? new Error("no key package");
+  },
 };
+
+function suiteName(suite) {
+  const n = Object.keys(mls.ciphersuites).find((k) => mls.ciphersuites[k] === suite);
+  if (!n) throw new Error(`unknown cipher suite ${suite}`);
+  return n;
+}
 
 // benchGroup measures ts-mls on the operations core/mls benchmarks, in one process, so the Go
 // benchmark can report a ratio: a group of n members built by Add commits in batches (blank parents
