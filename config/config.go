@@ -51,6 +51,8 @@ type Config struct {
 	Bridges Bridges `yaml:"bridges"`
 	// Retention is how long the gateway keeps each kind of record about people.
 	Retention Retention `yaml:"retention"`
+	// HA configures how several replicas share the work (bus.mode external, store.driver postgres).
+	HA HA `yaml:"ha"`
 
 	// source is the file the configuration was loaded from ("" for embedded defaults only).
 	source string
@@ -277,6 +279,9 @@ type MIMIKeyMaterialLimits struct {
 
 // MIMIAssets configures the store of encrypted attachments that partners download.
 type MIMIAssets struct {
+	// Dir is the directory of the attachment store; empty means <data_dir>/assets. Several
+	// replicas share one directory (a volume every replica mounts).
+	Dir string `yaml:"dir"`
 	// Expiry is how long a stored attachment is kept and served.
 	Expiry time.Duration `yaml:"expiry"`
 	// MaxSize bounds a stored or downloaded attachment (plaintext).
@@ -284,6 +289,21 @@ type MIMIAssets struct {
 	// SweepInterval is how often expired attachments are deleted.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
+
+// HA configures the leader election of several replicas (core/lease): one replica, the leader,
+// runs the MIMI endpoint, the adapters and the sweeps; the others stand by and forward
+// partners' connections to it.
+type HA struct {
+	// LeaseTTL is how long the leader's lease lasts without renewal: a standby takes over at most
+	// this long after the leader stopped.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// AdvertiseAddress is host:port at which the other replicas reach this replica's MIMI
+	// listener while it leads; empty means mimi.address (which then must name a host).
+	AdvertiseAddress string `yaml:"advertise_address"`
+}
+
+// HAEnabled reports whether c runs as one of several replicas: an external bus and PostgreSQL.
+func (c *Config) HAEnabled() bool { return c.Bus.Mode == "external" && c.Store.Driver == "postgres" }
 
 // Partner is one partner MIMI provider (core/protocol owns the schema).
 type Partner = protocol.PartnerConfig

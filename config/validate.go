@@ -125,6 +125,7 @@ func (c *Config) validate(v *validator) {
 	c.validateStore(v)
 	c.validateRetention(v)
 	c.validateMIMI(v)
+	c.validateHA(v)
 	c.validatePartners(v)
 	c.Bridges.Matrix.validate(v)
 	c.Bridges.XMPP.validate(v)
@@ -290,5 +291,15 @@ func (c *Config) validatePartners(v *validator) {
 				v.errorf(path+".base_url", "%q is not an https URL", u.Redacted())
 			}
 		}
+	}
+}
+
+func (c *Config) validateHA(v *validator) {
+	v.positive("ha.lease_ttl", int64(c.HA.LeaseTTL))
+	if c.HA.LeaseTTL > 0 && c.HA.LeaseTTL < 3*time.Second {
+		v.errorf("ha.lease_ttl", "%s is shorter than 3s: a leader under load could lose its lease between renewals", c.HA.LeaseTTL)
+	}
+	if c.HA.AdvertiseAddress != "" {
+		v.hostPort("ha.advertise_address", c.HA.AdvertiseAddress)
 	}
 }

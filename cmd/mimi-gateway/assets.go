@@ -11,11 +11,15 @@ import (
 )
 
 // openAssets opens the one attachment store that the adapters (Put, Open) and the MIMI endpoint
-// (serving /assets/<id>, /proxyDownload, downloads from partners) share, in <data_dir>/assets,
-// and starts its sweeper, which stops in the endpoint phase of the shutdown.
+// (serving /assets/<id>, /proxyDownload, downloads from partners) share, in mimi.assets.dir
+// (default <data_dir>/assets; one directory that several replicas mount), and starts its sweeper, which stops in the endpoint phase of the shutdown.
 func openAssets(cfg *config.Config, log *slog.Logger, sd *ops.Shutdown) (*assets.Store, error) {
 	a := cfg.MIMI.Assets
-	st, err := assets.New(filepath.Join(cfg.DataDirAbs(), "assets"), cfg.Domain, int64(a.MaxSize),
+	dir := a.Dir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDirAbs(), "assets")
+	}
+	st, err := assets.New(dir, cfg.Domain, int64(a.MaxSize),
 		assets.WithExpiry(shorter(a.Expiry, cfg.Retention.Assets)), assets.WithLogger(log.With("component", "assets")))
 	if err != nil {
 		return nil, err

@@ -253,6 +253,13 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 		return "", err
 	}
 
+	if cfg.HAEnabled() {
+		// Several replicas: everything below runs on the leader only (docs/operations.md).
+		if err := becomeLeader(ctx, cfg, st, admin, log, sd); err != nil {
+			return "", fmt.Errorf("leader election: %w", err)
+		}
+	}
+
 	as, err := openAssets(cfg, log, sd)
 	if err != nil {
 		return "", fmt.Errorf("opening the asset store: %w", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 )
@@ -34,7 +35,7 @@ func (s *Store) DeleteWhere(ctx context.Context, table string, key []string, whe
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		res, err := s.writer.ExecContext(ctx, q, args...)
+		res, err := s.autocommitResult(ctx, func(w execer) (sql.Result, error) { return w.ExecContext(ctx, q, args...) })
 		if err != nil {
 			s.metrics.observeErr(err)
 			return total, fmt.Errorf("store: delete from %s: %w", table, err)

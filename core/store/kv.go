@@ -44,6 +44,9 @@ func (kv *KV) readQ() execer {
 	return kv.s.reader
 }
 
+// fencedOutsideTx reports whether a write of kv must run in its own transaction for the fence.
+func (kv *KV) fencedOutsideTx() bool { return kv.tx == nil && kv.s.fenced() != nil }
+
 func (kv *KV) writeQ() execer {
 	if kv.tx != nil {
 		return kv.tx.tx
@@ -96,6 +99,11 @@ func (kv *KV) Get(ctx context.Context, key string) (KVEntry, error) {
 
 // Put stores value under key unconditionally and returns the new version.
 func (kv *KV) Put(ctx context.Context, key string, value []byte) (int64, error) {
+	if kv.fencedOutsideTx() {
+		var v int64
+		err := kv.s.InTx(ctx, func(tx *Tx) (err error) { v, err = tx.KV(kv.scope).Put(ctx, key, value); return err })
+		return v, err
+	}
 	if err := kv.check(key); err != nil {
 		return 0, err
 	}
@@ -124,6 +132,14 @@ func (kv *KV) Put(ctx context.Context, key string, value []byte) (int64, error) 
 // not exist" (create). On mismatch it returns ErrConflict and changes
 // nothing; re-read with Get and retry.
 func (kv *KV) CompareAndSwap(ctx context.Context, key string, expected int64, value []byte) (int64, error) {
+	if kv.fencedOutsideTx() {
+		var v int64
+		err := kv.s.InTx(ctx, func(tx *Tx) (err error) {
+			v, err = tx.KV(kv.scope).CompareAndSwap(ctx, key, expected, value)
+			return err
+		})
+		return v, err
+	}
 	if err := kv.check(key); err != nil {
 		return 0, err
 	}
@@ -166,6 +182,11 @@ func (kv *KV) CompareAndSwap(ctx context.Context, key string, expected int64, va
 // Delete removes key. It reports whether the key existed; deleting a missing
 // key is not an error.
 func (kv *KV) Delete(ctx context.Context, key string) (bool, error) {
+	if kv.fencedOutsideTx() {
+		var ok bool
+		err := kv.s.InTx(ctx, func(tx *Tx) (err error) { ok, err = tx.KV(kv.scope).Delete(ctx, key); return err })
+		return ok, err
+	}
 	if err := kv.check(key); err != nil {
 		return false, err
 	}
@@ -185,6 +206,9 @@ func (kv *KV) Delete(ctx context.Context, key string) (bool, error) {
 // CompareAndDelete removes key only if its current version is expected;
 // otherwise (including a missing key) it returns ErrConflict.
 func (kv *KV) CompareAndDelete(ctx context.Context, key string, expected int64) error {
+	if kv.fencedOutsideTx() {
+		return kv.s.InTx(ctx, func(tx *Tx) error { return tx.KV(kv.scope).CompareAndDelete(ctx, key, expected) })
+	}
 	if err := kv.check(key); err != nil {
 		return err
 	}

@@ -116,7 +116,12 @@ func (s *Store) MarkProcessed(ctx context.Context, scope Scope, eventID string) 
 	if s.closed.Load() {
 		return false, ErrClosed
 	}
-	return s.markProcessed(ctx, s.writer, scope, eventID)
+	err = s.autocommit(ctx, func(q execer) error {
+		var err error
+		first, err = s.markProcessed(ctx, q, scope, eventID)
+		return err
+	})
+	return first, err
 }
 
 // IsProcessed reports whether eventID was recorded in scope.
@@ -154,7 +159,7 @@ func (s *Store) pruneProcessed(ctx context.Context, sel string, args ...any) (in
 	q := s.Rebind(`DELETE FROM store_processed_events WHERE (scope, event_id) IN (` + sel + `)`)
 	var total int64
 	for {
-		res, err := s.writer.ExecContext(ctx, q, args...)
+		res, err := s.autocommitResult(ctx, func(w execer) (sql.Result, error) { return w.ExecContext(ctx, q, args...) })
 		if err != nil {
 			return total, fmt.Errorf("store: prune processed events: %w", err)
 		}

@@ -204,6 +204,8 @@ type Store struct {
 	group   groupCommit // callers of InGroupTx waiting for a shared transaction
 	// beforeGroupCommit is WithBeforeGroupCommit's function, or nil.
 	beforeGroupCommit func(batch int)
+	// fence is SetFence's function, or nil.
+	fence atomic.Pointer[Fence]
 }
 
 // Open connects to the configured backend, checks the connection, applies
@@ -418,7 +420,7 @@ func (s *Store) ExecContext(ctx context.Context, query string, args ...any) (sql
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	res, err := s.writer.ExecContext(ctx, s.Rebind(query), args...)
+	res, err := s.autocommitResult(ctx, func(q execer) (sql.Result, error) { return q.ExecContext(ctx, s.Rebind(query), args...) })
 	s.metrics.autocommits.Inc()
 	s.metrics.observeErr(err)
 	return res, err

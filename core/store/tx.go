@@ -119,8 +119,14 @@ func (s *Store) InTxOptions(ctx context.Context, opts *sql.TxOptions, fn func(tx
 		}
 		s.metrics.observeTx(txResultRollback, time.Since(start), err)
 	}()
-	if err = fn(&Tx{tx: stx, s: s}); err != nil {
+	tx := &Tx{tx: stx, s: s}
+	if err = fn(tx); err != nil {
 		return err
+	}
+	if f := s.fenced(); f != nil && (opts == nil || !opts.ReadOnly) {
+		if err = f(ctx, tx); err != nil {
+			return err
+		}
 	}
 	if err = stx.Commit(); err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
