@@ -1,10 +1,12 @@
 // Package bridges is the contract between the gateway core and its network adapters
 // (bridges/matrix, bridges/xmpp).
 //
-// An adapter turns native events into canonical envelopes (core/event) and publishes them with a
-// bus.Publisher; it receives MIMI → legacy envelopes through Dispatch, which calls the adapter's
-// small core interface (Adapter) and whichever optional capability interfaces it implements
-// (EditHandler, ReactionHandler, ...). A capability an adapter lacks is not an error: the envelope is
+// An adapter turns native events into canonical envelopes (core/event) and publishes them through
+// its Core (core.go: salt, envelope, ID mappings); it receives MIMI → legacy envelopes through
+// Run, whose Core does the shared steps (echo filter, dedupe, decoding, target lookup, recording)
+// and hands the adapter a resolved Event through Dispatch, which calls the adapter's small core
+// interface (Adapter) and whichever optional capability interfaces it implements (EditHandler,
+// ReactionHandler, ...). A capability an adapter lacks is not an error: the envelope is
 // acknowledged and counted as unsupported, so one network's missing feature never blocks a room.
 package bridges
 
@@ -35,8 +37,10 @@ type Adapter interface {
 	// Ready reports whether the adapter is connected to its network and relaying (the readiness
 	// probe); an error says what is missing.
 	Ready(ctx context.Context) error
+	// Core returns the adapter's instance of the shared pipeline (NewCore).
+	Core() *Core
 	// HandleMessage renders a MIMI message (KindMessage) natively.
-	HandleMessage(ctx context.Context, env *event.Envelope) error
+	HandleMessage(ctx context.Context, ev *Event) error
 }
 
 // Deps are the gateway's parts an adapter uses. Every adapter's constructor has the shape
@@ -67,46 +71,46 @@ func (d Deps) Log() *slog.Logger {
 
 // EditHandler is implemented by adapters that can render edits (KindEdit).
 type EditHandler interface {
-	HandleEdit(ctx context.Context, env *event.Envelope) error
+	HandleEdit(ctx context.Context, ev *Event) error
 }
 
 // DeleteHandler is implemented by adapters that can render deletes / retractions (KindDelete).
 type DeleteHandler interface {
-	HandleDelete(ctx context.Context, env *event.Envelope) error
+	HandleDelete(ctx context.Context, ev *Event) error
 }
 
 // ReactionHandler is implemented by adapters that can render reactions and unreacts (KindReaction).
 type ReactionHandler interface {
-	HandleReaction(ctx context.Context, env *event.Envelope) error
+	HandleReaction(ctx context.Context, ev *Event) error
 }
 
 // ReceiptHandler is implemented by adapters that can render delivery and read receipts
 // (KindReceipt).
 type ReceiptHandler interface {
-	HandleReceipt(ctx context.Context, env *event.Envelope) error
+	HandleReceipt(ctx context.Context, ev *Event) error
 }
 
 // MembershipHandler is implemented by adapters that mirror membership changes (KindMembership).
 type MembershipHandler interface {
-	HandleMembership(ctx context.Context, env *event.Envelope) error
+	HandleMembership(ctx context.Context, ev *Event) error
 }
 
 // MetadataHandler is implemented by adapters that mirror room name and topic (KindRoomMetadata).
 type MetadataHandler interface {
-	HandleRoomMetadata(ctx context.Context, env *event.Envelope) error
+	HandleRoomMetadata(ctx context.Context, ev *Event) error
 }
 
 // PortalCreator is implemented by adapters that create a native room (Matrix portal room, MUC) when
 // the provider asks for one (KindPortalRequest).
 type PortalCreator interface {
-	CreatePortal(ctx context.Context, env *event.Envelope) error
+	CreatePortal(ctx context.Context, ev *Event) error
 }
 
 // NoticeHandler is implemented by adapters that tell a local user, in words and in their app, that
 // something they caused failed (KindNotice): a refused invite, an undelivered message, a partner
 // that stays unreachable.
 type NoticeHandler interface {
-	HandleNotice(ctx context.Context, env *event.Envelope) error
+	HandleNotice(ctx context.Context, ev *Event) error
 }
 
 // UserChecker is implemented by adapters that can tell whether a local user exists on their
@@ -139,7 +143,7 @@ var ErrUnsupported = errors.New("bridges: capability not supported by adapter")
 // Dispatch hands a MIMI → legacy envelope to the matching method of a. It returns ErrUnsupported
 // (wrapped) when a lacks the capability, and an error wrapping bus.ErrPermanent for an envelope
 // kind that never goes to adapters.
-func Dispatch(ctx context.Context, a Adapter, env *event.Envelope) error {
+func Dispatch(ctx context.Context, a Adapter, env *Event) error {
 	switch env.Kind {
 	case event.KindMessage:
 		return a.HandleMessage(ctx, env)
@@ -181,12 +185,13 @@ func Dispatch(ctx context.Context, a Adapter, env *event.Envelope) error {
 	return fmt.Errorf("%w: %s cannot handle %s", ErrUnsupported, a.Network(), env.Kind)
 }
 
-// Run consumes a's network's mimi.in subjects with the durable consumer name and dispatches each
-// envelope to a. Unsupported kinds are logged and acknowledged. It returns the subscription; stop it
+// Run consumes a's network's mimi.in subjects with the durable consumer name and hands each
+// envelope to a's Core (Core.Handle), which dispatches it to a. Unsupported kinds are logged,
+// counted and acknowledged. It returns the subscription; stop it
 // before stopping the adapter.
 func Run(ctx context.Context, sub bus.Subscriber, name string, a Adapter, log *slog.Logger) (bus.Subscription, error) {
 	return sub.ConsumeIn(ctx, name, a.Network(), func(ctx context.Context, d bus.Delivery) error {
-		err := Dispatch(ctx, a, d.Envelope)
+		err := a.Core().Handle(ctx, a, d.Envelope)
 		if errors.Is(err, ErrUnsupported) {
 			log.LogAttrs(ctx, slog.LevelInfo, "envelope kind not supported by adapter, skipped",
 				slog.String("network", string(a.Network())), slog.String("kind", d.Envelope.Kind.String()),

@@ -10,14 +10,18 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // minimal implements only the core Adapter interface.
 type minimal struct {
 	mu    sync.Mutex
 	calls []string
+	core  *bridges.Core
 }
 
 func (m *minimal) record(s string) error {
@@ -37,35 +41,36 @@ func (m *minimal) Network() event.Network      { return "testnet" }
 func (m *minimal) Start(context.Context) error { return nil }
 func (m *minimal) Stop(context.Context) error  { return nil }
 func (m *minimal) Ready(context.Context) error { return nil }
-func (m *minimal) HandleMessage(_ context.Context, e *event.Envelope) error {
+func (m *minimal) Core() *bridges.Core         { return m.core }
+func (m *minimal) HandleMessage(_ context.Context, e *bridges.Event) error {
 	return m.record("message:" + string(e.ID))
 }
 
 // full implements every capability interface.
 type full struct{ minimal }
 
-func (f *full) HandleEdit(_ context.Context, e *event.Envelope) error {
+func (f *full) HandleEdit(_ context.Context, e *bridges.Event) error {
 	return f.record("edit:" + string(e.ID))
 }
-func (f *full) HandleDelete(_ context.Context, e *event.Envelope) error {
+func (f *full) HandleDelete(_ context.Context, e *bridges.Event) error {
 	return f.record("delete:" + string(e.ID))
 }
-func (f *full) HandleReaction(_ context.Context, e *event.Envelope) error {
+func (f *full) HandleReaction(_ context.Context, e *bridges.Event) error {
 	return f.record("reaction:" + string(e.ID))
 }
-func (f *full) HandleReceipt(_ context.Context, e *event.Envelope) error {
+func (f *full) HandleReceipt(_ context.Context, e *bridges.Event) error {
 	return f.record("receipt:" + string(e.ID))
 }
-func (f *full) HandleMembership(_ context.Context, e *event.Envelope) error {
+func (f *full) HandleMembership(_ context.Context, e *bridges.Event) error {
 	return f.record("membership:" + string(e.ID))
 }
-func (f *full) HandleRoomMetadata(_ context.Context, e *event.Envelope) error {
+func (f *full) HandleRoomMetadata(_ context.Context, e *bridges.Event) error {
 	return f.record("metadata:" + string(e.ID))
 }
-func (f *full) CreatePortal(_ context.Context, e *event.Envelope) error {
+func (f *full) CreatePortal(_ context.Context, e *bridges.Event) error {
 	return f.record("portal:" + string(e.ID))
 }
-func (f *full) HandleNotice(_ context.Context, e *event.Envelope) error {
+func (f *full) HandleNotice(_ context.Context, e *bridges.Event) error {
 	return f.record("notice:" + string(e.ID))
 }
 
@@ -98,7 +103,7 @@ func TestDispatch(t *testing.T) {
 	}
 	for _, k := range kinds {
 		t.Run(k.kind.String(), func(t *testing.T) {
-			env := &event.Envelope{ID: event.EventID("ev-" + k.call), Kind: k.kind}
+			env := &bridges.Event{Envelope: &event.Envelope{ID: event.EventID("ev-" + k.call), Kind: k.kind}}
 			f := &full{}
 			if err := bridges.Dispatch(t.Context(), f, env); err != nil {
 				t.Fatalf("full adapter: %v", err)
@@ -123,7 +128,7 @@ func TestDispatch(t *testing.T) {
 		})
 	}
 	for _, k := range []event.Kind{event.KindUnknown, event.Kind(200)} {
-		err := bridges.Dispatch(t.Context(), &full{}, &event.Envelope{ID: "x", Kind: k})
+		err := bridges.Dispatch(t.Context(), &full{}, &bridges.Event{Envelope: &event.Envelope{ID: "x", Kind: k}})
 		if !errors.Is(err, bus.ErrPermanent) {
 			t.Errorf("kind %s: err = %v, want bus.ErrPermanent", k, err)
 		}
@@ -141,15 +146,28 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close(context.Background())
-	m := &minimal{}
+	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "gw.db")}, store.WithMigrations(idmap.Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m := &minimal{core: bridges.NewCore(bridges.CoreConfig{Network: "testnet", Store: st, Bus: b, Processed: "testnet.in"})}
 	sub, err := bridges.Run(ctx, b, "run-test", m, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Stop(context.Background())
 	room := event.NewRoomURI("hub.example", "r1")
+	text, err := (&content.Builder{SenderURI: "mimi://hub.example/u/bob", RoomURI: string(room)}).New(content.PlainText("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := text.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mk := func(id string, k event.Kind) *event.Envelope {
-		return &event.Envelope{ID: event.EventID(id), Kind: k, Room: room, Sender: "mimi://hub.example/u/bob", Content: []byte{1},
+		return &event.Envelope{ID: event.EventID(id), Kind: k, Room: room, Sender: "mimi://hub.example/u/bob", Content: data,
 			Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.Now()}
 	}
 	for _, e := range []*event.Envelope{mk("m1", event.KindMessage), mk("e1", event.KindEdit), mk("m2", event.KindMessage)} {

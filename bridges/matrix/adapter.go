@@ -40,7 +40,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
-	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -79,9 +78,9 @@ type Adapter struct {
 	assets  bridges.AssetStore
 	log     *slog.Logger
 	ids     *idmap.Map
+	core    *bridges.Core
 	ghosts  Ghosts
 	metrics *metrics
-	idv     content.IDVersion
 
 	reg        *appservice.Registration
 	as         *appservice.AppService
@@ -89,7 +88,6 @@ type Adapter struct {
 	crypto     *e2eeDevice
 	stateStore *sqlstatestore.SQLStateStore
 	db         *dbutil.Database
-	saltKey    []byte
 	syncStore  *syncStore
 
 	srv      *http.Server
@@ -139,7 +137,7 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 		return nil, errors.New("matrix: store and bus are required")
 	}
 	a := &Adapter{
-		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets, idv: cfg.IDVersion,
+		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets,
 		log:               deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
 		ids:               idmap.New(deps.Store),
 		ghosts:            Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
@@ -150,6 +148,8 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 		keyRequested:      map[id.SessionID]time.Time{},
 		ready:             make(chan struct{}),
 	}
+	a.core = bridges.NewCore(bridges.CoreConfig{Network: event.NetworkMatrix, Store: deps.Store, Bus: deps.Bus,
+		IDVersion: cfg.IDVersion, Processed: scopeOut, Echo: scopeEvent, Outbound: a.metrics.outbound})
 	a.initCommands()
 	if deps.Registerer != nil {
 		if err := a.metrics.register(deps.Registerer); err != nil {
@@ -161,6 +161,9 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 
 // Network implements bridges.Adapter.
 func (a *Adapter) Network() event.Network { return event.NetworkMatrix }
+
+// Core implements bridges.Adapter.
+func (a *Adapter) Core() *bridges.Core { return a.core }
 
 // Start implements bridges.Adapter: it migrates the adapter's tables, sets up encryption and
 // starts the transaction listener (appservice mode) or the sync loop (client mode).
@@ -175,7 +178,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.saltKey = key
+	a.core.SetSaltKey(key)
 	dialect := "sqlite3"
 	if a.st.Dialect() == store.Postgres {
 		dialect = "postgres"

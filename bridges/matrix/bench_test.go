@@ -6,6 +6,7 @@ import (
 
 	mevent "maunium.net/go/mautrix/event"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -16,7 +17,8 @@ func BenchmarkMapText(b *testing.B) {
 	raw := []byte(`{"type":"m.room.message","event_id":"$e1","room_id":"!r:hs.example","sender":"@alice:hs.example",` +
 		`"origin_server_ts":1700000000000,"content":{"msgtype":"m.text","body":"Befund ist da, bitte **prüfen**",` +
 		`"format":"org.matrix.custom.html","formatted_body":"Befund ist da, bitte <strong>prüfen</strong> <a href=\"https://example.org\">Link</a>"}}`)
-	a := &Adapter{saltKey: make([]byte, 32), idv: content.DefaultIDVersion}
+	a := &Adapter{core: bridges.NewCore(bridges.CoreConfig{Network: event.NetworkMatrix, IDVersion: content.DefaultIDVersion})}
+	a.core.SetSaltKey(make([]byte, 32))
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
 		p, err := ParseEvent(raw)

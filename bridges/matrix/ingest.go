@@ -3,8 +3,6 @@ package matrix
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +12,12 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // errTransient marks failures that must not acknowledge the upstream event (bus or store down).
@@ -115,35 +113,20 @@ func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) erro
 	return a.publish(ctx, p, env)
 }
 
-// publish puts env on the bus, then records the ID mapping and the dedupe mark together.
+// publish puts env on the bus, then records the ID mapping (a reaction also in the reaction
+// table) and the dedupe mark together (bridges.Core.Publish).
 func (a *Adapter) publish(ctx context.Context, p *Parsed, env *event.Envelope) error {
-	if err := a.pub.PublishOut(ctx, env); err != nil {
-		return transient(fmt.Errorf("matrix: publish %s: %w", p.ID, err))
+	rec := bridges.Record{Done: true}
+	if env.Kind.HasContent() && len(env.MessageID) > 0 {
+		rec.Map = []bridges.MapID{{ID: event.NativeEventID(p.ID), Primary: true}}
 	}
-	err := a.st.InTx(ctx, func(tx *store.Tx) error {
-		m := idmap.New(tx)
-		if env.Kind.HasContent() && len(env.MessageID) > 0 {
-			if _, err := m.Put(ctx, idmap.Message{
-				Network: event.NetworkMatrix, NativeRoom: event.NativeRoomID(p.Room), NativeID: event.NativeEventID(p.ID),
-				NativeSender: event.NativeUserID(p.Sender), Room: env.Room, MessageID: env.MessageID, EventID: env.ID, Primary: true,
-			}); err != nil && !errors.Is(err, idmap.ErrConflict) {
-				return err
-			}
+	if env.Kind == event.KindReaction && p.Kind == event.KindReaction {
+		if msg, err := content.Decode(env.Content); err == nil {
+			rec.React, rec.Target = p.ReactionKey, msg.InReplyTo
 		}
-		if env.Kind == event.KindReaction && p.Kind == event.KindReaction {
-			target, err := a.lookupIn(ctx, m, p.Room, p.Target)
-			if err == nil {
-				if _, err := m.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: target, Reactor: env.Sender,
-					Emoji: p.ReactionKey, MessageID: env.MessageID, EventID: env.ID}); err != nil {
-					return err
-				}
-			}
-		}
-		_, err := tx.MarkProcessed(ctx, scopeEvent, string(p.ID))
-		return err
-	})
-	if err != nil {
-		return transient(fmt.Errorf("matrix: record %s: %w", p.ID, err))
+	}
+	if err := a.core.Publish(ctx, env, rec); err != nil {
+		return transient(fmt.Errorf("matrix: %s: %w", p.ID, err))
 	}
 	a.metrics.inbound.WithLabelValues("published").Inc()
 	a.log.Debug("event published", "room_id", string(p.Room), "event_id", string(p.ID), "kind", env.Kind.String(), "envelope", string(env.ID))
@@ -168,36 +151,16 @@ func (a *Adapter) skip(ctx context.Context, evt *mevent.Event, err error) {
 		slog.String("event_id", truncate(string(evt.ID), 80)), slog.String("type", truncate(evt.Type.Type, 80)), slog.Any("error", err))
 }
 
-// salt derives the message salt from the envelope ID with a stored secret, so that a redelivered
-// event yields byte-identical content and the same MIMI message ID, while the salt stays
-// unpredictable to anyone without the secret.
-func (a *Adapter) salt(envID event.EventID) content.Salt {
-	m := hmac.New(sha256.New, a.saltKey)
-	m.Write([]byte(envID))
-	var s content.Salt
-	copy(s[:], m.Sum(nil))
-	return s
-}
-
 // lookup returns the MIMI message ID of a Matrix event.
-func (a *Adapter) lookup(ctx context.Context, room id.RoomID, ev id.EventID) ([]byte, error) {
-	return a.lookupIn(ctx, a.ids, room, ev)
-}
-
-func (a *Adapter) lookupIn(ctx context.Context, m *idmap.Map, room id.RoomID, ev id.EventID) ([]byte, error) {
-	rows, err := m.NativeAny(ctx, event.NetworkMatrix, event.NativeRoomID(room), event.NativeEventID(ev))
+func (a *Adapter) lookup(ctx context.Context, room id.RoomID, ev id.EventID) (*content.MessageID, error) {
+	mid, ok, err := a.core.MessageOf(ctx, event.NativeRoomID(room), event.NativeEventID(ev), "")
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range rows {
-		if r.Primary {
-			return r.MessageID, nil
-		}
+	if !ok {
+		return nil, idmap.ErrNotFound
 	}
-	if len(rows) > 0 {
-		return rows[0].MessageID, nil
-	}
-	return nil, idmap.ErrNotFound
+	return &mid, nil
 }
 
 func toMessageID(b []byte) (*content.MessageID, error) {
@@ -216,7 +179,7 @@ func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed)
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	envID := event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID))
-	msg := &content.Message{Salt: a.salt(envID)}
+	msg := &content.Message{Salt: a.core.Salt(envID)}
 	ext := &msg.Extensions
 	if err := errors.Join(ext.SetSenderURI(string(sender)), ext.SetRoomURI(string(room)), ext.SetSenderTimestamp(p.Timestamp),
 		ext.SetExternalMessageID(content.ExternalID{ID: []byte(p.ID), URI: "matrix:roomid/" + strings.TrimPrefix(string(p.Room), "!")})); err != nil {
@@ -233,9 +196,7 @@ func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed)
 	case event.KindMessage:
 		if p.ReplyTo != "" {
 			if b, err := a.lookup(ctx, p.Room, p.ReplyTo); err == nil {
-				if msg.InReplyTo, err = toMessageID(b); err != nil {
-					return nil, err
-				}
+				msg.InReplyTo = b
 			} else if !errors.Is(err, idmap.ErrNotFound) {
 				return nil, transient(err)
 			}
@@ -244,38 +205,26 @@ func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed)
 			return nil, err
 		}
 	case event.KindEdit:
-		b, err := a.lookup(ctx, p.Room, p.Target)
-		if err != nil {
+		if msg.Replaces, err = a.lookup(ctx, p.Room, p.Target); err != nil {
 			return nil, notFound("edit", p.Target, err)
-		}
-		if msg.Replaces, err = toMessageID(b); err != nil {
-			return nil, err
 		}
 		if msg.Body, err = a.messageBody(ctx, p); err != nil {
 			return nil, err
 		}
 	case event.KindReaction:
-		b, err := a.lookup(ctx, p.Room, p.Target)
-		if err != nil {
+		if msg.InReplyTo, err = a.lookup(ctx, p.Room, p.Target); err != nil {
 			return nil, notFound("reaction", p.Target, err)
-		}
-		if msg.InReplyTo, err = toMessageID(b); err != nil {
-			return nil, err
 		}
 		msg.Body = content.NestedPart{Disposition: content.DispReaction,
 			Body: content.SinglePart{ContentType: content.TypePlain, Content: []byte(p.ReactionKey)}}
 	case event.KindDelete:
-		b, err := a.lookup(ctx, p.Room, p.Target)
-		if err != nil {
+		if msg.Replaces, err = a.lookup(ctx, p.Room, p.Target); err != nil {
 			return nil, notFound("redaction", p.Target, err)
-		}
-		if msg.Replaces, err = toMessageID(b); err != nil {
-			return nil, err
 		}
 		msg.Body = content.NestedPart{Disposition: content.DispRender, Body: content.NullPart{}}
 		// A redacted reaction is an unreact: a null reaction part replacing the reaction, in
 		// reply to the message it was on (content-08 §5, "unlike").
-		if r, err := a.ids.ReactionByMessageID(ctx, room, b); err == nil {
+		if r, err := a.ids.ReactionByMessageID(ctx, room, msg.Replaces[:]); err == nil {
 			kind = event.KindReaction
 			if msg.InReplyTo, err = toMessageID(r.Target); err != nil {
 				return nil, err
@@ -287,15 +236,9 @@ func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed)
 	default:
 		return nil, fmt.Errorf("%w: kind %s", ErrIgnored, p.Kind)
 	}
-	data, mid, err := msg.EncodeWithID(a.idv)
+	env, err := a.core.Envelope(bridges.Outgoing{ID: envID, Kind: kind, Room: room, Sender: sender, Timestamp: p.Timestamp, Msg: msg,
+		Origin: event.Origin{Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)}})
 	if err != nil {
-		return nil, fmt.Errorf("%w: encode content: %w", ErrMalformed, err)
-	}
-	env := &event.Envelope{
-		ID: envID, Kind: kind, Room: room, Sender: sender, Content: data, Timestamp: p.Timestamp, MessageID: mid[:],
-		Origin: event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
-	}
-	if err := env.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return env, nil

@@ -16,8 +16,9 @@ import (
 // the whole room and mentions nobody), answers the failed message when the notice names it and
 // ends with the correlation ID. After a failed invite the invitee's ghost leaves the portal, so that
 // the room does not show them as a member.
-func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
+	env := ev.Envelope
+	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		n := env.Notice
 		var target string
 		if n.Target != "" {
@@ -31,7 +32,7 @@ func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 		if a.isLocal(env.Sender) && bridges.NoticeIsPersonal(n.Code) {
 			c.Mentions.UserIDs = []id.UserID{a.matrixUser(env.Sender)} // notify the person it is for
 		}
-		ev, err := o.send(ctx, mevent.EventMessage, c)
+		sent, err := o.send(ctx, mevent.EventMessage, c)
 		if err != nil {
 			return "", err
 		}
@@ -42,6 +43,6 @@ func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 				a.log.Warn("the ghost of a failed invite could not leave the portal", "room_id", string(o.room), "ghost", string(ghost), "error", err)
 			}
 		}
-		return ev, nil
+		return sent, nil
 	})
 }

@@ -9,6 +9,7 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -62,16 +63,12 @@ func (a *Adapter) publishReceipt(ctx context.Context, room event.RoomURI, mxRoom
 	if err != nil || done {
 		return err
 	}
-	target, err := a.lookup(ctx, mxRoom, evID)
+	mid, err := a.lookup(ctx, mxRoom, evID)
 	if errors.Is(err, idmap.ErrNotFound) {
 		return nil // a receipt on something that never went to MIMI
 	}
 	if err != nil {
 		return transient(err)
-	}
-	mid, err := toMessageID(target)
-	if err != nil {
-		return nil
 	}
 	sender, err := a.userURI(user)
 	if err != nil || !a.isLocal(sender) {
@@ -85,22 +82,18 @@ func (a *Adapter) publishReceipt(ctx context.Context, room event.RoomURI, mxRoom
 	if ts.IsZero() {
 		ts = time.Now()
 	}
-	msg := &content.Message{Salt: a.salt(envID), Body: content.NestedPart{Disposition: content.DispUnspecified,
+	msg := &content.Message{Salt: a.core.Salt(envID), Body: content.NestedPart{Disposition: content.DispUnspecified,
 		Body: content.SinglePart{ContentType: content.StatusMediaType, Content: rep}}}
 	if err := errors.Join(msg.Extensions.SetSenderURI(string(sender)), msg.Extensions.SetRoomURI(string(room))); err != nil {
 		return nil
 	}
-	data, id, err := msg.EncodeWithID(a.idv)
+	env, err := a.core.Envelope(bridges.Outgoing{ID: envID, Kind: event.KindReceipt, Room: room, Sender: sender, Msg: msg,
+		Timestamp: ts.UTC(), Origin: event.Origin{Room: event.NativeRoomID(mxRoom), Event: native, Sender: event.NativeUserID(user)}})
 	if err != nil {
-		return fmt.Errorf("matrix: encode receipt: %w", err)
+		return fmt.Errorf("matrix: receipt: %w", err)
 	}
-	env := &event.Envelope{ID: envID, Kind: event.KindReceipt, Room: room, Sender: sender, Content: data, MessageID: id[:],
-		Timestamp: ts.UTC(), Origin: event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(mxRoom), Event: native, Sender: event.NativeUserID(user)}}
-	if err := a.pub.PublishOut(ctx, env); err != nil {
-		return transient(fmt.Errorf("matrix: publish receipt: %w", err))
-	}
-	if _, err := a.st.MarkProcessed(ctx, scopeEvent, string(native)); err != nil {
-		return transient(err)
+	if err := a.core.Publish(ctx, env, bridges.Record{Done: true}); err != nil {
+		return transient(fmt.Errorf("matrix: receipt: %w", err))
 	}
 	a.metrics.inbound.WithLabelValues("published").Inc()
 	return nil

@@ -23,14 +23,13 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // outbound is one MIMI → Matrix envelope being rendered.
 type outbound struct {
+	ev      *bridges.Event
 	env     *event.Envelope
 	msg     *content.Message // nil for kinds without content
-	msgID   []byte
 	room    id.RoomID
 	created bool            // the portal was created for this envelope
 	sender  id.UserID       // ghost (appservice) or functional account (client)
@@ -40,23 +39,23 @@ type outbound struct {
 }
 
 // HandleMessage implements bridges.Adapter.
-func (a *Adapter) HandleMessage(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, a.renderMessage)
+func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
+	return a.render(ctx, ev, a.renderMessage)
 }
 
 // HandleEdit implements bridges.EditHandler: an m.replace edit of the original event.
-func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, a.renderMessage)
+func (a *Adapter) HandleEdit(ctx context.Context, ev *bridges.Event) error {
+	return a.render(ctx, ev, a.renderMessage)
 }
 
 // HandleDelete implements bridges.DeleteHandler: a redaction (in client mode with the reason
 // naming who deleted, and the MSC4144 profile).
-func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+func (a *Adapter) HandleDelete(ctx context.Context, ev *bridges.Event) error {
+	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		if o.msg.Replaces == nil {
 			return "", bus.Permanent(fmt.Errorf("matrix: delete %s without replaces", o.env.ID))
 		}
-		target, err := a.native(ctx, o.env.Room, o.msg.Replaces[:])
+		target, err := native(o, o.ev.Replaces)
 		if err != nil {
 			return "", err
 		}
@@ -90,13 +89,13 @@ func profileOf(u event.UserURI) *mevent.BeeperPerMessageProfile {
 // reaction an unreact replaces. In client mode, where every annotation would be the functional
 // account's, a reaction is a notice in reply to the message naming who reacted with what (with
 // the MSC4144 profile), and an unreact redacts that notice.
-func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+func (a *Adapter) HandleReaction(ctx context.Context, ev *bridges.Event) error {
+	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		if _, null := o.msg.Body.Body.(content.NullPart); null {
 			if o.msg.Replaces == nil {
 				return "", bus.Permanent(fmt.Errorf("matrix: unreact %s without replaces", o.env.ID))
 			}
-			target, err := a.native(ctx, o.env.Room, o.msg.Replaces[:])
+			target, err := native(o, o.ev.Replaces)
 			if err != nil {
 				return "", err
 			}
@@ -106,7 +105,7 @@ func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error
 		if !ok || o.msg.InReplyTo == nil || len(sp.Content) == 0 || len(sp.Content) > MaxReactionKeySize || !utf8.Valid(sp.Content) {
 			return "", bus.Permanent(fmt.Errorf("matrix: reaction %s is not a short text part in reply to a message", o.env.ID))
 		}
-		target, err := a.native(ctx, o.env.Room, o.msg.InReplyTo[:])
+		target, err := native(o, o.ev.InReplyTo)
 		if err != nil {
 			return "", err
 		}
@@ -125,22 +124,15 @@ func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error
 // HandleReceipt implements bridges.ReceiptHandler: a "read" status report becomes a read receipt
 // of the reporting ghost on the newest message it names (appservice mode; the functional account
 // of client mode does not read on behalf of others).
-func (a *Adapter) HandleReceipt(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
-		rep, ok, err := o.msg.StatusReport()
-		if err != nil || !ok {
-			return "", bus.Permanent(fmt.Errorf("matrix: receipt %s without a valid status report: %v", o.env.ID, err))
-		}
+func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
+	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		if a.cfg.Mode != ModeAppservice {
 			return "", nil
 		}
 		var last id.EventID
-		for _, s := range rep {
-			if s.Status != content.StatusRead {
-				continue
-			}
-			if ev, err := a.native(ctx, o.env.Room, s.MessageID[:]); err == nil {
-				last = ev
+		for _, s := range o.ev.Receipts {
+			if s.Status == content.StatusRead {
+				last = id.EventID(s.Target.NativeID)
 			}
 		}
 		if last == "" {
@@ -157,8 +149,8 @@ func (a *Adapter) HandleReceipt(ctx context.Context, env *event.Envelope) error 
 // homeserver's users becomes a Matrix invite from the portal bot; joins and leaves of MIMI users
 // move their ghosts; a kick or ban is the bot's kick or ban (a ghost leaves when the bot may not);
 // a role change is a power-level change (roles.go).
-func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error {
+	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		m := o.env.Membership
 		if m.Action == event.MembershipRole {
 			return a.renderRole(ctx, o)
@@ -228,8 +220,8 @@ func (a *Adapter) memberNotice(ctx context.Context, o *outbound) (id.EventID, er
 }
 
 // HandleRoomMetadata implements bridges.MetadataHandler: the portal's name and topic.
-func (a *Adapter) HandleRoomMetadata(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) error {
+	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		if a.cfg.Mode != ModeAppservice {
 			return "", nil
 		}
@@ -254,8 +246,9 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, env *event.Envelope) e
 // user, never a ghost of them, is invited: by the inviter's ghost or the bot (appservice), or by
 // the functional account into a room it creates (client mode), with a notice saying who started
 // the conversation.
-func (a *Adapter) CreatePortal(ctx context.Context, env *event.Envelope) error {
-	return a.render(ctx, env, func(ctx context.Context, o *outbound) (id.EventID, error) {
+func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
+	env := ev.Envelope
+	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		target := env.Sender
 		if env.Membership != nil {
 			target = env.Membership.Target
@@ -324,49 +317,22 @@ func (a *Adapter) isLocal(u event.UserURI) bool {
 	return string(u.Domain()) == strings.ToLower(a.cfg.ServerName)
 }
 
-// native returns the Matrix event of a MIMI message ID in a room.
-func (a *Adapter) native(ctx context.Context, room event.RoomURI, msgID []byte) (id.EventID, error) {
-	m, err := a.ids.Primary(ctx, event.NetworkMatrix, room, msgID)
-	if errors.Is(err, idmap.ErrNotFound) {
-		return "", bus.Permanent(fmt.Errorf("matrix: message %x has no Matrix event in %s", msgID, room))
-	}
-	if err != nil {
-		return "", err
+// native returns the Matrix event of a resolved reference (bridges.Event), which must exist.
+func native(o *outbound, m *idmap.Message) (id.EventID, error) {
+	if m == nil {
+		return "", bus.Permanent(fmt.Errorf("matrix: %s refers to a message that has no Matrix event in %s", o.env.ID, o.env.Room))
 	}
 	return id.EventID(m.NativeID), nil
 }
 
-// render runs the common part of MIMI → Matrix: echo filter, dedupe, decoding, portal and sender
-// lookup; fn sends; then the native ID and the dedupe mark are recorded together.
-func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(context.Context, *outbound) (id.EventID, error)) error {
+// render runs the Matrix part of MIMI → Matrix after the core's shared steps (bridges.Core):
+// portal and sender lookup; fn sends; the core then records the sent event (mapping, echo mark)
+// with the envelope's dedupe mark.
+func (a *Adapter) render(ctx context.Context, ev *bridges.Event, fn func(context.Context, *outbound) (id.EventID, error)) error {
+	env := ev.Envelope
 	kind := env.Kind.String()
-	if env.Origin.Network == event.NetworkMatrix && env.Kind != event.KindNotice {
-		a.metrics.outbound.WithLabelValues(kind, "echo").Inc()
-		return nil // came from this homeserver; already there natively
-	}
-	done, err := a.st.IsProcessed(ctx, scopeOut, string(env.ID))
-	if err != nil {
-		return err
-	}
-	if done {
-		a.metrics.outbound.WithLabelValues(kind, "duplicate").Inc()
-		return nil
-	}
-	o := &outbound{env: env}
-	if env.Kind.HasContent() {
-		if o.msg, err = content.Decode(env.Content); err != nil {
-			a.metrics.outbound.WithLabelValues(kind, "malformed").Inc()
-			return bus.Permanent(fmt.Errorf("matrix: content of %s: %w", env.ID, err))
-		}
-		o.msgID = env.MessageID
-		if len(o.msgID) == 0 {
-			mid, err := content.ComputeID(a.idv, env.Content, string(env.Sender), string(env.Room))
-			if err != nil {
-				return bus.Permanent(fmt.Errorf("matrix: message ID of %s: %w", env.ID, err))
-			}
-			o.msgID = mid[:]
-		}
-	}
+	o := &outbound{ev: ev, env: env, msg: ev.Msg}
+	var err error
 	if o.room, o.created, err = a.portalFor(ctx, env); err != nil {
 		return err
 	}
@@ -386,32 +352,12 @@ func (a *Adapter) render(ctx context.Context, env *event.Envelope, fn func(conte
 	}
 	evID, err := fn(ctx, o)
 	if err != nil {
-		a.metrics.outbound.WithLabelValues(kind, "error").Inc()
 		return err
 	}
-	err = a.st.InTx(ctx, func(tx *store.Tx) error {
-		if evID != "" && len(o.msgID) > 0 {
-			if _, err := idmap.New(tx).Put(ctx, idmap.Message{
-				Network: event.NetworkMatrix, NativeRoom: event.NativeRoomID(o.room), NativeID: event.NativeEventID(evID),
-				NativeSender: event.NativeUserID(o.sender), Room: env.Room, MessageID: o.msgID, EventID: env.ID, Primary: true,
-			}); err != nil && !errors.Is(err, idmap.ErrConflict) {
-				return err
-			}
-		}
-		if _, err := tx.MarkProcessed(ctx, scopeOut, string(env.ID)); err != nil {
-			return err
-		}
-		// Our own sends come back in transactions/sync: mark them so they are never relayed.
-		if evID != "" {
-			_, err := tx.MarkProcessed(ctx, scopeEvent, string(evID))
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("matrix: record %s: %w", env.ID, err)
+	if evID != "" {
+		// Our own sends come back in transactions/sync: the core marks them so they are never relayed.
+		ev.Sent(bridges.Native{Room: event.NativeRoomID(o.room), ID: event.NativeEventID(evID), Sender: event.NativeUserID(o.sender)})
 	}
-	a.metrics.outbound.WithLabelValues(kind, "sent").Inc()
 	return nil
 }
 
@@ -551,15 +497,13 @@ func (a *Adapter) renderMessage(ctx context.Context, o *outbound) (id.EventID, e
 		if o.msg.Replaces == nil {
 			return "", bus.Permanent(fmt.Errorf("matrix: edit %s without replaces", o.env.ID))
 		}
-		target, err := a.native(ctx, o.env.Room, o.msg.Replaces[:])
+		target, err := native(o, o.ev.Replaces)
 		if err != nil {
 			return "", err
 		}
 		c.SetEdit(target)
-	} else if o.msg.InReplyTo != nil {
-		if target, err := a.native(ctx, o.env.Room, o.msg.InReplyTo[:]); err == nil {
-			c.RelatesTo = &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: target}}
-		}
+	} else if o.ev.InReplyTo != nil {
+		c.RelatesTo = &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: id.EventID(o.ev.InReplyTo.NativeID)}}
 	}
 	return o.send(ctx, mevent.EventMessage, c)
 }

@@ -78,6 +78,7 @@ type Adapter struct {
 	st     *store.Store
 	db     *db
 	ids    *idmap.Map
+	core   *bridges.Core
 	pub    bus.Publisher
 	assets bridges.AssetStore
 	http   *http.Client
@@ -131,6 +132,9 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	if a.key, err = a.db.secretKey(ctx); err != nil {
 		return nil, err
 	}
+	a.core = bridges.NewCore(bridges.CoreConfig{Network: event.NetworkXMPP, Store: st, Bus: deps.Bus, IDVersion: cfg.IDVersion,
+		Processed: processedScope, SaltLabel: "salt:", Outbound: a.met.outbound, Now: a.now})
+	a.core.SetSaltKey(a.key)
 	usersJID, _ := jid.New("", cfg.Users.Domain, "")
 	roomsJID, _ := jid.New("", cfg.Rooms.Domain, "")
 	a.users = newConn("users", usersJID, cfg.Users.Secret, cfg.Server, a.handleUsers, cfg, a.log, a.met)
@@ -140,6 +144,9 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 
 // Network implements bridges.Adapter.
 func (a *Adapter) Network() event.Network { return event.NetworkXMPP }
+
+// Core implements bridges.Adapter.
+func (a *Adapter) Core() *bridges.Core { return a.core }
 
 // Start starts the workers and the two component supervisors. It returns at once; the components
 // connect (and reconnect) in the background. Use WaitConnected to wait for them.

@@ -13,6 +13,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -56,7 +57,9 @@ func FuzzStanzaMapping(f *testing.F) {
 	for _, s := range stanzaSeeds {
 		f.Add([]byte(s))
 	}
-	a := &Adapter{cfg: Config{MaxBodyBytes: DefaultMaxBodyBytes, IDVersion: content.DefaultIDVersion}, key: bytes.Repeat([]byte{7}, 32)}
+	a := &Adapter{cfg: Config{MaxBodyBytes: DefaultMaxBodyBytes, IDVersion: content.DefaultIDVersion}, key: bytes.Repeat([]byte{7}, 32),
+		core: bridges.NewCore(bridges.CoreConfig{Network: event.NetworkXMPP, SaltLabel: "salt:"})}
+	a.core.SetSaltKey(a.key)
 	o := origin{nativeRoom: "ward7@rooms.localhost", sender: jid.MustParse("alice@localhost"), senderURI: aliceURI, room: ward7URI, muc: true}
 	at := time.Unix(1_800_000_000, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {

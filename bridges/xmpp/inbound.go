@@ -21,11 +21,11 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // origin is where an incoming stanza comes from, mapped to MIMI.
@@ -53,15 +53,6 @@ func (o origin) eventID(what string) event.EventID {
 	return event.NewEventID(event.NetworkXMPP, o.nativeRoom, event.NativeEventID(o.sender.String()+" "+what))
 }
 
-// saltFor derives the content salt of an event from the installation key, so that a stanza that
-// is bridged again after a crash gets the same MIMI message ID, and the salt stays unguessable.
-func (a *Adapter) saltFor(id event.EventID) []byte {
-	mac := hmac.New(sha256.New, a.key)
-	mac.Write([]byte("salt:"))
-	mac.Write([]byte(id))
-	return mac.Sum(nil)[:content.SaltSize]
-}
-
 // occupantID is the XEP-0421 occupant-id of a user in a room: stable, opaque, per room.
 func (a *Adapter) occupantID(r event.RoomURI, u event.UserURI) string {
 	mac := hmac.New(sha256.New, a.key)
@@ -72,9 +63,11 @@ func (a *Adapter) occupantID(r event.RoomURI, u event.UserURI) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
 }
 
+// builder builds the content of event ev with the salt the core derives for it (bridges.Core.Salt).
 func (a *Adapter) builder(o origin, ev event.EventID, ts time.Time) *content.Builder {
+	salt := a.core.Salt(ev)
 	return &content.Builder{SenderURI: string(o.senderURI), RoomURI: string(o.room),
-		Rand: bytes.NewReader(a.saltFor(ev)), Now: func() time.Time { return ts }}
+		Rand: bytes.NewReader(salt[:]), Now: func() time.Time { return ts }}
 }
 
 // externalID is content extension 4 for a native stanza ID: the ID and, as scope, the sender's
@@ -83,20 +76,23 @@ func externalID(o origin, nativeID string) content.Option {
 	return content.WithExternalID(content.ExternalID{ID: []byte(nativeID), URI: "xmpp:" + (&url.URL{Path: o.sender.String()}).EscapedPath()})
 }
 
-// publishContent encodes msg, publishes it and returns its MIMI message ID. The envelope is on the
-// bus (PublishOut returned) before the function returns.
-func (a *Adapter) publishContent(ctx context.Context, o origin, kind event.Kind, ev event.EventID, nativeID string, msg *content.Message, ts time.Time) (content.MessageID, error) {
-	data, id, err := msg.EncodeWithID(a.cfg.IDVersion)
+// publishContent publishes msg through the core and returns its MIMI message ID; rec(id), when
+// set, says what to record with it (mappings, reactions). The envelope is on the bus and rec
+// recorded before the function returns.
+func (a *Adapter) publishContent(ctx context.Context, o origin, kind event.Kind, ev event.EventID, nativeID string, msg *content.Message, ts time.Time, rec func(content.MessageID) bridges.Record) (content.MessageID, error) {
+	var id content.MessageID
+	env, err := a.core.Envelope(bridges.Outgoing{ID: ev, Kind: kind, Room: o.room, Sender: o.senderURI, Timestamp: ts, Msg: msg,
+		Origin: event.Origin{Room: o.nativeRoom, Event: event.NativeEventID(nativeID), Sender: event.NativeUserID(o.sender.String())}})
 	if err != nil {
-		return id, fmt.Errorf("xmpp: encode %s content: %w", kind, err)
+		return id, fmt.Errorf("xmpp: %w", err)
 	}
-	env := &event.Envelope{
-		ID: ev, Kind: kind, Room: o.room, Sender: o.senderURI, Content: data,
-		Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Event: event.NativeEventID(nativeID), Sender: event.NativeUserID(o.sender.String())},
-		Timestamp: ts, MessageID: id[:],
+	copy(id[:], env.MessageID)
+	var r bridges.Record
+	if rec != nil {
+		r = rec(id)
 	}
-	if err := a.pub.PublishOut(ctx, env); err != nil {
-		return id, fmt.Errorf("xmpp: publish %s: %w", kind, err)
+	if err := a.core.Publish(ctx, env, r); err != nil {
+		return id, fmt.Errorf("xmpp: %w", err)
 	}
 	a.met.published.WithLabelValues(kind.String()).Inc()
 	return id, nil
@@ -104,8 +100,8 @@ func (a *Adapter) publishContent(ctx context.Context, o origin, kind event.Kind,
 
 // publishEnvelope publishes an envelope without content (membership, metadata).
 func (a *Adapter) publishEnvelope(ctx context.Context, env *event.Envelope) error {
-	if err := a.pub.PublishOut(ctx, env); err != nil {
-		return fmt.Errorf("xmpp: publish %s: %w", env.Kind, err)
+	if err := a.core.Publish(ctx, env, bridges.Record{}); err != nil {
+		return fmt.Errorf("xmpp: %w", err)
 	}
 	a.met.published.WithLabelValues(env.Kind.String()).Inc()
 	return nil
@@ -232,21 +228,25 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 	if err != nil {
 		return res, refuse("modify", "bad-request", "message cannot be represented: "+err.Error())
 	}
-	id, err := a.publishContent(ctx, o, event.KindMessage, ev, res.nativeID, msg, ts)
-	if err != nil {
-		return res, err
-	}
-	res.id = id
 	// Clients refer to a message by its id attribute (XEP-0308) or its origin-id: map both, and
 	// in a room the stanza-id the room gives it.
-	ms := []nativeMapping{{res.nativeID, !o.muc}}
-	if validID(m.ID) && m.ID != res.nativeID {
-		ms = append(ms, nativeMapping{m.ID, false})
+	res.id, err = a.publishContent(ctx, o, event.KindMessage, ev, res.nativeID, msg, ts, func(id content.MessageID) bridges.Record {
+		return bridges.Record{Map: mappings(o, m, res.nativeID, id, !o.muc, true)}
+	})
+	return res, err
+}
+
+// mappings are the native IDs of a message stanza: its own (origin-id, else id), its id attribute
+// and, in a room, the stanza-id the room gives it (stanzaIDOf the published message's ID).
+func mappings(o origin, m *inMessage, nativeID string, published content.MessageID, ownPrimary, roomPrimary bool) []bridges.MapID {
+	ms := []bridges.MapID{{ID: event.NativeEventID(nativeID), Primary: ownPrimary}}
+	if validID(m.ID) && m.ID != nativeID {
+		ms = append(ms, bridges.MapID{ID: event.NativeEventID(m.ID)})
 	}
 	if o.muc {
-		ms = append(ms, nativeMapping{stanzaIDOf(id), true})
+		ms = append(ms, bridges.MapID{ID: event.NativeEventID(stanzaIDOf(published)), Primary: roomPrimary})
 	}
-	return res, a.putMappings(ctx, o, id, ev, ms...)
+	return ms
 }
 
 // bodyPart maps the body and XEP-0066 links to a MIMI part: text, files (ExternalParts), or both.
@@ -359,45 +359,8 @@ func (a *Adapter) storeUpload(ctx context.Context, owner event.UserURI, u *url.U
 // conversation, whoever sent the referenced message. In rooms the gateway's stanza-ids are the
 // MIMI IDs themselves.
 func (a *Adapter) lookupAny(ctx context.Context, o origin, id string) (content.MessageID, bool) {
-	var out content.MessageID
-	ms, err := a.ids.NativeAny(ctx, event.NetworkXMPP, o.nativeRoom, event.NativeEventID(id))
-	if err != nil || len(ms) == 0 {
-		return out, false
-	}
-	pick := ms[0]
-	for _, m := range ms {
-		if m.Primary {
-			pick = m
-			break
-		}
-	}
-	if pick.Room != o.room || len(pick.MessageID) != len(out) {
-		return out, false
-	}
-	copy(out[:], pick.MessageID)
-	return out, true
-}
-
-// nativeMapping is one native ID of a message and whether it is the primary one.
-type nativeMapping struct {
-	id      string
-	primary bool
-}
-
-// putMappings records the native IDs ms of message id (sent as ev) in one transaction, shared
-// with concurrent writers (store.InGroupTx): one commit for all of a stanza's IDs.
-func (a *Adapter) putMappings(ctx context.Context, o origin, id content.MessageID, ev event.EventID, ms ...nativeMapping) error {
-	return a.st.InGroupTx(ctx, func(tx *store.Tx) error {
-		ids := idmap.New(tx).WithClock(a.now)
-		for _, m := range ms {
-			_, err := ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: o.nativeRoom, NativeID: event.NativeEventID(m.id),
-				NativeSender: event.NativeUserID(o.sender.String()), Room: o.room, MessageID: id[:], EventID: ev, Primary: m.primary})
-			if err != nil && !errors.Is(err, idmap.ErrConflict) {
-				return fmt.Errorf("xmpp: record message mapping: %w", err)
-			}
-		}
-		return nil
-	})
+	mid, ok, err := a.core.MessageOf(ctx, o.nativeRoom, event.NativeEventID(id), o.room)
+	return mid, ok && err == nil
 }
 
 // ownTarget resolves the message a correction or retraction refers to. Only the original sender's
@@ -446,19 +409,12 @@ func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *inMessage, 
 	if err != nil {
 		return res, refuse("modify", "bad-request", "correction cannot be represented: "+err.Error())
 	}
-	if res.id, err = a.publishContent(ctx, o, event.KindEdit, ev, res.nativeID, msg, ts); err != nil {
-		return res, err
-	}
 	// The correction's own ID points at the first version too, so a later correction that
 	// references this one (some clients do) still finds the message (matterbridge #437, #1584).
-	ms := []nativeMapping{{res.nativeID, false}}
-	if validID(m.ID) && m.ID != res.nativeID {
-		ms = append(ms, nativeMapping{m.ID, false})
-	}
-	if o.muc {
-		ms = append(ms, nativeMapping{stanzaIDOf(res.id), false})
-	}
-	return res, a.putMappings(ctx, o, target, ev, ms...)
+	res.id, err = a.publishContent(ctx, o, event.KindEdit, ev, res.nativeID, msg, ts, func(id content.MessageID) bridges.Record {
+		return bridges.Record{Map: mappings(o, m, res.nativeID, id, false, false), MapTo: &target}
+	})
+	return res, err
 }
 
 func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {
@@ -477,7 +433,7 @@ func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *inMessage, res
 	if err != nil {
 		return res, err
 	}
-	res.id, err = a.publishContent(ctx, o, event.KindDelete, ev, res.nativeID, msg, ts)
+	res.id, err = a.publishContent(ctx, o, event.KindDelete, ev, res.nativeID, msg, ts, nil)
 	return res, err
 }
 
@@ -518,11 +474,10 @@ func (a *Adapter) bridgeReactions(ctx context.Context, o origin, m *inMessage, r
 		if err != nil {
 			return res, err
 		}
-		if _, err := a.publishContent(ctx, o, event.KindReaction, ev, res.nativeID, msg, ts); err != nil {
+		if _, err := a.publishContent(ctx, o, event.KindReaction, ev, res.nativeID, msg, ts, func(content.MessageID) bridges.Record {
+			return bridges.Record{Unreact: r.Emoji, Target: &target}
+		}); err != nil {
 			return res, err
-		}
-		if _, err := a.ids.DeleteReaction(ctx, o.room, target[:], o.senderURI, r.Emoji); err != nil {
-			return res, fmt.Errorf("xmpp: record reaction: %w", err)
 		}
 	}
 	for _, emoji := range add {
@@ -533,13 +488,10 @@ func (a *Adapter) bridgeReactions(ctx context.Context, o origin, m *inMessage, r
 		if err != nil {
 			return res, err
 		}
-		id, err := a.publishContent(ctx, o, event.KindReaction, ev, res.nativeID, msg, ts)
-		if err != nil {
+		if _, err := a.publishContent(ctx, o, event.KindReaction, ev, res.nativeID, msg, ts, func(content.MessageID) bridges.Record {
+			return bridges.Record{React: emoji, Target: &target}
+		}); err != nil {
 			return res, err
-		}
-		if _, err := a.ids.PutReaction(ctx, idmap.Reaction{Room: o.room, Target: target[:], Reactor: o.senderURI, Emoji: emoji,
-			MessageID: id[:], EventID: ev}); err != nil {
-			return res, fmt.Errorf("xmpp: record reaction: %w", err)
 		}
 	}
 	if len(add) == 0 && len(remove) == 0 {
@@ -574,6 +526,6 @@ func (a *Adapter) bridgeReceipt(ctx context.Context, o origin, m *inMessage, res
 	if err != nil {
 		return res, err
 	}
-	res.id, err = a.publishContent(ctx, o, event.KindReceipt, ev, ref, msg, ts)
+	res.id, err = a.publishContent(ctx, o, event.KindReceipt, ev, ref, msg, ts, nil)
 	return res, err
 }

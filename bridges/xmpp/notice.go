@@ -68,7 +68,8 @@ func (a *Adapter) langOf(user jid.JID) bridges.Language {
 // gateway's own address (the users component) saying which conversation it is about, which the
 // server stores for a user who is offline. After a failed invite the invitee leaves the room's
 // occupant list.
-func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
+func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
+	env := ev.Envelope
 	n := env.Notice
 	if env.Sender.Domain() != a.cfg.Provider {
 		return bus.Permanent(fmt.Errorf("xmpp: notice %s for %s, who is not a user of %s", env.ID, env.Sender, a.cfg.Provider))
@@ -91,38 +92,36 @@ func (a *Adapter) HandleNotice(ctx context.Context, env *event.Envelope) error {
 	text := bridges.NoticeText(lang, n, "", false)
 	sum := sha256.Sum256([]byte(env.ID))
 	id := "notice-" + hex.EncodeToString(sum[:12])
-	return a.once(ctx, env, func() error {
-		to := user.Bare().String()
-		if !bridges.NoticeIsPersonal(n.Code) {
-			to = "" // a partner's reachability concerns everyone in the room
+	to := user.Bare().String()
+	if !bridges.NoticeIsPersonal(n.Code) {
+		to = "" // a partner's reachability concerns everyone in the room
+	}
+	sent, err := a.noticeInRoom(ctx, r, noRoom, to, id, text)
+	if err != nil {
+		return err
+	}
+	if !sent {
+		if !noRoom {
+			text = a.about(ctx, lang, r) + text
 		}
-		sent, err := a.noticeInRoom(ctx, r, noRoom, to, id, text)
-		if err != nil {
+		body := text
+		if err := a.users.send(ctx, &outMessage{From: a.cfg.Users.Domain, To: user.Bare().String(), Type: "chat", ID: id, Body: &body,
+			Store: &outEmpty{}}); err != nil {
 			return err
 		}
-		if !sent {
-			if !noRoom {
-				text = a.about(ctx, lang, r) + text
-			}
-			body := text
-			if err := a.users.send(ctx, &outMessage{From: a.cfg.Users.Domain, To: user.Bare().String(), Type: "chat", ID: id, Body: &body,
-				Store: &outEmpty{}}); err != nil {
-				return err
-			}
+	}
+	if n.Native != "" && (n.Code == event.NoticeRefused || n.Code == event.NoticeUndelivered) && !noRoom {
+		a.markFailed(ctx, r, user, n, text)
+	}
+	a.log.Info("notice sent", "code", n.Code.String(), "correlation", n.Correlation)
+	if n.Code == event.NoticeInviteFailed && n.Target != "" && n.Target.Domain() != a.cfg.Provider && !noRoom && r.Kind == kindMUC {
+		roomJID, err := a.m.roomJID(r)
+		if err != nil {
+			return nil
 		}
-		if n.Native != "" && (n.Code == event.NoticeRefused || n.Code == event.NoticeUndelivered) && !noRoom {
-			a.markFailed(ctx, r, user, n, text)
-		}
-		a.log.Info("notice sent", "code", n.Code.String(), "correlation", n.Correlation)
-		if n.Code == event.NoticeInviteFailed && n.Target != "" && n.Target.Domain() != a.cfg.Provider && !noRoom && r.Kind == kindMUC {
-			roomJID, err := a.m.roomJID(r)
-			if err != nil {
-				return nil
-			}
-			return a.removeMember(ctx, r, roomJID, n.Target, false, 0)
-		}
-		return nil
-	})
+		return a.removeMember(ctx, r, roomJID, n.Target, false, 0)
+	}
+	return nil
 }
 
 // noticeInRoom sends text as a message of MUC r to the resources of the local user with the bare

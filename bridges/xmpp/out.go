@@ -208,6 +208,7 @@ type metrics struct {
 	sent       *prometheus.CounterVec
 	received   *prometheus.CounterVec
 	published  *prometheus.CounterVec
+	outbound   *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
 	panics     prometheus.Counter
 }
@@ -224,13 +225,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Stanzas read from the XMPP server, by kind."}, []string{"kind"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "mimi", Subsystem: "xmpp", Name: "events_published_total",
 			Help: "Envelopes published to the bus, by kind."}, []string{"kind"}),
+		outbound: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "mimi", Subsystem: "xmpp", Name: "outbound_envelopes_total",
+			Help: "MIMI envelopes rendered on XMPP, by kind and result."}, []string{"kind", "result"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "mimi", Subsystem: "xmpp", Name: "stanzas_dropped_total",
 			Help: "Incoming stanzas not bridged, by reason."}, []string{"reason"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mimi", Subsystem: "xmpp", Name: "handler_panics_total",
 			Help: "Panics recovered while handling a stanza (a bug; the stanza was dropped)."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connected, m.reconnects, m.sent, m.received, m.published, m.dropped, m.panics} {
+		for _, c := range []prometheus.Collector{m.connected, m.reconnects, m.sent, m.received, m.published, m.outbound, m.dropped, m.panics} {
 			_ = reg.Register(c)
 		}
 	}

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -25,65 +27,23 @@ const processedScope store.Scope = "xmpp.in"
 // retractFallback is the body XEP-0424 recommends for clients without retraction support.
 const retractFallback = "This person attempted to retract a previous message, but it's unsupported by your client."
 
-// maxReceiptEntries bounds the entries of one status report the adapter renders.
-const maxReceiptEntries = 64
-
-// decoded is an incoming envelope's content with its message ID.
-type decoded struct {
-	msg *content.Message
-	id  content.MessageID
-}
-
-func (a *Adapter) decode(env *event.Envelope) (decoded, error) {
-	msg, err := content.Decode(env.Content)
-	if err != nil {
-		return decoded{}, bus.Permanent(fmt.Errorf("xmpp: envelope %s: %w", env.ID, err))
-	}
-	d := decoded{msg: msg}
-	if len(env.MessageID) == len(d.id) {
-		copy(d.id[:], env.MessageID)
-		return d, nil
-	}
-	if d.id, err = content.ComputeID(a.cfg.IDVersion, env.Content, string(env.Sender), string(env.Room)); err != nil {
-		return decoded{}, bus.Permanent(fmt.Errorf("xmpp: envelope %s: message ID: %w", env.ID, err))
-	}
-	return d, nil
-}
-
-// portal returns the room of an envelope. Envelopes that came from XMPP are never sent back
-// (echo protection) and yield ok=false.
-func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (room, bool, error) {
-	if env.Origin.Network == event.NetworkXMPP {
-		return room{}, false, nil
-	}
+// portal returns the room of an envelope, once the components are connected (the core has
+// already dropped echoes of XMPP's own events).
+func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (room, error) {
 	r, err := a.db.room(ctx, env.Room)
 	if errors.Is(err, errNoRoom) {
-		return room{}, false, bus.Permanent(fmt.Errorf("xmpp: envelope %s: %w", env.ID, err))
+		return room{}, bus.Permanent(fmt.Errorf("xmpp: envelope %s: %w", env.ID, err))
 	}
 	if err != nil {
-		return room{}, false, err
+		return room{}, err
 	}
 	// During a short reconnect, wait instead of failing at once (which would use up deliveries).
 	wctx, cancel := context.WithTimeout(ctx, connectWait)
 	defer cancel()
 	if err := a.WaitConnected(wctx); err != nil {
-		return room{}, false, fmt.Errorf("%w: %w", ErrNotConnected, err)
+		return room{}, fmt.Errorf("%w: %w", ErrNotConnected, err)
 	}
-	return r, true, nil
-}
-
-// prepare returns the room and the decoded content of a MIMI → XMPP envelope. ok is false for
-// envelopes that are not rendered (echoes of XMPP's own events).
-func (a *Adapter) prepare(ctx context.Context, env *event.Envelope) (room, decoded, bool, error) {
-	r, ok, err := a.portal(ctx, env)
-	if !ok || err != nil {
-		return room{}, decoded{}, false, err
-	}
-	d, err := a.decode(env)
-	if err != nil {
-		return room{}, decoded{}, false, err
-	}
-	return r, d, true, nil
+	return r, nil
 }
 
 // connectWait is how long a MIMI → XMPP handler waits for the components to reconnect before it
@@ -134,37 +94,33 @@ func render(msg *content.Message) (string, *outOOB) {
 }
 
 // HandleMessage implements bridges.Adapter: a MIMI message shown in a MUC or a 1:1 chat.
-func (a *Adapter) HandleMessage(ctx context.Context, env *event.Envelope) error {
-	r, d, ok, err := a.prepare(ctx, env)
-	if !ok || err != nil {
+func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
+	r, err := a.portal(ctx, ev.Envelope)
+	if err != nil {
 		return err
 	}
-	if err := a.shareAttachments(ctx, env, d.msg); err != nil {
+	if err := a.shareAttachments(ctx, ev.Envelope, ev.Msg); err != nil {
 		return err
 	}
-	body, oob := render(d.msg)
+	body, oob := render(ev.Msg)
 	if body == "" {
 		return nil
 	}
 	out := &outMessage{Body: &body, OOB: oob}
-	if d.msg.InReplyTo != nil {
-		a.addReply(ctx, r, out, *d.msg.InReplyTo)
+	if ev.InReplyTo != nil {
+		a.addReply(ctx, r, out, ev.InReplyTo.NativeID)
 	}
-	return a.deliver(ctx, r, env, d.id, out, true)
+	return a.deliver(ctx, r, ev, out, true)
 }
 
 // addReply adds an XEP-0461 reference and, in rooms, a quote of the original with its XEP-0428
 // fallback range.
-func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target content.MessageID) {
-	nat, err := a.ids.Primary(ctx, event.NetworkXMPP, r.URI, target[:])
-	if err != nil {
-		return
-	}
-	out.Reply = &outReply{ID: string(nat.NativeID)}
+func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target event.NativeEventID) {
+	out.Reply = &outReply{ID: string(target)}
 	if r.Kind != kindMUC {
 		return
 	}
-	h, err := a.db.historyPayload(ctx, r.URI, string(nat.NativeID))
+	h, err := a.db.historyPayload(ctx, r.URI, string(target))
 	if err != nil {
 		return
 	}
@@ -194,8 +150,9 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target 
 // The mapping (stanza ID → MIMI ID) is recorded before sending, so a receipt or reaction that a
 // client sends at once finds it; the envelope counts as processed only after sending, so a
 // redelivery after a failed send sends again.
-func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id content.MessageID, out *outMessage, keepHistory bool) error {
-	sid := stanzaIDOf(id)
+func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *outMessage, keepHistory bool) error {
+	env := ev.Envelope
+	sid := stanzaIDOf(ev.MessageID)
 	out.ID = sid
 	var (
 		sender string
@@ -259,14 +216,10 @@ func (a *Adapter) deliver(ctx context.Context, r room, env *event.Envelope, id c
 	default:
 		return nil
 	}
-	return a.once(ctx, env, func() error {
-		_, err := a.ids.Put(ctx, idmap.Message{Network: event.NetworkXMPP, NativeRoom: a.nativeRoomOf(r), NativeID: event.NativeEventID(sid),
-			NativeSender: event.NativeUserID(sender), Room: r.URI, MessageID: id[:], EventID: env.ID, Primary: true})
-		if err != nil && !errors.Is(err, idmap.ErrConflict) {
-			return fmt.Errorf("xmpp: record mapping: %w", err)
-		}
-		return send()
-	})
+	if err := ev.MapNow(ctx, bridges.Native{Room: a.nativeRoomOf(r), ID: event.NativeEventID(sid), Sender: event.NativeUserID(sender)}); err != nil {
+		return err
+	}
+	return send()
 }
 
 // nativeRoomOf is the native room ID under which the room's messages are mapped.
@@ -346,94 +299,72 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 	return nil
 }
 
-// once runs fn unless the envelope was processed before, and records it afterwards.
-func (a *Adapter) once(ctx context.Context, env *event.Envelope, fn func() error) error {
-	done, err := a.st.IsProcessed(ctx, processedScope, string(env.ID))
+// HandleEdit implements bridges.EditHandler with an XEP-0308 correction.
+func (a *Adapter) HandleEdit(ctx context.Context, ev *bridges.Event) error {
+	r, err := a.portal(ctx, ev.Envelope)
 	if err != nil {
 		return err
 	}
-	if done {
-		return nil
-	}
-	if err := fn(); err != nil {
+	if err := a.shareAttachments(ctx, ev.Envelope, ev.Msg); err != nil {
 		return err
 	}
-	_, err = a.st.MarkProcessed(ctx, processedScope, string(env.ID))
-	return err
-}
-
-// HandleEdit implements bridges.EditHandler with an XEP-0308 correction.
-func (a *Adapter) HandleEdit(ctx context.Context, env *event.Envelope) error {
-	r, d, ok, err := a.prepare(ctx, env)
-	if !ok || err != nil {
-		return err
-	}
-	if err := a.shareAttachments(ctx, env, d.msg); err != nil {
-		return err
-	}
-	body, oob := render(d.msg)
+	body, oob := render(ev.Msg)
 	out := &outMessage{Body: &body, OOB: oob}
-	if d.msg.Replaces != nil {
-		if nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, d.msg.Replaces[:]); err == nil {
-			out.Replace = &outID{ID: string(nat.NativeID)}
-		}
+	if ev.Replaces != nil {
+		out.Replace = &outID{ID: string(ev.Replaces.NativeID)}
 	}
 	// Without a known original the edit is shown as a new message.
-	return a.deliver(ctx, r, env, d.id, out, true)
+	return a.deliver(ctx, r, ev, out, true)
 }
 
 // HandleDelete implements bridges.DeleteHandler with an XEP-0424 retraction.
-func (a *Adapter) HandleDelete(ctx context.Context, env *event.Envelope) error {
-	r, d, ok, err := a.prepare(ctx, env)
-	if !ok || err != nil {
-		return err
-	}
-	if d.msg.Replaces == nil {
-		return bus.Permanent(fmt.Errorf("xmpp: delete %s replaces nothing", env.ID))
-	}
-	nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, d.msg.Replaces[:])
-	if errors.Is(err, idmap.ErrNotFound) {
-		return nil // never shown on XMPP
-	}
+func (a *Adapter) HandleDelete(ctx context.Context, ev *bridges.Event) error {
+	r, err := a.portal(ctx, ev.Envelope)
 	if err != nil {
 		return err
 	}
-	return a.once(ctx, env, func() error {
-		body := retractFallback
-		out := &outMessage{ID: "retract-" + stanzaIDOf(d.id), Body: &body, Retract: &outID{ID: string(nat.NativeID)},
-			Fallback: []outFallback{{For: nsRetract}}, Store: &outEmpty{}}
-		if err := a.sendAs(ctx, r, env.Sender, out); err != nil {
-			return err
-		}
-		if r.Kind == kindMUC {
-			_ = a.db.deleteHistory(ctx, r.URI, string(nat.NativeID))
-		}
-		return nil
-	})
+	if ev.Msg.Replaces == nil {
+		return bus.Permanent(fmt.Errorf("xmpp: delete %s replaces nothing", ev.ID))
+	}
+	if ev.Replaces == nil {
+		return nil // never shown on XMPP
+	}
+	nat := ev.Replaces.NativeID
+	body := retractFallback
+	out := &outMessage{ID: "retract-" + stanzaIDOf(ev.MessageID), Body: &body, Retract: &outID{ID: string(nat)},
+		Fallback: []outFallback{{For: nsRetract}}, Store: &outEmpty{}}
+	if err := a.sendAs(ctx, r, ev.Sender, out); err != nil {
+		return err
+	}
+	if r.Kind == kindMUC {
+		_ = a.db.deleteHistory(ctx, r.URI, string(nat))
+	}
+	return nil
 }
 
 // HandleReaction implements bridges.ReactionHandler: MIMI carries one reaction per message, XMPP
 // (XEP-0444) the sender's full set, so the set is kept per message and sender and sent whole.
-func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error {
-	r, d, ok, err := a.prepare(ctx, env)
-	if !ok || err != nil {
+func (a *Adapter) HandleReaction(ctx context.Context, ev *bridges.Event) error {
+	env, msg := ev.Envelope, ev.Msg
+	r, err := a.portal(ctx, env)
+	if err != nil {
 		return err
 	}
 	var target content.MessageID
 	switch {
-	case d.msg.IsReaction() && d.msg.InReplyTo != nil:
-		target = *d.msg.InReplyTo
-		sp, ok := d.msg.Body.Body.(content.SinglePart)
+	case msg.IsReaction() && msg.InReplyTo != nil:
+		target = *msg.InReplyTo
+		sp, ok := msg.Body.Body.(content.SinglePart)
 		emoji := strings.TrimSpace(string(sp.Content))
 		if !ok || emoji == "" || len(emoji) > maxReactionLen || !utf8.ValidString(emoji) {
 			return bus.Permanent(fmt.Errorf("xmpp: reaction %s has no usable emoji", env.ID))
 		}
 		if _, err := a.ids.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: target[:], Reactor: env.Sender, Emoji: emoji,
-			MessageID: d.id[:], EventID: env.ID}); err != nil {
+			MessageID: ev.MessageID[:], EventID: env.ID}); err != nil {
 			return err
 		}
-	case d.msg.IsUnreact():
-		rx, err := a.ids.ReactionByMessageID(ctx, env.Room, d.msg.Replaces[:])
+	case msg.IsUnreact():
+		rx, err := a.ids.ReactionByMessageID(ctx, env.Room, msg.Replaces[:])
 		if errors.Is(err, idmap.ErrNotFound) {
 			return nil
 		}
@@ -447,12 +378,17 @@ func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error
 	default:
 		return bus.Permanent(fmt.Errorf("xmpp: envelope %s is neither a reaction nor an unreact", env.ID))
 	}
-	nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, target[:])
-	if errors.Is(err, idmap.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
+	nat := ev.InReplyTo
+	if nat == nil || !bytes.Equal(nat.MessageID, target[:]) {
+		// An unreact names its reaction; the message reacted to is the reaction's.
+		m, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, target[:])
+		if errors.Is(err, idmap.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		nat = &m
 	}
 	cur, err := a.ids.Reactions(ctx, env.Room, target[:], env.Sender)
 	if err != nil {
@@ -462,54 +398,40 @@ func (a *Adapter) HandleReaction(ctx context.Context, env *event.Envelope) error
 	for _, x := range cur {
 		set.Reaction = append(set.Reaction, x.Emoji)
 	}
-	return a.once(ctx, env, func() error {
-		return a.sendAs(ctx, r, env.Sender, &outMessage{ID: "react-" + stanzaIDOf(d.id), Reactions: set, Store: &outEmpty{}})
-	})
+	return a.sendAs(ctx, r, env.Sender, &outMessage{ID: "react-" + stanzaIDOf(ev.MessageID), Reactions: set, Store: &outEmpty{}})
 }
 
 // HandleReceipt implements bridges.ReceiptHandler: delivered becomes an XEP-0184 receipt (1:1),
 // read an XEP-0333 displayed marker.
-func (a *Adapter) HandleReceipt(ctx context.Context, env *event.Envelope) error {
-	r, d, ok, err := a.prepare(ctx, env)
-	if !ok || err != nil {
+func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
+	r, err := a.portal(ctx, ev.Envelope)
+	if err != nil {
 		return err
 	}
-	rep, ok, err := d.msg.StatusReport()
-	if err != nil || !ok {
-		return bus.Permanent(fmt.Errorf("xmpp: receipt %s carries no status report: %v", env.ID, err))
-	}
-	return a.once(ctx, env, func() error {
-		for i, e := range rep {
-			if i >= maxReceiptEntries {
-				break
-			}
-			nat, err := a.ids.Primary(ctx, event.NetworkXMPP, env.Room, e.MessageID[:])
-			if err != nil {
-				continue
-			}
-			var out *outMessage
-			switch {
-			case e.Status == content.StatusRead:
-				out = &outMessage{ID: "mark-" + stanzaIDOf(d.id), Displayed: &outID{ID: string(nat.NativeID)}}
-			case e.Status == content.StatusDelivered && r.Kind == kindDM:
-				out = &outMessage{ID: "rcpt-" + stanzaIDOf(d.id), Received: &outID{ID: string(nat.NativeID)}}
-			default:
-				continue
-			}
-			if err := a.sendAs(ctx, r, env.Sender, out); err != nil {
-				return err
-			}
+	for _, e := range ev.Receipts {
+		var out *outMessage
+		switch {
+		case e.Status == content.StatusRead:
+			out = &outMessage{ID: "mark-" + stanzaIDOf(ev.MessageID), Displayed: &outID{ID: string(e.Target.NativeID)}}
+		case e.Status == content.StatusDelivered && r.Kind == kindDM:
+			out = &outMessage{ID: "rcpt-" + stanzaIDOf(ev.MessageID), Received: &outID{ID: string(e.Target.NativeID)}}
+		default:
+			continue
 		}
-		return nil
-	})
+		if err := a.sendAs(ctx, r, ev.Sender, out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // HandleMembership implements bridges.MembershipHandler for MUC portals: MIMI members appear and
 // disappear as occupants; a local user who is invited or added gets a mediated invitation, one
 // who is removed is kicked.
-func (a *Adapter) HandleMembership(ctx context.Context, env *event.Envelope) error {
-	r, ok, err := a.portal(ctx, env)
-	if !ok || err != nil || r.Kind != kindMUC {
+func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error {
+	env := ev.Envelope
+	r, err := a.portal(ctx, env)
+	if err != nil || r.Kind != kindMUC {
 		return err
 	}
 	target := env.Membership.Target
@@ -618,9 +540,10 @@ func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, t
 }
 
 // HandleRoomMetadata implements bridges.MetadataHandler: the topic becomes the MUC subject.
-func (a *Adapter) HandleRoomMetadata(ctx context.Context, env *event.Envelope) error {
-	r, ok, err := a.portal(ctx, env)
-	if !ok || err != nil || r.Kind != kindMUC {
+func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) error {
+	env := ev.Envelope
+	r, err := a.portal(ctx, env)
+	if err != nil || r.Kind != kindMUC {
 		return err
 	}
 	md := env.Metadata
@@ -641,23 +564,22 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, env *event.Envelope) e
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	return a.once(ctx, env, func() error {
-		occ, err := a.db.occupants(ctx, r.URI)
-		if err != nil {
+	occ, err := a.db.occupants(ctx, r.URI)
+	if err != nil {
+		return err
+	}
+	for _, o := range occ {
+		if err := a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: "subj-" + string(env.ID), Subject: topic}); err != nil {
 			return err
 		}
-		for _, o := range occ {
-			if err := a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: "subj-" + string(env.ID), Subject: topic}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // CreatePortal implements bridges.PortalCreator: a MUC for a MIMI room that a partner (or the
 // provider) created; a local user named as the envelope's membership target is invited.
-func (a *Adapter) CreatePortal(ctx context.Context, env *event.Envelope) error {
+func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
+	env := ev.Envelope
 	if _, err := a.db.room(ctx, env.Room); err == nil {
 		return a.portalInvite(ctx, env)
 	}
@@ -685,7 +607,7 @@ func (a *Adapter) portalInvite(ctx context.Context, env *event.Envelope) error {
 	m.Action = event.MembershipInvite
 	inv.Membership = &m
 	inv.Origin.Network = event.NetworkMIMI
-	return a.HandleMembership(ctx, &inv)
+	return a.HandleMembership(ctx, &bridges.Event{Envelope: &inv})
 }
 
 func decodeXMLString(s string, v any) error {

@@ -18,11 +18,12 @@ type listAdapter struct {
 	err   error
 }
 
-func (a *listAdapter) Network() event.Network                               { return a.net }
-func (a *listAdapter) Start(context.Context) error                          { return nil }
-func (a *listAdapter) Stop(context.Context) error                           { return nil }
-func (a *listAdapter) Ready(context.Context) error                          { return nil }
-func (a *listAdapter) HandleMessage(context.Context, *event.Envelope) error { return nil }
+func (a *listAdapter) Network() event.Network                              { return a.net }
+func (a *listAdapter) Start(context.Context) error                         { return nil }
+func (a *listAdapter) Stop(context.Context) error                          { return nil }
+func (a *listAdapter) Ready(context.Context) error                         { return nil }
+func (a *listAdapter) Core() *bridges.Core                                 { return nil }
+func (a *listAdapter) HandleMessage(context.Context, *bridges.Event) error { return nil }
 func (a *listAdapter) UserExists(_ context.Context, u event.UserURI) (bool, error) {
 	return a.users[u], a.err
 }
@@ -30,11 +31,12 @@ func (a *listAdapter) UserExists(_ context.Context, u event.UserURI) (bool, erro
 // plainAdapter cannot check users.
 type plainAdapter struct{}
 
-func (plainAdapter) Network() event.Network                               { return event.NetworkMatrix }
-func (plainAdapter) Start(context.Context) error                          { return nil }
-func (plainAdapter) Stop(context.Context) error                           { return nil }
-func (plainAdapter) Ready(context.Context) error                          { return nil }
-func (plainAdapter) HandleMessage(context.Context, *event.Envelope) error { return nil }
+func (plainAdapter) Network() event.Network                              { return event.NetworkMatrix }
+func (plainAdapter) Start(context.Context) error                         { return nil }
+func (plainAdapter) Stop(context.Context) error                          { return nil }
+func (plainAdapter) Ready(context.Context) error                         { return nil }
+func (plainAdapter) Core() *bridges.Core                                 { return nil }
+func (plainAdapter) HandleMessage(context.Context, *bridges.Event) error { return nil }
 
 var _ bridges.UserChecker = (*listAdapter)(nil)
 

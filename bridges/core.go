@@ -1,0 +1,399 @@
+package bridges
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// The portal core: the steps of the bridge pipeline that do not depend on the network, done
+// once here instead of in every adapter.
+//
+// MIMI → network (Core.Handle, called by Run for every envelope on mimi.in.<network>): drop
+// echoes of the adapter's own network, drop envelopes rendered before, decode the content (with
+// the message-ID fallback), resolve the native messages an edit, delete, reply, reaction or
+// receipt refers to, call the adapter's handler with the resolved Event, then record what the
+// handler sent (the ID mapping) and mark the envelope processed in one transaction.
+//
+// Network → MIMI (Core.Envelope, Core.Publish): derive the content salt, build and validate the
+// envelope, publish it and record its ID mappings and reactions.
+
+// CoreConfig configures NewCore.
+type CoreConfig struct {
+	// Network is the adapter's network.
+	Network event.Network
+	// Store holds the processed-events marks and (through idmap) the ID mappings.
+	Store *store.Store
+	// Bus publishes network → MIMI envelopes.
+	Bus bus.Publisher
+	// IDVersion is the MIMI message-ID version (default content.DefaultIDVersion).
+	IDVersion content.IDVersion
+	// Processed is the store scope of the envelopes rendered on the network (their dedupe).
+	Processed store.Scope
+	// Echo, when set, is the store scope under which the native IDs of what the adapter sent and
+	// published are marked, so that the adapter skips them when its network reports them back.
+	Echo store.Scope
+	// SaltLabel separates the adapter's content salts from other uses of its salt key; it is
+	// part of every salt, so it never changes for an installed adapter.
+	SaltLabel string
+	// Outbound counts MIMI → network envelopes by kind and result (echo, duplicate, malformed,
+	// unsupported, error, sent); nil counts nothing.
+	Outbound *prometheus.CounterVec
+	// Now is the clock of the ID mappings (default time.Now).
+	Now func() time.Time
+}
+
+// Core is an adapter's instance of the shared pipeline. Create it with NewCore in the adapter's
+// constructor and return it from the adapter's Core method.
+type Core struct {
+	cfg     CoreConfig
+	ids     *idmap.Map
+	saltKey []byte
+}
+
+// NewCore returns the core for cfg.
+func NewCore(cfg CoreConfig) *Core {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IDVersion == 0 {
+		cfg.IDVersion = content.DefaultIDVersion
+	}
+	return &Core{cfg: cfg, ids: idmap.New(cfg.Store).WithClock(cfg.Now)}
+}
+
+// SetSaltKey sets the secret the content salts are derived from (kept by the adapter in the
+// store). Call it before the adapter publishes anything.
+func (c *Core) SetSaltKey(key []byte) { c.saltKey = key }
+
+// IDs is the ID map of the core's store.
+func (c *Core) IDs() *idmap.Map { return c.ids }
+
+// Salt derives the content salt of the envelope id: HMAC-SHA-256 over the salt label and id with
+// the adapter's secret, so that a native event bridged again after a crash gets byte-identical
+// content and the same MIMI message ID, and nobody without the secret can predict a salt.
+func (c *Core) Salt(id event.EventID) content.Salt {
+	m := hmac.New(sha256.New, c.saltKey)
+	m.Write([]byte(c.cfg.SaltLabel))
+	m.Write([]byte(id))
+	var s content.Salt
+	copy(s[:], m.Sum(nil))
+	return s
+}
+
+func (c *Core) count(kind event.Kind, result string) {
+	if c.cfg.Outbound != nil {
+		c.cfg.Outbound.WithLabelValues(kind.String(), result).Inc()
+	}
+}
+
+// Count counts a MIMI → network envelope of kind with an adapter-specific result.
+func (c *Core) Count(kind event.Kind, result string) { c.count(kind, result) }
+
+// MaxReceiptEntries bounds the entries of one status report that the core resolves.
+const MaxReceiptEntries = 64
+
+// Event is a MIMI → network envelope after the core's shared steps: not an echo, not rendered
+// before, its content decoded and the native messages it refers to resolved. A reference whose
+// message was never shown on the network is nil; the handler decides what that means (show an
+// edit as a new message, skip a delete, refuse a reaction).
+type Event struct {
+	*event.Envelope
+	// Msg is the decoded content (kinds with content, else nil).
+	Msg *content.Message
+	// MessageID is the MIMI message ID: the envelope's, else computed from the content.
+	MessageID content.MessageID
+	// Replaces is the native message that an edit, delete or unreact replaces.
+	Replaces *idmap.Message
+	// InReplyTo is the native message that a reply or reaction refers to.
+	InReplyTo *idmap.Message
+	// Receipts are the entries of a status report whose messages are known natively.
+	Receipts []Receipt
+
+	core *Core
+	sent []Native
+}
+
+// Receipt is one resolved entry of a status report.
+type Receipt struct {
+	Status content.Status
+	Target idmap.Message
+}
+
+// Native is a message as the network knows it.
+type Native struct {
+	Room   event.NativeRoomID
+	ID     event.NativeEventID
+	Sender event.NativeUserID
+}
+
+// Sent tells the core that the handler rendered the event's message natively as n: after the
+// handler returns, n is mapped to the message ID (kinds with content) and marked as the
+// adapter's own (CoreConfig.Echo), together with the envelope's processed mark.
+func (e *Event) Sent(n Native) { e.sent = append(e.sent, n) }
+
+// MapNow maps n to the event's message at once, for adapters that choose the native ID
+// themselves and must find it before the send returns (a receipt may arrive first).
+func (e *Event) MapNow(ctx context.Context, n Native) error {
+	_, err := e.core.ids.Put(ctx, e.mapping(n))
+	if err != nil && !errors.Is(err, idmap.ErrConflict) {
+		return fmt.Errorf("bridges: record mapping of %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+func (e *Event) mapping(n Native) idmap.Message {
+	return idmap.Message{Network: e.core.cfg.Network, NativeRoom: n.Room, NativeID: n.ID, NativeSender: n.Sender,
+		Room: e.Room, MessageID: e.MessageID[:], EventID: e.ID, Primary: true}
+}
+
+// Handle runs the MIMI → network pipeline for env with adapter a (see Run).
+func (c *Core) Handle(ctx context.Context, a Adapter, env *event.Envelope) error {
+	if env.Origin.Network == c.cfg.Network && env.Kind != event.KindNotice {
+		c.count(env.Kind, "echo")
+		return nil // came from this network; already there natively
+	}
+	done, err := c.cfg.Store.IsProcessed(ctx, c.cfg.Processed, string(env.ID))
+	if err != nil {
+		return fmt.Errorf("bridges: dedupe %s: %w", env.ID, err)
+	}
+	if done {
+		c.count(env.Kind, "duplicate")
+		return nil
+	}
+	ev, err := c.resolve(ctx, env)
+	if err != nil {
+		return err
+	}
+	if err := Dispatch(ctx, a, ev); err != nil {
+		if errors.Is(err, ErrUnsupported) {
+			c.count(env.Kind, "unsupported")
+		} else {
+			c.count(env.Kind, "error")
+		}
+		return err
+	}
+	err = c.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
+		ids := idmap.New(tx).WithClock(c.cfg.Now)
+		for _, n := range ev.sent {
+			if env.Kind.HasContent() {
+				if _, err := ids.Put(ctx, ev.mapping(n)); err != nil && !errors.Is(err, idmap.ErrConflict) {
+					return err
+				}
+			}
+			if c.cfg.Echo != "" && n.ID != "" {
+				if _, err := tx.MarkProcessed(ctx, c.cfg.Echo, string(n.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.MarkProcessed(ctx, c.cfg.Processed, string(env.ID))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bridges: record %s: %w", env.ID, err)
+	}
+	c.count(env.Kind, "sent")
+	return nil
+}
+
+// resolve decodes env's content and looks up the native messages it refers to.
+func (c *Core) resolve(ctx context.Context, env *event.Envelope) (*Event, error) {
+	ev := &Event{Envelope: env, core: c}
+	if !env.Kind.HasContent() {
+		return ev, nil
+	}
+	var err error
+	if ev.Msg, err = content.Decode(env.Content); err != nil {
+		c.count(env.Kind, "malformed")
+		return nil, bus.Permanent(fmt.Errorf("bridges: content of %s: %w", env.ID, err))
+	}
+	if len(env.MessageID) == len(ev.MessageID) {
+		copy(ev.MessageID[:], env.MessageID)
+	} else if ev.MessageID, err = content.ComputeID(c.cfg.IDVersion, env.Content, string(env.Sender), string(env.Room)); err != nil {
+		c.count(env.Kind, "malformed")
+		return nil, bus.Permanent(fmt.Errorf("bridges: message ID of %s: %w", env.ID, err))
+	}
+	if ev.Replaces, err = c.native(ctx, env.Room, ev.Msg.Replaces); err != nil {
+		return nil, err
+	}
+	if ev.InReplyTo, err = c.native(ctx, env.Room, ev.Msg.InReplyTo); err != nil {
+		return nil, err
+	}
+	if env.Kind == event.KindReceipt {
+		rep, ok, err := ev.Msg.StatusReport()
+		if err != nil || !ok {
+			c.count(env.Kind, "malformed")
+			return nil, bus.Permanent(fmt.Errorf("bridges: receipt %s without a valid status report: %v", env.ID, err))
+		}
+		for i, s := range rep {
+			if i >= MaxReceiptEntries {
+				break
+			}
+			m, err := c.native(ctx, env.Room, &s.MessageID)
+			if err != nil {
+				return nil, err
+			}
+			if m != nil {
+				ev.Receipts = append(ev.Receipts, Receipt{Status: s.Status, Target: *m})
+			}
+		}
+	}
+	return ev, nil
+}
+
+// native returns the primary native message of MIMI message id in room, or nil when the network
+// never showed it.
+func (c *Core) native(ctx context.Context, room event.RoomURI, id *content.MessageID) (*idmap.Message, error) {
+	if id == nil {
+		return nil, nil
+	}
+	m, err := c.ids.Primary(ctx, c.cfg.Network, room, id[:])
+	if errors.Is(err, idmap.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bridges: look up message %x: %w", id[:], err)
+	}
+	return &m, nil
+}
+
+// Outgoing is a native event on its way to MIMI (Core.Envelope, Core.Publish).
+type Outgoing struct {
+	// ID is the envelope ID, derived from the native event (event.NewEventID).
+	ID event.EventID
+	// Kind, Room, Sender and Timestamp go into the envelope.
+	Kind      event.Kind
+	Room      event.RoomURI
+	Sender    event.UserURI
+	Timestamp time.Time
+	// Origin is the native event (its Network is the core's).
+	Origin event.Origin
+	// Msg is the content of kinds with content; the core encodes it.
+	Msg *content.Message
+}
+
+// Envelope encodes out's content and returns its validated envelope. An error means out cannot
+// be published at all (it wraps event.ErrInvalid or the content encoder's error).
+func (c *Core) Envelope(out Outgoing) (*event.Envelope, error) {
+	env := &event.Envelope{ID: out.ID, Kind: out.Kind, Room: out.Room, Sender: out.Sender, Timestamp: out.Timestamp, Origin: out.Origin}
+	env.Origin.Network = c.cfg.Network
+	if out.Msg != nil {
+		data, mid, err := out.Msg.EncodeWithID(c.cfg.IDVersion)
+		if err != nil {
+			return nil, fmt.Errorf("bridges: encode %s content: %w", out.Kind, err)
+		}
+		env.Content, env.MessageID = data, mid[:]
+	}
+	if err := env.Validate(); err != nil {
+		return nil, fmt.Errorf("bridges: envelope %s: %w", out.ID, err)
+	}
+	return env, nil
+}
+
+// Record is what Publish records together after the envelope is on the bus.
+type Record struct {
+	// Map are native IDs of the message (the origin's room and sender) and whether each is the
+	// primary one. MapTo, when set, is the MIMI message they map to (default: the envelope's).
+	Map   []MapID
+	MapTo *content.MessageID
+	// React records the envelope, a reaction with this text, in the reaction table.
+	React string
+	// Unreact removes the sender's reaction with this text on the envelope's InReplyTo target.
+	Unreact string
+	// Target is the message reacted to (React, Unreact).
+	Target *content.MessageID
+	// Done marks the origin's native event in the echo scope (it is handled).
+	Done bool
+}
+
+// MapID is one native ID of a message.
+type MapID struct {
+	ID      event.NativeEventID
+	Primary bool
+}
+
+// Publish puts env on the bus and then records rec in one transaction (shared with concurrent
+// publishers). Only after Publish returned may the adapter acknowledge the native event.
+func (c *Core) Publish(ctx context.Context, env *event.Envelope, rec Record) error {
+	if err := c.cfg.Bus.PublishOut(ctx, env); err != nil {
+		return fmt.Errorf("bridges: publish %s: %w", env.ID, err)
+	}
+	if len(rec.Map) == 0 && rec.React == "" && rec.Unreact == "" && !rec.Done {
+		return nil
+	}
+	err := c.cfg.Store.InGroupTx(ctx, func(tx *store.Tx) error {
+		ids := idmap.New(tx).WithClock(c.cfg.Now)
+		mid := env.MessageID
+		if rec.MapTo != nil {
+			mid = rec.MapTo[:]
+		}
+		for _, m := range rec.Map {
+			if len(mid) == 0 {
+				break
+			}
+			_, err := ids.Put(ctx, idmap.Message{Network: c.cfg.Network, NativeRoom: env.Origin.Room, NativeID: m.ID,
+				NativeSender: env.Origin.Sender, Room: env.Room, MessageID: mid, EventID: env.ID, Primary: m.Primary})
+			if err != nil && !errors.Is(err, idmap.ErrConflict) {
+				return err
+			}
+		}
+		if rec.Target != nil && rec.React != "" {
+			if _, err := ids.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: rec.Target[:], Reactor: env.Sender,
+				Emoji: rec.React, MessageID: env.MessageID, EventID: env.ID}); err != nil {
+				return err
+			}
+		}
+		if rec.Target != nil && rec.Unreact != "" {
+			if _, err := ids.DeleteReaction(ctx, env.Room, rec.Target[:], env.Sender, rec.Unreact); err != nil {
+				return err
+			}
+		}
+		if rec.Done && c.cfg.Echo != "" {
+			_, err := tx.MarkProcessed(ctx, c.cfg.Echo, string(env.Origin.Event))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bridges: record %s: %w", env.ID, err)
+	}
+	return nil
+}
+
+// MessageOf returns the MIMI message that native ID id names in native room nroom, whoever sent
+// it (a reply, reaction or receipt may refer to anyone's message): the primary mapping, else any.
+// ok is false when the ID is not mapped, or is mapped in another MIMI room than room (when room
+// is set).
+func (c *Core) MessageOf(ctx context.Context, nroom event.NativeRoomID, id event.NativeEventID, room event.RoomURI) (mid content.MessageID, ok bool, err error) {
+	ms, err := c.ids.NativeAny(ctx, c.cfg.Network, nroom, id)
+	if err != nil {
+		return mid, false, fmt.Errorf("bridges: look up %s: %w", id, err)
+	}
+	if len(ms) == 0 {
+		return mid, false, nil
+	}
+	pick := ms[0]
+	for _, m := range ms {
+		if m.Primary {
+			pick = m
+			break
+		}
+	}
+	if (room != "" && pick.Room != room) || len(pick.MessageID) != len(mid) {
+		return mid, false, nil
+	}
+	copy(mid[:], pick.MessageID)
+	return mid, true, nil
+}
