@@ -11,6 +11,9 @@ import (
 // TestDeterministicRandomness shows that cryptotest.SetGlobalRandom makes every random operation
 // of every suite reproducible: key generation (standard library and circl), HPKE encapsulation and
 // ECDSA signing, plus the package's own randomBytes.
+//
+// It is the package's one test that cannot run in parallel: SetGlobalRandom replaces the process's
+// randomness.
 func TestDeterministicRandomness(t *testing.T) {
 	for _, cs := range SupportedCipherSuites() {
 		s, err := cs.impl()

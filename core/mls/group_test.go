@@ -120,8 +120,12 @@ func TestGroupLifecycle(t *testing.T) {
 	t.Parallel()
 	for _, cs := range []CipherSuite{1, 2, 3, 5, 7} {
 		t.Run(fmt.Sprint(uint16(cs)), func(t *testing.T) {
+			t.Parallel()
 			for _, private := range []bool{false, true} {
-				t.Run(fmt.Sprintf("private=%t", private), func(t *testing.T) { testGroupLifecycle(t, cs, private) })
+				t.Run(fmt.Sprintf("private=%t", private), func(t *testing.T) {
+					t.Parallel()
+					testGroupLifecycle(t, cs, private)
+				})
 			}
 		})
 	}
@@ -286,6 +290,7 @@ func TestGroupStateRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, cs := range []CipherSuite{1, 2, 3} {
 		t.Run(fmt.Sprint(uint16(cs)), func(t *testing.T) {
+			t.Parallel()
 			alice, bob := newGoClient(t, cs, "alice"), newGoClient(t, cs, "bob")
 			var err error
 			if alice.g, err = CreateGroup([]byte("g"), alice.signer, alice.cred(), GroupOptions{Config: Config{PadTo: 16}}); err != nil {

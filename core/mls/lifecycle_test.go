@@ -38,6 +38,7 @@ func TestSupersededGroup(t *testing.T) {
 	createWith(t, alice, GroupOptions{}, bob)
 
 	t.Run("processed commit", func(t *testing.T) {
+		t.Parallel()
 		a, b := cloneGroup(t, alice.g), cloneGroup(t, bob.g)
 		pc, err := a.Commit(CommitOptions{})
 		if err != nil {
@@ -61,6 +62,7 @@ func TestSupersededGroup(t *testing.T) {
 	})
 
 	t.Run("pending and confirmed commit", func(t *testing.T) {
+		t.Parallel()
 		a := cloneGroup(t, alice.g)
 		pc, err := a.Commit(CommitOptions{})
 		if err != nil {
@@ -92,6 +94,7 @@ func TestSupersededGroup(t *testing.T) {
 	})
 
 	t.Run("rejected commit", func(t *testing.T) {
+		t.Parallel()
 		// The delivery service takes bob's commit instead of alice's: alice drops hers, processes
 		// bob's, and her dropped commit can no longer be confirmed.
 		a, b := cloneGroup(t, alice.g), cloneGroup(t, bob.g)
@@ -112,6 +115,7 @@ func TestSupersededGroup(t *testing.T) {
 	})
 
 	t.Run("WithConfig", func(t *testing.T) {
+		t.Parallel()
 		a := cloneGroup(t, alice.g)
 		msg, err := a.Encrypt([]byte("x"), nil)
 		if err != nil {
@@ -125,6 +129,7 @@ func TestSupersededGroup(t *testing.T) {
 	})
 
 	t.Run("removed", func(t *testing.T) {
+		t.Parallel()
 		a, b := cloneGroup(t, alice.g), cloneGroup(t, bob.g)
 		msg, err := a.Encrypt([]byte("x"), nil)
 		if err != nil {
@@ -141,6 +146,7 @@ func TestSupersededGroup(t *testing.T) {
 	})
 
 	t.Run("concurrent processing", func(t *testing.T) {
+		t.Parallel()
 		// Two goroutines process the same commit with one state: one successor wins.
 		a, b := cloneGroup(t, alice.g), cloneGroup(t, bob.g)
 		pc, err := a.Commit(CommitOptions{})

@@ -10,6 +10,7 @@ import (
 // with the committer and the fourth (joined alone), share one validated tree, and a KeyPackage
 // the Welcome is not for fails the call.
 func TestJoinFromWelcomeMany(t *testing.T) {
+	t.Parallel()
 	alice := newGoClient(t, 1, "alice")
 	var err error
 	if alice.g, err = CreateGroup([]byte("group"), alice.signer, alice.cred(), GroupOptions{}); err != nil {
@@ -72,6 +73,7 @@ func TestJoinFromWelcomeMany(t *testing.T) {
 // and secret trees: they share the tree, continue their ratchets, and parts of another epoch or
 // damaged parts are refused.
 func TestMemberState(t *testing.T) {
+	t.Parallel()
 	alice, bob, carol := threeMembers(t)
 	m, err := alice.g.Encrypt([]byte("one"), nil)
 	if err != nil {

@@ -146,6 +146,7 @@ func TestSuitePrimitivesRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, cs := range SupportedCipherSuites() {
 		t.Run(cs.String(), func(t *testing.T) {
+			t.Parallel()
 			s, err := cs.impl()
 			if err != nil {
 				t.Fatal(err)

@@ -186,16 +186,24 @@ func (n *UpdatePathNode) MarshalTLS(w *tlspl.Writer) {
 // UnmarshalTLS implements tlspl.Unmarshaler.
 func (n *UpdatePathNode) UnmarshalTLS(r *tlspl.Reader) {
 	n.EncryptionKey = r.Opaque()
-	n.EncryptedPathSecret = []HPKECiphertext{}
-	r.ForEach(func(r *tlspl.Reader) {
-		if tooMany(r, "encrypted path secrets", len(n.EncryptedPathSecret), maxLeaves) {
-			return
+	v := r.Vector()
+	// One allocation for the usual case (a blank tree's path encrypts to every other member): room
+	// for as many ciphertexts as the body holds of the suite-1 size (a 32-byte KEM output and a
+	// 48-byte ciphertext with their lengths), so the slice stays proportional to the input.
+	n.EncryptedPathSecret = make([]HPKECiphertext, 0, min(v.Len()/hpkeCiphertextSize1+1, maxLeaves))
+	for !v.Empty() {
+		if tooMany(v, "encrypted path secrets", len(n.EncryptedPathSecret), maxLeaves) {
+			break
 		}
 		var c HPKECiphertext
-		c.UnmarshalTLS(r)
+		c.UnmarshalTLS(v)
 		n.EncryptedPathSecret = append(n.EncryptedPathSecret, c)
-	})
+	}
+	r.Join(v)
 }
+
+// hpkeCiphertextSize1 is the encoded size of a path secret's HPKECiphertext in suite 1.
+const hpkeCiphertextSize1 = 1 + 32 + 1 + 48
 
 // UpdatePath is the committer's new leaf and direct path (RFC 9420 §7.6).
 type UpdatePath struct {

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
@@ -114,6 +115,7 @@ func runVectorDir(t *testing.T, dir string, layouts map[string]vectorLayout, pen
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			layout, ok := layouts[name]
 			if !ok {
 				if who, known := pending[name]; known {
@@ -163,9 +165,9 @@ type suiteField struct {
 
 func (s suiteField) suiteID() CipherSuite { return s.CipherSuite }
 
-// runCases decodes raw as a JSON array of T, runs check on each case in a subtest named
-// "case<i>/suite<n>" (or "case<i>" when T has no suite), and logs how many cases passed per suite.
-// A case whose suite is unsupported fails. An empty file fails.
+// runCases decodes raw as a JSON array of T, runs check on each case in a parallel subtest named
+// "case<i>/suite<n>" (or "case<i>" when T has no suite), and logs how many cases passed per suite
+// once all have run. A case whose suite is unsupported fails. An empty file fails.
 func runCases[T any](t *testing.T, raw []byte, check func(t *testing.T, s *suite, c *T)) {
 	t.Helper()
 	var cases []T
@@ -175,8 +177,10 @@ func runCases[T any](t *testing.T, raw []byte, check func(t *testing.T, s *suite
 	if len(cases) == 0 {
 		t.Fatal("vector file has no test cases")
 	}
-	type count struct{ run, passed int }
-	counts := map[CipherSuite]*count{}
+	var mu sync.Mutex
+	counts := map[CipherSuite]*caseCount{}
+	// The cases run in parallel: the tally is logged when the last one is done.
+	t.Cleanup(func() { logCounts(t, counts) })
 	for i := range cases {
 		c := &cases[i]
 		var cs CipherSuite
@@ -186,7 +190,19 @@ func runCases[T any](t *testing.T, raw []byte, check func(t *testing.T, s *suite
 			cs = sc.suiteID()
 			name += fmt.Sprintf("/suite%d", uint16(cs))
 		}
-		ok := t.Run(name, func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if counts[cs] == nil {
+					counts[cs] = &caseCount{}
+				}
+				counts[cs].run++
+				if !t.Failed() {
+					counts[cs].passed++
+				}
+			}()
 			var s *suite
 			if hasSuite {
 				var err error
@@ -197,14 +213,14 @@ func runCases[T any](t *testing.T, raw []byte, check func(t *testing.T, s *suite
 			}
 			check(t, s, c)
 		})
-		if counts[cs] == nil {
-			counts[cs] = &count{}
-		}
-		counts[cs].run++
-		if ok {
-			counts[cs].passed++
-		}
 	}
+}
+
+// caseCount tallies the vector cases of one cipher suite.
+type caseCount struct{ run, passed int }
+
+// logCounts logs how many vector cases passed per cipher suite.
+func logCounts(t *testing.T, counts map[CipherSuite]*caseCount) {
 	keys := make([]CipherSuite, 0, len(counts))
 	for k := range counts {
 		keys = append(keys, k)
