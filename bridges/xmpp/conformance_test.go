@@ -19,7 +19,7 @@ func TestConformance(t *testing.T) {
 	e.out.wait(t, "membership join", func(env *event.Envelope) bool { return env.Kind == event.KindMembership && env.Room == ward7URI })
 	bridgetest.Conformance(t, bridgetest.Fixture{
 		Room: ward7URI, Local: aliceURI, Remote: testBob,
-		In:  func(t testing.TB, env *event.Envelope) { e.publishIn(env) },
+		In: func(t testing.TB, env *event.Envelope) { e.publishIn(env) },
 		Out: func(t testing.TB, native string) *event.Envelope {
 			return e.out.wait(t, "envelope of "+native, func(env *event.Envelope) bool { return string(env.Origin.Event) == native })
 		},
@@ -67,7 +67,9 @@ func (u *xmppUser) Delete(t testing.TB, target string) string {
 }
 
 // is reports whether id names target (her ID of her message, or the room's).
-func (u *xmppUser) is(id, target string) bool { return id == target || id != "" && id == u.stanzaID[target] }
+func (u *xmppUser) is(id, target string) bool {
+	return id == target || id != "" && id == u.stanzaID[target]
+}
 
 func (u *xmppUser) Expect(t testing.TB, want bridgetest.Seen) string {
 	n := u.c.expect(want.String(), and(named("message"), from(ward7+"/"+bobNickMU), func(n *node) bool {
