@@ -59,6 +59,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer registers the adapter's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// Reach searches partners and keeps consent for people's commands (reach.go); nil: the
+	// MIMI endpoint does not run, and the commands say so.
+	Reach Reach
 }
 
 // Log returns d.Logger, or a logger that discards everything.

@@ -251,6 +251,12 @@ func NoticeText(lang Language, n *event.Notice, target string, attached bool) st
 		text = Say(lang, PhrasePartnerUnreachable, partner)
 	case event.NoticePartnerReachable:
 		text = Say(lang, PhrasePartnerReachable, partner)
+	case event.NoticeConsentPending: // reach.go
+		text = Say(lang, PhraseConsentPending, target)
+	case event.NoticeConsentGranted:
+		text = Say(lang, PhraseConsentGranted, target)
+	case event.NoticeConsentRequest:
+		text = ConsentRequestText(lang, n)
 	default:
 		text = Say(lang, PhraseRoomFailed, partner)
 	}

@@ -243,10 +243,31 @@ type MIMI struct {
 	// Reachability is who may reach a local user from outside the organisation unless she chose
 	// otherwise: partners, consent or nobody (core/consent).
 	Reachability string `yaml:"reachability"`
+	// Directory is what partners may find out about local users (identifier queries).
+	Directory MIMIDirectory `yaml:"directory"`
 	// KeyPackages bounds the KeyPackages kept for partners' claims.
 	KeyPackages MIMIKeyPackages `yaml:"key_packages"`
 	// Limits bound what partners can make the MIMI endpoint hold and do.
 	Limits MIMILimits `yaml:"limits"`
+}
+
+// MIMIDirectory is the published directory of local users (core/directory).
+type MIMIDirectory struct {
+	// Publish lists the fields partners may search and see: handle, nick, email, phone,
+	// partialName.
+	Publish []string `yaml:"publish"`
+	// Entries are the listed users.
+	Entries []DirectoryEntry `yaml:"entries"`
+}
+
+// DirectoryEntry is one listed user and her fields.
+type DirectoryEntry struct {
+	// User is her local part or MIMI URI.
+	User  string `yaml:"user"`
+	Name  string `yaml:"name"`
+	Nick  string `yaml:"nick"`
+	Email string `yaml:"email"`
+	Phone string `yaml:"phone"`
 }
 
 // MIMIKeyPackages bounds the KeyPackages of local users that partners claimed.

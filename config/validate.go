@@ -242,6 +242,12 @@ func (c *Config) validateMIMI(v *validator) {
 	v.positive("mimi.assets.sweep_interval", int64(m.Assets.SweepInterval))
 	v.positive("mimi.unreachable_notice", int64(m.UnreachableNotice))
 	v.oneOf("mimi.reachability", m.Reachability, "partners", "consent", "nobody")
+	for i, f := range m.Directory.Publish {
+		v.oneOf(fmt.Sprintf("mimi.directory.publish[%d]", i), f, "handle", "nick", "email", "phone", "partialName")
+	}
+	for i, e := range m.Directory.Entries {
+		v.required(fmt.Sprintf("mimi.directory.entries[%d].user", i), e.User, "")
+	}
 	v.positive("mimi.key_packages.claimed_expiry", int64(m.KeyPackages.ClaimedExpiry))
 	v.positive("mimi.key_packages.max_claimed", int64(m.KeyPackages.MaxClaimed))
 	v.positive("mimi.limits.body_budget", int64(m.Limits.BodyBudget))

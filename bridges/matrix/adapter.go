@@ -76,6 +76,7 @@ type Adapter struct {
 	st      *store.Store
 	pub     bus.Publisher
 	assets  bridges.AssetStore
+	reach   bridges.Reach // people's search and consent commands (commands.go); nil: unavailable
 	log     *slog.Logger
 	ids     *idmap.Map
 	core    *bridges.Core
@@ -137,7 +138,7 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 		return nil, errors.New("matrix: store and bus are required")
 	}
 	a := &Adapter{
-		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets,
+		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets, reach: deps.Reach,
 		log:               deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
 		ids:               idmap.New(deps.Store),
 		ghosts:            Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // CommandPrefix addresses the functional account in a room with other people ("!mimi invite
@@ -37,12 +39,20 @@ type commandCall struct {
 // clientCommands are the commands of client mode. A new command is one more entry (its phrases
 // in bridges/words.go).
 func clientCommands() []clientCommand {
-	return []clientCommand{
+	cmds := []clientCommand{
 		{spec: bridges.CommandSpec{Name: "help", Names: map[bridges.Language]string{bridges.German: "hilfe"}, Aliases: []string{"?"},
 			Help: bridges.PhraseHelpHelp}, run: (*Adapter).cmdHelp},
 		{spec: bridges.CommandSpec{Name: "invite", Names: map[bridges.Language]string{bridges.German: "einladen"}, MinArgs: 1, MaxArgs: 1,
 			Help: bridges.PhraseHelpInvite}, run: (*Adapter).cmdInvite},
 	}
+	for _, spec := range bridges.ReachCommands() { // search, start, consent, reachability (bridges/reach.go)
+		run := (*Adapter).cmdReach
+		if spec.Name == "start" {
+			run = (*Adapter).cmdStart
+		}
+		cmds = append(cmds, clientCommand{spec: spec, run: run})
+	}
+	return cmds
 }
 
 // initCommands registers the client-mode commands.
@@ -214,4 +224,91 @@ func (a *Adapter) addressURI(s string) (event.UserURI, error) {
 		return u, nil
 	}
 	return bridges.ParseAddress(s)
+}
+
+// cmdReach answers search, consent and reachability (bridges.RunReach).
+func (a *Adapter) cmdReach(ctx context.Context, c *commandCall) (string, error) {
+	sender, err := UserURIOf(c.p.Sender)
+	if err != nil {
+		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+	}
+	answer, err := bridges.RunReach(ctx, a.reach, sender, c.cmd, c.lang)
+	if err != nil {
+		a.log.Warn("command failed", "command", c.cmd.Name, "event_id", string(c.p.ID), "error", err)
+		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+	}
+	return answer, nil
+}
+
+// cmdStart starts a conversation with a partner's user: the functional account creates a room
+// (encrypted when the adapter has E2EE), invites the sender, and the room reaches MIMI with the
+// sender as its creator and the partner's user invited, as if the sender had invited her there.
+func (a *Adapter) cmdStart(ctx context.Context, c *commandCall) (string, error) {
+	sender, err := UserURIOf(c.p.Sender)
+	if err != nil {
+		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+	}
+	arg := c.cmd.Args[0]
+	if strings.HasPrefix(arg, "@") || strings.HasPrefix(arg, "https://matrix.to/") {
+		if u, err := a.addressURI(arg); err == nil {
+			arg = string(u)
+		}
+	}
+	target, answer := bridges.ResolveStart(ctx, a.reach, sender, arg, c.lang)
+	if answer != "" {
+		return answer, nil
+	}
+	if a.isLocal(target) {
+		return bridges.Say(c.lang, bridges.PhraseInviteLocal, a.matrixUser(target)), nil
+	}
+	p := c.p
+	req := &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{p.Sender},
+		Name: displayNameOf(target)}
+	encrypted := a.crypto != nil
+	if encrypted {
+		req.InitialState = []*mevent.Event{{Type: mevent.StateEncryption, Content: mevent.Content{
+			Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}}
+	}
+	// The room is created once per command event: a retry finds it.
+	key := "start " + string(p.ID)
+	var mx id.RoomID
+	kv := a.st.KV(scopeKV)
+	if e, err := kv.Get(ctx, key); err == nil {
+		mx = id.RoomID(e.Value)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", transient(err)
+	} else {
+		resp, err := a.client.CreateRoom(ctx, req)
+		if err != nil {
+			return "", transient(fmt.Errorf("matrix: create a room for start: %w", err))
+		}
+		mx = resp.RoomID
+		if _, err := kv.Put(ctx, key, []byte(mx)); err != nil {
+			return "", transient(err)
+		}
+	}
+	room, err := RoomURIOf(a.cfg.GatewayDomain, mx)
+	if err != nil {
+		return "", err
+	}
+	if err := a.putPortal(ctx, room, mx, encrypted); err != nil {
+		return "", transient(err)
+	}
+	// No native event: the command is in another room, and notices about the invite are shown
+	// in the new one.
+	origin := event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(mx), Sender: event.NativeUserID(p.Sender)}
+	for _, env := range []*event.Envelope{
+		{ID: event.NewEventID(event.NetworkMatrix, event.NativeRoomID(mx), event.NativeEventID("start "+string(p.ID))),
+			Kind: event.KindMembership, Room: room, Sender: sender, Timestamp: p.Timestamp, Origin: origin,
+			Membership: &event.Membership{Action: event.MembershipJoin, Target: sender}},
+		{ID: event.NewEventID(event.NetworkMatrix, event.NativeRoomID(mx), event.NativeEventID(p.ID)),
+			Kind: event.KindMembership, Room: room, Sender: sender, Timestamp: p.Timestamp, Origin: origin,
+			Membership: &event.Membership{Action: event.MembershipInvite, Target: target}},
+	} {
+		if err := a.pub.PublishOut(ctx, env); err != nil {
+			return "", transient(fmt.Errorf("matrix: publish start %s: %w", p.ID, err))
+		}
+	}
+	a.metrics.inbound.WithLabelValues("published").Inc()
+	return bridges.Say(c.lang, bridges.PhraseStarting, displayNameOf(target)), nil
 }

@@ -90,6 +90,9 @@ type Adapter struct {
 	users, rooms *conn
 	queues       []chan job
 	langs        languages // the languages local users' clients declare
+	// reach and commands serve commands to the gateway's address (commands.go).
+	reach    bridges.Reach
+	commands *bridges.CommandSet
 
 	mu      sync.Mutex
 	runCtx  context.Context // ends when Stop is called
@@ -108,7 +111,8 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	}
 	cfg = cfg.withDefaults()
 	st := deps.Store
-	a := &Adapter{cfg: cfg, st: st, pub: deps.Bus, log: deps.Log(), reg: deps.Registerer, assets: deps.Assets, now: time.Now}
+	a := &Adapter{cfg: cfg, st: st, pub: deps.Bus, log: deps.Log(), reg: deps.Registerer, assets: deps.Assets, now: time.Now,
+		reach: deps.Reach, commands: gatewayCommands()}
 	for _, o := range opts {
 		o(a)
 	}

@@ -28,7 +28,10 @@ func (a *Adapter) directMessage(ctx context.Context, m *inMessage, at time.Time)
 	}
 	_, hasBody := m.text()
 	if to.Localpart() == "" {
-		if hasBody {
+		switch {
+		case hasBody && a.m.isLocal(from) && to.Domainpart() == a.cfg.Users.Domain:
+			a.gatewayCommand(ctx, m, from, to, at) // commands.go
+		case hasBody:
 			a.replyError(ctx, a.users, m, refuse("cancel", "service-unavailable",
 				"This is the MIMI gateway. Write to a MIMI user's address (user\\40provider@"+a.cfg.Users.Domain+") instead."))
 		}

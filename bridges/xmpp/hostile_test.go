@@ -75,7 +75,8 @@ func TestHostileStanzas(t *testing.T) {
 		{"puppet of our own provider", alice, `<message to='carol\40localhost@` + testUsers + `' type='chat' id='h17'><body>hi</body></message>%.0s`, "item-not-found"},
 		{"empty user part of puppet", alice, `<message to='\40clinic-b.example@` + testUsers + `' type='chat' id='h18'><body>hi</body></message>%.0s`, "item-not-found"},
 		{"non-canonical escape", alice, `<message to='bob\40clinic-b.example\20@` + testUsers + `' type='chat' id='h19'><body>hi</body></message>%.0s`, "item-not-found"},
-		{"gateway JID itself", alice, `<message to='` + testUsers + `' type='chat' id='h20'><body>hi</body></message>%.0s`, "service-unavailable"},
+		{"gateway JID itself", alice, `<message to='` + testUsers + `' type='chat' id='h20'><body>hi</body></message>%.0s`, ""}, // answered below
+		{"gateway JID, a command too long", alice, `<message to='` + testUsers + `' type='chat' id='h20b'><body>search ` + strings.Repeat("x", 2000) + `</body></message>%.0s`, ""},
 		{"unknown IQ", alice, `<iq to='` + testRooms + `' type='get' id='h21'><query xmlns='jabber:iq:version'/></iq>%.0s`, "service-unavailable"},
 		{"IQ set to a room", alice, `<iq to='%s' type='set' id='h22'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='Mallory' role='none'/></query></iq>`, "service-unavailable"},
 		{"self-ping by a non-occupant", e.c(t, "carol"), `<iq to='%s/Alice' type='get' id='h23'><ping xmlns='urn:xmpp:ping'/></iq>`, "not-acceptable"},
@@ -92,6 +93,15 @@ func TestHostileStanzas(t *testing.T) {
 				t.Errorf("%s: error condition %q, want %q: %s", tc.name, c, tc.cond, got)
 			}
 		}
+	}
+
+	// A local user's message to the gateway's own address is a command (commands.go): anything
+	// it does not understand is answered with how to get help, never relayed.
+	for range 2 {
+		alice.expect("the gateway's answer", func(n *node) bool {
+			b := n.child("", "body")
+			return n.XMLName.Local == "message" && n.attr("from") == testUsers && n.attr("type") == "chat" && b != nil && strings.Contains(b.Text, "help")
+		})
 	}
 
 	// Bad timestamps and broken fallback ranges do not stop a message: it is bridged with the

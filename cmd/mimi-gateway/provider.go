@@ -12,6 +12,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/consent"
+	"github.com/mimi-gateway/mimi-gateway/core/directory"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -49,7 +50,11 @@ func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mimi.reachability: %w", err)
 	}
-	pc := provider.Config{Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention,
+	dir, err := directoryOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pc := provider.Config{Directory: dir, Domain: domain, Store: d.Store, Bus: d.Bus, Logger: d.Log, DedupeRetention: retention,
 		UsersOnDemand: cfg.MIMI.UsersOnDemand, UnreachableNotice: cfg.MIMI.UnreachableNotice, Reach: cs,
 		ClaimedExpiry: cfg.MIMI.KeyPackages.ClaimedExpiry, MaxClaimed: cfg.MIMI.KeyPackages.MaxClaimed}
 	if d.Users != nil {
@@ -134,4 +139,20 @@ func reloadPartners(log *slog.Logger, live *protocol.Partners, cps []config.Part
 	}
 	live.Set(ps)
 	log.Info("partners reloaded", "partners", len(ps))
+}
+
+// directoryOf builds the published directory of mimi.directory.
+func directoryOf(cfg *config.Config) (*directory.Directory, error) {
+	dc := directory.Config{Domain: event.Domain(cfg.Domain)}
+	for _, f := range cfg.MIMI.Directory.Publish {
+		dc.Publish = append(dc.Publish, directory.Field(f))
+	}
+	for _, e := range cfg.MIMI.Directory.Entries {
+		dc.Entries = append(dc.Entries, directory.Entry{User: e.User, Name: e.Name, Nick: e.Nick, Email: e.Email, Phone: e.Phone})
+	}
+	d, err := directory.New(dc)
+	if err != nil {
+		return nil, fmt.Errorf("mimi.directory: %w", err)
+	}
+	return d, nil
 }

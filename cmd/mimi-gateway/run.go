@@ -311,7 +311,8 @@ func adapterConsumer(name string) string { return "adapter-" + name }
 // startAdapter builds and starts one network adapter, connects it to its bus subjects and
 // registers its stop steps.
 func startAdapter(ctx context.Context, spec adapterSpec, d adapterDeps, sd *ops.Shutdown) error {
-	a, err := spec.build(ctx, d.Config, bridges.Deps{Store: d.Store, Bus: d.Bus, Assets: d.Assets, Logger: d.Log, Registerer: d.Admin.Registry()})
+	a, err := spec.build(ctx, d.Config, bridges.Deps{Store: d.Store, Bus: d.Bus, Assets: d.Assets, Logger: d.Log, Registerer: d.Admin.Registry(),
+		Reach: reachBridge{hooks: d.Hooks}})
 	if err != nil {
 		return fmt.Errorf("%s adapter: %w", spec.name, err)
 	}

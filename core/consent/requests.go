@@ -234,6 +234,7 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI) (int64, er
 		{"consent_reachability", []string{"user_uri"}, `user_uri = ?`, []any{string(u)}},
 		{"consent_grants", []string{"target", "requester"}, `target = ? OR requester = ?`, []any{string(u), string(u)}},
 		{"consent_requests", []string{"requester", "target", "room"}, `target = ? OR requester = ?`, []any{string(u), string(u)}},
+		{"consent_waits", []string{"requester", "target", "event_id"}, `target = ? OR requester = ?`, []any{string(u), string(u)}},
 	} {
 		n, err := st.DeleteWhere(ctx, d.table, d.key, d.where, d.args...)
 		total += n

@@ -157,10 +157,20 @@ const (
 	NoticePartnerReachable
 	// NoticeRoomFailed: the room could not be created or joined on the MIMI side.
 	NoticeRoomFailed
+	// NoticeConsentPending: Target, a partner's user, has not accepted the Sender yet; the
+	// invite waits, a request for consent was sent, and the invite goes on when she accepts.
+	// (A user who does not exist or reaches nobody outside gets the same notice.)
+	NoticeConsentPending
+	// NoticeConsentRequest: Target, a partner's user, asks the Sender (a local user) to accept
+	// her; the adapter says how to answer (the consent commands).
+	NoticeConsentRequest
+	// NoticeConsentGranted: Target, a partner's user, accepted the Sender; a waiting invite goes on.
+	NoticeConsentGranted
 	noticeEnd
 )
 
-var noticeNames = [...]string{"unknown", "invite_failed", "refused", "undelivered", "partner_unreachable", "partner_reachable", "room_failed"}
+var noticeNames = [...]string{"unknown", "invite_failed", "refused", "undelivered", "partner_unreachable", "partner_reachable", "room_failed",
+	"consent_pending", "consent_request", "consent_granted"}
 
 // String returns the code's name as used in logs and metrics.
 func (c NoticeCode) String() string {

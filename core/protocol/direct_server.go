@@ -228,3 +228,6 @@ func (c *Client) ReportAbuse(ctx context.Context, room event.RoomURI, r *AbuseRe
 	}
 	return nil
 }
+
+// PartnerDomains lists the configured partners' domains (a search without a domain asks each).
+func (c *Client) PartnerDomains() []event.Domain { return c.cfg.Partners.Domains() }

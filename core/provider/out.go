@@ -45,6 +45,9 @@ func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
 			"partner", partner, "room", env.Room, "event_id", env.ID, "err", err)
 		return nil
 	}
+	if p.waitsForConsent(env, err) { // consent.go
+		return p.waitForConsent(ctx, env, err)
+	}
 	perm := errors.Is(err, bus.ErrPermanent)
 	if perm || d.Final {
 		p.met.givenUp.WithLabelValues(d.Envelope.Kind.String(), reasonLabel(reasonOf(err))).Inc()

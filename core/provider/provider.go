@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/directory"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -82,6 +83,9 @@ type Config struct {
 	// (core/consent.Store implements it); nil lets every configured partner's user reach
 	// every user.
 	Reach Reach
+	// Directory answers partners' identifier queries about our users (directory.go); nil
+	// answers every query unsupportedField.
+	Directory *directory.Directory
 }
 
 // Reach decides whether requester, a user of another organisation, may reach target, one of

@@ -1,0 +1,110 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+)
+
+// A local user's chat message to the gateway's own address (the users component's domain, e.g.
+// mimi.amt-b.example) is a command: help, search, start, consent, reachability (bridges/reach.go).
+// The answer is a chat message from that address, in the user's language.
+
+// gatewayCommands are the commands the gateway's address understands.
+func gatewayCommands() *bridges.CommandSet {
+	s := &bridges.CommandSet{}
+	s.MustAdd(bridges.CommandSpec{Name: "help", Names: map[bridges.Language]string{bridges.German: "hilfe"}, Aliases: []string{"?"},
+		Help: bridges.PhraseHelpHelp})
+	for _, spec := range bridges.ReachCommands() {
+		s.MustAdd(spec)
+	}
+	return s
+}
+
+// commandPrefix may start a command to the gateway's address (it is not needed there).
+const commandPrefix = "!mimi"
+
+// gatewayCommand answers a local user's message to the gateway's address.
+func (a *Adapter) gatewayCommand(ctx context.Context, m *inMessage, from, to jid.JID, at time.Time) {
+	body, _ := m.text()
+	if m.Lang != "" {
+		a.langs.note(from, m.Lang)
+	}
+	cmd, res := a.commands.Parse(body, commandPrefix, true)
+	lang := cmd.Lang
+	if lang == "" {
+		lang = a.langOf(from)
+	}
+	var answer string
+	switch res {
+	case bridges.NotCommand, bridges.CommandUnknown:
+		name := cmd.Name
+		if name == "" {
+			name = truncateText(body, 32)
+		}
+		answer = bridges.Say(lang, bridges.PhraseUnknownCommand, name, a.commands.NameIn("help", lang))
+	case bridges.CommandBadArgs:
+		for _, s := range a.commands.Specs() {
+			if s.Name == cmd.Name {
+				answer = bridges.Say(lang, s.Help)
+			}
+		}
+	default:
+		answer = a.runCommand(ctx, cmd, lang, from, at)
+	}
+	a.log.Info("command", "command", cmd.Name, "result", int(res))
+	sum := sha256.Sum256([]byte(from.String() + "\x00" + m.ID + "\x00" + body))
+	out := &outMessage{From: to.Bare().String(), To: from.String(), Type: "chat", ID: "cmd-" + hex.EncodeToString(sum[:12]), Body: &answer}
+	if err := a.users.send(ctx, out); err != nil {
+		a.log.Info("could not answer a command", "err", err)
+	}
+}
+
+// runCommand carries out a recognised command and returns the answer.
+func (a *Adapter) runCommand(ctx context.Context, cmd bridges.Command, lang bridges.Language, from jid.JID, at time.Time) string {
+	user, err := a.m.localUserURI(from)
+	if err != nil {
+		return bridges.Say(lang, bridges.PhraseCommandFailed, "sender")
+	}
+	switch cmd.Name {
+	case "help":
+		return a.commands.Help(lang, commandPrefix)
+	case "start":
+		target, answer := bridges.ResolveStart(ctx, a.reach, user, cmd.Args[0], lang)
+		if answer != "" {
+			return answer
+		}
+		if target.Domain() == a.cfg.Provider {
+			return bridges.Say(lang, bridges.PhraseInviteLocal, bridges.Address(target))
+		}
+		puppet, err := a.m.userJID(ctx, target)
+		if err != nil {
+			return bridges.Say(lang, bridges.PhraseInviteAddress, truncateText(cmd.Args[0], 80))
+		}
+		o := origin{nativeRoom: dmNativeRoom(from, puppet), sender: from.Bare(), senderURI: user}
+		if _, err := a.ensureDM(ctx, o, puppet.Bare(), target, at); err != nil {
+			a.log.Warn("could not start a 1:1 conversation", "err", err)
+			return bridges.Say(lang, bridges.PhraseCommandFailed, "start")
+		}
+		return bridges.Say(lang, bridges.PhraseStarting, puppet.Bare().String())
+	}
+	answer, err := bridges.RunReach(ctx, a.reach, user, cmd, lang)
+	if err != nil {
+		a.log.Warn("command failed", "command", cmd.Name, "err", err)
+		return bridges.Say(lang, bridges.PhraseCommandFailed, cmd.Name)
+	}
+	return answer
+}
+
+func truncateText(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
