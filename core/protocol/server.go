@@ -472,6 +472,10 @@ func statusReason(status int) string {
 		return "unsupported_media_type"
 	case http.StatusServiceUnavailable:
 		return "unavailable"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	case http.StatusBadGateway:
+		return "bad_gateway"
 	}
 	return strconv.Itoa(status)
 }

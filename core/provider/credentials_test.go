@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -361,5 +362,27 @@ func TestEnumerationNoEpochToNonMembers(t *testing.T) {
 	resp, err = c.tp.Client.Update(ctx, room, req)
 	if err != nil || resp.ResponseCode != protocol.UpdateNotAllowed || resp.CurrentEpoch != 0 {
 		t.Fatalf("outsider: %+v, %v; want notAllowed without an epoch", resp, err)
+	}
+	// Probing: a commit at the room's own epoch (which the hub cannot apply) and a commit for a
+	// room that does not exist get the outsider the same answer.
+	want := resp
+	for g.Epoch() < rr.Epoch {
+		pc, err := g.Commit(mls.CommitOptions{AppData: roomUpdater})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, err = pc.Confirm(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	atEpoch := &protocol.UpdateRequest{Bundle: commitBundle(t, g, mls.CommitOptions{})}
+	if resp, err := b.tp.Client.Update(ctx, room, atEpoch); err != nil || resp.ResponseCode != protocol.UpdateInvalidProposal {
+		t.Fatalf("participant's provider at the room's epoch: %+v, %v; want invalidProposal", resp, err)
+	}
+	for _, r := range []event.RoomURI{room, event.NewRoomURI(a.domain, "nowhere")} {
+		resp, err := c.tp.Client.Update(ctx, r, atEpoch)
+		if err != nil || !reflect.DeepEqual(resp, want) {
+			t.Fatalf("outsider at the room's epoch for %s: %+v, %v; want %+v", r, resp, err, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -201,18 +202,28 @@ func (p *Provider) SubmitMessage(ctx context.Context, peer protocol.Peer, room e
 	return &protocol.SubmitMessageResponse{Protocol: protocol.ProtocolMLS10, StatusCode: protocol.SubmitAccepted, AcceptedTimestamp: ts}, nil
 }
 
-// Update sequences a follower's commit or proposals (protocol.HubHandler). A wrongEpoch answer
-// names the room's epoch only to a provider with an active participant in the room; any other
-// gets notAllowed.
+// Update sequences a follower's commit or proposals (protocol.HubHandler). A provider with no
+// participant in the room learns nothing of it from a refusal: whether the room does not exist,
+// the handshake is for another epoch (which would name the room's epoch, or let it be probed) or
+// does not apply, it gets the same notAllowed.
 func (p *Provider) Update(ctx context.Context, peer protocol.Peer, room event.RoomURI, req *protocol.UpdateRequest) (*protocol.UpdateRoomResponse, error) {
 	resp, err := p.update(ctx, peer, room, req)
-	if err != nil || resp.ResponseCode != protocol.UpdateWrongEpoch {
+	var se *protocol.StatusError
+	unknown := errors.As(err, &se) && se.Status == http.StatusNotFound
+	if (err != nil && !unknown) || (err == nil && resp.ResponseCode == protocol.UpdateSuccess) {
 		return resp, err
 	}
-	if ok, err := p.participates(ctx, room, peer.Domain); err != nil || !ok {
-		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "not a participant of this room"}, err
+	ok, perr := p.participates(ctx, room, peer.Domain)
+	switch {
+	case perr != nil:
+		return nil, perr
+	case !ok:
+		if unknown {
+			p.refused("update", "not_a_participant")
+		}
+		return &protocol.UpdateRoomResponse{ResponseCode: protocol.UpdateNotAllowed, ErrorDescription: "not a participant of this room"}, nil
 	}
-	return resp, nil
+	return resp, err
 }
 
 // update is Update. The hub validates a commit with the room's public view (publicview.go: the

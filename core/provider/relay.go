@@ -103,6 +103,7 @@ func (p *Provider) relayKeyMaterial(ctx context.Context, peer protocol.Peer, tar
 	}
 	var he *protocol.HTTPError
 	if errors.As(err, &he) && (he.Status == http.StatusTooManyRequests || he.Status == http.StatusServiceUnavailable) {
+		p.refused("keyMaterial", "relay_limited")
 		return nil, &protocol.StatusError{Status: he.Status, RetryAfter: max(he.RetryAfter, time.Second),
 			Detail: fmt.Sprintf("%s asks to retry later", target.Domain())}
 	}

@@ -188,55 +188,39 @@ func TestKeyMaterialRateLimitBinary(t *testing.T) {
 		}
 		bodies[i] = b
 	}
-	rows0, bytes0 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.storeBytes(t)
+	rows0, bytes0, live0 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.storeBytes(t), hub.liveBytes(t)
 	c := ev.httpClient(hub.Gateway)
 	var (
 		mu                       sync.Mutex
 		served, limited, noRetry int
 		other                    = map[int]int{}
-		next                     int
-		wg                       sync.WaitGroup
 	)
 	start := time.Now()
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= claims {
-					return
-				}
-				k := i % len(targets)
-				status, retry, b := ev.rawPost(t, c, hub.Gateway, protocol.EndpointKeyMaterial, protocol.IdentifierURI(targets[k]), bytes.NewReader(bodies[k]), int64(len(bodies[k])))
-				mu.Lock()
-				switch status {
-				case http.StatusOK:
-					if r, err := protocol.DecodeKeyMaterialResponse(b); err != nil || r.UserStatus != protocol.KeyMaterialUserSuccess {
-						other[-1]++
-					} else {
-						served++
-					}
-				case http.StatusTooManyRequests:
-					limited++
-					if retry == "" {
-						noRetry++
-					}
-				default:
-					other[status]++
-				}
-				mu.Unlock()
+	spread(0, claims, 16, func(i int) {
+		k := i % len(targets)
+		status, retry, b := ev.rawPost(t, c, hub.Gateway, protocol.EndpointKeyMaterial, protocol.IdentifierURI(targets[k]), bytes.NewReader(bodies[k]), int64(len(bodies[k])))
+		mu.Lock()
+		defer mu.Unlock()
+		switch status {
+		case http.StatusOK:
+			if r, err := protocol.DecodeKeyMaterialResponse(b); err != nil || r.UserStatus != protocol.KeyMaterialUserSuccess {
+				other[-1]++
+			} else {
+				served++
 			}
-		}()
-	}
-	wg.Wait()
+		case http.StatusTooManyRequests:
+			limited++
+			if retry == "" {
+				noRetry++
+			}
+		default:
+			other[status]++
+		}
+	})
 	took := time.Since(start)
-	rows1, bytes1 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.storeBytes(t)
-	t.Logf("%d claims in %s: %d served, %d refused with 429; KeyPackage rows %d → %d, store %d KiB → %d KiB",
-		claims, took.Round(time.Millisecond), served, limited, rows0, rows1, bytes0>>10, bytes1>>10)
+	rows1, bytes1, live1 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.storeBytes(t), hub.liveBytes(t)
+	t.Logf("%d claims in %s: %d served, %d refused with 429; KeyPackage rows %d → %d, pages in use %d KiB → %d KiB, files %d KiB → %d KiB",
+		claims, took.Round(time.Millisecond), served, limited, rows0, rows1, live0>>10, live1>>10, bytes0>>10, bytes1>>10)
 	if len(other) > 0 || noRetry > 0 {
 		t.Fatalf("other answers %v, 429 without Retry-After %d", other, noRetry)
 	}
@@ -249,12 +233,86 @@ func TestKeyMaterialRateLimitBinary(t *testing.T) {
 	if served == 0 || served+limited != claims {
 		t.Errorf("served %d, limited %d of %d", served, limited, claims)
 	}
-	if maxRows := len(targets) * (4 + 1 + 16); rows1 > maxRows {
+	maxRows := len(targets) * (4 + 1 + 16)
+	if rows1 > maxRows {
 		t.Errorf("%d KeyPackage rows, want at most %d", rows1, maxRows)
+	}
+	// A KeyPackage row (KeyPackage, sealed private keys, index entries) takes well under a
+	// page; the store may grow by at most a page for each row the bound still allows.
+	if grew, allowed := live1-live0, int64(maxRows-rows0)*4096; grew > allowed {
+		t.Errorf("the store's pages in use grew by %d KiB, want at most %d KiB", grew>>10, allowed>>10)
 	}
 	if n := hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="keyMaterial",reason="rate_target"}`) +
 		hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="keyMaterial",reason="rate_partner"}`); int(n) != limited {
 		t.Errorf("rate refusals counted %v, refused %d", n, limited)
 	}
 	hub.WaitLog(t, time.Minute, "a partner keeps tripping the server's limits")
+}
+
+// TestKeyMaterialExhaustPoolBinary: with the rate limits opened wide, evil claims the
+// KeyPackages of two users of hub.example 1,000 times. Every claim is served, and yet the hub's
+// store stays bounded: each user has at most 4 + 1 unclaimed and max_claimed (16) claimed rows
+// at any time, and the store's pages in use after 1,000 claims are what they were after 200
+// (the oldest claimed rows, private keys with them, make room for the new ones).
+func TestKeyMaterialExhaustPoolBinary(t *testing.T) {
+	const (
+		claims  = 1000
+		warm    = 200
+		users   = 2
+		maxRows = users * (4 + 1 + 16)
+	)
+	w := newWorld(t, map[string]string{"hub.example": "mimi: {limits: {key_material: {partner_burst: 1000000, partner_interval: 1ms, target_burst: 1000000, target_interval: 1ms}}}\n"})
+	hub, ev := w.gws["hub.example"], w.evil
+	var targets []event.UserURI
+	var bodies [][]byte
+	for i := range users {
+		u := event.NewUserURI("hub.example", fmt.Sprintf("user%d", i))
+		hub.appear(t, u)
+		b, err := ev.claimRequest(t, ev.eve, u, "").Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets, bodies = append(targets, u), append(bodies, b)
+	}
+	c := ev.httpClient(hub.Gateway)
+	claim := func(from, to int) {
+		t.Helper()
+		var (
+			mu  sync.Mutex
+			bad = map[string]int{}
+		)
+		spread(from, to, 4, func(i int) {
+			k := i % users
+			status, _, b := ev.rawPost(t, c, hub.Gateway, protocol.EndpointKeyMaterial, protocol.IdentifierURI(targets[k]), bytes.NewReader(bodies[k]), int64(len(bodies[k])))
+			if r, err := protocol.DecodeKeyMaterialResponse(b); status != http.StatusOK || err != nil || r.UserStatus != protocol.KeyMaterialUserSuccess {
+				mu.Lock()
+				bad[fmt.Sprintf("%d %.80s", status, b)]++
+				mu.Unlock()
+			}
+		})
+		if len(bad) > 0 {
+			t.Fatalf("claims %d..%d not served: %v", from, to, bad)
+		}
+	}
+	rows0, live0 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.liveBytes(t)
+	start := time.Now()
+	claim(0, warm)
+	rowsWarm, liveWarm := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.liveBytes(t)
+	claim(warm, claims)
+	took := time.Since(start)
+	rows1, live1, files1 := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages`), hub.liveBytes(t), hub.storeBytes(t)
+	claimed := hub.count(t, `SELECT COUNT(*) FROM provider_keypackages WHERE claimed_at <> 0`)
+	t.Logf("%d claims served in %s; KeyPackage rows %d → %d (after %d) → %d (%d claimed); pages in use %d KiB → %d KiB → %d KiB; files %d KiB",
+		claims, took.Round(time.Millisecond), rows0, rowsWarm, warm, rows1, claimed, live0>>10, liveWarm>>10, live1>>10, files1>>10)
+	if rowsWarm > maxRows || rows1 > maxRows {
+		t.Errorf("KeyPackage rows %d after %d claims and %d after %d, want at most %d", rowsWarm, warm, rows1, claims, maxRows)
+	}
+	if claimed != users*16 {
+		t.Errorf("%d claimed rows kept, want max_claimed × users = %d", claimed, users*16)
+	}
+	// The rows after warm claims are as many as ever; what the store grows by afterwards is
+	// page churn, not data: allow 16 pages.
+	if grew := live1 - liveWarm; grew > 16*4096 {
+		t.Errorf("the store's pages in use grew by %d KiB during claims %d..%d, want at most 64 KiB", grew>>10, warm, claims)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,6 +175,21 @@ func (n *node) storeBytes(t testing.TB) int64 {
 	return total
 }
 
+// liveBytes is the size of the pages in use in the gateway's SQLite store as its latest commit
+// left it (page_count − freelist_count, read through the write-ahead log): what the data
+// occupies, unlike the files, which keep freed pages and a write-ahead log of reused frames.
+func (n *node) liveBytes(t testing.TB) int64 {
+	t.Helper()
+	db := n.db(t)
+	var pages, free, size int64
+	for q, v := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &size} {
+		if err := db.QueryRow(q).Scan(v); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return (pages - free) * size
+}
+
 // metric returns the value of the /metrics sample whose name and labels start with prefix
 // (0 when there is none).
 func (n *node) metric(t testing.TB, prefix string) float64 {
@@ -192,6 +208,32 @@ func (n *node) metric(t testing.TB, prefix string) float64 {
 		}
 	}
 	return 0
+}
+
+// spread calls f(i) for every i in [from, to) on workers goroutines and waits for them.
+func spread(from, to, workers int, f func(i int)) {
+	var (
+		mu   sync.Mutex
+		next = from
+		wg   sync.WaitGroup
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= to {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // memory returns the process's VmRSS and VmHWM (bytes) from /proc.

@@ -21,8 +21,9 @@ func randomRoom(d event.Domain) event.RoomURI {
 	return event.NewRoomURI(d, hex.EncodeToString(b[:]))
 }
 
-// TestImpersonationAtHub: alice (hub.example) has a room with bob (good.example) and eve
-// (evil.example, a regular member). eve commits Adds of KeyPackages she made whose credentials
+// TestImpersonationAtHub: alice (hub.example) has a room with bob (good.example); a commit of
+// evil.example for it gets notAllowed without the room's epoch until eve (evil.example, a
+// regular member) is invited. eve commits Adds of KeyPackages she made whose credentials
 // name alice and bob, without a Welcome, and submits a message with sendingUri alice: the hub
 // refuses all three (notAllowed), counts and logs them with evil's domain. eve's own message is
 // delivered to bob as eve's, and good.example never delivers anything as alice's.
@@ -38,9 +39,22 @@ func TestImpersonationAtHub(t *testing.T) {
 	}
 	invite(bob)
 	good.expect(t, "bob's portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest && e.Room == room })
+	ctx := context.Background()
+	// Before eve is in the room, evil.example learns nothing of it: a commit for it and for a
+	// room that does not exist both get notAllowed, without the room's epoch.
+	for _, r := range []event.RoomURI{room, randomRoom("hub.example")} {
+		og, err := mls.CreateGroup([]byte("mimi://hub.example/g/"+r.Local()), ev.signer, credential(ev.eve), mls.GroupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := commit(t, og, mls.CommitOptions{})
+		resp, err := ev.Client.Update(ctx, r, &protocol.UpdateRequest{Bundle: b})
+		if err != nil || resp.ResponseCode != protocol.UpdateNotAllowed || resp.CurrentEpoch != 0 {
+			t.Fatalf("commit of a non-member for %s: %+v, %v; want notAllowed without an epoch", r, resp, err)
+		}
+	}
 	invite(ev.eve)
 	g := ev.joinFromWelcome(t, room)
-	ctx := context.Background()
 
 	for _, victim := range []event.UserURI{alice, bob} {
 		b, _ := commit(t, g, mls.CommitOptions{Add: []*mls.KeyPackage{forged(t, victim)}})
@@ -91,7 +105,7 @@ func TestImpersonationAtHub(t *testing.T) {
 // good.example and sends good.example, as that room's hub, a commit adding a second leaf for bob
 // with a key eve made, then a message from eve's leaf whose content names alice of hub.example as
 // its sender, then eve's plain message. good.example applies none of the forged commit (alert on
-// /metrics, WARN with the hub's domain), discards the message that names alice, and delivers
+// /metrics and in the admin view's table, WARN with the hub's domain), discards the message that names alice, and delivers
 // eve's as eve's.
 func TestImpersonationAtFollower(t *testing.T) {
 	w := newWorld(t, map[string]string{"good.example": ""})
@@ -142,6 +156,10 @@ func TestImpersonationAtFollower(t *testing.T) {
 	good.WaitLog(t, time.Minute, "refused fanout: a leaf claims one of our users with a key we did not create")
 	if !strings.Contains(good.Log(), "hub=evil.example") {
 		t.Error("good.example's log does not name the hub")
+	}
+	// The admin view (console section credential-alerts) lists the table's rows.
+	if n := good.count(t, `SELECT COUNT(*) FROM provider_credential_alerts WHERE room = ? AND hub = ? AND user_uri = ?`, string(room), "evil.example", string(bob)); n != 1 {
+		t.Errorf("%d credential alerts for bob from evil.example recorded, want 1", n)
 	}
 
 	alice := event.NewUserURI("hub.example", "alice")
