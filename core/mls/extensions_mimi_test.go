@@ -288,3 +288,95 @@ func FuzzMIMIExtensions(f *testing.F) {
 		_, _ = ParseExternalSenders(b)
 	})
 }
+
+// TestSelfRemoveInExternalCommit: an external joiner commits a pending SelfRemove by reference
+// (ExternalJoinOptions.SelfRemoves): every member and the public view accept it, the leaving member
+// sees its removal, the joiner takes the freed leaf; other proposals, proposals of another epoch
+// and forged ones are refused by the joiner before anything is sent.
+func TestSelfRemoveInExternalCommit(t *testing.T) {
+	t.Parallel()
+	alice, bob, carol, dave := newGoClient(t, 1, "alice"), newGoClient(t, 1, "bob"), newGoClient(t, 1, "carol"), newGoClient(t, 1, "dave")
+	createWith(t, alice, GroupOptions{}, bob, carol)
+	leave, err := carol.g.ProposeSelfRemove()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*goClient{alice, bob} {
+		if _, err := c.g.Process(reencode(t, leave), ProcessOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	view := alice.g.Public()
+	gi := groupInfoMsgOf(t, alice.g)
+
+	add, err := alice.g.ProposeAdd(newGoClient(t, 1, "erin").kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := reencode(t, leave)
+	forged.PublicMessage.Auth.Signature[0] ^= 1
+	pcOld, err := alice.g.Commit(CommitOptions{SkipCached: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staleGI := groupInfoOf(t, pcOld) // the next epoch: carol's SelfRemove is of the one before
+	for name, tc := range map[string]struct {
+		gi   *GroupInfo
+		msgs []*MLSMessage
+		want error
+	}{
+		"an Add":               {gi, []*MLSMessage{add}, ErrInvalidProposal},
+		"a forged SelfRemove":  {gi, []*MLSMessage{forged}, nil},
+		"one SelfRemove twice": {gi, []*MLSMessage{leave, leave}, ErrInvalidProposal},
+		"of another epoch":     {staleGI, []*MLSMessage{leave}, ErrWrongGroup},
+	} {
+		_, err := ExternalJoin(tc.gi, dave.signer, dave.cred(), ExternalJoinOptions{SelfRemoves: tc.msgs})
+		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Errorf("external join with %s: %v, want %v", name, err, tc.want)
+		}
+	}
+
+	ej, err := ExternalJoin(gi, dave.signer, dave.cred(), ExternalJoinOptions{SelfRemoves: []*MLSMessage{reencode(t, leave)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ej.Commit.PublicMessage.Content.Commit.Proposals); n != 2 {
+		t.Fatalf("external commit with %d proposals, want ExternalInit and the reference", n)
+	}
+	r, err := view.Process(reencode(t, ej.Commit), ProcessOptions{})
+	if err != nil {
+		t.Fatalf("public view: %v", err)
+	}
+	view = r.Commit.Public
+	for _, c := range []*goClient{alice, bob} {
+		r, err := c.g.Process(reencode(t, ej.Commit), ProcessOptions{})
+		if err != nil {
+			t.Fatalf("%s refuses the external commit: %v", c.name, err)
+		}
+		if len(r.Commit.Removed) != 1 || string(r.Commit.Removed[0].Credential.Identity) != "carol" {
+			t.Fatalf("%s: removed %+v", c.name, r.Commit.Removed)
+		}
+		c.g = r.Commit.State
+	}
+	if r, err := carol.g.Process(reencode(t, ej.Commit), ProcessOptions{}); err != nil || !r.Commit.SelfRemoved {
+		t.Fatalf("carol: %v", err)
+	}
+	dave.g = confirm(t, ej)
+	sameEpoch(t, alice.g, bob.g, dave.g)
+	if dave.g.LeafIndex() != 2 || len(dave.g.Members()) != 3 {
+		t.Fatalf("dave at leaf %d of %d members", dave.g.LeafIndex(), len(dave.g.Members()))
+	}
+	if !bytes.Equal(view.GroupContext().TreeHash, alice.g.GroupContext().TreeHash) {
+		t.Fatal("the public view's tree differs from the members'")
+	}
+}
+
+// groupInfoMsgOf returns g's GroupInfo, unwrapped.
+func groupInfoMsgOf(t testing.TB, g *Group) *GroupInfo {
+	t.Helper()
+	m, err := g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reencode(t, m).GroupInfo
+}

@@ -382,6 +382,11 @@ type ExternalJoinOptions struct {
 	Capabilities *Capabilities
 	// Env is the group's time and randomness, handed on to its later epochs.
 	Env Env
+	// SelfRemoves are SelfRemove proposals of the GroupInfo's epoch (PublicMessages, as the hub
+	// hands out the room's pending proposals): the external commit commits them by reference, so
+	// the members who asked to leave are removed before the joiner takes a leaf. Each must verify
+	// with its sender's leaf; any other proposal is refused.
+	SelfRemoves []*MLSMessage
 }
 
 // ExternalJoin joins the group of a GroupInfo by an external commit (RFC 9420 §12.4.3.2). It
@@ -412,6 +417,12 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 	kemOutput, initSecret, err := s.externalInit(extPub)
 	if err != nil {
 		return nil, err
+	}
+	props := []ProposalOrRef{{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalTypeExternalInit, KEMOutput: kemOutput}}}
+	if len(o.SelfRemoves) > 0 {
+		if tree, props, err = externalSelfRemoves(s, gi, tree, props, o.SelfRemoves); err != nil {
+			return nil, err
+		}
 	}
 	sk, err := s.parseSigningKey(signer.Private)
 	if err != nil {
@@ -448,7 +459,6 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 	if err != nil {
 		return nil, err
 	}
-	props := []ProposalOrRef{{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalTypeExternalInit, KEMOutput: kemOutput}}}
 	fc := &FramedContent{GroupID: old.GroupID, Epoch: old.Epoch, Sender: Sender{Type: SenderTypeNewMemberCommit},
 		ContentType: ContentTypeCommit, Commit: &Commit{Proposals: props, Path: up}}
 	oldBytes, err := old.Marshal()
@@ -480,6 +490,40 @@ func ExternalJoin(giMsg *GroupInfo, signer *Signer, cred Credential, o ExternalJ
 	next.pending.Store(true)
 	return &PendingCommit{Commit: &MLSMessage{Version: ProtocolVersionMLS10, WireFormat: WireFormatPublicMessage, PublicMessage: pm},
 		State: next, Result: &CommitResult{Committer: fc.Sender, Added: []LeafIndex{LeafIndex(self)}, Epoch: newCtx.Epoch, State: next}}, nil
+}
+
+// externalSelfRemoves checks SelfRemove proposals for an external commit into gi's epoch as the
+// members will (signature by the sender's leaf, the proposal rules) and returns the tree with
+// their senders removed and the commit's proposal list with their references appended.
+func externalSelfRemoves(s *suite, gi *GroupInfo, tree *ratchetTree, props []ProposalOrRef, msgs []*MLSMessage) (*ratchetTree, []ProposalOrRef, error) {
+	pg := new(PublicGroup)
+	interim := s.interimTranscriptHash(gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)
+	if err := pg.init(s, gi.GroupContext, tree, interim, gi.ConfirmationTag, nil, Env{}); err != nil {
+		return nil, nil, err
+	}
+	for i, m := range msgs {
+		r, err := pg.Process(m, ProcessOptions{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("mls: external join: SelfRemove %d: %w", i, err)
+		}
+		if r.Kind != ReceivedProposal || r.Proposal.Type != ProposalTypeSelfRemove {
+			return nil, nil, fmt.Errorf("%w: external join: proposal %d is not a SelfRemove", ErrInvalidProposal, i)
+		}
+		props = append(props, ProposalOrRef{Type: ProposalOrRefReference, Reference: r.ProposalRef})
+	}
+	committer := Sender{Type: SenderTypeNewMemberCommit}
+	aps, err := pg.resolveProposals(props, committer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := pg.validateProposals(aps, committer); err != nil {
+		return nil, nil, err
+	}
+	next := tree.clone()
+	if _, err := pg.applyProposals(next, aps, committer, noLeaf, nil); err != nil {
+		return nil, nil, err
+	}
+	return next, props, nil
 }
 
 // Encrypt protects application data as a PrivateMessage of the current epoch, with the next

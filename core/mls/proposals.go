@@ -28,12 +28,15 @@ func (g *publicState) resolveProposals(list []ProposalOrRef, committer Sender) (
 			}
 			out = append(out, appliedProposal{proposal: por.Proposal, sender: committer})
 		case ProposalOrRefReference:
-			if committer.Type == SenderTypeNewMemberCommit {
-				return nil, fmt.Errorf("%w: external commit with a proposal by reference", ErrInvalidCommit)
-			}
 			c, ok := g.lookupProposal(por.Reference)
 			if !ok {
 				return nil, fmt.Errorf("%w: unknown proposal reference %x", ErrInvalidCommit, por.Reference)
+			}
+			// An external committer may reference SelfRemove proposals (mls-extensions: a leaving
+			// member's SelfRemove is committed by whoever commits next, an external joiner
+			// included); RFC 9420 §12.4.3.2 allows no other proposal by reference.
+			if committer.Type == SenderTypeNewMemberCommit && c.proposal.Type != ProposalTypeSelfRemove {
+				return nil, fmt.Errorf("%w: external commit with a %s proposal by reference", ErrInvalidCommit, c.proposal.Type)
 			}
 			out = append(out, appliedProposal{proposal: c.proposal, sender: c.sender, ref: c.ref})
 		default:
@@ -295,7 +298,7 @@ func (g *publicState) applyProposals(tree *ratchetTree, list []appliedProposal, 
 			return nil, fmt.Errorf("%w: Remove of blank leaf %d", ErrInvalidProposal, l)
 		}
 		eff.removed = append(eff.removed, Member{Leaf: LeafIndex(l), Credential: ln.Credential, SignatureKey: ln.SignatureKey})
-		if l == self && committer.Type != SenderTypeNewMemberCommit {
+		if l == self {
 			eff.selfRemoved = true
 		}
 		if err := tree.removeLeaf(l); err != nil {
