@@ -39,6 +39,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -86,10 +87,10 @@ type Adapter struct {
 	reg        *appservice.Registration
 	as         *appservice.AppService
 	client     *mautrix.Client // the device that holds the E2EE keys: AS bot device or functional account
-	crypto     *e2eeDevice
+	crypto     *e2ee.Device
 	stateStore *sqlstatestore.SQLStateStore
 	db         *dbutil.Database
-	syncStore  *syncStore
+	syncStore  *e2ee.SyncStore
 
 	srv      *http.Server
 	ingestMu sync.Mutex

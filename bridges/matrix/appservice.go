@@ -17,6 +17,8 @@ import (
 	"maunium.net/go/mautrix/appservice"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 )
 
 // maxTxnIDLength bounds a transaction ID from the homeserver.
@@ -60,9 +62,9 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	}
 	cli.Log = zerologFor(a.log)
 	cli.StateStore = a.stateStore
-	a.syncStore = newSyncStore(a.st, bot.UserID)
+	a.syncStore = e2ee.NewSyncStore(a.st.KV(scopeKV), bot.UserID)
 	cli.Store = a.syncStore
-	sy := newSyncer(a.syncStore)
+	sy := e2ee.NewSyncer(a.syncStore)
 	cli.Syncer = sy
 	a.client = cli
 	if _, err := cli.Versions(ctx); err != nil {
@@ -84,18 +86,18 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 			return
 		}
 		if err := a.ingest(ctx, evt); err != nil {
-			sy.fail(err)
+			sy.Fail(err)
 		}
 	})
 	// Read receipts: Dendrite does not push them to appservices either; the bot's sync has them
 	// for every portal.
 	sy.OnEventType(mevent.EphemeralEventReceipt, func(ctx context.Context, evt *mevent.Event) {
 		if err := a.ingestReceipt(ctx, evt); err != nil {
-			sy.fail(err)
+			sy.Fail(err)
 		}
 	})
-	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
-	sy.back = a.homeserverBack
+	sy.After = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
+	sy.Back = a.homeserverBack
 	a.startSync(runCtx, cli)
 
 	mux := http.NewServeMux()

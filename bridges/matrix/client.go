@@ -10,6 +10,8 @@ import (
 	"maunium.net/go/mautrix"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 )
 
 // startClient logs the functional account in with its own E2EE device, labels it as a bot and
@@ -22,9 +24,9 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 	}
 	cli.Log = zerologFor(a.log)
 	cli.StateStore = a.stateStore
-	a.syncStore = newSyncStore(a.st, cc.UserID)
+	a.syncStore = e2ee.NewSyncStore(a.st.KV(scopeKV), cc.UserID)
 	cli.Store = a.syncStore
-	sy := newSyncer(a.syncStore)
+	sy := e2ee.NewSyncer(a.syncStore)
 	cli.Syncer = sy
 	a.client = cli
 	if _, err := cli.Versions(ctx); err != nil {
@@ -58,17 +60,17 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 			return
 		}
 		if err := a.ingest(ctx, evt); err != nil {
-			sy.fail(err)
+			sy.Fail(err)
 		}
 	})
 	sy.OnEventType(mevent.EphemeralEventReceipt, func(ctx context.Context, evt *mevent.Event) {
 		if err := a.ingestReceipt(ctx, evt); err != nil {
-			sy.fail(err)
+			sy.Fail(err)
 		}
 	})
 	sy.ParseErrorHandler = a.parseError
-	sy.after = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
-	sy.back = a.homeserverBack
+	sy.After = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
+	sy.Back = a.homeserverBack
 	a.startSync(runCtx, cli)
 	a.log.Info("client mode logged in", "user_id", string(cli.UserID), "device_id", string(cli.DeviceID))
 	return nil

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 )
 
 // maxPendingBatch bounds the parked events retried at once.
@@ -25,7 +26,7 @@ const pendingRetryInterval = 30 * time.Second
 // account's) with its Olm account and Megolm sessions in the gateway store, and logs in with
 // login when the store has no device yet.
 func (a *Adapter) setupCrypto(ctx context.Context, cli *mautrix.Client, login *mautrix.ReqLogin, sy mautrix.ExtensibleSyncer) error {
-	dev, err := newE2EEDevice(ctx, cli, a.db, []byte(a.cfg.Encryption.PickleKey), login, sy)
+	dev, err := e2ee.NewDevice(ctx, cli, a.db, []byte(a.cfg.Encryption.PickleKey), login, sy)
 	if err != nil {
 		return fmt.Errorf("matrix: init crypto for %s: %w", cli.UserID, err)
 	}

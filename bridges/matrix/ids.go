@@ -7,12 +7,12 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-// MaxIDLength bounds every Matrix identifier the adapter accepts (the spec allows 255 bytes for user
-// and room IDs; event IDs are shorter).
-const MaxIDLength = 255
+// MaxIDLength bounds every Matrix identifier the adapter accepts (mxevent.MaxIDLength).
+const MaxIDLength = mxevent.MaxIDLength
 
 // UserURIOf maps a Matrix user ID to its MIMI user URI: @alice:klinik-a.example becomes
 // mimi://klinik-a.example/u/alice (BRIEF §4).
@@ -147,9 +147,4 @@ func (g Ghosts) Regex() string {
 	return "@" + regexp.QuoteMeta(g.Prefix) + ".*:" + regexp.QuoteMeta(g.Server)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+var truncate = mxevent.Truncate

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -46,7 +47,7 @@ func (a *Adapter) ingestReceipt(ctx context.Context, evt *mevent.Event) error {
 			if n++; n > maxReceiptsPerEvent {
 				return nil
 			}
-			if a.isOwn(user) || checkID("receipt event", string(evID), '$') != nil {
+			if a.isOwn(user) || mxevent.CheckID("receipt event", string(evID), '$') != nil {
 				continue
 			}
 			if err := a.publishReceipt(ctx, room, evt.RoomID, evID, user, r.Timestamp); err != nil {

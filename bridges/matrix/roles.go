@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -24,7 +25,7 @@ import (
 // owner, everyone else is regular.
 
 // MaxPowerUsers bounds the users map of an m.room.power_levels event the adapter reads.
-const MaxPowerUsers = 1024
+const MaxPowerUsers = mxevent.MaxPowerUsers
 
 // roleLevels returns the admin and owner thresholds of pl.
 func roleLevels(pl *mevent.PowerLevelsEventContent) (admin, owner int) {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -64,8 +65,8 @@ func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = 
 
 // job is one incoming stanza for a worker.
 type job struct {
-	msg  *inMessage
-	pres *inPresence
+	msg  *xstanza.InMessage
+	pres *xstanza.InPresence
 	comp *conn // the component it arrived on
 	at   time.Time
 }
@@ -272,8 +273,8 @@ func (a *Adapter) handleStanza(c *conn, w xmlstream.TokenReadEncoder, start *xml
 	switch start.Name.Local {
 	case "message":
 		a.met.received.WithLabelValues("message").Inc()
-		var m inMessage
-		if err := decodeStanza(w, start, &m); err != nil {
+		var m xstanza.InMessage
+		if err := xstanza.Decode(w, start, &m); err != nil {
 			a.refuseUndecodable(c, w, start, err)
 			return
 		}
@@ -285,8 +286,8 @@ func (a *Adapter) handleStanza(c *conn, w xmlstream.TokenReadEncoder, start *xml
 		a.enqueue(a.queueKey(c, m.From, m.To), job{msg: &m, comp: c, at: at})
 	case "presence":
 		a.met.received.WithLabelValues("presence").Inc()
-		var p inPresence
-		if err := decodeStanza(w, start, &p); err != nil {
+		var p xstanza.InPresence
+		if err := xstanza.Decode(w, start, &p); err != nil {
 			a.refuseUndecodable(c, w, start, err)
 			return
 		}
@@ -357,7 +358,7 @@ func (a *Adapter) fromOurselves(from string) bool {
 // has enough addressing to do so) and drops it.
 func (a *Adapter) refuseUndecodable(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement, err error) {
 	reason := "malformed"
-	if errors.Is(err, errStanzaTooLarge) {
+	if errors.Is(err, xstanza.ErrTooLarge) {
 		reason = "too_large"
 	}
 	a.met.dropped.WithLabelValues(reason).Inc()
@@ -375,20 +376,20 @@ func (a *Adapter) refuseUndecodable(c *conn, w xmlstream.TokenReadEncoder, start
 			typ = at.Value
 		}
 	}
-	if typ == "error" || from == "" || to == "" || len(from) > 3071 || len(to) > 3071 || !validID(id) && id != "" {
+	if typ == "error" || from == "" || to == "" || len(from) > 3071 || len(to) > 3071 || !xstanza.ValidID(id) && id != "" {
 		return
 	}
 	cond := "bad-request"
 	if reason == "too_large" {
 		cond = "policy-violation"
 	}
-	se := stanzaError("modify", cond, "the gateway could not read this stanza")
+	se := xstanza.StanzaError("modify", cond, "the gateway could not read this stanza")
 	var v any
 	switch start.Name.Local {
 	case "message":
-		v = &outMessage{From: to, To: from, ID: id, Type: "error", Error: se}
+		v = &xstanza.OutMessage{From: to, To: from, ID: id, Type: "error", Error: se}
 	case "presence":
-		v = &outPresence{From: to, To: from, ID: id, Type: "error", Error: se}
+		v = &xstanza.OutPresence{From: to, To: from, ID: id, Type: "error", Error: se}
 	default:
 		return
 	}

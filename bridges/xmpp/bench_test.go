@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops/cputime"
@@ -13,8 +15,8 @@ import (
 
 func BenchmarkEscape(b *testing.B) {
 	for b.Loop() {
-		e, _ := Escape("dr.o'neil@clinic-b.example")
-		_ = Unescape(e)
+		e, _ := jidescape.Escape("dr.o'neil@clinic-b.example")
+		_ = jidescape.Unescape(e)
 	}
 }
 
@@ -22,7 +24,7 @@ func BenchmarkDecodeMessageStanza(b *testing.B) {
 	s := stanzaSeeds[1]
 	b.SetBytes(int64(len(s)))
 	for b.Loop() {
-		var m inMessage
+		var m xstanza.InMessage
 		if err := decodeFromString(s, &m); err != nil {
 			b.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/bridgetest"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -44,26 +45,26 @@ func (u *xmppUser) groupchat(inner string) string {
 func (u *xmppUser) Send(t testing.TB, text, replyTo string) string {
 	inner := `<body>` + xmlEscape(text) + `</body>`
 	if replyTo != "" {
-		inner += fmt.Sprintf(`<reply xmlns='%s' to='%s/%s' id='%s'/>`, nsReply, ward7, bobNickMU, replyTo)
+		inner += fmt.Sprintf(`<reply xmlns='%s' to='%s/%s' id='%s'/>`, xstanza.NSReply, ward7, bobNickMU, replyTo)
 	}
 	id := u.groupchat(inner)
 	refl := u.c.expect("reflection of "+id, and(named("message"), from(ward7+"/Alice"), func(n *node) bool { return n.attr("id") == id }))
-	if s := refl.child(nsSID, "stanza-id"); s != nil {
+	if s := refl.child(xstanza.NSSID, "stanza-id"); s != nil {
 		u.stanzaID[id] = s.attr("id")
 	}
 	return id
 }
 
 func (u *xmppUser) Edit(t testing.TB, target, text string) string {
-	return u.groupchat(fmt.Sprintf(`<body>%s</body><replace xmlns='%s' id='%s'/>`, xmlEscape(text), nsCorrect, target))
+	return u.groupchat(fmt.Sprintf(`<body>%s</body><replace xmlns='%s' id='%s'/>`, xmlEscape(text), xstanza.NSCorrect, target))
 }
 
 func (u *xmppUser) React(t testing.TB, target, key string) string {
-	return u.groupchat(fmt.Sprintf(`<reactions xmlns='%s' id='%s'><reaction>%s</reaction></reactions>`, nsReactions, target, key))
+	return u.groupchat(fmt.Sprintf(`<reactions xmlns='%s' id='%s'><reaction>%s</reaction></reactions>`, xstanza.NSReactions, target, key))
 }
 
 func (u *xmppUser) Delete(t testing.TB, target string) string {
-	return u.groupchat(fmt.Sprintf(`<retract xmlns='%s' id='%s'/><body>retracted</body><fallback xmlns='%s' for='%s'/>`, nsRetract, target, nsFallback, nsRetract))
+	return u.groupchat(fmt.Sprintf(`<retract xmlns='%s' id='%s'/><body>retracted</body><fallback xmlns='%s' for='%s'/>`, xstanza.NSRetract, target, xstanza.NSFallback, xstanza.NSRetract))
 }
 
 // is reports whether id names target (her ID of her message, or the room's).
@@ -79,24 +80,24 @@ func (u *xmppUser) Expect(t testing.TB, want bridgetest.Seen) string {
 		}
 		switch want.Kind {
 		case event.KindMessage:
-			r := n.child(nsReply, "reply")
-			if n.child(nsCorrect, "replace") != nil || (r == nil) != (want.Target == "") || r != nil && !u.is(r.attr("id"), want.Target) {
+			r := n.child(xstanza.NSReply, "reply")
+			if n.child(xstanza.NSCorrect, "replace") != nil || (r == nil) != (want.Target == "") || r != nil && !u.is(r.attr("id"), want.Target) {
 				return false
 			}
 			return body == want.Text || r != nil && strings.HasSuffix(body, "\n"+want.Text) // a reply quotes its original first
 		case event.KindEdit:
-			r := n.child(nsCorrect, "replace")
+			r := n.child(xstanza.NSCorrect, "replace")
 			return r != nil && u.is(r.attr("id"), want.Target) && body == want.Text
 		case event.KindReaction:
-			r := n.child(nsReactions, "reactions")
+			r := n.child(xstanza.NSReactions, "reactions")
 			return r != nil && u.is(r.attr("id"), want.Target) && r.child("", "reaction") != nil && r.child("", "reaction").Text == want.Text
 		case event.KindDelete:
-			r := n.child(nsRetract, "retract")
+			r := n.child(xstanza.NSRetract, "retract")
 			return r != nil && u.is(r.attr("id"), want.Target)
 		}
 		return false
 	}))
-	if s := n.child(nsSID, "stanza-id"); s != nil {
+	if s := n.child(xstanza.NSSID, "stanza-id"); s != nil {
 		return s.attr("id")
 	}
 	return n.attr("id")

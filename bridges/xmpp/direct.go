@@ -11,11 +11,12 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
 // directMessage handles a message to the users component: a local user writing to a puppet.
-func (a *Adapter) directMessage(ctx context.Context, m *inMessage, at time.Time) {
+func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at time.Time) {
 	if m.Type == "error" || m.Type == "groupchat" || m.Type == "headline" {
 		a.met.dropped.WithLabelValues("message_type").Inc()
 		return
@@ -26,7 +27,7 @@ func (a *Adapter) directMessage(ctx context.Context, m *inMessage, at time.Time)
 		a.met.dropped.WithLabelValues("bad_address").Inc()
 		return
 	}
-	_, hasBody := m.text()
+	_, hasBody := m.Text()
 	if to.Localpart() == "" {
 		switch {
 		case hasBody && a.m.isLocal(from) && to.Domainpart() == a.cfg.Users.Domain:
@@ -66,8 +67,8 @@ func (a *Adapter) directMessage(ctx context.Context, m *inMessage, at time.Time)
 		return
 	}
 	// The stanza is on the bus now; only now may the sender learn that it was received.
-	if m.ReceiptRequest != nil && validID(m.ID) && (res.kind == event.KindMessage || res.kind == event.KindEdit) {
-		rc := &outMessage{From: to.Bare().String(), To: from.String(), ID: "rcpt-" + m.ID, Received: &outID{ID: m.ID}}
+	if m.ReceiptRequest != nil && xstanza.ValidID(m.ID) && (res.kind == event.KindMessage || res.kind == event.KindEdit) {
+		rc := &xstanza.OutMessage{From: to.Bare().String(), To: from.String(), ID: "rcpt-" + m.ID, Received: &xstanza.OutID{ID: m.ID}}
 		if err := a.users.send(ctx, rc); err != nil {
 			a.log.Info("could not send a delivery receipt", "err", err)
 		}
@@ -107,22 +108,22 @@ func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer e
 
 // replyError answers a message with a stanza error: the bridging refusal, or a temporary failure
 // when the bus or the database failed (the user may resend).
-func (a *Adapter) replyError(ctx context.Context, c *conn, m *inMessage, err error) {
+func (a *Adapter) replyError(ctx context.Context, c *conn, m *xstanza.InMessage, err error) {
 	if m.Type == "error" {
 		return
 	}
 	var be *bridgeError
-	var se *outError
+	var se *xstanza.OutError
 	if errors.As(err, &be) {
-		se = stanzaError(be.typ, be.cond, be.text)
+		se = xstanza.StanzaError(be.typ, be.cond, be.text)
 		a.met.dropped.WithLabelValues("refused").Inc()
 	} else {
 		a.log.Warn("could not bridge a message", "err", err)
-		se = stanzaError("wait", "internal-server-error", "the gateway could not forward this message; please try again")
+		se = xstanza.StanzaError("wait", "internal-server-error", "the gateway could not forward this message; please try again")
 		a.met.dropped.WithLabelValues("internal").Inc()
 	}
-	out := &outMessage{From: m.To, To: m.From, ID: m.ID, Type: "error", Error: se}
-	if len(out.ID) > maxIDLen {
+	out := &xstanza.OutMessage{From: m.To, To: m.From, ID: m.ID, Type: "error", Error: se}
+	if len(out.ID) > xstanza.MaxIDLen {
 		out.ID = ""
 	}
 	if err := c.send(ctx, out); err != nil {
@@ -132,7 +133,7 @@ func (a *Adapter) replyError(ctx context.Context, c *conn, m *inMessage, err err
 
 // puppetPresence answers presence to a puppet: subscriptions are approved and probes answered,
 // so local users can put MIMI users on their roster.
-func (a *Adapter) puppetPresence(ctx context.Context, p *inPresence) {
+func (a *Adapter) puppetPresence(ctx context.Context, p *xstanza.InPresence) {
 	from, err1 := jid.Parse(p.From)
 	to, err2 := jid.Parse(p.To)
 	if err1 != nil || err2 != nil || !a.m.isLocal(from) || to.Localpart() == "" {
@@ -142,7 +143,7 @@ func (a *Adapter) puppetPresence(ctx context.Context, p *inPresence) {
 		return
 	}
 	send := func(typ string) {
-		if err := a.users.send(ctx, &outPresence{From: to.Bare().String(), To: from.Bare().String(), Type: typ}); err != nil {
+		if err := a.users.send(ctx, &xstanza.OutPresence{From: to.Bare().String(), To: from.Bare().String(), Type: typ}); err != nil {
 			a.log.Info("could not answer presence", "err", err)
 		}
 	}

@@ -3,6 +3,7 @@ package xmpp
 import (
 	"testing"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -18,10 +19,10 @@ func TestDirectChat(t *testing.T) {
 		t.Fatalf("disco: %s", info)
 	}
 	feats := map[string]bool{}
-	for _, f := range info.child(nsDiscoInfo, "query").Nodes {
+	for _, f := range info.child(xstanza.NSDiscoInfo, "query").Nodes {
 		feats[f.attr("var")] = true
 	}
-	for _, ns := range []string{nsReceipts, nsMarkers, nsReactions, nsReply, nsCorrect, nsRetract, nsOOB} {
+	for _, ns := range []string{xstanza.NSReceipts, xstanza.NSMarkers, xstanza.NSReactions, xstanza.NSReply, xstanza.NSCorrect, xstanza.NSRetract, xstanza.NSOOB} {
 		if !feats[ns] {
 			t.Errorf("disco#info lacks %s", ns)
 		}
@@ -31,7 +32,7 @@ func TestDirectChat(t *testing.T) {
 	// message; the receipt comes only after the message is on the bus.
 	alice.send(`<message to='` + testBobPuppet + `' type='chat' id='c1'><body>Hallo Bob</body><request xmlns='urn:xmpp:receipts'/><markable xmlns='urn:xmpp:chat-markers:0'/><active xmlns='http://jabber.org/protocol/chatstates'/></message>`)
 	alice.expect("receipt", and(named("message"), from(testBobPuppet), func(n *node) bool {
-		r := n.child(nsReceipts, "received")
+		r := n.child(xstanza.NSReceipts, "received")
 		return r != nil && r.attr("id") == "c1"
 	}))
 	if e.pub.onBus.count(func(x *event.Envelope) bool { return x.Kind == event.KindMessage && x.Origin.Event == "c1" }) != 1 {
@@ -70,7 +71,7 @@ func TestDirectChat(t *testing.T) {
 	in, bobMsg := mimiEnv(t, event.KindMessage, room, testBob, bm)
 	e.publishIn(in)
 	got := alice.expect("bob's message", and(named("message"), from(testBobPuppet), bodyIs("Ja, bin da")))
-	if got.attr("type") != "chat" || got.child(nsMarkers, "markable") == nil || got.child(nsReceipts, "request") == nil || got.attr("id") != stanzaIDOf(bobMsg) {
+	if got.attr("type") != "chat" || got.child(xstanza.NSMarkers, "markable") == nil || got.child(xstanza.NSReceipts, "request") == nil || got.attr("id") != stanzaIDOf(bobMsg) {
 		t.Fatalf("bob's message: %s", got)
 	}
 
@@ -119,33 +120,33 @@ func TestDirectChat(t *testing.T) {
 	br, _ := bobB.Reaction(aliceMsg, "❤️")
 	in, _ = mimiEnv(t, event.KindReaction, room, testBob, br)
 	e.publishIn(in)
-	r := alice.expect("bob's reaction", and(from(testBobPuppet), hasChild(nsReactions, "reactions")))
-	if x := r.child(nsReactions, "reactions"); x.attr("id") != "c1" || len(x.Nodes) != 1 || x.Nodes[0].Text != "❤️" {
+	r := alice.expect("bob's reaction", and(from(testBobPuppet), hasChild(xstanza.NSReactions, "reactions")))
+	if x := r.child(xstanza.NSReactions, "reactions"); x.attr("id") != "c1" || len(x.Nodes) != 1 || x.Nodes[0].Text != "❤️" {
 		t.Fatalf("reactions: %s", r)
 	}
 	bEdit, _ := bobB.Edit(bobMsg, content.PlainText("Ja, bin noch da"))
 	in, _ = mimiEnv(t, event.KindEdit, room, testBob, bEdit)
 	e.publishIn(in)
-	c := alice.expect("bob's correction", and(from(testBobPuppet), hasChild(nsCorrect, "replace")))
-	if c.child(nsCorrect, "replace").attr("id") != stanzaIDOf(bobMsg) || c.child("", "body").Text != "Ja, bin noch da" {
+	c := alice.expect("bob's correction", and(from(testBobPuppet), hasChild(xstanza.NSCorrect, "replace")))
+	if c.child(xstanza.NSCorrect, "replace").attr("id") != stanzaIDOf(bobMsg) || c.child("", "body").Text != "Ja, bin noch da" {
 		t.Fatalf("correction: %s", c)
 	}
 	bRead, _ := bobB.Status(content.StatusReport{{MessageID: aliceMsg, Status: content.StatusRead}, {MessageID: msgID(t, m3), Status: content.StatusDelivered}})
 	in, _ = mimiEnv(t, event.KindReceipt, room, testBob, bRead)
 	e.publishIn(in)
 	alice.expect("bob's displayed", and(from(testBobPuppet), func(n *node) bool {
-		d := n.child(nsMarkers, "displayed")
+		d := n.child(xstanza.NSMarkers, "displayed")
 		return d != nil && d.attr("id") == "c1"
 	}))
 	alice.expect("bob's receipt", and(from(testBobPuppet), func(n *node) bool {
-		d := n.child(nsReceipts, "received")
+		d := n.child(xstanza.NSReceipts, "received")
 		return d != nil && d.attr("id") == "c3"
 	}))
 	bDel, _ := bobB.Delete(bobMsg)
 	in, _ = mimiEnv(t, event.KindDelete, room, testBob, bDel)
 	e.publishIn(in)
-	rt := alice.expect("bob's retraction", and(from(testBobPuppet), hasChild(nsRetract, "retract")))
-	if rt.child(nsRetract, "retract").attr("id") != stanzaIDOf(bobMsg) {
+	rt := alice.expect("bob's retraction", and(from(testBobPuppet), hasChild(xstanza.NSRetract, "retract")))
+	if rt.child(xstanza.NSRetract, "retract").attr("id") != stanzaIDOf(bobMsg) {
 		t.Fatalf("retraction: %s", rt)
 	}
 
@@ -160,8 +161,8 @@ func TestDirectChat(t *testing.T) {
 	att, _ := bobB.Attachment(content.ExternalPart{ContentType: "application/pdf", URL: "https://files.clinic-b.example/befund.pdf", Filename: "befund.pdf"}, content.DispAttachment)
 	in, _ = mimiEnv(t, event.KindMessage, room, testBob, att)
 	e.publishIn(in)
-	o := alice.expect("bob's attachment", and(from(testBobPuppet), hasChild(nsOOB, "x")))
-	if o.child(nsOOB, "x").child("", "url").Text != "https://files.clinic-b.example/befund.pdf" || o.child("", "body").Text != "https://files.clinic-b.example/befund.pdf" {
+	o := alice.expect("bob's attachment", and(from(testBobPuppet), hasChild(xstanza.NSOOB, "x")))
+	if o.child(xstanza.NSOOB, "x").child("", "url").Text != "https://files.clinic-b.example/befund.pdf" || o.child("", "body").Text != "https://files.clinic-b.example/befund.pdf" {
 		t.Fatalf("oob: %s", o)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -29,7 +31,7 @@ func decodeFromString(s string, v any) error {
 			return err
 		}
 		if se, ok := tok.(xml.StartElement); ok {
-			return decodeStanza(d, &se, v)
+			return xstanza.Decode(d, &se, v)
 		}
 	}
 }
@@ -63,23 +65,23 @@ func FuzzStanzaMapping(f *testing.F) {
 	o := origin{nativeRoom: "ward7@rooms.localhost", sender: jid.MustParse("alice@localhost"), senderURI: aliceURI, room: ward7URI, muc: true}
 	at := time.Unix(1_800_000_000, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var p inPresence
+		var p xstanza.InPresence
 		_ = decodeFromString(string(data), &p)
-		var m inMessage
+		var m xstanza.InMessage
 		if err := decodeFromString(string(data), &m); err != nil {
 			return
 		}
-		body, _ := m.text()
-		_ = m.isChatStateOnly()
-		stripped := stripFallback(body, m.Fallback, nsReply)
+		body, _ := m.Text()
+		_ = m.IsChatStateOnly()
+		stripped := xstanza.StripFallback(body, m.Fallback, xstanza.NSReply)
 		if utf8.ValidString(body) && !utf8.ValidString(stripped) {
-			t.Fatalf("stripFallback produced invalid UTF-8 from %q", body)
+			t.Fatalf("xstanza.StripFallback produced invalid UTF-8 from %q", body)
 		}
 		if ts := timestampOf(&m, at); ts.After(at) {
 			t.Fatalf("timestamp %v after arrival %v", ts, at)
 		}
 		id := nativeIDOf(&m)
-		if !validID(id) {
+		if !xstanza.ValidID(id) {
 			t.Fatalf("nativeIDOf returned invalid %q", id)
 		}
 		if len(body) <= a.cfg.MaxBodyBytes && utf8.ValidString(body) {
@@ -132,7 +134,7 @@ func FuzzJIDMapping(f *testing.F) {
 	m := &mapper{domain: testDomain, provider: testDomain, users: testUsers, rooms: testRooms, db: &db{s: st, now: time.Now}}
 	f.Fuzz(func(t *testing.T, local, uri string) {
 		ctx := context.Background()
-		_ = Unescape(local)
+		_ = jidescape.Unescape(local)
 		if j, err := jid.New(local, testUsers, ""); err == nil {
 			if u, err := m.puppetURI(ctx, j); err == nil {
 				back, err := m.userJID(ctx, u)

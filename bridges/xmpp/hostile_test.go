@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -19,7 +20,7 @@ func errorCondition(n *node) string {
 		return ""
 	}
 	for _, c := range e.Nodes {
-		if c.XMLName.Space == nsStanzas && c.XMLName.Local != "text" {
+		if c.XMLName.Space == xstanza.NSStanzas && c.XMLName.Local != "text" {
 			return c.XMLName.Local
 		}
 	}
@@ -157,15 +158,15 @@ func (e *env) c(t *testing.T, user string) *client {
 }
 
 func TestDecodeStanzaLimits(t *testing.T) {
-	big := `<message from='a@b/c' to='d@e'><body>` + strings.Repeat("x", maxStanzaBytes+1) + `</body></message>`
-	var m inMessage
+	big := `<message from='a@b/c' to='d@e'><body>` + strings.Repeat("x", xstanza.MaxStanzaBytes+1) + `</body></message>`
+	var m xstanza.InMessage
 	err := decodeFromString(big, &m)
-	if !errors.Is(err, errStanzaTooLarge) {
-		t.Fatalf("oversized stanza: err = %v, want errStanzaTooLarge", err)
+	if !errors.Is(err, xstanza.ErrTooLarge) {
+		t.Fatalf("oversized stanza: err = %v, want xstanza.ErrTooLarge", err)
 	}
 	manyAttrs := `<message from='a@b/c' to='d@e'` + strings.Repeat(" x='"+strings.Repeat("y", 1000)+"'", 1) + `>` + strings.Repeat(`<z a='`+strings.Repeat("q", 1000)+`'/>`, 600) + `</message>`
-	if err := decodeFromString(manyAttrs, &m); !errors.Is(err, errStanzaTooLarge) {
-		t.Fatalf("attribute flood: err = %v, want errStanzaTooLarge", err)
+	if err := decodeFromString(manyAttrs, &m); !errors.Is(err, xstanza.ErrTooLarge) {
+		t.Fatalf("attribute flood: err = %v, want xstanza.ErrTooLarge", err)
 	}
 	if err := decodeFromString(`<message><body>ok</body></message>`, &m); err != nil {
 		t.Fatalf("small stanza: %v", err)

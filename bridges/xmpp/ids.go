@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -100,7 +101,7 @@ func (m *mapper) puppetURI(ctx context.Context, j jid.JID) (event.UserURI, error
 		}
 		return event.ParseUserURI(uri)
 	}
-	id, provider, ok := splitLast(Unescape(local))
+	id, provider, ok := splitLast(jidescape.Unescape(local))
 	if !ok || event.Domain(provider) == m.provider {
 		return "", fmt.Errorf("%w: %s", errUnknownJID, j.Bare())
 	}
@@ -126,12 +127,12 @@ func splitLast(s string) (string, string, bool) {
 
 // escapedLocal escapes s for the users component and checks that it round-trips.
 func (m *mapper) escapedLocal(s string) (string, error) {
-	e, err := Escape(s)
+	e, err := jidescape.Escape(s)
 	if err != nil {
 		return "", err
 	}
 	if !roundTrips(e, m.users) {
-		return "", fmt.Errorf("%w: %q does not survive PRECIS", ErrEscape, s)
+		return "", fmt.Errorf("%w: %q does not survive PRECIS", jidescape.ErrEscape, s)
 	}
 	return e, nil
 }
@@ -175,7 +176,7 @@ func (m *mapper) roomLocal(ctx context.Context, r event.RoomURI) (string, error)
 	if r.Domain() != m.provider {
 		s += "@" + string(r.Domain())
 	}
-	e, err := Escape(s)
+	e, err := jidescape.Escape(s)
 	if err == nil && roundTrips(e, m.rooms) && !isOpaque(e) {
 		return e, nil
 	}
@@ -184,7 +185,7 @@ func (m *mapper) roomLocal(ctx context.Context, r event.RoomURI) (string, error)
 
 // newRoomURI is the URI of a room a local user creates by joining local@rooms.
 func (m *mapper) newRoomURI(local string) (event.RoomURI, error) {
-	id := Unescape(local)
+	id := jidescape.Unescape(local)
 	if strings.ContainsRune(id, '@') || isOpaque(local) {
 		return "", fmt.Errorf("%w: %q cannot name a new room", errUnknownJID, local)
 	}

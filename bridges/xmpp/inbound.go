@@ -23,6 +23,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -128,11 +129,11 @@ func refuse(typ, cond, text string) error { return &bridgeError{typ, cond, text}
 
 // nativeIDOf returns the ID the client gave the stanza: its XEP-0359 origin-id, else its id, else
 // a random one (such a stanza cannot be referenced later anyway).
-func nativeIDOf(m *inMessage) string {
-	if m.OriginID != nil && validID(m.OriginID.ID) {
+func nativeIDOf(m *xstanza.InMessage) string {
+	if m.OriginID != nil && xstanza.ValidID(m.OriginID.ID) {
 		return m.OriginID.ID
 	}
-	if validID(m.ID) {
+	if xstanza.ValidID(m.ID) {
 		return m.ID
 	}
 	var b [12]byte
@@ -142,11 +143,11 @@ func nativeIDOf(m *inMessage) string {
 
 // timestampOf returns when the message was sent: the arrival time, or an XEP-0203 delay stamp
 // that is valid, not in the future and at most a day old.
-func timestampOf(m *inMessage, at time.Time) time.Time {
+func timestampOf(m *xstanza.InMessage, at time.Time) time.Time {
 	if m.Delay == nil {
 		return at
 	}
-	t, err := parseStamp(m.Delay.Stamp)
+	t, err := xstanza.ParseStamp(m.Delay.Stamp)
 	if err != nil || t.After(at) || at.Sub(t) > 24*time.Hour {
 		return at
 	}
@@ -154,7 +155,7 @@ func timestampOf(m *inMessage, at time.Time) time.Time {
 }
 
 // bridgeMessage maps one message stanza from a local user to MIMI content and publishes it.
-func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *inMessage, at time.Time) (bridged, error) {
+func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *xstanza.InMessage, at time.Time) (bridged, error) {
 	if m.OMEMO != nil || m.OMEMO2 != nil {
 		return bridged{}, refuse("cancel", "not-acceptable",
 			"End-to-end encrypted (OMEMO) messages cannot be bridged: encryption ends at the MIMI gateway. Send the message unencrypted.")
@@ -162,7 +163,7 @@ func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *inMessage, at 
 	nativeID := nativeIDOf(m)
 	res := bridged{nativeID: nativeID}
 	ts := timestampOf(m, at)
-	body, hasBody := m.text()
+	body, hasBody := m.Text()
 	if len(body) > a.cfg.MaxBodyBytes {
 		return res, refuse("modify", "policy-violation", fmt.Sprintf("message longer than %d bytes", a.cfg.MaxBodyBytes))
 	}
@@ -182,7 +183,7 @@ func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *inMessage, at 
 		return a.bridgeReceipt(ctx, o, m, res, ts)
 	}
 	res.skip = true
-	if m.isChatStateOnly() {
+	if m.IsChatStateOnly() {
 		a.met.dropped.WithLabelValues("chat_state").Inc()
 	} else {
 		a.met.dropped.WithLabelValues("nothing_to_bridge").Inc()
@@ -202,7 +203,7 @@ func (a *Adapter) alreadyBridged(ctx context.Context, o origin, nativeID string)
 	return prev, true, nil
 }
 
-func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body string, res bridged, ts time.Time) (bridged, error) {
+func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *xstanza.InMessage, body string, res bridged, ts time.Time) (bridged, error) {
 	res.kind = event.KindMessage
 	if prev, dup, err := a.alreadyBridged(ctx, o, res.nativeID); err != nil {
 		return res, err
@@ -214,10 +215,10 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 	ev := o.eventID(res.nativeID)
 	var opts []content.Option
 	opts = append(opts, externalID(o, res.nativeID))
-	if m.Reply != nil && validID(m.Reply.ID) {
+	if m.Reply != nil && xstanza.ValidID(m.Reply.ID) {
 		if target, ok := a.lookupAny(ctx, o, m.Reply.ID); ok {
 			opts = append(opts, content.InReplyTo(target))
-			body = stripFallback(body, m.Fallback, nsReply)
+			body = xstanza.StripFallback(body, m.Fallback, xstanza.NSReply)
 		}
 	}
 	part, err := a.bodyPart(ctx, o.senderURI, body, m.OOB)
@@ -238,9 +239,9 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *inMessage, body st
 
 // mappings are the native IDs of a message stanza: its own (origin-id, else id), its id attribute
 // and, in a room, the stanza-id the room gives it (stanzaIDOf the published message's ID).
-func mappings(o origin, m *inMessage, nativeID string, published content.MessageID, ownPrimary, roomPrimary bool) []bridges.MapID {
+func mappings(o origin, m *xstanza.InMessage, nativeID string, published content.MessageID, ownPrimary, roomPrimary bool) []bridges.MapID {
 	ms := []bridges.MapID{{ID: event.NativeEventID(nativeID), Primary: ownPrimary}}
-	if validID(m.ID) && m.ID != nativeID {
+	if xstanza.ValidID(m.ID) && m.ID != nativeID {
 		ms = append(ms, bridges.MapID{ID: event.NativeEventID(m.ID)})
 	}
 	if o.muc {
@@ -253,7 +254,7 @@ func mappings(o origin, m *inMessage, nativeID string, published content.Message
 // Links to the XMPP server's upload service are files: downloaded and stored, encrypted, in the
 // asset store. Any other link stays what it is, a link in the text (added to the body when the
 // body does not carry it), since neither the gateway nor a partner can vouch for fetching it.
-func (a *Adapter) bodyPart(ctx context.Context, owner event.UserURI, body string, oob []inOOB) (content.NestedPart, error) {
+func (a *Adapter) bodyPart(ctx context.Context, owner event.UserURI, body string, oob []xstanza.InOOB) (content.NestedPart, error) {
 	var files []content.NestedPart
 	text := body
 	for i, x := range oob {
@@ -262,7 +263,7 @@ func (a *Adapter) bodyPart(ctx context.Context, owner event.UserURI, body string
 		}
 		raw := strings.TrimSpace(x.URL)
 		u, err := url.Parse(raw)
-		if err != nil || len(x.URL) > maxURLLen || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if err != nil || len(x.URL) > xstanza.MaxURLLen || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			continue
 		}
 		if a.assets == nil || !a.isUploadHost(u) {
@@ -367,7 +368,7 @@ func (a *Adapter) lookupAny(ctx context.Context, o origin, id string) (content.M
 // own messages are found (matterbridge #1396): anybody else's ID, or an unknown one, is not.
 func (a *Adapter) ownTarget(ctx context.Context, o origin, id string) (content.MessageID, bool, error) {
 	var out content.MessageID
-	if !validID(id) {
+	if !xstanza.ValidID(id) {
 		return out, false, nil
 	}
 	m, err := a.ids.Native(ctx, event.NetworkXMPP, o.nativeRoom, event.NativeEventID(id), event.NativeUserID(o.sender.String()))
@@ -384,7 +385,7 @@ func (a *Adapter) ownTarget(ctx context.Context, o origin, id string) (content.M
 	return out, true, nil
 }
 
-func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *inMessage, body string, res bridged, ts time.Time) (bridged, error) {
+func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *xstanza.InMessage, body string, res bridged, ts time.Time) (bridged, error) {
 	res.kind = event.KindEdit
 	target, ok, err := a.ownTarget(ctx, o, m.Replace.ID)
 	if err != nil {
@@ -417,7 +418,7 @@ func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *inMessage, 
 	return res, err
 }
 
-func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {
+func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *xstanza.InMessage, res bridged, ts time.Time) (bridged, error) {
 	res.kind = event.KindDelete
 	target, ok, err := a.ownTarget(ctx, o, m.Retract.ID)
 	if err != nil {
@@ -437,22 +438,22 @@ func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *inMessage, res
 	return res, err
 }
 
-func (a *Adapter) bridgeReactions(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {
+func (a *Adapter) bridgeReactions(ctx context.Context, o origin, m *xstanza.InMessage, res bridged, ts time.Time) (bridged, error) {
 	res.kind = event.KindReaction
-	if !validID(m.Reactions.ID) {
+	if !xstanza.ValidID(m.Reactions.ID) {
 		return res, refuse("modify", "bad-request", "reactions without a valid message id")
 	}
 	target, ok := a.lookupAny(ctx, o, m.Reactions.ID)
 	if !ok {
 		return res, refuse("cancel", "item-not-found", "the message reacted to is unknown")
 	}
-	if len(m.Reactions.Reaction) > maxReactions {
-		return res, refuse("modify", "policy-violation", fmt.Sprintf("more than %d reactions", maxReactions))
+	if len(m.Reactions.Reaction) > xstanza.MaxReactions {
+		return res, refuse("modify", "policy-violation", fmt.Sprintf("more than %d reactions", xstanza.MaxReactions))
 	}
 	var want []string
 	for _, r := range m.Reactions.Reaction {
 		r = strings.TrimSpace(r)
-		if r == "" || len(r) > maxReactionLen || !utf8.ValidString(r) {
+		if r == "" || len(r) > xstanza.MaxReactionLen || !utf8.ValidString(r) {
 			continue
 		}
 		want = append(want, r)
@@ -500,7 +501,7 @@ func (a *Adapter) bridgeReactions(ctx context.Context, o origin, m *inMessage, r
 	return res, nil
 }
 
-func (a *Adapter) bridgeReceipt(ctx context.Context, o origin, m *inMessage, res bridged, ts time.Time) (bridged, error) {
+func (a *Adapter) bridgeReceipt(ctx context.Context, o origin, m *xstanza.InMessage, res bridged, ts time.Time) (bridged, error) {
 	res.kind = event.KindReceipt
 	var ref string
 	status := content.StatusDelivered
@@ -512,7 +513,7 @@ func (a *Adapter) bridgeReceipt(ctx context.Context, o origin, m *inMessage, res
 	case m.MarkReceived != nil:
 		ref = m.MarkReceived.ID
 	}
-	if !validID(ref) {
+	if !xstanza.ValidID(ref) {
 		res.skip = true
 		return res, nil
 	}

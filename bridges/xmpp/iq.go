@@ -7,6 +7,9 @@ import (
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 )
 
 // inIQ is what the adapter reads from an <iq/>.
@@ -22,23 +25,23 @@ type inIQ struct {
 	Items *struct {
 		Node string `xml:"node,attr"`
 	} `xml:"http://jabber.org/protocol/disco#items query"`
-	Ping  *present      `xml:"urn:xmpp:ping ping"`
-	Admin *inAdminQuery `xml:"http://jabber.org/protocol/muc#admin query"`
+	Ping  *xstanza.Present `xml:"urn:xmpp:ping ping"`
+	Admin *inAdminQuery    `xml:"http://jabber.org/protocol/muc#admin query"`
 }
 
 // Features advertised through XEP-0030.
 var (
-	userFeatures = []string{nsDiscoInfo, nsDiscoItems, nsReceipts, nsMarkers, nsReactions, nsReply, nsFallback,
-		nsCorrect, nsRetract, nsOOB, nsSID, nsPing}
-	roomsServiceFeatures = []string{nsDiscoInfo, nsDiscoItems, nsMUC, nsPing}
-	roomFeatures         = []string{nsDiscoInfo, nsDiscoItems, nsMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous",
-		"muc_unsecured", nsSID, nsMUCStable, nsOccupantID, nsReactions, nsReply, nsFallback, nsCorrect, nsRetract, nsMarkers, nsOOB, nsPing}
+	userFeatures = []string{xstanza.NSDiscoInfo, xstanza.NSDiscoItems, xstanza.NSReceipts, xstanza.NSMarkers, xstanza.NSReactions, xstanza.NSReply, xstanza.NSFallback,
+		xstanza.NSCorrect, xstanza.NSRetract, xstanza.NSOOB, xstanza.NSSID, xstanza.NSPing}
+	roomsServiceFeatures = []string{xstanza.NSDiscoInfo, xstanza.NSDiscoItems, xstanza.NSMUC, xstanza.NSPing}
+	roomFeatures         = []string{xstanza.NSDiscoInfo, xstanza.NSDiscoItems, xstanza.NSMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous",
+		"muc_unsecured", xstanza.NSSID, xstanza.NSMUCStable, xstanza.NSOccupantID, xstanza.NSReactions, xstanza.NSReply, xstanza.NSFallback, xstanza.NSCorrect, xstanza.NSRetract, xstanza.NSMarkers, xstanza.NSOOB, xstanza.NSPing}
 )
 
-func features(vars []string) []outFeature {
-	out := make([]outFeature, len(vars))
+func features(vars []string) []xstanza.OutFeature {
+	out := make([]xstanza.OutFeature, len(vars))
 	for i, v := range vars {
-		out[i] = outFeature{Var: v}
+		out[i] = xstanza.OutFeature{Var: v}
 	}
 	return out
 }
@@ -47,17 +50,17 @@ func features(vars []string) []outFeature {
 // an error whose from is the addressed JID, so that strict servers (Prosody 13) keep the stream.
 func (a *Adapter) handleIQ(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	var iq inIQ
-	if err := decodeStanza(w, start, &iq); err != nil {
+	if err := xstanza.Decode(w, start, &iq); err != nil {
 		a.refuseUndecodableIQ(w, start)
 		return
 	}
 	if iq.Type != "get" && iq.Type != "set" {
 		return // results and errors for IQs we never sent
 	}
-	reply := &outIQ{From: iq.To, To: iq.From, ID: iq.ID, Type: "result"}
+	reply := &xstanza.OutIQ{From: iq.To, To: iq.From, ID: iq.ID, Type: "result"}
 	to, err := jid.Parse(iq.To)
-	if err != nil || !validID(iq.ID) && iq.ID != "" {
-		reply.Type, reply.Error = "error", stanzaError("modify", "bad-request", "")
+	if err != nil || !xstanza.ValidID(iq.ID) && iq.ID != "" {
+		reply.Type, reply.Error = "error", xstanza.StanzaError("modify", "bad-request", "")
 		a.writeIQ(w, reply)
 		return
 	}
@@ -67,28 +70,28 @@ func (a *Adapter) handleIQ(c *conn, w xmlstream.TokenReadEncoder, start *xml.Sta
 	case iq.Type == "get" && iq.Ping != nil:
 		if to.Resourcepart() != "" && c == a.rooms && !a.isOccupantNick(ctx, iq.From, to) {
 			// XEP-0410: a client pinging itself in a room learns whether it is still joined.
-			reply.Type, reply.Error = "error", stanzaError("cancel", "not-acceptable", "not joined")
+			reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "not-acceptable", "not joined")
 		}
 	case iq.Type == "get" && iq.Info != nil && iq.Info.Node == "":
 		reply.Info = a.discoInfo(ctx, c, to)
 		if reply.Info == nil {
-			reply.Type, reply.Error = "error", stanzaError("cancel", "item-not-found", "")
+			reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "item-not-found", "")
 		}
 	case iq.Type == "get" && iq.Items != nil && iq.Items.Node == "":
-		reply.Items = &outDiscoItems{}
+		reply.Items = &xstanza.OutDiscoItems{}
 	case iq.Type == "set" && iq.Admin != nil && c == a.rooms:
 		if from, err := jid.Parse(iq.From); err != nil {
-			reply.Type, reply.Error = "error", stanzaError("modify", "bad-request", "")
+			reply.Type, reply.Error = "error", xstanza.StanzaError("modify", "bad-request", "")
 		} else if e := a.adminSet(ctx, from, to, iq.ID, iq.Admin); e != nil {
 			reply.Type, reply.Error = "error", e
 		}
 	default:
-		reply.Type, reply.Error = "error", stanzaError("cancel", "service-unavailable", "")
+		reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "service-unavailable", "")
 	}
 	a.writeIQ(w, reply)
 }
 
-func (a *Adapter) writeIQ(w xmlstream.TokenReadEncoder, reply *outIQ) {
+func (a *Adapter) writeIQ(w xmlstream.TokenReadEncoder, reply *xstanza.OutIQ) {
 	if err := w.Encode(reply); err != nil {
 		a.log.Info("could not answer an IQ", "err", err)
 	}
@@ -120,20 +123,20 @@ func (a *Adapter) refuseUndecodableIQ(w xmlstream.TokenReadEncoder, start *xml.S
 	if _, err := jid.Parse(from); err != nil {
 		return
 	}
-	a.writeIQ(w, &outIQ{From: to, To: from, ID: id, Type: "error", Error: stanzaError("modify", "bad-request", "")})
+	a.writeIQ(w, &xstanza.OutIQ{From: to, To: from, ID: id, Type: "error", Error: xstanza.StanzaError("modify", "bad-request", "")})
 }
 
-func (a *Adapter) discoInfo(ctx context.Context, c *conn, to jid.JID) *outDiscoInfo {
+func (a *Adapter) discoInfo(ctx context.Context, c *conn, to jid.JID) *xstanza.OutDiscoInfo {
 	switch {
 	case c == a.users && to.Localpart() == "":
-		return &outDiscoInfo{Identities: []outIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}}, Features: features(userFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}}, Features: features(userFeatures)}
 	case c == a.users:
 		if _, err := a.m.puppetURI(ctx, to); err != nil {
 			return nil
 		}
-		return &outDiscoInfo{Identities: []outIdentity{{Category: "account", Type: "registered"}}, Features: features(userFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "account", Type: "registered"}}, Features: features(userFeatures)}
 	case to.Localpart() == "":
-		return &outDiscoInfo{Identities: []outIdentity{{Category: "conference", Type: "text", Name: "MIMI rooms"}}, Features: features(roomsServiceFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "conference", Type: "text", Name: "MIMI rooms"}}, Features: features(roomsServiceFeatures)}
 	case to.Resourcepart() == "":
 		r, err := a.db.roomByLocal(ctx, to.Localpart())
 		if err != nil || r.Kind != kindMUC {
@@ -141,9 +144,9 @@ func (a *Adapter) discoInfo(ctx context.Context, c *conn, to jid.JID) *outDiscoI
 		}
 		name := r.Name
 		if name == "" {
-			name = Unescape(r.MUCLocal)
+			name = jidescape.Unescape(r.MUCLocal)
 		}
-		return &outDiscoInfo{Identities: []outIdentity{{Category: "conference", Type: "text", Name: name}}, Features: features(roomFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "conference", Type: "text", Name: name}}, Features: features(roomFeatures)}
 	}
 	return nil
 }

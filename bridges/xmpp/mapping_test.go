@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -17,26 +18,26 @@ import (
 func intp(i int) *int { return &i }
 
 func TestStripFallback(t *testing.T) {
-	fb := func(ns string, s, e *int) []inFallback {
-		return []inFallback{{For: ns, Body: []inFallbackBody{{Start: s, End: e}}}}
+	fb := func(ns string, s, e *int) []xstanza.InFallback {
+		return []xstanza.InFallback{{For: ns, Body: []xstanza.InFallbackBody{{Start: s, End: e}}}}
 	}
 	tests := []struct {
 		name, body string
-		fbs        []inFallback
+		fbs        []xstanza.InFallback
 		want       string
 	}{
 		{"none", "hello", nil, "hello"},
-		{"quote", "> a\nb", fb(nsReply, intp(0), intp(4)), "b"},
-		{"code points not bytes", "> ä\nb", fb(nsReply, intp(0), intp(4)), "b"},
-		{"other namespace", "> a\nb", fb(nsRetract, intp(0), intp(4)), "> a\nb"},
-		{"negative start", "abc", fb(nsReply, intp(-1), intp(2)), "abc"},
-		{"end past body", "abc", fb(nsReply, intp(0), intp(9)), "abc"},
-		{"end before start", "abc", fb(nsReply, intp(2), intp(1)), "abc"},
-		{"no range is the whole body", "abc", fb(nsReply, nil, nil), ""},
+		{"quote", "> a\nb", fb(xstanza.NSReply, intp(0), intp(4)), "b"},
+		{"code points not bytes", "> ä\nb", fb(xstanza.NSReply, intp(0), intp(4)), "b"},
+		{"other namespace", "> a\nb", fb(xstanza.NSRetract, intp(0), intp(4)), "> a\nb"},
+		{"negative start", "abc", fb(xstanza.NSReply, intp(-1), intp(2)), "abc"},
+		{"end past body", "abc", fb(xstanza.NSReply, intp(0), intp(9)), "abc"},
+		{"end before start", "abc", fb(xstanza.NSReply, intp(2), intp(1)), "abc"},
+		{"no range is the whole body", "abc", fb(xstanza.NSReply, nil, nil), ""},
 	}
 	for _, tc := range tests {
-		if got := stripFallback(tc.body, tc.fbs, nsReply); got != tc.want {
-			t.Errorf("%s: stripFallback = %q, want %q", tc.name, got, tc.want)
+		if got := xstanza.StripFallback(tc.body, tc.fbs, xstanza.NSReply); got != tc.want {
+			t.Errorf("%s: xstanza.StripFallback = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
@@ -58,25 +59,25 @@ func TestTimestampOf(t *testing.T) {
 		{string(make([]byte, 100)), at}, // too long
 	}
 	for _, tc := range tests {
-		m := &inMessage{Delay: &inDelay{Stamp: tc.stamp}}
+		m := &xstanza.InMessage{Delay: &xstanza.InDelay{Stamp: tc.stamp}}
 		if got := timestampOf(m, at); !got.Equal(tc.want) {
 			t.Errorf("timestampOf(%q) = %v, want %v", tc.stamp, got, tc.want)
 		}
 	}
-	if got := timestampOf(&inMessage{}, at); !got.Equal(at) {
+	if got := timestampOf(&xstanza.InMessage{}, at); !got.Equal(at) {
 		t.Errorf("no delay: %v", got)
 	}
 }
 
 func TestValidID(t *testing.T) {
 	for _, ok := range []string{"a", "m-1", "AXhLy6jmHY6nJSwOwbkGhbujOhBehgbM1dg7S5wDBMk", "ü"} {
-		if !validID(ok) {
-			t.Errorf("validID(%q) = false", ok)
+		if !xstanza.ValidID(ok) {
+			t.Errorf("xstanza.ValidID(%q) = false", ok)
 		}
 	}
-	for _, bad := range []string{"", "a\nb", "\x7f", string(make([]byte, maxIDLen+1)), "\xff"} {
-		if validID(bad) {
-			t.Errorf("validID(%q) = true", bad)
+	for _, bad := range []string{"", "a\nb", "\x7f", string(make([]byte, xstanza.MaxIDLen+1)), "\xff"} {
+		if xstanza.ValidID(bad) {
+			t.Errorf("xstanza.ValidID(%q) = true", bad)
 		}
 	}
 }

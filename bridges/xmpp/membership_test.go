@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -26,8 +27,8 @@ func TestMembershipAndPortals(t *testing.T) {
 	pr.Metadata = &event.Metadata{Name: "Clubhouse", Topic: "Fallbesprechung"}
 	pr.Membership = &event.Membership{Action: event.MembershipInvite, Target: aliceURI}
 	e.publishIn(pr)
-	inv := alice.expect("invitation", and(named("message"), from(hubMUC), hasChild(nsMUCUser, "x")))
-	if i := inv.child(nsMUCUser, "x").child("", "invite"); i == nil || i.attr("from") != testBobPuppet {
+	inv := alice.expect("invitation", and(named("message"), from(hubMUC), hasChild(xstanza.NSMUCUser, "x")))
+	if i := inv.child(xstanza.NSMUCUser, "x").child("", "invite"); i == nil || i.attr("from") != testBobPuppet {
 		t.Fatalf("invitation: %s", inv)
 	}
 
@@ -37,8 +38,8 @@ func TestMembershipAndPortals(t *testing.T) {
 	own.Room = "mimi://hub.example/r/ward-9"
 	own.Membership = &event.Membership{Action: event.MembershipInvite, Target: aliceURI}
 	e.publishIn(own)
-	inv9 := alice.expect("invitation to ward 9", and(named("message"), from(`ward-9\40hub.example@`+testRooms), hasChild(nsMUCUser, "x")))
-	if i := inv9.child(nsMUCUser, "x").child("", "invite"); i == nil || i.attr("from") != "" {
+	inv9 := alice.expect("invitation to ward 9", and(named("message"), from(`ward-9\40hub.example@`+testRooms), hasChild(xstanza.NSMUCUser, "x")))
+	if i := inv9.child(xstanza.NSMUCUser, "x").child("", "invite"); i == nil || i.attr("from") != "" {
 		t.Fatalf("invitation without a known inviter: %s", inv9)
 	}
 
@@ -69,7 +70,7 @@ func TestMembershipAndPortals(t *testing.T) {
 	gone := alice.expect("carol kicked", and(named("presence"), from(hubMUC+"/carol@clinic-b.example"), func(n *node) bool {
 		return n.attr("type") == "unavailable"
 	}))
-	if x := gone.child(nsMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "307" {
+	if x := gone.child(xstanza.NSMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "307" {
 		t.Fatalf("kick presence: %s", gone)
 	}
 
@@ -112,7 +113,7 @@ func TestMembershipAndPortals(t *testing.T) {
 	e.publishIn(ka)
 	self := alice.expect("alice kicked", and(named("presence"), from(hubMUC+"/Alice"), func(n *node) bool { return n.attr("type") == "unavailable" }))
 	codes := map[string]bool{}
-	for _, s := range self.child(nsMUCUser, "x").Nodes {
+	for _, s := range self.child(xstanza.NSMUCUser, "x").Nodes {
 		codes[s.attr("code")] = true
 	}
 	if !codes["110"] || !codes["307"] {

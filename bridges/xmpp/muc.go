@@ -12,6 +12,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -30,7 +31,7 @@ const (
 const bounceGrace = 10 * time.Second
 
 // roomPresence handles presence to the rooms component: joins, presence updates and leaves.
-func (a *Adapter) roomPresence(ctx context.Context, p *inPresence) {
+func (a *Adapter) roomPresence(ctx context.Context, p *xstanza.InPresence) {
 	from, err1 := jid.Parse(p.From)
 	to, err2 := jid.Parse(p.To)
 	if err1 != nil || err2 != nil || to.Localpart() == "" || from.Resourcepart() == "" {
@@ -47,45 +48,45 @@ func (a *Adapter) roomPresence(ctx context.Context, p *inPresence) {
 	}
 }
 
-func (a *Adapter) presenceError(ctx context.Context, from, to jid.JID, id string, se *outError) {
-	if !validID(id) {
+func (a *Adapter) presenceError(ctx context.Context, from, to jid.JID, id string, se *xstanza.OutError) {
+	if !xstanza.ValidID(id) {
 		id = ""
 	}
-	out := &outPresence{From: to.String(), To: from.String(), ID: id, Type: "error", Error: se}
+	out := &xstanza.OutPresence{From: to.String(), To: from.String(), ID: id, Type: "error", Error: se}
 	if err := a.rooms.send(ctx, out); err != nil {
 		a.log.Info("could not send a presence error", "err", err)
 	}
 }
 
 // occupantPresence is the presence of a room participant as other occupants see it.
-func (a *Adapter) occupantPresence(r room, roomJID jid.JID, nick, realJID string, user event.UserURI, to string, typ string, codes ...int) *outPresence {
+func (a *Adapter) occupantPresence(r room, roomJID jid.JID, nick, realJID string, user event.UserURI, to string, typ string, codes ...int) *xstanza.OutPresence {
 	aff, role := a.presenceAffiliation(r.URI, user)
 	if typ == "unavailable" {
 		role = "none"
 	}
-	p := &outPresence{From: roomJID.String() + "/" + nick, To: to, Type: typ,
-		MUCUser:  &outMUCUser{Item: &outItem{Affiliation: aff, Role: role, JID: realJID}},
-		Occupant: &outID{ID: a.occupantID(r.URI, user)}}
+	p := &xstanza.OutPresence{From: roomJID.String() + "/" + nick, To: to, Type: typ,
+		MUCUser:  &xstanza.OutMUCUser{Item: &xstanza.OutItem{Affiliation: aff, Role: role, JID: realJID}},
+		Occupant: &xstanza.OutID{ID: a.occupantID(r.URI, user)}}
 	for _, c := range codes {
-		p.MUCUser.Status = append(p.MUCUser.Status, outStatus{Code: c})
+		p.MUCUser.Status = append(p.MUCUser.Status, xstanza.OutStatus{Code: c})
 	}
 	return p
 }
 
 // join handles available presence to room/nick (XEP-0045 §7.2).
-func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
+func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPresence) {
 	nick := to.Resourcepart()
-	if nick == "" || len(nick) > maxNickLen {
-		a.presenceError(ctx, from, to, p.ID, stanzaError("modify", "jid-malformed", "a nickname is required"))
+	if nick == "" || len(nick) > xstanza.MaxNickLen {
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("modify", "jid-malformed", "a nickname is required"))
 		return
 	}
 	if !a.m.isLocal(from) {
-		a.presenceError(ctx, from, to, p.ID, stanzaError("auth", "registration-required", "only users of "+a.cfg.Domain+" can join MIMI rooms"))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("auth", "registration-required", "only users of "+a.cfg.Domain+" can join MIMI rooms"))
 		return
 	}
 	user, err := a.m.localUserURI(from)
 	if err != nil {
-		a.presenceError(ctx, from, to, p.ID, stanzaError("auth", "forbidden", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("auth", "forbidden", ""))
 		return
 	}
 	at := a.now()
@@ -97,15 +98,15 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	if err != nil {
 		var be *bridgeError
 		if errors.As(err, &be) {
-			a.presenceError(ctx, from, to, p.ID, stanzaError(be.typ, be.cond, be.text))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(be.typ, be.cond, be.text))
 		} else {
 			a.log.Warn("join failed", "err", err)
-			a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
 		}
 		return
 	}
 	if r.Kind != kindMUC {
-		a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "item-not-found", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "item-not-found", ""))
 		return
 	}
 	roomJID, _ := a.m.roomJID(r)
@@ -113,7 +114,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	mem, err2 := a.db.members(ctx, r.URI)
 	if err := errors.Join(err1, err2); err != nil {
 		a.log.Warn("join failed", "err", err)
-		a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
 		return
 	}
 	full := from.String()
@@ -121,7 +122,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	for _, o := range occ {
 		if o.Full == full {
 			if o.Nick != nick {
-				a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "not-acceptable", "nickname changes are not supported"))
+				a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "not-acceptable", "nickname changes are not supported"))
 				return
 			}
 			if p.MUC == nil {
@@ -135,7 +136,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 			continue
 		}
 		if o.Nick == nick && o.Bare != from.Bare().String() {
-			a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "conflict", "nickname in use"))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "conflict", "nickname in use"))
 			return
 		}
 		if o.Bare == from.Bare().String() {
@@ -144,7 +145,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	}
 	for _, m := range mem {
 		if m.Nick == nick && m.User != user {
-			a.presenceError(ctx, from, to, p.ID, stanzaError("cancel", "conflict", "nickname in use"))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "conflict", "nickname in use"))
 			return
 		}
 	}
@@ -153,20 +154,20 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	added, err := a.db.addMember(ctx, r.URI, member{User: user, Nick: from.Bare().String()})
 	if err != nil {
 		a.log.Warn("join failed", "err", err)
-		a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
 		return
 	}
 	if added && !created {
 		if err := a.publishMembership(ctx, r, roomJID, from, user, user, event.MembershipJoin, "join", at); err != nil {
 			_, _ = a.db.removeMember(ctx, r.URI, user)
 			a.log.Warn("join failed", "err", err)
-			a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
 			return
 		}
 	}
 	if err := a.db.addOccupant(ctx, r.URI, occupant{Full: full, Bare: from.Bare().String(), Nick: nick}); err != nil {
 		a.log.Warn("join failed", "err", err)
-		a.presenceError(ctx, from, to, p.ID, stanzaError("wait", "internal-server-error", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
 		return
 	}
 
@@ -208,7 +209,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *inPresence) {
 	a.sendHistory(ctx, r, roomJID, full, p.MUC)
 	// 5. The subject, always last: clients finish joining when they see it.
 	subj := r.Subject
-	_ = a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: full, Type: "groupchat", ID: "subject-" + strconv.FormatInt(at.UnixNano(), 36), Subject: &subj})
+	_ = a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: full, Type: "groupchat", ID: "subject-" + strconv.FormatInt(at.UnixNano(), 36), Subject: &subj})
 }
 
 // createRoomByJoin creates a MIMI room, hosted by this gateway, for a local user who joins a MUC
@@ -255,7 +256,7 @@ func (a *Adapter) publishMembership(ctx context.Context, r room, roomJID, from j
 // sendHistory replays recent messages to a new occupant within every limit its history request
 // sets (XEP-0045 §7.2.15): maxstanzas, maxchars (counted over the complete stanzas), seconds and
 // since; never more than HistoryOnJoin. A limit with an unusable value is ignored.
-func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *inMUC) {
+func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *xstanza.InMUC) {
 	n, maxChars := a.cfg.HistoryOnJoin, -1
 	since := time.Time{}
 	if muc != nil && muc.History != nil {
@@ -269,7 +270,7 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 		if v, ok := historyLimit(h.Seconds); ok {
 			since = a.now().Add(-time.Duration(v) * time.Second)
 		}
-		if t, err := parseStamp(h.Since); err == nil && t.After(since) {
+		if t, err := xstanza.ParseStamp(h.Since); err == nil && t.After(since) {
 			since = t
 		}
 	}
@@ -281,17 +282,17 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 		a.log.Warn("could not read room history", "err", err)
 		return
 	}
-	outs := make([]*outMessage, 0, len(hist))
+	outs := make([]*xstanza.OutMessage, 0, len(hist))
 	sizes := make([]int, 0, len(hist))
 	for _, h := range hist {
-		var p payload
+		var p xstanza.Payload
 		if err := xml.NewDecoder(strings.NewReader(h.Payload)).Decode(&p); err != nil {
 			continue
 		}
-		out := &outMessage{From: roomJID.String() + "/" + h.Nick, To: to, Type: "groupchat", ID: h.StanzaID,
-			StanzaID: &outStanzaID{ID: h.StanzaID, By: roomJID.String()},
-			Delay:    &outDelay{From: roomJID.String(), Stamp: stamp(h.SentAt)}}
-		p.apply(out)
+		out := &xstanza.OutMessage{From: roomJID.String() + "/" + h.Nick, To: to, Type: "groupchat", ID: h.StanzaID,
+			StanzaID: &xstanza.OutStanzaID{ID: h.StanzaID, By: roomJID.String()},
+			Delay:    &xstanza.OutDelay{From: roomJID.String(), Stamp: xstanza.Stamp(h.SentAt)}}
+		p.Apply(out)
 		outs = append(outs, out)
 		if maxChars > 0 {
 			b, _ := xml.Marshal(out)
@@ -371,7 +372,7 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 }
 
 // roomMessage handles a message to the rooms component.
-func (a *Adapter) roomMessage(ctx context.Context, m *inMessage, at time.Time) {
+func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time.Time) {
 	from, err1 := jid.Parse(m.From)
 	to, err2 := jid.Parse(m.To)
 	if m.Type == "error" {
@@ -388,7 +389,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *inMessage, at time.Time) {
 		a.met.dropped.WithLabelValues("bad_address").Inc()
 		return
 	}
-	_, hasBody := m.text()
+	_, hasBody := m.Text()
 	r, err := a.db.roomByLocal(ctx, to.Localpart())
 	if err != nil || r.Kind != kindMUC {
 		if hasBody {
@@ -449,10 +450,10 @@ func (a *Adapter) roomMessage(ctx context.Context, m *inMessage, at time.Time) {
 	// Reflect (XEP-0045 §7.4), now that the message is on the bus.
 	out := reflection(m)
 	out.From, out.Type = roomJID.String()+"/"+me.Nick, "groupchat"
-	out.Occupant = &outID{ID: a.occupantID(r.URI, user)}
+	out.Occupant = &xstanza.OutID{ID: a.occupantID(r.URI, user)}
 	if res.kind == event.KindMessage || res.kind == event.KindEdit {
 		sid := stanzaIDOf(res.id)
-		out.StanzaID = &outStanzaID{ID: sid, By: roomJID.String()}
+		out.StanzaID = &xstanza.OutStanzaID{ID: sid, By: roomJID.String()}
 		if !res.duplicate {
 			if err := a.storeHistory(ctx, r, sid, me.Nick, out, at); err != nil {
 				a.log.Warn("could not store history", "err", err)
@@ -474,9 +475,9 @@ func (a *Adapter) roomMessage(ctx context.Context, m *inMessage, at time.Time) {
 	}
 }
 
-func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, out *outMessage, at time.Time) error {
+func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, out *xstanza.OutMessage, at time.Time) error {
 	var buf bytes.Buffer
-	p := payloadOf(out)
+	p := xstanza.PayloadOf(out)
 	if err := xml.NewEncoder(&buf).Encode(&p); err != nil {
 		return err
 	}
@@ -485,60 +486,60 @@ func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, ou
 
 // reflection copies what the gateway understood of an occupant's message, for the other
 // occupants. Unknown payloads are not reflected.
-func reflection(m *inMessage) *outMessage {
-	out := &outMessage{ID: m.ID}
-	if !validID(m.ID) {
+func reflection(m *xstanza.InMessage) *xstanza.OutMessage {
+	out := &xstanza.OutMessage{ID: m.ID}
+	if !xstanza.ValidID(m.ID) {
 		out.ID = ""
 	}
-	if body, ok := m.text(); ok {
+	if body, ok := m.Text(); ok {
 		out.Body = &body
 	}
-	if m.OriginID != nil && validID(m.OriginID.ID) {
-		out.OriginID = &outID{ID: m.OriginID.ID}
+	if m.OriginID != nil && xstanza.ValidID(m.OriginID.ID) {
+		out.OriginID = &xstanza.OutID{ID: m.OriginID.ID}
 	}
-	if m.Reply != nil && validID(m.Reply.ID) {
-		out.Reply = &outReply{To: m.Reply.To, ID: m.Reply.ID}
+	if m.Reply != nil && xstanza.ValidID(m.Reply.ID) {
+		out.Reply = &xstanza.OutReply{To: m.Reply.To, ID: m.Reply.ID}
 		if _, err := jid.Parse(m.Reply.To); err != nil {
 			out.Reply.To = ""
 		}
 	}
 	for _, fb := range m.Fallback {
-		if fb.For != nsReply && fb.For != nsRetract {
+		if fb.For != xstanza.NSReply && fb.For != xstanza.NSRetract {
 			continue
 		}
-		f := outFallback{For: fb.For}
+		f := xstanza.OutFallback{For: fb.For}
 		if len(fb.Body) > 0 && fb.Body[0].Start != nil && fb.Body[0].End != nil {
-			f.Body = &outFallbackBody{Start: *fb.Body[0].Start, End: *fb.Body[0].End}
+			f.Body = &xstanza.OutFallbackBody{Start: *fb.Body[0].Start, End: *fb.Body[0].End}
 		}
 		out.Fallback = append(out.Fallback, f)
 	}
-	if m.Replace != nil && validID(m.Replace.ID) {
-		out.Replace = &outID{ID: m.Replace.ID}
+	if m.Replace != nil && xstanza.ValidID(m.Replace.ID) {
+		out.Replace = &xstanza.OutID{ID: m.Replace.ID}
 	}
-	if m.Retract != nil && validID(m.Retract.ID) {
-		out.Retract = &outID{ID: m.Retract.ID}
+	if m.Retract != nil && xstanza.ValidID(m.Retract.ID) {
+		out.Retract = &xstanza.OutID{ID: m.Retract.ID}
 	}
-	if m.Reactions != nil && validID(m.Reactions.ID) {
-		rs := &outReactions{ID: m.Reactions.ID}
+	if m.Reactions != nil && xstanza.ValidID(m.Reactions.ID) {
+		rs := &xstanza.OutReactions{ID: m.Reactions.ID}
 		for i, r := range m.Reactions.Reaction {
-			if i >= maxReactions {
+			if i >= xstanza.MaxReactions {
 				break
 			}
 			rs.Reaction = append(rs.Reaction, r)
 		}
 		out.Reactions = rs
 	}
-	if m.Displayed != nil && validID(m.Displayed.ID) {
-		out.Displayed = &outID{ID: m.Displayed.ID}
+	if m.Displayed != nil && xstanza.ValidID(m.Displayed.ID) {
+		out.Displayed = &xstanza.OutID{ID: m.Displayed.ID}
 	}
 	if len(m.OOB) > 0 {
-		out.OOB = &outOOB{URL: m.OOB[0].URL, Desc: m.OOB[0].Desc}
+		out.OOB = &xstanza.OutOOB{URL: m.OOB[0].URL, Desc: m.OOB[0].Desc}
 	}
 	return out
 }
 
 // changeSubject publishes a subject change by an occupant and shows it to everyone.
-func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupant, m *inMessage, at time.Time) {
+func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupant, m *xstanza.InMessage, at time.Time) {
 	if len(subject) > 1024 {
 		a.replyError(ctx, a.rooms, m, refuse("modify", "policy-violation", "subject too long"))
 		return
@@ -566,13 +567,13 @@ func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.J
 		}
 	}
 	for _, o := range occ {
-		_ = a.rooms.send(ctx, &outMessage{From: roomJID.String() + "/" + nick, To: o.Full, Type: "groupchat", ID: m.ID, Subject: &subject})
+		_ = a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String() + "/" + nick, To: o.Full, Type: "groupchat", ID: m.ID, Subject: &subject})
 	}
 }
 
 // invite handles a mediated invitation (XEP-0045 §7.8.2) from an occupant: inviting a puppet
 // adds that MIMI user to the MIMI room; inviting a local user forwards the invitation.
-func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, m *inMessage, at time.Time) {
+func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, m *xstanza.InMessage, at time.Time) {
 	for i, inv := range m.MUCUser.Invite {
 		if i >= 16 {
 			break
@@ -587,8 +588,8 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 		}
 		switch {
 		case a.m.isLocal(to):
-			fwd := &outMessage{From: roomJID.String(), To: to.Bare().String(), ID: m.ID,
-				MUCUser: &outMUCUser{Invite: &outInvite{From: from.Bare().String(), Reason: reason}}}
+			fwd := &xstanza.OutMessage{From: roomJID.String(), To: to.Bare().String(), ID: m.ID,
+				MUCUser: &xstanza.OutMUCUser{Invite: &xstanza.OutInvite{From: from.Bare().String(), Reason: reason}}}
 			_ = a.rooms.send(ctx, fwd)
 		case to.Domainpart() == a.cfg.Users.Domain:
 			peer, err := a.m.puppetURI(ctx, to)

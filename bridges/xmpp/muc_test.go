@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -104,7 +105,7 @@ func joinRoom(t *testing.T, c *client, room, nick string) *node {
 	t.Helper()
 	c.send(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='5'/></x></presence>`, room, nick))
 	self := c.expect("self-presence", and(named("presence"), from(room+"/"+nick), func(n *node) bool {
-		x := n.child(nsMUCUser, "x")
+		x := n.child(xstanza.NSMUCUser, "x")
 		if x == nil {
 			return false
 		}
@@ -125,7 +126,7 @@ func TestMUCEndToEnd(t *testing.T) {
 
 	// Joining a room that does not exist creates the MIMI room (the gateway is its hub).
 	self := joinRoom(t, alice, ward7, "Alice")
-	if self.child(nsOccupantID, "occupant-id") == nil {
+	if self.child(xstanza.NSOccupantID, "occupant-id") == nil {
 		t.Errorf("self-presence without occupant-id: %s", self)
 	}
 	created := e.out.wait(t, "membership join", isKind(event.KindMembership))
@@ -148,11 +149,11 @@ func TestMUCEndToEnd(t *testing.T) {
 	}
 	aliceMsgID := msgID(t, msg)
 	refl := alice.expect("reflection", and(named("message"), from(ward7+"/Alice"), bodyIs("Befund liegt vor")))
-	sid := refl.child(nsSID, "stanza-id")
+	sid := refl.child(xstanza.NSSID, "stanza-id")
 	if sid == nil || sid.attr("id") != stanzaIDOf(aliceMsgID) || sid.attr("by") != ward7 {
 		t.Fatalf("reflection stanza-id: %s", refl)
 	}
-	if refl.child(nsOccupantID, "occupant-id") == nil || refl.attr("type") != "groupchat" {
+	if refl.child(xstanza.NSOccupantID, "occupant-id") == nil || refl.attr("type") != "groupchat" {
 		t.Fatalf("reflection: %s", refl)
 	}
 
@@ -162,11 +163,11 @@ func TestMUCEndToEnd(t *testing.T) {
 	in, bobMsgID := mimiEnv(t, event.KindMessage, ward7URI, testBob, bm)
 	e.publishIn(in)
 	pres := alice.expect("bob's presence", and(named("presence"), from(ward7+"/"+bobNickMU)))
-	if item := pres.child(nsMUCUser, "x").child("", "item"); item == nil || item.attr("jid") != testBobPuppet {
+	if item := pres.child(xstanza.NSMUCUser, "x").child("", "item"); item == nil || item.attr("jid") != testBobPuppet {
 		t.Fatalf("bob's presence: %s", pres)
 	}
 	got := alice.expect("bob's message", and(named("message"), from(ward7+"/"+bobNickMU), bodyIs("Danke, ich schaue es mir an")))
-	if s := got.child(nsSID, "stanza-id"); s == nil || s.attr("id") != stanzaIDOf(bobMsgID) || got.attr("type") != "groupchat" {
+	if s := got.child(xstanza.NSSID, "stanza-id"); s == nil || s.attr("id") != stanzaIDOf(bobMsgID) || got.attr("type") != "groupchat" {
 		t.Fatalf("bob's message: %s", got)
 	}
 	bobSID := stanzaIDOf(bobMsgID)
@@ -178,7 +179,7 @@ func TestMUCEndToEnd(t *testing.T) {
 	if ec.Replaces == nil || *ec.Replaces != aliceMsgID || plainText(t, ec) != "Befund liegt vor (korrigiert)" {
 		t.Fatalf("edit content: replaces=%v text=%q", ec.Replaces, plainText(t, ec))
 	}
-	alice.expect("reflected correction", and(named("message"), from(ward7+"/Alice"), hasChild(nsCorrect, "replace")))
+	alice.expect("reflected correction", and(named("message"), from(ward7+"/Alice"), hasChild(xstanza.NSCorrect, "replace")))
 
 	// Reply (XEP-0461) with fallback to bob's message → inReplyTo, quote stripped.
 	quote := "> Danke, ich schaue es mir an\n"
@@ -240,29 +241,29 @@ func TestMUCEndToEnd(t *testing.T) {
 	be, _ := bobB.Edit(bobMsgID, content.PlainText("Danke, erledigt"))
 	in, _ = mimiEnv(t, event.KindEdit, ward7URI, testBob, be)
 	e.publishIn(in)
-	ed := alice.expect("bob's correction", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(nsCorrect, "replace")))
-	if ed.child(nsCorrect, "replace").attr("id") != bobSID || ed.child("", "body").Text != "Danke, erledigt" {
+	ed := alice.expect("bob's correction", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(xstanza.NSCorrect, "replace")))
+	if ed.child(xstanza.NSCorrect, "replace").attr("id") != bobSID || ed.child("", "body").Text != "Danke, erledigt" {
 		t.Fatalf("correction: %s", ed)
 	}
 	br, _ := bobB.Reaction(aliceMsgID, "🎉")
 	in, _ = mimiEnv(t, event.KindReaction, ward7URI, testBob, br)
 	e.publishIn(in)
-	rx := alice.expect("bob's reaction", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(nsReactions, "reactions")))
-	if r := rx.child(nsReactions, "reactions"); r.attr("id") != stanzaIDOf(aliceMsgID) || len(r.Nodes) != 1 || r.Nodes[0].Text != "🎉" {
+	rx := alice.expect("bob's reaction", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(xstanza.NSReactions, "reactions")))
+	if r := rx.child(xstanza.NSReactions, "reactions"); r.attr("id") != stanzaIDOf(aliceMsgID) || len(r.Nodes) != 1 || r.Nodes[0].Text != "🎉" {
 		t.Fatalf("reactions: %s", rx)
 	}
 	bd, _ := bobB.Delete(bobMsgID)
 	in, _ = mimiEnv(t, event.KindDelete, ward7URI, testBob, bd)
 	e.publishIn(in)
-	rt := alice.expect("bob's retraction", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(nsRetract, "retract")))
-	if rt.child(nsRetract, "retract").attr("id") != bobSID {
+	rt := alice.expect("bob's retraction", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(xstanza.NSRetract, "retract")))
+	if rt.child(xstanza.NSRetract, "retract").attr("id") != bobSID {
 		t.Fatalf("retraction: %s", rt)
 	}
 	brd, _ := bobB.Status(content.StatusReport{{MessageID: aliceMsgID, Status: content.StatusRead}})
 	in, _ = mimiEnv(t, event.KindReceipt, ward7URI, testBob, brd)
 	e.publishIn(in)
-	mk := alice.expect("bob's displayed marker", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(nsMarkers, "displayed")))
-	if mk.child(nsMarkers, "displayed").attr("id") != stanzaIDOf(aliceMsgID) {
+	mk := alice.expect("bob's displayed marker", and(named("message"), from(ward7+"/"+bobNickMU), hasChild(xstanza.NSMarkers, "displayed")))
+	if mk.child(xstanza.NSMarkers, "displayed").attr("id") != stanzaIDOf(aliceMsgID) {
 		t.Fatalf("marker: %s", mk)
 	}
 
@@ -272,7 +273,7 @@ func TestMUCEndToEnd(t *testing.T) {
 	carol.expect("alice's presence", and(named("presence"), from(ward7+"/Alice")))
 	carol.expect("bob's presence", and(named("presence"), from(ward7+"/"+bobNickMU)))
 	carol.expect("self-presence", and(named("presence"), from(ward7+"/Carol")))
-	h := carol.expect("history", and(named("message"), from(ward7+"/Alice"), hasChild(nsDelay, "delay")))
+	h := carol.expect("history", and(named("message"), from(ward7+"/Alice"), hasChild(xstanza.NSDelay, "delay")))
 	if h.child("", "body").Text != "Gut." && !strings.HasSuffix(h.child("", "body").Text, "Gut.") && h.child("", "body").Text != "Befund liegt vor (korrigiert)" {
 		t.Fatalf("history: %s", h)
 	}
@@ -333,7 +334,7 @@ func TestMUCHistoryRequests(t *testing.T) {
 		carol.send(`<presence to='` + ward7 + `/Carol'><x xmlns='http://jabber.org/protocol/muc'>` + c.history + `</x></presence>`)
 		carol.expect("subject", and(named("message"), from(ward7), hasChild("", "subject")))
 		var got []string
-		for _, h := range carol.take(and(named("message"), hasChild(nsDelay, "delay"))) {
+		for _, h := range carol.take(and(named("message"), hasChild(xstanza.NSDelay, "delay"))) {
 			got = append(got, h.child("", "body").Text)
 		}
 		if !slices.Equal(got, c.want) {

@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -105,8 +106,8 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 			text = a.about(ctx, lang, r) + text
 		}
 		body := text
-		if err := a.users.send(ctx, &outMessage{From: a.cfg.Users.Domain, To: user.Bare().String(), Type: "chat", ID: id, Body: &body,
-			Store: &outEmpty{}}); err != nil {
+		if err := a.users.send(ctx, &xstanza.OutMessage{From: a.cfg.Users.Domain, To: user.Bare().String(), Type: "chat", ID: id, Body: &body,
+			Store: &xstanza.OutEmpty{}}); err != nil {
 			return err
 		}
 	}
@@ -145,7 +146,7 @@ func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, to, id,
 			continue
 		}
 		body := text
-		if err := a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: id, Body: &body}); err != nil {
+		if err := a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: id, Body: &body}); err != nil {
 			return sent, err
 		}
 		sent = true
@@ -175,7 +176,7 @@ func (a *Adapter) about(ctx context.Context, lang bridges.Language, r room) stri
 // JID, so there the notice message alone tells.)
 func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event.Notice, text string) {
 	id := string(n.Native)
-	if !validID(id) || r.Kind != kindMUC {
+	if !xstanza.ValidID(id) || r.Kind != kindMUC {
 		return
 	}
 	cond := "not-allowed"
@@ -189,8 +190,8 @@ func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event
 	occ, err := a.db.occupants(ctx, r.URI)
 	for _, o := range occ {
 		if o.Bare == user.Bare().String() {
-			err = errors.Join(err, a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, ID: id, Type: "error",
-				Error: stanzaError("cancel", cond, text)}))
+			err = errors.Join(err, a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, ID: id, Type: "error",
+				Error: xstanza.StanzaError("cancel", cond, text)}))
 		}
 	}
 	if err != nil {

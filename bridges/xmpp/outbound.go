@@ -13,6 +13,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
@@ -53,9 +54,9 @@ const connectWait = 10 * time.Second
 // render turns MIMI content into a body and an optional XEP-0066 link. Markdown and HTML become
 // plain text; unencrypted external parts become OOB links (body == URL, so clients show them
 // inline); encrypted attachments, which XMPP clients cannot decrypt, are named in the text.
-func render(msg *content.Message) (string, *outOOB) {
+func render(msg *content.Message) (string, *xstanza.OutOOB) {
 	var texts []string
-	var oob *outOOB
+	var oob *xstanza.OutOOB
 	for _, ip := range msg.Renderable(content.PreferTypes(content.TypePlain, content.TypeGFMMIMI, content.TypeHTML)) {
 		switch b := ip.Part.Body.(type) {
 		case content.SinglePart:
@@ -82,7 +83,7 @@ func render(msg *content.Message) (string, *outOOB) {
 				// A link: the first web link is also the XEP-0066 attachment; every link is in
 				// the text, so none is lost.
 				if oob == nil && (strings.HasPrefix(b.URL, "https://") || strings.HasPrefix(b.URL, "http://")) {
-					oob = &outOOB{URL: b.URL, Desc: b.Description}
+					oob = &xstanza.OutOOB{URL: b.URL, Desc: b.Description}
 				}
 				texts = append(texts, b.URL)
 			} else {
@@ -106,7 +107,7 @@ func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
 	if body == "" {
 		return nil
 	}
-	out := &outMessage{Body: &body, OOB: oob}
+	out := &xstanza.OutMessage{Body: &body, OOB: oob}
 	if ev.InReplyTo != nil {
 		a.addReply(ctx, r, out, ev.InReplyTo.NativeID)
 	}
@@ -115,8 +116,8 @@ func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
 
 // addReply adds an XEP-0461 reference and, in rooms, a quote of the original with its XEP-0428
 // fallback range.
-func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target event.NativeEventID) {
-	out.Reply = &outReply{ID: string(target)}
+func (a *Adapter) addReply(ctx context.Context, r room, out *xstanza.OutMessage, target event.NativeEventID) {
+	out.Reply = &xstanza.OutReply{ID: string(target)}
 	if r.Kind != kindMUC {
 		return
 	}
@@ -124,7 +125,7 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target 
 	if err != nil {
 		return
 	}
-	var p payload
+	var p xstanza.Payload
 	if decodeXMLString(h.Payload, &p) != nil || p.Body == nil {
 		return
 	}
@@ -139,7 +140,7 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target 
 	quote := q.String()
 	body := quote + *out.Body
 	out.Body = &body
-	out.Fallback = append(out.Fallback, outFallback{For: nsReply, Body: &outFallbackBody{Start: 0, End: utf8.RuneCountInString(quote)}})
+	out.Fallback = append(out.Fallback, xstanza.OutFallback{For: xstanza.NSReply, Body: &xstanza.OutFallbackBody{Start: 0, End: utf8.RuneCountInString(quote)}})
 	if roomJID, err := a.m.roomJID(r); err == nil {
 		out.Reply.To = roomJID.String() + "/" + h.Nick
 	}
@@ -150,7 +151,7 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *outMessage, target 
 // The mapping (stanza ID → MIMI ID) is recorded before sending, so a receipt or reaction that a
 // client sends at once finds it; the envelope counts as processed only after sending, so a
 // redelivery after a failed send sends again.
-func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *outMessage, keepHistory bool) error {
+func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *xstanza.OutMessage, keepHistory bool) error {
 	env := ev.Envelope
 	sid := stanzaIDOf(ev.MessageID)
 	out.ID = sid
@@ -170,8 +171,8 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *o
 		}
 		sender = roomJID.String() + "/" + nick
 		out.From, out.Type = sender, "groupchat"
-		out.StanzaID = &outStanzaID{ID: sid, By: roomJID.String()}
-		out.Occupant = &outID{ID: a.occupantID(r.URI, env.Sender)}
+		out.StanzaID = &xstanza.OutStanzaID{ID: sid, By: roomJID.String()}
+		out.Occupant = &xstanza.OutID{ID: a.occupantID(r.URI, env.Sender)}
 		send = func() error {
 			// History first: a user who joins while the message is being sent gets it from there.
 			if keepHistory {
@@ -211,7 +212,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *o
 		}
 		sender = pj.String()
 		out.From, out.To, out.Type = sender, c.Local, "chat"
-		out.Markable, out.Request = &outEmpty{}, &outEmpty{}
+		out.Markable, out.Request = &xstanza.OutEmpty{}, &xstanza.OutEmpty{}
 		send = func() error { return a.users.send(ctx, out) }
 	default:
 		return nil
@@ -258,7 +259,7 @@ func (a *Adapter) memberNick(ctx context.Context, r room, u event.UserURI) (stri
 
 // sendAs sends a non-message payload (retraction, reactions, markers) from the envelope's sender
 // into the room, like deliver but without a mapping or history.
-func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out *outMessage) error {
+func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out *xstanza.OutMessage) error {
 	switch r.Kind {
 	case kindMUC:
 		roomJID, err := a.m.roomJID(r)
@@ -270,7 +271,7 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 			return err
 		}
 		out.From, out.Type = roomJID.String()+"/"+nick, "groupchat"
-		out.Occupant = &outID{ID: a.occupantID(r.URI, sender)}
+		out.Occupant = &xstanza.OutID{ID: a.occupantID(r.URI, sender)}
 		occ, err := a.db.occupants(ctx, r.URI)
 		if err != nil {
 			return err
@@ -309,9 +310,9 @@ func (a *Adapter) HandleEdit(ctx context.Context, ev *bridges.Event) error {
 		return err
 	}
 	body, oob := render(ev.Msg)
-	out := &outMessage{Body: &body, OOB: oob}
+	out := &xstanza.OutMessage{Body: &body, OOB: oob}
 	if ev.Replaces != nil {
-		out.Replace = &outID{ID: string(ev.Replaces.NativeID)}
+		out.Replace = &xstanza.OutID{ID: string(ev.Replaces.NativeID)}
 	}
 	// Without a known original the edit is shown as a new message.
 	return a.deliver(ctx, r, ev, out, true)
@@ -331,8 +332,8 @@ func (a *Adapter) HandleDelete(ctx context.Context, ev *bridges.Event) error {
 	}
 	nat := ev.Replaces.NativeID
 	body := retractFallback
-	out := &outMessage{ID: "retract-" + stanzaIDOf(ev.MessageID), Body: &body, Retract: &outID{ID: string(nat)},
-		Fallback: []outFallback{{For: nsRetract}}, Store: &outEmpty{}}
+	out := &xstanza.OutMessage{ID: "retract-" + stanzaIDOf(ev.MessageID), Body: &body, Retract: &xstanza.OutID{ID: string(nat)},
+		Fallback: []xstanza.OutFallback{{For: xstanza.NSRetract}}, Store: &xstanza.OutEmpty{}}
 	if err := a.sendAs(ctx, r, ev.Sender, out); err != nil {
 		return err
 	}
@@ -356,7 +357,7 @@ func (a *Adapter) HandleReaction(ctx context.Context, ev *bridges.Event) error {
 		target = *msg.InReplyTo
 		sp, ok := msg.Body.Body.(content.SinglePart)
 		emoji := strings.TrimSpace(string(sp.Content))
-		if !ok || emoji == "" || len(emoji) > maxReactionLen || !utf8.ValidString(emoji) {
+		if !ok || emoji == "" || len(emoji) > xstanza.MaxReactionLen || !utf8.ValidString(emoji) {
 			return bus.Permanent(fmt.Errorf("xmpp: reaction %s has no usable emoji", env.ID))
 		}
 		if _, err := a.ids.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: target[:], Reactor: env.Sender, Emoji: emoji,
@@ -394,11 +395,11 @@ func (a *Adapter) HandleReaction(ctx context.Context, ev *bridges.Event) error {
 	if err != nil {
 		return err
 	}
-	set := &outReactions{ID: string(nat.NativeID)}
+	set := &xstanza.OutReactions{ID: string(nat.NativeID)}
 	for _, x := range cur {
 		set.Reaction = append(set.Reaction, x.Emoji)
 	}
-	return a.sendAs(ctx, r, env.Sender, &outMessage{ID: "react-" + stanzaIDOf(ev.MessageID), Reactions: set, Store: &outEmpty{}})
+	return a.sendAs(ctx, r, env.Sender, &xstanza.OutMessage{ID: "react-" + stanzaIDOf(ev.MessageID), Reactions: set, Store: &xstanza.OutEmpty{}})
 }
 
 // HandleReceipt implements bridges.ReceiptHandler: delivered becomes an XEP-0184 receipt (1:1),
@@ -409,12 +410,12 @@ func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
 		return err
 	}
 	for _, e := range ev.Receipts {
-		var out *outMessage
+		var out *xstanza.OutMessage
 		switch {
 		case e.Status == content.StatusRead:
-			out = &outMessage{ID: "mark-" + stanzaIDOf(ev.MessageID), Displayed: &outID{ID: string(e.Target.NativeID)}}
+			out = &xstanza.OutMessage{ID: "mark-" + stanzaIDOf(ev.MessageID), Displayed: &xstanza.OutID{ID: string(e.Target.NativeID)}}
 		case e.Status == content.StatusDelivered && r.Kind == kindDM:
-			out = &outMessage{ID: "rcpt-" + stanzaIDOf(ev.MessageID), Received: &outID{ID: string(e.Target.NativeID)}}
+			out = &xstanza.OutMessage{ID: "rcpt-" + stanzaIDOf(ev.MessageID), Received: &xstanza.OutID{ID: string(e.Target.NativeID)}}
 		default:
 			continue
 		}
@@ -461,8 +462,8 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 				inviter = pj.String()
 			}
 		}
-		return a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: tj.String(), ID: "inv-" + string(env.ID),
-			MUCUser: &outMUCUser{Invite: &outInvite{From: inviter, Reason: env.Membership.Reason}}})
+		return a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: tj.String(), ID: "inv-" + string(env.ID),
+			MUCUser: &xstanza.OutMUCUser{Invite: &xstanza.OutInvite{From: inviter, Reason: env.Membership.Reason}}})
 	case event.MembershipLeave, event.MembershipKick, event.MembershipBan:
 		code := 0
 		switch env.Membership.Action {
@@ -569,7 +570,7 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 		return err
 	}
 	for _, o := range occ {
-		if err := a.rooms.send(ctx, &outMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: "subj-" + string(env.ID), Subject: topic}); err != nil {
+		if err := a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: "subj-" + string(env.ID), Subject: topic}); err != nil {
 			return err
 		}
 	}
@@ -611,5 +612,5 @@ func (a *Adapter) portalInvite(ctx context.Context, env *event.Envelope) error {
 }
 
 func decodeXMLString(s string, v any) error {
-	return xmlUnmarshal([]byte(s), v)
+	return xstanza.Unmarshal([]byte(s), v)
 }

@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -149,48 +150,48 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 // adminSet handles a muc#admin set from an occupant: each affiliation change becomes a
 // membership envelope (owner/admin/member: role; outcast: ban; none: kick, or an unban of an
 // outcast). It returns the error to answer with, nil for a result.
-func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q *inAdminQuery) *outError {
+func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q *inAdminQuery) *xstanza.OutError {
 	if to.Localpart() == "" || to.Resourcepart() != "" {
-		return stanzaError("cancel", "service-unavailable", "")
+		return xstanza.StanzaError("cancel", "service-unavailable", "")
 	}
 	if len(q.Items) == 0 || len(q.Items) > maxAdminItems {
-		return stanzaError("modify", "bad-request", "1 to "+strconv.Itoa(maxAdminItems)+" items")
+		return xstanza.StanzaError("modify", "bad-request", "1 to "+strconv.Itoa(maxAdminItems)+" items")
 	}
 	for _, it := range q.Items {
 		if it.Affiliation == "" {
 			// Occupant role changes (kick by role none, voice) are not bridged: MIMI has
 			// participant roles only.
-			return stanzaError("cancel", "service-unavailable", "only affiliation changes are bridged")
+			return xstanza.StanzaError("cancel", "service-unavailable", "only affiliation changes are bridged")
 		}
 	}
 	r, err := a.db.roomByLocal(ctx, to.Localpart())
 	if err != nil || r.Kind != kindMUC {
-		return stanzaError("cancel", "item-not-found", "")
+		return xstanza.StanzaError("cancel", "item-not-found", "")
 	}
 	if !a.m.isLocal(from) {
-		return stanzaError("auth", "forbidden", "")
+		return xstanza.StanzaError("auth", "forbidden", "")
 	}
 	sender, err := a.m.localUserURI(from)
 	if err != nil {
-		return stanzaError("auth", "forbidden", "")
+		return xstanza.StanzaError("auth", "forbidden", "")
 	}
 	occ, err := a.db.occupants(ctx, r.URI)
 	if err != nil {
-		return stanzaError("wait", "internal-server-error", "")
+		return xstanza.StanzaError("wait", "internal-server-error", "")
 	}
 	joined := false
 	for _, o := range occ {
 		joined = joined || o.Full == from.String()
 	}
 	if !joined {
-		return stanzaError("cancel", "not-acceptable", "not an occupant")
+		return xstanza.StanzaError("cancel", "not-acceptable", "not an occupant")
 	}
 	roomJID, _ := a.m.roomJID(r)
 	var envs []*event.Envelope
 	for i, it := range q.Items {
 		target, err := a.adminTarget(ctx, r, it)
 		if err != nil {
-			return stanzaError("modify", "jid-malformed", "")
+			return xstanza.StanzaError("modify", "jid-malformed", "")
 		}
 		m := &event.Membership{Target: target, Reason: clip(it.Reason, 1024)}
 		ri, ok := roleOfAffiliation(it.Affiliation)
@@ -202,14 +203,14 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 		case it.Affiliation == "none":
 			cur, err := a.db.roleOf(ctx, r.URI, target)
 			if err != nil {
-				return stanzaError("wait", "internal-server-error", "")
+				return xstanza.StanzaError("wait", "internal-server-error", "")
 			}
 			m.Action = event.MembershipKick
 			if cur == event.RoleBanned {
 				m.Action = event.MembershipRole // an unban: role 0
 			}
 		default:
-			return stanzaError("modify", "bad-request", "unknown affiliation")
+			return xstanza.StanzaError("modify", "bad-request", "unknown affiliation")
 		}
 		o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: sender, room: r.URI}
 		envs = append(envs, &event.Envelope{
@@ -221,7 +222,7 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 	for _, env := range envs {
 		if err := a.publishEnvelope(ctx, env); err != nil {
 			a.log.Warn("affiliation change not published", "err", err)
-			return stanzaError("wait", "internal-server-error", "")
+			return xstanza.StanzaError("wait", "internal-server-error", "")
 		}
 	}
 	return nil

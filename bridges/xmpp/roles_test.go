@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
@@ -50,7 +51,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 			Membership: &event.Membership{Action: action, Target: target, Role: role}}
 	}
 	item := func(n *node) *node {
-		if x := n.child(nsMUCUser, "x"); x != nil {
+		if x := n.child(xstanza.NSMUCUser, "x"); x != nil {
 			return x.child("", "item")
 		}
 		return nil
@@ -62,7 +63,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 	pr := mk(event.MembershipInvite, aliceURI, 0)
 	pr.Kind = event.KindPortalRequest
 	e.publishIn(pr)
-	alice.expect("invitation", and(named("message"), from(hubMUC), hasChild(nsMUCUser, "x")))
+	alice.expect("invitation", and(named("message"), from(hubMUC), hasChild(xstanza.NSMUCUser, "x")))
 	e.publishIn(mk(event.MembershipJoin, testBob, 0))
 	waitFor(t, 10*time.Second, "bob to become a member", func() bool {
 		n, err := e.a.db.memberNick(t.Context(), hubRoom, testBob)
@@ -80,7 +81,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 	}
 	e.publishIn(mk(event.MembershipRole, aliceURI, event.RoleOwner))
 	self := alice.expect("own presence as owner", and(named("presence"), from(hubMUC+"/Alice"), withAffiliation("owner")))
-	if x := self.child(nsMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "110" {
+	if x := self.child(xstanza.NSMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "110" {
 		t.Fatalf("own presence without status 110: %s", self)
 	}
 
@@ -110,7 +111,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 	// by nickname it would no longer resolve, so by JID.
 	e.publishIn(mk(event.MembershipBan, testBob, event.RoleBanned))
 	gone := alice.expect("bob banned", and(named("presence"), from(hubMUC+"/"+bobNickMU), func(n *node) bool { return n.attr("type") == "unavailable" }))
-	if x := gone.child(nsMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "301" || item(gone).attr("affiliation") != "outcast" {
+	if x := gone.child(xstanza.NSMUCUser, "x"); x == nil || len(x.Nodes) < 2 || x.Nodes[1].attr("code") != "301" || item(gone).attr("affiliation") != "outcast" {
 		t.Fatalf("ban presence: %s", gone)
 	}
 	alice.send(`<iq to='` + hubMUC + `' type='set' id='aff2'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='none' jid='` + testBobPuppet + `'/></query></iq>`)

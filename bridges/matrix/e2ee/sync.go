@@ -1,4 +1,4 @@
-package matrix
+package e2ee
 
 import (
 	"context"
@@ -14,24 +14,25 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-// syncStore keeps the sync token and filter ID in the gateway store. mautrix saves the next
+// SyncStore keeps the sync token and filter ID in the gateway store. mautrix saves the next
 // batch token before it processes a response; this store only remembers it, and the syncer commits
 // it after every event of the response was published (or parked), so a crash never skips events.
-type syncStore struct {
+type SyncStore struct {
 	kv      *store.KV
 	key     string
 	mu      sync.Mutex
 	pending string
 }
 
-var _ mautrix.SyncStore = (*syncStore)(nil)
+var _ mautrix.SyncStore = (*SyncStore)(nil)
 
-func newSyncStore(st *store.Store, u id.UserID) *syncStore {
-	return &syncStore{kv: st.KV(scopeKV), key: "sync:" + string(u)}
+// NewSyncStore returns the sync store of user u, kept in kv.
+func NewSyncStore(kv *store.KV, u id.UserID) *SyncStore {
+	return &SyncStore{kv: kv, key: "sync:" + string(u)}
 }
 
 // SaveFilterID implements mautrix.SyncStore.
-func (s *syncStore) SaveFilterID(ctx context.Context, _ id.UserID, filterID string) error {
+func (s *SyncStore) SaveFilterID(ctx context.Context, _ id.UserID, filterID string) error {
 	if _, err := s.kv.Put(ctx, s.key+":filter", []byte(filterID)); err != nil {
 		return fmt.Errorf("matrix: save filter ID: %w", err)
 	}
@@ -39,7 +40,7 @@ func (s *syncStore) SaveFilterID(ctx context.Context, _ id.UserID, filterID stri
 }
 
 // LoadFilterID implements mautrix.SyncStore.
-func (s *syncStore) LoadFilterID(ctx context.Context, _ id.UserID) (string, error) {
+func (s *SyncStore) LoadFilterID(ctx context.Context, _ id.UserID) (string, error) {
 	e, err := s.kv.Get(ctx, s.key+":filter")
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil
@@ -51,7 +52,7 @@ func (s *syncStore) LoadFilterID(ctx context.Context, _ id.UserID) (string, erro
 }
 
 // SaveNextBatch implements mautrix.SyncStore: it only remembers the token until commit.
-func (s *syncStore) SaveNextBatch(_ context.Context, _ id.UserID, nextBatch string) error {
+func (s *SyncStore) SaveNextBatch(_ context.Context, _ id.UserID, nextBatch string) error {
 	s.mu.Lock()
 	s.pending = nextBatch
 	s.mu.Unlock()
@@ -59,7 +60,7 @@ func (s *syncStore) SaveNextBatch(_ context.Context, _ id.UserID, nextBatch stri
 }
 
 // LoadNextBatch implements mautrix.SyncStore: the last committed token.
-func (s *syncStore) LoadNextBatch(ctx context.Context, _ id.UserID) (string, error) {
+func (s *SyncStore) LoadNextBatch(ctx context.Context, _ id.UserID) (string, error) {
 	e, err := s.kv.Get(ctx, s.key)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil
@@ -71,7 +72,7 @@ func (s *syncStore) LoadNextBatch(ctx context.Context, _ id.UserID) (string, err
 }
 
 // commit persists the token of the response just processed.
-func (s *syncStore) commit(ctx context.Context) error {
+func (s *SyncStore) commit(ctx context.Context) error {
 	s.mu.Lock()
 	tok := s.pending
 	s.mu.Unlock()
@@ -84,19 +85,20 @@ func (s *syncStore) commit(ctx context.Context) error {
 	return nil
 }
 
-// syncer is mautrix's DefaultSyncer with two changes: handlers report failures, and a failure
+// Syncer is mautrix's DefaultSyncer with two changes: handlers report failures, and a failure
 // stops the response before the token is committed (the sync loop restarts from the old token);
 // and the crypto helper's automatic decryption is not registered, because the adapter decrypts
 // itself (waiting for keys, parking events durably).
-type syncer struct {
+type Syncer struct {
 	*mautrix.DefaultSyncer
-	store *syncStore
+	store *SyncStore
 	mu    sync.Mutex
 	err   error
-	after func(ctx context.Context)
-	// back runs after a successful sync that follows failed sync requests (the homeserver was
+	// After runs after every sync whose events were all handled.
+	After func(ctx context.Context)
+	// Back runs after a successful sync that follows failed sync requests (the homeserver was
 	// unreachable).
-	back func(ctx context.Context)
+	Back func(ctx context.Context)
 	// failures counts consecutive failed syncs; requestFailed records that a request failed
 	// (not only the handling of a response). Both belong to the sync goroutine.
 	failures      int
@@ -109,7 +111,7 @@ const failedSyncMaxWait = 4 * time.Second
 
 // OnFailedSync implements mautrix.Syncer: the next sync follows after 250 ms, doubling up to
 // failedSyncMaxWait.
-func (s *syncer) OnFailedSync(res *mautrix.RespSync, err error) (time.Duration, error) {
+func (s *Syncer) OnFailedSync(res *mautrix.RespSync, err error) (time.Duration, error) {
 	if errors.Is(err, mautrix.MUnknownToken) {
 		return 0, err
 	}
@@ -120,22 +122,23 @@ func (s *syncer) OnFailedSync(res *mautrix.RespSync, err error) (time.Duration, 
 	return min(250*time.Millisecond<<min(s.failures-1, 5), failedSyncMaxWait), nil
 }
 
-func newSyncer(st *syncStore) *syncer {
-	s := &syncer{DefaultSyncer: mautrix.NewDefaultSyncer(), store: st}
+// NewSyncer returns a syncer that commits its tokens to st.
+func NewSyncer(st *SyncStore) *Syncer {
+	s := &Syncer{DefaultSyncer: mautrix.NewDefaultSyncer(), store: st}
 	s.ParseEventContent = true
 	return s
 }
 
 // OnEventType implements mautrix.ExtensibleSyncer, dropping the crypto helper's decryption hook.
-func (s *syncer) OnEventType(t mevent.Type, cb mautrix.EventHandler) {
+func (s *Syncer) OnEventType(t mevent.Type, cb mautrix.EventHandler) {
 	if t == mevent.EventEncrypted {
 		return
 	}
 	s.DefaultSyncer.OnEventType(t, cb)
 }
 
-// fail records a handler failure for the response in progress.
-func (s *syncer) fail(err error) {
+// Fail records a handler failure for the response in progress.
+func (s *Syncer) Fail(err error) {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = err
@@ -144,7 +147,7 @@ func (s *syncer) fail(err error) {
 }
 
 // ProcessResponse implements mautrix.Syncer.
-func (s *syncer) ProcessResponse(ctx context.Context, res *mautrix.RespSync, since string) error {
+func (s *Syncer) ProcessResponse(ctx context.Context, res *mautrix.RespSync, since string) error {
 	s.mu.Lock()
 	s.err = nil
 	s.mu.Unlock()
@@ -163,12 +166,12 @@ func (s *syncer) ProcessResponse(ctx context.Context, res *mautrix.RespSync, sin
 	s.failures = 0
 	if s.requestFailed {
 		s.requestFailed = false
-		if s.back != nil {
-			s.back(ctx)
+		if s.Back != nil {
+			s.Back(ctx)
 		}
 	}
-	if s.after != nil {
-		s.after(ctx)
+	if s.After != nil {
+		s.After(ctx)
 	}
 	return nil
 }

@@ -1,4 +1,6 @@
-package xmpp
+// Package jidescape is XEP-0106 JID escaping of localparts, which mellium.im/xmpp's jid.Unescape
+// gets wrong: the XMPP adapter names partner users' puppets with it (bridges/xmpp).
+package jidescape
 
 import (
 	"errors"

@@ -1,4 +1,8 @@
-package matrix
+// Package e2ee is the Matrix adapter's end-to-end encryption device and sync plumbing: the
+// gateway's Olm machine with its crypto store in the gateway's database (Device), and the sync
+// store and syncer that commit a sync token only after every event of the response was handled
+// (SyncStore, Syncer). It is a separate concept from the bridge pipeline; bridges/matrix uses it.
+package e2ee
 
 import (
 	"context"
@@ -14,25 +18,25 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
-// e2eeDevice is the gateway's Matrix E2EE device (the appservice bot's or the functional
+// Device is the gateway's Matrix E2EE device (the appservice bot's or the functional
 // account's): an Olm machine whose account and Megolm sessions live in the gateway's store.
 //
 // It does what mautrix's cryptohelper would, without its blank import of a cgo SQLite driver
 // (the gateway's store is modernc SQLite or PostgreSQL, opened by core/store), and without its
 // automatic decryption in the syncer: the adapter decrypts itself, waiting for keys and parking
-// events durably (crypto.go).
-type e2eeDevice struct {
+// events durably (bridges/matrix crypto.go).
+type Device struct {
 	cli  *mautrix.Client
 	mach *crypto.OlmMachine
 	log  zerolog.Logger
 }
 
-var _ mautrix.CryptoHelper = (*e2eeDevice)(nil)
+var _ mautrix.CryptoHelper = (*Device)(nil)
 
-// newE2EEDevice loads (or creates, logging in with login when the store has no device yet) the
+// NewDevice loads (or creates, logging in with login when the store has no device yet) the
 // E2EE device of cli, whose StateStore must be set, makes sure its keys are on the homeserver,
 // and hooks it into syncer for to-device messages and member changes.
-func newE2EEDevice(ctx context.Context, cli *mautrix.Client, db *dbutil.Database, pickleKey []byte, login *mautrix.ReqLogin, syncer mautrix.ExtensibleSyncer) (*e2eeDevice, error) {
+func NewDevice(ctx context.Context, cli *mautrix.Client, db *dbutil.Database, pickleKey []byte, login *mautrix.ReqLogin, syncer mautrix.ExtensibleSyncer) (*Device, error) {
 	if len(pickleKey) == 0 {
 		return nil, errors.New("matrix: e2ee: empty pickle key")
 	}
@@ -40,7 +44,7 @@ func newE2EEDevice(ctx context.Context, cli *mautrix.Client, db *dbutil.Database
 	if !ok {
 		return nil, errors.New("matrix: e2ee: the client's state store cannot serve crypto")
 	}
-	d := &e2eeDevice{cli: cli, log: cli.Log.With().Str("component", "crypto").Logger()}
+	d := &Device{cli: cli, log: cli.Log.With().Str("component", "crypto").Logger()}
 	store := crypto.NewSQLCryptoStore(db, dbutil.ZeroLogger(d.log.With().Str("db_section", "crypto").Logger()),
 		string(cli.UserID), cli.DeviceID, pickleKey)
 	if err := store.DB.Upgrade(ctx); err != nil {
@@ -84,7 +88,7 @@ func newE2EEDevice(ctx context.Context, cli *mautrix.Client, db *dbutil.Database
 
 // publishKeys uploads the device's identity and one-time keys the first time, and otherwise
 // checks that the homeserver still has the identity key the store holds.
-func (d *e2eeDevice) publishKeys(ctx context.Context) error {
+func (d *Device) publishKeys(ctx context.Context) error {
 	resp, err := d.cli.QueryKeys(ctx, &mautrix.ReqQueryKeys{
 		DeviceKeys: map[id.UserID]mautrix.DeviceIDList{d.cli.UserID: {d.cli.DeviceID}},
 	})
@@ -110,14 +114,14 @@ func (d *e2eeDevice) publishKeys(ctx context.Context) error {
 }
 
 // Machine returns the Olm machine.
-func (d *e2eeDevice) Machine() *crypto.OlmMachine { return d.mach }
+func (d *Device) Machine() *crypto.OlmMachine { return d.mach }
 
 // Init implements mautrix.CryptoHelper; newE2EEDevice has done the work.
-func (d *e2eeDevice) Init(context.Context) error { return nil }
+func (d *Device) Init(context.Context) error { return nil }
 
 // Encrypt encrypts content for room with the room's Megolm session, sharing a new session with
 // the room's joined and invited members' devices when there is none yet or it expired.
-func (d *e2eeDevice) Encrypt(ctx context.Context, room id.RoomID, t mevent.Type, content any) (*mevent.EncryptedEventContent, error) {
+func (d *Device) Encrypt(ctx context.Context, room id.RoomID, t mevent.Type, content any) (*mevent.EncryptedEventContent, error) {
 	enc, err := d.mach.EncryptMegolmEvent(ctx, room, t, content)
 	if err == nil {
 		return enc, nil
@@ -139,18 +143,18 @@ func (d *e2eeDevice) Encrypt(ctx context.Context, room id.RoomID, t mevent.Type,
 }
 
 // Decrypt decrypts a Megolm event.
-func (d *e2eeDevice) Decrypt(ctx context.Context, evt *mevent.Event) (*mevent.Event, error) {
+func (d *Device) Decrypt(ctx context.Context, evt *mevent.Event) (*mevent.Event, error) {
 	return d.mach.DecryptMegolmEvent(ctx, evt)
 }
 
 // WaitForSession waits up to timeout for a room key to arrive.
-func (d *e2eeDevice) WaitForSession(ctx context.Context, room id.RoomID, sender id.SenderKey, session id.SessionID, timeout time.Duration) bool {
+func (d *Device) WaitForSession(ctx context.Context, room id.RoomID, sender id.SenderKey, session id.SessionID, timeout time.Duration) bool {
 	return d.mach.WaitForSession(ctx, room, sender, session, timeout)
 }
 
 // RequestSession asks the sending device (all of the sender's devices when device is empty) and
 // our own other devices for a room key.
-func (d *e2eeDevice) RequestSession(ctx context.Context, room id.RoomID, sender id.SenderKey, session id.SessionID, user id.UserID, device id.DeviceID) {
+func (d *Device) RequestSession(ctx context.Context, room id.RoomID, sender id.SenderKey, session id.SessionID, user id.UserID, device id.DeviceID) {
 	if device == "" {
 		device = "*"
 	}
