@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 )
 
 // A local user's chat message to the gateway's own address (the users component's domain, e.g.
@@ -30,8 +31,8 @@ func gatewayCommands() *bridges.CommandSet {
 const commandPrefix = "!mimi"
 
 // gatewayCommand answers a local user's message to the gateway's address.
-func (a *Adapter) gatewayCommand(ctx context.Context, m *inMessage, from, to jid.JID, at time.Time) {
-	body, _ := m.text()
+func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from, to jid.JID, at time.Time) {
+	body, _ := m.Text()
 	if m.Lang != "" {
 		a.langs.note(from, m.Lang)
 	}
@@ -59,7 +60,7 @@ func (a *Adapter) gatewayCommand(ctx context.Context, m *inMessage, from, to jid
 	}
 	a.log.Info("command", "command", cmd.Name, "result", int(res))
 	sum := sha256.Sum256([]byte(from.String() + "\x00" + m.ID + "\x00" + body))
-	out := &outMessage{From: to.Bare().String(), To: from.String(), Type: "chat", ID: "cmd-" + hex.EncodeToString(sum[:12]), Body: &answer}
+	out := &xstanza.OutMessage{From: to.Bare().String(), To: from.String(), Type: "chat", ID: "cmd-" + hex.EncodeToString(sum[:12]), Body: &answer}
 	if err := a.users.send(ctx, out); err != nil {
 		a.log.Info("could not answer a command", "err", err)
 	}
