@@ -30,11 +30,16 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
+
+// ErrNotConnected is returned (wrapped) when a stanza must be sent while a component is
+// disconnected; the bus then redelivers the envelope later.
+var ErrNotConnected = xconn.ErrNotConnected
 
 // Compile-time interface guards: the capabilities this adapter implements.
 var (
@@ -67,7 +72,7 @@ func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = 
 type job struct {
 	msg  *xstanza.InMessage
 	pres *xstanza.InPresence
-	comp *conn // the component it arrived on
+	comp *xconn.Conn // the component it arrived on
 	at   time.Time
 }
 
@@ -88,7 +93,7 @@ type Adapter struct {
 	met    *metrics
 	key    []byte
 
-	users, rooms *conn
+	users, rooms *xconn.Conn
 	queues       []chan job
 	langs        languages // the languages local users' clients declare
 	// reach and commands serve commands to the gateway's address (commands.go).
@@ -142,8 +147,13 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	a.core.SetSaltKey(a.key)
 	usersJID, _ := jid.New("", cfg.Users.Domain, "")
 	roomsJID, _ := jid.New("", cfg.Rooms.Domain, "")
-	a.users = newConn("users", usersJID, cfg.Users.Secret, cfg.Server, a.handleUsers, cfg, a.log, a.met)
-	a.rooms = newConn("rooms", roomsJID, cfg.Rooms.Secret, cfg.Server, a.handleRooms, cfg, a.log, a.met)
+	conn := func(name string, addr jid.JID, secret string) xconn.Config {
+		return xconn.Config{Name: name, Addr: addr, Secret: secret, Server: cfg.Server, ReconnectMin: cfg.ReconnectMin, ReconnectMax: cfg.ReconnectMax,
+			DialTimeout: cfg.DialTimeout, SendTimeout: cfg.SendTimeout, Log: a.log, Metrics: xconn.Metrics{Connected: a.met.connected,
+				Reconnects: a.met.reconnects, Sent: a.met.sent, Panics: a.met.panics}}
+	}
+	a.users = xconn.New(conn("users", usersJID, cfg.Users.Secret), a.handleUsers)
+	a.rooms = xconn.New(conn("rooms", roomsJID, cfg.Rooms.Secret), a.handleRooms)
 	return a, nil
 }
 
@@ -170,8 +180,8 @@ func (a *Adapter) Start(ctx context.Context) error {
 		a.queues[i] = q
 		a.wg.Go(func() { a.worker(runCtx, q) })
 	}
-	a.wg.Go(func() { a.users.run(runCtx) })
-	a.wg.Go(func() { a.rooms.run(runCtx) })
+	a.wg.Go(func() { a.users.Run(runCtx) })
+	a.wg.Go(func() { a.rooms.Run(runCtx) })
 	a.log.Info("xmpp adapter started", "server", a.cfg.Server, "users", a.cfg.Users.Domain, "rooms", a.cfg.Rooms.Domain)
 	return nil
 }
@@ -198,15 +208,15 @@ func (a *Adapter) Stop(ctx context.Context) error {
 
 // WaitConnected waits until both components are connected.
 func (a *Adapter) WaitConnected(ctx context.Context) error {
-	if err := a.users.waitUp(ctx); err != nil {
+	if err := a.users.WaitUp(ctx); err != nil {
 		return err
 	}
-	return a.rooms.waitUp(ctx)
+	return a.rooms.WaitUp(ctx)
 }
 
 // Ready reports whether both components are connected (for the readiness probe).
 func (a *Adapter) Ready(context.Context) error {
-	if !a.users.connected() || !a.rooms.connected() {
+	if !a.users.Connected() || !a.rooms.Connected() {
 		return ErrNotConnected
 	}
 	return nil
@@ -214,7 +224,7 @@ func (a *Adapter) Ready(context.Context) error {
 
 // Connects returns how many times each component has connected (1 after the first connection).
 func (a *Adapter) Connects() (users, rooms int64) {
-	return a.users.connects.Load(), a.rooms.connects.Load()
+	return a.users.Connects(), a.rooms.Connects()
 }
 
 // enqueue hands a decoded stanza to the worker of its conversation.
@@ -268,7 +278,7 @@ func (a *Adapter) handleRooms(w xmlstream.TokenReadEncoder, start *xml.StartElem
 	a.handleStanza(a.rooms, w, start)
 }
 
-func (a *Adapter) handleStanza(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
+func (a *Adapter) handleStanza(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	at := a.now()
 	switch start.Name.Local {
 	case "message":
@@ -317,7 +327,7 @@ func (a *Adapter) noteLang(from, lang string) {
 
 // queueKey picks the worker: everything addressed to one MUC shares a worker, so joins, leaves
 // and messages of a room are handled in order.
-func (a *Adapter) queueKey(c *conn, from, to string) string {
+func (a *Adapter) queueKey(c *xconn.Conn, from, to string) string {
 	if c == a.rooms {
 		if t, err := jid.Parse(to); err == nil {
 			return t.Bare().String()
@@ -356,7 +366,7 @@ func (a *Adapter) fromOurselves(from string) bool {
 
 // refuseUndecodable answers a stanza the adapter could not decode with a stanza error (when it
 // has enough addressing to do so) and drops it.
-func (a *Adapter) refuseUndecodable(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement, err error) {
+func (a *Adapter) refuseUndecodable(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *xml.StartElement, err error) {
 	reason := "malformed"
 	if errors.Is(err, xstanza.ErrTooLarge) {
 		reason = "too_large"

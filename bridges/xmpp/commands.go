@@ -61,7 +61,7 @@ func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from
 	a.log.Info("command", "command", cmd.Name, "result", int(res))
 	sum := sha256.Sum256([]byte(from.String() + "\x00" + m.ID + "\x00" + body))
 	out := &xstanza.OutMessage{From: to.Bare().String(), To: from.String(), Type: "chat", ID: "cmd-" + hex.EncodeToString(sum[:12]), Body: &answer}
-	if err := a.users.send(ctx, out); err != nil {
+	if err := a.users.Send(ctx, out); err != nil {
 		a.log.Info("could not answer a command", "err", err)
 	}
 }

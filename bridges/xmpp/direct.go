@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -69,7 +70,7 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 	// The stanza is on the bus now; only now may the sender learn that it was received.
 	if m.ReceiptRequest != nil && xstanza.ValidID(m.ID) && (res.kind == event.KindMessage || res.kind == event.KindEdit) {
 		rc := &xstanza.OutMessage{From: to.Bare().String(), To: from.String(), ID: "rcpt-" + m.ID, Received: &xstanza.OutID{ID: m.ID}}
-		if err := a.users.send(ctx, rc); err != nil {
+		if err := a.users.Send(ctx, rc); err != nil {
 			a.log.Info("could not send a delivery receipt", "err", err)
 		}
 	}
@@ -108,7 +109,7 @@ func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer e
 
 // replyError answers a message with a stanza error: the bridging refusal, or a temporary failure
 // when the bus or the database failed (the user may resend).
-func (a *Adapter) replyError(ctx context.Context, c *conn, m *xstanza.InMessage, err error) {
+func (a *Adapter) replyError(ctx context.Context, c *xconn.Conn, m *xstanza.InMessage, err error) {
 	if m.Type == "error" {
 		return
 	}
@@ -126,7 +127,7 @@ func (a *Adapter) replyError(ctx context.Context, c *conn, m *xstanza.InMessage,
 	if len(out.ID) > xstanza.MaxIDLen {
 		out.ID = ""
 	}
-	if err := c.send(ctx, out); err != nil {
+	if err := c.Send(ctx, out); err != nil {
 		a.log.Info("could not send a stanza error", "err", err)
 	}
 }
@@ -143,7 +144,7 @@ func (a *Adapter) puppetPresence(ctx context.Context, p *xstanza.InPresence) {
 		return
 	}
 	send := func(typ string) {
-		if err := a.users.send(ctx, &xstanza.OutPresence{From: to.Bare().String(), To: from.Bare().String(), Type: typ}); err != nil {
+		if err := a.users.Send(ctx, &xstanza.OutPresence{From: to.Bare().String(), To: from.Bare().String(), Type: typ}); err != nil {
 			a.log.Info("could not answer presence", "err", err)
 		}
 	}

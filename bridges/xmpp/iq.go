@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 )
 
@@ -48,7 +49,7 @@ func features(vars []string) []xstanza.OutFeature {
 
 // handleIQ answers an IQ on the read loop (xmpp-notes M3, M6): every get or set gets a result or
 // an error whose from is the addressed JID, so that strict servers (Prosody 13) keep the stream.
-func (a *Adapter) handleIQ(c *conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
+func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	var iq inIQ
 	if err := xstanza.Decode(w, start, &iq); err != nil {
 		a.refuseUndecodableIQ(w, start)
@@ -126,7 +127,7 @@ func (a *Adapter) refuseUndecodableIQ(w xmlstream.TokenReadEncoder, start *xml.S
 	a.writeIQ(w, &xstanza.OutIQ{From: to, To: from, ID: id, Type: "error", Error: xstanza.StanzaError("modify", "bad-request", "")})
 }
 
-func (a *Adapter) discoInfo(ctx context.Context, c *conn, to jid.JID) *xstanza.OutDiscoInfo {
+func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xstanza.OutDiscoInfo {
 	switch {
 	case c == a.users && to.Localpart() == "":
 		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}}, Features: features(userFeatures)}

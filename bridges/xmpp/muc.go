@@ -53,7 +53,7 @@ func (a *Adapter) presenceError(ctx context.Context, from, to jid.JID, id string
 		id = ""
 	}
 	out := &xstanza.OutPresence{From: to.String(), To: from.String(), ID: id, Type: "error", Error: se}
-	if err := a.rooms.send(ctx, out); err != nil {
+	if err := a.rooms.Send(ctx, out); err != nil {
 		a.log.Info("could not send a presence error", "err", err)
 	}
 }
@@ -128,7 +128,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 			if p.MUC == nil {
 				// A presence update from a joined occupant: confirm it to the occupant.
 				self := a.occupantPresence(r, roomJID, nick, full, user, full, "", statusNonAnonymous, statusSelf)
-				_ = a.rooms.send(ctx, self)
+				_ = a.rooms.Send(ctx, self)
 				return
 			}
 			// A join from a resource we think is joined already: the client lost its session
@@ -180,7 +180,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 		if err != nil {
 			continue
 		}
-		_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, m.Nick, pj.String(), m.User, full, ""))
+		_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, m.Nick, pj.String(), m.User, full, ""))
 	}
 	seenNick := map[string]bool{}
 	for _, o := range occ {
@@ -189,13 +189,13 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 		}
 		seenNick[o.Nick] = true
 		ou, _ := a.m.localUserURI(jid.MustParse(o.Bare))
-		_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, ou, full, ""))
+		_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, ou, full, ""))
 	}
 	// 2. The new occupant's presence, to the others.
 	if firstResource {
 		for _, o := range occ {
 			if o.Full != full {
-				_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, full, user, o.Full, ""))
+				_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, full, user, o.Full, ""))
 			}
 		}
 	}
@@ -204,12 +204,12 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	if created {
 		codes = append(codes, statusCreated)
 	}
-	_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, full, user, full, "", codes...))
+	_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, full, user, full, "", codes...))
 	// 4. History from the gateway's store.
 	a.sendHistory(ctx, r, roomJID, full, p.MUC)
 	// 5. The subject, always last: clients finish joining when they see it.
 	subj := r.Subject
-	_ = a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: full, Type: "groupchat", ID: "subject-" + strconv.FormatInt(at.UnixNano(), 36), Subject: &subj})
+	_ = a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: full, Type: "groupchat", ID: "subject-" + strconv.FormatInt(at.UnixNano(), 36), Subject: &subj})
 }
 
 // createRoomByJoin creates a MIMI room, hosted by this gateway, for a local user who joins a MUC
@@ -303,7 +303,7 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 		outs = outs[newestWithin(sizes, maxChars):]
 	}
 	for _, out := range outs {
-		_ = a.rooms.send(ctx, out)
+		_ = a.rooms.Send(ctx, out)
 	}
 }
 
@@ -360,13 +360,13 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 	}
 	roomJID, _ := a.m.roomJID(r)
 	user, _ := a.m.localUserURI(from)
-	_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, full, "unavailable", statusSelf))
+	_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, full, "unavailable", statusSelf))
 	if nickStays {
 		return
 	}
 	for _, o := range occ {
 		if o.Full != full {
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, o.Full, "unavailable"))
+			_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, o.Full, "unavailable"))
 		}
 	}
 }
@@ -469,7 +469,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	}
 	for _, o := range targets {
 		out.To = o.Full
-		if err := a.rooms.send(ctx, out); err != nil {
+		if err := a.rooms.Send(ctx, out); err != nil {
 			a.log.Info("could not reflect a message", "err", err)
 		}
 	}
@@ -567,7 +567,7 @@ func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.J
 		}
 	}
 	for _, o := range occ {
-		_ = a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String() + "/" + nick, To: o.Full, Type: "groupchat", ID: m.ID, Subject: &subject})
+		_ = a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String() + "/" + nick, To: o.Full, Type: "groupchat", ID: m.ID, Subject: &subject})
 	}
 }
 
@@ -590,7 +590,7 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 		case a.m.isLocal(to):
 			fwd := &xstanza.OutMessage{From: roomJID.String(), To: to.Bare().String(), ID: m.ID,
 				MUCUser: &xstanza.OutMUCUser{Invite: &xstanza.OutInvite{From: from.Bare().String(), Reason: reason}}}
-			_ = a.rooms.send(ctx, fwd)
+			_ = a.rooms.Send(ctx, fwd)
 		case to.Domainpart() == a.cfg.Users.Domain:
 			peer, err := a.m.puppetURI(ctx, to)
 			if err != nil {
@@ -627,7 +627,7 @@ func (a *Adapter) addRemoteMember(ctx context.Context, r room, u event.UserURI) 
 		return err
 	}
 	for _, o := range occ {
-		_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), u, o.Full, ""))
+		_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), u, o.Full, ""))
 	}
 	return nil
 }

@@ -106,7 +106,7 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 			text = a.about(ctx, lang, r) + text
 		}
 		body := text
-		if err := a.users.send(ctx, &xstanza.OutMessage{From: a.cfg.Users.Domain, To: user.Bare().String(), Type: "chat", ID: id, Body: &body,
+		if err := a.users.Send(ctx, &xstanza.OutMessage{From: a.cfg.Users.Domain, To: user.Bare().String(), Type: "chat", ID: id, Body: &body,
 			Store: &xstanza.OutEmpty{}}); err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, to, id,
 			continue
 		}
 		body := text
-		if err := a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: id, Body: &body}); err != nil {
+		if err := a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: id, Body: &body}); err != nil {
 			return sent, err
 		}
 		sent = true
@@ -190,7 +190,7 @@ func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event
 	occ, err := a.db.occupants(ctx, r.URI)
 	for _, o := range occ {
 		if o.Bare == user.Bare().String() {
-			err = errors.Join(err, a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, ID: id, Type: "error",
+			err = errors.Join(err, a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, ID: id, Type: "error",
 				Error: xstanza.StanzaError("cancel", cond, text)}))
 		}
 	}

@@ -190,7 +190,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 			}
 			for _, o := range occ {
 				out.To = o.Full
-				if err := a.rooms.send(ctx, out); err != nil {
+				if err := a.rooms.Send(ctx, out); err != nil {
 					return err
 				}
 			}
@@ -213,7 +213,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 		sender = pj.String()
 		out.From, out.To, out.Type = sender, c.Local, "chat"
 		out.Markable, out.Request = &xstanza.OutEmpty{}, &xstanza.OutEmpty{}
-		send = func() error { return a.users.send(ctx, out) }
+		send = func() error { return a.users.Send(ctx, out) }
 	default:
 		return nil
 	}
@@ -278,7 +278,7 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 		}
 		for _, o := range occ {
 			out.To = o.Full
-			if err := a.rooms.send(ctx, out); err != nil {
+			if err := a.rooms.Send(ctx, out); err != nil {
 				return err
 			}
 		}
@@ -295,7 +295,7 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 			return bus.Permanent(err)
 		}
 		out.From, out.To, out.Type = pj.String(), c.Local, "chat"
-		return a.users.send(ctx, out)
+		return a.users.Send(ctx, out)
 	}
 	return nil
 }
@@ -462,7 +462,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 				inviter = pj.String()
 			}
 		}
-		return a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: tj.String(), ID: "inv-" + string(env.ID),
+		return a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: tj.String(), ID: "inv-" + string(env.ID),
 			MUCUser: &xstanza.OutMUCUser{Invite: &xstanza.OutInvite{From: inviter, Reason: env.Membership.Reason}}})
 	case event.MembershipLeave, event.MembershipKick, event.MembershipBan:
 		code := 0
@@ -515,7 +515,7 @@ func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, t
 	if !local {
 		pj, _ := a.m.userJID(ctx, target)
 		for _, o := range occ {
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, typ, codes...))
+			_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, typ, codes...))
 		}
 		return
 	}
@@ -535,7 +535,7 @@ func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, t
 			if other.Full == o.Full {
 				cs = append([]int{statusSelf}, codes...)
 			}
-			_ = a.rooms.send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, target, other.Full, typ, cs...))
+			_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, target, other.Full, typ, cs...))
 		}
 	}
 }
@@ -570,7 +570,7 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 		return err
 	}
 	for _, o := range occ {
-		if err := a.rooms.send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: "subj-" + string(env.ID), Subject: topic}); err != nil {
+		if err := a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, Type: "groupchat", ID: "subj-" + string(env.ID), Subject: topic}); err != nil {
 			return err
 		}
 	}

@@ -84,14 +84,14 @@ func (a *Adapter) openAttachment(ctx context.Context, env *event.Envelope, x con
 // uploadFile asks the upload service for a slot (as the users component) and puts the file
 // there; it returns the GET URL.
 func (a *Adapter) uploadFile(ctx context.Context, svc jid.JID, name, contentType string, data []byte) (string, error) {
-	sess, err := a.users.session()
+	sess, err := a.users.Session()
 	if err != nil {
 		return "", err
 	}
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.SendTimeout)
 	defer cancel()
 	slot, err := upload.GetSlotIQ(sctx, upload.File{Name: name, Size: len(data), Type: contentType},
-		stanza.IQ{To: svc, From: a.users.addr}, sess)
+		stanza.IQ{To: svc, From: a.users.Addr()}, sess)
 	if err != nil {
 		return "", fmt.Errorf("upload slot from %s: %w", svc, err)
 	}

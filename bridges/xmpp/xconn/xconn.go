@@ -1,4 +1,7 @@
-package xmpp
+// Package xconn keeps one XEP-0114 component connection of the XMPP adapter up: dial, handshake,
+// serve the stream until it ends for any reason, back off and dial again (mellium has no reconnect
+// of its own), with sends that fail fast while it is down. It knows nothing of MIMI.
+package xconn
 
 import (
 	"context"
@@ -11,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/component"
@@ -21,27 +25,46 @@ import (
 // disconnected; the bus then redelivers the envelope later.
 var ErrNotConnected = errors.New("xmpp: component not connected")
 
-// stanzaHandler handles one incoming stanza. It runs on the session's read loop with the session
+// Handler handles one incoming stanza. It runs on the session's read loop with the session
 // locked: it must not call the component's send methods (replies go through w) and must not block
 // for long. Its errors are logged; they never end the stream.
-type stanzaHandler func(w xmlstream.TokenReadEncoder, start *xml.StartElement)
+type Handler func(w xmlstream.TokenReadEncoder, start *xml.StartElement)
 
-// conn is one XEP-0114 component connection kept up by a supervisor (xmpp-notes M1, M2): dial,
-// handshake, serve until the stream ends for any reason, back off, and dial again. mellium has no
-// reconnect of its own.
-type conn struct {
+// Metrics are the collectors a connection updates, labelled with its name.
+type Metrics struct {
+	Connected        *prometheus.GaugeVec
+	Reconnects, Sent *prometheus.CounterVec
+	Panics           prometheus.Counter
+}
+
+// Config configures New.
+type Config struct {
+	Name         string // the label in logs and metrics, e.g. "users"
+	Addr         jid.JID
+	Secret       string
+	Server       string // host:port of the server's component listener
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	DialTimeout  time.Duration
+	SendTimeout  time.Duration
+	Log          *slog.Logger
+	Metrics      Metrics
+}
+
+// Conn is one XEP-0114 component connection kept up by a supervisor (xmpp-notes M1, M2).
+type Conn struct {
 	name    string
 	addr    jid.JID
 	secret  []byte
 	server  string
-	handle  stanzaHandler
+	handle  Handler
 	log     *slog.Logger
 	min     time.Duration
 	max     time.Duration
 	dialTO  time.Duration
 	sendTO  time.Duration
 	onUp    func(ctx context.Context)
-	metrics *metrics
+	metrics Metrics
 
 	mu      sync.Mutex
 	sess    *xmpp.Session
@@ -52,17 +75,24 @@ type conn struct {
 	done     chan struct{}
 }
 
-func newConn(name string, addr jid.JID, secret, server string, h stanzaHandler, cfg Config, log *slog.Logger, m *metrics) *conn {
-	return &conn{
-		name: name, addr: addr, secret: []byte(secret), server: server, handle: h,
-		log: log.With("component", name, "domain", addr.String()),
+// New returns the connection of cfg, which hands every incoming stanza to h; Run connects it.
+func New(cfg Config, h Handler) *Conn {
+	return &Conn{
+		name: cfg.Name, addr: cfg.Addr, secret: []byte(cfg.Secret), server: cfg.Server, handle: h,
+		log: cfg.Log.With("component", cfg.Name, "domain", cfg.Addr.String()),
 		min: cfg.ReconnectMin, max: cfg.ReconnectMax, dialTO: cfg.DialTimeout, sendTO: cfg.SendTimeout,
-		upCh: make(chan struct{}), done: make(chan struct{}), metrics: m,
+		upCh: make(chan struct{}), done: make(chan struct{}), metrics: cfg.Metrics,
 	}
 }
 
-// run keeps the connection up until ctx ends.
-func (c *conn) run(ctx context.Context) {
+// Addr is the component's address.
+func (c *Conn) Addr() jid.JID { return c.addr }
+
+// Connects is how many times the component has connected (1 after the first connection).
+func (c *Conn) Connects() int64 { return c.connects.Load() }
+
+// Run keeps the connection up until ctx ends.
+func (c *Conn) Run(ctx context.Context) {
 	defer close(c.done)
 	backoff := c.min
 	for ctx.Err() == nil {
@@ -75,7 +105,7 @@ func (c *conn) run(ctx context.Context) {
 			backoff = c.min // it was up for a good while: start over
 		}
 		c.log.Warn("component connection ended, reconnecting", "err", err, "backoff", backoff)
-		c.metrics.reconnects.WithLabelValues(c.name).Inc()
+		c.metrics.Reconnects.WithLabelValues(c.name).Inc()
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -87,7 +117,7 @@ func (c *conn) run(ctx context.Context) {
 	}
 }
 
-func (c *conn) connectAndServe(ctx context.Context) error {
+func (c *Conn) connectAndServe(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, c.dialTO)
 	defer cancel()
 	var d net.Dialer
@@ -108,7 +138,7 @@ func (c *conn) connectAndServe(ctx context.Context) error {
 	close(c.upCh)
 	c.mu.Unlock()
 	c.connects.Add(1)
-	c.metrics.connected.WithLabelValues(c.name).Set(1)
+	c.metrics.Connected.WithLabelValues(c.name).Set(1)
 	c.log.Info("component connected", "handshake", time.Since(start))
 
 	stop := context.AfterFunc(ctx, func() { _ = sess.Close(); _ = nc.Close() })
@@ -125,7 +155,7 @@ func (c *conn) connectAndServe(ctx context.Context) error {
 	c.sess, c.netConn = nil, nil
 	c.upCh = make(chan struct{})
 	c.mu.Unlock()
-	c.metrics.connected.WithLabelValues(c.name).Set(0)
+	c.metrics.Connected.WithLabelValues(c.name).Set(0)
 	_ = sess.Close()
 	_ = nc.Close()
 	if err == nil {
@@ -134,18 +164,18 @@ func (c *conn) connectAndServe(ctx context.Context) error {
 	return err
 }
 
-func (c *conn) safeHandle(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
+func (c *Conn) safeHandle(t xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.metrics.panics.Inc()
+			c.metrics.Panics.Inc()
 			c.log.Error("panic while handling a stanza; stanza dropped", "stanza", start.Name.Local, "panic", fmt.Sprint(p))
 		}
 	}()
 	c.handle(t, start)
 }
 
-// send writes one stanza (an encoding/xml value) on the current session.
-func (c *conn) send(ctx context.Context, v any) error {
+// Send writes one stanza (an encoding/xml value) on the current session.
+func (c *Conn) Send(ctx context.Context, v any) error {
 	c.mu.Lock()
 	sess := c.sess
 	c.mu.Unlock()
@@ -157,13 +187,13 @@ func (c *conn) send(ctx context.Context, v any) error {
 	if err := sess.Encode(ctx, v); err != nil {
 		return fmt.Errorf("xmpp: send on %s: %w", c.addr, err)
 	}
-	c.metrics.sent.WithLabelValues(c.name).Inc()
+	c.metrics.Sent.WithLabelValues(c.name).Inc()
 	return nil
 }
 
-// session returns the current session, for requests that wait for an answer (IQs). Never call
+// Session returns the current session, for requests that wait for an answer (IQs). Never call
 // it on the read loop: the answer arrives there.
-func (c *conn) session() (*xmpp.Session, error) {
+func (c *Conn) Session() (*xmpp.Session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess == nil {
@@ -172,15 +202,15 @@ func (c *conn) session() (*xmpp.Session, error) {
 	return c.sess, nil
 }
 
-// connected reports whether the component is connected now.
-func (c *conn) connected() bool {
+// Connected reports whether the component is connected now.
+func (c *Conn) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess != nil
 }
 
-// waitUp waits until the component is connected or ctx ends.
-func (c *conn) waitUp(ctx context.Context) error {
+// WaitUp waits until the component is connected or ctx ends.
+func (c *Conn) WaitUp(ctx context.Context) error {
 	c.mu.Lock()
 	ch := c.upCh
 	c.mu.Unlock()
