@@ -55,11 +55,12 @@ func NewDevice(ctx context.Context, cli *mautrix.Client, db *dbutil.Database, pi
 		return nil, fmt.Errorf("matrix: e2ee: find stored device: %w", err)
 	}
 	switch {
-	case login != nil && login.Type == mautrix.AuthTypeAppservice && stored != "":
-		// The appservice may act as its bot on any device: reuse the stored one.
-		cli.DeviceID = stored
 	case login != nil:
 		if stored != "" {
+			// Log in again on the stored device, also in appservice mode: to-device messages
+			// for a device (room keys) reach only requests made with that device's access
+			// token; the appservice's own token acts as no device (Dendrite: "AS_Device"), so
+			// after a restart the device would never receive another room key.
 			login.DeviceID = stored
 		}
 		login.StoreCredentials = true
