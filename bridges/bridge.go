@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -127,6 +128,22 @@ type UserChecker interface {
 	UserExists(ctx context.Context, u event.UserURI) (bool, error)
 }
 
+// ServerWaiter is implemented by adapters that can tell when their network's server (the
+// homeserver, the XMPP server), unreachable a moment ago, answers again. Run uses it: an envelope
+// whose handling failed because the server was away is handled again the moment the server is
+// back, instead of after the bus's growing redelivery delay, so delivery resumes within moments
+// of the server's return.
+type ServerWaiter interface {
+	// ServerUnreachable reports whether err says that the network's server did not answer.
+	ServerUnreachable(err error) bool
+	// WaitServer returns once the server answers again, or with an error when ctx ends first.
+	WaitServer(ctx context.Context) error
+}
+
+// serverWait bounds one wait of Run for an adapter's server; after it the envelope goes back to
+// the bus, which delivers it again later (and may dead-letter it after its maximum deliveries).
+var serverWait = 2 * time.Minute
+
 // AssetStore keeps attachments for the MIMI side. An adapter hands over a file's plaintext; the store
 // encrypts it (AES-128-GCM, core/content), keeps it until it expires and returns where partners can
 // fetch it. core/assets implements it; adapters depend only on this interface.
@@ -195,6 +212,9 @@ func Dispatch(ctx context.Context, a Adapter, env *Event) error {
 func Run(ctx context.Context, sub bus.Subscriber, name string, a Adapter, log *slog.Logger) (bus.Subscription, error) {
 	return sub.ConsumeIn(ctx, name, a.Network(), func(ctx context.Context, d bus.Delivery) error {
 		err := a.Core().Handle(ctx, a, d.Envelope)
+		if w, ok := a.(ServerWaiter); ok && err != nil && w.ServerUnreachable(err) {
+			err = retryWhenBack(ctx, a, w, d.Envelope, err, log)
+		}
 		if errors.Is(err, ErrUnsupported) {
 			log.LogAttrs(ctx, slog.LevelInfo, "envelope kind not supported by adapter, skipped",
 				slog.String("network", string(a.Network())), slog.String("kind", d.Envelope.Kind.String()),
@@ -203,4 +223,28 @@ func Run(ctx context.Context, sub bus.Subscriber, name string, a Adapter, log *s
 		}
 		return err
 	})
+}
+
+// retryWhenBack waits (at most serverWait at a time, in all at most a few times) for the
+// adapter's server to answer again and handles env again, as long as the failure is that the
+// server does not answer. It returns the last outcome; when the server stays away, the bus
+// delivers the envelope again later.
+func retryWhenBack(ctx context.Context, a Adapter, w ServerWaiter, env *event.Envelope, err error, log *slog.Logger) error {
+	for range 3 {
+		start := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, serverWait)
+		werr := w.WaitServer(wctx)
+		cancel()
+		if werr != nil {
+			return fmt.Errorf("%w (the server did not answer again within %s)", err, serverWait)
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "server answers again: handling the envelope now",
+			slog.String("network", string(a.Network())), slog.String("event_id", string(env.ID)),
+			slog.Duration("waited", time.Since(start)))
+		err = a.Core().Handle(ctx, a, env)
+		if err == nil || !w.ServerUnreachable(err) {
+			return err
+		}
+	}
+	return err
 }

@@ -186,3 +186,91 @@ func TestRun(t *testing.T) {
 		t.Fatalf("calls = %v: the unsupported edit must not block or reorder the room", got)
 	}
 }
+
+// flaky is an adapter whose server is away until back is closed: handling fails with errAway
+// meanwhile.
+type flaky struct {
+	minimal
+	back chan struct{}
+}
+
+var errAway = errors.New("server does not answer")
+
+func (f *flaky) HandleMessage(_ context.Context, e *bridges.Event) error {
+	select {
+	case <-f.back:
+		return f.record("message:" + string(e.ID))
+	default:
+		_ = f.record("failed:" + string(e.ID))
+		return errAway
+	}
+}
+
+func (f *flaky) ServerUnreachable(err error) bool { return errors.Is(err, errAway) }
+
+func (f *flaky) WaitServer(ctx context.Context) error {
+	select {
+	case <-f.back:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var _ bridges.ServerWaiter = (*flaky)(nil)
+
+// TestRunWaitsForServer: an envelope whose handling failed because the adapter's server was away
+// is handled again as soon as the server is back, within the same delivery: the bus's redelivery
+// delay (an hour here) is not the recovery clock.
+func TestRunWaitsForServer(t *testing.T) {
+	ctx := t.Context()
+	b, err := bus.Open(ctx, bus.Config{Mode: bus.ModeEmbedded, Embedded: bus.EmbeddedConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
+		AckWait: time.Second, MaxDeliveries: 3, Backoff: []time.Duration{time.Hour}, Partitions: 1, ReadyTimeout: 15 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "gw.db")}, store.WithMigrations(idmap.Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := &flaky{minimal: minimal{core: bridges.NewCore(bridges.CoreConfig{Network: "testnet", Store: st, Bus: b, Processed: "testnet.in"})},
+		back: make(chan struct{})}
+	sub, err := bridges.Run(ctx, b, "wait-test", f, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	room := event.NewRoomURI("hub.example", "r1")
+	text, err := (&content.Builder{SenderURI: "mimi://hub.example/u/bob", RoomURI: string(room)}).New(content.PlainText("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := text.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &event.Envelope{ID: "m1", Kind: event.KindMessage, Room: room, Sender: "mimi://hub.example/u/bob", Content: data,
+		Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.Now()}
+	if err := b.PublishIn(ctx, "testnet", env); err != nil {
+		t.Fatal(err)
+	}
+	waitCalls := func(want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(f.seen()) < len(want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("calls = %v, want %v", f.seen(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := f.seen(); len(got) != len(want) || got[len(got)-1] != want[len(want)-1] {
+			t.Fatalf("calls = %v, want %v", got, want)
+		}
+	}
+	waitCalls("failed:m1")
+	close(f.back)
+	waitCalls("failed:m1", "message:m1")
+}

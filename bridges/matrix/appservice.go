@@ -48,6 +48,11 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 		return fmt.Errorf("matrix: appservice: %w", err)
 	}
 	as.Log = zerologFor(a.log)
+	// No blind retries inside a request (mautrix's default for appservices: 4, after 4 s
+	// doubling): a homeserver that does not answer is waited for by bridges.Run
+	// (ServerWaiter), so delivery resumes within moments of its return, and other failures go
+	// back to the bus, which delivers the envelope again.
+	as.DefaultHTTPRetries = 0
 	a.as = as
 	bot := as.BotIntent()
 	if err := bot.EnsureRegistered(ctx); err != nil {
