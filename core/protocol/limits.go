@@ -20,8 +20,10 @@ import (
 //   - a bound on the requests one partner has in flight (503 with Retry-After beyond it);
 //   - a global budget of memory for bodies in flight over all partners: a request reserves
 //     BodyCost times its Content-Length (or its endpoint's body limit when the length is not
-//     declared), at most the whole budget, until its handler returns (503 with Retry-After
-//     when the budget cannot cover it).
+//     declared), at most a partner's share, until its handler returns (503 with Retry-After
+//     when the budget cannot cover it). One partner may hold at most its share, the budget
+//     less PartnerReserve of it, so that a partner holding large or slowly sent bodies cannot
+//     keep the others out.
 //
 // Every refusal is counted by endpoint and reason; a partner that keeps tripping limits is
 // logged at WARN with its domain, at most once per tripWindow.
@@ -56,6 +58,9 @@ const (
 	DefaultBodyBudget int64 = 64 << 20
 	// DefaultPartnerConcurrency bounds one partner's requests in flight.
 	DefaultPartnerConcurrency = 16
+	// PartnerReserve is the part of the body budget (1/PartnerReserve) that one partner cannot
+	// take: it stays for the others' requests.
+	PartnerReserve = 8
 	// maxBuckets bounds the per-target buckets kept (beyond it, claims for new targets wait).
 	maxBuckets = 100_000
 	// tripWindow is the window in which refusals of one partner are counted for the WARN line,
@@ -126,25 +131,33 @@ func (s *bucketSet) sweep(now time.Time) {
 	}
 }
 
-// budget is a counting semaphore of bytes that never blocks.
+// budget is a counting semaphore of bytes that never blocks, with a bound per partner.
 type budget struct {
 	mu        sync.Mutex
 	max, used int64
+	held      map[event.Domain]int64
 }
 
-func (b *budget) acquire(n int64) bool {
+// share is what one partner may hold: the budget less its reserve for the others.
+func (b *budget) share() int64 { return b.max - b.max/PartnerReserve }
+
+func (b *budget) acquire(d event.Domain, n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.max {
+	if b.used+n > b.max || b.held[d]+n > b.share() {
 		return false
 	}
 	b.used += n
+	b.held[d] += n
 	return true
 }
 
-func (b *budget) release(n int64) {
+func (b *budget) release(d event.Domain, n int64) {
 	b.mu.Lock()
 	b.used -= n
+	if b.held[d] -= n; b.held[d] <= 0 {
+		delete(b.held, d)
+	}
 	b.mu.Unlock()
 }
 
@@ -221,7 +234,7 @@ func newLimits(cfg *ServerConfig, log *slog.Logger) *limits {
 		targetRate:  newBucketSet(pick(cfg.KeyMaterialTargetRate, DefaultKeyMaterialTargetRate), maxBuckets),
 		queryRate:   newBucketSet(pick(cfg.IdentifierQueryRate, DefaultIdentifierQueryRate), maxBuckets),
 		consentRate: newBucketSet(pick(cfg.ConsentRequestRate, DefaultConsentRequestRate), maxBuckets),
-		bodies:      budget{max: cfg.BodyBudget},
+		bodies:      budget{max: cfg.BodyBudget, held: map[event.Domain]int64{}},
 		flight:      inFlight{max: cfg.PartnerConcurrency, n: map[event.Domain]int{}},
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mimi_gateway_protocol_server_refusals_total",
@@ -280,13 +293,13 @@ func (l *limits) admit(ep Endpoint, peer event.Domain, target IdentifierURI, siz
 	if !l.flight.acquire(peer) {
 		return nil, http.StatusServiceUnavailable, time.Second, "too many requests in flight from " + string(peer), "partner_concurrency"
 	}
-	cost := min(BodyCost*size, l.bodies.max) // a lone request always fits
-	if !l.bodies.acquire(cost) {
+	cost := min(BodyCost*size, l.bodies.share()) // a lone request always fits
+	if !l.bodies.acquire(peer, cost) {
 		l.flight.release(peer)
 		return nil, http.StatusServiceUnavailable, time.Second, "the server is busy; retry later", "body_budget"
 	}
 	return func() {
-		l.bodies.release(cost)
+		l.bodies.release(peer, cost)
 		l.flight.release(peer)
 	}, 0, 0, "", ""
 }

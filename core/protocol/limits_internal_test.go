@@ -76,28 +76,38 @@ func TestTrips(t *testing.T) {
 	}
 }
 
-// TestAdmitBudget: a body reserves BodyCost times its size, never more than the whole budget, so
-// a body larger than budget/BodyCost is still served when nothing else is in flight; the
-// reservation is returned by the release function.
+// TestAdmitBudget: a body reserves BodyCost times its size, never more than a partner's share
+// (the budget less 1/PartnerReserve), so a body larger than that is still served when nothing
+// else is in flight; one partner never holds more than its share, so another partner's small
+// request fits while the first holds a large one; the reservation is returned by the release
+// function.
 func TestAdmitBudget(t *testing.T) {
-	l := newLimits(&ServerConfig{BodyBudget: 100, PartnerConcurrency: 10}, slog.New(slog.DiscardHandler))
-	release, code, _, _, _ := l.admit(EndpointNotify, "b.example", "", 60)
+	l := newLimits(&ServerConfig{BodyBudget: 800, PartnerConcurrency: 10}, slog.New(slog.DiscardHandler))
+	release, code, _, _, _ := l.admit(EndpointNotify, "b.example", "", 600) // capped at 700
 	if code != 0 {
 		t.Fatalf("lone large body refused: %d", code)
 	}
 	if _, code, retry, _, _ := l.admit(EndpointNotify, "b.example", "", 1); code != http.StatusServiceUnavailable || retry <= 0 {
-		t.Fatalf("second body while the budget is taken: %d %s", code, retry)
+		t.Fatalf("second body of the partner holding its share: %d %s", code, retry)
+	}
+	other, code, _, _, _ := l.admit(EndpointKeyMaterial, "c.example", "", 25) // 100 of the reserve
+	if code != 0 {
+		t.Fatalf("another partner's small body while the first holds its share: %d", code)
+	}
+	if _, code, _, _, _ := l.admit(EndpointKeyMaterial, "d.example", "", 1); code != http.StatusServiceUnavailable {
+		t.Fatalf("budget overrun admitted: %d", code)
 	}
 	release()
-	r2, code, _, _, _ := l.admit(EndpointNotify, "b.example", "", 20) // 80 of 100
+	other()
+	r2, code, _, _, _ := l.admit(EndpointNotify, "b.example", "", 160) // 640 of 800
 	if code != 0 {
 		t.Fatalf("after release: %d", code)
 	}
-	if _, code, _, _, _ := l.admit(EndpointNotify, "c.example", "", 6); code == 0 { // 24 more
+	if _, code, _, _, _ := l.admit(EndpointNotify, "c.example", "", 41); code == 0 { // 164 more
 		t.Fatal("budget overrun admitted")
 	}
 	r2()
-	if l.bodies.used != 0 || len(l.flight.n) != 0 {
-		t.Fatalf("left reserved: %d bytes, %v in flight", l.bodies.used, l.flight.n)
+	if l.bodies.used != 0 || len(l.bodies.held) != 0 || len(l.flight.n) != 0 {
+		t.Fatalf("left reserved: %d bytes (%v), %v in flight", l.bodies.used, l.bodies.held, l.flight.n)
 	}
 }

@@ -180,8 +180,9 @@ type ServerConfig struct {
 	// consent per partner (zero: DefaultIdentifierQueryRate, DefaultConsentRequestRate).
 	IdentifierQueryRate, ConsentRequestRate RateLimit
 	// BodyBudget bounds the memory for request bodies in flight over all partners, each
-	// costing BodyCost times its size (0: DefaultBodyBudget); PartnerConcurrency one partner's
-	// requests in flight (0: DefaultPartnerConcurrency). limits.go.
+	// costing BodyCost times its size (0: DefaultBodyBudget), one partner holding at most the
+	// budget less 1/PartnerReserve of it; PartnerConcurrency bounds one partner's requests in
+	// flight (0: DefaultPartnerConcurrency). limits.go.
 	BodyBudget         int64
 	PartnerConcurrency int
 	Logger             *slog.Logger

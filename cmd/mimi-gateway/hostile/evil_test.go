@@ -255,6 +255,12 @@ func (e *evil) claimRequest(t testing.TB, requester, target event.UserURI, r eve
 // Retry-After header and the exact response body.
 func (e *evil) rawPost(t testing.TB, c *http.Client, g *gatewaytest.Gateway, ep protocol.Endpoint, id protocol.IdentifierURI, body io.Reader, length int64) (int, string, []byte) {
 	t.Helper()
+	return rawPost(t, c, g, e.domain, ep, id, body, length)
+}
+
+// rawPost sends body to a gateway's endpoint over c as provider from.
+func rawPost(t testing.TB, c *http.Client, g *gatewaytest.Gateway, from event.Domain, ep protocol.Endpoint, id protocol.IdentifierURI, body io.Reader, length int64) (int, string, []byte) {
+	t.Helper()
 	u := "https://" + g.MIMIAddr + protocol.APIPrefix + string(ep) + "/" + protocol.EncodePathID(id)
 	req, err := http.NewRequest(http.MethodPost, u, body)
 	if err != nil {
@@ -262,7 +268,7 @@ func (e *evil) rawPost(t testing.TB, c *http.Client, g *gatewaytest.Gateway, ep 
 	}
 	req.ContentLength = length
 	req.Header.Set("Content-Type", protocol.MediaType)
-	req.Header.Set("From", protocol.FromLocalPart+"@"+string(e.domain))
+	req.Header.Set("From", protocol.FromLocalPart+"@"+string(from))
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", []byte(err.Error())
@@ -273,8 +279,11 @@ func (e *evil) rawPost(t testing.TB, c *http.Client, g *gatewaytest.Gateway, ep 
 }
 
 // httpClient is an HTTP/2 client with evil's certificate for gateway g.
-func (e *evil) httpClient(g *gatewaytest.Gateway) *http.Client {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{e.cert}, RootCAs: e.ca.Pool,
+func (e *evil) httpClient(g *gatewaytest.Gateway) *http.Client { return e.httpClientWith(e.cert, g) }
+
+// httpClientWith is an HTTP/2 client with certificate cert for gateway g.
+func (e *evil) httpClientWith(cert tls.Certificate, g *gatewaytest.Gateway) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: e.ca.Pool,
 		ServerName: g.Domain, MinVersion: tls.VersionTLS13}, ForceAttemptHTTP2: true, MaxConnsPerHost: 4}
 	e.t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -161,6 +163,73 @@ func TestBodyBudgetBinary(t *testing.T) {
 			d, _ := time.ParseDuration(retry + "s")
 			time.Sleep(d)
 		}
+	}
+}
+
+// TestBodyBudgetSlowPartnerBinary: evil.example starts a /notify of 16 MiB and sends its body
+// slowly, holding its share of the hub's body budget (the budget less an eighth) while the hub
+// waits for the body. evil's next request is refused with 503 (it holds its share), and yet a
+// claim of another partner, other.example, is served: one partner cannot keep the others out.
+func TestBodyBudgetSlowPartnerBinary(t *testing.T) {
+	const size = 16 << 20 // the /notify limit: BodyCost times it is the whole budget
+	w := newWorld(t, map[string]string{"hub.example": ""}, func(g *gatewaytest.Gateway) {
+		g.AddPartner("other.example", gatewaytest.FreeAddr(t), g.CA.File)
+	})
+	hub, ev := w.gws["hub.example"], w.evil
+	alice := event.NewUserURI("hub.example", "alice")
+	hub.appear(t, alice)
+	c := ev.httpClient(hub.Gateway)
+	// slow starts the slow /notify: its first 4 KiB, then nothing until the test ends. It
+	// returns a channel that receives the answer if there is one.
+	slow := func() chan string {
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+		done := make(chan string, 1)
+		go func() {
+			status, _, b := ev.rawPost(t, c, hub.Gateway, protocol.EndpointNotify, protocol.IdentifierURI(event.NewRoomURI(ev.domain, "slow")), pr, size)
+			done <- fmt.Sprintf("%d %.200s", status, b)
+		}()
+		go func() { _, _ = pw.Write(make([]byte, 4096)) }()
+		return done
+	}
+	slowDone := slow()
+	claim := func(cl *http.Client, from event.Domain, requester, target event.UserURI) (int, []byte) {
+		body, err := ev.claimRequest(t, requester, target, "").Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _, b := rawPost(t, cl, hub.Gateway, from, protocol.EndpointKeyMaterial, protocol.IdentifierURI(target), bytes.NewReader(body), int64(len(body)))
+		return status, b
+	}
+	probes := 0 // evil's claims go to a new target each time, not to use up a target's bucket
+	gatewaytest.Eventually(t, time.Minute, "evil.example holding its share of the body budget", func() error {
+		select {
+		case answer := <-slowDone:
+			// A probe of evil's came first and the slow body did not fit its share: again.
+			if !strings.HasPrefix(answer, "503 ") {
+				t.Fatalf("the slow body was answered before it was sent: %s", answer)
+			}
+			slowDone = slow()
+			return fmt.Errorf("the slow body was refused: %s", answer)
+		default:
+		}
+		probes++
+		if status, b := claim(c, ev.domain, ev.eve, event.NewUserURI("hub.example", fmt.Sprintf("probe%d", probes))); status != http.StatusServiceUnavailable {
+			return fmt.Errorf("evil's claim: %d %.100s", status, b)
+		}
+		return nil
+	})
+	other := ev.httpClientWith(w.ca.Issue(t, "other.example"), hub.Gateway)
+	if status, b := claim(other, "other.example", event.NewUserURI("other.example", "olga"), alice); status != http.StatusOK {
+		t.Fatalf("other.example's claim while evil.example holds its share: %d %s", status, b)
+	}
+	if n := hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="keyMaterial",reason="body_budget"}`); n < 1 {
+		t.Errorf("body_budget refusals of evil's claims counted: %v", n)
+	}
+	select {
+	case answer := <-slowDone:
+		t.Fatalf("the slow body was answered before it was sent: %s", answer)
+	default:
 	}
 }
 

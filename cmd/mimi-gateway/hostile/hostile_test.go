@@ -46,8 +46,9 @@ type world struct {
 }
 
 // newWorld starts a gateway for each domain (with its own YAML layers, partners of each other
-// and of evil.example) and evil.example.
-func newWorld(t *testing.T, layers map[string]string) *world {
+// and of evil.example) and evil.example; before they start, each setup function may add to
+// each gateway's configuration.
+func newWorld(t *testing.T, layers map[string]string, setup ...func(*gatewaytest.Gateway)) *world {
 	t.Helper()
 	w := &world{ca: protocoltest.NewCA(t), gws: map[string]*node{}}
 	w.evil = newEvil(t, w.ca)
@@ -63,6 +64,9 @@ func newWorld(t *testing.T, layers map[string]string) *world {
 	gatewaytest.Connect(gws...)
 	w.evil.setPartners(gws...)
 	for _, g := range gws {
+		for _, f := range setup {
+			f(g)
+		}
 		g.Start(t)
 	}
 	for _, g := range gws {
