@@ -110,6 +110,11 @@ spec:
     - name: postgres
       secret: {secretName: {{ . }}}
     {{- end }}
+    {{- with .Values.external.assets.existingClaim }}
+    # The attachment store, shared by every replica (whichever leads serves it).
+    - name: assets
+      persistentVolumeClaim: {claimName: {{ . }}}
+    {{- end }}
     {{- with .Values.external.nats.credsSecret }}
     - name: nats-creds
       secret: {secretName: {{ . }}}
@@ -141,6 +146,15 @@ spec:
 {{- end }}
 - {name: MIMI_GATEWAY_STORE_DRIVER, value: postgres}
 - {name: MIMI_GATEWAY_STORE_POSTGRES_DSN_FILE, value: {{ printf "/secrets/postgres/%s" .Values.external.postgres.dsnSecretKey | quote }}}
+# Leader election (docs/operations.md): the leader's lease, and where the other replicas
+# forward partners' connections while this pod leads.
+- name: POD_IP
+  valueFrom: {fieldRef: {fieldPath: status.podIP}}
+- {name: MIMI_GATEWAY_HA_ADVERTISE_ADDRESS, value: {{ printf "$(POD_IP):%v" .Values.service.mimiPort | quote }}}
+- {name: MIMI_GATEWAY_HA_LEASE_TTL, value: {{ .Values.external.leaseTTL | quote }}}
+{{- if .Values.external.assets.existingClaim }}
+- {name: MIMI_GATEWAY_MIMI_ASSETS_DIR, value: /assets}
+{{- end }}
 {{- else }}
 - {name: MIMI_GATEWAY_STORE_DRIVER, value: sqlite}
 {{- end }}
@@ -156,6 +170,9 @@ spec:
 {{- if eq .Values.mode "external" }}
 {{- if .Values.external.postgres.dsnSecret }}
 - {name: postgres, mountPath: /secrets/postgres, readOnly: true}
+{{- end }}
+{{- if .Values.external.assets.existingClaim }}
+- {name: assets, mountPath: /assets}
 {{- end }}
 {{- if .Values.external.nats.credsSecret }}
 - {name: nats-creds, mountPath: /secrets/nats, readOnly: true}
