@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	_ "modernc.org/sqlite" // reading B's SQLite store
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
@@ -131,7 +133,28 @@ cluster {
 			t.Fatal(err)
 		}
 	}
+	c.waitJetStream()
 	return c
+}
+
+// waitJetStream waits until the cluster's JetStream answers (its meta leader is elected).
+func (c *natsCluster) waitJetStream() {
+	c.t.Helper()
+	nc, err := nats.Connect(strings.Join(c.urls(), ","), nats.MaxReconnects(-1))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	gatewaytest.Eventually(c.t, deadline, "the NATS cluster's JetStream", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
 }
 
 func (n *natsNode) process() *servertest.Process {
@@ -214,7 +237,7 @@ func (f *front) serve(c net.Conn) {
 // ---- the deployment ----
 
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	ca       *protocoltest.CA
 	nats     *natsCluster
 	pg       store.Config
@@ -231,13 +254,13 @@ type cluster struct {
 // newCluster starts NATS, n replicas of A (the first becomes the leader) and B, connects the
 // test's bus clients and records both mimi.in streams as the Matrix adapters would consume
 // them.
-func newCluster(t *testing.T, replicas int) *cluster {
+func newCluster(t testing.TB, replicas int) *cluster {
 	t.Helper()
 	return newClusterOn(t, replicas, storetest.PostgresConfig(t))
 }
 
 // newClusterOn is newCluster with A's store on pg.
-func newClusterOn(t *testing.T, replicas int, pg store.Config) *cluster {
+func newClusterOn(t testing.TB, replicas int, pg store.Config) *cluster {
 	t.Helper()
 	c := &cluster{t: t, ca: protocoltest.NewCA(t), nats: startNATS(t), pg: pg, assetDir: t.TempDir()}
 	c.bListen = gatewaytest.FreeAddr(t)
@@ -290,6 +313,7 @@ mimi:
 		_ = c.busB.Close(ctx)
 	})
 	c.inA, c.inB = c.record(c.busA, "A"), c.record(c.busB, "B")
+	c.captureInboxes()
 	return c
 }
 
@@ -310,6 +334,7 @@ func (c *cluster) layerA(i int) string {
 	return fmt.Sprintf(`
 bus:
   mode: external
+  ready_timeout: 3m
   external:
     urls: [%s]
     replicas: 3
@@ -661,6 +686,7 @@ func (c *cluster) check(l *load) {
 			t.Errorf("room %s: hub (A) at epoch %d, follower (B) at %d", r, hub[r], fol[r])
 		}
 	}
+	c.checkGenerations(l)
 }
 
 func epochs(t testing.TB, db *sql.DB, q string, rooms []event.RoomURI) map[event.RoomURI]int64 {
