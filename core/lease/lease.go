@@ -189,12 +189,12 @@ func (l *Lease) Campaign(ctx context.Context) (int64, error) {
 			l.met.held.Set(1)
 			l.met.token.Set(float64(token))
 			l.met.changes.WithLabelValues("acquired").Inc()
-			l.log.Info("lease acquired: this replica is the leader", "token", token, "ttl", l.cfg.TTL.String())
+			l.log.Info("lease acquired: this replica is the leader", "term", token, "ttl", l.cfg.TTL.String())
 			go l.renew()
 			return token, nil
 		} else if !logged {
 			if in, err := Current(ctx, l.st, l.cfg.Name); err == nil {
-				l.log.Info("lease held by another replica: standing by", "leader", in.Holder, "token", in.Token)
+				l.log.Info("lease held by another replica: standing by", "leader", in.Holder, "term", in.Token)
 			}
 			logged = true
 		}
@@ -276,7 +276,7 @@ func (l *Lease) markLost(why string) {
 		l.mu.Unlock()
 		l.met.held.Set(0)
 		l.met.changes.WithLabelValues("lost").Inc()
-		l.log.Error("lease lost: this replica is no longer the leader and writes nothing more under it", "token", token, "why", why)
+		l.log.Error("lease lost: this replica is no longer the leader and writes nothing more under it", "term", token, "why", why)
 		close(l.lost)
 	})
 }
@@ -352,7 +352,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return fmt.Errorf("lease %s: release: %w", l.cfg.Name, err)
 	}
 	l.met.changes.WithLabelValues("released").Inc()
-	l.log.Info("lease released", "token", token)
+	l.log.Info("lease released", "term", token)
 	return nil
 }
 

@@ -16,16 +16,16 @@ import (
 func BenchmarkScaleOut(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
-			c := newCluster(b, n)
-			l := c.setup()
+			c := NewCluster(b, n)
+			l := c.Setup()
 			b.ResetTimer()
 			start := time.Now()
-			c.run(l, 0, nil)
-			end := c.waitDelivered(l)
+			c.Run(l, 0, nil)
+			end := c.WaitDelivered(l)
 			wall := end.Sub(start)
 			b.StopTimer()
-			c.check(l)
-			b.ReportMetric(float64(len(l.msgs))/wall.Seconds(), "msgs/s")
+			c.Check(l)
+			b.ReportMetric(float64(len(l.Msgs))/wall.Seconds(), "msgs/s")
 			b.ReportMetric(wall.Seconds(), "s/run")
 			b.ReportMetric(0, "ns/op")
 		})

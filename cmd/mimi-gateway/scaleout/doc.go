@@ -8,6 +8,8 @@
 // over 20 rooms; checkers then require every message exactly once on the receiving bus, each
 // room's order kept, and the hub's and the follower's epochs equal.
 //
-// The package has only tests; it runs in the test command (.ci/test) as its own package so
-// that go test runs it beside the other real-server suites.
+// Each fault test is a package of its own below this one (killreplica, natsnode, pgrestart,
+// rolling, fencing: TestScaleOut…), so that go test runs them in parallel with each other and
+// with the other real-server suites, each within its own time limit; all run in the test
+// command (.ci/test). BenchmarkScaleOut here measures one replica against three.
 package scaleout

@@ -36,15 +36,33 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
-func TestMain(m *testing.M) { gatewaytest.Main(m) }
+// Main runs the tests of a package that uses the harness and removes the binaries it built (the
+// gateway and nats-server). Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if natsBin != "" {
+		_ = os.RemoveAll(filepath.Dir(natsBin))
+	}
+	if gatewayBin != "" {
+		_ = os.RemoveAll(filepath.Dir(gatewayBin))
+	}
+	os.Exit(code)
+}
+
+// gatewayBin is the gateway binary gatewaytest built for this test process.
+var gatewayBin string
+
+// Rate paces the tests' load (messages per second, both sides together) so that faults land
+// in the middle of it.
+const Rate = 40
 
 const (
 	domainA = "klinik-a.example"
 	domainB = "amt-b.example"
 	// leaseTTL is the replicas' ha.lease_ttl: short, so takeovers come quickly in tests.
 	leaseTTL = 4 * time.Second
-	// deadline bounds every wait for the system (a loaded machine, faults in between).
-	deadline = 4 * time.Minute
+	// Deadline bounds every wait for the system (a loaded machine, faults in between).
+	Deadline = 4 * time.Minute
 )
 
 // ---- NATS cluster ----
@@ -77,23 +95,27 @@ func natsServer(t testing.TB) string {
 	return natsBin
 }
 
-type natsNode struct {
-	name, dir, conf, log string
-	port                 int
-	mu                   sync.Mutex
-	proc                 *servertest.Process
+// NATSNode is one nats-server process of the cluster.
+type NATSNode struct {
+	// Name is the node's server name (n1, n2, n3).
+	Name           string
+	dir, conf, log string
+	port           int
+	mu             sync.Mutex
+	proc           *servertest.Process
 }
 
-type natsCluster struct {
+// NATSCluster is a three-node NATS JetStream cluster on loopback ports.
+type NATSCluster struct {
 	t     testing.TB
 	bin   string
-	nodes []*natsNode
+	Nodes []*NATSNode
 }
 
 // startNATS starts a three-node JetStream cluster, one process per node.
-func startNATS(t testing.TB) *natsCluster {
+func startNATS(t testing.TB) *NATSCluster {
 	t.Helper()
-	c := &natsCluster{t: t, bin: natsServer(t)}
+	c := &NATSCluster{t: t, bin: natsServer(t)}
 	var routes []string
 	cports := make([]int, 3)
 	for i := range 3 {
@@ -101,7 +123,7 @@ func startNATS(t testing.TB) *natsCluster {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", cports[i]))
 	}
 	for i := range 3 {
-		n := &natsNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), port: servertest.FreePort(t)}
+		n := &NATSNode{Name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), port: servertest.FreePort(t)}
 		n.conf, n.log = filepath.Join(n.dir, "nats.conf"), filepath.Join(n.dir, "nats.log")
 		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
@@ -111,25 +133,25 @@ cluster {
   listen: 127.0.0.1:%d
   routes: [%s]
 }
-`, n.name, n.port, filepath.Join(n.dir, "js"), cports[i], strings.Join(routes, ", "))
+`, n.Name, n.port, filepath.Join(n.dir, "js"), cports[i], strings.Join(routes, ", "))
 		if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c.nodes = append(c.nodes, n)
+		c.Nodes = append(c.Nodes, n)
 	}
-	for i := range c.nodes {
-		c.start(i)
+	for i := range c.Nodes {
+		c.Start(i)
 	}
 	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.process().Kill()
+		for _, n := range c.Nodes {
+			n.Process().Kill()
 			if t.Failed() {
-				t.Logf("nats %s log (tail):\n%s", n.name, servertest.Tail(n.log, 4000))
+				t.Logf("nats %s log (tail):\n%s", n.Name, servertest.Tail(n.log, 4000))
 			}
 		}
 	})
-	for _, n := range c.nodes {
-		if err := n.process().WaitListening(time.Minute, fmt.Sprintf("127.0.0.1:%d", n.port)); err != nil {
+	for _, n := range c.Nodes {
+		if err := n.Process().WaitListening(time.Minute, fmt.Sprintf("127.0.0.1:%d", n.port)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -138,7 +160,7 @@ cluster {
 }
 
 // waitJetStream waits until the cluster's JetStream answers (its meta leader is elected).
-func (c *natsCluster) waitJetStream() {
+func (c *NATSCluster) waitJetStream() {
 	c.t.Helper()
 	nc, err := nats.Connect(strings.Join(c.urls(), ","), nats.MaxReconnects(-1))
 	if err != nil {
@@ -149,7 +171,7 @@ func (c *natsCluster) waitJetStream() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	gatewaytest.Eventually(c.t, deadline, "the NATS cluster's JetStream", func() error {
+	gatewaytest.Eventually(c.t, Deadline, "the NATS cluster's JetStream", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)
@@ -157,17 +179,18 @@ func (c *natsCluster) waitJetStream() {
 	})
 }
 
-func (n *natsNode) process() *servertest.Process {
+// Process is the node's running process (nil before its first start).
+func (n *NATSNode) Process() *servertest.Process {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.proc
 }
 
-// start starts node i (again, on its store).
-func (c *natsCluster) start(i int) {
+// Start starts node i (again, on its store).
+func (c *NATSCluster) Start(i int) {
 	c.t.Helper()
-	n := c.nodes[i]
-	p, err := servertest.Start(exec.Command(c.bin, "-c", n.conf), n.log, "nats "+n.name)
+	n := c.Nodes[i]
+	p, err := servertest.Start(exec.Command(c.bin, "-c", n.conf), n.log, "nats "+n.Name)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -176,9 +199,9 @@ func (c *natsCluster) start(i int) {
 	n.mu.Unlock()
 }
 
-func (c *natsCluster) urls() []string {
+func (c *NATSCluster) urls() []string {
 	var out []string
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		out = append(out, fmt.Sprintf("nats://127.0.0.1:%d", n.port))
 	}
 	return out
@@ -236,12 +259,16 @@ func (f *front) serve(c net.Conn) {
 
 // ---- the deployment ----
 
-type cluster struct {
-	t        testing.TB
-	ca       *protocoltest.CA
-	nats     *natsCluster
+// Cluster is one deployment: NATS, PostgreSQL, A's replicas behind a front, B, and the test's
+// bus clients recording both sides' mimi.in.
+type Cluster struct {
+	t  testing.TB
+	ca *protocoltest.CA
+	// NATS is A's bus: a three-node cluster.
+	NATS     *NATSCluster
 	pg       store.Config
 	assetDir string
+	// A are the replicas of provider A (the hub of the load's rooms); B is the partner.
 	A        []*gatewaytest.Gateway
 	B        *gatewaytest.Gateway
 	bListen  string
@@ -251,18 +278,19 @@ type cluster struct {
 	inA, inB *recorder
 }
 
-// newCluster starts NATS, n replicas of A (the first becomes the leader) and B, connects the
+// NewCluster starts NATS, n replicas of A (the first becomes the leader) and B, connects the
 // test's bus clients and records both mimi.in streams as the Matrix adapters would consume
 // them.
-func newCluster(t testing.TB, replicas int) *cluster {
+func NewCluster(t testing.TB, replicas int) *Cluster {
 	t.Helper()
-	return newClusterOn(t, replicas, storetest.PostgresConfig(t))
+	return NewClusterOn(t, replicas, storetest.PostgresConfig(t))
 }
 
-// newClusterOn is newCluster with A's store on pg.
-func newClusterOn(t testing.TB, replicas int, pg store.Config) *cluster {
+// NewClusterOn is NewCluster with A's store on pg.
+func NewClusterOn(t testing.TB, replicas int, pg store.Config) *Cluster {
 	t.Helper()
-	c := &cluster{t: t, ca: protocoltest.NewCA(t), nats: startNATS(t), pg: pg, assetDir: t.TempDir()}
+	gatewayBin = gatewaytest.Binary(t)
+	c := &Cluster{t: t, ca: protocoltest.NewCA(t), NATS: startNATS(t), pg: pg, assetDir: t.TempDir()}
 	c.bListen = gatewaytest.FreeAddr(t)
 	c.B = gatewaytest.New(t, c.ca, gatewaytest.Options{Domain: domainB, Layers: []string{fmt.Sprintf(`
 bus:
@@ -298,7 +326,7 @@ mimi:
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
 	var err error
-	c.busA, err = bus.Open(ctx, bus.Config{Mode: bus.ModeExternal, External: bus.ExternalConfig{URLs: c.nats.urls(), Replicas: 3, Name: "scaleout-driver-a"}}, log)
+	c.busA, err = bus.Open(ctx, bus.Config{Mode: bus.ModeExternal, External: bus.ExternalConfig{URLs: c.NATS.urls(), Replicas: 3, Name: "scaleout-driver-a"}}, log)
 	if err != nil {
 		t.Fatalf("bus client for A: %v", err)
 	}
@@ -319,7 +347,7 @@ mimi:
 
 // layerA is the configuration of A's replica i; its PostgreSQL connections carry the
 // application name a<i> (traceWrites tells the replicas' writes apart by it).
-func (c *cluster) layerA(i int) string {
+func (c *Cluster) layerA(i int) string {
 	u, err := url.Parse(c.pg.DSN)
 	if err != nil {
 		c.t.Fatal(err)
@@ -328,7 +356,7 @@ func (c *cluster) layerA(i int) string {
 	q.Set("application_name", fmt.Sprintf("a%d", i))
 	u.RawQuery = q.Encode()
 	var urls []string
-	for _, u := range c.nats.urls() {
+	for _, u := range c.NATS.urls() {
 		urls = append(urls, fmt.Sprintf("%q", u))
 	}
 	return fmt.Sprintf(`
@@ -357,7 +385,7 @@ mimi:
 }
 
 // db opens A's PostgreSQL schema for the checkers.
-func (c *cluster) db() *sql.DB {
+func (c *Cluster) db() *sql.DB {
 	c.t.Helper()
 	db, err := sql.Open("pgx", c.pg.DSN)
 	if err != nil {
@@ -367,8 +395,8 @@ func (c *cluster) db() *sql.DB {
 	return db
 }
 
-// leader returns the lease as stored.
-func (c *cluster) leader() (lease.Info, error) {
+// Leader returns the lease as stored.
+func (c *Cluster) Leader() (lease.Info, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, c.pg)
@@ -381,12 +409,12 @@ func (c *cluster) leader() (lease.Info, error) {
 
 // waitLeader waits until g's replica holds the lease (by its advertised MIMI address) and has
 // started everything a leader runs.
-func (c *cluster) waitLeader(g *gatewaytest.Gateway) lease.Info {
+func (c *Cluster) waitLeader(g *gatewaytest.Gateway) lease.Info {
 	c.t.Helper()
 	var in lease.Info
-	gatewaytest.Eventually(c.t, deadline, "replica "+g.MIMIAddr+" leads", func() error {
+	gatewaytest.Eventually(c.t, Deadline, "replica "+g.MIMIAddr+" leads", func() error {
 		var err error
-		if in, err = c.leader(); err != nil {
+		if in, err = c.Leader(); err != nil {
 			return err
 		}
 		if in.Address != g.MIMIAddr || !strings.Contains(g.Log(), "gateway started") {
@@ -397,12 +425,12 @@ func (c *cluster) waitLeader(g *gatewaytest.Gateway) lease.Info {
 	return in
 }
 
-// leaderGateway is the replica that holds the lease now.
-func (c *cluster) leaderGateway() *gatewaytest.Gateway {
+// LeaderGateway is the replica that holds the lease now.
+func (c *Cluster) LeaderGateway() *gatewaytest.Gateway {
 	c.t.Helper()
 	var g *gatewaytest.Gateway
-	gatewaytest.Eventually(c.t, deadline, "a leader", func() error {
-		in, err := c.leader()
+	gatewaytest.Eventually(c.t, Deadline, "a leader", func() error {
+		in, err := c.Leader()
 		if err != nil {
 			return err
 		}
@@ -434,7 +462,7 @@ type recorder struct {
 	arrivals []arrival
 }
 
-func (c *cluster) record(b *bus.NATS, name string) *recorder {
+func (c *Cluster) record(b *bus.NATS, name string) *recorder {
 	c.t.Helper()
 	r := &recorder{name: name, seqs: map[uint64]bool{}}
 	sub, err := b.ConsumeIn(c.t.Context(), "scaleout-matrix", event.NetworkMatrix, func(_ context.Context, d bus.Delivery) error {
@@ -473,12 +501,12 @@ type sent struct {
 	fromA bool
 }
 
-// load is the rooms and messages of one run.
-type load struct {
+// Load is the rooms and messages of one run.
+type Load struct {
 	rooms []event.RoomURI
 	bobs  []event.UserURI
 	alice event.UserURI
-	msgs  []*sent
+	Msgs  []*sent
 	byKey map[string]*sent
 }
 
@@ -500,7 +528,7 @@ func publish(t testing.TB, b *bus.NATS, env *event.Envelope) {
 	if env.Timestamp.IsZero() {
 		env.Timestamp = time.Now()
 	}
-	end := time.Now().Add(deadline)
+	end := time.Now().Add(Deadline)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := b.PublishOut(ctx, env)
@@ -529,12 +557,12 @@ func text(t testing.TB, room event.RoomURI, sender event.UserURI, body string) [
 	return raw
 }
 
-// setup creates the rooms: Alice (A, the hub) invites a Bob of B into each; it returns when B
+// Setup creates the rooms: Alice (A, the hub) invites a Bob of B into each; it returns when B
 // has the portal request of every room (Bob is a member).
-func (c *cluster) setup() *load {
+func (c *Cluster) Setup() *Load {
 	t := c.t
 	t.Helper()
-	l := &load{alice: event.NewUserURI(domainA, "alice"), byKey: map[string]*sent{}}
+	l := &Load{alice: event.NewUserURI(domainA, "alice"), byKey: map[string]*sent{}}
 	bdb := c.bStore()
 	for i := range rooms {
 		bob := event.NewUserURI(domainB, fmt.Sprintf("bob%02d", i))
@@ -542,7 +570,7 @@ func (c *cluster) setup() *load {
 		// Bob uses the gateway once (as his adapter would when he writes), so B knows him.
 		publish(t, c.busB, &event.Envelope{Kind: event.KindPortalRequest, Room: event.NewRoomURI(domainB, "hello"), Sender: bob})
 	}
-	gatewaytest.Eventually(t, deadline, "B knows every Bob", func() error {
+	gatewaytest.Eventually(t, Deadline, "B knows every Bob", func() error {
 		var n int
 		if err := bdb.QueryRow(`SELECT COUNT(*) FROM provider_users WHERE user_uri LIKE 'mimi://` + domainB + `/u/bob%'`).Scan(&n); err != nil {
 			return err
@@ -560,7 +588,7 @@ func (c *cluster) setup() *load {
 		publish(t, c.busA, &event.Envelope{Kind: event.KindMembership, Room: room, Sender: l.alice,
 			Membership: &event.Membership{Action: event.MembershipInvite, Target: l.bobs[i]}})
 	}
-	gatewaytest.Eventually(t, deadline, "B's portal request of every room", func() error {
+	gatewaytest.Eventually(t, Deadline, "B's portal request of every room", func() error {
 		got := map[event.RoomURI]bool{}
 		for _, a := range c.inB.snapshot() {
 			if a.env.Kind == event.KindPortalRequest {
@@ -583,7 +611,7 @@ func (c *cluster) setup() *load {
 				}
 				raw := text(t, room, sender, fmt.Sprintf("room %02d %s message %03d", i, side, s))
 				m := &sent{env: &event.Envelope{Kind: event.KindMessage, Room: room, Sender: sender, Content: raw}, room: i, seq: s, fromA: fromA}
-				l.msgs = append(l.msgs, m)
+				l.Msgs = append(l.Msgs, m)
 				l.byKey[string(raw)] = m
 			}
 		}
@@ -591,13 +619,13 @@ func (c *cluster) setup() *load {
 	return l
 }
 
-// run publishes the load at about rate messages per second (both sides together) and calls
+// Run publishes the load at about rate messages per second (both sides together) and calls
 // during(i) after message i was published (faults are injected there). It returns how long
 // publishing took.
-func (c *cluster) run(l *load, rate float64, during func(i int)) {
+func (c *Cluster) Run(l *Load, rate float64, during func(i int)) {
 	c.t.Helper()
 	start := time.Now()
-	for i, m := range l.msgs {
+	for i, m := range l.Msgs {
 		if rate > 0 {
 			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 				time.Sleep(d)
@@ -614,20 +642,20 @@ func (c *cluster) run(l *load, rate float64, during func(i int)) {
 	}
 }
 
-// waitDelivered waits until every message of l arrived on its receiver's mimi.in and returns
+// WaitDelivered waits until every message of l arrived on its receiver's mimi.in and returns
 // when the last did.
-func (c *cluster) waitDelivered(l *load) time.Time {
+func (c *Cluster) WaitDelivered(l *Load) time.Time {
 	c.t.Helper()
 	var last time.Time
-	gatewaytest.Eventually(c.t, deadline, "every message delivered", func() error {
+	gatewaytest.Eventually(c.t, Deadline, "every message delivered", func() error {
 		n := 0
 		for _, a := range append(c.inA.snapshot(), c.inB.snapshot()...) {
 			if a.env.Kind == event.KindMessage && l.byKey[string(a.env.Content)] != nil {
 				n++
 			}
 		}
-		if n < len(l.msgs) {
-			return fmt.Errorf("%d of %d delivered", n, len(l.msgs))
+		if n < len(l.Msgs) {
+			return fmt.Errorf("%d of %d delivered", n, len(l.Msgs))
 		}
 		last = time.Now()
 		return nil
@@ -635,13 +663,13 @@ func (c *cluster) waitDelivered(l *load) time.Time {
 	return last
 }
 
-// check runs the checkers over what was recorded: exactly once on both buses, each room's
+// Check runs the checkers over what was recorded: exactly once on both buses, each room's
 // order per sender, nothing unexpected, and every room at the same epoch at the hub (A) and at
 // the follower (B).
-func (c *cluster) check(l *load) {
+func (c *Cluster) Check(l *Load) {
 	t := c.t
 	t.Helper()
-	c.waitDelivered(l)
+	c.WaitDelivered(l)
 	for _, side := range []struct {
 		r     *recorder
 		fromA bool
@@ -670,7 +698,7 @@ func (c *cluster) check(l *load) {
 				t.Errorf("%s's mimi.in: message of room %d delivered for room %s", side.r.name, m.room, a.env.Room)
 			}
 		}
-		for _, m := range l.msgs {
+		for _, m := range l.Msgs {
 			if m.fromA == side.fromA && count[m] != 1 {
 				t.Errorf("%s's mimi.in: room %d message %d delivered %d times, want exactly once", side.r.name, m.room, m.seq, count[m])
 			}
@@ -703,7 +731,7 @@ func epochs(t testing.TB, db *sql.DB, q string, rooms []event.RoomURI) map[event
 }
 
 // bStore opens B's SQLite store for reading (its plain columns).
-func (c *cluster) bStore() *sql.DB {
+func (c *Cluster) bStore() *sql.DB {
 	c.t.Helper()
 	path := filepath.Join(c.B.DataDir, "mimi-gateway.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
@@ -714,29 +742,29 @@ func (c *cluster) bStore() *sql.DB {
 	return db
 }
 
-// signal sends sig to the process pid.
-func signal(t testing.TB, pid int, sig syscall.Signal) {
+// Signal sends sig to the process pid.
+func Signal(t testing.TB, pid int, sig syscall.Signal) {
 	t.Helper()
 	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatalf("signal %v to %d: %v", sig, pid, err)
 	}
 }
 
-// summary is a short description of the recorded traffic for logs.
-func (c *cluster) summary() string {
+// Summary is a short description of the recorded traffic for logs.
+func (c *Cluster) Summary() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "A's mimi.in %d envelopes, B's mimi.in %d envelopes", len(c.inA.snapshot()), len(c.inB.snapshot()))
 	return b.String()
 }
 
-var errStillRunning = fmt.Errorf("still running")
+var ErrStillRunning = fmt.Errorf("still running")
 
-// leaderGatewayOtherThan waits until a replica other than old holds the lease.
-func (c *cluster) leaderGatewayOtherThan(old *gatewaytest.Gateway) *gatewaytest.Gateway {
+// LeaderGatewayOtherThan waits until a replica other than old holds the lease.
+func (c *Cluster) LeaderGatewayOtherThan(old *gatewaytest.Gateway) *gatewaytest.Gateway {
 	c.t.Helper()
 	var g *gatewaytest.Gateway
-	gatewaytest.Eventually(c.t, deadline, "another replica leads", func() error {
-		in, err := c.leader()
+	gatewaytest.Eventually(c.t, Deadline, "another replica leads", func() error {
+		in, err := c.Leader()
 		if err != nil {
 			return err
 		}
@@ -751,10 +779,10 @@ func (c *cluster) leaderGatewayOtherThan(old *gatewaytest.Gateway) *gatewaytest.
 	return g
 }
 
-// supervise restarts every replica of A that exits, as an orchestrator would (a replica that
+// Supervise restarts every replica of A that exits, as an orchestrator would (a replica that
 // lost its lease exits with status 3 and comes back as a standby), except while paused(g)
 // says the test stopped it on purpose. It runs until the test ends.
-func (c *cluster) supervise(paused func(*gatewaytest.Gateway) bool) {
+func (c *Cluster) Supervise(paused func(*gatewaytest.Gateway) bool) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	c.t.Cleanup(func() { close(stop); <-done })
@@ -776,10 +804,10 @@ func (c *cluster) supervise(paused func(*gatewaytest.Gateway) bool) {
 	}()
 }
 
-// traceWrites makes PostgreSQL record every row that A's replicas insert, update or delete in
+// TraceWrites makes PostgreSQL record every row that A's replicas insert, update or delete in
 // any of A's tables (a row trigger on each), with the writing connection's application name
 // (a<i>, see layerA) and the database's clock.
-func (c *cluster) traceWrites() {
+func (c *Cluster) TraceWrites() {
 	c.t.Helper()
 	db := c.db()
 	ctx := c.t.Context()
@@ -821,8 +849,8 @@ func (c *cluster) traceWrites() {
 	c.t.Logf("tracing writes on %d tables of A's store", len(tables))
 }
 
-// writesBy counts the rows replica app wrote after since, by table.
-func (c *cluster) writesBy(app string, since time.Time) map[string]int {
+// WritesBy counts the rows replica app wrote after since, by table.
+func (c *Cluster) WritesBy(app string, since time.Time) map[string]int {
 	c.t.Helper()
 	rows, err := c.db().QueryContext(c.t.Context(), `SELECT tbl, COUNT(*) FROM scaleout_writes WHERE app = $1 AND at > $2 GROUP BY tbl`, app, since)
 	if err != nil {
@@ -843,7 +871,7 @@ func (c *cluster) writesBy(app string, since time.Time) map[string]int {
 	return out
 }
 
-// appOf is the application name of replica g.
-func (c *cluster) appOf(g *gatewaytest.Gateway) string {
+// AppOf is the application name of replica g.
+func (c *Cluster) AppOf(g *gatewaytest.Gateway) string {
 	return fmt.Sprintf("a%d", slices.Index(c.A, g))
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
-// privatePG is a PostgreSQL server of the test's own (initdb in a temporary directory, its own
+// PrivatePG is a PostgreSQL server of the test's own (initdb in a temporary directory, its own
 // loopback port), so that restarting it disturbs no other test on the machine's PostgreSQL.
-type privatePG struct {
+type PrivatePG struct {
 	t         testing.TB
 	bin, dir  string
 	data, log string
@@ -42,13 +42,15 @@ func pgBin(t testing.TB) string {
 	return ""
 }
 
-func startPrivatePG(t testing.TB) *privatePG {
+// StartPrivatePG creates (initdb) and starts a PostgreSQL server for the test; it is stopped and
+// removed when the test ends.
+func StartPrivatePG(t testing.TB) *PrivatePG {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mimi-scaleout-pg-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &privatePG{t: t, bin: pgBin(t), dir: dir, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "pg.log"), port: servertest.FreePort(t)}
+	p := &PrivatePG{t: t, bin: pgBin(t), dir: dir, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "pg.log"), port: servertest.FreePort(t)}
 	if os.Geteuid() == 0 {
 		p.asUser = []string{"runuser", "-u", "postgres", "--"}
 		if err := os.Chmod(dir, 0o755); err != nil {
@@ -70,12 +72,12 @@ func startPrivatePG(t testing.TB) *privatePG {
 	return p
 }
 
-func (p *privatePG) cmd(prog string, args ...string) *exec.Cmd {
+func (p *PrivatePG) cmd(prog string, args ...string) *exec.Cmd {
 	argv := append(append(slices.Clone(p.asUser), filepath.Join(p.bin, prog)), args...)
 	return exec.Command(argv[0], argv[1:]...)
 }
 
-func (p *privatePG) run(prog string, args ...string) {
+func (p *PrivatePG) run(prog string, args ...string) {
 	p.t.Helper()
 	if out, err := p.cmd(prog, args...).CombinedOutput(); err != nil {
 		p.t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, out)
@@ -83,14 +85,14 @@ func (p *privatePG) run(prog string, args ...string) {
 }
 
 // start starts the server and waits until it accepts connections.
-func (p *privatePG) start() {
+func (p *PrivatePG) start() {
 	p.t.Helper()
 	p.run("pg_ctl", "-D", p.data, "-l", p.log, "-w", "-t", "120", "-o",
 		fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200", p.port, p.dir), "start")
 }
 
-// restart is a fast shutdown (open transactions are rolled back, connections end) and a start.
-func (p *privatePG) restart() {
+// Restart is a fast shutdown (open transactions are rolled back, connections end) and a start.
+func (p *PrivatePG) Restart() {
 	p.t.Helper()
 	began := time.Now()
 	p.run("pg_ctl", "-D", p.data, "-m", "fast", "-w", "-t", "120", "stop")
@@ -98,8 +100,8 @@ func (p *privatePG) restart() {
 	p.t.Logf("PostgreSQL restarted (fast shutdown, start) in %s", time.Since(began).Round(time.Millisecond))
 }
 
-// config is a store configuration on the server's database postgres.
-func (p *privatePG) config(t testing.TB) store.Config {
+// Config is a store configuration on the server's database postgres.
+func (p *PrivatePG) Config(t testing.TB) store.Config {
 	return store.Config{Driver: "postgres", DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port),
 		MaxOpenConns: 4, Keys: storetest.Key(t)}
 }

@@ -21,7 +21,7 @@ import (
 
 // captureInboxes installs the capture triggers (A: PostgreSQL, B: SQLite). Call it before the
 // rooms are created.
-func (c *cluster) captureInboxes() {
+func (c *Cluster) captureInboxes() {
 	c.t.Helper()
 	ctx := c.t.Context()
 	for _, s := range []string{
@@ -49,7 +49,7 @@ func (c *cluster) captureInboxes() {
 }
 
 // bStoreRW opens B's SQLite store for the capture trigger (B runs meanwhile: SQLite's locks).
-func (c *cluster) bStoreRW() *sql.DB {
+func (c *Cluster) bStoreRW() *sql.DB {
 	c.t.Helper()
 	db, err := sql.Open("sqlite", "file:"+c.B.DataDir+"/mimi-gateway.db?_pragma=busy_timeout(30000)")
 	if err != nil {
@@ -63,7 +63,7 @@ func (c *cluster) bStoreRW() *sql.DB {
 // checkGenerations fails the test when two different ciphertexts captured at either inbox share
 // (group, epoch, sender leaf, generation). It requires every captured application message of
 // the load's rooms to be read (a message of an epoch whose secrets are gone fails it too).
-func (c *cluster) checkGenerations(l *load) {
+func (c *Cluster) checkGenerations(l *Load) {
 	t := c.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -121,13 +121,13 @@ func (c *cluster) checkGenerations(l *load) {
 	}
 	t.Logf("generations: %d application messages read at A (hub), %d at B; %d distinct (group, epoch, leaf, generation), none with two ciphertexts",
 		checked["A (hub)"], checked["B"], len(seen))
-	if want := len(l.msgs) / 2; checked["A (hub)"] < want || checked["B"] < want {
+	if want := len(l.Msgs) / 2; checked["A (hub)"] < want || checked["B"] < want {
 		t.Errorf("generations: too few messages captured (A %d, B %d) for %d sent: the capture does not see them", checked["A (hub)"], checked["B"], want)
 	}
 }
 
 // aliceGroups loads Alice's MLS client at A in every room of l (her current epoch), by group ID.
-func (c *cluster) aliceGroups(ctx context.Context, l *load) map[string]*mls.Group {
+func (c *Cluster) aliceGroups(ctx context.Context, l *Load) map[string]*mls.Group {
 	t := c.t
 	t.Helper()
 	st, err := store.Open(ctx, c.pg)

@@ -1,0 +1,12 @@
+// Package fencing runs TestScaleOutLeaseLossFencing: a leader paused past its lease (fencing) (cmd/mimi-gateway/scaleout's harness). Each
+// scale-out test is a package of its own, so that go test runs them in parallel and each has
+// its own time limit.
+package fencing
+
+import (
+	"testing"
+
+	"github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/scaleout"
+)
+
+func TestMain(m *testing.M) { scaleout.Main(m) }

@@ -1,0 +1,5 @@
+package scaleout
+
+import "testing"
+
+func TestMain(m *testing.M) { Main(m) }
