@@ -122,13 +122,11 @@ func (a *Adapter) HandleReaction(ctx context.Context, ev *bridges.Event) error {
 }
 
 // HandleReceipt implements bridges.ReceiptHandler: a "read" status report becomes a read receipt
-// of the reporting ghost on the newest message it names (appservice mode; the functional account
-// of client mode does not read on behalf of others).
+// on the newest message it names: the reporting ghost's (appservice mode) or, in client mode,
+// where partner users have no account, the functional account's (the partner's side has read up
+// to there; the adapter never relays the functional account's own receipts back).
 func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
 	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
-		if a.cfg.Mode != ModeAppservice {
-			return "", nil
-		}
 		var last id.EventID
 		for _, s := range o.ev.Receipts {
 			if s.Status == content.StatusRead {
@@ -136,6 +134,12 @@ func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
 			}
 		}
 		if last == "" {
+			return "", nil
+		}
+		if a.cfg.Mode == ModeClient {
+			if err := a.client.MarkRead(ctx, o.room, last); err != nil {
+				return "", fmt.Errorf("matrix: read receipt: %w", err)
+			}
 			return "", nil
 		}
 		if err := a.as.Intent(o.sender).MarkRead(ctx, o.room, last); err != nil {

@@ -56,16 +56,18 @@ func ListBacklog(ctx context.Context, st *store.Store) ([]Backlog, error) {
 }
 
 // backlogCollector exports the outbox's backlog per partner at scrape time: queued bodies and
-// the age of the oldest. Followers are configured partners, so the label is bounded.
+// the age of the oldest; 0 for a configured partner for whom nothing waits. Followers are
+// configured partners, so the label is bounded.
 type backlogCollector struct {
 	st           *store.Store
+	partners     func() []event.Domain
 	bodies, age  *prometheus.Desc
 	scrapeErrors prometheus.Counter
 }
 
-func newBacklogCollector(st *store.Store) *backlogCollector {
+func newBacklogCollector(st *store.Store, partners func() []event.Domain) *backlogCollector {
 	l := []string{"partner"}
-	return &backlogCollector{st: st,
+	return &backlogCollector{st: st, partners: partners,
 		bodies: prometheus.NewDesc("mimi_gateway_protocol_outbox_backlog",
 			"/notify bodies queued for a partner.", l, nil),
 		age: prometheus.NewDesc("mimi_gateway_protocol_outbox_oldest_age_seconds",
@@ -96,6 +98,7 @@ func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	defer rows.Close()
 	now := time.Now()
+	seen := map[string]bool{}
 	for rows.Next() {
 		var f string
 		var n, oldest int64
@@ -103,10 +106,22 @@ func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 			b.scrapeErrors.Inc()
 			return
 		}
+		seen[f] = true
 		ch <- prometheus.MustNewConstMetric(b.bodies, prometheus.GaugeValue, float64(n), f)
 		ch <- prometheus.MustNewConstMetric(b.age, prometheus.GaugeValue, now.Sub(time.UnixMilli(oldest)).Seconds(), f)
 	}
 	if rows.Err() != nil {
 		b.scrapeErrors.Inc()
+		return
+	}
+	if b.partners == nil {
+		return
+	}
+	for _, d := range b.partners() {
+		if f := string(d); !seen[f] {
+			seen[f] = true
+			ch <- prometheus.MustNewConstMetric(b.bodies, prometheus.GaugeValue, 0, f)
+			ch <- prometheus.MustNewConstMetric(b.age, prometheus.GaugeValue, 0, f)
+		}
 	}
 }

@@ -58,7 +58,11 @@ type OutboxConfig struct {
 	// split in halves.
 	MaxBatchBytes int64
 	// OnExpire, if set, is told about bodies of a queue dropped after Expire (to tell the room).
-	OnExpire   func(ctx context.Context, follower event.Domain, room event.RoomURI, bodies int)
+	OnExpire func(ctx context.Context, follower event.Domain, room event.RoomURI, bodies int)
+	// Partners, if set, lists the configured partners, for whom the backlog gauges are exported
+	// even when nothing waits (0), so that an alert sees the series; when nil and Sender is a
+	// *Client, its partners.
+	Partners   func() []event.Domain
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now replaces time.Now.
@@ -117,6 +121,9 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if c, ok := cfg.Sender.(*Client); ok && cfg.Partners == nil && c.cfg.Partners != nil {
+		cfg.Partners = c.cfg.Partners.Domains
+	}
 	o := &Outbox{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "protocol.outbox"),
@@ -144,7 +151,7 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{o.sent, o.expired, o.failures, o.retries, o.pending, newBacklogCollector(cfg.Store)} {
+		for _, c := range []prometheus.Collector{o.sent, o.expired, o.failures, o.retries, o.pending, newBacklogCollector(cfg.Store, cfg.Partners)} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("protocol: outbox metrics: %w", err)
 			}

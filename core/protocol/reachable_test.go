@@ -16,7 +16,7 @@ import (
 // TestPartnerReachability: a follower that does not answer is down (metrics, Down, PartnerBack)
 // and its queue waits in backoff; when it calls us again (any authenticated request), the
 // listeners learn it at once, the outbox retries its queue now, and the metrics show it up with
-// the certificate it presented.
+// the certificate it presented and an empty backlog (0, not a missing series).
 func TestPartnerReachability(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	hb := &handler{}
@@ -99,6 +99,14 @@ func TestPartnerReachability(t *testing.T) {
 	}
 	if len(a.Client.Down()) != 0 {
 		t.Errorf("Down() = %+v after b answered", a.Client.Down())
+	}
+	// An empty backlog is still a series (0), so that an alert on it sees the partner.
+	waitFor(t, 10*time.Second, "b's queue emptied", func() bool { _, ok := head(t, a.Store, string(room)); return !ok })
+	if v := value(t, obReg, "mimi_gateway_protocol_outbox_backlog", domainB); v != 0 {
+		t.Errorf("outbox backlog{b} = %v after delivery, want 0", v)
+	}
+	if v := value(t, obReg, "mimi_gateway_protocol_outbox_oldest_age_seconds", domainB); v != 0 {
+		t.Errorf("outbox oldest age{b} = %v after delivery, want 0", v)
 	}
 }
 

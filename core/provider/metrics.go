@@ -26,6 +26,8 @@ type metrics struct {
 	givenUp *prometheus.CounterVec
 	// parked counts envelopes parked for a partner that did not answer (park.go).
 	parked prometheus.Counter
+	// parkedNow exports what is parked per partner now (set by New: it reads the store).
+	parkedNow *parkedCollector
 }
 
 func newMetrics() *metrics {
@@ -58,7 +60,11 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.usersOnDemand, m.refusals, m.credentialAlerts, m.notices, m.givenUp, m.parked}
+	cs := []prometheus.Collector{m.usersOnDemand, m.refusals, m.credentialAlerts, m.notices, m.givenUp, m.parked}
+	if m.parkedNow != nil {
+		cs = append(cs, m.parkedNow)
+	}
+	return cs
 }
 
 // register registers m with r (nothing when r is nil).

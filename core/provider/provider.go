@@ -176,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("provider: migrate: %w", err)
 	}
 	met := newMetrics()
+	met.parkedNow = newParkedCollector(cfg.Store)
 	if err := met.register(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -196,6 +197,9 @@ func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
 		return fmt.Errorf("provider: outbox: %w", err)
 	}
 	p.client, p.outbox = client, ob
+	if p.met.parkedNow != nil {
+		p.met.parkedNow.setPartners(client.PartnerDomains)
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	p.unlisten = client.OnAnswerAgain(func(d event.Domain) { p.partnerBack(rctx, d) })

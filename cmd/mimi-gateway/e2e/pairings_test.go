@@ -94,7 +94,7 @@ func matrixAppserviceXMPP(t *testing.T) {
 	p := &pairing{name: "Matrix-XMPP"}
 	p.matrixA(t, ka)
 	p.xmppB(t, ab)
-	p.run(t, oneToOneA, readOneToOneA, oneToOneB, groupA, readGroupA, groupB, unknownA, unknownB, measure)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, measure, operations)
 }
 
 // matrixClientAppservice: Klinik A on TI-Messenger (gateway in client mode with a functional
@@ -107,7 +107,7 @@ func matrixClientAppservice(t *testing.T) {
 	p := &pairing{name: "TIM-BuM"}
 	p.matrixA(t, ka)
 	p.matrixB(t, ab)
-	p.run(t, oneToOneA, oneToOneB, groupA, groupB, unknownA, unknownB)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, operations)
 }
 
 // xmppXMPP: two agencies on XMPP, each with its Prosody and gateway.
@@ -119,7 +119,7 @@ func xmppXMPP(t *testing.T) {
 	p := &pairing{name: "XMPP-XMPP"}
 	p.xmppA(t, ac)
 	p.xmppB(t, ab)
-	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, operations)
 }
 
 // matrixMatrix: two organisations on Matrix, both gateways in appservice mode.
@@ -131,7 +131,7 @@ func matrixMatrix(t *testing.T) {
 	p := &pairing{name: "Matrix-Matrix"}
 	p.matrixA(t, ka)
 	p.matrixB(t, ab)
-	p.run(t, oneToOneA, oneToOneB, groupA, groupB, unknownA, unknownB)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, operations)
 }
 
 // Scenarios of a pairing, run in the order given to run. "read …" checks the read receipt of
@@ -151,11 +151,12 @@ const (
 	measure       = "latency"
 	kills         = "kill stream"
 	down          = "partner down"
+	operations    = "operations"
 )
 
 // everything is every scenario.
 var everything = []string{oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB,
-	unknownA, unknownB, kills, down}
+	unknownA, unknownB, kills, down, operations}
 
 // run runs the named scenarios of a pairing in order.
 func (p *pairing) run(t *testing.T, scenarios ...string) {
@@ -205,6 +206,8 @@ func (p *pairing) run(t *testing.T, scenarios ...string) {
 				c := need(t, oneToOneA)
 				partnerDown(t, p.a, p.b, c.cs, c.cp, p.gwA, p.gwB)
 			})
+		case operations:
+			t.Run(sc, func(t *testing.T) { operate(t, p, need(t, oneToOneA), need(t, oneToOneB)) })
 		default:
 			t.Fatalf("unknown scenario %q", sc)
 		}
@@ -227,7 +230,9 @@ func (c *conv) readReceipt(t *testing.T) {
 
 // conversation: starter opens a conversation with peer (1:1, or a group with peer and peerMate
 // when peerMate is given), and they exchange text, a reply, edits, reactions, a deletion and a
-// file each way; the peer receives a last message.
+// file each way (each side deletes one of its messages; a delivery receipt where both networks
+// have one; the first message and the answer arrived encrypted where received in a Matrix room);
+// the peer receives a last message.
 func conversation(t *testing.T, starter, peer, peerMate person, topic string) *conv {
 	group := peerMate != nil
 	peers := []person{peer}
@@ -238,12 +243,19 @@ func conversation(t *testing.T, starter, peer, peerMate person, topic string) *c
 	hello := cs.send(t, "Hallo "+peer.Name()+" ("+topic+")")
 	cp := peer.acceptChat(t, starter, group, "")
 	helloP := cp.waitText(t, starter, hello.text)
+	cp.checkEncrypted(t, helloP)
 	if x, ok := cs.(*xmppChat); ok && !group {
-		x.waitDelivered(t, hello)
+		x.waitAccepted(t, hello)
+	}
+	if cs.hasDeliveryReceipts() && cp.hasDeliveryReceipts() {
+		cp.markDelivered(t, helloP)
+		cs.waitDeliveredBy(t, peer, hello)
+		t.Logf("%s's delivery receipt reached %s", peer.URI(), starter.URI())
 	}
 
 	ans := cp.reply(t, helloP, "Guten Tag, "+starter.Name())
 	ansS := cs.waitReply(t, peer, ans.text, hello)
+	cs.checkEncrypted(t, ansS)
 
 	cs.edit(t, hello, hello.text+" – bearbeitet")
 	cp.waitEdit(t, starter, helloP, hello.text+" – bearbeitet")
@@ -275,6 +287,10 @@ func conversation(t *testing.T, starter, peer, peerMate person, topic string) *c
 	goneP := cp.waitText(t, starter, gone.text)
 	cs.del(t, gone)
 	cp.waitDeleted(t, starter, goneP)
+	gone2 := cp.send(t, "Auch diese wird gelöscht")
+	gone2S := cs.waitText(t, peer, gone2.text)
+	cp.del(t, gone2)
+	cs.waitDeleted(t, peer, gone2S)
 
 	last := cs.send(t, fmt.Sprintf("Zuletzt (%s)", topic))
 	lastP := cp.waitText(t, starter, last.text)

@@ -72,6 +72,18 @@ type chat interface {
 	// it a no-op (hasReadReceipts).
 	waitRead(t *testing.T, by person, m msg)
 	hasReadReceipts() bool
+	// hasDeliveryReceipts reports whether this view shows that a message reached the peer's
+	// client (XEP-0184 in an XMPP 1:1 chat; Matrix has no such receipt).
+	hasDeliveryReceipts() bool
+	// markDelivered is the client's delivery receipt of a received message (as a client sends
+	// it for a message that asks for one).
+	markDelivered(t *testing.T, m msg)
+	// waitDeliveredBy waits for the peer's delivery receipt of m, relayed from the peer's client
+	// (not the gateway's own confirmation that it took the message).
+	waitDeliveredBy(t *testing.T, by person, m msg)
+	// checkEncrypted fails the test when m, which this side received, did not arrive encrypted
+	// in a Matrix room (a no-op where the network has no end-to-end encryption here).
+	checkEncrypted(t *testing.T, m msg)
 	// waitNotice waits up to timeout for a notice of the gateway containing every string of
 	// any (one of the alternatives, e.g. English or German wording).
 	waitNotice(t *testing.T, timeout time.Duration, any ...string) time.Time
@@ -345,6 +357,31 @@ func (c *matrixChat) waitFile(t *testing.T, from person, name string, data []byt
 
 func (c *matrixChat) hasReadReceipts() bool { return true }
 
+func (c *matrixChat) hasDeliveryReceipts() bool { return false }
+
+func (c *matrixChat) markDelivered(t *testing.T, m msg) { t.Fatal("Matrix has no delivery receipts") }
+
+func (c *matrixChat) waitDeliveredBy(t *testing.T, by person, m msg) {
+	t.Fatal("Matrix has no delivery receipts")
+}
+
+// checkEncrypted: the room is encrypted (m.room.encryption) and m arrived as an m.room.encrypted
+// event that this user's device decrypted.
+func (c *matrixChat) checkEncrypted(t *testing.T, m msg) {
+	t.Helper()
+	var enc mevent.EncryptionEventContent
+	if err := c.cl().StateEvent(context.Background(), c.room, mevent.StateEncryption, "", &enc); err != nil || enc.Algorithm != id.AlgorithmMegolmV1 {
+		t.Errorf("%s: room %s is not encrypted (m.room.encryption %+v, %v)", c.cl().UserID, c.room, enc, err)
+	}
+	evs := c.cl().Events(func(e *mevent.Event) bool { return e.ID == id.EventID(m.id) })
+	if len(evs) == 0 {
+		t.Fatalf("%s: event %s was not received", c.cl().UserID, m.id)
+	}
+	if !evs[0].Mautrix.WasEncrypted {
+		t.Errorf("%s: %q (%s) arrived unencrypted in room %s", c.cl().UserID, m.text, m.id, c.room)
+	}
+}
+
 func (c *matrixChat) waitRead(t *testing.T, by person, m msg) {
 	t.Helper()
 	c.cl().WaitEvent(t, wait, fmt.Sprintf("read receipt of %s on %s", by.URI(), m.id), func(e *mevent.Event) bool {
@@ -355,12 +392,14 @@ func (c *matrixChat) waitRead(t *testing.T, by person, m msg) {
 		if !ok {
 			return false
 		}
-		for user := range (*rc)[id.EventID(m.id)][mevent.ReceiptTypeRead] {
-			if user == c.p.ghost(by.URI()) || user == c.p.org.Bot {
-				return true
-			}
+		// The partner's user has a ghost (appservice mode); in client mode the functional
+		// account reads for the partner's side.
+		reader := c.p.ghost(by.URI())
+		if c.p.org.Mode == gt.ModeClient {
+			reader = c.p.org.Bot
 		}
-		return false
+		_, ok = (*rc)[id.EventID(m.id)][mevent.ReceiptTypeRead][reader]
+		return ok
 	})
 }
 
@@ -569,12 +608,13 @@ func (c *xmppChat) sent(t *testing.T, mid, text string) msg {
 	return m
 }
 
-// waitDelivered waits for the gateway's delivery receipt of a message this side sent.
-func (c *xmppChat) waitDelivered(t *testing.T, m msg) {
+// waitAccepted waits for the gateway's delivery receipt of a message this side sent (it took the
+// message: it is on the bus).
+func (c *xmppChat) waitAccepted(t *testing.T, m msg) {
 	t.Helper()
 	c.cl().Expect(t, wait, "delivery receipt of "+m.id, func(st *gt.Stanza) bool {
 		r := st.Child("urn:xmpp:receipts", "received")
-		return st.XMLName.Local == "message" && r != nil && r.Attr("id") == m.id
+		return st.XMLName.Local == "message" && r != nil && r.Attr("id") == m.id && st.Attr("id") == "rcpt-"+m.id
 	})
 }
 
@@ -743,6 +783,28 @@ func (c *xmppChat) waitFile(t *testing.T, from person, name string, data []byte)
 }
 
 func (c *xmppChat) hasReadReceipts() bool { return true }
+
+// hasDeliveryReceipts: XEP-0184 receipts are relayed in 1:1 chats (in a group chat a receipt
+// would tell every occupant about every reader).
+func (c *xmppChat) hasDeliveryReceipts() bool { return c.typ == "chat" }
+
+func (c *xmppChat) markDelivered(t *testing.T, m msg) {
+	t.Helper()
+	c.cl().Send(t, fmt.Sprintf(`<message to='%s' id='%s'><received xmlns='urn:xmpp:receipts' id='%s'/></message>`,
+		gt.XMLEscape(c.to), c.cl().NewID("dr"), gt.XMLEscape(m.id)))
+}
+
+// waitDeliveredBy waits for a receipt of m from the peer's puppet other than the gateway's own
+// confirmation (whose stanza ID is rcpt-<message ID>).
+func (c *xmppChat) waitDeliveredBy(t *testing.T, by person, m msg) {
+	t.Helper()
+	c.expect(t, fmt.Sprintf("delivery receipt of %s by %s", m.id, by.URI()), by, func(st *gt.Stanza) bool {
+		r := st.Child("urn:xmpp:receipts", "received")
+		return r != nil && m.is(r.Attr("id")) && st.Attr("id") != "rcpt-"+m.id
+	})
+}
+
+func (c *xmppChat) checkEncrypted(*testing.T, msg) {}
 
 // sendStream sends with a fixed stanza ID until the gateway confirms (a delivery receipt in a
 // 1:1 chat, the room's reflection in a group chat), reconnecting after the server went away.
