@@ -27,6 +27,9 @@ type Reach interface {
 	SetReachability(ctx context.Context, user event.UserURI, setting string) error
 	// Consent returns user's setting, whom she accepted and her recent requests.
 	Consent(ctx context.Context, user event.UserURI) (ConsentView, error)
+	// Report sends user's abuse report of the message with MIMI ID messageID in room to the
+	// room's hub; an error wrapping ErrNotReportable means the message cannot be reported.
+	Report(ctx context.Context, user event.UserURI, room event.RoomURI, messageID []byte, note string) error
 }
 
 // Person is someone a search found.
@@ -62,6 +65,9 @@ var (
 	ErrNotPartner = errors.New("bridges: not a partner")
 	// ErrReachUnavailable: the MIMI endpoint is not running.
 	ErrReachUnavailable = errors.New("bridges: the MIMI endpoint is not running")
+	// ErrNotReportable: the message is not one the user received from a partner with a frank
+	// (or it is older than a week).
+	ErrNotReportable = errors.New("bridges: this message cannot be reported")
 )
 
 // Phrases of the reach commands and notices.
@@ -112,6 +118,12 @@ const (
 	PhraseConsentPending Phrase = "notice.consent.pending"
 	// PhraseConsentGranted: (1) accepted; the conversation is being set up.
 	PhraseConsentGranted Phrase = "notice.consent.granted"
+	// PhraseHelpReport describes report; PhraseReported: the report went to provider (1);
+	// PhraseNotReportable: the message cannot be reported; PhraseReportHow: report is an answer.
+	PhraseHelpReport    Phrase = "cmd.help.report"
+	PhraseReported      Phrase = "cmd.report.done"
+	PhraseNotReportable Phrase = "cmd.report.not"
+	PhraseReportHow     Phrase = "cmd.report.how"
 )
 
 func init() {
@@ -144,6 +156,10 @@ func init() {
 			PhraseConsentRequest:     "%[1]s of a partner organisation would like to write to you. To accept, answer: %[2]s (or consent deny with the same address to refuse).",
 			PhraseConsentPending:     "%s has not accepted contact from you yet. They have been asked; the conversation starts when they accept.",
 			PhraseConsentGranted:     "%s accepted. The conversation is being set up.",
+			PhraseHelpReport:         "report [NOTE]: as an answer to a message of a partner's user, report it to the administrators of the organisation that hosts the conversation",
+			PhraseReported:           "Your report was sent to the administrators of %s.",
+			PhraseNotReportable:      "This message cannot be reported (only messages from people of partner organisations of the last seven days can).",
+			PhraseReportHow:          "Write report as an answer to the message you want to report.",
 		},
 		German: {
 			PhraseHelpSearch:         "suchen TEXT: eine Person einer Partnerorganisation nach Adresse, E-Mail-Adresse oder Name finden, z. B. suchen bob@amt-b.example",
@@ -173,6 +189,10 @@ func init() {
 			PhraseConsentRequest:     "%[1]s aus einer Partnerorganisation möchte Ihnen schreiben. Zum Zustimmen antworten Sie: %[2]s (oder einwilligung ablehnen mit derselben Adresse, um abzulehnen).",
 			PhraseConsentPending:     "%s hat einer Kontaktaufnahme durch Sie noch nicht zugestimmt. Die Person wurde gefragt; die Unterhaltung beginnt, sobald sie zustimmt.",
 			PhraseConsentGranted:     "%s hat zugestimmt. Die Unterhaltung wird eingerichtet.",
+			PhraseHelpReport:         "melden [NOTIZ]: als Antwort auf eine Nachricht einer Person eines Partners diese der Administration der Organisation melden, die die Unterhaltung hostet",
+			PhraseReported:           "Ihre Meldung wurde an die Administration von %s gesendet.",
+			PhraseNotReportable:      "Diese Nachricht kann nicht gemeldet werden (nur Nachrichten von Personen der Partnerorganisationen aus den letzten sieben Tagen).",
+			PhraseReportHow:          "Schreiben Sie melden als Antwort auf die Nachricht, die Sie melden möchten.",
 		},
 	} {
 		for p, s := range texts {
@@ -396,4 +416,31 @@ func ConsentRequestText(lang Language, n *event.Notice) string {
 	cmd := wordIn("consent", map[string]map[Language]string{"consent": {German: "einwilligung"}}, lang) + " " +
 		wordIn("allow", consentSub, lang) + " " + who
 	return Say(lang, PhraseConsentRequest, who, cmd)
+}
+
+// ReportCommand is the spec of report (an answer to the reported message; adapters whose
+// messages can answer others offer it).
+func ReportCommand() CommandSpec {
+	return CommandSpec{Name: "report", Names: map[Language]string{German: "melden"}, MinArgs: 0, MaxArgs: maxCommandArgs, Help: PhraseHelpReport}
+}
+
+// RunReport sends user's report of the message messageID (nil: the command answered no
+// message) in room and returns the answer.
+func RunReport(ctx context.Context, r Reach, user event.UserURI, room event.RoomURI, messageID []byte, c Command, lang Language) (string, error) {
+	switch {
+	case r == nil:
+		return Say(lang, PhraseReachUnavailable), nil
+	case messageID == nil:
+		return Say(lang, PhraseReportHow), nil
+	}
+	err := r.Report(ctx, user, room, messageID, strings.Join(c.Args, " "))
+	switch {
+	case errors.Is(err, ErrNotReportable):
+		return Say(lang, PhraseNotReportable), nil
+	case errors.Is(err, ErrReachUnavailable):
+		return Say(lang, PhraseReachUnavailable), nil
+	case err != nil:
+		return "", err
+	}
+	return Say(lang, PhraseReported, string(room.Domain())), nil
 }

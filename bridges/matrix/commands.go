@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -52,7 +53,7 @@ func clientCommands() []clientCommand {
 		}
 		cmds = append(cmds, clientCommand{spec: spec, run: run})
 	}
-	return cmds
+	return append(cmds, clientCommand{spec: bridges.ReportCommand(), run: (*Adapter).cmdReport})
 }
 
 // initCommands registers the client-mode commands.
@@ -311,4 +312,30 @@ func (a *Adapter) cmdStart(ctx context.Context, c *commandCall) (string, error) 
 	}
 	a.metrics.inbound.WithLabelValues("published").Inc()
 	return bridges.Say(c.lang, bridges.PhraseStarting, displayNameOf(target)), nil
+}
+
+// cmdReport reports the message the command answers (a partner's message in this portal) to the
+// room's hub.
+func (a *Adapter) cmdReport(ctx context.Context, c *commandCall) (string, error) {
+	sender, err := UserURIOf(c.p.Sender)
+	if err != nil {
+		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+	}
+	var mid []byte
+	if c.p.ReplyTo != "" {
+		id, err := a.lookup(ctx, c.p.Room, c.p.ReplyTo)
+		if errors.Is(err, idmap.ErrNotFound) {
+			return bridges.Say(c.lang, bridges.PhraseNotReportable), nil
+		}
+		if err != nil {
+			return "", transient(err)
+		}
+		mid = id[:]
+	}
+	answer, err := bridges.RunReport(ctx, a.reach, sender, c.room, mid, c.cmd, c.lang)
+	if err != nil {
+		a.log.Warn("report failed", "event_id", string(c.p.ID), "error", err)
+		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+	}
+	return answer, nil
 }

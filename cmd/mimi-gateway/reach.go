@@ -101,3 +101,15 @@ func (r reachBridge) Consent(ctx context.Context, user event.UserURI) (bridges.C
 	}
 	return v, nil
 }
+
+func (r reachBridge) Report(ctx context.Context, user event.UserURI, room event.RoomURI, messageID []byte, note string) error {
+	p, err := r.provider()
+	if err != nil {
+		return err
+	}
+	err = p.Report(ctx, user, room, messageID, note)
+	if errors.Is(err, provider.ErrNotReportable) {
+		return errors.Join(bridges.ErrNotReportable, err)
+	}
+	return err
+}

@@ -41,7 +41,7 @@ var (
 // Schema is this package's store component, with its sealed columns.
 var Schema = func() store.Migrations {
 	m := store.MustMigrationsFromFS(Component, migrationFS, "migrations")
-	m.Sealed = []store.SealedColumn{sealedNote, sealedContent}
+	m.Sealed = []store.SealedColumn{sealedNote, sealedContent, sealedEvidence}
 	return m
 }()
 
@@ -267,5 +267,9 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI) (int64, er
 	if err != nil {
 		return n, fmt.Errorf("abuse: erase %s: %w", u, err)
 	}
-	return n, nil
+	m, err := st.DeleteWhere(ctx, "abuse_evidence", []string{"room", "message_id"}, `sender = ?`, string(u))
+	if err != nil {
+		return n + m, fmt.Errorf("abuse: erase %s: %w", u, err)
+	}
+	return n + m, nil
 }

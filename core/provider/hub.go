@@ -148,8 +148,12 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 	if err != nil || !first {
 		return ts, err // a resubmission: accepted before
 	}
+	fr, err := p.frank(ctx, tx, sender, room, ts, m) // franking.go
+	if err != nil {
+		return 0, err
+	}
 	for _, d := range snap.followers(p.cfg.Domain) {
-		if err := p.outbox.Enqueue(ctx, tx, d, room, &protocol.FanoutMessage{Timestamp: ts, Message: m}); err != nil {
+		if err := p.outbox.Enqueue(ctx, tx, d, room, &protocol.FanoutMessage{Timestamp: ts, Message: m, Frank: fr}); err != nil {
 			return 0, fmt.Errorf("provider: enqueue fanout: %w", err)
 		}
 	}
@@ -166,6 +170,9 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 		}
 	} else if locals, err := usersWithClients(ctx, tx, room, 1); err != nil || len(locals) == 0 {
 		return ts, err
+	}
+	if err := p.keepFrank(ctx, tx, room, m, fr, ts); err != nil {
+		return 0, err
 	}
 	return ts, insertInbox(ctx, tx, room, sender, ts, m, nil)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/abuse"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -43,6 +44,9 @@ func insertInbox(ctx context.Context, tx *store.Tx, room event.RoomURI, sender e
 func (p *Provider) Notify(ctx context.Context, tx *store.Tx, n *protocol.Notification) error {
 	for _, f := range n.Messages {
 		if err := insertInbox(ctx, tx, n.Room, "", f.Timestamp, f.Message, treeOption(f.RatchetTreeOption)); err != nil {
+			return err
+		}
+		if err := p.keepFrank(ctx, tx, n.Room, f.Message, f.Frank, f.Timestamp); err != nil { // franking.go
 			return err
 		}
 		// A proposal bundle's further proposals, or the proposals the hub regenerated after an
@@ -448,6 +452,13 @@ type inboxBatch struct {
 	read    map[clientKey]bool         // those whose state changed
 	rows    []int64
 	out     []bus.InMessage
+	// evidence is what reports of the batch's franked messages need (core/abuse).
+	evidence []evidence
+}
+
+type evidence struct {
+	e    abuse.Evidence
+	hash []byte
 }
 
 func (p *Provider) newInboxBatch() *inboxBatch {
@@ -524,6 +535,16 @@ func (b *inboxBatch) add(ctx context.Context, r *inboxRow) error {
 	for _, n := range nets {
 		b.out = append(b.out, bus.InMessage{Network: n, Envelope: env})
 	}
+	if len(nets) > 0 && env.MessageID != nil {
+		sum := sha256.Sum256(raw)
+		fr, acc, ok, err := abuse.FrankOf(ctx, p.st, r.room, sum[:])
+		if err != nil {
+			return err
+		}
+		if ok {
+			b.evidence = append(b.evidence, evidence{e: abuse.Evidence{Room: r.room, MessageID: env.MessageID, Sender: sender, Accepted: acc, Frank: fr, Content: data}, hash: sum[:]})
+		}
+	}
 	return nil
 }
 
@@ -540,6 +561,11 @@ func (b *inboxBatch) commit(ctx context.Context) error {
 		err = p.st.InTx(ctx, func(tx *store.Tx) error {
 			for k := range b.read {
 				if err := saveRatchets(ctx, tx, k.room, b.clients[k]); err != nil {
+					return err
+				}
+			}
+			for _, ev := range b.evidence {
+				if err := abuse.PutEvidence(ctx, tx, ev.e, ev.hash, p.now()); err != nil {
 					return err
 				}
 			}
@@ -565,7 +591,7 @@ func (b *inboxBatch) abort() {
 	clear(b.unlock)
 	clear(b.clients)
 	clear(b.read)
-	b.rows, b.out = b.rows[:0], b.out[:0]
+	b.rows, b.out, b.evidence = b.rows[:0], b.out[:0], b.evidence[:0]
 }
 
 // publishIn publishes msgs on mimi.in, pipelined when the bus can.

@@ -486,7 +486,11 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		m, err := c.Group.Encrypt(data, nil)
+		aad, err := frankAAD(env.Content, data) // franking.go
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		m, err := c.Group.Encrypt(data, aad)
 		if err != nil {
 			return fmt.Errorf("provider: encrypt: %w", err)
 		}

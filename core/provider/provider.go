@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mimi-gateway/mimi-gateway/core/abuse"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/directory"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -172,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.UnreachableNotice <= 0 {
 		cfg.UnreachableNotice = DefaultUnreachableNotice
 	}
-	if err := cfg.Store.Migrate(ctx, protocol.Schema, Schema); err != nil {
+	if err := cfg.Store.Migrate(ctx, protocol.Schema, Schema, abuse.Schema); err != nil {
 		return nil, fmt.Errorf("provider: migrate: %w", err)
 	}
 	met := newMetrics()

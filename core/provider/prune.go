@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/abuse"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -64,6 +65,10 @@ func (p *Provider) prune(ctx context.Context) error {
 		p.log.Debug("pruned dedupe records", "rows", total, "before", before)
 	}
 	if err := p.pruneKeyPackages(ctx); err != nil {
+		return err
+	}
+	// Received messages kept for abuse reports (franking.go).
+	if _, err := abuse.PruneEvidence(ctx, p.st, p.now().Add(-abuse.EvidenceRetention)); err != nil {
 		return err
 	}
 	return p.pruneRoutes(ctx)

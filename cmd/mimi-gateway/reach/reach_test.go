@@ -42,7 +42,20 @@ type matrixRoom struct {
 // command sends text and returns the functional account's answer (a notice in reply to it).
 func (r matrixRoom) command(t *testing.T, text string) string {
 	t.Helper()
-	ev := r.c.SendText(t, r.room, text)
+	return r.answer(t, text, r.c.SendText(t, r.room, text))
+}
+
+// replyCommand sends text as an answer to the event to and returns the functional account's
+// answer.
+func (r matrixRoom) replyCommand(t *testing.T, text string, to id.EventID) string {
+	t.Helper()
+	ev := r.c.Send(t, r.room, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: text,
+		RelatesTo: &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: to}}})
+	return r.answer(t, text, ev)
+}
+
+func (r matrixRoom) answer(t *testing.T, text string, ev id.EventID) string {
+	t.Helper()
 	e := r.c.WaitEvent(t, wait, "the answer to "+text, func(e *mevent.Event) bool {
 		c, ok := e.Content.Parsed.(*mevent.MessageEventContent)
 		return ok && e.RoomID == r.room && e.Sender == r.bot && c.MsgType == mevent.MsgNotice &&
@@ -171,9 +184,17 @@ func TestFindAndReach(t *testing.T) {
 		bob.Expect(t, wait, "alice's first message in "+to, func(s *gt.Stanza) bool { return s.Body() == "Guten Tag, Herr Beispiel" })
 	}
 	bob.Send(t, fmt.Sprintf(`<message to='%s' type='%s' id='%s'><body>Guten Tag, Frau Alice</body></message>`, to, typ, bob.NewID("m")))
-	alice.WaitEvent(t, wait, "bob's answer", func(e *mevent.Event) bool {
+	answer := alice.WaitEvent(t, wait, "bob's answer", func(e *mevent.Event) bool {
 		return e.RoomID == dm && strings.Contains(gt.Body(e), "Guten Tag, Frau Alice")
 	})
+
+	// Alice reports Bob's message: her gateway, the room's hub, checks its frank and records
+	// the report for its admin.
+	dmRoom := matrixRoom{c: alice, room: dm, bot: ka.Bot}
+	if got := dmRoom.replyCommand(t, "report unfreundlich", answer.ID); !strings.Contains(got, "administrators of klinik-a.example") {
+		t.Fatalf("report: %q", got)
+	}
+	ka.Gateway.WaitLog(t, wait, "abuse report accepted for the admin")
 
 	// consent list shows whom Bob accepted.
 	if got := xmppCommand(t, bob, gateway, "consent list"); !strings.Contains(got, "alice@klinik-a.example") {
