@@ -71,12 +71,56 @@ func (a *Adapter) publishReceipt(ctx context.Context, room event.RoomURI, mxRoom
 	if err != nil {
 		return transient(err)
 	}
+	return a.publishStatus(ctx, room, mxRoom, *mid, content.StatusRead, native, user, ts)
+}
+
+// publishDelivered reports a partner's message (env, rendered in portal mxRoom) as delivered to
+// this homeserver, on behalf of the portal's one local user: in a 1:1 conversation only (in a
+// group, "delivered" would say nothing about any one reader). Reading: the homeserver having
+// stored the event is what "delivered" means for Matrix, which has no delivery receipts of its
+// own.
+func (a *Adapter) publishDelivered(ctx context.Context, env *event.Envelope) error {
+	if env.Kind != event.KindMessage || len(env.MessageID) == 0 || a.isLocal(env.Sender) {
+		return nil
+	}
+	var mid content.MessageID
+	if len(env.MessageID) != len(mid) {
+		return nil
+	}
+	copy(mid[:], env.MessageID)
+	mxRoom, ok, err := a.portalByMIMI(ctx, env.Room)
+	if err != nil || !ok {
+		return err
+	}
+	members, err := a.stateStore.GetRoomJoinedOrInvitedMembers(ctx, mxRoom)
+	if err != nil {
+		return fmt.Errorf("matrix: members of %s: %w", mxRoom, err)
+	}
+	var local []id.UserID
+	for _, u := range members {
+		if uri, err := a.userURI(u); err == nil && a.isLocal(uri) && !a.isOwn(u) {
+			local = append(local, u)
+		}
+	}
+	if len(local) != 1 {
+		return nil
+	}
+	native := event.NativeEventID("delivered:" + string(local[0]) + ":" + string(env.ID))
+	if done, err := a.st.IsProcessed(ctx, scopeEvent, string(native)); err != nil || done {
+		return err
+	}
+	return a.publishStatus(ctx, env.Room, mxRoom, mid, content.StatusDelivered, native, local[0], time.Now())
+}
+
+// publishStatus publishes user's status report (read, delivered) on message mid.
+func (a *Adapter) publishStatus(ctx context.Context, room event.RoomURI, mxRoom id.RoomID, mid content.MessageID, status content.Status,
+	native event.NativeEventID, user id.UserID, ts time.Time) error {
 	sender, err := a.userURI(user)
 	if err != nil || !a.isLocal(sender) {
 		return nil // only this homeserver's users are MIMI users of this gateway
 	}
 	envID := event.NewEventID(event.NetworkMatrix, event.NativeRoomID(mxRoom), native)
-	rep, err := content.StatusReport{{MessageID: *mid, Status: content.StatusRead}}.Encode()
+	rep, err := content.StatusReport{{MessageID: mid, Status: status}}.Encode()
 	if err != nil {
 		return fmt.Errorf("matrix: encode status report: %w", err)
 	}

@@ -40,7 +40,14 @@ type outbound struct {
 
 // HandleMessage implements bridges.Adapter.
 func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
-	return a.render(ctx, ev, a.renderMessage)
+	if err := a.render(ctx, ev, a.renderMessage); err != nil {
+		return err
+	}
+	// The message is shown; its delivery report is best effort (receipts.go).
+	if err := a.publishDelivered(ctx, ev.Envelope); err != nil {
+		a.log.Warn("delivery report not published", "event_id", string(ev.Envelope.ID), "error", err)
+	}
+	return nil
 }
 
 // HandleEdit implements bridges.EditHandler: an m.replace edit of the original event.
