@@ -139,7 +139,7 @@ func TestClientModeEncrypted(t *testing.T) {
 	if err := alice.MarkRead(ctx, room, got.ID); err != nil {
 		t.Fatal(err)
 	}
-	rcpt := out.wait(t, "the read receipt", func(env *event.Envelope) bool { return env.Kind == event.KindReceipt })
+	rcpt := out.wait(t, "the read receipt", func(env *event.Envelope) bool { return isStatus(env, content.StatusRead) })
 	rm, err := content.Decode(rcpt.Content)
 	if err != nil {
 		t.Fatal(err)

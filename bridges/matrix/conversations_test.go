@@ -474,10 +474,18 @@ func TestAppserviceReadReceipt(t *testing.T) {
 	in := mimiMessage(t, event.KindMessage, roomURI, bobURI, 1, func(m *content.Message) { m.Body = textBody(content.TypePlain, "bitte lesen") })
 	publishIn(t, e.bus, in)
 	got := alice.waitEvent(t, "bob's message", func(ev *mevent.Event) bool { return ev.Sender == ghost && ev.Type == mevent.EventMessage })
+	// Shown to alice, bob's message is reported delivered on her behalf (the portal's one local
+	// user).
+	dl := e.out.wait(t, "the delivery report", func(env *event.Envelope) bool { return isStatus(env, content.StatusDelivered) })
+	if dm, err := content.Decode(dl.Content); err != nil || dl.Sender != aliceURI || dl.Room != roomURI {
+		t.Errorf("delivery report from %s in %s (%v)", dl.Sender, dl.Room, err)
+	} else if rep, _, _ := dm.StatusReport(); len(rep) != 1 || rep[0].MessageID != content.MessageID(in.MessageID) {
+		t.Errorf("delivery report %+v", rep)
+	}
 	if err := alice.MarkRead(t.Context(), room, got.ID); err != nil {
 		t.Fatal(err)
 	}
-	rcpt := e.out.wait(t, "alice's read receipt", func(env *event.Envelope) bool { return env.Kind == event.KindReceipt })
+	rcpt := e.out.wait(t, "alice's read receipt", func(env *event.Envelope) bool { return isStatus(env, content.StatusRead) })
 	m, err := content.Decode(rcpt.Content)
 	if err != nil {
 		t.Fatal(err)
