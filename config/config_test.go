@@ -135,6 +135,14 @@ func TestErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "lease too short, advertise address without a port",
+			yaml: "domain: a.example\nha:\n  lease_ttl: 1s\n  advertise_address: 10.0.0.7\n",
+			want: []string{
+				`f.yaml:3:14: ha.lease_ttl: 1s is shorter than 3s`,
+				`f.yaml:4:22: ha.advertise_address:`,
+			},
+		},
+		{
 			name: "unknown top-level key",
 			yaml: "domain: a.example\nfoo: 1\n",
 			want: []string{`f.yaml:2:1: foo: unknown key "foo"`},
