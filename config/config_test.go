@@ -498,3 +498,28 @@ func TestHotKeys(t *testing.T) {
 		t.Errorf("HotKeys = %q, want %q", got, want)
 	}
 }
+
+// TestHAAdvertiseAddress: with several replicas a MIMI listener on every interface needs
+// ha.advertise_address (the others could not reach this replica); a named host or the key do.
+func TestHAAdvertiseAddress(t *testing.T) {
+	base := "domain: a.example\nbus:\n  mode: external\n  external:\n    urls: [nats://n1:4222]\n" +
+		"store:\n  driver: postgres\n  postgres:\n    dsn: postgres://db/gw\n  encryption:\n    key: k\n" +
+		"mimi:\n  cert_file: c.pem\n  key_file: k.pem\n  client_ca_file: ca.pem\n"
+	for _, tt := range []struct {
+		name, extra string
+		wantErr     bool
+	}{
+		{"all interfaces", "  address: 0.0.0.0:8443\n", true},
+		{"all interfaces, no host", "  address: :8443\n", true},
+		{"a named host", "  address: 10.0.0.7:8443\n", false},
+		{"all interfaces and the key", "  address: 0.0.0.0:8443\nha:\n  advertise_address: 10.0.0.7:8443\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(base+tt.extra))
+			has := err != nil && strings.Contains(err.Error(), "ha.advertise_address: required with several replicas")
+			if has != tt.wantErr {
+				t.Fatalf("error %v; want the ha.advertise_address error: %v", err, tt.wantErr)
+			}
+		})
+	}
+}

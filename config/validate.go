@@ -307,5 +307,11 @@ func (c *Config) validateHA(v *validator) {
 	}
 	if c.HA.AdvertiseAddress != "" {
 		v.hostPort("ha.advertise_address", c.HA.AdvertiseAddress)
+	} else if c.HAEnabled() && c.MIMI.Address != "" {
+		if host, _, err := net.SplitHostPort(c.MIMI.Address); err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				v.errorf("ha.advertise_address", "required with several replicas when mimi.address (%s) listens on every interface: the address at which the other replicas reach this one (e.g. the pod IP and port)", c.MIMI.Address)
+			}
+		}
 	}
 }

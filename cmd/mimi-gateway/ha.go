@@ -55,6 +55,35 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 			return fmt.Errorf("mimi.address (standby forwarder): %w", err)
 		}
 	}
+	// The leader's other listeners (the Matrix appservice endpoint, the admin console) are
+	// reached on the same port at the leader's host, as every replica listens on the same ports.
+	var side []*forwarder
+	for _, addr := range sideListeners(cfg) {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("standby forwarder for %s: %w", addr, err)
+		}
+		sf, err := startForwarder(addr, func(ctx context.Context) (string, error) {
+			in, err := lease.Current(ctx, st, leaseName)
+			if err != nil {
+				return "", err
+			}
+			host, _, err := net.SplitHostPort(in.Address)
+			if err != nil || in.Address == advertise {
+				return "", fmt.Errorf("no leader address to forward %s to (%q)", addr, in.Address)
+			}
+			return net.JoinHostPort(host, port), nil
+		}, log)
+		if err != nil {
+			return fmt.Errorf("standby forwarder for %s: %w", addr, err)
+		}
+		side = append(side, sf)
+	}
+	defer func() {
+		for _, sf := range side {
+			sf.Close()
+		}
+	}()
 	// A standby is ready: it serves partners by forwarding, and a rolling update may go on.
 	admin.MarkStarted()
 	log.Info("replica started as standby; waiting for the leader's lease", "lease", leaseName, "holder", l.Holder(), "advertise", advertise)
@@ -75,6 +104,19 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 	// other component stopped writing, the lease is handed over at once.
 	sd.Add(ops.PhaseStore, "lease", l.Release)
 	return nil
+}
+
+// sideListeners are the listeners besides mimi.address that only the leader runs: a standby
+// forwards them to the leader's host on the same port.
+func sideListeners(cfg *config.Config) []string {
+	var out []string
+	if m := cfg.Bridges.Matrix; m.Enabled && m.Mode == "appservice" && m.Appservice.Listen != "" {
+		out = append(out, m.Appservice.Listen)
+	}
+	if cfg.AdminUI.Address != "" {
+		out = append(out, cfg.AdminUI.Address)
+	}
+	return out
 }
 
 // forwarder accepts partners' connections on a standby's MIMI address and passes the bytes to
