@@ -230,8 +230,8 @@ func (c *conv) readReceipt(t *testing.T) {
 
 // conversation: starter opens a conversation with peer (1:1, or a group with peer and peerMate
 // when peerMate is given), and they exchange text, a reply, edits, reactions, a deletion and a
-// file each way (each side deletes one of its messages; a delivery receipt where both networks
-// have one; the first message and the answer arrived encrypted where received in a Matrix room);
+// file each way (each side deletes one of its messages; the peer's delivery receipt where the
+// peer's client sends one and the starter's shows it; the first message and the answer arrived encrypted where received in a Matrix room);
 // the peer receives a last message.
 func conversation(t *testing.T, starter, peer, peerMate person, topic string) *conv {
 	group := peerMate != nil
@@ -247,7 +247,7 @@ func conversation(t *testing.T, starter, peer, peerMate person, topic string) *c
 	if x, ok := cs.(*xmppChat); ok && !group {
 		x.waitAccepted(t, hello)
 	}
-	if cs.hasDeliveryReceipts() && cp.hasDeliveryReceipts() {
+	if cs.showsDelivered() && cp.sendsDelivered() {
 		cp.markDelivered(t, helloP)
 		cs.waitDeliveredBy(t, peer, hello)
 		t.Logf("%s's delivery receipt reached %s", peer.URI(), starter.URI())

@@ -72,9 +72,12 @@ type chat interface {
 	// it a no-op (hasReadReceipts).
 	waitRead(t *testing.T, by person, m msg)
 	hasReadReceipts() bool
-	// hasDeliveryReceipts reports whether this view shows that a message reached the peer's
-	// client (XEP-0184 in an XMPP 1:1 chat; Matrix has no such receipt).
-	hasDeliveryReceipts() bool
+	// showsDelivered reports whether this view shows that a message reached the peer's client
+	// (XEP-0184 in an XMPP 1:1 chat; Matrix has no such receipt).
+	showsDelivered() bool
+	// sendsDelivered reports whether this side's client says that a message reached it (XMPP:
+	// XEP-0184 in a 1:1 chat, an XEP-0333 received marker in a group chat).
+	sendsDelivered() bool
 	// markDelivered is the client's delivery receipt of a received message (as a client sends
 	// it for a message that asks for one).
 	markDelivered(t *testing.T, m msg)
@@ -357,7 +360,9 @@ func (c *matrixChat) waitFile(t *testing.T, from person, name string, data []byt
 
 func (c *matrixChat) hasReadReceipts() bool { return true }
 
-func (c *matrixChat) hasDeliveryReceipts() bool { return false }
+func (c *matrixChat) showsDelivered() bool { return false }
+
+func (c *matrixChat) sendsDelivered() bool { return false }
 
 func (c *matrixChat) markDelivered(t *testing.T, m msg) { t.Fatal("Matrix has no delivery receipts") }
 
@@ -784,12 +789,20 @@ func (c *xmppChat) waitFile(t *testing.T, from person, name string, data []byte)
 
 func (c *xmppChat) hasReadReceipts() bool { return true }
 
-// hasDeliveryReceipts: XEP-0184 receipts are relayed in 1:1 chats (in a group chat a receipt
-// would tell every occupant about every reader).
-func (c *xmppChat) hasDeliveryReceipts() bool { return c.typ == "chat" }
+// showsDelivered: XEP-0184 receipts are shown in 1:1 chats (in a group chat a receipt would
+// tell every occupant about every reader).
+func (c *xmppChat) showsDelivered() bool { return c.typ == "chat" }
 
+func (c *xmppChat) sendsDelivered() bool { return true }
+
+// markDelivered: an XEP-0184 receipt in a 1:1 chat; in a group chat an XEP-0333 received marker
+// naming the room's stanza-id.
 func (c *xmppChat) markDelivered(t *testing.T, m msg) {
 	t.Helper()
+	if c.typ == "groupchat" {
+		c.message(t, "dr", fmt.Sprintf(`<received xmlns='urn:xmpp:chat-markers:0' id='%s'/>`, gt.XMLEscape(m.id)))
+		return
+	}
 	c.cl().Send(t, fmt.Sprintf(`<message to='%s' id='%s'><received xmlns='urn:xmpp:receipts' id='%s'/></message>`,
 		gt.XMLEscape(c.to), c.cl().NewID("dr"), gt.XMLEscape(m.id)))
 }
