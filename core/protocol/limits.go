@@ -15,8 +15,10 @@ import (
 // Resource limits of the server (docs/security.md, "Limits"). Every request of a partner passes,
 // after authentication and before its body is read:
 //
-//   - for /keyMaterial, a token bucket per partner and one per target user (429 with
-//     Retry-After when empty); for /identifierQuery and /requestConsent, one per partner;
+//   - for /keyMaterial, a token bucket per partner and one per partner and target user (429
+//     with Retry-After when empty): one partner's claims for a user do not use up another's,
+//     so a partner cannot make a user unreachable for the others by claiming her KeyPackages;
+//     for /identifierQuery and /requestConsent, one per partner;
 //   - a bound on the requests one partner has in flight (503 with Retry-After beyond it);
 //   - a global budget of memory for bodies in flight over all partners: a request reserves
 //     BodyCost times its Content-Length (or its endpoint's body limit when the length is not
@@ -39,7 +41,8 @@ type RateLimit struct {
 var (
 	// DefaultKeyMaterialPartnerRate: 100 claims at once, then two a second, per partner.
 	DefaultKeyMaterialPartnerRate = RateLimit{Interval: 500 * time.Millisecond, Burst: 100}
-	// DefaultKeyMaterialTargetRate: 10 claims at once, then one a minute, per target user.
+	// DefaultKeyMaterialTargetRate: 10 claims at once, then one a minute, per partner and
+	// target user.
 	DefaultKeyMaterialTargetRate = RateLimit{Interval: time.Minute, Burst: 10}
 	// DefaultIdentifierQueryRate: 20 identifier queries at once, then one every 3 s, per
 	// partner (a person searching, not a crawler).
@@ -276,7 +279,7 @@ func (l *limits) admit(ep Endpoint, peer event.Domain, target IdentifierURI, siz
 		if ok, wait := l.partnerRate.take(string(peer), now); !ok {
 			return nil, http.StatusTooManyRequests, wait, "too many key material claims from " + string(peer), "rate_partner"
 		}
-		if ok, wait := l.targetRate.take(string(target), now); !ok {
+		if ok, wait := l.targetRate.take(string(peer)+" "+string(target), now); !ok {
 			return nil, http.StatusTooManyRequests, wait, "too many key material claims for this user", "rate_target"
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
 // TestBucketSet: the burst, the refill, the wait it reports, and the bound on keys (full buckets
@@ -109,5 +111,31 @@ func TestAdmitBudget(t *testing.T) {
 	r2()
 	if l.bodies.used != 0 || len(l.bodies.held) != 0 || len(l.flight.n) != 0 {
 		t.Fatalf("left reserved: %d bytes (%v), %v in flight", l.bodies.used, l.bodies.held, l.flight.n)
+	}
+}
+
+// TestKeyMaterialTargetPerPartner: once one partner has used up its bucket for a user, another
+// partner's claim for her is still admitted, and the first partner's claim for another user too.
+func TestKeyMaterialTargetPerPartner(t *testing.T) {
+	l := newLimits(&ServerConfig{KeyMaterialTargetRate: RateLimit{Interval: time.Hour, Burst: 2}}, slog.New(slog.DiscardHandler))
+	admit := func(peer event.Domain, target IdentifierURI) int {
+		release, code, _, _, _ := l.admit(EndpointKeyMaterial, peer, target, 100)
+		if release != nil {
+			release()
+		}
+		return code
+	}
+	const alice, carla = "mimi://a.example/u/alice", "mimi://a.example/u/carla"
+	for i, tc := range []struct {
+		peer   event.Domain
+		target IdentifierURI
+		want   int
+	}{
+		{"b.example", alice, 0}, {"b.example", alice, 0}, {"b.example", alice, http.StatusTooManyRequests},
+		{"c.example", alice, 0}, {"b.example", carla, 0},
+	} {
+		if got := admit(tc.peer, tc.target); got != tc.want {
+			t.Fatalf("claim %d of %s for %s: %d, want %d", i, tc.peer, tc.target, got, tc.want)
+		}
 	}
 }

@@ -174,7 +174,7 @@ type ServerConfig struct {
 	DirectoryMaxAge time.Duration
 	Limits          Limits
 	// KeyMaterialPartnerRate and KeyMaterialTargetRate limit /keyMaterial claims per partner
-	// and per target user (zero: DefaultKeyMaterialPartnerRate, DefaultKeyMaterialTargetRate).
+	// and per partner and target user (zero: DefaultKeyMaterialPartnerRate, DefaultKeyMaterialTargetRate).
 	KeyMaterialPartnerRate, KeyMaterialTargetRate RateLimit
 	// IdentifierQueryRate and ConsentRequestRate limit identifier queries and requests for
 	// consent per partner (zero: DefaultIdentifierQueryRate, DefaultConsentRequestRate).

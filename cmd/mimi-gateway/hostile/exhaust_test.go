@@ -235,13 +235,16 @@ func TestBodyBudgetSlowPartnerBinary(t *testing.T) {
 
 // TestKeyMaterialRateLimitBinary: evil makes 10,000 KeyPackage claims as fast as it can against
 // five users of hub.example (default limits: per partner 100 at once then one every 500 ms, per
-// user 10 at once then one a minute). The claims beyond the buckets get 429 with Retry-After,
-// the claims served stay within what the buckets allow for the time taken, and the hub's
-// KeyPackage rows stay within five users × (4 + 1 unclaimed + 16 claimed); the store's growth is
-// logged.
+// partner and user 10 at once then one a minute). The claims beyond the buckets get 429 with
+// Retry-After, the claims served stay within what the buckets allow for the time taken, the
+// hub's KeyPackage rows stay within five users × (4 + 1 unclaimed + 16 claimed) and its pages
+// in use grow by at most a page per row; the hub logs a WARN naming evil.example; and a claim
+// of another partner, other.example, for one of the users is still served.
 func TestKeyMaterialRateLimitBinary(t *testing.T) {
 	const claims = 10000
-	w := newWorld(t, map[string]string{"hub.example": ""})
+	w := newWorld(t, map[string]string{"hub.example": ""}, func(g *gatewaytest.Gateway) {
+		g.AddPartner("other.example", gatewaytest.FreeAddr(t), g.CA.File)
+	})
 	hub, ev := w.gws["hub.example"], w.evil
 	var targets []event.UserURI
 	for i := range 5 {
@@ -325,6 +328,16 @@ func TestKeyMaterialRateLimitBinary(t *testing.T) {
 	}
 	if !warned {
 		t.Error("the hub's line about a partner tripping its limits is not a WARN naming evil.example")
+	}
+	// evil's claims used up its buckets, not another partner's: other.example claims user0.
+	oc := ev.httpClientWith(w.ca.Issue(t, "other.example"), hub.Gateway)
+	body, err := ev.claimRequest(t, event.NewUserURI("other.example", "olga"), targets[0], "").Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, b := rawPost(t, oc, hub.Gateway, "other.example", protocol.EndpointKeyMaterial, protocol.IdentifierURI(targets[0]), bytes.NewReader(body), int64(len(body)))
+	if r, err := protocol.DecodeKeyMaterialResponse(b); status != http.StatusOK || err != nil || r.UserStatus != protocol.KeyMaterialUserSuccess {
+		t.Errorf("other.example's claim for %s after evil's flood: %d %.200s", targets[0], status, b)
 	}
 }
 
