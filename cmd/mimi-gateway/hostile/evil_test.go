@@ -278,6 +278,22 @@ func rawPost(t testing.TB, c *http.Client, g *gatewaytest.Gateway, from event.Do
 	return resp.StatusCode, resp.Header.Get("Retry-After"), b
 }
 
+// slowPost starts a request of size bytes to a gateway's endpoint that sends the first 4 KiB
+// (at most size − 1 bytes) of its body and then nothing until the test ends. It returns a
+// channel that receives the answer ("<status> <body>") if there is one.
+func (e *evil) slowPost(t testing.TB, c *http.Client, g *gatewaytest.Gateway, ep protocol.Endpoint, id protocol.IdentifierURI, size int64) chan string {
+	t.Helper()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+	done := make(chan string, 1)
+	go func() {
+		status, _, b := e.rawPost(t, c, g, ep, id, pr, size)
+		done <- fmt.Sprintf("%d %.200s", status, b)
+	}()
+	go func() { _, _ = pw.Write(make([]byte, min(4096, size-1))) }()
+	return done
+}
+
 // httpClient is an HTTP/2 client with evil's certificate for gateway g.
 func (e *evil) httpClient(g *gatewaytest.Gateway) *http.Client { return e.httpClientWith(e.cert, g) }
 

@@ -166,32 +166,30 @@ func TestBodyBudgetBinary(t *testing.T) {
 	}
 }
 
+// hubWithOther starts hub.example with alice, one of its users, and a second partner beside
+// evil.example, other.example, whose requests the test makes with the returned client.
+func hubWithOther(t *testing.T) (*world, *node, event.UserURI, *http.Client) {
+	t.Helper()
+	w := newWorld(t, map[string]string{"hub.example": ""}, func(g *gatewaytest.Gateway) {
+		g.AddPartner("other.example", gatewaytest.FreeAddr(t), g.CA.File)
+	})
+	hub := w.gws["hub.example"]
+	alice := event.NewUserURI("hub.example", "alice")
+	hub.appear(t, alice)
+	return w, hub, alice, w.evil.httpClientWith(w.ca.Issue(t, "other.example"), hub.Gateway)
+}
+
 // TestBodyBudgetSlowPartnerBinary: evil.example starts a /notify of 16 MiB and sends its body
 // slowly, holding its share of the hub's body budget (the budget less an eighth) while the hub
 // waits for the body. evil's next request is refused with 503 (it holds its share), and yet a
 // claim of another partner, other.example, is served: one partner cannot keep the others out.
 func TestBodyBudgetSlowPartnerBinary(t *testing.T) {
 	const size = 16 << 20 // the /notify limit: BodyCost times it is the whole budget
-	w := newWorld(t, map[string]string{"hub.example": ""}, func(g *gatewaytest.Gateway) {
-		g.AddPartner("other.example", gatewaytest.FreeAddr(t), g.CA.File)
-	})
-	hub, ev := w.gws["hub.example"], w.evil
-	alice := event.NewUserURI("hub.example", "alice")
-	hub.appear(t, alice)
+	w, hub, alice, oc := hubWithOther(t)
+	ev := w.evil
 	c := ev.httpClient(hub.Gateway)
-	// slow starts the slow /notify: its first 4 KiB, then nothing until the test ends. It
-	// returns a channel that receives the answer if there is one.
-	slow := func() chan string {
-		pr, pw := io.Pipe()
-		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-		done := make(chan string, 1)
-		go func() {
-			status, _, b := ev.rawPost(t, c, hub.Gateway, protocol.EndpointNotify, protocol.IdentifierURI(event.NewRoomURI(ev.domain, "slow")), pr, size)
-			done <- fmt.Sprintf("%d %.200s", status, b)
-		}()
-		go func() { _, _ = pw.Write(make([]byte, 4096)) }()
-		return done
-	}
+	slowRoom := protocol.IdentifierURI(event.NewRoomURI(ev.domain, "slow"))
+	slow := func() chan string { return ev.slowPost(t, c, hub.Gateway, protocol.EndpointNotify, slowRoom, size) }
 	slowDone := slow()
 	claim := func(cl *http.Client, from event.Domain, requester, target event.UserURI) (int, []byte) {
 		body, err := ev.claimRequest(t, requester, target, "").Encode()
@@ -219,8 +217,7 @@ func TestBodyBudgetSlowPartnerBinary(t *testing.T) {
 		}
 		return nil
 	})
-	other := ev.httpClientWith(w.ca.Issue(t, "other.example"), hub.Gateway)
-	if status, b := claim(other, "other.example", event.NewUserURI("other.example", "olga"), alice); status != http.StatusOK {
+	if status, b := claim(oc, "other.example", event.NewUserURI("other.example", "olga"), alice); status != http.StatusOK {
 		t.Fatalf("other.example's claim while evil.example holds its share: %d %s", status, b)
 	}
 	if n := hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="keyMaterial",reason="body_budget"}`); n < 1 {
@@ -230,6 +227,59 @@ func TestBodyBudgetSlowPartnerBinary(t *testing.T) {
 	case answer := <-slowDone:
 		t.Fatalf("the slow body was answered before it was sent: %s", answer)
 	default:
+	}
+}
+
+// TestHostilePartnerConcurrencyBinary: evil.example holds 16 requests open at the hub (the
+// default partner_concurrency), sending their bodies slowly. Its next request is refused 503
+// with Retry-After (partner_concurrency), while a claim of another partner, other.example, is
+// served.
+func TestHostilePartnerConcurrencyBinary(t *testing.T) {
+	const held = 16
+	w, hub, alice, oc := hubWithOther(t)
+	ev := w.evil
+	c := ev.httpClient(hub.Gateway)
+	room := protocol.IdentifierURI(event.NewRoomURI("hub.example", "busy"))
+	slow := make([]chan string, held)
+	for i := range slow {
+		slow[i] = ev.slowPost(t, c, hub.Gateway, protocol.EndpointSubmitMessage, room, 8192)
+	}
+	claim := func(cl *http.Client, from event.Domain, requester, target event.UserURI) (int, string, []byte) {
+		body, err := ev.claimRequest(t, requester, target, "").Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rawPost(t, cl, hub.Gateway, from, protocol.EndpointKeyMaterial, protocol.IdentifierURI(target), bytes.NewReader(body), int64(len(body)))
+	}
+	probes := 0 // evil's claims go to a new target each time, not to use up a target's bucket
+	gatewaytest.Eventually(t, time.Minute, "evil.example's 16 slow requests in flight", func() error {
+		for i, ch := range slow {
+			select {
+			case answer := <-ch:
+				// A probe of evil's took a place first and this one did not fit: again.
+				if !strings.HasPrefix(answer, "503 ") {
+					t.Fatalf("slow request %d was answered before its body was sent: %s", i, answer)
+				}
+				slow[i] = ev.slowPost(t, c, hub.Gateway, protocol.EndpointSubmitMessage, room, 8192)
+				return fmt.Errorf("slow request %d was refused: %s", i, answer)
+			default:
+			}
+		}
+		probes++
+		status, retry, b := claim(c, ev.domain, ev.eve, event.NewUserURI("hub.example", fmt.Sprintf("probe%d", probes)))
+		if status != http.StatusServiceUnavailable || !bytes.Contains(b, []byte("in flight")) {
+			return fmt.Errorf("evil's claim: %d %.100s", status, b)
+		}
+		if retry == "" {
+			t.Fatal("503 without Retry-After")
+		}
+		return nil
+	})
+	if status, _, b := claim(oc, "other.example", event.NewUserURI("other.example", "olga"), alice); status != http.StatusOK {
+		t.Fatalf("other.example's claim while evil.example has 16 requests in flight: %d %s", status, b)
+	}
+	if n := hub.metric(t, `mimi_gateway_protocol_server_refusals_total{endpoint="keyMaterial",reason="partner_concurrency"}`); n < 1 {
+		t.Errorf("partner_concurrency refusals counted: %v", n)
 	}
 }
 
