@@ -54,7 +54,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"sender type 5", decodePublicHeader, mustHex(t, "0001"+"0001"+"00"+"0000000000000000"+"05"), ErrUnknownEnum},
 		{"content type 4", decodePublicHeader, mustHex(t, "0001"+"0001"+"00"+"0000000000000000"+"01"+"00000000"+"00"+"04"), ErrUnknownEnum},
 		{"PrivateMessage content type 0", decodeErr(DecodeMLSMessage), mustHex(t, "0001"+"0002"+"00"+"0000000000000000"+"00"+"00"+"00"+"00"), ErrUnknownEnum},
-		{"PSK type 3", decodeErr(DecodeGroupSecrets), mustHex(t, "00"+"00"+"02"+"03"+"00"), tlspl.ErrInvalid},
+		{"PSK type 3", decodeErr(decodeGroupSecrets), mustHex(t, "00"+"00"+"02"+"03"+"00"), tlspl.ErrInvalid},
 		{"non-zero padding", decodeAppPMC, mustHex(t, "00"+"00"+"0001"), ErrMalformed},
 		{"too large", decodeErr(DecodeMLSMessage), make([]byte, MaxMessageSize+1), ErrMessageTooLarge},
 	}
@@ -84,7 +84,7 @@ func decodeErr[T any](f func([]byte) (T, error)) func([]byte) error {
 var (
 	decodeLeaf   = decodeErr(DecodeLeafNode)
 	decodeTree   = decodeErr(DecodeRatchetTree)
-	decodeAppPMC = func(b []byte) error { _, err := DecodePrivateMessageContent(b, ContentTypeApplication); return err }
+	decodeAppPMC = func(b []byte) error { _, err := decodePrivateMessageContent(b, ContentTypeApplication); return err }
 )
 
 // decodePublicHeader decodes a PublicMessage MLSMessage whose content may be cut short; only the
@@ -125,7 +125,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"reserved credential type", &Credential{Type: 0}},
 		{"commit content without commit", &FramedContent{ContentType: ContentTypeCommit, Sender: Sender{Type: SenderTypeMember}}},
 		{"node without body", &Node{Type: NodeTypeParent}},
-		{"negative padding", &PrivateMessageContent{ContentType: ContentTypeApplication, Padding: -1}},
+		{"negative padding", &privateMessageContent{ContentType: ContentTypeApplication, Padding: -1}},
 		{"unknown sender type", &Sender{Type: 9}},
 	}
 	for _, tc := range tests {
@@ -139,13 +139,13 @@ func TestEncodeRejects(t *testing.T) {
 func TestPrivateMessageContentPadding(t *testing.T) {
 	t.Parallel()
 	for _, pad := range []int{0, 1, 31, 1000} {
-		c := &PrivateMessageContent{ContentType: ContentTypeApplication, ApplicationData: []byte("hi"),
+		c := &privateMessageContent{ContentType: ContentTypeApplication, ApplicationData: []byte("hi"),
 			Auth: FramedContentAuthData{Signature: []byte{1, 2, 3}}, Padding: pad}
 		b, err := c.Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := DecodePrivateMessageContent(b, ContentTypeApplication)
+		got, err := decodePrivateMessageContent(b, ContentTypeApplication)
 		if err != nil {
 			t.Fatal(err)
 		}

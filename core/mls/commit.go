@@ -269,7 +269,7 @@ func (g *Group) commit(o CommitOptions, from *Group) (*PendingCommit, error) {
 				return nil, err
 			}
 			recips[i] = welcomeRecipient{keyPackage: eff.addedKPs[i],
-				secrets: &GroupSecrets{JoinerSecret: secrets.joinerSecret, PathSecret: ps, PSKs: eff.psks}}
+				secrets: &groupSecrets{JoinerSecret: secrets.joinerSecret, PathSecret: ps, PSKs: eff.psks}}
 		}
 		w, err := sealWelcome(g.cs, gi, secrets.joinerSecret, pskSecret, recips)
 		if err != nil {
@@ -328,7 +328,7 @@ func (g *Group) GroupInfo() (*MLSMessage, error) {
 }
 
 // processCommit applies a verified commit from sender (RFC 9420 §12.4.2) and returns the new state.
-func (g *Group) processCommit(ac *AuthenticatedContent, store PSKStore, appData AppDataUpdater) (*CommitResult, error) {
+func (g *Group) processCommit(ac *authenticatedContent, store PSKStore, appData AppDataUpdater) (*CommitResult, error) {
 	sender := ac.Content.Sender
 	if sender.Type == SenderTypeMember && leafIndex(sender.Index) == g.priv.leaf() {
 		return nil, ErrOwnCommit
@@ -411,7 +411,7 @@ type appliedCommit struct {
 // UpdatePath's public keys (leaf signature and parent hashes), and computes the new tree hash and
 // transcript hashes. self is the processing member's leaf (noLeaf for a PublicGroup); when the
 // commit removes it, applyCommit stops after the proposals with eff.selfRemoved set. g is unchanged.
-func (g *publicState) applyCommit(ac *AuthenticatedContent, self leafIndex, appData AppDataUpdater) (*appliedCommit, error) {
+func (g *publicState) applyCommit(ac *authenticatedContent, self leafIndex, appData AppDataUpdater) (*appliedCommit, error) {
 	fc := &ac.Content
 	c := fc.Commit
 	if c == nil {

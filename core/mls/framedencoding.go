@@ -96,7 +96,7 @@ func varintLen(n int) int {
 // encoding returns ac's content encoded for the GroupContext ctx, computing it on first use. The
 // package encodes a message's content once and does not change it afterwards; a later call with
 // another wire format or context encodes again.
-func (ac *AuthenticatedContent) encoding(ctx []byte) (*contentEncoding, error) {
+func (ac *authenticatedContent) encoding(ctx []byte) (*contentEncoding, error) {
 	if e := ac.enc; e != nil && e.wf == ac.WireFormat && (!e.needsCtx || bytes.Equal(e.ctx, ctx)) {
 		return e, nil
 	}

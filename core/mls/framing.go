@@ -141,7 +141,7 @@ func (a *FramedContentAuthData) unmarshal(r *tlspl.Reader, ct ContentType) {
 
 // AuthenticatedContent is a FramedContent with its wire format and authentication data (RFC 9420
 // §6.1). It is hashed into the transcript and into proposal references.
-type AuthenticatedContent struct {
+type authenticatedContent struct {
 	WireFormat WireFormat
 	Content    FramedContent
 	Auth       FramedContentAuthData
@@ -151,15 +151,15 @@ type AuthenticatedContent struct {
 }
 
 // MarshalTLS implements tlspl.Marshaler.
-func (ac *AuthenticatedContent) MarshalTLS(w *tlspl.Writer) {
+func (ac *authenticatedContent) MarshalTLS(w *tlspl.Writer) {
 	w.Uint16(uint16(ac.WireFormat))
 	ac.Content.MarshalTLS(w)
 	ac.Auth.marshal(w, ac.Content.ContentType)
 }
 
 // UnmarshalTLS implements tlspl.Unmarshaler.
-func (ac *AuthenticatedContent) UnmarshalTLS(r *tlspl.Reader) {
-	*ac = AuthenticatedContent{WireFormat: WireFormat(r.Uint16())}
+func (ac *authenticatedContent) UnmarshalTLS(r *tlspl.Reader) {
+	*ac = authenticatedContent{WireFormat: WireFormat(r.Uint16())}
 	if r.Err() == nil && ac.WireFormat != WireFormatPublicMessage && ac.WireFormat != WireFormatPrivateMessage {
 		r.SetError(fmt.Errorf("%w: wire format %s for framed content", ErrUnknownEnum, ac.WireFormat))
 		return
@@ -169,8 +169,8 @@ func (ac *AuthenticatedContent) UnmarshalTLS(r *tlspl.Reader) {
 }
 
 // DecodeAuthenticatedContent decodes a TLS-encoded AuthenticatedContent.
-func DecodeAuthenticatedContent(b []byte) (*AuthenticatedContent, error) {
-	ac := new(AuthenticatedContent)
+func decodeAuthenticatedContent(b []byte) (*authenticatedContent, error) {
+	ac := new(authenticatedContent)
 	if err := decode("AuthenticatedContent", b, ac); err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func DecodeAuthenticatedContent(b []byte) (*AuthenticatedContent, error) {
 }
 
 // Encode returns the TLS encoding of ac.
-func (ac *AuthenticatedContent) Encode() ([]byte, error) { return encode("AuthenticatedContent", ac) }
+func (ac *authenticatedContent) Encode() ([]byte, error) { return encode("AuthenticatedContent", ac) }
 
 // PublicMessage is a signed, unencrypted handshake or application message (RFC 9420 §6.2).
 // MembershipTag is present exactly when the sender is a member.
@@ -243,7 +243,7 @@ func (m *PrivateMessage) UnmarshalTLS(r *tlspl.Reader) {
 
 // PrivateMessageContent is the plaintext of PrivateMessage.Ciphertext (RFC 9420 §6.3.1): the content
 // body (its type is PrivateMessage.ContentType), the auth data and Padding zero bytes.
-type PrivateMessageContent struct {
+type privateMessageContent struct {
 	ContentType     ContentType
 	ApplicationData []byte
 	Proposal        *Proposal
@@ -252,12 +252,12 @@ type PrivateMessageContent struct {
 	Padding         int // number of zero bytes appended
 }
 
-func (c *PrivateMessageContent) framed() *FramedContent {
+func (c *privateMessageContent) framed() *FramedContent {
 	return &FramedContent{ContentType: c.ContentType, ApplicationData: c.ApplicationData, Proposal: c.Proposal, Commit: c.Commit}
 }
 
 // MarshalTLS implements tlspl.Marshaler.
-func (c *PrivateMessageContent) MarshalTLS(w *tlspl.Writer) {
+func (c *privateMessageContent) MarshalTLS(w *tlspl.Writer) {
 	c.framed().marshalBody(w)
 	c.Auth.marshal(w, c.ContentType)
 	if c.Padding < 0 || c.Padding > MaxMessageSize {
@@ -269,10 +269,10 @@ func (c *PrivateMessageContent) MarshalTLS(w *tlspl.Writer) {
 
 // UnmarshalTLS implements tlspl.Unmarshaler. c.ContentType must be set before the call (it comes from
 // the enclosing PrivateMessage). The padding must be all zero (RFC 9420 §6.3.1).
-func (c *PrivateMessageContent) UnmarshalTLS(r *tlspl.Reader) {
+func (c *privateMessageContent) UnmarshalTLS(r *tlspl.Reader) {
 	fc := FramedContent{ContentType: c.ContentType}
 	fc.unmarshalBody(r)
-	*c = PrivateMessageContent{ContentType: c.ContentType, ApplicationData: fc.ApplicationData, Proposal: fc.Proposal, Commit: fc.Commit}
+	*c = privateMessageContent{ContentType: c.ContentType, ApplicationData: fc.ApplicationData, Proposal: fc.Proposal, Commit: fc.Commit}
 	c.Auth.unmarshal(r, c.ContentType)
 	if r.Err() != nil {
 		return
@@ -288,8 +288,8 @@ func (c *PrivateMessageContent) UnmarshalTLS(r *tlspl.Reader) {
 }
 
 // DecodePrivateMessageContent decodes the plaintext of a PrivateMessage of content type ct.
-func DecodePrivateMessageContent(b []byte, ct ContentType) (*PrivateMessageContent, error) {
-	c := &PrivateMessageContent{ContentType: ct}
+func decodePrivateMessageContent(b []byte, ct ContentType) (*privateMessageContent, error) {
+	c := &privateMessageContent{ContentType: ct}
 	if err := decode("PrivateMessageContent", b, c); err != nil {
 		return nil, err
 	}
@@ -297,7 +297,7 @@ func DecodePrivateMessageContent(b []byte, ct ContentType) (*PrivateMessageConte
 }
 
 // Encode returns the TLS encoding of c, padding included.
-func (c *PrivateMessageContent) Encode() ([]byte, error) { return encode("PrivateMessageContent", c) }
+func (c *privateMessageContent) Encode() ([]byte, error) { return encode("PrivateMessageContent", c) }
 
 // SenderData is the plaintext of PrivateMessage.EncryptedSenderData (RFC 9420 §6.3.2).
 type SenderData struct {

@@ -42,7 +42,7 @@ func decodeWith[T any, PT interface {
 
 func decodePMC(ct ContentType) fuzzDecoder {
 	return fuzzDecoder{name: "PrivateMessageContent/" + ct.String(), decode: func(b []byte) (func() ([]byte, error), error) {
-		c, err := DecodePrivateMessageContent(b, ct)
+		c, err := decodePrivateMessageContent(b, ct)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +54,7 @@ var (
 	// joinDecoders: the structures a joiner decodes.
 	joinDecoders = []fuzzDecoder{
 		decodeWith[Welcome]("Welcome"),
-		decodeWith[GroupSecrets]("GroupSecrets"),
+		decodeWith[groupSecrets]("GroupSecrets"),
 		decodeWith[GroupInfo]("GroupInfo"),
 		decodeWith[KeyPackage]("KeyPackage"),
 		{name: "RatchetTree", decode: func(b []byte) (func() ([]byte, error), error) {
@@ -73,7 +73,7 @@ var (
 		decodePMC(ContentTypeApplication),
 		decodePMC(ContentTypeProposal),
 		decodePMC(ContentTypeCommit),
-		decodeWith[AuthenticatedContent]("AuthenticatedContent"),
+		decodeWith[authenticatedContent]("AuthenticatedContent"),
 		decodeWith[UpdatePath]("UpdatePath"),
 		decodeWith[SenderData]("SenderData"),
 	}
@@ -177,9 +177,9 @@ func fuzzSeeds(t testing.TB) map[string][][]byte {
 				add("SenderData", m.PrivateMessage.Ciphertext[:min(12, len(m.PrivateMessage.Ciphertext))])
 			case WireFormatPublicMessage:
 				pm := m.PublicMessage
-				ac := &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth}
+				ac := &authenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth}
 				add("AuthenticatedContent", enc(ac))
-				pmc := &PrivateMessageContent{ContentType: pm.Content.ContentType, ApplicationData: pm.Content.ApplicationData,
+				pmc := &privateMessageContent{ContentType: pm.Content.ContentType, ApplicationData: pm.Content.ApplicationData,
 					Proposal: pm.Content.Proposal, Commit: pm.Content.Commit, Auth: pm.Auth, Padding: 3}
 				add("PrivateMessageContent/"+pm.Content.ContentType.String(), enc(pmc))
 				if pm.Content.Commit != nil && pm.Content.Commit.Path != nil {
@@ -198,7 +198,7 @@ func fuzzSeeds(t testing.TB) map[string][][]byte {
 			b, _ := w.Bytes()
 			add("Proposal", b)
 		}
-		if gs, err := DecodeGroupSecrets(h("group_secrets")); err == nil {
+		if gs, err := decodeGroupSecrets(h("group_secrets")); err == nil {
 			for i := range gs.PSKs {
 				add("PreSharedKeyID", enc(&gs.PSKs[i]))
 			}

@@ -681,7 +681,7 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil message", ErrMalformed)
 	}
-	var ac *AuthenticatedContent
+	var ac *authenticatedContent
 	var generation uint32
 	switch m.WireFormat {
 	case WireFormatPublicMessage:
@@ -747,7 +747,7 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 // authenticate finds the sender's signature key and verifies ac's signature with it (for a
 // new_member_commit sender, applyCommit does once the path is known to be well-formed). It returns
 // the Received with the sender fields set.
-func (g *publicState) authenticate(ac *AuthenticatedContent) (*Received, error) {
+func (g *publicState) authenticate(ac *authenticatedContent) (*Received, error) {
 	fc := &ac.Content
 	out := &Received{Sender: fc.Sender, AuthenticatedData: fc.AuthenticatedData}
 	var sigKey []byte
@@ -793,7 +793,7 @@ func (g *publicState) authenticate(ac *AuthenticatedContent) (*Received, error) 
 
 // receiveProposal checks an authenticated proposal on its own, caches it by reference and fills
 // out's proposal fields.
-func (g *publicState) receiveProposal(ac *AuthenticatedContent, out *Received) error {
+func (g *publicState) receiveProposal(ac *authenticatedContent, out *Received) error {
 	fc := &ac.Content
 	if fc.Proposal == nil {
 		return fmt.Errorf("%w: empty proposal", ErrMalformed)

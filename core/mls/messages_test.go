@@ -23,7 +23,7 @@ var messageCodecs = map[string]func(b []byte) (func() ([]byte, error), error){
 	"public_message_commit":             publicMessageOf(ContentTypeCommit),
 	"private_message":                   mlsMessageOf(WireFormatPrivateMessage),
 	"ratchet_tree":                      bare(func(b []byte) (func() ([]byte, error), error) { t, err := DecodeRatchetTree(b); return t.Encode, err }),
-	"group_secrets":                     bare(func(b []byte) (func() ([]byte, error), error) { g, err := DecodeGroupSecrets(b); return g.Encode, err }),
+	"group_secrets":                     bare(func(b []byte) (func() ([]byte, error), error) { g, err := decodeGroupSecrets(b); return g.Encode, err }),
 	"add_proposal":                      proposalBody(ProposalTypeAdd),
 	"update_proposal":                   proposalBody(ProposalTypeUpdate),
 	"remove_proposal":                   proposalBody(ProposalTypeRemove),

@@ -39,7 +39,7 @@ const (
 // commit, the caller sets Auth.ConfirmationTag afterwards (it is not covered by the signature). ctx
 // is the encoded GroupContext (required for member and new_member_commit senders). The key is
 // parsed once by the caller (parseSigningKey): parsing costs as much as a signature.
-func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx []byte, key signingKey) (*AuthenticatedContent, error) {
+func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx []byte, key signingKey) (*authenticatedContent, error) {
 	if wf != WireFormatPublicMessage && wf != WireFormatPrivateMessage {
 		return nil, fmt.Errorf("%w: framed content with wire format %s", ErrNotAllowed, wf)
 	}
@@ -58,12 +58,12 @@ func signContent(s *suite, wf WireFormat, fc *FramedContent, ctx []byte, key sig
 	if err != nil {
 		return nil, fmt.Errorf("mls: SignWithLabel %q: %w", labelFramedContentTBS, err)
 	}
-	return &AuthenticatedContent{WireFormat: wf, Content: *fc, Auth: FramedContentAuthData{Signature: sig}, enc: enc}, nil
+	return &authenticatedContent{WireFormat: wf, Content: *fc, Auth: FramedContentAuthData{Signature: sig}, enc: enc}, nil
 }
 
 // verifyContent checks the signature of ac with the sender's signature public key; ctx is the
 // encoded GroupContext.
-func verifyContent(s *suite, ac *AuthenticatedContent, ctx []byte, sigPub []byte) error {
+func verifyContent(s *suite, ac *authenticatedContent, ctx []byte, sigPub []byte) error {
 	enc, err := ac.encoding(ctx)
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func verifyContent(s *suite, ac *AuthenticatedContent, ctx []byte, sigPub []byte
 }
 
 // proposalRef computes the ProposalRef of a proposal sent in ac (RFC 9420 §5.2).
-func proposalRef(s *suite, ac *AuthenticatedContent) ([]byte, error) {
+func proposalRef(s *suite, ac *authenticatedContent) ([]byte, error) {
 	b, err := ac.Encode()
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func (kp *KeyPackage) Ref() ([]byte, error) {
 
 // membershipTag computes the membership tag of ac (RFC 9420 §6.2): MAC(membership_key,
 // AuthenticatedContentTBM), the TBM being FramedContentTBS followed by FramedContentAuthData.
-func membershipTag(s *suite, membershipKey []byte, ac *AuthenticatedContent, ctx []byte) ([]byte, error) {
+func membershipTag(s *suite, membershipKey []byte, ac *authenticatedContent, ctx []byte) ([]byte, error) {
 	enc, err := ac.encoding(ctx)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func checkSenderContent(fc *FramedContent) error {
 
 // protectPublic wraps ac in a PublicMessage, adding the membership tag for member senders
 // (RFC 9420 §6.2); ctx is the encoded GroupContext.
-func protectPublic(s *suite, ac *AuthenticatedContent, ctx []byte, membershipKey []byte) (*PublicMessage, error) {
+func protectPublic(s *suite, ac *authenticatedContent, ctx []byte, membershipKey []byte) (*PublicMessage, error) {
 	if ac.WireFormat != WireFormatPublicMessage {
 		return nil, fmt.Errorf("%w: content signed for %s sent as a PublicMessage", ErrNotAllowed, ac.WireFormat)
 	}
@@ -160,7 +160,7 @@ func protectPublic(s *suite, ac *AuthenticatedContent, ctx []byte, membershipKey
 // member senders, the membership tag) and returns its AuthenticatedContent. The caller verifies the
 // signature with verifyContent once it knows the sender's signature key. gc is the GroupContext,
 // ctx its encoding.
-func unprotectPublic(s *suite, pm *PublicMessage, gc *GroupContext, ctx []byte, membershipKey []byte) (*AuthenticatedContent, error) {
+func unprotectPublic(s *suite, pm *PublicMessage, gc *GroupContext, ctx []byte, membershipKey []byte) (*authenticatedContent, error) {
 	ac, err := publicContent(pm, gc)
 	if err != nil {
 		return nil, err
@@ -180,7 +180,7 @@ func unprotectPublic(s *suite, pm *PublicMessage, gc *GroupContext, ctx []byte, 
 // publicContent checks a received PublicMessage against the current epoch (group ID, epoch, the
 // content types its sender may send) and returns its AuthenticatedContent; it checks neither the
 // membership tag (unprotectPublic does) nor the signature.
-func publicContent(pm *PublicMessage, ctx *GroupContext) (*AuthenticatedContent, error) {
+func publicContent(pm *PublicMessage, ctx *GroupContext) (*authenticatedContent, error) {
 	if !bytes.Equal(pm.Content.GroupID, ctx.GroupID) || pm.Content.Epoch != ctx.Epoch {
 		return nil, fmt.Errorf("%w: PublicMessage for epoch %d", ErrWrongGroup, pm.Content.Epoch)
 	}
@@ -190,7 +190,7 @@ func publicContent(pm *PublicMessage, ctx *GroupContext) (*AuthenticatedContent,
 	if err := checkSenderContent(&pm.Content); err != nil {
 		return nil, err
 	}
-	return &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth, sizeHint: pm.size}, nil
+	return &authenticatedContent{WireFormat: WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth, sizeHint: pm.size}, nil
 }
 
 // ratchetFor returns the secret-tree ratchet used for a content type (RFC 9420 §9.1).
@@ -244,7 +244,7 @@ func paddingFor(n, padTo int) int {
 // protectPrivate encrypts ac, signed for the private wire format by a member, into a PrivateMessage
 // (RFC 9420 §6.3): it takes the next key of the sender's ratchet from tree, pads the content to a
 // multiple of padTo bytes, and encrypts the sender data under senderDataSecret.
-func protectPrivate(s *suite, ac *AuthenticatedContent, tree *secretTree, senderDataSecret []byte, padTo int) (*PrivateMessage, error) {
+func protectPrivate(s *suite, ac *authenticatedContent, tree *secretTree, senderDataSecret []byte, padTo int) (*PrivateMessage, error) {
 	fc := &ac.Content
 	if ac.WireFormat != WireFormatPrivateMessage {
 		return nil, fmt.Errorf("%w: content signed for %s sent as a PrivateMessage", ErrNotAllowed, ac.WireFormat)
@@ -252,7 +252,7 @@ func protectPrivate(s *suite, ac *AuthenticatedContent, tree *secretTree, sender
 	if fc.Sender.Type != SenderTypeMember {
 		return nil, fmt.Errorf("%w: %s sender in a PrivateMessage", ErrNotAllowed, fc.Sender.Type)
 	}
-	pmc := &PrivateMessageContent{
+	pmc := &privateMessageContent{
 		ContentType:     fc.ContentType,
 		ApplicationData: fc.ApplicationData,
 		Proposal:        fc.Proposal,
@@ -318,7 +318,7 @@ func protectPrivate(s *suite, ac *AuthenticatedContent, tree *secretTree, sender
 // AuthenticatedContent, with the sender taken from the decrypted sender data. The key used is
 // deleted from tree, so a replayed message fails. The caller checks that the sender leaf is a member
 // and verifies the signature with verifyContent.
-func unprotectPrivate(s *suite, pm *PrivateMessage, ctx *GroupContext, tree *secretTree, senderDataSecret []byte) (*AuthenticatedContent, error) {
+func unprotectPrivate(s *suite, pm *PrivateMessage, ctx *GroupContext, tree *secretTree, senderDataSecret []byte) (*authenticatedContent, error) {
 	if !bytes.Equal(pm.GroupID, ctx.GroupID) || pm.Epoch != ctx.Epoch {
 		return nil, fmt.Errorf("%w: PrivateMessage for epoch %d", ErrWrongGroup, pm.Epoch)
 	}
@@ -353,11 +353,11 @@ func unprotectPrivate(s *suite, pm *PrivateMessage, ctx *GroupContext, tree *sec
 	if err != nil {
 		return nil, fmt.Errorf("mls: PrivateMessage content: %w", err)
 	}
-	pmc := &PrivateMessageContent{ContentType: pm.ContentType}
+	pmc := &privateMessageContent{ContentType: pm.ContentType}
 	if err := tlspl.Unmarshal(plaintext, pmc); err != nil {
 		return nil, fmt.Errorf("mls: decode PrivateMessageContent: %w", err)
 	}
-	return &AuthenticatedContent{
+	return &authenticatedContent{
 		WireFormat: WireFormatPrivateMessage,
 		Content: FramedContent{
 			GroupID:           pm.GroupID,

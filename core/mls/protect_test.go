@@ -68,14 +68,14 @@ func (c *messageProtectionCase) groupContext() *GroupContext {
 
 // unprotect decodes an MLSMessage and returns its verified AuthenticatedContent, using a fresh secret
 // tree so that every message is independent of the order of checks.
-func (c *messageProtectionCase) unprotect(t *testing.T, s *suite, msg []byte) (*AuthenticatedContent, error) {
+func (c *messageProtectionCase) unprotect(t *testing.T, s *suite, msg []byte) (*authenticatedContent, error) {
 	t.Helper()
 	m, err := DecodeMLSMessage(msg)
 	if err != nil {
 		return nil, err
 	}
 	ctx := c.groupContext()
-	var ac *AuthenticatedContent
+	var ac *authenticatedContent
 	switch m.WireFormat {
 	case WireFormatPublicMessage:
 		ac, err = unprotectPublic(s, m.PublicMessage, ctx, ctxBytesOf(ctx), c.MembershipKey)
@@ -102,7 +102,7 @@ func (c *messageProtectionCase) unprotect(t *testing.T, s *suite, msg []byte) (*
 
 // body returns the TLS encoding of the content body, for comparison with the vector's proposal,
 // commit and application fields.
-func contentBody(t *testing.T, ac *AuthenticatedContent) []byte {
+func contentBody(t *testing.T, ac *authenticatedContent) []byte {
 	t.Helper()
 	switch ac.Content.ContentType {
 	case ContentTypeApplication:
@@ -389,7 +389,7 @@ func TestProtectRejects(t *testing.T) {
 		if _, err := unprotectPublic(s, bad, ctx, ctxBytesOf(ctx), c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
 			t.Errorf("%s sender with %s content: got %v, want ErrNotAllowed", tc.sender, tc.ct, err)
 		}
-		ac := &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: bad.Content}
+		ac := &authenticatedContent{WireFormat: WireFormatPublicMessage, Content: bad.Content}
 		if _, err := protectPublic(s, ac, ctxBytesOf(ctx), c.MembershipKey); !errors.Is(err, ErrNotAllowed) {
 			t.Errorf("protect: %s sender with %s content: got %v, want ErrNotAllowed", tc.sender, tc.ct, err)
 		}

@@ -77,7 +77,7 @@ func (s *suite) splitCommitAuthenticatedContent(ac []byte) (confirmedInput, tag 
 // confirmedTranscriptHashOf computes the confirmed transcript hash after the commit in ac, from
 // the interim transcript hash before it: Hash(interim || wire_format || FramedContent ||
 // signature<V>), hashing the content's single encoding (ctx: the encoded GroupContext).
-func (s *suite) confirmedTranscriptHashOf(interimBefore []byte, ac *AuthenticatedContent, ctx []byte) ([]byte, error) {
+func (s *suite) confirmedTranscriptHashOf(interimBefore []byte, ac *authenticatedContent, ctx []byte) ([]byte, error) {
 	if ac.Content.ContentType != ContentTypeCommit {
 		return nil, fmt.Errorf("%w: transcript input from %s content, want a commit", ErrMalformed, ac.Content.ContentType)
 	}
@@ -96,7 +96,7 @@ func (s *suite) confirmedTranscriptHashOf(interimBefore []byte, ac *Authenticate
 // nextTranscriptHashes returns the confirmed and interim transcript hashes after a commit, given
 // the interim transcript hash before it (empty for a new group) and the commit's
 // AuthenticatedContent (whose Auth.ConfirmationTag is used for the interim hash).
-func (s *suite) nextTranscriptHashes(interimBefore []byte, ac *AuthenticatedContent, ctx []byte) (confirmed, interim []byte, err error) {
+func (s *suite) nextTranscriptHashes(interimBefore []byte, ac *authenticatedContent, ctx []byte) (confirmed, interim []byte, err error) {
 	if confirmed, err = s.confirmedTranscriptHashOf(interimBefore, ac, ctx); err != nil {
 		return nil, nil, err
 	}

@@ -30,7 +30,7 @@ func testTranscriptHashVectors(t *testing.T, raw []byte) {
 		equalHex(t, "interim_transcript_hash_after", s.interimTranscriptHash(confirmed, tag), c.InterimTranscriptHashAfter)
 
 		// The same from the decoded struct.
-		ac, err := DecodeAuthenticatedContent(c.AuthenticatedContent)
+		ac, err := decodeAuthenticatedContent(c.AuthenticatedContent)
 		if err != nil {
 			t.Fatalf("decoding authenticated_content: %v", err)
 		}
@@ -47,7 +47,7 @@ func testTranscriptHashVectors(t *testing.T, raw []byte) {
 func TestSplitCommitAuthenticatedContentRejects(t *testing.T) {
 	t.Parallel()
 	s, _ := MLS128DHKEMX25519AES128GCMSHA256Ed25519.impl()
-	if _, _, err := s.nextTranscriptHashes(nil, &AuthenticatedContent{Content: FramedContent{ContentType: ContentTypeApplication}}, nil); err == nil {
+	if _, _, err := s.nextTranscriptHashes(nil, &authenticatedContent{Content: FramedContent{ContentType: ContentTypeApplication}}, nil); err == nil {
 		t.Error("transcript hash of application content accepted")
 	}
 	if _, _, err := s.splitCommitAuthenticatedContent(make([]byte, 10)); err == nil {

@@ -74,14 +74,14 @@ func (wl *Welcome) Encode() ([]byte, error) { return encode("Welcome", wl) }
 
 // GroupSecrets is the plaintext of EncryptedGroupSecrets (RFC 9420 §12.4.3.1). PathSecret is nil when
 // absent.
-type GroupSecrets struct {
+type groupSecrets struct {
 	JoinerSecret []byte
 	PathSecret   []byte // optional<PathSecret>; nil when absent
 	PSKs         []PreSharedKeyID
 }
 
 // MarshalTLS implements tlspl.Marshaler.
-func (g *GroupSecrets) MarshalTLS(w *tlspl.Writer) {
+func (g *groupSecrets) MarshalTLS(w *tlspl.Writer) {
 	w.Opaque(g.JoinerSecret)
 	w.Optional(g.PathSecret != nil, func(w *tlspl.Writer) { w.Opaque(g.PathSecret) })
 	w.Vector(func(w *tlspl.Writer) {
@@ -92,8 +92,8 @@ func (g *GroupSecrets) MarshalTLS(w *tlspl.Writer) {
 }
 
 // UnmarshalTLS implements tlspl.Unmarshaler.
-func (g *GroupSecrets) UnmarshalTLS(r *tlspl.Reader) {
-	*g = GroupSecrets{JoinerSecret: r.Opaque()}
+func (g *groupSecrets) UnmarshalTLS(r *tlspl.Reader) {
+	*g = groupSecrets{JoinerSecret: r.Opaque()}
 	r.Optional(func(r *tlspl.Reader) {
 		if g.PathSecret = r.Opaque(); g.PathSecret == nil && r.Err() == nil {
 			g.PathSecret = []byte{} // present but empty: keep it distinguishable from absent
@@ -111,8 +111,8 @@ func (g *GroupSecrets) UnmarshalTLS(r *tlspl.Reader) {
 }
 
 // DecodeGroupSecrets decodes a TLS-encoded GroupSecrets.
-func DecodeGroupSecrets(b []byte) (*GroupSecrets, error) {
-	g := new(GroupSecrets)
+func decodeGroupSecrets(b []byte) (*groupSecrets, error) {
+	g := new(groupSecrets)
 	if err := decode("GroupSecrets", b, g); err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func DecodeGroupSecrets(b []byte) (*GroupSecrets, error) {
 }
 
 // Encode returns the TLS encoding of g.
-func (g *GroupSecrets) Encode() ([]byte, error) { return encode("GroupSecrets", g) }
+func (g *groupSecrets) Encode() ([]byte, error) { return encode("GroupSecrets", g) }
 
 // GroupInfo describes a group's current epoch to joiners (RFC 9420 §12.4.3). Signer is the leaf index
 // of the member that signed it.
@@ -247,7 +247,7 @@ func verifyGroupInfo(s *suite, gi *GroupInfo, signerPub []byte) error {
 // path secret differs per recipient; joiner secret and PSKs are the same for all).
 type welcomeRecipient struct {
 	keyPackage *KeyPackage
-	secrets    *GroupSecrets
+	secrets    *groupSecrets
 }
 
 // sealWelcome builds a Welcome (RFC 9420 §12.4.3.1): the signed GroupInfo encrypted under the
@@ -294,7 +294,7 @@ func sealWelcome(s *suite, gi *GroupInfo, joinerSecret, pskSecret []byte, recipi
 
 // openGroupSecrets finds the EncryptedGroupSecrets for the KeyPackage with reference kpRef and
 // decrypts them with the KeyPackage's init private key.
-func openGroupSecrets(s *suite, w *Welcome, kpRef, initPriv []byte) (*GroupSecrets, error) {
+func openGroupSecrets(s *suite, w *Welcome, kpRef, initPriv []byte) (*groupSecrets, error) {
 	if w.CipherSuite != s.id {
 		return nil, fmt.Errorf("mls: Welcome of %v opened with %v", w.CipherSuite, s.id)
 	}
@@ -307,7 +307,7 @@ func openGroupSecrets(s *suite, w *Welcome, kpRef, initPriv []byte) (*GroupSecre
 		if err != nil {
 			return nil, fmt.Errorf("mls: Welcome group secrets: %w", err)
 		}
-		gs, err := DecodeGroupSecrets(pt)
+		gs, err := decodeGroupSecrets(pt)
 		zero(pt)
 		if err != nil {
 			return nil, err

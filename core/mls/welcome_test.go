@@ -95,7 +95,7 @@ func testWelcomeVectors(t *testing.T, raw []byte) {
 }
 
 // openAndCheckWelcome opens w and checks the GroupInfo signature and confirmation tag.
-func openAndCheckWelcome(t *testing.T, s *suite, w *Welcome, ref, initPriv, signerPub []byte) (*GroupSecrets, *GroupInfo) {
+func openAndCheckWelcome(t *testing.T, s *suite, w *Welcome, ref, initPriv, signerPub []byte) (*groupSecrets, *GroupInfo) {
 	t.Helper()
 	gs, err := openGroupSecrets(s, w, ref, initPriv)
 	if err != nil {
