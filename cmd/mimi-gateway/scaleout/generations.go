@@ -61,7 +61,7 @@ func (c *Cluster) bStoreRW() *sql.DB {
 }
 
 // checkGenerations fails the test when two different ciphertexts captured at either inbox share
-// (group, epoch, sender leaf, generation). It requires every captured application message of
+// (group, epoch, sender leaf, generation), or two different commits the same (group, epoch). It requires every captured application message of
 // the load's rooms to be read (a message of an epoch whose secrets are gone fails it too).
 func (c *Cluster) checkGenerations(l *Load) {
 	t := c.t
@@ -76,6 +76,11 @@ func (c *Cluster) checkGenerations(l *Load) {
 		generation uint32
 	}
 	seen := map[tuple][32]byte{}
+	type epochKey struct {
+		group string
+		epoch uint64
+	}
+	commits := map[epochKey][32]byte{}
 	checked := map[string]int{}
 	for _, src := range []struct {
 		name string
@@ -93,6 +98,16 @@ func (c *Cluster) checkGenerations(l *Load) {
 			m, err := mls.DecodeMLSMessage(raw)
 			if err != nil {
 				t.Fatalf("%s: a captured message does not decode: %v", src.name, err)
+			}
+			if pub := m.PublicMessage; pub != nil && pub.Content.ContentType == mls.ContentTypeCommit {
+				// The hub's epochs never fork: one commit per (group, epoch) at both inboxes.
+				k := epochKey{string(pub.Content.GroupID), pub.Content.Epoch}
+				h := sha256.Sum256(raw)
+				if prev, ok := commits[k]; ok && prev != h {
+					t.Errorf("%s: two different commits for epoch %d of group %s: the hub's epochs forked", src.name, k.epoch, k.group)
+				}
+				commits[k] = h
+				continue
 			}
 			pm := m.PrivateMessage
 			if pm == nil || pm.ContentType != mls.ContentTypeApplication {
@@ -119,8 +134,8 @@ func (c *Cluster) checkGenerations(l *Load) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("generations: %d application messages read at A (hub), %d at B; %d distinct (group, epoch, leaf, generation), none with two ciphertexts",
-		checked["A (hub)"], checked["B"], len(seen))
+	t.Logf("generations: %d application messages read at A (hub), %d at B; %d distinct (group, epoch, leaf, generation), none with two ciphertexts; %d commits seen, one per epoch",
+		checked["A (hub)"], checked["B"], len(seen), len(commits))
 	if want := len(l.Msgs) / 2; checked["A (hub)"] < want || checked["B"] < want {
 		t.Errorf("generations: too few messages captured (A %d, B %d) for %d sent: the capture does not see them", checked["A (hub)"], checked["B"], want)
 	}
