@@ -21,7 +21,6 @@ package matrix
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -176,7 +175,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 	if err := a.st.Migrate(ctx, Schema, idmap.Schema); err != nil {
 		return fmt.Errorf("matrix: migrate: %w", err)
 	}
-	key, err := a.loadSecret(ctx, "salt_key")
+	key, err := bridges.LoadSecret(ctx, a.st.KV(scopeKV), "salt_key")
 	if err != nil {
 		return err
 	}
@@ -253,36 +252,8 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loadSecret returns a random 32-byte secret kept in the store under name, creating it once.
-func (a *Adapter) loadSecret(ctx context.Context, name string) ([]byte, error) {
-	kv := a.st.KV(scopeKV)
-	e, err := kv.Get(ctx, name)
-	if err == nil {
-		return e.Value, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("matrix: load %s: %w", name, err)
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("matrix: random %s: %w", name, err)
-	}
-	if _, err := kv.CompareAndSwap(ctx, name, 0, b); err != nil {
-		if e, err2 := kv.Get(ctx, name); err2 == nil {
-			return e.Value, nil
-		}
-		return nil, fmt.Errorf("matrix: store %s: %w", name, err)
-	}
-	return b, nil
-}
-
 // lang is the language of the gateway's notices and command answers.
-func (a *Adapter) lang() bridges.Language {
-	if l, ok := bridges.ParseLanguage(a.cfg.Language); ok {
-		return l
-	}
-	return bridges.English
-}
+func (a *Adapter) lang() bridges.Language { return bridges.ConfiguredLanguage(a.cfg.Language) }
 
 // botUserID is the appservice bot or the functional account.
 func (a *Adapter) botUserID() id.UserID {

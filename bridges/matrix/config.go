@@ -133,39 +133,19 @@ const (
 
 // WithDefaults returns c with defaults filled in.
 func (c Config) WithDefaults() Config {
-	if c.IDVersion == 0 {
-		c.IDVersion = content.DefaultIDVersion
-	}
-	if c.Appservice.ID == "" {
-		c.Appservice.ID = DefaultAppserviceID
-	}
-	if c.Appservice.BotLocalpart == "" {
-		c.Appservice.BotLocalpart = DefaultBotLocalpart
-	}
-	if c.Appservice.GhostPrefix == "" {
-		c.Appservice.GhostPrefix = DefaultGhostPrefix
-	}
+	bridges.Default(&c.IDVersion, content.DefaultIDVersion)
+	bridges.Default(&c.Appservice.ID, DefaultAppserviceID)
+	bridges.Default(&c.Appservice.BotLocalpart, DefaultBotLocalpart)
+	bridges.Default(&c.Appservice.GhostPrefix, DefaultGhostPrefix)
 	if c.Appservice.URL == "" && c.Appservice.Listen != "" {
 		c.Appservice.URL = "http://" + c.Appservice.Listen
 	}
-	if c.Appservice.MaxTransactionSize == 0 {
-		c.Appservice.MaxTransactionSize = DefaultMaxTransaction
-	}
-	if c.MaxMediaSize == 0 {
-		c.MaxMediaSize = DefaultMaxMediaSize
-	}
-	if c.DecryptWait == 0 {
-		c.DecryptWait = DefaultDecryptWait
-	}
-	if c.UnreadableNoticeAfter == 0 {
-		c.UnreadableNoticeAfter = DefaultUnreadableNoticeAfter
-	}
-	if c.KeyRequestInterval == 0 {
-		c.KeyRequestInterval = DefaultKeyRequestInterval
-	}
-	if c.Client.DisplayName == "" {
-		c.Client.DisplayName = DefaultClientName
-	}
+	bridges.Default(&c.Appservice.MaxTransactionSize, DefaultMaxTransaction)
+	bridges.Default(&c.MaxMediaSize, DefaultMaxMediaSize)
+	bridges.Default(&c.DecryptWait, DefaultDecryptWait)
+	bridges.Default(&c.UnreadableNoticeAfter, DefaultUnreadableNoticeAfter)
+	bridges.Default(&c.KeyRequestInterval, DefaultKeyRequestInterval)
+	bridges.Default(&c.Client.DisplayName, DefaultClientName)
 	if !strings.Contains(c.Client.DisplayName, botLabel) {
 		c.Client.DisplayName += " " + botLabel
 	}

@@ -1,7 +1,6 @@
 package matrix
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -350,17 +349,13 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 		ct = "application/octet-stream"
 	}
 	owner, _ := UserURIOf(p.Sender) // only for erasure; a sender without a URI owns nothing
-	asset, err := a.assets.Put(ctx, bytes.NewReader(data), assets.Meta{ContentType: ct, Filename: m.Name, Size: int64(len(data)), Owner: owner})
+	x, err := bridges.StoreAttachment(ctx, a.assets, data, assets.Meta{ContentType: ct, Filename: m.Name, Owner: owner}, "")
 	if err != nil {
-		return nil, transient(fmt.Errorf("matrix: store attachment: %w", err))
+		return nil, transient(fmt.Errorf("matrix: %w", err))
 	}
 	disp := content.DispAttachment
 	if p.MsgType == mevent.MsgImage || p.MsgType == mevent.MsgVideo {
 		disp = content.DispRender
 	}
-	return &content.NestedPart{Disposition: disp, Body: content.ExternalPart{
-		ContentType: asset.ContentType, URL: asset.URL, Size: asset.Size + 16, // AES-GCM tag
-		Expires: content.URLExpiry(asset.Expires), EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce,
-		HashAlg: asset.HashAlg, ContentHash: asset.Hash, Filename: asset.Filename,
-	}}, nil
+	return &content.NestedPart{Disposition: disp, Body: x}, nil
 }

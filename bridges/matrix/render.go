@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -648,8 +647,10 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 	if a.assets == nil {
 		return bus.Permanent(fmt.Errorf("matrix: %s has an attachment but no asset store is configured", o.env.ID))
 	}
-	rc, err := a.assets.Open(ctx, &assets.Asset{URL: x.URL, ContentType: x.ContentType, Filename: x.Filename,
-		Key: x.Key, Nonce: x.Nonce, HashAlg: x.HashAlg, Hash: x.ContentHash, Room: o.env.Room})
+	data, err := bridges.OpenAttachment(ctx, a.assets, o.env.Room, *x, a.cfg.MaxMediaSize)
+	if errors.Is(err, bridges.ErrTooLarge) {
+		return bus.Permanent(fmt.Errorf("matrix: attachment exceeds %d bytes", a.cfg.MaxMediaSize))
+	}
 	if errors.Is(err, assets.ErrUnavailable) {
 		// Expired, tampered, too large or not reachable by policy: the text still goes out.
 		a.log.Info("attachment unavailable, message rendered without it", "event_id", o.env.ID, "err", err)
@@ -665,15 +666,7 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("matrix: open attachment %s: %w", x.URL, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, a.cfg.MaxMediaSize+1))
-	if err != nil {
-		return fmt.Errorf("matrix: read attachment: %w", err)
-	}
-	if int64(len(data)) > a.cfg.MaxMediaSize {
-		return bus.Permanent(fmt.Errorf("matrix: attachment exceeds %d bytes", a.cfg.MaxMediaSize))
+		return fmt.Errorf("matrix: %w", err)
 	}
 	ct := x.ContentType
 	if i := strings.IndexByte(ct, ';'); i >= 0 {

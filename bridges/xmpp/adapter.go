@@ -95,7 +95,7 @@ type Adapter struct {
 
 	users, rooms *xconn.Conn
 	queues       []chan job
-	langs        languages // the languages local users' clients declare
+	langs        bridges.UserLanguages // the languages local users' clients declare
 	// reach and commands serve commands to the gateway's address (commands.go).
 	reach    bridges.Reach
 	commands *bridges.CommandSet
@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	a.m = &mapper{domain: cfg.Domain, provider: cfg.Provider, users: cfg.Users.Domain, rooms: cfg.Rooms.Domain, db: a.db}
 	a.met = newMetrics(a.reg)
 	var err error
-	if a.key, err = a.db.secretKey(ctx); err != nil {
+	if a.key, err = bridges.LoadSecret(ctx, st.KV(kvScope), "hmac-key"); err != nil {
 		return nil, err
 	}
 	a.core = bridges.NewCore(bridges.CoreConfig{Network: event.NetworkXMPP, Store: st, Bus: deps.Bus, IDVersion: cfg.IDVersion,
@@ -321,7 +321,7 @@ func (a *Adapter) noteLang(from, lang string) {
 		return
 	}
 	if j, err := jid.Parse(from); err == nil && a.m.isLocal(j) {
-		a.langs.note(j, lang)
+		a.langs.Note(j.Bare().String(), lang)
 	}
 }
 
@@ -373,19 +373,7 @@ func (a *Adapter) refuseUndecodable(c *xconn.Conn, w xmlstream.TokenReadEncoder,
 	}
 	a.met.dropped.WithLabelValues(reason).Inc()
 	a.log.Info("dropped an undecodable stanza", "stanza", start.Name.Local, "err", err)
-	var from, to, id, typ string
-	for _, at := range start.Attr {
-		switch at.Name.Local {
-		case "from":
-			from = at.Value
-		case "to":
-			to = at.Value
-		case "id":
-			id = at.Value
-		case "type":
-			typ = at.Value
-		}
-	}
+	from, to, id, typ := xstanza.Addressing(start)
 	if typ == "error" || from == "" || to == "" || len(from) > 3071 || len(to) > 3071 || !xstanza.ValidID(id) && id != "" {
 		return
 	}

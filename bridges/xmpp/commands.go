@@ -34,7 +34,7 @@ const commandPrefix = "!mimi"
 func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from, to jid.JID, at time.Time) {
 	body, _ := m.Text()
 	if m.Lang != "" {
-		a.langs.note(from, m.Lang)
+		a.langs.Note(from.Bare().String(), m.Lang)
 	}
 	cmd, res := a.commands.Parse(body, commandPrefix, true)
 	lang := cmd.Lang

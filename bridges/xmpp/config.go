@@ -98,36 +98,16 @@ func (c Config) withDefaults() Config {
 	if c.Provider == "" {
 		c.Provider = event.Domain(c.Domain)
 	}
-	if c.HistoryOnJoin == 0 {
-		c.HistoryOnJoin = DefaultHistoryOnJoin
-	}
-	if c.HistoryKeep == 0 {
-		c.HistoryKeep = DefaultHistoryKeep
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.ReconnectMin == 0 {
-		c.ReconnectMin = DefaultReconnectMin
-	}
-	if c.ReconnectMax == 0 {
-		c.ReconnectMax = DefaultReconnectMax
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.SendTimeout == 0 {
-		c.SendTimeout = DefaultSendTimeout
-	}
-	if c.Workers == 0 {
-		c.Workers = DefaultWorkers
-	}
-	if c.IDVersion == 0 {
-		c.IDVersion = content.DefaultIDVersion
-	}
-	if c.MaxUploadBytes == 0 {
-		c.MaxUploadBytes = DefaultMaxUpload
-	}
+	bridges.Default(&c.HistoryOnJoin, DefaultHistoryOnJoin)
+	bridges.Default(&c.HistoryKeep, DefaultHistoryKeep)
+	bridges.Default(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	bridges.Default(&c.ReconnectMin, DefaultReconnectMin)
+	bridges.Default(&c.ReconnectMax, DefaultReconnectMax)
+	bridges.Default(&c.DialTimeout, DefaultDialTimeout)
+	bridges.Default(&c.SendTimeout, DefaultSendTimeout)
+	bridges.Default(&c.Workers, DefaultWorkers)
+	bridges.Default(&c.IDVersion, content.DefaultIDVersion)
+	bridges.Default(&c.MaxUploadBytes, DefaultMaxUpload)
 	return c
 }
 

@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"embed"
 	"errors"
@@ -399,34 +398,6 @@ func (d *db) opaqueURI(ctx context.Context, local string) (string, error) {
 		return "", fmt.Errorf("xmpp: read opaque localpart: %w", err)
 	}
 	return uri, nil
-}
-
-// secretKey returns the installation's random key for deterministic salts and occupant IDs,
-// creating it on first use.
-func (d *db) secretKey(ctx context.Context) ([]byte, error) {
-	kv := d.s.KV(kvScope)
-	e, err := kv.Get(ctx, "hmac-key")
-	if err == nil && len(e.Value) == 32 {
-		return e.Value, nil
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("xmpp: read key: %w", err)
-	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("xmpp: generate key: %w", err)
-	}
-	if _, err := kv.CompareAndSwap(ctx, "hmac-key", 0, k); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			e, err := kv.Get(ctx, "hmac-key")
-			if err != nil {
-				return nil, fmt.Errorf("xmpp: read key: %w", err)
-			}
-			return e.Value, nil
-		}
-		return nil, fmt.Errorf("xmpp: store key: %w", err)
-	}
-	return k, nil
 }
 
 // PruneHistory deletes the room history entries sent before `before` (retention of MUC history)

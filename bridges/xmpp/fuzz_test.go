@@ -106,7 +106,7 @@ func FuzzStanzaMapping(f *testing.F) {
 				}
 			}
 		}
-		out := reflection(&m)
+		out := xstanza.Reflection(&m)
 		out.From, out.To, out.Type = "ward7@rooms.localhost/Alice", "bob@localhost/x", "groupchat"
 		b, err := xml.Marshal(out)
 		if err != nil {
@@ -182,7 +182,7 @@ func FuzzAdminQuery(f *testing.F) {
 	f.Add([]byte(`<iq type='set'><query xmlns='http://jabber.org/protocol/muc#admin'><item role='none' nick='Mallory'/></query></iq>`))
 	f.Add([]byte(`<iq type='set'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='none' jid='@/'><reason>` + strings.Repeat("ü", 600) + `</reason></item></query></iq>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var iq inIQ
+		var iq xstanza.InIQ
 		if err := decodeFromString(string(data), &iq); err != nil || iq.Admin == nil {
 			return
 		}

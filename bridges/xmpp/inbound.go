@@ -347,13 +347,11 @@ func (a *Adapter) storeUpload(ctx context.Context, owner event.UserURI, u *url.U
 	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && ct != "" {
 		xp.ContentType = ct
 	}
-	asset, err := a.assets.Put(ctx, bytes.NewReader(data), assets.Meta{ContentType: xp.ContentType, Filename: xp.Filename, Size: int64(len(data)), Owner: owner})
+	stored, err := bridges.StoreAttachment(ctx, a.assets, data, assets.Meta{ContentType: xp.ContentType, Filename: xp.Filename, Owner: owner}, xp.Description)
 	if err != nil {
-		return xp, fmt.Errorf("xmpp: store attachment: %w", err)
+		return xp, fmt.Errorf("xmpp: %w", err)
 	}
-	return content.ExternalPart{ContentType: asset.ContentType, URL: asset.URL, Size: asset.Size + 16, // AES-GCM tag
-		Expires: content.URLExpiry(asset.Expires), EncAlg: content.AEADAES128GCM, Key: asset.Key, Nonce: asset.Nonce, HashAlg: asset.HashAlg, ContentHash: asset.Hash,
-		Filename: asset.Filename, Description: xp.Description}, nil
+	return stored, nil
 }
 
 // lookupAny resolves an ID that a stanza references (reply, reaction, receipt) in the

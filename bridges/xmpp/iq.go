@@ -13,44 +13,10 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 )
 
-// inIQ is what the adapter reads from an <iq/>.
-type inIQ struct {
-	XMLName xml.Name
-	From    string `xml:"from,attr"`
-	To      string `xml:"to,attr"`
-	ID      string `xml:"id,attr"`
-	Type    string `xml:"type,attr"`
-	Info    *struct {
-		Node string `xml:"node,attr"`
-	} `xml:"http://jabber.org/protocol/disco#info query"`
-	Items *struct {
-		Node string `xml:"node,attr"`
-	} `xml:"http://jabber.org/protocol/disco#items query"`
-	Ping  *xstanza.Present `xml:"urn:xmpp:ping ping"`
-	Admin *inAdminQuery    `xml:"http://jabber.org/protocol/muc#admin query"`
-}
-
-// Features advertised through XEP-0030.
-var (
-	userFeatures = []string{xstanza.NSDiscoInfo, xstanza.NSDiscoItems, xstanza.NSReceipts, xstanza.NSMarkers, xstanza.NSReactions, xstanza.NSReply, xstanza.NSFallback,
-		xstanza.NSCorrect, xstanza.NSRetract, xstanza.NSOOB, xstanza.NSSID, xstanza.NSPing}
-	roomsServiceFeatures = []string{xstanza.NSDiscoInfo, xstanza.NSDiscoItems, xstanza.NSMUC, xstanza.NSPing}
-	roomFeatures         = []string{xstanza.NSDiscoInfo, xstanza.NSDiscoItems, xstanza.NSMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous",
-		"muc_unsecured", xstanza.NSSID, xstanza.NSMUCStable, xstanza.NSOccupantID, xstanza.NSReactions, xstanza.NSReply, xstanza.NSFallback, xstanza.NSCorrect, xstanza.NSRetract, xstanza.NSMarkers, xstanza.NSOOB, xstanza.NSPing}
-)
-
-func features(vars []string) []xstanza.OutFeature {
-	out := make([]xstanza.OutFeature, len(vars))
-	for i, v := range vars {
-		out[i] = xstanza.OutFeature{Var: v}
-	}
-	return out
-}
-
 // handleIQ answers an IQ on the read loop (xmpp-notes M3, M6): every get or set gets a result or
 // an error whose from is the addressed JID, so that strict servers (Prosody 13) keep the stream.
 func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
-	var iq inIQ
+	var iq xstanza.InIQ
 	if err := xstanza.Decode(w, start, &iq); err != nil {
 		a.refuseUndecodableIQ(w, start)
 		return
@@ -102,19 +68,7 @@ func (a *Adapter) writeIQ(w xmlstream.TokenReadEncoder, reply *xstanza.OutIQ) {
 // its own answer without a from attribute.
 func (a *Adapter) refuseUndecodableIQ(w xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	a.met.dropped.WithLabelValues("malformed").Inc()
-	var from, to, id, typ string
-	for _, at := range start.Attr {
-		switch at.Name.Local {
-		case "from":
-			from = at.Value
-		case "to":
-			to = at.Value
-		case "id":
-			id = at.Value
-		case "type":
-			typ = at.Value
-		}
-	}
+	from, to, id, typ := xstanza.Addressing(start)
 	if typ != "get" && typ != "set" {
 		return
 	}
@@ -130,14 +84,14 @@ func (a *Adapter) refuseUndecodableIQ(w xmlstream.TokenReadEncoder, start *xml.S
 func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xstanza.OutDiscoInfo {
 	switch {
 	case c == a.users && to.Localpart() == "":
-		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}}, Features: features(userFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}}, Features: xstanza.Features(xstanza.UserFeatures)}
 	case c == a.users:
 		if _, err := a.m.puppetURI(ctx, to); err != nil {
 			return nil
 		}
-		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "account", Type: "registered"}}, Features: features(userFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "account", Type: "registered"}}, Features: xstanza.Features(xstanza.UserFeatures)}
 	case to.Localpart() == "":
-		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "conference", Type: "text", Name: "MIMI rooms"}}, Features: features(roomsServiceFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "conference", Type: "text", Name: "MIMI rooms"}}, Features: xstanza.Features(xstanza.RoomsServiceFeatures)}
 	case to.Resourcepart() == "":
 		r, err := a.db.roomByLocal(ctx, to.Localpart())
 		if err != nil || r.Kind != kindMUC {
@@ -147,7 +101,7 @@ func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xst
 		if name == "" {
 			name = jidescape.Unescape(r.MUCLocal)
 		}
-		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "conference", Type: "text", Name: name}}, Features: features(roomFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "conference", Type: "text", Name: name}}, Features: xstanza.Features(xstanza.RoomFeatures)}
 	}
 	return nil
 }

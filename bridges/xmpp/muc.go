@@ -261,13 +261,13 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 	since := time.Time{}
 	if muc != nil && muc.History != nil {
 		h := muc.History
-		if v, ok := historyLimit(h.MaxStanzas); ok {
+		if v, ok := xstanza.HistoryLimit(h.MaxStanzas); ok {
 			n = min(n, v)
 		}
-		if v, ok := historyLimit(h.MaxChars); ok {
+		if v, ok := xstanza.HistoryLimit(h.MaxChars); ok {
 			maxChars = v
 		}
-		if v, ok := historyLimit(h.Seconds); ok {
+		if v, ok := xstanza.HistoryLimit(h.Seconds); ok {
 			since = a.now().Add(-time.Duration(v) * time.Second)
 		}
 		if t, err := xstanza.ParseStamp(h.Since); err == nil && t.After(since) {
@@ -300,33 +300,11 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 		}
 	}
 	if maxChars > 0 {
-		outs = outs[newestWithin(sizes, maxChars):]
+		outs = outs[xstanza.NewestWithin(sizes, maxChars):]
 	}
 	for _, out := range outs {
 		_ = a.rooms.Send(ctx, out)
 	}
-}
-
-// historyLimit reads a non-negative history limit attribute.
-func historyLimit(s string) (int, bool) {
-	v, err := strconv.Atoi(s)
-	if err != nil || v < 0 {
-		return 0, false
-	}
-	return min(v, 1<<30), true
-}
-
-// newestWithin returns the index of the oldest of the newest stanzas whose sizes (oldest first)
-// add up to at most max: history is cut from the old end.
-func newestWithin(sizes []int, max int) int {
-	total := 0
-	for i := len(sizes) - 1; i >= 0; i-- {
-		total += sizes[i]
-		if total > max {
-			return i + 1
-		}
-	}
-	return 0
 }
 
 // leave handles unavailable presence: the occupant goes offline. MIMI membership stays.
@@ -448,7 +426,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		return
 	}
 	// Reflect (XEP-0045 §7.4), now that the message is on the bus.
-	out := reflection(m)
+	out := xstanza.Reflection(m)
 	out.From, out.Type = roomJID.String()+"/"+me.Nick, "groupchat"
 	out.Occupant = &xstanza.OutID{ID: a.occupantID(r.URI, user)}
 	if res.kind == event.KindMessage || res.kind == event.KindEdit {
@@ -482,60 +460,6 @@ func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, ou
 		return err
 	}
 	return a.db.addHistory(ctx, r.URI, historyEntry{StanzaID: sid, Nick: nick, Payload: buf.String(), SentAt: at}, a.cfg.HistoryKeep)
-}
-
-// reflection copies what the gateway understood of an occupant's message, for the other
-// occupants. Unknown payloads are not reflected.
-func reflection(m *xstanza.InMessage) *xstanza.OutMessage {
-	out := &xstanza.OutMessage{ID: m.ID}
-	if !xstanza.ValidID(m.ID) {
-		out.ID = ""
-	}
-	if body, ok := m.Text(); ok {
-		out.Body = &body
-	}
-	if m.OriginID != nil && xstanza.ValidID(m.OriginID.ID) {
-		out.OriginID = &xstanza.OutID{ID: m.OriginID.ID}
-	}
-	if m.Reply != nil && xstanza.ValidID(m.Reply.ID) {
-		out.Reply = &xstanza.OutReply{To: m.Reply.To, ID: m.Reply.ID}
-		if _, err := jid.Parse(m.Reply.To); err != nil {
-			out.Reply.To = ""
-		}
-	}
-	for _, fb := range m.Fallback {
-		if fb.For != xstanza.NSReply && fb.For != xstanza.NSRetract {
-			continue
-		}
-		f := xstanza.OutFallback{For: fb.For}
-		if len(fb.Body) > 0 && fb.Body[0].Start != nil && fb.Body[0].End != nil {
-			f.Body = &xstanza.OutFallbackBody{Start: *fb.Body[0].Start, End: *fb.Body[0].End}
-		}
-		out.Fallback = append(out.Fallback, f)
-	}
-	if m.Replace != nil && xstanza.ValidID(m.Replace.ID) {
-		out.Replace = &xstanza.OutID{ID: m.Replace.ID}
-	}
-	if m.Retract != nil && xstanza.ValidID(m.Retract.ID) {
-		out.Retract = &xstanza.OutID{ID: m.Retract.ID}
-	}
-	if m.Reactions != nil && xstanza.ValidID(m.Reactions.ID) {
-		rs := &xstanza.OutReactions{ID: m.Reactions.ID}
-		for i, r := range m.Reactions.Reaction {
-			if i >= xstanza.MaxReactions {
-				break
-			}
-			rs.Reaction = append(rs.Reaction, r)
-		}
-		out.Reactions = rs
-	}
-	if m.Displayed != nil && xstanza.ValidID(m.Displayed.ID) {
-		out.Displayed = &xstanza.OutID{ID: m.Displayed.ID}
-	}
-	if len(m.OOB) > 0 {
-		out.OOB = &xstanza.OutOOB{URL: m.OOB[0].URL, Desc: m.OOB[0].Desc}
-	}
-	return out
 }
 
 // changeSubject publishes a subject change by an occupant and shows it to everyone.

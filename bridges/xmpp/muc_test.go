@@ -293,8 +293,8 @@ func TestNewestWithin(t *testing.T) {
 		{[]int{10, 20, 30}, 1000, 0}, {[]int{10, 20, 30}, 60, 0}, {[]int{10, 20, 30}, 59, 1}, {[]int{10, 20, 30}, 50, 1},
 		{[]int{10, 20, 30}, 49, 2}, {[]int{10, 20, 30}, 30, 2}, {[]int{10, 20, 30}, 29, 3}, {nil, 5, 0},
 	} {
-		if got := newestWithin(c.sizes, c.max); got != c.want {
-			t.Errorf("newestWithin(%v, %d) = %d, want %d", c.sizes, c.max, got, c.want)
+		if got := xstanza.NewestWithin(c.sizes, c.max); got != c.want {
+			t.Errorf("xstanza.NewestWithin(%v, %d) = %d, want %d", c.sizes, c.max, got, c.want)
 		}
 	}
 }

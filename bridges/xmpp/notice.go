@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 
 	"mellium.im/xmpp/jid"
 
@@ -16,51 +15,9 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-// maxLanguages bounds the users whose language the adapter remembers.
-const maxLanguages = 10000
-
-// languages remembers the language each local user's client declares (xml:lang on its stanzas),
-// in memory: after a restart a user's notices are in the configured language until their client
-// sends again.
-type languages struct {
-	mu sync.Mutex
-	m  map[string]bridges.Language
-}
-
-// note records lang (an xml:lang value) for the bare JID user, if the catalogue has it.
-func (l *languages) note(user jid.JID, lang string) {
-	got, ok := bridges.ParseLanguage(lang)
-	if !ok {
-		return
-	}
-	key := user.Bare().String()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m[key] == got {
-		return
-	}
-	if l.m == nil || len(l.m) >= maxLanguages {
-		l.m = map[string]bridges.Language{}
-	}
-	l.m[key] = got
-}
-
-func (l *languages) of(user jid.JID) (bridges.Language, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	got, ok := l.m[user.Bare().String()]
-	return got, ok
-}
-
 // langOf is the language of notices to a local user: their client's, else the configured one.
 func (a *Adapter) langOf(user jid.JID) bridges.Language {
-	if l, ok := a.langs.of(user); ok {
-		return l
-	}
-	if l, ok := bridges.ParseLanguage(a.cfg.Language); ok {
-		return l
-	}
-	return bridges.English
+	return a.langs.Of(user.Bare().String(), a.cfg.Language)
 }
 
 // HandleNotice implements bridges.NoticeHandler: the local user who caused a failure is told in

@@ -92,8 +92,8 @@ func TestNotices(t *testing.T) {
 func TestNoticeLanguage(t *testing.T) {
 	a := &Adapter{cfg: Config{Language: "de"}}
 	alice, bob := jid.MustParse("alice@localhost/phone"), jid.MustParse("bob@localhost")
-	a.langs.note(alice, "en-GB")
-	a.langs.note(alice.Bare(), "fr") // a language without a catalogue changes nothing
+	a.langs.Note(alice.Bare().String(), "en-GB")
+	a.langs.Note(alice.Bare().String(), "fr") // a language without a catalogue changes nothing
 	if got := a.langOf(jid.MustParse("alice@localhost/desk")); got != bridges.English {
 		t.Errorf("alice's language %q", got)
 	}

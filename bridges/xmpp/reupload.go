@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/upload"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -36,7 +37,7 @@ func (a *Adapter) shareAttachments(ctx context.Context, env *event.Envelope, msg
 		if !ok || x.EncAlg == content.AEADNone {
 			continue
 		}
-		data, err := a.openAttachment(ctx, env, x)
+		data, err := bridges.OpenAttachment(ctx, a.assets, env.Room, x, a.cfg.MaxUploadBytes)
 		if errors.Is(err, assets.ErrUnavailable) {
 			a.log.Info("attachment unavailable, announced as text", "envelope", env.ID, "err", err)
 			continue
@@ -60,25 +61,6 @@ func (a *Adapter) shareAttachments(ctx context.Context, env *event.Envelope, msg
 			Filename: x.Filename, Description: x.Description}
 	}
 	return nil
-}
-
-// openAttachment returns an attachment's plaintext; one larger than MaxUploadBytes is
-// unavailable.
-func (a *Adapter) openAttachment(ctx context.Context, env *event.Envelope, x content.ExternalPart) ([]byte, error) {
-	rc, err := a.assets.Open(ctx, &assets.Asset{URL: x.URL, ContentType: x.ContentType, Filename: x.Filename,
-		Key: x.Key, Nonce: x.Nonce, HashAlg: x.HashAlg, Hash: x.ContentHash, Room: env.Room})
-	if err != nil {
-		return nil, fmt.Errorf("xmpp: open attachment %s: %w", x.URL, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, a.cfg.MaxUploadBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("xmpp: read attachment %s: %w", x.URL, err)
-	}
-	if int64(len(data)) > a.cfg.MaxUploadBytes {
-		return nil, fmt.Errorf("%w: larger than %d bytes", assets.ErrUnavailable, a.cfg.MaxUploadBytes)
-	}
-	return data, nil
 }
 
 // uploadFile asks the upload service for a slot (as the users component) and puts the file

@@ -29,19 +29,6 @@ const bannedRole = event.RoleBanned
 // maxAdminItems bounds the items of one muc#admin request.
 const maxAdminItems = 16
 
-// inAdminQuery is a muc#admin query (XEP-0045 §9, §10).
-type inAdminQuery struct {
-	Items []inAdminItem `xml:"item"`
-}
-
-type inAdminItem struct {
-	Affiliation string `xml:"affiliation,attr"`
-	Role        string `xml:"role,attr"`
-	JID         string `xml:"jid,attr"`
-	Nick        string `xml:"nick,attr"`
-	Reason      string `xml:"reason"`
-}
-
 // affiliationOf is the MUC affiliation and occupant role that show a MIMI role.
 func affiliationOf(r event.Role) (affiliation, role string) {
 	switch r {
@@ -150,7 +137,7 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 // adminSet handles a muc#admin set from an occupant: each affiliation change becomes a
 // membership envelope (owner/admin/member: role; outcast: ban; none: kick, or an unban of an
 // outcast). It returns the error to answer with, nil for a result.
-func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q *inAdminQuery) *xstanza.OutError {
+func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q *xstanza.InAdminQuery) *xstanza.OutError {
 	if to.Localpart() == "" || to.Resourcepart() != "" {
 		return xstanza.StanzaError("cancel", "service-unavailable", "")
 	}
@@ -230,7 +217,7 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 
 // adminTarget names the user of a muc#admin item: by JID (a local user or a MIMI user's
 // address) or by the nickname of a member.
-func (a *Adapter) adminTarget(ctx context.Context, r room, it inAdminItem) (event.UserURI, error) {
+func (a *Adapter) adminTarget(ctx context.Context, r room, it xstanza.InAdminItem) (event.UserURI, error) {
 	if it.JID != "" {
 		j, err := jid.Parse(it.JID)
 		if err != nil {

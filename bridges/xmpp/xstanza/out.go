@@ -2,7 +2,10 @@ package xstanza
 
 import (
 	"encoding/xml"
+	"strconv"
 	"time"
+
+	"mellium.im/xmpp/jid"
 )
 
 // Outgoing stanzas, written with encoding/xml. Stanza elements have no namespace and so inherit
@@ -225,3 +228,97 @@ type OutIQ struct {
 
 // Stamp formats t as an XEP-0082 date-time in UTC with milliseconds.
 func Stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// Features advertised through XEP-0030.
+var (
+	UserFeatures = []string{NSDiscoInfo, NSDiscoItems, NSReceipts, NSMarkers, NSReactions, NSReply, NSFallback,
+		NSCorrect, NSRetract, NSOOB, NSSID, NSPing}
+	RoomsServiceFeatures = []string{NSDiscoInfo, NSDiscoItems, NSMUC, NSPing}
+	RoomFeatures         = []string{NSDiscoInfo, NSDiscoItems, NSMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous",
+		"muc_unsecured", NSSID, NSMUCStable, NSOccupantID, NSReactions, NSReply, NSFallback, NSCorrect, NSRetract, NSMarkers, NSOOB, NSPing}
+)
+
+// Features is vars as disco#info features.
+func Features(vars []string) []OutFeature {
+	out := make([]OutFeature, len(vars))
+	for i, v := range vars {
+		out[i] = OutFeature{Var: v}
+	}
+	return out
+}
+
+// Reflection copies what the gateway understood of an occupant's message, for the other
+// occupants. Unknown payloads are not reflected.
+func Reflection(m *InMessage) *OutMessage {
+	out := &OutMessage{ID: m.ID}
+	if !ValidID(m.ID) {
+		out.ID = ""
+	}
+	if body, ok := m.Text(); ok {
+		out.Body = &body
+	}
+	if m.OriginID != nil && ValidID(m.OriginID.ID) {
+		out.OriginID = &OutID{ID: m.OriginID.ID}
+	}
+	if m.Reply != nil && ValidID(m.Reply.ID) {
+		out.Reply = &OutReply{To: m.Reply.To, ID: m.Reply.ID}
+		if _, err := jid.Parse(m.Reply.To); err != nil {
+			out.Reply.To = ""
+		}
+	}
+	for _, fb := range m.Fallback {
+		if fb.For != NSReply && fb.For != NSRetract {
+			continue
+		}
+		f := OutFallback{For: fb.For}
+		if len(fb.Body) > 0 && fb.Body[0].Start != nil && fb.Body[0].End != nil {
+			f.Body = &OutFallbackBody{Start: *fb.Body[0].Start, End: *fb.Body[0].End}
+		}
+		out.Fallback = append(out.Fallback, f)
+	}
+	if m.Replace != nil && ValidID(m.Replace.ID) {
+		out.Replace = &OutID{ID: m.Replace.ID}
+	}
+	if m.Retract != nil && ValidID(m.Retract.ID) {
+		out.Retract = &OutID{ID: m.Retract.ID}
+	}
+	if m.Reactions != nil && ValidID(m.Reactions.ID) {
+		rs := &OutReactions{ID: m.Reactions.ID}
+		for i, r := range m.Reactions.Reaction {
+			if i >= MaxReactions {
+				break
+			}
+			rs.Reaction = append(rs.Reaction, r)
+		}
+		out.Reactions = rs
+	}
+	if m.Displayed != nil && ValidID(m.Displayed.ID) {
+		out.Displayed = &OutID{ID: m.Displayed.ID}
+	}
+	if len(m.OOB) > 0 {
+		out.OOB = &OutOOB{URL: m.OOB[0].URL, Desc: m.OOB[0].Desc}
+	}
+	return out
+}
+
+// HistoryLimit reads a non-negative history limit attribute.
+func HistoryLimit(s string) (int, bool) {
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	return min(v, 1<<30), true
+}
+
+// NewestWithin returns the index of the oldest of the newest stanzas whose sizes (oldest first)
+// add up to at most max: history is cut from the old end.
+func NewestWithin(sizes []int, max int) int {
+	total := 0
+	for i := len(sizes) - 1; i >= 0; i-- {
+		total += sizes[i]
+		if total > max {
+			return i + 1
+		}
+	}
+	return 0
+}

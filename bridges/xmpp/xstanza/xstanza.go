@@ -346,3 +346,52 @@ func ValidID(s string) bool {
 
 // Unmarshal decodes XML the gateway wrote itself (stored history payloads).
 func Unmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
+
+// InIQ is what the adapter reads from an <iq/>.
+type InIQ struct {
+	XMLName xml.Name
+	From    string `xml:"from,attr"`
+	To      string `xml:"to,attr"`
+	ID      string `xml:"id,attr"`
+	Type    string `xml:"type,attr"`
+	Info    *struct {
+		Node string `xml:"node,attr"`
+	} `xml:"http://jabber.org/protocol/disco#info query"`
+	Items *struct {
+		Node string `xml:"node,attr"`
+	} `xml:"http://jabber.org/protocol/disco#items query"`
+	Ping  *Present      `xml:"urn:xmpp:ping ping"`
+	Admin *InAdminQuery `xml:"http://jabber.org/protocol/muc#admin query"`
+}
+
+// InAdminQuery is a muc#admin query (XEP-0045 §9, §10).
+type InAdminQuery struct {
+	Items []InAdminItem `xml:"item"`
+}
+
+// InAdminItem is one item of a muc#admin query.
+type InAdminItem struct {
+	Affiliation string `xml:"affiliation,attr"`
+	Role        string `xml:"role,attr"`
+	JID         string `xml:"jid,attr"`
+	Nick        string `xml:"nick,attr"`
+	Reason      string `xml:"reason"`
+}
+
+// Addressing returns the from, to, id and type attributes of a stanza's start element, for an
+// error answer to a stanza that could not be decoded.
+func Addressing(start *xml.StartElement) (from, to, id, typ string) {
+	for _, at := range start.Attr {
+		switch at.Name.Local {
+		case "from":
+			from = at.Value
+		case "to":
+			to = at.Value
+		case "id":
+			id = at.Value
+		case "type":
+			typ = at.Value
+		}
+	}
+	return from, to, id, typ
+}
