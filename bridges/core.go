@@ -316,6 +316,11 @@ type Record struct {
 	Target *content.MessageID
 	// Done marks the origin's native event in the echo scope (it is handled).
 	Done bool
+	// MapFirst records Map and the reaction before publishing, so that a reference to the
+	// message that comes back at once finds it. Only for adapters that recognise a native event
+	// handled before by the Done mark, not by its mapping (a mapping of an envelope whose
+	// publishing failed must not make the retry look like a duplicate).
+	MapFirst bool
 }
 
 // MapID is one native ID of a message.
@@ -324,13 +329,28 @@ type MapID struct {
 	Primary bool
 }
 
-// Publish puts env on the bus and then records rec in one transaction (shared with concurrent
-// publishers). Only after Publish returned may the adapter acknowledge the native event.
+// Publish puts env on the bus and records rec in one transaction (shared with concurrent
+// publishers): after publishing, or, with rec.MapFirst, the mappings and reactions before it and
+// the Done mark after it. Only after Publish returned may the adapter acknowledge the native event.
 func (c *Core) Publish(ctx context.Context, env *event.Envelope, rec Record) error {
+	if rec.MapFirst {
+		if err := c.record(ctx, env, rec, false); err != nil {
+			return err
+		}
+	}
 	if err := c.cfg.Bus.PublishOut(ctx, env); err != nil {
 		return fmt.Errorf("bridges: publish %s: %w", env.ID, err)
 	}
-	if len(rec.Map) == 0 && rec.React == "" && rec.Unreact == "" && !rec.Done {
+	if rec.MapFirst {
+		rec = Record{Done: rec.Done}
+	}
+	return c.record(ctx, env, rec, rec.Done)
+}
+
+// record writes rec's mappings and reactions and, if done, the origin's echo mark.
+func (c *Core) record(ctx context.Context, env *event.Envelope, rec Record, done bool) error {
+	done = done && c.cfg.Echo != ""
+	if len(rec.Map) == 0 && rec.React == "" && rec.Unreact == "" && !done {
 		return nil
 	}
 	err := c.cfg.Store.InGroupTx(ctx, func(tx *store.Tx) error {
@@ -360,7 +380,7 @@ func (c *Core) Publish(ctx context.Context, env *event.Envelope, rec Record) err
 				return err
 			}
 		}
-		if rec.Done && c.cfg.Echo != "" {
+		if done {
 			_, err := tx.MarkProcessed(ctx, c.cfg.Echo, string(env.Origin.Event))
 			return err
 		}

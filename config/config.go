@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // Config is the complete gateway configuration. The yaml tags are the key names; the reload tag
@@ -161,8 +162,8 @@ type ClientTLS struct {
 
 // Store configures the SQL store.
 type Store struct {
-	// Driver is sqlite or postgres.
-	Driver string `yaml:"driver"`
+	// Driver is sqlite or postgres (store.SQLite, store.Postgres).
+	Driver store.Dialect `yaml:"driver"`
 	// MaxOpenConns bounds the connection pool (the SQLite reader pool; SQLite has one writer).
 	MaxOpenConns int `yaml:"max_open_conns"`
 	// SQLite configures the embedded database.
@@ -324,7 +325,9 @@ type HA struct {
 }
 
 // HAEnabled reports whether c runs as one of several replicas: an external bus and PostgreSQL.
-func (c *Config) HAEnabled() bool { return c.Bus.Mode == "external" && c.Store.Driver == "postgres" }
+func (c *Config) HAEnabled() bool {
+	return c.Bus.Mode == "external" && c.Store.Driver == store.Postgres
+}
 
 // Partner is one partner MIMI provider (core/protocol owns the schema).
 type Partner = protocol.PartnerConfig

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // validator collects validation errors and maps key paths to positions.
@@ -213,12 +215,12 @@ func (c *Config) validateRetention(v *validator) {
 
 func (c *Config) validateStore(v *validator) {
 	s := &c.Store
-	v.oneOf("store.driver", s.Driver, "sqlite", "postgres")
+	v.oneOf("store.driver", string(s.Driver), string(store.SQLite), string(store.Postgres))
 	if s.MaxOpenConns < 0 {
 		v.errorf("store.max_open_conns", "must not be negative")
 	}
 	switch s.Driver {
-	case "sqlite":
+	case store.SQLite:
 		if p := s.SQLite.Path; p == ":memory:" || strings.HasPrefix(p, "file:") || strings.ContainsAny(p, "?#") {
 			v.errorf("store.sqlite.path", "%q must be a plain file path", p)
 		}
@@ -229,7 +231,7 @@ func (c *Config) validateStore(v *validator) {
 		if c.Bus.Mode == "external" {
 			v.warnings = append(v.warnings, "bus.mode is external but store.driver is sqlite: run a single replica, or use postgres")
 		}
-	case "postgres":
+	case store.Postgres:
 		v.required("store.postgres.dsn", s.Postgres.DSN, "(store.driver is postgres; or set dsn_file)")
 		v.required("store.encryption.key", s.Encryption.Key, "(store.driver is postgres: every replica needs the same key; set key_file)")
 	}

@@ -46,6 +46,7 @@ type Memnet struct {
 	core  *bridges.Core
 	mu    sync.Mutex
 	posts []Post
+	seq   int
 	ready bool
 }
 
@@ -103,51 +104,61 @@ func (m *Memnet) Posts() []Post {
 func (m *Memnet) add(p Post) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p.ID = "p" + strconv.Itoa(len(m.posts)+1)
+	if p.ID == "" {
+		p.ID = m.nextLocked()
+	}
 	m.posts = append(m.posts, p)
 	return p.ID
 }
 
+func (m *Memnet) nextLocked() string { m.seq++; return "p" + strconv.Itoa(m.seq) }
+
 // HandleMessage implements bridges.Adapter: the message as a post of its sender, in reply to the
 // post the reply names (when the network has it).
-func (m *Memnet) HandleMessage(_ context.Context, ev *bridges.Event) error {
+func (m *Memnet) HandleMessage(ctx context.Context, ev *bridges.Event) error {
 	p := Post{Room: string(ev.Room), Sender: string(ev.Sender), Kind: event.KindMessage, Text: plain(ev.Msg)}
 	if ev.InReplyTo != nil {
 		p.Target = string(ev.InReplyTo.NativeID)
 	}
-	return m.show(ev, p)
+	return m.show(ctx, ev, p)
 }
 
 // HandleEdit implements bridges.EditHandler.
-func (m *Memnet) HandleEdit(_ context.Context, ev *bridges.Event) error {
+func (m *Memnet) HandleEdit(ctx context.Context, ev *bridges.Event) error {
 	if ev.Replaces == nil {
 		return bus.Permanent(fmt.Errorf("memnet: edit %s of a message the network never showed", ev.ID))
 	}
-	return m.show(ev, Post{Room: string(ev.Room), Sender: string(ev.Sender), Kind: event.KindEdit, Text: plain(ev.Msg), Target: string(ev.Replaces.NativeID)})
+	return m.show(ctx, ev, Post{Room: string(ev.Room), Sender: string(ev.Sender), Kind: event.KindEdit, Text: plain(ev.Msg), Target: string(ev.Replaces.NativeID)})
 }
 
 // HandleReaction implements bridges.ReactionHandler; an unreact deletes the reaction's post.
-func (m *Memnet) HandleReaction(_ context.Context, ev *bridges.Event) error {
+func (m *Memnet) HandleReaction(ctx context.Context, ev *bridges.Event) error {
 	if ev.Msg.IsUnreact() {
-		return m.HandleDelete(context.Background(), ev)
+		return m.HandleDelete(ctx, ev)
 	}
 	if ev.InReplyTo == nil {
 		return bus.Permanent(fmt.Errorf("memnet: reaction %s to a message the network never showed", ev.ID))
 	}
-	return m.show(ev, Post{Room: string(ev.Room), Sender: string(ev.Sender), Kind: event.KindReaction, Text: plain(ev.Msg), Target: string(ev.InReplyTo.NativeID)})
+	return m.show(ctx, ev, Post{Room: string(ev.Room), Sender: string(ev.Sender), Kind: event.KindReaction, Text: plain(ev.Msg), Target: string(ev.InReplyTo.NativeID)})
 }
 
 // HandleDelete implements bridges.DeleteHandler.
-func (m *Memnet) HandleDelete(_ context.Context, ev *bridges.Event) error {
+func (m *Memnet) HandleDelete(ctx context.Context, ev *bridges.Event) error {
 	if ev.Replaces == nil {
 		return nil // never shown here
 	}
-	return m.show(ev, Post{Room: string(ev.Room), Sender: string(ev.Sender), Kind: event.KindDelete, Target: string(ev.Replaces.NativeID)})
+	return m.show(ctx, ev, Post{Room: string(ev.Room), Sender: string(ev.Sender), Kind: event.KindDelete, Target: string(ev.Replaces.NativeID)})
 }
 
-func (m *Memnet) show(ev *bridges.Event, p Post) error {
-	id := m.add(p)
-	ev.Sent(bridges.Native{Room: event.NativeRoomID(p.Room), ID: event.NativeEventID(id), Sender: event.NativeUserID(p.Sender)})
+// show posts p, mapped first: a user who sees it may refer to it at once.
+func (m *Memnet) show(ctx context.Context, ev *bridges.Event, p Post) error {
+	m.mu.Lock()
+	p.ID = m.nextLocked()
+	m.mu.Unlock()
+	if err := ev.MapNow(ctx, bridges.Native{Room: event.NativeRoomID(p.Room), ID: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)}); err != nil {
+		return err
+	}
+	m.add(p)
 	return nil
 }
 
@@ -186,7 +197,7 @@ func (m *Memnet) Write(ctx context.Context, p Post) (string, error) {
 	}
 	var msg *content.Message
 	var err error
-	rec := bridges.Record{Map: []bridges.MapID{{ID: event.NativeEventID(p.ID), Primary: true}}}
+	rec := bridges.Record{Map: []bridges.MapID{{ID: event.NativeEventID(p.ID), Primary: true}}, MapFirst: true}
 	kind := p.Kind
 	switch p.Kind {
 	case event.KindMessage:

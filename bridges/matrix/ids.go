@@ -15,7 +15,7 @@ import (
 const MaxIDLength = mxevent.MaxIDLength
 
 // UserURIOf maps a Matrix user ID to its MIMI user URI: @alice:klinik-a.example becomes
-// mimi://klinik-a.example/u/alice (BRIEF §4).
+// mimi://klinik-a.example/u/alice (the user URI form of docs/architecture.md).
 func UserURIOf(u id.UserID) (event.UserURI, error) {
 	local, server, err := u.ParseAndValidateRelaxed()
 	if err != nil || len(u) > MaxIDLength {

@@ -115,7 +115,7 @@ func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) erro
 // publish puts env on the bus, then records the ID mapping (a reaction also in the reaction
 // table) and the dedupe mark together (bridges.Core.Publish).
 func (a *Adapter) publish(ctx context.Context, p *Parsed, env *event.Envelope) error {
-	rec := bridges.Record{Done: true}
+	rec := bridges.Record{Done: true, MapFirst: true} // a reply to it may come back at once
 	if env.Kind.HasContent() && len(env.MessageID) > 0 {
 		rec.Map = []bridges.MapID{{ID: event.NativeEventID(p.ID), Primary: true}}
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
@@ -377,11 +378,11 @@ func (a *Adapter) refuseUndecodable(c *xconn.Conn, w xmlstream.TokenReadEncoder,
 	if typ == "error" || from == "" || to == "" || len(from) > 3071 || len(to) > 3071 || !xstanza.ValidID(id) && id != "" {
 		return
 	}
-	cond := "bad-request"
+	cond := stanza.BadRequest
 	if reason == "too_large" {
-		cond = "policy-violation"
+		cond = stanza.PolicyViolation
 	}
-	se := xstanza.StanzaError("modify", cond, "the gateway could not read this stanza")
+	se := xstanza.StanzaError(stanza.Modify, cond, "the gateway could not read this stanza")
 	var v any
 	switch start.Name.Local {
 	case "message":

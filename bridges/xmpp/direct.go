@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
@@ -34,23 +35,23 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 		case hasBody && a.m.isLocal(from) && to.Domainpart() == a.cfg.Users.Domain:
 			a.gatewayCommand(ctx, m, from, to, at) // commands.go
 		case hasBody:
-			a.replyError(ctx, a.users, m, refuse("cancel", "service-unavailable",
+			a.replyError(ctx, a.users, m, refuse(stanza.Cancel, stanza.ServiceUnavailable,
 				"This is the MIMI gateway. Write to a MIMI user's address (user\\40provider@"+a.cfg.Users.Domain+") instead."))
 		}
 		return
 	}
 	if !a.m.isLocal(from) {
-		a.replyError(ctx, a.users, m, refuse("auth", "forbidden", "only users of "+a.cfg.Domain+" can write to MIMI users"))
+		a.replyError(ctx, a.users, m, refuse(stanza.Auth, stanza.Forbidden, "only users of "+a.cfg.Domain+" can write to MIMI users"))
 		return
 	}
 	peer, err := a.m.puppetURI(ctx, to)
 	if err != nil {
-		a.replyError(ctx, a.users, m, refuse("cancel", "item-not-found", "no such MIMI user"))
+		a.replyError(ctx, a.users, m, refuse(stanza.Cancel, stanza.ItemNotFound, "no such MIMI user"))
 		return
 	}
 	sender, err := a.m.localUserURI(from)
 	if err != nil {
-		a.replyError(ctx, a.users, m, refuse("auth", "forbidden", "unknown sender"))
+		a.replyError(ctx, a.users, m, refuse(stanza.Auth, stanza.Forbidden, "unknown sender"))
 		return
 	}
 	o := origin{nativeRoom: dmNativeRoom(from, to), sender: from.Bare(), senderURI: sender}
@@ -120,7 +121,7 @@ func (a *Adapter) replyError(ctx context.Context, c *xconn.Conn, m *xstanza.InMe
 		a.met.dropped.WithLabelValues("refused").Inc()
 	} else {
 		a.log.Warn("could not bridge a message", "err", err)
-		se = xstanza.StanzaError("wait", "internal-server-error", "the gateway could not forward this message; please try again")
+		se = xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, "the gateway could not forward this message; please try again")
 		a.met.dropped.WithLabelValues("internal").Inc()
 	}
 	out := &xstanza.OutMessage{From: m.To, To: m.From, ID: m.ID, Type: "error", Error: se}

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
@@ -119,13 +120,17 @@ type bridged struct {
 
 // bridgeError is a stanza error to send back instead of bridging.
 type bridgeError struct {
-	typ, cond, text string
+	typ  stanza.ErrorType
+	cond stanza.Condition
+	text string
 }
 
 // Error implements error.
-func (e *bridgeError) Error() string { return e.cond + ": " + e.text }
+func (e *bridgeError) Error() string { return string(e.cond) + ": " + e.text }
 
-func refuse(typ, cond, text string) error { return &bridgeError{typ, cond, text} }
+func refuse(typ stanza.ErrorType, cond stanza.Condition, text string) error {
+	return &bridgeError{typ, cond, text}
+}
 
 // nativeIDOf returns the ID the client gave the stanza: its XEP-0359 origin-id, else its id, else
 // a random one (such a stanza cannot be referenced later anyway).
@@ -157,7 +162,7 @@ func timestampOf(m *xstanza.InMessage, at time.Time) time.Time {
 // bridgeMessage maps one message stanza from a local user to MIMI content and publishes it.
 func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *xstanza.InMessage, at time.Time) (bridged, error) {
 	if m.OMEMO != nil || m.OMEMO2 != nil {
-		return bridged{}, refuse("cancel", "not-acceptable",
+		return bridged{}, refuse(stanza.Cancel, stanza.NotAcceptable,
 			"End-to-end encrypted (OMEMO) messages cannot be bridged: encryption ends at the MIMI gateway. Send the message unencrypted.")
 	}
 	nativeID := nativeIDOf(m)
@@ -165,10 +170,10 @@ func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *xstanza.InMess
 	ts := timestampOf(m, at)
 	body, hasBody := m.Text()
 	if len(body) > a.cfg.MaxBodyBytes {
-		return res, refuse("modify", "policy-violation", fmt.Sprintf("message longer than %d bytes", a.cfg.MaxBodyBytes))
+		return res, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("message longer than %d bytes", a.cfg.MaxBodyBytes))
 	}
 	if !utf8.ValidString(body) {
-		return res, refuse("modify", "bad-request", "body is not UTF-8")
+		return res, refuse(stanza.Modify, stanza.BadRequest, "body is not UTF-8")
 	}
 	switch {
 	case m.Retract != nil:
@@ -227,7 +232,7 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *xstanza.InMessage,
 	}
 	msg, err := a.builder(o, ev, ts).New(part, opts...)
 	if err != nil {
-		return res, refuse("modify", "bad-request", "message cannot be represented: "+err.Error())
+		return res, refuse(stanza.Modify, stanza.BadRequest, "message cannot be represented: "+err.Error())
 	}
 	// Clients refer to a message by its id attribute (XEP-0308) or its origin-id: map both, and
 	// in a room the stanza-id the room gives it.
@@ -300,7 +305,7 @@ func (a *Adapter) bodyPart(ctx context.Context, owner event.UserURI, body string
 	parts = append(parts, files...)
 	switch len(parts) {
 	case 0:
-		return content.NestedPart{}, refuse("modify", "bad-request", "message has no text and no usable link")
+		return content.NestedPart{}, refuse(stanza.Modify, stanza.BadRequest, "message has no text and no usable link")
 	case 1:
 		return parts[0], nil
 	}
@@ -322,27 +327,27 @@ func (a *Adapter) isUploadHost(u *url.URL) bool {
 func (a *Adapter) storeUpload(ctx context.Context, owner event.UserURI, u *url.URL, xp content.ExternalPart) (content.ExternalPart, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return xp, refuse("modify", "bad-request", "unusable link")
+		return xp, refuse(stanza.Modify, stanza.BadRequest, "unusable link")
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
 		a.log.Warn("could not download an upload", "err", err)
-		return xp, refuse("wait", "remote-server-timeout", "the gateway could not download the file")
+		return xp, refuse(stanza.Wait, stanza.RemoteServerTimeout, "the gateway could not download the file")
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return xp, refuse("cancel", "item-not-found", fmt.Sprintf("the upload service answered %d", resp.StatusCode))
+		return xp, refuse(stanza.Cancel, stanza.ItemNotFound, fmt.Sprintf("the upload service answered %d", resp.StatusCode))
 	}
 	max := a.cfg.MaxUploadBytes
 	if resp.ContentLength > max {
-		return xp, refuse("modify", "policy-violation", fmt.Sprintf("files larger than %d bytes are not forwarded", max))
+		return xp, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("files larger than %d bytes are not forwarded", max))
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
-		return xp, refuse("wait", "remote-server-timeout", "the gateway could not download the file")
+		return xp, refuse(stanza.Wait, stanza.RemoteServerTimeout, "the gateway could not download the file")
 	}
 	if int64(len(data)) > max {
-		return xp, refuse("modify", "policy-violation", fmt.Sprintf("files larger than %d bytes are not forwarded", max))
+		return xp, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("files larger than %d bytes are not forwarded", max))
 	}
 	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && ct != "" {
 		xp.ContentType = ct
@@ -390,7 +395,7 @@ func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *xstanza.InM
 		return res, err
 	}
 	if !ok {
-		return res, refuse("cancel", "item-not-found", "the corrected message is unknown or not yours")
+		return res, refuse(stanza.Cancel, stanza.ItemNotFound, "the corrected message is unknown or not yours")
 	}
 	if prev, dup, err := a.alreadyBridged(ctx, o, res.nativeID); err != nil {
 		return res, err
@@ -406,7 +411,7 @@ func (a *Adapter) bridgeCorrection(ctx context.Context, o origin, m *xstanza.InM
 	}
 	msg, err := a.builder(o, ev, ts).Edit(target, part, externalID(o, res.nativeID))
 	if err != nil {
-		return res, refuse("modify", "bad-request", "correction cannot be represented: "+err.Error())
+		return res, refuse(stanza.Modify, stanza.BadRequest, "correction cannot be represented: "+err.Error())
 	}
 	// The correction's own ID points at the first version too, so a later correction that
 	// references this one (some clients do) still finds the message (matterbridge #437, #1584).
@@ -423,7 +428,7 @@ func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *xstanza.InMess
 		return res, err
 	}
 	if !ok {
-		return res, refuse("cancel", "item-not-found", "the retracted message is unknown or not yours")
+		return res, refuse(stanza.Cancel, stanza.ItemNotFound, "the retracted message is unknown or not yours")
 	}
 	// One retraction per message: the event is named after the target, so a retraction sent twice
 	// (or under another stanza ID) is stored once on the bus.
@@ -439,14 +444,14 @@ func (a *Adapter) bridgeRetract(ctx context.Context, o origin, m *xstanza.InMess
 func (a *Adapter) bridgeReactions(ctx context.Context, o origin, m *xstanza.InMessage, res bridged, ts time.Time) (bridged, error) {
 	res.kind = event.KindReaction
 	if !xstanza.ValidID(m.Reactions.ID) {
-		return res, refuse("modify", "bad-request", "reactions without a valid message id")
+		return res, refuse(stanza.Modify, stanza.BadRequest, "reactions without a valid message id")
 	}
 	target, ok := a.lookupAny(ctx, o, m.Reactions.ID)
 	if !ok {
-		return res, refuse("cancel", "item-not-found", "the message reacted to is unknown")
+		return res, refuse(stanza.Cancel, stanza.ItemNotFound, "the message reacted to is unknown")
 	}
 	if len(m.Reactions.Reaction) > xstanza.MaxReactions {
-		return res, refuse("modify", "policy-violation", fmt.Sprintf("more than %d reactions", xstanza.MaxReactions))
+		return res, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("more than %d reactions", xstanza.MaxReactions))
 	}
 	var want []string
 	for _, r := range m.Reactions.Reaction {

@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
@@ -27,7 +28,7 @@ func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *x
 	reply := &xstanza.OutIQ{From: iq.To, To: iq.From, ID: iq.ID, Type: "result"}
 	to, err := jid.Parse(iq.To)
 	if err != nil || !xstanza.ValidID(iq.ID) && iq.ID != "" {
-		reply.Type, reply.Error = "error", xstanza.StanzaError("modify", "bad-request", "")
+		reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Modify, stanza.BadRequest, "")
 		a.writeIQ(w, reply)
 		return
 	}
@@ -37,23 +38,23 @@ func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *x
 	case iq.Type == "get" && iq.Ping != nil:
 		if to.Resourcepart() != "" && c == a.rooms && !a.isOccupantNick(ctx, iq.From, to) {
 			// XEP-0410: a client pinging itself in a room learns whether it is still joined.
-			reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "not-acceptable", "not joined")
+			reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Cancel, stanza.NotAcceptable, "not joined")
 		}
 	case iq.Type == "get" && iq.Info != nil && iq.Info.Node == "":
 		reply.Info = a.discoInfo(ctx, c, to)
 		if reply.Info == nil {
-			reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "item-not-found", "")
+			reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 		}
 	case iq.Type == "get" && iq.Items != nil && iq.Items.Node == "":
 		reply.Items = &xstanza.OutDiscoItems{}
 	case iq.Type == "set" && iq.Admin != nil && c == a.rooms:
 		if from, err := jid.Parse(iq.From); err != nil {
-			reply.Type, reply.Error = "error", xstanza.StanzaError("modify", "bad-request", "")
+			reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Modify, stanza.BadRequest, "")
 		} else if e := a.adminSet(ctx, from, to, iq.ID, iq.Admin); e != nil {
 			reply.Type, reply.Error = "error", e
 		}
 	default:
-		reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "service-unavailable", "")
+		reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "")
 	}
 	a.writeIQ(w, reply)
 }
@@ -78,7 +79,7 @@ func (a *Adapter) refuseUndecodableIQ(w xmlstream.TokenReadEncoder, start *xml.S
 	if _, err := jid.Parse(from); err != nil {
 		return
 	}
-	a.writeIQ(w, &xstanza.OutIQ{From: to, To: from, ID: id, Type: "error", Error: xstanza.StanzaError("modify", "bad-request", "")})
+	a.writeIQ(w, &xstanza.OutIQ{From: to, To: from, ID: id, Type: "error", Error: xstanza.StanzaError(stanza.Modify, stanza.BadRequest, "")})
 }
 
 func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xstanza.OutDiscoInfo {

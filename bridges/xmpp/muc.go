@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -77,16 +78,16 @@ func (a *Adapter) occupantPresence(r room, roomJID jid.JID, nick, realJID string
 func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPresence) {
 	nick := to.Resourcepart()
 	if nick == "" || len(nick) > xstanza.MaxNickLen {
-		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("modify", "jid-malformed", "a nickname is required"))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Modify, stanza.JIDMalformed, "a nickname is required"))
 		return
 	}
 	if !a.m.isLocal(from) {
-		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("auth", "registration-required", "only users of "+a.cfg.Domain+" can join MIMI rooms"))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Auth, stanza.RegistrationRequired, "only users of "+a.cfg.Domain+" can join MIMI rooms"))
 		return
 	}
 	user, err := a.m.localUserURI(from)
 	if err != nil {
-		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("auth", "forbidden", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Auth, stanza.Forbidden, ""))
 		return
 	}
 	at := a.now()
@@ -101,12 +102,12 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(be.typ, be.cond, be.text))
 		} else {
 			a.log.Warn("join failed", "err", err)
-			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
 		}
 		return
 	}
 	if r.Kind != kindMUC {
-		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "item-not-found", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, ""))
 		return
 	}
 	roomJID, _ := a.m.roomJID(r)
@@ -114,7 +115,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	mem, err2 := a.db.members(ctx, r.URI)
 	if err := errors.Join(err1, err2); err != nil {
 		a.log.Warn("join failed", "err", err)
-		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
 		return
 	}
 	full := from.String()
@@ -122,7 +123,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	for _, o := range occ {
 		if o.Full == full {
 			if o.Nick != nick {
-				a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "not-acceptable", "nickname changes are not supported"))
+				a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Cancel, stanza.NotAcceptable, "nickname changes are not supported"))
 				return
 			}
 			if p.MUC == nil {
@@ -136,7 +137,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 			continue
 		}
 		if o.Nick == nick && o.Bare != from.Bare().String() {
-			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "conflict", "nickname in use"))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Cancel, stanza.Conflict, "nickname in use"))
 			return
 		}
 		if o.Bare == from.Bare().String() {
@@ -145,7 +146,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	}
 	for _, m := range mem {
 		if m.Nick == nick && m.User != user {
-			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("cancel", "conflict", "nickname in use"))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Cancel, stanza.Conflict, "nickname in use"))
 			return
 		}
 	}
@@ -154,20 +155,20 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	added, err := a.db.addMember(ctx, r.URI, member{User: user, Nick: from.Bare().String()})
 	if err != nil {
 		a.log.Warn("join failed", "err", err)
-		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
 		return
 	}
 	if added && !created {
 		if err := a.publishMembership(ctx, r, roomJID, from, user, user, event.MembershipJoin, "join", at); err != nil {
 			_, _ = a.db.removeMember(ctx, r.URI, user)
 			a.log.Warn("join failed", "err", err)
-			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
+			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
 			return
 		}
 	}
 	if err := a.db.addOccupant(ctx, r.URI, occupant{Full: full, Bare: from.Bare().String(), Nick: nick}); err != nil {
 		a.log.Warn("join failed", "err", err)
-		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError("wait", "internal-server-error", ""))
+		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
 		return
 	}
 
@@ -216,14 +217,14 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 // that does not exist yet.
 func (a *Adapter) createRoomByJoin(ctx context.Context, from, to jid.JID, user event.UserURI, at time.Time) (room, bool, error) {
 	if a.cfg.DisableRoomCreation {
-		return room{}, false, refuse("cancel", "item-not-found", "no such room")
+		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "no such room")
 	}
 	uri, err := a.m.newRoomURI(to.Localpart())
 	if err != nil {
-		return room{}, false, refuse("cancel", "item-not-found", "this name cannot be used for a room")
+		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
 	}
 	if local, err := a.m.roomLocal(ctx, uri); err != nil || local != to.Localpart() {
-		return room{}, false, refuse("cancel", "item-not-found", "this name cannot be used for a room")
+		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
 	}
 	r := room{URI: uri, MUCLocal: to.Localpart(), Kind: kindMUC}
 	roomJID, _ := a.m.roomJID(r)
@@ -371,13 +372,13 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	r, err := a.db.roomByLocal(ctx, to.Localpart())
 	if err != nil || r.Kind != kindMUC {
 		if hasBody {
-			a.replyError(ctx, a.rooms, m, refuse("cancel", "item-not-found", "no such room"))
+			a.replyError(ctx, a.rooms, m, refuse(stanza.Cancel, stanza.ItemNotFound, "no such room"))
 		}
 		return
 	}
 	if to.Resourcepart() != "" {
 		if hasBody {
-			a.replyError(ctx, a.rooms, m, refuse("cancel", "feature-not-implemented", "private messages in MIMI rooms are not supported"))
+			a.replyError(ctx, a.rooms, m, refuse(stanza.Cancel, stanza.FeatureNotImplemented, "private messages in MIMI rooms are not supported"))
 		}
 		return
 	}
@@ -393,12 +394,12 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		}
 	}
 	if me == nil {
-		a.replyError(ctx, a.rooms, m, refuse("modify", "not-acceptable", "join the room before sending to it"))
+		a.replyError(ctx, a.rooms, m, refuse(stanza.Modify, stanza.NotAcceptable, "join the room before sending to it"))
 		return
 	}
 	user, err := a.m.localUserURI(from)
 	if err != nil {
-		a.replyError(ctx, a.rooms, m, refuse("auth", "forbidden", ""))
+		a.replyError(ctx, a.rooms, m, refuse(stanza.Auth, stanza.Forbidden, ""))
 		return
 	}
 	roomJID, _ := a.m.roomJID(r)
@@ -408,7 +409,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	}
 	if m.Type != "groupchat" {
 		if hasBody {
-			a.replyError(ctx, a.rooms, m, refuse("modify", "bad-request", "send messages to the room as type groupchat"))
+			a.replyError(ctx, a.rooms, m, refuse(stanza.Modify, stanza.BadRequest, "send messages to the room as type groupchat"))
 		}
 		return
 	}
@@ -465,7 +466,7 @@ func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, ou
 // changeSubject publishes a subject change by an occupant and shows it to everyone.
 func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupant, m *xstanza.InMessage, at time.Time) {
 	if len(subject) > 1024 {
-		a.replyError(ctx, a.rooms, m, refuse("modify", "policy-violation", "subject too long"))
+		a.replyError(ctx, a.rooms, m, refuse(stanza.Modify, stanza.PolicyViolation, "subject too long"))
 		return
 	}
 	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: user, room: r.URI}
@@ -518,7 +519,7 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 		case to.Domainpart() == a.cfg.Users.Domain:
 			peer, err := a.m.puppetURI(ctx, to)
 			if err != nil {
-				a.replyError(ctx, a.rooms, m, refuse("cancel", "item-not-found", "no such MIMI user"))
+				a.replyError(ctx, a.rooms, m, refuse(stanza.Cancel, stanza.ItemNotFound, "no such MIMI user"))
 				continue
 			}
 			if err := a.publishMembership(ctx, r, roomJID, from, user, peer, event.MembershipInvite, "invite", at); err != nil {
@@ -529,7 +530,7 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 				a.log.Warn("could not add an invited member", "err", err)
 			}
 		default:
-			a.replyError(ctx, a.rooms, m, refuse("cancel", "not-allowed", "only local users and MIMI users can be invited"))
+			a.replyError(ctx, a.rooms, m, refuse(stanza.Cancel, stanza.NotAllowed, "only local users and MIMI users can be invited"))
 		}
 	}
 }

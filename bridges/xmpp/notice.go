@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
@@ -136,9 +137,9 @@ func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event
 	if !xstanza.ValidID(id) || r.Kind != kindMUC {
 		return
 	}
-	cond := "not-allowed"
+	cond := stanza.NotAllowed
 	if n.Code == event.NoticeUndelivered {
-		cond = "remote-server-timeout"
+		cond = stanza.RemoteServerTimeout
 	}
 	roomJID, err := a.m.roomJID(r)
 	if err != nil {
@@ -148,7 +149,7 @@ func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event
 	for _, o := range occ {
 		if o.Bare == user.Bare().String() {
 			err = errors.Join(err, a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, ID: id, Type: "error",
-				Error: xstanza.StanzaError("cancel", cond, text)}))
+				Error: xstanza.StanzaError(stanza.Cancel, cond, text)}))
 		}
 	}
 	if err != nil {

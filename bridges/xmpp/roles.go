@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -139,46 +140,46 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 // outcast). It returns the error to answer with, nil for a result.
 func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q *xstanza.InAdminQuery) *xstanza.OutError {
 	if to.Localpart() == "" || to.Resourcepart() != "" {
-		return xstanza.StanzaError("cancel", "service-unavailable", "")
+		return xstanza.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "")
 	}
 	if len(q.Items) == 0 || len(q.Items) > maxAdminItems {
-		return xstanza.StanzaError("modify", "bad-request", "1 to "+strconv.Itoa(maxAdminItems)+" items")
+		return xstanza.StanzaError(stanza.Modify, stanza.BadRequest, "1 to "+strconv.Itoa(maxAdminItems)+" items")
 	}
 	for _, it := range q.Items {
 		if it.Affiliation == "" {
 			// Occupant role changes (kick by role none, voice) are not bridged: MIMI has
 			// participant roles only.
-			return xstanza.StanzaError("cancel", "service-unavailable", "only affiliation changes are bridged")
+			return xstanza.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "only affiliation changes are bridged")
 		}
 	}
 	r, err := a.db.roomByLocal(ctx, to.Localpart())
 	if err != nil || r.Kind != kindMUC {
-		return xstanza.StanzaError("cancel", "item-not-found", "")
+		return xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
 	if !a.m.isLocal(from) {
-		return xstanza.StanzaError("auth", "forbidden", "")
+		return xstanza.StanzaError(stanza.Auth, stanza.Forbidden, "")
 	}
 	sender, err := a.m.localUserURI(from)
 	if err != nil {
-		return xstanza.StanzaError("auth", "forbidden", "")
+		return xstanza.StanzaError(stanza.Auth, stanza.Forbidden, "")
 	}
 	occ, err := a.db.occupants(ctx, r.URI)
 	if err != nil {
-		return xstanza.StanzaError("wait", "internal-server-error", "")
+		return xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 	}
 	joined := false
 	for _, o := range occ {
 		joined = joined || o.Full == from.String()
 	}
 	if !joined {
-		return xstanza.StanzaError("cancel", "not-acceptable", "not an occupant")
+		return xstanza.StanzaError(stanza.Cancel, stanza.NotAcceptable, "not an occupant")
 	}
 	roomJID, _ := a.m.roomJID(r)
 	var envs []*event.Envelope
 	for i, it := range q.Items {
 		target, err := a.adminTarget(ctx, r, it)
 		if err != nil {
-			return xstanza.StanzaError("modify", "jid-malformed", "")
+			return xstanza.StanzaError(stanza.Modify, stanza.JIDMalformed, "")
 		}
 		m := &event.Membership{Target: target, Reason: clip(it.Reason, 1024)}
 		ri, ok := roleOfAffiliation(it.Affiliation)
@@ -190,14 +191,14 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 		case it.Affiliation == "none":
 			cur, err := a.db.roleOf(ctx, r.URI, target)
 			if err != nil {
-				return xstanza.StanzaError("wait", "internal-server-error", "")
+				return xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 			}
 			m.Action = event.MembershipKick
 			if cur == event.RoleBanned {
 				m.Action = event.MembershipRole // an unban: role 0
 			}
 		default:
-			return xstanza.StanzaError("modify", "bad-request", "unknown affiliation")
+			return xstanza.StanzaError(stanza.Modify, stanza.BadRequest, "unknown affiliation")
 		}
 		o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: sender, room: r.URI}
 		envs = append(envs, &event.Envelope{
@@ -209,7 +210,7 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 	for _, env := range envs {
 		if err := a.publishEnvelope(ctx, env); err != nil {
 			a.log.Warn("affiliation change not published", "err", err)
-			return xstanza.StanzaError("wait", "internal-server-error", "")
+			return xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 		}
 	}
 	return nil

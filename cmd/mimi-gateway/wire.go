@@ -84,13 +84,13 @@ func (s storeSealer) Unseal(ct []byte, id string) ([]byte, error) {
 func storeConfig(c *config.Config) store.Config {
 	s := c.Store
 	sc := store.Config{
-		Driver:            s.Driver,
+		Driver:            string(s.Driver),
 		MaxOpenConns:      s.MaxOpenConns,
 		BusyTimeout:       s.SQLite.BusyTimeout,
 		SQLiteSynchronous: s.SQLite.Synchronous,
 	}
 	switch s.Driver {
-	case "postgres":
+	case store.Postgres:
 		sc.DSN = s.Postgres.DSN
 	default:
 		sc.Path = c.SQLitePath()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 )
 
 // Outgoing stanzas, written with encoding/xml. Stanza elements have no namespace and so inherit
@@ -110,8 +111,8 @@ type OutError struct {
 }
 
 // StanzaError builds an RFC 6120 stanza error.
-func StanzaError(typ, condition, text string) *OutError {
-	e := &OutError{Type: typ, Condition: OutCondition{XMLName: xml.Name{Space: NSStanzas, Local: condition}}}
+func StanzaError(typ stanza.ErrorType, condition stanza.Condition, text string) *OutError {
+	e := &OutError{Type: string(typ), Condition: OutCondition{XMLName: xml.Name{Space: NSStanzas, Local: string(condition)}}}
 	if text != "" {
 		e.Text = &OutErrorText{Text: text}
 	}
