@@ -26,7 +26,8 @@ import (
 //   - Malformed: garbage bodies get 400;
 //   - Replay: the same /notify body twice is answered 201 twice and handled once;
 //   - SlowHeaders: a connection that never finishes its request headers is closed;
-//   - IdleConnections: 200 idle TLS connections of evil's do not keep a claim from being served.
+//   - IdleConnections: 200 idle TLS connections of evil's do not keep a claim from being served,
+//     and the hub closes them.
 //
 // Afterwards the hub is ready and its log has no panic.
 func TestHostileSurfaceBinary(t *testing.T) {
@@ -114,29 +115,37 @@ func TestHostileSurfaceBinary(t *testing.T) {
 		}
 		return conn
 	}
+	// closed waits until the hub closes conn (it gives up on the request headers after
+	// ReadHeaderTimeout, 10 s; a minute is allowed on a loaded machine).
+	closed := func(t *testing.T, conn *tls.Conn, what string) {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+		_, err := io.ReadAll(bufio.NewReader(conn))
+		var ne interface{ Timeout() bool }
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the hub kept %s open for a minute", what)
+		}
+	}
 	t.Run("SlowHeaders", func(t *testing.T) {
 		conn := dial(t)
 		defer conn.Close()
 		if _, err := io.WriteString(conn, "POST "+protocol.APIPrefix+"keyMaterial/x HTTP/1.1\r\nHost: hub.example\r\nFrom: mimi@evil.example\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		// The server gives up on the headers (ReadHeaderTimeout, 10 s) and closes; allow a
-		// minute on a loaded machine.
-		_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
-		_, err := io.ReadAll(bufio.NewReader(conn))
-		var ne interface{ Timeout() bool }
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("the hub kept a connection with unfinished headers open for a minute")
-		}
+		closed(t, conn, "a connection with unfinished headers")
 	})
 	t.Run("IdleConnections", func(t *testing.T) {
+		var conns []*tls.Conn
 		for range 200 {
 			conn := dial(t)
 			t.Cleanup(func() { conn.Close() })
+			conns = append(conns, conn)
 		}
 		if status, b := claim(ev.httpClient(hub.Gateway), ev.domain); status != http.StatusOK {
 			t.Fatalf("claim with 200 idle connections open: %d %s", status, b)
 		}
+		closed(t, conns[0], "an idle connection that never sent a request")
+		closed(t, conns[len(conns)-1], "an idle connection that never sent a request")
 	})
 
 	if ok, detail := hub.Ready(); !ok {
