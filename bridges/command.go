@@ -241,3 +241,25 @@ func cutLast(s, sep string) (before, after string, found bool) {
 	}
 	return s, "", false
 }
+
+// Refusal is the answer to a message that is not a command the gateway can run: unknown (naming
+// the command, else wrote, and the help command) or with the wrong arguments (the command's help
+// line). ok is false for a command to run (CommandOK).
+func (s *CommandSet) Refusal(cmd Command, res CommandResult, lang Language, wrote string) (answer string, ok bool) {
+	switch res {
+	case CommandOK:
+		return "", false
+	case CommandBadArgs:
+		for _, sp := range s.specs {
+			if sp.Name == cmd.Name {
+				return Say(lang, sp.Help), true
+			}
+		}
+		return "", true
+	}
+	name := cmd.Name
+	if name == "" {
+		name = wrote
+	}
+	return Say(lang, PhraseUnknownCommand, name, s.NameIn("help", lang)), true
+}

@@ -184,3 +184,28 @@ func FuzzParseAddress(f *testing.F) {
 		}
 	})
 }
+
+// TestCommandRefusal: an unknown command is named (or what the user wrote) with the help
+// command; wrong arguments get the command's help line; a good command is run, not refused.
+func TestCommandRefusal(t *testing.T) {
+	s := testCommands(t)
+	for _, c := range []struct {
+		text    string
+		bare    bool
+		lang    Language
+		want    string
+		refused bool
+	}{
+		{"!mimi invite bob@b.example", false, English, "", false},
+		{"!mimi", false, English, "", false},
+		{"!mimi einladen", false, German, Say(German, PhraseHelpInvite), true},
+		{"!mimi frobnicate now", false, English, Say(English, PhraseUnknownCommand, "frobnicate", "help"), true},
+		{"hello", true, German, Say(German, PhraseUnknownCommand, "hello", "hilfe"), true}, // not a command: named as written
+	} {
+		cmd, res := s.Parse(c.text, "!mimi", c.bare)
+		got, refused := s.Refusal(cmd, res, c.lang, c.text)
+		if got != c.want || refused != c.refused {
+			t.Errorf("%q: Refusal = %q, %v; want %q, %v", c.text, got, refused, c.want, c.refused)
+		}
+	}
+}

@@ -87,17 +87,8 @@ func (a *Adapter) command(ctx context.Context, room event.RoomURI, p *Parsed) (b
 	if lang == "" {
 		lang = a.lang()
 	}
-	var answer string
-	switch res {
-	case bridges.CommandUnknown:
-		answer = bridges.Say(lang, bridges.PhraseUnknownCommand, cmd.Name, a.commands.NameIn("help", lang))
-	case bridges.CommandBadArgs:
-		for _, s := range a.commands.Specs() {
-			if s.Name == cmd.Name {
-				answer = bridges.Say(lang, s.Help)
-			}
-		}
-	default:
+	answer, refused := a.commands.Refusal(cmd, res, lang, "")
+	if !refused {
 		var err error
 		if answer, err = a.commandRun[cmd.Name](a, ctx, &commandCall{cmd: cmd, lang: lang, room: room, p: p}); err != nil {
 			return true, err

@@ -41,21 +41,8 @@ func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from
 	if lang == "" {
 		lang = a.langOf(from)
 	}
-	var answer string
-	switch res {
-	case bridges.NotCommand, bridges.CommandUnknown:
-		name := cmd.Name
-		if name == "" {
-			name = truncateText(body, 32)
-		}
-		answer = bridges.Say(lang, bridges.PhraseUnknownCommand, name, a.commands.NameIn("help", lang))
-	case bridges.CommandBadArgs:
-		for _, s := range a.commands.Specs() {
-			if s.Name == cmd.Name {
-				answer = bridges.Say(lang, s.Help)
-			}
-		}
-	default:
+	answer, refused := a.commands.Refusal(cmd, res, lang, truncateText(body, 32))
+	if !refused {
 		answer = a.runCommand(ctx, cmd, lang, from, at)
 	}
 	a.log.Info("command", "command", cmd.Name, "result", int(res))
