@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -53,12 +55,15 @@ func homeserverAway(he *mautrix.HTTPError) bool {
 }
 
 // WaitServer implements bridges.ServerWaiter: it asks the homeserver for its versions every
-// 250 ms until it answers.
+// 250 ms until it answers (plain requests: mautrix would log every refused one as an error).
 func (a *Adapter) WaitServer(ctx context.Context) error {
+	u := strings.TrimSuffix(a.cfg.HomeserverURL, "/") + "/_matrix/client/versions"
+	hc := a.client.Client
+	if hc == nil {
+		hc = http.DefaultClient
+	}
 	for {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := a.client.Versions(rctx)
-		cancel()
+		err := versionsAnswer(ctx, hc, u)
 		if err == nil {
 			return nil
 		}
@@ -70,4 +75,24 @@ func (a *Adapter) WaitServer(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// versionsAnswer asks the homeserver at u for its versions; nil means it answered 200.
+func versionsAnswer(ctx context.Context, hc *http.Client, u string) error {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
 }

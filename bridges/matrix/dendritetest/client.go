@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.mau.fi/util/dbutil"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto/cryptohelper"
@@ -53,9 +55,19 @@ func NewClient(t testing.TB, hsURL, user, password string) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if dir := os.Getenv("MIMI_MATRIX_CLIENT_LOG_DIR"); dir != "" {
+		// Someone looks into a failure: the client's own debug log (mautrix, crypto) goes to
+		// <dir>/<user>-<time>.log.
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.log", user, time.Now().UnixNano())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		cli.Log = zerolog.New(f).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	}
 	c := &Client{Client: cli, arrived: map[*mevent.Event]time.Time{}}
 	syncer := mautrix.NewDefaultSyncer()
-	cli.Syncer = syncer
+	cli.Syncer = &appSyncer{DefaultSyncer: syncer}
 	helper, err := cryptohelper.NewCryptoHelper(cli, []byte(clientPickleKey), db)
 	if err != nil {
 		t.Fatal(err)
@@ -266,4 +278,26 @@ func Body(e *mevent.Event) string {
 		return m.Body
 	}
 	return ""
+}
+
+// appSyncer retries a failed sync after 250 ms, doubling up to 2 s, as a chat app that notices
+// its homeserver is back (mautrix's default waits 10 s after every failure).
+type appSyncer struct {
+	*mautrix.DefaultSyncer
+	failures int
+}
+
+// OnFailedSync implements mautrix.Syncer.
+func (s *appSyncer) OnFailedSync(_ *mautrix.RespSync, err error) (time.Duration, error) {
+	if errors.Is(err, mautrix.MUnknownToken) {
+		return 0, err
+	}
+	s.failures++
+	return min(250*time.Millisecond<<min(s.failures-1, 3), 2*time.Second), nil
+}
+
+// ProcessResponse implements mautrix.Syncer; a response resets the backoff.
+func (s *appSyncer) ProcessResponse(ctx context.Context, res *mautrix.RespSync, since string) error {
+	s.failures = 0
+	return s.DefaultSyncer.ProcessResponse(ctx, res, since)
 }
