@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -514,7 +515,10 @@ func (c *xmppChat) rejoin(within time.Duration) {
 			since = fmt.Sprintf(`<history since='%s'/>`, last.UTC().Format("2006-01-02T15:04:05.000Z"))
 		}
 		if err := p.c.TrySend(fmt.Sprintf(`<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'>%s</x></presence>`, c.to, p.name, since)); err != nil {
-			return // the session ended; the next reconnect joins again
+			// Not connected (yet, or again): try again shortly, as the client's reconnect
+			// may be under way.
+			time.Sleep(500 * time.Millisecond)
+			continue
 		}
 		st, err := p.c.Wait(3*time.Second, func(s *gt.Stanza) bool {
 			return s.XMLName.Local == "presence" && s.Attr("from") == c.to+"/"+p.name
@@ -832,6 +836,9 @@ func (c *xmppChat) sendStream(text, key string, deadline time.Time) error {
 		if r := st.Child("urn:xmpp:receipts", "received"); r != nil && r.Attr("id") == mid {
 			return true
 		}
+		if st.Attr("type") == "error" && st.Attr("id") == mid {
+			return true // refused or bounced: see below
+		}
 		o := st.Child("urn:xmpp:sid:0", "origin-id")
 		return c.typ == "groupchat" && bare(st.Attr("from")) == c.to && o != nil && o.Attr("id") == mid
 	}
@@ -846,13 +853,35 @@ func (c *xmppChat) sendStream(text, key string, deadline time.Time) error {
 			last = err
 			continue
 		}
-		if _, err := c.cl().Wait(5*time.Second, confirmed); err == nil {
-			return nil
-		} else {
+		st, err := c.cl().Wait(5*time.Second, confirmed)
+		switch {
+		case err != nil:
 			last = err
+		case st.Attr("type") != "error":
+			return nil
+		case c.typ == "groupchat" && st.Child("", "error") != nil && st.Child("", "error").Child("", "not-acceptable") != nil:
+			// The room does not know this session as an occupant (the server restarted and
+			// the join after the reconnect was lost): join again, as clients do on this error
+			// (XEP-0410), and send again.
+			last = errors.New("not an occupant")
+			c.rejoin(30 * time.Second)
+		default:
+			// Bounced (the gateway's component is not connected yet): send again shortly.
+			last = fmt.Errorf("bounced: %s", st.String())
+			time.Sleep(250 * time.Millisecond)
 		}
 	}
-	return fmt.Errorf("%s: %q not confirmed: %v", c.cl().Bare, text, last)
+	return fmt.Errorf("%s: %q not confirmed: %v; the last stanzas it received:\n%s", c.cl().Bare, text, last, lastStanzas(c.cl(), 20))
+}
+
+// lastStanzas lists the last n stanzas the client received (for failure messages).
+func lastStanzas(c *gt.XMPPClient, n int) string {
+	all := c.Received(func(*gt.Stanza) bool { return true })
+	var b strings.Builder
+	for _, st := range all[max(0, len(all)-n):] {
+		fmt.Fprintf(&b, "  %s %s\n", st.At.Format("15:04:05.000"), st.String())
+	}
+	return b.String()
 }
 
 func (c *xmppChat) waitRead(t *testing.T, by person, m msg) {

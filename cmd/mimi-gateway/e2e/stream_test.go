@@ -49,11 +49,9 @@ type streamMsg struct {
 
 // outage is one kill of the stream.
 type outage struct {
-	proc       string
-	killed     time.Time
-	back       time.Time
-	firstSent  *streamMsg
-	firstDelay time.Duration
+	proc   string
+	killed time.Time
+	back   time.Time
 }
 
 // killStream sends 200 messages at 2 per second, alternating a → b and b → a in the chats ca
@@ -161,25 +159,27 @@ func killStream(t *testing.T, label string, a, b person, ca, cb chat, procs []pr
 		}
 	}
 
-	// The first message typed during each outage, and how long after the process was back it
-	// arrived.
+	// The first message typed during each outage in each direction, and how long after the
+	// process was back it arrived.
 	for _, o := range outages {
-		for i := range msgs {
-			m := &msgs[i]
-			if !m.sched.Before(o.killed) && m.sched.Before(o.back) {
-				o.firstSent = m
-				o.firstDelay = arrived[m.text].Sub(o.back)
-				break
+		for dir, name := range []string{"A→B", "B→A"} {
+			var first *streamMsg
+			for i := range msgs {
+				if m := &msgs[i]; m.from == dir && !m.sched.Before(o.killed) && m.sched.Before(o.back) {
+					first = m
+					break
+				}
 			}
-		}
-		if o.firstSent == nil {
-			t.Errorf("%s: no message was typed during the outage of %s", label, o.proc)
-			continue
-		}
-		t.Logf("%s: %s killed for %s (back %.1f s after the kill); first message typed during the outage (%q) arrived %.2f s after it was back",
-			label, o.proc, streamOutage, o.back.Sub(o.killed).Seconds(), o.firstSent.text, o.firstDelay.Seconds())
-		if o.firstDelay > backWithin {
-			t.Errorf("%s: after %s was back, the first message of the outage took %.1f s (more than %s)", label, o.proc, o.firstDelay.Seconds(), backWithin)
+			if first == nil {
+				t.Errorf("%s: no message %s was typed during the outage of %s", label, name, o.proc)
+				continue
+			}
+			delay := arrived[first.text].Sub(o.back)
+			t.Logf("%s: %s killed for %s (back %.1f s after the kill); first message %s typed during the outage (%q) arrived %.2f s after it was back",
+				label, o.proc, streamOutage, o.back.Sub(o.killed).Seconds(), name, first.text, delay.Seconds())
+			if delay > backWithin {
+				t.Errorf("%s: after %s was back, the first message %s of the outage took %.1f s (more than %s)", label, o.proc, name, delay.Seconds(), backWithin)
+			}
 		}
 	}
 }

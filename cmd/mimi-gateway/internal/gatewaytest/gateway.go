@@ -137,6 +137,11 @@ func New(t testing.TB, ca *protocoltest.CA, o Options) *Gateway {
 		var metrics string
 		if t.Failed() && g.Running() {
 			metrics = g.mimiMetrics()
+			if os.Getenv("MIMI_E2E_LOG_DIR") != "" {
+				// Someone looks into the failure: the Go runtime writes every goroutine's
+				// stack into the log on SIGQUIT (a stuck gateway shows where it waits).
+				g.process().Signal(syscall.SIGQUIT, 10*time.Second)
+			}
 		}
 		g.Kill()
 		keepLog(t, g.LogFile, "gateway-"+g.Domain+".log")
