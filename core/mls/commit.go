@@ -86,12 +86,13 @@ func (pc *PendingCommit) Confirm() (*Group, error) {
 	if !next.pending.Load() {
 		return next, nil
 	}
-	if next.parent != nil {
-		if err := next.parent.supersede(next); err != nil {
+	if p := next.parent.Load(); p != nil {
+		if err := p.supersede(next); err != nil {
 			return nil, err
 		}
 	}
 	next.pending.Store(false)
+	next.parent.Store(nil)
 	return next, nil
 }
 
@@ -253,7 +254,8 @@ func (g *Group) commit(o CommitOptions, from *Group) (*PendingCommit, error) {
 	if err != nil {
 		return nil, err
 	}
-	next.parent, next.reinit = g, eff.reinit
+	next.parent.Store(g)
+	next.reinit = eff.reinit
 	next.pending.Store(true)
 	pc := &PendingCommit{Commit: msg, State: next}
 	if len(eff.added) > 0 {

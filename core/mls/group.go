@@ -128,9 +128,10 @@ type Group struct {
 	// once, after which the state refuses every operation that sends, receives or stores.
 	successor atomic.Pointer[Group]
 	// pending is set on the state of a PendingCommit until it is confirmed; parent is the state
-	// the commit was made from (nil for an external join).
+	// the commit was made from (nil for an external join), dropped once confirmed so that a live
+	// state does not keep every earlier epoch reachable.
 	pending atomic.Bool
-	parent  *Group
+	parent  atomic.Pointer[Group]
 
 	// reinit is the ReInit proposal of the commit that made this epoch: the group ended here and
 	// the state serves only to create or join its successor (ErrReInit).

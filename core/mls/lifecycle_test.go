@@ -84,6 +84,9 @@ func TestSupersededGroup(t *testing.T) {
 		if again := confirm(t, pc); again != next {
 			t.Error("confirming twice gave another state")
 		}
+		if next.parent.Load() != nil {
+			t.Error("a confirmed state keeps the state it was made from reachable")
+		}
 		useAll(t, a, msg, ErrSuperseded)
 		if _, err := other.Confirm(); !errors.Is(err, ErrSuperseded) {
 			t.Errorf("a second commit of the same epoch confirmed: %v", err)
