@@ -58,6 +58,14 @@ type Handler interface {
 	Notify(ctx context.Context, tx *store.Tx, n *Notification) error
 }
 
+// NotifyCommitter is the optional capability of a Handler that acts on a /notify body only once
+// it is committed, e.g. wakes the worker that reads what Notify stored (a wake-up from inside
+// Notify would come before the commit and find nothing). NotifyCommitted is called after the
+// transaction in which Notify ran has committed, not for redeliveries.
+type NotifyCommitter interface {
+	NotifyCommitted(room event.RoomURI)
+}
+
 // HubHandler is the optional capability of a Handler that hosts rooms (a hub).
 type HubHandler interface {
 	// Update sequences a handshake for room.
@@ -772,6 +780,8 @@ func (s *Server) serveNotify(w http.ResponseWriter, ctx context.Context, peer Pe
 	}
 	if dup {
 		s.metrics.duplicates.Inc()
+	} else if nc, ok := s.cfg.Handler.(NotifyCommitter); ok {
+		nc.NotifyCommitted(room)
 	}
 	w.WriteHeader(http.StatusCreated)
 }

@@ -40,7 +40,15 @@ func insertInbox(ctx context.Context, tx *store.Tx, room event.RoomURI, sender e
 	return nil
 }
 
-// Notify stores a partner hub's fanout durably (protocol.Handler); the inbox worker applies it.
+var _ protocol.NotifyCommitter = (*Provider)(nil)
+
+// NotifyCommitted wakes the inbox worker once a partner hub's fanout is committed
+// (protocol.NotifyCommitter): woken from inside Notify, the worker could read the inbox before
+// the commit, find nothing and sleep until its next tick (up to a second per message).
+func (p *Provider) NotifyCommitted(event.RoomURI) { p.kick() }
+
+// Notify stores a partner hub's fanout durably (protocol.Handler); the inbox worker applies it
+// once it is committed (NotifyCommitted).
 func (p *Provider) Notify(ctx context.Context, tx *store.Tx, n *protocol.Notification) error {
 	for _, f := range n.Messages {
 		if err := insertInbox(ctx, tx, n.Room, "", f.Timestamp, f.Message, treeOption(f.RatchetTreeOption)); err != nil {
@@ -57,7 +65,6 @@ func (p *Provider) Notify(ctx context.Context, tx *store.Tx, n *protocol.Notific
 			}
 		}
 	}
-	p.kick()
 	return nil
 }
 
