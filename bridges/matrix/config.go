@@ -1,8 +1,6 @@
 package matrix
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -162,61 +160,40 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports every problem of c (after WithDefaults) joined.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("matrix: "+format, args...)) }
+	p := bridges.NewProblems("matrix: ", "")
 	switch c.Mode {
 	case ModeAppservice, ModeClient:
 	default:
-		bad("mode %q: want appservice or client", c.Mode)
+		p.If(true, "mode %q: want appservice or client", c.Mode)
 	}
 	if u, err := url.Parse(c.HomeserverURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("homeserver_url %q: want an http(s) URL", c.HomeserverURL)
+		p.If(true, "homeserver_url %q: want an http(s) URL", c.HomeserverURL)
 	}
-	if c.ServerName == "" || strings.ContainsAny(c.ServerName, "/@!# ") {
-		bad("server_name %q: want the homeserver's server name", c.ServerName)
-	}
+	p.If(c.ServerName == "" || strings.ContainsAny(c.ServerName, "/@!# "), "server_name %q: want the homeserver's server name", c.ServerName)
 	if _, err := event.ParseRoomURI(string(event.NewRoomURI(c.GatewayDomain, "x"))); err != nil || c.GatewayDomain == "" ||
 		strings.ToLower(string(c.GatewayDomain)) != string(c.GatewayDomain) {
-		bad("gateway_domain %q: want a lower-case DNS name", c.GatewayDomain)
+		p.If(true, "gateway_domain %q: want a lower-case DNS name", c.GatewayDomain)
 	}
-	if len(c.Encryption.PickleKey) < minPickleKeyLength {
-		bad("encryption.pickle_key: want at least %d characters", minPickleKeyLength)
-	}
+	p.If(len(c.Encryption.PickleKey) < minPickleKeyLength, "encryption.pickle_key: want at least %d characters", minPickleKeyLength)
 	switch c.Mode {
 	case ModeAppservice:
-		if c.Appservice.Listen == "" {
-			bad("appservice.listen: required in appservice mode")
-		}
-		if c.Appservice.RegistrationFile == "" {
-			bad("appservice.registration_file: required in appservice mode")
-		}
-		if !validLocalpart(c.Appservice.BotLocalpart) {
-			bad("appservice.bot_localpart %q: not a valid Matrix localpart", c.Appservice.BotLocalpart)
-		}
-		if !validLocalpart(c.Appservice.GhostPrefix) {
-			bad("appservice.ghost_prefix %q: not a valid Matrix localpart prefix", c.Appservice.GhostPrefix)
-		}
-		if strings.HasPrefix(c.Appservice.BotLocalpart, c.Appservice.GhostPrefix) {
-			bad("appservice.bot_localpart %q must not start with the ghost prefix %q", c.Appservice.BotLocalpart, c.Appservice.GhostPrefix)
-		}
+		p.If(c.Appservice.Listen == "", "appservice.listen: required in appservice mode")
+		p.If(c.Appservice.RegistrationFile == "", "appservice.registration_file: required in appservice mode")
+		p.If(!validLocalpart(c.Appservice.BotLocalpart), "appservice.bot_localpart %q: not a valid Matrix localpart", c.Appservice.BotLocalpart)
+		p.If(!validLocalpart(c.Appservice.GhostPrefix), "appservice.ghost_prefix %q: not a valid Matrix localpart prefix", c.Appservice.GhostPrefix)
+		p.If(strings.HasPrefix(c.Appservice.BotLocalpart, c.Appservice.GhostPrefix), "appservice.bot_localpart %q must not start with the ghost prefix %q", c.Appservice.BotLocalpart, c.Appservice.GhostPrefix)
 	case ModeClient:
 		if _, _, err := c.Client.UserID.Parse(); err != nil {
-			bad("client.user_id %q: %v", c.Client.UserID, err)
+			p.If(true, "client.user_id %q: %v", c.Client.UserID, err)
 		}
-		if c.Client.Password == "" && c.Client.AccessToken == "" {
-			bad("client: password or access_token required")
-		}
-		if c.Client.AccessToken != "" && c.Client.DeviceID == "" {
-			bad("client.device_id: required with access_token")
-		}
+		p.If(c.Client.Password == "" && c.Client.AccessToken == "", "client: password or access_token required")
+		p.If(c.Client.AccessToken != "" && c.Client.DeviceID == "", "client.device_id: required with access_token")
 	}
 	if _, ok := bridges.ParseLanguage(c.Language); !ok && c.Language != "" {
-		bad("language %q: want one of %v", c.Language, bridges.Languages)
+		p.If(true, "language %q: want one of %v", c.Language, bridges.Languages)
 	}
-	if c.MaxMediaSize < 0 || c.Appservice.MaxTransactionSize < 0 || c.DecryptWait < 0 {
-		bad("sizes and durations must not be negative")
-	}
-	return errors.Join(errs...)
+	p.If(c.MaxMediaSize < 0 || c.Appservice.MaxTransactionSize < 0 || c.DecryptWait < 0, "sizes and durations must not be negative")
+	return p.Err()
 }
 
 func validLocalpart(s string) bool {

@@ -1,8 +1,6 @@
 package xmpp
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -114,68 +112,39 @@ func (c Config) withDefaults() Config {
 // Validate checks the configuration and returns every problem found.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	var errs []error
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		errs = append(errs, fmt.Errorf("server %q: want host:port: %w", c.Server, err))
-	}
+	p := bridges.NewProblems("", "xmpp config: %w")
+	_, _, err := net.SplitHostPort(c.Server)
+	p.If(err != nil, "server %q: want host:port: %w", c.Server, err)
 	checkDomain := func(name, d string) {
 		j, err := jid.New("", d, "")
 		if err != nil || d == "" {
-			errs = append(errs, fmt.Errorf("%s %q is not a valid XMPP domain", name, d))
+			p.If(true, "%s %q is not a valid XMPP domain", name, d)
 			return
 		}
-		if j.String() != d {
-			errs = append(errs, fmt.Errorf("%s %q is not in canonical form (want %q)", name, d, j.String()))
-		}
+		p.If(j.String() != d, "%s %q is not in canonical form (want %q)", name, d, j.String())
 	}
 	checkDomain("domain", c.Domain)
 	checkDomain("users.domain", c.Users.Domain)
 	checkDomain("rooms.domain", c.Rooms.Domain)
-	if c.Users.Domain != "" && c.Users.Domain == c.Rooms.Domain {
-		errs = append(errs, errors.New("users.domain and rooms.domain must differ (each is its own component)"))
-	}
-	if c.Users.Domain == c.Domain || c.Rooms.Domain == c.Domain {
-		errs = append(errs, errors.New("the component domains must differ from the users' domain"))
-	}
-	if c.Users.Secret == "" || c.Rooms.Secret == "" {
-		errs = append(errs, errors.New("users.secret and rooms.secret are required"))
-	}
-	if _, err := event.ParseUserURI(string(event.NewUserURI(c.Provider, "x"))); err != nil {
-		errs = append(errs, fmt.Errorf("provider %q: %w", c.Provider, err))
-	}
-	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > content.MaxContentSize/2 {
-		errs = append(errs, fmt.Errorf("max body bytes %d: want 1 to %d", c.MaxBodyBytes, content.MaxContentSize/2))
-	}
-	if c.HistoryKeep > 10000 {
-		errs = append(errs, fmt.Errorf("history keep %d: want at most 10000", c.HistoryKeep))
-	}
-	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
-		errs = append(errs, fmt.Errorf("reconnect backoff %s..%s is not a valid range", c.ReconnectMin, c.ReconnectMax))
-	}
-	if c.Workers < 1 || c.Workers > 256 {
-		errs = append(errs, fmt.Errorf("workers %d: want 1 to 256", c.Workers))
-	}
+	p.If(c.Users.Domain != "" && c.Users.Domain == c.Rooms.Domain, "users.domain and rooms.domain must differ (each is its own component)")
+	p.If(c.Users.Domain == c.Domain || c.Rooms.Domain == c.Domain, "the component domains must differ from the users' domain")
+	p.If(c.Users.Secret == "" || c.Rooms.Secret == "", "users.secret and rooms.secret are required")
+	_, err = event.ParseUserURI(string(event.NewUserURI(c.Provider, "x")))
+	p.If(err != nil, "provider %q: %w", c.Provider, err)
+	p.If(c.MaxBodyBytes < 0 || c.MaxBodyBytes > content.MaxContentSize/2, "max body bytes %d: want 1 to %d", c.MaxBodyBytes, content.MaxContentSize/2)
+	p.If(c.HistoryKeep > 10000, "history keep %d: want at most 10000", c.HistoryKeep)
+	p.If(c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin, "reconnect backoff %s..%s is not a valid range", c.ReconnectMin, c.ReconnectMax)
+	p.If(c.Workers < 1 || c.Workers > 256, "workers %d: want 1 to 256", c.Workers)
 	for _, h := range c.UploadHosts {
-		if h == "" || strings.ContainsAny(h, "/?#@ ") {
-			errs = append(errs, fmt.Errorf("upload host %q: want host or host:port", h))
-		}
+		p.If(h == "" || strings.ContainsAny(h, "/?#@ "), "upload host %q: want host or host:port", h)
 	}
 	if c.UploadService != "" {
-		if j, err := jid.Parse(c.UploadService); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
-			errs = append(errs, fmt.Errorf("upload service %q: want a domain JID", c.UploadService))
-		}
+		j, err := jid.Parse(c.UploadService)
+		p.If(err != nil || j.Localpart() != "" || j.Resourcepart() != "", "upload service %q: want a domain JID", c.UploadService)
 	}
-	if c.MaxUploadBytes < 0 || c.MaxUploadBytes > 1<<30 {
-		errs = append(errs, fmt.Errorf("max upload bytes %d: want at most 1 GiB", c.MaxUploadBytes))
-	}
-	if _, ok := bridges.ParseLanguage(c.Language); !ok && c.Language != "" {
-		errs = append(errs, fmt.Errorf("language %q: want one of %v", c.Language, bridges.Languages))
-	}
-	if c.IDVersion != content.IDDraft08 && c.IDVersion != content.IDDraft07 {
-		errs = append(errs, fmt.Errorf("message ID version %d: want 7 or 8", int(c.IDVersion)))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("xmpp config: %w", errors.Join(errs...))
-	}
-	return nil
+	p.If(c.MaxUploadBytes < 0 || c.MaxUploadBytes > 1<<30, "max upload bytes %d: want at most 1 GiB", c.MaxUploadBytes)
+	_, ok := bridges.ParseLanguage(c.Language)
+	p.If(!ok && c.Language != "", "language %q: want one of %v", c.Language, bridges.Languages)
+	p.If(c.IDVersion != content.IDDraft08 && c.IDVersion != content.IDDraft07, "message ID version %d: want 7 or 8", int(c.IDVersion))
+	return p.Err()
 }
