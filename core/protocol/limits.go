@@ -134,6 +134,18 @@ func (s *bucketSet) sweep(now time.Time) {
 	}
 }
 
+// RateLimiter is a token bucket per key, bounded in number of keys like the server's own, for
+// a limit a handler applies itself (the hub's relay of KeyPackage claims per follower).
+type RateLimiter struct{ s *bucketSet }
+
+// NewRateLimiter returns a limiter of r per key; a zero Interval means no limit.
+func NewRateLimiter(r RateLimit) *RateLimiter { return &RateLimiter{s: newBucketSet(r, maxBuckets)} }
+
+// Take takes a token for key at now; when there is none it returns how long until there is.
+func (l *RateLimiter) Take(key string, now time.Time) (bool, time.Duration) {
+	return l.s.take(key, now)
+}
+
 // budget is a counting semaphore of bytes that never blocks, with a bound per partner.
 type budget struct {
 	mu        sync.Mutex

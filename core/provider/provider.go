@@ -52,6 +52,10 @@ type Config struct {
 	// KeyPackages kept per user, the oldest going first [DefaultMaxClaimed].
 	ClaimedExpiry time.Duration
 	MaxClaimed    int
+	// RelayRate limits the KeyPackage claims the hub relays for each follower to a third
+	// provider [DefaultRelayRate]. A target provider limits the hub, whoever the claim is for:
+	// this keeps one follower from using up all of the hub's claims there.
+	RelayRate protocol.RateLimit
 	// Users finds local users who have not used the gateway yet, and the network that serves
 	// each (nil: only users who have used the gateway are known; a local user whom another
 	// adds is then served by the inviter's network).
@@ -115,8 +119,9 @@ type Provider struct {
 	// policyRefusals counts partner hubs' commits our room-policy check refused (roomstate.go).
 	policyRefusals atomic.Int64
 
-	reach    reachState    // partners that hold things up (reach.go)
-	parkWake chan struct{} // wakes runParked (park.go)
+	reach    reachState            // partners that hold things up (reach.go)
+	relay    *protocol.RateLimiter // claims relayed per follower (relay.go)
+	parkWake chan struct{}         // wakes runParked (park.go)
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -152,6 +157,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.MaxClaimed <= 0 {
 		cfg.MaxClaimed = DefaultMaxClaimed
 	}
+	if cfg.RelayRate == (protocol.RateLimit{}) {
+		cfg.RelayRate = DefaultRelayRate
+	}
 	if cfg.ConsumerName == "" {
 		cfg.ConsumerName = "provider"
 	}
@@ -183,7 +191,8 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	return &Provider{cfg: cfg, st: cfg.Store, log: cfg.Logger.With("component", "provider"), met: met,
 		rooms: make(map[event.RoomURI]*sync.Mutex), groups: newGroupCache(cfg.GroupCacheBytes), wake: make(chan struct{}, 1),
-		parkWake: make(chan struct{}, 1), reach: reachState{told: map[event.Domain]map[event.RoomURI][]noticeTo{}}}, nil
+		parkWake: make(chan struct{}, 1), reach: reachState{told: map[event.Domain]map[event.RoomURI][]noticeTo{}},
+		relay: protocol.NewRateLimiter(cfg.RelayRate)}, nil
 }
 
 func (p *Provider) now() time.Time { return p.cfg.Now() }

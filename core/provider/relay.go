@@ -32,6 +32,11 @@ import (
 //
 // A recorded mapping is deleted once its Welcome is routed, or at the KeyPackage's not_after.
 
+// DefaultRelayRate is the default of Config.RelayRate: 50 claims at once, then one a second,
+// per follower; half of what a target provider allows the hub by default
+// (protocol.DefaultKeyMaterialPartnerRate).
+var DefaultRelayRate = protocol.RateLimit{Interval: time.Second, Burst: 50}
+
 // claimVia is the provider a claim for target's KeyPackages for room goes to: the target's own
 // provider when we host the room (or the target is the hub's user), else the room's hub.
 func (p *Provider) claimVia(room event.RoomURI, target event.UserURI) event.Domain {
@@ -96,6 +101,11 @@ func (p *Provider) relayKeyMaterial(ctx context.Context, peer protocol.Peer, tar
 	}
 	if isBanned(snap.state, target) {
 		return forbid("%s is banned from %s", target, room)
+	}
+	if ok, wait := p.relay.Take(string(peer.Domain), p.now()); !ok {
+		p.refused("keyMaterial", "relay_rate")
+		return nil, &protocol.StatusError{Status: http.StatusTooManyRequests, RetryAfter: max(wait, time.Second),
+			Detail: fmt.Sprintf("too many claims relayed for %s", peer.Domain)}
 	}
 	resp, err := p.client.KeyMaterial(ctx, target.Domain(), target, req)
 	if errors.Is(err, protocol.ErrNotPartner) {

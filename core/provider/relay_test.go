@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -238,4 +240,35 @@ func countRows(t testing.TB, nd *node, table string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestKeyMaterialRelayRate: the hub relays at most DefaultRelayRate.Burst claims of one
+// follower at once (each for another user of the third provider, so that no other bucket is
+// in the way); the next is 429 with Retry-After, counted as relay_rate, and never reaches the
+// third provider.
+func TestKeyMaterialRelayRate(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := trio(t)
+	_, bob, room := invited(t, a, b)
+	bobUser, err := loadUser(ctx, b.st, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range DefaultRelayRate.Burst + 1 {
+		target := event.NewUserURI(c.domain, fmt.Sprintf("u%d", i))
+		resp, err := b.tp.Client.KeyMaterial(ctx, a.domain, target, claimRequest(t, bobUser, target, room))
+		var he *protocol.HTTPError
+		switch {
+		case i < DefaultRelayRate.Burst && (err != nil || resp.UserStatus != protocol.KeyMaterialUserNoConsent):
+			t.Fatalf("claim %d: %+v, %v; want relayed (noConsent: nobody there)", i, resp, err)
+		case i == DefaultRelayRate.Burst && (!errors.As(err, &he) || he.Status != http.StatusTooManyRequests || he.RetryAfter <= 0):
+			t.Fatalf("claim %d: %+v, %v; want 429 with Retry-After", i, resp, err)
+		}
+	}
+	if n := testutil.ToFloat64(a.p.met.refusals.WithLabelValues("keyMaterial", "relay_rate")); n != 1 {
+		t.Errorf("relay_rate refusals %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(c.p.met.refusals.WithLabelValues("keyMaterial", "unknown_user")); n != float64(DefaultRelayRate.Burst) {
+		t.Errorf("the third provider answered %v claims, want %d", n, DefaultRelayRate.Burst)
+	}
 }
