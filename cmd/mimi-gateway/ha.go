@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/config"
@@ -29,8 +30,10 @@ const exitLeaseLost = 3
 // replica ready as a standby, forwards partners' connections on mimi.address to the leader,
 // and waits until this replica holds the lease. Then it fences the store with the lease
 // (core/lease), arranges for the process to exit if the lease is lost, and registers the
-// release after the last write of the shutdown. It returns when start-up may go on as leader.
-func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admin *ops.Admin, log *slog.Logger, sd *ops.Shutdown) error {
+// release after the last write of the shutdown. It returns when start-up may go on as leader,
+// with promoted, which start calls once everything the leader runs is up: until then the
+// replica is not ready (readiness check "leader").
+func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admin *ops.Admin, log *slog.Logger, sd *ops.Shutdown) (promoted func(), err error) {
 	advertise := cfg.HA.AdvertiseAddress
 	if advertise == "" {
 		advertise = cfg.MIMI.Address
@@ -38,7 +41,7 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 	l, err := lease.New(ctx, lease.Config{Store: st, Name: leaseName, Address: advertise, TTL: cfg.HA.LeaseTTL,
 		Logger: log, Registerer: admin.Registry()})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var fwd *forwarder
 	if cfg.MIMI.Address != "" {
@@ -52,7 +55,7 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 			}
 			return in.Address, nil
 		}, log); err != nil {
-			return fmt.Errorf("mimi.address (standby forwarder): %w", err)
+			return nil, fmt.Errorf("mimi.address (standby forwarder): %w", err)
 		}
 	}
 	// The leader's other listeners (the Matrix appservice endpoint, the admin console) are
@@ -61,7 +64,7 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 	for _, addr := range sideListeners(cfg) {
 		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return fmt.Errorf("standby forwarder for %s: %w", addr, err)
+			return nil, fmt.Errorf("standby forwarder for %s: %w", addr, err)
 		}
 		sf, err := startForwarder(addr, func(ctx context.Context) (string, error) {
 			in, err := lease.Current(ctx, st, leaseName)
@@ -75,7 +78,7 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 			return net.JoinHostPort(host, port), nil
 		}, log)
 		if err != nil {
-			return fmt.Errorf("standby forwarder for %s: %w", addr, err)
+			return nil, fmt.Errorf("standby forwarder for %s: %w", addr, err)
 		}
 		side = append(side, sf)
 	}
@@ -92,9 +95,21 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 		fwd.Close()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st.SetFence(l.Fence)
+	// Not ready while the endpoint, adapters and sweeps start on the new leader: the forwarder
+	// is closed and the MIMI listener not yet open.
+	var promoting atomic.Bool
+	promoting.Store(true)
+	if err := admin.AddReadiness("leader", func(context.Context) error {
+		if promoting.Load() {
+			return errors.New("taking over as leader")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	go func() {
 		<-l.Lost()
 		log.Error("the leader's lease was lost: exiting so that this replica writes nothing more; restarted, it stands by", "exit_status", exitLeaseLost)
@@ -103,7 +118,7 @@ func becomeLeader(ctx context.Context, cfg *config.Config, st *store.Store, admi
 	// Registered after the store's close within the store phase, so it runs before it: after every
 	// other component stopped writing, the lease is handed over at once.
 	sd.Add(ops.PhaseStore, "lease", l.Release)
-	return nil
+	return func() { promoting.Store(false) }, nil
 }
 
 // sideListeners are the listeners besides mimi.address that only the leader runs: a standby

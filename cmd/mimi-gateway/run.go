@@ -253,9 +253,10 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 		return "", err
 	}
 
+	promoted := func() {}
 	if cfg.HAEnabled() {
 		// Several replicas: everything below runs on the leader only (docs/operations.md).
-		if err := becomeLeader(ctx, cfg, st, admin, log, sd); err != nil {
+		if promoted, err = becomeLeader(ctx, cfg, st, admin, log, sd); err != nil {
 			return "", fmt.Errorf("leader election: %w", err)
 		}
 	}
@@ -302,6 +303,7 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 		return "", fmt.Errorf("start-up aborted: %w", err)
 	}
 	admin.MarkStarted()
+	promoted()
 	return addr.String(), nil
 }
 
