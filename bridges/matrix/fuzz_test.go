@@ -3,6 +3,7 @@ package matrix
 import (
 	"testing"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -62,21 +63,21 @@ func FuzzPowerLevels(f *testing.F) {
 	f.Add([]byte(`{"users_default":10,"kick":5,"ban":5}`), []byte(`{"users":{"@a:hs":-5},"kick":150,"ban":150}`))
 	f.Add([]byte(``), []byte(`{"users":{"@a:hs":9007199254740991},"users_default":-9007199254740991}`))
 	f.Fuzz(func(t *testing.T, prevRaw, nowRaw []byte) {
-		now := decodePowerLevels(nowRaw)
+		now := powerlevels.Decode(nowRaw)
 		if now == nil {
 			return
 		}
-		for _, c := range roleChanges(decodePowerLevels(prevRaw), now) {
-			if c.role < event.RoleRegular || c.role > event.RoleOwner {
-				t.Fatalf("role %d for %s", c.role, c.user)
+		for _, c := range powerlevels.Changes(powerlevels.Decode(prevRaw), now) {
+			if c.Role < event.RoleRegular || c.Role > event.RoleOwner {
+				t.Fatalf("role %d for %s", c.Role, c.User)
 			}
 		}
 		for _, r := range []event.Role{event.RoleRegular, event.RoleAdmin, event.RoleOwner} {
-			l, ok := levelOfRole(now, r)
+			l, ok := powerlevels.LevelOf(now, r)
 			if !ok {
 				t.Fatalf("role %d has no level", r)
 			}
-			if got := roleOfLevel(now, l); got < r && !(r == event.RoleRegular) {
+			if got := powerlevels.RoleOf(now, l); got < r && !(r == event.RoleRegular) {
 				t.Fatalf("role %d → level %d → role %d", r, l, got)
 			}
 		}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
 	"maunium.net/go/mautrix"
 	mevent "maunium.net/go/mautrix/event"
@@ -15,85 +13,15 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-// Room roles ↔ Matrix power levels (docs/matrix.md "Roles"). A room's own power levels set the
-// thresholds: a user who may kick or ban (the lower of the two levels, and above users_default)
-// is an admin, a user at 100 or more (or at the admin level when that is 100 or more) is the
-// owner, everyone else is regular.
+// Room roles ↔ Matrix power levels: bridges/matrix/powerlevels (docs/matrix.md "Roles").
 
 // MaxPowerUsers bounds the users map of an m.room.power_levels event the adapter reads.
 const MaxPowerUsers = mxevent.MaxPowerUsers
-
-// roleLevels returns the admin and owner thresholds of pl.
-func roleLevels(pl *mevent.PowerLevelsEventContent) (admin, owner int) {
-	admin = max(min(pl.Kick(), pl.Ban()), pl.UsersDefault+1)
-	return admin, max(100, admin)
-}
-
-// roleOfLevel maps a power level to a room role under pl's thresholds.
-func roleOfLevel(pl *mevent.PowerLevelsEventContent, level int) event.Role {
-	admin, owner := roleLevels(pl)
-	switch {
-	case level >= owner:
-		return event.RoleOwner
-	case level >= admin:
-		return event.RoleAdmin
-	}
-	return event.RoleRegular
-}
-
-// levelOfRole is the power level that gives role under pl: the owner threshold, the level that
-// may both kick and ban for an admin (below the owner threshold), users_default for a regular
-// user. ok is false for roles that are not power levels (banned, none, unknown).
-func levelOfRole(pl *mevent.PowerLevelsEventContent, r event.Role) (level int, ok bool) {
-	admin, owner := roleLevels(pl)
-	switch r {
-	case event.RoleOwner:
-		return owner, true
-	case event.RoleAdmin:
-		l := max(pl.Kick(), pl.Ban(), admin)
-		if l >= owner {
-			l = max(owner-1, admin)
-		}
-		return l, true
-	case event.RoleRegular:
-		return pl.UsersDefault, true
-	}
-	return 0, false
-}
-
-// roleChanges returns the users whose role differs between prev (nil: none known; everyone had
-// users_default) and now, in a stable order, with their new role. Only users listed in either
-// users map are considered.
-func roleChanges(prev, now *mevent.PowerLevelsEventContent) []powerChange {
-	if prev == nil {
-		prev = &mevent.PowerLevelsEventContent{UsersDefault: now.UsersDefault, KickPtr: now.KickPtr, BanPtr: now.BanPtr}
-	}
-	users := map[id.UserID]bool{}
-	for u := range prev.Users {
-		users[u] = true
-	}
-	for u := range now.Users {
-		users[u] = true
-	}
-	var out []powerChange
-	for u := range users {
-		from, to := roleOfLevel(prev, prev.GetUserLevel(u)), roleOfLevel(now, now.GetUserLevel(u))
-		if from != to {
-			out = append(out, powerChange{user: u, role: to})
-		}
-	}
-	slices.SortFunc(out, func(a, b powerChange) int { return strings.Compare(string(a.user), string(b.user)) })
-	return out
-}
-
-type powerChange struct {
-	user id.UserID
-	role event.Role
-}
 
 // prevPowerLevels returns the content an m.room.power_levels event replaces: the content the
 // adapter last recorded for the room, else the homeserver's unsigned.prev_content, else nil
@@ -103,7 +31,7 @@ func (a *Adapter) prevPowerLevels(ctx context.Context, evt *mevent.Event) (*meve
 	err := a.st.QueryRowContext(ctx, `SELECT content FROM matrix_power_levels WHERE mx_room = ?`, string(evt.RoomID)).Scan(&raw)
 	switch {
 	case err == nil:
-		return decodePowerLevels([]byte(raw)), nil
+		return powerlevels.Decode([]byte(raw)), nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("matrix: power levels of %s: %w", evt.RoomID, err)
 	}
@@ -111,17 +39,9 @@ func (a *Adapter) prevPowerLevels(ctx context.Context, evt *mevent.Event) (*meve
 		if pl, ok := pc.Parsed.(*mevent.PowerLevelsEventContent); ok {
 			return pl, nil
 		}
-		return decodePowerLevels(pc.VeryRaw), nil
+		return powerlevels.Decode(pc.VeryRaw), nil
 	}
 	return nil, nil
-}
-
-func decodePowerLevels(raw []byte) *mevent.PowerLevelsEventContent {
-	var pl mevent.PowerLevelsEventContent
-	if len(raw) == 0 || json.Unmarshal(raw, &pl) != nil || len(pl.Users) > MaxPowerUsers {
-		return nil
-	}
-	return &pl
 }
 
 // putPowerLevels records pl as room's current power levels (q: the store or a transaction).
@@ -175,23 +95,23 @@ func (a *Adapter) ingestPowerLevels(ctx context.Context, p *Parsed) error {
 		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
 		return done()
 	}
-	for _, c := range roleChanges(prev, now) {
-		if c.user == a.botUserID() {
+	for _, c := range powerlevels.Changes(prev, now) {
+		if c.User == a.botUserID() {
 			continue
 		}
-		target, err := a.userURI(c.user)
+		target, err := a.userURI(c.User)
 		if err != nil {
-			a.log.Debug("power level of a user without a MIMI identity skipped", "room_id", string(p.Room), "user", string(c.user))
+			a.log.Debug("power level of a user without a MIMI identity skipped", "room_id", string(p.Room), "user", string(c.User))
 			continue
 		}
 		env := &event.Envelope{
-			ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(string(p.ID)+"|"+string(c.user))),
+			ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(string(p.ID)+"|"+string(c.User))),
 			Kind: event.KindMembership, Room: r, Sender: sender, Timestamp: p.Timestamp,
-			Membership: &event.Membership{Action: event.MembershipRole, Target: target, Role: c.role},
+			Membership: &event.Membership{Action: event.MembershipRole, Target: target, Role: c.Role},
 			Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
 		}
 		if err := env.Validate(); err != nil {
-			a.log.Debug("role change not relayed", "room_id", string(p.Room), "user", string(c.user), "error", err)
+			a.log.Debug("role change not relayed", "room_id", string(p.Room), "user", string(c.User), "error", err)
 			continue
 		}
 		if err := a.pub.PublishOut(ctx, env); err != nil {
@@ -225,12 +145,12 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 	if err := actor.StateEvent(ctx, o.room, mevent.StatePowerLevels, "", pl); err != nil {
 		return "", fmt.Errorf("matrix: power levels of %s: %w", o.room, err)
 	}
-	level, ok := levelOfRole(pl, role)
+	level, ok := powerlevels.LevelOf(pl, role)
 	if !ok {
 		a.log.Debug("role without a power level skipped", "room_id", string(o.room), "role", m.Role)
 		return "", nil
 	}
-	if roleOfLevel(pl, pl.GetUserLevel(target)) == role {
+	if powerlevels.RoleOf(pl, pl.GetUserLevel(target)) == role {
 		return "", nil
 	}
 	self := actor.UserID

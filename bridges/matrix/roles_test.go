@@ -9,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
@@ -39,21 +40,21 @@ func TestRoleLevels(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for l, want := range tc.levels {
-				if got := roleOfLevel(tc.pl, l); got != want {
+				if got := powerlevels.RoleOf(tc.pl, l); got != want {
 					t.Errorf("level %d: role %d, want %d", l, got, want)
 				}
 			}
 			for r, want := range map[event.Role]int{event.RoleOwner: tc.owner, event.RoleAdmin: tc.admin, event.RoleRegular: tc.regular} {
-				got, ok := levelOfRole(tc.pl, r)
+				got, ok := powerlevels.LevelOf(tc.pl, r)
 				if !ok || got != want {
 					t.Errorf("role %d: level %d %v, want %d", r, got, ok, want)
 				}
 			}
-			if l, _ := levelOfRole(tc.pl, event.RoleAdmin); roleOfLevel(tc.pl, l) != tc.adminRet {
-				t.Errorf("admin's level %d reads back as %d", l, roleOfLevel(tc.pl, l))
+			if l, _ := powerlevels.LevelOf(tc.pl, event.RoleAdmin); powerlevels.RoleOf(tc.pl, l) != tc.adminRet {
+				t.Errorf("admin's level %d reads back as %d", l, powerlevels.RoleOf(tc.pl, l))
 			}
 			for _, r := range []event.Role{event.RoleNone, event.RoleBanned, 9} {
-				if _, ok := levelOfRole(tc.pl, r); ok {
+				if _, ok := powerlevels.LevelOf(tc.pl, r); ok {
 					t.Errorf("role %d has a power level", r)
 				}
 			}
@@ -64,18 +65,18 @@ func TestRoleLevels(t *testing.T) {
 func TestRoleChanges(t *testing.T) {
 	prev := &mevent.PowerLevelsEventContent{Users: map[id.UserID]int{"@a:x": 100, "@b:x": 50, "@c:x": 10}}
 	now := &mevent.PowerLevelsEventContent{Users: map[id.UserID]int{"@a:x": 100, "@c:x": 75, "@d:x": 100}}
-	got := fmt.Sprint(roleChanges(prev, now))
-	if want := fmt.Sprint([]powerChange{{"@b:x", event.RoleRegular}, {"@c:x", event.RoleAdmin}, {"@d:x", event.RoleOwner}}); got != want {
+	got := fmt.Sprint(powerlevels.Changes(prev, now))
+	if want := fmt.Sprint([]powerlevels.Change{{User: "@b:x", Role: event.RoleRegular}, {User: "@c:x", Role: event.RoleAdmin}, {User: "@d:x", Role: event.RoleOwner}}); got != want {
 		t.Fatalf("changes %s, want %s", got, want)
 	}
 	// Unknown previous levels: everyone had users_default.
-	got = fmt.Sprint(roleChanges(nil, now))
-	if want := fmt.Sprint([]powerChange{{"@a:x", event.RoleOwner}, {"@c:x", event.RoleAdmin}, {"@d:x", event.RoleOwner}}); got != want {
+	got = fmt.Sprint(powerlevels.Changes(nil, now))
+	if want := fmt.Sprint([]powerlevels.Change{{User: "@a:x", Role: event.RoleOwner}, {User: "@c:x", Role: event.RoleAdmin}, {User: "@d:x", Role: event.RoleOwner}}); got != want {
 		t.Fatalf("changes without prev %s, want %s", got, want)
 	}
 	// A threshold change moves users too: kick and ban at 80 make c (75) regular.
 	now2 := &mevent.PowerLevelsEventContent{Users: now.Users, KickPtr: intp(80), BanPtr: intp(80)}
-	if got = fmt.Sprint(roleChanges(now, now2)); got != fmt.Sprint([]powerChange{{"@c:x", event.RoleRegular}}) {
+	if got = fmt.Sprint(powerlevels.Changes(now, now2)); got != fmt.Sprint([]powerlevels.Change{{User: "@c:x", Role: event.RoleRegular}}) {
 		t.Fatalf("threshold change: %s", got)
 	}
 }
@@ -87,7 +88,7 @@ func TestParsePowerLevels(t *testing.T) {
 	if err != nil || p.Type != mevent.StatePowerLevels || p.Kind != event.KindMembership {
 		t.Fatalf("parse: %+v %v", p, err)
 	}
-	if prev := decodePowerLevels(p.Event.Unsigned.PrevContent.VeryRaw); prev == nil || prev.Users["@a:x"] != 50 {
+	if prev := powerlevels.Decode(p.Event.Unsigned.PrevContent.VeryRaw); prev == nil || prev.Users["@a:x"] != 50 {
 		t.Fatalf("prev_content: %+v", prev)
 	}
 	for name, raw := range map[string]string{
