@@ -174,6 +174,9 @@ func (a *Adapter) cmdHelp(_ context.Context, c *commandCall) (string, error) {
 
 // cmdInvite adds a partner user to the room's MIMI room, as the sender's invite.
 func (a *Adapter) cmdInvite(ctx context.Context, c *commandCall) (string, error) {
+	if c.room == "" { // a management room: no conversation to invite into
+		return bridges.Say(c.lang, bridges.PhraseHelpStart), nil
+	}
 	arg := c.cmd.Args[0]
 	target, err := a.addressURI(arg)
 	if err != nil {
@@ -270,7 +273,12 @@ func (a *Adapter) cmdStart(ctx context.Context, c *commandCall) (string, error) 
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", transient(err)
 	} else {
-		resp, err := a.client.CreateRoom(ctx, req)
+		var resp *mautrix.RespCreateRoom
+		if a.cfg.Mode == ModeAppservice {
+			resp, err = a.as.BotIntent().CreateRoom(ctx, req)
+		} else {
+			resp, err = a.client.CreateRoom(ctx, req)
+		}
 		if err != nil {
 			return "", transient(fmt.Errorf("matrix: create a room for start: %w", err))
 		}

@@ -68,6 +68,21 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		return transient(err)
 	}
 	if !ok {
+		if _, mgmt, err := a.mgmtUser(ctx, p.Room); err != nil {
+			return transient(err)
+		} else if mgmt { // mgmt.go
+			if p.Encrypted {
+				dec, err := a.decrypt(ctx, evt)
+				if err != nil {
+					return a.park(ctx, evt, err)
+				}
+				if p, err = parseEvent(dec); err != nil {
+					a.skip(ctx, dec, err)
+					return a.markDone(ctx, string(evt.ID))
+				}
+			}
+			return a.mgmtMessage(ctx, p)
+		}
 		a.metrics.inbound.WithLabelValues("no_portal").Inc()
 		log.Debug("event in a room that is not a portal skipped")
 		return nil

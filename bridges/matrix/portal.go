@@ -74,6 +74,9 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 	if err != nil {
 		return transient(err)
 	}
+	if a.cfg.Mode == ModeAppservice && !isPortal && p.Membership == mevent.MembershipInvite && p.MemberTarget == a.botUserID() && !a.isOwn(p.Sender) {
+		return a.acceptMgmtInvite(ctx, p) // a user's direct chat with the bot (mgmt.go)
+	}
 	created := false
 	invitedUs := p.Membership == mevent.MembershipInvite && !a.isOwn(p.Sender) &&
 		((a.cfg.Mode == ModeAppservice && a.ghosts.IsGhost(p.MemberTarget)) ||

@@ -375,6 +375,10 @@ func (a *Adapter) render(ctx context.Context, ev *bridges.Event, fn func(context
 // (appservice) or the functional account's (client mode). A notice goes to the Matrix room the
 // user acted in when it names one, and creates nothing: without a portal, o.room stays empty.
 func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID, bool, error) {
+	if env.Kind == event.KindNotice && env.Notice.Code == event.NoticeConsentRequest && a.isLocal(env.Sender) {
+		r, err := a.mgmtRoomFor(ctx, a.matrixUser(env.Sender)) // asked outside any conversation (mgmt.go)
+		return r, false, err
+	}
 	if env.Kind == event.KindNotice && env.Origin.Network == event.NetworkMatrix && env.Origin.Room != "" {
 		if _, ok, err := a.portalByMatrix(ctx, id.RoomID(env.Origin.Room)); err != nil || ok {
 			return id.RoomID(env.Origin.Room), false, err
