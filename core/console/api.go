@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
@@ -19,6 +20,7 @@ const (
 	APIDeadLetters   = "/api/v1/deadletters"    // GET ?after=&limit=; GET /{seq}; POST /{seq}/replay, /{seq}/discard
 	APIPartnersCheck = "/api/v1/partners/check" // POST ?domain= (all partners when empty)
 	APIRooms         = "/api/v1/rooms"          // GET
+	APISections      = "/api/v1/sections"       // GET /{path}?lang= : a Section's Table
 )
 
 // APIError is the JSON body of a failed API call.
@@ -85,6 +87,21 @@ func (c *Console) apiRoutes() *http.ServeMux {
 			writeAPI(w, out, nil)
 		})
 	}
+	m.HandleFunc("GET "+APISections+"/{path}", func(w http.ResponseWriter, r *http.Request) {
+		i := slices.IndexFunc(b.Sections, func(s Section) bool { return s.Path == r.PathValue("path") })
+		if i < 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(APIError{Error: "no such section"})
+			return
+		}
+		lang := r.URL.Query().Get("lang")
+		if lang != "de" {
+			lang = "en"
+		}
+		t, err := b.Sections[i].Load(r.Context(), lang)
+		writeAPI(w, t, err)
+	})
 	if b.Rooms != nil {
 		m.HandleFunc("GET "+APIRooms, func(w http.ResponseWriter, r *http.Request) {
 			rooms, err := b.Rooms.Rooms(r.Context())

@@ -195,6 +195,11 @@ func TestFindAndReach(t *testing.T) {
 		t.Fatalf("report: %q", got)
 	}
 	ka.Gateway.WaitLog(t, wait, "abuse report accepted for the admin")
+	// Klinik A's admin lists it (the console's abuse section, over the admin socket).
+	if out := ka.Gateway.Command(t, "admin", "reports"); !strings.Contains(out, "unfreundlich") ||
+		!strings.Contains(out, "mimi://amt-b.example/u/bob: Guten Tag, Frau Alice") || !strings.Contains(out, "mimi://klinik-a.example/u/alice") {
+		t.Fatalf("admin reports:\n%s", out)
+	}
 
 	// consent list shows whom Bob accepted.
 	if got := xmppCommand(t, bob, gateway, "consent list"); !strings.Contains(got, "alice@klinik-a.example") {
