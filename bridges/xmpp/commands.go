@@ -96,3 +96,74 @@ func truncateText(s string, n int) string {
 	}
 	return string(r[:n]) + "…"
 }
+
+// Ad-hoc commands (XEP-0050) on the gateway's address: the same commands, listed under the
+// node http://jabber.org/protocol/commands and executed in two steps: execute answers a form
+// with one text field (the command's arguments), its submission runs the command and completes
+// with the answer as a note. help completes at once.
+
+// commandItems lists the commands for disco#items on the commands node.
+func (a *Adapter) commandItems(lang bridges.Language) *xstanza.OutDiscoItems {
+	items := &xstanza.OutDiscoItems{Node: xstanza.NSCommands}
+	for _, s := range a.commands.Specs() {
+		items.Items = append(items.Items, xstanza.OutDiscoItem{JID: a.cfg.Users.Domain, Node: s.Name, Name: a.commands.NameIn(s.Name, lang)})
+	}
+	return items
+}
+
+// adhocCommand answers an execute (or cancel) of a command by local user from: the form, or
+// the result, which may take a partner's answer: it is sent from a goroutine, never on the
+// read loop.
+func (a *Adapter) adhocCommand(from jid.JID, iqID string, c *xstanza.InCommand) *xstanza.OutIQ {
+	reply := &xstanza.OutIQ{From: a.cfg.Users.Domain, To: from.String(), ID: iqID, Type: "result"}
+	lang := a.langOf(from)
+	var spec *bridges.CommandSpec
+	for _, s := range a.commands.Specs() {
+		if s.Name == c.Node {
+			spec = &s
+		}
+	}
+	switch {
+	case spec == nil:
+		reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "item-not-found", "")
+		return reply
+	case c.Action == "cancel":
+		reply.Command = &xstanza.OutCommand{Node: c.Node, SessionID: c.SessionID, Status: "canceled"}
+		return reply
+	case spec.MaxArgs > 0 && (c.Form == nil || c.Form.Type != "submit"):
+		sid := c.SessionID
+		if sid == "" {
+			sum := sha256.Sum256([]byte(from.String() + "\x00" + iqID))
+			sid = hex.EncodeToString(sum[:8])
+		}
+		reply.Command = &xstanza.OutCommand{Node: c.Node, SessionID: sid, Status: "executing",
+			Form: &xstanza.OutXForm{Type: "form", Title: a.commands.NameIn(c.Node, lang), Instructions: bridges.Say(lang, spec.Help),
+				Fields: []xstanza.OutFormField{{Var: "args", Type: "text-single", Label: a.commands.NameIn(c.Node, lang), Required: &xstanza.Present{}}}}}
+		return reply
+	}
+	args := ""
+	if c.Form != nil {
+		for _, f := range c.Form.Fields {
+			if f.Var == "args" && len(f.Values) > 0 {
+				args = f.Values[0]
+			}
+		}
+	}
+	text := a.commands.NameIn(c.Node, lang) + " " + args
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd, res := a.commands.Parse(text, commandPrefix, true)
+		answer := bridges.Say(lang, spec.Help)
+		if res == bridges.CommandOK {
+			answer = a.runCommand(ctx, cmd, lang, from, time.Now())
+		}
+		reply.Command = &xstanza.OutCommand{Node: c.Node, SessionID: c.SessionID, Status: "completed", Note: &xstanza.OutNote{Type: "info", Text: answer}}
+		if err := a.users.Send(ctx, reply); err != nil {
+			a.log.Info("could not answer an ad-hoc command", "err", err)
+		}
+	}()
+	return nil
+}

@@ -47,6 +47,22 @@ func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *x
 		}
 	case iq.Type == "get" && iq.Items != nil && iq.Items.Node == "":
 		reply.Items = &xstanza.OutDiscoItems{}
+	case c == a.users && to.Localpart() == "" && iq.Type == "get" && iq.Items != nil && iq.Items.Node == xstanza.NSCommands:
+		if from, err := jid.Parse(iq.From); err == nil && a.m.isLocal(from) {
+			reply.Items = a.commandItems(a.langOf(from)) // commands.go
+		} else {
+			reply.Items = &xstanza.OutDiscoItems{Node: xstanza.NSCommands}
+		}
+	case c == a.users && to.Localpart() == "" && iq.Type == "set" && iq.Command != nil:
+		from, err := jid.Parse(iq.From)
+		if err != nil || !a.m.isLocal(from) {
+			reply.Type, reply.Error = "error", xstanza.StanzaError("auth", "forbidden", "")
+			break
+		}
+		if reply = a.adhocCommand(from, iq.ID, iq.Command); reply == nil {
+			return // answered when the command has run
+		}
+		reply.From = iq.To
 	case iq.Type == "set" && iq.Admin != nil && c == a.rooms:
 		if from, err := jid.Parse(iq.From); err != nil {
 			reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Modify, stanza.BadRequest, "")
@@ -85,7 +101,8 @@ func (a *Adapter) refuseUndecodableIQ(w xmlstream.TokenReadEncoder, start *xml.S
 func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xstanza.OutDiscoInfo {
 	switch {
 	case c == a.users && to.Localpart() == "":
-		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}}, Features: xstanza.Features(xstanza.UserFeatures)}
+		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}},
+			Features: xstanza.Features(append(append([]string(nil), xstanza.UserFeatures...), xstanza.NSCommands))}
 	case c == a.users:
 		if _, err := a.m.puppetURI(ctx, to); err != nil {
 			return nil

@@ -205,7 +205,41 @@ type OutDiscoInfo struct {
 // OutDiscoItem is an outgoing disco item element.
 type OutDiscoItem struct {
 	JID  string `xml:"jid,attr"`
+	Node string `xml:"node,attr,omitempty"`
 	Name string `xml:"name,attr,omitempty"`
+}
+
+// OutCommand is an outgoing XEP-0050 command element.
+type OutCommand struct {
+	XMLName   xml.Name  `xml:"http://jabber.org/protocol/commands command"`
+	Node      string    `xml:"node,attr"`
+	SessionID string    `xml:"sessionid,attr,omitempty"`
+	Status    string    `xml:"status,attr"`
+	Note      *OutNote  `xml:"note"`
+	Form      *OutXForm `xml:"jabber:x:data x"`
+}
+
+// OutNote is a command's note.
+type OutNote struct {
+	Type string `xml:"type,attr"`
+	Text string `xml:",chardata"`
+}
+
+// OutXForm is an outgoing XEP-0004 data form.
+type OutXForm struct {
+	Type         string         `xml:"type,attr"`
+	Title        string         `xml:"title,omitempty"`
+	Instructions string         `xml:"instructions,omitempty"`
+	Fields       []OutFormField `xml:"field"`
+}
+
+// OutFormField is a data form field.
+type OutFormField struct {
+	Var      string   `xml:"var,attr"`
+	Type     string   `xml:"type,attr,omitempty"`
+	Label    string   `xml:"label,attr,omitempty"`
+	Required *Present `xml:"required"`
+	Value    string   `xml:"value,omitempty"`
 }
 
 // OutDiscoItems is an outgoing disco items element.
@@ -224,6 +258,7 @@ type OutIQ struct {
 	Type    string   `xml:"type,attr"`
 	Info    *OutDiscoInfo
 	Items   *OutDiscoItems
+	Command *OutCommand
 	Error   *OutError
 }
 

@@ -34,6 +34,7 @@ const (
 	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"  // XEP-0030
 	NSDiscoItems = "http://jabber.org/protocol/disco#items" // XEP-0030
 	NSPing       = "urn:xmpp:ping"                          // XEP-0199
+	NSCommands   = "http://jabber.org/protocol/commands"    // XEP-0050
 	NSStanzas    = "urn:ietf:params:xml:ns:xmpp-stanzas"    // RFC 6120 stanza errors
 	NSHints      = "urn:xmpp:hints"                         // XEP-0334
 	NSOMEMO      = "eu.siacs.conversations.axolotl"         // XEP-0384 (legacy namespace)
@@ -360,8 +361,23 @@ type InIQ struct {
 	Items *struct {
 		Node string `xml:"node,attr"`
 	} `xml:"http://jabber.org/protocol/disco#items query"`
-	Ping  *Present      `xml:"urn:xmpp:ping ping"`
-	Admin *InAdminQuery `xml:"http://jabber.org/protocol/muc#admin query"`
+	Ping    *Present      `xml:"urn:xmpp:ping ping"`
+	Admin   *InAdminQuery `xml:"http://jabber.org/protocol/muc#admin query"`
+	Command *InCommand    `xml:"http://jabber.org/protocol/commands command"`
+}
+
+// InCommand is an incoming XEP-0050 command element.
+type InCommand struct {
+	Node      string `xml:"node,attr"`
+	Action    string `xml:"action,attr"`
+	SessionID string `xml:"sessionid,attr"`
+	Form      *struct {
+		Type   string `xml:"type,attr"`
+		Fields []struct {
+			Var    string   `xml:"var,attr"`
+			Values []string `xml:"value"`
+		} `xml:"field"`
+	} `xml:"jabber:x:data x"`
 }
 
 // InAdminQuery is a muc#admin query (XEP-0045 §9, §10).

@@ -43,6 +43,28 @@ func TestConsentForMatrixUser(t *testing.T) {
 	if got := xmppCommand(t, bob, gateway, "search alice@klinik-a.example"); !strings.Contains(got, "mimi://klinik-a.example/u/alice") {
 		t.Fatalf("bob's search: %q", got)
 	}
+	// The same search as an ad-hoc command (XEP-0050): listed, a form, the result as a note.
+	iq := func(id, inner string) *gt.Stanza {
+		t.Helper()
+		bob.Send(t, fmt.Sprintf(`<iq type='%s' to='%s' id='%s'>%s</iq>`, map[bool]string{true: "get", false: "set"}[strings.Contains(inner, "disco#items")], gateway, id, inner))
+		st := bob.Expect(t, wait, "the answer to iq "+id, func(s *gt.Stanza) bool { return s.XMLName.Local == "iq" && s.Attr("id") == id })
+		if st.Attr("type") != "result" {
+			t.Fatalf("iq %s: %s", id, st)
+		}
+		return st
+	}
+	if items := iq("d1", `<query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/>`); !strings.Contains(items.String(), `node="search"`) {
+		t.Fatalf("commands listed: %s", items)
+	}
+	form := iq("c1", `<command xmlns='http://jabber.org/protocol/commands' node='search' action='execute'/>`).Child("http://jabber.org/protocol/commands", "command")
+	if form == nil || form.Attr("status") != "executing" || form.Child("jabber:x:data", "x") == nil {
+		t.Fatalf("search form: %v", form)
+	}
+	done := iq("c2", fmt.Sprintf(`<command xmlns='http://jabber.org/protocol/commands' node='search' sessionid='%s'><x xmlns='jabber:x:data' type='submit'><field var='args'><value>alice@klinik-a.example</value></field></x></command>`,
+		form.Attr("sessionid"))).Child("http://jabber.org/protocol/commands", "command")
+	if done == nil || done.Attr("status") != "completed" || !strings.Contains(done.String(), "mimi://klinik-a.example/u/alice") {
+		t.Fatalf("search result: %v", done)
+	}
 	puppet := ab.Puppet("alice", "klinik-a.example")
 	if got := xmppCommand(t, bob, gateway, "start alice@klinik-a.example"); !strings.Contains(got, puppet) {
 		t.Fatalf("bob's start: %q", got)
