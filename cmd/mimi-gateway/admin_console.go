@@ -28,8 +28,12 @@ func init() {
 	registerAdmin(func(g *globalOptions) *cobra.Command { return newDLQCommand(newAdminOptions(g)) })
 	registerAdmin(func(g *globalOptions) *cobra.Command { return newPartnersCommand(newAdminOptions(g)) })
 	registerAdmin(func(g *globalOptions) *cobra.Command { return newRoomsCommand(newAdminOptions(g)) })
-	registerAdmin(func(g *globalOptions) *cobra.Command { return newSectionCommand(newAdminOptions(g), "reports", "abuse-reports") })
-	registerAdmin(func(g *globalOptions) *cobra.Command { return newSectionCommand(newAdminOptions(g), "consent", "consent") })
+	registerAdmin(func(g *globalOptions) *cobra.Command {
+		return newSectionCommand(newAdminOptions(g), "reports", "abuse-reports")
+	})
+	registerAdmin(func(g *globalOptions) *cobra.Command {
+		return newSectionCommand(newAdminOptions(g), "consent", "consent")
+	})
 	registerAdmin(newPasswdCommand)
 }
 
