@@ -184,14 +184,19 @@ func (s *Store) Grants(ctx context.Context, target event.UserURI, limit int) ([]
 }
 
 // PruneRecords deletes the records of requests and answers whose last change was before
-// `before` (retention consent_records) and returns how many it deleted. Settings and grants in
-// force are not records: they stay until the user changes them.
+// `before` (retention consent_records), and the invites that have waited for consent since
+// before then, and returns how many it deleted. Settings and grants in force are not records:
+// they stay until the user changes them.
 func PruneRecords(ctx context.Context, st *store.Store, before time.Time) (int64, error) {
 	n, err := st.DeleteWhere(ctx, "consent_requests", []string{"requester", "target", "room"}, `updated_at < ?`, before.UnixMilli())
 	if err != nil {
 		return n, fmt.Errorf("consent: prune records: %w", err)
 	}
-	return n, nil
+	m, err := st.DeleteWhere(ctx, "consent_waits", []string{"requester", "target", "event_id"}, `created_at < ?`, before.UnixMilli())
+	if err != nil {
+		return n + m, fmt.Errorf("consent: prune waiting invites: %w", err)
+	}
+	return n + m, nil
 }
 
 func requestState(ctx context.Context, tx *store.Tx, requester, target event.UserURI, room event.RoomURI) (State, error) {
