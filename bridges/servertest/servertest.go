@@ -5,6 +5,7 @@ package servertest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -15,8 +16,28 @@ import (
 )
 
 // FreeAddr returns a loopback address whose port was free a moment ago.
+//
+// The port is taken from below Linux's ephemeral range (32768-60999), at random: a port the kernel
+// hands out for ":0" is one it also gives to outgoing connections, and on a busy machine one of
+// those took it before the server was started often enough to fail suites ("address already in
+// use"). No port is handed out twice by one test process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	for range 200 {
+		port := freeLow + rand.IntN(freeHigh-freeLow)
+		if freeGiven[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		freeGiven[port] = true
+		return fmt.Sprintf("127.0.0.1:%d", port)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +45,14 @@ func FreeAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// Ports FreeAddr hands out: [freeLow, freeHigh), below the ephemeral range.
+const freeLow, freeHigh = 20000, 32768
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[int]bool{}
+)
 
 // FreePort is FreeAddr's port.
 func FreePort(t testing.TB) int {
