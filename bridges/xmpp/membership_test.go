@@ -124,3 +124,48 @@ func TestMembershipAndPortals(t *testing.T) {
 		t.Fatalf("message after kick: condition %q", c)
 	}
 }
+
+// TestInvitationAfterInterruptedDelivery: a portal request whose first delivery recorded the
+// invited local user as a member and then stopped before the invitation went out (a failed send,
+// a crash) still invites her when it is delivered again; once she is in the room, a repeated
+// request does not invite her a second time.
+func TestInvitationAfterInterruptedDelivery(t *testing.T) {
+	e := newEnv(t)
+	alice := dialClient(t, e.p, "alice", "phone")
+	ctx := t.Context()
+	uri := event.RoomURI("mimi://hub.example/r/ward-3")
+	muc := `ward-3\40hub.example@` + testRooms
+	local, err := e.a.m.roomLocal(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the first delivery left: the portal and alice as a member, no invitation.
+	if _, err := e.a.db.createRoom(ctx, room{URI: uri, MUCLocal: local, Kind: kindMUC}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.a.db.addMember(ctx, uri, member{User: aliceURI, Nick: "alice@" + testDomain}); err != nil {
+		t.Fatal(err)
+	}
+	pr := &event.Envelope{ID: event.EventID("mimi:" + t.Name()), Kind: event.KindPortalRequest, Room: uri, Sender: testBob,
+		Timestamp: time.Now(), Origin: event.Origin{Network: event.NetworkMIMI},
+		Membership: &event.Membership{Action: event.MembershipInvite, Target: aliceURI}}
+	e.publishIn(pr)
+	isInvite := and(named("message"), from(muc), hasChild(xstanza.NSMUCUser, "x"))
+	alice.expect("invitation on redelivery", isInvite)
+
+	// In the room, a repeated request (here: a new envelope for the same invitation) is a
+	// duplicate; the topic sent after it shows it was handled.
+	alice.send(`<presence to='` + muc + `/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+	alice.expect("own presence", and(named("presence"), from(muc+"/Alice")))
+	again := *pr
+	again.ID = event.EventID("mimi:" + t.Name() + "-again")
+	e.publishIn(&again)
+	md := &event.Envelope{ID: event.EventID("mimi:" + t.Name() + "-topic"), Kind: event.KindRoomMetadata, Room: uri, Sender: testBob,
+		Timestamp: time.Now(), Origin: event.Origin{Network: event.NetworkMIMI}, Metadata: &event.Metadata{Topic: "Visite"}}
+	e.publishIn(md)
+	alice.expect("the topic", and(named("message"), from(muc), func(n *node) bool {
+		s := n.child("", "subject")
+		return s != nil && s.Text == "Visite"
+	}))
+	alice.none("second invitation", isInvite)
+}

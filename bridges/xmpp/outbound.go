@@ -451,8 +451,21 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 			return bus.Permanent(err)
 		}
 		added, err := a.db.addMember(ctx, r.URI, member{User: target, Nick: tj.String()})
-		if err != nil || !added {
+		if err != nil {
 			return err
+		}
+		if !added {
+			// Already a member. In the room: a duplicate, nothing to do. Not in the room: an
+			// earlier delivery may have recorded the member and then failed to send the
+			// invitation (or the gateway stopped in between), so it is sent again (same id).
+			in, err := a.occupies(ctx, r.URI, tj.Bare().String())
+			if err != nil || in {
+				if in {
+					a.log.Debug("no invitation: already in the room", "room", r.URI, "user", target, "envelope", env.ID)
+				}
+				return err
+			}
+			a.log.Debug("member not in the room yet: invitation sent (again)", "room", r.URI, "user", target, "envelope", env.ID)
 		}
 		// The invitation names who invited: the sender, unless that is the invitee herself (a
 		// portal request that does not know the inviter), in which case it names nobody.
@@ -596,6 +609,20 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 		return err
 	}
 	return a.portalInvite(ctx, env)
+}
+
+// occupies reports whether the user (bare JID) is an occupant of the room.
+func (a *Adapter) occupies(ctx context.Context, uri event.RoomURI, bare string) (bool, error) {
+	occs, err := a.db.occupants(ctx, uri)
+	if err != nil {
+		return false, err
+	}
+	for _, o := range occs {
+		if o.Bare == bare {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (a *Adapter) portalInvite(ctx context.Context, env *event.Envelope) error {
