@@ -146,8 +146,9 @@ type authenticatedContent struct {
 	Content    FramedContent
 	Auth       FramedContentAuthData
 
-	enc      *contentEncoding // the content encoded once (framedencoding.go)
-	sizeHint int              // the expected size of the encoded content, when known
+	enc        *contentEncoding // the content encoded once (framedencoding.go)
+	sizeHint   int              // the expected size of the encoded content, when known
+	generation uint32           // the ratchet generation of a received PrivateMessage
 }
 
 // MarshalTLS implements tlspl.Marshaler.

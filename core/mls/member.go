@@ -702,12 +702,10 @@ func (g *Group) Process(m *MLSMessage, o ProcessOptions) (*Received, error) {
 			return nil, fmt.Errorf("%w: empty PrivateMessage", ErrMalformed)
 		}
 		var err error
-		if generation, err = g.peekGeneration(pm); err != nil {
-			return nil, err
-		}
 		if ac, err = unprotectPrivate(g.cs, pm, &g.ctx, g.stree, g.secrets.senderDataSecret); err != nil {
 			return nil, err
 		}
+		generation = ac.generation
 	default:
 		return nil, fmt.Errorf("%w: %s is not a group message", ErrNotAllowed, m.WireFormat)
 	}
@@ -859,15 +857,6 @@ func (g *publicState) externalSenderKey(i uint32) ([]byte, error) {
 		return nil, fmt.Errorf("%w: external sender %d of %d", ErrUnknownSender, i, len(senders))
 	}
 	return senders[i].SignatureKey, nil
-}
-
-// peekGeneration decrypts a PrivateMessage's sender data to learn the generation it uses.
-func (g *Group) peekGeneration(pm *PrivateMessage) (uint32, error) {
-	sd, err := g.peekSenderData(pm)
-	if err != nil {
-		return 0, err
-	}
-	return sd.Generation, nil
 }
 
 // PrivateMessageSender returns the sender's leaf and the generation of a PrivateMessage of the

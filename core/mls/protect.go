@@ -369,6 +369,7 @@ func unprotectPrivate(s *suite, pm *PrivateMessage, ctx *GroupContext, tree *sec
 			Proposal:          pmc.Proposal,
 			Commit:            pmc.Commit,
 		},
-		Auth: pmc.Auth,
+		Auth:       pmc.Auth,
+		generation: sd.Generation,
 	}, nil
 }
