@@ -32,6 +32,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -84,6 +85,7 @@ type Adapter struct {
 	reg    prometheus.Registerer
 	st     *store.Store
 	db     *db
+	hist   *xhistory.Store
 	ids    *idmap.Map
 	core   *bridges.Core
 	pub    bus.Publisher
@@ -136,6 +138,7 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 		return nil, fmt.Errorf("xmpp: migrate: %w", err)
 	}
 	a.db = &db{s: st, now: a.now}
+	a.hist = xhistory.New(st)
 	a.ids = idmap.New(st).WithClock(a.now)
 	a.m = &mapper{domain: cfg.Domain, provider: cfg.Provider, users: cfg.Users.Domain, rooms: cfg.Rooms.Domain, db: a.db}
 	a.met = newMetrics(a.reg)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -22,13 +23,9 @@ var migrationFS embed.FS
 // (and idmap.Schema).
 var Schema = func() store.Migrations {
 	m := store.MustMigrationsFromFS(Component, migrationFS, "migrations")
-	m.Sealed = []store.SealedColumn{sealedHistory}
+	m.Sealed = []store.SealedColumn{xhistory.Sealed}
 	return m
 }()
-
-// sealedHistory is the message content kept for MUC history: sealed with the store's key, bound
-// to room and stanza ID.
-var sealedHistory = store.SealedColumn{Table: "xmpp_history", Column: "payload", Key: []string{"seq"}, Bind: []string{"room_uri", "stanza_id"}}
 
 // kvScope is the adapter's key-value scope in core/store.
 const kvScope store.Scope = "xmpp"
@@ -67,22 +64,12 @@ type occupant struct {
 	Full, Bare, Nick string
 }
 
-// historyEntry is one reflected groupchat message kept for history on join.
-type historyEntry struct {
-	StanzaID string
-	Nick     string
-	Payload  string
-	SentAt   time.Time
-}
-
 // Lookup errors of the adapter's tables.
 var (
 	// errNoRoom is returned when a room has no portal.
 	errNoRoom = errors.New("xmpp: no portal for room")
 	// errNoMember is returned when a user is not a member of a room.
 	errNoMember = errors.New("xmpp: not a member of the room")
-	// errNoHistory is returned when a message is not in the room's history.
-	errNoHistory = errors.New("xmpp: message not in history")
 )
 
 // db wraps the adapter's tables.
@@ -282,98 +269,6 @@ func (d *db) removeStaleOccupant(ctx context.Context, uri event.RoomURI, full st
 	return nil
 }
 
-func (d *db) addHistory(ctx context.Context, uri event.RoomURI, h historyEntry, keep int) error {
-	if keep <= 0 {
-		return nil
-	}
-	payload, err := d.s.Seal(sealedHistory, []byte(h.Payload), string(uri), h.StanzaID)
-	if err != nil {
-		return fmt.Errorf("xmpp: add history: %w", err)
-	}
-	// One commit for the entry and the pruning, shared with concurrent writers.
-	return d.s.InGroupTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_history (room_uri, stanza_id, nick, payload, sent_at) VALUES (?, ?, ?, ?, ?)`,
-			string(uri), h.StanzaID, h.Nick, payload, h.SentAt.UnixMilli()); err != nil {
-			return fmt.Errorf("xmpp: add history: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
-			SELECT seq FROM xmpp_history WHERE room_uri = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, string(uri), string(uri), keep); err != nil {
-			return fmt.Errorf("xmpp: prune history: %w", err)
-		}
-		return nil
-	})
-}
-
-func (d *db) deleteHistory(ctx context.Context, uri event.RoomURI, stanzaID string) error {
-	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND stanza_id = ?`, string(uri), stanzaID); err != nil {
-		return fmt.Errorf("xmpp: delete history: %w", err)
-	}
-	return nil
-}
-
-// history returns up to n most recent entries sent at or after since, oldest first.
-func (d *db) history(ctx context.Context, uri event.RoomURI, n int, since time.Time) ([]historyEntry, error) {
-	if n <= 0 {
-		return nil, nil
-	}
-	rows, err := d.s.QueryContext(ctx, `SELECT stanza_id, nick, payload, sent_at FROM xmpp_history
-		WHERE room_uri = ? AND sent_at >= ? ORDER BY seq DESC LIMIT ?`, string(uri), since.UnixMilli(), n)
-	if err != nil {
-		return nil, fmt.Errorf("xmpp: read history: %w", err)
-	}
-	defer rows.Close()
-	var out []historyEntry
-	for rows.Next() {
-		var h historyEntry
-		var at int64
-		var sealed []byte
-		if err := rows.Scan(&h.StanzaID, &h.Nick, &sealed, &at); err != nil {
-			return nil, fmt.Errorf("xmpp: read history: %w", err)
-		}
-		if h.Payload, err = d.unsealHistory(uri, h.StanzaID, sealed); err != nil {
-			return nil, err
-		}
-		h.SentAt = time.UnixMilli(at)
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("xmpp: read history: %w", err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, nil
-}
-
-// historyPayload returns the stored payload of a message, to quote it in a reply fallback.
-func (d *db) historyPayload(ctx context.Context, uri event.RoomURI, stanzaID string) (historyEntry, error) {
-	var h historyEntry
-	var at int64
-	var sealed []byte
-	err := d.s.QueryRowContext(ctx, `SELECT stanza_id, nick, payload, sent_at FROM xmpp_history WHERE room_uri = ? AND stanza_id = ? ORDER BY seq DESC LIMIT 1`,
-		string(uri), stanzaID).Scan(&h.StanzaID, &h.Nick, &sealed, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return h, errNoHistory
-	}
-	if err != nil {
-		return h, fmt.Errorf("xmpp: read history entry: %w", err)
-	}
-	if h.Payload, err = d.unsealHistory(uri, h.StanzaID, sealed); err != nil {
-		return h, err
-	}
-	h.SentAt = time.UnixMilli(at)
-	return h, nil
-}
-
-// unsealHistory opens a stored history payload.
-func (d *db) unsealHistory(uri event.RoomURI, stanzaID string, sealed []byte) (string, error) {
-	pt, err := d.s.Unseal(sealedHistory, sealed, string(uri), stanzaID)
-	if err != nil {
-		return "", fmt.Errorf("xmpp: history payload: %w", err)
-	}
-	return string(pt), nil
-}
-
 // putOpaque records an opaque localpart for a URI that cannot be escaped into a JID; it returns
 // the localpart already stored for the URI, if any.
 func (d *db) putOpaque(ctx context.Context, local, uri string) (string, error) {
@@ -401,11 +296,7 @@ func (d *db) opaqueURI(ctx context.Context, local string) (string, error) {
 }
 
 // PruneHistory deletes the room history entries sent before `before` (retention of MUC history)
-// and returns how many it deleted.
+// and returns how many it deleted (xhistory.Prune).
 func PruneHistory(ctx context.Context, st *store.Store, before time.Time) (int64, error) {
-	n, err := st.DeleteWhere(ctx, "xmpp_history", []string{"seq"}, `sent_at < ?`, before.UnixMilli())
-	if err != nil {
-		return n, fmt.Errorf("xmpp: prune history: %w", err)
-	}
-	return n, nil
+	return xhistory.Prune(ctx, st, before)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -95,7 +96,7 @@ func UserHistory(ctx context.Context, st *store.Store, u event.UserURI, jid stri
 		if err := rows.Scan(&e.Room, &stanza, &e.Nick, &sealed, &at); err != nil {
 			return nil, fmt.Errorf("xmpp: user history: %w", err)
 		}
-		pt, err := st.Unseal(sealedHistory, sealed, e.Room, stanza)
+		pt, err := st.Unseal(xhistory.Sealed, sealed, e.Room, stanza)
 		if err != nil {
 			return nil, fmt.Errorf("xmpp: user history: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -278,7 +279,7 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 	if maxChars == 0 {
 		return
 	}
-	hist, err := a.db.history(ctx, r.URI, n, since)
+	hist, err := a.hist.Recent(ctx, r.URI, n, since)
 	if err != nil {
 		a.log.Warn("could not read room history", "err", err)
 		return
@@ -440,7 +441,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		}
 	}
 	if res.kind == event.KindDelete && m.Retract != nil {
-		_ = a.db.deleteHistory(ctx, r.URI, m.Retract.ID)
+		_ = a.hist.Delete(ctx, r.URI, m.Retract.ID)
 	}
 	targets := occ
 	if res.duplicate {
@@ -460,7 +461,7 @@ func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, ou
 	if err := xml.NewEncoder(&buf).Encode(&p); err != nil {
 		return err
 	}
-	return a.db.addHistory(ctx, r.URI, historyEntry{StanzaID: sid, Nick: nick, Payload: buf.String(), SentAt: at}, a.cfg.HistoryKeep)
+	return a.hist.Add(ctx, r.URI, xhistory.Entry{StanzaID: sid, Nick: nick, Payload: buf.String(), SentAt: at}, a.cfg.HistoryKeep)
 }
 
 // changeSubject publishes a subject change by an occupant and shows it to everyone.

@@ -121,7 +121,7 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *xstanza.OutMessage,
 	if r.Kind != kindMUC {
 		return
 	}
-	h, err := a.db.historyPayload(ctx, r.URI, string(target))
+	h, err := a.hist.Payload(ctx, r.URI, string(target))
 	if err != nil {
 		return
 	}
@@ -338,7 +338,7 @@ func (a *Adapter) HandleDelete(ctx context.Context, ev *bridges.Event) error {
 		return err
 	}
 	if r.Kind == kindMUC {
-		_ = a.db.deleteHistory(ctx, r.URI, string(nat))
+		_ = a.hist.Delete(ctx, r.URI, string(nat))
 	}
 	return nil
 }
