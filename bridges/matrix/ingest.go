@@ -108,7 +108,9 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 // relay handles a (decrypted) event of a portal: a command to the functional account is answered,
 // anything else is published as an envelope. Callers hold ingestMu.
 func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) error {
-	if a.cfg.Mode == ModeClient && p.Kind == event.KindMessage {
+	// In appservice mode the bot is never alone with the user in a portal (the ghosts are
+	// there): only messages that start with CommandPrefix or name the bot are commands.
+	if p.Kind == event.KindMessage {
 		if isCommand, err := a.command(ctx, room, p); err != nil {
 			return err
 		} else if isCommand {

@@ -89,6 +89,19 @@ func TestReceipts(t *testing.T) {
 		_, read := (*rc)[second][mevent.ReceiptTypeRead][ghost]
 		return read
 	})
+	// Alice reports Bob's message from her portal (appservice mode: with the command prefix).
+	// Bob started the chat, so its hub is Amt B: Klinik A sends the report there, and Amt B
+	// checks its own frank.
+	rep := alice.Send(t, room, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "!mimi report spam",
+		RelatesTo: &mevent.RelatesTo{InReplyTo: &mevent.InReplyTo{EventID: first.ID}}})
+	answer := alice.WaitEvent(t, wait, "the answer to the report", func(e *mevent.Event) bool {
+		c, ok := e.Content.Parsed.(*mevent.MessageEventContent)
+		return ok && e.RoomID == room && e.Sender == ka.Bot && c.RelatesTo != nil && c.RelatesTo.InReplyTo != nil && c.RelatesTo.InReplyTo.EventID == rep
+	})
+	if !strings.Contains(gt.Body(answer), "administrators of amt-b.example") {
+		t.Fatalf("report answer: %q", gt.Body(answer))
+	}
+	ab.Gateway.WaitLog(t, wait, "abuse report accepted for the admin")
 	if strings.Contains(ka.Gateway.Log(), "delivery report not published") {
 		t.Error("a delivery report could not be published")
 	}
