@@ -338,3 +338,18 @@ func (a *Adapter) cmdReport(ctx context.Context, c *commandCall) (string, error)
 	}
 	return answer, nil
 }
+
+// mayBeCommand is a cheap first look at a message in an appservice portal: it starts with
+// CommandPrefix or mentions the bot (command reads it properly).
+func (a *Adapter) mayBeCommand(p *Parsed) bool {
+	for _, u := range p.Mentions {
+		if u == a.botUserID() {
+			return true
+		}
+	}
+	text := strings.TrimSpace(p.Body)
+	if p.ReplyTo != "" {
+		text = strings.TrimSpace(stripReplyFallback(text))
+	}
+	return len(text) >= len(CommandPrefix) && strings.EqualFold(text[:len(CommandPrefix)], CommandPrefix)
+}

@@ -109,8 +109,8 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 // anything else is published as an envelope. Callers hold ingestMu.
 func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) error {
 	// In appservice mode the bot is never alone with the user in a portal (the ghosts are
-	// there): only messages that start with CommandPrefix or name the bot are commands.
-	if p.Kind == event.KindMessage {
+	// there): only messages that start with CommandPrefix or mention the bot are commands.
+	if p.Kind == event.KindMessage && (a.cfg.Mode == ModeClient || a.mayBeCommand(p)) {
 		if isCommand, err := a.command(ctx, room, p); err != nil {
 			return err
 		} else if isCommand {
