@@ -20,14 +20,17 @@ import (
 // The port is taken from below Linux's ephemeral range (32768-60999), at random: a port the kernel
 // hands out for ":0" is one it also gives to outgoing connections, and on a busy machine one of
 // those took it before the server was started often enough to fail suites ("address already in
-// use"). No port is handed out twice by one test process.
+// use"). No port is handed out twice by one test process, nor by two test processes at once:
+// each port handed out is reserved for the life of the process by a lock on a file in a
+// directory all test processes share (go test runs packages as separate processes at the same
+// time, and each picks at random).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	freeMu.Lock()
 	defer freeMu.Unlock()
 	for range 200 {
 		port := freeLow + rand.IntN(freeHigh-freeLow)
-		if freeGiven[port] {
+		if freeGiven[port] || !reservePort(port) {
 			continue
 		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
