@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
 	"github.com/mimi-gateway/mimi-gateway/core/tlspl"
 )
 
@@ -33,6 +34,9 @@ func fixtures(t testing.TB) map[string]interface{ Encode() ([]byte, error) } {
 		"meta": &Metadata{RoomURI: roomA, Name: "Club", Subject: "today: MLS", Mood: "calm", Avatar: "https://a.example/av.png",
 			Descriptions: []RichDescription{{Content: []byte("plain")}, {MediaType: "text/markdown", Language: "de", Content: []byte("*mehr*")}}},
 		"nometa": &Metadata{},
+		"direct": DirectPolicy(),
+		"policy": &BasePolicy{ParentDependent: true, ParentRoom: roomA, MaxClients: u32(3), MaxUsers: u32(2), PseudonymsAllowed: true,
+			Discoverable: true, PolicyComponents: []mls.ComponentID{ComponentRolesList, 0x002E}},
 	}
 }
 
@@ -45,6 +49,8 @@ func TestRoundTrip(t *testing.T) {
 		"limited": func(b []byte) (any, error) { return DecodeRoles(b) },
 		"meta":    func(b []byte) (any, error) { return DecodeMetadata(b) },
 		"nometa":  func(b []byte) (any, error) { return DecodeMetadata(b) },
+		"direct":  func(b []byte) (any, error) { return DecodeBasePolicy(b) },
+		"policy":  func(b []byte) (any, error) { return DecodeBasePolicy(b) },
 	}
 	for name, v := range fixtures(t) {
 		b, err := v.Encode()

@@ -22,6 +22,7 @@ func FuzzParticipantList(f *testing.F)       { fuzzDecoder(f, DecodeParticipantL
 func FuzzParticipantListUpdate(f *testing.F) { fuzzDecoder(f, DecodeParticipantListUpdate) }
 func FuzzMetadata(f *testing.F)              { fuzzDecoder(f, DecodeMetadata) }
 func FuzzRoles(f *testing.F)                 { fuzzDecoder(f, DecodeRoles) }
+func FuzzBasePolicy(f *testing.F)            { fuzzDecoder(f, DecodeBasePolicy) }
 
 // FuzzApplyAuthorize applies a fuzzed update to a fixed list through the Updater and authorizes
 // it: never a panic, and an accepted update yields a valid list.

@@ -15,6 +15,8 @@ type State struct {
 	Roles *Roles
 	// Metadata is the room metadata, nil when the component is absent.
 	Metadata *Metadata
+	// Policy is the base room policy, nil when the component is absent.
+	Policy *BasePolicy
 }
 
 // NewState is the state of a room we create: creator as owner, the default roles, and the
@@ -43,6 +45,11 @@ func StateOf(d mls.AppDataDictionary) (*State, error) {
 	}
 	if b, ok := d.Get(ComponentRoomMetadata); ok {
 		if s.Metadata, err = DecodeMetadata(b); err != nil {
+			return nil, err
+		}
+	}
+	if b, ok := d.Get(ComponentBaseRoomPolicy); ok {
+		if s.Policy, err = DecodeBasePolicy(b); err != nil {
 			return nil, err
 		}
 	}
@@ -80,6 +87,13 @@ func (s *State) Put(d mls.AppDataDictionary) (mls.AppDataDictionary, error) {
 			return nil, err
 		}
 		d = d.Set(ComponentRoomMetadata, b)
+	}
+	if s.Policy != nil {
+		b, err := s.Policy.Encode()
+		if err != nil {
+			return nil, err
+		}
+		d = d.Set(ComponentBaseRoomPolicy, b)
 	}
 	return d, nil
 }

@@ -9,7 +9,7 @@ import (
 
 // Updater is the mls.AppDataUpdater of MIMI rooms: participant_list updates are deltas applied
 // in commit order (Apply, and no user touched twice across them); room_metadata is replaced by
-// its single update; roles_list is replaced (the last update wins); any other component is
+// its single update; roles_list and base_room_policy are replaced (the last update wins); any other component is
 // replaced like mls.ReplaceAppData does. Every value is validated by its decoder.
 type Updater struct{}
 
@@ -41,6 +41,12 @@ func (Updater) ApplyAppData(id mls.ComponentID, current []byte, present bool, up
 	case ComponentRolesList:
 		for _, u := range updates {
 			if _, err := DecodeRoles(u); err != nil {
+				return nil, err
+			}
+		}
+	case ComponentBaseRoomPolicy:
+		for _, u := range updates {
+			if _, err := DecodeBasePolicy(u); err != nil {
 				return nil, err
 			}
 		}
