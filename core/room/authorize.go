@@ -53,7 +53,7 @@ func Authorize(before *State, h *Handshake) (*Outcome, error) {
 	if before.Roles == nil {
 		return nil, fmt.Errorf("%w: the room has no roles_list", ErrInvalid)
 	}
-	var lists, metas, roleUpdates [][]byte
+	var lists, metas, roleUpdates, policies [][]byte
 	for _, p := range h.Proposals {
 		if p.Type != mls.ProposalTypeAppDataUpdate || p.AppDataUpdate == nil {
 			continue
@@ -67,6 +67,8 @@ func Authorize(before *State, h *Handshake) (*Outcome, error) {
 			dst = &metas
 		case ComponentRolesList:
 			dst = &roleUpdates
+		case ComponentBaseRoomPolicy:
+			dst = &policies
 		default:
 			continue
 		}
@@ -77,6 +79,9 @@ func Authorize(before *State, h *Handshake) (*Outcome, error) {
 	}
 	if len(metas) > 1 {
 		return nil, fmt.Errorf("%w: %d room_metadata updates in one commit", ErrInvalid, len(metas))
+	}
+	if len(policies) > 1 {
+		return nil, fmt.Errorf("%w: %d base_room_policy updates in one commit", ErrInvalid, len(policies))
 	}
 	if len(roleUpdates) > 0 && len(lists) > 0 {
 		return nil, fmt.Errorf("%w: roles_list updated together with the participant list", ErrInvalid)
@@ -90,9 +95,9 @@ func Authorize(before *State, h *Handshake) (*Outcome, error) {
 	if a.committer == RoleNone || a.committer == RoleBanned {
 		return nil, fmt.Errorf("%w: %s (role %d) may not commit", ErrNotAllowed, h.Committer, a.committer)
 	}
-	out := &Outcome{After: &State{Participants: before.Participants, Roles: before.Roles, Metadata: before.Metadata}}
+	out := &Outcome{After: &State{Participants: before.Participants, Roles: before.Roles, Metadata: before.Metadata, Policy: before.Policy}}
 	if h.External {
-		if len(lists)+len(metas)+len(roleUpdates) > 0 {
+		if len(lists)+len(metas)+len(roleUpdates)+len(policies) > 0 {
 			return nil, fmt.Errorf("%w: an external commit changes the room state", ErrNotAllowed)
 		}
 		if !a.crole.Has(CanAddOwnClient) {
@@ -134,6 +139,15 @@ func Authorize(before *State, h *Handshake) (*Outcome, error) {
 			return nil, err
 		}
 		out.After.Roles, out.RolesChanged = rs, true
+	}
+	if len(policies) == 1 {
+		// The base policy says how membership works (fixed for a 1:1): canChangeRoomMembershipStyle.
+		if !a.crole.Has(CanChangeRoomMembershipStyle) {
+			return nil, fmt.Errorf("%w: %s may not change the base room policy (canChangeRoomMembershipStyle)", ErrNotAllowed, h.Committer)
+		}
+		if out.After.Policy, err = DecodeBasePolicy(policies[0]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
 )
 
@@ -87,5 +88,51 @@ func TestStatePolicy(t *testing.T) {
 	prop, err := DirectPolicy().Proposal()
 	if err != nil || prop.AppDataUpdate == nil || prop.AppDataUpdate.Component != ComponentBaseRoomPolicy {
 		t.Fatalf("Proposal = %+v, %v", prop, err)
+	}
+}
+
+// TestAuthorizePolicy: the owner (canChangeRoomMembershipStyle) sets the 1:1 policy together with
+// the peer's Add; a regular member may not; two updates in one commit and an invalid one are
+// refused; the state before keeps its policy.
+func TestAuthorizePolicy(t *testing.T) {
+	direct := func(t *testing.T) mls.Proposal {
+		p, err := DirectPolicy().Proposal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	s := &State{Participants: users(Participant{alice, RoleOwner}), Roles: DefaultRoles(), Metadata: &Metadata{RoomURI: roomA}}
+	add := plu(t, ParticipantListUpdate{Added: []Participant{{bob, RoleRegular}}})
+	h := &Handshake{Committer: alice, Proposals: []mls.Proposal{add, direct(t)}, AddedClients: []event.UserURI{bob},
+		ClientsAfter: map[event.UserURI]int{alice: 1, bob: 1}}
+	out, err := Authorize(s, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.After.Policy.Direct() || s.Policy != nil || out.After.RoleOf(bob) != RoleRegular {
+		t.Fatalf("after %+v (policy %+v), before's policy %+v", out.After, out.After.Policy, s.Policy)
+	}
+	// The policy stays in later commits that do not touch it.
+	out2, err := Authorize(out.After, &Handshake{Committer: bob, ClientsAfter: map[event.UserURI]int{alice: 1, bob: 1}})
+	if err != nil || !out2.After.Policy.Direct() {
+		t.Fatalf("later commit: %+v, %v", out2, err)
+	}
+	for _, tc := range []struct {
+		name      string
+		committer event.UserURI
+		props     []mls.Proposal
+		want      error
+	}{
+		{"regular member", bob, []mls.Proposal{direct(t)}, ErrNotAllowed},
+		{"two updates", alice, []mls.Proposal{direct(t), direct(t)}, ErrInvalid},
+		{"invalid update", alice, []mls.Proposal{appDataProposal(ComponentBaseRoomPolicy, []byte{7})}, ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Authorize(out.After, &Handshake{Committer: tc.committer, Proposals: tc.props, ClientsAfter: map[event.UserURI]int{alice: 1, bob: 1}})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Authorize = %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
