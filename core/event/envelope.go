@@ -110,6 +110,11 @@ type Membership struct {
 	// Role is the room-policy role index (draft-ietf-mimi-room-policy-03) Target gets, for
 	// MembershipRole; see core/room for the roles of rooms the gateway creates.
 	Role Role `cbor:"4,keyasint,omitempty"`
+	// Direct marks a 1:1 conversation: on an invite from an adapter, the inviter starts a 1:1
+	// with Target (Matrix is_direct, an XMPP chat), and the provider marks the room so
+	// (core/room base_room_policy fixed_membership); on a portal request, the room is such a
+	// 1:1 and Sender is the peer.
+	Direct bool `cbor:"5,keyasint,omitempty"`
 }
 
 // Role is a role_index of draft-ietf-mimi-room-policy-03 §4.1: a participant's role in a room.

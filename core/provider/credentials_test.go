@@ -44,7 +44,7 @@ func listAdds(t testing.TB, g *mls.Group, users ...event.UserURI) []mls.Proposal
 	if err != nil {
 		t.Fatal(err)
 	}
-	props, err := stateProposals(upd, nil)
+	props, err := stateProposals(upd, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

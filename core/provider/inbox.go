@@ -350,6 +350,12 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 		env := &event.Envelope{ID: eventID("portal", r.room, []byte(j.u)), Kind: event.KindPortalRequest, Room: r.room,
 			Sender: j.u, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted)),
 			Membership: &event.Membership{Action: event.MembershipInvite, Target: j.u}}
+		// A 1:1 (base_room_policy fixed_membership) reaches the user as one, from the peer.
+		if st, err := stateOfGroup(j.g); err == nil {
+			if peer := directPeer(st, j.u); peer != "" {
+				env.Sender, env.Membership.Direct = peer, true
+			}
+		}
 		if err := p.cfg.Bus.PublishIn(ctx, usr.Network, env); err != nil {
 			return fmt.Errorf("provider: publish portal request: %w", err)
 		}

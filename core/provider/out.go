@@ -166,6 +166,8 @@ func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 			}
 		}
 		o.add = []event.UserURI{m.Target}
+		// A 1:1 that a local user starts in a room of ours is marked as one with the peer's Add.
+		o.direct = m.Action == event.MembershipInvite && m.Direct && m.Target != env.Sender && p.isHub(room)
 	case event.MembershipLeave:
 		return p.leave(ctx, env)
 	case event.MembershipKick:
@@ -282,6 +284,9 @@ type localCommit struct {
 	ban         bool
 	roles       []roleChange
 	meta        *room.Metadata
+	// direct sets the 1:1 base policy (fixed membership) if the room has none and only the
+	// committer in it.
+	direct bool
 }
 
 // commitLocal makes committer's client commit o, sequences it (at our hub or the partner hub)
@@ -306,7 +311,8 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	if err != nil {
 		return err
 	}
-	props, err := stateProposals(upd, o.meta)
+	policy := directPolicy(before, o.direct, committer)
+	props, err := stateProposals(upd, o.meta, policy)
 	if err != nil {
 		return err
 	}
@@ -339,7 +345,7 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	if more, err := completeList(before, c.Group, pc.Result, upd); err != nil {
 		return err
 	} else if more {
-		if opts.Proposals, err = stateProposals(upd, o.meta); err != nil {
+		if opts.Proposals, err = stateProposals(upd, o.meta, policy); err != nil {
 			return err
 		}
 		if pc, err = c.Group.Commit(opts); err != nil {

@@ -137,10 +137,49 @@ func listUpdate(st *room.State, o *localCommit) (*room.ParticipantListUpdate, er
 	return u, nil
 }
 
-// stateProposals are the AppDataUpdate proposals of a local commit: u (unless empty) and, for a
-// metadata change, one room_metadata update.
-func stateProposals(u *room.ParticipantListUpdate, meta *room.Metadata) ([]mls.Proposal, error) {
+// directPolicy is the base policy a local commit sets: the 1:1 policy when direct is asked for a
+// room that has no base policy yet and committer as its only participant, else none.
+func directPolicy(before *room.State, direct bool, committer event.UserURI) *room.BasePolicy {
+	if !direct || before.Policy != nil || len(before.Participants.Participants) != 1 || before.Participants.Participants[0].User != committer {
+		return nil
+	}
+	return room.DirectPolicy()
+}
+
+// directPeer returns the other participant of a 1:1 room (base policy with fixed membership and
+// two participants, one of them self), or "".
+func directPeer(st *room.State, self event.UserURI) event.UserURI {
+	if !st.Policy.Direct() {
+		return ""
+	}
+	var peer event.UserURI
+	n := 0
+	for _, pt := range st.Participants.Participants {
+		if pt.Role == room.RoleBanned {
+			continue
+		}
+		n++
+		if pt.User != self {
+			peer = pt.User
+		}
+	}
+	if n != 2 {
+		return ""
+	}
+	return peer
+}
+
+// stateProposals are the AppDataUpdate proposals of a local commit: u (unless empty), for a
+// metadata change one room_metadata update, and a base_room_policy update when policy is set.
+func stateProposals(u *room.ParticipantListUpdate, meta *room.Metadata, policy *room.BasePolicy) ([]mls.Proposal, error) {
 	var out []mls.Proposal
+	if policy != nil {
+		p, err := policy.Proposal()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
 	if len(u.Added)+len(u.Removed)+len(u.Changed) > 0 {
 		p, err := u.Proposal()
 		if err != nil {
