@@ -95,7 +95,7 @@ func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer e
 	o.room = uri
 	env := &event.Envelope{
 		ID: o.eventID("dm-create " + strconv.Itoa(int(event.MembershipInvite)) + " " + string(peer)), Kind: event.KindMembership,
-		Room: uri, Sender: o.senderURI, Membership: &event.Membership{Action: event.MembershipInvite, Target: peer},
+		Room: uri, Sender: o.senderURI, Membership: &event.Membership{Action: event.MembershipInvite, Target: peer, Direct: true},
 		Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Sender: event.NativeUserID(o.sender.String())},
 		Timestamp: at,
 	}

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"testing"
+	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -51,7 +52,7 @@ func TestDirectChat(t *testing.T) {
 			members = append(members, m)
 		}
 	}
-	if len(members) != 1 || members[0].Sender != aliceURI || *members[0].Membership != (event.Membership{Action: event.MembershipInvite, Target: testBob}) {
+	if len(members) != 1 || members[0].Sender != aliceURI || *members[0].Membership != (event.Membership{Action: event.MembershipInvite, Target: testBob, Direct: true}) {
 		t.Fatalf("1:1 room creation published %v, want only alice's invite of bob", members)
 	}
 	aliceMsg := msgID(t, msg)
@@ -169,3 +170,38 @@ func TestDirectChat(t *testing.T) {
 
 // e2eTimeoutScale scales waits in the 1:1 test (a time.Duration multiplier of one second).
 const e2eTimeoutScale = 1e9
+
+// TestPartnerDirectChat: a 1:1 that a partner's user starts (a Direct portal request from the
+// peer) reaches alice as a chat from the peer's puppet, not as a MUC invitation, and her answer
+// to the puppet goes into that same MIMI room.
+func TestPartnerDirectChat(t *testing.T) {
+	e := newEnv(t)
+	alice := dialClient(t, e.p, "alice", "phone")
+	room := event.RoomURI("mimi://hub.example/r/dm-from-bob")
+	pr := &event.Envelope{ID: "mimi:" + event.EventID(t.Name()), Kind: event.KindPortalRequest, Room: room, Sender: testBob,
+		Timestamp: time.Now(), Origin: event.Origin{Network: event.NetworkMIMI},
+		Membership: &event.Membership{Action: event.MembershipInvite, Target: aliceURI, Direct: true}}
+	e.publishIn(pr)
+	waitFor(t, 10*e2eTimeoutScale, "the 1:1 portal", func() bool {
+		r, err := e.a.db.room(t.Context(), room)
+		return err == nil && r.Kind == kindDM
+	})
+
+	bm, _ := (&content.Builder{SenderURI: string(testBob), RoomURI: string(room)}).Text("Hallo Alice")
+	in, _ := mimiEnv(t, event.KindMessage, room, testBob, bm)
+	e.publishIn(in)
+	got := alice.expect("bob's first message", and(named("message"), from(testBobPuppet), bodyIs("Hallo Alice")))
+	if got.attr("type") != "chat" {
+		t.Fatalf("bob's first message: %s", got)
+	}
+	alice.none("a MUC invitation", and(named("message"), hasChild(xstanza.NSMUCUser, "x")))
+
+	alice.send(`<message to='` + testBobPuppet + `' type='chat' id='d1'><body>Hallo Bob</body></message>`)
+	ans := e.out.wait(t, "alice's answer", func(x *event.Envelope) bool { return x.Kind == event.KindMessage && x.Origin.Event == "d1" })
+	if ans.Room != room || ans.Sender != aliceURI {
+		t.Fatalf("alice's answer in %s from %s, want %s from %s", ans.Room, ans.Sender, room, aliceURI)
+	}
+	if n := e.out.count(func(x *event.Envelope) bool { return x.Kind == event.KindMembership && x.Room != room }); n != 0 {
+		t.Fatalf("%d membership envelopes for another room: the answer started a second 1:1", n)
+	}
+}

@@ -591,7 +591,10 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 }
 
 // CreatePortal implements bridges.PortalCreator: a MUC for a MIMI room that a partner (or the
-// provider) created; a local user named as the envelope's membership target is invited.
+// provider) created; a local user named as the envelope's membership target is invited. A 1:1
+// (Membership.Direct, from the peer) becomes a chat between the user and the peer's puppet
+// instead, unless the user already has one with that peer: nothing is sent until the first
+// message.
 func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 	env := ev.Envelope
 	if _, err := a.db.room(ctx, env.Room); err == nil {
@@ -600,6 +603,18 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 	local, err := a.m.roomLocal(ctx, env.Room)
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("xmpp: portal for %s: %w", env.Room, err))
+	}
+	if m := env.Membership; m != nil && m.Direct && env.Sender != m.Target && env.Sender.Domain() != a.cfg.Provider {
+		user, err := a.m.userJID(ctx, m.Target)
+		if err != nil {
+			return bus.Permanent(fmt.Errorf("xmpp: 1:1 portal for %s: %w", env.Room, err))
+		}
+		if _, err := a.db.dmRoom(ctx, user.String(), env.Sender); errors.Is(err, errNoRoom) {
+			return a.db.createDM(ctx, room{URI: env.Room, MUCLocal: local, Kind: kindDM}, dm{Local: user.String(), Peer: env.Sender})
+		} else if err != nil {
+			return err
+		}
+		// The user already talks to the peer in another room: this one is shown as a group.
 	}
 	r := room{URI: env.Room, MUCLocal: local, Kind: kindMUC}
 	if env.Metadata != nil {
