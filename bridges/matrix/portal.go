@@ -169,6 +169,8 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 		Membership: &event.Membership{Action: action, Target: target, Reason: reason},
 		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
 	}
+	// An invite into a direct chat (is_direct) starts a 1:1: the provider marks the MIMI room so.
+	env.Membership.Direct = action == event.MembershipInvite && p.Event.Content.AsMember().IsDirect
 	if err := env.Validate(); err != nil {
 		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
 		return a.markDone(ctx, string(p.ID))

@@ -548,11 +548,14 @@ func (p *xmppPerson) acceptChat(t *testing.T, from person, group bool, first str
 		x := s.Child("http://jabber.org/protocol/muc#user", "x")
 		return s.XMLName.Local == "message" && x != nil && x.Child("", "invite") != nil
 	}
-	// A 1:1 conversation reaches an XMPP user as a chat from the partner's address, or (for a
-	// room the partner's side created) as an invitation into a group chat.
+	// A 1:1 conversation reaches an XMPP user as a chat from the partner's address (whichever
+	// side started it: the MIMI room says it is a 1:1), a group as an invitation into a group chat.
 	st := p.c.Expect(t, wait, "an invitation or a chat from "+puppet, func(s *gt.Stanza) bool {
 		return isInvite(s) || (!group && s.XMLName.Local == "message" && s.Attr("type") != "error" && bare(s.Attr("from")) == puppet && s.Body() != "")
 	})
+	if !group && isInvite(st) {
+		t.Fatalf("a 1:1 from %s reached %s as a group chat invitation: %s", from.Name(), p.name, st.Attr("from"))
+	}
 	var ch *xmppChat
 	if isInvite(st) {
 		ch = &xmppChat{p: p, to: bare(st.Attr("from")), typ: "groupchat"}
