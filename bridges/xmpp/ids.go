@@ -47,7 +47,7 @@ func roundTrips(local, domain string) bool {
 	return err == nil && j.Localpart() == local
 }
 
-// mapper converts between JIDs and MIMI URIs (xmpp-notes §4):
+// mapper converts between JIDs and MIMI URIs:
 //
 //	alice@Domain                   <-> mimi://Provider/u/alice
 //	<xep0106(id@P)>@Users.Domain   <-> mimi://P/u/id            (puppets of partner users)
