@@ -14,7 +14,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 )
 
-// handleIQ answers an IQ on the read loop (xmpp-notes M3, M6): every get or set gets a result or
+// handleIQ answers an IQ on the read loop: every get or set gets a result or
 // an error whose from is the addressed JID, so that strict servers (Prosody 13) keep the stream.
 func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *xml.StartElement) {
 	var iq xstanza.InIQ

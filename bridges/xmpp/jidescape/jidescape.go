@@ -9,7 +9,7 @@ import (
 )
 
 // XEP-0106 (JID Escaping) maps ten characters that a JID localpart cannot hold to "\xx" sequences.
-// mellium.im/xmpp's jid.Unescape decodes them wrongly and can panic (spec/xmpp-notes.md M8), so the
+// mellium.im/xmpp's jid.Unescape decodes them wrongly and can panic, so the
 // gateway carries its own implementation, tested against the XEP's §5 examples and fuzzed.
 
 // escapes lists the characters XEP-0106 escapes, with their lower-case escape sequences.

@@ -41,7 +41,7 @@ func TestEscapeEdgeCases(t *testing.T) {
 			t.Errorf("Escape(%q) err = %v, want ErrEscape", s, err)
 		}
 	}
-	// The inputs that make mellium's jid.Unescape panic or decode wrongly (xmpp-notes M8).
+	// The inputs that make mellium's jid.Unescape panic or decode wrongly.
 	tests := []struct{ in, want string }{
 		{`dr.smith\40clinic.example`, "dr.smith@clinic.example"},
 		{`space\20cadet`, "space cadet"},

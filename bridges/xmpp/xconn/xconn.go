@@ -51,7 +51,7 @@ type Config struct {
 	Metrics      Metrics
 }
 
-// Conn is one XEP-0114 component connection kept up by a supervisor (xmpp-notes M1, M2).
+// Conn is one XEP-0114 component connection kept up by a supervisor.
 type Conn struct {
 	name    string
 	addr    jid.JID
@@ -147,7 +147,7 @@ func (c *Conn) connectAndServe(ctx context.Context) error {
 	}
 	err = sess.Serve(xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		c.safeHandle(t, start)
-		return nil // an error would end the stream (xmpp-notes M5)
+		return nil // an error would end the stream
 	}))
 	stop()
 
