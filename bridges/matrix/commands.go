@@ -273,12 +273,7 @@ func (a *Adapter) cmdStart(ctx context.Context, c *commandCall) (string, error) 
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", transient(err)
 	} else {
-		var resp *mautrix.RespCreateRoom
-		if a.cfg.Mode == ModeAppservice {
-			resp, err = a.as.BotIntent().CreateRoom(ctx, req)
-		} else {
-			resp, err = a.client.CreateRoom(ctx, req)
-		}
+		resp, err := a.createOwnRoom(ctx, req)
 		if err != nil {
 			return "", transient(fmt.Errorf("matrix: create a room for start: %w", err))
 		}

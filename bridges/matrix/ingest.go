@@ -72,13 +72,8 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 			return transient(err)
 		} else if mgmt { // mgmt.go
 			if p.Encrypted {
-				dec, err := a.decrypt(ctx, evt)
-				if err != nil {
-					return a.park(ctx, evt, err)
-				}
-				if p, err = parseEvent(dec); err != nil {
-					a.skip(ctx, dec, err)
-					return a.markDone(ctx, string(evt.ID))
+				if p, err = a.decryptParsed(ctx, evt); p == nil {
+					return err
 				}
 			}
 			return a.mgmtMessage(ctx, p)
@@ -93,13 +88,8 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		return a.markDone(ctx, string(p.ID))
 	}
 	if p.Encrypted {
-		dec, err := a.decrypt(ctx, evt)
-		if err != nil {
-			return a.park(ctx, evt, err)
-		}
-		if p, err = parseEvent(dec); err != nil {
-			a.skip(ctx, dec, err)
-			return a.markDone(ctx, string(evt.ID))
+		if p, err = a.decryptParsed(ctx, evt); p == nil {
+			return err
 		}
 	}
 	return a.relay(ctx, room, p)
@@ -375,4 +365,20 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 		disp = content.DispRender
 	}
 	return &content.NestedPart{Disposition: disp, Body: x}, nil
+}
+
+// decryptParsed decrypts evt and parses the result. When there is nothing to bridge it returns a
+// nil event and what the caller returns: the event parked until its key arrives, or skipped and
+// marked done when its plaintext is malformed.
+func (a *Adapter) decryptParsed(ctx context.Context, evt *mevent.Event) (*Parsed, error) {
+	dec, err := a.decrypt(ctx, evt)
+	if err != nil {
+		return nil, a.park(ctx, evt, err)
+	}
+	p, err := parseEvent(dec)
+	if err != nil {
+		a.skip(ctx, dec, err)
+		return nil, a.markDone(ctx, string(evt.ID))
+	}
+	return p, nil
 }

@@ -104,12 +104,7 @@ func (a *Adapter) mgmtRoomFor(ctx context.Context, u id.UserID) (id.RoomID, erro
 		req.InitialState = []*mevent.Event{{Type: mevent.StateEncryption, Content: mevent.Content{
 			Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}}
 	}
-	var resp *mautrix.RespCreateRoom
-	if a.cfg.Mode == ModeAppservice {
-		resp, err = a.as.BotIntent().CreateRoom(ctx, req)
-	} else {
-		resp, err = a.client.CreateRoom(ctx, req)
-	}
+	resp, err := a.createOwnRoom(ctx, req)
 	if err != nil {
 		return "", fmt.Errorf("matrix: create a management room for %s: %w", u, err)
 	}
@@ -117,4 +112,13 @@ func (a *Adapter) mgmtRoomFor(ctx context.Context, u id.UserID) (id.RoomID, erro
 		return "", err
 	}
 	return resp.RoomID, nil
+}
+
+// createOwnRoom creates a room as the gateway's own Matrix account: the bot in appservice mode,
+// the functional account in client mode.
+func (a *Adapter) createOwnRoom(ctx context.Context, req *mautrix.ReqCreateRoom) (*mautrix.RespCreateRoom, error) {
+	if a.cfg.Mode == ModeAppservice {
+		return a.as.BotIntent().CreateRoom(ctx, req)
+	}
+	return a.client.CreateRoom(ctx, req)
 }
