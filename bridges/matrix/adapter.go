@@ -54,13 +54,9 @@ var migrationFS embed.FS
 // with its sealed column.
 var Schema = func() store.Migrations {
 	m := store.MustMigrationsFromFS(Component, migrationFS, "migrations")
-	m.Sealed = []store.SealedColumn{sealedPending}
+	m.Sealed = []store.SealedColumn{e2ee.SealedPending}
 	return m
 }()
-
-// sealedPending is a parked encrypted event (its JSON: sender, room, Megolm ciphertext), sealed
-// with the store's key and bound to the event ID.
-var sealedPending = store.SealedColumn{Table: "matrix_pending", Column: "raw", Key: []string{"event_id"}}
 
 // Store scopes.
 const (
@@ -87,23 +83,16 @@ type Adapter struct {
 	as         *appservice.AppService
 	client     *mautrix.Client // the device that holds the E2EE keys: AS bot device or functional account
 	crypto     *e2ee.Device
+	parking    *e2ee.Parking // encrypted events waiting for their room keys
 	stateStore *sqlstatestore.SQLStateStore
 	db         *dbutil.Database
 	syncStore  *e2ee.SyncStore
 
 	srv      *http.Server
 	ingestMu sync.Mutex
-	// missingSessions remembers Megolm sessions whose key did not arrive within DecryptWait
-	// (guarded by ingestMu).
-	missingSessions map[id.SessionID]time.Time
-	// unreadableNoticed are the parked events whose senders were told (owned by pendingLoop).
-	unreadableNoticed map[id.EventID]bool
-	keyReqMu          sync.Mutex
-	keyRequested      map[id.SessionID]time.Time // when each missing room key was last asked for
-	pendingC          chan struct{}
-	cancel            context.CancelFunc
-	wg                sync.WaitGroup
-	started           bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	started  bool
 	// beforeAck, when set (tests), runs after a transaction was published and before it is
 	// acknowledged; returning true ends the request without an answer (a simulated crash).
 	beforeAck func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool
@@ -139,15 +128,11 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 	}
 	a := &Adapter{
 		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets, reach: deps.Reach,
-		log:               deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
-		ids:               idmap.New(deps.Store),
-		ghosts:            Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
-		metrics:           newMetrics(),
-		pendingC:          make(chan struct{}, 1),
-		missingSessions:   map[id.SessionID]time.Time{},
-		unreadableNoticed: map[id.EventID]bool{},
-		keyRequested:      map[id.SessionID]time.Time{},
-		ready:             make(chan struct{}),
+		log:     deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
+		ids:     idmap.New(deps.Store),
+		ghosts:  Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
+		metrics: newMetrics(),
+		ready:   make(chan struct{}),
 	}
 	a.core = bridges.NewCore(bridges.CoreConfig{Network: event.NetworkMatrix, Store: deps.Store, Bus: deps.Bus,
 		IDVersion: cfg.IDVersion, Processed: scopeOut, Echo: scopeEvent, Outbound: a.metrics.outbound})
@@ -207,7 +192,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 		return err
 	}
 	a.wg.Add(1)
-	go func() { defer a.wg.Done(); a.pendingLoop(runCtx) }()
+	go func() { defer a.wg.Done(); a.parking.Loop(runCtx) }()
 	a.started = true
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -75,7 +76,7 @@ func (a *Adapter) command(ctx context.Context, room event.RoomURI, p *Parsed) (b
 	}
 	text := p.Body
 	if p.ReplyTo != "" {
-		text = stripReplyFallback(text)
+		text = mxcontent.StripReplyFallback(text)
 	}
 	text, addressed := a.withoutMention(p, text)
 	bare := addressed || a.aloneWith(ctx, p.Room, p.Sender)
@@ -344,7 +345,7 @@ func (a *Adapter) mayBeCommand(p *Parsed) bool {
 	}
 	text := strings.TrimSpace(p.Body)
 	if p.ReplyTo != "" {
-		text = strings.TrimSpace(stripReplyFallback(text))
+		text = strings.TrimSpace(mxcontent.StripReplyFallback(text))
 	}
 	return len(text) >= len(CommandPrefix) && strings.EqualFold(text[:len(CommandPrefix)], CommandPrefix)
 }

@@ -376,7 +376,7 @@ func TestUnreadableNotice(t *testing.T) {
 		"sender_key": key32(1), "session_id": key32(2)})
 	var n *mevent.Event
 	waitFor(t, 60*time.Second, "the notice about the unreadable message", func() bool {
-		e.adapter.kickPending()
+		e.adapter.parking.Kick()
 		got := alice.Events(func(x *mevent.Event) bool {
 			c := x.Content.AsMessage()
 			return x.Sender == e.adapter.botUserID() && x.Type == mevent.EventMessage && c.RelatesTo != nil && c.RelatesTo.InReplyTo != nil &&
@@ -392,7 +392,7 @@ func TestUnreadableNotice(t *testing.T) {
 		c.Mentions == nil || len(c.Mentions.UserIDs) != 1 || c.Mentions.UserIDs[0] != alice.UserID {
 		t.Errorf("notice %s %q mentions %+v", c.MsgType, c.Body, c.Mentions)
 	}
-	e.adapter.kickPending()
+	e.adapter.parking.Kick()
 	waitFor(t, 30*time.Second, "another retry", func() bool {
 		return testutil.ToFloat64(e.adapter.metrics.decryptErrors.WithLabelValues("no_session")) >= 1
 	})
@@ -401,7 +401,7 @@ func TestUnreadableNotice(t *testing.T) {
 	}
 	// The key is asked for again while the event waits (a request may be lost).
 	waitFor(t, 30*time.Second, "a repeated key request", func() bool {
-		e.adapter.kickPending()
+		e.adapter.parking.Kick()
 		return testutil.ToFloat64(e.adapter.metrics.keyRequests) >= 2
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -22,7 +23,7 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, mxid id.Us
 	if err != nil {
 		return total, fmt.Errorf("matrix: erase ghost: %w", err)
 	}
-	n, err := erasePending(ctx, st, mxid)
+	n, err := e2ee.ErasePending(ctx, st, mxid)
 	total += n
 	if err != nil {
 		return total, err
@@ -79,45 +80,6 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, mxid id.Us
 func missingTable(err error) bool {
 	m := err.Error()
 	return strings.Contains(m, "no such table") || strings.Contains(m, "does not exist")
-}
-
-// erasePending deletes the parked events mxid sent.
-func erasePending(ctx context.Context, st *store.Store, mxid id.UserID) (int64, error) {
-	rows, err := st.QueryContext(ctx, `SELECT event_id, raw FROM matrix_pending`)
-	if err != nil {
-		return 0, fmt.Errorf("matrix: erase parked events: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var evID string
-		var raw []byte
-		if err := rows.Scan(&evID, &raw); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		pt, err := st.Unseal(sealedPending, raw, evID)
-		if err != nil {
-			continue
-		}
-		var e struct {
-			Sender id.UserID `json:"sender"`
-		}
-		if json.Unmarshal(pt, &e) == nil && e.Sender == mxid {
-			ids = append(ids, evID)
-		}
-	}
-	rows.Close()
-	var total int64
-	for _, evID := range ids {
-		res, err := st.ExecContext(ctx, `DELETE FROM matrix_pending WHERE event_id = ?`, evID)
-		if err != nil {
-			return total, fmt.Errorf("matrix: erase parked event: %w", err)
-		}
-		if c, err := res.RowsAffected(); err == nil {
-			total += c
-		}
-	}
-	return total, rows.Err()
 }
 
 // eraseCreateEvents forgets the cached create events that mxid sent.

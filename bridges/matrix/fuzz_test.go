@@ -3,6 +3,7 @@ package matrix
 import (
 	"testing"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -40,7 +41,7 @@ func FuzzParseEvent(f *testing.F) {
 		if p.Kind != event.KindMessage && p.Kind != event.KindEdit || p.Encrypted {
 			return
 		}
-		part := a.textPart(p)
+		part := mxcontent.TextPart(p, a.toMIMILink)
 		if part == nil {
 			return
 		}

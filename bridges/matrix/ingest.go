@@ -13,9 +13,9 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
-	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -252,7 +252,7 @@ func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed)
 
 // messageBody builds the MIMI body of a text or media message.
 func (a *Adapter) messageBody(ctx context.Context, p *Parsed) (content.NestedPart, error) {
-	text := a.textPart(p)
+	text := mxcontent.TextPart(p, a.toMIMILink)
 	if p.Media == nil {
 		if text == nil {
 			return content.NestedPart{}, fmt.Errorf("%w: empty message", ErrMalformed)
@@ -268,60 +268,6 @@ func (a *Adapter) messageBody(ctx context.Context, p *Parsed) (content.NestedPar
 	}
 	return content.NestedPart{Disposition: content.DispRender, Body: content.MultiPart{Semantics: content.ProcessAll,
 		Parts: []content.NestedPart{*text, *ext}}}, nil
-}
-
-// textPart maps body/formatted_body: HTML becomes GFM-MIMI markdown with the sanitised HTML as an
-// alternative (chooseOne); plain bodies stay text/plain. Reply fallbacks are stripped, m.emote
-// becomes the "/me " convention.
-func (a *Adapter) textPart(p *Parsed) *content.NestedPart {
-	body, html := p.Body, p.HTML
-	if p.ReplyTo != "" {
-		body, html = stripReplyFallback(body), stripHTMLReplyFallback(html)
-	}
-	var md string
-	if html != "" {
-		md = gfm.FromHTML(html, a.toMIMILink)
-		html = gfm.SanitizeHTML(html)
-	}
-	if p.MsgType == mevent.MsgEmote {
-		body = "/me " + body
-		if html != "" {
-			html, md = "/me "+html, "/me "+md
-		}
-	}
-	if html == "" {
-		if body == "" {
-			return nil
-		}
-		return &content.NestedPart{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypePlain, Content: []byte(body)}}
-	}
-	return &content.NestedPart{Disposition: content.DispRender, Body: content.MultiPart{Semantics: content.ChooseOne, Parts: []content.NestedPart{
-		{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypeGFMMIMI, Content: []byte(md)}},
-		{Disposition: content.DispRender, Body: content.SinglePart{ContentType: content.TypeHTML, Content: []byte(html)}},
-	}}}
-}
-
-// stripReplyFallback removes the "> <@user> quoted" lines Matrix clients put before a reply.
-func stripReplyFallback(body string) string {
-	lines := strings.Split(body, "\n")
-	i := 0
-	for i < len(lines) && strings.HasPrefix(lines[i], ">") {
-		i++
-	}
-	if i == 0 {
-		return body
-	}
-	if i < len(lines) && lines[i] == "" {
-		i++
-	}
-	return strings.Join(lines[i:], "\n")
-}
-
-func stripHTMLReplyFallback(html string) string {
-	if i := strings.Index(html, "</mx-reply>"); i >= 0 && strings.HasPrefix(html, "<mx-reply>") {
-		return html[i+len("</mx-reply>"):]
-	}
-	return html
 }
 
 // mediaPart downloads (and, for encrypted files, decrypts) a Matrix attachment, hands the plaintext
@@ -365,20 +311,4 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 		disp = content.DispRender
 	}
 	return &content.NestedPart{Disposition: disp, Body: x}, nil
-}
-
-// decryptParsed decrypts evt and parses the result. When there is nothing to bridge it returns a
-// nil event and what the caller returns: the event parked until its key arrives, or skipped and
-// marked done when its plaintext is malformed.
-func (a *Adapter) decryptParsed(ctx context.Context, evt *mevent.Event) (*Parsed, error) {
-	dec, err := a.decrypt(ctx, evt)
-	if err != nil {
-		return nil, a.park(ctx, evt, err)
-	}
-	p, err := parseEvent(dec)
-	if err != nil {
-		a.skip(ctx, dec, err)
-		return nil, a.markDone(ctx, string(evt.ID))
-	}
-	return p, nil
 }

@@ -26,16 +26,8 @@ func (a *Adapter) toMIMILink(href string) string {
 	return string(uri)
 }
 
-// toMatrixLink rewrites a MIMI user URI into a matrix.to permalink of the user's Matrix account
-// (a local user or a ghost), which Matrix clients show as a pill.
-func (a *Adapter) toMatrixLink(href string) string {
-	u, ok := a.matrixUserOfLink(href)
-	if !ok {
-		return href
-	}
-	return u.URI().MatrixToURL()
-}
-
+// matrixUserOfLink returns the Matrix account (a local user or a ghost) of a MIMI user URI in
+// a link, which Matrix clients show as a pill (mxcontent.FromMIMI).
 func (a *Adapter) matrixUserOfLink(href string) (id.UserID, bool) {
 	if !strings.HasPrefix(href, "mimi://") {
 		return "", false

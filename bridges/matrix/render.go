@@ -4,23 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto/attachment"
 	mevent "maunium.net/go/mautrix/event"
-	"maunium.net/go/mautrix/format"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
-	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -522,59 +519,10 @@ func (a *Adapter) renderMessage(ctx context.Context, o *outbound) (id.EventID, e
 	return o.send(ctx, mevent.EventMessage, c)
 }
 
-// messageContent renders the MIMI body as Matrix message content: HTML (sanitised) or GFM-MIMI
-// (rendered) as formatted_body with a plain body, "/me " as m.emote, the first external part as
-// media; in client mode with per-message attribution.
+// messageContent renders the MIMI body as Matrix message content (mxcontent.FromMIMI) with its
+// first encrypted external part as media; in client mode with per-message attribution.
 func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.MessageEventContent, error) {
-	var text, htmlBody string
-	var media *content.ExternalPart
-	var mentioned []id.UserID
-	for _, ip := range o.msg.Renderable(content.PreferTypes(content.TypeGFMMIMI, content.TypeHTML, content.TypePlain)) {
-		switch b := ip.Part.Body.(type) {
-		case content.SinglePart:
-			ct := strings.ToLower(b.ContentType)
-			switch {
-			case strings.HasPrefix(ct, "text/markdown"):
-				md := string(b.Content)
-				text += gfm.ToPlain(md)
-				htmlBody += format.UnwrapSingleParagraph(gfm.ToHTML(md, a.toMatrixLink))
-				for _, l := range gfm.Links(md) {
-					if u, ok := a.matrixUserOfLink(l); ok {
-						mentioned = append(mentioned, u)
-					}
-				}
-			case strings.HasPrefix(ct, "text/html"):
-				h := gfm.SanitizeHTML(string(b.Content))
-				htmlBody += h
-				text += format.HTMLToText(h)
-			case strings.HasPrefix(ct, "text/plain"):
-				text += string(b.Content)
-				htmlBody += html.EscapeString(string(b.Content))
-			}
-		case content.ExternalPart:
-			if b.EncAlg == content.AEADNone {
-				// A plain link (no key: nothing the gateway must decrypt) is shown as a link, not
-				// fetched: it may point anywhere, and the user's client can open it.
-				t, h := linkOf(b)
-				if !strings.Contains(text, b.URL) {
-					text, htmlBody = joinLine(text, t), joinHTMLLine(htmlBody, h)
-				}
-				continue
-			}
-			if media == nil {
-				bb := b
-				media = &bb
-			}
-		}
-	}
-	c := &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: text}
-	if htmlBody != "" && htmlBody != html.EscapeString(text) {
-		c.Format, c.FormattedBody = mevent.FormatHTML, htmlBody
-	}
-	if rest, ok := strings.CutPrefix(c.Body, "/me "); ok {
-		c.MsgType, c.Body = mevent.MsgEmote, rest
-		c.FormattedBody = strings.TrimPrefix(c.FormattedBody, "/me ")
-	}
+	c, media := mxcontent.FromMIMI(o.msg, a.matrixUserOfLink)
 	if media != nil {
 		if err := a.attachMedia(ctx, o, c, media); err != nil {
 			return nil, err
@@ -583,66 +531,10 @@ func (a *Adapter) messageContent(ctx context.Context, o *outbound) (*mevent.Mess
 	if c.Body == "" && media == nil {
 		return nil, bus.Permanent(fmt.Errorf("matrix: %s has nothing renderable", o.env.ID))
 	}
-	c.Mentions = &mevent.Mentions{UserIDs: mentioned}
 	if a.cfg.Mode == ModeClient {
-		attribute(c, o.env.Sender)
+		mxcontent.Attribute(c, profileOf(o.env.Sender))
 	}
 	return c, nil
-}
-
-// linkOf is the text and HTML of an unencrypted external part: its name and its URL as a link
-// (an http or https URL only; another scheme is shown but not linked).
-func linkOf(x content.ExternalPart) (string, string) {
-	name := x.Filename
-	if name == "" {
-		name = x.Description
-	}
-	t := x.URL
-	if name != "" && name != x.URL {
-		t = name + ": " + x.URL
-	}
-	if u, err := url.Parse(x.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-		return t, html.EscapeString(t)
-	}
-	label := name
-	if label == "" {
-		label = x.URL
-	}
-	return t, `<a href="` + html.EscapeString(x.URL) + `">` + html.EscapeString(label) + `</a>`
-}
-
-func joinLine(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "\n" + b
-}
-
-func joinHTMLLine(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "<br>" + b
-}
-
-// attribute labels a relayed message with its MIMI sender: an MSC4144 per-message profile, plus a
-// "Name: " prefix in body and formatted_body for clients without MSC4144 (marked with
-// data-mx-profile-fallback so that MSC4144 clients hide it).
-func attribute(c *mevent.MessageEventContent, sender event.UserURI) {
-	p := profileOf(sender)
-	p.HasFallback = true
-	c.BeeperPerMessageProfile = p
-	name := p.Displayname
-	if c.MsgType == mevent.MsgText || c.MsgType == mevent.MsgNotice || c.MsgType == mevent.MsgEmote {
-		if c.FormattedBody == "" {
-			c.FormattedBody = html.EscapeString(c.Body)
-		}
-		c.Format = mevent.FormatHTML
-		c.Body = name + ": " + c.Body
-		c.FormattedBody = "<strong data-mx-profile-fallback>" + html.EscapeString(name) + ": </strong>" + c.FormattedBody
-	} else {
-		c.Body = name + ": " + c.Body
-	}
 }
 
 // attachMedia fetches an attachment from the asset store and uploads it to the homeserver,
@@ -662,30 +554,14 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 		if name == "" {
 			name = "attachment"
 		}
-		note := bridges.Say(a.lang(), bridges.PhraseAttachmentUnavailable, name)
-		c.Body = strings.TrimSpace(c.Body + "\n" + note)
-		if c.FormattedBody != "" {
-			c.FormattedBody += "<br>" + html.EscapeString(note)
-		}
+		mxcontent.AddNote(c, bridges.Say(a.lang(), bridges.PhraseAttachmentUnavailable, name))
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("matrix: %w", err)
 	}
-	ct := x.ContentType
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	switch {
-	case strings.HasPrefix(ct, "image/"):
-		c.MsgType = mevent.MsgImage
-	case strings.HasPrefix(ct, "video/"):
-		c.MsgType = mevent.MsgVideo
-	case strings.HasPrefix(ct, "audio/"):
-		c.MsgType = mevent.MsgAudio
-	default:
-		c.MsgType = mevent.MsgFile
-	}
+	var ct string
+	c.MsgType, ct = mxcontent.MediaType(x.ContentType)
 	name := x.Filename
 	if name == "" {
 		name = "attachment"

@@ -15,6 +15,7 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -185,21 +186,9 @@ func TestParseEvent(t *testing.T) {
 	}
 }
 
-func TestReplyFallbackStripping(t *testing.T) {
-	if got := stripReplyFallback("> <@a:hs> quoted\n> more\n\nanswer"); got != "answer" {
-		t.Errorf("stripReplyFallback = %q", got)
-	}
-	if got := stripReplyFallback("no quote"); got != "no quote" {
-		t.Errorf("stripReplyFallback = %q", got)
-	}
-	if got := stripHTMLReplyFallback("<mx-reply><blockquote>q</blockquote></mx-reply>answer"); got != "answer" {
-		t.Errorf("stripHTMLReplyFallback = %q", got)
-	}
-}
-
 func TestAttribution(t *testing.T) {
 	c := &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "a < b"}
-	attribute(c, "mimi://amt-b.example/u/bob")
+	mxcontent.Attribute(c, profileOf("mimi://amt-b.example/u/bob"))
 	if c.Body != "bob (amt-b.example): a < b" ||
 		c.FormattedBody != "<strong data-mx-profile-fallback>bob (amt-b.example): </strong>a &lt; b" ||
 		c.BeeperPerMessageProfile.ID != "mimi://amt-b.example/u/bob" || !c.BeeperPerMessageProfile.HasFallback {
