@@ -2,15 +2,12 @@ package matrix
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -18,14 +15,9 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/asapi"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 )
-
-// maxTxnIDLength bounds a transaction ID from the homeserver.
-const maxTxnIDLength = 255
-
-// maxTransactionEvents bounds the events of one transaction (Synapse sends at most 100, Dendrite 50).
-const maxTransactionEvents = 1000
 
 // startAppservice loads the registration, sets up the bot's E2EE device and starts the transaction
 // listener.
@@ -105,12 +97,11 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	sy.Back = a.homeserverBack
 	a.startSync(runCtx, cli)
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /_matrix/app/v1/transactions/{txnID}", a.handleTransaction)
-	mux.HandleFunc("GET /_matrix/app/v1/users/{userID}", a.handleQueryUser)
-	mux.HandleFunc("GET /_matrix/app/v1/rooms/{alias}", a.handleQueryAlias)
-	mux.HandleFunc("POST /_matrix/app/v1/ping", a.handlePing)
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
+	a.srv = &http.Server{Handler: asapi.Handler(asapi.Config{Token: reg.ServerToken, MaxTransactionSize: a.cfg.Appservice.MaxTransactionSize,
+		Store: a.st, Scope: scopeTxn, Log: a.log, Event: a.ingestRaw, Ghost: a.queryGhost, Transactions: a.metrics.transactions,
+		BeforeAck: func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool {
+			return a.beforeAck != nil && a.beforeAck(w, txnID, events)
+		}}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
 	ln, err := net.Listen("tcp", a.cfg.Appservice.Listen)
 	if err != nil {
 		return fmt.Errorf("matrix: listen %s: %w", a.cfg.Appservice.Listen, err)
@@ -144,101 +135,6 @@ func (a *Adapter) startSync(ctx context.Context, cli *mautrix.Client) {
 	}()
 }
 
-// checkToken compares the homeserver's token in constant time.
-func (a *Adapter) checkToken(w http.ResponseWriter, r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		tok = r.URL.Query().Get("access_token") // legacy homeservers
-	}
-	if tok == "" {
-		mautrix.MMissingToken.WithMessage("Missing access token").Write(w)
-		a.metrics.transactions.WithLabelValues("unauthorized").Inc()
-		return false
-	}
-	if subtle.ConstantTimeCompare([]byte(tok), []byte(a.reg.ServerToken)) != 1 {
-		mautrix.MForbidden.WithMessage("Invalid access token").Write(w)
-		a.metrics.transactions.WithLabelValues("unauthorized").Inc()
-		return false
-	}
-	return true
-}
-
-// transaction is the body of PUT /transactions; events stay raw so that one malformed event cannot
-// reject the whole transaction.
-type transaction struct {
-	Events []json.RawMessage `json:"events"`
-}
-
-// handleTransaction publishes every event of the transaction to the bus (durably) before answering
-// 200. Transaction IDs and event IDs are deduplicated in the store, so a transaction redelivered
-// after a crash is processed once. A failure answers 500 and the homeserver retries.
-func (a *Adapter) handleTransaction(w http.ResponseWriter, r *http.Request) {
-	if !a.checkToken(w, r) {
-		return
-	}
-	txnID := r.PathValue("txnID")
-	if txnID == "" || len(txnID) > maxTxnIDLength {
-		mautrix.MInvalidParam.WithMessage("Invalid transaction ID").Write(w)
-		a.metrics.transactions.WithLabelValues("bad_request").Inc()
-		return
-	}
-	// Handling must not stop when the homeserver gives up on the request; it continues and the
-	// redelivery finds the events deduplicated.
-	ctx := context.WithoutCancel(r.Context())
-	log := a.log.With("txn_id", txnID)
-	done, err := a.st.IsProcessed(ctx, scopeTxn, txnID)
-	if err != nil {
-		log.Error("transaction dedupe failed", "error", err)
-		mautrix.MUnknown.WithMessage("store unavailable").Write(w)
-		a.metrics.transactions.WithLabelValues("error").Inc()
-		return
-	}
-	if done {
-		writeEmptyJSON(w)
-		a.metrics.transactions.WithLabelValues("duplicate").Inc()
-		log.Debug("duplicate transaction acknowledged")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, a.cfg.Appservice.MaxTransactionSize+1))
-	if err != nil || int64(len(body)) > a.cfg.Appservice.MaxTransactionSize {
-		mautrix.MTooLarge.WithMessage("Transaction too large or unreadable").Write(w)
-		a.metrics.transactions.WithLabelValues("bad_request").Inc()
-		return
-	}
-	var txn transaction
-	if err := json.Unmarshal(body, &txn); err != nil {
-		log.Warn("transaction is not valid JSON", "error", err)
-		mautrix.MNotJSON.WithMessage("Transaction is not valid JSON").Write(w)
-		a.metrics.transactions.WithLabelValues("bad_request").Inc()
-		return
-	}
-	if len(txn.Events) > maxTransactionEvents {
-		log.Warn("transaction has too many events", "events", len(txn.Events))
-		mautrix.MTooLarge.WithMessage("Too many events").Write(w)
-		a.metrics.transactions.WithLabelValues("bad_request").Inc()
-		return
-	}
-	for i, raw := range txn.Events {
-		if err := a.ingestRaw(ctx, raw); err != nil {
-			log.Error("transaction not acknowledged, homeserver will retry", "event_index", i, "error", err)
-			mautrix.MUnknown.WithMessage("Temporary failure").Write(w)
-			a.metrics.transactions.WithLabelValues("error").Inc()
-			return
-		}
-	}
-	if a.beforeAck != nil && a.beforeAck(w, txnID, txn.Events) {
-		return // the test hook simulated a crash between publishing and answering
-	}
-	if _, err := a.st.MarkProcessed(ctx, scopeTxn, txnID); err != nil {
-		log.Error("recording transaction failed", "error", err)
-		mautrix.MUnknown.WithMessage("store unavailable").Write(w)
-		a.metrics.transactions.WithLabelValues("error").Inc()
-		return
-	}
-	writeEmptyJSON(w)
-	a.metrics.transactions.WithLabelValues("ok").Inc()
-}
-
 // ingestRaw parses one raw event of a transaction (state is recorded first) and ingests it.
 func (a *Adapter) ingestRaw(ctx context.Context, raw json.RawMessage) error {
 	if len(raw) > MaxEventSize {
@@ -262,42 +158,13 @@ func (a *Adapter) ingestRaw(ctx context.Context, raw json.RawMessage) error {
 	return a.ingest(ctx, &evt)
 }
 
-func writeEmptyJSON(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte("{}"))
-}
-
-// handleQueryUser answers the homeserver's question whether a ghost exists: every ghost whose
-// localpart decodes to a MIMI user does (it is registered on first use).
-func (a *Adapter) handleQueryUser(w http.ResponseWriter, r *http.Request) {
-	if !a.checkToken(w, r) {
-		return
-	}
-	u := id.UserID(r.PathValue("userID"))
+// queryGhost registers u if it is a ghost: every ghost whose localpart decodes to a MIMI user
+// exists (asapi.Config.Ghost).
+func (a *Adapter) queryGhost(ctx context.Context, u id.UserID) (bool, error) {
 	if _, ok := a.ghosts.URI(u); !ok {
-		mautrix.MNotFound.WithMessage("Not a MIMI ghost").Write(w)
-		return
+		return false, nil
 	}
-	if err := a.ensureGhost(r.Context(), u); err != nil {
-		mautrix.MUnknown.WithMessage("Could not register ghost").Write(w)
-		return
-	}
-	writeEmptyJSON(w)
-}
-
-func (a *Adapter) handleQueryAlias(w http.ResponseWriter, r *http.Request) {
-	if !a.checkToken(w, r) {
-		return
-	}
-	mautrix.MNotFound.WithMessage("Aliases are not provided").Write(w)
-}
-
-func (a *Adapter) handlePing(w http.ResponseWriter, r *http.Request) {
-	if !a.checkToken(w, r) {
-		return
-	}
-	writeEmptyJSON(w)
+	return true, a.ensureGhost(ctx, u)
 }
 
 // ensureGhost registers a ghost and sets its profile (display name from the MIMI URI) once.
