@@ -24,7 +24,7 @@ import (
 // It does what mautrix's cryptohelper would, without its blank import of a cgo SQLite driver
 // (the gateway's store is modernc SQLite or PostgreSQL, opened by core/store), and without its
 // automatic decryption in the syncer: the adapter decrypts itself, waiting for keys and parking
-// events durably (bridges/matrix crypto.go).
+// events durably (Parking).
 type Device struct {
 	cli  *mautrix.Client
 	mach *crypto.OlmMachine
