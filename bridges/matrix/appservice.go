@@ -76,15 +76,14 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 		return err
 	}
 	sy.OnEvent(cli.StateStoreSyncHandler)
-	// Dendrite 0.13 does not put redactions into appservice transactions; the bot sees them in its
-	// sync (it is joined to every portal). Event-ID dedupe makes double delivery harmless.
-	sy.OnEventType(mevent.EventRedaction, func(ctx context.Context, evt *mevent.Event) {
-		if evt.Mautrix.EventSource&mevent.SourceTimeline == 0 {
-			return
-		}
-		if err := a.ingest(ctx, evt); err != nil {
+	// The bot's sync also carries the timeline of every portal: the catch-up after a restart or
+	// a gap, and the redactions that Dendrite 0.13 leaves out of transactions (catchup.go).
+	sy.OnSync(func(ctx context.Context, res *mautrix.RespSync, since string) bool {
+		if err := a.catchUp(ctx, res, since); err != nil {
 			sy.Fail(err)
+			return false
 		}
+		return true
 	})
 	// Read receipts: Dendrite does not push them to appservices either; the bot's sync has them
 	// for every portal.
@@ -149,13 +148,19 @@ func (a *Adapter) ingestRaw(ctx context.Context, raw json.RawMessage) error {
 		return nil
 	}
 	a.log.Debug("transaction event", "room_id", string(evt.RoomID), "event_id", string(evt.ID), "type", evt.Type.Type, "sender", string(evt.Sender))
+	return a.ingestEvent(ctx, &evt)
+}
+
+// ingestEvent records the state of a state event in the state store, then ingests evt: an event
+// of a transaction, or one that the catch-up (catchup.go) found in the bot's sync.
+func (a *Adapter) ingestEvent(ctx context.Context, evt *mevent.Event) error {
 	if evt.StateKey != nil && evt.RoomID != "" {
 		evt.Type.Class = mevent.StateEventType
 		if err := evt.Content.ParseRaw(evt.Type); err == nil {
-			mautrix.UpdateStateStore(ctx, a.stateStore, &evt)
+			mautrix.UpdateStateStore(ctx, a.stateStore, evt)
 		}
 	}
-	return a.ingest(ctx, &evt)
+	return a.ingest(ctx, evt)
 }
 
 // queryGhost registers u if it is a ghost: every ghost whose localpart decodes to a MIMI user

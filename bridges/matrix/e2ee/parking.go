@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -87,10 +88,12 @@ func NewParking(dev *Device, cfg ParkingConfig) *Parking {
 
 // Decrypt decrypts evt, waiting up to DecryptWait for its room key: once per missing session,
 // since the other events of a transaction from the same session lack the same key, and waiting
-// for each would outlast the homeserver's timeout.
+// for each would outlast the homeserver's timeout. Inside the sync loop it does not wait: room
+// keys arrive only through that loop (to-device messages, handled before the timeline).
 func (p *Parking) Decrypt(ctx context.Context, evt *mevent.Event) (*mevent.Event, error) {
 	dec, err := p.dev.Decrypt(ctx, evt)
-	if !errors.Is(err, crypto.ErrNoSessionFound) || p.cfg.DecryptWait <= 0 {
+	inSync := ctx.Value(mautrix.SyncTokenContextKey) != nil
+	if !errors.Is(err, crypto.ErrNoSessionFound) || p.cfg.DecryptWait <= 0 || inSync {
 		return dec, err
 	}
 	c := evt.Content.AsEncrypted()
