@@ -74,7 +74,8 @@ func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = 
 type job struct {
 	msg  *xstanza.InMessage
 	pres *xstanza.InPresence
-	comp *xconn.Conn // the component it arrived on
+	fn   func(context.Context) // work of the gateway's own for the conversation (rejoin.go)
+	comp *xconn.Conn           // the component it arrived on
 	at   time.Time
 }
 
@@ -99,6 +100,7 @@ type Adapter struct {
 	users, rooms *xconn.Conn
 	queues       []chan job
 	langs        bridges.UserLanguages // the languages local users' clients declare
+	rec          recoveries            // occupants the gateway waits for (rejoin.go)
 	// reach and commands serve commands to the gateway's address (commands.go).
 	reach    bridges.Reach
 	commands *bridges.CommandSet
@@ -157,7 +159,14 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 				Reconnects: a.met.reconnects, Sent: a.met.sent, Panics: a.met.panics}}
 	}
 	a.users = xconn.New(conn("users", usersJID, cfg.Users.Secret), a.handleUsers)
-	a.rooms = xconn.New(conn("rooms", roomsJID, cfg.Rooms.Secret), a.handleRooms)
+	a.rec.m = map[occKey]*recovery{}
+	rc := conn("rooms", roomsJID, cfg.Rooms.Secret)
+	rc.OnUp = func(ctx context.Context) {
+		if a.rooms.Connects() > 1 {
+			a.recheckOccupants(ctx, a.rooms.DownAt()) // reconnected: the server may have restarted
+		}
+	}
+	a.rooms = xconn.New(rc, a.handleRooms)
 	return a, nil
 }
 
@@ -201,7 +210,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	}
 	cancel()
 	done := make(chan struct{})
-	go func() { a.wg.Wait(); close(done) }()
+	go func() { a.wg.Wait(); a.rec.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -261,6 +270,8 @@ func (a *Adapter) runJob(ctx context.Context, j job) {
 		}
 	}()
 	switch {
+	case j.fn != nil:
+		j.fn(ctx)
 	case j.msg != nil && j.comp == a.rooms:
 		a.roomMessage(ctx, j.msg, j.at)
 	case j.msg != nil:

@@ -260,13 +260,35 @@ func (d *db) removeOccupant(ctx context.Context, uri event.RoomURI, full string)
 	return nil
 }
 
-// removeStaleOccupant removes an occupant that joined before the given time.
-func (d *db) removeStaleOccupant(ctx context.Context, uri event.RoomURI, full string, joinedBefore time.Time) error {
-	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_occupants WHERE room_uri = ? AND full_jid = ? AND joined_at < ?`,
-		string(uri), full, joinedBefore.UnixMilli()); err != nil {
-		return fmt.Errorf("xmpp: remove occupant: %w", err)
+// occupantJoinedAt returns when the occupant full of room uri joined (last), and whether it is one.
+func (d *db) occupantJoinedAt(ctx context.Context, uri event.RoomURI, full string) (time.Time, bool, error) {
+	var ms int64
+	err := d.s.QueryRowContext(ctx, `SELECT joined_at FROM xmpp_occupants WHERE room_uri = ? AND full_jid = ?`, string(uri), full).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
 	}
-	return nil
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("xmpp: read occupant: %w", err)
+	}
+	return time.UnixMilli(ms), true, nil
+}
+
+// allOccupants lists the occupants of every room.
+func (d *db) allOccupants(ctx context.Context) ([]occKey, error) {
+	rows, err := d.s.QueryContext(ctx, `SELECT room_uri, full_jid FROM xmpp_occupants ORDER BY room_uri, joined_at`)
+	if err != nil {
+		return nil, fmt.Errorf("xmpp: list occupants: %w", err)
+	}
+	defer rows.Close()
+	var out []occKey
+	for rows.Next() {
+		var room, full string
+		if err := rows.Scan(&room, &full); err != nil {
+			return nil, fmt.Errorf("xmpp: list occupants: %w", err)
+		}
+		out = append(out, occKey{event.RoomURI(room), full})
+	}
+	return out, rows.Err()
 }
 
 // putOpaque records an opaque localpart for a URI that cannot be escaped into a JID; it returns

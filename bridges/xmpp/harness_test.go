@@ -185,6 +185,10 @@ func (c *client) read(dec *xml.Decoder) {
 		if err := dec.DecodeElement(n, &se); err != nil {
 			return
 		}
+		if n.XMLName.Local == "iq" && n.attr("type") == "get" && n.child("urn:xmpp:ping", "ping") != nil {
+			// Answer pings, as client apps do (XEP-0199).
+			_, _ = fmt.Fprintf(c.conn, `<iq type='result' id='%s' to='%s'/>`, xmlEscape(n.attr("id")), xmlEscape(n.attr("from")))
+		}
 		c.mu.Lock()
 		c.buf = append(c.buf, n)
 		c.mu.Unlock()

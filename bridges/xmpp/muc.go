@@ -43,8 +43,13 @@ func (a *Adapter) roomPresence(ctx context.Context, p *xstanza.InPresence) {
 	switch p.Type {
 	case "":
 		a.join(ctx, from, to, p)
-	case "unavailable", "error":
+	case "unavailable":
 		a.leave(ctx, from, to)
+	case "error":
+		// A presence the room sent bounced: the occupant's session is gone (for now).
+		if r, err := a.db.roomByLocal(ctx, to.Localpart()); err == nil {
+			a.occupantBounced(ctx, r, from.String(), p.ID, a.now())
+		}
 	default:
 		// subscriptions and probes to rooms mean nothing here
 	}
@@ -173,6 +178,19 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 		return
 	}
 
+	owed := time.Time{}
+	if rec := a.take(occKey{r.URI, full}); rec != nil {
+		owed = rec.owed // it joins again by itself: what bounced comes with the history
+	}
+	a.joinSequence(ctx, r, roomJID, full, nick, user, occ, mem, firstResource, created, p.MUC, true, owed, at)
+}
+
+// joinSequence sends the MUC join sequence (XEP-0045 §7.2) to the occupant full: the presence of
+// the MIMI members and the other occupants, its own presence to the others (firstResource: its
+// user's first resource in the room), its self-presence, the history (what its join asked for,
+// when ask is set, and the history since owed, unless zero) and the subject.
+func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, full, nick string, user event.UserURI, occ []occupant, mem []member,
+	firstResource, created bool, muc *xstanza.InMUC, ask bool, owed, at time.Time) {
 	// 1. Presence of the MIMI members and the other occupants, to the new occupant.
 	for _, m := range mem {
 		if m.User.Domain() == a.cfg.Provider {
@@ -195,7 +213,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	}
 	// 2. The new occupant's presence, to the others.
 	if firstResource {
-		for _, o := range occ {
+		for _, o := range a.present(r.URI, occ) {
 			if o.Full != full {
 				_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, full, user, o.Full, ""))
 			}
@@ -208,7 +226,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	}
 	_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, full, user, full, "", codes...))
 	// 4. History from the gateway's store.
-	a.sendHistory(ctx, r, roomJID, full, p.MUC)
+	a.sendHistory(ctx, r, roomJID, full, muc, ask, owed)
 	// 5. The subject, always last: clients finish joining when they see it.
 	subj := r.Subject
 	_ = a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: full, Type: "groupchat", ID: "subject-" + strconv.FormatInt(at.UnixNano(), 36), Subject: &subj})
@@ -257,8 +275,23 @@ func (a *Adapter) publishMembership(ctx context.Context, r room, roomJID, from j
 
 // sendHistory replays recent messages to a new occupant within every limit its history request
 // sets (XEP-0045 §7.2.15): maxstanzas, maxchars (counted over the complete stanzas), seconds and
-// since; never more than HistoryOnJoin. A limit with an unusable value is ignored.
-func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *xstanza.InMUC) {
+// since; never more than HistoryOnJoin. A limit with an unusable value is ignored. Without ask
+// nothing is replayed for the request; the history since owed (unless zero), which did not reach
+// the occupant's session, is sent in any case (owedHistory).
+func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *xstanza.InMUC, ask bool, owed time.Time) {
+	var hist []xhistory.Entry
+	if ask {
+		hist = a.askedHistory(ctx, r, roomJID, to, muc)
+	}
+	for _, h := range a.owedHistory(ctx, r, hist, owed) {
+		if out := a.historyStanza(h, roomJID, to); out != nil {
+			_ = a.rooms.Send(ctx, out)
+		}
+	}
+}
+
+// askedHistory returns the history entries a join's history request asks for.
+func (a *Adapter) askedHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *xstanza.InMUC) []xhistory.Entry {
 	n, maxChars := a.cfg.HistoryOnJoin, -1
 	since := time.Time{}
 	if muc != nil && muc.History != nil {
@@ -277,36 +310,39 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 		}
 	}
 	if maxChars == 0 {
-		return
+		return nil
 	}
 	hist, err := a.hist.Recent(ctx, r.URI, n, since)
 	if err != nil {
 		a.log.Warn("could not read room history", "err", err)
-		return
+		return nil
 	}
-	outs := make([]*xstanza.OutMessage, 0, len(hist))
+	if maxChars < 0 {
+		return hist
+	}
 	sizes := make([]int, 0, len(hist))
 	for _, h := range hist {
-		var p xstanza.Payload
-		if err := xml.NewDecoder(strings.NewReader(h.Payload)).Decode(&p); err != nil {
-			continue
-		}
-		out := &xstanza.OutMessage{From: roomJID.String() + "/" + h.Nick, To: to, Type: "groupchat", ID: h.StanzaID,
-			StanzaID: &xstanza.OutStanzaID{ID: h.StanzaID, By: roomJID.String()},
-			Delay:    &xstanza.OutDelay{From: roomJID.String(), Stamp: xstanza.Stamp(h.SentAt)}}
-		p.Apply(out)
-		outs = append(outs, out)
-		if maxChars > 0 {
+		size := 0
+		if out := a.historyStanza(h, roomJID, to); out != nil {
 			b, _ := xml.Marshal(out)
-			sizes = append(sizes, utf8.RuneCount(b))
+			size = utf8.RuneCount(b)
 		}
+		sizes = append(sizes, size)
 	}
-	if maxChars > 0 {
-		outs = outs[xstanza.NewestWithin(sizes, maxChars):]
+	return hist[xstanza.NewestWithin(sizes, maxChars):]
+}
+
+// historyStanza is a history entry as the message sent to the occupant to (nil if unreadable).
+func (a *Adapter) historyStanza(h xhistory.Entry, roomJID jid.JID, to string) *xstanza.OutMessage {
+	var p xstanza.Payload
+	if err := xml.NewDecoder(strings.NewReader(h.Payload)).Decode(&p); err != nil {
+		return nil
 	}
-	for _, out := range outs {
-		_ = a.rooms.Send(ctx, out)
-	}
+	out := &xstanza.OutMessage{From: roomJID.String() + "/" + h.Nick, To: to, Type: "groupchat", ID: h.StanzaID,
+		StanzaID: &xstanza.OutStanzaID{ID: h.StanzaID, By: roomJID.String()},
+		Delay:    &xstanza.OutDelay{From: roomJID.String(), Stamp: xstanza.Stamp(h.SentAt)}}
+	p.Apply(out)
+	return out
 }
 
 // leave handles unavailable presence: the occupant goes offline. MIMI membership stays.
@@ -315,6 +351,15 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 	if err != nil {
 		return
 	}
+	a.take(occKey{r.URI, from.String()})
+	roomJID, _ := a.m.roomJID(r)
+	a.removeOccupantOf(ctx, r, roomJID, from, true)
+}
+
+// removeOccupantOf removes the occupant from from room r; the other occupants see it leave
+// (unless another resource of the same nick stays), and so does the occupant itself when self is
+// set (its session is there to see it).
+func (a *Adapter) removeOccupantOf(ctx context.Context, r room, roomJID, from jid.JID, self bool) {
 	occ, err := a.db.occupants(ctx, r.URI)
 	if err != nil {
 		return
@@ -338,13 +383,14 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 	if err := a.db.removeOccupant(ctx, r.URI, full); err != nil {
 		a.log.Warn("could not remove occupant", "err", err)
 	}
-	roomJID, _ := a.m.roomJID(r)
 	user, _ := a.m.localUserURI(from)
-	_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, full, "unavailable", statusSelf))
+	if self {
+		_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, full, "unavailable", statusSelf))
+	}
 	if nickStays {
 		return
 	}
-	for _, o := range occ {
+	for _, o := range a.present(r.URI, occ) {
 		if o.Full != full {
 			_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, o.Full, "unavailable"))
 		}
@@ -356,11 +402,12 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	from, err1 := jid.Parse(m.From)
 	to, err2 := jid.Parse(m.To)
 	if m.Type == "error" {
-		// A message bounced by an occupant's server means the occupant is gone (XEP-0045 §7.2.1
-		// lets services remove such occupants): forget it, without telling anyone.
+		// A message bounced by an occupant's server means the occupant's session is gone
+		// (XEP-0045 §7.2.1 lets services remove such occupants): it is absent until it comes
+		// back, and removed if it does not (rejoin.go).
 		if err1 == nil && err2 == nil && to.Resourcepart() != "" {
 			if r, err := a.db.roomByLocal(ctx, to.Localpart()); err == nil {
-				_ = a.db.removeStaleOccupant(ctx, r.URI, from.String(), at.Add(-bounceGrace))
+				a.occupantBounced(ctx, r, from.String(), m.ID, at)
 			}
 		}
 		return
@@ -398,6 +445,9 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		a.replyError(ctx, a.rooms, m, refuse(stanza.Modify, stanza.NotAcceptable, "join the room before sending to it"))
 		return
 	}
+	// An occupant the gateway was waiting for (rejoin.go) is back: it is rejoined before its
+	// message is handled.
+	a.rejoinOccupant(ctx, occKey{r.URI, me.Full})
 	user, err := a.m.localUserURI(from)
 	if err != nil {
 		a.replyError(ctx, a.rooms, m, refuse(stanza.Auth, stanza.Forbidden, ""))
@@ -443,7 +493,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	if res.kind == event.KindDelete && m.Retract != nil {
 		_ = a.hist.Delete(ctx, r.URI, m.Retract.ID)
 	}
-	targets := occ
+	targets := a.present(r.URI, occ)
 	if res.duplicate {
 		targets = []occupant{*me}
 	}

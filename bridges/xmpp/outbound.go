@@ -188,7 +188,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 			if err != nil {
 				return err
 			}
-			for _, o := range occ {
+			for _, o := range a.present(r.URI, occ) { // an absent one gets it when it is back
 				out.To = o.Full
 				if err := a.rooms.Send(ctx, out); err != nil {
 					return err
@@ -276,7 +276,7 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 		if err != nil {
 			return err
 		}
-		for _, o := range occ {
+		for _, o := range a.present(r.URI, occ) {
 			out.To = o.Full
 			if err := a.rooms.Send(ctx, out); err != nil {
 				return err

@@ -49,6 +49,8 @@ type Config struct {
 	SendTimeout  time.Duration
 	Log          *slog.Logger
 	Metrics      Metrics
+	// OnUp, if set, runs in a goroutine of its own each time the component has connected.
+	OnUp func(ctx context.Context)
 }
 
 // Conn is one XEP-0114 component connection kept up by a supervisor.
@@ -72,7 +74,16 @@ type Conn struct {
 	upCh    chan struct{} // closed while connected; replaced on disconnect
 
 	connects atomic.Int64
+	downAt   atomic.Int64 // when the last connection ended (Unix ms; 0: never)
 	done     chan struct{}
+}
+
+// DownAt is when the component's last connection ended (zero if none has).
+func (c *Conn) DownAt() time.Time {
+	if ms := c.downAt.Load(); ms != 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
 }
 
 // New returns the connection of cfg, which hands every incoming stanza to h; Run connects it.
@@ -81,7 +92,7 @@ func New(cfg Config, h Handler) *Conn {
 		name: cfg.Name, addr: cfg.Addr, secret: []byte(cfg.Secret), server: cfg.Server, handle: h,
 		log: cfg.Log.With("component", cfg.Name, "domain", cfg.Addr.String()),
 		min: cfg.ReconnectMin, max: cfg.ReconnectMax, dialTO: cfg.DialTimeout, sendTO: cfg.SendTimeout,
-		upCh: make(chan struct{}), done: make(chan struct{}), metrics: cfg.Metrics,
+		upCh: make(chan struct{}), done: make(chan struct{}), metrics: cfg.Metrics, onUp: cfg.OnUp,
 	}
 }
 
@@ -155,6 +166,7 @@ func (c *Conn) connectAndServe(ctx context.Context) error {
 	c.sess, c.netConn = nil, nil
 	c.upCh = make(chan struct{})
 	c.mu.Unlock()
+	c.downAt.Store(time.Now().UnixMilli())
 	c.metrics.Connected.WithLabelValues(c.name).Set(0)
 	_ = sess.Close()
 	_ = nc.Close()

@@ -1,0 +1,158 @@
+package xmpp
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
+	"github.com/mimi-gateway/mimi-gateway/core/content"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+)
+
+// TestRejoinAfterProsodyKill: Prosody is killed and restarted while bob (MIMI) keeps writing
+// into ward7. Alice's client comes back at once and sends one join, as a plain client does, which
+// Prosody bounces while the gateway's rooms component is still reconnecting (its backoff is
+// 3 s here). The gateway recovers by itself: it pings her new session until it answers, sends her
+// the join sequence again (self-presence, then the subject), re-sends bob's messages that bounced
+// from her gone session (every one of them reaches her, each once), and takes her messages
+// afterwards instead of refusing them; membership does not churn. Kill and restart are repeated
+// until a bounced join was seen (the component's reconnect races with the client's).
+func TestRejoinAfterProsodyKill(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) { c.ReconnectMin, c.ReconnectMax = 3*time.Second, 3*time.Second })
+	alice := dialClient(t, e.p, "alice", "phone")
+	joinRoom(t, alice, ward7, "Alice")
+
+	// Bob writes every 200 ms until stopped; sent lists his texts.
+	var (
+		mu   sync.Mutex
+		sent []string
+	)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := &content.Builder{SenderURI: string(testBob), RoomURI: string(ward7URI)}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			text := fmt.Sprintf("Bob %03d", i)
+			m, err := b.Text(text)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			in, _ := mimiEnv(t, event.KindMessage, ward7URI, testBob, m)
+			if err := e.bus.PublishIn(t.Context(), event.NetworkXMPP, in); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			sent = append(sent, text)
+			mu.Unlock()
+		}
+	}()
+	waitFor(t, 10*time.Second, "bob's first message", func() bool { return len(bobTexts([]*client{alice})) > 0 })
+
+	clients := []*client{alice}
+	bounced := false
+	for try := 1; try <= 3 && !bounced; try++ {
+		lastAt := time.Now().Add(-2 * time.Second) // about when her last message before the kill came
+		e.p.Kill(t)
+		time.Sleep(time.Second)
+		e.p.Restart(t)
+		c := dialClient(t, e.p, "alice", "phone")
+		clients = append(clients, c)
+		// As clients do, it asks for the history since the last message it received.
+		c.send(`<presence to='` + ward7 + `/Alice' id='rejoin'><x xmlns='http://jabber.org/protocol/muc'><history since='` +
+			xstanza.Stamp(lastAt) + `'/></x></presence>`)
+		// Prosody bounces the join while the component is away; else the gateway answers it.
+		first := c.expect("an answer to the join", and(named("presence"), from(ward7+"/Alice")))
+		bounced = first.attr("type") == "error"
+		t.Logf("try %d: the join after the restart was %s", try, map[bool]string{true: "bounced by Prosody", false: "answered by the gateway"}[bounced])
+		// Either way she ends up joined: the gateway's self-presence and the subject.
+		if bounced {
+			c.expect("self-presence sent by the gateway", and(named("presence"), from(ward7+"/Alice"), isSelfPresence))
+		}
+		c.expect("subject", and(named("message"), from(ward7), hasChild("", "subject")))
+		alice = c
+	}
+	if !bounced {
+		t.Fatal("no try had its join bounced: the test did not exercise the recovery")
+	}
+
+	// Her message is taken, reflected and published.
+	alice.send(`<message to='` + ward7 + `' type='groupchat' id='nachher'><body>wieder da</body></message>`)
+	alice.expect("reflection of her message", and(named("message"), from(ward7+"/Alice"), bodyIs("wieder da")))
+	e.out.wait(t, "her message on the bus", func(x *event.Envelope) bool { return x.Origin.Event == "nachher" })
+
+	// Every one of bob's messages reached her, each once, over her sessions (a message that
+	// arrives again carries the same stanza-id and is shown once, as by a client).
+	close(stop)
+	<-done
+	mu.Lock()
+	want := append([]string(nil), sent...)
+	mu.Unlock()
+	var seen map[string]int
+	waitFor(t, 20*time.Second, "all of bob's messages at alice's", func() bool {
+		seen = bobTexts(clients)
+		for _, w := range want {
+			if seen[w] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, w := range want {
+		if seen[w] != 1 {
+			t.Logf("bob's messages at alice's: %v", seen)
+			t.Errorf("%q reached alice %d times", w, seen[w])
+		}
+	}
+	if n := e.out.count(isKind(event.KindMembership)); n != 1 {
+		t.Fatalf("%d membership envelopes, want 1: a rejoin must not churn membership", n)
+	}
+}
+
+// isSelfPresence matches an occupant's own presence (status 110).
+func isSelfPresence(n *node) bool {
+	x := n.child(xstanza.NSMUCUser, "x")
+	if x == nil || n.attr("type") != "" {
+		return false
+	}
+	for _, s := range x.Nodes {
+		if s.XMLName.Local == "status" && s.attr("code") == "110" {
+			return true
+		}
+	}
+	return false
+}
+
+// bobTexts counts bob's messages in ward7 that the clients received and did not consume, by text;
+// a message that arrives again (the same stanza-id) counts once, as a client shows it once.
+func bobTexts(clients []*client) map[string]int {
+	seen := map[string]int{}
+	ids := map[string]bool{}
+	for _, c := range clients {
+		c.mu.Lock()
+		buf := append([]*node(nil), c.buf...)
+		c.mu.Unlock()
+		for _, n := range buf {
+			b := n.child("", "body")
+			if n.XMLName.Local != "message" || n.attr("from") != ward7+"/"+bobNickMU || b == nil {
+				continue
+			}
+			sid := n.child(xstanza.NSSID, "stanza-id")
+			if sid == nil || ids[sid.attr("id")] {
+				continue
+			}
+			ids[sid.attr("id")] = true
+			seen[b.Text]++
+		}
+	}
+	return seen
+}
