@@ -35,7 +35,7 @@ func partnerStaysDown(t *testing.T, f *faultPair, writerIsA bool) {
 	text := "Nachricht, während " + partner.Domain + " nicht erreichbar ist"
 	typed := time.Now()
 	cw.send(t, text)
-	seen := waitNoticeWords(t, cw, partnerDownFor, partner.Domain, unreachableWords)
+	seen := waitNoticeWords(t, cw, partnerDownFor, typed, partner.Domain, unreachableWords)
 	t.Logf("partner %s down: %s saw the notice %.1f s after typing the message (the first attempt to reach the partner fails at once)",
 		partner.Domain, writer.URI(), seen.Sub(typed).Seconds())
 	if d := seen.Sub(typed); d > noticeWithin {
@@ -59,22 +59,24 @@ func partnerStaysDown(t *testing.T, f *faultPair, writerIsA bool) {
 	}
 }
 
-// waitNoticeWords waits for a notice of the gateway in c that names the partner and has one of
-// words, and returns when it arrived.
-func waitNoticeWords(t *testing.T, c chat, timeout time.Duration, partner string, words []string) time.Time {
+// waitNoticeWords waits for a notice of the gateway in c that arrived after since, names the
+// partner and has one of words, and returns when it arrived. A notice that arrived before since
+// (about an earlier outage of the same partner) does not count.
+func waitNoticeWords(t *testing.T, c chat, timeout time.Duration, since time.Time, partner string, words []string) time.Time {
 	t.Helper()
 	ok := func(body string) bool { return strings.Contains(body, partner) && containsAny(body, words) }
-	what := fmt.Sprintf("a notice naming %s with one of %q", partner, words)
+	what := fmt.Sprintf("a notice naming %s with one of %q that arrived after %s", partner, words, since.Format("15:04:05.000"))
 	switch c := c.(type) {
 	case *matrixChat:
 		e := c.cl().WaitEvent(t, timeout, what, func(e *mevent.Event) bool {
 			m, isMsg := e.Content.Parsed.(*mevent.MessageEventContent)
-			return isMsg && e.RoomID == c.room && m.MsgType == mevent.MsgNotice && e.Sender == c.p.org.Bot && ok(m.Body)
+			return isMsg && e.RoomID == c.room && m.MsgType == mevent.MsgNotice && e.Sender == c.p.org.Bot && ok(m.Body) &&
+				!time.UnixMilli(e.Timestamp).Before(since.Truncate(time.Millisecond)) // sent by the homeserver after since
 		})
 		return c.cl().ArrivedAt(e)
 	case *xmppChat:
 		st := c.cl().Expect(t, timeout, what, func(st *gt.Stanza) bool {
-			if st.XMLName.Local != "message" {
+			if st.XMLName.Local != "message" || st.At.Before(since) {
 				return false
 			}
 			if st.Attr("type") == "error" {

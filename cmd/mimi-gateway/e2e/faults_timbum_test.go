@@ -1,0 +1,42 @@
+package e2e
+
+import (
+	"testing"
+
+	gt "github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
+)
+
+// The fault tests of the headline pairing: Klinik A on TI-Messenger (its Dendrite, gateway A in
+// client mode with a functional account) and Amt B on BundesMessenger (its Dendrite, gateway B in
+// appservice mode), with real E2EE clients on both sides.
+
+// timBumPair starts Klinik A (client mode) and Amt B (appservice mode) and opens alice's 1:1
+// chat with bob: alice creates an encrypted room with the functional account and asks it to
+// invite bob, who has never used his gateway.
+func timBumPair(t *testing.T) *faultPair {
+	ca := protocoltest.NewCA(t)
+	ka := klinikA(t, ca, gt.ModeClient)
+	ab := amtBMatrix(t, ca, "amt-b.example")
+	startAll(t, ka.Gateway, ab.Gateway)
+	p := &pairing{name: "TIM-BuM", a: newMatrixPerson(t, ka, "alice"), b: newMatrixPerson(t, ab, "bob"), gwA: ka.Gateway, gwB: ab.Gateway}
+	f := &faultPair{p: p, procs: map[string]proc{
+		"gateway A": gatewayProc(ka.Gateway), "server A": matrixProc(ka),
+		"gateway B": gatewayProc(ab.Gateway), "server B": matrixProc(ab),
+	}}
+	f.open(t)
+	return f
+}
+
+// TestPartnerDownTIMBuM: Amt B's gateway stays down for two minutes while alice (TI-Messenger)
+// writes, then Klinik A's gateway stays down for two minutes while bob (BundesMessenger) writes.
+// Each writer sees the notice that the partner cannot be reached in her client within 15 s (from
+// the functional account for alice, from the appservice bot for bob), and the message arrives
+// exactly once after the partner is back. One pair of organisations for both directions: the
+// second outage starts after the first one's message arrived.
+func TestPartnerDownTIMBuM(t *testing.T) {
+	t.Parallel()
+	f := timBumPair(t)
+	t.Run("TIM writes", func(t *testing.T) { partnerStaysDown(t, f, true) })
+	t.Run("BuM writes", func(t *testing.T) { partnerStaysDown(t, f, false) })
+}
