@@ -79,6 +79,9 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	// The bot's sync also carries the timeline of every portal: the catch-up after a restart or
 	// a gap, and the redactions that Dendrite 0.13 leaves out of transactions (catchup.go).
 	sy.OnSync(func(ctx context.Context, res *mautrix.RespSync, since string) bool {
+		// Ready with the first response (its room keys are handled by now), even while a catch-up
+		// waits for the transactions: a failing readiness probe must not cut them off.
+		a.readyOne.Do(func() { close(a.ready) })
 		if err := a.catchUp(ctx, res, since); err != nil {
 			sy.Fail(err)
 			return false
@@ -92,7 +95,6 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 			sy.Fail(err)
 		}
 	})
-	sy.After = func(context.Context) { a.readyOne.Do(func() { close(a.ready) }) }
 	sy.Back = a.homeserverBack
 	a.startSync(runCtx, cli)
 

@@ -25,9 +25,10 @@ import (
 // catchUpPage is how many events one /messages request asks for when a timeline has a gap.
 const catchUpPage = 100
 
-// maxCatchUpEvents bounds the events fetched to fill one room's gap. A larger gap is left to the
-// homeserver's transactions, which deliver it in order.
-const maxCatchUpEvents = 5000
+// maxCatchUpEvents bounds the events fetched to fill one room's gap. With a larger gap the sync
+// waits until the homeserver's transactions, which deliver in order, have made it smaller (a
+// variable for the test of that case).
+var maxCatchUpEvents = 5000
 
 // catchUp ingests the timeline of every room in a sync response of the bot, oldest first per
 // room, after filling a gap (a limited timeline) from /messages. The first sync (no since token)
@@ -57,7 +58,7 @@ func (a *Adapter) catchUpRoom(ctx context.Context, room id.RoomID, tl mautrix.Sy
 	if tl.Limited && tl.PrevBatch != "" && !slices.ContainsFunc(events, a.isOwnJoin) {
 		older, complete, err := a.fillGap(ctx, room, tl.PrevBatch, since)
 		if err != nil || !complete {
-			return err // an incomplete gap is left whole to the transactions: nothing out of order
+			return err // a gap that cannot be read is left whole to the transactions
 		}
 		events = append(older, events...)
 	}
@@ -77,13 +78,17 @@ func (a *Adapter) catchUpRoom(ctx context.Context, room id.RoomID, tl mautrix.Sy
 // fillGap returns, oldest first, the events of room between the sync token since and the
 // timeline's prev_batch token (from) that the gateway has not handled yet: it pages backwards
 // and stops at an event already processed (everything before it was handled in order) or at the
-// bot's own join. complete is false when the gap has more than maxCatchUpEvents such events.
+// bot's own join. complete is false when the homeserver refuses to page the gap: the room is
+// then left to the transactions.
 func (a *Adapter) fillGap(ctx context.Context, room id.RoomID, from, since string) (older []*mevent.Event, complete bool, err error) {
 	defer func() { slices.Reverse(older) }() // collected newest first
 	for len(older) < maxCatchUpEvents {
 		resp, err := a.client.Messages(ctx, room, from, since, mautrix.DirectionBackward, nil, catchUpPage)
-		if err != nil {
+		if err != nil && a.ServerUnreachable(err) {
 			return nil, false, transient(fmt.Errorf("matrix: catch-up of %s: %w", room, err))
+		} else if err != nil { // refused (e.g. a room left and forgotten): retrying would block the sync
+			a.log.Warn("gap in the bot's sync not readable, left to the homeserver's transactions", "room_id", string(room), "error", err)
+			return nil, false, nil
 		}
 		for _, evt := range resp.Chunk {
 			if a.isOwnJoin(evt) {
@@ -103,9 +108,9 @@ func (a *Adapter) fillGap(ctx context.Context, room id.RoomID, from, since strin
 		}
 		from = resp.End
 	}
-	a.log.Warn("gap in the bot's sync too large to catch up, left to the homeserver's transactions",
-		"room_id", string(room), "events", len(older))
-	return nil, false, nil
+	// The sync response is tried again (its token kept) while the transactions, which the
+	// homeserver retries meanwhile, handle the oldest of these events; the gap shrinks until it fits.
+	return nil, false, transient(fmt.Errorf("matrix: catch-up of %s: more than %d events not handled yet, waiting for the homeserver's transactions", room, maxCatchUpEvents))
 }
 
 func lastIndexFunc[T any](s []T, f func(T) bool) int {

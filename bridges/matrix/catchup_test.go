@@ -25,7 +25,7 @@ import (
 // catch-up fills the gap from /messages; in the encrypted room alice starts a new Megolm session
 // during the outage, whose key reaches the gateway's device in the same sync. Then the gateway
 // comes back on its registered address, Dendrite's retried transactions bring every event a
-// second time, and nothing changes on the bus.
+// second time, and nothing changes on the bus; a gap too large for the catch-up is left to them.
 func TestAppserviceCatchUpAfterRestart(t *testing.T) {
 	e := startAppserviceEnv(t)
 	alice := newE2EEClient(t, e.hs, "alice", "alicepassword123")
@@ -87,7 +87,15 @@ func TestAppserviceCatchUpAfterRestart(t *testing.T) {
 		e.out.checkOnceInOrder(t, r.sent)
 	}
 
+	// A second outage with a gap larger than the catch-up takes (80 events: 50 in the sync's
+	// timeline, 30 to fill, more than the 20 allowed here): the sync waits (token kept) until the
+	// transactions have handled the oldest, then catches up the rest, still once and in order.
 	e.stopAdapter(t)
+	for j := range 80 {
+		rooms[0].sent = append(rooms[0].sent, alice.SendText(t, rooms[0].id, fmt.Sprintf("zweite Pause %d", j+1)))
+	}
+	defer func(n int) { maxCatchUpEvents = n }(maxCatchUpEvents)
+	maxCatchUpEvents = 20
 	e.cfg.Appservice.Listen = registered
 	e.startAdapter(t)
 	waitFor(t, 150*time.Second, "Dendrite retrying its transactions (backoff 2 s doubling to 64 s)", func() bool {
@@ -95,7 +103,7 @@ func TestAppserviceCatchUpAfterRestart(t *testing.T) {
 	})
 	for _, r := range rooms {
 		r.sent = append(r.sent, alice.SendText(t, r.id, "nach der Pause"))
-		waitFor(t, 30*time.Second, "the message after the outage", all(r))
+		waitFor(t, 60*time.Second, "the messages of the second outage and the one after it", all(r))
 		e.out.checkOnceInOrder(t, r.sent)
 	}
 }
