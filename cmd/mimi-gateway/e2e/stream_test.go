@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -18,6 +19,8 @@ type proc struct {
 	kill func()
 	// restart starts it again on the same data and returns once it is back (ready, answering).
 	restart func(t *testing.T)
+	// down is how long it stays down after the kill; zero means streamOutage.
+	down time.Duration
 }
 
 func gatewayProc(g *gt.Gateway) proc {
@@ -50,6 +53,7 @@ type streamMsg struct {
 // outage is one kill of the stream.
 type outage struct {
 	proc   string
+	down   time.Duration
 	killed time.Time
 	back   time.Time
 }
@@ -112,9 +116,9 @@ func killStream(t *testing.T, label string, a, b person, ca, cb chat, procs []pr
 	for j, p := range procs {
 		at := start.Add(time.Duration(20+j*stride) * streamInterval)
 		time.Sleep(time.Until(at))
-		o := &outage{proc: p.name, killed: time.Now()}
+		o := &outage{proc: p.name, killed: time.Now(), down: cmp.Or(p.down, streamOutage)}
 		p.kill()
-		time.Sleep(streamOutage)
+		time.Sleep(o.down)
 		p.restart(t)
 		o.back = time.Now()
 		outages = append(outages, o)
@@ -176,7 +180,7 @@ func killStream(t *testing.T, label string, a, b person, ca, cb chat, procs []pr
 			}
 			delay := arrived[first.text].Sub(o.back)
 			t.Logf("%s: %s killed for %s (back %.1f s after the kill); first message %s typed during the outage (%q) arrived %.2f s after it was back",
-				label, o.proc, streamOutage, o.back.Sub(o.killed).Seconds(), name, first.text, delay.Seconds())
+				label, o.proc, o.down, o.back.Sub(o.killed).Seconds(), name, first.text, delay.Seconds())
 			if delay > backWithin {
 				t.Errorf("%s: after %s was back, the first message %s of the outage took %.1f s (more than %s)", label, o.proc, name, delay.Seconds(), backWithin)
 			}
