@@ -64,28 +64,28 @@ func (c *Config) SocketPath() string {
 
 func (c *Config) validateAdminUI(v *validator) {
 	a := c.AdminUI
-	v.positive("admin_ui.idle_timeout", int64(a.IdleTimeout))
-	v.positive("admin_ui.absolute_timeout", int64(a.AbsoluteTimeout))
-	v.positive("admin_ui.login_limit", int64(a.LoginLimit))
-	v.positive("admin_ui.login_window", int64(a.LoginWindow))
-	v.positive("admin_ui.config_versions", int64(a.ConfigVersions))
+	v.Positive("admin_ui.idle_timeout", int64(a.IdleTimeout))
+	v.Positive("admin_ui.absolute_timeout", int64(a.AbsoluteTimeout))
+	v.Positive("admin_ui.login_limit", int64(a.LoginLimit))
+	v.Positive("admin_ui.login_window", int64(a.LoginWindow))
+	v.Positive("admin_ui.config_versions", int64(a.ConfigVersions))
 	if a.Address == "" {
 		return
 	}
-	v.hostPort("admin_ui.address", a.Address)
+	v.HostPort("admin_ui.address", a.Address)
 	if (a.TLSCertFile == "") != (a.TLSKeyFile == "") {
-		v.errorf("admin_ui.tls_key_file", "tls_cert_file and tls_key_file go together")
+		v.Errorf("admin_ui.tls_key_file", "tls_cert_file and tls_key_file go together")
 	}
 	if a.PublicURL != "" {
 		if u, err := url.Parse(a.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.errorf("admin_ui.public_url", "%q is not an http(s) URL", a.PublicURL)
+			v.Errorf("admin_ui.public_url", "%q is not an http(s) URL", a.PublicURL)
 		}
 	}
 	if a.OIDC.Issuer != "" {
-		v.required("admin_ui.oidc.client_id", a.OIDC.ClientID, "(the console's client at the identity provider)")
-		v.required("admin_ui.public_url", a.PublicURL, "(needed for the OpenID Connect redirect URI)")
+		v.Required("admin_ui.oidc.client_id", a.OIDC.ClientID, "(the console's client at the identity provider)")
+		v.Required("admin_ui.public_url", a.PublicURL, "(needed for the OpenID Connect redirect URI)")
 		if len(a.OIDC.OperatorGroups)+len(a.OIDC.ViewerGroups) == 0 {
-			v.errorf("admin_ui.oidc.operator_groups", "name at least one operator or viewer group")
+			v.Errorf("admin_ui.oidc.operator_groups", "name at least one operator or viewer group")
 		}
 	}
 }

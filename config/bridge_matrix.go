@@ -86,48 +86,48 @@ func (b *MatrixBridge) validate(v *validator) {
 	if !b.Enabled {
 		return
 	}
-	v.oneOf("bridges.matrix.mode", b.Mode, "appservice", "client")
-	v.oneOf("bridges.matrix.language", b.Language, "en", "de")
+	v.OneOf("bridges.matrix.mode", b.Mode, "appservice", "client")
+	v.OneOf("bridges.matrix.language", b.Language, "en", "de")
 	// Required values (homeserver_url, pickle_key, client.user_id, ...) are checked when the
 	// adapter starts (matrix.Config.Validate); here only the format of what is set.
 	if b.HomeserverURL != "" {
 		if u, err := url.Parse(b.HomeserverURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.errorf("bridges.matrix.homeserver_url", "%q is not an http(s) URL", b.HomeserverURL)
+			v.Errorf("bridges.matrix.homeserver_url", "%q is not an http(s) URL", b.HomeserverURL)
 		}
 	}
 	if b.ServerName != "" && strings.ContainsAny(b.ServerName, "/@!# ") {
-		v.errorf("bridges.matrix.server_name", "%q is not a Matrix server name", b.ServerName)
+		v.Errorf("bridges.matrix.server_name", "%q is not a Matrix server name", b.ServerName)
 	}
 	if b.Encryption.PickleKey != "" && len(b.Encryption.PickleKey) < 16 {
-		v.errorf("bridges.matrix.encryption.pickle_key", "must be at least 16 characters")
+		v.Errorf("bridges.matrix.encryption.pickle_key", "must be at least 16 characters")
 	}
 	switch b.Mode {
 	case "appservice":
-		if v.required("bridges.matrix.appservice.listen", b.Appservice.Listen, "") {
-			v.hostPort("bridges.matrix.appservice.listen", b.Appservice.Listen)
+		if v.Required("bridges.matrix.appservice.listen", b.Appservice.Listen, "") {
+			v.HostPort("bridges.matrix.appservice.listen", b.Appservice.Listen)
 		}
 		for path, lp := range map[string]string{"bridges.matrix.appservice.bot_localpart": b.Appservice.BotLocalpart,
 			"bridges.matrix.appservice.ghost_prefix": b.Appservice.GhostPrefix} {
 			if !matrixLocalpart(lp) {
-				v.errorf(path, "%q is not a valid Matrix localpart (a-z, 0-9, ._=-/)", lp)
+				v.Errorf(path, "%q is not a valid Matrix localpart (a-z, 0-9, ._=-/)", lp)
 			}
 		}
 		if b.Appservice.GhostPrefix != "" && strings.HasPrefix(b.Appservice.BotLocalpart, b.Appservice.GhostPrefix) {
-			v.errorf("bridges.matrix.appservice.bot_localpart", "must not start with ghost_prefix %q", b.Appservice.GhostPrefix)
+			v.Errorf("bridges.matrix.appservice.bot_localpart", "must not start with ghost_prefix %q", b.Appservice.GhostPrefix)
 		}
 	case "client":
 		if b.Client.UserID != "" && (!strings.HasPrefix(b.Client.UserID, "@") || !strings.Contains(b.Client.UserID, ":")) {
-			v.errorf("bridges.matrix.client.user_id", "%q is not a Matrix user ID", b.Client.UserID)
+			v.Errorf("bridges.matrix.client.user_id", "%q is not a Matrix user ID", b.Client.UserID)
 		}
 		if b.Client.AccessToken != "" && b.Client.DeviceID == "" {
-			v.errorf("bridges.matrix.client.device_id", "required with access_token")
+			v.Errorf("bridges.matrix.client.device_id", "required with access_token")
 		}
 	}
 	if b.MaxMediaSize <= 0 || b.MaxMediaSize > 1<<30 {
-		v.errorf("bridges.matrix.max_media_size", "must be between 1 byte and 1GiB")
+		v.Errorf("bridges.matrix.max_media_size", "must be between 1 byte and 1GiB")
 	}
 	if b.DecryptWait < 0 || b.DecryptWait > 25*time.Second {
-		v.errorf("bridges.matrix.decrypt_wait", "must be between 0 and 25s (homeservers time transactions out after 30s)")
+		v.Errorf("bridges.matrix.decrypt_wait", "must be between 0 and 25s (homeservers time transactions out after 30s)")
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 )
 
 // XMPPBridge is the bridges.xmpp section; cmd/mimi-gateway maps it onto bridges/xmpp's own Config
@@ -63,54 +65,54 @@ func (b *XMPPBridge) validate(v *validator) {
 	if !b.Enabled {
 		return
 	}
-	v.oneOf("bridges.xmpp.language", b.Language, "en", "de")
-	if v.required("bridges.xmpp.server", b.Server, "(the XMPP server's component port)") {
-		v.hostPort("bridges.xmpp.server", b.Server)
+	v.OneOf("bridges.xmpp.language", b.Language, "en", "de")
+	if v.Required("bridges.xmpp.server", b.Server, "(the XMPP server's component port)") {
+		v.HostPort("bridges.xmpp.server", b.Server)
 	}
-	if b.Domain != "" && !validDomain(b.Domain) {
-		v.errorf("bridges.xmpp.domain", "%q is not a DNS domain", b.Domain)
+	if b.Domain != "" && !confschema.ValidDomain(b.Domain) {
+		v.Errorf("bridges.xmpp.domain", "%q is not a DNS domain", b.Domain)
 	}
 	for _, c := range []struct {
 		path string
 		comp XMPPComponent
 	}{{"bridges.xmpp.users", b.Users}, {"bridges.xmpp.rooms", b.Rooms}} {
-		if v.required(c.path+".domain", c.comp.Domain, "") && !validDomain(c.comp.Domain) {
-			v.errorf(c.path+".domain", "%q is not a DNS domain", c.comp.Domain)
+		if v.Required(c.path+".domain", c.comp.Domain, "") && !confschema.ValidDomain(c.comp.Domain) {
+			v.Errorf(c.path+".domain", "%q is not a DNS domain", c.comp.Domain)
 		}
-		v.required(c.path+".secret", c.comp.Secret, "(or set secret_file)")
+		v.Required(c.path+".secret", c.comp.Secret, "(or set secret_file)")
 	}
-	if b.UploadService != "" && !validDomain(b.UploadService) {
-		v.errorf("bridges.xmpp.upload_service", "%q is not a domain JID (e.g. upload.hospital.example)", b.UploadService)
+	if b.UploadService != "" && !confschema.ValidDomain(b.UploadService) {
+		v.Errorf("bridges.xmpp.upload_service", "%q is not a domain JID (e.g. upload.hospital.example)", b.UploadService)
 	}
 	if b.Users.Domain != "" && b.Users.Domain == b.Rooms.Domain {
-		v.errorf("bridges.xmpp.rooms.domain", "must differ from bridges.xmpp.users.domain: each is its own component")
+		v.Errorf("bridges.xmpp.rooms.domain", "must differ from bridges.xmpp.users.domain: each is its own component")
 	}
 	if b.HistoryOnJoin < 0 {
-		v.errorf("bridges.xmpp.history_on_join", "must not be negative")
+		v.Errorf("bridges.xmpp.history_on_join", "must not be negative")
 	}
 	if b.HistoryKeep < 0 || b.HistoryKeep > 10000 {
-		v.errorf("bridges.xmpp.history_keep", "must be between 0 and 10000")
+		v.Errorf("bridges.xmpp.history_keep", "must be between 0 and 10000")
 	}
 	if b.MaxBody <= 0 || b.MaxBody > 512<<10 {
-		v.errorf("bridges.xmpp.max_body", "must be between 1 byte and 512KiB")
+		v.Errorf("bridges.xmpp.max_body", "must be between 1 byte and 512KiB")
 	}
 	if b.ReconnectMin <= 0 || b.ReconnectMax < b.ReconnectMin {
-		v.errorf("bridges.xmpp.reconnect_max", "reconnect_min must be positive and reconnect_max at least reconnect_min")
+		v.Errorf("bridges.xmpp.reconnect_max", "reconnect_min must be positive and reconnect_max at least reconnect_min")
 	}
 	if b.Workers < 1 || b.Workers > 256 {
-		v.errorf("bridges.xmpp.workers", "must be between 1 and 256")
+		v.Errorf("bridges.xmpp.workers", "must be between 1 and 256")
 	}
 	for i, h := range b.UploadHosts {
 		if h == "" || strings.ContainsAny(h, "/?#@ ") {
-			v.errorf(fmt.Sprintf("bridges.xmpp.upload_hosts[%d]", i), "%q is not a host or host:port", h)
+			v.Errorf(fmt.Sprintf("bridges.xmpp.upload_hosts[%d]", i), "%q is not a host or host:port", h)
 		}
 	}
 	if b.MaxUpload <= 0 || b.MaxUpload > 1<<30 {
-		v.errorf("bridges.xmpp.max_upload", "must be between 1 byte and 1GiB")
+		v.Errorf("bridges.xmpp.max_upload", "must be between 1 byte and 1GiB")
 	}
 	for i, u := range b.KnownUsers {
 		if u == "" || (u != "*" && strings.ContainsAny(u, "@/ \"\t")) {
-			v.errorf(fmt.Sprintf("bridges.xmpp.known_users[%d]", i), "%q is not a localpart (alice, not alice@domain) or \"*\"", u)
+			v.Errorf(fmt.Sprintf("bridges.xmpp.known_users[%d]", i), "%q is not a localpart (alice, not alice@domain) or \"*\"", u)
 		}
 	}
 }

@@ -19,8 +19,11 @@ package config
 
 import (
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/bus"
+	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -40,8 +43,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// AdminUI is the admin console and the admin CLI's socket.
 	AdminUI AdminUI `yaml:"admin_ui"`
-	// Bus selects the embedded NATS server or an external cluster.
-	Bus Bus `yaml:"bus"`
+	// Bus selects the embedded NATS server or an external cluster (core/bus owns the schema).
+	Bus bus.Config `yaml:"bus"`
 	// Store selects SQLite or PostgreSQL.
 	Store Store `yaml:"store"`
 	// MIMI is the server-to-server listener partners connect to (mutual TLS).
@@ -73,91 +76,6 @@ type Log struct {
 type Admin struct {
 	// Address is host:port of the admin listener.
 	Address string `yaml:"address"`
-}
-
-// Bus configures NATS JetStream. The keys are those of core/bus.Config.
-type Bus struct {
-	// Mode is embedded or external.
-	Mode string `yaml:"mode"`
-	// DedupeWindow is the JetStream duplicate window for Nats-Msg-Id.
-	DedupeWindow time.Duration `yaml:"dedupe_window"`
-	// AckWait is how long a delivered message may stay unacknowledged before redelivery.
-	AckWait time.Duration `yaml:"ack_wait"`
-	// MaxDeliveries is the number of deliveries before a message is dead-lettered.
-	MaxDeliveries int `yaml:"max_deliveries"`
-	// Backoff is the redelivery delay after a handler error, by delivery count.
-	Backoff []time.Duration `yaml:"backoff"`
-	// HandlerTimeout bounds one handler call.
-	HandlerTimeout time.Duration `yaml:"handler_timeout"`
-	// Partitions is the number of room partitions per stream.
-	Partitions int `yaml:"partitions"`
-	// PinnedTTL is how long a silent pinned consumer keeps its partition.
-	PinnedTTL time.Duration `yaml:"pinned_ttl"`
-	// NoPinning turns pinned priority groups off.
-	NoPinning bool `yaml:"no_pinning"`
-	// MaxAge is the retention of mimi.out and mimi.in.
-	MaxAge time.Duration `yaml:"max_age"`
-	// MaxBytes bounds each of mimi.out and mimi.in.
-	MaxBytes ByteSize `yaml:"max_bytes"`
-	// DeadLetterMaxAge is the retention of the dead-letter stream.
-	DeadLetterMaxAge time.Duration `yaml:"dead_letter_max_age"`
-	// DeadLetterMaxBytes bounds the dead-letter stream.
-	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
-	// ReadyTimeout bounds the wait for the bus at start.
-	ReadyTimeout time.Duration `yaml:"ready_timeout"`
-	// Embedded configures the in-process nats-server (mode embedded).
-	Embedded BusEmbedded `yaml:"embedded"`
-	// External configures the connection to a NATS cluster (mode external).
-	External BusExternal `yaml:"external"`
-}
-
-// BusEmbedded configures the in-process nats-server.
-type BusEmbedded struct {
-	// StoreDir is the JetStream file store directory; empty means <data_dir>/nats.
-	StoreDir string `yaml:"store_dir"`
-	// Listen is an optional loopback host:port for the nats CLI; empty means no TCP listener.
-	Listen string `yaml:"listen"`
-	// MaxMemory limits JetStream memory storage.
-	MaxMemory ByteSize `yaml:"max_memory"`
-	// MaxStore limits JetStream file storage.
-	MaxStore ByteSize `yaml:"max_store"`
-	// SyncInterval is the fsync interval; zero fsyncs every write.
-	SyncInterval time.Duration `yaml:"sync_interval"`
-	// ServerName names the embedded server.
-	ServerName string `yaml:"server_name"`
-	// KeyFile holds the key that encrypts the JetStream store at rest; empty means
-	// <data_dir>/nats.key, created on first start.
-	KeyFile string `yaml:"key_file"`
-	// Cipher is the store cipher: chacha or aes.
-	Cipher string `yaml:"cipher"`
-}
-
-// BusExternal configures the connection to an external NATS cluster.
-type BusExternal struct {
-	// URLs are the cluster's client URLs (nats:// or tls://).
-	URLs []string `yaml:"urls"`
-	// CredsFile is a NATS .creds file (JWT + NKey seed).
-	CredsFile string `yaml:"creds_file"`
-	// NKeySeedFile is an NKey seed file, instead of CredsFile.
-	NKeySeedFile string `yaml:"nkey_seed_file"`
-	// TLS configures the client TLS connection.
-	TLS ClientTLS `yaml:"tls"`
-	// Replicas is the stream replica count (1, 3 or 5).
-	Replicas int `yaml:"replicas"`
-	// Name is the connection name shown in the servers' monitoring.
-	Name string `yaml:"name"`
-	// EncryptedAtRest states that every server of the cluster encrypts its JetStream store.
-	EncryptedAtRest bool `yaml:"encrypted_at_rest"`
-}
-
-// ClientTLS is a TLS client configuration made of PEM files.
-type ClientTLS struct {
-	// CAFile verifies the server; empty means the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are an optional client certificate.
-	CertFile string `yaml:"cert_file"`
-	// KeyFile is the client certificate's private key.
-	KeyFile string `yaml:"key_file"`
 }
 
 // Store configures the SQL store.
@@ -329,6 +247,9 @@ func (c *Config) HAEnabled() bool {
 	return c.Bus.Mode == "external" && c.Store.Driver == store.Postgres
 }
 
+// ByteSize is a size in bytes, written with a unit such as MiB (core/confschema).
+type ByteSize = confschema.ByteSize
+
 // Partner is one partner MIMI provider (core/protocol owns the schema).
 type Partner = protocol.PartnerConfig
 
@@ -375,6 +296,28 @@ func (c *Config) NATSKeyFile() string {
 		return abs(c.Bus.Embedded.KeyFile)
 	}
 	return filepath.Join(c.DataDirAbs(), "nats.key")
+}
+
+// BusConfig returns the bus section as core/bus takes it: the store directory and key file
+// resolved below data_dir (the key file created on first start only when it is the default),
+// and dead letters kept no longer than retention.dead_letters. The caller adds the Sealer.
+func (c *Config) BusConfig() bus.Config {
+	b := c.Bus
+	b.Backoff = slices.Clone(b.Backoff)
+	b.External.URLs = slices.Clone(b.External.URLs)
+	b.Embedded.StoreDir = c.NATSStoreDir()
+	b.Embedded.CreateKeyFile = b.Embedded.KeyFile == ""
+	b.Embedded.KeyFile = c.NATSKeyFile()
+	b.DeadLetterMaxAge = shorter(b.DeadLetterMaxAge, c.Retention.DeadLetters)
+	return b
+}
+
+// shorter returns the shorter of a maximum age and a retention period (0: for ever).
+func shorter(d, retention time.Duration) time.Duration {
+	if retention > 0 && (d <= 0 || retention < d) {
+		return retention
+	}
+	return d
 }
 
 // StoreKeyFile returns the store's default keyring file, <data_dir>/store.key, used (and created

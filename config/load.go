@@ -87,12 +87,12 @@ func load(name string, data []byte, environ []string, haveFile bool) (*Config, e
 	errs = append(errs, resolveFiles(cfg, pos)...)
 	// Validate even after decoding errors, so that one run reports everything; skip validation
 	// findings about keys that already have a decoding error (their value is a default).
-	v := &validator{pos: pos, file: name}
+	v := &validator{}
 	cfg.validate(v)
 	cfg.warnings = v.warnings
-	for _, ve := range v.errs {
-		if !overlaps(errs, ve.Path) {
-			errs = append(errs, ve)
+	for _, p := range v.List() {
+		if !overlaps(errs, p.Key) {
+			errs = append(errs, place(p, pos, name))
 		}
 	}
 	if len(errs) > 0 {

@@ -10,18 +10,18 @@ import (
 const modulePath = "github.com/mimi-gateway/mimi-gateway"
 
 // layerRules are the import rules of docs/architecture.md: the core never knows the adapters or
-// the configuration file (cmd maps configuration onto each package's own types), the adapters
+// the configuration file (each package owns its section's schema type, which config composes), the adapters
 // never speak MLS or room policy (they see the bus envelope only), and nothing imports cmd.
 var layerRules = []struct {
 	from, to string // package path prefixes below the module
 	why      string
 }{
 	{"core/", "bridges", "the core does not know the adapters"},
-	{"core/", "config", "the core does not read the configuration file; cmd maps it onto core types"},
+	{"core/", "config", "the core does not read the configuration file; config composes the core's schema types"},
 	{"core/", "cmd/", "nothing imports the command"},
 	{"bridges", "core/mls", "adapters never speak MLS"},
 	{"bridges", "core/room", "adapters see roles as event values, not MLS room state"},
-	{"bridges", "config", "adapters do not read the configuration file; cmd maps it onto their types"},
+	{"bridges", "config", "adapters do not read the configuration file; config composes their schema types"},
 	{"bridges", "cmd/", "nothing imports the command"},
 	{"config", "cmd/", "nothing imports the command"},
 }

@@ -239,7 +239,7 @@ func start(ctx context.Context, cfg *config.Config, mgr *config.Manager, hooks *
 		return "", err
 	}
 
-	bc := busConfig(cfg)
+	bc := cfg.BusConfig()
 	bc.Sealer = storeSealer{st}
 	b, err := bus.Open(ctx, bc, log)
 	if err != nil {

@@ -9,52 +9,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-// busConfig maps the bus section onto core/bus.Config.
-func busConfig(c *config.Config) bus.Config {
-	b := c.Bus
-	return bus.Config{
-		Mode: bus.Mode(b.Mode),
-		Embedded: bus.EmbeddedConfig{
-			StoreDir:     c.NATSStoreDir(),
-			MaxMemory:    int64(b.Embedded.MaxMemory),
-			MaxStore:     int64(b.Embedded.MaxStore),
-			SyncInterval: b.Embedded.SyncInterval,
-			Listen:       b.Embedded.Listen,
-			ServerName:   b.Embedded.ServerName,
-			KeyFile:      c.NATSKeyFile(),
-			// Only the default file is created; a configured one must exist.
-			CreateKeyFile: b.Embedded.KeyFile == "",
-			Cipher:        b.Embedded.Cipher,
-		},
-		External: bus.ExternalConfig{
-			URLs:         append([]string(nil), b.External.URLs...),
-			CredsFile:    b.External.CredsFile,
-			NKeySeedFile: b.External.NKeySeedFile,
-			TLS: bus.TLSConfig{
-				CAFile:   b.External.TLS.CAFile,
-				CertFile: b.External.TLS.CertFile,
-				KeyFile:  b.External.TLS.KeyFile,
-			},
-			Replicas:        b.External.Replicas,
-			Name:            b.External.Name,
-			EncryptedAtRest: b.External.EncryptedAtRest,
-		},
-		DedupeWindow:       b.DedupeWindow,
-		AckWait:            b.AckWait,
-		MaxDeliveries:      b.MaxDeliveries,
-		Backoff:            append(b.Backoff[:0:0], b.Backoff...),
-		HandlerTimeout:     b.HandlerTimeout,
-		Partitions:         b.Partitions,
-		PinnedTTL:          b.PinnedTTL,
-		NoPinning:          b.NoPinning,
-		MaxAge:             b.MaxAge,
-		MaxBytes:           int64(b.MaxBytes),
-		DeadLetterMaxAge:   shorter(b.DeadLetterMaxAge, c.Retention.DeadLetters),
-		DeadLetterMaxBytes: int64(b.DeadLetterMaxBytes),
-		ReadyTimeout:       b.ReadyTimeout,
-	}
-}
-
 // shorter returns the shorter of a maximum age and a retention period (0: for ever).
 func shorter(d, retention time.Duration) time.Duration {
 	if retention > 0 && (d <= 0 || retention < d) {

@@ -1,13 +1,15 @@
 package bus
 
 import (
-	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 )
 
 // Mode selects where the NATS server runs.
@@ -44,67 +46,69 @@ const (
 // is redelivered after DefaultBackoff[n-1] (the last entry repeats).
 var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
 
-// Config configures the bus. The config package maps the YAML section `bus:` onto it; the
-// mapstructure tags are the YAML keys. Zero values mean "default" (see WithDefaults).
+// Config configures the bus: it is the bus section of the gateway's configuration (the yaml tags
+// are its keys; config/example.yaml documents each with its default), which the config package
+// completes with the paths below data_dir (config.Config.BusConfig). Zero values mean "default"
+// (see WithDefaults) for a Config built in code.
 type Config struct {
 	// Mode is "embedded" (default) or "external".
-	Mode Mode `mapstructure:"mode"`
+	Mode Mode `yaml:"mode"`
 	// Embedded configures the in-process server (mode embedded).
-	Embedded EmbeddedConfig `mapstructure:"embedded"`
+	Embedded EmbeddedConfig `yaml:"embedded"`
 	// External configures the connection to a NATS cluster (mode external).
-	External ExternalConfig `mapstructure:"external"`
+	External ExternalConfig `yaml:"external"`
 
 	// DedupeWindow is how long JetStream remembers a Nats-Msg-Id (the envelope ID): a republished
 	// envelope within the window is stored once. Default 1h; must not exceed MaxAge. Consumers still
 	// dedupe by event ID in the store, because redelivery can happen after the window, and after a
 	// server restart once the first copy was acknowledged and removed (the server rebuilds its
 	// window from the messages it still holds).
-	DedupeWindow time.Duration `mapstructure:"dedupe_window"`
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
 	// AckWait is how long a delivered message may stay unacknowledged before it is redelivered.
 	// A running handler extends it automatically (progress acks), so it only bounds crashed or
 	// disconnected consumers. Default 30s.
-	AckWait time.Duration `mapstructure:"ack_wait"`
+	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxDeliveries is how many times a message is delivered before it goes to the dead-letter
 	// stream. Default 10.
-	MaxDeliveries int `mapstructure:"max_deliveries"`
+	MaxDeliveries int `yaml:"max_deliveries"`
 	// Backoff is the delay before redelivery after a handler error, indexed by the number of
 	// deliveries so far (the last entry repeats). Default 1s, 2s, 5s, 10s, 30s, 1m. While a
 	// message waits, its partition (not only its room) waits too: see Partitions.
-	Backoff []time.Duration `mapstructure:"backoff"`
+	Backoff []time.Duration `yaml:"backoff"`
 	// HandlerTimeout bounds one handler call; its context is cancelled after it. Default 5m.
-	HandlerTimeout time.Duration `mapstructure:"handler_timeout"`
+	HandlerTimeout time.Duration `yaml:"handler_timeout"`
 	// Partitions is the number of room partitions per stream (for mimi.in: per network). Messages
 	// of a room always land in the same partition and are handled one at a time, in order;
 	// partitions are handled in parallel. Default 16, at most 1024. Changing it re-maps rooms:
 	// drain the streams first (messages stored under a partition number that no longer exists
 	// are not consumed).
-	Partitions int `mapstructure:"partitions"`
+	Partitions int `yaml:"partitions"`
 	// PinnedTTL is how long a pinned consumer (one gateway replica holding a partition) may stay
 	// silent before another replica takes the partition over. Default 5s. Zero or negative values
 	// mean the default; set NoPinning to turn pinning off.
-	PinnedTTL time.Duration `mapstructure:"pinned_ttl"`
+	PinnedTTL time.Duration `yaml:"pinned_ttl"`
 	// NoPinning turns pinned priority groups off (for servers older than 2.11). Several replicas
 	// then pull from every partition in turn; per-room order still holds (one message in flight
 	// per partition), but partitions move between replicas all the time.
-	NoPinning bool `mapstructure:"no_pinning"`
+	NoPinning bool `yaml:"no_pinning"`
 	// MaxAge is how long mimi.out and mimi.in keep a message that is not acknowledged. An
 	// acknowledged message is removed at once (interest retention: once every consumer group
 	// whose subjects it matches has acknowledged it). Default 7 days.
-	MaxAge time.Duration `mapstructure:"max_age"`
+	MaxAge time.Duration `yaml:"max_age"`
 	// MaxBytes bounds each of the mimi.out and mimi.in streams; the oldest messages are discarded
 	// beyond it. Default 2 GiB.
-	MaxBytes int64 `mapstructure:"max_bytes"`
+	MaxBytes confschema.ByteSize `yaml:"max_bytes"`
 	// DeadLetterMaxAge is how long the dead-letter stream keeps messages. Default 30 days.
-	DeadLetterMaxAge time.Duration `mapstructure:"dead_letter_max_age"`
+	DeadLetterMaxAge time.Duration `yaml:"dead_letter_max_age"`
 	// DeadLetterMaxBytes bounds the dead-letter stream. Default 1 GiB.
-	DeadLetterMaxBytes int64 `mapstructure:"dead_letter_max_bytes"`
+	DeadLetterMaxBytes confschema.ByteSize `yaml:"dead_letter_max_bytes"`
 	// ReadyTimeout bounds Open's wait for the embedded server, or for the first successful stream
 	// setup in external mode. Default 30s.
-	ReadyTimeout time.Duration `mapstructure:"ready_timeout"`
+	ReadyTimeout time.Duration `yaml:"ready_timeout"`
 	// Sealer, if set, encrypts the envelope a dead letter keeps (its data), so that the dead-letter
 	// stream holds metadata in headers and only an encrypted envelope; the gateway passes the
 	// store's keyring. Without one, dead letters keep the original data.
-	Sealer Sealer `mapstructure:"-"`
+	Sealer Sealer `yaml:"-"`
 }
 
 // Sealer encrypts and decrypts data bound to an ID (core/store's keyring in the gateway).
@@ -119,62 +123,62 @@ type Sealer interface {
 type EmbeddedConfig struct {
 	// StoreDir is the JetStream file store directory, normally <data_dir>/nats. Required: an
 	// empty store dir would make nats-server use a temporary directory and lose data on reboot.
-	StoreDir string `mapstructure:"store_dir"`
+	StoreDir string `yaml:"store_dir"`
 	// MaxMemory bounds JetStream memory storage in bytes. Default 64 MiB.
-	MaxMemory int64 `mapstructure:"max_memory"`
+	MaxMemory confschema.ByteSize `yaml:"max_memory"`
 	// MaxStore bounds JetStream file storage in bytes. Default 10 GiB.
-	MaxStore int64 `mapstructure:"max_store"`
+	MaxStore confschema.ByteSize `yaml:"max_store"`
 	// SyncInterval is how often the file store fsyncs. Zero (the default) means sync_always: every
 	// write is fsynced before it is acknowledged, so an acknowledged publish survives a power loss
 	// (a single node has no replicas to fall back on). A positive value trades that for throughput:
 	// up to SyncInterval of acknowledged messages can be lost on power loss (not on a process crash).
-	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	SyncInterval time.Duration `yaml:"sync_interval"`
 	// Listen is an optional loopback address (e.g. "127.0.0.1:4222") on which the embedded server
 	// also accepts TCP clients, for the nats CLI. Empty (the default) means no listener at all.
 	// Only loopback addresses are accepted: the listener has no authentication.
-	Listen string `mapstructure:"listen"`
+	Listen string `yaml:"listen"`
 	// ServerName names the embedded server in logs and in the store. Default "mimi-gateway".
-	ServerName string `mapstructure:"server_name"`
+	ServerName string `yaml:"server_name"`
 	// KeyFile holds the key with which the server encrypts the JetStream store at rest (every
 	// message block, index and consumer state; nats-server's own encryption, Cipher). Default
 	// <StoreDir>/../nats.key with CreateKeyFile. An existing unencrypted store is converted on the
 	// first start with a key. A wrong key, or a missing key file for an encrypted store, stops Open.
-	KeyFile string `mapstructure:"key_file"`
+	KeyFile string `yaml:"key_file"`
 	// CreateKeyFile lets Open create KeyFile (mode 0600) with a new random key when it does not
 	// exist and the store was never encrypted.
-	CreateKeyFile bool `mapstructure:"-"`
+	CreateKeyFile bool `yaml:"-"`
 	// Cipher is the store cipher: "chacha" (ChaCha20-Poly1305, the default) or "aes" (AES-GCM).
-	Cipher string `mapstructure:"cipher"`
+	Cipher string `yaml:"cipher"`
 }
 
 // ExternalConfig configures the connection to an external NATS cluster.
 type ExternalConfig struct {
 	// URLs are the cluster's client URLs (nats:// or tls://). Required in external mode.
-	URLs []string `mapstructure:"urls"`
+	URLs []string `yaml:"urls"`
 	// CredsFile is an optional NATS credentials file (JWT and NKey seed).
-	CredsFile string `mapstructure:"creds_file"`
+	CredsFile string `yaml:"creds_file"`
 	// NKeySeedFile is an optional NKey seed file (instead of a credentials file).
-	NKeySeedFile string `mapstructure:"nkey_seed_file"`
+	NKeySeedFile string `yaml:"nkey_seed_file"`
 	// TLS configures TLS to the servers; empty means the system roots and no client certificate.
-	TLS TLSConfig `mapstructure:"tls"`
+	TLS TLSConfig `yaml:"tls"`
 	// Replicas is the number of stream replicas (1, 3 or 5). Default 3.
-	Replicas int `mapstructure:"replicas"`
+	Replicas int `yaml:"replicas"`
 	// Name is the connection name shown in the server's monitoring. Default "mimi-gateway".
-	Name string `mapstructure:"name"`
+	Name string `yaml:"name"`
 	// EncryptedAtRest is the operator's statement that every server of the cluster encrypts its
 	// JetStream store (jetstream { cipher, key }): a client cannot tell, so without it Open logs a
 	// warning that message content may be stored in the clear on the servers.
-	EncryptedAtRest bool `mapstructure:"encrypted_at_rest"`
+	EncryptedAtRest bool `yaml:"encrypted_at_rest"`
 }
 
 // TLSConfig names PEM files for TLS to external NATS servers.
 type TLSConfig struct {
 	// CAFile holds the CA certificates that sign the servers' certificates.
-	CAFile string `mapstructure:"ca_file"`
+	CAFile string `yaml:"ca_file"`
 	// CertFile and KeyFile hold the client certificate and key for mutual TLS.
-	CertFile string `mapstructure:"cert_file"`
+	CertFile string `yaml:"cert_file"`
 	// KeyFile holds the client key for CertFile.
-	KeyFile string `mapstructure:"key_file"`
+	KeyFile string `yaml:"key_file"`
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -237,70 +241,87 @@ func (c Config) WithDefaults() Config {
 // MaxPartitions bounds Config.Partitions.
 const MaxPartitions = 1024
 
-// Validate checks a configuration after WithDefaults and returns all problems at once, each
-// naming its YAML key under bus.
+// Validate checks a configuration (the loaded bus section, or one after WithDefaults) and returns
+// every problem at once, each a *confschema.Problem naming its key under bus.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("bus.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
+	var p confschema.Problems
+	p.OneOf("bus.mode", string(c.Mode), string(ModeEmbedded), string(ModeExternal))
 	switch c.Mode {
 	case ModeEmbedded:
-		if c.Embedded.StoreDir == "" {
-			bad("embedded.store_dir", "required in embedded mode (normally <data_dir>/nats)")
-		} else if !filepath.IsAbs(c.Embedded.StoreDir) {
-			bad("embedded.store_dir", "%q is not an absolute path", c.Embedded.StoreDir)
-		}
-		if c.Embedded.SyncInterval < 0 {
-			bad("embedded.sync_interval", "negative")
-		}
-		if c.Embedded.Listen != "" {
-			if err := checkLoopback(c.Embedded.Listen); err != nil {
-				bad("embedded.listen", "%v", err)
-			}
-		}
-		if !validName.MatchString(c.Embedded.ServerName) {
-			bad("embedded.server_name", "%q: use 1-64 characters from [A-Za-z0-9_-]", c.Embedded.ServerName)
-		}
-		if c.Embedded.Cipher != "chacha" && c.Embedded.Cipher != "aes" {
-			bad("embedded.cipher", "%q: use chacha or aes", c.Embedded.Cipher)
-		}
+		c.Embedded.validate(&p)
 	case ModeExternal:
-		if len(c.External.URLs) == 0 {
-			bad("external.urls", "at least one URL is required in external mode")
-		}
-		switch c.External.Replicas {
-		case 1, 3, 5:
-		default:
-			bad("external.replicas", "%d: use 1, 3 or 5", c.External.Replicas)
-		}
-		if c.External.CredsFile != "" && c.External.NKeySeedFile != "" {
-			bad("external.nkey_seed_file", "set either creds_file or nkey_seed_file, not both")
-		}
-		if (c.External.TLS.CertFile == "") != (c.External.TLS.KeyFile == "") {
-			bad("external.tls", "cert_file and key_file go together")
-		}
-	default:
-		bad("mode", "%q: use %q or %q", c.Mode, ModeEmbedded, ModeExternal)
+		c.External.validate(&p)
 	}
+	p.Positive("bus.dedupe_window", int64(c.DedupeWindow))
 	if c.DedupeWindow > c.MaxAge {
-		bad("dedupe_window", "%s exceeds max_age %s", c.DedupeWindow, c.MaxAge)
+		p.Errorf("bus.dedupe_window", "%s exceeds max_age %s", c.DedupeWindow, c.MaxAge)
 	}
-	if c.AckWait < 100*time.Millisecond {
-		bad("ack_wait", "%s is below 100ms", c.AckWait)
+	if c.AckWait > 0 && c.AckWait < 100*time.Millisecond {
+		p.Errorf("bus.ack_wait", "%s is below 100ms", c.AckWait)
 	}
-	if c.MaxDeliveries < 1 {
-		bad("max_deliveries", "%d is below 1", c.MaxDeliveries)
-	}
+	p.Positive("bus.ack_wait", int64(c.AckWait))
+	p.Positive("bus.max_deliveries", int64(c.MaxDeliveries))
 	for i, d := range c.Backoff {
-		if d < 0 {
-			bad("backoff["+strconv.Itoa(i)+"]", "negative delay %s", d)
+		p.NotNegative("bus.backoff["+strconv.Itoa(i)+"]", int64(d))
+	}
+	p.Positive("bus.partitions", int64(c.Partitions))
+	if c.Partitions > MaxPartitions {
+		p.Errorf("bus.partitions", "%d: use 1 to %d", c.Partitions, MaxPartitions)
+	}
+	p.Positive("bus.max_age", int64(c.MaxAge))
+	p.Positive("bus.max_bytes", int64(c.MaxBytes))
+	return p.Err()
+}
+
+func (e *EmbeddedConfig) validate(p *confschema.Problems) {
+	if e.StoreDir == "" {
+		p.Errorf("bus.embedded.store_dir", "required in embedded mode (normally <data_dir>/nats)")
+	} else if !filepath.IsAbs(e.StoreDir) {
+		p.Errorf("bus.embedded.store_dir", "%q is not an absolute path", e.StoreDir)
+	}
+	p.NotNegative("bus.embedded.sync_interval", int64(e.SyncInterval))
+	if e.Listen != "" {
+		if err := checkLoopback(e.Listen); err != nil {
+			p.Errorf("bus.embedded.listen", "%v", err)
 		}
 	}
-	if c.Partitions < 1 || c.Partitions > MaxPartitions {
-		bad("partitions", "%d: use 1 to %d", c.Partitions, MaxPartitions)
+	p.Positive("bus.embedded.max_memory", int64(e.MaxMemory))
+	p.Positive("bus.embedded.max_store", int64(e.MaxStore))
+	if !validName.MatchString(e.ServerName) {
+		p.Errorf("bus.embedded.server_name", "%q: use 1-64 characters from [A-Za-z0-9_-]", e.ServerName)
 	}
-	return errors.Join(errs...)
+	p.OneOf("bus.embedded.cipher", e.Cipher, "chacha", "aes")
+}
+
+func (e *ExternalConfig) validate(p *confschema.Problems) {
+	if len(e.URLs) == 0 {
+		p.Errorf("bus.external.urls", "missing required value (bus.mode is external)")
+	}
+	for i, u := range e.URLs {
+		key := "bus.external.urls[" + strconv.Itoa(i) + "]"
+		// Messages never repeat a URL's user information: it may hold a password.
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" {
+			p.Errorf(key, "not a URL such as nats://host:4222")
+			continue
+		}
+		switch pu.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			p.Errorf(key, "%q: scheme must be nats, tls, ws or wss", pu.Redacted())
+		}
+	}
+	switch e.Replicas {
+	case 1, 3, 5:
+	default:
+		p.Errorf("bus.external.replicas", "%d is not one of 1, 3, 5", e.Replicas)
+	}
+	if e.CredsFile != "" && e.NKeySeedFile != "" {
+		p.Errorf("bus.external.nkey_seed_file", "set either creds_file or nkey_seed_file, not both")
+	}
+	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+		p.Errorf("bus.external.tls", "cert_file and key_file go together")
+	}
 }
 
 // validName restricts server names and durable consumer group names. Consumer group names

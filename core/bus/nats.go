@@ -163,8 +163,8 @@ func (b *NATS) startEmbedded() error {
 		JetStreamCipher:    storeCipher(ec.Cipher),
 		JetStream:          true,
 		StoreDir:           ec.StoreDir,
-		JetStreamMaxMemory: ec.MaxMemory,
-		JetStreamMaxStore:  ec.MaxStore,
+		JetStreamMaxMemory: int64(ec.MaxMemory),
+		JetStreamMaxStore:  int64(ec.MaxStore),
 		NoSigs:             true,
 		DontListen:         true,
 		SyncAlways:         ec.SyncInterval == 0,
@@ -278,7 +278,7 @@ func (b *NATS) streamConfigs() []jetstream.StreamConfig {
 			Storage:          jetstream.FileStorage,
 			Replicas:         b.replicas(),
 			MaxAge:           b.cfg.MaxAge,
-			MaxBytes:         b.cfg.MaxBytes,
+			MaxBytes:         int64(b.cfg.MaxBytes),
 			MaxMsgSize:       event.MaxEnvelopeSize,
 			Duplicates:       b.cfg.DedupeWindow,
 		}
@@ -296,7 +296,7 @@ func (b *NATS) streamConfigs() []jetstream.StreamConfig {
 	dlq := common(StreamDeadLetter, SubjectDeadLetterPrefix+">", nil)
 	dlq.Description = "dead letters: mimi.dlq.<original subject>"
 	dlq.MaxAge = b.cfg.DeadLetterMaxAge
-	dlq.MaxBytes = b.cfg.DeadLetterMaxBytes
+	dlq.MaxBytes = int64(b.cfg.DeadLetterMaxBytes)
 	dlq.MaxMsgSize = 0 // a dead letter may be an oversized or undecodable original
 	dlq.Duplicates = min(b.cfg.DedupeWindow, dlq.MaxAge)
 	return []jetstream.StreamConfig{out, in, dlq}

@@ -1,4 +1,4 @@
-package config
+package confschema
 
 import (
 	"fmt"
