@@ -51,6 +51,9 @@ const (
 	PhraseInviteUnreachable Phrase = "invite.unreachable"
 	PhraseInviteNoKeys      Phrase = "invite.noKeys"
 	PhraseInviteFailed      Phrase = "invite.failed"
+	// PhraseInviteFixed: (1) could not be added because the conversation is a 1:1 (its MIMI
+	// room has fixed membership: room-policy base_room_policy fixed_membership).
+	PhraseInviteFixed Phrase = "invite.fixedMembership"
 	// PhraseRefusedThis: the message the notice is attached to was refused by (1).
 	PhraseRefusedThis Phrase = "refused.this"
 	// PhraseRefused: a message of the user was refused by (1).
@@ -122,6 +125,7 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseInviteUnreachable:     "%[1]s could not be added to this conversation: %[2]s cannot be reached.",
 		PhraseInviteFailed:          "%[1]s could not be added to this conversation: %[2]s refused.",
 		PhraseInviteNoKeys:          "%[1]s could not be added to this conversation: %[2]s could not set up end-to-end encryption for them.",
+		PhraseInviteFixed:           "%[1]s could not be added to this conversation: it is a one-to-one conversation, and nobody else can join it. To talk with more people, start a new group conversation.",
 		PhraseRefusedThis:           "This message was not delivered: %s refused it.",
 		PhraseRefused:               "A message you sent was not delivered: %s refused it.",
 		PhraseUndeliveredThis:       "This message could not be delivered to %s, and the gateway has stopped trying.",
@@ -162,6 +166,7 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseInviteUnreachable:     "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s ist nicht erreichbar.",
 		PhraseInviteFailed:          "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s hat abgelehnt.",
 		PhraseInviteNoKeys:          "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s konnte die Ende-zu-Ende-Verschlüsselung für diese Person nicht einrichten.",
+		PhraseInviteFixed:           "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: Es ist eine Unterhaltung zu zweit, zu der niemand weiteres hinzukommen kann. Um mit mehr Personen zu sprechen, beginnen Sie eine neue Gruppenunterhaltung.",
 		PhraseRefusedThis:           "Diese Nachricht wurde nicht zugestellt: %s hat sie abgelehnt.",
 		PhraseRefused:               "Eine Ihrer Nachrichten wurde nicht zugestellt: %s hat sie abgelehnt.",
 		PhraseUndeliveredThis:       "Diese Nachricht konnte nicht an %s zugestellt werden; das Gateway hat die Zustellung aufgegeben.",
@@ -239,6 +244,8 @@ func NoticeText(lang Language, n *event.Notice, target string, attached bool) st
 			p = PhraseInviteNoConsent
 		case "notAllowed", "forbidden":
 			p = PhraseInviteNotAllowed
+		case "fixedMembership":
+			p = PhraseInviteFixed
 		case "unreachable":
 			p = PhraseInviteUnreachable
 		}

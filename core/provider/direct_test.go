@@ -2,9 +2,13 @@ package provider
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/mls"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 )
 
 // TestDirectRoom: an invite an adapter marks as a 1:1 (Membership.Direct) into a new room of ours
@@ -65,5 +69,81 @@ func TestDirectRoom(t *testing.T) {
 	}
 	if policyOf(group) {
 		t.Fatal("the group got a base policy")
+	}
+}
+
+// TestFixedMembership: nobody joins a 1:1 (base_room_policy fixed_membership). An invite of a
+// third person is refused before any commit, by the hub's provider (alice's invite) and by a
+// follower's (bob's), and the inviter is told why (NoticeInviteFailed, fixedMembership). A commit
+// that adds someone anyway, as a follower's provider that skipped that check would submit it, is
+// refused by the hub (room.Authorize): the room's epoch and participants stay.
+func TestFixedMembership(t *testing.T) {
+	ctx := context.Background()
+	a, b := pair(t)
+	alice := event.NewUserURI(a.domain, "alice")
+	bob, carol := event.NewUserURI(b.domain, "bob"), event.NewUserURI(b.domain, "carol")
+	for _, u := range []event.UserURI{bob, carol} {
+		if err := b.p.EnsureUser(ctx, u, event.NetworkMatrix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dm := a.p.NewRoomID()
+	inv := membership(dm, alice, event.MembershipInvite, bob)
+	inv.Membership.Direct = true
+	publishOut(t, a, inv)
+	expect(t, b, "bob's portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest && e.Room == dm })
+	var bg *mls.Group
+	waitFor(t, "bob's client in the hub's epoch", func() error {
+		rr, err := loadRoom(ctx, a.st, dm)
+		if err != nil {
+			return err
+		}
+		c, err := loadClient(ctx, b.st, dm, bob)
+		if err != nil {
+			return err
+		}
+		if c.Group.Epoch() != rr.Epoch {
+			return errors.New("not yet")
+		}
+		bg = c.Group
+		return nil
+	})
+	before, err := loadRoom(ctx, a.st, dm)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, side := range []struct {
+		nd      *node
+		inviter event.UserURI
+	}{{a, alice}, {b, bob}} {
+		publishOut(t, side.nd, membership(dm, side.inviter, event.MembershipInvite, carol))
+		n := expectNotice(t, side.nd, side.inviter.Local()+" told", func(e *event.Envelope) bool { return e.Room == dm && e.Sender == side.inviter })
+		if n.Notice.Code != event.NoticeInviteFailed || n.Notice.Reason != "fixedMembership" || n.Notice.Target != carol {
+			t.Fatalf("notice for %s: %+v, want invite_failed of %s for fixedMembership", side.inviter, n.Notice, carol)
+		}
+	}
+
+	resp, err := b.tp.Client.Update(ctx, dm, &protocol.UpdateRequest{Bundle: commitBundle(t, bg, mls.CommitOptions{Proposals: listAdds(t, bg, carol)})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ResponseCode != protocol.UpdateNotAllowed || !strings.Contains(resp.ErrorDescription, "fixed membership") {
+		t.Fatalf("a commit adding carol to the 1:1: code %d %q, want notAllowed for fixed membership", resp.ResponseCode, resp.ErrorDescription)
+	}
+	rr, err := loadRoom(ctx, a.st, dm)
+	if err != nil || rr.Epoch != before.Epoch {
+		t.Fatalf("room epoch %d → %+v (%v)", before.Epoch, rr, err)
+	}
+	c, err := loadClient(ctx, a.st, dm, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := stateOfGroup(c.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(st.Participants.Participants); got != 2 || directPeer(st, alice) != bob {
+		t.Fatalf("participants after the refusals: %+v", st.Participants.Participants)
 	}
 }

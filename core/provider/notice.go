@@ -10,6 +10,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
+	"github.com/mimi-gateway/mimi-gateway/core/room"
 )
 
 // When the provider gives up on something a local user did, it tells her: a KindNotice
@@ -53,6 +54,8 @@ func reasonOf(err error) string {
 	switch {
 	case errors.As(err, &r):
 		return r.reason
+	case errors.Is(err, room.ErrFixedMembership):
+		return "fixedMembership"
 	case errors.Is(err, ErrUnknownUser):
 		return "userUnknown"
 	case errors.Is(err, errUnknownRoom):
@@ -83,7 +86,9 @@ func (p *Provider) noticeOf(env *event.Envelope, err error, final bool) event.No
 		if t := env.Membership.Target; t.Domain() != p.cfg.Domain {
 			n.Partner = t.Domain()
 		}
-		if errors.Is(err, errUnknownRoom) || env.Membership.Target == env.Sender {
+		// A local user who joins a 1:1 on her own is told that she cannot be added, not that
+		// the conversation failed.
+		if errors.Is(err, errUnknownRoom) || (env.Membership.Target == env.Sender && n.Reason != "fixedMembership") {
 			n.Code, n.Target = event.NoticeRoomFailed, ""
 		}
 	case env.Kind == event.KindMembership && env.Membership != nil:
@@ -148,7 +153,7 @@ func (p *Provider) publishNotice(ctx context.Context, nw event.Network, room eve
 
 // noticeReasons are the reasons counted under their own label; others count as "other".
 var noticeReasons = map[string]bool{"userUnknown": true, "noConsent": true, "userDeleted": true, "incompatibleProtocol": true,
-	"noKeyPackage": true, "unknownRoom": true, "notPartner": true, "notAllowed": true, "unreachable": true, "forbidden": true, "failed": true}
+	"noKeyPackage": true, "unknownRoom": true, "notPartner": true, "notAllowed": true, "fixedMembership": true, "unreachable": true, "forbidden": true, "failed": true}
 
 // reasonLabel keeps the metric's reason label within a fixed set.
 func reasonLabel(r string) string {

@@ -307,6 +307,9 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 	if err != nil {
 		return err
 	}
+	if err := refuseFixed(before, o.add); err != nil {
+		return err
+	}
 	upd, err := listUpdate(before, o)
 	if err != nil {
 		return err

@@ -146,6 +146,16 @@ func directPolicy(before *room.State, direct bool, committer event.UserURI) *roo
 	return room.DirectPolicy()
 }
 
+// refuseFixed refuses, before our client commits, to add users to a room whose base policy fixes
+// its membership (a 1:1): its hub refuses such a commit (room.Authorize), and a partner hub's
+// refusal would not tell the person why.
+func refuseFixed(before *room.State, add []event.UserURI) error {
+	if len(add) == 0 || !before.Policy.Direct() {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: %v cannot be added", errNotAllowed, room.ErrFixedMembership, add)
+}
+
 // directPeer returns the other participant of a 1:1 room (base policy with fixed membership and
 // two participants, one of them self), or "".
 func directPeer(st *room.State, self event.UserURI) event.UserURI {

@@ -115,6 +115,9 @@ func Authorize(before *State, h *Handshake) (*Outcome, error) {
 	}
 	out.After.Participants, out.Changes = list, changes
 	for _, c := range changes {
+		if err := fixedMembership(before.Policy, c); err != nil {
+			return nil, err
+		}
 		if err := a.change(c); err != nil {
 			return nil, err
 		}
@@ -148,8 +151,22 @@ func Authorize(before *State, h *Handshake) (*Outcome, error) {
 		if out.After.Policy, err = DecodeBasePolicy(policies[0]); err != nil {
 			return nil, err
 		}
+		if before.Policy.Direct() && !out.After.Policy.Direct() {
+			return nil, fmt.Errorf("%w: %s lifts it", ErrFixedMembership, h.Committer)
+		}
 	}
 	return out, nil
+}
+
+// fixedMembership refuses a change that makes someone a participant of a room whose base policy
+// fixes its membership (room-policy-03 §5: "other users cannot be added"): from no entry, or
+// from banned, to any other role. Leaving, removals and role changes of participants are not
+// refused: a user erased by her provider, or one who leaves a 1:1, is removed from the list.
+func fixedMembership(p *BasePolicy, c Change) error {
+	if !p.Direct() || (c.From != RoleNone && c.From != RoleBanned) || c.To == RoleNone || c.To == RoleBanned {
+		return nil
+	}
+	return fmt.Errorf("%w: %s cannot be added", ErrFixedMembership, c.User)
 }
 
 type authorizer struct {

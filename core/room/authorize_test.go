@@ -76,6 +76,8 @@ func TestAuthorize(t *testing.T) {
 	newRoles := DefaultRoles()
 	newRoles.Roles[2].Description = "member"
 	rolesP := func(rs *Roles) mls.Proposal { p, _ := rs.Proposal(); return p }
+	policyP := func(bp *BasePolicy) mls.Proposal { p, _ := bp.Proposal(); return p }
+	direct := func(s *State) { s.Policy = DirectPolicy() }
 	cases := []struct {
 		name  string
 		state func(*State)
@@ -149,6 +151,15 @@ func TestAuthorize(t *testing.T) {
 		{"owner changes role definitions", nil, hs{committer: alice, props: []mls.Proposal{rolesP(newRoles)}}, nil, ""},
 		{"admin changes role definitions", nil, hs{committer: carol, props: []mls.Proposal{rolesP(newRoles)}}, ErrNotAllowed, "canChangeRoleDefinitions"},
 		{"roles drop a role in use", nil, hs{committer: alice, props: []mls.Proposal{rolesP(otherRoles)}}, ErrInvalid, "drops role 4"},
+		// fixed membership (a 1:1): nobody joins the participants, and it stays fixed
+		{"1:1: owner adds a user", direct, hs{committer: alice, props: []mls.Proposal{plu(t, ParticipantListUpdate{Added: []Participant{{eve, RoleRegular}}})}, added: []event.UserURI{eve}}, ErrFixedMembership, "eve cannot be added"},
+		{"1:1: unban into the room", direct, hs{committer: carol, props: []mls.Proposal{plu(t, ParticipantListUpdate{Changed: []RoleChange{{3, RoleRegular}}})}}, ErrFixedMembership, "dave cannot be added"},
+		{"1:1: a participant's new client", direct, hs{committer: bob, added: []event.UserURI{gina}}, nil, ""},
+		{"1:1: a participant leaves", direct, hs{committer: frank, submitter: "b.example", props: []mls.Proposal{plu(t, ParticipantListUpdate{Removed: []uint32{1}})}, removed: []event.UserURI{bob}}, nil, ""},
+		{"1:1: a stranger banned", direct, hs{committer: carol, props: []mls.Proposal{plu(t, ParticipantListUpdate{Added: []Participant{{eve, RoleBanned}}})}}, nil, ""},
+		{"1:1: fixed membership lifted", direct, hs{committer: alice, props: []mls.Proposal{policyP(&BasePolicy{MultiDevice: true})}}, ErrFixedMembership, "lifts"},
+		{"1:1: policy rewritten, still fixed", direct, hs{committer: alice, props: []mls.Proposal{policyP(&BasePolicy{FixedMembership: true})}}, nil, ""},
+		{"fixed membership set with the adds", nil, hs{committer: alice, props: []mls.Proposal{policyP(DirectPolicy()), plu(t, ParticipantListUpdate{Added: []Participant{{eve, RoleRegular}}})}, added: []event.UserURI{eve}}, nil, ""},
 		{"roles with participant changes", nil, hs{committer: alice, props: []mls.Proposal{rolesP(newRoles), plu(t, ParticipantListUpdate{Changed: []RoleChange{{1, RoleAdmin}}})}}, ErrInvalid, "together"},
 	}
 	for _, c := range cases {

@@ -2,6 +2,7 @@ package room
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/mls"
@@ -25,6 +26,9 @@ var (
 	ErrInvalid = errors.New("room: invalid room state")
 	// ErrNotAllowed is a change the room policy does not authorize.
 	ErrNotAllowed = errors.New("room: not allowed by the room policy")
+	// ErrFixedMembership is a change that adds a user to a room with fixed membership (a 1:1),
+	// or lifts its fixed membership; it wraps ErrNotAllowed.
+	ErrFixedMembership = fmt.Errorf("%w: the room has fixed membership", ErrNotAllowed)
 )
 
 // Limits on decoded input.

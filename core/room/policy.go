@@ -18,8 +18,8 @@ const MaxPolicyComponents = 64
 
 // BasePolicy is BaseRoomPolicy, the value of the base_room_policy component
 // (draft-ietf-mimi-room-policy-03 §5.3). The gateway writes it for 1:1 rooms (FixedMembership,
-// see Direct); it does not enforce it yet. parent_room is one Uri (the draft's "<V>" on it is a
-// drafting bug).
+// see Direct), and Authorize enforces FixedMembership: nobody is added once it is set, and it is
+// not lifted. parent_room is one Uri (the draft's "<V>" on it is a drafting bug).
 type BasePolicy struct {
 	// FixedMembership: the participants are fixed (1:1 chats and group DMs).
 	FixedMembership bool
