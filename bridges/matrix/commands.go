@@ -195,7 +195,8 @@ func (a *Adapter) cmdInvite(ctx context.Context, c *commandCall) (string, error)
 	env := &event.Envelope{
 		ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID)),
 		Kind: event.KindMembership, Room: c.room, Sender: sender, Timestamp: p.Timestamp,
-		Membership: &event.Membership{Action: event.MembershipInvite, Target: target},
+		// Alone with the account, the sender starts a 1:1 (as an invite with is_direct does).
+		Membership: &event.Membership{Action: event.MembershipInvite, Target: target, Direct: a.aloneWith(ctx, p.Room, p.Sender)},
 		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
 	}
 	if err := env.Validate(); err != nil {
@@ -299,7 +300,7 @@ func (a *Adapter) cmdStart(ctx context.Context, c *commandCall) (string, error) 
 			Membership: &event.Membership{Action: event.MembershipJoin, Target: sender}},
 		{ID: event.NewEventID(event.NetworkMatrix, event.NativeRoomID(mx), event.NativeEventID(p.ID)),
 			Kind: event.KindMembership, Room: room, Sender: sender, Timestamp: p.Timestamp, Origin: origin,
-			Membership: &event.Membership{Action: event.MembershipInvite, Target: target}},
+			Membership: &event.Membership{Action: event.MembershipInvite, Target: target, Direct: true}},
 	} {
 		if err := a.pub.PublishOut(ctx, env); err != nil {
 			return "", transient(fmt.Errorf("matrix: publish start %s: %w", p.ID, err))

@@ -50,8 +50,10 @@ func isInvite(user id.UserID) func(*mevent.Event) bool {
 
 // TestAppservicePortalRequest: a room a partner starts with a local user becomes a portal that
 // invites the user herself (by the inviter's ghost, or by the bot when the inviter is not known),
-// never a ghost of her; the gateway's own invites are not relayed back to MIMI; a notice about a
-// failed invite is the bot's m.notice in the room, and the invitee's ghost leaves.
+// never a ghost of her, with is_direct for a 1:1 (so her client shows a direct chat); the
+// gateway's own invites are not relayed back to MIMI; a notice about a
+// failed invite is the bot's m.notice in the room (also one that a 1:1's fixed membership
+// refused), and the invitee's ghost leaves.
 func TestAppservicePortalRequest(t *testing.T) {
 	e := startAppserviceEnv(t)
 	ctx := t.Context()
@@ -60,8 +62,13 @@ func TestAppservicePortalRequest(t *testing.T) {
 	aliceGhost := e.adapter.ghosts.UserID(aliceURI)
 
 	dm := event.RoomURI("mimi://amt-b.example/r/dm-1")
-	publishIn(t, e.bus, portalRequest("portal-1", dm, bobURI, aliceURI))
+	pr := portalRequest("portal-1", dm, bobURI, aliceURI)
+	pr.Membership.Direct = true
+	publishIn(t, e.bus, pr)
 	inv := alice.waitEvent(t, "alice's invite to the 1:1 portal", isInvite("@alice:localhost"))
+	if !inv.Content.AsMember().IsDirect {
+		t.Error("the invite into the 1:1 portal is not is_direct: alice's client shows no direct chat")
+	}
 	portal, ok, err := e.adapter.portalByMIMI(ctx, dm)
 	if err != nil || !ok || inv.RoomID != portal {
 		t.Fatalf("portal of %s = %s (%v, %v); invite into %s", dm, portal, ok, err, inv.RoomID)
@@ -83,8 +90,8 @@ func TestAppservicePortalRequest(t *testing.T) {
 	inv2 := alice.waitEvent(t, "alice's invite to the group portal", func(ev *mevent.Event) bool {
 		return isInvite("@alice:localhost")(ev) && ev.RoomID != portal
 	})
-	if inv2.Sender != e.adapter.botUserID() {
-		t.Errorf("invite sent by %s, want the bot", inv2.Sender)
+	if inv2.Sender != e.adapter.botUserID() || inv2.Content.AsMember().IsDirect {
+		t.Errorf("invite sent by %s (is_direct %v), want the bot's, not direct", inv2.Sender, inv2.Content.AsMember().IsDirect)
 	}
 	if _, err := alice.JoinRoomByID(ctx, inv2.RoomID); err != nil {
 		t.Fatal(err)
@@ -140,6 +147,17 @@ func TestAppservicePortalRequest(t *testing.T) {
 	if rc.Body != "This message was not delivered: amt-b.example refused it. (reference feed01)" ||
 		rc.RelatesTo == nil || rc.RelatesTo.InReplyTo == nil || rc.RelatesTo.InReplyTo.EventID != msgID {
 		t.Errorf("notice %q relates to %+v", rc.Body, rc.RelatesTo)
+	}
+
+	// An invite into the 1:1 that its fixed membership refuses: the bot says why, in words.
+	publishIn(t, e.bus, notice("notice-fixed", dm, event.Notice{Code: event.NoticeInviteFailed, Correlation: "f1xed", Target: carol,
+		Reason: "fixedMembership", Partner: "amt-b.example"}, event.Origin{Network: event.NetworkMIMI}))
+	fx := alice.waitEvent(t, "the notice about the 1:1", func(ev *mevent.Event) bool {
+		return ev.RoomID == portal && ev.Sender == e.adapter.botUserID() && ev.Type == mevent.EventMessage && strings.Contains(ev.Content.AsMessage().Body, "f1xed")
+	})
+	if body := fx.Content.AsMessage().Body; body != "carol (amt-b.example) could not be added to this conversation: it is a one-to-one conversation, "+
+		"and nobody else can join it. To talk with more people, start a new group conversation. (reference f1xed)" {
+		t.Errorf("1:1 notice %q", body)
 	}
 
 	// A notice for a room without a portal is logged and acknowledged.
@@ -203,7 +221,7 @@ func TestClientModeConversations(t *testing.T) {
 	}
 	inv := out.wait(t, "bob's invite", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(inviteID) })
 	if inv.Kind != event.KindMembership || inv.Sender != aliceURI || inv.Room != roomURI ||
-		*inv.Membership != (event.Membership{Action: event.MembershipInvite, Target: bobURI}) {
+		*inv.Membership != (event.Membership{Action: event.MembershipInvite, Target: bobURI, Direct: true}) {
 		t.Errorf("invite envelope %+v %+v", inv, inv.Membership)
 	}
 	if body := answerTo(t, alice, account, text("!mimi invite bob")); !strings.Contains(body, `"bob" is not an address I can invite`) {
@@ -250,6 +268,9 @@ func TestClientModeConversations(t *testing.T) {
 		Mentions: &mevent.Mentions{UserIDs: []id.UserID{account}}})
 	if body := answerTo(t, alice, account, mentionID); body != "Inviting dave (amt-b.example). You will be told here if that fails." {
 		t.Errorf("answer to a mention %q", body)
+	}
+	if env := out.wait(t, "dave's invite", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(mentionID) }); env.Membership.Direct {
+		t.Error("an invite among people was marked as starting a 1:1")
 	}
 
 	// MIMI → Matrix: bob's message, his reaction (a notice naming him), its removal and his
@@ -300,12 +321,14 @@ func TestClientModeConversations(t *testing.T) {
 
 	// A partner starts a conversation: the account invites alice into a new room and says who.
 	chat := event.RoomURI("mimi://amt-b.example/r/chat-2")
-	publishIn(t, b, portalRequest("client-portal", chat, bobURI, aliceURI))
+	pr := portalRequest("client-portal", chat, bobURI, aliceURI)
+	pr.Membership.Direct = true
+	publishIn(t, b, pr)
 	inv2 := alice.waitEvent(t, "the invitation to the partner's room", func(ev *mevent.Event) bool {
 		return isInvite("@alice:localhost")(ev) && ev.RoomID != room
 	})
-	if inv2.Sender != account {
-		t.Errorf("invited by %s, want the functional account", inv2.Sender)
+	if inv2.Sender != account || !inv2.Content.AsMember().IsDirect {
+		t.Errorf("invited by %s (is_direct %v), want the functional account's direct-chat invite", inv2.Sender, inv2.Content.AsMember().IsDirect)
 	}
 	if _, err := alice.JoinRoomByID(ctx, inv2.RoomID); err != nil {
 		t.Fatal(err)

@@ -268,8 +268,9 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 		if env.Sender != target {
 			inviter = env.Sender
 		}
+		direct := env.Membership != nil && env.Membership.Direct
 		if a.cfg.Mode == ModeClient {
-			if _, err := a.client.InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: user}); ignoreHTTP(err, "M_FORBIDDEN") != nil {
+			if err := invite(ctx, a.client, o.room, user, direct); ignoreHTTP(err, "M_FORBIDDEN") != nil {
 				return "", fmt.Errorf("matrix: invite %s to %s: %w", user, o.room, err)
 			}
 			if !o.created {
@@ -290,12 +291,23 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 				a.log.Info("inviter's ghost could not join the portal; the bot invites", "room_id", string(o.room), "error", err)
 			}
 		}
-		_, err := by.InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: user})
+		err := invite(ctx, by.Client, o.room, user, direct)
 		if err != nil && by.UserID != a.botUserID() {
-			_, err = a.as.BotIntent().InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: user})
+			err = invite(ctx, a.as.BotIntent().Client, o.room, user, direct)
 		}
 		return "", ignoreHTTP(err, "M_FORBIDDEN")
 	})
+}
+
+// invite invites user into room as cli. The invite into a 1:1 (direct) carries is_direct, so
+// that the user's client shows the conversation as a direct chat.
+func invite(ctx context.Context, cli *mautrix.Client, room id.RoomID, user id.UserID, direct bool) error {
+	if !direct {
+		_, err := cli.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: user})
+		return err
+	}
+	_, err := cli.SendStateEvent(ctx, room, mevent.StateMember, string(user), &mevent.MemberEventContent{Membership: mevent.MembershipInvite, IsDirect: true})
+	return err
 }
 
 func ignoreHTTP(err error, codes ...string) error {
