@@ -114,7 +114,9 @@ const (
 	PhraseBadSetting Phrase = "cmd.reachability.bad"
 	// PhraseConsentRequest: partner user (1) asks to write to the user; (2) the command to accept.
 	PhraseConsentRequest Phrase = "notice.consent.request"
-	// PhraseConsentPending: (1) has not accepted the user yet; the invite waits.
+	// PhraseConsentPending: (1) could not be added yet: the partner's answer is the same for a
+	// user who does not exist and one who has not accepted the inviter (so that nobody can probe
+	// who exists), and the text says both; the invite waits for her consent.
 	PhraseConsentPending Phrase = "notice.consent.pending"
 	// PhraseConsentGranted: (1) accepted; the conversation is being set up.
 	PhraseConsentGranted Phrase = "notice.consent.granted"
@@ -154,7 +156,7 @@ func init() {
 			PhraseReachabilitySet:    "Done. Who outside your organisation may write to you: %s.",
 			PhraseBadSetting:         "%[1]q is not a setting. Choose one of: %[2]s.",
 			PhraseConsentRequest:     "%[1]s of a partner organisation would like to write to you. To accept, answer: %[2]s (or consent deny with the same address to refuse).",
-			PhraseConsentPending:     "%s has not accepted contact from you yet. They have been asked; the conversation starts when they accept.",
+			PhraseConsentPending:     "%s could not be added yet: either there is no such user, or they have not yet agreed to be contacted from outside their organisation. If they exist, they have been asked; the conversation starts when they accept.",
 			PhraseConsentGranted:     "%s accepted. The conversation is being set up.",
 			PhraseHelpReport:         "report [NOTE]: as an answer to a message of a partner's user, report it to the administrators of the organisation that hosts the conversation",
 			PhraseReported:           "Your report was sent to the administrators of %s.",
@@ -187,7 +189,7 @@ func init() {
 			PhraseReachabilitySet:    "Erledigt. Wer Ihnen von außerhalb Ihrer Organisation schreiben darf: %s.",
 			PhraseBadSetting:         "%[1]q ist keine Einstellung. Wählen Sie eine von: %[2]s.",
 			PhraseConsentRequest:     "%[1]s aus einer Partnerorganisation möchte Ihnen schreiben. Zum Zustimmen antworten Sie: %[2]s (oder einwilligung ablehnen mit derselben Adresse, um abzulehnen).",
-			PhraseConsentPending:     "%s hat einer Kontaktaufnahme durch Sie noch nicht zugestimmt. Die Person wurde gefragt; die Unterhaltung beginnt, sobald sie zustimmt.",
+			PhraseConsentPending:     "%s konnte noch nicht hinzugefügt werden: Entweder gibt es diese Person nicht, oder sie hat einer Kontaktaufnahme von außerhalb ihrer Organisation noch nicht zugestimmt. Falls es sie gibt, wurde sie gefragt; die Unterhaltung beginnt, sobald sie zustimmt.",
 			PhraseConsentGranted:     "%s hat zugestimmt. Die Unterhaltung wird eingerichtet.",
 			PhraseHelpReport:         "melden [NOTIZ]: als Antwort auf eine Nachricht einer Person eines Partners diese der Administration der Organisation melden, die die Unterhaltung hostet",
 			PhraseReported:           "Ihre Meldung wurde an die Administration von %s gesendet.",

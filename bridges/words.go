@@ -44,7 +44,9 @@ const (
 	// PhraseReference follows every notice: the correlation ID (1) an admin finds in the log.
 	PhraseReference Phrase = "reference"
 	// PhraseInviteUserUnknown and the other PhraseInvite… say why user (1) could not be added;
-	// (2) is the partner provider. NoticeText picks one by the notice's Reason.
+	// (2) is the partner provider. NoticeText picks one by the notice's Reason. A partner
+	// answers noConsent both for a user it does not have and for one who does not accept the
+	// inviter (so that nobody can probe who exists): PhraseInviteNoConsent says both.
 	PhraseInviteUserUnknown Phrase = "invite.userUnknown"
 	PhraseInviteNoConsent   Phrase = "invite.noConsent"
 	PhraseInviteNotAllowed  Phrase = "invite.notAllowed"
@@ -120,7 +122,7 @@ var catalogue = map[Language]map[Phrase]string{
 	English: {
 		PhraseReference:             "(reference %s)",
 		PhraseInviteUserUnknown:     "%[1]s could not be added to this conversation: %[2]s has no such user.",
-		PhraseInviteNoConsent:       "%[1]s could not be added to this conversation: they have not agreed to be contacted by you.",
+		PhraseInviteNoConsent:       "%[1]s could not be added to this conversation: either %[2]s has no such user, or they have not agreed to be contacted from outside their organisation.",
 		PhraseInviteNotAllowed:      "%[1]s could not be added to this conversation: the rules of this room or of %[2]s do not allow it.",
 		PhraseInviteUnreachable:     "%[1]s could not be added to this conversation: %[2]s cannot be reached.",
 		PhraseInviteFailed:          "%[1]s could not be added to this conversation: %[2]s refused.",
@@ -161,7 +163,7 @@ var catalogue = map[Language]map[Phrase]string{
 	German: {
 		PhraseReference:             "(Referenz %s)",
 		PhraseInviteUserUnknown:     "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: Bei %[2]s gibt es diese Person nicht.",
-		PhraseInviteNoConsent:       "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: Die Person hat einer Kontaktaufnahme durch Sie nicht zugestimmt.",
+		PhraseInviteNoConsent:       "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: Entweder gibt es diese Person bei %[2]s nicht, oder sie hat einer Kontaktaufnahme von außerhalb ihrer Organisation nicht zugestimmt.",
 		PhraseInviteNotAllowed:      "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: Die Regeln dieses Raums oder von %[2]s erlauben es nicht.",
 		PhraseInviteUnreachable:     "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s ist nicht erreichbar.",
 		PhraseInviteFailed:          "%[1]s konnte nicht zu dieser Unterhaltung hinzugefügt werden: %[2]s hat abgelehnt.",

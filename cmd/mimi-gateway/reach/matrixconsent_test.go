@@ -70,7 +70,7 @@ func TestConsentForMatrixUser(t *testing.T) {
 		t.Fatalf("bob's start: %q", got)
 	}
 	bob.Expect(t, wait, "bob told to wait for alice", func(s *gt.Stanza) bool {
-		return s.Attr("from") == gateway && strings.Contains(s.Body(), "has not accepted contact from you yet")
+		return s.Attr("from") == gateway && strings.Contains(s.Body(), "could not be added yet: either there is no such user")
 	})
 
 	// Alice is asked in a direct chat with the bot (the one she opened, or a new one).

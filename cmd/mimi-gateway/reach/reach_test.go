@@ -156,7 +156,7 @@ func TestFindAndReach(t *testing.T) {
 	}
 	dm := alice.WaitInvite(t, wait, func(e *mevent.Event) bool { return e.Sender == ka.Bot })
 	alice.Join(t, dm)
-	notice(t, alice, ka.Bot, dm, "bob (amt-b.example)", "has not accepted")
+	notice(t, alice, ka.Bot, dm, "bob (amt-b.example)", "either there is no such user, or they have not yet agreed")
 
 	// Bob is asked by his gateway, and accepts.
 	req := bob.Expect(t, wait, "the request for consent", func(s *gt.Stanza) bool {
@@ -219,19 +219,19 @@ func TestFindAndReach(t *testing.T) {
 	mgmt.command(t, "start mimi://amt-b.example/u/bob")
 	dm2 := alice.WaitInvite(t, wait, func(e *mevent.Event) bool { return e.Sender == ka.Bot && e.RoomID != dm })
 	alice.Join(t, dm2)
-	notice(t, alice, ka.Bot, dm2, "bob (amt-b.example)", "not agreed")
+	notice(t, alice, ka.Bot, dm2, "bob (amt-b.example)", "either amt-b.example has no such user, or they have not agreed")
 
 	// Carla and a user who does not exist are not reachable, with the same notice.
 	mgmt.command(t, "start mimi://amt-b.example/u/carla")
 	dmC := alice.WaitInvite(t, wait, func(e *mevent.Event) bool { return e.Sender == ka.Bot && e.RoomID != dm && e.RoomID != dm2 })
 	alice.Join(t, dmC)
-	nc := notice(t, alice, ka.Bot, dmC, "carla (amt-b.example)", "has not accepted")
+	nc := notice(t, alice, ka.Bot, dmC, "carla (amt-b.example)", "either there is no such user, or they have not yet agreed")
 	mgmt.command(t, "start mimi://amt-b.example/u/nemo")
 	dmN := alice.WaitInvite(t, wait, func(e *mevent.Event) bool {
 		return e.Sender == ka.Bot && e.RoomID != dm && e.RoomID != dm2 && e.RoomID != dmC
 	})
 	alice.Join(t, dmN)
-	nn := notice(t, alice, ka.Bot, dmN, "nemo (amt-b.example)", "has not accepted")
+	nn := notice(t, alice, ka.Bot, dmN, "nemo (amt-b.example)", "either there is no such user, or they have not yet agreed")
 	same(referenceRE.ReplaceAllString(nc, ""), referenceRE.ReplaceAllString(nn, ""), "carla", "nemo")
 
 	// Nobody at Amt B was asked or invited on Alice's behalf after the revoke: Carla never, Bob
