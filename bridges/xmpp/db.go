@@ -129,19 +129,43 @@ func (d *db) setMetadata(ctx context.Context, uri event.RoomURI, name, subject *
 	return nil
 }
 
-// createDM stores the room of a 1:1 conversation in one transaction.
+// createDM stores the room of a 1:1 conversation in one transaction. A pair has one chat however
+// many 1:1 rooms it has (a partner may start another): the new room becomes its current room.
 func (d *db) createDM(ctx context.Context, r room, c dm) error {
 	return d.s.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_rooms (room_uri, muc_local, kind, name, subject, created_at)
 			VALUES (?, ?, 'dm', '', '', ?) ON CONFLICT DO NOTHING`, string(r.URI), r.MUCLocal, d.now().UnixMilli()); err != nil {
 			return fmt.Errorf("xmpp: create 1:1 room: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_dms (local_jid, peer_uri, room_uri) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-			c.Local, string(c.Peer), string(r.URI)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_dm_rooms (room_uri, local_jid, peer_uri) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			string(r.URI), c.Local, string(c.Peer)); err != nil {
 			return fmt.Errorf("xmpp: create 1:1 room: %w", err)
 		}
-		return nil
+		return setCurrentDM(ctx, tx, c, r.URI)
 	})
+}
+
+// setCurrentDM makes uri the current room of pair c: the local user's messages to the peer's
+// puppet go there.
+func setCurrentDM(ctx context.Context, tx *store.Tx, c dm, uri event.RoomURI) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_dms (local_jid, peer_uri, room_uri) VALUES (?, ?, ?)
+		ON CONFLICT (local_jid, peer_uri) DO UPDATE SET room_uri = excluded.room_uri`, c.Local, string(c.Peer), string(uri)); err != nil {
+		return fmt.Errorf("xmpp: current 1:1 room: %w", err)
+	}
+	return nil
+}
+
+// useDM makes uri, a 1:1 room of pair c that the peer just wrote in, the pair's current room (if
+// it is not already), so that the local user's answer goes to the room the peer is writing in.
+func (d *db) useDM(ctx context.Context, c dm, uri event.RoomURI) error {
+	cur, err := d.dmRoom(ctx, c.Local, c.Peer)
+	if err != nil && !errors.Is(err, errNoRoom) {
+		return err
+	}
+	if cur == uri {
+		return nil
+	}
+	return d.s.InTx(ctx, func(tx *store.Tx) error { return setCurrentDM(ctx, tx, c, uri) })
 }
 
 func (d *db) dmRoom(ctx context.Context, local string, peer event.UserURI) (event.RoomURI, error) {
@@ -159,7 +183,7 @@ func (d *db) dmRoom(ctx context.Context, local string, peer event.UserURI) (even
 func (d *db) dmOf(ctx context.Context, uri event.RoomURI) (dm, error) {
 	var c dm
 	var peer string
-	err := d.s.QueryRowContext(ctx, `SELECT local_jid, peer_uri FROM xmpp_dms WHERE room_uri = ?`, string(uri)).Scan(&c.Local, &peer)
+	err := d.s.QueryRowContext(ctx, `SELECT local_jid, peer_uri FROM xmpp_dm_rooms WHERE room_uri = ?`, string(uri)).Scan(&c.Local, &peer)
 	if errors.Is(err, sql.ErrNoRows) {
 		return dm{}, errNoRoom
 	}

@@ -1,12 +1,17 @@
 package xmpp
 
 import (
+	"errors"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 func TestDirectChat(t *testing.T) {
@@ -173,7 +178,7 @@ const e2eTimeoutScale = 1e9
 
 // TestPartnerDirectChat: a 1:1 that a partner's user starts (a Direct portal request from the
 // peer) reaches alice as a chat from the peer's puppet, not as a MUC invitation, and her answer
-// to the puppet goes into that same MIMI room.
+// to the puppet goes into that same MIMI room. A second 1:1 the peer starts is the same chat.
 func TestPartnerDirectChat(t *testing.T) {
 	e := newEnv(t)
 	alice := dialClient(t, e.p, "alice", "phone")
@@ -201,7 +206,91 @@ func TestPartnerDirectChat(t *testing.T) {
 	if ans.Room != room || ans.Sender != aliceURI {
 		t.Fatalf("alice's answer in %s from %s, want %s from %s", ans.Room, ans.Sender, room, aliceURI)
 	}
-	if n := e.out.count(func(x *event.Envelope) bool { return x.Kind == event.KindMembership && x.Room != room }); n != 0 {
-		t.Fatalf("%d membership envelopes for another room: the answer started a second 1:1", n)
+
+	// Bob starts a second 1:1 with alice: a JID pair is one chat. His message in the new room
+	// comes from his puppet, and alice's answer goes to the newer room; when he writes in the
+	// first room again, her answer goes there, to the room he is writing in.
+	room2 := event.RoomURI("mimi://hub.example/r/dm-from-bob-2")
+	pr2 := *pr
+	pr2.ID, pr2.Room = pr.ID+"-2", room2
+	e.publishIn(&pr2)
+	waitFor(t, 10*e2eTimeoutScale, "the second 1:1 portal", func() bool {
+		r, err := e.a.db.room(t.Context(), room2)
+		return err == nil && r.Kind == kindDM
+	})
+	for i, c := range []struct {
+		room       event.RoomURI
+		bob, alice string
+	}{{room2, "Noch eine Frage", "Ja, bitte"}, {room, "Zurück zum ersten Thema", "Gern"}} {
+		bm, _ := (&content.Builder{SenderURI: string(testBob), RoomURI: string(c.room)}).Text(c.bob)
+		in, _ := mimiEnv(t, event.KindMessage, c.room, testBob, bm)
+		e.publishIn(in)
+		got := alice.expect("bob's message in "+string(c.room), and(named("message"), from(testBobPuppet), bodyIs(c.bob)))
+		if got.attr("type") != "chat" {
+			t.Fatalf("bob's message in %s: %s", c.room, got)
+		}
+		id := "d" + strconv.Itoa(i+2)
+		alice.send(`<message to='` + testBobPuppet + `' type='chat' id='` + id + `'><body>` + c.alice + `</body></message>`)
+		ans := e.out.wait(t, "alice's answer "+id, func(x *event.Envelope) bool {
+			return x.Kind == event.KindMessage && x.Origin.Event == event.NativeEventID(id)
+		})
+		if ans.Room != c.room {
+			t.Fatalf("alice's answer %q went to %s, want %s, where bob wrote", c.alice, ans.Room, c.room)
+		}
 	}
+	alice.none("a MUC invitation", and(named("message"), hasChild(xstanza.NSMUCUser, "x")))
+	if n := e.out.count(func(x *event.Envelope) bool { return x.Kind == event.KindMembership }); n != 0 {
+		t.Fatalf("%d membership envelopes: an answer started a 1:1 of its own", n)
+	}
+}
+
+// TestDMPairStore: the 1:1 rooms of a pair on both store backends (the 0004 migration of each
+// dialect): every room of the pair names it, the newest is current until the peer writes in
+// another one, and erasing the local user removes them all.
+func TestDMPairStore(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		if err := s.Migrate(ctx, idmap.Schema, Schema); err != nil {
+			t.Fatal(err)
+		}
+		d := &db{s: s, now: time.Now}
+		pair := dm{Local: "alice@hospital.example", Peer: testBob}
+		first, second := event.RoomURI("mimi://clinic-b.example/r/dm-1"), event.RoomURI("mimi://clinic-b.example/r/dm-2")
+		current := func(want event.RoomURI) {
+			t.Helper()
+			if got, err := d.dmRoom(ctx, pair.Local, pair.Peer); err != nil || got != want {
+				t.Fatalf("current room %s (%v), want %s", got, err, want)
+			}
+		}
+		for i, r := range []event.RoomURI{first, second} {
+			if err := d.createDM(ctx, room{URI: r, MUCLocal: "dm-" + strconv.Itoa(i), Kind: kindDM}, pair); err != nil {
+				t.Fatal(err)
+			}
+			current(r)
+		}
+		for _, r := range []event.RoomURI{first, second} {
+			if got, err := d.dmOf(ctx, r); err != nil || got != pair {
+				t.Fatalf("pair of %s: %+v (%v)", r, got, err)
+			}
+		}
+		if err := d.useDM(ctx, pair, first); err != nil {
+			t.Fatal(err)
+		}
+		current(first)
+		if err := d.useDM(ctx, pair, first); err != nil { // already current: nothing changes
+			t.Fatal(err)
+		}
+		current(first)
+		if _, err := EraseUser(ctx, s, aliceURI, pair.Local); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []event.RoomURI{first, second} {
+			if _, err := d.dmOf(ctx, r); !errors.Is(err, errNoRoom) {
+				t.Fatalf("pair of %s after erasure: %v", r, err)
+			}
+		}
+		if _, err := d.dmRoom(ctx, pair.Local, pair.Peer); !errors.Is(err, errNoRoom) {
+			t.Fatalf("current room after erasure: %v", err)
+		}
+	})
 }

@@ -59,6 +59,8 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, jid string
 		{"xmpp_occupants", []string{"room_uri", "full_jid"}, `bare_jid = ?`, jid},
 		{"xmpp_dms", []string{"local_jid", "peer_uri"}, `local_jid = ?`, jid},
 		{"xmpp_dms", []string{"local_jid", "peer_uri"}, `peer_uri = ?`, string(u)},
+		{"xmpp_dm_rooms", []string{"room_uri"}, `local_jid = ?`, jid},
+		{"xmpp_dm_rooms", []string{"room_uri"}, `peer_uri = ?`, string(u)},
 		{"xmpp_opaque", []string{"local"}, `uri = ?`, string(u)},
 	} {
 		if err := del(d.table, d.key, d.where, d.arg); err != nil {

@@ -206,6 +206,9 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 			// client of theirs on MIMI) are not echoed.
 			return nil
 		}
+		if err := a.db.useDM(ctx, c, r.URI); err != nil { // the answer goes where the peer writes
+			return err
+		}
 		pj, err := a.m.userJID(ctx, env.Sender)
 		if err != nil {
 			return bus.Permanent(err)
@@ -593,8 +596,8 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 // CreatePortal implements bridges.PortalCreator: a MUC for a MIMI room that a partner (or the
 // provider) created; a local user named as the envelope's membership target is invited. A 1:1
 // (Membership.Direct, from the peer) becomes a chat between the user and the peer's puppet
-// instead, unless the user already has one with that peer: nothing is sent until the first
-// message.
+// instead, the same chat as the pair's other 1:1 rooms (the new room becomes the one her
+// messages go to): nothing is sent until the first message.
 func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 	env := ev.Envelope
 	if _, err := a.db.room(ctx, env.Room); err == nil {
@@ -609,12 +612,9 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 		if err != nil {
 			return bus.Permanent(fmt.Errorf("xmpp: 1:1 portal for %s: %w", env.Room, err))
 		}
-		if _, err := a.db.dmRoom(ctx, user.String(), env.Sender); errors.Is(err, errNoRoom) {
-			return a.db.createDM(ctx, room{URI: env.Room, MUCLocal: local, Kind: kindDM}, dm{Local: user.String(), Peer: env.Sender})
-		} else if err != nil {
-			return err
-		}
-		// The user already talks to the peer in another room: this one is shown as a group.
+		// A JID pair is one chat: a second 1:1 with the same peer joins it and becomes its
+		// current room.
+		return a.db.createDM(ctx, room{URI: env.Room, MUCLocal: local, Kind: kindDM}, dm{Local: user.String(), Peer: env.Sender})
 	}
 	r := room{URI: env.Room, MUCLocal: local, Kind: kindMUC}
 	if env.Metadata != nil {
