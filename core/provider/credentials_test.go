@@ -81,22 +81,7 @@ func TestImpersonationForgedAddRefusedAtHub(t *testing.T) {
 	}
 	publishOut(t, a, membership(room, alice, event.MembershipInvite, eve))
 	expect(t, c, "eve's portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
-	var eg *mls.Group
-	waitFor(t, "eve's client in the hub's epoch", func() error {
-		rr, err := loadRoom(ctx, a.st, room)
-		if err != nil {
-			return err
-		}
-		cl, err := loadClient(ctx, c.st, room, eve)
-		if err != nil {
-			return err
-		}
-		if cl.Group.Epoch() != rr.Epoch {
-			return errors.New("not yet")
-		}
-		eg = cl.Group
-		return nil
-	})
+	eg := groupAtHubEpoch(t, a, c, room, eve)
 	before, err := loadRoom(ctx, a.st, room)
 	if err != nil {
 		t.Fatal(err)

@@ -92,22 +92,7 @@ func TestFixedMembership(t *testing.T) {
 	inv.Membership.Direct = true
 	publishOut(t, a, inv)
 	expect(t, b, "bob's portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest && e.Room == dm })
-	var bg *mls.Group
-	waitFor(t, "bob's client in the hub's epoch", func() error {
-		rr, err := loadRoom(ctx, a.st, dm)
-		if err != nil {
-			return err
-		}
-		c, err := loadClient(ctx, b.st, dm, bob)
-		if err != nil {
-			return err
-		}
-		if c.Group.Epoch() != rr.Epoch {
-			return errors.New("not yet")
-		}
-		bg = c.Group
-		return nil
-	})
+	bg := groupAtHubEpoch(t, a, b, dm, bob)
 	before, err := loadRoom(ctx, a.st, dm)
 	if err != nil {
 		t.Fatal(err)
@@ -146,4 +131,27 @@ func TestFixedMembership(t *testing.T) {
 	if got := len(st.Participants.Participants); got != 2 || directPeer(st, alice) != bob {
 		t.Fatalf("participants after the refusals: %+v", st.Participants.Participants)
 	}
+}
+
+// groupAtHubEpoch waits until u's client at nd is in room's epoch at its hub, and returns its
+// group.
+func groupAtHubEpoch(t testing.TB, hub, nd *node, room event.RoomURI, u event.UserURI) *mls.Group {
+	t.Helper()
+	var g *mls.Group
+	waitFor(t, string(u)+"'s client in the hub's epoch", func() error {
+		rr, err := loadRoom(context.Background(), hub.st, room)
+		if err != nil {
+			return err
+		}
+		c, err := loadClient(context.Background(), nd.st, room, u)
+		if err != nil {
+			return err
+		}
+		if c.Group.Epoch() != rr.Epoch {
+			return errors.New("not yet")
+		}
+		g = c.Group
+		return nil
+	})
+	return g
 }
