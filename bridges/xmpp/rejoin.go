@@ -153,13 +153,13 @@ func (a *Adapter) recheckOccupants(ctx context.Context, down time.Time) {
 		a.log.Warn("occupants not checked after the reconnect", "err", err)
 		return
 	}
-	now := a.now()
-	var owed time.Time
+	// A join after the connection ended is the client's own: the gateway need not rejoin it.
+	since, owed := a.now(), time.Time{}
 	if !down.IsZero() {
-		owed = down.Add(-inFlight)
+		since, owed = down, down.Add(-inFlight)
 	}
 	for _, o := range all {
-		a.watch(o, false, owed, now)
+		a.watch(o, false, owed, since)
 	}
 }
 
