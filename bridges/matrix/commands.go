@@ -195,8 +195,7 @@ func (a *Adapter) cmdInvite(ctx context.Context, c *commandCall) (string, error)
 	env := &event.Envelope{
 		ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID)),
 		Kind: event.KindMembership, Room: c.room, Sender: sender, Timestamp: p.Timestamp,
-		// Alone with the account, the sender starts a 1:1 (as an invite with is_direct does).
-		Membership: &event.Membership{Action: event.MembershipInvite, Target: target, Direct: a.aloneWith(ctx, p.Room, p.Sender)},
+		Membership: &event.Membership{Action: event.MembershipInvite, Target: target, Direct: a.startsDirect(ctx, p)},
 		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
 	}
 	if err := env.Validate(); err != nil {
@@ -208,6 +207,20 @@ func (a *Adapter) cmdInvite(ctx context.Context, c *commandCall) (string, error)
 	a.metrics.inbound.WithLabelValues("published").Inc()
 	return bridges.Say(c.lang, bridges.PhraseInviting, displayNameOf(target)), nil
 }
+
+// startsDirect reports whether an invite command in p's room starts a 1:1: the sender invited the
+// functional account into a direct chat (is_direct) and is still alone with it there, as an
+// invite with is_direct does in appservice mode.
+func (a *Adapter) startsDirect(ctx context.Context, p *Parsed) bool {
+	if !a.aloneWith(ctx, p.Room, p.Sender) {
+		return false
+	}
+	_, err := a.st.KV(scopeKV).Get(ctx, directKey(p.Room))
+	return err == nil
+}
+
+// directKey is the KV key that marks a room as a user's direct chat with the functional account.
+func directKey(room id.RoomID) string { return "direct " + string(room) }
 
 // addressURI reads the address a user wrote: a Matrix user ID (a ghost-style ID names the MIMI
 // user it stands for), a matrix.to link, or what bridges.ParseAddress reads.

@@ -221,8 +221,15 @@ func TestClientModeConversations(t *testing.T) {
 	}
 	inv := out.wait(t, "bob's invite", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(inviteID) })
 	if inv.Kind != event.KindMembership || inv.Sender != aliceURI || inv.Room != roomURI ||
-		*inv.Membership != (event.Membership{Action: event.MembershipInvite, Target: bobURI, Direct: true}) {
-		t.Errorf("invite envelope %+v %+v", inv, inv.Membership)
+		*inv.Membership != (event.Membership{Action: event.MembershipInvite, Target: bobURI}) {
+		t.Errorf("invite envelope %+v %+v (a room that is not a direct chat starts no 1:1)", inv, inv.Membership)
+	}
+	// In a direct chat with the account (is_direct), alone with it, invite starts a 1:1.
+	dmRoom := alice.CreateRoom(t, "", true, true, account)
+	alice.waitJoined(t, dmRoom, account)
+	dmInviteID := alice.send(t, dmRoom, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "invite bob@amt-b.example"})
+	if env := out.wait(t, "bob's invite into the direct chat", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(dmInviteID) }); env.Kind != event.KindMembership || !env.Membership.Direct {
+		t.Errorf("invite in a direct chat with the account: %s %+v, want a 1:1 invite", env.Kind, env.Membership)
 	}
 	if body := answerTo(t, alice, account, text("!mimi invite bob")); !strings.Contains(body, `"bob" is not an address I can invite`) {
 		t.Errorf("bad address answer %q", body)

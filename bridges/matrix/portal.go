@@ -115,6 +115,11 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 					return transient(err)
 				}
 			}
+			if a.cfg.Mode == ModeClient && p.Event.Content.AsMember().IsDirect { // a direct chat with the account (cmdInvite)
+				if _, err := a.st.KV(scopeKV).Put(ctx, directKey(p.Room), []byte{1}); err != nil {
+					return transient(err)
+				}
+			}
 			log.Info("portal created for invite", "mimi_room", string(room), "inviter", string(p.Sender))
 			created = true
 		}
