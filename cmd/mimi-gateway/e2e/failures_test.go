@@ -71,11 +71,28 @@ func partnerDown(t *testing.T, a, b person, ca, cb chat, own, partner *gt.Gatewa
 // firstWarn returns the time and text of g's first WARN or ERROR log line after since that
 // mentions substr.
 func firstWarn(g *gt.Gateway, since time.Time, substr string) (time.Time, string) {
+	for _, l := range logLines(g, since, func(l string) bool {
+		return strings.Contains(l, substr) && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR"))
+	}) {
+		return l.at, l.text
+	}
+	return time.Time{}, ""
+}
+
+// logLine is a line of a gateway's log and its time.
+type logLine struct {
+	at   time.Time
+	text string
+}
+
+// logLines returns g's log lines written after since for which keep holds, in order.
+func logLines(g *gt.Gateway, since time.Time, keep func(line string) bool) []logLine {
+	var out []logLine
 	sc := bufio.NewScanner(strings.NewReader(g.Log()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
-		if !strings.Contains(l, substr) || !(strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR")) {
+		if !keep(l) {
 			continue
 		}
 		ts, ok := strings.CutPrefix(l, "time=")
@@ -85,8 +102,8 @@ func firstWarn(g *gt.Gateway, since time.Time, substr string) (time.Time, string
 		ts, _, _ = strings.Cut(ts, " ")
 		at, err := time.Parse(time.RFC3339Nano, ts)
 		if err == nil && at.After(since) {
-			return at, l
+			out = append(out, logLine{at: at, text: l})
 		}
 	}
-	return time.Time{}, ""
+	return out
 }

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -23,22 +23,22 @@ import (
 var unreachableWords = []string{"cannot be reached", "nicht erreichbar"}
 
 // partnerStaysDown kills the partner's gateway, has the writer write into the chat, waits for
-// the notice, keeps the partner down for two minutes and checks that the message arrives once
-// after it is back.
+// this outage's notice, keeps the partner down for two minutes and checks that the message
+// arrives once after it is back.
 func partnerStaysDown(t *testing.T, f *faultPair, writerIsA bool) {
-	writer, reader, cw, cr, partner := f.p.a, f.p.b, f.ca, f.cb, f.p.gwB
+	writer, reader, cw, cr, own, partner := f.p.a, f.p.b, f.ca, f.cb, f.p.gwA, f.p.gwB
 	if !writerIsA {
-		writer, reader, cw, cr, partner = f.p.b, f.p.a, f.cb, f.ca, f.p.gwA
+		writer, reader, cw, cr, own, partner = f.p.b, f.p.a, f.cb, f.ca, f.p.gwB, f.p.gwA
 	}
 	partner.Kill()
 	killed := time.Now()
 	text := "Nachricht, während " + partner.Domain + " nicht erreichbar ist"
 	typed := time.Now()
 	cw.send(t, text)
-	seen := waitNoticeWords(t, cw, partnerDownFor, typed, partner.Domain, unreachableWords)
-	t.Logf("partner %s down: %s saw the notice %.1f s after typing the message (the first attempt to reach the partner fails at once)",
-		partner.Domain, writer.URI(), seen.Sub(typed).Seconds())
-	if d := seen.Sub(typed); d > noticeWithin {
+	n := waitOutageNotice(t, cw, own, partner.Domain, killed, partnerDownFor)
+	t.Logf("partner %s down: %s saw the notice (reference %s) %.1f s after typing the message, %.1f s after %s logged the failure",
+		partner.Domain, writer.URI(), n.ref, n.seen.Sub(typed).Seconds(), n.seen.Sub(n.known).Seconds(), own.Domain)
+	if d := n.seen.Sub(typed); d > noticeWithin {
 		t.Errorf("the notice came %.1f s after the message was typed into a room whose partner was down (more than %s)", d.Seconds(), noticeWithin)
 	}
 	// Nothing goes out while the partner is down; then it comes back and the message arrives
@@ -59,38 +59,99 @@ func partnerStaysDown(t *testing.T, f *faultPair, writerIsA bool) {
 	}
 }
 
-// waitNoticeWords waits for a notice of the gateway in c that arrived after since, names the
-// partner and has one of words, and returns when it arrived. A notice that arrived before since
-// (about an earlier outage of the same partner) does not count.
-func waitNoticeWords(t *testing.T, c chat, timeout time.Duration, since time.Time, partner string, words []string) time.Time {
+// outageNotice is the notice of one outage as the writer's client showed it.
+type outageNotice struct {
+	ref   string    // its correlation ID
+	seen  time.Time // when the client received it
+	known time.Time // when the writer's gateway logged the failure under that correlation ID
+}
+
+// referenceRE finds the correlation ID at the end of a notice (English or German).
+var referenceRE = regexp.MustCompile(`\((?:reference|Referenz) ([0-9a-f]+)\)`)
+
+// waitOutageNotice waits for the notice of this outage in c: a notice of the gateway naming the
+// partner with the words of partner_unreachable whose reference is the correlation ID of a line
+// "telling the user: partner_unreachable" that own logged about the partner after since. A notice
+// of an earlier outage (another correlation ID) does not count.
+func waitOutageNotice(t *testing.T, c chat, own *gt.Gateway, partner string, since time.Time, timeout time.Duration) outageNotice {
 	t.Helper()
-	ok := func(body string) bool { return strings.Contains(body, partner) && containsAny(body, words) }
-	what := fmt.Sprintf("a notice naming %s with one of %q that arrived after %s", partner, words, since.Format("15:04:05.000"))
+	var notices []outageNotice // the partner_unreachable notices in c so far (known unset)
+	var logged map[string]time.Time
+	deadline := time.Now().Add(timeout)
+	for {
+		notices = unreachableNotices(t, c, partner)
+		logged = loggedNotices(own, partner, since)
+		for _, n := range notices {
+			if at, ok := logged[n.ref]; ok {
+				n.known = at
+				return n
+			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no notice of this outage of %s in the writer's chat within %s: notices there %+v; correlation IDs %s logged since %s: %v",
+		partner, timeout, notices, own.Domain, since.Format(time.RFC3339Nano), logged)
+	return outageNotice{}
+}
+
+// unreachableNotices lists the gateway's partner_unreachable notices about partner in c, with
+// their correlation IDs and when they arrived.
+func unreachableNotices(t *testing.T, c chat, partner string) []outageNotice {
+	t.Helper()
+	var out []outageNotice
+	add := func(body string, at time.Time) {
+		if !strings.Contains(body, partner) || !containsAny(body, unreachableWords) {
+			return
+		}
+		if m := referenceRE.FindStringSubmatch(body); m != nil {
+			out = append(out, outageNotice{ref: m[1], seen: at})
+		}
+	}
 	switch c := c.(type) {
 	case *matrixChat:
-		e := c.cl().WaitEvent(t, timeout, what, func(e *mevent.Event) bool {
+		for _, e := range c.cl().Events(func(e *mevent.Event) bool {
 			m, isMsg := e.Content.Parsed.(*mevent.MessageEventContent)
-			return isMsg && e.RoomID == c.room && m.MsgType == mevent.MsgNotice && e.Sender == c.p.org.Bot && ok(m.Body) &&
-				!time.UnixMilli(e.Timestamp).Before(since.Truncate(time.Millisecond)) // sent by the homeserver after since
-		})
-		return c.cl().ArrivedAt(e)
+			return isMsg && e.RoomID == c.room && m.MsgType == mevent.MsgNotice && e.Sender == c.p.org.Bot
+		}) {
+			add(e.Content.AsMessage().Body, c.cl().ArrivedAt(e))
+		}
 	case *xmppChat:
-		st := c.cl().Expect(t, timeout, what, func(st *gt.Stanza) bool {
-			if st.XMLName.Local != "message" || st.At.Before(since) {
-				return false
-			}
+		for _, st := range c.cl().Received(func(st *gt.Stanza) bool { return st.XMLName.Local == "message" }) {
 			if st.Attr("type") == "error" {
-				e := st.Child("", "error")
-				return e != nil && ok(e.String())
+				if e := st.Child("", "error"); e != nil {
+					add(e.String(), st.At)
+				}
+				continue
 			}
 			from := bare(st.Attr("from"))
-			fromGateway := from == c.p.org.UsersDomain || from == c.p.org.RoomsDomain || from == c.to
-			return fromGateway && ok(st.Body())
-		})
-		return st.At
+			if from == c.p.org.UsersDomain || from == c.p.org.RoomsDomain || from == c.to {
+				add(st.Body(), st.At)
+			}
+		}
+	default:
+		t.Fatalf("no notices in %T", c)
 	}
-	t.Fatalf("no notices in %T", c)
-	return time.Time{}
+	return out
+}
+
+// loggedNotices returns the correlation IDs of the partner_unreachable notices about partner
+// that g logged after since, with the time of each line.
+func loggedNotices(g *gt.Gateway, partner string, since time.Time) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, l := range logLines(g, since, func(l string) bool {
+		return strings.Contains(l, "telling the user: partner_unreachable") && strings.Contains(l, "partner="+partner)
+	}) {
+		if _, rest, ok := strings.Cut(l.text, "correlation="); ok {
+			corr, _, _ := strings.Cut(rest, " ")
+			if _, seen := out[corr]; !seen {
+				out[corr] = l.at
+			}
+		}
+	}
+	return out
 }
 
 // countTexts counts the messages with the text from the person in c.
