@@ -67,13 +67,17 @@
 // Each component owns its tables and versions them independently:
 //
 //	//go:embed migrations
-//	var migrationFS embed.FS // migrations/sqlite/0001_init.sql, migrations/postgres/0001_init.sql
+//	var migrationFS embed.FS // migrations/0001_init.sql, migrations/0002_….sql
 //	var Schema = store.MustMigrationsFromFS("matrix", migrationFS, "migrations")
 //
 //	err := st.Migrate(ctx, matrix.Schema) // at component start; idempotent
 //
-// Files are named NNNN_description.sql, versions start at 1 without gaps,
-// and both dialects must have the same versions. A component's pending
+// Files are named NNNN_description.sql and versions start at 1 without
+// gaps. One file serves both dialects: {{blob}}, {{bigint}}, {{autoid}} and
+// {{without_rowid}} stand for the type names and clauses that differ, and
+// lines between "-- dialect: sqlite" (or postgres) and "-- dialect: end" are
+// for that dialect only (dialect.go). The checksum recorded is the rendered
+// text's. A component's pending
 // migrations are applied in one transaction and recorded in
 // store_schema_migrations (component, version, name, checksum, applied_at).
 // Prefix table names with the component ("matrix_", "provider_") to avoid

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,12 +21,14 @@ const (
 	maxMigrations       = 10000
 )
 
-// Migrations is one component's versioned schema, with one directory of
-// files per dialect. Each component (the store itself is "core"; others are
+// Migrations is one component's versioned schema: one file per version
+// for all dialects, with dialect markers where they differ (see dialect.go:
+// placeholders such as {{blob}} and "-- dialect: sqlite" blocks), or one set
+// of files per dialect. Each component (the store itself is "core"; others are
 // e.g. "matrix", "xmpp", "provider", "bus") is versioned independently in the
 // table store_schema_migrations.
 //
-// Files in each dialect's fs.FS (top level only) are named
+// Files (top level only) are named
 // "NNNN_description.sql": a decimal version starting at 1 and without gaps,
 // an underscore or dash, and a description. Each file may contain several
 // statements. A migration must not contain its own BEGIN/COMMIT. Every
@@ -38,8 +39,11 @@ type Migrations struct {
 	// Component names the schema owner; lowercase letters, digits, '_', '-'
 	// and '.', at most 64 bytes.
 	Component string
-	// Dialects holds the migration files per dialect. The store's own
-	// dialect must be present.
+	// Files holds one file per version, rendered for each dialect (the
+	// layout of MigrationsFromFS). Set either Files or Dialects.
+	Files fs.FS
+	// Dialects holds migration files per dialect, used as they are. The
+	// store's own dialect must be present.
 	Dialects map[Dialect]fs.FS
 	// Sealed lists the component's columns whose values are sealed (see
 	// SealedColumn). Migrate records them after applying the schema, and the
@@ -48,27 +52,27 @@ type Migrations struct {
 	Sealed []SealedColumn
 }
 
-// MigrationsFromFS builds a Migrations whose dialect directories are the
-// subdirectories "sqlite" and "postgres" of fsys, the usual layout with
-// go:embed:
+// MigrationsFromFS builds a Migrations from the files in directory dir of
+// fsys, one per version for both dialects, the usual layout with go:embed:
 //
 //	//go:embed migrations
 //	var migrationFS embed.FS
 //	var Schema = store.MustMigrationsFromFS("matrix", migrationFS, "migrations")
 //
-// dir is the directory inside fsys that contains "sqlite" and "postgres".
+// The directory must hold at least one migration file.
 func MigrationsFromFS(component string, fsys fs.FS, dir string) (Migrations, error) {
-	m := Migrations{Component: component, Dialects: map[Dialect]fs.FS{}}
-	for _, d := range []Dialect{SQLite, Postgres} {
-		sub, err := fs.Sub(fsys, path.Join(dir, string(d)))
-		if err != nil {
-			return Migrations{}, fmt.Errorf("store: migrations %q: %s directory: %w", component, d, err)
-		}
-		if _, err := fs.ReadDir(sub, "."); err != nil {
-			return Migrations{}, fmt.Errorf("store: migrations %q: read %s directory: %w", component, d, err)
-		}
-		m.Dialects[d] = sub
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		return Migrations{}, fmt.Errorf("store: migrations %q: directory %s: %w", component, dir, err)
 	}
+	sqlFiles, err := fs.Glob(sub, "*.sql")
+	if err != nil {
+		return Migrations{}, fmt.Errorf("store: migrations %q: read directory %s: %w", component, dir, err)
+	}
+	if len(sqlFiles) == 0 {
+		return Migrations{}, fmt.Errorf("%w: migrations %q: no .sql files in directory %s", ErrInvalidArgument, component, dir)
+	}
+	m := Migrations{Component: component, Files: sub}
 	if err := m.Validate(); err != nil {
 		return Migrations{}, err
 	}
@@ -102,8 +106,11 @@ func (m Migrations) Validate() error {
 	if len(m.Component) > maxComponentLen || !componentRe.MatchString(m.Component) {
 		return fmt.Errorf("%w: migration component %q (want lowercase [a-z0-9_.-], at most %d bytes)", ErrInvalidArgument, m.Component, maxComponentLen)
 	}
-	if len(m.Dialects) == 0 {
-		return fmt.Errorf("%w: migrations %q have no dialects", ErrInvalidArgument, m.Component)
+	if len(m.Dialects) == 0 && m.Files == nil {
+		return fmt.Errorf("%w: migrations %q have no files", ErrInvalidArgument, m.Component)
+	}
+	if len(m.Dialects) > 0 && m.Files != nil {
+		return fmt.Errorf("%w: migrations %q have both Files and Dialects", ErrInvalidArgument, m.Component)
 	}
 	for _, c := range m.Sealed {
 		if err := c.Validate(); err != nil {
@@ -112,11 +119,7 @@ func (m Migrations) Validate() error {
 	}
 	var first []int
 	var firstDialect Dialect
-	dialects := make([]Dialect, 0, len(m.Dialects))
-	for d := range m.Dialects {
-		dialects = append(dialects, d)
-	}
-	slices.Sort(dialects)
+	dialects := m.dialects()
 	for _, d := range dialects {
 		if d != SQLite && d != Postgres {
 			return fmt.Errorf("%w: migrations %q: unknown dialect %q", ErrInvalidArgument, m.Component, d)
@@ -140,9 +143,25 @@ func (m Migrations) Validate() error {
 	return nil
 }
 
+// dialects lists the dialects m has files for, sorted.
+func (m Migrations) dialects() []Dialect {
+	if m.Files != nil {
+		return []Dialect{Postgres, SQLite}
+	}
+	dialects := make([]Dialect, 0, len(m.Dialects))
+	for d := range m.Dialects {
+		dialects = append(dialects, d)
+	}
+	slices.Sort(dialects)
+	return dialects
+}
+
 // load reads and orders the migrations of dialect d.
 func (m Migrations) load(d Dialect) ([]migration, error) {
 	fsys, ok := m.Dialects[d]
+	if m.Files != nil {
+		fsys, ok = m.Files, d == SQLite || d == Postgres
+	}
 	if !ok || fsys == nil {
 		return nil, fmt.Errorf("%w: migrations %q have no files for dialect %s", ErrInvalidArgument, m.Component, d)
 	}
@@ -162,6 +181,13 @@ func (m Migrations) load(d Dialect) ([]migration, error) {
 		b, err := readLimited(fsys, e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("store: migrations %q (%s): %w", m.Component, d, err)
+		}
+		if m.Files != nil {
+			// The checksum is the rendered text's: a file with markers that
+			// renders to an earlier per-dialect file's bytes keeps its checksum.
+			if b, err = renderDialect(b, d); err != nil {
+				return nil, fmt.Errorf("store: migrations %q (%s): %s: %w", m.Component, d, e.Name(), err)
+			}
 		}
 		sum := sha256.Sum256(b)
 		out = append(out, migration{version: v, name: name, sql: string(b), checksum: hex.EncodeToString(sum[:])})

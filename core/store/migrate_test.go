@@ -195,6 +195,9 @@ func TestMigrationsValidate(t *testing.T) {
 		{"empty component", store.Migrations{Component: "", Dialects: map[store.Dialect]fs.FS{store.SQLite: one}}, false},
 		{"uppercase component", store.Migrations{Component: "Matrix", Dialects: map[store.Dialect]fs.FS{store.SQLite: one}}, false},
 		{"no dialects", store.Migrations{Component: "m"}, false},
+		{"files with markers", store.Migrations{Component: "m", Files: fstest.MapFS{"0001_a.sql": {Data: []byte("x {{blob}}")}}}, true},
+		{"files and dialects", store.Migrations{Component: "m", Files: one, Dialects: map[store.Dialect]fs.FS{store.SQLite: one}}, false},
+		{"bad marker", store.Migrations{Component: "m", Files: fstest.MapFS{"0001_a.sql": {Data: []byte("x {{nope}}")}}}, false},
 		{"unknown dialect", store.Migrations{Component: "m", Dialects: map[store.Dialect]fs.FS{"mysql": one}}, false},
 		{"nil fs", store.Migrations{Component: "m", Dialects: map[store.Dialect]fs.FS{store.SQLite: nil}}, false},
 		{"gap", store.Migrations{Component: "m", Dialects: map[store.Dialect]fs.FS{store.SQLite: fstest.MapFS{
@@ -240,23 +243,54 @@ func TestMigrateMissingDialect(t *testing.T) {
 
 func TestMigrationsFromFS(t *testing.T) {
 	fsys := fstest.MapFS{
-		"db/sqlite/0001_a.sql":   {Data: []byte("SELECT 1;")},
-		"db/postgres/0001_a.sql": {Data: []byte("SELECT 1;")},
+		"db/0001_a.sql": {Data: []byte("CREATE TABLE a (b {{blob}});")},
+		"db/README.md":  {Data: []byte("not a migration")},
 	}
 	m, err := store.MigrationsFromFS("thing", fsys, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Dialects) != 2 {
-		t.Fatalf("dialects = %v", m.Dialects)
+	if m.Files == nil || m.Dialects != nil {
+		t.Fatalf("Files = %v, Dialects = %v", m.Files, m.Dialects)
 	}
 	if _, err := store.MigrationsFromFS("thing", fsys, "nope"); err == nil {
 		t.Fatal("missing directory accepted")
 	}
-	delete(fsys, "db/postgres/0001_a.sql")
-	fsys["db/postgres/0001_a.sql"] = &fstest.MapFile{Data: []byte("x")}
-	fsys["db/postgres/0002_b.sql"] = &fstest.MapFile{Data: []byte("x")}
-	if _, err := store.MigrationsFromFS("thing", fsys, "db"); err == nil {
-		t.Fatal("dialects with different versions accepted")
+	// The layout with one directory per dialect has no files at the top.
+	old := fstest.MapFS{"db/sqlite/0001_a.sql": {Data: []byte("SELECT 1;")}, "db/postgres/0001_a.sql": {Data: []byte("SELECT 1;")}}
+	if _, err := store.MigrationsFromFS("thing", old, "db"); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Fatalf("directory without .sql files: err = %v", err)
 	}
+	fsys["db/0002_b.sql"] = &fstest.MapFile{Data: []byte("-- dialect: sqlite\nSELECT 1;\n")}
+	if _, err := store.MigrationsFromFS("thing", fsys, "db"); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Fatalf("unclosed dialect block: err = %v", err)
+	}
+	fsys["db/0002_b.sql"] = &fstest.MapFile{Data: []byte("x")}
+	fsys["db/0004_d.sql"] = &fstest.MapFile{Data: []byte("x")}
+	if _, err := store.MigrationsFromFS("thing", fsys, "db"); err == nil {
+		t.Fatal("gap in versions accepted")
+	}
+}
+
+// TestMigrationsWithMarkers applies one file with placeholders and blocks on
+// both backends: each gets its own rendering.
+func TestMigrationsWithMarkers(t *testing.T) {
+	m, err := store.MigrationsFromFS("marked", fstest.MapFS{"m/0001_t.sql": {Data: []byte(
+		"CREATE TABLE marked (id {{autoid}}, body {{blob}} NOT NULL, n {{bigint}} NOT NULL);\n" +
+			"-- dialect: sqlite\nINSERT INTO marked (body, n) VALUES (x'01', 1);\n" +
+			"-- dialect: postgres\nINSERT INTO marked (body, n) VALUES ('\\x0102'::bytea, 2);\n-- dialect: end\n")}}, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		var body []byte
+		var n int64
+		if err := s.QueryRowContext(t.Context(), `SELECT body, n FROM marked WHERE id = 1`).Scan(&body, &n); err != nil {
+			t.Fatal(err)
+		}
+		want := map[store.Dialect]int64{store.SQLite: 1, store.Postgres: 2}[s.Dialect()]
+		if n != want || len(body) != int(want) {
+			t.Fatalf("%s: body %x, n %d; want the %s block's row", s.Dialect(), body, n, s.Dialect())
+		}
+	}, store.WithMigrations(m))
 }

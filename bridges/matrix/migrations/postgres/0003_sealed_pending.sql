@@ -1,4 +1,0 @@
--- matrix 0003: parked encrypted events are sealed (core/store SealedColumn matrix_pending.raw,
--- bound to the event ID); the store seals the existing rows after this migration, which makes
--- the column binary.
-ALTER TABLE matrix_pending ALTER COLUMN raw TYPE BYTEA USING convert_to(raw, 'UTF8');

@@ -1,4 +1,0 @@
--- matrix 0003: parked encrypted events are sealed (core/store SealedColumn matrix_pending.raw,
--- bound to the event ID); the store seals the existing rows after this migration. SQLite keeps
--- the column's declared type: a sealed value is stored as a BLOB whatever the affinity.
-SELECT 1;
