@@ -18,12 +18,15 @@
 package config
 
 import (
+	"cmp"
 	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/confschema"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -253,11 +256,10 @@ type ByteSize = confschema.ByteSize
 // Partner is one partner MIMI provider (core/protocol owns the schema).
 type Partner = protocol.PartnerConfig
 
-// Bridges holds one section per network adapter. Each adapter owns its section type, in
-// bridge_<network>.go.
+// Bridges holds one section per network adapter; each adapter package owns its section's type.
 type Bridges struct {
-	// Matrix configures bridges/matrix.
-	Matrix MatrixBridge `yaml:"matrix"`
+	// Matrix configures bridges/matrix (which owns the schema).
+	Matrix matrix.Config `yaml:"matrix"`
 	// XMPP configures bridges/xmpp.
 	XMPP XMPPBridge `yaml:"xmpp"`
 }
@@ -310,6 +312,24 @@ func (c *Config) BusConfig() bus.Config {
 	b.Embedded.KeyFile = c.NATSKeyFile()
 	b.DeadLetterMaxAge = shorter(b.DeadLetterMaxAge, c.Retention.DeadLetters)
 	return b
+}
+
+// MatrixConfig returns the bridges.matrix section as bridges/matrix takes it: the gateway's
+// domain filled in, then the adapter's defaults for what the file cannot set.
+func (c *Config) MatrixConfig() matrix.Config { return c.matrix().WithDefaults() }
+
+// matrix is the bridges.matrix section with what it takes from the top level: the gateway's
+// domain, server_name (default: the domain) and registration_file (default: in data_dir). It is
+// what validation checks, before the adapter's defaults could hide a value set to zero.
+func (c *Config) matrix() matrix.Config {
+	m := c.Bridges.Matrix
+	m.GatewayDomain = event.Domain(c.Domain)
+	m.ServerName = cmp.Or(m.ServerName, c.Domain)
+	m.Appservice.RegistrationFile = cmp.Or(m.Appservice.RegistrationFile, filepath.Join(c.DataDirAbs(), matrix.DefaultRegistrationFile))
+	if m.DecryptWait == 0 {
+		m.DecryptWait = time.Nanosecond // 0s in the file means "do not wait"; 0 in matrix.Config means the default
+	}
+	return m
 }
 
 // shorter returns the shorter of a maximum age and a retention period (0: for ever).

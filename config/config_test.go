@@ -523,3 +523,33 @@ func TestHAAdvertiseAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestMatrixSection: the bridges.matrix section is bridges/matrix's own Config. Its Validate's
+// problems are placed at their key's file:line:col; a missing required value is a warning at load
+// (the adapter refuses to start without it); an optional *bool decodes as set.
+func TestMatrixSection(t *testing.T) {
+	src := "domain: a.example\nbridges:\n  matrix:\n    enabled: true\n    appservice:\n      bot_localpart: Mimi_Bot\n" +
+		"    client:\n      permission_check: false\n"
+	_, err := Parse("f.yaml", []byte(src))
+	want := `f.yaml:6:22: bridges.matrix.appservice.bot_localpart: "Mimi_Bot" is not a valid Matrix localpart`
+	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %v; want one: %s", err, want)
+	}
+	cfg, err := Parse("f.yaml", []byte(strings.Replace(src, "Mimi_Bot", "mimibot", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(cfg.Warnings(), "\n")
+	for _, k := range []string{"bridges.matrix.homeserver_url: missing required value", "bridges.matrix.encryption.pickle_key: missing required value"} {
+		if !strings.Contains(w, k) {
+			t.Errorf("warnings %q lack %q", w, k)
+		}
+	}
+	m := cfg.MatrixConfig()
+	if pc := m.Client.PermissionCheck; pc == nil || *pc || !*m.Encryption.Default {
+		t.Errorf("permission_check %v, encryption.default %v: want false (set) and true (default)", pc, *m.Encryption.Default)
+	}
+	if m.ServerName != "a.example" || m.GatewayDomain != "a.example" || m.Appservice.URL != "http://127.0.0.1:29333" {
+		t.Errorf("top-level values not filled in: %+v", m)
+	}
+}

@@ -214,6 +214,14 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value, depth int) 
 	switch t.Kind() {
 	case reflect.Struct:
 		d.decodeStruct(path, n, v, depth)
+	case reflect.Pointer: // an optional value (a schema's *bool whose nil means its default)
+		if isNull(n) {
+			v.Set(reflect.Zero(t))
+			return
+		}
+		p := reflect.New(t.Elem())
+		d.decode(path, n, p.Elem(), depth+1)
+		v.Set(p)
 	case reflect.Slice:
 		if isNull(n) {
 			v.Set(reflect.Zero(t))

@@ -17,6 +17,21 @@ type validator struct {
 	warnings []string
 }
 
+// lenient records the problems of a section whose missing required values are warnings at load:
+// the adapter refuses to start without them (bridges.matrix, so that `mimi-gateway matrix
+// registration` and a check of the rest of the file work before its secrets are in place).
+func (v *validator) lenient(err error) {
+	var all confschema.Problems
+	all.Add("", err)
+	for _, p := range all.List() {
+		if p.Missing {
+			v.warnings = append(v.warnings, p.Error()+"; the adapter will not start without it")
+		} else {
+			v.Add("", p)
+		}
+	}
+}
+
 // place turns a problem into a FieldError at the position of its key or, for a key the user did
 // not write (a missing required value), of its nearest written ancestor.
 func place(p *confschema.Problem, pos map[string]Pos, file string) *FieldError {
@@ -70,7 +85,9 @@ func (c *Config) validate(v *validator) {
 	c.validateMIMI(v)
 	c.validateHA(v)
 	c.validatePartners(v)
-	c.Bridges.Matrix.validate(v)
+	if c.Bridges.Matrix.Enabled {
+		v.lenient(c.matrix().Validate())
+	}
 	c.Bridges.XMPP.validate(v)
 }
 

@@ -277,7 +277,7 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 		return nil, fmt.Errorf("%w: media without an asset store", ErrIgnored)
 	}
 	m := p.Media
-	if m.Size > a.cfg.MaxMediaSize {
+	if m.Size > int64(a.cfg.MaxMediaSize) {
 		return nil, fmt.Errorf("%w: file of %d bytes exceeds %d", ErrMalformed, m.Size, a.cfg.MaxMediaSize)
 	}
 	resp, err := a.client.Download(ctx, m.URL)
@@ -285,11 +285,11 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 		return nil, transient(fmt.Errorf("matrix: download %s: %w", m.URL, err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, a.cfg.MaxMediaSize+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(a.cfg.MaxMediaSize)+1))
 	if err != nil {
 		return nil, transient(fmt.Errorf("matrix: download %s: %w", m.URL, err))
 	}
-	if int64(len(data)) > a.cfg.MaxMediaSize {
+	if int64(len(data)) > int64(a.cfg.MaxMediaSize) {
 		return nil, fmt.Errorf("%w: file exceeds %d bytes", ErrMalformed, a.cfg.MaxMediaSize)
 	}
 	if m.File != nil {

@@ -555,7 +555,7 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 	if a.assets == nil {
 		return bus.Permanent(fmt.Errorf("matrix: %s has an attachment but no asset store is configured", o.env.ID))
 	}
-	data, err := bridges.OpenAttachment(ctx, a.assets, o.env.Room, *x, a.cfg.MaxMediaSize)
+	data, err := bridges.OpenAttachment(ctx, a.assets, o.env.Room, *x, int64(a.cfg.MaxMediaSize))
 	if errors.Is(err, bridges.ErrTooLarge) {
 		return bus.Permanent(fmt.Errorf("matrix: attachment exceeds %d bytes", a.cfg.MaxMediaSize))
 	}

@@ -19,11 +19,12 @@ func TestMatrixConfig(t *testing.T) {
 	yaml = strings.Replace(yaml, "    homeserver_url: \"\"", "    homeserver_url: https://matrix.klinik-a.example", 1)
 	yaml = strings.Replace(yaml, "      pickle_key: \"\"", "      pickle_key: a-long-enough-pickle-key", 1)
 	yaml = strings.Replace(yaml, "\ndomain: localhost\n", "\ndomain: klinik-a.example\n", 1)
+	yaml = strings.Replace(yaml, "\ndata_dir: ./data\n", "\ndata_dir: /var/lib/mimi\n", 1)
 	c, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	got := matrixConfig(c.Bridges.Matrix, c.Domain, "/var/lib/mimi")
+	got := c.MatrixConfig()
 	if err := got.Validate(); err != nil {
 		t.Fatalf("mapped config invalid: %v", err)
 	}
@@ -33,7 +34,7 @@ func TestMatrixConfig(t *testing.T) {
 		got.Appservice.GhostPrefix != "mimi_" || got.Appservice.BotLocalpart != "mimibot" ||
 		!*got.Encryption.Default || got.MaxMediaSize != 100<<20 || got.DecryptWait != 5*time.Second ||
 		got.Client.DisplayName != "MIMI Gateway (Chatbot)" || !*got.Client.PermissionCheck {
-		t.Errorf("matrixConfig = %+v", got)
+		t.Errorf("MatrixConfig() = %+v", got)
 	}
 }
 

@@ -52,7 +52,7 @@ type adapterSpec struct {
 var adapters = []adapterSpec{
 	{"matrix", func(c *config.Config) bool { return c.Bridges.Matrix.Enabled },
 		func(ctx context.Context, c *config.Config, deps bridges.Deps) (bridges.Adapter, error) {
-			return matrix.New(ctx, matrixConfig(c.Bridges.Matrix, c.Domain, c.DataDirAbs()), deps)
+			return matrix.New(ctx, c.MatrixConfig(), deps)
 		}},
 	{"xmpp", func(c *config.Config) bool { return c.Bridges.XMPP.Enabled },
 		func(ctx context.Context, c *config.Config, deps bridges.Deps) (bridges.Adapter, error) {

@@ -39,10 +39,7 @@ type nativeIDs struct {
 }
 
 func nativeIDsOf(c *config.Config, u event.UserURI) nativeIDs {
-	mx := c.Bridges.Matrix.ServerName
-	if mx == "" {
-		mx = c.Domain
-	}
+	mx := c.MatrixConfig().ServerName
 	xd := c.Bridges.XMPP.Domain
 	if xd == "" {
 		xd = c.Domain

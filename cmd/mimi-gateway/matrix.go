@@ -4,15 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
 	"github.com/mimi-gateway/mimi-gateway/config"
-	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
 func init() { register(newMatrixCommand) }
@@ -39,7 +35,7 @@ func newMatrixCommand() *cobra.Command {
 			if err != nil {
 				return &configError{err}
 			}
-			mc := matrixConfig(c.Bridges.Matrix, c.Domain, c.DataDirAbs())
+			mc := c.MatrixConfig()
 			if out != "" {
 				mc.Appservice.RegistrationFile = out
 			}
@@ -57,31 +53,4 @@ func newMatrixCommand() *cobra.Command {
 	reg.Flags().StringVarP(&out, "output", "o", "", "registration file to write (default: from the configuration)")
 	root.AddCommand(reg)
 	return root
-}
-
-// matrixConfig maps the bridges.matrix configuration section onto matrix.Config. gatewayDomain is the
-// gateway's MIMI domain (the top-level domain key), dataDir its data directory.
-func matrixConfig(c config.MatrixBridge, gatewayDomain, dataDir string) matrix.Config {
-	out := matrix.Config{
-		Mode: matrix.Mode(c.Mode), HomeserverURL: c.HomeserverURL, ServerName: c.ServerName,
-		GatewayDomain: event.Domain(gatewayDomain),
-		Appservice: matrix.AppserviceConfig{ID: c.Appservice.ID, Listen: c.Appservice.Listen, URL: c.Appservice.URL,
-			RegistrationFile: c.Appservice.RegistrationFile, BotLocalpart: c.Appservice.BotLocalpart, GhostPrefix: c.Appservice.GhostPrefix},
-		Client: matrix.ClientConfig{UserID: id.UserID(c.Client.UserID), Password: c.Client.Password, AccessToken: c.Client.AccessToken,
-			DeviceID: id.DeviceID(c.Client.DeviceID), DisplayName: c.Client.DisplayName, PermissionCheck: &c.Client.PermissionCheck},
-		Encryption:   matrix.EncryptionConfig{Default: &c.Encryption.Default, PickleKey: c.Encryption.PickleKey, Require: c.Encryption.Require},
-		MaxMediaSize: int64(c.MaxMediaSize),
-		DecryptWait:  c.DecryptWait,
-		Language:     c.Language,
-	}
-	if out.ServerName == "" {
-		out.ServerName = gatewayDomain
-	}
-	if out.Appservice.RegistrationFile == "" && dataDir != "" {
-		out.Appservice.RegistrationFile = filepath.Join(dataDir, matrix.DefaultRegistrationFile)
-	}
-	if out.DecryptWait == 0 {
-		out.DecryptWait = time.Nanosecond // 0 in the file means "do not wait"; 0 here would mean the default
-	}
-	return out.WithDefaults()
 }

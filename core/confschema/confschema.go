@@ -23,6 +23,8 @@ type Problem struct {
 	Key string
 	// Msg says what is wrong.
 	Msg string
+	// Missing marks a required value that is not set (Required), as opposed to a wrong one.
+	Missing bool
 }
 
 // Error formats the problem as "key: message".
@@ -94,7 +96,7 @@ func (p *Problems) Required(key, value, why string) bool {
 	if why != "" {
 		why = " " + why
 	}
-	p.Errorf(key, "missing required value%s", why)
+	p.list = append(p.list, &Problem{Key: key, Msg: "missing required value" + why, Missing: true})
 	return false
 }
 
