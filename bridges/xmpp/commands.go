@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
@@ -125,7 +126,7 @@ func (a *Adapter) adhocCommand(from jid.JID, iqID string, c *xstanza.InCommand) 
 	}
 	switch {
 	case spec == nil:
-		reply.Type, reply.Error = "error", xstanza.StanzaError("cancel", "item-not-found", "")
+		reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 		return reply
 	case c.Action == "cancel":
 		reply.Command = &xstanza.OutCommand{Node: c.Node, SessionID: c.SessionID, Status: "canceled"}

@@ -56,7 +56,7 @@ func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *x
 	case c == a.users && to.Localpart() == "" && iq.Type == "set" && iq.Command != nil:
 		from, err := jid.Parse(iq.From)
 		if err != nil || !a.m.isLocal(from) {
-			reply.Type, reply.Error = "error", xstanza.StanzaError("auth", "forbidden", "")
+			reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Auth, stanza.Forbidden, "")
 			break
 		}
 		if reply = a.adhocCommand(from, iq.ID, iq.Command); reply == nil {

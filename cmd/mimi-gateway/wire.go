@@ -38,7 +38,7 @@ func (s storeSealer) Unseal(ct []byte, id string) ([]byte, error) {
 func storeConfig(c *config.Config) store.Config {
 	s := c.Store
 	sc := store.Config{
-		Driver:            string(s.Driver),
+		Driver:            s.Driver,
 		MaxOpenConns:      s.MaxOpenConns,
 		BusyTimeout:       s.SQLite.BusyTimeout,
 		SQLiteSynchronous: s.SQLite.Synchronous,

@@ -17,7 +17,7 @@ const (
 	// ProposalTypeAppDataUpdate changes one component of the app_data_dictionary extension.
 	ProposalTypeAppDataUpdate ProposalType = 0x0008
 	// ProposalTypeSelfRemove removes its sender (committed by another member).
-	ProposalTypeSelfRemove ProposalType = proposalTypeSelfRemove
+	ProposalTypeSelfRemove ProposalType = 0x000a
 )
 
 // ComponentID identifies an application component (mls-extensions-10 §4.6).

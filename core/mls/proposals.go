@@ -343,10 +343,7 @@ func nextAddIndex(t *ratchetTree) leafIndex {
 	return leafIndex(t.width())
 }
 
-// proposalTypeSelfRemove is the SelfRemove proposal of draft-ietf-mls-extensions (0x000a).
-const proposalTypeSelfRemove ProposalType = 0x000a
-
-func isSelfRemove(p *Proposal) bool { return p.Type == proposalTypeSelfRemove }
+func isSelfRemove(p *Proposal) bool { return p.Type == ProposalTypeSelfRemove }
 
 // validateExtensionProposal checks a proposal of a type RFC 9420 does not define, alone.
 func (g *publicState) validateExtensionProposal(ap appliedProposal, committer Sender) error {

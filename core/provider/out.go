@@ -467,6 +467,20 @@ func (p *Provider) keyPackageFor(ctx context.Context, room event.RoomURI, reques
 	return nil, refused(keyMaterialReason(resp.UserStatus), fmt.Errorf("%w: no KeyPackage for %s (status %d)", errNotAllowed, target, resp.UserStatus))
 }
 
+// submitState is provider_msgmap.submitted: how far an outgoing application message got.
+type submitState int64
+
+const (
+	// submitPending: encrypted and stored with the new MLS state, not yet accepted by the hub; a
+	// redelivery resubmits the stored ciphertext (or drops it when its epoch is stale).
+	submitPending submitState = 0
+	// submitAccepted: the hub (ours or the partner's) accepted it; a redelivery is done.
+	submitAccepted submitState = 1
+	// submitRefused: the partner's hub refused it; a redelivery submits the stored ciphertext
+	// again, and a stale epoch does not drop it (only pending ones are dropped).
+	submitRefused submitState = 2
+)
+
 // sendMessage encrypts env's content from the sender's leaf and submits it to the room's hub.
 // The ciphertext is stored with the new MLS state before it leaves, so a retry resubmits the same
 // message (the hub dedupes it) instead of encrypting again.
@@ -476,11 +490,11 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 	defer unlock()
 	var (
 		stored    []byte
-		submitted int64
+		submitted submitState
 	)
 	err := p.st.QueryRowContext(ctx, `SELECT message, submitted FROM provider_msgmap WHERE event_id = ?`, string(env.ID)).Scan(&stored, &submitted)
 	switch {
-	case err == nil && submitted == 1:
+	case err == nil && submitted == submitAccepted:
 		return nil // done before a redelivery
 	case err == nil:
 	default:
@@ -512,12 +526,12 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 			if err := saveRatchets(ctx, tx, room, c); err != nil {
 				return err
 			}
-			state := 0
+			state := submitPending
 			if hub {
 				if _, err := p.acceptMessage(ctx, tx, room, p.cfg.Domain, env.Sender, m); err != nil {
 					return err
 				}
-				state = 1
+				state = submitAccepted
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO provider_msgmap (event_id, room, message_id, message, submitted, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 				string(env.ID), string(room), env.MessageID, stored, state, p.now().UnixMilli())
@@ -546,7 +560,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 			if _, err := p.acceptMessage(ctx, tx, room, p.cfg.Domain, env.Sender, m); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 1 WHERE event_id = ?`, string(env.ID))
+			_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = ? WHERE event_id = ?`, submitAccepted, string(env.ID))
 			return err
 		})
 		var we *errWrongEpoch
@@ -575,13 +589,13 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		}
 		return p.dropStale(ctx, env, fmt.Errorf("hub at epoch %d", resp.CurrentEpoch))
 	default:
-		if _, err := p.st.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 2 WHERE event_id = ?`, string(env.ID)); err != nil {
+		if _, err := p.st.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = ? WHERE event_id = ?`, submitRefused, string(env.ID)); err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: hub refused the message", errNotAllowed)
 	}
 	return p.st.InGroupTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = 1 WHERE event_id = ?`, string(env.ID))
+		_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = ? WHERE event_id = ?`, submitAccepted, string(env.ID))
 		return err
 	})
 }
@@ -589,7 +603,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 // dropStale forgets a stored ciphertext of an old epoch so that the redelivery encrypts again in
 // the current epoch.
 func (p *Provider) dropStale(ctx context.Context, env *event.Envelope, cause error) error {
-	if _, err := p.st.ExecContext(ctx, `DELETE FROM provider_msgmap WHERE event_id = ? AND submitted = 0`, string(env.ID)); err != nil {
+	if _, err := p.st.ExecContext(ctx, `DELETE FROM provider_msgmap WHERE event_id = ? AND submitted = ?`, string(env.ID), submitPending); err != nil {
 		return err
 	}
 	return fmt.Errorf("provider: message for an old epoch, re-encrypting on retry: %w", cause)

@@ -4,7 +4,7 @@
 //
 // # Opening
 //
-//	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: "/var/lib/mimi-gateway/gateway.db"},
+//	st, err := store.Open(ctx, store.Config{Driver: store.SQLite, Path: "/var/lib/mimi-gateway/gateway.db"},
 //		store.WithLogger(logger))
 //	defer st.Close() // last in the shutdown order
 //

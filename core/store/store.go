@@ -48,8 +48,10 @@ const (
 // Config selects and configures the backend. The config package maps its
 // YAML section onto it.
 type Config struct {
-	// Driver is "sqlite" (default when empty) or "postgres".
-	Driver string
+	// Driver is SQLite (the default when empty) or Postgres; the
+	// aliases "sqlite3", "postgresql" and "pgx" and any letter case are
+	// accepted too (Dialect normalises them).
+	Driver Dialect
 	// Path is the SQLite database file. Its parent directory is created
 	// (mode 0700) and a new file is created with mode 0600. Required for
 	// sqlite; ":memory:" is refused because the store uses several
@@ -97,7 +99,7 @@ func (c Config) keySource(d Dialect) (Config, error) {
 
 // Dialect returns the configured dialect, or an error for an unknown driver.
 func (c Config) Dialect() (Dialect, error) {
-	switch strings.ToLower(strings.TrimSpace(c.Driver)) {
+	switch strings.ToLower(strings.TrimSpace(string(c.Driver))) {
 	case "", "sqlite", "sqlite3":
 		return SQLite, nil
 	case "postgres", "postgresql", "pgx":

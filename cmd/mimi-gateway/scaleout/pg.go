@@ -102,6 +102,6 @@ func (p *PrivatePG) Restart() {
 
 // Config is a store configuration on the server's database postgres.
 func (p *PrivatePG) Config(t testing.TB) store.Config {
-	return store.Config{Driver: "postgres", DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port),
+	return store.Config{Driver: store.Postgres, DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port),
 		MaxOpenConns: 4, Keys: storetest.Key(t)}
 }

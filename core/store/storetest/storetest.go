@@ -115,7 +115,7 @@ func randomName(prefix string) string {
 // SQLiteConfig returns a Config for a fresh SQLite file in t.TempDir().
 func SQLiteConfig(t testing.TB) store.Config {
 	t.Helper()
-	return store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "store.db")}
+	return store.Config{Driver: store.SQLite, Path: filepath.Join(t.TempDir(), "store.db")}
 }
 
 // PostgresConfig creates a schema with a random name, returns a Config whose
@@ -151,7 +151,7 @@ func PostgresConfig(t testing.TB) store.Config {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return store.Config{Driver: "postgres", DSN: u.String(), MaxOpenConns: 4, Keys: Key(t)}
+	return store.Config{Driver: store.Postgres, DSN: u.String(), MaxOpenConns: 4, Keys: Key(t)}
 }
 
 // Key returns a new encryption keyring (one random key) as text, for
