@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
-	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -51,35 +50,6 @@ func FuzzParseEvent(f *testing.F) {
 		if data, err := m.Encode(); err == nil {
 			if _, err := content.Decode(data); err != nil {
 				t.Fatalf("encoded mapping does not decode: %v", err)
-			}
-		}
-	})
-}
-
-// FuzzPowerLevels feeds arbitrary power-levels contents (previous and current) to the role
-// mapping: it must never panic, report only roles that are power levels, and map every role's
-// level back to a role at least as high as admin for admins.
-func FuzzPowerLevels(f *testing.F) {
-	f.Add([]byte(`{"users":{"@a:hs":50}}`), []byte(`{"users":{"@a:hs":100,"@b:hs":50},"kick":20,"ban":60}`))
-	f.Add([]byte(`{"users_default":10,"kick":5,"ban":5}`), []byte(`{"users":{"@a:hs":-5},"kick":150,"ban":150}`))
-	f.Add([]byte(``), []byte(`{"users":{"@a:hs":9007199254740991},"users_default":-9007199254740991}`))
-	f.Fuzz(func(t *testing.T, prevRaw, nowRaw []byte) {
-		now := powerlevels.Decode(nowRaw)
-		if now == nil {
-			return
-		}
-		for _, c := range powerlevels.Changes(powerlevels.Decode(prevRaw), now) {
-			if c.Role < event.RoleRegular || c.Role > event.RoleOwner {
-				t.Fatalf("role %d for %s", c.Role, c.User)
-			}
-		}
-		for _, r := range []event.Role{event.RoleRegular, event.RoleAdmin, event.RoleOwner} {
-			l, ok := powerlevels.LevelOf(now, r)
-			if !ok {
-				t.Fatalf("role %d has no level", r)
-			}
-			if got := powerlevels.RoleOf(now, l); got < r && !(r == event.RoleRegular) {
-				t.Fatalf("role %d → level %d → role %d", r, l, got)
 			}
 		}
 	})
