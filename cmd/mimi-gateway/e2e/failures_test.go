@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
+
 	gt "github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -45,6 +47,27 @@ func unknownUser(t *testing.T, starter person, partner event.Domain) {
 		if d := seen.Sub(at); d > noticeWithin {
 			t.Errorf("the notice about %s came %.1f s after the invitation (more than %s)", nobody.uri, d.Seconds(), noticeWithin)
 		}
+	}
+}
+
+// thirdPerson: the Matrix user who started a 1:1 invites a third person (a partner's user) into
+// it, by inviting her ghost (appservice) or with the invite command (TI-Messenger); the 1:1's
+// fixed membership refuses her, and the starter is told so in words within 15 s.
+func thirdPerson(t *testing.T, c *conv, third person) {
+	mc, ok := c.cs.(*matrixChat)
+	if !ok {
+		t.Fatalf("%s's 1:1 is not a Matrix room: only a Matrix user can invite into a 1:1", c.starter.Name())
+	}
+	at := time.Now()
+	if mc.p.org.Mode == gt.ModeClient {
+		mc.cl().SendText(t, mc.room, "!mimi invite "+string(third.URI()))
+	} else if _, err := mc.cl().InviteUser(t.Context(), mc.room, &mautrix.ReqInviteUser{UserID: mc.p.ghost(third.URI())}); err != nil {
+		t.Fatal(err)
+	}
+	seen := mc.waitNotice(t, noticeWithin+wait, "one-to-one", "zu zweit")
+	t.Logf("notice about %s in the 1:1 seen %.1f s after the invitation", third.URI(), seen.Sub(at).Seconds())
+	if d := seen.Sub(at); d > noticeWithin {
+		t.Errorf("the notice about %s came %.1f s after the invitation (more than %s)", third.URI(), d.Seconds(), noticeWithin)
 	}
 }
 

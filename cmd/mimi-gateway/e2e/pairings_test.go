@@ -94,7 +94,7 @@ func matrixAppserviceXMPP(t *testing.T) {
 	p := &pairing{name: "Matrix-XMPP"}
 	p.matrixA(t, ka)
 	p.xmppB(t, ab)
-	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, measure, operations)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, thirdA, measure, operations)
 }
 
 // matrixClientAppservice: Klinik A on TI-Messenger (gateway in client mode with a functional
@@ -107,7 +107,7 @@ func matrixClientAppservice(t *testing.T) {
 	p := &pairing{name: "TIM-BuM"}
 	p.matrixA(t, ka)
 	p.matrixB(t, ab)
-	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, operations)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, thirdA, operations)
 }
 
 // xmppXMPP: two agencies on XMPP, each with its Prosody and gateway.
@@ -148,6 +148,7 @@ const (
 	readGroupB    = "read group from B"
 	unknownA      = "unknown user from A"
 	unknownB      = "unknown user from B"
+	thirdA        = "third person into the 1:1 from A"
 	measure       = "latency"
 	kills         = "kill stream"
 	down          = "partner down"
@@ -188,6 +189,8 @@ func (p *pairing) run(t *testing.T, scenarios ...string) {
 			t.Run(sc, func(t *testing.T) { unknownUser(t, p.a, p.b.URI().Domain()) })
 		case unknownB:
 			t.Run(sc, func(t *testing.T) { unknownUser(t, p.b, p.a.URI().Domain()) })
+		case thirdA:
+			t.Run(sc, func(t *testing.T) { thirdPerson(t, need(t, oneToOneA), p.b3) })
 		case measure:
 			t.Run(sc, func(t *testing.T) {
 				c := need(t, oneToOneA)
