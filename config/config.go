@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -260,8 +261,8 @@ type Partner = protocol.PartnerConfig
 type Bridges struct {
 	// Matrix configures bridges/matrix (which owns the schema).
 	Matrix matrix.Config `yaml:"matrix"`
-	// XMPP configures bridges/xmpp.
-	XMPP XMPPBridge `yaml:"xmpp"`
+	// XMPP configures bridges/xmpp (which owns the schema).
+	XMPP xmpp.Config `yaml:"xmpp"`
 }
 
 // Source returns the file the configuration was loaded from, or "" if it consists of the
@@ -330,6 +331,21 @@ func (c *Config) matrix() matrix.Config {
 		m.DecryptWait = time.Nanosecond // 0s in the file means "do not wait"; 0 in matrix.Config means the default
 	}
 	return m
+}
+
+// XMPPConfig returns the bridges.xmpp section as bridges/xmpp takes it: the gateway's domain as
+// the provider of local users and, unless domain says otherwise, as their XMPP domain; 0 in
+// history_on_join and history_keep (none) as the adapter says it (negative).
+func (c *Config) XMPPConfig() xmpp.Config {
+	x := c.Bridges.XMPP
+	x.Provider = event.Domain(c.Domain)
+	x.Domain = cmp.Or(x.Domain, c.Domain)
+	for _, n := range []*int{&x.HistoryOnJoin, &x.HistoryKeep} {
+		if *n == 0 {
+			*n = -1 // 0 in the file means none; 0 in xmpp.Config means the default
+		}
+	}
+	return x
 }
 
 // shorter returns the shorter of a maximum age and a retention period (0: for ever).

@@ -553,3 +553,30 @@ func TestMatrixSection(t *testing.T) {
 		t.Errorf("top-level values not filled in: %+v", m)
 	}
 }
+
+// TestXMPPSection: the bridges.xmpp section is bridges/xmpp's own Config; its Validate's problems
+// are errors placed at their key's file:line:col (a missing secret among them).
+func TestXMPPSection(t *testing.T) {
+	src := "domain: a.example\nbridges:\n  xmpp:\n    enabled: true\n    users:\n      domain: mimi.a.example\n      secret: s\n" +
+		"    rooms:\n      domain: rooms.a.example\n    upload_hosts: [\"up.a.example/x\"]\n"
+	_, err := Parse("f.yaml", []byte(src))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("want 2 errors, got %v", err)
+	}
+	for i, w := range []string{
+		`f.yaml:9:7: bridges.xmpp.rooms.secret: missing required value (or set secret_file)`,
+		`f.yaml:10:20: bridges.xmpp.upload_hosts[0]: "up.a.example/x" is not a host or host:port`,
+	} {
+		if errs[i].Error() != w {
+			t.Errorf("error %d:\n got %s\nwant %s", i, errs[i], w)
+		}
+	}
+	cfg, err := Parse("f.yaml", []byte(strings.Replace(strings.Replace(src, "/x", "", 1), "domain: rooms.a.example\n", "domain: rooms.a.example\n      secret: r\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := cfg.XMPPConfig(); x.Domain != "a.example" || x.Provider != "a.example" || x.HistoryOnJoin != 20 {
+		t.Errorf("XMPPConfig() = %+v", x)
+	}
+}

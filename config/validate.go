@@ -88,7 +88,9 @@ func (c *Config) validate(v *validator) {
 	if c.Bridges.Matrix.Enabled {
 		v.lenient(c.matrix().Validate())
 	}
-	c.Bridges.XMPP.validate(v)
+	if c.Bridges.XMPP.Enabled {
+		v.Add("bridges.xmpp", c.XMPPConfig().Validate())
+	}
 }
 
 func (c *Config) validateRetention(v *validator) {

@@ -7,8 +7,8 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
-	good := Config{Server: "127.0.0.1:5347", Domain: "hospital.example", Users: ComponentConfig{"mimi.hospital.example", "s"},
-		Rooms: ComponentConfig{"rooms.hospital.example", "s"}}
+	good := Config{Server: "127.0.0.1:5347", Domain: "hospital.example", Users: ComponentConfig{Domain: "mimi.hospital.example", Secret: "s"},
+		Rooms: ComponentConfig{Domain: "rooms.hospital.example", Secret: "s"}}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good config: %v", err)
 	}

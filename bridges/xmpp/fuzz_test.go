@@ -84,7 +84,7 @@ func FuzzStanzaMapping(f *testing.F) {
 		if !xstanza.ValidID(id) {
 			t.Fatalf("nativeIDOf returned invalid %q", id)
 		}
-		if len(body) <= a.cfg.MaxBodyBytes && utf8.ValidString(body) {
+		if len(body) <= int(a.cfg.MaxBodyBytes) && utf8.ValidString(body) {
 			part, err := a.bodyPart(context.Background(), "", body, m.OOB)
 			if err == nil {
 				ev := o.eventID(id)

@@ -169,7 +169,7 @@ func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *xstanza.InMess
 	res := bridged{nativeID: nativeID}
 	ts := timestampOf(m, at)
 	body, hasBody := m.Text()
-	if len(body) > a.cfg.MaxBodyBytes {
+	if len(body) > int(a.cfg.MaxBodyBytes) {
 		return res, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("message longer than %d bytes", a.cfg.MaxBodyBytes))
 	}
 	if !utf8.ValidString(body) {
@@ -338,7 +338,7 @@ func (a *Adapter) storeUpload(ctx context.Context, owner event.UserURI, u *url.U
 	if resp.StatusCode != http.StatusOK {
 		return xp, refuse(stanza.Cancel, stanza.ItemNotFound, fmt.Sprintf("the upload service answered %d", resp.StatusCode))
 	}
-	max := a.cfg.MaxUploadBytes
+	max := int64(a.cfg.MaxUploadBytes)
 	if resp.ContentLength > max {
 		return xp, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("files larger than %d bytes are not forwarded", max))
 	}

@@ -235,7 +235,7 @@ func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, ful
 // createRoomByJoin creates a MIMI room, hosted by this gateway, for a local user who joins a MUC
 // that does not exist yet.
 func (a *Adapter) createRoomByJoin(ctx context.Context, from, to jid.JID, user event.UserURI, at time.Time) (room, bool, error) {
-	if a.cfg.DisableRoomCreation {
+	if !a.cfg.roomCreation() {
 		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "no such room")
 	}
 	uri, err := a.m.newRoomURI(to.Localpart())

@@ -37,7 +37,7 @@ func (a *Adapter) shareAttachments(ctx context.Context, env *event.Envelope, msg
 		if !ok || x.EncAlg == content.AEADNone {
 			continue
 		}
-		data, err := bridges.OpenAttachment(ctx, a.assets, env.Room, x, a.cfg.MaxUploadBytes)
+		data, err := bridges.OpenAttachment(ctx, a.assets, env.Room, x, int64(a.cfg.MaxUploadBytes))
 		if errors.Is(err, assets.ErrUnavailable) {
 			a.log.Info("attachment unavailable, announced as text", "envelope", env.ID, "err", err)
 			continue

@@ -52,7 +52,7 @@ func TestXMPPConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	got := xmppConfig(c.Bridges.XMPP, c.Domain)
+	got := c.XMPPConfig()
 	if err := got.Validate(); err != nil {
 		t.Fatalf("mapped config invalid: %v", err)
 	}
@@ -60,7 +60,10 @@ func TestXMPPConfig(t *testing.T) {
 		Users: xmpp.ComponentConfig{Domain: "mimi.hospital.example", Secret: "u-secret"}, Rooms: xmpp.ComponentConfig{Domain: "rooms.mimi.hospital.example", Secret: "r-secret"},
 		HistoryOnJoin: 20, HistoryKeep: 200, MaxBodyBytes: 64 << 10, ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second, Workers: 4}
 	want.MaxUploadBytes, want.UploadHosts, want.Language = 16<<20, []string{}, "en"
+	// The section is xmpp.Config itself: it carries enabled, allow_room_creation and known_users
+	// as the file says them.
+	want.Enabled, want.AllowRoomCreation, want.KnownUsers = true, new(true), []string{}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("xmppConfig =\n%+v\nwant\n%+v", got, want)
+		t.Fatalf("XMPPConfig() =\n%+v\nwant\n%+v", got, want)
 	}
 }

@@ -56,7 +56,7 @@ var adapters = []adapterSpec{
 		}},
 	{"xmpp", func(c *config.Config) bool { return c.Bridges.XMPP.Enabled },
 		func(ctx context.Context, c *config.Config, deps bridges.Deps) (bridges.Adapter, error) {
-			return xmpp.New(ctx, xmppConfig(c.Bridges.XMPP, c.Domain), deps)
+			return xmpp.New(ctx, c.XMPPConfig(), deps)
 		}},
 }
 

@@ -40,10 +40,7 @@ type nativeIDs struct {
 
 func nativeIDsOf(c *config.Config, u event.UserURI) nativeIDs {
 	mx := c.MatrixConfig().ServerName
-	xd := c.Bridges.XMPP.Domain
-	if xd == "" {
-		xd = c.Domain
-	}
+	xd := c.XMPPConfig().Domain
 	return nativeIDs{matrix: id.NewUserID(u.Local(), mx), xmpp: u.Local() + "@" + xd}
 }
 
