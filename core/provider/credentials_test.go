@@ -82,7 +82,7 @@ func TestImpersonationForgedAddRefusedAtHub(t *testing.T) {
 	publishOut(t, a, membership(room, alice, event.MembershipInvite, eve))
 	expect(t, c, "eve's portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
 	eg := groupAtHubEpoch(t, a, c, room, eve)
-	before, err := loadRoom(ctx, a.st, room)
+	before, err := dbOf(a.st).loadRoom(ctx, room)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestImpersonationForgedAddRefusedAtHub(t *testing.T) {
 			if resp.ResponseCode != protocol.UpdateNotAllowed || !strings.Contains(resp.ErrorDescription, "credential") {
 				t.Fatalf("forged Add of %s: code %d %q, want notAllowed for the credential", victim, resp.ResponseCode, resp.ErrorDescription)
 			}
-			if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != before.Epoch {
+			if rr, err := dbOf(a.st).loadRoom(ctx, room); err != nil || rr.Epoch != before.Epoch {
 				t.Fatalf("room epoch %d → %+v (%v)", before.Epoch, rr, err)
 			}
 		})
@@ -336,7 +336,7 @@ func TestEnumerationNoEpochToNonMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := &protocol.UpdateRequest{Bundle: commitBundle(t, g, mls.CommitOptions{})}
-	rr, err := loadRoom(ctx, a.st, room)
+	rr, err := dbOf(a.st).loadRoom(ctx, room)
 	if err != nil || rr.Epoch == 0 {
 		t.Fatalf("room %+v (%v)", rr, err)
 	}

@@ -93,7 +93,7 @@ func TestFixedMembership(t *testing.T) {
 	publishOut(t, a, inv)
 	expect(t, b, "bob's portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest && e.Room == dm })
 	bg := groupAtHubEpoch(t, a, b, dm, bob)
-	before, err := loadRoom(ctx, a.st, dm)
+	before, err := dbOf(a.st).loadRoom(ctx, dm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestFixedMembership(t *testing.T) {
 	if resp.ResponseCode != protocol.UpdateNotAllowed || !strings.Contains(resp.ErrorDescription, "fixed membership") {
 		t.Fatalf("a commit adding carol to the 1:1: code %d %q, want notAllowed for fixed membership", resp.ResponseCode, resp.ErrorDescription)
 	}
-	rr, err := loadRoom(ctx, a.st, dm)
+	rr, err := dbOf(a.st).loadRoom(ctx, dm)
 	if err != nil || rr.Epoch != before.Epoch {
 		t.Fatalf("room epoch %d → %+v (%v)", before.Epoch, rr, err)
 	}
@@ -139,7 +139,7 @@ func groupAtHubEpoch(t testing.TB, hub, nd *node, room event.RoomURI, u event.Us
 	t.Helper()
 	var g *mls.Group
 	waitFor(t, string(u)+"'s client in the hub's epoch", func() error {
-		rr, err := loadRoom(context.Background(), hub.st, room)
+		rr, err := dbOf(hub.st).loadRoom(context.Background(), room)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ type handshake struct {
 // acceptCommit sequences h in room inside tx (room lock held): epoch check, policy, participant
 // list, room epoch, fanout to followers (outbox) and to our own clients (inbox).
 func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.RoomURI, h *handshake) error {
-	rr, err := loadRoom(ctx, tx, room)
+	rr, err := dbOf(tx).loadRoom(ctx, room)
 	if err != nil {
 		return err
 	}
@@ -71,14 +71,14 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 	if err != nil {
 		return err
 	}
-	if err := syncParticipants(ctx, tx, room, after); err != nil {
+	if err := dbOf(tx).syncParticipants(ctx, room, after); err != nil {
 		return err
 	}
 	if err := p.advancePublic(ctx, tx, room, h); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE provider_rooms SET epoch = ? WHERE room = ?`, int64(h.epoch+1), string(room)); err != nil {
-		return fmt.Errorf("provider: advance room epoch: %w", err)
+	if err := dbOf(tx).setRoomEpoch(ctx, room, h.epoch+1); err != nil {
+		return err
 	}
 	ts := uint64(p.now().UnixMilli())
 	fs, err := p.followers(ctx, tx, room)
@@ -121,7 +121,7 @@ func (p *Provider) acceptCommit(ctx context.Context, tx *store.Tx, room event.Ro
 
 // acceptMessage sequences an application message in room inside tx (room lock held).
 func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.RoomURI, peer event.Domain, sender event.UserURI, m *mls.MLSMessage) (uint64, error) {
-	rr, err := loadRoom(ctx, tx, room)
+	rr, err := dbOf(tx).loadRoom(ctx, room)
 	if err != nil {
 		return 0, err
 	}

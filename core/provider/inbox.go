@@ -266,7 +266,7 @@ func (p *Provider) applyHandshake(ctx context.Context, r *inboxRow, del func(*st
 			}
 		}
 		if epoch > 0 && !p.isHub(r.room) {
-			if err := p.upsertRoom(ctx, tx, r.room, epoch); err != nil {
+			if err := dbOf(tx).upsertRoom(ctx, r.room, epoch, p.now()); err != nil {
 				return err
 			}
 			if err := clearProposals(ctx, tx, r.room, epoch-1); err != nil {
@@ -371,7 +371,7 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 				return err
 			}
 			if !p.isHub(r.room) {
-				if err := p.upsertRoom(ctx, tx, r.room, j.g.Epoch()); err != nil {
+				if err := dbOf(tx).upsertRoom(ctx, r.room, j.g.Epoch(), p.now()); err != nil {
 					return err
 				}
 			}

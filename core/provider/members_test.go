@@ -155,7 +155,7 @@ func TestMembershipPublished(t *testing.T) {
 	// Alice lifts the ban (role 0): bob leaves the list; A's XMPP adapter sees role 0.
 	publishOut(t, a, membership(r, alice, event.MembershipRole, bob))
 	check(expectXMPP("bob's unban at A", isMember(event.MembershipRole, bob)), alice, room.RoleNone)
-	if _, ok, err := roleOf(ctx, a.st, r, bob); err != nil || ok {
+	if _, ok, err := dbOf(a.st).roleOf(ctx, r, bob); err != nil || ok {
 		t.Fatalf("bob still listed after the unban (%v)", err)
 	}
 

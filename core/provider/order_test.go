@@ -22,7 +22,7 @@ func processed(t testing.TB, nd *node, env *event.Envelope) {
 
 func roomEpoch(t testing.TB, nd *node, room event.RoomURI) uint64 {
 	t.Helper()
-	rr, err := loadRoom(context.Background(), nd.st, room)
+	rr, err := dbOf(nd.st).loadRoom(context.Background(), room)
 	if err != nil || rr == nil {
 		t.Fatalf("room %s: %+v, %v", room, rr, err)
 	}

@@ -28,7 +28,7 @@ func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
 		return nil // our own publication mirrored back: nothing to send
 	}
 	// A room with envelopes parked for a partner that does not answer keeps its order (park.go).
-	if partner, parked, err := p.parkedPartner(ctx, env.Room); err != nil {
+	if partner, parked, err := p.db().parkedPartner(ctx, env.Room); err != nil {
 		return err
 	} else if parked {
 		return p.park(ctx, env, partner)
@@ -132,7 +132,7 @@ func (p *Provider) membership(ctx context.Context, env *event.Envelope) error {
 	room := env.Room
 	unlock := p.lockRoom(room)
 	defer unlock()
-	rr, err := loadRoom(ctx, p.st, room)
+	rr, err := p.db().loadRoom(ctx, room)
 	if err != nil {
 		return err
 	}
@@ -267,10 +267,10 @@ func (p *Provider) createRoom(ctx context.Context, room event.RoomURI, creator e
 		return fmt.Errorf("provider: create group: %w", err)
 	}
 	return p.st.InTx(ctx, func(tx *store.Tx) error {
-		if err := p.upsertRoom(ctx, tx, room, 0); err != nil {
+		if err := dbOf(tx).upsertRoom(ctx, room, 0, p.now()); err != nil {
 			return err
 		}
-		if err := syncParticipants(ctx, tx, room, st); err != nil {
+		if err := dbOf(tx).syncParticipants(ctx, room, st); err != nil {
 			return err
 		}
 		return p.insertClient(ctx, tx, room, creator, g)
@@ -418,7 +418,7 @@ func (p *Provider) commitLocal(ctx context.Context, room event.RoomURI, committe
 		if err := saveClient(ctx, tx, room, c, next); err != nil {
 			return err
 		}
-		if err := p.upsertRoom(ctx, tx, room, next.Epoch()); err != nil {
+		if err := dbOf(tx).upsertRoom(ctx, room, next.Epoch(), p.now()); err != nil {
 			return err
 		}
 		return markOut(ctx, tx, dedupe)
@@ -488,19 +488,14 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 	room := env.Room
 	unlock := p.lockRoom(room)
 	defer unlock()
-	var (
-		stored    []byte
-		submitted submitState
-	)
-	err := p.st.QueryRowContext(ctx, `SELECT message, submitted FROM provider_msgmap WHERE event_id = ?`, string(env.ID)).Scan(&stored, &submitted)
+	stored, submitted, found, err := p.db().sentMessage(ctx, env.ID)
 	switch {
-	case err == nil && submitted == submitAccepted:
+	case err != nil:
+		return err
+	case found && submitted == submitAccepted:
 		return nil // done before a redelivery
-	case err == nil:
+	case found:
 	default:
-		if !isNoRows(err) {
-			return fmt.Errorf("provider: message map: %w", err)
-		}
 		c, err := p.cachedClient(ctx, room, env.Sender)
 		if err != nil {
 			return err
@@ -533,9 +528,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 				}
 				state = submitAccepted
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO provider_msgmap (event_id, room, message_id, message, submitted, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-				string(env.ID), string(room), env.MessageID, stored, state, p.now().UnixMilli())
-			return err
+			return dbOf(tx).insertSentMessage(ctx, env.ID, room, env.MessageID, stored, state, p.now())
 		})
 		var we *errWrongEpoch
 		if errors.As(err, &we) {
@@ -560,8 +553,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 			if _, err := p.acceptMessage(ctx, tx, room, p.cfg.Domain, env.Sender, m); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = ? WHERE event_id = ?`, submitAccepted, string(env.ID))
-			return err
+			return dbOf(tx).setSubmitted(ctx, env.ID, submitAccepted)
 		})
 		var we *errWrongEpoch
 		if errors.As(err, &we) {
@@ -589,21 +581,20 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 		}
 		return p.dropStale(ctx, env, fmt.Errorf("hub at epoch %d", resp.CurrentEpoch))
 	default:
-		if _, err := p.st.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = ? WHERE event_id = ?`, submitRefused, string(env.ID)); err != nil {
+		if err := p.db().setSubmitted(ctx, env.ID, submitRefused); err != nil {
 			return err
 		}
 		return fmt.Errorf("%w: hub refused the message", errNotAllowed)
 	}
 	return p.st.InGroupTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE provider_msgmap SET submitted = ? WHERE event_id = ?`, submitAccepted, string(env.ID))
-		return err
+		return dbOf(tx).setSubmitted(ctx, env.ID, submitAccepted)
 	})
 }
 
 // dropStale forgets a stored ciphertext of an old epoch so that the redelivery encrypts again in
 // the current epoch.
 func (p *Provider) dropStale(ctx context.Context, env *event.Envelope, cause error) error {
-	if _, err := p.st.ExecContext(ctx, `DELETE FROM provider_msgmap WHERE event_id = ? AND submitted = ?`, string(env.ID), submitPending); err != nil {
+	if err := p.db().dropPendingMessage(ctx, env.ID); err != nil {
 		return err
 	}
 	return fmt.Errorf("provider: message for an old epoch, re-encrypting on retry: %w", cause)
@@ -620,9 +611,6 @@ func (p *Provider) NewRoomID() event.RoomURI {
 
 // inboxPending reports whether fanout for room is still waiting to be applied.
 func (p *Provider) inboxPending(ctx context.Context, room event.RoomURI) bool {
-	var n int
-	if err := p.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_inbox WHERE room = ?`, string(room)).Scan(&n); err != nil {
-		return true
-	}
-	return n > 0
+	n, err := p.db().inboxBacklog(ctx, room)
+	return err != nil || n > 0
 }

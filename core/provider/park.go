@@ -28,19 +28,6 @@ const (
 // sealedParked is a parked envelope (MIMI content in the clear), bound to its event ID.
 var sealedParked = store.SealedColumn{Table: "provider_parked", Column: "envelope", Key: []string{"event_id"}}
 
-// parkedPartner returns the partner the room's parked envelopes wait for, if any are parked.
-func (p *Provider) parkedPartner(ctx context.Context, room event.RoomURI) (event.Domain, bool, error) {
-	var d string
-	err := p.st.QueryRowContext(ctx, `SELECT partner FROM provider_parked WHERE room = ? ORDER BY id LIMIT 1`, string(room)).Scan(&d)
-	if isNoRows(err) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("provider: parked envelopes of %s: %w", room, err)
-	}
-	return event.Domain(d), true, nil
-}
-
 // park stores env behind the room's other parked envelopes, waiting for partner (idempotent: a
 // redelivery of a parked envelope is parked once).
 func (p *Provider) park(ctx context.Context, env *event.Envelope, partner event.Domain) error {
@@ -53,9 +40,7 @@ func (p *Provider) park(ctx context.Context, env *event.Envelope, partner event.
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO provider_parked (room, partner, event_id, envelope, created_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (event_id) DO NOTHING`, string(env.Room), string(partner), string(env.ID), sealed, p.now().UnixMilli())
-		return err
+		return dbOf(tx).insertParked(ctx, env.Room, partner, env.ID, sealed, p.now())
 	})
 	if err != nil {
 		return fmt.Errorf("provider: park %s: %w", env.ID, err)
@@ -102,7 +87,7 @@ type parkedRow struct {
 // parkedOnce works through the rooms with parked envelopes: each room's envelopes in order until
 // one fails; a partner found down is not tried again in this pass.
 func (p *Provider) parkedOnce(ctx context.Context) error {
-	heads, err := p.parkedHeads(ctx)
+	heads, err := p.db().parkedHeads(ctx, p.now())
 	if err != nil {
 		return err
 	}
@@ -114,7 +99,7 @@ func (p *Provider) parkedOnce(ctx context.Context) error {
 		if down[h.partner] {
 			continue
 		}
-		if ok, err := p.claimParked(ctx, h.room); err != nil || !ok {
+		if ok, err := p.db().claimParked(ctx, h.room, p.now(), parkLease); err != nil || !ok {
 			if err != nil {
 				return err
 			}
@@ -131,58 +116,11 @@ func (p *Provider) parkedOnce(ctx context.Context) error {
 	return nil
 }
 
-// parkedHeads lists the first parked envelope's room and partner of every room no replica works on.
-func (p *Provider) parkedHeads(ctx context.Context) ([]parkedRow, error) {
-	rows, err := p.st.QueryContext(ctx, `SELECT room, partner FROM provider_parked
-		WHERE id IN (SELECT MIN(id) FROM provider_parked GROUP BY room) AND claimed_until < ? ORDER BY id LIMIT 256`, p.now().UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("provider: parked rooms: %w", err)
-	}
-	defer rows.Close()
-	var out []parkedRow
-	for rows.Next() {
-		var r, d string
-		if err := rows.Scan(&r, &d); err != nil {
-			return nil, err
-		}
-		out = append(out, parkedRow{room: event.RoomURI(r), partner: event.Domain(d)})
-	}
-	return out, rows.Err()
-}
-
-// claimParked takes the lease on room's parked envelopes.
-func (p *Provider) claimParked(ctx context.Context, room event.RoomURI) (bool, error) {
-	now := p.now().UnixMilli()
-	res, err := p.st.ExecContext(ctx, `UPDATE provider_parked SET claimed_until = ? WHERE room = ? AND claimed_until < ?`,
-		now+parkLease.Milliseconds(), string(room), now)
-	if err != nil {
-		return false, fmt.Errorf("provider: claim parked envelopes of %s: %w", room, err)
-	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
-}
-
-// releaseParked gives up the lease on room's parked envelopes.
-func (p *Provider) releaseParked(ctx context.Context, room event.RoomURI) error {
-	_, err := p.st.ExecContext(ctx, `UPDATE provider_parked SET claimed_until = 0 WHERE room = ?`, string(room))
-	return err
-}
-
 // nextParked loads the first parked envelope of room, or nil.
 func (p *Provider) nextParked(ctx context.Context, room event.RoomURI) (*parkedRow, error) {
-	var (
-		r         parkedRow
-		d, id     string
-		sealed    []byte
-		createdAt int64
-	)
-	err := p.st.QueryRowContext(ctx, `SELECT id, partner, event_id, envelope, created_at FROM provider_parked WHERE room = ? ORDER BY id LIMIT 1`,
-		string(room)).Scan(&r.id, &d, &id, &sealed, &createdAt)
-	if isNoRows(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("provider: parked envelope of %s: %w", room, err)
+	r, id, sealed, ok, err := p.db().nextParked(ctx, room)
+	if err != nil || !ok {
+		return nil, err
 	}
 	raw, err := p.st.Unseal(sealedParked, sealed, id)
 	if err != nil {
@@ -191,7 +129,6 @@ func (p *Provider) nextParked(ctx context.Context, room event.RoomURI) (*parkedR
 	if r.env, err = event.Unmarshal(raw); err != nil {
 		return nil, fmt.Errorf("provider: parked envelope %s: %w", id, err)
 	}
-	r.room, r.partner, r.createdAt = room, event.Domain(d), time.UnixMilli(createdAt)
 	return &r, nil
 }
 
@@ -199,7 +136,7 @@ func (p *Provider) nextParked(ctx context.Context, room event.RoomURI) (*parkedR
 // cannot go yet; partnerDown reports that the partner still does not answer.
 func (p *Provider) drainRoom(ctx context.Context, room event.RoomURI) (partnerDown bool, err error) {
 	defer func() {
-		if rerr := p.releaseParked(context.WithoutCancel(ctx), room); rerr != nil && err == nil {
+		if rerr := p.db().releaseParked(context.WithoutCancel(ctx), room); rerr != nil && err == nil {
 			err = rerr
 		}
 	}()
@@ -222,7 +159,7 @@ func (p *Provider) drainRoom(ctx context.Context, room event.RoomURI) (partnerDo
 			p.log.Info("parked envelope not delivered yet", "room", room, "event_id", r.env.ID, "err", herr)
 			return false, nil
 		}
-		if _, err := p.st.ExecContext(ctx, `DELETE FROM provider_parked WHERE id = ?`, r.id); err != nil {
+		if err := p.db().deleteParked(ctx, r.id); err != nil {
 			return false, fmt.Errorf("provider: unpark %s: %w", r.env.ID, err)
 		}
 	}

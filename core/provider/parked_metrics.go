@@ -53,28 +53,17 @@ func (c *parkedCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.scrapeErrors.Collect(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := c.st.QueryContext(ctx, `SELECT partner, COUNT(*), MIN(created_at) FROM provider_parked GROUP BY partner`)
+	stats, err := dbOf(c.st).parkedStats(ctx)
 	if err != nil {
 		c.scrapeErrors.Inc()
 		return
 	}
-	defer rows.Close()
 	now := time.Now()
 	seen := map[string]bool{}
-	for rows.Next() {
-		var d string
-		var n, oldest int64
-		if err := rows.Scan(&d, &n, &oldest); err != nil {
-			c.scrapeErrors.Inc()
-			return
-		}
-		seen[d] = true
-		ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(n), d)
-		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, now.Sub(time.UnixMilli(oldest)).Seconds(), d)
-	}
-	if rows.Err() != nil {
-		c.scrapeErrors.Inc()
-		return
+	for _, s := range stats {
+		seen[s.partner] = true
+		ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(s.count), s.partner)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, now.Sub(s.oldest).Seconds(), s.partner)
 	}
 	if f := c.partners.Load(); f != nil {
 		for _, d := range (*f)() {

@@ -133,7 +133,7 @@ func TestNoticeUndelivered(t *testing.T) {
 	m := message(t, room, bob, "nobody will read this")
 	publishOut(t, b, m)
 	waitFor(t, "the message parked", func() error {
-		if _, parked, err := b.p.parkedPartner(t.Context(), room); err != nil || !parked {
+		if _, parked, err := b.p.db().parkedPartner(t.Context(), room); err != nil || !parked {
 			return fmt.Errorf("not parked (%v)", err)
 		}
 		return nil
@@ -150,7 +150,7 @@ func TestNoticeUndelivered(t *testing.T) {
 		t.Errorf("messages given up as unreachable: %v, want 1", v)
 	}
 	waitFor(t, "the expired message dropped", func() error {
-		if _, parked, err := b.p.parkedPartner(t.Context(), room); err != nil || parked {
+		if _, parked, err := b.p.db().parkedPartner(t.Context(), room); err != nil || parked {
 			return fmt.Errorf("still parked (%v)", err)
 		}
 		return nil
@@ -197,7 +197,7 @@ func TestPartnerDownOtherRoomsGoOn(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the other room's message waited for the partner that is down")
 	}
-	if _, parked, err := b.p.parkedPartner(t.Context(), room); err != nil || !parked {
+	if _, parked, err := b.p.db().parkedPartner(t.Context(), room); err != nil || !parked {
 		t.Fatalf("the held message is not parked: %v, %v", parked, err)
 	}
 	a.tp.Start(t)

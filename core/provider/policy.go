@@ -2,12 +2,10 @@ package provider
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/room"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
@@ -24,38 +22,20 @@ func (e *errWrongEpoch) Error() string {
 	return fmt.Sprintf("provider: wrong epoch (room is at %d)", e.Current)
 }
 
-// roleOf reads u's role in room from the participant index (the hub's accepted state).
-func roleOf(ctx context.Context, q store.Querier, r event.RoomURI, u event.UserURI) (room.RoleIndex, bool, error) {
-	var v int64
-	err := q.QueryRowContext(ctx, `SELECT role FROM provider_participants WHERE room = ? AND user_uri = ?`, string(r), string(u)).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return room.RoleNone, false, nil
-	}
-	if err != nil {
-		return room.RoleNone, false, fmt.Errorf("provider: role: %w", err)
-	}
-	return room.RoleIndex(v), true, nil
-}
-
 // followers returns the partner domains with active (not banned) participants in room.
 func (p *Provider) followers(ctx context.Context, q store.Querier, r event.RoomURI) ([]event.Domain, error) {
-	rows, err := q.QueryContext(ctx, `SELECT user_uri FROM provider_participants WHERE room = ? AND role <> ?`, string(r), int64(room.RoleBanned))
+	users, err := dbOf(q).activeParticipants(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("provider: followers: %w", err)
 	}
-	defer rows.Close()
 	seen := map[event.Domain]bool{}
 	var out []event.Domain
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, err
-		}
-		d := event.UserURI(u).Domain()
+	for _, u := range users {
+		d := u.Domain()
 		if d != p.cfg.Domain && !seen[d] {
 			seen[d] = true
 			out = append(out, d)
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -250,7 +250,7 @@ func mayRemoveOwn(st *room.State, u event.UserURI, last bool) bool {
 // policy, conflicts with the pending set, storage and fanout to followers and our own clients.
 // It returns the accepted timestamp (the first one for a resubmission).
 func (p *Provider) acceptProposals(ctx context.Context, tx *store.Tx, room event.RoomURI, peer event.Domain, g groupView, msgs []*mls.MLSMessage) (uint64, error) {
-	rr, err := loadRoom(ctx, tx, room)
+	rr, err := dbOf(tx).loadRoom(ctx, room)
 	if err != nil {
 		return 0, err
 	}
@@ -746,7 +746,7 @@ func (p *Provider) commitPending(ctx context.Context, room event.RoomURI, fallba
 	if p.inboxPending(ctx, room) {
 		return nil // applied first; the inbox calls again
 	}
-	rr, err := loadRoom(ctx, p.st, room)
+	rr, err := p.db().loadRoom(ctx, room)
 	if err != nil || rr == nil {
 		return err
 	}
@@ -783,19 +783,11 @@ func (p *Provider) commitPending(ctx context.Context, room event.RoomURI, fallba
 // sweepPending retries commitPending for every room with proposals pending in its epoch (the
 // inbox ticker calls it; a designated committer that failed, or lost a race, tries again).
 func (p *Provider) sweepPending(ctx context.Context) {
-	rows, err := p.st.QueryContext(ctx, `SELECT DISTINCT r.room FROM provider_rooms r JOIN provider_proposals x ON x.room = r.room AND x.epoch = r.epoch`)
+	rooms, err := p.db().roomsWithPendingProposals(ctx)
 	if err != nil {
 		p.log.Warn("pending proposals", "err", err)
 		return
 	}
-	var rooms []event.RoomURI
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err == nil {
-			rooms = append(rooms, event.RoomURI(r))
-		}
-	}
-	rows.Close()
 	for _, r := range rooms {
 		p.commitPendingLogged(ctx, r)
 	}

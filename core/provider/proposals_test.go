@@ -46,7 +46,7 @@ func waitLeft(t *testing.T, hub *node, room event.RoomURI, u event.UserURI, home
 	t.Helper()
 	ctx := context.Background()
 	waitFor(t, fmt.Sprintf("%s left", u), func() error {
-		if _, ok, err := roleOf(ctx, hub.st, room, u); err != nil || ok {
+		if _, ok, err := dbOf(hub.st).roleOf(ctx, room, u); err != nil || ok {
 			return fmt.Errorf("%s still a participant (%v)", u, err)
 		}
 		if _, err := loadClient(ctx, home.st, room, u); err == nil {
@@ -119,7 +119,7 @@ func testLeaveBySelfRemove(t *testing.T, cfg func(testing.TB) store.Config) {
 	if err != nil || prop.PublicMessage == nil || prop.PublicMessage.Content.Proposal.Type != mls.ProposalTypeSelfRemove {
 		t.Fatalf("stored proposal %+v (%v)", prop, err)
 	}
-	rr, err := loadRoom(ctx, a.st, room)
+	rr, err := dbOf(a.st).loadRoom(ctx, room)
 	if err != nil || rr.Epoch != startEpoch+1 {
 		t.Fatalf("room epoch %+v (%v), want %d", rr, err, startEpoch+1)
 	}
@@ -173,7 +173,7 @@ func TestPendingProposalsAtHub(t *testing.T) {
 	publishOut(t, a, membership(room, alice, event.MembershipLeave, alice))
 	var pending []storedProposal
 	waitFor(t, "alice's SelfRemove pending", func() error {
-		rr, err := loadRoom(ctx, a.st, room)
+		rr, err := dbOf(a.st).loadRoom(ctx, room)
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func TestPendingProposalsAtHub(t *testing.T) {
 	if resp.ResponseCode != protocol.UpdateInvalidProposal || len(resp.InvalidProposals) != 1 || !bytes.Equal(resp.InvalidProposals[0], pending[0].Ref) {
 		t.Fatalf("commit omitting a pending proposal: %+v, want invalidProposal [%x]", resp, pending[0].Ref)
 	}
-	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch() {
+	if rr, err := dbOf(a.st).loadRoom(ctx, room); err != nil || rr.Epoch != bc.Group.Epoch() {
 		t.Fatalf("room epoch moved: %+v (%v)", rr, err)
 	}
 
@@ -287,7 +287,7 @@ func lastHubUserLeaves(t *testing.T, a, b *node) (room event.RoomURI, bob event.
 	}
 	publishOut(t, a, membership(room, alice, event.MembershipLeave, alice))
 	waitLeft(t, a, room, alice, a, b, bob, bc.Group.Epoch()+1)
-	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch()+1 {
+	if rr, err := dbOf(a.st).loadRoom(ctx, room); err != nil || rr.Epoch != bc.Group.Epoch()+1 {
 		t.Fatalf("hub's room epoch %+v (%v)", rr, err)
 	}
 	return room, bob
@@ -394,7 +394,7 @@ func TestProposalRefusals(t *testing.T) {
 	if err := a.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_proposals WHERE room = ?`, string(room)).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d proposals stored after refusals (%v)", n, err)
 	}
-	if rr, err := loadRoom(ctx, a.st, room); err != nil || rr.Epoch != bc.Group.Epoch() {
+	if rr, err := dbOf(a.st).loadRoom(ctx, room); err != nil || rr.Epoch != bc.Group.Epoch() {
 		t.Fatalf("room epoch moved: %+v (%v)", rr, err)
 	}
 }

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -277,31 +276,6 @@ type roomRow struct {
 	Epoch uint64
 }
 
-func loadRoom(ctx context.Context, q store.Querier, room event.RoomURI) (*roomRow, error) {
-	var (
-		hub   string
-		epoch int64
-	)
-	err := q.QueryRowContext(ctx, `SELECT hub, epoch FROM provider_rooms WHERE room = ?`, string(room)).Scan(&hub, &epoch)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("provider: load room: %w", err)
-	}
-	return &roomRow{Hub: event.Domain(hub), Epoch: uint64(epoch)}, nil
-}
-
-func (p *Provider) upsertRoom(ctx context.Context, tx *store.Tx, room event.RoomURI, epoch uint64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO provider_rooms (room, hub, epoch, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (room) DO UPDATE SET epoch = excluded.epoch WHERE provider_rooms.epoch < excluded.epoch`,
-		string(room), string(room.Domain()), int64(epoch), p.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("provider: upsert room: %w", err)
-	}
-	return nil
-}
-
 // networksOf returns the adapters serving the local users with a client in room, except
 // network skip (the adapter a local sender's message came from already shows it). The list is
 // kept per room (roomNetworks) until a client joins or leaves the room.
@@ -309,7 +283,7 @@ func (p *Provider) networksOf(ctx context.Context, room event.RoomURI, skip even
 	all, ok := p.nets.get(room)
 	if !ok {
 		var err error
-		if all, err = queryNetworks(ctx, p.st, room); err != nil {
+		if all, err = p.db().queryNetworks(ctx, room); err != nil {
 			return nil, err
 		}
 		p.nets.put(room, all)
@@ -321,25 +295,6 @@ func (p *Provider) networksOf(ctx context.Context, room event.RoomURI, skip even
 		}
 	}
 	return out, nil
-}
-
-// queryNetworks reads the networks of the local users with a client in room.
-func queryNetworks(ctx context.Context, q store.Querier, room event.RoomURI) ([]event.Network, error) {
-	rows, err := q.QueryContext(ctx, `SELECT DISTINCT u.network FROM provider_clients c JOIN provider_users u ON u.user_uri = c.user_uri
-		WHERE c.room = ? ORDER BY u.network`, string(room))
-	if err != nil {
-		return nil, fmt.Errorf("provider: networks: %w", err)
-	}
-	defer rows.Close()
-	var out []event.Network
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, event.Network(n))
-	}
-	return out, rows.Err()
 }
 
 // roomNetworks caches queryNetworks per room. Clients join and leave a room only under its lock

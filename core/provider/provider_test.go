@@ -359,7 +359,7 @@ func TestTwoProviders(t *testing.T) {
 	// bob2 leaves: Bob's client commits the removal at the hub.
 	publishOut(t, b, membership(room, bob2, event.MembershipLeave, bob2))
 	waitFor(t, "bob2 leaves", func() error {
-		_, ok, err := roleOf(ctx, a.st, room, bob2)
+		_, ok, err := dbOf(a.st).roleOf(ctx, room, bob2)
 		if err != nil || ok {
 			return fmt.Errorf("bob2 still a participant (%v)", err)
 		}
@@ -379,7 +379,7 @@ func TestTwoProviders(t *testing.T) {
 	}
 	publishOut(t, a, membership(room, alice, event.MembershipBan, bob))
 	waitFor(t, "bob banned", func() error {
-		r, ok, err := roleOf(ctx, a.st, room, bob)
+		r, ok, err := dbOf(a.st).roleOf(ctx, room, bob)
 		if err != nil || !ok || r != bannedRole {
 			return fmt.Errorf("bob's role %d %v %v", r, ok, err)
 		}
@@ -408,16 +408,16 @@ func TestTwoProviders(t *testing.T) {
 	quiet(t, a, 300*time.Millisecond)
 
 	// A banned user cannot be added back: the hub refuses the commit (the room's epoch stays).
-	rr, err := loadRoom(ctx, a.st, room)
+	rr, err := dbOf(a.st).loadRoom(ctx, room)
 	if err != nil {
 		t.Fatal(err)
 	}
 	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
 	quiet(t, b, 2*time.Second)
-	if r, _, err := roleOf(ctx, a.st, room, bob); err != nil || r != bannedRole {
+	if r, _, err := dbOf(a.st).roleOf(ctx, room, bob); err != nil || r != bannedRole {
 		t.Fatalf("bob's role after a re-invite: %d (%v)", r, err)
 	}
-	if rr2, err := loadRoom(ctx, a.st, room); err != nil || rr2.Epoch != rr.Epoch {
+	if rr2, err := dbOf(a.st).loadRoom(ctx, room); err != nil || rr2.Epoch != rr.Epoch {
 		t.Fatalf("room epoch %d → %+v (%v): the re-invite was accepted", rr.Epoch, rr2, err)
 	}
 	// B re-checked every commit the hub sequenced and agreed (leave by SelfRemove included).
@@ -519,7 +519,7 @@ func addedBy(t *testing.T, from, hub *node, room event.RoomURI, inviter, target 
 	t.Helper()
 	publishOut(t, from, membership(room, inviter, event.MembershipInvite, target))
 	waitFor(t, fmt.Sprintf("%s added", target), func() error {
-		if _, ok, err := roleOf(context.Background(), hub.st, room, target); err != nil || !ok {
+		if _, ok, err := dbOf(hub.st).roleOf(context.Background(), room, target); err != nil || !ok {
 			return fmt.Errorf("not yet (%v)", err)
 		}
 		return nil

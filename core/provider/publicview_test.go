@@ -36,7 +36,7 @@ func TestHubWithoutMembers(t *testing.T) {
 		t.Helper()
 		var epoch uint64
 		waitFor(t, fmt.Sprintf("hub's view agrees with %s", u), func() error {
-			rr, err := loadRoom(ctx, a.st, room)
+			rr, err := dbOf(a.st).loadRoom(ctx, room)
 			if err != nil {
 				return err
 			}

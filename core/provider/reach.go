@@ -112,7 +112,7 @@ func (p *Provider) tellUnreachable(ctx context.Context, r protocol.PartnerReacha
 		}
 	}
 	p.reach.mu.Unlock()
-	rooms, err := p.queuedRooms(ctx, d)
+	rooms, err := p.db().queuedRooms(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -155,24 +155,6 @@ func (p *Provider) tellUnreachable(ctx context.Context, r protocol.PartnerReacha
 	return nil
 }
 
-// queuedRooms lists the rooms with /notify bodies queued for follower d.
-func (p *Provider) queuedRooms(ctx context.Context, d event.Domain) ([]event.RoomURI, error) {
-	rows, err := p.st.QueryContext(ctx, `SELECT DISTINCT room FROM protocol_outbox WHERE follower = ? ORDER BY room`, string(d))
-	if err != nil {
-		return nil, fmt.Errorf("provider: rooms queued for %s: %w", d, err)
-	}
-	defer rows.Close()
-	var out []event.RoomURI
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			return nil, err
-		}
-		out = append(out, event.RoomURI(r))
-	}
-	return out, rows.Err()
-}
-
 // localRecipients returns, for a room-level notice, one local user with a client in room per
 // network that serves local users there.
 func (p *Provider) localRecipients(ctx context.Context, room event.RoomURI) ([]noticeTo, error) {
@@ -210,21 +192,8 @@ func (p *Provider) fanoutExpired(ctx context.Context, d event.Domain, room event
 
 // parkedSenders returns, per room with envelopes parked for partner d, the sender of the first.
 func (p *Provider) parkedSenders(ctx context.Context, d event.Domain) (map[event.RoomURI][]noticeTo, error) {
-	rows, err := p.st.QueryContext(ctx, `SELECT DISTINCT room FROM provider_parked WHERE partner = ?`, string(d))
+	rooms, err := p.db().parkedRooms(ctx, d)
 	if err != nil {
-		return nil, fmt.Errorf("provider: rooms parked for %s: %w", d, err)
-	}
-	var rooms []event.RoomURI
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		rooms = append(rooms, event.RoomURI(r))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	out := map[event.RoomURI][]noticeTo{}

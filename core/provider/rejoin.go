@@ -62,14 +62,14 @@ func (p *Provider) GroupInfo(ctx context.Context, peer protocol.Peer, room event
 	}
 	unlock := p.lockRoom(room)
 	defer unlock()
-	rr, err := loadRoom(ctx, p.st, room)
+	rr, err := p.db().loadRoom(ctx, room)
 	if err != nil {
 		return nil, err
 	}
 	if rr == nil {
 		return fail("not_a_participant")
 	}
-	role, ok, err := roleOf(ctx, p.st, room, u)
+	role, ok, err := p.db().roleOf(ctx, room, u)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +183,6 @@ func (p *Provider) rejoin(ctx context.Context, room event.RoomURI, u event.UserU
 		if err := saveClient(ctx, tx, room, old, next); err != nil {
 			return err
 		}
-		return p.upsertRoom(ctx, tx, room, next.Epoch())
+		return dbOf(tx).upsertRoom(ctx, room, next.Epoch(), p.now())
 	})
 }

@@ -162,7 +162,7 @@ func (p *Provider) relayState(ctx context.Context, room event.RoomURI) (*roomSna
 
 // hostedRoom loads a room for a partner's request: 404 when we do not have it.
 func (p *Provider) hostedRoom(ctx context.Context, room event.RoomURI) (*roomRow, error) {
-	rr, err := loadRoom(ctx, p.st, room)
+	rr, err := p.db().loadRoom(ctx, room)
 	if err != nil {
 		return nil, err
 	}

@@ -129,7 +129,7 @@ func TestWelcomeWithoutRecordedRef(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := loadRoom(ctx, a.st, room)
+	before, err := dbOf(a.st).loadRoom(ctx, room)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,10 +143,10 @@ func TestWelcomeWithoutRecordedRef(t *testing.T) {
 	if ur.ResponseCode != protocol.UpdateNotAllowed || !strings.Contains(ur.ErrorDescription, "KeyPackageRef") {
 		t.Fatalf("update: code %d %q, want notAllowed for the unrecorded KeyPackageRef", ur.ResponseCode, ur.ErrorDescription)
 	}
-	if after, err := loadRoom(ctx, a.st, room); err != nil || after.Epoch != before.Epoch {
+	if after, err := dbOf(a.st).loadRoom(ctx, room); err != nil || after.Epoch != before.Epoch {
 		t.Fatalf("room epoch %d → %+v (%v)", before.Epoch, after, err)
 	}
-	if _, ok, err := roleOf(ctx, a.st, room, dave); err != nil || ok {
+	if _, ok, err := dbOf(a.st).roleOf(ctx, room, dave); err != nil || ok {
 		t.Fatalf("dave listed (%v)", err)
 	}
 }

@@ -49,20 +49,6 @@ func newRoomExtensions(r event.RoomURI, creator event.UserURI) (mls.Extensions, 
 	return exts, st, nil
 }
 
-// syncParticipants rewrites room's participant index from the accepted state st.
-func syncParticipants(ctx context.Context, tx *store.Tx, r event.RoomURI, st *room.State) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM provider_participants WHERE room = ?`, string(r)); err != nil {
-		return fmt.Errorf("provider: participant index: %w", err)
-	}
-	for _, pt := range st.Participants.Participants {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO provider_participants (room, user_uri, role) VALUES (?, ?, ?)`,
-			string(r), string(pt.User), int64(pt.Role)); err != nil {
-			return fmt.Errorf("provider: participant index: %w", err)
-		}
-	}
-	return nil
-}
-
 // policyHandshake describes an applied commit for room.Authorize: the users of the clients
 // added (Add proposals; the joiner of an external commit) and removed, and each user's client
 // count after the commit, computed from before (the group in the commit's epoch).

@@ -53,7 +53,7 @@ func expectList(t *testing.T, r event.RoomURI, hub *node, want []room.Participan
 			}
 		}
 		for _, p := range want {
-			role, ok, err := roleOf(ctx, hub.st, r, p.User)
+			role, ok, err := dbOf(hub.st).roleOf(ctx, r, p.User)
 			if err != nil || !ok || role != p.Role {
 				return fmt.Errorf("hub index: %s role %d %v (%v)", p.User, role, ok, err)
 			}
@@ -68,7 +68,7 @@ func expectList(t *testing.T, r event.RoomURI, hub *node, want []room.Participan
 
 func hubEpoch(t *testing.T, nd *node, r event.RoomURI) uint64 {
 	t.Helper()
-	rr, err := loadRoom(context.Background(), nd.st, r)
+	rr, err := dbOf(nd.st).loadRoom(context.Background(), r)
 	if err != nil || rr == nil {
 		t.Fatalf("room: %+v %v", rr, err)
 	}
