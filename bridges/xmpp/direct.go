@@ -60,6 +60,9 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 		a.replyError(ctx, a.users, m, err)
 		return
 	}
+	if r := a.refRoom(ctx, o, m); r != "" {
+		o.room = r // it refers to a message of another 1:1 room of the pair
+	}
 	res, err := a.bridgeMessage(ctx, o, m, at)
 	if err != nil {
 		a.replyError(ctx, a.users, m, err)
@@ -106,6 +109,38 @@ func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer e
 		return "", err
 	}
 	return uri, nil
+}
+
+// refRoom returns the 1:1 room of the message that m refers to (a correction, retraction,
+// reaction, reply or marker), when that is one of the pair's rooms: the pair's chat shows all of
+// them, and what refers to a message belongs in the message's room, whichever is current. "" when
+// m refers to nothing known.
+func (a *Adapter) refRoom(ctx context.Context, o origin, m *xstanza.InMessage) event.RoomURI {
+	var ref string
+	for _, e := range []*xstanza.IDElem{m.Replace, m.Retract, m.Received, m.Displayed, m.MarkReceived} {
+		if e != nil && ref == "" {
+			ref = e.ID
+		}
+	}
+	switch {
+	case ref != "":
+	case m.Reactions != nil:
+		ref = m.Reactions.ID
+	case m.Reply != nil:
+		ref = m.Reply.ID
+	}
+	if !xstanza.ValidID(ref) {
+		return ""
+	}
+	ms, err := a.ids.NativeAny(ctx, event.NetworkXMPP, o.nativeRoom, event.NativeEventID(ref))
+	if err != nil || len(ms) == 0 {
+		return ""
+	}
+	r := ms[len(ms)-1].Room
+	if c, err := a.db.dmOf(ctx, r); err != nil || c.Local != o.sender.String() {
+		return ""
+	}
+	return r
 }
 
 // replyError answers a message with a stanza error: the bridging refusal, or a temporary failure

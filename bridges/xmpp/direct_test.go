@@ -178,7 +178,8 @@ const e2eTimeoutScale = 1e9
 
 // TestPartnerDirectChat: a 1:1 that a partner's user starts (a Direct portal request from the
 // peer) reaches alice as a chat from the peer's puppet, not as a MUC invitation, and her answer
-// to the puppet goes into that same MIMI room. A second 1:1 the peer starts is the same chat.
+// to the puppet goes into that same MIMI room. A second 1:1 the peer starts is the same chat: her
+// messages go to the room bob wrote in last, a correction to the room of the message it corrects.
 func TestPartnerDirectChat(t *testing.T) {
 	e := newEnv(t)
 	alice := dialClient(t, e.p, "alice", "phone")
@@ -237,6 +238,12 @@ func TestPartnerDirectChat(t *testing.T) {
 		if ans.Room != c.room {
 			t.Fatalf("alice's answer %q went to %s, want %s, where bob wrote", c.alice, ans.Room, c.room)
 		}
+	}
+	// Her correction of the answer she sent into the newer room goes there, although the first
+	// room is current now.
+	alice.send(`<message to='` + testBobPuppet + `' type='chat' id='d4'><body>Ja, bitte sehr</body><replace id='d2' xmlns='urn:xmpp:message-correct:0'/></message>`)
+	if ed := e.out.wait(t, "alice's correction", func(x *event.Envelope) bool { return x.Origin.Event == "d4" }); ed.Kind != event.KindEdit || ed.Room != room2 {
+		t.Fatalf("alice's correction of d2: %s in %s, want an edit in %s", ed.Kind, ed.Room, room2)
 	}
 	alice.none("a MUC invitation", and(named("message"), hasChild(xstanza.NSMUCUser, "x")))
 	if n := e.out.count(func(x *event.Envelope) bool { return x.Kind == event.KindMembership }); n != 0 {
