@@ -87,6 +87,17 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		log.Warn("event of an unencrypted room not bridged (bridges.matrix.encryption.require)")
 		return a.markDone(ctx, string(p.ID))
 	}
+	if a.parking != nil {
+		// An earlier event of the room waits for its room key: this one waits behind it.
+		if held, err := a.parking.Holds(ctx, p.Room); err != nil {
+			return transient(err)
+		} else if held {
+			if err := a.parking.Behind(ctx, evt); err != nil {
+				return transient(err)
+			}
+			return nil
+		}
+	}
 	if p.Encrypted {
 		if p, err = a.decryptParsed(ctx, evt); p == nil {
 			return err

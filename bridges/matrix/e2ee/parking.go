@@ -2,6 +2,7 @@ package e2ee
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,12 @@ import (
 // upstream event can be acknowledged without losing it. Its key is asked for again now and then,
 // it is decrypted and handed back when the key arrives, and its sender is told once when it
 // stays unreadable.
+//
+// A room keeps its order: while one of its events waits for its key, every later event of the
+// room waits behind it (Holds, Behind), and the parked events of a room are handed back in the
+// order they came, never one before an earlier one that still waits. An event that stays
+// unreadable for UnreadableAfter stops holding its room (its sender is told): the events behind
+// it go on, and it is still handed back if its key comes later.
 
 // SealedPending is a parked encrypted event (its JSON: sender, room, Megolm ciphertext), sealed
 // with the store's key and bound to the event ID.
@@ -139,6 +146,45 @@ func (p *Parking) Park(ctx context.Context, evt *mevent.Event, cause error) erro
 	p.cfg.Log.Warn("cannot decrypt event yet, parked until its room key arrives",
 		"room_id", string(evt.RoomID), "event_id", string(evt.ID), "sender", string(evt.Sender),
 		"sender_device", string(c.DeviceID), "session_id", string(c.SessionID), "reason", reason, "error", cause)
+	if err := p.insert(ctx, evt, 1); err != nil {
+		return err
+	}
+	p.updateGauge(ctx)
+	p.requestKey(ctx, evt)
+	return nil
+}
+
+// Holds reports whether room has parked events that later events of the room must wait behind.
+func (p *Parking) Holds(ctx context.Context, room id.RoomID) (bool, error) {
+	var one int
+	err := p.cfg.Store.QueryRowContext(ctx, `SELECT 1 FROM matrix_pending WHERE mx_room = ? AND attempts >= 0 LIMIT 1`, string(room)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("matrix: parked events of %s: %w", room, err)
+	}
+	return true, nil
+}
+
+// Behind parks evt (encrypted or not) behind the parked events of its room (Holds), to be handed
+// back after them in order; the retry runs at once.
+func (p *Parking) Behind(ctx context.Context, evt *mevent.Event) error {
+	p.cfg.Log.Info("event waits behind an earlier event of its room whose room key has not arrived",
+		"room_id", string(evt.RoomID), "event_id", string(evt.ID), "type", evt.Type.Type)
+	if err := p.insert(ctx, evt, 0); err != nil {
+		return err
+	}
+	p.updateGauge(ctx)
+	p.Kick()
+	return nil
+}
+
+// insert stores evt sealed as the last parked event of its room: its received_at is now, or one
+// millisecond after the room's last one, so that the room's order is the order of received_at.
+// A redelivered event keeps its place (attempts counts the deliveries of a key-less one; one
+// that no longer holds its room, attempts -1, stays so).
+func (p *Parking) insert(ctx context.Context, evt *mevent.Event, attempts int) error {
 	raw, err := json.Marshal(evt)
 	if err != nil {
 		return fmt.Errorf("matrix: park %s: %w", evt.ID, err)
@@ -147,13 +193,23 @@ func (p *Parking) Park(ctx context.Context, evt *mevent.Event, cause error) erro
 	if raw, err = st.Seal(SealedPending, raw, string(evt.ID)); err != nil {
 		return fmt.Errorf("matrix: park %s: %w", evt.ID, err)
 	}
-	if _, err := st.ExecContext(ctx, `INSERT INTO matrix_pending (event_id, mx_room, raw, received_at, attempts) VALUES (?, ?, ?, ?, 1)
-		ON CONFLICT (event_id) DO UPDATE SET attempts = matrix_pending.attempts + 1`,
-		string(evt.ID), string(evt.RoomID), raw, time.Now().UnixMilli()); err != nil {
+	err = st.InTx(ctx, func(tx *store.Tx) error {
+		var last sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(received_at) FROM matrix_pending WHERE mx_room = ?`, string(evt.RoomID)).Scan(&last); err != nil {
+			return err
+		}
+		at := time.Now().UnixMilli()
+		if last.Valid && last.Int64 >= at {
+			at = last.Int64 + 1
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO matrix_pending (event_id, mx_room, raw, received_at, attempts) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (event_id) DO UPDATE SET attempts = CASE WHEN matrix_pending.attempts < 0 THEN matrix_pending.attempts ELSE matrix_pending.attempts + ? END`,
+			string(evt.ID), string(evt.RoomID), raw, at, attempts, attempts)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("matrix: park %s: %w", evt.ID, err)
 	}
-	p.updateGauge(ctx)
-	p.requestKey(ctx, evt)
 	return nil
 }
 
@@ -239,22 +295,62 @@ func (p *Parking) Loop(ctx context.Context) {
 	}
 }
 
-// retry decrypts and relays parked events whose keys have arrived.
+// retry hands back the parked events that can go, room by room in the order they came: an
+// encrypted one whose key has arrived (decrypted), one that waited behind it, and so on, until
+// one whose key is still missing; that one holds the rest of its room until it has been
+// unreadable for UnreadableAfter (its sender is then told, and it no longer holds the room).
 func (p *Parking) retry(ctx context.Context) error {
-	st := p.cfg.Store
-	rows, err := st.QueryContext(ctx, `SELECT event_id, raw, received_at FROM matrix_pending ORDER BY received_at LIMIT ?`, maxPendingBatch)
+	rooms, err := p.parkedRooms(ctx)
 	if err != nil {
-		return fmt.Errorf("matrix: load parked events: %w", err)
+		return err
 	}
-	type parked struct {
-		id       string
-		raw      []byte
-		received int64
+	for _, room := range rooms {
+		if err := p.retryRoom(ctx, room); err != nil {
+			return err
+		}
 	}
-	var list []parked
+	p.updateGauge(ctx)
+	return nil
+}
+
+// parkedRooms lists the rooms with parked events.
+func (p *Parking) parkedRooms(ctx context.Context) ([]string, error) {
+	rows, err := p.cfg.Store.QueryContext(ctx, `SELECT DISTINCT mx_room FROM matrix_pending`)
+	if err != nil {
+		return nil, fmt.Errorf("matrix: load parked events: %w", err)
+	}
+	defer rows.Close()
+	var rooms []string
 	for rows.Next() {
-		var e parked
-		if err := rows.Scan(&e.id, &e.raw, &e.received); err != nil {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, err
+		}
+		rooms = append(rooms, r)
+	}
+	return rooms, rows.Err()
+}
+
+// parkedEvent is one row of matrix_pending.
+type parkedEvent struct {
+	id       string
+	raw      []byte
+	received int64
+	attempts int64
+}
+
+// retryRoom hands back room's parked events in order (retry).
+func (p *Parking) retryRoom(ctx context.Context, room string) error {
+	st := p.cfg.Store
+	rows, err := st.QueryContext(ctx, `SELECT event_id, raw, received_at, attempts FROM matrix_pending WHERE mx_room = ? ORDER BY received_at LIMIT ?`,
+		room, maxPendingBatch)
+	if err != nil {
+		return fmt.Errorf("matrix: load parked events of %s: %w", room, err)
+	}
+	var list []parkedEvent
+	for rows.Next() {
+		var e parkedEvent
+		if err := rows.Scan(&e.id, &e.raw, &e.received, &e.attempts); err != nil {
 			rows.Close()
 			return err
 		}
@@ -276,20 +372,28 @@ func (p *Parking) retry(ctx context.Context) error {
 			continue
 		}
 		_ = evt.Content.ParseRaw(evt.Type)
-		dec, err := p.dev.Decrypt(ctx, &evt)
-		if err != nil {
-			p.requestKey(ctx, &evt)
-			if time.Since(time.UnixMilli(e.received)) >= p.cfg.UnreadableAfter {
+		dec := &evt
+		if evt.Type == mevent.EventEncrypted {
+			if dec, err = p.dev.Decrypt(ctx, &evt); err != nil {
+				p.requestKey(ctx, &evt)
+				if e.attempts >= 0 && time.Since(time.UnixMilli(e.received)) < p.cfg.UnreadableAfter {
+					return nil // still no key: the room's later events wait behind it
+				}
+				// Unreadable for long: its sender is told, and it no longer holds the room.
 				p.noticeUnreadable(ctx, &evt)
+				if e.attempts >= 0 {
+					if _, err := st.ExecContext(ctx, `UPDATE matrix_pending SET attempts = -1 WHERE event_id = ?`, e.id); err != nil {
+						return fmt.Errorf("matrix: release parked event %s: %w", e.id, err)
+					}
+				}
+				continue
 			}
-			continue // still no key
 		}
 		if err := p.cfg.Relay(ctx, &evt, dec); err != nil {
 			return err
 		}
 		p.unpark(ctx, e.id)
 	}
-	p.updateGauge(ctx)
 	return nil
 }
 
