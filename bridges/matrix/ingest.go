@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -146,7 +147,8 @@ func (a *Adapter) publish(ctx context.Context, p *Parsed, env *event.Envelope) e
 		return transient(fmt.Errorf("matrix: %s: %w", p.ID, err))
 	}
 	a.metrics.inbound.WithLabelValues("published").Inc()
-	a.log.Debug("event published", "room_id", string(p.Room), "event_id", string(p.ID), "kind", env.Kind.String(), "envelope", string(env.ID))
+	a.log.Debug("event published", "room_id", string(p.Room), "event_id", string(p.ID), "kind", env.Kind.String(), "envelope", string(env.ID),
+		"message_id", hex.EncodeToString(env.MessageID))
 	return nil
 }
 

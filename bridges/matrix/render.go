@@ -370,6 +370,7 @@ func (a *Adapter) render(ctx context.Context, ev *bridges.Event, fn func(context
 		return err
 	}
 	evID, err := fn(ctx, o)
+	a.log.Debug("envelope rendered", "envelope", string(env.ID), "kind", kind, "room_id", string(o.room), "event_id", string(evID), "error", err)
 	if err != nil {
 		return err
 	}

@@ -145,6 +145,8 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 	sum := sha256.Sum256(raw)
 	ts := uint64(p.now().UnixMilli())
 	first, err := tx.MarkProcessed(ctx, submitScope, string(room)+" "+hex.EncodeToString(sum[:]))
+	p.log.Debug("message sequenced", "room", room, "peer", peer, "sender", sender, "accepted", ts,
+		"ciphertext", hexValue(sum[:6]), "first", first)
 	if err != nil || !first {
 		return ts, err // a resubmission: accepted before
 	}

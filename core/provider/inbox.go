@@ -545,6 +545,8 @@ func (b *inboxBatch) add(ctx context.Context, r *inboxRow) error {
 		p.log.Warn("inbox: message content names another sender than its leaf's credential; discarded", "room", r.room, "hub", r.room.Domain(), "leaf", sender)
 		nets = nil
 	}
+	p.log.Debug("inbox: message read", "row", r.id, "room", r.room, "accepted", r.accepted, "ciphertext", digestValue(raw),
+		"envelope", env.ID, "message_id", hexValue(env.MessageID), "networks", len(nets))
 	for _, n := range nets {
 		b.out = append(b.out, bus.InMessage{Network: n, Envelope: env})
 	}

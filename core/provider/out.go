@@ -34,6 +34,8 @@ func (p *Provider) handleOut(ctx context.Context, d bus.Delivery) error {
 		return p.park(ctx, env, partner)
 	}
 	err := p.out(ctx, d)
+	p.log.Debug("mimi.out envelope handled", "event_id", env.ID, "kind", env.Kind.String(), "room", env.Room,
+		"message_id", hexValue(env.MessageID), "seq", d.StreamSeq, "delivery", d.NumDelivered, "err", err)
 	if err == nil {
 		return nil
 	}
@@ -548,6 +550,7 @@ func (p *Provider) sendMessage(ctx context.Context, env *event.Envelope) error {
 	if err != nil {
 		return bus.Permanent(err)
 	}
+	p.log.Debug("message submitted to the hub", "event_id", env.ID, "room", room, "ciphertext", digestValue(stored))
 	if p.isHub(room) {
 		err = p.st.InTx(ctx, func(tx *store.Tx) error {
 			if _, err := p.acceptMessage(ctx, tx, room, p.cfg.Domain, env.Sender, m); err != nil {
