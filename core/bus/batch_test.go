@@ -3,8 +3,12 @@ package bus
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -63,4 +67,81 @@ func TestPublishInBatch(t *testing.T) {
 			t.Fatal("a batch with an invalid network published")
 		}
 	})
+}
+
+// TestPublishInBatchFailureKeepsRoomOrder: the first envelope of a room fails to publish (here
+// the stream refuses its size; in production the stream had no leader for a moment after a NATS
+// node died) while the room's second one is in the same batch. The second must not be stored
+// before the first: publishing the batch again (as the provider's inbox does) then stores the
+// first after the second, which is the reorder TestScaleOutKillNATSNode saw on A's mimi.in.
+// Another room of the batch goes on. The stream's own order is read, not a consumer's.
+func TestPublishInBatchFailureKeepsRoomOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg Config) {
+		b := openBus(t, cfg)
+		ctx := ctxT(t)
+		setMaxMsgSize := func(n int32) {
+			t.Helper()
+			s, err := b.js.Stream(ctx, StreamIn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := s.CachedInfo().Config
+			sc.MaxMsgSize = n
+			if _, err := b.js.UpdateStream(ctx, sc); err != nil {
+				t.Fatalf("max_msg_size %d: %v", n, err)
+			}
+		}
+		// mimi.in keeps messages while a consumer is interested: one that never acknowledges.
+		if _, err := b.js.CreateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{Durable: "order-check", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+		big := []byte(strings.Repeat("x", 8192))
+		msgs := []InMessage{
+			{Network: event.NetworkMatrix, Envelope: testEnvelope(testRoom(0), "r0-1", big)},
+			{Network: event.NetworkMatrix, Envelope: testEnvelope(testRoom(1), "r1-1", nil)},
+			{Network: event.NetworkMatrix, Envelope: testEnvelope(testRoom(0), "r0-2", nil)},
+			{Network: event.NetworkMatrix, Envelope: testEnvelope(testRoom(1), "r1-2", nil)},
+		}
+		setMaxMsgSize(4096)
+		if err := b.PublishInBatch(ctx, msgs); err == nil {
+			t.Fatal("an envelope larger than the stream's max_msg_size was published")
+		}
+		if got, want := streamOrder(t, b), []string{"r1-1", "r1-2"}; !slices.Equal(got, want) {
+			t.Fatalf("after the failed batch the stream holds %v, want %v (room 0's second envelope waits for its first)", got, want)
+		}
+		setMaxMsgSize(-1)
+		if err := b.PublishInBatch(ctx, msgs); err != nil {
+			t.Fatalf("the batch again: %v", err)
+		}
+		if got, want := streamOrder(t, b), []string{"r1-1", "r1-2", "r0-1", "r0-2"}; !slices.Equal(got, want) {
+			t.Fatalf("stream holds %v, want %v", got, want)
+		}
+	})
+}
+
+// streamOrder returns the native event IDs of mimi.in's messages in stream order.
+func streamOrder(t *testing.T, b *NATS) []string {
+	t.Helper()
+	ctx := ctxT(t)
+	s, err := b.js.Stream(ctx, StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("stream message %d: %v", seq, err)
+		}
+		env, err := event.Unmarshal(m.Data)
+		if err != nil {
+			t.Fatalf("stream message %d: %v", seq, err)
+		}
+		ids = append(ids, string(env.Origin.Event))
+	}
+	return ids
 }
