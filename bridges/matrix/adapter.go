@@ -39,6 +39,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -87,6 +88,7 @@ type Adapter struct {
 	stateStore *sqlstatestore.SQLStateStore
 	db         *dbutil.Database
 	syncStore  *e2ee.SyncStore
+	sent       sendonce.Guard // sends whose answer was lost are not repeated when they arrived
 
 	srv      *http.Server
 	ingestMu sync.Mutex

@@ -15,6 +15,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -479,7 +480,7 @@ func (a *Adapter) bindVia(o *outbound, s messageSender, user id.UserID, cli *mau
 	txn := "mimi." + strings.NewReplacer(":", "_").Replace(string(o.env.ID))
 	o.sender, o.cli = user, cli
 	o.send = func(ctx context.Context, t mevent.Type, c any) (id.EventID, error) {
-		t, c, err := a.encryptFor(ctx, o.room, t, c)
+		t, c, err := a.encryptFor(ctx, o.room, t, sendonce.Mark(c, txn))
 		if err != nil {
 			return "", err
 		}
@@ -487,11 +488,13 @@ func (a *Adapter) bindVia(o *outbound, s messageSender, user id.UserID, cli *mau
 		if withTimestamp {
 			req.Timestamp = o.env.Timestamp.UnixMilli()
 		}
-		resp, err := s.SendMessageEvent(ctx, o.room, t, c, req)
-		if err != nil {
-			return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
-		}
-		return resp.EventID, nil
+		return a.sent.Send(ctx, cli, o.room, user, txn, a.decryptOwn, func(ctx context.Context) (id.EventID, error) {
+			resp, err := s.SendMessageEvent(ctx, o.room, t, c, req)
+			if err != nil {
+				return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
+			}
+			return resp.EventID, nil
+		})
 	}
 	o.redact = func(ctx context.Context, target id.EventID, reason string, extra map[string]any) (id.EventID, error) {
 		resp, err := s.RedactEvent(ctx, o.room, target, mautrix.ReqRedact{TxnID: txn, Reason: reason, Extra: extra})

@@ -1,0 +1,138 @@
+// Package sendonce keeps a Matrix event that the gateway sends from being shown twice when the
+// answer to the send was lost.
+//
+// The transaction ID makes a repeated PUT idempotent only while the homeserver remembers it:
+// Dendrite keeps its transaction cache in memory (per access token), so when the homeserver
+// stops (or the connection breaks) after it stored the event but before the answer arrived, the
+// repeated request after its restart creates the event a second time. Its /messages does not
+// return unsigned.transaction_id either. So every event the gateway sends carries its transaction
+// ID in its content (Key; inside the encryption in an encrypted room), and a Guard remembers the
+// transaction IDs whose last attempt may have reached the homeserver: before such a send is
+// repeated it looks among the sender's latest events of the room (decrypting its own) for the
+// one with that transaction ID and returns it instead of sending again.
+package sendonce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"maunium.net/go/mautrix"
+	mevent "maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// lookback is how many of the sender's latest events in the room are searched for the
+// transaction ID: the sends of one room are in order, so the lost one is among the last few.
+const lookback = 50
+
+// maxUnsure bounds the remembered transaction IDs (a homeserver that stays away with many rooms
+// waiting); past it the oldest knowledge is dropped, which only costs a possible duplicate.
+const maxUnsure = 10_000
+
+// Key is the content key that carries the transaction ID of an event the gateway sent.
+const Key = "org.mimi.txn"
+
+// Mark returns content c with the transaction ID txn under Key.
+func Mark(c any, txn string) any {
+	return &mevent.Content{Parsed: c, Raw: map[string]any{Key: txn}}
+}
+
+// Decrypter decrypts an event the gateway's own device encrypted.
+type Decrypter func(ctx context.Context, evt *mevent.Event) (*mevent.Event, error)
+
+// Guard remembers sends whose outcome is unknown. The zero value is ready to use.
+type Guard struct {
+	mu     sync.Mutex
+	unsure map[string]bool
+}
+
+// Send calls send, which sends one event marked with txn (Mark) into room as sender through
+// cli, unless an earlier attempt with txn may have reached the homeserver and the room shows
+// that it did: then it returns that event's ID. decrypt (nil in a gateway without encryption)
+// reads the sender's encrypted events.
+func (g *Guard) Send(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, decrypt Decrypter,
+	send func(context.Context) (id.EventID, error)) (id.EventID, error) {
+	if g.isUnsure(txn) {
+		ev, err := Find(ctx, cli, room, sender, txn, decrypt)
+		if err != nil {
+			return "", err
+		}
+		if ev != "" {
+			g.set(txn, false)
+			return ev, nil
+		}
+	}
+	ev, err := send(ctx)
+	if err != nil {
+		if MayHaveArrived(err) {
+			g.set(txn, true)
+		}
+		return "", err
+	}
+	g.set(txn, false)
+	return ev, nil
+}
+
+func (g *Guard) isUnsure(txn string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.unsure[txn]
+}
+
+func (g *Guard) set(txn string, unsure bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !unsure {
+		delete(g.unsure, txn)
+		return
+	}
+	if g.unsure == nil || len(g.unsure) >= maxUnsure {
+		g.unsure = map[string]bool{}
+	}
+	g.unsure[txn] = true
+}
+
+// MayHaveArrived reports whether a failed send may have been stored by the homeserver: every
+// failure except an answer of the homeserver itself that refuses the request (a status below
+// 500). A request whose connection broke, timed out or was refused (mautrix may have retried
+// it after an earlier attempt that did reach the server) is unsure.
+func MayHaveArrived(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var he mautrix.HTTPError
+	if errors.As(err, &he) && he.Response != nil {
+		return he.Response.StatusCode >= http.StatusInternalServerError
+	}
+	return true
+}
+
+// Find returns the ID of sender's event in room whose content carries the transaction ID txn,
+// among sender's latest events; "" when there is none.
+func Find(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, decrypt Decrypter) (id.EventID, error) {
+	resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Senders: []id.UserID{sender}}, lookback)
+	if err != nil {
+		return "", fmt.Errorf("matrix: look for the event of transaction %s in %s: %w", txn, room, err)
+	}
+	for _, ev := range resp.Chunk {
+		if ev.Sender != sender {
+			continue
+		}
+		c := ev
+		if ev.Type == mevent.EventEncrypted {
+			if decrypt == nil || ev.Content.ParseRaw(ev.Type) != nil {
+				continue
+			}
+			if c, err = decrypt(ctx, ev); err != nil {
+				continue // not ours to read (an older session): not the one we look for
+			}
+		}
+		if v, _ := c.Content.Raw[Key].(string); v == txn {
+			return ev.ID, nil
+		}
+	}
+	return "", nil
+}
