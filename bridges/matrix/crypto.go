@@ -138,12 +138,3 @@ func (a *Adapter) ingestDecrypted(ctx context.Context, outer, dec *mevent.Event)
 	}
 	return a.relay(ctx, room, p)
 }
-
-// decryptOwn decrypts an event that the gateway's device encrypted (sendonce reads the room's
-// latest events for a send whose answer was lost).
-func (a *Adapter) decryptOwn(ctx context.Context, evt *mevent.Event) (*mevent.Event, error) {
-	if a.crypto == nil {
-		return nil, fmt.Errorf("matrix: encryption is not set up")
-	}
-	return a.crypto.Decrypt(ctx, evt)
-}

@@ -479,6 +479,10 @@ func (a *Adapter) bindSender(ctx context.Context, o *outbound) error {
 func (a *Adapter) bindVia(o *outbound, s messageSender, user id.UserID, cli *mautrix.Client, withTimestamp bool) {
 	txn := "mimi." + strings.NewReplacer(":", "_").Replace(string(o.env.ID))
 	o.sender, o.cli = user, cli
+	var decrypt sendonce.Decrypter // reads the gateway's own encrypted events
+	if a.crypto != nil {
+		decrypt = a.crypto.Decrypt
+	}
 	o.send = func(ctx context.Context, t mevent.Type, c any) (id.EventID, error) {
 		t, c, err := a.encryptFor(ctx, o.room, t, sendonce.Mark(c, txn))
 		if err != nil {
@@ -488,7 +492,7 @@ func (a *Adapter) bindVia(o *outbound, s messageSender, user id.UserID, cli *mau
 		if withTimestamp {
 			req.Timestamp = o.env.Timestamp.UnixMilli()
 		}
-		return a.sent.Send(ctx, cli, o.room, user, txn, a.decryptOwn, func(ctx context.Context) (id.EventID, error) {
+		return a.sent.Send(ctx, cli, o.room, user, txn, decrypt, func(ctx context.Context) (id.EventID, error) {
 			resp, err := s.SendMessageEvent(ctx, o.room, t, c, req)
 			if err != nil {
 				return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
