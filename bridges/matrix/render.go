@@ -492,7 +492,7 @@ func (a *Adapter) bindVia(o *outbound, s messageSender, user id.UserID, cli *mau
 		if withTimestamp {
 			req.Timestamp = o.env.Timestamp.UnixMilli()
 		}
-		return a.sent.Send(ctx, cli, o.room, user, txn, decrypt, func(ctx context.Context) (id.EventID, error) {
+		return a.sent.Send(ctx, cli, o.room, user, txn, o.env.Timestamp, decrypt, func(ctx context.Context) (id.EventID, error) {
 			resp, err := s.SendMessageEvent(ctx, o.room, t, c, req)
 			if err != nil {
 				return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)

@@ -2,14 +2,14 @@
 // answer to the send was lost.
 //
 // The transaction ID makes a repeated PUT idempotent only while the homeserver remembers it:
-// Dendrite keeps its transaction cache in memory (per access token), so when the homeserver
-// stops (or the connection breaks) after it stored the event but before the answer arrived, the
-// repeated request after its restart creates the event a second time. Its /messages does not
-// return unsigned.transaction_id either. So every event the gateway sends carries its transaction
-// ID in its content (Key; inside the encryption in an encrypted room), and a Guard remembers the
-// transaction IDs whose last attempt may have reached the homeserver: before such a send is
-// repeated it looks among the sender's latest events of the room (decrypting its own) for the
-// one with that transaction ID and returns it instead of sending again.
+// Dendrite keeps its transaction cache in memory, per access token, so when the homeserver stops
+// (or the connection breaks) after it stored the event but before the answer arrived, or the
+// gateway is killed while sending and logs in again, the repeated request creates the event a
+// second time; its /messages returns no unsigned.transaction_id either. So every event the
+// gateway sends carries its transaction ID in its content (Key; inside the encryption in an
+// encrypted room), and a Guard looks among the sender's latest events of the room (decrypting
+// its own) for the event with that transaction ID before it repeats a send that may have
+// arrived, and returns that event instead of sending again.
 package sendonce
 
 import (
@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"maunium.net/go/mautrix"
 	mevent "maunium.net/go/mautrix/event"
@@ -43,19 +44,29 @@ func Mark(c any, txn string) any {
 // Decrypter decrypts an event the gateway's own device encrypted.
 type Decrypter func(ctx context.Context, evt *mevent.Event) (*mevent.Event, error)
 
+// processStart is when this run of the gateway started: an envelope older than that may have
+// been in flight when an earlier run was killed.
+var processStart = time.Now()
+
 // Guard remembers sends whose outcome is unknown. The zero value is ready to use.
 type Guard struct {
 	mu     sync.Mutex
 	unsure map[string]bool
+	// looked lists the rooms whose first send of an envelope older than this run was looked up.
+	looked map[id.RoomID]bool
 }
 
 // Send calls send, which sends one event marked with txn (Mark) into room as sender through
 // cli, unless an earlier attempt with txn may have reached the homeserver and the room shows
-// that it did: then it returns that event's ID. decrypt (nil in a gateway without encryption)
-// reads the sender's encrypted events.
-func (g *Guard) Send(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, decrypt Decrypter,
-	send func(context.Context) (id.EventID, error)) (id.EventID, error) {
-	if g.isUnsure(txn) {
+// that it did: then it returns that event's ID. An earlier attempt may have reached it when
+// one failed without an answer in this run, and for the first send into each room of an
+// envelope from before this run (created at), which an earlier run killed while sending may
+// have sent: a room's envelopes are sent one at a time and in order, so only its first one
+// after a restart can be such a send. decrypt (nil in a gateway without encryption) reads the
+// sender's encrypted events.
+func (g *Guard) Send(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, created time.Time,
+	decrypt Decrypter, send func(context.Context) (id.EventID, error)) (id.EventID, error) {
+	if g.isUnsure(txn) || (created.Before(processStart) && g.firstOld(room)) {
 		ev, err := Find(ctx, cli, room, sender, txn, decrypt)
 		if err != nil {
 			return "", err
@@ -74,6 +85,20 @@ func (g *Guard) Send(ctx context.Context, cli *mautrix.Client, room id.RoomID, s
 	}
 	g.set(txn, false)
 	return ev, nil
+}
+
+// firstOld reports whether this is the first send of an envelope from before this run into room.
+func (g *Guard) firstOld(room id.RoomID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.looked[room] {
+		return false
+	}
+	if g.looked == nil || len(g.looked) >= maxUnsure {
+		g.looked = map[id.RoomID]bool{}
+	}
+	g.looked[room] = true
+	return true
 }
 
 func (g *Guard) isUnsure(txn string) bool {
