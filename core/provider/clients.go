@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -36,23 +35,6 @@ type clientState struct {
 		g  *mls.Group
 		on bool
 	}
-}
-
-// clientColumns selects what decodeClient reads.
-const clientColumns = `c.user_uri, c.version, c.split, c.state, e.state, e.shared, e.epoch FROM provider_clients c
-	LEFT JOIN provider_client_epochs e ON e.room = c.room AND e.user_uri = c.user_uri`
-
-// clientRow is a row of clientColumns.
-type clientRow struct {
-	user          string
-	version       int64
-	split         int64
-	state, member []byte
-	shared, epoch sql.NullInt64
-}
-
-func (r *clientRow) scan(s interface{ Scan(...any) error }) error {
-	return s.Scan(&r.user, &r.version, &r.split, &r.state, &r.member, &r.shared, &r.epoch)
 }
 
 // publicSource returns the public state of room's epoch (loadPublicState, or a cache of it).
@@ -92,8 +74,7 @@ func (r *clientRow) decode(q store.Querier, room event.RoomURI, pub publicSource
 
 // loadPublicState reads the public state of room's epoch.
 func loadPublicState(ctx context.Context, q store.Querier, room event.RoomURI, epoch uint64) (*mls.PublicGroup, int, error) {
-	var b []byte
-	err := q.QueryRowContext(ctx, `SELECT state FROM provider_room_epochs WHERE room = ? AND epoch = ?`, string(room), int64(epoch)).Scan(&b)
+	b, err := dbOf(q).publicStateBytes(ctx, room, epoch)
 	if err != nil {
 		return nil, 0, fmt.Errorf("provider: public state of %s in epoch %d: %w", room, epoch, err)
 	}
@@ -120,22 +101,9 @@ func publicsOnce(ctx context.Context, q store.Querier, room event.RoomURI) publi
 }
 
 func loadClients(ctx context.Context, q store.Querier, room event.RoomURI) ([]*clientState, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+clientColumns+` WHERE c.room = ? ORDER BY c.user_uri`, string(room))
+	list, err := dbOf(q).clientRows(ctx, room)
 	if err != nil {
-		return nil, fmt.Errorf("provider: load clients: %w", err)
-	}
-	var list []clientRow
-	for rows.Next() {
-		var r clientRow
-		if err := r.scan(rows); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("provider: scan client: %w", err)
-		}
-		list = append(list, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("provider: load clients: %w", err)
+		return nil, err
 	}
 	pub := publicsOnce(ctx, q, room)
 	out := make([]*clientState, 0, len(list))
@@ -154,24 +122,14 @@ func loadClient(ctx context.Context, q store.Querier, room event.RoomURI, u even
 }
 
 func loadClientWith(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI, pub publicSource) (*clientState, error) {
-	var r clientRow
-	err := r.scan(q.QueryRowContext(ctx, `SELECT `+clientColumns+` WHERE c.room = ? AND c.user_uri = ?`, string(room), string(u)))
-	if errors.Is(err, sql.ErrNoRows) {
+	r, ok, err := dbOf(q).clientRow(ctx, room, u)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, fmt.Errorf("%w: %s has no client in %s", ErrUnknownUser, u, room)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("provider: load client: %w", err)
-	}
 	return r.decode(q, room, pub)
-}
-
-// hasClient reports whether u has a client in room.
-func hasClient(ctx context.Context, q store.Querier, room event.RoomURI, u event.UserURI) (bool, error) {
-	var n int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u)).Scan(&n); err != nil {
-		return false, fmt.Errorf("provider: client of %s: %w", u, err)
-	}
-	return n > 0, nil
 }
 
 // ErrConflict is a lost compare-and-set on a client's state (another replica moved it).
@@ -211,13 +169,11 @@ func casClient(ctx context.Context, tx *store.Tx, room event.RoomURI, c *clientS
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE provider_clients SET epoch = ?, version = version + 1, state = ?, split = 1
-		WHERE room = ? AND user_uri = ? AND version = ? AND epoch <= ?`,
-		int64(g.Epoch()), st, string(room), string(c.User), c.Version, int64(g.Epoch()))
+	written, err := dbOf(tx).casClientState(ctx, room, c.User, c.Version, g.Epoch(), st)
 	if err != nil {
-		return fmt.Errorf("provider: save MLS state: %w", err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if !written {
 		return ErrConflict
 	}
 	c.Version++
@@ -248,14 +204,11 @@ func putMemberState(ctx context.Context, tx *store.Tx, room event.RoomURI, u eve
 	if err != nil {
 		return fmt.Errorf("provider: seal MLS member state: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_client_epochs (room, user_uri, epoch, state, shared) VALUES (?, ?, ?, ?, 1)
-		ON CONFLICT (room, user_uri) DO UPDATE SET epoch = excluded.epoch, state = excluded.state, shared = 1`,
-		string(room), string(u), int64(g.Epoch()), mem)
-	if err != nil {
-		return fmt.Errorf("provider: save MLS member state: %w", err)
+	if err := dbOf(tx).putMemberStateRow(ctx, room, u, g.Epoch(), mem); err != nil {
+		return err
 	}
 	if added {
-		return prunePublicStates(ctx, tx, room, g.Epoch())
+		return dbOf(tx).prunePublicStates(ctx, room, g.Epoch())
 	}
 	return nil
 }
@@ -263,31 +216,17 @@ func putMemberState(ctx context.Context, tx *store.Tx, room event.RoomURI, u eve
 // putPublicState stores the public state of g's epoch in room unless a client stored it before,
 // and reports whether it did.
 func putPublicState(ctx context.Context, tx *store.Tx, room event.RoomURI, g *mls.Group) (bool, error) {
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_room_epochs WHERE room = ? AND epoch = ?`, string(room), int64(g.Epoch())).Scan(&n); err != nil {
-		return false, fmt.Errorf("provider: public state: %w", err)
-	}
-	if n > 0 {
-		return false, nil
+	if stored, err := dbOf(tx).hasPublicState(ctx, room, g.Epoch()); err != nil || stored {
+		return false, err
 	}
 	b, err := g.MarshalPublicState()
 	if err != nil {
 		return false, fmt.Errorf("provider: encode MLS public state: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO provider_room_epochs (room, epoch, state) VALUES (?, ?, ?)`, string(room), int64(g.Epoch()), b); err != nil {
-		return false, fmt.Errorf("provider: save MLS public state: %w", err)
+	if err := dbOf(tx).insertPublicState(ctx, room, g.Epoch(), b); err != nil {
+		return false, err
 	}
 	return true, nil
-}
-
-// prunePublicStates deletes room's public states that no client refers to, except keep's.
-func prunePublicStates(ctx context.Context, tx *store.Tx, room event.RoomURI, keep uint64) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM provider_room_epochs WHERE room = ? AND epoch <> ?
-		AND epoch NOT IN (SELECT epoch FROM provider_client_epochs WHERE room = ? AND shared = 1)`, string(room), int64(keep), string(room))
-	if err != nil {
-		return fmt.Errorf("provider: prune public states: %w", err)
-	}
-	return nil
 }
 
 // insertClient stores u's new client in room (room lock held).
@@ -311,20 +250,15 @@ func insertClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_clients (room, user_uri, epoch, version, state, split) VALUES (?, ?, ?, 1, ?, 1)`,
-		string(room), string(u), int64(g.Epoch()), st)
-	if err != nil {
-		return fmt.Errorf("provider: insert client: %w", err)
+	if err := dbOf(tx).insertClientRow(ctx, room, u, g.Epoch(), st); err != nil {
+		return err
 	}
 	return putMemberState(ctx, tx, room, u, g, mem)
 }
 
 func deleteClient(ctx context.Context, tx *store.Tx, room event.RoomURI, u event.UserURI) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM provider_client_epochs WHERE room = ? AND user_uri = ?`, string(room), string(u)); err != nil {
-		return fmt.Errorf("provider: delete client: %w", err)
+	if err := dbOf(tx).deleteClientRows(ctx, room, u); err != nil {
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u)); err != nil {
-		return fmt.Errorf("provider: delete client: %w", err)
-	}
-	return prunePublicStates(ctx, tx, room, ^uint64(0))
+	return dbOf(tx).prunePublicStates(ctx, room, ^uint64(0))
 }

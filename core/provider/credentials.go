@@ -207,20 +207,14 @@ func routeRecorded(ctx context.Context, q store.Querier, room event.RoomURI, ref
 	if ref == "" {
 		return false, nil
 	}
-	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_kp_routes WHERE ref = ? AND room = ? AND provider = ?`,
-		ref, string(room), string(provider)).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("provider: KeyPackageRef route: %w", err)
-	}
-	return n > 0, nil
+	return dbOf(q).routeRecorded(ctx, ref, room, provider)
 }
 
 // dropRoutes deletes the KeyPackageRef routes of room an accepted handshake used.
 func dropRoutes(ctx context.Context, tx *store.Tx, room event.RoomURI, refs []string) error {
 	for _, ref := range refs {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM provider_kp_routes WHERE ref = ? AND room = ?`, ref, string(room)); err != nil {
-			return fmt.Errorf("provider: drop KeyPackageRef route: %w", err)
+		if err := dbOf(tx).deleteRoute(ctx, ref, room); err != nil {
+			return err
 		}
 	}
 	return nil

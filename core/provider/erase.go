@@ -22,27 +22,8 @@ func erasureKey(room event.RoomURI, u event.UserURI, epoch int64) string {
 // rooms u still is. A SelfRemove is proposed once per room and epoch; call again until none is
 // left.
 func (p *Provider) LeaveAll(ctx context.Context, u event.UserURI) (int, error) {
-	rows, err := p.st.QueryContext(ctx, `SELECT room, epoch FROM provider_clients WHERE user_uri = ?`, string(u))
+	in, err := p.db().memberships(ctx, u)
 	if err != nil {
-		return 0, fmt.Errorf("provider: rooms of %s: %w", u, err)
-	}
-	type membership struct {
-		room  event.RoomURI
-		epoch int64
-	}
-	var in []membership
-	for rows.Next() {
-		var m membership
-		var r string
-		if err := rows.Scan(&r, &m.epoch); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		m.room = event.RoomURI(r)
-		in = append(in, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	for _, m := range in {

@@ -3,8 +3,6 @@ package provider
 import (
 	"container/list"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -122,13 +120,12 @@ func (gc *groupCache) remove(e *list.Element) *cacheEntry {
 // the stored version is still the cached one, else loaded from the store. Give it back with
 // keepClient once its new state is committed.
 func (p *Provider) cachedClient(ctx context.Context, room event.RoomURI, u event.UserURI) (*clientState, error) {
-	var v int64
-	err := p.st.QueryRowContext(ctx, `SELECT version FROM provider_clients WHERE room = ? AND user_uri = ?`, string(room), string(u)).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s has no client in %s", ErrUnknownUser, u, room)
-	}
+	v, ok, err := p.db().clientVersion(ctx, room, u)
 	if err != nil {
-		return nil, fmt.Errorf("provider: client version: %w", err)
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no client in %s", ErrUnknownUser, u, room)
 	}
 	if c := p.groups.take(clientKey{room, u}, v); c != nil {
 		return c, nil

@@ -306,7 +306,7 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 		if kp == nil {
 			continue // another provider's client
 		}
-		if ok, err := hasClient(ctx, p.st, r.room, u); err != nil {
+		if ok, err := dbOf(p.st).hasClient(ctx, r.room, u); err != nil {
 			return err
 		} else if ok {
 			continue // already joined (redelivery)
@@ -376,7 +376,7 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 				}
 			}
 			if !j.lastResort {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM provider_keypackages WHERE ref = ?`, hex.EncodeToString(j.ref)); err != nil {
+				if err := dbOf(tx).deleteKeyPackage(ctx, hex.EncodeToString(j.ref)); err != nil {
 					return fmt.Errorf("provider: drop used KeyPackage: %w", err)
 				}
 			}

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -56,12 +55,8 @@ func (p *Provider) EnsureUser(ctx context.Context, u event.UserURI, network even
 		return fmt.Errorf("provider: network %q", network)
 	}
 	// Known users (every message's sender) need no write transaction.
-	var n int
-	if err := p.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_users WHERE user_uri = ?`, string(u)).Scan(&n); err != nil {
-		return fmt.Errorf("provider: user %s: %w", u, err)
-	}
-	if n > 0 {
-		return nil
+	if known, err := p.db().userExists(ctx, u); err != nil || known {
+		return err
 	}
 	err := p.st.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := loadUser(ctx, tx, u); err == nil {
@@ -79,14 +74,9 @@ func (p *Provider) EnsureUser(ctx context.Context, u event.UserURI, network even
 		}
 		// Two requests may create the same user at once (a partner's claim and the user's first
 		// message): the first insert wins, the other keeps its key and pool.
-		res, err := tx.ExecContext(ctx, `INSERT INTO provider_users (user_uri, network, suite, sig_private, sig_public, created_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (user_uri) DO NOTHING`,
-			string(u), string(network), int64(s.CipherSuite), priv, s.Public, p.now().UnixMilli())
-		if err != nil {
-			return fmt.Errorf("provider: insert user: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
+		inserted, err := dbOf(tx).insertUser(ctx, u, userRow{network: string(network), suite: int64(s.CipherSuite), priv: priv, pub: s.Public}, p.now())
+		if err != nil || !inserted {
+			return err
 		}
 		return p.replenish(ctx, tx, &user{URI: u, Network: network, Signer: s})
 	})
@@ -94,35 +84,26 @@ func (p *Provider) EnsureUser(ctx context.Context, u event.UserURI, network even
 }
 
 func loadUser(ctx context.Context, q store.Querier, u event.UserURI) (*user, error) {
-	var (
-		network   string
-		suite     int64
-		priv, pub []byte
-	)
-	err := q.QueryRowContext(ctx, `SELECT network, suite, sig_private, sig_public FROM provider_users WHERE user_uri = ?`, string(u)).
-		Scan(&network, &suite, &priv, &pub)
-	if errors.Is(err, sql.ErrNoRows) {
+	r, ok, err := dbOf(q).userRow(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, u)
 	}
+	priv, err := q.Unseal(sealedSigPrivate, r.priv, string(u))
 	if err != nil {
-		return nil, fmt.Errorf("provider: load user %s: %w", u, err)
-	}
-	if priv, err = q.Unseal(sealedSigPrivate, priv, string(u)); err != nil {
 		return nil, fmt.Errorf("provider: signature key of %s: %w", u, err)
 	}
-	return &user{URI: u, Network: event.Network(network), Signer: &mls.Signer{CipherSuite: mls.CipherSuite(suite), Private: priv, Public: pub}}, nil
+	return &user{URI: u, Network: event.Network(r.network), Signer: &mls.Signer{CipherSuite: mls.CipherSuite(r.suite), Private: priv, Public: r.pub}}, nil
 }
 
 // replenish tops the user's pool up to PoolSize unclaimed, unexpired one-time KeyPackages plus
 // one unclaimed last-resort KeyPackage.
 func (p *Provider) replenish(ctx context.Context, tx *store.Tx, u *user) error {
-	now := p.now().UnixMilli()
-	var oneTime, lastResort int
-	if err := tx.QueryRowContext(ctx, `SELECT
-		COALESCE(SUM(CASE WHEN last_resort = 0 THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN last_resort = 1 THEN 1 ELSE 0 END), 0)
-		FROM provider_keypackages WHERE user_uri = ? AND claimed_at = 0 AND expires_at > ?`, string(u.URI), now).Scan(&oneTime, &lastResort); err != nil {
-		return fmt.Errorf("provider: count KeyPackages: %w", err)
+	oneTime, lastResort, err := dbOf(tx).poolCounts(ctx, u.URI, p.now())
+	if err != nil {
+		return err
 	}
 	for i := oneTime; i < p.cfg.PoolSize; i++ {
 		if err := p.newKeyPackage(ctx, tx, u, false); err != nil {
@@ -150,10 +131,6 @@ func (p *Provider) newKeyPackage(ctx context.Context, tx *store.Tx, u *user, las
 	if err != nil {
 		return fmt.Errorf("provider: encode KeyPackage: %w", err)
 	}
-	lr := 0
-	if lastResort {
-		lr = 1
-	}
 	// Expire an hour before the KeyPackage's not_after so that a claimed one is still valid
 	// when the claimer commits.
 	exp := int64(kp.LeafNode.Lifetime.NotAfter)*1000 - 3600*1000
@@ -166,12 +143,7 @@ func (p *Provider) newKeyPackage(ctx context.Context, tx *store.Tx, u *user, las
 	if err != nil {
 		return fmt.Errorf("provider: seal KeyPackage keys: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_keypackages (ref, user_uri, key_package, init_private, enc_private, last_resort, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		refHex, string(u.URI), enc, ip, ep, lr, exp)
-	if err != nil {
-		return fmt.Errorf("provider: insert KeyPackage: %w", err)
-	}
-	return nil
+	return dbOf(tx).insertKeyPackage(ctx, refHex, keyPackageRow{user: string(u.URI), enc: enc, ip: ip, ep: ep, lastResort: lastResort, expiresAt: exp})
 }
 
 // claimKeyPackage hands out one KeyPackage of u: an unclaimed one-time one if any, else the
@@ -187,31 +159,18 @@ func (p *Provider) claimKeyPackage(ctx context.Context, tx *store.Tx, u *user, s
 	if !ok {
 		return nil, errNoCompatible
 	}
-	now := p.now().UnixMilli()
-	var (
-		ref string
-		enc []byte
-	)
-	err := tx.QueryRowContext(ctx, `SELECT ref, key_package FROM provider_keypackages
-		WHERE user_uri = ? AND claimed_at = 0 AND expires_at > ? ORDER BY last_resort, ref LIMIT 1`, string(u.URI), now).Scan(&ref, &enc)
-	if errors.Is(err, sql.ErrNoRows) {
+	_, enc, found, err := dbOf(tx).claimNextKeyPackage(ctx, u.URI, p.now())
+	if err != nil {
+		return nil, err
+	}
+	if !found {
 		return nil, errExhausted
-	}
-	if err != nil {
-		return nil, fmt.Errorf("provider: select KeyPackage: %w", err)
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE provider_keypackages SET claimed_at = ? WHERE ref = ? AND claimed_at = 0`, now, ref)
-	if err != nil {
-		return nil, fmt.Errorf("provider: claim KeyPackage: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return nil, fmt.Errorf("provider: KeyPackage %s claimed concurrently", ref)
 	}
 	kp, err := mls.DecodeKeyPackage(enc)
 	if err != nil {
 		return nil, fmt.Errorf("provider: stored KeyPackage: %w", err)
 	}
-	if err := p.boundClaimed(ctx, tx, u.URI); err != nil {
+	if err := dbOf(tx).boundClaimed(ctx, u.URI, p.cfg.MaxClaimed); err != nil {
 		return nil, err
 	}
 	if err := p.replenish(ctx, tx, u); err != nil {
@@ -231,51 +190,15 @@ const (
 	DefaultMaxClaimed = 16
 )
 
-// boundClaimed deletes u's oldest claimed KeyPackages beyond MaxClaimed (tx of a claim).
-func (p *Provider) boundClaimed(ctx context.Context, tx *store.Tx, u event.UserURI) error {
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provider_keypackages WHERE user_uri = ? AND claimed_at <> 0`, string(u)).Scan(&n); err != nil {
-		return fmt.Errorf("provider: count claimed KeyPackages: %w", err)
-	}
-	if n <= p.cfg.MaxClaimed {
-		return nil
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT ref FROM provider_keypackages WHERE user_uri = ? AND claimed_at <> 0
-		ORDER BY claimed_at, ref LIMIT ?`, string(u), n-p.cfg.MaxClaimed)
-	if err != nil {
-		return fmt.Errorf("provider: oldest claimed KeyPackages: %w", err)
-	}
-	var refs []string
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			rows.Close()
-			return err
-		}
-		refs = append(refs, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, r := range refs {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM provider_keypackages WHERE ref = ?`, r); err != nil {
-			return fmt.Errorf("provider: drop claimed KeyPackage: %w", err)
-		}
-	}
-	return nil
-}
-
 // pruneKeyPackages deletes claimed KeyPackages older than ClaimedExpiry and unclaimed ones past
 // their expiry (never handed out, replaced by replenish), with their private keys.
 func (p *Provider) pruneKeyPackages(ctx context.Context) error {
 	now := p.now()
-	res, err := p.st.ExecContext(ctx, `DELETE FROM provider_keypackages WHERE (claimed_at <> 0 AND claimed_at < ?) OR (claimed_at = 0 AND expires_at < ?)`,
-		now.Add(-p.cfg.ClaimedExpiry).UnixMilli(), now.UnixMilli())
+	n, err := p.db().pruneKeyPackages(ctx, now.Add(-p.cfg.ClaimedExpiry), now)
 	if err != nil {
-		return fmt.Errorf("provider: prune KeyPackages: %w", err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
+	if n > 0 {
 		p.log.Debug("pruned KeyPackages", "rows", n)
 	}
 	return nil
@@ -288,31 +211,24 @@ var (
 
 // keyPackageByRef finds one of our KeyPackages (claimed or not) by reference, for a Welcome.
 func keyPackageByRef(ctx context.Context, q store.Querier, ref []byte) (event.UserURI, *mls.KeyPackage, *mls.KeyPackagePrivate, bool, error) {
-	var (
-		u           string
-		enc, ip, ep []byte
-		lastResort  int
-	)
 	refHex := hex.EncodeToString(ref)
-	err := q.QueryRowContext(ctx, `SELECT user_uri, key_package, init_private, enc_private, last_resort FROM provider_keypackages WHERE ref = ?`,
-		refHex).Scan(&u, &enc, &ip, &ep, &lastResort)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil, nil, false, nil
+	r, found, err := dbOf(q).keyPackageRow(ctx, refHex)
+	if err != nil || !found {
+		return "", nil, nil, false, err
 	}
-	if err != nil {
-		return "", nil, nil, false, fmt.Errorf("provider: KeyPackage by ref: %w", err)
-	}
-	kp, err := mls.DecodeKeyPackage(enc)
+	kp, err := mls.DecodeKeyPackage(r.enc)
 	if err != nil {
 		return "", nil, nil, false, fmt.Errorf("provider: stored KeyPackage: %w", err)
 	}
-	if ip, err = q.Unseal(sealedInitPrivate, ip, refHex); err == nil {
-		ep, err = q.Unseal(sealedEncPrivate, ep, refHex)
+	ip, err := q.Unseal(sealedInitPrivate, r.ip, refHex)
+	var ep []byte
+	if err == nil {
+		ep, err = q.Unseal(sealedEncPrivate, r.ep, refHex)
 	}
 	if err != nil {
 		return "", nil, nil, false, fmt.Errorf("provider: KeyPackage keys: %w", err)
 	}
-	return event.UserURI(u), kp, &mls.KeyPackagePrivate{InitPrivate: ip, EncryptionPrivate: ep}, lastResort == 1, nil
+	return event.UserURI(r.user), kp, &mls.KeyPackagePrivate{InitPrivate: ip, EncryptionPrivate: ep}, r.lastResort, nil
 }
 
 // KeyMaterial serves a claim for one of our users' KeyPackages (protocol.Handler).

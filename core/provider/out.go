@@ -210,15 +210,11 @@ func (p *Provider) markDone(ctx context.Context, env *event.Envelope) error {
 
 // inGroup reports whether u has a client (a leaf) in room, as one of our clients sees the group.
 func (p *Provider) inGroup(ctx context.Context, room event.RoomURI, u event.UserURI) (bool, error) {
-	var any string
-	err := p.st.QueryRowContext(ctx, `SELECT user_uri FROM provider_clients WHERE room = ? LIMIT 1`, string(room)).Scan(&any)
-	if isNoRows(err) {
-		return false, nil
+	any, ok, err := p.db().firstClient(ctx, room)
+	if err != nil || !ok {
+		return false, err
 	}
-	if err != nil {
-		return false, fmt.Errorf("provider: a client of %s: %w", room, err)
-	}
-	c, err := loadClient(ctx, p.st, room, event.UserURI(any))
+	c, err := loadClient(ctx, p.st, room, any)
 	if err != nil {
 		return false, err
 	}
@@ -232,15 +228,14 @@ func (p *Provider) inGroup(ctx context.Context, room event.RoomURI, u event.User
 
 // localMember returns a local user with a client in room (the first by URI).
 func (p *Provider) localMember(ctx context.Context, room event.RoomURI) (event.UserURI, error) {
-	var u string
-	err := p.st.QueryRowContext(ctx, `SELECT user_uri FROM provider_clients WHERE room = ? ORDER BY user_uri LIMIT 1`, string(room)).Scan(&u)
-	if isNoRows(err) {
+	u, ok, err := p.db().firstClient(ctx, room)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
 		return "", fmt.Errorf("%w: no local member of %s can add a joining user", errNotAllowed, room)
 	}
-	if err != nil {
-		return "", fmt.Errorf("provider: local member: %w", err)
-	}
-	return event.UserURI(u), nil
+	return u, nil
 }
 
 // leave removes the sender: its client proposes SelfRemove and the designated committer

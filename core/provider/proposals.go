@@ -70,30 +70,19 @@ func messageHash(raw []byte) string {
 
 // loadProposals returns room's stored proposals of epoch in acceptance order.
 func loadProposals(ctx context.Context, q store.Querier, room event.RoomURI, epoch uint64) ([]storedProposal, error) {
-	rows, err := q.QueryContext(ctx, `SELECT ref, message, accepted, target FROM provider_proposals WHERE room = ? AND epoch = ? ORDER BY id`,
-		string(room), int64(epoch))
+	rows, err := dbOf(q).proposalRows(ctx, room, epoch)
 	if err != nil {
-		return nil, fmt.Errorf("provider: load proposals: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []storedProposal
-	for rows.Next() {
-		var (
-			s   = storedProposal{Epoch: epoch}
-			raw []byte
-			acc int64
-			tgt string
-		)
-		if err := rows.Scan(&s.Ref, &raw, &acc, &tgt); err != nil {
-			return nil, fmt.Errorf("provider: scan proposal: %w", err)
-		}
-		if s.Msg, err = mls.DecodeMLSMessage(raw); err != nil {
+	out := make([]storedProposal, 0, len(rows))
+	for _, r := range rows {
+		s := storedProposal{Epoch: epoch, Ref: r.ref, Accepted: uint64(r.accepted), Target: event.UserURI(r.target)}
+		if s.Msg, err = mls.DecodeMLSMessage(r.message); err != nil {
 			return nil, fmt.Errorf("provider: stored proposal in %s: %w", room, err)
 		}
-		s.Accepted, s.Target = uint64(acc), event.UserURI(tgt)
 		out = append(out, s)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // insertProposal stores a proposal of room's epoch (a second insert of the same bytes is a no-op).
@@ -102,22 +91,13 @@ func insertProposal(ctx context.Context, tx *store.Tx, room event.RoomURI, s *st
 	if err != nil {
 		return fmt.Errorf("provider: encode proposal: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_proposals (room, epoch, hash, ref, message, accepted, target) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (room, hash) DO NOTHING`,
-		string(room), int64(s.Epoch), messageHash(raw), s.Ref, raw, int64(s.Accepted), string(s.Target))
-	if err != nil {
-		return fmt.Errorf("provider: store proposal: %w", err)
-	}
-	return nil
+	return dbOf(tx).insertProposal(ctx, room, s.Epoch, messageHash(raw), proposalRow{ref: s.Ref, message: raw, accepted: int64(s.Accepted), target: string(s.Target)})
 }
 
 // clearProposals forgets room's proposals of epochs before epoch. The rows of the epoch just
 // committed stay one more epoch, so that a resubmitted proposal still gets its first answer.
 func clearProposals(ctx context.Context, tx *store.Tx, room event.RoomURI, epoch uint64) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM provider_proposals WHERE room = ? AND epoch < ?`, string(room), int64(epoch)); err != nil {
-		return fmt.Errorf("provider: clear proposals: %w", err)
-	}
-	return nil
+	return dbOf(tx).clearProposals(ctx, room, epoch)
 }
 
 // cachePending makes g cache the stored proposals of its epoch (already cached ones are kept
@@ -263,13 +243,8 @@ func (p *Provider) acceptProposals(ctx context.Context, tx *store.Tx, room event
 			return 0, fmt.Errorf("%w: %w", errInvalidProposal, err)
 		}
 	}
-	var acc int64
-	err = tx.QueryRowContext(ctx, `SELECT accepted FROM provider_proposals WHERE room = ? AND hash = ?`, string(room), messageHash(raws[0])).Scan(&acc)
-	switch {
-	case err == nil:
-		return uint64(acc), nil // a resubmission: accepted before
-	case !isNoRows(err):
-		return 0, fmt.Errorf("provider: proposal dedupe: %w", err)
+	if acc, found, err := dbOf(tx).proposalAccepted(ctx, room, messageHash(raws[0])); err != nil || found {
+		return acc, err // found: a resubmission, accepted before
 	}
 	for _, m := range msgs {
 		if m.WireFormat != mls.WireFormatPublicMessage || m.PublicMessage == nil || m.PublicMessage.Content.ContentType != mls.ContentTypeProposal {

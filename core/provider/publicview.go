@@ -50,13 +50,9 @@ type publicView struct {
 
 // loadPublicView returns room's stored public view (nil when none is stored).
 func loadPublicView(ctx context.Context, q store.Querier, room event.RoomURI) (*publicView, error) {
-	var raw, gi []byte
-	err := q.QueryRowContext(ctx, `SELECT state, group_info FROM provider_public_groups WHERE room = ?`, string(room)).Scan(&raw, &gi)
-	switch {
-	case isNoRows(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("provider: load public view: %w", err)
+	raw, gi, ok, err := dbOf(q).publicViewRow(ctx, room)
+	if err != nil || !ok {
+		return nil, err
 	}
 	v := &publicView{}
 	if v.group, err = mls.LoadPublicGroup(raw); err != nil {
@@ -135,30 +131,7 @@ func savePublicView(ctx context.Context, tx *store.Tx, room event.RoomURI, befor
 			return fmt.Errorf("provider: encode GroupInfo: %w", err)
 		}
 	}
-	var cur int64
-	err = tx.QueryRowContext(ctx, `SELECT epoch FROM provider_public_groups WHERE room = ?`, string(room)).Scan(&cur)
-	switch {
-	case isNoRows(err):
-		_, err = tx.ExecContext(ctx, `INSERT INTO provider_public_groups (room, epoch, state, group_info) VALUES (?, ?, ?, ?)`,
-			string(room), int64(next.Epoch()), raw, giRaw)
-		if err != nil {
-			return fmt.Errorf("provider: store public view: %w", err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("provider: load public view epoch: %w", err)
-	case uint64(cur) > before:
-		return fmt.Errorf("%w: public view of %s at epoch %d, commit of epoch %d", ErrConflict, room, cur, before)
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE provider_public_groups SET epoch = ?, state = ?, group_info = ? WHERE room = ? AND epoch = ?`,
-		int64(next.Epoch()), raw, giRaw, string(room), cur)
-	if err != nil {
-		return fmt.Errorf("provider: store public view: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrConflict
-	}
-	return nil
+	return dbOf(tx).savePublicViewRow(ctx, room, before, next.Epoch(), raw, giRaw)
 }
 
 // publicGroupInfo returns the GroupInfo stored with room's view at epoch and the view's tree,

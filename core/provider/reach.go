@@ -158,21 +158,15 @@ func (p *Provider) tellUnreachable(ctx context.Context, r protocol.PartnerReacha
 // localRecipients returns, for a room-level notice, one local user with a client in room per
 // network that serves local users there.
 func (p *Provider) localRecipients(ctx context.Context, room event.RoomURI) ([]noticeTo, error) {
-	rows, err := p.st.QueryContext(ctx, `SELECT u.network, MIN(c.user_uri) FROM provider_clients c JOIN provider_users u ON u.user_uri = c.user_uri
-		WHERE c.room = ? GROUP BY u.network ORDER BY u.network`, string(room))
+	users, nets, err := p.db().clientPerNetwork(ctx, room)
 	if err != nil {
-		return nil, fmt.Errorf("provider: local users of %s: %w", room, err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []noticeTo
-	for rows.Next() {
-		var n, u string
-		if err := rows.Scan(&n, &u); err != nil {
-			return nil, err
-		}
-		out = append(out, noticeTo{user: event.UserURI(u), network: event.Network(n), origin: event.Origin{Network: event.NetworkMIMI}})
+	out := make([]noticeTo, 0, len(nets))
+	for _, n := range nets {
+		out = append(out, noticeTo{user: users[n], network: n, origin: event.Origin{Network: event.NetworkMIMI}})
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // fanoutExpired tells the local users of room that messages of the room could not be delivered

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -60,12 +59,7 @@ func recordRoute(ctx context.Context, tx *store.Tx, room event.RoomURI, provider
 	if err != nil {
 		return fmt.Errorf("provider: KeyPackageRef: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_kp_routes (ref, room, provider, expires_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (ref, room) DO NOTHING`, hexRef(ref), string(room), string(provider), int64(kp.LeafNode.Lifetime.NotAfter)*1000)
-	if err != nil {
-		return fmt.Errorf("provider: record KeyPackageRef route: %w", err)
-	}
-	return nil
+	return dbOf(tx).insertRoute(ctx, hexRef(ref), room, provider, time.Unix(int64(kp.LeafNode.Lifetime.NotAfter), 0))
 }
 
 // relayKeyMaterial answers a claim for a user that is not ours (protocol.Handler KeyMaterial):
@@ -200,17 +194,16 @@ func (p *Provider) welcomeRoutes(ctx context.Context, tx *store.Tx, room event.R
 	}
 	for _, s := range h.welcome.Welcome.Secrets {
 		ref := hexRef(s.NewMember)
-		var prov string
-		err := tx.QueryRowContext(ctx, `SELECT provider FROM provider_kp_routes WHERE ref = ? AND room = ?`, ref, string(room)).Scan(&prov)
-		switch {
-		case err == nil:
-			to[event.Domain(prov)] = true
-			if _, err := tx.ExecContext(ctx, `DELETE FROM provider_kp_routes WHERE ref = ? AND room = ?`, ref, string(room)); err != nil {
-				return nil, fmt.Errorf("provider: drop KeyPackageRef route: %w", err)
+		prov, found, err := dbOf(tx).routeOf(ctx, ref, room)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			to[prov] = true
+			if err := dbOf(tx).deleteRoute(ctx, ref, room); err != nil {
+				return nil, err
 			}
 			continue
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, fmt.Errorf("provider: KeyPackageRef route: %w", err)
 		}
 		if _, kp, _, _, err := keyPackageByRef(ctx, tx, s.NewMember); err != nil {
 			return nil, err
@@ -252,9 +245,5 @@ func addedKeyPackages(r *mls.CommitResult) []*mls.KeyPackage {
 // pruneRoutes deletes KeyPackageRef mappings whose KeyPackage has expired (never used in a
 // Welcome).
 func (p *Provider) pruneRoutes(ctx context.Context) error {
-	_, err := p.st.ExecContext(ctx, `DELETE FROM provider_kp_routes WHERE expires_at < ?`, p.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("provider: prune KeyPackageRef routes: %w", err)
-	}
-	return nil
+	return p.db().pruneRoutes(ctx, p.now())
 }
