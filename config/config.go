@@ -25,6 +25,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp"
+	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -161,8 +162,8 @@ type MIMI struct {
 	// UnreachableNotice is how long a partner may not answer before the users whose messages
 	// wait for it are told.
 	UnreachableNotice time.Duration `yaml:"unreachable_notice"`
-	// Assets configures the attachment store (core/assets).
-	Assets MIMIAssets `yaml:"assets"`
+	// Assets configures the attachment store (core/assets owns the schema).
+	Assets assets.Config `yaml:"assets"`
 	// Reachability is who may reach a local user from outside the organisation unless she chose
 	// otherwise: partners, consent or nobody (core/consent).
 	Reachability string `yaml:"reachability"`
@@ -219,19 +220,6 @@ type MIMIKeyMaterialLimits struct {
 	PartnerBurst    int           `yaml:"partner_burst"`
 	TargetInterval  time.Duration `yaml:"target_interval"`
 	TargetBurst     int           `yaml:"target_burst"`
-}
-
-// MIMIAssets configures the store of encrypted attachments that partners download.
-type MIMIAssets struct {
-	// Dir is the directory of the attachment store; empty means <data_dir>/assets. Several
-	// replicas share one directory (a volume every replica mounts).
-	Dir string `yaml:"dir"`
-	// Expiry is how long a stored attachment is kept and served.
-	Expiry time.Duration `yaml:"expiry"`
-	// MaxSize bounds a stored or downloaded attachment (plaintext).
-	MaxSize ByteSize `yaml:"max_size"`
-	// SweepInterval is how often expired attachments are deleted.
-	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
 // HA configures the leader election of several replicas (core/lease): one replica, the leader,
@@ -346,6 +334,17 @@ func (c *Config) XMPPConfig() xmpp.Config {
 		}
 	}
 	return x
+}
+
+// AssetsConfig returns the mimi.assets section as core/assets takes it: the directory resolved
+// (default <data_dir>/assets) and attachments kept no longer than retention.assets.
+func (c *Config) AssetsConfig() assets.Config {
+	a := c.MIMI.Assets
+	if a.Dir == "" {
+		a.Dir = filepath.Join(c.DataDirAbs(), "assets")
+	}
+	a.Expiry = shorter(a.Expiry, c.Retention.Assets)
+	return a
 }
 
 // shorter returns the shorter of a maximum age and a retention period (0: for ever).

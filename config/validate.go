@@ -3,11 +3,11 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/confschema"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
@@ -84,7 +84,7 @@ func (c *Config) validate(v *validator) {
 	c.validateRetention(v)
 	c.validateMIMI(v)
 	c.validateHA(v)
-	c.validatePartners(v)
+	v.Add("partners", protocol.ValidatePartners(c.Domain, c.Partners))
 	if c.Bridges.Matrix.Enabled {
 		v.lenient(c.matrix().Validate())
 	}
@@ -138,9 +138,7 @@ func (c *Config) validateStore(v *validator) {
 
 func (c *Config) validateMIMI(v *validator) {
 	m := &c.MIMI
-	v.Positive("mimi.assets.expiry", int64(m.Assets.Expiry))
-	v.Positive("mimi.assets.max_size", int64(m.Assets.MaxSize))
-	v.Positive("mimi.assets.sweep_interval", int64(m.Assets.SweepInterval))
+	v.Add("mimi.assets", m.Assets.Validate())
 	v.Positive("mimi.unreachable_notice", int64(m.UnreachableNotice))
 	v.OneOf("mimi.reachability", m.Reachability, "partners", "consent", "nobody")
 	for i, f := range m.Directory.Publish {
@@ -165,40 +163,6 @@ func (c *Config) validateMIMI(v *validator) {
 	v.Required("mimi.cert_file", m.CertFile, "(mimi.address is set)")
 	v.Required("mimi.key_file", m.KeyFile, "(mimi.address is set)")
 	v.Required("mimi.client_ca_file", m.ClientCAFile, "(mimi.address is set)")
-}
-
-func (c *Config) validatePartners(v *validator) {
-	seen := make(map[string]int)
-	for i, p := range c.Partners {
-		path := fmt.Sprintf("partners[%d]", i)
-		if v.Required(path+".domain", p.Domain, "") {
-			d := strings.ToLower(p.Domain)
-			if !confschema.ValidDomain(d) {
-				v.Errorf(path+".domain", "%q is not a DNS domain name", p.Domain)
-			} else if j, dup := seen[d]; dup {
-				v.Errorf(path+".domain", "%q is already partners[%d]", p.Domain, j)
-			} else {
-				seen[d] = i
-			}
-			if d == strings.ToLower(c.Domain) {
-				v.Errorf(path+".domain", "%q is the gateway's own domain", p.Domain)
-			}
-		}
-		switch {
-		case p.BaseURL == "" && !p.Discovery:
-			v.Errorf(path+".base_url", "missing required value (or set discovery: true)")
-		case p.BaseURL != "" && p.Discovery:
-			v.Errorf(path+".discovery", "set either base_url or discovery, not both")
-		case p.BaseURL != "":
-			u, err := url.Parse(p.BaseURL)
-			switch {
-			case err != nil || u.Host == "":
-				v.Errorf(path+".base_url", "not a URL such as https://mimi.partner.example/")
-			case u.Scheme != "https":
-				v.Errorf(path+".base_url", "%q is not an https URL", u.Redacted())
-			}
-		}
-	}
 }
 
 func (c *Config) validateHA(v *validator) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
@@ -14,13 +13,8 @@ import (
 // (serving /assets/<id>, /proxyDownload, downloads from partners) share, in mimi.assets.dir
 // (default <data_dir>/assets; one directory that several replicas mount), and starts its sweeper, which stops in the endpoint phase of the shutdown.
 func openAssets(cfg *config.Config, log *slog.Logger, sd *ops.Shutdown) (*assets.Store, error) {
-	a := cfg.MIMI.Assets
-	dir := a.Dir
-	if dir == "" {
-		dir = filepath.Join(cfg.DataDirAbs(), "assets")
-	}
-	st, err := assets.New(dir, cfg.Domain, int64(a.MaxSize),
-		assets.WithExpiry(shorter(a.Expiry, cfg.Retention.Assets)), assets.WithLogger(log.With("component", "assets")))
+	a := cfg.AssetsConfig()
+	st, err := assets.New(a.Dir, cfg.Domain, int64(a.MaxSize), assets.WithExpiry(a.Expiry), assets.WithLogger(log.With("component", "assets")))
 	if err != nil {
 		return nil, err
 	}

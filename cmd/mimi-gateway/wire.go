@@ -1,21 +1,11 @@
 package main
 
 import (
-	"time"
-
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/ops"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
-
-// shorter returns the shorter of a maximum age and a retention period (0: for ever).
-func shorter(d, retention time.Duration) time.Duration {
-	if retention > 0 && (d <= 0 || retention < d) {
-		return retention
-	}
-	return d
-}
 
 // sealedDeadLetter binds a dead letter's sealed envelope (core/bus Config.Sealer) to its
 // Nats-Msg-Id; it names no table, only the namespace of the associated data.

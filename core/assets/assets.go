@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/protocol"
@@ -99,6 +100,29 @@ type Store struct {
 }
 
 type downloaderBox struct{ d Downloader }
+
+// Config is the mimi.assets section of the gateway's configuration (the yaml tags are its keys;
+// config/example.yaml documents each with its default; config.Config.AssetsConfig fills in Dir
+// and shortens Expiry to retention.assets).
+type Config struct {
+	// Dir is the directory of the store; empty in the file means <data_dir>/assets.
+	Dir string `yaml:"dir"`
+	// Expiry is how long a stored attachment is kept and served (WithExpiry).
+	Expiry time.Duration `yaml:"expiry"`
+	// MaxSize bounds a stored or downloaded attachment (plaintext).
+	MaxSize confschema.ByteSize `yaml:"max_size"`
+	// SweepInterval is how often expired attachments are deleted (Run).
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+}
+
+// Validate returns every problem of c, each a *confschema.Problem naming its key under mimi.assets.
+func (c Config) Validate() error {
+	var p confschema.Problems
+	p.Positive("mimi.assets.expiry", int64(c.Expiry))
+	p.Positive("mimi.assets.max_size", int64(c.MaxSize))
+	p.Positive("mimi.assets.sweep_interval", int64(c.SweepInterval))
+	return p.Err()
+}
 
 // Option tunes New.
 type Option func(*Store)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -76,7 +77,8 @@ func normDomain(s string) event.Domain {
 	return event.Domain(strings.TrimSuffix(strings.ToLower(s), "."))
 }
 
-// PartnerConfig is one entry of the configuration's partners list.
+// PartnerConfig is one entry of the configuration's partners list (the yaml tags are its keys;
+// config embeds the list and checks it with ValidatePartners).
 type PartnerConfig struct {
 	// Domain is the partner provider's domain.
 	Domain string `yaml:"domain"`
@@ -86,6 +88,42 @@ type PartnerConfig struct {
 	Discovery bool `yaml:"discovery"`
 	// CAFile verifies the partner's server certificate; empty means the system roots.
 	CAFile string `yaml:"ca_file"`
+}
+
+// ValidatePartners checks the partners section of the gateway whose own domain is self and returns
+// every problem, each a *confschema.Problem naming its key (partners[i].domain, ...).
+func ValidatePartners(self string, cps []PartnerConfig) error {
+	var v confschema.Problems
+	seen := make(map[string]int)
+	for i, p := range cps {
+		path := fmt.Sprintf("partners[%d]", i)
+		if v.Required(path+".domain", p.Domain, "") {
+			d := strings.ToLower(p.Domain)
+			if !confschema.ValidDomain(d) {
+				v.Errorf(path+".domain", "%q is not a DNS domain name", p.Domain)
+			} else if j, dup := seen[d]; dup {
+				v.Errorf(path+".domain", "%q is already partners[%d]", p.Domain, j)
+			} else {
+				seen[d] = i
+			}
+			v.If(d == strings.ToLower(self), path+".domain", "%q is the gateway's own domain", p.Domain)
+		}
+		switch {
+		case p.BaseURL == "" && !p.Discovery:
+			v.Errorf(path+".base_url", "missing required value (or set discovery: true)")
+		case p.BaseURL != "" && p.Discovery:
+			v.Errorf(path+".discovery", "set either base_url or discovery, not both")
+		case p.BaseURL != "":
+			u, err := url.Parse(p.BaseURL)
+			switch {
+			case err != nil || u.Host == "":
+				v.Errorf(path+".base_url", "not a URL such as https://mimi.partner.example/")
+			case u.Scheme != "https":
+				v.Errorf(path+".base_url", "%q is not an https URL", u.Redacted())
+			}
+		}
+	}
+	return v.Err()
 }
 
 // PartnersFromConfig maps the configuration's partners list onto Partner values, reading each
