@@ -95,26 +95,9 @@ func sameCredential(a, b *mls.Credential) bool {
 	return true
 }
 
-// ownKey reports whether key is a signature key we created for our user u: its own key, or a
-// leaf key made for it (recordLeafKey).
-func ownKey(ctx context.Context, q store.Querier, u event.UserURI, key []byte) (bool, error) {
-	var n int
-	err := q.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM provider_users WHERE user_uri = ? AND sig_public = ?)
-		+ (SELECT COUNT(*) FROM provider_leaf_keys WHERE signature_key = ? AND user_uri = ?)`, string(u), key, key, string(u)).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("provider: signature keys of %s: %w", u, err)
-	}
-	return n > 0, nil
-}
-
 // recordLeafKey records key as a leaf signature key we made for u (before the leaf leaves us).
 func (p *Provider) recordLeafKey(ctx context.Context, u event.UserURI, key []byte) error {
-	_, err := p.st.ExecContext(ctx, `INSERT INTO provider_leaf_keys (signature_key, user_uri, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (signature_key) DO NOTHING`, key, string(u), p.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("provider: record leaf key: %w", err)
-	}
-	return nil
+	return p.db().insertLeafKey(ctx, u, key, p.now())
 }
 
 // vouch is what a handshake's leaves are checked against at the hub.
@@ -161,7 +144,7 @@ func checkLeaves(ctx context.Context, q store.Querier, v *vouch, changes []leafC
 		}
 		switch {
 		case u.Domain() == v.own:
-			ok, err := ownKey(ctx, q, u, c.After.SignatureKey)
+			ok, err := dbOf(q).ownKey(ctx, u, c.After.SignatureKey)
 			if err != nil {
 				return nil, err
 			}
@@ -264,26 +247,7 @@ func (p *Provider) CredentialAlerts(ctx context.Context, limit int) ([]Credentia
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := p.st.QueryContext(ctx, `SELECT id, room, hub, user_uri, reason, signature_key, seen_at
-		FROM provider_credential_alerts ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("provider: credential alerts: %w", err)
-	}
-	defer rows.Close()
-	var out []CredentialAlert
-	for rows.Next() {
-		var (
-			a               CredentialAlert
-			room, hub, user string
-			seen            int64
-		)
-		if err := rows.Scan(&a.ID, &room, &hub, &user, &a.Reason, &a.SignatureKey, &seen); err != nil {
-			return nil, fmt.Errorf("provider: scan credential alert: %w", err)
-		}
-		a.Room, a.Hub, a.User, a.SeenAt = event.RoomURI(room), event.Domain(hub), event.UserURI(user), time.UnixMilli(seen)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return p.db().credentialAlerts(ctx, limit)
 }
 
 // forgedOwnLeaf returns the first of members that names one of our users with a signature key we
@@ -295,7 +259,7 @@ func forgedOwnLeaf(ctx context.Context, q store.Querier, own event.Domain, membe
 		if err != nil || u.Domain() != own {
 			continue
 		}
-		ok, err := ownKey(ctx, q, u, members[i].SignatureKey)
+		ok, err := dbOf(q).ownKey(ctx, u, members[i].SignatureKey)
 		if err != nil {
 			return nil, err
 		}
@@ -322,10 +286,5 @@ func (p *Provider) raiseCredentialAlert(ctx context.Context, tx *store.Tx, room 
 	p.refused("notify", "credential_own_key")
 	p.log.Warn("refused fanout: a leaf claims one of our users with a key we did not create",
 		"hub", room.Domain(), "room", room, "user", u, "reason", reason)
-	_, err := tx.ExecContext(ctx, `INSERT INTO provider_credential_alerts (room, hub, user_uri, reason, signature_key, seen_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		string(room), string(room.Domain()), string(u), reason, m.SignatureKey, p.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("provider: record credential alert: %w", err)
-	}
-	return nil
+	return dbOf(tx).insertCredentialAlert(ctx, room, u, reason, m.SignatureKey, p.now())
 }

@@ -170,7 +170,7 @@ func (p *Provider) acceptMessage(ctx context.Context, tx *store.Tx, room event.R
 		if nets, err := p.networksOf(ctx, room, su.Network); err != nil || len(nets) == 0 {
 			return ts, err
 		}
-	} else if locals, err := usersWithClients(ctx, tx, room, 1); err != nil || len(locals) == 0 {
+	} else if locals, err := dbOf(tx).usersWithClients(ctx, room, 1); err != nil || len(locals) == 0 {
 		return ts, err
 	}
 	if err := p.keepFrank(ctx, tx, room, m, fr, ts); err != nil {

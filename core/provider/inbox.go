@@ -32,12 +32,7 @@ func insertInbox(ctx context.Context, tx *store.Tx, room event.RoomURI, sender e
 			return fmt.Errorf("provider: encode tree: %w", err)
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO provider_inbox (room, sender, accepted, message, tree) VALUES (?, ?, ?, ?, ?)`,
-		string(room), string(sender), int64(ts), raw, tb)
-	if err != nil {
-		return fmt.Errorf("provider: insert inbox: %w", err)
-	}
-	return nil
+	return dbOf(tx).insertInbox(ctx, room, sender, ts, raw, tb)
 }
 
 var _ protocol.NotifyCommitter = (*Provider)(nil)
@@ -117,34 +112,23 @@ type inboxRow struct {
 
 // inboxOnce applies up to 64 rows in order and returns how many it applied.
 func (p *Provider) inboxOnce(ctx context.Context) (int, error) {
-	rows, err := p.st.QueryContext(ctx, `SELECT id, room, sender, accepted, message, tree FROM provider_inbox ORDER BY id LIMIT 64`)
+	recs, err := p.db().inboxHead(ctx, 64)
 	if err != nil {
-		return 0, fmt.Errorf("provider: read inbox: %w", err)
+		return 0, err
 	}
-	var list []inboxRow
-	for rows.Next() {
-		var (
-			r       inboxRow
-			room, s string
-			acc     int64
-			raw, tb []byte
-		)
-		if err := rows.Scan(&r.id, &room, &s, &acc, &raw, &tb); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		r.room, r.sender, r.accepted = event.RoomURI(room), event.UserURI(s), uint64(acc)
-		if r.msg, err = mls.DecodeMLSMessage(raw); err != nil {
+	list := make([]inboxRow, 0, len(recs))
+	for _, rec := range recs {
+		r := inboxRow{id: rec.id, room: event.RoomURI(rec.room), sender: event.UserURI(rec.sender), accepted: uint64(rec.accepted)}
+		if r.msg, err = mls.DecodeMLSMessage(rec.msg); err != nil {
 			p.log.Warn("inbox: undecodable message dropped", "id", r.id, "err", err)
 		}
-		if len(tb) > 0 {
-			if r.tree, err = mls.DecodeRatchetTree(tb); err != nil {
+		if len(rec.tree) > 0 {
+			if r.tree, err = mls.DecodeRatchetTree(rec.tree); err != nil {
 				p.log.Warn("inbox: undecodable tree", "id", r.id, "err", err)
 			}
 		}
 		list = append(list, r)
 	}
-	rows.Close()
 	// Application messages are applied in batches (inboxBatch): consecutive ones, of any rooms,
 	// share one pipelined publish and one transaction. Any other row ends the batch before it.
 	b := p.newInboxBatch()
@@ -179,8 +163,7 @@ func (p *Provider) applyRow(ctx context.Context, r *inboxRow) error {
 	unlock := p.lockRoom(r.room)
 	defer unlock()
 	del := func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM provider_inbox WHERE id = ?`, r.id)
-		return err
+		return dbOf(tx).deleteInboxRows(ctx, r.id)
 	}
 	if r.msg == nil {
 		return p.st.InTx(ctx, del)
@@ -398,7 +381,7 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 // clients, that is with the epoch).
 func (p *Provider) readApplication(ctx context.Context, r *inboxRow, get func(event.UserURI) (*clientState, error), unused func(*clientState)) (*clientState, *mls.Received, error) {
 	pm := r.msg.PrivateMessage
-	users, err := clientsInEpoch(ctx, p.st, r.room, pm.Epoch)
+	users, err := p.db().clientsInEpoch(ctx, r.room, pm.Epoch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -584,7 +567,7 @@ func (b *inboxBatch) commit(ctx context.Context) error {
 					return err
 				}
 			}
-			return deleteInboxRows(ctx, tx, b.rows)
+			return dbOf(tx).deleteInboxRows(ctx, b.rows...)
 		})
 	}
 	if err == nil {
@@ -626,45 +609,6 @@ func (p *Provider) publishIn(ctx context.Context, msgs []bus.InMessage) error {
 		}
 	}
 	return nil
-}
-
-// deleteInboxRows deletes the applied inbox rows ids.
-func deleteInboxRows(ctx context.Context, tx *store.Tx, ids []int64) error {
-	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM provider_inbox WHERE id = ?`, id); err != nil {
-			return fmt.Errorf("provider: delete inbox row: %w", err)
-		}
-	}
-	return nil
-}
-
-// clientsInEpoch returns the first two users (the designated reader and the next) with a local
-// client in room at epoch, in URI order, without loading their states.
-func clientsInEpoch(ctx context.Context, q store.Querier, room event.RoomURI, epoch uint64) ([]event.UserURI, error) {
-	return userColumn(ctx, q, `SELECT user_uri FROM provider_clients WHERE room = ? AND epoch = ? ORDER BY user_uri LIMIT 2`, string(room), int64(epoch))
-}
-
-// usersWithClients returns up to n users with a local client in room, in URI order.
-func usersWithClients(ctx context.Context, q store.Querier, room event.RoomURI, n int) ([]event.UserURI, error) {
-	return userColumn(ctx, q, `SELECT user_uri FROM provider_clients WHERE room = ? ORDER BY user_uri LIMIT ?`, string(room), n)
-}
-
-// userColumn runs a query for one column of user URIs.
-func userColumn(ctx context.Context, q store.Querier, query string, args ...any) ([]event.UserURI, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("provider: local clients: %w", err)
-	}
-	defer rows.Close()
-	var out []event.UserURI
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("provider: scan client: %w", err)
-		}
-		out = append(out, event.UserURI(u))
-	}
-	return out, rows.Err()
 }
 
 // eventID derives a deterministic envelope ID (so a republish after a crash is deduplicated by
