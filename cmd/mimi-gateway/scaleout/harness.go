@@ -2,6 +2,7 @@ package scaleout
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -676,6 +677,7 @@ func (c *Cluster) Check(l *Load) {
 	}{{c.inB, true}, {c.inA, false}} {
 		count := map[*sent]int{}
 		last := map[int]int{}
+		stored := map[int][]storedAt{}
 		for _, a := range side.r.snapshot() {
 			if a.env.Kind != event.KindMessage {
 				continue
@@ -693,9 +695,20 @@ func (c *Cluster) Check(l *Load) {
 			if p, ok := last[m.room]; ok && m.seq <= p {
 				t.Errorf("%s's mimi.in: room %d out of order: message %d after %d", side.r.name, m.room, m.seq, p)
 			}
+			stored[m.room] = append(stored[m.room], storedAt{msg: m.seq, stream: a.seq})
 			last[m.room] = max(last[m.room], m.seq)
 			if a.env.Room != l.rooms[m.room] {
 				t.Errorf("%s's mimi.in: message of room %d delivered for room %s", side.r.name, m.room, a.env.Room)
+			}
+		}
+		// Delivery order (above) and stream order apart: a room stored out of order was
+		// published out of order; one delivered out of order only was misdelivered.
+		for room, list := range stored {
+			slices.SortFunc(list, func(a, b storedAt) int { return cmp.Compare(a.stream, b.stream) })
+			for i := 1; i < len(list); i++ {
+				if list[i].msg <= list[i-1].msg {
+					t.Errorf("%s's mimi.in: room %d stored out of order: message %d at stream sequence %d, message %d at %d", side.r.name, room, list[i].msg, list[i].stream, list[i-1].msg, list[i-1].stream)
+				}
 			}
 		}
 		for _, m := range l.Msgs {
@@ -715,6 +728,12 @@ func (c *Cluster) Check(l *Load) {
 		}
 	}
 	c.checkGenerations(l)
+}
+
+// storedAt is a message of the load (its number in its room) at its mimi.in stream sequence.
+type storedAt struct {
+	msg    int
+	stream uint64
 }
 
 func epochs(t testing.TB, db *sql.DB, q string, rooms []event.RoomURI) map[event.RoomURI]int64 {
