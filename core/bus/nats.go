@@ -31,6 +31,10 @@ const (
 	StreamDeadLetter = "MIMI_DLQ"
 )
 
+// publishAckTimeout bounds the wait for an asynchronous publish's acknowledgement (nats.go's
+// default for a synchronous one is 5 s; the larger bound spares a loaded server's slow answer).
+const publishAckTimeout = 15 * time.Second
+
 // priorityGroup is the pinned priority group every partition consumer uses.
 const priorityGroup = "mimi"
 
@@ -115,7 +119,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*NATS, error) {
 		b.shutdownServer()
 		return nil, err
 	}
-	b.js, err = jetstream.New(b.nc)
+	// An asynchronous publish (PublishInBatch) whose acknowledgement is lost while the
+	// connection stays up (the stream's leader died with the message in flight) would wait
+	// forever: it fails after publishAckTimeout instead, like a synchronous publish, and is
+	// published again (its Nats-Msg-Id deduplicates it if it was stored after all).
+	b.js, err = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		b.abort()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
