@@ -160,10 +160,13 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	}
 	a.users = xconn.New(conn("users", usersJID, cfg.Users.Secret), a.handleUsers)
 	a.rec.m = map[occKey]*recovery{}
+	if a.rec.window == 0 {
+		a.rec.window = rejoinWindow
+	}
 	rc := conn("rooms", roomsJID, cfg.Rooms.Secret)
 	rc.OnUp = func(ctx context.Context) {
 		if a.rooms.Connects() > 1 {
-			a.recheckOccupants(ctx, a.rooms.DownAt()) // reconnected: the server may have restarted
+			a.recheckOccupants(ctx, a.rooms.DownAt(), a.rooms.ServerWasDown()) // reconnected: the server may have restarted
 		}
 	}
 	a.rooms = xconn.New(rc, a.handleRooms)

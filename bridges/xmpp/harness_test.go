@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +105,8 @@ type client struct {
 	buf  []*node
 	wake chan struct{}
 	done chan struct{}
+	// deaf: the client does not answer pings (answering is what client apps do).
+	deaf atomic.Bool
 }
 
 func dialClient(t testing.TB, p *prosodytest.Server, user, resource string) *client {
@@ -185,7 +188,7 @@ func (c *client) read(dec *xml.Decoder) {
 		if err := dec.DecodeElement(n, &se); err != nil {
 			return
 		}
-		if n.XMLName.Local == "iq" && n.attr("type") == "get" && n.child("urn:xmpp:ping", "ping") != nil {
+		if n.XMLName.Local == "iq" && n.attr("type") == "get" && n.child("urn:xmpp:ping", "ping") != nil && !c.deaf.Load() {
 			// Answer pings, as client apps do (XEP-0199).
 			_, _ = fmt.Fprintf(c.conn, `<iq type='result' id='%s' to='%s'/>`, xmlEscape(n.attr("id")), xmlEscape(n.attr("from")))
 		}

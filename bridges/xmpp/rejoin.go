@@ -23,7 +23,8 @@ import (
 //
 //   - A stanza to an occupant that bounces (the session is gone) marks the occupant absent:
 //     nothing more is sent to it, and what it missed is owed from the room history.
-//   - After the rooms component reconnects, every occupant is unconfirmed.
+//   - After the rooms component reconnects, every occupant is unconfirmed; absent, if the server
+//     was down meanwhile (it restarted: the sessions of before are gone).
 //   - An absent or unconfirmed occupant is pinged (XEP-0199, from the room) with backoff until its
 //     session answers; then, unless the client has joined again by itself, the gateway sends it
 //     the join sequence again (occupants' presence, self-presence, what it is owed, the subject):
@@ -66,9 +67,10 @@ type recovery struct {
 
 // recoveries are the occupants being recovered.
 type recoveries struct {
-	mu sync.Mutex
-	m  map[occKey]*recovery
-	wg sync.WaitGroup
+	mu     sync.Mutex
+	m      map[occKey]*recovery
+	wg     sync.WaitGroup
+	window time.Duration // rejoinWindow (tests shorten it)
 }
 
 // isAbsent reports whether a stanza to the occupant would bounce (its session is gone).
@@ -144,10 +146,12 @@ func (a *Adapter) occupantBounced(ctx context.Context, r room, full, id string, 
 }
 
 // recheckOccupants makes every occupant unconfirmed after the rooms component reconnected: the
-// server may have restarted, and a client's join may have been bounced meanwhile. One that the
-// gateway has to rejoin is owed what was sent in the last inFlight before the connection ended
-// (a server that was killed may have taken it without passing it on).
-func (a *Adapter) recheckOccupants(ctx context.Context, down time.Time) {
+// server may have restarted, and a client's join may have been bounced meanwhile. When the server
+// was down (it refused connections meanwhile), every session of before is gone: the occupants
+// are absent. One that the gateway has to rejoin is owed what was sent in the last inFlight
+// before the connection ended (a server that was killed may have taken it without passing it
+// on).
+func (a *Adapter) recheckOccupants(ctx context.Context, down time.Time, serverWasDown bool) {
 	all, err := a.db.allOccupants(ctx)
 	if err != nil {
 		a.log.Warn("occupants not checked after the reconnect", "err", err)
@@ -159,7 +163,7 @@ func (a *Adapter) recheckOccupants(ctx context.Context, down time.Time) {
 		since, owed = down, down.Add(-inFlight)
 	}
 	for _, o := range all {
-		a.watch(o, false, owed, since)
+		a.watch(o, serverWasDown, owed, since)
 	}
 }
 
@@ -178,7 +182,7 @@ func (a *Adapter) pingUntilBack(ctx context.Context, k occKey) {
 		a.take(k)
 		return
 	}
-	deadline := time.Now().Add(rejoinWindow)
+	deadline := time.Now().Add(a.rec.window)
 	pause := rejoinFirst
 	for {
 		select {
@@ -208,6 +212,7 @@ func (a *Adapter) pingOccupant(ctx context.Context, roomJID, to jid.JID) bool {
 	pctx, cancel := context.WithTimeout(ctx, pingWait)
 	defer cancel()
 	err = sess.UnmarshalIQ(pctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, From: roomJID, To: to}}.TokenReader(), nil)
+	a.log.Debug("ping of an occupant", "room", roomJID.String(), "occupant", to.String(), "err", err)
 	return err == nil
 }
 
@@ -220,7 +225,7 @@ func (a *Adapter) rejoinOccupant(ctx context.Context, k occKey) {
 		return
 	}
 	joined, ok, err := a.db.occupantJoinedAt(ctx, k.room, k.full)
-	if err != nil || !ok || (!rec.absent && joined.After(rec.since)) {
+	if err != nil || !ok || joined.After(rec.since) {
 		return // gone, or joined again by itself
 	}
 	r, err := a.db.room(ctx, k.room)

@@ -14,12 +14,25 @@ import (
 // TestRejoinAfterProsodyKill: Prosody is killed and restarted while bob (MIMI) keeps writing
 // into ward7. Alice's client comes back at once and sends one join, as a plain client does, which
 // Prosody bounces while the gateway's rooms component is still reconnecting (its backoff is
-// 3 s here). The gateway recovers by itself: it pings her new session until it answers, sends her
-// the join sequence again (self-presence, then the subject), re-sends bob's messages that bounced
-// from her gone session (every one of them reaches her, each once), and takes her messages
-// afterwards instead of refusing them; membership does not churn. Kill and restart are repeated
-// until a bounced join was seen (the component's reconnect races with the client's).
+// 3 s here). The gateway recovers by itself: it sends her the join sequence again (self-presence,
+// then the subject) once her new session answers its ping, or, for a client that does not answer
+// pings, once she writes; it re-sends bob's messages that bounced from her gone session (every one
+// of them reaches her, each once) and takes her message instead of refusing it as not joined;
+// membership does not churn. Kill and restart are repeated until a bounced join was seen (the
+// component's reconnect races with the client's).
 func TestRejoinAfterProsodyKill(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		deaf bool // the client does not answer pings: it writes before it is rejoined
+	}{
+		{"client answers pings", false},
+		{"client writes first", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { rejoinAfterKill(t, tc.deaf) })
+	}
+}
+
+func rejoinAfterKill(t *testing.T, deaf bool) {
 	e := newEnvWith(t, func(c *Config) { c.ReconnectMin, c.ReconnectMax = 3*time.Second, 3*time.Second })
 	alice := dialClient(t, e.p, "alice", "phone")
 	joinRoom(t, alice, ward7, "Alice")
@@ -71,6 +84,7 @@ func TestRejoinAfterProsodyKill(t *testing.T) {
 		time.Sleep(time.Second)
 		e.p.Restart(t)
 		c := dialClient(t, e.p, "alice", "phone")
+		c.deaf.Store(deaf)
 		clients = append(clients, c)
 		// As clients do, it asks for the history since the last message it received.
 		c.send(`<presence to='` + ward7 + `/Alice' id='rejoin'><x xmlns='http://jabber.org/protocol/muc'><history since='` +
@@ -79,20 +93,30 @@ func TestRejoinAfterProsodyKill(t *testing.T) {
 		first := c.expect("an answer to the join", and(named("presence"), from(ward7+"/Alice")))
 		bounced = first.attr("type") == "error"
 		t.Logf("try %d: the join after the restart was %s", try, map[bool]string{true: "bounced by Prosody", false: "answered by the gateway"}[bounced])
-		// Either way she ends up joined: the gateway's self-presence and the subject.
-		if bounced {
-			c.expect("self-presence sent by the gateway", and(named("presence"), from(ward7+"/Alice"), isSelfPresence))
-		}
-		c.expect("subject", and(named("message"), from(ward7), hasChild("", "subject")))
 		alice = c
+		if !bounced {
+			c.expect("subject", and(named("message"), from(ward7), hasChild("", "subject")))
+		}
 	}
 	if !bounced {
 		t.Fatal("no try had its join bounced: the test did not exercise the recovery")
 	}
+	if deaf {
+		// She writes although her join bounced (the client thinks it is still in the room).
+		waitFor(t, 15*time.Second, "the rooms component to reconnect", func() bool { return e.a.Ready(t.Context()) == nil })
+		alice.send(`<message to='` + ward7 + `' type='groupchat' id='nachher'><body>wieder da</body></message>`)
+	}
+	// She ends up joined: the gateway's self-presence and the subject.
+	alice.expect("self-presence sent by the gateway", and(named("presence"), from(ward7+"/Alice"), isSelfPresence))
+	alice.expect("subject", and(named("message"), from(ward7), hasChild("", "subject")))
+	if !deaf {
+		alice.send(`<message to='` + ward7 + `' type='groupchat' id='nachher'><body>wieder da</body></message>`)
+	}
 
-	// Her message is taken, reflected and published.
-	alice.send(`<message to='` + ward7 + `' type='groupchat' id='nachher'><body>wieder da</body></message>`)
+	// Her message is taken (not refused as not joined), reflected and published.
+	alice.none("refusal of her message", isError("nachher"))
 	alice.expect("reflection of her message", and(named("message"), from(ward7+"/Alice"), bodyIs("wieder da")))
+	alice.none("refusal of her message", isError("nachher"))
 	e.out.wait(t, "her message on the bus", func(x *event.Envelope) bool { return x.Origin.Event == "nachher" })
 
 	// Every one of bob's messages reached her, each once, over her sessions (a message that
@@ -119,6 +143,44 @@ func TestRejoinAfterProsodyKill(t *testing.T) {
 	}
 	if n := e.out.count(isKind(event.KindMembership)); n != 1 {
 		t.Fatalf("%d membership envelopes, want 1: a rejoin must not churn membership", n)
+	}
+}
+
+// TestAbsentOccupantRemoved: alice's session ends with Prosody and does not come back; carol
+// rejoins. Prosody was down (it refused the component's connections), so the sessions of before
+// are gone and both are absent until they answer; carol does, by joining. Alice's session does not
+// answer the room's pings within the window (2 s here, 2 min by default), and she is removed:
+// carol, who meanwhile gets bob's message, sees her leave, and she is no longer an occupant.
+func TestAbsentOccupantRemoved(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) { c.ReconnectMin, c.ReconnectMax = 100*time.Millisecond, 100*time.Millisecond },
+		func(a *Adapter) { a.rec.window = 2 * time.Second })
+	alice := dialClient(t, e.p, "alice", "phone")
+	joinRoom(t, alice, ward7, "Alice")
+	carol := dialClient(t, e.p, "carol", "laptop")
+	joinRoom(t, carol, ward7, "Carol")
+	aliceFull := alice.jid
+
+	e.p.Kill(t)
+	e.p.Restart(t)
+	waitFor(t, 15*time.Second, "the components to reconnect", func() bool { return e.a.Ready(t.Context()) == nil })
+	carol = dialClient(t, e.p, "carol", "laptop")
+	waitFor(t, 15*time.Second, "carol back in ward7", func() bool {
+		carol.send(`<presence to='` + ward7 + `/Carol'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>`)
+		answer := carol.expect("an answer to the join", and(named("presence"), from(ward7+"/Carol")))
+		return answer.attr("type") != "error"
+	})
+
+	b := &content.Builder{SenderURI: string(testBob), RoomURI: string(ward7URI)}
+	m, err := b.Text("an alle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := mimiEnv(t, event.KindMessage, ward7URI, testBob, m)
+	e.publishIn(in)
+	carol.expect("bob's message", and(named("message"), bodyIs("an alle")))
+	carol.expect("alice leaving", and(named("presence"), from(ward7+"/Alice"), func(n *node) bool { return n.attr("type") == "unavailable" }))
+	if _, ok, err := e.a.db.occupantJoinedAt(t.Context(), ward7URI, aliceFull); err != nil || ok {
+		t.Fatalf("alice (%s) is still an occupant (%v)", aliceFull, err)
 	}
 }
 

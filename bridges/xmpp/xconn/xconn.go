@@ -75,8 +75,15 @@ type Conn struct {
 
 	connects atomic.Int64
 	downAt   atomic.Int64 // when the last connection ended (Unix ms; 0: never)
-	done     chan struct{}
+	// dialFailed: a dial failed since the last connection ended; serverWasDown: so it did before
+	// the current connection came up (the server was not even listening: it restarted).
+	dialFailed, serverWasDown atomic.Bool
+	done                      chan struct{}
 }
+
+// ServerWasDown reports whether the server refused connections (was down) between the previous
+// connection and the current one: its client sessions of before are gone.
+func (c *Conn) ServerWasDown() bool { return c.serverWasDown.Load() }
 
 // DownAt is when the component's last connection ended (zero if none has).
 func (c *Conn) DownAt() time.Time {
@@ -134,6 +141,7 @@ func (c *Conn) connectAndServe(ctx context.Context) error {
 	var d net.Dialer
 	nc, err := d.DialContext(dctx, "tcp", c.server)
 	if err != nil {
+		c.dialFailed.Store(true)
 		return fmt.Errorf("dial %s: %w", c.server, err)
 	}
 	start := time.Now()
@@ -144,6 +152,7 @@ func (c *Conn) connectAndServe(ctx context.Context) error {
 	}
 	// The handshake set deadlines from dctx; clear them for the long-lived stream.
 	_ = nc.SetDeadline(time.Time{})
+	c.serverWasDown.Store(c.dialFailed.Swap(false))
 	c.mu.Lock()
 	c.sess, c.netConn = sess, nc
 	close(c.upCh)
