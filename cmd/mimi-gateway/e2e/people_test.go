@@ -18,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	gt "github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -431,16 +432,33 @@ func (c *matrixChat) texts(from person) []textAt {
 	return out
 }
 
+// sendStream sends as a client with an outbox does; like a client that reconciles its local echo,
+// it does not send again what its homeserver already stored: after a failure that may have
+// reached the homeserver (its answer lost when the homeserver died; Dendrite forgets transaction
+// IDs when it restarts), it first looks for its own event with the transaction ID among the room's
+// latest events.
 func (c *matrixChat) sendStream(text, key string, deadline time.Time) error {
-	content := &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: text}
 	txn := "stream-" + key
+	content := sendonce.Mark(&mevent.MessageEventContent{MsgType: mevent.MsgText, Body: text}, txn)
+	unsure := false
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := c.cl().SendMessageEvent(ctx, c.room, mevent.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txn})
+		var err error
+		if unsure {
+			var ev id.EventID
+			if ev, err = sendonce.Find(ctx, c.cl().Client, c.room, c.cl().UserID, txn, c.cl().Crypto.Decrypt); err == nil && ev != "" {
+				cancel()
+				return nil
+			}
+		}
+		if err == nil {
+			_, err = c.cl().SendMessageEvent(ctx, c.room, mevent.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txn})
+		}
 		cancel()
 		if err == nil {
 			return nil
 		}
+		unsure = unsure || sendonce.MayHaveArrived(err)
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: %q not accepted: %w", c.cl().UserID, text, err)
 		}

@@ -159,7 +159,8 @@ func killStream(t *testing.T, label string, a, b person, ca, cb chat, procs []pr
 			}
 		}
 		if !slices.Equal(got, want[dir]) {
-			t.Errorf("messages of %s: not exactly once and in order:\n%s", from.URI(), diffSeq(want[dir], got))
+			t.Errorf("messages of %s: not exactly once and in order:\n%s%s", from.URI(), diffSeq(want[dir], got),
+				ownCopies([]chat{ca, cb}[dir], from, got))
 		}
 	}
 
@@ -186,6 +187,27 @@ func killStream(t *testing.T, label string, a, b person, ca, cb chat, procs []pr
 			}
 		}
 	}
+}
+
+// ownCopies says how often the sender's own client shows each message that arrived more than
+// once (a Matrix client sees its own messages): twice there means the sender's homeserver stored
+// it twice, not that a gateway repeated it.
+func ownCopies(own chat, from person, got []string) string {
+	count := map[string]int{}
+	for _, g := range got {
+		count[g]++
+	}
+	mine := map[string]int{}
+	for _, x := range own.texts(from) {
+		mine[x.text]++
+	}
+	var b strings.Builder
+	for text, n := range count {
+		if n > 1 && mine[text] > 0 {
+			fmt.Fprintf(&b, "  %q is %d times in the sender's own client\n", text, mine[text])
+		}
+	}
+	return b.String()
 }
 
 // diffSeq describes how got differs from want (missing, duplicated, out of order).
