@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,10 +39,7 @@ func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from
 		a.langs.Note(from.Bare().String(), m.Lang)
 	}
 	cmd, res := a.commands.Parse(body, commandPrefix, true)
-	lang := cmd.Lang
-	if lang == "" {
-		lang = a.langOf(from)
-	}
+	lang := cmp.Or(cmd.Lang, a.langOf(from))
 	answer, refused := a.commands.Refusal(cmd, res, lang, truncateText(body, 32))
 	if !refused {
 		answer = a.runCommand(ctx, cmd, lang, from, at)
