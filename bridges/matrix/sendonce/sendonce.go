@@ -54,6 +54,9 @@ type Guard struct {
 	unsure map[string]bool
 	// looked lists the rooms whose first send of an envelope older than this run was looked up.
 	looked map[id.RoomID]bool
+	// done maps the transaction IDs sent in this run to their events: an envelope handled again
+	// (its processed mark was not committed) is not sent again.
+	done map[string]id.EventID
 }
 
 // Send calls send, which sends one event marked with txn (Mark) into room as sender through
@@ -66,6 +69,9 @@ type Guard struct {
 // sender's encrypted events.
 func (g *Guard) Send(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, created time.Time,
 	decrypt Decrypter, send func(context.Context) (id.EventID, error)) (id.EventID, error) {
+	if ev := g.sentBefore(txn); ev != "" {
+		return ev, nil
+	}
 	if g.isUnsure(txn) || (created.Before(processStart) && g.firstOld(room)) {
 		ev, err := Find(ctx, cli, room, sender, txn, decrypt)
 		if err != nil {
@@ -73,6 +79,7 @@ func (g *Guard) Send(ctx context.Context, cli *mautrix.Client, room id.RoomID, s
 		}
 		if ev != "" {
 			g.set(txn, false)
+			g.remember(txn, ev)
 			return ev, nil
 		}
 	}
@@ -84,7 +91,23 @@ func (g *Guard) Send(ctx context.Context, cli *mautrix.Client, room id.RoomID, s
 		return "", err
 	}
 	g.set(txn, false)
+	g.remember(txn, ev)
 	return ev, nil
+}
+
+func (g *Guard) sentBefore(txn string) id.EventID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.done[txn]
+}
+
+func (g *Guard) remember(txn string, ev id.EventID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done == nil || len(g.done) >= maxUnsure {
+		g.done = map[string]id.EventID{}
+	}
+	g.done[txn] = ev
 }
 
 // firstOld reports whether this is the first send of an envelope from before this run into room.

@@ -79,3 +79,20 @@ func TestRestartedSenderFindsItsSend(t *testing.T) {
 		t.Errorf("Find of a transaction never sent = %q, %v", got, err)
 	}
 }
+
+// TestSentAgainInThisRun: an envelope handled again after its event was sent (its processed mark
+// was not committed) gets the same event, without a second send.
+func TestSentAgainInThisRun(t *testing.T) {
+	var g Guard
+	sends := 0
+	send := func(context.Context) (id.EventID, error) { sends++; return "$first", nil }
+	for range 2 {
+		ev, err := g.Send(t.Context(), nil, "!room:example", "@gw:example", "mimi.t1", time.Now(), nil, send)
+		if err != nil || ev != "$first" {
+			t.Fatalf("Send = %s, %v", ev, err)
+		}
+	}
+	if sends != 1 {
+		t.Errorf("%d sends, want 1", sends)
+	}
+}
