@@ -35,12 +35,7 @@ func xmppXMPPPair(t *testing.T) *faultPair {
 // back (killStream prints each delay).
 func TestKillXMPPXMPP(t *testing.T) {
 	t.Parallel()
-	f := xmppXMPPPair(t)
-	var procs []proc
-	for _, role := range []string{"gateway A", "server A", "gateway B", "server B"} {
-		procs = append(procs, f.procs[role])
-	}
-	killStream(t, f.p.name+" Strom", f.p.a, f.p.b, f.ca, f.cb, procs, f.p.xmppClients...)
+	xmppXMPPPair(t).killEachInTurn(t)
 }
 
 // TestPartnerDownPairs: partner down for two minutes in the XMPP ↔ XMPP and the Matrix ↔ Matrix
