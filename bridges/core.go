@@ -344,8 +344,18 @@ func (c *Core) Publish(ctx context.Context, env *event.Envelope, rec Record) err
 	if rec.MapFirst {
 		rec = Record{Done: rec.Done}
 	}
-	return c.record(ctx, env, rec, rec.Done)
+	// The envelope is on the bus: what records it must be written even if ctx ends now (the
+	// adapter stopping with this event in hand). Without its mappings the native event, sent
+	// again by its client after a restart, would not be recognised as bridged and would be
+	// published again.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordAfterPublishTimeout)
+	defer cancel()
+	return c.record(rctx, env, rec, rec.Done)
 }
+
+// recordAfterPublishTimeout bounds the recording of a published envelope, which outlives the
+// caller's context.
+const recordAfterPublishTimeout = 30 * time.Second
 
 // record writes rec's mappings and reactions and, if done, the origin's echo mark.
 func (c *Core) record(ctx context.Context, env *event.Envelope, rec Record, done bool) error {

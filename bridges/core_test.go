@@ -21,16 +21,26 @@ type mappedAtPublish struct {
 	bus.Publisher
 	ids    *idmap.Map
 	mapped bool
+	// after, when set, runs once the envelope is on the bus.
+	after func()
 }
 
 func (p *mappedAtPublish) PublishOut(ctx context.Context, env *event.Envelope) error {
 	_, err := p.ids.Native(ctx, env.Origin.Network, env.Origin.Room, env.Origin.Event, env.Origin.Sender)
 	p.mapped = err == nil
-	return p.Publisher.PublishOut(ctx, env)
+	if err := p.Publisher.PublishOut(ctx, env); err != nil {
+		return err
+	}
+	if p.after != nil {
+		p.after()
+	}
+	return nil
 }
 
 // TestPublishRecords: Publish maps the native ID and marks the native event done; with MapFirst
-// the mapping exists before the envelope is on the bus, without it only afterwards.
+// the mapping exists before the envelope is on the bus, without it only afterwards. A context
+// that ends once the envelope is on the bus (the adapter stopping) does not keep the mapping
+// from being written: else the native event, resent after a restart, would be published again.
 func TestPublishRecords(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -50,8 +60,16 @@ func TestPublishRecords(t *testing.T) {
 	core := bridges.NewCore(bridges.CoreConfig{Network: "testnet", Store: st, Bus: pub, Processed: "testnet.in", Echo: "testnet.event"})
 	core.SetSaltKey([]byte("key"))
 	room := event.NewRoomURI("gw.example", "r")
-	for _, mapFirst := range []bool{false, true} {
-		native := event.NativeEventID("ev-" + map[bool]string{false: "after", true: "first"}[mapFirst])
+	for _, c := range []struct {
+		native           event.NativeEventID
+		mapFirst, cancel bool
+	}{{"ev-after", false, false}, {"ev-first", true, false}, {"ev-stopped", false, true}} {
+		native, mapFirst := c.native, c.mapFirst
+		pctx, cancel := context.WithCancel(ctx)
+		pub.after = nil
+		if c.cancel {
+			pub.after = cancel
+		}
 		envID := event.NewEventID("testnet", "!r", native)
 		msg, err := (&content.Builder{SenderURI: "mimi://gw.example/u/alice", RoomURI: string(room)}).New(content.PlainText("hi"))
 		if err != nil {
@@ -64,18 +82,20 @@ func TestPublishRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := bridges.Record{Map: []bridges.MapID{{ID: native, Primary: true}}, Done: true, MapFirst: mapFirst}
-		if err := core.Publish(ctx, env, rec); err != nil {
-			t.Fatal(err)
+		err = core.Publish(pctx, env, rec)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", native, err)
 		}
 		if pub.mapped != mapFirst {
-			t.Errorf("MapFirst %v: mapped when published = %v", mapFirst, pub.mapped)
+			t.Errorf("%s: mapped when published = %v", native, pub.mapped)
 		}
 		mid, ok, err := core.MessageOf(ctx, "!r", native, room)
 		if err != nil || !ok || string(mid[:]) != string(env.MessageID) {
-			t.Errorf("MapFirst %v: MessageOf = %x, %v, %v; want %x", mapFirst, mid, ok, err, env.MessageID)
+			t.Errorf("%s: MessageOf = %x, %v, %v; want %x", native, mid, ok, err, env.MessageID)
 		}
 		if done, err := st.IsProcessed(ctx, "testnet.event", string(native)); err != nil || !done {
-			t.Errorf("MapFirst %v: native event not marked done (%v)", mapFirst, err)
+			t.Errorf("%s: native event not marked done (%v)", native, err)
 		}
 	}
 }
