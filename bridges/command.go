@@ -1,8 +1,10 @@
 package bridges
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"unicode/utf8"
 
@@ -262,4 +264,103 @@ func (s *CommandSet) Refusal(cmd Command, res CommandResult, lang Language, wrot
 		name = wrote
 	}
 	return Say(lang, PhraseUnknownCommand, name, s.NameIn("help", lang)), true
+}
+
+// CommandFunc runs a recognised command and returns the answer. An error means the command could
+// not be run now (bus or store down): the adapter lets the command's message come again.
+type CommandFunc func(ctx context.Context, c *CommandCall) (string, error)
+
+// CommandCall is a command a local user sent, with what the adapter knows about it.
+type CommandCall struct {
+	Command
+	// Lang is the language of the answer: the command's, else the user's or the configured one.
+	Lang Language
+	// User is the sender; "" when the sender has no MIMI address.
+	User event.UserURI
+	// Room is the MIMI room of the conversation the command was sent in; "" outside one.
+	Room event.RoomURI
+	// Ref is the reference an answer "that did not work" names, for the logs.
+	Ref string
+	// Native is the adapter's own description of the message (its native event).
+	Native any
+}
+
+// Commands is an adapter's command set with the handler of each command: help first, then what
+// the adapter registers, with the people's commands of reach.go (RegisterReach) and their
+// answers (RunReach) built in.
+type Commands struct {
+	CommandSet
+	prefix string
+	reach  Reach
+	log    *slog.Logger
+	run    map[string]CommandFunc
+}
+
+// NewCommands returns the command set with prefix (e.g. "!mimi") and help; reach runs the
+// people's commands (nil: the MIMI endpoint does not run, and they say so).
+func NewCommands(prefix string, reach Reach, log *slog.Logger) *Commands {
+	c := &Commands{prefix: prefix, reach: reach, log: log, run: map[string]CommandFunc{}}
+	c.Register(CommandSpec{Name: "help", Names: map[Language]string{German: "hilfe"}, Aliases: []string{"?"}, Help: PhraseHelpHelp},
+		func(_ context.Context, call *CommandCall) (string, error) { return c.Help(call.Lang, prefix), nil })
+	return c
+}
+
+// Register adds a command built into the adapter with its handler; it panics on a bad spec.
+func (c *Commands) Register(spec CommandSpec, fn CommandFunc) {
+	c.MustAdd(spec)
+	c.run[spec.Name] = fn
+}
+
+// RegisterReach adds the people's commands (ReachCommands: search, start, consent,
+// reachability), answered by RunReach unless own has a handler for the command's name.
+func (c *Commands) RegisterReach(own map[string]CommandFunc) {
+	for _, spec := range ReachCommands() {
+		fn := own[spec.Name]
+		if fn == nil {
+			fn = c.runReach
+		}
+		c.Register(spec, fn)
+	}
+}
+
+// runReach answers a people's command with RunReach.
+func (c *Commands) runReach(ctx context.Context, call *CommandCall) (string, error) {
+	if call.User == "" {
+		return Say(call.Lang, PhraseCommandFailed, call.Ref), nil
+	}
+	answer, err := RunReach(ctx, c.reach, call.User, call.Command, call.Lang)
+	if err != nil {
+		c.log.Warn("command failed", "command", call.Name, "ref", call.Ref, "error", err)
+		return Say(call.Lang, PhraseCommandFailed, call.Ref), nil
+	}
+	return answer, nil
+}
+
+// Answer reads text as a command (CommandSet.Parse with the prefix; bare as there) and returns
+// the answer: the refusal of an unknown command or of wrong arguments (naming wrote when the
+// message names no command), or what the command's handler answers, in the command's language,
+// else call.Lang. res is NotCommand for an ordinary message, which has no answer.
+func (c *Commands) Answer(ctx context.Context, text string, bare bool, wrote string, call CommandCall) (answer string, res CommandResult, err error) {
+	cmd, res := c.Parse(text, c.prefix, bare)
+	if res == NotCommand {
+		return "", res, nil
+	}
+	call.Command = cmd
+	if call.Ref == "" {
+		call.Ref = cmd.Name
+	}
+	if cmd.Lang != "" {
+		call.Lang = cmd.Lang
+	}
+	c.log.Info("command", "command", cmd.Name, "result", int(res), "ref", call.Ref)
+	if answer, refused := c.Refusal(cmd, res, call.Lang, wrote); refused {
+		return answer, res, nil
+	}
+	answer, err = c.Run(ctx, &call)
+	return answer, res, err
+}
+
+// Run runs a command that Parse recognised (CommandOK).
+func (c *Commands) Run(ctx context.Context, call *CommandCall) (string, error) {
+	return c.run[call.Name](ctx, call)
 }

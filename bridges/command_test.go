@@ -1,7 +1,9 @@
 package bridges
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -207,5 +209,47 @@ func TestCommandRefusal(t *testing.T) {
 		if got != c.want || refused != c.refused {
 			t.Errorf("%q: Refusal = %q, %v; want %q, %v", c.text, got, refused, c.want, c.refused)
 		}
+	}
+}
+
+// TestCommandsAnswer: Commands answers help, runs a registered handler with the call (in the
+// language of the command's name, else the call's), refuses unknown commands and wrong
+// arguments, answers the people's commands without a MIMI endpoint, and leaves ordinary
+// messages alone.
+func TestCommandsAnswer(t *testing.T) {
+	c := NewCommands("!mimi", nil, slog.New(slog.DiscardHandler))
+	var got *CommandCall
+	c.Register(CommandSpec{Name: "invite", Names: map[Language]string{German: "einladen"}, MinArgs: 1, MaxArgs: 1, Help: PhraseHelpInvite},
+		func(_ context.Context, call *CommandCall) (string, error) { got = call; return "invited " + call.Args[0], nil })
+	c.RegisterReach(nil)
+	fail := errors.New("store down")
+	c.Register(CommandSpec{Name: "flaky", Help: PhraseHelpHelp}, func(context.Context, *CommandCall) (string, error) { return "", fail })
+	user := event.UserURI("mimi://klinik-a.example/u/alice")
+	for _, tc := range []struct {
+		name, text string
+		bare       bool
+		res        CommandResult
+		answer     string // a prefix of the answer
+		err        error
+	}{
+		{"ordinary message", "good morning", false, NotCommand, "", nil},
+		{"help", "!mimi", false, CommandOK, Say(German, PhraseHelpIntro, "!mimi"), nil},
+		{"handler in the name's language", "einladen bob@amt-b.example", true, CommandOK, "invited bob@amt-b.example", nil},
+		{"unknown", "!mimi frobnicate", false, CommandUnknown, Say(German, PhraseUnknownCommand, "frobnicate", "hilfe"), nil},
+		{"wrong arguments", "!mimi invite", false, CommandBadArgs, Say(English, PhraseHelpInvite), nil},
+		{"people's command without an endpoint", "!mimi search bob", false, CommandOK, "", nil},
+		{"handler error", "!mimi flaky", false, CommandOK, "", fail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			answer, res, err := c.Answer(t.Context(), tc.text, tc.bare, "", CommandCall{Lang: German, User: user, Ref: "$ev"})
+			if res != tc.res || !errors.Is(err, tc.err) || !strings.HasPrefix(answer, tc.answer) || (tc.res == CommandOK && tc.err == nil && answer == "") {
+				t.Fatalf("Answer(%q) = %q, %v, %v; want %q…, %v, %v", tc.text, answer, res, err, tc.answer, tc.res, tc.err)
+			}
+		})
+	}
+	if _, _, _ = c.Answer(t.Context(), "!mimi invite bob@amt-b.example", false, "", CommandCall{Lang: German, User: user, Ref: "$ev"}); got == nil ||
+		got.Lang != English || got.User != user || got.Ref != "$ev" || got.Name != "invite" {
+		t.Errorf("handler got %+v", got)
 	}
 }

@@ -100,9 +100,8 @@ type Adapter struct {
 	beforeAck func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool
 	ready     chan struct{} // closed after the first successful sync
 	readyOne  sync.Once
-	// commands are the functional account's commands (client mode); read-only after New.
-	commands   bridges.CommandSet
-	commandRun map[string]func(*Adapter, context.Context, *commandCall) (string, error)
+	// commands are the commands of the bot and the functional account; read-only after New.
+	commands *bridges.Commands
 }
 
 // Compile-time guards: the adapter implements the contract and these capabilities.

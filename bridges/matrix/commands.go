@@ -23,47 +23,14 @@ import (
 // bob@amt-b.example"). In a room with the functional account alone, commands need no prefix.
 const CommandPrefix = "!mimi"
 
-// clientCommand is a command of client mode: what it is called and what it does. run returns the
-// answer shown in the room; an error makes the command event be retried (bus or store down).
-type clientCommand struct {
-	spec bridges.CommandSpec
-	run  func(a *Adapter, ctx context.Context, c *commandCall) (string, error)
-}
-
-// commandCall is a command a Matrix user sent in a portal.
-type commandCall struct {
-	cmd  bridges.Command
-	lang bridges.Language
-	room event.RoomURI
-	p    *Parsed
-}
-
-// clientCommands are the commands of client mode. A new command is one more entry (its phrases
-// in bridges/words.go).
-func clientCommands() []clientCommand {
-	cmds := []clientCommand{
-		{spec: bridges.CommandSpec{Name: "help", Names: map[bridges.Language]string{bridges.German: "hilfe"}, Aliases: []string{"?"},
-			Help: bridges.PhraseHelpHelp}, run: (*Adapter).cmdHelp},
-		{spec: bridges.CommandSpec{Name: "invite", Names: map[bridges.Language]string{bridges.German: "einladen"}, MinArgs: 1, MaxArgs: 1,
-			Help: bridges.PhraseHelpInvite}, run: (*Adapter).cmdInvite},
-	}
-	for _, spec := range bridges.ReachCommands() { // search, start, consent, reachability (bridges/reach.go)
-		run := (*Adapter).cmdReach
-		if spec.Name == "start" {
-			run = (*Adapter).cmdStart
-		}
-		cmds = append(cmds, clientCommand{spec: spec, run: run})
-	}
-	return append(cmds, clientCommand{spec: bridges.ReportCommand(), run: (*Adapter).cmdReport})
-}
-
-// initCommands registers the client-mode commands.
+// initCommands registers the commands (their phrases in bridges/words.go): help and the
+// people's commands (bridges.Commands), invite, start (a room created here) and report.
 func (a *Adapter) initCommands() {
-	a.commandRun = map[string]func(*Adapter, context.Context, *commandCall) (string, error){}
-	for _, c := range clientCommands() {
-		a.commands.MustAdd(c.spec)
-		a.commandRun[c.spec.Name] = c.run
-	}
+	a.commands = bridges.NewCommands(CommandPrefix, a.reach, a.log)
+	a.commands.Register(bridges.CommandSpec{Name: "invite", Names: map[bridges.Language]string{bridges.German: "einladen"}, MinArgs: 1, MaxArgs: 1,
+		Help: bridges.PhraseHelpInvite}, a.cmdInvite)
+	a.commands.RegisterReach(map[string]bridges.CommandFunc{"start": a.cmdStart}) // search, start, consent, reachability
+	a.commands.Register(bridges.ReportCommand(), a.cmdReport)
 }
 
 // command handles a message in a client-mode portal that is a command to the functional account:
@@ -80,23 +47,13 @@ func (a *Adapter) command(ctx context.Context, room event.RoomURI, p *Parsed) (b
 	}
 	text, addressed := a.withoutMention(p, text)
 	bare := addressed || a.aloneWith(ctx, p.Room, p.Sender)
-	cmd, res := a.commands.Parse(text, CommandPrefix, bare)
-	if res == bridges.NotCommand {
-		return false, nil
-	}
-	lang := cmd.Lang
-	if lang == "" {
-		lang = a.lang()
-	}
-	answer, refused := a.commands.Refusal(cmd, res, lang, "")
-	if !refused {
-		var err error
-		if answer, err = a.commandRun[cmd.Name](a, ctx, &commandCall{cmd: cmd, lang: lang, room: room, p: p}); err != nil {
-			return true, err
-		}
+	call := bridges.CommandCall{Lang: a.lang(), Room: room, Ref: string(p.ID), Native: p}
+	call.User, _ = UserURIOf(p.Sender) // none: the commands that need it say they failed
+	answer, res, err := a.commands.Answer(ctx, text, bare, "", call)
+	if res == bridges.NotCommand || err != nil {
+		return res != bridges.NotCommand, err
 	}
 	a.metrics.inbound.WithLabelValues("command").Inc()
-	a.log.Info("command", "room_id", string(p.Room), "command", cmd.Name, "result", int(res))
 	return true, a.answer(ctx, p, answer)
 }
 
@@ -168,44 +125,38 @@ func (a *Adapter) say(ctx context.Context, room id.RoomID, replyTo id.EventID, m
 	return nil
 }
 
-// cmdHelp lists the commands.
-func (a *Adapter) cmdHelp(_ context.Context, c *commandCall) (string, error) {
-	return a.commands.Help(c.lang, CommandPrefix), nil
-}
-
 // cmdInvite adds a partner user to the room's MIMI room, as the sender's invite.
-func (a *Adapter) cmdInvite(ctx context.Context, c *commandCall) (string, error) {
-	if c.room == "" { // a management room: no conversation to invite into
-		return bridges.Say(c.lang, bridges.PhraseHelpStart), nil
+func (a *Adapter) cmdInvite(ctx context.Context, c *bridges.CommandCall) (string, error) {
+	if c.Room == "" { // a management room: no conversation to invite into
+		return bridges.Say(c.Lang, bridges.PhraseHelpStart), nil
 	}
-	arg := c.cmd.Args[0]
+	arg := c.Args[0]
 	target, err := a.addressURI(arg)
 	if err != nil {
-		return bridges.Say(c.lang, bridges.PhraseInviteAddress, truncate(arg, 80)), nil
+		return bridges.Say(c.Lang, bridges.PhraseInviteAddress, truncate(arg, 80)), nil
 	}
 	if a.isLocal(target) {
-		return bridges.Say(c.lang, bridges.PhraseInviteLocal, a.matrixUser(target)), nil
+		return bridges.Say(c.Lang, bridges.PhraseInviteLocal, a.matrixUser(target)), nil
 	}
-	sender, err := UserURIOf(c.p.Sender)
-	if err != nil {
-		a.log.Warn("command from a sender without a MIMI address", "event_id", string(c.p.ID), "error", err)
-		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+	p, sender := c.Native.(*Parsed), c.User
+	if sender == "" {
+		a.log.Warn("command from a sender without a MIMI address", "event_id", string(p.ID))
+		return bridges.Say(c.Lang, bridges.PhraseCommandFailed, p.ID), nil
 	}
-	p := c.p
 	env := &event.Envelope{
 		ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID)),
-		Kind: event.KindMembership, Room: c.room, Sender: sender, Timestamp: p.Timestamp,
+		Kind: event.KindMembership, Room: c.Room, Sender: sender, Timestamp: p.Timestamp,
 		Membership: &event.Membership{Action: event.MembershipInvite, Target: target, Direct: a.startsDirect(ctx, p)},
 		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
 	}
 	if err := env.Validate(); err != nil {
-		return bridges.Say(c.lang, bridges.PhraseInviteAddress, truncate(arg, 80)), nil
+		return bridges.Say(c.Lang, bridges.PhraseInviteAddress, truncate(arg, 80)), nil
 	}
 	if err := a.pub.PublishOut(ctx, env); err != nil {
 		return "", transient(fmt.Errorf("matrix: publish invite %s: %w", p.ID, err))
 	}
 	a.metrics.inbound.WithLabelValues("published").Inc()
-	return bridges.Say(c.lang, bridges.PhraseInviting, displayNameOf(target)), nil
+	return bridges.Say(c.Lang, bridges.PhraseInviting, displayNameOf(target)), nil
 }
 
 // startsDirect reports whether an invite command in p's room starts a 1:1: the sender invited the
@@ -236,42 +187,27 @@ func (a *Adapter) addressURI(s string) (event.UserURI, error) {
 	return bridges.ParseAddress(s)
 }
 
-// cmdReach answers search, consent and reachability (bridges.RunReach).
-func (a *Adapter) cmdReach(ctx context.Context, c *commandCall) (string, error) {
-	sender, err := UserURIOf(c.p.Sender)
-	if err != nil {
-		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
-	}
-	answer, err := bridges.RunReach(ctx, a.reach, sender, c.cmd, c.lang)
-	if err != nil {
-		a.log.Warn("command failed", "command", c.cmd.Name, "event_id", string(c.p.ID), "error", err)
-		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
-	}
-	return answer, nil
-}
-
 // cmdStart starts a conversation with a partner's user: the functional account creates a room
 // (encrypted when the adapter has E2EE), invites the sender, and the room reaches MIMI with the
 // sender as its creator and the partner's user invited, as if the sender had invited her there.
-func (a *Adapter) cmdStart(ctx context.Context, c *commandCall) (string, error) {
-	sender, err := UserURIOf(c.p.Sender)
-	if err != nil {
-		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+func (a *Adapter) cmdStart(ctx context.Context, c *bridges.CommandCall) (string, error) {
+	p, sender := c.Native.(*Parsed), c.User
+	if sender == "" {
+		return bridges.Say(c.Lang, bridges.PhraseCommandFailed, p.ID), nil
 	}
-	arg := c.cmd.Args[0]
+	arg := c.Args[0]
 	if strings.HasPrefix(arg, "@") || strings.HasPrefix(arg, "https://matrix.to/") {
 		if u, err := a.addressURI(arg); err == nil {
 			arg = string(u)
 		}
 	}
-	target, answer := bridges.ResolveStart(ctx, a.reach, sender, arg, c.lang)
+	target, answer := bridges.ResolveStart(ctx, a.reach, sender, arg, c.Lang)
 	if answer != "" {
 		return answer, nil
 	}
 	if a.isLocal(target) {
-		return bridges.Say(c.lang, bridges.PhraseInviteLocal, a.matrixUser(target)), nil
+		return bridges.Say(c.Lang, bridges.PhraseInviteLocal, a.matrixUser(target)), nil
 	}
-	p := c.p
 	req := &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{p.Sender},
 		Name: displayNameOf(target)}
 	encrypted := a.crypto != nil
@@ -320,31 +256,31 @@ func (a *Adapter) cmdStart(ctx context.Context, c *commandCall) (string, error) 
 		}
 	}
 	a.metrics.inbound.WithLabelValues("published").Inc()
-	return bridges.Say(c.lang, bridges.PhraseStarting, displayNameOf(target)), nil
+	return bridges.Say(c.Lang, bridges.PhraseStarting, displayNameOf(target)), nil
 }
 
 // cmdReport reports the message the command answers (a partner's message in this portal) to the
 // room's hub.
-func (a *Adapter) cmdReport(ctx context.Context, c *commandCall) (string, error) {
-	sender, err := UserURIOf(c.p.Sender)
-	if err != nil {
-		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+func (a *Adapter) cmdReport(ctx context.Context, c *bridges.CommandCall) (string, error) {
+	p := c.Native.(*Parsed)
+	if c.User == "" {
+		return bridges.Say(c.Lang, bridges.PhraseCommandFailed, p.ID), nil
 	}
 	var mid []byte
-	if c.p.ReplyTo != "" {
-		id, err := a.lookup(ctx, c.p.Room, c.p.ReplyTo)
+	if p.ReplyTo != "" {
+		id, err := a.lookup(ctx, p.Room, p.ReplyTo)
 		if errors.Is(err, idmap.ErrNotFound) {
-			return bridges.Say(c.lang, bridges.PhraseNotReportable), nil
+			return bridges.Say(c.Lang, bridges.PhraseNotReportable), nil
 		}
 		if err != nil {
 			return "", transient(err)
 		}
 		mid = id[:]
 	}
-	answer, err := bridges.RunReport(ctx, a.reach, sender, c.room, mid, c.cmd, c.lang)
+	answer, err := bridges.RunReport(ctx, a.reach, c.User, c.Room, mid, c.Command, c.Lang)
 	if err != nil {
-		a.log.Warn("report failed", "event_id", string(c.p.ID), "error", err)
-		return bridges.Say(c.lang, bridges.PhraseCommandFailed, c.p.ID), nil
+		a.log.Warn("report failed", "event_id", string(p.ID), "error", err)
+		return bridges.Say(c.Lang, bridges.PhraseCommandFailed, p.ID), nil
 	}
 	return answer, nil
 }

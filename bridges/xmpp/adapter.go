@@ -103,7 +103,7 @@ type Adapter struct {
 	rec          recoveries            // occupants the gateway waits for (rejoin.go)
 	// reach and commands serve commands to the gateway's address (commands.go).
 	reach    bridges.Reach
-	commands *bridges.CommandSet
+	commands *bridges.Commands
 
 	mu      sync.Mutex
 	runCtx  context.Context // ends when Stop is called
@@ -123,11 +123,12 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	cfg = cfg.withDefaults()
 	st := deps.Store
 	a := &Adapter{cfg: cfg, st: st, pub: deps.Bus, log: deps.Log(), reg: deps.Registerer, assets: deps.Assets, now: time.Now,
-		reach: deps.Reach, commands: gatewayCommands()}
+		reach: deps.Reach}
 	for _, o := range opts {
 		o(a)
 	}
 	a.log = a.log.With("adapter", "xmpp")
+	a.commands = a.gatewayCommands()
 	if a.http == nil {
 		a.http = &http.Client{Timeout: 60 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 3 || !a.isUploadHost(req.URL) {

@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,15 +17,12 @@ import (
 // mimi.amt-b.example) is a command: help, search, start, consent, reachability (bridges/reach.go).
 // The answer is a chat message from that address, in the user's language.
 
-// gatewayCommands are the commands the gateway's address understands.
-func gatewayCommands() *bridges.CommandSet {
-	s := &bridges.CommandSet{}
-	s.MustAdd(bridges.CommandSpec{Name: "help", Names: map[bridges.Language]string{bridges.German: "hilfe"}, Aliases: []string{"?"},
-		Help: bridges.PhraseHelpHelp})
-	for _, spec := range bridges.ReachCommands() {
-		s.MustAdd(spec)
-	}
-	return s
+// gatewayCommands are the commands the gateway's address understands: help and the people's
+// commands (bridges.Commands), start opening a 1:1 chat with the partner's user.
+func (a *Adapter) gatewayCommands() *bridges.Commands {
+	c := bridges.NewCommands(commandPrefix, a.reach, a.log)
+	c.RegisterReach(map[string]bridges.CommandFunc{"start": a.cmdStart})
+	return c
 }
 
 // commandPrefix may start a command to the gateway's address (it is not needed there).
@@ -38,13 +34,7 @@ func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from
 	if m.Lang != "" {
 		a.langs.Note(from.Bare().String(), m.Lang)
 	}
-	cmd, res := a.commands.Parse(body, commandPrefix, true)
-	lang := cmp.Or(cmd.Lang, a.langOf(from))
-	answer, refused := a.commands.Refusal(cmd, res, lang, truncateText(body, 32))
-	if !refused {
-		answer = a.runCommand(ctx, cmd, lang, from, at)
-	}
-	a.log.Info("command", "command", cmd.Name, "result", int(res))
+	answer, _, _ := a.commands.Answer(ctx, body, true, truncateText(body, 32), a.commandCall(from, at))
 	sum := sha256.Sum256([]byte(from.String() + "\x00" + m.ID + "\x00" + body))
 	out := &xstanza.OutMessage{From: to.Bare().String(), To: from.String(), Type: "chat", ID: "cmd-" + hex.EncodeToString(sum[:12]), Body: &answer}
 	if err := a.users.Send(ctx, out); err != nil {
@@ -52,40 +42,42 @@ func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from
 	}
 }
 
-// runCommand carries out a recognised command and returns the answer.
-func (a *Adapter) runCommand(ctx context.Context, cmd bridges.Command, lang bridges.Language, from jid.JID, at time.Time) string {
-	user, err := a.m.localUserURI(from)
+// commandCall is a command call of local user from, sent at at.
+func (a *Adapter) commandCall(from jid.JID, at time.Time) bridges.CommandCall {
+	call := bridges.CommandCall{Lang: a.langOf(from), Native: commandFrom{from, at}}
+	call.User, _ = a.m.localUserURI(from) // none: the people's commands say they failed
+	return call
+}
+
+// commandFrom is the sender of a command and when it was sent (bridges.CommandCall.Native).
+type commandFrom struct {
+	from jid.JID
+	at   time.Time
+}
+
+// cmdStart opens a 1:1 chat of the sender with the partner's user the command names.
+func (a *Adapter) cmdStart(ctx context.Context, c *bridges.CommandCall) (string, error) {
+	f := c.Native.(commandFrom)
+	if c.User == "" {
+		return bridges.Say(c.Lang, bridges.PhraseCommandFailed, "sender"), nil
+	}
+	target, answer := bridges.ResolveStart(ctx, a.reach, c.User, c.Args[0], c.Lang)
+	if answer != "" {
+		return answer, nil
+	}
+	if target.Domain() == a.cfg.Provider {
+		return bridges.Say(c.Lang, bridges.PhraseInviteLocal, bridges.Address(target)), nil
+	}
+	puppet, err := a.m.userJID(ctx, target)
 	if err != nil {
-		return bridges.Say(lang, bridges.PhraseCommandFailed, "sender")
+		return bridges.Say(c.Lang, bridges.PhraseInviteAddress, truncateText(c.Args[0], 80)), nil
 	}
-	switch cmd.Name {
-	case "help":
-		return a.commands.Help(lang, commandPrefix)
-	case "start":
-		target, answer := bridges.ResolveStart(ctx, a.reach, user, cmd.Args[0], lang)
-		if answer != "" {
-			return answer
-		}
-		if target.Domain() == a.cfg.Provider {
-			return bridges.Say(lang, bridges.PhraseInviteLocal, bridges.Address(target))
-		}
-		puppet, err := a.m.userJID(ctx, target)
-		if err != nil {
-			return bridges.Say(lang, bridges.PhraseInviteAddress, truncateText(cmd.Args[0], 80))
-		}
-		o := origin{nativeRoom: dmNativeRoom(from, puppet), sender: from.Bare(), senderURI: user}
-		if _, err := a.ensureDM(ctx, o, puppet.Bare(), target, at); err != nil {
-			a.log.Warn("could not start a 1:1 conversation", "err", err)
-			return bridges.Say(lang, bridges.PhraseCommandFailed, "start")
-		}
-		return bridges.Say(lang, bridges.PhraseStarting, puppet.Bare().String())
+	o := origin{nativeRoom: dmNativeRoom(f.from, puppet), sender: f.from.Bare(), senderURI: c.User}
+	if _, err := a.ensureDM(ctx, o, puppet.Bare(), target, f.at); err != nil {
+		a.log.Warn("could not start a 1:1 conversation", "err", err)
+		return bridges.Say(c.Lang, bridges.PhraseCommandFailed, "start"), nil
 	}
-	answer, err := bridges.RunReach(ctx, a.reach, user, cmd, lang)
-	if err != nil {
-		a.log.Warn("command failed", "command", cmd.Name, "err", err)
-		return bridges.Say(lang, bridges.PhraseCommandFailed, cmd.Name)
-	}
-	return answer
+	return bridges.Say(c.Lang, bridges.PhraseStarting, puppet.Bare().String()), nil
 }
 
 func truncateText(s string, n int) string {
@@ -157,7 +149,9 @@ func (a *Adapter) adhocCommand(from jid.JID, iqID string, c *xstanza.InCommand) 
 		cmd, res := a.commands.Parse(text, commandPrefix, true)
 		answer := bridges.Say(lang, spec.Help)
 		if res == bridges.CommandOK {
-			answer = a.runCommand(ctx, cmd, lang, from, time.Now())
+			call := a.commandCall(from, time.Now())
+			call.Command, call.Lang = cmd, lang
+			answer, _ = a.commands.Run(ctx, &call)
 		}
 		reply.Command = &xstanza.OutCommand{Node: c.Node, SessionID: c.SessionID, Status: "completed", Note: &xstanza.OutNote{Type: "info", Text: answer}}
 		if err := a.users.Send(ctx, reply); err != nil {
