@@ -220,7 +220,10 @@ func TestCommandsAnswer(t *testing.T) {
 	c := NewCommands("!mimi", nil, slog.New(slog.DiscardHandler))
 	var got *CommandCall
 	c.Register(CommandSpec{Name: "invite", Names: map[Language]string{German: "einladen"}, MinArgs: 1, MaxArgs: 1, Help: PhraseHelpInvite},
-		func(_ context.Context, call *CommandCall) (string, error) { got = call; return "invited " + call.Args[0], nil })
+		func(_ context.Context, call *CommandCall) (string, error) {
+			got = call
+			return "invited " + call.Args[0], nil
+		})
 	c.RegisterReach(nil)
 	fail := errors.New("store down")
 	c.Register(CommandSpec{Name: "flaky", Help: PhraseHelpHelp}, func(context.Context, *CommandCall) (string, error) { return "", fail })

@@ -39,6 +39,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -173,7 +174,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 	if a.db, err = dbutil.NewWithDB(a.st.DB(), dialect); err != nil {
 		return fmt.Errorf("matrix: wrap store for mautrix: %w", err)
 	}
-	zl := zerologFor(a.log)
+	zl := mxlog.Zerolog(a.log)
 	a.db.Log = dbutil.ZeroLogger(zl.With().Str("db_section", "mautrix").Logger())
 	a.stateStore = sqlstatestore.NewSQLStateStore(a.db, dbutil.ZeroLogger(zl.With().Str("db_section", "matrix_state").Logger()), false)
 	if err := a.stateStore.Upgrade(ctx); err != nil {

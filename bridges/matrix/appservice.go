@@ -17,6 +17,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/asapi"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
 )
 
 // startAppservice loads the registration, sets up the bot's E2EE device and starts the transaction
@@ -39,7 +40,7 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("matrix: appservice: %w", err)
 	}
-	as.Log = zerologFor(a.log)
+	as.Log = mxlog.Zerolog(a.log)
 	// No blind retries inside a request (mautrix's default for appservices: 4, after 4 s
 	// doubling): a homeserver that does not answer is waited for by bridges.Run
 	// (ServerWaiter), so delivery resumes within moments of its return, and other failures go
@@ -57,7 +58,7 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("matrix: bot client: %w", err)
 	}
-	cli.Log = zerologFor(a.log)
+	cli.Log = mxlog.Zerolog(a.log)
 	cli.StateStore = a.stateStore
 	a.syncStore = e2ee.NewSyncStore(a.st.KV(scopeKV), bot.UserID)
 	cli.Store = a.syncStore

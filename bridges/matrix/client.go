@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
 )
 
 // startClient logs the functional account in with its own E2EE device, labels it as a bot and
@@ -22,7 +23,7 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("matrix: client: %w", err)
 	}
-	cli.Log = zerologFor(a.log)
+	cli.Log = mxlog.Zerolog(a.log)
 	cli.StateStore = a.stateStore
 	a.syncStore = e2ee.NewSyncStore(a.st.KV(scopeKV), cc.UserID)
 	cli.Store = a.syncStore

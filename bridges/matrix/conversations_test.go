@@ -424,7 +424,7 @@ func TestUnreadableNotice(t *testing.T) {
 	}
 	e.adapter.parking.Kick()
 	waitFor(t, 30*time.Second, "another retry", func() bool {
-		return testutil.ToFloat64(e.adapter.metrics.decryptErrors.WithLabelValues("no_session")) >= 1
+		return testutil.ToFloat64(e.adapter.metrics.DecryptErrors.WithLabelValues("no_session")) >= 1
 	})
 	if got := testutil.ToFloat64(e.adapter.metrics.inbound.WithLabelValues("unreadable_notice")); got != 1 {
 		t.Errorf("%v unreadable notices, want 1", got)
@@ -432,7 +432,7 @@ func TestUnreadableNotice(t *testing.T) {
 	// The key is asked for again while the event waits (a request may be lost).
 	waitFor(t, 30*time.Second, "a repeated key request", func() bool {
 		e.adapter.parking.Kick()
-		return testutil.ToFloat64(e.adapter.metrics.keyRequests) >= 2
+		return testutil.ToFloat64(e.adapter.metrics.KeyRequests) >= 2
 	})
 }
 
@@ -470,13 +470,13 @@ func TestHomeserverRestartRenewsRoomKeys(t *testing.T) {
 	var before id.SessionID
 	var rotations float64
 	for n := 1; before == ""; n++ {
-		rotations = testutil.ToFloat64(e.adapter.metrics.rotations)
+		rotations = testutil.ToFloat64(e.adapter.metrics.Rotations)
 		say(n, fmt.Sprintf("vor dem Neustart %d", n))
 		s, err := e.adapter.crypto.Machine().CryptoStore.GetOutboundGroupSession(ctx, room)
 		switch {
 		case err != nil:
 			t.Fatal(err)
-		case s != nil && testutil.ToFloat64(e.adapter.metrics.rotations) == rotations:
+		case s != nil && testutil.ToFloat64(e.adapter.metrics.Rotations) == rotations:
 			before = s.ID()
 		case n == 3:
 			t.Fatalf("the gateway renewed its session during each of %d messages before the restart", n)
@@ -484,7 +484,7 @@ func TestHomeserverRestartRenewsRoomKeys(t *testing.T) {
 	}
 	e.hs.Restart(t)
 	waitFor(t, 60*time.Second, "the gateway to notice the homeserver is back", func() bool {
-		return testutil.ToFloat64(e.adapter.metrics.rotations) > rotations
+		return testutil.ToFloat64(e.adapter.metrics.Rotations) > rotations
 	})
 	say(10, "nach dem Neustart")
 	if after := session(); after == before {

@@ -114,7 +114,7 @@ func TestAppserviceCrashBeforeAck(t *testing.T) {
 		if err := e.st.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM matrix_pending WHERE event_id = '$nokey'`).Scan(&parked); err != nil || parked != 0 {
 			t.Errorf("parked rows = %d (%v), want 0: a corrupt event never decrypts", parked, err)
 		}
-		if n := testutil.ToFloat64(e.adapter.metrics.decryptErrors.WithLabelValues("other")); n != 1 {
+		if n := testutil.ToFloat64(e.adapter.metrics.DecryptErrors.WithLabelValues("other")); n != 1 {
 			t.Errorf("decryption failures counted = %v, want 1", n)
 		}
 		// A well-formed Megolm event whose session the gateway never received waits decrypt_wait,
@@ -136,7 +136,7 @@ func TestAppserviceCrashBeforeAck(t *testing.T) {
 		if err := e.st.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM matrix_pending WHERE event_id = '$latekey'`).Scan(&parked); err != nil || parked != 1 {
 			t.Errorf("parked rows = %d (%v), want 1", parked, err)
 		}
-		if n := testutil.ToFloat64(e.adapter.metrics.decryptErrors.WithLabelValues("no_session")); n != 1 {
+		if n := testutil.ToFloat64(e.adapter.metrics.DecryptErrors.WithLabelValues("no_session")); n != 1 {
 			t.Errorf("missing-key failures counted = %v, want 1", n)
 		}
 		// Transport-level errors: bad token, not JSON, too many bytes.

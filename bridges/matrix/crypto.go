@@ -33,8 +33,7 @@ func (a *Adapter) setupCrypto(ctx context.Context, cli *mautrix.Client, login *m
 			defer a.ingestMu.Unlock()
 			return a.ingestDecrypted(ctx, outer, dec)
 		},
-		Unreadable:    a.noticeUnreadable,
-		DecryptErrors: a.metrics.decryptErrors, KeyRequests: a.metrics.keyRequests, Rotations: a.metrics.rotations, Pending: a.metrics.pending})
+		Unreadable: a.noticeUnreadable, Metrics: a.metrics.Metrics})
 	a.log.Info("end-to-end encryption ready", "user_id", string(cli.UserID), "device_id", string(cli.DeviceID))
 	return nil
 }
@@ -55,11 +54,11 @@ func (a *Adapter) encryptFor(ctx context.Context, room id.RoomID, t mevent.Type,
 	}
 	out, err := a.crypto.Encrypt(ctx, room, t, c)
 	if err != nil {
-		a.metrics.keyShare.WithLabelValues("error").Inc()
+		a.metrics.KeyShare.WithLabelValues("error").Inc()
 		a.log.Error("encrypting outgoing event failed (key sharing)", "room_id", string(room), "type", t.Type, "error", err)
 		return t, nil, fmt.Errorf("matrix: encrypt for %s: %w", room, err)
 	}
-	a.metrics.keyShare.WithLabelValues("ok").Inc()
+	a.metrics.KeyShare.WithLabelValues("ok").Inc()
 	return mevent.EventEncrypted, out, nil
 }
 
@@ -69,7 +68,7 @@ func (a *Adapter) encryptFor(ctx context.Context, room id.RoomID, t mevent.Type,
 // Callers hold ingestMu.
 func (a *Adapter) decryptParsed(ctx context.Context, evt *mevent.Event) (*Parsed, error) {
 	if a.parking == nil {
-		a.metrics.decryptErrors.WithLabelValues("other").Inc()
+		a.metrics.DecryptErrors.WithLabelValues("other").Inc()
 		a.log.Warn("cannot decrypt event, skipped: encryption is not set up", "room_id", string(evt.RoomID), "event_id", string(evt.ID))
 		return nil, a.markDone(ctx, string(evt.ID))
 	}

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
 	mevent "maunium.net/go/mautrix/event"
@@ -61,12 +60,8 @@ type ParkingConfig struct {
 	Relay func(ctx context.Context, outer, dec *mevent.Event) error
 	// Unreadable tells the sender of evt that the gateway cannot read it; nil means told.
 	Unreadable func(ctx context.Context, evt *mevent.Event) error
-	// DecryptErrors (by reason: no_session, other), KeyRequests, Rotations and Pending are the
-	// adapter's metrics of this; nil ones count nothing.
-	DecryptErrors *prometheus.CounterVec
-	KeyRequests   prometheus.Counter
-	Rotations     prometheus.Counter
-	Pending       prometheus.Gauge
+	// Metrics count what the parking does (default: unregistered ones).
+	Metrics *Metrics
 }
 
 // Parking decrypts incoming events with a Device and keeps those whose keys are missing until
@@ -87,6 +82,9 @@ type Parking struct {
 
 // NewParking returns the parking of dev's events; a new room key retries the parked events.
 func NewParking(dev *Device, cfg ParkingConfig) *Parking {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	p := &Parking{cfg: cfg, dev: dev, missingSessions: map[id.SessionID]time.Time{},
 		keyRequested: map[id.SessionID]time.Time{}, unreadableNoticed: map[id.EventID]bool{}, kick: make(chan struct{}, 1)}
 	dev.Machine().SessionReceived = func(context.Context, id.RoomID, id.SessionID, uint32) { p.Kick() }
@@ -134,9 +132,7 @@ func (p *Parking) Park(ctx context.Context, evt *mevent.Event, cause error) erro
 	if errors.Is(cause, crypto.ErrNoSessionFound) {
 		reason = "no_session"
 	}
-	if p.cfg.DecryptErrors != nil {
-		p.cfg.DecryptErrors.WithLabelValues(reason).Inc()
-	}
+	p.cfg.Metrics.DecryptErrors.WithLabelValues(reason).Inc()
 	c := evt.Content.AsEncrypted()
 	if reason != "no_session" {
 		p.cfg.Log.Warn("cannot decrypt event, skipped", "room_id", string(evt.RoomID), "event_id", string(evt.ID),
@@ -232,9 +228,7 @@ func (p *Parking) requestKey(ctx context.Context, evt *mevent.Event) {
 	if !due {
 		return
 	}
-	if p.cfg.KeyRequests != nil {
-		p.cfg.KeyRequests.Inc()
-	}
+	p.cfg.Metrics.KeyRequests.Inc()
 	go p.dev.RequestSession(context.WithoutCancel(ctx), evt.RoomID, c.SenderKey, c.SessionID, evt.Sender, c.DeviceID)
 }
 
@@ -257,15 +251,13 @@ func (p *Parking) Renew(ctx context.Context, rooms []id.RoomID) {
 			p.cfg.Log.Warn("could not renew a room key", "room_id", string(r), "error", err)
 		}
 	}
-	if p.cfg.Rotations != nil {
-		p.cfg.Rotations.Inc()
-	}
+	p.cfg.Metrics.Rotations.Inc()
 }
 
 func (p *Parking) updateGauge(ctx context.Context) {
 	var n int64
-	if err := p.cfg.Store.QueryRowContext(ctx, `SELECT COUNT(*) FROM matrix_pending`).Scan(&n); err == nil && p.cfg.Pending != nil {
-		p.cfg.Pending.Set(float64(n))
+	if err := p.cfg.Store.QueryRowContext(ctx, `SELECT COUNT(*) FROM matrix_pending`).Scan(&n); err == nil {
+		p.cfg.Metrics.Pending.Set(float64(n))
 	}
 }
 

@@ -1,4 +1,6 @@
-package matrix
+// Package mxlog forwards what mautrix logs (with zerolog) to the gateway's log/slog logger:
+// mautrix's errors and warnings at their level, everything else at debug, never a token.
+package mxlog
 
 import (
 	"context"
@@ -8,9 +10,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// zerologFor returns a zerolog logger (what mautrix logs with) that forwards to log: mautrix's
+// Zerolog returns a zerolog logger (what mautrix logs with) that forwards to log: mautrix's
 // errors and warnings at their level, everything else at debug.
-func zerologFor(log *slog.Logger) zerolog.Logger {
+func Zerolog(log *slog.Logger) zerolog.Logger {
 	return zerolog.New(slogWriter{log}).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 }
 
