@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -34,40 +35,19 @@ func EraseUser(ctx context.Context, st *store.Store, u event.UserURI, jid string
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	var total int64
-	del := func(table string, key []string, where string, args ...any) error {
-		n, err := st.DeleteWhere(ctx, table, key, where, args...)
-		total += n
-		if err != nil {
-			return fmt.Errorf("xmpp: erase: %w", err)
-		}
-		return nil
-	}
+	e := bridges.NewErasure(st, "xmpp: erase")
 	for _, rn := range nicks {
-		if err := del("xmpp_history", []string{"seq"}, `room_uri = ? AND nick = ?`, rn.room, rn.nick); err != nil {
-			return total, err
-		}
+		e.Delete(ctx, "xmpp_history", []string{"seq"}, `room_uri = ? AND nick = ?`, rn.room, rn.nick)
 	}
-	for _, d := range []struct {
-		table string
-		key   []string
-		where string
-		arg   string
-	}{
-		{"xmpp_members", []string{"room_uri", "user_uri"}, `user_uri = ?`, string(u)},
-		{"xmpp_roles", []string{"room_uri", "user_uri"}, `user_uri = ?`, string(u)},
-		{"xmpp_occupants", []string{"room_uri", "full_jid"}, `bare_jid = ?`, jid},
-		{"xmpp_dms", []string{"local_jid", "peer_uri"}, `local_jid = ?`, jid},
-		{"xmpp_dms", []string{"local_jid", "peer_uri"}, `peer_uri = ?`, string(u)},
-		{"xmpp_dm_rooms", []string{"room_uri"}, `local_jid = ?`, jid},
-		{"xmpp_dm_rooms", []string{"room_uri"}, `peer_uri = ?`, string(u)},
-		{"xmpp_opaque", []string{"local"}, `uri = ?`, string(u)},
-	} {
-		if err := del(d.table, d.key, d.where, d.arg); err != nil {
-			return total, err
-		}
-	}
-	return total, nil
+	e.Delete(ctx, "xmpp_members", []string{"room_uri", "user_uri"}, `user_uri = ?`, string(u))
+	e.Delete(ctx, "xmpp_roles", []string{"room_uri", "user_uri"}, `user_uri = ?`, string(u))
+	e.Delete(ctx, "xmpp_occupants", []string{"room_uri", "full_jid"}, `bare_jid = ?`, jid)
+	e.Delete(ctx, "xmpp_dms", []string{"local_jid", "peer_uri"}, `local_jid = ?`, jid)
+	e.Delete(ctx, "xmpp_dms", []string{"local_jid", "peer_uri"}, `peer_uri = ?`, string(u))
+	e.Delete(ctx, "xmpp_dm_rooms", []string{"room_uri"}, `local_jid = ?`, jid)
+	e.Delete(ctx, "xmpp_dm_rooms", []string{"room_uri"}, `peer_uri = ?`, string(u))
+	e.Delete(ctx, "xmpp_opaque", []string{"local"}, `uri = ?`, string(u))
+	return e.Result()
 }
 
 // HistoryEntry is one stored room history entry of a user.
