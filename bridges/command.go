@@ -339,12 +339,10 @@ func (c *Commands) runReach(ctx context.Context, call *CommandCall) (string, err
 // Answer reads text as a command (CommandSet.Parse with the prefix; bare as there) and returns
 // the answer: the refusal of an unknown command or of wrong arguments (naming wrote when the
 // message names no command), or what the command's handler answers, in the command's language,
-// else call.Lang. res is NotCommand for an ordinary message, which has no answer.
+// else call.Lang. res is NotCommand for an ordinary message: an adapter relays it, or, when it
+// was sent to the gateway's own address, sends the answer, which says that it is no command.
 func (c *Commands) Answer(ctx context.Context, text string, bare bool, wrote string, call CommandCall) (answer string, res CommandResult, err error) {
 	cmd, res := c.Parse(text, c.prefix, bare)
-	if res == NotCommand {
-		return "", res, nil
-	}
 	call.Command = cmd
 	if call.Ref == "" {
 		call.Ref = cmd.Name
@@ -352,7 +350,9 @@ func (c *Commands) Answer(ctx context.Context, text string, bare bool, wrote str
 	if cmd.Lang != "" {
 		call.Lang = cmd.Lang
 	}
-	c.log.Info("command", "command", cmd.Name, "result", int(res), "ref", call.Ref)
+	if res != NotCommand {
+		c.log.Info("command", "command", cmd.Name, "result", int(res), "ref", call.Ref)
+	}
 	if answer, refused := c.Refusal(cmd, res, call.Lang, wrote); refused {
 		return answer, res, nil
 	}

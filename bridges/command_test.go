@@ -235,7 +235,7 @@ func TestCommandsAnswer(t *testing.T) {
 		answer     string // a prefix of the answer
 		err        error
 	}{
-		{"ordinary message", "good morning", false, NotCommand, "", nil},
+		{"ordinary message", "good morning", false, NotCommand, Say(German, PhraseUnknownCommand, "good…", "hilfe"), nil},
 		{"help", "!mimi", false, CommandOK, Say(German, PhraseHelpIntro, "!mimi"), nil},
 		{"handler in the name's language", "einladen bob@amt-b.example", true, CommandOK, "invited bob@amt-b.example", nil},
 		{"unknown", "!mimi frobnicate", false, CommandUnknown, Say(German, PhraseUnknownCommand, "frobnicate", "hilfe"), nil},
@@ -245,7 +245,7 @@ func TestCommandsAnswer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got = nil
-			answer, res, err := c.Answer(t.Context(), tc.text, tc.bare, "", CommandCall{Lang: German, User: user, Ref: "$ev"})
+			answer, res, err := c.Answer(t.Context(), tc.text, tc.bare, "good…", CommandCall{Lang: German, User: user, Ref: "$ev"})
 			if res != tc.res || !errors.Is(err, tc.err) || !strings.HasPrefix(answer, tc.answer) || (tc.res == CommandOK && tc.err == nil && answer == "") {
 				t.Fatalf("Answer(%q) = %q, %v, %v; want %q…, %v, %v", tc.text, answer, res, err, tc.answer, tc.res, tc.err)
 			}
