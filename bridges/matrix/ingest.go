@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxmedia"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -290,25 +290,12 @@ func (a *Adapter) mediaPart(ctx context.Context, p *Parsed) (*content.NestedPart
 		return nil, fmt.Errorf("%w: media without an asset store", ErrIgnored)
 	}
 	m := p.Media
-	if m.Size > int64(a.cfg.MaxMediaSize) {
-		return nil, fmt.Errorf("%w: file of %d bytes exceeds %d", ErrMalformed, m.Size, a.cfg.MaxMediaSize)
+	data, err := mxmedia.Download(ctx, a.client, m, int64(a.cfg.MaxMediaSize))
+	if errors.Is(err, mxmedia.ErrUnusable) {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	resp, err := a.client.Download(ctx, m.URL)
 	if err != nil {
-		return nil, transient(fmt.Errorf("matrix: download %s: %w", m.URL, err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(a.cfg.MaxMediaSize)+1))
-	if err != nil {
-		return nil, transient(fmt.Errorf("matrix: download %s: %w", m.URL, err))
-	}
-	if int64(len(data)) > int64(a.cfg.MaxMediaSize) {
-		return nil, fmt.Errorf("%w: file exceeds %d bytes", ErrMalformed, a.cfg.MaxMediaSize)
-	}
-	if m.File != nil {
-		if err := m.File.DecryptInPlace(data); err != nil {
-			return nil, fmt.Errorf("%w: decrypt attachment: %v", ErrMalformed, err)
-		}
+		return nil, transient(err)
 	}
 	ct := m.MimeType
 	if ct == "" {

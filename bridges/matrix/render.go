@@ -8,13 +8,13 @@ import (
 	"unicode/utf8"
 
 	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/crypto/attachment"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxmedia"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
@@ -580,38 +580,6 @@ func (a *Adapter) attachMedia(ctx context.Context, o *outbound, c *mevent.Messag
 	if err != nil {
 		return fmt.Errorf("matrix: %w", err)
 	}
-	var ct string
-	c.MsgType, ct = mxcontent.MediaType(x.ContentType)
-	name := x.Filename
-	if name == "" {
-		name = "attachment"
-	}
-	caption := c.Body
-	c.Info = &mevent.FileInfo{MimeType: ct, Size: len(data)}
 	enc, _ := a.stateStore.IsEncrypted(ctx, o.room)
-	upload := data
-	var file *attachment.EncryptedFile
-	if enc {
-		file = attachment.NewEncryptedFile()
-		upload = append([]byte(nil), data...)
-		file.EncryptInPlace(upload)
-	}
-	up := "application/octet-stream"
-	if !enc {
-		up = ct
-	}
-	resp, err := o.cli.UploadBytes(ctx, upload, up)
-	if err != nil {
-		return fmt.Errorf("matrix: upload attachment: %w", err)
-	}
-	if enc {
-		c.File = &mevent.EncryptedFileInfo{EncryptedFile: *file, URL: resp.ContentURI.CUString()}
-	} else {
-		c.URL = resp.ContentURI.CUString()
-	}
-	c.FileName = name
-	if caption == "" {
-		c.Body, c.Format, c.FormattedBody = name, "", ""
-	}
-	return nil
+	return mxmedia.Upload(ctx, o.cli, c, data, x.Filename, x.ContentType, enc)
 }

@@ -1,8 +1,7 @@
 // Package mxcontent maps message content between MIMI (core/content) and Matrix
 // (m.room.message), both ways and without I/O: text, HTML and GFM-MIMI markdown, emotes, reply
-// fallbacks, plain links, mentions (through a function that maps users), the attribution of a
-// relayed message to its MIMI sender, and the message type of an attachment. Fetching, uploading
-// and storing attachments is the adapter's (bridges/matrix).
+// fallbacks, plain links, mentions (through a function that maps users), and the attribution of
+// a relayed message to its MIMI sender. Attachments move through bridges/matrix/mxmedia.
 package mxcontent
 
 import (
@@ -126,22 +125,6 @@ func AddNote(c *mevent.MessageEventContent, note string) {
 	if c.FormattedBody != "" {
 		c.FormattedBody += "<br>" + html.EscapeString(note)
 	}
-}
-
-// MediaType is the message type of an attachment of MIME type ct (parameters dropped: bare).
-func MediaType(ct string) (t mevent.MessageType, bare string) {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	switch {
-	case strings.HasPrefix(ct, "image/"):
-		return mevent.MsgImage, ct
-	case strings.HasPrefix(ct, "video/"):
-		return mevent.MsgVideo, ct
-	case strings.HasPrefix(ct, "audio/"):
-		return mevent.MsgAudio, ct
-	}
-	return mevent.MsgFile, ct
 }
 
 // Attribute labels a relayed message with its MIMI sender's per-message profile p (MSC4144),
