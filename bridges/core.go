@@ -271,7 +271,8 @@ func (c *Core) native(ctx context.Context, room event.RoomURI, id *content.Messa
 
 // Outgoing is a native event on its way to MIMI (Core.Envelope, Core.Publish).
 type Outgoing struct {
-	// ID is the envelope ID, derived from the native event (event.NewEventID).
+	// ID is the envelope ID, derived from the native event (event.NewEventID); when empty, from
+	// Origin's room and event.
 	ID event.EventID
 	// Kind, Room, Sender and Timestamp go into the envelope.
 	Kind      event.Kind
@@ -282,13 +283,19 @@ type Outgoing struct {
 	Origin event.Origin
 	// Msg is the content of kinds with content; the core encodes it.
 	Msg *content.Message
+	// Membership is the change of a KindMembership envelope.
+	Membership *event.Membership
 }
 
 // Envelope encodes out's content and returns its validated envelope. An error means out cannot
 // be published at all (it wraps event.ErrInvalid or the content encoder's error).
 func (c *Core) Envelope(out Outgoing) (*event.Envelope, error) {
-	env := &event.Envelope{ID: out.ID, Kind: out.Kind, Room: out.Room, Sender: out.Sender, Timestamp: out.Timestamp, Origin: out.Origin}
+	env := &event.Envelope{ID: out.ID, Kind: out.Kind, Room: out.Room, Sender: out.Sender, Timestamp: out.Timestamp, Origin: out.Origin,
+		Membership: out.Membership}
 	env.Origin.Network = c.cfg.Network
+	if env.ID == "" {
+		env.ID = event.NewEventID(c.cfg.Network, out.Origin.Room, out.Origin.Event)
+	}
 	if out.Msg != nil {
 		data, mid, err := out.Msg.EncodeWithID(c.cfg.IDVersion)
 		if err != nil {

@@ -143,13 +143,10 @@ func (a *Adapter) cmdInvite(ctx context.Context, c *bridges.CommandCall) (string
 		a.log.Warn("command from a sender without a MIMI address", "event_id", string(p.ID))
 		return bridges.Say(c.Lang, bridges.PhraseCommandFailed, p.ID), nil
 	}
-	env := &event.Envelope{
-		ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID)),
-		Kind: event.KindMembership, Room: c.Room, Sender: sender, Timestamp: p.Timestamp,
-		Membership: &event.Membership{Action: event.MembershipInvite, Target: target, Direct: a.startsDirect(ctx, p)},
-		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
-	}
-	if err := env.Validate(); err != nil {
+	m := &event.Membership{Action: event.MembershipInvite, Target: target, Direct: a.startsDirect(ctx, p)}
+	env, err := a.core.Envelope(bridges.Outgoing{Kind: event.KindMembership, Room: c.Room, Sender: sender, Timestamp: p.Timestamp,
+		Membership: m, Origin: originOf(p)})
+	if err != nil {
 		return bridges.Say(c.Lang, bridges.PhraseInviteAddress, truncate(arg, 80)), nil
 	}
 	if err := a.pub.PublishOut(ctx, env); err != nil {

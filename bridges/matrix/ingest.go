@@ -256,7 +256,7 @@ func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed)
 		return nil, fmt.Errorf("%w: kind %s", ErrIgnored, p.Kind)
 	}
 	env, err := a.core.Envelope(bridges.Outgoing{ID: envID, Kind: kind, Room: room, Sender: sender, Timestamp: p.Timestamp, Msg: msg,
-		Origin: event.Origin{Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)}})
+		Origin: originOf(p)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}

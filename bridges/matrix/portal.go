@@ -11,6 +11,7 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -60,6 +61,11 @@ func (a *Adapter) userURI(u id.UserID) (event.UserURI, error) {
 		return uri, nil
 	}
 	return UserURIOf(u)
+}
+
+// originOf is the origin of the envelopes of Matrix event p.
+func originOf(p *Parsed) event.Origin {
+	return event.Origin{Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)}
 }
 
 // ingestMember handles m.room.member: invites of a ghost (appservice) or of the functional account
@@ -168,15 +174,12 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 	if len(reason) > 1024 {
 		reason = reason[:1024]
 	}
-	env := &event.Envelope{
-		ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(p.ID)),
-		Kind: event.KindMembership, Room: room, Sender: sender, Timestamp: p.Timestamp,
-		Membership: &event.Membership{Action: action, Target: target, Reason: reason},
-		Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
-	}
-	// An invite into a direct chat (is_direct) starts a 1:1: the provider marks the MIMI room so.
-	env.Membership.Direct = action == event.MembershipInvite && p.Event.Content.AsMember().IsDirect
-	if err := env.Validate(); err != nil {
+	m := &event.Membership{Action: action, Target: target, Reason: reason,
+		// An invite into a direct chat (is_direct) starts a 1:1: the provider marks the MIMI room so.
+		Direct: action == event.MembershipInvite && p.Event.Content.AsMember().IsDirect}
+	env, err := a.core.Envelope(bridges.Outgoing{Kind: event.KindMembership, Room: room, Sender: sender, Timestamp: p.Timestamp,
+		Membership: m, Origin: originOf(p)})
+	if err != nil {
 		a.skip(ctx, p.Event, fmt.Errorf("%w: %w", ErrMalformed, err))
 		return a.markDone(ctx, string(p.ID))
 	}
@@ -207,11 +210,12 @@ func (a *Adapter) publishMembers(ctx context.Context, room event.RoomURI, p *Par
 		if err != nil || a.isOwn(u) || uri == inviter || !a.isLocal(uri) {
 			continue
 		}
-		env := &event.Envelope{
-			ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID("member "+string(u)+" "+string(p.ID))),
-			Kind: event.KindMembership, Room: room, Sender: uri, Timestamp: p.Timestamp,
-			Membership: &event.Membership{Action: event.MembershipJoin, Target: uri},
-			Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Sender: event.NativeUserID(u)},
+		env, err := a.core.Envelope(bridges.Outgoing{Kind: event.KindMembership, Room: room, Sender: uri, Timestamp: p.Timestamp,
+			ID:         event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID("member "+string(u)+" "+string(p.ID))),
+			Membership: &event.Membership{Action: event.MembershipJoin, Target: uri}, Origin: event.Origin{Room: event.NativeRoomID(p.Room), Sender: event.NativeUserID(u)}})
+		if err != nil {
+			a.log.Debug("join of a member not relayed", "room_id", string(p.Room), "user", string(u), "error", err)
+			continue
 		}
 		if err := a.pub.PublishOut(ctx, env); err != nil {
 			return transient(fmt.Errorf("matrix: publish the join of %s: %w", u, err))

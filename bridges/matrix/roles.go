@@ -104,13 +104,10 @@ func (a *Adapter) ingestPowerLevels(ctx context.Context, p *Parsed) error {
 			a.log.Debug("power level of a user without a MIMI identity skipped", "room_id", string(p.Room), "user", string(c.User))
 			continue
 		}
-		env := &event.Envelope{
-			ID:   event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(string(p.ID)+"|"+string(c.User))),
-			Kind: event.KindMembership, Room: r, Sender: sender, Timestamp: p.Timestamp,
-			Membership: &event.Membership{Action: event.MembershipRole, Target: target, Role: c.Role},
-			Origin:     event.Origin{Network: event.NetworkMatrix, Room: event.NativeRoomID(p.Room), Event: event.NativeEventID(p.ID), Sender: event.NativeUserID(p.Sender)},
-		}
-		if err := env.Validate(); err != nil {
+		env, err := a.core.Envelope(bridges.Outgoing{Kind: event.KindMembership, Room: r, Sender: sender, Timestamp: p.Timestamp,
+			ID:         event.NewEventID(event.NetworkMatrix, event.NativeRoomID(p.Room), event.NativeEventID(string(p.ID)+"|"+string(c.User))),
+			Membership: &event.Membership{Action: event.MembershipRole, Target: target, Role: c.Role}, Origin: originOf(p)})
+		if err != nil {
 			a.log.Debug("role change not relayed", "room_id", string(p.Room), "user", string(c.User), "error", err)
 			continue
 		}
