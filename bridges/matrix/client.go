@@ -2,7 +2,6 @@ package matrix
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/timperm"
 )
 
 // startClient logs the functional account in with its own E2EE device, labels it as a bot and
@@ -89,24 +89,14 @@ func (a *Adapter) parseError(evt *mevent.Event, err error) bool {
 	return false
 }
 
-// permissionConfig is the TI-Messenger invite permission account data
-// (de.gematik.tim.account.permissionconfig.pro.v1, A_26389; the Basis variant has the same shape).
-type permissionConfig struct {
-	DefaultSetting   string                     `json:"defaultSetting"`
-	ServerExceptions map[string]json.RawMessage `json:"serverExceptions"`
-	UserExceptions   map[string]json.RawMessage `json:"userExceptions"`
-	GroupExceptions  []json.RawMessage          `json:"groupExceptions"`
-}
-
-// inviteAllowed applies the functional account's invite permissions to an inviter: the default
-// ("allow all" or "block all") is inverted for listed users and servers. Without account data the
-// TI-M default (allow all) applies. Group exceptions (isInsuredPerson) need a VZD-FHIR lookup that
-// the gateway does not do; they are logged.
+// inviteAllowed applies the functional account's invite permissions (timperm) to an inviter.
+// Without account data the TI-M default (allow all) applies. Group exceptions (isInsuredPerson)
+// need a VZD-FHIR lookup that the gateway does not do; they are logged.
 func (a *Adapter) inviteAllowed(ctx context.Context, inviter id.UserID) (bool, string, error) {
 	if !*a.cfg.Client.PermissionCheck {
 		return true, "permission check disabled", nil
 	}
-	var pc permissionConfig
+	var pc timperm.Config
 	found := false
 	for _, t := range []string{permissionConfigType, permissionConfigBasic} {
 		err := a.client.GetAccountData(ctx, t, &pc)
@@ -123,23 +113,9 @@ func (a *Adapter) inviteAllowed(ctx context.Context, inviter id.UserID) (bool, s
 	if !found {
 		return true, "no permission config (default allow all)", nil
 	}
-	_, server, _ := inviter.Parse()
-	_, userListed := pc.UserExceptions[string(inviter)]
-	_, serverListed := pc.ServerExceptions[server]
-	exception := userListed || serverListed
 	if len(pc.GroupExceptions) > 0 {
 		a.log.Info("invite permissions contain group exceptions, which need a directory lookup and are not applied")
 	}
-	switch pc.DefaultSetting {
-	case "block all":
-		if exception {
-			return true, "listed exception to block all", nil
-		}
-		return false, "block all", nil
-	default:
-		if exception {
-			return false, "listed exception to allow all", nil
-		}
-		return true, "allow all", nil
-	}
+	allowed, why := pc.Allows(inviter)
+	return allowed, why, nil
 }
