@@ -1,6 +1,7 @@
 package bridges
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -267,6 +268,18 @@ func (c *Core) native(ctx context.Context, room event.RoomURI, id *content.Messa
 		return nil, fmt.Errorf("bridges: look up message %x: %w", id[:], err)
 	}
 	return &m, nil
+}
+
+// Builder returns a content builder for the envelope id: its salt is Salt(id), so that a native
+// event bridged again gets byte-identical content; sender and room go into the extensions, and
+// at, unless zero, is the sender timestamp.
+func (c *Core) Builder(id event.EventID, sender event.UserURI, room event.RoomURI, at time.Time) *content.Builder {
+	salt := c.Salt(id)
+	b := &content.Builder{SenderURI: string(sender), RoomURI: string(room), Rand: bytes.NewReader(salt[:])}
+	if !at.IsZero() {
+		b.Now = func() time.Time { return at }
+	}
+	return b
 }
 
 // Outgoing is a native event on its way to MIMI (Core.Envelope, Core.Publish).

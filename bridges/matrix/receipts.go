@@ -120,17 +120,12 @@ func (a *Adapter) publishStatus(ctx context.Context, room event.RoomURI, mxRoom 
 		return nil // only this homeserver's users are MIMI users of this gateway
 	}
 	envID := event.NewEventID(event.NetworkMatrix, event.NativeRoomID(mxRoom), native)
-	rep, err := content.StatusReport{{MessageID: mid, Status: status}}.Encode()
+	msg, err := a.core.Builder(envID, sender, room, time.Time{}).Status(content.StatusReport{{MessageID: mid, Status: status}})
 	if err != nil {
-		return fmt.Errorf("matrix: encode status report: %w", err)
+		return fmt.Errorf("matrix: status report: %w", err)
 	}
 	if ts.IsZero() {
 		ts = time.Now()
-	}
-	msg := &content.Message{Salt: a.core.Salt(envID), Body: content.NestedPart{Disposition: content.DispUnspecified,
-		Body: content.SinglePart{ContentType: content.StatusMediaType, Content: rep}}}
-	if err := errors.Join(msg.Extensions.SetSenderURI(string(sender)), msg.Extensions.SetRoomURI(string(room))); err != nil {
-		return nil
 	}
 	env, err := a.core.Envelope(bridges.Outgoing{ID: envID, Kind: event.KindReceipt, Room: room, Sender: sender, Msg: msg,
 		Timestamp: ts.UTC(), Origin: event.Origin{Room: event.NativeRoomID(mxRoom), Event: native, Sender: event.NativeUserID(user)}})

@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -67,9 +66,7 @@ func (a *Adapter) occupantID(r event.RoomURI, u event.UserURI) string {
 
 // builder builds the content of event ev with the salt the core derives for it (bridges.Core.Salt).
 func (a *Adapter) builder(o origin, ev event.EventID, ts time.Time) *content.Builder {
-	salt := a.core.Salt(ev)
-	return &content.Builder{SenderURI: string(o.senderURI), RoomURI: string(o.room),
-		Rand: bytes.NewReader(salt[:]), Now: func() time.Time { return ts }}
+	return a.core.Builder(ev, o.senderURI, o.room, ts)
 }
 
 // externalID is content extension 4 for a native stanza ID: the ID and, as scope, the sender's
