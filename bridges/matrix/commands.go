@@ -208,10 +208,6 @@ func (a *Adapter) cmdStart(ctx context.Context, c *bridges.CommandCall) (string,
 	req := &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{p.Sender},
 		Name: displayNameOf(target)}
 	encrypted := a.crypto != nil
-	if encrypted {
-		req.InitialState = []*mevent.Event{{Type: mevent.StateEncryption, Content: mevent.Content{
-			Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}}
-	}
 	// The room is created once per command event: a retry finds it.
 	key := "start " + string(p.ID)
 	var mx id.RoomID
@@ -221,7 +217,7 @@ func (a *Adapter) cmdStart(ctx context.Context, c *bridges.CommandCall) (string,
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", transient(err)
 	} else {
-		resp, err := a.createOwnRoom(ctx, req)
+		resp, err := a.createOwnRoom(ctx, req, encrypted)
 		if err != nil {
 			return "", transient(fmt.Errorf("matrix: create a room for start: %w", err))
 		}

@@ -100,11 +100,7 @@ func (a *Adapter) mgmtRoomFor(ctx context.Context, u id.UserID) (id.RoomID, erro
 		return "", err
 	}
 	req := &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{u}, Name: "MIMI"}
-	if a.crypto != nil {
-		req.InitialState = []*mevent.Event{{Type: mevent.StateEncryption, Content: mevent.Content{
-			Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}}}
-	}
-	resp, err := a.createOwnRoom(ctx, req)
+	resp, err := a.createOwnRoom(ctx, req, a.crypto != nil)
 	if err != nil {
 		return "", fmt.Errorf("matrix: create a management room for %s: %w", u, err)
 	}
@@ -115,10 +111,19 @@ func (a *Adapter) mgmtRoomFor(ctx context.Context, u id.UserID) (id.RoomID, erro
 }
 
 // createOwnRoom creates a room as the gateway's own Matrix account: the bot in appservice mode,
-// the functional account in client mode.
-func (a *Adapter) createOwnRoom(ctx context.Context, req *mautrix.ReqCreateRoom) (*mautrix.RespCreateRoom, error) {
-	if a.cfg.Mode == ModeAppservice {
-		return a.as.BotIntent().CreateRoom(ctx, req)
+// the functional account in client mode; encrypted (Megolm) from its first event when asked.
+func (a *Adapter) createOwnRoom(ctx context.Context, req *mautrix.ReqCreateRoom, encrypted bool) (*mautrix.RespCreateRoom, error) {
+	enc := &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}
+	if encrypted {
+		req.InitialState = append(req.InitialState, &mevent.Event{Type: mevent.StateEncryption, Content: mevent.Content{Parsed: enc}})
 	}
-	return a.client.CreateRoom(ctx, req)
+	cli := a.client
+	if a.cfg.Mode == ModeAppservice {
+		cli = a.as.BotIntent().Client
+	}
+	resp, err := cli.CreateRoom(ctx, req)
+	if err == nil && encrypted {
+		a.stateStore.SetEncryptionEvent(ctx, resp.RoomID, enc)
+	}
+	return resp, err
 }

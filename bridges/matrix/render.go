@@ -411,20 +411,9 @@ func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID
 		req.Name = displayNameOf(env.Sender)
 	}
 	enc := *a.cfg.Encryption.Default
-	if enc {
-		req.InitialState = append(req.InitialState, &mevent.Event{Type: mevent.StateEncryption,
-			Content: mevent.Content{Parsed: &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}}})
-	}
-	creator := a.client
-	if a.cfg.Mode == ModeAppservice {
-		creator = a.as.BotIntent().Client
-	}
-	resp, err := creator.CreateRoom(ctx, req)
+	resp, err := a.createOwnRoom(ctx, req, enc)
 	if err != nil {
 		return "", false, fmt.Errorf("matrix: create portal for %s: %w", env.Room, err)
-	}
-	if enc {
-		a.stateStore.SetEncryptionEvent(ctx, resp.RoomID, &mevent.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1})
 	}
 	if err := a.putPortal(ctx, env.Room, resp.RoomID, enc); err != nil {
 		return "", false, err
