@@ -17,6 +17,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/asapi"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
 )
 
@@ -139,7 +140,7 @@ func (a *Adapter) startSync(ctx context.Context, cli *mautrix.Client) {
 
 // ingestRaw parses one raw event of a transaction (state is recorded first) and ingests it.
 func (a *Adapter) ingestRaw(ctx context.Context, raw json.RawMessage) error {
-	if len(raw) > MaxEventSize {
+	if len(raw) > mxevent.MaxEventSize {
 		a.metrics.inbound.WithLabelValues("malformed").Inc()
 		a.log.Warn("oversized event in transaction skipped", "bytes", len(raw))
 		return nil

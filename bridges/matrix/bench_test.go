@@ -7,6 +7,7 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -21,7 +22,7 @@ func BenchmarkMapText(b *testing.B) {
 	a.core.SetSaltKey(make([]byte, 32))
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		p, err := ParseEvent(raw)
+		p, err := mxevent.Parse(raw)
 		if err != nil {
 			b.Fatal(err)
 		}

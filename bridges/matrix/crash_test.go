@@ -16,6 +16,7 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -81,7 +82,7 @@ func TestAppserviceCrashBeforeAck(t *testing.T) {
 		if err := e.adapter.putPortal(t.Context(), uri, fake, false); err != nil {
 			t.Fatal(err)
 		}
-		huge := strings.Repeat("x", MaxEventSize)
+		huge := strings.Repeat("x", mxevent.MaxEventSize)
 		events := []string{
 			`{"type":"m.room.message","room_id":"!malformed:localhost","sender":"@carol:localhost","content":{"msgtype":"m.text","body":"no event id"}}`,
 			`{"type":"m.room.message","event_id":"$a","room_id":"!malformed:localhost","sender":"@carol:localhost","content":{"msgtype":"m.text","body":42}}`,

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -30,7 +31,7 @@ func FuzzParseEvent(f *testing.F) {
 	}
 	a := &Adapter{}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := ParseEvent(data)
+		p, err := mxevent.Parse(data)
 		if err != nil {
 			return
 		}

@@ -6,21 +6,10 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 )
 
-// Matrix events as the adapter reads them: bridges/matrix/mxevent.
-type (
-	// Parsed is mxevent.Parsed.
-	Parsed = mxevent.Parsed
-	// Media is mxevent.Media.
-	Media = mxevent.Media
-)
+// Matrix events as the adapter reads them, with their limits: bridges/matrix/mxevent.
 
-// Limits and errors of mxevent.
-const (
-	MaxEventSize       = mxevent.MaxEventSize
-	MaxBodySize        = mxevent.MaxBodySize
-	MaxMentions        = mxevent.MaxMentions
-	MaxReactionKeySize = mxevent.MaxReactionKeySize
-)
+// Parsed is mxevent.Parsed.
+type Parsed = mxevent.Parsed
 
 var (
 	// ErrMalformed is mxevent.ErrMalformed.
@@ -28,8 +17,5 @@ var (
 	// ErrIgnored is mxevent.ErrIgnored.
 	ErrIgnored = mxevent.ErrIgnored
 )
-
-// ParseEvent is mxevent.Parse.
-func ParseEvent(raw []byte) (*Parsed, error) { return mxevent.Parse(raw) }
 
 func parseEvent(evt *mevent.Event) (*Parsed, error) { return mxevent.FromEvent(evt) }

@@ -14,6 +14,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxmedia"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
@@ -106,7 +107,7 @@ func (a *Adapter) HandleReaction(ctx context.Context, ev *bridges.Event) error {
 			return a.redactAttributed(ctx, o, target)
 		}
 		sp, ok := o.msg.Body.Body.(content.SinglePart)
-		if !ok || o.msg.InReplyTo == nil || len(sp.Content) == 0 || len(sp.Content) > MaxReactionKeySize || !utf8.Valid(sp.Content) {
+		if !ok || o.msg.InReplyTo == nil || len(sp.Content) == 0 || len(sp.Content) > mxevent.MaxReactionKeySize || !utf8.Valid(sp.Content) {
 			return "", bus.Permanent(fmt.Errorf("matrix: reaction %s is not a short text part in reply to a message", o.env.ID))
 		}
 		target, err := native(o, o.ev.InReplyTo)

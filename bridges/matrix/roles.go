@@ -12,16 +12,12 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
-	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // Room roles ↔ Matrix power levels: bridges/matrix/powerlevels (docs/matrix.md "Roles").
-
-// MaxPowerUsers bounds the users map of an m.room.power_levels event the adapter reads.
-const MaxPowerUsers = mxevent.MaxPowerUsers
 
 // prevPowerLevels returns the content an m.room.power_levels event replaces: the content the
 // adapter last recorded for the room, else the homeserver's unsigned.prev_content, else nil

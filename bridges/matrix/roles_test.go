@@ -9,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -84,7 +85,7 @@ func TestRoleChanges(t *testing.T) {
 func TestParsePowerLevels(t *testing.T) {
 	ok := `{"type":"m.room.power_levels","state_key":"","event_id":"$e","room_id":"!r:x","sender":"@a:x","origin_server_ts":1,
 		"content":{"users":{"@a:x":100}},"unsigned":{"prev_content":{"users":{"@a:x":50}}}}`
-	p, err := ParseEvent([]byte(ok))
+	p, err := mxevent.Parse([]byte(ok))
 	if err != nil || p.Type != mevent.StatePowerLevels || p.Kind != event.KindMembership {
 		t.Fatalf("parse: %+v %v", p, err)
 	}
@@ -96,7 +97,7 @@ func TestParsePowerLevels(t *testing.T) {
 		"bad users":  `{"type":"m.room.power_levels","state_key":"","event_id":"$e","room_id":"!r:x","sender":"@a:x","content":{"users":[1]}}`,
 		"bad levels": `{"type":"m.room.power_levels","state_key":"","event_id":"$e","room_id":"!r:x","sender":"@a:x","content":{"ban":"x"}}`,
 	} {
-		if _, err := ParseEvent([]byte(raw)); err == nil {
+		if _, err := mxevent.Parse([]byte(raw)); err == nil {
 			t.Errorf("%s: parsed", name)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -148,14 +149,14 @@ func TestParseEvent(t *testing.T) {
 		{"reaction without key", `{"type":"m.reaction",` + base + `,"content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$t"}}}`, 0, ErrMalformed, nil, ""},
 		{"bad mxc", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.image","body":"x","url":"http://x"}}`, 0, ErrMalformed, nil, ""},
 		{"encrypted file without hash", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.image","body":"x","file":{"url":"mxc://hs/a","key":{"alg":"A256CTR","k":"","ext":true,"key_ops":[]},"iv":"","hashes":{},"v":"v2"}}}`, 0, ErrMalformed, nil, ""},
-		{"huge body", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"` + strings.Repeat("x", MaxBodySize+1) + `"}}`, 0, ErrMalformed, nil, ""},
+		{"huge body", `{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"` + strings.Repeat("x", mxevent.MaxBodySize+1) + `"}}`, 0, ErrMalformed, nil, ""},
 		{"not json", `{"type":`, 0, ErrMalformed, nil, ""},
 		{"array", `[]`, 0, ErrMalformed, nil, ""},
 		{"null content", `{"type":"m.room.message",` + base + `,"content":null}`, 0, ErrMalformed, nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParseEvent([]byte(tc.json))
+			p, err := mxevent.Parse([]byte(tc.json))
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("error = %v, want %v", err, tc.err)
@@ -176,11 +177,11 @@ func TestParseEvent(t *testing.T) {
 		})
 	}
 	// Spot checks of the extracted fields.
-	p, _ := ParseEvent([]byte(`{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"* x","m.new_content":{"msgtype":"m.text","body":"x"},"m.relates_to":{"rel_type":"m.replace","event_id":"$t"}}}`))
+	p, _ := mxevent.Parse([]byte(`{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"* x","m.new_content":{"msgtype":"m.text","body":"x"},"m.relates_to":{"rel_type":"m.replace","event_id":"$t"}}}`))
 	if p.Body != "x" || p.Target != "$t" {
 		t.Errorf("edit parsed as body %q target %q", p.Body, p.Target)
 	}
-	p, _ = ParseEvent([]byte(`{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"hi","m.mentions":{"user_ids":["@b:hs","bad"]}}}`))
+	p, _ = mxevent.Parse([]byte(`{"type":"m.room.message",` + base + `,"content":{"msgtype":"m.text","body":"hi","m.mentions":{"user_ids":["@b:hs","bad"]}}}`))
 	if len(p.Mentions) != 1 || p.Mentions[0] != "@b:hs" {
 		t.Errorf("mentions = %v", p.Mentions)
 	}
