@@ -45,7 +45,7 @@ func (a *Adapter) command(ctx context.Context, room event.RoomURI, p *Parsed) (b
 	if p.ReplyTo != "" {
 		text = mxcontent.StripReplyFallback(text)
 	}
-	text, addressed := a.withoutMention(p, text)
+	text, addressed := mxcontent.WithoutMention(text, p.Mentions, a.client.UserID, a.cfg.Client.DisplayName)
 	bare := addressed || a.aloneWith(ctx, p.Room, p.Sender)
 	call := bridges.CommandCall{Lang: a.lang(), Room: room, Ref: string(p.ID), Native: p}
 	call.User, _ = UserURIOf(p.Sender) // none: the commands that need it say they failed
@@ -55,32 +55,6 @@ func (a *Adapter) command(ctx context.Context, room event.RoomURI, p *Parsed) (b
 	}
 	a.metrics.inbound.WithLabelValues("command").Inc()
 	return true, a.answer(ctx, p, answer)
-}
-
-// withoutMention strips a leading mention of the functional account ("MIMI Gateway (Chatbot):
-// invite …", as clients write a pill) from text; addressed reports that there was one.
-func (a *Adapter) withoutMention(p *Parsed, text string) (string, bool) {
-	self := a.client.UserID
-	mentioned := false
-	for _, u := range p.Mentions {
-		mentioned = mentioned || u == self
-	}
-	local, _, _ := self.Parse()
-	for _, name := range []string{string(self), a.cfg.Client.DisplayName, local, "@" + local} {
-		if name == "" || len(text) < len(name) || !strings.EqualFold(text[:len(name)], name) {
-			continue
-		}
-		after := text[len(name):]
-		if after != "" && !strings.ContainsAny(after[:1], ":, ") {
-			continue // a longer word that starts like the name
-		}
-		// A name followed by ':' or ',' addresses the account, as does the user ID or a mention;
-		// a name followed by a space alone is just a word.
-		if mentioned || name == string(self) || after != "" && after[0] != ' ' {
-			return strings.TrimLeft(after, ":, "), true
-		}
-	}
-	return text, false
 }
 
 // aloneWith reports whether user and the functional account are the room's only members.

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"maunium.net/go/mautrix"
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -223,28 +222,3 @@ func TestParseError(t *testing.T) {
 
 // TestWithoutMention: a leading mention of the functional account (user ID, display name or
 // localpart, followed by ':' or ',' or named in m.mentions) addresses a command to it.
-func TestWithoutMention(t *testing.T) {
-	a := &Adapter{client: &mautrix.Client{UserID: "@mimigw:localhost"}, cfg: Config{Client: ClientConfig{DisplayName: "MIMI Gateway (Chatbot)"}}}
-	mention := []id.UserID{"@mimigw:localhost"}
-	for _, c := range []struct {
-		text      string
-		mentions  []id.UserID
-		rest      string
-		addressed bool
-	}{
-		{"MIMI Gateway (Chatbot): invite bob@amt-b.example", mention, "invite bob@amt-b.example", true},
-		{"mimigw, help", nil, "help", true},
-		{"@mimigw:localhost: help", nil, "help", true},
-		{"@mimigw:localhost help", mention, "help", true},
-		{"@mimigw:localhost help", nil, "help", true},
-		{"mimigw help me", nil, "mimigw help me", false},
-		{"mimigwx: help", mention, "mimigwx: help", false},
-		{"hello mimigw: help", mention, "hello mimigw: help", false},
-		{"invite bob", nil, "invite bob", false},
-	} {
-		rest, addressed := a.withoutMention(&Parsed{Mentions: c.mentions}, c.text)
-		if rest != c.rest || addressed != c.addressed {
-			t.Errorf("withoutMention(%q) = %q, %v; want %q, %v", c.text, rest, addressed, c.rest, c.addressed)
-		}
-	}
-}

@@ -1,7 +1,8 @@
 // Package mxcontent maps message content between MIMI (core/content) and Matrix
 // (m.room.message), both ways and without I/O: text, HTML and GFM-MIMI markdown, emotes, reply
-// fallbacks, plain links, mentions (through a function that maps users), and the attribution of
-// a relayed message to its MIMI sender. Attachments move through bridges/matrix/mxmedia.
+// fallbacks, plain links, mentions (through a function that maps users), the attribution of a
+// relayed message to its MIMI sender, and a leading mention that addresses an account.
+// Attachments move through bridges/matrix/mxmedia.
 package mxcontent
 
 import (
@@ -199,4 +200,30 @@ func stripHTMLReplyFallback(html string) string {
 		return html[i+len("</mx-reply>"):]
 	}
 	return html
+}
+
+// WithoutMention strips a leading mention of the account self, whose display name is
+// displayName ("MIMI Gateway (Chatbot): invite …", as clients write a pill), from text, a
+// message that mentions the users mentions; addressed reports that there was one.
+func WithoutMention(text string, mentions []id.UserID, self id.UserID, displayName string) (rest string, addressed bool) {
+	mentioned := false
+	for _, u := range mentions {
+		mentioned = mentioned || u == self
+	}
+	local, _, _ := self.Parse()
+	for _, name := range []string{string(self), displayName, local, "@" + local} {
+		if name == "" || len(text) < len(name) || !strings.EqualFold(text[:len(name)], name) {
+			continue
+		}
+		after := text[len(name):]
+		if after != "" && !strings.ContainsAny(after[:1], ":, ") {
+			continue // a longer word that starts like the name
+		}
+		// A name followed by ':' or ',' addresses the account, as does the user ID or a mention;
+		// a name followed by a space alone is just a word.
+		if mentioned || name == string(self) || after != "" && after[0] != ' ' {
+			return strings.TrimLeft(after, ":, "), true
+		}
+	}
+	return text, false
 }
