@@ -76,7 +76,6 @@ type Adapter struct {
 	assets  bridges.AssetStore
 	reach   bridges.Reach // people's search and consent commands (commands.go); nil: unavailable
 	log     *slog.Logger
-	ids     *idmap.Map
 	core    *bridges.Core
 	ghosts  Ghosts
 	metrics *metrics
@@ -131,7 +130,6 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 	a := &Adapter{
 		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets, reach: deps.Reach,
 		log:     deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
-		ids:     idmap.New(deps.Store),
 		ghosts:  Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
 		metrics: newMetrics(),
 		ready:   make(chan struct{}),

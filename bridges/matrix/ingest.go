@@ -243,7 +243,7 @@ func (a *Adapter) toEnvelope(ctx context.Context, room event.RoomURI, p *Parsed)
 		msg.Body = content.NestedPart{Disposition: content.DispRender, Body: content.NullPart{}}
 		// A redacted reaction is an unreact: a null reaction part replacing the reaction, in
 		// reply to the message it was on (content-08 §5, "unlike").
-		if r, err := a.ids.ReactionByMessageID(ctx, room, msg.Replaces[:]); err == nil {
+		if r, err := a.core.IDs().ReactionByMessageID(ctx, room, msg.Replaces[:]); err == nil {
 			kind = event.KindReaction
 			if msg.InReplyTo, err = toMessageID(r.Target); err != nil {
 				return nil, err

@@ -156,25 +156,8 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 		target = sender
 		p.Membership = mevent.MembershipJoin
 	}
-	action := event.MembershipUnknown
-	switch p.Membership {
-	case mevent.MembershipInvite:
-		action = event.MembershipInvite
-	case mevent.MembershipJoin:
-		action = event.MembershipJoin
-	case mevent.MembershipLeave:
-		action = event.MembershipLeave
-		if p.Sender != p.MemberTarget {
-			action = event.MembershipKick
-		}
-	case mevent.MembershipBan:
-		action = event.MembershipBan
-	}
-	reason := p.Event.Content.AsMember().Reason
-	if len(reason) > 1024 {
-		reason = reason[:1024]
-	}
-	m := &event.Membership{Action: action, Target: target, Reason: reason,
+	action := p.MembershipAction()
+	m := &event.Membership{Action: action, Target: target, Reason: p.MembershipReason(),
 		// An invite into a direct chat (is_direct) starts a 1:1: the provider marks the MIMI room so.
 		Direct: action == event.MembershipInvite && p.Event.Content.AsMember().IsDirect}
 	env, err := a.core.Envelope(bridges.Outgoing{Kind: event.KindMembership, Room: room, Sender: sender, Timestamp: p.Timestamp,

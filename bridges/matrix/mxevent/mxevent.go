@@ -315,3 +315,34 @@ func Truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// maxReasonLength bounds the reason of a membership change that is relayed.
+const maxReasonLength = 1024
+
+// MembershipAction is the MIMI membership action of an m.room.member event: a leave of someone
+// else is a kick.
+func (p *Parsed) MembershipAction() event.MembershipAction {
+	switch p.Membership {
+	case mevent.MembershipInvite:
+		return event.MembershipInvite
+	case mevent.MembershipJoin:
+		return event.MembershipJoin
+	case mevent.MembershipLeave:
+		if p.Sender != p.MemberTarget {
+			return event.MembershipKick
+		}
+		return event.MembershipLeave
+	case mevent.MembershipBan:
+		return event.MembershipBan
+	}
+	return event.MembershipUnknown
+}
+
+// MembershipReason is the reason of an m.room.member event, at most maxReasonLength bytes.
+func (p *Parsed) MembershipReason() string {
+	reason := p.Event.Content.AsMember().Reason
+	if len(reason) > maxReasonLength {
+		reason = reason[:maxReasonLength]
+	}
+	return reason
+}
