@@ -16,9 +16,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-// maxReceiptsPerEvent bounds the (event, user) pairs of one m.receipt event that are relayed.
-const maxReceiptsPerEvent = 256
-
 // ingestReceipt relays Matrix read receipts (m.read, m.read.private is never shared) of this
 // homeserver's users on messages the gateway mapped as MIMI status reports (status "read").
 // Homeservers deliver receipts to clients in sync: the functional account's (client mode) or the
@@ -33,26 +30,17 @@ func (a *Adapter) ingestReceipt(ctx context.Context, evt *mevent.Event) error {
 	if !ok {
 		return nil
 	}
-	if err := evt.Content.ParseRaw(evt.Type); err != nil && !errors.Is(err, mevent.ErrContentAlreadyParsed) {
-		a.skip(ctx, evt, fmt.Errorf("%w: receipt content: %v", ErrMalformed, err))
+	receipts, err := mxevent.ReadReceipts(evt)
+	if err != nil {
+		a.skip(ctx, evt, err)
 		return nil
 	}
-	rc, ok := evt.Content.Parsed.(*mevent.ReceiptEventContent)
-	if !ok {
-		return nil
-	}
-	n := 0
-	for evID, types := range *rc {
-		for user, r := range types[mevent.ReceiptTypeRead] {
-			if n++; n > maxReceiptsPerEvent {
-				return nil
-			}
-			if a.isOwn(user) || mxevent.CheckID("receipt event", string(evID), '$') != nil {
-				continue
-			}
-			if err := a.publishReceipt(ctx, room, evt.RoomID, evID, user, r.Timestamp); err != nil {
-				return err
-			}
+	for _, r := range receipts {
+		if a.isOwn(r.User) {
+			continue
+		}
+		if err := a.publishReceipt(ctx, room, evt.RoomID, r.Event, r.User, r.At); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -346,3 +346,38 @@ func (p *Parsed) MembershipReason() string {
 	}
 	return reason
 }
+
+// MaxReceipts bounds the (event, user) pairs of one m.receipt event that are read.
+const MaxReceipts = 256
+
+// Receipt is a read receipt: User has read up to Event.
+type Receipt struct {
+	Event id.EventID
+	User  id.UserID
+	At    time.Time
+}
+
+// ReadReceipts returns the read receipts (m.read; m.read.private is never shared) of an m.receipt
+// event: of its first MaxReceipts (event, user) pairs, those that name a valid event ID.
+func ReadReceipts(evt *mevent.Event) ([]Receipt, error) {
+	if err := evt.Content.ParseRaw(evt.Type); err != nil && !errors.Is(err, mevent.ErrContentAlreadyParsed) {
+		return nil, fmt.Errorf("%w: receipt content: %v", ErrMalformed, err)
+	}
+	rc, ok := evt.Content.Parsed.(*mevent.ReceiptEventContent)
+	if !ok {
+		return nil, nil
+	}
+	var out []Receipt
+	n := 0
+	for evID, types := range *rc {
+		for user, r := range types[mevent.ReceiptTypeRead] {
+			if n++; n > MaxReceipts {
+				return out, nil
+			}
+			if CheckID("receipt event", string(evID), '$') == nil {
+				out = append(out, Receipt{Event: evID, User: user, At: r.Timestamp})
+			}
+		}
+	}
+	return out, nil
+}
