@@ -31,6 +31,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
@@ -100,7 +101,7 @@ type Adapter struct {
 	users, rooms *xconn.Conn
 	queues       []chan job
 	langs        bridges.UserLanguages // the languages local users' clients declare
-	rec          recoveries            // occupants the gateway waits for (rejoin.go)
+	rec          *occupants.Tracker    // occupants the gateway waits for (rejoin.go)
 	// reach and commands serve commands to the gateway's address (commands.go).
 	reach    bridges.Reach
 	commands *bridges.Commands
@@ -124,6 +125,7 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	st := deps.Store
 	a := &Adapter{cfg: cfg, st: st, pub: deps.Bus, log: deps.Log(), reg: deps.Registerer, assets: deps.Assets, now: time.Now,
 		reach: deps.Reach}
+	a.rec = occupants.NewTracker(a.probeOccupant)
 	for _, o := range opts {
 		o(a)
 	}
@@ -160,10 +162,6 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 				Reconnects: a.met.reconnects, Sent: a.met.sent, Panics: a.met.panics}}
 	}
 	a.users = xconn.New(conn("users", usersJID, cfg.Users.Secret), a.handleUsers)
-	a.rec.m = map[occKey]*recovery{}
-	if a.rec.window == 0 {
-		a.rec.window = rejoinWindow
-	}
 	rc := conn("rooms", roomsJID, cfg.Rooms.Secret)
 	rc.OnUp = func(ctx context.Context) {
 		if a.rooms.Connects() > 1 {
@@ -191,6 +189,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 	a.started = true
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.runCtx, a.cancel = runCtx, cancel
+	a.rec.Start(runCtx)
 	a.queues = make([]chan job, a.cfg.Workers)
 	for i := range a.queues {
 		q := make(chan job, queueLen)
@@ -214,7 +213,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	}
 	cancel()
 	done := make(chan struct{})
-	go func() { a.wg.Wait(); a.rec.wg.Wait(); close(done) }()
+	go func() { a.wg.Wait(); a.rec.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil

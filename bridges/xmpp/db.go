@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -59,11 +60,6 @@ type member struct {
 	Nick string
 }
 
-// occupant is a local XMPP user's resource joined to a MUC.
-type occupant struct {
-	Full, Bare, Nick string
-}
-
 // Lookup errors of the adapter's tables.
 var (
 	// errNoRoom is returned when a room has no portal.
@@ -77,6 +73,9 @@ type db struct {
 	s   *store.Store
 	now func() time.Time
 }
+
+// occ is the occupants table of the gateway's MUCs.
+func (d *db) occ() occupants.Table { return occupants.Table{S: d.s, Now: d.now} }
 
 func (d *db) roomBy(ctx context.Context, where string, arg any) (room, error) {
 	var r room
@@ -249,70 +248,6 @@ func (d *db) removeMember(ctx context.Context, uri event.RoomURI, user event.Use
 		return false, fmt.Errorf("xmpp: remove member: %w", err)
 	}
 	return n == 1, nil
-}
-
-func (d *db) occupants(ctx context.Context, uri event.RoomURI) ([]occupant, error) {
-	rows, err := d.s.QueryContext(ctx, `SELECT full_jid, bare_jid, nick FROM xmpp_occupants WHERE room_uri = ? ORDER BY joined_at, full_jid`, string(uri))
-	if err != nil {
-		return nil, fmt.Errorf("xmpp: list occupants: %w", err)
-	}
-	defer rows.Close()
-	var out []occupant
-	for rows.Next() {
-		var o occupant
-		if err := rows.Scan(&o.Full, &o.Bare, &o.Nick); err != nil {
-			return nil, fmt.Errorf("xmpp: list occupants: %w", err)
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
-}
-
-func (d *db) addOccupant(ctx context.Context, uri event.RoomURI, o occupant) error {
-	_, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_occupants (room_uri, full_jid, bare_jid, nick, joined_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (room_uri, full_jid) DO UPDATE SET nick = excluded.nick, joined_at = excluded.joined_at`, string(uri), o.Full, o.Bare, o.Nick, d.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("xmpp: add occupant: %w", err)
-	}
-	return nil
-}
-
-func (d *db) removeOccupant(ctx context.Context, uri event.RoomURI, full string) error {
-	if _, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_occupants WHERE room_uri = ? AND full_jid = ?`, string(uri), full); err != nil {
-		return fmt.Errorf("xmpp: remove occupant: %w", err)
-	}
-	return nil
-}
-
-// occupantJoinedAt returns when the occupant full of room uri joined (last), and whether it is one.
-func (d *db) occupantJoinedAt(ctx context.Context, uri event.RoomURI, full string) (time.Time, bool, error) {
-	var ms int64
-	err := d.s.QueryRowContext(ctx, `SELECT joined_at FROM xmpp_occupants WHERE room_uri = ? AND full_jid = ?`, string(uri), full).Scan(&ms)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("xmpp: read occupant: %w", err)
-	}
-	return time.UnixMilli(ms), true, nil
-}
-
-// allOccupants lists the occupants of every room.
-func (d *db) allOccupants(ctx context.Context) ([]occKey, error) {
-	rows, err := d.s.QueryContext(ctx, `SELECT room_uri, full_jid FROM xmpp_occupants ORDER BY room_uri, joined_at`)
-	if err != nil {
-		return nil, fmt.Errorf("xmpp: list occupants: %w", err)
-	}
-	defer rows.Close()
-	var out []occKey
-	for rows.Next() {
-		var room, full string
-		if err := rows.Scan(&room, &full); err != nil {
-			return nil, fmt.Errorf("xmpp: list occupants: %w", err)
-		}
-		out = append(out, occKey{event.RoomURI(room), full})
-	}
-	return out, rows.Err()
 }
 
 // putOpaque records an opaque localpart for a URI that cannot be escaped into a JID; it returns

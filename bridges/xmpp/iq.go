@@ -130,7 +130,7 @@ func (a *Adapter) isOccupantNick(ctx context.Context, from string, to jid.JID) b
 	if err != nil {
 		return false
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return false
 	}

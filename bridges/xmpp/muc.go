@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -117,7 +118,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 		return
 	}
 	roomJID, _ := a.m.roomJID(r)
-	occ, err1 := a.db.occupants(ctx, r.URI)
+	occ, err1 := a.db.occ().List(ctx, r.URI)
 	mem, err2 := a.db.members(ctx, r.URI)
 	if err := errors.Join(err1, err2); err != nil {
 		a.log.Warn("join failed", "err", err)
@@ -172,15 +173,15 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 			return
 		}
 	}
-	if err := a.db.addOccupant(ctx, r.URI, occupant{Full: full, Bare: from.Bare().String(), Nick: nick}); err != nil {
+	if err := a.db.occ().Add(ctx, r.URI, occupants.Occupant{Full: full, Bare: from.Bare().String(), Nick: nick}); err != nil {
 		a.log.Warn("join failed", "err", err)
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
 		return
 	}
 
 	owed := time.Time{}
-	if rec := a.take(occKey{r.URI, full}); rec != nil {
-		owed = rec.owed // it joins again by itself: what bounced comes with the history
+	if rec := a.rec.Take(occupants.Key{Room: r.URI, Full: full}); rec != nil {
+		owed = rec.Owed // it joins again by itself: what bounced comes with the history
 	}
 	a.joinSequence(ctx, r, roomJID, full, nick, user, occ, mem, firstResource, created, p.MUC, true, owed, at)
 }
@@ -189,7 +190,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 // the MIMI members and the other occupants, its own presence to the others (firstResource: its
 // user's first resource in the room), its self-presence, the history (what its join asked for,
 // when ask is set, and the history since owed, unless zero) and the subject.
-func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, full, nick string, user event.UserURI, occ []occupant, mem []member,
+func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, full, nick string, user event.UserURI, occ []occupants.Occupant, mem []member,
 	firstResource, created bool, muc *xstanza.InMUC, ask bool, owed, at time.Time) {
 	// 1. Presence of the MIMI members and the other occupants, to the new occupant.
 	for _, m := range mem {
@@ -213,7 +214,7 @@ func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, ful
 	}
 	// 2. The new occupant's presence, to the others.
 	if firstResource {
-		for _, o := range a.present(r.URI, occ) {
+		for _, o := range a.rec.Present(r.URI, occ) {
 			if o.Full != full {
 				_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, full, user, o.Full, ""))
 			}
@@ -351,7 +352,7 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 	if err != nil {
 		return
 	}
-	a.take(occKey{r.URI, from.String()})
+	a.rec.Take(occupants.Key{Room: r.URI, Full: from.String()})
 	roomJID, _ := a.m.roomJID(r)
 	a.removeOccupantOf(ctx, r, roomJID, from, true)
 }
@@ -360,12 +361,12 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 // (unless another resource of the same nick stays), and so does the occupant itself when self is
 // set (its session is there to see it).
 func (a *Adapter) removeOccupantOf(ctx context.Context, r room, roomJID, from jid.JID, self bool) {
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return
 	}
 	full := from.String()
-	var me *occupant
+	var me *occupants.Occupant
 	nickStays := false
 	for i, o := range occ {
 		if o.Full == full {
@@ -380,7 +381,7 @@ func (a *Adapter) removeOccupantOf(ctx context.Context, r room, roomJID, from ji
 			nickStays = true
 		}
 	}
-	if err := a.db.removeOccupant(ctx, r.URI, full); err != nil {
+	if err := a.db.occ().Remove(ctx, r.URI, full); err != nil {
 		a.log.Warn("could not remove occupant", "err", err)
 	}
 	user, _ := a.m.localUserURI(from)
@@ -390,7 +391,7 @@ func (a *Adapter) removeOccupantOf(ctx context.Context, r room, roomJID, from ji
 	if nickStays {
 		return
 	}
-	for _, o := range a.present(r.URI, occ) {
+	for _, o := range a.rec.Present(r.URI, occ) {
 		if o.Full != full {
 			_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, o.Full, "unavailable"))
 		}
@@ -430,12 +431,12 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		}
 		return
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		a.replyError(ctx, a.rooms, m, err)
 		return
 	}
-	var me *occupant
+	var me *occupants.Occupant
 	for i, o := range occ {
 		if o.Full == from.String() {
 			me = &occ[i]
@@ -447,7 +448,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	}
 	// An occupant the gateway was waiting for (rejoin.go) is back: it is rejoined before its
 	// message is handled.
-	a.rejoinOccupant(ctx, occKey{r.URI, me.Full})
+	a.rejoinOccupant(ctx, occupants.Key{Room: r.URI, Full: me.Full})
 	user, err := a.m.localUserURI(from)
 	if err != nil {
 		a.replyError(ctx, a.rooms, m, refuse(stanza.Auth, stanza.Forbidden, ""))
@@ -493,9 +494,9 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	if res.kind == event.KindDelete && m.Retract != nil {
 		_ = a.hist.Delete(ctx, r.URI, m.Retract.ID)
 	}
-	targets := a.present(r.URI, occ)
+	targets := a.rec.Present(r.URI, occ)
 	if res.duplicate {
-		targets = []occupant{*me}
+		targets = []occupants.Occupant{*me}
 	}
 	for _, o := range targets {
 		out.To = o.Full
@@ -515,7 +516,7 @@ func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, ou
 }
 
 // changeSubject publishes a subject change by an occupant and shows it to everyone.
-func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupant, m *xstanza.InMessage, at time.Time) {
+func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupants.Occupant, m *xstanza.InMessage, at time.Time) {
 	if len(subject) > 1024 {
 		a.replyError(ctx, a.rooms, m, refuse(stanza.Modify, stanza.PolicyViolation, "subject too long"))
 		return
@@ -598,7 +599,7 @@ func (a *Adapter) addRemoteMember(ctx context.Context, r room, u event.UserURI) 
 		return err
 	}
 	roomJID, _ := a.m.roomJID(r)
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, to, id,
 	if err != nil {
 		return false, nil
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return false, err
 	}
@@ -145,7 +145,7 @@ func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event
 	if err != nil {
 		return
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	for _, o := range occ {
 		if o.Bare == user.Bare().String() {
 			err = errors.Join(err, a.rooms.Send(ctx, &xstanza.OutMessage{From: roomJID.String(), To: o.Full, ID: id, Type: "error",

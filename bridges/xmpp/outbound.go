@@ -13,6 +13,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -184,11 +185,11 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 					a.log.Warn("could not store history", "err", err)
 				}
 			}
-			occ, err := a.db.occupants(ctx, r.URI)
+			occ, err := a.db.occ().List(ctx, r.URI)
 			if err != nil {
 				return err
 			}
-			for _, o := range a.present(r.URI, occ) { // an absent one gets it when it is back
+			for _, o := range a.rec.Present(r.URI, occ) { // an absent one gets it when it is back
 				out.To = o.Full
 				if err := a.rooms.Send(ctx, out); err != nil {
 					return err
@@ -275,11 +276,11 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 		}
 		out.From, out.Type = roomJID.String()+"/"+nick, "groupchat"
 		out.Occupant = &xstanza.OutID{ID: a.occupantID(r.URI, sender)}
-		occ, err := a.db.occupants(ctx, r.URI)
+		occ, err := a.db.occ().List(ctx, r.URI)
 		if err != nil {
 			return err
 		}
-		for _, o := range a.present(r.URI, occ) {
+		for _, o := range a.rec.Present(r.URI, occ) {
 			out.To = o.Full
 			if err := a.rooms.Send(ctx, out); err != nil {
 				return err
@@ -509,7 +510,7 @@ func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, tar
 	if _, err := a.db.removeMember(ctx, r.URI, target); err != nil {
 		return err
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return err
 	}
@@ -518,8 +519,8 @@ func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, tar
 		codes = []int{code}
 	}
 	// A local user removed on the MIMI side leaves the MUC with all resources.
-	a.memberPresence(ctx, r, roomJID, target, nick, local, occ, "unavailable", codes, func(o occupant) {
-		_ = a.db.removeOccupant(ctx, r.URI, o.Full)
+	a.memberPresence(ctx, r, roomJID, target, nick, local, occ, "unavailable", codes, func(o occupants.Occupant) {
+		_ = a.db.occ().Remove(ctx, r.URI, o.Full)
 	})
 	return nil
 }
@@ -527,7 +528,7 @@ func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, tar
 // memberPresence sends target's presence (type typ, status codes) to every occupant: a MIMI
 // user's as the occupant nick, a local user's for each of its resources (with status 110 to
 // that resource); each, if set, runs first for every resource of a local target.
-func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, nick string, local bool, occ []occupant, typ string, codes []int, each func(occupant)) {
+func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, nick string, local bool, occ []occupants.Occupant, typ string, codes []int, each func(occupants.Occupant)) {
 	if !local {
 		pj, _ := a.m.userJID(ctx, target)
 		for _, o := range occ {
@@ -581,7 +582,7 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return err
 	}
@@ -628,7 +629,7 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 
 // occupies reports whether the user (bare JID) is an occupant of the room.
 func (a *Adapter) occupies(ctx context.Context, uri event.RoomURI, bare string) (bool, error) {
-	occs, err := a.db.occupants(ctx, uri)
+	occs, err := a.db.occ().List(ctx, uri)
 	if err != nil {
 		return false, err
 	}

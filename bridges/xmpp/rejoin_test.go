@@ -153,7 +153,7 @@ func rejoinAfterKill(t *testing.T, deaf bool) {
 // carol, who meanwhile gets bob's message, sees her leave, and she is no longer an occupant.
 func TestAbsentOccupantRemoved(t *testing.T) {
 	e := newEnvWith(t, func(c *Config) { c.ReconnectMin, c.ReconnectMax = 100*time.Millisecond, 100*time.Millisecond },
-		func(a *Adapter) { a.rec.window = 2 * time.Second })
+		func(a *Adapter) { a.rec.Window = 2 * time.Second })
 	alice := dialClient(t, e.p, "alice", "phone")
 	joinRoom(t, alice, ward7, "Alice")
 	carol := dialClient(t, e.p, "carol", "laptop")
@@ -179,7 +179,7 @@ func TestAbsentOccupantRemoved(t *testing.T) {
 	e.publishIn(in)
 	carol.expect("bob's message", and(named("message"), bodyIs("an alle")))
 	carol.expect("alice leaving", and(named("presence"), from(ward7+"/Alice"), func(n *node) bool { return n.attr("type") == "unavailable" }))
-	if _, ok, err := e.a.db.occupantJoinedAt(t.Context(), ward7URI, aliceFull); err != nil || ok {
+	if _, ok, err := e.a.db.occ().JoinedAt(t.Context(), ward7URI, aliceFull); err != nil || ok {
 		t.Fatalf("alice (%s) is still an occupant (%v)", aliceFull, err)
 	}
 }

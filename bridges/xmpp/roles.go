@@ -127,7 +127,7 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 	if err != nil {
 		return err
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 	if err != nil {
 		return xstanza.StanzaError(stanza.Auth, stanza.Forbidden, "")
 	}
-	occ, err := a.db.occupants(ctx, r.URI)
+	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 	}
