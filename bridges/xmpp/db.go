@@ -54,18 +54,10 @@ type dm struct {
 	Peer  event.UserURI
 }
 
-// member is a MIMI user in a room, shown as a MUC occupant.
-type member struct {
-	User event.UserURI
-	Nick string
-}
-
 // Lookup errors of the adapter's tables.
 var (
 	// errNoRoom is returned when a room has no portal.
 	errNoRoom = errors.New("xmpp: no portal for room")
-	// errNoMember is returned when a user is not a member of a room.
-	errNoMember = errors.New("xmpp: not a member of the room")
 )
 
 // db wraps the adapter's tables.
@@ -191,63 +183,6 @@ func (d *db) dmOf(ctx context.Context, uri event.RoomURI) (dm, error) {
 	}
 	c.Peer = event.UserURI(peer)
 	return c, nil
-}
-
-func (d *db) members(ctx context.Context, uri event.RoomURI) ([]member, error) {
-	rows, err := d.s.QueryContext(ctx, `SELECT user_uri, nick FROM xmpp_members WHERE room_uri = ? ORDER BY nick`, string(uri))
-	if err != nil {
-		return nil, fmt.Errorf("xmpp: list members: %w", err)
-	}
-	defer rows.Close()
-	var out []member
-	for rows.Next() {
-		var m member
-		var u string
-		if err := rows.Scan(&u, &m.Nick); err != nil {
-			return nil, fmt.Errorf("xmpp: list members: %w", err)
-		}
-		m.User = event.UserURI(u)
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-func (d *db) memberNick(ctx context.Context, uri event.RoomURI, user event.UserURI) (string, error) {
-	var nick string
-	err := d.s.QueryRowContext(ctx, `SELECT nick FROM xmpp_members WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user)).Scan(&nick)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", errNoMember
-	}
-	if err != nil {
-		return "", fmt.Errorf("xmpp: member nick: %w", err)
-	}
-	return nick, nil
-}
-
-// addMember records a MIMI member; added is false when it was already a member.
-func (d *db) addMember(ctx context.Context, uri event.RoomURI, m member) (bool, error) {
-	res, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_members (room_uri, user_uri, nick, joined_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		string(uri), string(m.User), m.Nick, d.now().UnixMilli())
-	if err != nil {
-		return false, fmt.Errorf("xmpp: add member: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("xmpp: add member: %w", err)
-	}
-	return n == 1, nil
-}
-
-func (d *db) removeMember(ctx context.Context, uri event.RoomURI, user event.UserURI) (bool, error) {
-	res, err := d.s.ExecContext(ctx, `DELETE FROM xmpp_members WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user))
-	if err != nil {
-		return false, fmt.Errorf("xmpp: remove member: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("xmpp: remove member: %w", err)
-	}
-	return n == 1, nil
 }
 
 // putOpaque records an opaque localpart for a URI that cannot be escaped into a JID; it returns

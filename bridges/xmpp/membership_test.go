@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -49,7 +50,7 @@ func TestMembershipAndPortals(t *testing.T) {
 	j.Membership = &event.Membership{Action: event.MembershipJoin, Target: testBob}
 	e.publishIn(j)
 	waitFor(t, 10*time.Second, "bob to become a member", func() bool {
-		n, err := e.a.db.memberNick(t.Context(), hubRoom, testBob)
+		n, err := e.a.db.occ().MemberNick(t.Context(), hubRoom, testBob)
 		return err == nil && n == bobNickMU
 	})
 	alice.send(`<presence to='` + hubMUC + `/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
@@ -143,7 +144,7 @@ func TestInvitationAfterInterruptedDelivery(t *testing.T) {
 	if _, err := e.a.db.createRoom(ctx, room{URI: uri, MUCLocal: local, Kind: kindMUC}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.a.db.addMember(ctx, uri, member{User: aliceURI, Nick: "alice@" + testDomain}); err != nil {
+	if _, err := e.a.db.occ().AddMember(ctx, uri, occupants.Member{User: aliceURI, Nick: "alice@" + testDomain}); err != nil {
 		t.Fatal(err)
 	}
 	pr := &event.Envelope{ID: event.EventID("mimi:" + t.Name()), Kind: event.KindPortalRequest, Room: uri, Sender: testBob,

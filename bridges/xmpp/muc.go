@@ -119,7 +119,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	}
 	roomJID, _ := a.m.roomJID(r)
 	occ, err1 := a.db.occ().List(ctx, r.URI)
-	mem, err2 := a.db.members(ctx, r.URI)
+	mem, err2 := a.db.occ().Members(ctx, r.URI)
 	if err := errors.Join(err1, err2); err != nil {
 		a.log.Warn("join failed", "err", err)
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
@@ -159,7 +159,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	}
 	// MIMI membership is persistent: the first join of a user publishes a MIMI join; presence
 	// coming and going afterwards (clients reconnecting) does not churn the MLS group.
-	added, err := a.db.addMember(ctx, r.URI, member{User: user, Nick: from.Bare().String()})
+	added, err := a.db.occ().AddMember(ctx, r.URI, occupants.Member{User: user, Nick: from.Bare().String()})
 	if err != nil {
 		a.log.Warn("join failed", "err", err)
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
@@ -167,7 +167,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	}
 	if added && !created {
 		if err := a.publishMembership(ctx, r, roomJID, from, user, user, event.MembershipJoin, "join", at); err != nil {
-			_, _ = a.db.removeMember(ctx, r.URI, user)
+			_, _ = a.db.occ().RemoveMember(ctx, r.URI, user)
 			a.log.Warn("join failed", "err", err)
 			a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, ""))
 			return
@@ -190,7 +190,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 // the MIMI members and the other occupants, its own presence to the others (firstResource: its
 // user's first resource in the room), its self-presence, the history (what its join asked for,
 // when ask is set, and the history since owed, unless zero) and the subject.
-func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, full, nick string, user event.UserURI, occ []occupants.Occupant, mem []member,
+func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, full, nick string, user event.UserURI, occ []occupants.Occupant, mem []occupants.Member,
 	firstResource, created bool, muc *xstanza.InMUC, ask bool, owed, at time.Time) {
 	// 1. Presence of the MIMI members and the other occupants, to the new occupant.
 	for _, m := range mem {
@@ -590,7 +590,7 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 // addRemoteMember records a MIMI user as a room member and shows their presence to the occupants.
 func (a *Adapter) addRemoteMember(ctx context.Context, r room, u event.UserURI) error {
 	nick := a.m.nickFor(u)
-	added, err := a.db.addMember(ctx, r.URI, member{User: u, Nick: nick})
+	added, err := a.db.occ().AddMember(ctx, r.URI, occupants.Member{User: u, Nick: nick})
 	if err != nil || !added {
 		return err
 	}

@@ -38,7 +38,7 @@ func TestNotices(t *testing.T) {
 		t.Errorf("notice %s", m)
 	}
 	alice.expect("bob leaving", and(named("presence"), from(ward7+"/"+bobNickMU), func(n *node) bool { return n.attr("type") == "unavailable" }))
-	if _, err := e.a.db.memberNick(t.Context(), ward7URI, testBob); err == nil {
+	if _, err := e.a.db.occ().MemberNick(t.Context(), ward7URI, testBob); err == nil {
 		t.Error("bob is still a member after his invite failed")
 	}
 

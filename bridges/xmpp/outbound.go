@@ -248,17 +248,17 @@ func (a *Adapter) nativeRoomOf(r room) event.NativeRoomID {
 // memberNick returns the nick of a MIMI sender in a room, adding the sender as a member (with
 // presence to the occupants) when the room did not know them yet.
 func (a *Adapter) memberNick(ctx context.Context, r room, u event.UserURI) (string, error) {
-	nick, err := a.db.memberNick(ctx, r.URI, u)
+	nick, err := a.db.occ().MemberNick(ctx, r.URI, u)
 	if err == nil {
 		return nick, nil
 	}
-	if !errors.Is(err, errNoMember) {
+	if !errors.Is(err, occupants.ErrNoMember) {
 		return "", err
 	}
 	if err := a.addRemoteMember(ctx, r, u); err != nil {
 		return "", err
 	}
-	return a.db.memberNick(ctx, r.URI, u)
+	return a.db.occ().MemberNick(ctx, r.URI, u)
 }
 
 // sendAs sends a non-message payload (retraction, reactions, markers) from the envelope's sender
@@ -454,7 +454,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		added, err := a.db.addMember(ctx, r.URI, member{User: target, Nick: tj.String()})
+		added, err := a.db.occ().AddMember(ctx, r.URI, occupants.Member{User: target, Nick: tj.String()})
 		if err != nil {
 			return err
 		}
@@ -488,7 +488,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 			code = statusKicked
 		case event.MembershipBan:
 			code = statusBanned
-			if err := a.db.setRole(ctx, r.URI, target, bannedRole); err != nil {
+			if err := a.db.occ().SetRole(ctx, r.URI, target, bannedRole); err != nil {
 				return err
 			}
 		}
@@ -500,14 +500,14 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 }
 
 func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, local bool, code int) error {
-	nick, err := a.db.memberNick(ctx, r.URI, target)
-	if errors.Is(err, errNoMember) {
+	nick, err := a.db.occ().MemberNick(ctx, r.URI, target)
+	if errors.Is(err, occupants.ErrNoMember) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if _, err := a.db.removeMember(ctx, r.URI, target); err != nil {
+	if _, err := a.db.occ().RemoveMember(ctx, r.URI, target); err != nil {
 		return err
 	}
 	occ, err := a.db.occ().List(ctx, r.URI)

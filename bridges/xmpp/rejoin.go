@@ -131,7 +131,7 @@ func (a *Adapter) rejoinOccupant(ctx context.Context, k occupants.Key) {
 	}
 	roomJID, _ := a.m.roomJID(r)
 	occ, err1 := a.db.occ().List(ctx, r.URI)
-	mem, err2 := a.db.members(ctx, r.URI)
+	mem, err2 := a.db.occ().Members(ctx, r.URI)
 	if err := errors.Join(err1, err2); err != nil {
 		a.log.Warn("occupant not rejoined", "room", string(r.URI), "err", err)
 		return

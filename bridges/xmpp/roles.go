@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -59,40 +59,12 @@ func roleOfAffiliation(aff string) (r event.Role, ok bool) {
 	return 0, false
 }
 
-// roleOf returns user's stored role in the room (regular when none is stored).
-func (d *db) roleOf(ctx context.Context, uri event.RoomURI, user event.UserURI) (event.Role, error) {
-	var r int64
-	err := d.s.QueryRowContext(ctx, `SELECT role FROM xmpp_roles WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user)).Scan(&r)
-	if errors.Is(err, sql.ErrNoRows) {
-		return event.RoleRegular, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("xmpp: role: %w", err)
-	}
-	return event.Role(r), nil
-}
-
-// setRole stores user's role (role 0 or regular: the row goes).
-func (d *db) setRole(ctx context.Context, uri event.RoomURI, user event.UserURI, r event.Role) error {
-	var err error
-	if r == event.RoleNone || r == event.RoleRegular {
-		_, err = d.s.ExecContext(ctx, `DELETE FROM xmpp_roles WHERE room_uri = ? AND user_uri = ?`, string(uri), string(user))
-	} else {
-		_, err = d.s.ExecContext(ctx, `INSERT INTO xmpp_roles (room_uri, user_uri, role) VALUES (?, ?, ?)
-			ON CONFLICT (room_uri, user_uri) DO UPDATE SET role = excluded.role`, string(uri), string(user), int64(r))
-	}
-	if err != nil {
-		return fmt.Errorf("xmpp: store role: %w", err)
-	}
-	return nil
-}
-
 // presenceAffiliation returns the affiliation and occupant role shown for user in r (member
 // and participant when the store cannot tell).
 func (a *Adapter) presenceAffiliation(r event.RoomURI, user event.UserURI) (string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ri, err := a.db.roleOf(ctx, r, user)
+	ri, err := a.db.occ().Role(ctx, r, user)
 	if err != nil {
 		a.log.Debug("role unknown, shown as member", "err", err)
 		ri = event.RoleRegular
@@ -110,7 +82,7 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 		a.log.Debug("role without an affiliation skipped", "role", ri)
 		return nil
 	}
-	if err := a.db.setRole(ctx, r.URI, target, ri); err != nil {
+	if err := a.db.occ().SetRole(ctx, r.URI, target, ri); err != nil {
 		return err
 	}
 	local := target.Domain() == a.cfg.Provider
@@ -120,8 +92,8 @@ func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *
 	case event.RoleBanned:
 		return a.removeMember(ctx, r, roomJID, target, local, statusBanned)
 	}
-	nick, err := a.db.memberNick(ctx, r.URI, target)
-	if errors.Is(err, errNoMember) {
+	nick, err := a.db.occ().MemberNick(ctx, r.URI, target)
+	if errors.Is(err, occupants.ErrNoMember) {
 		return nil // shown when the user joins
 	}
 	if err != nil {
@@ -189,7 +161,7 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 		case ok:
 			m.Action, m.Role = event.MembershipRole, ri
 		case it.Affiliation == "none":
-			cur, err := a.db.roleOf(ctx, r.URI, target)
+			cur, err := a.db.occ().Role(ctx, r.URI, target)
 			if err != nil {
 				return xstanza.StanzaError(stanza.Wait, stanza.InternalServerError, "")
 			}
@@ -226,7 +198,7 @@ func (a *Adapter) adminTarget(ctx context.Context, r room, it xstanza.InAdminIte
 		}
 		return a.m.userURI(ctx, j.Bare())
 	}
-	mem, err := a.db.members(ctx, r.URI)
+	mem, err := a.db.occ().Members(ctx, r.URI)
 	if err != nil {
 		return "", err
 	}

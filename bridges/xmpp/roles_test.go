@@ -66,7 +66,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 	alice.expect("invitation", and(named("message"), from(hubMUC), hasChild(xstanza.NSMUCUser, "x")))
 	e.publishIn(mk(event.MembershipJoin, testBob, 0))
 	waitFor(t, 10*time.Second, "bob to become a member", func() bool {
-		n, err := e.a.db.memberNick(t.Context(), hubRoom, testBob)
+		n, err := e.a.db.occ().MemberNick(t.Context(), hubRoom, testBob)
 		return err == nil && n == bobNickMU
 	})
 	alice.send(`<presence to='` + hubMUC + `/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
@@ -160,10 +160,10 @@ func TestRoleStore(t *testing.T) {
 			{0, event.RoleRegular}, {event.RoleOwner, event.RoleOwner}, {event.RoleBanned, event.RoleBanned},
 			{event.RoleRegular, event.RoleRegular}, {event.RoleAdmin, event.RoleAdmin}, {event.RoleNone, event.RoleRegular},
 		} {
-			if err := d.setRole(ctx, r, testBob, step.set); err != nil {
+			if err := d.occ().SetRole(ctx, r, testBob, step.set); err != nil {
 				t.Fatal(err)
 			}
-			if got, err := d.roleOf(ctx, r, testBob); err != nil || got != step.want {
+			if got, err := d.occ().Role(ctx, r, testBob); err != nil || got != step.want {
 				t.Fatalf("after role %d: %d (%v), want %d", step.set, got, err, step.want)
 			}
 		}

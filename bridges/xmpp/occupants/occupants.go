@@ -1,4 +1,5 @@
-// Package occupants keeps the local XMPP users joined to the gateway's MUCs (the xmpp_occupants
+// Package occupants keeps who is in the gateway's MUCs: the MIMI members (xmpp_members, with
+// their roles in xmpp_roles) and the local XMPP users joined to them (the xmpp_occupants
 // table of the adapter) and recovers them across an outage of their session: an occupant whose
 // session is gone is not sent to, pinged until it is back, and then rejoined by the gateway or,
 // after Window, removed (Tracker).
