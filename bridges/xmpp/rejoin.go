@@ -80,7 +80,16 @@ func (a *Adapter) probeOccupant(ctx context.Context, k occupants.Key) (func(cont
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, nil, err
 	}
-	ping := func(ctx context.Context) bool { return a.pingOccupant(ctx, roomJID, to) }
+	ping := func(ctx context.Context) bool {
+		back, gone := a.pingOccupant(ctx, roomJID, to)
+		if gone {
+			// The server answered for the session: it is gone (also after a restart of the
+			// server too quick for the reconnect to see it down). Nothing more is sent to it,
+			// and it is removed unless it comes back within the window.
+			a.rec.Watch(k, true, time.Time{}, time.Time{})
+		}
+		return back
+	}
 	done := func(back bool) {
 		fn := a.dropOccupant
 		if back {
@@ -91,18 +100,20 @@ func (a *Adapter) probeOccupant(ctx context.Context, k occupants.Key) (func(cont
 	return ping, done, nil
 }
 
-// pingOccupant reports whether the client's session at to answered a ping from the room (a
-// result: the server answers for a session that is gone with an error).
-func (a *Adapter) pingOccupant(ctx context.Context, roomJID, to jid.JID) bool {
+// pingOccupant reports whether the client's session at to answered a ping from the room (back: a
+// result), and whether it is gone (an error answer: the server answers so for a session that is
+// gone; a session that does not answer at all is neither).
+func (a *Adapter) pingOccupant(ctx context.Context, roomJID, to jid.JID) (back, gone bool) {
 	sess, err := a.rooms.Session()
 	if err != nil {
-		return false
+		return false, false
 	}
 	pctx, cancel := context.WithTimeout(ctx, pingWait)
 	defer cancel()
 	err = sess.UnmarshalIQ(pctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, From: roomJID, To: to}}.TokenReader(), nil)
 	a.log.Debug("ping of an occupant", "room", roomJID.String(), "occupant", to.String(), "err", err)
-	return err == nil
+	var se stanza.Error
+	return err == nil, errors.As(err, &se)
 }
 
 // rejoinOccupant runs on the room's worker when an occupant's session answers again (or sends

@@ -24,6 +24,8 @@ import (
 //     the join sequence again (occupants' presence, self-presence, what it is owed, the subject):
 //     the gateway rejoins it. A join or a message of the occupant itself ends the wait at once,
 //     and a message from it is accepted (it is still an occupant), never refused as not joined.
+//   - A ping that the server answers with an error (it does so for a session that is gone, also
+//     after a restart too quick for the reconnect to notice) makes the occupant absent.
 //   - An absent occupant whose session does not answer within Tracker.Window is removed, as
 //     before; an unconfirmed one stays.
 
