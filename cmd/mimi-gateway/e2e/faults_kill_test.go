@@ -43,11 +43,17 @@ func matrixXMPPPair(t *testing.T) *faultPair {
 // matrixMatrixPair starts Klinik A and Amt B, each on its Dendrite with its gateway in
 // appservice mode, and opens alice's 1:1 chat with bob.
 func matrixMatrixPair(t *testing.T) *faultPair {
+	return matrixPairOf(t, "Matrix-Matrix", gt.ModeAppservice)
+}
+
+// matrixPairOf starts Klinik A (its gateway in the mode given) and Amt B (Dendrite, gateway in
+// appservice mode), and opens alice's 1:1 chat with bob.
+func matrixPairOf(t *testing.T, name string, modeA string) *faultPair {
 	ca := protocoltest.NewCA(t)
-	ka := klinikA(t, ca, gt.ModeAppservice)
+	ka := klinikA(t, ca, modeA)
 	ab := amtBMatrix(t, ca, "amt-b.example")
 	startAll(t, ka.Gateway, ab.Gateway)
-	p := &pairing{name: "Matrix-Matrix", a: newMatrixPerson(t, ka, "alice"), b: newMatrixPerson(t, ab, "bob"), gwA: ka.Gateway, gwB: ab.Gateway}
+	p := &pairing{name: name, a: newMatrixPerson(t, ka, "alice"), b: newMatrixPerson(t, ab, "bob"), gwA: ka.Gateway, gwB: ab.Gateway}
 	f := &faultPair{p: p, procs: map[string]proc{
 		"gateway A": gatewayProc(ka.Gateway), "server A": matrixProc(ka),
 		"gateway B": gatewayProc(ab.Gateway), "server B": matrixProc(ab),

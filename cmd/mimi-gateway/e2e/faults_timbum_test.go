@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	gt "github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
-	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
 )
 
 // The fault tests of the headline pairing: Klinik A on TI-Messenger (its Dendrite, gateway A in
@@ -14,19 +13,7 @@ import (
 // timBumPair starts Klinik A (client mode) and Amt B (appservice mode) and opens alice's 1:1
 // chat with bob: alice creates an encrypted room with the functional account and asks it to
 // invite bob, who has never used his gateway.
-func timBumPair(t *testing.T) *faultPair {
-	ca := protocoltest.NewCA(t)
-	ka := klinikA(t, ca, gt.ModeClient)
-	ab := amtBMatrix(t, ca, "amt-b.example")
-	startAll(t, ka.Gateway, ab.Gateway)
-	p := &pairing{name: "TIM-BuM", a: newMatrixPerson(t, ka, "alice"), b: newMatrixPerson(t, ab, "bob"), gwA: ka.Gateway, gwB: ab.Gateway}
-	f := &faultPair{p: p, procs: map[string]proc{
-		"gateway A": gatewayProc(ka.Gateway), "server A": matrixProc(ka),
-		"gateway B": gatewayProc(ab.Gateway), "server B": matrixProc(ab),
-	}}
-	f.open(t)
-	return f
-}
+func timBumPair(t *testing.T) *faultPair { return matrixPairOf(t, "TIM-BuM", gt.ModeClient) }
 
 // killEachInTurn runs the kill stream in the pair's chat, killing gateway A, server A, gateway B
 // and server B in turn. The TIM–BuM kill stream (timBumPair(t).killEachInTurn(t)) is not in the
