@@ -352,6 +352,7 @@ type MapID struct {
 // Publish puts env on the bus and records rec in one transaction (shared with concurrent
 // publishers): after publishing, or, with rec.MapFirst, the mappings and reactions before it and
 // the Done mark after it. Only after Publish returned may the adapter acknowledge the native event.
+// A ctx that ends while the envelope is in flight does not leave it on the bus unrecorded.
 func (c *Core) Publish(ctx context.Context, env *event.Envelope, rec Record) error {
 	if rec.MapFirst {
 		if err := c.record(ctx, env, rec, false); err != nil {
@@ -359,7 +360,18 @@ func (c *Core) Publish(ctx context.Context, env *event.Envelope, rec Record) err
 		}
 	}
 	if err := c.cfg.Bus.PublishOut(ctx, env); err != nil {
-		return fmt.Errorf("bridges: publish %s: %w", env.ID, err)
+		if ctx.Err() == nil {
+			return fmt.Errorf("bridges: publish %s: %w", env.ID, err)
+		}
+		// Cancelled in flight: the bus may have stored the envelope without the answer arriving.
+		// Publishing it again is harmless (the bus drops a second copy of the same envelope ID)
+		// and tells whether it is there, so that its mappings are not left unrecorded.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordAfterPublishTimeout)
+		err = c.cfg.Bus.PublishOut(pctx, env)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("bridges: publish %s (cancelled): %w", env.ID, err)
+		}
 	}
 	if rec.MapFirst {
 		rec = Record{Done: rec.Done}

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
@@ -23,6 +26,11 @@ type mappedAtPublish struct {
 	mapped bool
 	// after, when set, runs once the envelope is on the bus.
 	after func()
+	// lostAck, when set, makes the next publish report ctx's error although the envelope is on
+	// the bus (the caller cancelled while the bus's answer was under way).
+	lostAck bool
+	// published counts the publishes that reached the bus.
+	published int
 }
 
 func (p *mappedAtPublish) PublishOut(ctx context.Context, env *event.Envelope) error {
@@ -31,8 +39,13 @@ func (p *mappedAtPublish) PublishOut(ctx context.Context, env *event.Envelope) e
 	if err := p.Publisher.PublishOut(ctx, env); err != nil {
 		return err
 	}
+	p.published++
 	if p.after != nil {
 		p.after()
+	}
+	if p.lostAck {
+		p.lostAck = false
+		return ctx.Err()
 	}
 	return nil
 }
@@ -41,6 +54,8 @@ func (p *mappedAtPublish) PublishOut(ctx context.Context, env *event.Envelope) e
 // the mapping exists before the envelope is on the bus, without it only afterwards. A context
 // that ends once the envelope is on the bus (the adapter stopping) does not keep the mapping
 // from being written: else the native event, resent after a restart, would be published again.
+// Neither does one that ends while the bus's answer is under way (the envelope stored, the
+// publish reporting the cancellation): Publish learns that it is there and records it.
 func TestPublishRecords(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -56,17 +71,22 @@ func TestPublishRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	if err := b.DeclareOut(ctx, "core-test"); err != nil { // the stream keeps what a consumer has yet to read
+		t.Fatal(err)
+	}
 	pub := &mappedAtPublish{Publisher: b, ids: idmap.New(st)}
 	core := bridges.NewCore(bridges.CoreConfig{Network: "testnet", Store: st, Bus: pub, Processed: "testnet.in", Echo: "testnet.event"})
 	core.SetSaltKey([]byte("key"))
 	room := event.NewRoomURI("gw.example", "r")
-	for _, c := range []struct {
+	for i, c := range []struct {
 		native           event.NativeEventID
 		mapFirst, cancel bool
-	}{{"ev-after", false, false}, {"ev-first", true, false}, {"ev-stopped", false, true}} {
+		lostAck          bool
+	}{{"ev-after", false, false, false}, {"ev-first", true, false, false}, {"ev-stopped", false, true, false},
+		{"ev-in-flight", false, true, true}, {"ev-in-flight-first", true, true, true}} {
 		native, mapFirst := c.native, c.mapFirst
 		pctx, cancel := context.WithCancel(ctx)
-		pub.after = nil
+		pub.after, pub.lostAck, pub.published = nil, c.lostAck, 0
 		if c.cancel {
 			pub.after = cancel
 		}
@@ -97,5 +117,31 @@ func TestPublishRecords(t *testing.T) {
 		if done, err := st.IsProcessed(ctx, "testnet.event", string(native)); err != nil || !done {
 			t.Errorf("%s: native event not marked done (%v)", native, err)
 		}
+		if n := outMessages(t, b); n != int(i)+1 {
+			t.Errorf("%s: %d envelopes on the bus after %d publishes (%d reached it), want one per envelope", native, n, i+1, pub.published)
+		}
 	}
+}
+
+// outMessages counts the envelopes in b's stream of legacy → MIMI envelopes.
+func outMessages(t *testing.T, b *bus.NATS) int {
+	t.Helper()
+	nc, err := nats.Connect("", nats.InProcessServer(b.Server()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), bus.StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(info.State.Msgs)
 }
