@@ -114,11 +114,22 @@ func TestPartnerDownRecovery(t *testing.T) {
 	checkNotice(t, n, bob, logsB)
 }
 
-// shiftClock is a clock that can be moved forward.
-type shiftClock struct{ offset atomic.Int64 }
+// shiftClock is a clock that can be moved forward, and stopped (from then on it moves only by
+// add).
+type shiftClock struct{ offset, stopped atomic.Int64 }
 
-func (c *shiftClock) now() time.Time      { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *shiftClock) now() time.Time {
+	base := time.Now()
+	if s := c.stopped.Load(); s != 0 {
+		base = time.Unix(0, s)
+	}
+	return base.Add(time.Duration(c.offset.Load()))
+}
+
 func (c *shiftClock) add(d time.Duration) { c.offset.Add(int64(d)) }
+
+// stop stops the clock at the current wall-clock time.
+func (c *shiftClock) stop() { c.stopped.Store(time.Now().UnixNano()) }
 
 // TestNoticeUndelivered: a message parked for a hub that stays down is, after parkExpire, told
 // to its sender as undelivered and dropped; the room's next message goes out.

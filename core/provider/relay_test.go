@@ -22,10 +22,16 @@ import (
 // tests create), b and c.
 func trio(t testing.TB) (*node, *node, *node) {
 	t.Helper()
+	return trioConf(t, nil)
+}
+
+// trioConf is trio with confA (if set) adjusting a's configuration.
+func trioConf(t testing.TB, confA func(*Config)) (*node, *node, *node) {
+	t.Helper()
 	n := protocoltest.NewNetwork()
 	ca := protocoltest.NewCA(t)
 	nodes := []*node{
-		newNode(t, n, ca, "a.example", storetest.SQLiteConfig(t)),
+		newNodeConf(t, n, ca, "a.example", storetest.SQLiteConfig(t), confA),
 		newNode(t, n, ca, "b.example", storetest.SQLiteConfig(t)),
 		newNode(t, n, ca, "c.example", storetest.SQLiteConfig(t)),
 	}
@@ -244,31 +250,49 @@ func countRows(t testing.TB, nd *node, table string) int {
 
 // TestKeyMaterialRelayRate: the hub relays at most DefaultRelayRate.Burst claims of one
 // follower at once (each for another user of the third provider, so that no other bucket is
-// in the way); the next is 429 with Retry-After, counted as relay_rate, and never reaches the
-// third provider.
+// in the way); the next is 429 with Retry-After (one Interval), counted as relay_rate, and never
+// reaches the third provider. One Interval later exactly one more claim is relayed. The hub's
+// clock stands still during the claims, so that how long they take does not refill the bucket.
 func TestKeyMaterialRelayRate(t *testing.T) {
 	ctx := context.Background()
-	a, b, c := trio(t)
+	clk := &shiftClock{}
+	a, b, c := trioConf(t, func(c *Config) { c.Now = clk.now })
 	_, bob, room := invited(t, a, b)
 	bobUser, err := loadUser(ctx, b.st, bob)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range DefaultRelayRate.Burst + 1 {
+	clk.stop()
+	burst := DefaultRelayRate.Burst
+	claim := func(i int) (*protocol.KeyMaterialResponse, error) {
 		target := event.NewUserURI(c.domain, fmt.Sprintf("u%d", i))
-		resp, err := b.tp.Client.KeyMaterial(ctx, a.domain, target, claimRequest(t, bobUser, target, room))
-		var he *protocol.HTTPError
-		switch {
-		case i < DefaultRelayRate.Burst && (err != nil || resp.UserStatus != protocol.KeyMaterialUserNoConsent):
+		return b.tp.Client.KeyMaterial(ctx, a.domain, target, claimRequest(t, bobUser, target, room))
+	}
+	relayed := func(i int) {
+		t.Helper()
+		if resp, err := claim(i); err != nil || resp.UserStatus != protocol.KeyMaterialUserNoConsent {
 			t.Fatalf("claim %d: %+v, %v; want relayed (noConsent: nobody there)", i, resp, err)
-		case i == DefaultRelayRate.Burst && (!errors.As(err, &he) || he.Status != http.StatusTooManyRequests || he.RetryAfter <= 0):
-			t.Fatalf("claim %d: %+v, %v; want 429 with Retry-After", i, resp, err)
 		}
 	}
-	if n := testutil.ToFloat64(a.p.met.refusals.WithLabelValues("keyMaterial", "relay_rate")); n != 1 {
-		t.Errorf("relay_rate refusals %v, want 1", n)
+	refused := func(i int) {
+		t.Helper()
+		resp, err := claim(i)
+		var he *protocol.HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusTooManyRequests || he.RetryAfter != DefaultRelayRate.Interval {
+			t.Fatalf("claim %d: %+v, %v; want 429 with Retry-After %v", i, resp, err, DefaultRelayRate.Interval)
+		}
 	}
-	if n := testutil.ToFloat64(c.p.met.refusals.WithLabelValues("keyMaterial", "unknown_user")); n != float64(DefaultRelayRate.Burst) {
-		t.Errorf("the third provider answered %v claims, want %d", n, DefaultRelayRate.Burst)
+	for i := range burst {
+		relayed(i)
+	}
+	refused(burst)
+	clk.add(DefaultRelayRate.Interval)
+	relayed(burst + 1)
+	refused(burst + 2)
+	if n := testutil.ToFloat64(a.p.met.refusals.WithLabelValues("keyMaterial", "relay_rate")); n != 2 {
+		t.Errorf("relay_rate refusals %v, want 2", n)
+	}
+	if n := testutil.ToFloat64(c.p.met.refusals.WithLabelValues("keyMaterial", "unknown_user")); n != float64(burst+1) {
+		t.Errorf("the third provider answered %v claims, want %d", n, burst+1)
 	}
 }
