@@ -106,11 +106,15 @@ type Adapter struct {
 	reach    bridges.Reach
 	commands *bridges.Commands
 
-	mu      sync.Mutex
-	runCtx  context.Context // ends when Stop is called
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	started bool
+	mu sync.Mutex
+	// runCtx ends when Stop is called: the components' read loops and the occupant pings end.
+	// workCtx, the workers' context, ends when Stop returns.
+	runCtx, workCtx    context.Context
+	cancel, cancelWork context.CancelFunc
+	drain              chan struct{} // closed when nothing queues stanzas any more: workers finish their queues and stop
+	stopped            chan struct{} // closed when the workers stopped
+	comps, wg          sync.WaitGroup
+	started, stopping  bool
 }
 
 // New creates the adapter. It migrates the adapter's and idmap's tables in st.
@@ -188,36 +192,49 @@ func (a *Adapter) Start(ctx context.Context) error {
 	}
 	a.started = true
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.runCtx, a.cancel = runCtx, cancel
+	a.workCtx, a.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
+	a.runCtx, a.cancel, a.drain, a.stopped = runCtx, cancel, make(chan struct{}), make(chan struct{})
 	a.rec.Start(runCtx)
 	a.queues = make([]chan job, a.cfg.Workers)
 	for i := range a.queues {
 		q := make(chan job, queueLen)
 		a.queues[i] = q
-		a.wg.Go(func() { a.worker(runCtx, q) })
+		a.wg.Go(func() { a.worker(a.workCtx, q) })
 	}
-	a.wg.Go(func() { a.users.Run(runCtx) })
-	a.wg.Go(func() { a.rooms.Run(runCtx) })
+	a.comps.Go(func() { a.users.Run(runCtx) })
+	a.comps.Go(func() { a.rooms.Run(runCtx) })
 	a.log.Info("xmpp adapter started", "server", a.cfg.Server, "users", a.cfg.Users.Domain, "rooms", a.cfg.Rooms.Domain)
 	return nil
 }
 
-// Stop disconnects both components, stops the workers after the stanzas already queued and
-// waits for them, or for ctx to end.
+// Stop disconnects both components, stops the workers after the stanzas already queued (read
+// from the server, which does not send them again: they are published before the workers stop)
+// and waits for them, or for ctx to end (then the workers' context ends too).
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
 	cancel := a.cancel
+	first := cancel != nil && !a.stopping
+	a.stopping = a.stopping || first
 	a.mu.Unlock()
 	if cancel == nil {
 		return nil
 	}
-	cancel()
-	done := make(chan struct{})
-	go func() { a.wg.Wait(); a.rec.Wait(); close(done) }()
+	if first {
+		cancel()
+		go func() {
+			a.comps.Wait() // the read loops ended: no stanza is queued after this
+			a.rec.Wait()   // nor any work of the gateway's own
+			close(a.drain)
+			a.wg.Wait()
+			a.cancelWork()
+			close(a.stopped)
+		}()
+	}
 	select {
-	case <-done:
+	case <-a.stopped:
 		return nil
 	case <-ctx.Done():
+		a.cancelWork()
 		return fmt.Errorf("xmpp: stop: %w", ctx.Err())
 	}
 }
@@ -248,12 +265,17 @@ func (a *Adapter) enqueue(key string, j job) {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	q := a.queues[int(h.Sum32()%uint32(len(a.queues)))]
+	if j.fn != nil && a.runCtx.Err() != nil {
+		return // stopping: the gateway's own work is found again after a restart
+	}
 	select {
 	case q <- j:
-	case <-a.runCtx.Done(): // stopping: the stanza is dropped, as the stream is about to end
+	case <-a.workCtx.Done(): // Stop gave up waiting for the workers
 	}
 }
 
+// worker runs the jobs of q until ctx ends, or until Stop drains the queues: then it runs what
+// is queued and returns.
 func (a *Adapter) worker(ctx context.Context, q chan job) {
 	for {
 		select {
@@ -261,6 +283,15 @@ func (a *Adapter) worker(ctx context.Context, q chan job) {
 			return
 		case j := <-q:
 			a.runJob(ctx, j)
+		case <-a.drain:
+			for {
+				select {
+				case j := <-q:
+					a.runJob(ctx, j)
+				default:
+					return
+				}
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,5 +111,44 @@ func TestAdapterRestart(t *testing.T) {
 	e.out.wait(t, "second message", func(x *event.Envelope) bool { return x.Origin.Event == "a2" })
 	if n := e.pub.onBus.count(func(x *event.Envelope) bool { return x.Origin.Event == "a1" }); n != 1 {
 		t.Fatalf("a1 published %d times", n)
+	}
+}
+
+// TestStopPublishesQueued: stanzas read from the server but still queued for their worker when
+// the adapter stops are published before Stop returns, in order (the server does not send them
+// again). The worker is held busy by a job of the gateway's own until Stop has disconnected the
+// components.
+func TestStopPublishesQueued(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) { c.Workers = 1 })
+	alice := dialClient(t, e.p, "alice", "phone")
+	joinRoom(t, alice, ward7, "Alice")
+	release, busy := make(chan struct{}), make(chan struct{})
+	e.a.enqueue(ward7, job{fn: func(context.Context) { close(busy); <-release }})
+	<-busy
+	ids := []string{"q1", "q2", "q3"}
+	for _, id := range ids {
+		alice.send(`<message to='` + ward7 + `' type='groupchat' id='` + id + `'><body>` + id + `</body></message>`)
+	}
+	waitFor(t, 10*time.Second, "the three stanzas queued", func() bool { return len(e.a.queues[0]) == len(ids) })
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- e.a.Stop(ctx)
+	}()
+	waitFor(t, 10*time.Second, "the components to disconnect", func() bool { return e.a.Ready(t.Context()) != nil })
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	var got []string
+	for _, x := range e.pub.onBus.all() {
+		if x.Kind == event.KindMessage {
+			got = append(got, string(x.Origin.Event))
+		}
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("messages on the bus when Stop returned: %v, want %v", got, ids)
 	}
 }
