@@ -133,31 +133,3 @@ func ConfiguredLanguage(tag string) Language {
 	}
 	return English
 }
-
-// Problems collects what is wrong with an adapter's configuration, for its Validate.
-type Problems struct {
-	prefix, wrap string
-	errs         []error
-}
-
-// NewProblems returns a collector whose problems start with prefix and whose Err wraps them
-// all with wrap (a format with one %w), when it is set.
-func NewProblems(prefix, wrap string) *Problems { return &Problems{prefix: prefix, wrap: wrap} }
-
-// If records a problem (format and args as for fmt.Errorf) when bad is true.
-func (p *Problems) If(bad bool, format string, args ...any) {
-	if bad {
-		p.errs = append(p.errs, fmt.Errorf(p.prefix+format, args...))
-	}
-}
-
-// Err returns every recorded problem joined, or nil.
-func (p *Problems) Err() error {
-	if len(p.errs) == 0 {
-		return nil
-	}
-	if p.wrap != "" {
-		return fmt.Errorf(p.wrap, errors.Join(p.errs...))
-	}
-	return errors.Join(p.errs...)
-}

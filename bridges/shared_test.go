@@ -103,17 +103,3 @@ func TestUserLanguages(t *testing.T) {
 		}
 	}
 }
-
-// TestProblems: every problem is kept, with the prefix, and wrapped once.
-func TestProblems(t *testing.T) {
-	p := bridges.NewProblems("net: ", "net config: %w")
-	if p.Err() != nil {
-		t.Fatal("no problem recorded, but Err is not nil")
-	}
-	p.If(false, "never")
-	p.If(true, "port %d: want 1 to 65535", 0)
-	p.If(true, "name %q: empty", "")
-	if got, want := p.Err().Error(), "net config: net: port 0: want 1 to 65535\nnet: name \"\": empty"; got != want {
-		t.Fatalf("Err = %q, want %q", got, want)
-	}
-}

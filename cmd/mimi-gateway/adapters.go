@@ -69,10 +69,10 @@ type componentSpec struct {
 	start func(ctx context.Context, d adapterDeps) (ops.StopFunc, error)
 }
 
-// components are registered by files of this package with registerComponent in an init function.
-var components []componentSpec
-
-// registerComponent makes a core component part of `run`. Call it from an init function.
-func registerComponent(name string, start func(ctx context.Context, d adapterDeps) (ops.StopFunc, error)) {
-	components = append(components, componentSpec{name: name, start: start})
+// components are the core components run starts, in this order (and stops in the reverse
+// order): erasure requests, the MIMI endpoint, the retention sweeper.
+var components = []componentSpec{
+	{"erasure", startErasure},
+	{"provider", startProvider},
+	{"retention", startRetention},
 }

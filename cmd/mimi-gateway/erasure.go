@@ -24,10 +24,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-func init() {
-	registerComponent("erasure", startErasure)
-	registerAdmin(newEraseUserCommand)
-}
+func init() { registerAdmin(newEraseUserCommand) }
 
 // erasurePoll is how often the running gateway looks for erasure requests.
 const erasurePoll = 5 * time.Second

@@ -19,8 +19,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/provider"
 )
 
-func init() { registerComponent("provider", startProvider) }
-
 // startProvider starts the MIMI endpoint when mimi.address is set: the provider (core/provider)
 // behind the mutual-TLS server (core/protocol), with a client for the configured partners.
 func startProvider(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {

@@ -17,8 +17,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-func init() { registerComponent("retention", startRetention) }
-
 // startRetention runs the retention sweeper over every category of the retention section.
 func startRetention(_ context.Context, d adapterDeps) (ops.StopFunc, error) {
 	sw, err := newSweeper(d.Config, d.Store, d.Bus, d.Assets, retention.WithLogger(d.Log.With("component", "retention")))

@@ -534,7 +534,7 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 	record := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
 	saved := components
 	t.Cleanup(func() { components = saved })
-	registerComponent("endpoint-test", func(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
+	components = append(append([]componentSpec(nil), saved...), componentSpec{"endpoint-test", func(ctx context.Context, d adapterDeps) (ops.StopFunc, error) {
 		if err := d.Bus.Ready(ctx); err != nil {
 			return nil, fmt.Errorf("bus not ready when the component starts: %w", err)
 		}
@@ -555,7 +555,7 @@ func TestRunComponentsAndShutdownOrder(t *testing.T) {
 			record("stop")
 			return nil
 		}, nil
-	})
+	}})
 	sigs := make(chan os.Signal, 1)
 	started := make(chan struct{})
 	done := make(chan error, 1)
