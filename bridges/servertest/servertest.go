@@ -184,10 +184,11 @@ func Tail(file string, n int) string {
 	return string(b)
 }
 
-// Eventually polls f until it returns nil; after timeout it fails the test with what and f's
-// last error.
+// Eventually polls f until it returns nil; after timeout (scaled for the machine, Scale) it
+// fails the test with what and f's last error.
 func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
+	timeout = Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/prosodytest"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -50,9 +51,15 @@ func startProsody(t testing.TB) *prosodytest.Server {
 	})
 }
 
-// waitFor polls cond until it holds or the timeout passes.
+// patience is how long the tests wait for an answer of Prosody or the adapter: 10 s on a quiet
+// machine, scaled for a loaded one (servertest.Scale).
+var patience = servertest.Scale(10 * time.Second)
+
+// waitFor polls cond until it holds or the timeout (scaled for the machine, servertest.Scale)
+// passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = servertest.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -218,7 +225,7 @@ func (c *client) close() {
 // expect waits for a stanza matching pred and removes it (and nothing else) from the buffer.
 func (c *client) expect(what string, pred func(n *node) bool) *node {
 	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		c.mu.Lock()
 		for i, n := range c.buf {
@@ -394,7 +401,7 @@ func newEnvOn(t testing.TB, p *prosodytest.Server, mut func(*Config), opts ...Op
 			t.Errorf("stop adapter: %v", err)
 		}
 	})
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	if err := e.a.WaitConnected(wctx); err != nil {
 		t.Fatalf("%v\nprosody log:\n%s", err, e.p.LogTail())

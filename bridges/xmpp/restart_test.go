@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -89,7 +90,7 @@ func TestAdapterRestart(t *testing.T) {
 	t.Cleanup(func() { _ = a2.Stop(context.Background()) })
 	// The old component connections may linger for a moment on the server (conflict): the new
 	// supervisor retries until it gets them.
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, servertest.Scale(15*time.Second))
 	defer cancel()
 	if err := a2.WaitConnected(wctx); err != nil {
 		t.Fatal(err)
@@ -133,7 +134,7 @@ func TestStopPublishesQueued(t *testing.T) {
 
 	stopped := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), servertest.Scale(20*time.Second))
 		defer cancel()
 		stopped <- e.a.Stop(ctx)
 	}()
