@@ -15,6 +15,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -75,7 +76,7 @@ func (e *asEnv) startAdapter(t testing.TB) {
 	}
 	select {
 	case <-a.FirstSync():
-	case <-time.After(30 * time.Second):
+	case <-time.After(servertest.Scale(30 * time.Second)):
 		t.Fatal("adapter device did not complete its first sync")
 	}
 	sub, err := bridges.Run(context.Background(), e.bus, "matrix-test", a, testLogger(t))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -52,7 +53,7 @@ func startClientEnv(t *testing.T, edit func(*Config)) (*dendritetest.Server, *Ad
 	})
 	select {
 	case <-a.FirstSync():
-	case <-time.After(30 * time.Second):
+	case <-time.After(servertest.Scale(30 * time.Second)):
 		t.Fatal("functional account did not complete its first sync")
 	}
 	sub, err := bridges.Run(context.Background(), b, "matrix-client-test", a, testLogger(t))

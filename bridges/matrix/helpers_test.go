@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -116,9 +117,11 @@ func (o *outbox) count(id event.EventID) int {
 	return o.seen[id]
 }
 
-// waitFor polls cond until it holds or the timeout passes.
+// waitFor polls cond until it holds or the timeout (scaled for the machine, servertest.Scale)
+// passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = servertest.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {

@@ -137,10 +137,11 @@ func (c *Client) DecryptErrors() []string {
 	return append([]string(nil), c.errs...)
 }
 
-// WaitEvent waits for a received event matching f; after timeout it fails the test with what
-// the client received.
+// WaitEvent waits for a received event matching f; after timeout (scaled for the machine,
+// servertest.Scale) it fails the test with what the client received.
 func (c *Client) WaitEvent(t testing.TB, timeout time.Duration, what string, f func(*mevent.Event) bool) *mevent.Event {
 	t.Helper()
+	timeout = servertest.Scale(timeout)
 	e, err := c.Wait(timeout, f)
 	if err != nil {
 		t.Fatalf("%s: timed out after %s waiting for %s; received:\n%s\ndecryption errors: %v", c.UserID, timeout, what, c.describe(), c.DecryptErrors())

@@ -147,7 +147,7 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(servertest.Scale(60 * time.Second))
 	for time.Now().Before(deadline) {
 		if !p.Running() {
 			return fmt.Errorf("dendritetest: dendrite exited at start:\n%s", s.LogTail())

@@ -291,9 +291,10 @@ func (g *Gateway) Ready() (bool, string) {
 }
 
 // WaitReady polls /readyz until it answers 200; it fails the test when the process exits or
-// is not ready within timeout.
+// is not ready within timeout (scaled for the machine, servertest.Scale).
 func (g *Gateway) WaitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
+	timeout = servertest.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, body := g.Ready()

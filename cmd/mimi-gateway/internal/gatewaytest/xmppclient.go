@@ -21,6 +21,7 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/prosodytest"
 )
 
@@ -297,9 +298,11 @@ func copyRaw(w xmlstream.TokenWriter, raw string) error {
 }
 
 // Expect waits for a received stanza matching pred, removes it (and nothing else) from the
-// buffer and returns it; after timeout it fails the test listing what was received.
+// buffer and returns it; after timeout (scaled for the machine, servertest.Scale) it fails the
+// test listing what was received.
 func (c *XMPPClient) Expect(t testing.TB, timeout time.Duration, what string, pred func(*Stanza) bool) *Stanza {
 	t.Helper()
+	timeout = servertest.Scale(timeout)
 	st, err := c.Wait(timeout, pred)
 	if err != nil {
 		t.Fatalf("%s: timed out after %s waiting for %s; unconsumed:\n%s", c.Bare, timeout, what, c.Pending())
