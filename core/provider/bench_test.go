@@ -2,11 +2,13 @@ package provider
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/protocol"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
@@ -43,29 +45,60 @@ func BenchmarkMessages(b *testing.B) {
 }
 
 // BenchmarkMessagesManyRooms measures aggregate throughput across rooms: the path of
-// BenchmarkMessages (hub → follower), with the b.N messages spread round-robin over several
-// rooms, and the buses partitioned as the gateway's default (bus.DefaultPartitions). Every
-// room's messages must arrive in the order they were sent. The offered sub-benchmark paces the
-// publisher at 500 messages per second over 32 rooms, for the latency under a steady load. It
-// reports msgs/s, cpu-ms/msg (process CPU time), p50-ms and p99-ms (publish to the receiver's
-// mimi.in) and tx/msg (store transactions committed on both sides per message).
+// BenchmarkMessages (hub → follower), with the b.N messages spread round-robin over 1, 8, 32 or
+// 1,000 rooms (two members each), and the buses partitioned as the gateway's default
+// (bus.DefaultPartitions). Every room's messages must arrive in the order they were sent. The
+// offered sub-benchmark paces the publisher at 500 messages per second over 32 rooms, for the
+// latency under a steady load. It reports msgs/s, cpu-ms/msg (process CPU time), p50-ms and
+// p99-ms (publish to the receiver's mimi.in), tx/msg (store transactions committed on both sides
+// per message), fsync/msg (fsync and fdatasync calls of the process, where perf events are
+// permitted), necessary-ms/msg (one Encrypt and one Process on copies of the first room's
+// states, as in BenchmarkMessagesGroupSize) and ratio (cpu-ms/msg over necessary-ms/msg).
+//
+// Building 1,000 rooms claims 1,000 of Bob's KeyPackages from one partner: both servers' claim
+// rate limits are lifted for the benchmark (they bound a partner's claims, not messages). With
+// MIMI_BENCH_CPUPROFILE set to a path prefix, the timed part is CPU profiled to
+// <prefix>-rooms<n>[-offered<r>].pprof. Run rooms=1000 with -benchtime of at least 2000x.
 func BenchmarkMessagesManyRooms(b *testing.B) {
 	for _, c := range []struct {
 		rooms int
 		rate  float64
-	}{{1, 0}, {8, 0}, {32, 0}, {32, 500}} {
+	}{{1, 0}, {8, 0}, {32, 0}, {32, 500}, {1000, 0}} {
 		b.Run(roomsName(c.rooms, c.rate), func(b *testing.B) {
 			a, bn := pairOn(b, storetest.SQLiteConfig, func(c *bus.Config) { c.Partitions = bus.DefaultPartitions })
+			if c.rooms > 8 {
+				for _, nd := range []*node{a, bn} {
+					nd.tp.Reconfigure(b, unlimitedClaims)
+				}
+			}
 			rooms := make([]event.RoomURI, c.rooms)
-			var alice event.UserURI
+			var alice, bob event.UserURI
 			for i := range rooms {
-				alice, _, rooms[i] = invited(b, a, bn)
+				alice, bob, rooms[i] = invited(b, a, bn)
 			}
 			msgs, _ := spread(b, rooms, alice, b.N)
+			runtime.GC()
+			name := fmt.Sprintf("rooms%d", c.rooms)
+			if c.rate > 0 {
+				name += fmt.Sprintf("-offered%g", c.rate)
+			}
+			stop := cpuProfile(b, name)
 			b.ResetTimer()
 			r := flow(b, a, bn, msgs, c.rate)
 			b.StopTimer()
+			stop()
 			r.report(b, b.N)
+			if need := necessaryWork(b, a, bn, rooms[0], alice, bob); need > 0 && r.cpu > 0 {
+				b.ReportMetric(need, "necessary-ms/msg")
+				b.ReportMetric(float64(r.cpu)/float64(b.N)/1e6/need, "ratio")
+			}
 		})
 	}
+}
+
+// unlimitedClaims lifts a server's KeyPackage claim rate limits (per partner and per target
+// user) for benchmarks that build many rooms with one partner user.
+func unlimitedClaims(c *protocol.ServerConfig) {
+	lift := protocol.RateLimit{Interval: time.Microsecond, Burst: 1 << 20}
+	c.KeyMaterialPartnerRate, c.KeyMaterialTargetRate = lift, lift
 }

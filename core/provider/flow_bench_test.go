@@ -10,6 +10,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/ops/cputime"
+	"github.com/mimi-gateway/mimi-gateway/core/ops/syscount"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
@@ -19,6 +20,7 @@ type flowResult struct {
 	cpu       time.Duration // process CPU time (both providers and their NATS servers)
 	latencies []time.Duration
 	commits   float64 // store transactions committed, both stores
+	fsyncs    float64 // fsync and fdatasync calls of the process; -1 if they could not be counted
 }
 
 // flow publishes msgs on from's mimi.out, paced at rate messages per second (0: all at once),
@@ -35,6 +37,7 @@ func flow(b *testing.B, from, to *node, msgs []*event.Envelope, rate float64) fl
 		want[m.Room] = append(want[m.Room], m.Content)
 	}
 	commits0 := storetest.Commits(b, from.st) + storetest.Commits(b, to.st)
+	fsyncs := countFsyncs(b)
 	cpu0, _ := cputime.Process()
 	start := time.Now()
 	// The publisher hands each index over after writing its sentAt, so reading it on arrival
@@ -81,10 +84,12 @@ func flow(b *testing.B, from, to *node, msgs []*event.Envelope, rate float64) fl
 	cpu1, _ := cputime.Process()
 	r.cpu = cpu1 - cpu0
 	r.commits = storetest.Commits(b, from.st) + storetest.Commits(b, to.st) - commits0
+	r.fsyncs = fsyncs()
 	return r
 }
 
-// report reports r's metrics for n messages: msgs/s, cpu-ms/msg, p50-ms, p99-ms, tx/msg.
+// report reports r's metrics for n messages: msgs/s, cpu-ms/msg, p50-ms, p99-ms, tx/msg and
+// fsync/msg.
 func (r flowResult) report(b *testing.B, n int) {
 	b.ReportMetric(float64(n)/r.wall.Seconds(), "msgs/s")
 	if r.cpu > 0 {
@@ -97,6 +102,35 @@ func (r flowResult) report(b *testing.B, n int) {
 		b.ReportMetric(float64(l[min(len(l)-1, len(l)*99/100)])/1e6, "p99-ms")
 	}
 	b.ReportMetric(r.commits/float64(n), "tx/msg")
+	if r.fsyncs >= 0 {
+		b.ReportMetric(r.fsyncs/float64(n), "fsync/msg")
+	}
+}
+
+// countFsyncs starts counting the process's fsync and fdatasync calls (all threads: both
+// providers, their SQLite stores and NATS servers) and returns the function that stops and
+// reads the count, -1 where perf events are not available (syscount.Open).
+func countFsyncs(t testing.TB) func() float64 {
+	c, err := syscount.Open(syscount.Fsyncs)
+	if err != nil {
+		t.Logf("fsyncs not counted: %v", err)
+		return func() float64 { return -1 }
+	}
+	n0, err := c.Count()
+	if err != nil {
+		c.Close()
+		t.Logf("fsyncs not counted: %v", err)
+		return func() float64 { return -1 }
+	}
+	return func() float64 {
+		defer c.Close()
+		n1, err := c.Count()
+		if err != nil {
+			t.Logf("fsyncs not counted: %v", err)
+			return -1
+		}
+		return float64(n1 - n0)
+	}
 }
 
 // roomsName names a sub-benchmark by its rooms and offered rate.

@@ -25,7 +25,9 @@ import (
 //   - necessary-ms/msg: the CPU time of the cryptographic work a message cannot avoid, measured
 //     in the same run on copies of the sender's and a receiver's state: one Encrypt and one
 //     Process (decrypt and verify);
-//   - ratio: cpu-ms/msg over necessary-ms/msg.
+//   - ratio: cpu-ms/msg over necessary-ms/msg;
+//   - fsync/msg: fsync and fdatasync calls of the process per message (where perf events are
+//     permitted: syscount), SQLite commits and JetStream stores and state files together.
 //
 // Run it with a fixed -benchtime (e.g. 200x): every b.N builds the room anew. With
 // MIMI_BENCH_CPUPROFILE set to a path prefix, the timed part of each sub-benchmark is CPU
@@ -42,6 +44,7 @@ func BenchmarkMessagesGroupSize(b *testing.B) {
 			runtime.GC()
 			stop := cpuProfile(b, fmt.Sprint(n))
 			b.ResetTimer()
+			fsyncs := countFsyncs(b)
 			cpu0, cpuOK := cputime.Process()
 			start := time.Now()
 			for _, m := range msgs {
@@ -50,9 +53,13 @@ func BenchmarkMessagesGroupSize(b *testing.B) {
 			expectInOrder(b, bn, map[event.RoomURI][][]byte{room: contents(msgs)})
 			wall := time.Since(start)
 			cpu1, _ := cputime.Process()
+			nsync := fsyncs()
 			b.StopTimer()
 			stop()
 			b.ReportMetric(float64(b.N)/wall.Seconds(), "msgs/s")
+			if nsync >= 0 {
+				b.ReportMetric(nsync/float64(b.N), "fsync/msg")
+			}
 			if !cpuOK {
 				return
 			}

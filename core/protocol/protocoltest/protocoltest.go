@@ -269,6 +269,15 @@ func (p *Provider) Stop(t testing.TB) {
 	}
 }
 
+// Reconfigure restarts the provider's server (new loopback port, same store) with configure
+// adjusting its configuration from then on, as Options.Configure does.
+func (p *Provider) Reconfigure(t testing.TB, configure func(*protocol.ServerConfig)) {
+	t.Helper()
+	p.Stop(t)
+	p.configure = configure
+	p.Start(t)
+}
+
 // PartnerEntry returns how others configure p: discovery, or a static base URL
 // https://<domain>/ (resolved through the Network), verified with p's CA.
 func (p *Provider) PartnerEntry(discovery bool) protocol.Partner {
