@@ -31,6 +31,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
@@ -94,7 +95,7 @@ type Adapter struct {
 	assets bridges.AssetStore
 	http   *http.Client
 	now    func() time.Time
-	m      *mapper
+	m      *jidmap.Mapper
 	met    *metrics
 	key    []byte
 
@@ -149,7 +150,7 @@ func New(ctx context.Context, cfg Config, deps bridges.Deps, opts ...Option) (*A
 	a.db = &db{s: st, now: a.now}
 	a.hist = xhistory.New(st)
 	a.ids = idmap.New(st).WithClock(a.now)
-	a.m = &mapper{domain: cfg.Domain, provider: cfg.Provider, users: cfg.Users.Domain, rooms: cfg.Rooms.Domain, db: a.db}
+	a.m = &jidmap.Mapper{Domain: cfg.Domain, Provider: cfg.Provider, Users: cfg.Users.Domain, Rooms: cfg.Rooms.Domain, Opaque: jidmap.Opaque{S: a.db.s, Now: a.db.now}}
 	a.met = newMetrics(a.reg)
 	var err error
 	if a.key, err = bridges.LoadSecret(ctx, st.KV(kvScope), "hmac-key"); err != nil {
@@ -369,7 +370,7 @@ func (a *Adapter) noteLang(from, lang string) {
 	if lang == "" {
 		return
 	}
-	if j, err := jid.Parse(from); err == nil && a.m.isLocal(j) {
+	if j, err := jid.Parse(from); err == nil && a.m.IsLocal(j) {
 		a.langs.Note(j.Bare().String(), lang)
 	}
 }

@@ -45,7 +45,7 @@ func (a *Adapter) gatewayCommand(ctx context.Context, m *xstanza.InMessage, from
 // commandCall is a command call of local user from, sent at at.
 func (a *Adapter) commandCall(from jid.JID, at time.Time) bridges.CommandCall {
 	call := bridges.CommandCall{Lang: a.langOf(from), Native: commandFrom{from, at}}
-	call.User, _ = a.m.localUserURI(from) // none: the people's commands say they failed
+	call.User, _ = a.m.LocalUserURI(from) // none: the people's commands say they failed
 	return call
 }
 
@@ -68,7 +68,7 @@ func (a *Adapter) cmdStart(ctx context.Context, c *bridges.CommandCall) (string,
 	if target.Domain() == a.cfg.Provider {
 		return bridges.Say(c.Lang, bridges.PhraseInviteLocal, bridges.Address(target)), nil
 	}
-	puppet, err := a.m.userJID(ctx, target)
+	puppet, err := a.m.UserJID(ctx, target)
 	if err != nil {
 		return bridges.Say(c.Lang, bridges.PhraseInviteAddress, truncateText(c.Args[0], 80)), nil
 	}

@@ -185,32 +185,6 @@ func (d *db) dmOf(ctx context.Context, uri event.RoomURI) (dm, error) {
 	return c, nil
 }
 
-// putOpaque records an opaque localpart for a URI that cannot be escaped into a JID; it returns
-// the localpart already stored for the URI, if any.
-func (d *db) putOpaque(ctx context.Context, local, uri string) (string, error) {
-	if _, err := d.s.ExecContext(ctx, `INSERT INTO xmpp_opaque (local, uri, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		local, uri, d.now().UnixMilli()); err != nil {
-		return "", fmt.Errorf("xmpp: store opaque localpart: %w", err)
-	}
-	var got string
-	if err := d.s.QueryRowContext(ctx, `SELECT local FROM xmpp_opaque WHERE uri = ?`, uri).Scan(&got); err != nil {
-		return "", fmt.Errorf("xmpp: read opaque localpart: %w", err)
-	}
-	return got, nil
-}
-
-func (d *db) opaqueURI(ctx context.Context, local string) (string, error) {
-	var uri string
-	err := d.s.QueryRowContext(ctx, `SELECT uri FROM xmpp_opaque WHERE local = ?`, local).Scan(&uri)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", errUnknownJID
-	}
-	if err != nil {
-		return "", fmt.Errorf("xmpp: read opaque localpart: %w", err)
-	}
-	return uri, nil
-}
-
 // PruneHistory deletes the room history entries sent before `before` (retention of MUC history)
 // and returns how many it deleted (xhistory.Prune).
 func PruneHistory(ctx context.Context, st *store.Store, before time.Time) (int64, error) {

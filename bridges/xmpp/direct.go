@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"strconv"
 	"strings"
@@ -16,6 +17,9 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
+
+// b32 encodes the derived IDs of 1:1 rooms.
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // directMessage handles a message to the users component: a local user writing to a puppet.
 func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at time.Time) {
@@ -32,7 +36,7 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 	_, hasBody := m.Text()
 	if to.Localpart() == "" {
 		switch {
-		case hasBody && a.m.isLocal(from) && to.Domainpart() == a.cfg.Users.Domain:
+		case hasBody && a.m.IsLocal(from) && to.Domainpart() == a.cfg.Users.Domain:
 			a.gatewayCommand(ctx, m, from, to, at) // commands.go
 		case hasBody:
 			a.replyError(ctx, a.users, m, refuse(stanza.Cancel, stanza.ServiceUnavailable,
@@ -40,16 +44,16 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 		}
 		return
 	}
-	if !a.m.isLocal(from) {
+	if !a.m.IsLocal(from) {
 		a.replyError(ctx, a.users, m, refuse(stanza.Auth, stanza.Forbidden, "only users of "+a.cfg.Domain+" can write to MIMI users"))
 		return
 	}
-	peer, err := a.m.puppetURI(ctx, to)
+	peer, err := a.m.PuppetURI(ctx, to)
 	if err != nil {
 		a.replyError(ctx, a.users, m, refuse(stanza.Cancel, stanza.ItemNotFound, "no such MIMI user"))
 		return
 	}
-	sender, err := a.m.localUserURI(from)
+	sender, err := a.m.LocalUserURI(from)
 	if err != nil {
 		a.replyError(ctx, a.users, m, refuse(stanza.Auth, stanza.Forbidden, "unknown sender"))
 		return
@@ -173,10 +177,10 @@ func (a *Adapter) replyError(ctx context.Context, c *xconn.Conn, m *xstanza.InMe
 func (a *Adapter) puppetPresence(ctx context.Context, p *xstanza.InPresence) {
 	from, err1 := jid.Parse(p.From)
 	to, err2 := jid.Parse(p.To)
-	if err1 != nil || err2 != nil || !a.m.isLocal(from) || to.Localpart() == "" {
+	if err1 != nil || err2 != nil || !a.m.IsLocal(from) || to.Localpart() == "" {
 		return
 	}
-	if _, err := a.m.puppetURI(ctx, to); err != nil {
+	if _, err := a.m.PuppetURI(ctx, to); err != nil {
 		return
 	}
 	send := func(typ string) {

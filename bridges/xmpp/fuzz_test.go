@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +12,9 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
-	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // decodeFromString decodes the first element of s as the adapter's read loop does: the start
@@ -115,61 +111,6 @@ func FuzzStanzaMapping(f *testing.F) {
 		var n node
 		if err := xml.Unmarshal(b, &n); err != nil {
 			t.Fatalf("reflection is not well-formed XML: %v\n%s", err, b)
-		}
-	})
-}
-
-// FuzzJIDMapping maps arbitrary strings as JIDs to MIMI users and rooms and back. A JID that maps
-// to a user must map back to the same JID, and a MIMI URI must map to a JID that maps back to it.
-func FuzzJIDMapping(f *testing.F) {
-	for _, s := range []string{`bob\40clinic-b.example`, `dr.o\27neil\40clinic-b.example`, `\5c\40`, `x-aaaaaaaaaaaaaaaaaaaa`, `a\40b\40c.example`,
-		`Bob\40Clinic.example`, `\20x\40y.example`, `bob\40localhost`, "ward7", `club\40hub.example`} {
-		f.Add(s, "mimi://clinic-b.example/u/"+s)
-	}
-	st, err := store.Open(context.Background(), store.Config{Path: filepath.Join(f.TempDir(), "fuzz.db")}, store.WithMigrations(Schema))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = st.Close() })
-	m := &mapper{domain: testDomain, provider: testDomain, users: testUsers, rooms: testRooms, db: &db{s: st, now: time.Now}}
-	f.Fuzz(func(t *testing.T, local, uri string) {
-		ctx := context.Background()
-		_ = jidescape.Unescape(local)
-		if j, err := jid.New(local, testUsers, ""); err == nil {
-			if u, err := m.puppetURI(ctx, j); err == nil {
-				back, err := m.userJID(ctx, u)
-				if err != nil || !back.Equal(j) {
-					t.Fatalf("puppet %s -> %s -> %v, %v", j, u, back, err)
-				}
-			}
-		}
-		if u, err := event.ParseUserURI(uri); err == nil {
-			if n := m.nickFor(u); n == "" {
-				t.Fatalf("empty nick for %s", u)
-			} else if _, err := jid.New("room", testRooms, n); err != nil {
-				t.Fatalf("nick %q for %s is not a valid resourcepart: %v", n, u, err)
-			}
-			j, err := m.userJID(ctx, u)
-			if err != nil {
-				if !errors.Is(err, errUnknownJID) && !errors.Is(err, event.ErrInvalidURI) {
-					t.Fatalf("userJID(%s): %v", u, err)
-				}
-				return
-			}
-			back, err := m.userURI(ctx, j)
-			// The way back gives the canonical (fully percent-encoded) form of the URI.
-			if canonical := event.NewUserURI(u.Domain(), u.Local()); err != nil || back != canonical {
-				t.Fatalf("user %s -> %s -> %s, %v", u, j, back, err)
-			}
-		}
-		if r, err := event.ParseRoomURI(strings.Replace(uri, "/u/", "/r/", 1)); err == nil {
-			l, err := m.roomLocal(ctx, r)
-			if err != nil {
-				return
-			}
-			if _, err := jid.New(l, testRooms, ""); err != nil {
-				t.Fatalf("room %s -> invalid localpart %q: %v", r, l, err)
-			}
 		}
 	})
 }

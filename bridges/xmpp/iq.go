@@ -48,14 +48,14 @@ func (a *Adapter) handleIQ(c *xconn.Conn, w xmlstream.TokenReadEncoder, start *x
 	case iq.Type == "get" && iq.Items != nil && iq.Items.Node == "":
 		reply.Items = &xstanza.OutDiscoItems{}
 	case c == a.users && to.Localpart() == "" && iq.Type == "get" && iq.Items != nil && iq.Items.Node == xstanza.NSCommands:
-		if from, err := jid.Parse(iq.From); err == nil && a.m.isLocal(from) {
+		if from, err := jid.Parse(iq.From); err == nil && a.m.IsLocal(from) {
 			reply.Items = a.commandItems(a.langOf(from)) // commands.go
 		} else {
 			reply.Items = &xstanza.OutDiscoItems{Node: xstanza.NSCommands}
 		}
 	case c == a.users && to.Localpart() == "" && iq.Type == "set" && iq.Command != nil:
 		from, err := jid.Parse(iq.From)
-		if err != nil || !a.m.isLocal(from) {
+		if err != nil || !a.m.IsLocal(from) {
 			reply.Type, reply.Error = "error", xstanza.StanzaError(stanza.Auth, stanza.Forbidden, "")
 			break
 		}
@@ -104,7 +104,7 @@ func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xst
 		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "gateway", Type: "mimi", Name: "MIMI gateway"}},
 			Features: xstanza.Features(append(append([]string(nil), xstanza.UserFeatures...), xstanza.NSCommands))}
 	case c == a.users:
-		if _, err := a.m.puppetURI(ctx, to); err != nil {
+		if _, err := a.m.PuppetURI(ctx, to); err != nil {
 			return nil
 		}
 		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "account", Type: "registered"}}, Features: xstanza.Features(xstanza.UserFeatures)}

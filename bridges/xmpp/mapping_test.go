@@ -1,18 +1,11 @@
 package xmpp
 
 import (
-	"context"
-	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
-	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 func intp(i int) *int { return &i }
@@ -110,90 +103,5 @@ func TestRender(t *testing.T) {
 	odd, _ := b.New(content.NestedPart{Disposition: content.DispRender, Body: content.SinglePart{ContentType: "application/x-thing", Content: []byte{1}}})
 	if got, _ := render(odd); got != "[content of type application/x-thing not shown]" {
 		t.Errorf("unknown type: %q", got)
-	}
-}
-
-func TestMapper(t *testing.T) {
-	st, err := store.Open(context.Background(), store.Config{Path: filepath.Join(t.TempDir(), "m.db")}, store.WithMigrations(Schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m := &mapper{domain: "hospital.example", provider: "hospital.example", users: "mimi.hospital.example", rooms: "rooms.mimi.hospital.example",
-		db: &db{s: st, now: time.Now}}
-	ctx := t.Context()
-	users := []struct {
-		uri event.UserURI
-		jid string
-	}{
-		{"mimi://hospital.example/u/alice", "alice@hospital.example"},
-		{"mimi://clinic-b.example/u/bob", `bob\40clinic-b.example@mimi.hospital.example`},
-		{"mimi://clinic-b.example/u/dr.o%27neil", `dr.o\27neil\40clinic-b.example@mimi.hospital.example`},
-		{"mimi://irc.example.com/u/jcapulet1583%40example.com", `jcapulet1583\40example.com\40irc.example.com@mimi.hospital.example`},
-	}
-	for _, u := range users {
-		j, err := m.userJID(ctx, u.uri)
-		if err != nil || j.String() != u.jid {
-			t.Errorf("userJID(%s) = %s, %v; want %s", u.uri, j, err, u.jid)
-			continue
-		}
-		back, err := m.userURI(ctx, j)
-		if err != nil || back != u.uri {
-			t.Errorf("userURI(%s) = %s, %v; want %s", j, back, err, u.uri)
-		}
-	}
-	// Upper case does not survive PRECIS: an opaque localpart, stable and reversible.
-	upper := event.UserURI("mimi://clinic-b.example/u/Bob")
-	j1, err := m.userJID(ctx, upper)
-	if err != nil || !isOpaque(j1.Localpart()) {
-		t.Fatalf("userJID(%s) = %s, %v; want an opaque localpart", upper, j1, err)
-	}
-	j2, _ := m.userJID(ctx, upper)
-	if !j1.Equal(j2) {
-		t.Fatalf("opaque localpart not stable: %s, %s", j1, j2)
-	}
-	if back, err := m.userURI(ctx, j1); err != nil || back != upper {
-		t.Fatalf("userURI(%s) = %s, %v", j1, back, err)
-	}
-	for _, bad := range []string{`x-bbbbbbbbbbbbbbbbbbbb@mimi.hospital.example`, `bob@mimi.hospital.example`, `alice\40hospital.example@mimi.hospital.example`,
-		`bob@other.example`, `\40x.example@mimi.hospital.example`} {
-		if u, err := m.userURI(ctx, jid.MustParse(bad)); !errors.Is(err, errUnknownJID) {
-			t.Errorf("userURI(%s) = %s, %v; want errUnknownJID", bad, u, err)
-		}
-	}
-	rooms := []struct {
-		uri   event.RoomURI
-		local string
-	}{
-		{"mimi://hospital.example/r/ward7", "ward7"},
-		{"mimi://hub.example/r/clubhouse", `clubhouse\40hub.example`},
-	}
-	for _, r := range rooms {
-		if l, err := m.roomLocal(ctx, r.uri); err != nil || l != r.local {
-			t.Errorf("roomLocal(%s) = %q, %v; want %q", r.uri, l, err, r.local)
-		}
-	}
-	if r, err := m.newRoomURI("ward7"); err != nil || r != "mimi://hospital.example/r/ward7" {
-		t.Errorf("newRoomURI = %s, %v", r, err)
-	}
-	if _, err := m.newRoomURI(`a\40b.example`); err == nil {
-		t.Errorf("newRoomURI accepted a partner room name")
-	}
-	for _, tc := range []struct {
-		u    event.UserURI
-		nick string
-	}{
-		{"mimi://clinic-b.example/u/bob", "bob@clinic-b.example"},
-		{"mimi://hospital.example/u/alice", "alice"},
-		{"mimi://clinic-b.example/u/a%01b", ""},
-		{"mimi://clinic-b.example/u/%E2%80%AE", ""},
-	} {
-		got := m.nickFor(tc.u)
-		if tc.nick != "" && got != tc.nick {
-			t.Errorf("nickFor(%s) = %q, want %q", tc.u, got, tc.nick)
-		}
-		if _, err := jid.New("room", m.rooms, got); err != nil {
-			t.Errorf("nickFor(%s) = %q is not a valid resourcepart: %v", tc.u, got, err)
-		}
 	}
 }

@@ -136,7 +136,7 @@ func TestInvitationAfterInterruptedDelivery(t *testing.T) {
 	ctx := t.Context()
 	uri := event.RoomURI("mimi://hub.example/r/ward-3")
 	muc := `ward-3\40hub.example@` + testRooms
-	local, err := e.a.m.roomLocal(ctx, uri)
+	local, err := e.a.m.RoomLocal(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}

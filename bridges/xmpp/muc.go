@@ -88,11 +88,11 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Modify, stanza.JIDMalformed, "a nickname is required"))
 		return
 	}
-	if !a.m.isLocal(from) {
+	if !a.m.IsLocal(from) {
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Auth, stanza.RegistrationRequired, "only users of "+a.cfg.Domain+" can join MIMI rooms"))
 		return
 	}
-	user, err := a.m.localUserURI(from)
+	user, err := a.m.LocalUserURI(from)
 	if err != nil {
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Auth, stanza.Forbidden, ""))
 		return
@@ -117,7 +117,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, ""))
 		return
 	}
-	roomJID, _ := a.m.roomJID(r)
+	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	occ, err1 := a.db.occ().List(ctx, r.URI)
 	mem, err2 := a.db.occ().Members(ctx, r.URI)
 	if err := errors.Join(err1, err2); err != nil {
@@ -197,7 +197,7 @@ func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, ful
 		if m.User.Domain() == a.cfg.Provider {
 			continue // local users appear through their own occupant presence
 		}
-		pj, err := a.m.userJID(ctx, m.User)
+		pj, err := a.m.UserJID(ctx, m.User)
 		if err != nil {
 			continue
 		}
@@ -209,7 +209,7 @@ func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, ful
 			continue
 		}
 		seenNick[o.Nick] = true
-		ou, _ := a.m.localUserURI(jid.MustParse(o.Bare))
+		ou, _ := a.m.LocalUserURI(jid.MustParse(o.Bare))
 		_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, o.Nick, o.Full, ou, full, ""))
 	}
 	// 2. The new occupant's presence, to the others.
@@ -239,15 +239,15 @@ func (a *Adapter) createRoomByJoin(ctx context.Context, from, to jid.JID, user e
 	if !a.cfg.roomCreation() {
 		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "no such room")
 	}
-	uri, err := a.m.newRoomURI(to.Localpart())
+	uri, err := a.m.NewRoomURI(to.Localpart())
 	if err != nil {
 		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
 	}
-	if local, err := a.m.roomLocal(ctx, uri); err != nil || local != to.Localpart() {
+	if local, err := a.m.RoomLocal(ctx, uri); err != nil || local != to.Localpart() {
 		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
 	}
 	r := room{URI: uri, MUCLocal: to.Localpart(), Kind: kindMUC}
-	roomJID, _ := a.m.roomJID(r)
+	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	// Publish first: the join creates the MIMI room on the provider (the gateway is its hub).
 	if err := a.publishMembership(ctx, r, roomJID, from, user, user, event.MembershipJoin, "create", at); err != nil {
 		return room{}, false, err
@@ -353,7 +353,7 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 		return
 	}
 	a.rec.Take(occupants.Key{Room: r.URI, Full: from.String()})
-	roomJID, _ := a.m.roomJID(r)
+	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	a.removeOccupantOf(ctx, r, roomJID, from, true)
 }
 
@@ -384,7 +384,7 @@ func (a *Adapter) removeOccupantOf(ctx context.Context, r room, roomJID, from ji
 	if err := a.db.occ().Remove(ctx, r.URI, full); err != nil {
 		a.log.Warn("could not remove occupant", "err", err)
 	}
-	user, _ := a.m.localUserURI(from)
+	user, _ := a.m.LocalUserURI(from)
 	if self {
 		_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, me.Nick, full, user, full, "unavailable", statusSelf))
 	}
@@ -449,12 +449,12 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	// An occupant the gateway was waiting for (rejoin.go) is back: it is rejoined before its
 	// message is handled.
 	a.rejoinOccupant(ctx, occupants.Key{Room: r.URI, Full: me.Full})
-	user, err := a.m.localUserURI(from)
+	user, err := a.m.LocalUserURI(from)
 	if err != nil {
 		a.replyError(ctx, a.rooms, m, refuse(stanza.Auth, stanza.Forbidden, ""))
 		return
 	}
-	roomJID, _ := a.m.roomJID(r)
+	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	if m.MUCUser != nil && len(m.MUCUser.Invite) > 0 {
 		a.invite(ctx, r, roomJID, from, user, m, at)
 		return
@@ -564,12 +564,12 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 			reason = ""
 		}
 		switch {
-		case a.m.isLocal(to):
+		case a.m.IsLocal(to):
 			fwd := &xstanza.OutMessage{From: roomJID.String(), To: to.Bare().String(), ID: m.ID,
 				MUCUser: &xstanza.OutMUCUser{Invite: &xstanza.OutInvite{From: from.Bare().String(), Reason: reason}}}
 			_ = a.rooms.Send(ctx, fwd)
 		case to.Domainpart() == a.cfg.Users.Domain:
-			peer, err := a.m.puppetURI(ctx, to)
+			peer, err := a.m.PuppetURI(ctx, to)
 			if err != nil {
 				a.replyError(ctx, a.rooms, m, refuse(stanza.Cancel, stanza.ItemNotFound, "no such MIMI user"))
 				continue
@@ -589,16 +589,16 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 
 // addRemoteMember records a MIMI user as a room member and shows their presence to the occupants.
 func (a *Adapter) addRemoteMember(ctx context.Context, r room, u event.UserURI) error {
-	nick := a.m.nickFor(u)
+	nick := a.m.NickFor(u)
 	added, err := a.db.occ().AddMember(ctx, r.URI, occupants.Member{User: u, Nick: nick})
 	if err != nil || !added {
 		return err
 	}
-	pj, err := a.m.userJID(ctx, u)
+	pj, err := a.m.UserJID(ctx, u)
 	if err != nil {
 		return err
 	}
-	roomJID, _ := a.m.roomJID(r)
+	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return err

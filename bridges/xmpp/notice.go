@@ -33,7 +33,7 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 	if env.Sender.Domain() != a.cfg.Provider {
 		return bus.Permanent(fmt.Errorf("xmpp: notice %s for %s, who is not a user of %s", env.ID, env.Sender, a.cfg.Provider))
 	}
-	user, err := a.m.userJID(ctx, env.Sender)
+	user, err := a.m.UserJID(ctx, env.Sender)
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("xmpp: notice %s: %w", env.ID, err))
 	}
@@ -74,7 +74,7 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 	}
 	a.log.Info("notice sent", "code", n.Code.String(), "correlation", n.Correlation)
 	if n.Code == event.NoticeInviteFailed && n.Target != "" && n.Target.Domain() != a.cfg.Provider && !noRoom && r.Kind == kindMUC {
-		roomJID, err := a.m.roomJID(r)
+		roomJID, err := a.m.RoomJID(r.MUCLocal)
 		if err != nil {
 			return nil
 		}
@@ -90,7 +90,7 @@ func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, to, id,
 	if noRoom || r.Kind != kindMUC {
 		return false, nil
 	}
-	roomJID, err := a.m.roomJID(r)
+	roomJID, err := a.m.RoomJID(r.MUCLocal)
 	if err != nil {
 		return false, nil
 	}
@@ -121,7 +121,7 @@ func (a *Adapter) about(ctx context.Context, lang bridges.Language, r room) stri
 	}
 	name := r.Name
 	if name == "" {
-		if j, err := a.m.roomJID(r); err == nil {
+		if j, err := a.m.RoomJID(r.MUCLocal); err == nil {
 			name = j.String()
 		}
 	}
@@ -141,7 +141,7 @@ func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event
 	if n.Code == event.NoticeUndelivered {
 		cond = stanza.RemoteServerTimeout
 	}
-	roomJID, err := a.m.roomJID(r)
+	roomJID, err := a.m.RoomJID(r.MUCLocal)
 	if err != nil {
 		return
 	}

@@ -142,7 +142,7 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *xstanza.OutMessage,
 	body := quote + *out.Body
 	out.Body = &body
 	out.Fallback = append(out.Fallback, xstanza.OutFallback{For: xstanza.NSReply, Body: &xstanza.OutFallbackBody{Start: 0, End: utf8.RuneCountInString(quote)}})
-	if roomJID, err := a.m.roomJID(r); err == nil {
+	if roomJID, err := a.m.RoomJID(r.MUCLocal); err == nil {
 		out.Reply.To = roomJID.String() + "/" + h.Nick
 	}
 }
@@ -162,7 +162,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 	)
 	switch r.Kind {
 	case kindMUC:
-		roomJID, err := a.m.roomJID(r)
+		roomJID, err := a.m.RoomJID(r.MUCLocal)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -210,7 +210,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 		if err := a.db.useDM(ctx, c, r.URI); err != nil { // the answer goes where the peer writes
 			return err
 		}
-		pj, err := a.m.userJID(ctx, env.Sender)
+		pj, err := a.m.UserJID(ctx, env.Sender)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -230,7 +230,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 // nativeRoomOf is the native room ID under which the room's messages are mapped.
 func (a *Adapter) nativeRoomOf(r room) event.NativeRoomID {
 	if r.Kind == kindMUC {
-		j, _ := a.m.roomJID(r)
+		j, _ := a.m.RoomJID(r.MUCLocal)
 		return event.NativeRoomID(j.String())
 	}
 	c, err := a.db.dmOf(context.Background(), r.URI)
@@ -238,7 +238,7 @@ func (a *Adapter) nativeRoomOf(r room) event.NativeRoomID {
 		return event.NativeRoomID("dm:?")
 	}
 	local, _ := jid.Parse(c.Local)
-	pj, err := a.m.userJID(context.Background(), c.Peer)
+	pj, err := a.m.UserJID(context.Background(), c.Peer)
 	if err != nil {
 		return event.NativeRoomID("dm:?")
 	}
@@ -266,7 +266,7 @@ func (a *Adapter) memberNick(ctx context.Context, r room, u event.UserURI) (stri
 func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out *xstanza.OutMessage) error {
 	switch r.Kind {
 	case kindMUC:
-		roomJID, err := a.m.roomJID(r)
+		roomJID, err := a.m.RoomJID(r.MUCLocal)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -294,7 +294,7 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 		if sender != c.Peer {
 			return nil
 		}
-		pj, err := a.m.userJID(ctx, sender)
+		pj, err := a.m.UserJID(ctx, sender)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -440,7 +440,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 		return err
 	}
 	target := env.Membership.Target
-	roomJID, err := a.m.roomJID(r)
+	roomJID, err := a.m.RoomJID(r.MUCLocal)
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -450,7 +450,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 		if !local {
 			return a.addRemoteMember(ctx, r, target)
 		}
-		tj, err := a.m.userJID(ctx, target)
+		tj, err := a.m.UserJID(ctx, target)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -475,7 +475,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 		// portal request that does not know the inviter), in which case it names nobody.
 		inviter := ""
 		if env.Sender != target {
-			if pj, err := a.m.userJID(ctx, env.Sender); err == nil {
+			if pj, err := a.m.UserJID(ctx, env.Sender); err == nil {
 				inviter = pj.String()
 			}
 		}
@@ -530,13 +530,13 @@ func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, tar
 // that resource); each, if set, runs first for every resource of a local target.
 func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, nick string, local bool, occ []occupants.Occupant, typ string, codes []int, each func(occupants.Occupant)) {
 	if !local {
-		pj, _ := a.m.userJID(ctx, target)
+		pj, _ := a.m.UserJID(ctx, target)
 		for _, o := range occ {
 			_ = a.rooms.Send(ctx, a.occupantPresence(r, roomJID, nick, pj.String(), target, o.Full, typ, codes...))
 		}
 		return
 	}
-	tj, err := a.m.userJID(ctx, target)
+	tj, err := a.m.UserJID(ctx, target)
 	if err != nil {
 		return
 	}
@@ -578,7 +578,7 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 	if topic == nil {
 		return nil
 	}
-	roomJID, err := a.m.roomJID(r)
+	roomJID, err := a.m.RoomJID(r.MUCLocal)
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -604,12 +604,12 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 	if _, err := a.db.room(ctx, env.Room); err == nil {
 		return a.portalInvite(ctx, env)
 	}
-	local, err := a.m.roomLocal(ctx, env.Room)
+	local, err := a.m.RoomLocal(ctx, env.Room)
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("xmpp: portal for %s: %w", env.Room, err))
 	}
 	if m := env.Membership; m != nil && m.Direct && env.Sender != m.Target && env.Sender.Domain() != a.cfg.Provider {
-		user, err := a.m.userJID(ctx, m.Target)
+		user, err := a.m.UserJID(ctx, m.Target)
 		if err != nil {
 			return bus.Permanent(fmt.Errorf("xmpp: 1:1 portal for %s: %w", env.Room, err))
 		}

@@ -75,7 +75,7 @@ func (a *Adapter) probeOccupant(ctx context.Context, k occupants.Key) (func(cont
 	if err != nil {
 		return nil, nil, err
 	}
-	roomJID, err1 := a.m.roomJID(r)
+	roomJID, err1 := a.m.RoomJID(r.MUCLocal)
 	to, err2 := jid.Parse(k.Full)
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, nil, err
@@ -136,11 +136,11 @@ func (a *Adapter) rejoinOccupant(ctx context.Context, k occupants.Key) {
 	if err != nil {
 		return
 	}
-	user, err := a.m.localUserURI(from)
+	user, err := a.m.LocalUserURI(from)
 	if err != nil {
 		return
 	}
-	roomJID, _ := a.m.roomJID(r)
+	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	occ, err1 := a.db.occ().List(ctx, r.URI)
 	mem, err2 := a.db.occ().Members(ctx, r.URI)
 	if err := errors.Join(err1, err2); err != nil {
@@ -176,7 +176,7 @@ func (a *Adapter) dropOccupant(ctx context.Context, k occupants.Key) {
 		return
 	}
 	from, err1 := jid.Parse(k.Full)
-	roomJID, err2 := a.m.roomJID(r)
+	roomJID, err2 := a.m.RoomJID(r.MUCLocal)
 	if errors.Join(err1, err2) != nil {
 		return
 	}

@@ -128,10 +128,10 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 	if err != nil || r.Kind != kindMUC {
 		return xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
-	if !a.m.isLocal(from) {
+	if !a.m.IsLocal(from) {
 		return xstanza.StanzaError(stanza.Auth, stanza.Forbidden, "")
 	}
-	sender, err := a.m.localUserURI(from)
+	sender, err := a.m.LocalUserURI(from)
 	if err != nil {
 		return xstanza.StanzaError(stanza.Auth, stanza.Forbidden, "")
 	}
@@ -146,7 +146,7 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 	if !joined {
 		return xstanza.StanzaError(stanza.Cancel, stanza.NotAcceptable, "not an occupant")
 	}
-	roomJID, _ := a.m.roomJID(r)
+	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	var envs []*event.Envelope
 	for i, it := range q.Items {
 		target, err := a.adminTarget(ctx, r, it)
@@ -196,7 +196,7 @@ func (a *Adapter) adminTarget(ctx context.Context, r room, it xstanza.InAdminIte
 		if err != nil {
 			return "", err
 		}
-		return a.m.userURI(ctx, j.Bare())
+		return a.m.UserURI(ctx, j.Bare())
 	}
 	mem, err := a.db.occ().Members(ctx, r.URI)
 	if err != nil {

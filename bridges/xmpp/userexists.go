@@ -17,10 +17,10 @@ var _ bridges.UserChecker = (*Adapter)(nil)
 // account exists (Prosody answers disco#info, disco#items, vcard-temp, jabber:iq:last and PEP
 // queries to a bare JID the same way for an account that exists and one that does not).
 func (a *Adapter) UserExists(_ context.Context, u event.UserURI) (bool, error) {
-	if u.Domain() != a.m.provider {
+	if u.Domain() != a.m.Provider {
 		return false, nil
 	}
-	j, err := jid.New(u.Local(), a.m.domain, "")
+	j, err := jid.New(u.Local(), a.m.Domain, "")
 	if err != nil || j.Localpart() != u.Local() {
 		return false, nil // no XMPP account can have this name
 	}

@@ -3,11 +3,12 @@ package xmpp
 import (
 	"testing"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidmap"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
 func TestUserExists(t *testing.T) {
-	m := &mapper{domain: "amt-b.example", provider: "amt-b.example", users: "mimi.amt-b.example", rooms: "rooms.amt-b.example"}
+	m := &jidmap.Mapper{Domain: "amt-b.example", Provider: "amt-b.example", Users: "mimi.amt-b.example", Rooms: "rooms.amt-b.example"}
 	tests := []struct {
 		name  string
 		known []string
