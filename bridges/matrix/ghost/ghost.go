@@ -84,7 +84,10 @@ func (g Namespace) IsGhost(u id.UserID) bool {
 	return err == nil && server == g.Server && strings.HasPrefix(local, g.Prefix)
 }
 
-// URI returns the MIMI user a ghost stands for.
+// URI returns the MIMI user a ghost stands for. Only the ghost's own ID (UserID of that user)
+// is one: a localpart that escapes what need not be escaped, such as "=61" for "a", names no
+// ghost, so that one MIMI user has one ghost (the homeserver asks whether any ID of the
+// namespace exists, and the gateway registers those that are ghosts).
 func (g Namespace) URI(u id.UserID) (event.UserURI, bool) {
 	local, server, err := u.Parse()
 	if err != nil || server != g.Server {
@@ -104,7 +107,7 @@ func (g Namespace) URI(u id.UserID) (event.UserURI, bool) {
 		return "", false
 	}
 	uri, err := event.ParseUserURI(string(event.NewUserURI(event.Domain(d), l)))
-	if err != nil {
+	if err != nil || g.UserID(uri) != u {
 		return "", false
 	}
 	return uri, true
