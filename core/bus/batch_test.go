@@ -122,8 +122,14 @@ func TestPublishInBatchFailureKeepsRoomOrder(t *testing.T) {
 // streamOrder returns the native event IDs of mimi.in's messages in stream order.
 func streamOrder(t *testing.T, b *NATS) []string {
 	t.Helper()
+	return streamOrderOf(t, b, StreamIn)
+}
+
+// streamOrderOf returns the native event IDs of stream's messages in stream order.
+func streamOrderOf(t *testing.T, b *NATS, stream string) []string {
+	t.Helper()
 	ctx := ctxT(t)
-	s, err := b.js.Stream(ctx, StreamIn)
+	s, err := b.js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -296,6 +296,9 @@ func (b *NATS) streamConfigs() []jetstream.StreamConfig {
 	})
 	out.Description = "legacy → MIMI envelopes, partitioned by room"
 	out.Retention = jetstream.InterestPolicy
+	// PublishOutBatch's atomic batches (one sync per batch): the embedded server supports them;
+	// an external cluster's servers may not.
+	out.AllowAtomicPublish = b.cfg.Mode == ModeEmbedded
 	in := common(StreamIn, "mimi.in.*.*", &jetstream.SubjectTransformConfig{
 		Source: "mimi.in.*.*", Destination: "mimi.in.{{wildcard(1)}}.{{partition(" + n + ",2)}}.{{wildcard(2)}}",
 	})
@@ -358,10 +361,7 @@ func (b *NATS) publish(ctx context.Context, dir string, n event.Network, subject
 	if err != nil {
 		return fmt.Errorf("bus: publish %s: %w", dir, err)
 	}
-	netLabel := string(n)
-	if !n.Valid() {
-		netLabel = "unknown"
-	}
+	netLabel := networkLabel(n)
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(string(env.ID)), jetstream.WithExpectStream(stream))
 	if err != nil {
