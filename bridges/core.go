@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -354,82 +355,182 @@ type MapID struct {
 // the Done mark after it. Only after Publish returned may the adapter acknowledge the native event.
 // A ctx that ends while the envelope is in flight does not leave it on the bus unrecorded.
 func (c *Core) Publish(ctx context.Context, env *event.Envelope, rec Record) error {
-	if rec.MapFirst {
-		if err := c.record(ctx, env, rec, false); err != nil {
-			return err
-		}
+	b := c.NewBatch()
+	b.Add(env, rec)
+	return b.Flush(ctx)
+}
+
+// Batch collects network → MIMI envelopes with their records, to publish and record them
+// together: the envelopes in one bus batch (bus.OutBatchPublisher, one sync of the stream for
+// all of them), the records in one store transaction (one commit), instead of a sync and a
+// commit or two each. An adapter that has several native events in hand at once (queued
+// stanzas, an appservice transaction) adds them and acknowledges them upstream only after Flush
+// returned nil. A native event that refers to one still in the batch (a reply, an edit, the
+// same native ID again) must wait for Flush: the batch's mappings are not readable before it.
+// A Batch is not safe for concurrent use.
+type Batch struct {
+	c    *Core
+	envs []*event.Envelope
+	recs []Record
+	txs  []func(tx *store.Tx) error
+}
+
+// NewBatch returns an empty batch.
+func (c *Core) NewBatch() *Batch { return &Batch{c: c} }
+
+// Add adds env, to be published, and rec, to be recorded as Publish records it.
+func (b *Batch) Add(env *event.Envelope, rec Record) {
+	b.envs = append(b.envs, env)
+	b.recs = append(b.recs, rec)
+}
+
+// AddTx adds fn, run in the transaction that records the batch after publishing it (the
+// adapter's own writes that go with the envelopes, such as room history), in the order added.
+// fn follows store.InTx's rules.
+func (b *Batch) AddTx(fn func(tx *store.Tx) error) { b.txs = append(b.txs, fn) }
+
+// Len is the number of envelopes in the batch.
+func (b *Batch) Len() int { return len(b.envs) }
+
+// Flush publishes and records everything added since the last Flush and empties the batch: the
+// records marked MapFirst in one transaction first, then the envelopes, in their order, then
+// every other record, the Done marks and the AddTx functions in one transaction. It returns nil
+// only when all of it is durable. After an error any part may be durable (as with Publish): the
+// adapter refuses or fails the native events, and their retry is deduplicated by envelope ID.
+func (b *Batch) Flush(ctx context.Context) error {
+	envs, recs, txs := b.envs, b.recs, b.txs
+	b.envs, b.recs, b.txs = nil, nil, nil
+	if len(envs) == 0 && len(txs) == 0 {
+		return nil
 	}
-	if err := c.cfg.Bus.PublishOut(ctx, env); err != nil {
-		if ctx.Err() == nil {
-			return fmt.Errorf("bridges: publish %s: %w", env.ID, err)
-		}
-		// Cancelled in flight: the bus may have stored the envelope without the answer arriving.
-		// Publishing it again is harmless (the bus drops a second copy of the same envelope ID)
-		// and tells whether it is there, so that its mappings are not left unrecorded.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordAfterPublishTimeout)
-		err = c.cfg.Bus.PublishOut(pctx, env)
-		cancel()
+	c := b.c
+	if slices.ContainsFunc(recs, func(r Record) bool { return r.MapFirst && c.writes(r, false) }) {
+		err := c.cfg.Store.InGroupTx(ctx, func(tx *store.Tx) error {
+			for i, r := range recs {
+				if r.MapFirst {
+					if err := c.recordTx(ctx, tx, envs[i], r, false); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("bridges: publish %s (cancelled): %w", env.ID, err)
+			return fmt.Errorf("bridges: record before publishing: %w", err)
 		}
 	}
-	if rec.MapFirst {
-		rec = Record{Done: rec.Done}
+	if err := c.publishAll(ctx, envs); err != nil {
+		return err
 	}
-	// The envelope is on the bus: what records it must be written even if ctx ends now (the
-	// adapter stopping with this event in hand). Without its mappings the native event, sent
+	// The envelopes are on the bus: what records them must be written even if ctx ends now (the
+	// adapter stopping with these events in hand). Without its mappings a native event, sent
 	// again by its client after a restart, would not be recognised as bridged and would be
 	// published again.
+	for i, r := range recs {
+		if r.MapFirst {
+			recs[i] = Record{Done: r.Done}
+		}
+	}
+	if len(txs) == 0 && !slices.ContainsFunc(recs, func(r Record) bool { return c.writes(r, r.Done) }) {
+		return nil
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordAfterPublishTimeout)
 	defer cancel()
-	return c.record(rctx, env, rec, rec.Done)
+	err := c.cfg.Store.InGroupTx(rctx, func(tx *store.Tx) error {
+		for i, r := range recs {
+			if err := c.recordTx(rctx, tx, envs[i], r, r.Done); err != nil {
+				return err
+			}
+		}
+		for _, fn := range txs {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bridges: record: %w", err)
+	}
+	return nil
+}
+
+// publishAll puts envs on the bus in their order: as one batch when the bus can. A ctx that
+// ends while they are in flight does not leave them on the bus unrecorded.
+func (c *Core) publishAll(ctx context.Context, envs []*event.Envelope) error {
+	err := c.publishOnce(ctx, envs)
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	// Cancelled in flight: the bus may have stored the envelopes without the answer arriving.
+	// Publishing them again is harmless (the bus drops a second copy of the same envelope ID)
+	// and tells whether they are there, so that their mappings are not left unrecorded.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordAfterPublishTimeout)
+	defer cancel()
+	if err := c.publishOnce(pctx, envs); err != nil {
+		return fmt.Errorf("%w (cancelled)", err)
+	}
+	return nil
+}
+
+// publishOnce puts envs on the bus in their order: as one batch when the bus can.
+func (c *Core) publishOnce(ctx context.Context, envs []*event.Envelope) error {
+	if bp, ok := c.cfg.Bus.(bus.OutBatchPublisher); ok && len(envs) > 1 {
+		if err := bp.PublishOutBatch(ctx, envs); err != nil {
+			return fmt.Errorf("bridges: publish %d envelopes: %w", len(envs), err)
+		}
+		return nil
+	}
+	for _, env := range envs {
+		if err := c.cfg.Bus.PublishOut(ctx, env); err != nil {
+			return fmt.Errorf("bridges: publish %s: %w", env.ID, err)
+		}
+	}
+	return nil
 }
 
 // recordAfterPublishTimeout bounds the recording of a published envelope, which outlives the
 // caller's context.
 const recordAfterPublishTimeout = 30 * time.Second
 
-// record writes rec's mappings and reactions and, if done, the origin's echo mark.
-func (c *Core) record(ctx context.Context, env *event.Envelope, rec Record, done bool) error {
+// writes reports whether recording rec (with the echo mark if done) writes anything.
+func (c *Core) writes(rec Record, done bool) bool {
+	return len(rec.Map) > 0 || rec.React != "" || rec.Unreact != "" || done && c.cfg.Echo != ""
+}
+
+// recordTx writes rec's mappings and reactions and, if done, the origin's echo mark in tx.
+func (c *Core) recordTx(ctx context.Context, tx *store.Tx, env *event.Envelope, rec Record, done bool) error {
 	done = done && c.cfg.Echo != ""
-	if len(rec.Map) == 0 && rec.React == "" && rec.Unreact == "" && !done {
-		return nil
+	ids := idmap.New(tx).WithClock(c.cfg.Now)
+	mid := env.MessageID
+	if rec.MapTo != nil {
+		mid = rec.MapTo[:]
 	}
-	err := c.cfg.Store.InGroupTx(ctx, func(tx *store.Tx) error {
-		ids := idmap.New(tx).WithClock(c.cfg.Now)
-		mid := env.MessageID
-		if rec.MapTo != nil {
-			mid = rec.MapTo[:]
+	for _, m := range rec.Map {
+		if len(mid) == 0 {
+			break
 		}
-		for _, m := range rec.Map {
-			if len(mid) == 0 {
-				break
-			}
-			_, err := ids.Put(ctx, idmap.Message{Network: c.cfg.Network, NativeRoom: env.Origin.Room, NativeID: m.ID,
-				NativeSender: env.Origin.Sender, Room: env.Room, MessageID: mid, EventID: env.ID, Primary: m.Primary})
-			if err != nil && !errors.Is(err, idmap.ErrConflict) {
-				return err
-			}
+		_, err := ids.Put(ctx, idmap.Message{Network: c.cfg.Network, NativeRoom: env.Origin.Room, NativeID: m.ID,
+			NativeSender: env.Origin.Sender, Room: env.Room, MessageID: mid, EventID: env.ID, Primary: m.Primary})
+		if err != nil && !errors.Is(err, idmap.ErrConflict) {
+			return fmt.Errorf("bridges: record %s: %w", env.ID, err)
 		}
-		if rec.Target != nil && rec.React != "" {
-			if _, err := ids.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: rec.Target[:], Reactor: env.Sender,
-				Emoji: rec.React, MessageID: env.MessageID, EventID: env.ID}); err != nil {
-				return err
-			}
+	}
+	if rec.Target != nil && rec.React != "" {
+		if _, err := ids.PutReaction(ctx, idmap.Reaction{Room: env.Room, Target: rec.Target[:], Reactor: env.Sender,
+			Emoji: rec.React, MessageID: env.MessageID, EventID: env.ID}); err != nil {
+			return fmt.Errorf("bridges: record %s: %w", env.ID, err)
 		}
-		if rec.Target != nil && rec.Unreact != "" {
-			if _, err := ids.DeleteReaction(ctx, env.Room, rec.Target[:], env.Sender, rec.Unreact); err != nil {
-				return err
-			}
+	}
+	if rec.Target != nil && rec.Unreact != "" {
+		if _, err := ids.DeleteReaction(ctx, env.Room, rec.Target[:], env.Sender, rec.Unreact); err != nil {
+			return fmt.Errorf("bridges: record %s: %w", env.ID, err)
 		}
-		if done {
-			_, err := tx.MarkProcessed(ctx, c.cfg.Echo, string(env.Origin.Event))
-			return err
+	}
+	if done {
+		if _, err := tx.MarkProcessed(ctx, c.cfg.Echo, string(env.Origin.Event)); err != nil {
+			return fmt.Errorf("bridges: record %s: %w", env.ID, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("bridges: record %s: %w", env.ID, err)
 	}
 	return nil
 }

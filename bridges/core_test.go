@@ -2,8 +2,11 @@ package bridges_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
+	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 // mappedAtPublish is the embedded bus, noting whether the envelope's native ID was mapped when
@@ -58,19 +62,7 @@ func (p *mappedAtPublish) PublishOut(ctx context.Context, env *event.Envelope) e
 // publish reporting the cancellation): Publish learns that it is there and records it.
 func TestPublishRecords(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	b, err := bus.Open(ctx, bus.Config{Mode: bus.ModeEmbedded, Embedded: bus.EmbeddedConfig{StoreDir: filepath.Join(dir, "nats")},
-		AckWait: time.Second, MaxDeliveries: 3, Backoff: []time.Duration{20 * time.Millisecond}, Partitions: 2, ReadyTimeout: 15 * time.Second},
-		slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(dir, "gw.db")}, store.WithMigrations(idmap.Schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	b, st := openBusStore(t)
 	if err := b.DeclareOut(ctx, "core-test"); err != nil { // the stream keeps what a consumer has yet to read
 		t.Fatal(err)
 	}
@@ -144,4 +136,148 @@ func outMessages(t *testing.T, b *bus.NATS) int {
 		t.Fatal(err)
 	}
 	return int(info.State.Msgs)
+}
+
+// openBusStore opens the embedded bus and a SQLite store with idmap's tables in a temp dir,
+// closed when t ends.
+func openBusStore(t *testing.T) (*bus.NATS, *store.Store) {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	b, err := bus.Open(ctx, bus.Config{Mode: bus.ModeEmbedded, Embedded: bus.EmbeddedConfig{StoreDir: filepath.Join(dir, "nats")},
+		AckWait: time.Second, MaxDeliveries: 3, Backoff: []time.Duration{20 * time.Millisecond}, Partitions: 2, ReadyTimeout: 15 * time.Second},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	st, err := store.Open(ctx, store.Config{Path: filepath.Join(dir, "gw.db")}, store.WithMigrations(idmap.Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return b, st
+}
+
+// TestBatchFlush: a batch of envelopes of two rooms with their records and an extra write is
+// published and recorded by one Flush in one store commit. A store failure in the middle of the
+// recording (the extra write fails after half the mappings are written) leaves no mapping and no
+// mark; the envelopes are on the bus, and flushing the same batch again records everything while
+// the bus delivers every envelope exactly once.
+func TestBatchFlush(t *testing.T) {
+	ctx := t.Context()
+	b, st := openBusStore(t)
+	core := bridges.NewCore(bridges.CoreConfig{Network: "testnet", Store: st, Bus: b, Processed: "testnet.in", Echo: "testnet.event"})
+	core.SetSaltKey([]byte("key"))
+	got := map[event.EventID]int{}
+	var mu sync.Mutex
+	sub, err := b.ConsumeOut(ctx, "test", func(_ context.Context, d bus.Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[d.Envelope.ID]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	rooms := []event.RoomURI{event.NewRoomURI("gw.example", "r1"), event.NewRoomURI("gw.example", "r2")}
+	type item struct {
+		env *event.Envelope
+		rec bridges.Record
+	}
+	var items []item
+	for i := range 10 {
+		room := rooms[i%2]
+		native := event.NativeEventID(fmt.Sprint("ev-", i))
+		envID := event.NewEventID("testnet", event.NativeRoomID(room), native)
+		msg, err := (&content.Builder{SenderURI: "mimi://gw.example/u/alice", RoomURI: string(room)}).New(content.PlainText(fmt.Sprint("hi ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.Salt = core.Salt(envID)
+		env, err := core.Envelope(bridges.Outgoing{ID: envID, Kind: event.KindMessage, Room: room, Sender: "mimi://gw.example/u/alice",
+			Timestamp: time.Now(), Msg: msg, Origin: event.Origin{Room: event.NativeRoomID(room), Event: native, Sender: "@alice:gw.example"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, item{env, bridges.Record{Map: []bridges.MapID{{ID: native, Primary: true}}, Done: true}})
+	}
+	fill := func(fail bool) *bridges.Batch {
+		bt := core.NewBatch()
+		for _, it := range items {
+			bt.Add(it.env, it.rec)
+		}
+		bt.AddTx(func(tx *store.Tx) error {
+			if fail {
+				return errors.New("simulated store failure")
+			}
+			_, err := tx.MarkProcessed(ctx, "testnet.extra", "batch")
+			return err
+		})
+		return bt
+	}
+	recorded := func() (n int) {
+		for _, it := range items {
+			if _, ok, err := core.MessageOf(ctx, it.env.Origin.Room, it.env.Origin.Event, it.env.Room); err == nil && ok {
+				n++
+			}
+			if done, err := st.IsProcessed(ctx, "testnet.event", string(it.env.Origin.Event)); err == nil && done {
+				n++
+			}
+		}
+		return n
+	}
+	if err := fill(true).Flush(ctx); err == nil {
+		t.Fatal("Flush with a failing write returned nil")
+	}
+	if n := recorded(); n != 0 {
+		t.Fatalf("after the failed recording %d mappings and marks exist, want 0", n)
+	}
+	commits0 := storetest.Commits(t, st)
+	if err := fill(false).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := storetest.Commits(t, st) - commits0; c != 1 {
+		t.Errorf("Flush of 10 envelopes committed %v times, want 1", c)
+	}
+	if n := recorded(); n != 2*len(items) {
+		t.Fatalf("after the second Flush %d mappings and marks, want %d", n, 2*len(items))
+	}
+	if done, err := st.IsProcessed(ctx, "testnet.extra", "batch"); err != nil || !done {
+		t.Fatalf("the extra write is missing (%v)", err)
+	}
+	// A sentinel per room after the batch: once both arrived, anything stored twice before them
+	// was delivered too (a room's envelopes arrive in stream order).
+	var sentinels []event.EventID
+	for i, room := range rooms {
+		env := &event.Envelope{ID: event.NewEventID("testnet", event.NativeRoomID(room), event.NativeEventID(fmt.Sprint("sentinel-", i))),
+			Kind: event.KindMembership, Room: room, Sender: "mimi://gw.example/u/alice", Timestamp: time.Now(),
+			Origin:     event.Origin{Network: "testnet", Room: event.NativeRoomID(room), Event: "sentinel"},
+			Membership: &event.Membership{Action: event.MembershipJoin, Target: "mimi://gw.example/u/alice"}}
+		if err := b.PublishOut(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+		sentinels = append(sentinels, env.ID)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := got[sentinels[0]] + got[sentinels[1]]
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sentinels did not arrive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, it := range items {
+		if got[it.env.ID] != 1 {
+			t.Errorf("%s delivered %d times, want 1", it.env.Origin.Event, got[it.env.ID])
+		}
+	}
 }
