@@ -7,7 +7,8 @@
 // Concurrency: each component connection has one read loop (mellium's Session.Serve) that decodes
 // every stanza into a bounded struct and hands it to one of Config.Workers worker goroutines,
 // chosen by conversation (a MUC, or a local user and a puppet), so one conversation's stanzas are
-// handled in order. IQs are answered on the read loop itself, because mellium replies
+// handled in order; groupchat messages queued for a worker together are published and recorded
+// as one batch before any of them is reflected (ingress.go). IQs are answered on the read loop itself, because mellium replies
 // service-unavailable to any IQ the handler did not answer. Workers and the bus handlers
 // (HandleMessage, ...) send with the session's goroutine-safe Encode, never from inside the read
 // loop. The database is the only shared state; no lock is held across a network call.
@@ -263,9 +264,7 @@ func (a *Adapter) Connects() (users, rooms int64) {
 
 // enqueue hands a decoded stanza to the worker of its conversation.
 func (a *Adapter) enqueue(key string, j job) {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	q := a.queues[int(h.Sum32()%uint32(len(a.queues)))]
+	q := a.queues[a.queueIndex(key)]
 	if j.fn != nil && a.runCtx.Err() != nil {
 		return // stopping: the gateway's own work is found again after a restart
 	}
@@ -275,21 +274,44 @@ func (a *Adapter) enqueue(key string, j job) {
 	}
 }
 
+// queueIndex is the index of the worker queue for key.
+func (a *Adapter) queueIndex(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(a.queues)))
+}
+
 // worker runs the jobs of q until ctx ends, or until Stop drains the queues: then it runs what
-// is queued and returns.
+// is queued and returns. Room messages queued together are bridged as one batch (ingress.go),
+// made durable before the worker waits for the next stanza.
 func (a *Adapter) worker(ctx context.Context, q chan job) {
+	in := a.newIngress()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-q:
-			a.runJob(ctx, j)
+			a.runJob(ctx, j, in)
+		more:
+			for n := 1; n < maxIngressBatch && in.len() > 0; n++ {
+				select {
+				case j := <-q:
+					a.runJob(ctx, j, in)
+				default:
+					break more
+				}
+			}
+			in.flush(ctx)
 		case <-a.drain:
 			for {
 				select {
 				case j := <-q:
-					a.runJob(ctx, j)
+					a.runJob(ctx, j, in)
+					if in.len() >= maxIngressBatch {
+						in.flush(ctx)
+					}
 				default:
+					in.flush(ctx)
 					return
 				}
 			}
@@ -297,18 +319,21 @@ func (a *Adapter) worker(ctx context.Context, q chan job) {
 	}
 }
 
-func (a *Adapter) runJob(ctx context.Context, j job) {
+func (a *Adapter) runJob(ctx context.Context, j job, in *ingress) {
 	defer func() {
 		if p := recover(); p != nil {
 			a.met.panics.Inc()
 			a.log.Error("panic while processing a stanza; stanza dropped", "panic", fmt.Sprint(p))
 		}
 	}()
+	if j.msg == nil || j.comp != a.rooms {
+		in.flush(ctx) // only room messages join a batch; everything else comes after it
+	}
 	switch {
 	case j.fn != nil:
 		j.fn(ctx)
 	case j.msg != nil && j.comp == a.rooms:
-		a.roomMessage(ctx, j.msg, j.at)
+		a.roomMessage(ctx, j.msg, j.at, in)
 	case j.msg != nil:
 		a.directMessage(ctx, j.msg, j.at)
 	case j.pres != nil && j.comp == a.rooms:

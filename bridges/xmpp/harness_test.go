@@ -311,6 +311,9 @@ func (c *collector) count(pred func(e *event.Envelope) bool) int {
 type recordingPublisher struct {
 	bus.Publisher
 	onBus collector
+	// failBatches is the number of batches to fail after publishing them (a failure between
+	// the bus and the store); failedBatches counts them.
+	failBatches, failedBatches atomic.Int32
 }
 
 func (r *recordingPublisher) PublishOut(ctx context.Context, env *event.Envelope) error {
@@ -318,6 +321,22 @@ func (r *recordingPublisher) PublishOut(ctx context.Context, env *event.Envelope
 		return err
 	}
 	r.onBus.add(env)
+	return nil
+}
+
+// PublishOutBatch publishes envs as one batch of the real bus (the embedded bus is a
+// bus.OutBatchPublisher) and records them once it returned.
+func (r *recordingPublisher) PublishOutBatch(ctx context.Context, envs []*event.Envelope) error {
+	if err := r.Publisher.(bus.OutBatchPublisher).PublishOutBatch(ctx, envs); err != nil {
+		return err
+	}
+	for _, env := range envs {
+		r.onBus.add(env)
+	}
+	if r.failBatches.Add(-1) >= 0 {
+		r.failedBatches.Add(1)
+		return fmt.Errorf("simulated failure after publishing a batch of %d", len(envs))
+	}
 	return nil
 }
 

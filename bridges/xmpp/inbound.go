@@ -36,6 +36,9 @@ type origin struct {
 	senderURI  event.UserURI
 	room       event.RoomURI
 	muc        bool // in a MUC the room's stanza-id, not the client's ID, is the primary native ID
+	// batch, when set, takes a plain new message's envelope instead of publishing it at once
+	// (ingress.go).
+	batch *ingress
 }
 
 // dmNativeRoom names a 1:1 conversation as a native room: the local user and the puppet.
@@ -90,6 +93,10 @@ func (a *Adapter) publishContent(ctx context.Context, o origin, kind event.Kind,
 	if rec != nil {
 		r = rec(id)
 	}
+	if o.batch != nil {
+		o.batch.add(o, nativeID, kind, env, r)
+		return id, nil
+	}
 	if err := a.core.Publish(ctx, env, r); err != nil {
 		return id, fmt.Errorf("xmpp: %w", err)
 	}
@@ -112,6 +119,7 @@ type bridged struct {
 	id        content.MessageID // of the published message (KindMessage, KindEdit, KindDelete)
 	nativeID  string            // the stanza's own ID (origin-id, else id)
 	duplicate bool              // already bridged earlier: nothing published now
+	batched   bool              // in the origin's batch: published and recorded when it is flushed
 	skip      bool              // nothing to bridge (chat states, empty messages)
 }
 
@@ -207,6 +215,9 @@ func (a *Adapter) alreadyBridged(ctx context.Context, o origin, nativeID string)
 
 func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *xstanza.InMessage, body string, res bridged, ts time.Time) (bridged, error) {
 	res.kind = event.KindMessage
+	if o.batch.has(o, res.nativeID) {
+		o.batch.flush(ctx) // sent twice in a row: the first must be recorded to be recognised
+	}
 	if prev, dup, err := a.alreadyBridged(ctx, o, res.nativeID); err != nil {
 		return res, err
 	} else if dup {
@@ -236,6 +247,7 @@ func (a *Adapter) bridgeNew(ctx context.Context, o origin, m *xstanza.InMessage,
 	res.id, err = a.publishContent(ctx, o, event.KindMessage, ev, res.nativeID, msg, ts, func(id content.MessageID) bridges.Record {
 		return bridges.Record{Map: mappings(o, m, res.nativeID, id, !o.muc, true)}
 	})
+	res.batched = err == nil && o.batch != nil
 	return res, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // MUC status codes (XEP-0045 §15.6).
@@ -398,8 +400,14 @@ func (a *Adapter) removeOccupantOf(ctx context.Context, r room, roomJID, from ji
 	}
 }
 
-// roomMessage handles a message to the rooms component.
-func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time.Time) {
+// roomMessage handles a message to the rooms component. A plain new message joins the batch in
+// (nil: none) and is reflected once the batch is durable; anything else is handled after the
+// batch is durable (ingress.go).
+func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time.Time, in *ingress) {
+	if !batchable(m) {
+		in.flush(ctx)
+		in = nil
+	}
 	from, err1 := jid.Parse(m.From)
 	to, err2 := jid.Parse(m.To)
 	if m.Type == "error" {
@@ -448,7 +456,10 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	}
 	// An occupant the gateway was waiting for (rejoin.go) is back: it is rejoined before its
 	// message is handled.
-	a.rejoinOccupant(ctx, occupants.Key{Room: r.URI, Full: me.Full})
+	if k := (occupants.Key{Room: r.URI, Full: me.Full}); a.rec.Has(k) {
+		in.flush(ctx) // the rejoin sends the room's history, the batch's too
+		a.rejoinOccupant(ctx, k)
+	}
 	user, err := a.m.LocalUserURI(from)
 	if err != nil {
 		a.replyError(ctx, a.rooms, m, refuse(stanza.Auth, stanza.Forbidden, ""))
@@ -469,7 +480,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		a.changeSubject(ctx, r, roomJID, from, user, *m.Subject, occ, m, at)
 		return
 	}
-	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: user, room: r.URI, muc: true}
+	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: user, room: r.URI, muc: true, batch: in}
 	res, err := a.bridgeMessage(ctx, o, m, at)
 	if err != nil {
 		a.replyError(ctx, a.rooms, m, err)
@@ -478,41 +489,73 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	if res.skip {
 		return
 	}
-	// Reflect (XEP-0045 §7.4), now that the message is on the bus.
+	// Reflect (XEP-0045 §7.4), once the message is on the bus.
 	out := xstanza.Reflection(m)
 	out.From, out.Type = roomJID.String()+"/"+me.Nick, "groupchat"
 	out.Occupant = &xstanza.OutID{ID: a.occupantID(r.URI, user)}
+	var hist *xhistory.Entry
 	if res.kind == event.KindMessage || res.kind == event.KindEdit {
 		sid := stanzaIDOf(res.id)
 		out.StanzaID = &xstanza.OutStanzaID{ID: sid, By: roomJID.String()}
 		if !res.duplicate {
-			if err := a.storeHistory(ctx, r, sid, me.Nick, out, at); err != nil {
+			if hist, err = historyEntry(sid, me.Nick, out, at); err != nil {
 				a.log.Warn("could not store history", "err", err)
 			}
 		}
-	}
-	if res.kind == event.KindDelete && m.Retract != nil {
-		_ = a.hist.Delete(ctx, r.URI, m.Retract.ID)
 	}
 	targets := a.rec.Present(r.URI, occ)
 	if res.duplicate {
 		targets = []occupants.Occupant{*me}
 	}
-	for _, o := range targets {
-		out.To = o.Full
-		if err := a.rooms.Send(ctx, out); err != nil {
-			a.log.Info("could not reflect a message", "err", err)
+	reflect := func(ctx context.Context) {
+		for _, o := range targets {
+			out.To = o.Full
+			if err := a.rooms.Send(ctx, out); err != nil {
+				a.log.Info("could not reflect a message", "err", err)
+			}
 		}
 	}
+	if res.batched {
+		var tx func(*store.Tx) error
+		if hist != nil {
+			tx = func(tx *store.Tx) error { return a.hist.AddTx(ctx, tx, r.URI, *hist, a.cfg.HistoryKeep) }
+		}
+		in.then(tx, func(ctx context.Context, err error) {
+			if err != nil {
+				a.replyError(ctx, a.rooms, m, err)
+				return
+			}
+			reflect(ctx)
+		})
+		return
+	}
+	if hist != nil {
+		if err := a.hist.Add(ctx, r.URI, *hist, a.cfg.HistoryKeep); err != nil {
+			a.log.Warn("could not store history", "err", err)
+		}
+	}
+	if res.kind == event.KindDelete && m.Retract != nil {
+		_ = a.hist.Delete(ctx, r.URI, m.Retract.ID)
+	}
+	reflect(ctx)
 }
 
-func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, out *xstanza.OutMessage, at time.Time) error {
+// historyEntry is the room history entry of a reflected message.
+func historyEntry(sid, nick string, out *xstanza.OutMessage, at time.Time) (*xhistory.Entry, error) {
 	var buf bytes.Buffer
 	p := xstanza.PayloadOf(out)
 	if err := xml.NewEncoder(&buf).Encode(&p); err != nil {
+		return nil, fmt.Errorf("xmpp: history entry: %w", err)
+	}
+	return &xhistory.Entry{StanzaID: sid, Nick: nick, Payload: buf.String(), SentAt: at}, nil
+}
+
+func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, out *xstanza.OutMessage, at time.Time) error {
+	h, err := historyEntry(sid, nick, out, at)
+	if err != nil {
 		return err
 	}
-	return a.hist.Add(ctx, r.URI, xhistory.Entry{StanzaID: sid, Nick: nick, Payload: buf.String(), SentAt: at}, a.cfg.HistoryKeep)
+	return a.hist.Add(ctx, r.URI, *h, a.cfg.HistoryKeep)
 }
 
 // changeSubject publishes a subject change by an occupant and shows it to everyone.

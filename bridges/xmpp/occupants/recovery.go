@@ -113,6 +113,13 @@ func (t *Tracker) Watch(k Key, absent bool, owed, since time.Time) {
 	t.wg.Go(func() { t.pingUntilBack(ctx, k) })
 }
 
+// Has reports whether the occupant k is being recovered (Take would return it).
+func (t *Tracker) Has(k Key) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[k] != nil
+}
+
 // Take ends the recovery of an occupant and returns its state (nil when there was none).
 func (t *Tracker) Take(k Key) *Recovery {
 	t.mu.Lock()

@@ -40,22 +40,28 @@ func (d *Store) Add(ctx context.Context, uri event.RoomURI, h Entry, keep int) e
 	if keep <= 0 {
 		return nil
 	}
+	// One commit for the entry and the pruning, shared with concurrent writers.
+	return d.s.InGroupTx(ctx, func(tx *store.Tx) error { return d.AddTx(ctx, tx, uri, h, keep) })
+}
+
+// AddTx is Add in the transaction tx.
+func (d *Store) AddTx(ctx context.Context, tx *store.Tx, uri event.RoomURI, h Entry, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
 	payload, err := d.s.Seal(Sealed, []byte(h.Payload), string(uri), h.StanzaID)
 	if err != nil {
 		return fmt.Errorf("xmpp: add history: %w", err)
 	}
-	// One commit for the entry and the pruning, shared with concurrent writers.
-	return d.s.InGroupTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_history (room_uri, stanza_id, nick, payload, sent_at) VALUES (?, ?, ?, ?, ?)`,
-			string(uri), h.StanzaID, h.Nick, payload, h.SentAt.UnixMilli()); err != nil {
-			return fmt.Errorf("xmpp: add history: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
-			SELECT seq FROM xmpp_history WHERE room_uri = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, string(uri), string(uri), keep); err != nil {
-			return fmt.Errorf("xmpp: prune history: %w", err)
-		}
-		return nil
-	})
+	if _, err := tx.ExecContext(ctx, `INSERT INTO xmpp_history (room_uri, stanza_id, nick, payload, sent_at) VALUES (?, ?, ?, ?, ?)`,
+		string(uri), h.StanzaID, h.Nick, payload, h.SentAt.UnixMilli()); err != nil {
+		return fmt.Errorf("xmpp: add history: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
+		SELECT seq FROM xmpp_history WHERE room_uri = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, string(uri), string(uri), keep); err != nil {
+		return fmt.Errorf("xmpp: prune history: %w", err)
+	}
+	return nil
 }
 
 // Delete drops the entry of stanzaID from the room uri's history.

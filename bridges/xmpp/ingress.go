@@ -1,0 +1,98 @@
+package xmpp
+
+import (
+	"context"
+	"strings"
+
+	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
+	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/store"
+)
+
+// Group commit of the rooms component's ingress. A component connection delivers a room's
+// stanzas in order, and a worker handles a room's stanzas in that order; when several
+// groupchat messages are queued for a worker at once, it bridges them as one batch: their
+// envelopes go onto the bus together (one atomic batch, one sync of the stream), their ID
+// mappings and history entries are written in one store transaction, and only then is each
+// reflected to the room (the XMPP sender's acknowledgement) or refused with an error. Anything
+// that is not a plain new message (a correction, retraction, reaction, receipt, reply, subject,
+// invite, presence, direct message, a resent ID) waits until the batch is durable and is handled
+// as before, so it never overtakes nor misses a message of the batch.
+
+// maxIngressBatch bounds the stanzas a worker takes from its queue for one batch.
+const maxIngressBatch = 64
+
+// ingress is a worker's batch of room messages being bridged. The zero of *ingress (nil) is no
+// batch: every method then does nothing and messages are bridged one at a time.
+type ingress struct {
+	a     *Adapter
+	b     *bridges.Batch
+	ids   map[string]bool // sender and native ID of each message in the batch
+	kinds []event.Kind
+	done  []func(ctx context.Context, err error)
+}
+
+func (a *Adapter) newIngress() *ingress {
+	return &ingress{a: a, b: a.core.NewBatch(), ids: map[string]bool{}}
+}
+
+// batchable reports whether m, a groupchat message to a room, is a plain new message: one that
+// refers to no other message, so that it can join a batch.
+func batchable(m *xstanza.InMessage) bool {
+	body, ok := m.Text()
+	return ok && strings.TrimSpace(body) != "" && m.Type == "groupchat" && m.Subject == nil &&
+		(m.MUCUser == nil || len(m.MUCUser.Invite) == 0) && m.OMEMO == nil && m.OMEMO2 == nil &&
+		m.Retract == nil && m.Replace == nil && m.Reactions == nil && m.Reply == nil && len(m.OOB) == 0
+}
+
+// len is the number of messages in the batch.
+func (in *ingress) len() int {
+	if in == nil {
+		return 0
+	}
+	return in.b.Len()
+}
+
+// has reports whether the sender's native ID is in the batch already (a stanza sent twice).
+func (in *ingress) has(o origin, nativeID string) bool {
+	return in != nil && in.ids[o.sender.String()+" "+nativeID]
+}
+
+// add adds a message: its envelope and what records it.
+func (in *ingress) add(o origin, nativeID string, kind event.Kind, env *event.Envelope, rec bridges.Record) {
+	in.ids[o.sender.String()+" "+nativeID] = true
+	in.kinds = append(in.kinds, kind)
+	in.done = append(in.done, nil)
+	in.b.Add(env, rec)
+}
+
+// then adds the own writes (tx, may be nil) of the message added last to the batch's
+// transaction and sets what happens to it once the batch is durable (err nil) or failed.
+func (in *ingress) then(tx func(*store.Tx) error, done func(ctx context.Context, err error)) {
+	if tx != nil {
+		in.b.AddTx(tx)
+	}
+	in.done[len(in.done)-1] = done
+}
+
+// flush makes the batch durable and settles each of its messages.
+func (in *ingress) flush(ctx context.Context) {
+	if in.len() == 0 {
+		return
+	}
+	err := in.b.Flush(ctx)
+	done, kinds := in.done, in.kinds
+	in.done, in.kinds = nil, nil
+	clear(in.ids)
+	if err == nil {
+		for _, k := range kinds {
+			in.a.met.published.WithLabelValues(k.String()).Inc()
+		}
+	}
+	for _, d := range done {
+		if d != nil {
+			d(ctx, err)
+		}
+	}
+}
