@@ -42,7 +42,9 @@ type OutboxConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// MaxRetryAfter caps a partner's Retry-After [1h].
 	MaxRetryAfter time.Duration
-	// Lease is how long a row being sent stays claimed; after a crash it is retried then [2m].
+	// Lease is how long a row being sent stays claimed [2m]. A claim that a killed process left
+	// is released when the next outbox on the store starts (Run), not after the lease: only
+	// one process runs a store's outbox.
 	Lease time.Duration
 	// Expire drops rows that could not be delivered for this long [72h]; the follower then
 	// recovers through groupInfo and an external join.
@@ -256,7 +258,13 @@ func (b *outboxBatch) last() int64 { return b.ids[len(b.ids)-1] }
 
 // Run delivers until ctx ends. The rows of one (follower, room) go out in id order, several
 // consecutive ones as one /notify body, one request at a time; queues are served concurrently.
+// It first makes the batches that an earlier process was sending when it was killed due at
+// once (releaseOrphans). Only one outbox may run on a store at a time.
 func (o *Outbox) Run(ctx context.Context) error {
+	if err := o.releaseOrphans(ctx); err != nil && ctx.Err() == nil {
+		// Not fatal: those batches are retried when their lease runs out.
+		o.log.Warn("outbox: could not release the batches of a previous run", "err", err)
+	}
 	t := time.NewTicker(o.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -277,6 +285,23 @@ func (o *Outbox) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// releaseOrphans makes the batches claimed by an earlier process due now. Such a claim can only
+// have been left by a process killed (or stopped) while it sent the batch: without this, the
+// queue (and every later body of the room to that follower) would wait for the claim's lease,
+// two minutes by default, after the gateway is back. The batch stays fixed (batch_last), so a
+// request of the killed process that did reach the follower is dropped there as a replay.
+func (o *Outbox) releaseOrphans(ctx context.Context) error {
+	res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ?, claimed_at = 0 WHERE claimed_at <> 0`,
+		o.cfg.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("protocol: outbox: release claims: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		o.log.Info("outbox: batches a previous run was sending are retried now", "queues", n)
+	}
+	return nil
 }
 
 // runOnce claims and sends the due head batch of every queue; it returns how many batches it
@@ -332,8 +357,8 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 		if b == nil {
 			continue // another replica delivered it meanwhile
 		}
-		res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ?, batch_last = ? WHERE id = ? AND next_attempt_at = ?`,
-			now.Add(o.cfg.Lease).UnixMilli(), b.last(), r.id, r.due)
+		res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ?, batch_last = ?, claimed_at = ? WHERE id = ? AND next_attempt_at = ?`,
+			now.Add(o.cfg.Lease).UnixMilli(), b.last(), now.UnixMilli(), r.id, r.due)
 		if err != nil {
 			return attempted, fmt.Errorf("claim row: %w", err)
 		}
@@ -431,7 +456,7 @@ func (o *Outbox) deliver(ctx context.Context, b *outboxBatch) {
 		return
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the lease expires and the batch is retried after restart
+		return // shutting down: the next run releases the claim (releaseOrphans) and retries the batch
 	}
 	attempts := r.attempts + 1
 	delay := o.backoff(attempts)
@@ -457,7 +482,7 @@ func (o *Outbox) deliver(ctx context.Context, b *outboxBatch) {
 	o.retries.WithLabelValues(string(r.follower)).Inc()
 	o.log.Info("/notify delivery failed; will retry", "follower", r.follower, "bodies", len(b.ids), "attempt", attempts, "retry_in", delay, "err", err)
 	next := o.cfg.Now().Add(delay).UnixMilli()
-	if _, uerr := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET attempts = ?, next_attempt_at = ?, last_status = ?, batch_last = ? WHERE id = ?`,
+	if _, uerr := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET attempts = ?, next_attempt_at = ?, last_status = ?, batch_last = ?, claimed_at = 0 WHERE id = ?`,
 		attempts, next, status, last, r.id); uerr != nil {
 		o.log.Error("outbox: could not record a failed attempt (the lease will expire and it is retried)", "err", uerr)
 	}

@@ -294,6 +294,17 @@ func enqueueEach(t *testing.T, hub *protocoltest.Provider, ob *protocol.Outbox, 
 	}
 }
 
+// enqueueIdle queues one body per timestamp for room through an outbox that is not running (as
+// the hub accepts messages while nothing delivers), to be sent by an outbox started after.
+func enqueueIdle(t *testing.T, hub *protocoltest.Provider, clk *clock, r event.RoomURI, ts ...uint64) {
+	t.Helper()
+	idle, err := protocol.NewOutbox(protocol.OutboxConfig{Store: hub.Store, Sender: hub.Client, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueueEach(t, hub, idle, r, ts...)
+}
+
 func seq(from, to uint64) []uint64 {
 	var s []uint64
 	for i := from; i <= to; i++ {
@@ -326,12 +337,8 @@ func TestOutboxBatches(t *testing.T) {
 				a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, hb, protocoltest.Options{Store: st})
 				clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
 				// Queue everything first (an outbox that is not running), then deliver.
-				idle, err := protocol.NewOutbox(protocol.OutboxConfig{Store: a.Store, Sender: a.Client, Now: clk.Now})
-				if err != nil {
-					t.Fatal(err)
-				}
-				enqueueEach(t, a, idle, room, seq(1, 10)...)
-				enqueueEach(t, a, idle, otherRoom, 101, 102, 103)
+				enqueueIdle(t, a, clk, room, seq(1, 10)...)
+				enqueueIdle(t, a, clk, otherRoom, 101, 102, 103)
 				ob, _ := startOutboxWith(t, a, clk, func(c *protocol.OutboxConfig) {
 					c.MaxBatch, c.MaxBatchBytes = tt.maxBatch, tt.maxBytes
 				})
@@ -453,11 +460,7 @@ func TestOutboxSplitsOn413(t *testing.T) {
 	a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, hb,
 		protocoltest.Options{Limits: protocol.Limits{Notify: 5 * bodyLen / 2}})
 	clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
-	idle, err := protocol.NewOutbox(protocol.OutboxConfig{Store: a.Store, Sender: a.Client, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	enqueueEach(t, a, idle, room, seq(1, 6)...)
+	enqueueIdle(t, a, clk, room, seq(1, 6)...)
 	ob, _ := startOutbox(t, a, clk)
 	ob.Wake()
 	waitEmpty(t, ob, 20*time.Second)
@@ -506,4 +509,60 @@ func TestOutboxUndecodableBodyAlone(t *testing.T) {
 	if got := batchSizes(hb, room); !slices.Equal(got, []int{1, 2}) {
 		t.Fatalf("/notify sizes %v, want [1 2]", got)
 	}
+}
+
+// hangingSender delivers its first batch through a real client and then does not return until
+// its context ends, as a gateway that is killed while it waits for the follower's answer.
+type hangingSender struct {
+	protocol.NotifySender
+	once sync.Once
+	sent chan struct{} // closed after the first batch reached the follower
+}
+
+func (s *hangingSender) Notify(ctx context.Context, d event.Domain, r event.RoomURI, body []byte) error {
+	if err := s.NotifySender.Notify(ctx, d, r, body); err != nil {
+		return err
+	}
+	s.once.Do(func() { close(s.sent) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestOutboxKilledWhileSending: an outbox that ends while a batch is on its way leaves the batch
+// claimed for the lease (two minutes); the next outbox on the store sends it again at once (no
+// time passes on the test's clock) and the rest of the queue follows; the follower drops the
+// replay of the batch that had reached it, so everything arrives once, in order.
+func TestOutboxKilledWhileSending(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		hb := &handler{}
+		a, _ := protocoltest.NewPair(t, domainA, domainB, &handler{}, hb, protocoltest.Options{Store: st})
+		clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+		enqueueIdle(t, a, clk, room, seq(1, 5)...)
+		hang := &hangingSender{NotifySender: a.Client, sent: make(chan struct{})}
+		ob, stop := startOutboxWith(t, a, clk, func(c *protocol.OutboxConfig) { c.Sender, c.MaxBatch = hang, 2 })
+		ob.Wake()
+		select {
+		case <-hang.sent:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first batch was not sent")
+		}
+		stop() // the process ends while it waits for the answer
+		h, ok := head(t, a.Store, string(room))
+		if !ok || h.next <= clk.Now().UnixMilli() || h.attempts != 0 {
+			t.Fatalf("after the end: head %+v (found %v), want the batch still claimed (next attempt later, no attempt recorded)", h, ok)
+		}
+		if got := delivered(hb, room); !slices.Equal(got, []uint64{1, 2}) {
+			t.Fatalf("before the restart the follower has %v, want [1 2]", got)
+		}
+
+		ob2, _ := startOutboxWith(t, a, clk, func(c *protocol.OutboxConfig) { c.MaxBatch = 2 })
+		ob2.Wake()
+		waitEmpty(t, ob2, 10*time.Second)
+		if got := delivered(hb, room); !slices.Equal(got, seq(1, 5)) {
+			t.Fatalf("follower got %v, want 1..5 in order, once each", got)
+		}
+		if got := batchSizes(hb, room); !slices.Equal(got, []int{2, 2, 1}) {
+			t.Fatalf("/notify sizes %v, want [2 2 1] (the replay of [1 2] dropped by the follower)", got)
+		}
+	})
 }
