@@ -81,6 +81,12 @@ const (
 	PhraseMemberRemoved Phrase = "member.removed"
 	// PhraseUnreadable: the gateway cannot decrypt the message the notice answers.
 	PhraseUnreadable Phrase = "unreadable"
+	// PhraseNotRelayed: the message the notice answers could not be passed on and was given up
+	// after repeated attempts; (1) is the reference.
+	PhraseNotRelayed Phrase = "not.relayed"
+	// PhraseWithdrawInvite asks the inviter to withdraw the Matrix invite of (1), which the
+	// gateway's account may not.
+	PhraseWithdrawInvite Phrase = "invite.withdraw"
 	// PhraseAboutChat introduces a notice sent outside the 1:1 conversation with (1) it is about.
 	PhraseAboutChat Phrase = "about.chat"
 	// PhraseAboutRoom introduces a notice sent outside the group chat (1) it is about.
@@ -144,6 +150,8 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseMemberLeft:            "%s left this conversation.",
 		PhraseMemberRemoved:         "%s was removed from this conversation.",
 		PhraseUnreadable:            "The gateway cannot decrypt this message: its key has not reached the gateway's device. It is relayed if the key still arrives; otherwise please send it again.",
+		PhraseNotRelayed:            "The gateway could not pass this message on, although it tried several times; please send it again. (reference %s)",
+		PhraseWithdrawInvite:        "Please withdraw the invitation of %s.",
 		PhraseAboutRoom:             "About the group chat %s:",
 		PhraseStartedBy:             "%s started this conversation with you through MIMI.",
 		PhraseStarted:               "This conversation with %s was opened through MIMI.",
@@ -185,6 +193,8 @@ var catalogue = map[Language]map[Phrase]string{
 		PhraseMemberLeft:            "%s hat diese Unterhaltung verlassen.",
 		PhraseMemberRemoved:         "%s wurde aus dieser Unterhaltung entfernt.",
 		PhraseUnreadable:            "Das Gateway kann diese Nachricht nicht entschlüsseln: Ihr Schlüssel hat das Gerät des Gateways nicht erreicht. Sie wird weitergeleitet, falls der Schlüssel noch eintrifft; sonst senden Sie sie bitte erneut.",
+		PhraseNotRelayed:            "Das Gateway konnte diese Nachricht trotz mehrerer Versuche nicht weiterleiten; bitte senden Sie sie erneut. (Referenz %s)",
+		PhraseWithdrawInvite:        "Bitte ziehen Sie die Einladung von %s zurück.",
 		PhraseAboutRoom:             "Zum Gruppenchat %s:",
 		PhraseStartedBy:             "%s hat diese Unterhaltung mit Ihnen über MIMI begonnen.",
 		PhraseStarted:               "Diese Unterhaltung mit %s wurde über MIMI eröffnet.",

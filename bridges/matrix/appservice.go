@@ -79,17 +79,10 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	}
 	sy.OnEvent(cli.StateStoreSyncHandler)
 	// The bot's sync also carries the timeline of every portal: the catch-up after a restart or
-	// a gap, and the redactions that Dendrite 0.13 leaves out of transactions (catchup.go).
-	sy.OnSync(func(ctx context.Context, res *mautrix.RespSync, since string) bool {
-		// Ready with the first response (its room keys are handled by now), even while a catch-up
-		// waits for the transactions: a failing readiness probe must not cut them off.
-		a.readyOne.Do(func() { close(a.ready) })
-		if err := a.catchUp(ctx, res, since); err != nil {
-			sy.Fail(err)
-			return false
-		}
-		return true
-	})
+	// a gap, and the redactions that Dendrite 0.13 leaves out of transactions (package catchup).
+	// Ready with the first response (its room keys are handled by now), even while a catch-up
+	// waits for the transactions: a failing readiness probe must not cut them off.
+	a.catchUpOn(sy, cli, func() { a.readyOne.Do(func() { close(a.ready) }) })
 	// Read receipts: Dendrite does not push them to appservices either; the bot's sync has them
 	// for every portal.
 	sy.OnEventType(mevent.EphemeralEventReceipt, func(ctx context.Context, evt *mevent.Event) {

@@ -34,6 +34,7 @@ type asEnv struct {
 	out     *outbox
 	adapter *Adapter
 	sub     bus.Subscription
+	pub     bus.Publisher // the adapter's bus (default: bus)
 }
 
 func appserviceConfig(t testing.TB, dir string) Config {
@@ -67,7 +68,11 @@ func startAppserviceEnv(t testing.TB, opts ...func(*Config)) *asEnv {
 
 func (e *asEnv) startAdapter(t testing.TB) {
 	t.Helper()
-	a, err := New(t.Context(), e.cfg, bridges.Deps{Store: e.st, Bus: e.bus, Assets: newAssetsAt(t, e.dir), Logger: testLogger(t)})
+	var pub bus.Publisher = e.bus
+	if e.pub != nil {
+		pub = e.pub
+	}
+	a, err := New(t.Context(), e.cfg, bridges.Deps{Store: e.st, Bus: pub, Assets: newAssetsAt(t, e.dir), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

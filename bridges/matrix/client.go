@@ -52,12 +52,12 @@ func (a *Adapter) startClient(ctx, runCtx context.Context) error {
 		a.log.Warn("setting the functional account's display name failed", "error", err)
 	}
 	sy.OnEvent(cli.StateStoreSyncHandler)
+	// Each room's timeline goes through the catch-up, as the appservice bot's does (package
+	// catchup): in order, a limited timeline filled from /messages, nothing from before the
+	// account joined. Invites come in the sync's invite section.
+	a.catchUpOn(sy, cli, nil)
 	sy.OnEvent(func(ctx context.Context, evt *mevent.Event) {
-		src := evt.Mautrix.EventSource
-		switch {
-		case src&mevent.SourceTimeline != 0 && src&(mevent.SourceJoin) != 0:
-		case src&mevent.SourceInvite != 0 && evt.Type == mevent.StateMember && evt.GetStateKey() == string(cc.UserID):
-		default:
+		if evt.Mautrix.EventSource&mevent.SourceInvite == 0 || evt.Type != mevent.StateMember || evt.GetStateKey() != string(cc.UserID) {
 			return
 		}
 		if err := a.ingest(ctx, evt); err != nil {

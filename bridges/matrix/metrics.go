@@ -11,7 +11,7 @@ import (
 
 // metrics are the adapter's Prometheus collectors. Labels never carry room or user IDs.
 type metrics struct {
-	inbound       *prometheus.CounterVec // result: published, duplicate, echo, malformed, ignored, no_portal, parked, error, invite_rejected, command, unreadable_notice
+	inbound       *prometheus.CounterVec // result: published, duplicate, echo, malformed, ignored, no_portal, parked, error, invite_rejected, command, unreadable_notice, failed
 	outbound      *prometheus.CounterVec // kind, result: sent, echo, duplicate, malformed, error, no_portal
 	transactions  *prometheus.CounterVec // result: ok, duplicate, unauthorized, bad_request, error
 	*e2ee.Metrics                        // encryption and parked events

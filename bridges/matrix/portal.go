@@ -83,6 +83,15 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 	if a.cfg.Mode == ModeAppservice && !isPortal && p.Membership == mevent.MembershipInvite && p.MemberTarget == a.botUserID() && !a.isOwn(p.Sender) {
 		return a.acceptMgmtInvite(ctx, p) // a user's direct chat with the bot (mgmt.go)
 	}
+	if a.cfg.Mode == ModeClient && (p.Membership == mevent.MembershipLeave || p.Membership == mevent.MembershipBan) {
+		// Someone left: the room is no longer a user's direct chat alone with the account.
+		if _, err := a.st.KV(scopeKV).Delete(ctx, directKey(p.Room)); err != nil {
+			return transient(err)
+		}
+		if p.MemberTarget == a.botUserID() { // the account left or was removed: not a MIMI member
+			return a.markDone(ctx, string(p.ID))
+		}
+	}
 	created := false
 	invitedUs := p.Membership == mevent.MembershipInvite && !a.isOwn(p.Sender) &&
 		((a.cfg.Mode == ModeAppservice && a.ghosts.IsGhost(p.MemberTarget)) ||
