@@ -63,6 +63,18 @@ func (d db) claimParked(ctx context.Context, room event.RoomURI, now time.Time, 
 	return n > 0, nil
 }
 
+// releaseOrphanedParked gives up every lease on parked envelopes and returns how many rows held
+// one. Only the provider that starts calls it: a lease found then was left by a process killed
+// (or stopped) while it delivered them, since only one process runs a store's provider.
+func (d db) releaseOrphanedParked(ctx context.Context) (int64, error) {
+	res, err := d.q.ExecContext(ctx, `UPDATE provider_parked SET claimed_until = 0 WHERE claimed_until <> 0`)
+	if err != nil {
+		return 0, fmt.Errorf("provider: release the leases of parked envelopes: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
 // releaseParked gives up the lease on room's parked envelopes.
 func (d db) releaseParked(ctx context.Context, room event.RoomURI) error {
 	_, err := d.q.ExecContext(ctx, `UPDATE provider_parked SET claimed_until = 0 WHERE room = ?`, string(room))

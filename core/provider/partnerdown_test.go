@@ -37,12 +37,7 @@ func TestPartnerDownRecovery(t *testing.T) {
 
 	// Hub → follower: b is down; alice's messages wait in a's outbox.
 	b.tp.Stop(t)
-	var sent []*event.Envelope
-	for i := range 5 {
-		m := message(t, room, alice, fmt.Sprintf("while b is down %d", i))
-		publishOut(t, a, m)
-		sent = append(sent, m)
-	}
+	sent := publishMessages(t, a, room, alice, 5, "while b is down")
 	n := expectNotice(t, a, "alice told that b does not answer", func(e *event.Envelope) bool {
 		return e.Notice.Code == event.NoticePartnerUnreachable && e.Room == room
 	})
@@ -84,12 +79,7 @@ func TestPartnerDownRecovery(t *testing.T) {
 
 	// Follower → hub: a is down; bob's messages wait in b's handler, which keeps their order.
 	a.tp.Stop(t)
-	sent = sent[:0]
-	for i := range 3 {
-		m := message(t, room, bob, fmt.Sprintf("while a is down %d", i))
-		publishOut(t, b, m)
-		sent = append(sent, m)
-	}
+	sent = publishMessages(t, b, room, bob, 3, "while a is down")
 	n = expectNotice(t, b, "bob told that a does not answer", func(e *event.Envelope) bool {
 		return e.Notice.Code == event.NoticePartnerUnreachable && e.Room == room
 	})
@@ -112,6 +102,19 @@ func TestPartnerDownRecovery(t *testing.T) {
 		return e.Notice.Code == event.NoticePartnerReachable && e.Room == room
 	})
 	checkNotice(t, n, bob, logsB)
+}
+
+// publishMessages publishes n messages of sender in room on nd's mimi.out ("<text> 0", …) and
+// returns them in order.
+func publishMessages(t *testing.T, nd *node, room event.RoomURI, sender event.UserURI, n int, text string) []*event.Envelope {
+	t.Helper()
+	var sent []*event.Envelope
+	for i := range n {
+		m := message(t, room, sender, fmt.Sprintf("%s %d", text, i))
+		publishOut(t, nd, m)
+		sent = append(sent, m)
+	}
+	return sent
 }
 
 // shiftClock is a clock that can be moved forward, and stopped (from then on it moves only by
@@ -213,4 +216,35 @@ func TestPartnerDownOtherRoomsGoOn(t *testing.T) {
 	}
 	a.tp.Start(t)
 	expectText(t, a, held)
+}
+
+// TestParkedAfterKill: a follower killed while it delivered a room's parked envelopes (their
+// lease, parkLease, still held in the store) delivers them, in order, as soon as it is back and
+// the hub answers, not when the dead process's lease runs out.
+func TestParkedAfterKill(t *testing.T) {
+	a, b := pair(t)
+	_, bob, room := invited(t, a, b)
+	a.tp.Stop(t)
+	sent := publishMessages(t, b, room, bob, 3, "while a is down")
+	parked := func() (n int) {
+		if err := b.st.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM provider_parked`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(20 * time.Second); parked() < len(sent); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages parked", parked(), len(sent))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// What a process killed in the middle of drainRoom leaves behind: the room's lease.
+	if ok, err := b.p.db().claimParked(t.Context(), room, time.Now(), parkLease); err != nil || !ok {
+		t.Fatalf("claim: %v, %v", ok, err)
+	}
+	b.restart(t)
+	a.tp.Start(t)
+	for _, m := range sent {
+		expectText(t, a, m)
+	}
 }

@@ -206,6 +206,13 @@ func (p *Provider) Start(ctx context.Context, client *protocol.Client) error {
 		return fmt.Errorf("provider: outbox: %w", err)
 	}
 	p.client, p.outbox = client, ob
+	// A room whose parked envelopes a killed process was delivering would otherwise wait for
+	// that lease (parkLease) before they, and the room's later envelopes, go out.
+	if n, err := p.db().releaseOrphanedParked(ctx); err != nil {
+		p.log.Warn("parked envelopes of a previous run wait for their lease", "err", err)
+	} else if n > 0 {
+		p.log.Info("parked envelopes a previous run was delivering are delivered again now", "envelopes", n)
+	}
 	if p.met.parkedNow != nil {
 		p.met.parkedNow.setPartners(client.PartnerDomains)
 	}
