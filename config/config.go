@@ -322,17 +322,13 @@ func (c *Config) matrix() matrix.Config {
 }
 
 // XMPPConfig returns the bridges.xmpp section as bridges/xmpp takes it: the gateway's domain as
-// the provider of local users and, unless domain says otherwise, as their XMPP domain; 0 in
-// history_on_join and history_keep (none) as the adapter says it (negative).
+// the provider of local users and, unless domain says otherwise, as their XMPP domain. The
+// section's values mean in the file what they mean in xmpp.Config (0 in history_on_join is none,
+// 0 in workers is invalid), so nothing else is translated.
 func (c *Config) XMPPConfig() xmpp.Config {
 	x := c.Bridges.XMPP
 	x.Provider = event.Domain(c.Domain)
 	x.Domain = cmp.Or(x.Domain, c.Domain)
-	for _, n := range []*int{&x.HistoryOnJoin, &x.HistoryKeep} {
-		if *n == 0 {
-			*n = -1 // 0 in the file means none; 0 in xmpp.Config means the default
-		}
-	}
 	return x
 }
 

@@ -576,7 +576,7 @@ func TestXMPPSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x := cfg.XMPPConfig(); x.Domain != "a.example" || x.Provider != "a.example" || x.HistoryOnJoin != 20 {
+	if x := cfg.XMPPConfig(); x.Domain != "a.example" || x.Provider != "a.example" || x.HistoryOnJoin == nil || *x.HistoryOnJoin != 20 {
 		t.Errorf("XMPPConfig() = %+v", x)
 	}
 }

@@ -197,7 +197,7 @@ func (a *Adapter) Start(ctx context.Context) error {
 	a.workCtx, a.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
 	a.runCtx, a.cancel, a.drain, a.stopped = runCtx, cancel, make(chan struct{}), make(chan struct{})
 	a.rec.Start(runCtx)
-	a.queues = make([]chan job, a.cfg.Workers)
+	a.queues = make([]chan job, *a.cfg.Workers)
 	for i := range a.queues {
 		q := make(chan job, queueLen)
 		a.queues[i] = q

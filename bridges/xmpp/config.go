@@ -40,12 +40,15 @@ type Config struct {
 	Users ComponentConfig `yaml:"users"`
 	// Rooms is the component that hosts one MUC room per MIMI room.
 	Rooms ComponentConfig `yaml:"rooms"`
-	// HistoryOnJoin is how many recent messages a joining user gets (XEP-0045). Default 20; negative: none.
-	HistoryOnJoin int `yaml:"history_on_join"`
-	// HistoryKeep is how many messages per room are kept for history. Default 200; negative: none.
-	HistoryKeep int `yaml:"history_keep"`
-	// MaxBodyBytes bounds a message body; a longer one is refused with a stanza error. Default 64 KiB.
-	MaxBodyBytes confschema.ByteSize `yaml:"max_body"`
+	// HistoryOnJoin is how many recent messages a joining user gets (XEP-0045); 0: none, negative
+	// is invalid. Default (nil) 20.
+	HistoryOnJoin *int `yaml:"history_on_join"`
+	// HistoryKeep is how many messages per room are kept for history, at most 10000; 0: none,
+	// negative is invalid. Default (nil) 200.
+	HistoryKeep *int `yaml:"history_keep"`
+	// MaxBodyBytes bounds a message body; a longer one is refused with a stanza error. It must be
+	// positive (0 would refuse every message). Default (nil) 64 KiB.
+	MaxBodyBytes *confschema.ByteSize `yaml:"max_body"`
 	// AllowRoomCreation lets local users create MIMI rooms by joining a new MUC. Default (nil) true.
 	AllowRoomCreation *bool `yaml:"allow_room_creation"`
 	// ReconnectMin and ReconnectMax bound the component reconnect backoff. Defaults 100ms and 5s.
@@ -56,8 +59,9 @@ type Config struct {
 	// SendTimeout bounds writing one stanza. Default 10s.
 	SendTimeout time.Duration `yaml:"-"`
 	// Workers is the number of goroutines that process incoming stanzas; stanzas of one room or
-	// conversation are always handled by the same worker, in order. Default 4.
-	Workers int `yaml:"workers"`
+	// conversation are always handled by the same worker, in order. 1 to 256 (0 is invalid: no
+	// stanza would be handled). Default (nil) 4.
+	Workers *int `yaml:"workers"`
 	// IDVersion selects the MIMI message ID construction. Default content.DefaultIDVersion.
 	IDVersion content.IDVersion `yaml:"-"`
 	// UploadHosts are the hosts (host or host:port) of the XMPP server's upload service (XEP-0363) whose
@@ -92,14 +96,14 @@ func (c Config) withDefaults() Config {
 	if c.Provider == "" {
 		c.Provider = event.Domain(c.Domain)
 	}
-	bridges.Default(&c.HistoryOnJoin, DefaultHistoryOnJoin)
-	bridges.Default(&c.HistoryKeep, DefaultHistoryKeep)
-	bridges.Default(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	bridges.Default(&c.HistoryOnJoin, new(DefaultHistoryOnJoin))
+	bridges.Default(&c.HistoryKeep, new(DefaultHistoryKeep))
+	bridges.Default(&c.MaxBodyBytes, new(confschema.ByteSize(DefaultMaxBodyBytes)))
 	bridges.Default(&c.ReconnectMin, DefaultReconnectMin)
 	bridges.Default(&c.ReconnectMax, DefaultReconnectMax)
 	bridges.Default(&c.DialTimeout, DefaultDialTimeout)
 	bridges.Default(&c.SendTimeout, DefaultSendTimeout)
-	bridges.Default(&c.Workers, DefaultWorkers)
+	bridges.Default(&c.Workers, new(DefaultWorkers))
 	bridges.Default(&c.IDVersion, content.DefaultIDVersion)
 	bridges.Default(&c.MaxUploadBytes, DefaultMaxUpload)
 	return c
@@ -128,10 +132,11 @@ func (c Config) Validate() error {
 	p.Required(k+"rooms.secret", c.Rooms.Secret, "(or set secret_file)")
 	_, err := event.ParseUserURI(string(event.NewUserURI(c.Provider, "x")))
 	p.If(err != nil, k+"domain", "provider %q (the domain key): %v", c.Provider, err)
-	p.If(c.MaxBodyBytes <= 0 || c.MaxBodyBytes > content.MaxContentSize/2, k+"max_body", "max body %d bytes: want 1 to %d", c.MaxBodyBytes, content.MaxContentSize/2)
-	p.If(c.HistoryKeep > 10000, k+"history_keep", "history keep %d: want at most 10000", c.HistoryKeep)
+	p.If(*c.MaxBodyBytes <= 0 || *c.MaxBodyBytes > content.MaxContentSize/2, k+"max_body", "max body %d bytes: want 1 to %d", *c.MaxBodyBytes, content.MaxContentSize/2)
+	p.If(*c.HistoryOnJoin < 0, k+"history_on_join", "history on join %d: want 0 (none) or more", *c.HistoryOnJoin)
+	p.If(*c.HistoryKeep < 0 || *c.HistoryKeep > 10000, k+"history_keep", "history keep %d: want 0 (none) to 10000", *c.HistoryKeep)
 	p.If(c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin, k+"reconnect_max", "reconnect backoff %s..%s: reconnect_min must be positive and reconnect_max at least reconnect_min", c.ReconnectMin, c.ReconnectMax)
-	p.If(c.Workers < 1 || c.Workers > 256, k+"workers", "workers %d: want 1 to 256", c.Workers)
+	p.If(*c.Workers < 1 || *c.Workers > 256, k+"workers", "workers %d: want 1 to 256", *c.Workers)
 	for i, h := range c.UploadHosts {
 		p.If(h == "" || strings.ContainsAny(h, "/?#@ "), fmt.Sprintf("%supload_hosts[%d]", k, i), "%q is not a host or host:port", h)
 	}

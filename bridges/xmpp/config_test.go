@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -23,9 +25,13 @@ func TestConfigValidate(t *testing.T) {
 		{"no secret", func(c *Config) { c.Rooms.Secret = "" }, "secret"},
 		{"bad domain", func(c *Config) { c.Users.Domain = "a b" }, "users.domain"},
 		{"upper-case domain", func(c *Config) { c.Rooms.Domain = "Rooms.example" }, "canonical"},
-		{"huge body", func(c *Config) { c.MaxBodyBytes = 1 << 30 }, "max body"},
+		{"huge body", func(c *Config) { c.MaxBodyBytes = new(confschema.ByteSize(1 << 30)) }, "max body"},
+		{"no body", func(c *Config) { c.MaxBodyBytes = new(confschema.ByteSize(0)) }, "max body 0 bytes: want 1 to"},
+		{"negative history on join", func(c *Config) { c.HistoryOnJoin = new(-1) }, "history on join -1: want 0 (none) or more"},
+		{"negative history keep", func(c *Config) { c.HistoryKeep = new(-1) }, "history keep -1: want 0 (none) to 10000"},
 		{"backoff", func(c *Config) { c.ReconnectMin, c.ReconnectMax = time.Second, time.Millisecond }, "backoff"},
-		{"workers", func(c *Config) { c.Workers = 1000 }, "workers"},
+		{"workers", func(c *Config) { c.Workers = new(1000) }, "workers"},
+		{"no workers", func(c *Config) { c.Workers = new(0) }, "workers 0: want 1 to 256"},
 		{"id version", func(c *Config) { c.IDVersion = 5 }, "message ID version"},
 	}
 	for _, tc := range tests {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
+	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -55,7 +56,7 @@ func FuzzStanzaMapping(f *testing.F) {
 	for _, s := range stanzaSeeds {
 		f.Add([]byte(s))
 	}
-	a := &Adapter{cfg: Config{MaxBodyBytes: DefaultMaxBodyBytes, IDVersion: content.DefaultIDVersion}, key: bytes.Repeat([]byte{7}, 32),
+	a := &Adapter{cfg: Config{MaxBodyBytes: new(confschema.ByteSize(DefaultMaxBodyBytes)), IDVersion: content.DefaultIDVersion}, key: bytes.Repeat([]byte{7}, 32),
 		core: bridges.NewCore(bridges.CoreConfig{Network: event.NetworkXMPP, SaltLabel: "salt:"})}
 	a.core.SetSaltKey(a.key)
 	o := origin{nativeRoom: "ward7@rooms.localhost", sender: jid.MustParse("alice@localhost"), senderURI: aliceURI, room: ward7URI, muc: true}
@@ -80,7 +81,7 @@ func FuzzStanzaMapping(f *testing.F) {
 		if !xstanza.ValidID(id) {
 			t.Fatalf("nativeIDOf returned invalid %q", id)
 		}
-		if len(body) <= int(a.cfg.MaxBodyBytes) && utf8.ValidString(body) {
+		if len(body) <= int(*a.cfg.MaxBodyBytes) && utf8.ValidString(body) {
 			part, err := a.bodyPart(context.Background(), "", body, m.OOB)
 			if err == nil {
 				ev := o.eventID(id)

@@ -400,7 +400,7 @@ func newEnvOn(t testing.TB, p *prosodytest.Server, mut func(*Config), opts ...Op
 	e.cfg = Config{
 		Server: e.p.ComponentAddr(), Domain: testDomain,
 		Users: ComponentConfig{Domain: testUsers, Secret: testSecretU}, Rooms: ComponentConfig{Domain: testRooms, Secret: testSecretR},
-		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, DialTimeout: 3 * time.Second, Workers: 2,
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 300 * time.Millisecond, DialTimeout: 3 * time.Second, Workers: new(2),
 	}
 	if mut != nil {
 		mut(&e.cfg)

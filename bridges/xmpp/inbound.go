@@ -174,8 +174,8 @@ func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *xstanza.InMess
 	res := bridged{nativeID: nativeID}
 	ts := timestampOf(m, at)
 	body, hasBody := m.Text()
-	if len(body) > int(a.cfg.MaxBodyBytes) {
-		return res, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("message longer than %d bytes", a.cfg.MaxBodyBytes))
+	if len(body) > int(*a.cfg.MaxBodyBytes) {
+		return res, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("message longer than %d bytes", *a.cfg.MaxBodyBytes))
 	}
 	if !utf8.ValidString(body) {
 		return res, refuse(stanza.Modify, stanza.BadRequest, "body is not UTF-8")

@@ -295,7 +295,7 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 
 // askedHistory returns the history entries a join's history request asks for.
 func (a *Adapter) askedHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *xstanza.InMUC) []xhistory.Entry {
-	n, maxChars := a.cfg.HistoryOnJoin, -1
+	n, maxChars := *a.cfg.HistoryOnJoin, -1
 	since := time.Time{}
 	if muc != nil && muc.History != nil {
 		h := muc.History
@@ -518,7 +518,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 	if res.batched {
 		var tx func(*store.Tx) error
 		if hist != nil {
-			tx = func(tx *store.Tx) error { return a.hist.AddTx(ctx, tx, r.URI, *hist, a.cfg.HistoryKeep) }
+			tx = func(tx *store.Tx) error { return a.hist.AddTx(ctx, tx, r.URI, *hist, *a.cfg.HistoryKeep) }
 		}
 		in.then(tx, func(ctx context.Context, err error) {
 			if err != nil {
@@ -530,7 +530,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		return
 	}
 	if hist != nil {
-		if err := a.hist.Add(ctx, r.URI, *hist, a.cfg.HistoryKeep); err != nil {
+		if err := a.hist.Add(ctx, r.URI, *hist, *a.cfg.HistoryKeep); err != nil {
 			a.log.Warn("could not store history", "err", err)
 		}
 	}
@@ -555,7 +555,7 @@ func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, ou
 	if err != nil {
 		return err
 	}
-	return a.hist.Add(ctx, r.URI, *h, a.cfg.HistoryKeep)
+	return a.hist.Add(ctx, r.URI, *h, *a.cfg.HistoryKeep)
 }
 
 // changeSubject publishes a subject change by an occupant and shows it to everyone.

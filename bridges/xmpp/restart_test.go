@@ -120,7 +120,7 @@ func TestAdapterRestart(t *testing.T) {
 // again). The worker is held busy by a job of the gateway's own until Stop has disconnected the
 // components.
 func TestStopPublishesQueued(t *testing.T) {
-	e := newEnvWith(t, func(c *Config) { c.Workers = 1 })
+	e := newEnvWith(t, func(c *Config) { c.Workers = new(1) })
 	alice := dialClient(t, e.p, "alice", "phone")
 	joinRoom(t, alice, ward7, "Alice")
 	release, busy := make(chan struct{}), make(chan struct{})
