@@ -159,13 +159,16 @@ func MayHaveArrived(err error) bool {
 }
 
 // Find returns the ID of sender's event in room whose content carries the transaction ID txn,
-// among sender's latest events; "" when there is none.
+// among sender's latest events; "" when there is none. When several carry it (sent twice
+// before this guard, or a copy whose redaction the homeserver has not applied yet), the oldest
+// is the one: the answer does not change when another copy appears.
 func Find(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, decrypt Decrypter) (id.EventID, error) {
 	resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Senders: []id.UserID{sender}}, lookback)
 	if err != nil {
 		return "", fmt.Errorf("matrix: look for the event of transaction %s in %s: %w", txn, room, err)
 	}
-	for _, ev := range resp.Chunk {
+	var found id.EventID
+	for _, ev := range resp.Chunk { // newest first
 		if ev.Sender != sender {
 			continue
 		}
@@ -179,8 +182,8 @@ func Find(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.Us
 			}
 		}
 		if v, _ := c.Content.Raw[Key].(string); v == txn {
-			return ev.ID, nil
+			found = ev.ID
 		}
 	}
-	return "", nil
+	return found, nil
 }

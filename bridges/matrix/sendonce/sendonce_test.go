@@ -61,6 +61,9 @@ func TestRestartedSenderFindsItsSend(t *testing.T) {
 	second := login()
 	if dup, err := sender(second, "mimi.t1", "eins")(ctx); err == nil && dup != sent {
 		t.Logf("without the guard Dendrite stores the repeated send again for the new access token (%s, first %s)", dup, sent)
+		if got, err := Find(ctx, second, room, second.UserID, "mimi.t1", nil); err != nil || got != sent {
+			t.Errorf("Find with two copies of the send: %s, %v; want the first, %s", got, err, sent)
+		}
 		if _, err := second.RedactEvent(ctx, room, dup); err != nil {
 			t.Fatal(err)
 		}
