@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -329,10 +330,8 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("due rows: %w", err)
 	}
-	sem := make(chan struct{}, o.cfg.Workers)
-	var wg sync.WaitGroup
-	defer wg.Wait() // also when a store error ends the scan early
 	attempted := 0
+	var batches []*outboxBatch
 	for _, r := range due {
 		if now.UnixMilli()-r.createdAt > o.cfg.Expire.Milliseconds() {
 			// The whole fixed batch goes: it is one body as far as the follower can tell.
@@ -357,36 +356,109 @@ func (o *Outbox) runOnce(ctx context.Context) (int, error) {
 		if b == nil {
 			continue // another replica delivered it meanwhile
 		}
-		res, err := o.cfg.Store.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ?, batch_last = ?, claimed_at = ? WHERE id = ? AND next_attempt_at = ?`,
-			now.Add(o.cfg.Lease).UnixMilli(), b.last(), now.UnixMilli(), r.id, r.due)
-		if err != nil {
-			return attempted, fmt.Errorf("claim row: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			continue // another replica claimed it
-		}
-		attempted++
+		batches = append(batches, b)
+	}
+	claimed, err := o.claim(ctx, now, batches)
+	if err != nil {
+		return attempted, err
+	}
+	attempted += len(claimed)
+	sem := make(chan struct{}, o.cfg.Workers)
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		delivered []*outboxBatch
+	)
+	for _, b := range claimed {
 		sem <- struct{}{}
 		wg.Add(1)
 		o.mu.Lock()
-		o.inflight[r.id] = true
+		o.inflight[b.head.id] = true
 		o.mu.Unlock()
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			defer func() {
-				o.mu.Lock()
-				delete(o.inflight, r.id)
-				o.mu.Unlock()
-			}()
-			o.deliver(ctx, b)
+			if o.deliver(ctx, b) {
+				mu.Lock()
+				delivered = append(delivered, b)
+				mu.Unlock()
+				return // in flight until its rows are deleted below
+			}
+			o.mu.Lock()
+			delete(o.inflight, b.head.id)
+			o.mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	o.forget(ctx, delivered)
 	if n, err := o.Pending(ctx); err == nil {
 		o.pending.Set(float64(n))
 	}
 	return attempted, nil
+}
+
+// claim leases the heads of batches (their next attempt moved by Lease, the batch fixed) in
+// one transaction, so a scan costs one commit however many queues are due; it returns the
+// batches this process claimed (another replica may have claimed or delivered some meanwhile).
+func (o *Outbox) claim(ctx context.Context, now time.Time, batches []*outboxBatch) ([]*outboxBatch, error) {
+	if len(batches) == 0 {
+		return nil, nil
+	}
+	var claimed []*outboxBatch
+	err := o.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
+		claimed = claimed[:0]
+		for _, b := range batches {
+			res, err := tx.ExecContext(ctx, `UPDATE protocol_outbox SET next_attempt_at = ?, batch_last = ?, claimed_at = ? WHERE id = ? AND next_attempt_at = ?`,
+				now.Add(o.cfg.Lease).UnixMilli(), b.last(), now.UnixMilli(), b.head.id, b.head.due)
+			if err != nil {
+				return fmt.Errorf("claim row: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				claimed = append(claimed, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return claimed, nil
+}
+
+// forget deletes the rows of the delivered batches, all in one transaction (deliveries of one
+// scan end close together), and takes them out of flight. A delete that fails or is lost in a
+// crash only makes the follower see those bodies again, and it drops them as duplicates.
+func (o *Outbox) forget(ctx context.Context, delivered []*outboxBatch) {
+	if len(delivered) == 0 {
+		return
+	}
+	defer func() {
+		o.mu.Lock()
+		for _, b := range delivered {
+			delete(o.inflight, b.head.id)
+		}
+		o.mu.Unlock()
+	}()
+	var ids []any
+	for _, b := range delivered {
+		for _, id := range b.ids {
+			ids = append(ids, id)
+		}
+	}
+	err := o.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
+		for chunk := range slices.Chunk(ids, 500) {
+			q := `DELETE FROM protocol_outbox WHERE id IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)`
+			if _, err := tx.ExecContext(ctx, q, chunk...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		o.log.Error("outbox: delivered but could not delete the rows (they will be redelivered; the follower dedupes)", "err", err)
+		return
+	}
+	o.sent.Add(float64(len(ids)))
 }
 
 // batch reads the rows head sends, or nil when head is gone. A batch, once fixed (claimed), is resent unchanged until it
@@ -439,24 +511,16 @@ func (o *Outbox) batch(ctx context.Context, head outboxRow) (*outboxBatch, error
 	return b, nil
 }
 
-func (o *Outbox) deliver(ctx context.Context, b *outboxBatch) {
+// deliver sends b; it reports whether the follower accepted it (its rows are then for forget),
+// and records a failed attempt otherwise.
+func (o *Outbox) deliver(ctx context.Context, b *outboxBatch) bool {
 	r := b.head
 	err := o.cfg.Sender.Notify(ctx, r.follower, r.room, b.body)
 	if err == nil {
-		q := `DELETE FROM protocol_outbox WHERE id IN (?` + strings.Repeat(", ?", len(b.ids)-1) + `)`
-		args := make([]any, len(b.ids))
-		for i, id := range b.ids {
-			args[i] = id
-		}
-		if _, derr := o.cfg.Store.ExecContext(ctx, q, args...); derr != nil {
-			o.log.Error("outbox: delivered but could not delete the rows (they will be redelivered; the follower dedupes)", "err", derr)
-			return
-		}
-		o.sent.Add(float64(len(b.ids)))
-		return
+		return true
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the next run releases the claim (releaseOrphans) and retries the batch
+		return false // shutting down: the next run releases the claim (releaseOrphans) and retries the batch
 	}
 	attempts := r.attempts + 1
 	delay := o.backoff(attempts)
@@ -486,6 +550,7 @@ func (o *Outbox) deliver(ctx context.Context, b *outboxBatch) {
 		attempts, next, status, last, r.id); uerr != nil {
 		o.log.Error("outbox: could not record a failed attempt (the lease will expire and it is retried)", "err", uerr)
 	}
+	return false
 }
 
 // backoff is MinBackoff·2^(attempts-1), capped at MaxBackoff, with ±20 % jitter.

@@ -54,7 +54,9 @@ type Handler interface {
 	// Notify stores a fanout durably inside tx. The server has already marked the body as
 	// processed in tx: when Notify returns nil the transaction commits and the hub gets 201; on
 	// an error it rolls back and the hub retries later. Redeliveries of a processed body are
-	// answered 201 without calling Notify. Keep it short: it holds a store transaction.
+	// answered 201 without calling Notify. tx may be shared with concurrent /notify requests
+	// (store.InGroupTx: Notify runs in its own savepoint, and its error rolls back only its
+	// writes), so keep it short and never wait in it for another request.
 	Notify(ctx context.Context, tx *store.Tx, n *Notification) error
 }
 
@@ -763,7 +765,9 @@ func (s *Server) serveNotify(w http.ResponseWriter, ctx context.Context, peer Pe
 	}
 	key := notifyKey(peer.Domain, body)
 	dup := false
-	err = s.cfg.Store.InTx(ctx, func(tx *store.Tx) error {
+	// Concurrent /notify requests (one per room and batch, over several connections) share a
+	// commit; each gets its 201 only after that commit.
+	err = s.cfg.Store.InGroupTx(ctx, func(tx *store.Tx) error {
 		first, err := tx.MarkProcessed(ctx, NotifyScope, key)
 		if err != nil {
 			return fmt.Errorf("mark /notify processed: %w", err)
