@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"maunium.net/go/mautrix"
@@ -102,7 +103,9 @@ func (e *endpoint) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	txnID := r.PathValue("txnID")
-	if txnID == "" || len(txnID) > maxTxnIDLength {
+	// An ID the store cannot hold (not UTF-8 text, or with NUL) is the homeserver's error: refused
+	// here, not answered as a store failure that the homeserver would retry for ever.
+	if txnID == "" || len(txnID) > maxTxnIDLength || !utf8.ValidString(txnID) || strings.IndexByte(txnID, 0) >= 0 {
 		mautrix.MInvalidParam.WithMessage("Invalid transaction ID").Write(w)
 		e.count("bad_request")
 		return
