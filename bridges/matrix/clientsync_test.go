@@ -74,13 +74,25 @@ func TestClientModeCatchUp(t *testing.T) {
 		t.Error("a message from before the functional account joined was relayed")
 	}
 
+	// A start command's room is kept under a key until the command is done, then the key goes.
+	start := alice.SendText(t, room, "start mimi://amt-b.example/u/bob")
+	alice.waitEvent(t, "the answer to start", func(ev *mevent.Event) bool {
+		m := ev.Content.AsMessage()
+		return ev.Sender == account && m.RelatesTo != nil && m.RelatesTo.InReplyTo != nil && m.RelatesTo.InReplyTo.EventID == start
+	})
+	waitFor(t, 30*time.Second, "the start command's key deleted", func() bool {
+		_, err := e.st.KV(scopeKV).Get(ctx, startKey(start))
+		return errors.Is(err, store.ErrNotFound)
+	})
+
 	// A direct chat with the account: the mark that makes an invite there start a 1:1.
 	dm := alice.CreateRoom(t, "", false, true, account)
 	alice.waitJoined(t, dm, account)
 	kv := e.st.KV(scopeKV)
-	if _, err := kv.Get(ctx, directKey(dm)); err != nil {
-		t.Fatalf("direct chat not marked: %v", err)
-	}
+	waitFor(t, 30*time.Second, "the direct chat marked", func() bool {
+		_, err := kv.Get(ctx, directKey(dm))
+		return err == nil
+	})
 	inv := alice.SendText(t, dm, "invite bob@amt-b.example")
 	if env := e.out.wait(t, "bob's 1:1 invite", onBus(inv)); env.Membership == nil || !env.Membership.Direct {
 		t.Fatalf("invite in the direct chat: %+v, want a 1:1 invite", env.Membership)

@@ -141,6 +141,9 @@ func (a *Adapter) startsDirect(ctx context.Context, p *Parsed) bool {
 	return err == nil
 }
 
+// startKey is the KV key of the room a start command created.
+func startKey(cmd id.EventID) string { return "start " + string(cmd) }
+
 // directKey is the KV key that marks a room as a user's direct chat with the functional account.
 func directKey(room id.RoomID) string { return "direct " + string(room) }
 
@@ -182,8 +185,9 @@ func (a *Adapter) cmdStart(ctx context.Context, c *bridges.CommandCall) (string,
 	req := &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", IsDirect: true, Invite: []id.UserID{p.Sender},
 		Name: displayNameOf(target)}
 	encrypted := a.crypto != nil
-	// The room is created once per command event: a retry finds it.
-	key := "start " + string(p.ID)
+	// The room is created once per command event: a retry finds it (until the command is done:
+	// relay deletes the key then).
+	key := startKey(p.ID)
 	var mx id.RoomID
 	kv := a.st.KV(scopeKV)
 	if e, err := kv.Get(ctx, key); err == nil {

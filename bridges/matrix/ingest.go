@@ -116,7 +116,13 @@ func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) erro
 		if isCommand, err := a.command(ctx, room, p); err != nil {
 			return err
 		} else if isCommand {
-			return a.markDone(ctx, string(p.ID))
+			if err := a.markDone(ctx, string(p.ID)); err != nil {
+				return err
+			}
+			if _, err := a.st.KV(scopeKV).Delete(ctx, startKey(p.ID)); err != nil { // a start command's room, found (cmdStart)
+				a.log.Warn("deleting a start command's key failed", "event_id", string(p.ID), "error", err)
+			}
+			return nil
 		}
 	}
 	env, err := a.toEnvelope(ctx, room, p)
