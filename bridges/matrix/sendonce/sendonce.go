@@ -158,17 +158,60 @@ func MayHaveArrived(err error) bool {
 	return true
 }
 
+// BarrierType is the type of the event Find sends before it looks: an event without content
+// that clients do not show.
+var BarrierType = mevent.Type{Type: "org.mimi.sendonce.barrier", Class: mevent.MessageEventType}
+
+const (
+	// barrierWait bounds how long Find waits for the homeserver to list its barrier.
+	barrierWait = 30 * time.Second
+	// barrierPoll is how often Find asks whether the barrier is listed.
+	barrierPoll = 100 * time.Millisecond
+)
+
 // Find returns the ID of sender's event in room whose content carries the transaction ID txn,
 // among sender's latest events; "" when there is none. When several carry it (sent twice
 // before this guard, or a copy whose redaction the homeserver has not applied yet), the oldest
 // is the one: the answer does not change when another copy appears.
+//
+// A homeserver may have taken the send but not stored it yet: Dendrite queues a room's events
+// durably and stores them one after the other, and when it is killed with the event queued, it
+// stores it only after its restart, seconds after it answers again (so a look right after the
+// restart did not find the event, the send was repeated, and the event was there twice). So Find
+// first sends a barrier event into the room as sender (BarrierType, through cli) and looks only
+// once the room's listing shows the barrier: what the homeserver had taken before is then stored
+// and listed before it.
 func Find(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, decrypt Decrypter) (id.EventID, error) {
-	resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Senders: []id.UserID{sender}}, lookback)
+	b, err := cli.SendMessageEvent(ctx, room, BarrierType, map[string]any{}, mautrix.ReqSendEvent{TransactionID: "sendonce." + cli.TxnID()})
 	if err != nil {
-		return "", fmt.Errorf("matrix: look for the event of transaction %s in %s: %w", txn, room, err)
+		return "", fmt.Errorf("matrix: barrier before looking for the event of transaction %s in %s: %w", txn, room, err)
 	}
+	deadline := time.Now().Add(barrierWait)
+	for {
+		resp, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Senders: []id.UserID{sender}}, lookback)
+		if err != nil {
+			return "", fmt.Errorf("matrix: look for the event of transaction %s in %s: %w", txn, room, err)
+		}
+		for i, ev := range resp.Chunk { // newest first
+			if ev.ID == b.EventID {
+				return findIn(ctx, resp.Chunk[i+1:], sender, txn, decrypt), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("matrix: look for the event of transaction %s in %s: the homeserver did not list the barrier %s within %s", txn, room, b.EventID, barrierWait)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("matrix: look for the event of transaction %s in %s: %w", txn, room, ctx.Err())
+		case <-time.After(barrierPoll):
+		}
+	}
+}
+
+// findIn returns the oldest of sender's events (newest first) that carries txn, or "".
+func findIn(ctx context.Context, events []*mevent.Event, sender id.UserID, txn string, decrypt Decrypter) id.EventID {
 	var found id.EventID
-	for _, ev := range resp.Chunk { // newest first
+	for _, ev := range events {
 		if ev.Sender != sender {
 			continue
 		}
@@ -177,6 +220,7 @@ func Find(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.Us
 			if decrypt == nil || ev.Content.ParseRaw(ev.Type) != nil {
 				continue
 			}
+			var err error
 			if c, err = decrypt(ctx, ev); err != nil {
 				continue // not ours to read (an older session): not the one we look for
 			}
@@ -185,5 +229,5 @@ func Find(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.Us
 			found = ev.ID
 		}
 	}
-	return found, nil
+	return found
 }

@@ -1,7 +1,13 @@
 package sendonce
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,4 +104,135 @@ func TestSentAgainInThisRun(t *testing.T) {
 	if sends != 1 {
 		t.Errorf("%d sends, want 1", sends)
 	}
+}
+
+// TestFindWaitsForQueuedSend: the homeserver took a send but stores it only later, before the
+// next event of the room (Dendrite killed with the event in its room queue stores it after its
+// restart), and the answer was lost. A proxy in front of Dendrite keeps the send, answers it
+// with a broken connection and hands it to Dendrite before the next send into the room. The
+// guard's look after the failure finds the event (it looks after its barrier is listed, which
+// Dendrite stores after the queued send) instead of sending it a second time.
+func TestFindWaitsForQueuedSend(t *testing.T) {
+	ctx := t.Context()
+	hs := dendritetest.Start(t)
+	hs.CreateUser(t, "gw", "gatewaypassword1")
+	q := &queueingProxy{t: t, target: hs.URL, hold: "/send/m.room.message/mimi.late"}
+	srv := httptest.NewServer(q)
+	t.Cleanup(srv.Close)
+	cli, err := mautrix.NewClient(srv.URL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.DefaultHTTPRetries = 0 // the lost answer reaches the guard, as when the homeserver is gone
+	if _, err := cli.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, StoreCredentials: true, Password: "gatewaypassword1",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "gw"}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := resp.RoomID
+	sends := 0
+	send := func(ctx context.Context) (id.EventID, error) {
+		sends++
+		r, err := cli.SendMessageEvent(ctx, room, mevent.EventMessage,
+			Mark(&mevent.MessageEventContent{MsgType: mevent.MsgText, Body: "spät"}, "mimi.late"), mautrix.ReqSendEvent{TransactionID: "mimi.late"})
+		if err != nil {
+			return "", err
+		}
+		return r.EventID, nil
+	}
+	var g Guard
+	if ev, err := g.Send(ctx, cli, room, cli.UserID, "mimi.late", time.Now(), nil, send); err == nil || !MayHaveArrived(err) {
+		t.Fatalf("the first send: %s, %v; want an error that may have arrived", ev, err)
+	}
+	if !q.holding() {
+		t.Fatal("the proxy holds no send")
+	}
+	ev, err := g.Send(ctx, cli, room, cli.UserID, "mimi.late", time.Now(), nil, send)
+	if err != nil || sends != 1 {
+		t.Fatalf("the send again: %s, %v, %d sends; want the queued event and no second send", ev, err, sends)
+	}
+	var marked []id.EventID
+	msgs, err := cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range msgs.Chunk {
+		if e.Type == mevent.EventMessage && e.Content.Raw[Key] == "mimi.late" {
+			marked = append(marked, e.ID)
+		}
+	}
+	if len(marked) != 1 || marked[0] != ev {
+		t.Fatalf("events of the transaction in the room: %v; want exactly the one the guard returned, %s", marked, ev)
+	}
+}
+
+// queueingProxy forwards requests to target. The first PUT whose path ends in hold is kept and
+// answered with a broken connection; it is forwarded before the next PUT /send, as a homeserver
+// stores the queued events of a room in order.
+type queueingProxy struct {
+	t      testing.TB
+	target string
+	hold   string
+	mu     sync.Mutex
+	held   *http.Request
+	body   []byte
+	used   bool
+}
+
+func (q *queueingProxy) holding() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.held != nil
+}
+
+func (q *queueingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/send/") {
+		q.mu.Lock()
+		if !q.used && strings.HasSuffix(r.URL.Path, q.hold) {
+			q.used, q.held, q.body = true, r.Clone(context.Background()), body
+			q.mu.Unlock()
+			panic(http.ErrAbortHandler) // the connection breaks: no answer
+		}
+		held, heldBody := q.held, q.body
+		q.held = nil
+		q.mu.Unlock()
+		if held != nil {
+			if _, _, err := q.forward(held, heldBody); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
+	}
+	status, out, err := q.forward(r, body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+// forward sends r with body to the target and returns its answer.
+func (q *queueingProxy) forward(r *http.Request, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(context.Background(), r.Method, q.target+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
