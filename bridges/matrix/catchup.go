@@ -48,15 +48,18 @@ func (a *Adapter) catchUpOn(sy *e2ee.Syncer, cli *mautrix.Client, first func()) 
 }
 
 // giveUp gives up an event that failed attempts times (catchup.Config.GiveUp): logged at WARN
-// under a reference, its sender told in the room with that reference, counted, and marked
-// handled, so that the room goes on.
+// under a reference, its sender told in the room with that reference (logged at ERROR when the
+// homeserver refuses the notice), counted, and marked handled, so that the room goes on.
 func (a *Adapter) giveUp(ctx context.Context, evt *mevent.Event, attempts int, err error) error {
 	sum := sha256.Sum256([]byte(evt.ID))
 	ref := hex.EncodeToString(sum[:5])
 	a.log.Warn("matrix event given up after repeated failures", "room_id", string(evt.RoomID), "event_id", string(evt.ID),
 		"sender", string(evt.Sender), "attempts", attempts, "correlation", ref, "error", err)
-	if err := a.say(ctx, evt.RoomID, evt.ID, evt.Sender, "failed", bridges.Say(a.lang(), bridges.PhraseNotRelayed, ref)); err != nil {
-		return err
+	if err := a.say(ctx, evt.RoomID, evt.ID, evt.Sender, "failed", bridges.Say(a.lang(), bridges.PhraseNotRelayed, ref)); a.ServerUnreachable(err) {
+		return err // told when the homeserver is back
+	} else if err != nil { // e.g. the account may not write there: holding the room would not help
+		a.log.Error("the sender of a matrix event given up could not be told", "room_id", string(evt.RoomID), "event_id", string(evt.ID),
+			"correlation", ref, "error", err)
 	}
 	a.metrics.inbound.WithLabelValues("failed").Inc()
 	return a.markDone(ctx, string(evt.ID))

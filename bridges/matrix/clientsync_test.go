@@ -237,4 +237,22 @@ func TestClientModeFailedEventWaits(t *testing.T) {
 		t.Errorf("%v events given up, want 1", got)
 	}
 	e.out.checkOnceInOrder(t, append(sent, after))
+
+	// In a room where the account may not write, the notice is refused: the event is given up
+	// all the same (logged at ERROR), and the room goes on.
+	resp, err := alice.Client.Client.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{account},
+		PowerLevelOverride: &mevent.PowerLevelsEventContent{EventsDefault: 50, Users: map[id.UserID]int{alice.UserID: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.waitJoined(t, resp.RoomID, account)
+	silenced := alice.SendText(t, resp.RoomID, "sieben (Fehler)")
+	next := alice.SendText(t, resp.RoomID, "acht")
+	e.out.wait(t, "the message after the one given up where the account may not write", onBus(next))
+	if e.out.find(onBus(silenced)) != nil {
+		t.Error("the failing message is on the bus")
+	}
+	if got := testutil.ToFloat64(e.adapter.metrics.inbound.WithLabelValues("failed")); got != 2 {
+		t.Errorf("%v events given up, want 2", got)
+	}
 }
