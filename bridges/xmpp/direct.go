@@ -2,24 +2,18 @@ package xmpp
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base32"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
-
-// b32 encodes the derived IDs of 1:1 rooms.
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // directMessage handles a message to the users component: a local user writing to a puppet.
 func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at time.Time) {
@@ -90,14 +84,13 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 // member, so no join of the local user is published). Its URI is derived from the pair, so a retry
 // after a crash publishes the same event (deduplicated on the bus) and finds the same room.
 func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer event.UserURI, at time.Time) (event.RoomURI, error) {
-	if uri, err := a.db.dmRoom(ctx, o.sender.String(), peer); err == nil {
+	if uri, err := a.db.portals().DMRoom(ctx, o.sender.String(), peer); err == nil {
 		return uri, nil
-	} else if !errors.Is(err, errNoRoom) {
+	} else if !errors.Is(err, portals.ErrNoRoom) {
 		return "", err
 	}
-	mac := hmac.New(sha256.New, a.key)
-	mac.Write([]byte("dm:" + o.sender.String() + "\x00" + string(peer)))
-	id := "dm-" + strings.ToLower(b32.EncodeToString(mac.Sum(nil)[:15]))
+	pair := portals.Pair{Local: o.sender.String(), Peer: peer}
+	id := portals.DMLocal(a.key, pair)
 	uri := event.NewRoomURI(a.cfg.Provider, id)
 	o.room = uri
 	env := &event.Envelope{
@@ -109,7 +102,7 @@ func (a *Adapter) ensureDM(ctx context.Context, o origin, puppet jid.JID, peer e
 	if err := a.publishEnvelope(ctx, env); err != nil {
 		return "", err
 	}
-	if err := a.db.createDM(ctx, room{URI: uri, MUCLocal: id, Kind: kindDM}, dm{Local: o.sender.String(), Peer: peer}); err != nil {
+	if err := a.db.portals().CreateDM(ctx, portals.Room{URI: uri, MUCLocal: id, Kind: portals.KindDM}, pair); err != nil {
 		return "", err
 	}
 	return uri, nil
@@ -141,7 +134,7 @@ func (a *Adapter) refRoom(ctx context.Context, o origin, m *xstanza.InMessage) e
 		return ""
 	}
 	r := ms[len(ms)-1].Room
-	if c, err := a.db.dmOf(ctx, r); err != nil || c.Local != o.sender.String() {
+	if c, err := a.db.portals().PairOf(ctx, r); err != nil || c.Local != o.sender.String() {
 		return ""
 	}
 	return r

@@ -1,17 +1,14 @@
 package xmpp
 
 import (
-	"errors"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
-	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 func TestDirectChat(t *testing.T) {
@@ -189,8 +186,8 @@ func TestPartnerDirectChat(t *testing.T) {
 		Membership: &event.Membership{Action: event.MembershipInvite, Target: aliceURI, Direct: true}}
 	e.publishIn(pr)
 	waitFor(t, 10*e2eTimeoutScale, "the 1:1 portal", func() bool {
-		r, err := e.a.db.room(t.Context(), room)
-		return err == nil && r.Kind == kindDM
+		r, err := e.a.db.portals().Room(t.Context(), room)
+		return err == nil && r.Kind == portals.KindDM
 	})
 
 	bm, _ := (&content.Builder{SenderURI: string(testBob), RoomURI: string(room)}).Text("Hallo Alice")
@@ -216,8 +213,8 @@ func TestPartnerDirectChat(t *testing.T) {
 	pr2.ID, pr2.Room = pr.ID+"-2", room2
 	e.publishIn(&pr2)
 	waitFor(t, 10*e2eTimeoutScale, "the second 1:1 portal", func() bool {
-		r, err := e.a.db.room(t.Context(), room2)
-		return err == nil && r.Kind == kindDM
+		r, err := e.a.db.portals().Room(t.Context(), room2)
+		return err == nil && r.Kind == portals.KindDM
 	})
 	for i, c := range []struct {
 		room       event.RoomURI
@@ -249,55 +246,4 @@ func TestPartnerDirectChat(t *testing.T) {
 	if n := e.out.count(func(x *event.Envelope) bool { return x.Kind == event.KindMembership }); n != 0 {
 		t.Fatalf("%d membership envelopes: an answer started a 1:1 of its own", n)
 	}
-}
-
-// TestDMPairStore: the 1:1 rooms of a pair on both store backends (the 0004 migration of each
-// dialect): every room of the pair names it, the newest is current until the peer writes in
-// another one, and erasing the local user removes them all.
-func TestDMPairStore(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		ctx := t.Context()
-		if err := s.Migrate(ctx, idmap.Schema, Schema); err != nil {
-			t.Fatal(err)
-		}
-		d := &db{s: s, now: time.Now}
-		pair := dm{Local: "alice@hospital.example", Peer: testBob}
-		first, second := event.RoomURI("mimi://clinic-b.example/r/dm-1"), event.RoomURI("mimi://clinic-b.example/r/dm-2")
-		current := func(want event.RoomURI) {
-			t.Helper()
-			if got, err := d.dmRoom(ctx, pair.Local, pair.Peer); err != nil || got != want {
-				t.Fatalf("current room %s (%v), want %s", got, err, want)
-			}
-		}
-		for i, r := range []event.RoomURI{first, second} {
-			if err := d.createDM(ctx, room{URI: r, MUCLocal: "dm-" + strconv.Itoa(i), Kind: kindDM}, pair); err != nil {
-				t.Fatal(err)
-			}
-			current(r)
-		}
-		for _, r := range []event.RoomURI{first, second} {
-			if got, err := d.dmOf(ctx, r); err != nil || got != pair {
-				t.Fatalf("pair of %s: %+v (%v)", r, got, err)
-			}
-		}
-		if err := d.useDM(ctx, pair, first); err != nil {
-			t.Fatal(err)
-		}
-		current(first)
-		if err := d.useDM(ctx, pair, first); err != nil { // already current: nothing changes
-			t.Fatal(err)
-		}
-		current(first)
-		if _, err := EraseUser(ctx, s, aliceURI, pair.Local); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range []event.RoomURI{first, second} {
-			if _, err := d.dmOf(ctx, r); !errors.Is(err, errNoRoom) {
-				t.Fatalf("pair of %s after erasure: %v", r, err)
-			}
-		}
-		if _, err := d.dmRoom(ctx, pair.Local, pair.Peer); !errors.Is(err, errNoRoom) {
-			t.Fatalf("current room after erasure: %v", err)
-		}
-	})
 }

@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xconn"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 )
@@ -111,8 +112,8 @@ func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xst
 	case to.Localpart() == "":
 		return &xstanza.OutDiscoInfo{Identities: []xstanza.OutIdentity{{Category: "conference", Type: "text", Name: "MIMI rooms"}}, Features: xstanza.Features(xstanza.RoomsServiceFeatures)}
 	case to.Resourcepart() == "":
-		r, err := a.db.roomByLocal(ctx, to.Localpart())
-		if err != nil || r.Kind != kindMUC {
+		r, err := a.db.portals().ByLocal(ctx, to.Localpart())
+		if err != nil || r.Kind != portals.KindMUC {
 			return nil
 		}
 		name := r.Name
@@ -126,7 +127,7 @@ func (a *Adapter) discoInfo(ctx context.Context, c *xconn.Conn, to jid.JID) *xst
 
 // isOccupantNick reports whether from is joined to the room of occupant JID to under to's nick.
 func (a *Adapter) isOccupantNick(ctx context.Context, from string, to jid.JID) bool {
-	r, err := a.db.roomByLocal(ctx, to.Localpart())
+	r, err := a.db.portals().ByLocal(ctx, to.Localpart())
 	if err != nil {
 		return false
 	}

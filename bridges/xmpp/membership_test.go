@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -141,7 +142,7 @@ func TestInvitationAfterInterruptedDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the first delivery left: the portal and alice as a member, no invitation.
-	if _, err := e.a.db.createRoom(ctx, room{URI: uri, MUCLocal: local, Kind: kindMUC}); err != nil {
+	if _, err := e.a.db.portals().Create(ctx, portals.Room{URI: uri, MUCLocal: local, Kind: portals.KindMUC}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.a.db.occ().AddMember(ctx, uri, occupants.Member{User: aliceURI, Nick: "alice@" + testDomain}); err != nil {

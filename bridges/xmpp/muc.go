@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -50,7 +51,7 @@ func (a *Adapter) roomPresence(ctx context.Context, p *xstanza.InPresence) {
 		a.leave(ctx, from, to)
 	case "error":
 		// A presence the room sent bounced: the occupant's session is gone (for now).
-		if r, err := a.db.roomByLocal(ctx, to.Localpart()); err == nil {
+		if r, err := a.db.portals().ByLocal(ctx, to.Localpart()); err == nil {
 			a.occupantBounced(ctx, r, from.String(), p.ID, a.now())
 		}
 	default:
@@ -69,7 +70,7 @@ func (a *Adapter) presenceError(ctx context.Context, from, to jid.JID, id string
 }
 
 // occupantPresence is the presence of a room participant as other occupants see it.
-func (a *Adapter) occupantPresence(r room, roomJID jid.JID, nick, realJID string, user event.UserURI, to string, typ string, codes ...int) *xstanza.OutPresence {
+func (a *Adapter) occupantPresence(r portals.Room, roomJID jid.JID, nick, realJID string, user event.UserURI, to string, typ string, codes ...int) *xstanza.OutPresence {
 	aff, role := a.presenceAffiliation(r.URI, user)
 	if typ == "unavailable" {
 		role = "none"
@@ -101,8 +102,8 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 	}
 	at := a.now()
 	created := false
-	r, err := a.db.roomByLocal(ctx, to.Localpart())
-	if errors.Is(err, errNoRoom) {
+	r, err := a.db.portals().ByLocal(ctx, to.Localpart())
+	if errors.Is(err, portals.ErrNoRoom) {
 		r, created, err = a.createRoomByJoin(ctx, from, to, user, at)
 	}
 	if err != nil {
@@ -115,7 +116,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 		}
 		return
 	}
-	if r.Kind != kindMUC {
+	if r.Kind != portals.KindMUC {
 		a.presenceError(ctx, from, to, p.ID, xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, ""))
 		return
 	}
@@ -192,7 +193,7 @@ func (a *Adapter) join(ctx context.Context, from, to jid.JID, p *xstanza.InPrese
 // the MIMI members and the other occupants, its own presence to the others (firstResource: its
 // user's first resource in the room), its self-presence, the history (what its join asked for,
 // when ask is set, and the history since owed, unless zero) and the subject.
-func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, full, nick string, user event.UserURI, occ []occupants.Occupant, mem []occupants.Member,
+func (a *Adapter) joinSequence(ctx context.Context, r portals.Room, roomJID jid.JID, full, nick string, user event.UserURI, occ []occupants.Occupant, mem []occupants.Member,
 	firstResource, created bool, muc *xstanza.InMUC, ask bool, owed, at time.Time) {
 	// 1. Presence of the MIMI members and the other occupants, to the new occupant.
 	for _, m := range mem {
@@ -237,35 +238,35 @@ func (a *Adapter) joinSequence(ctx context.Context, r room, roomJID jid.JID, ful
 
 // createRoomByJoin creates a MIMI room, hosted by this gateway, for a local user who joins a MUC
 // that does not exist yet.
-func (a *Adapter) createRoomByJoin(ctx context.Context, from, to jid.JID, user event.UserURI, at time.Time) (room, bool, error) {
+func (a *Adapter) createRoomByJoin(ctx context.Context, from, to jid.JID, user event.UserURI, at time.Time) (portals.Room, bool, error) {
 	if !a.cfg.roomCreation() {
-		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "no such room")
+		return portals.Room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "no such room")
 	}
 	uri, err := a.m.NewRoomURI(to.Localpart())
 	if err != nil {
-		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
+		return portals.Room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
 	}
 	if local, err := a.m.RoomLocal(ctx, uri); err != nil || local != to.Localpart() {
-		return room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
+		return portals.Room{}, false, refuse(stanza.Cancel, stanza.ItemNotFound, "this name cannot be used for a room")
 	}
-	r := room{URI: uri, MUCLocal: to.Localpart(), Kind: kindMUC}
+	r := portals.Room{URI: uri, MUCLocal: to.Localpart(), Kind: portals.KindMUC}
 	roomJID, _ := a.m.RoomJID(r.MUCLocal)
 	// Publish first: the join creates the MIMI room on the provider (the gateway is its hub).
 	if err := a.publishMembership(ctx, r, roomJID, from, user, user, event.MembershipJoin, "create", at); err != nil {
-		return room{}, false, err
+		return portals.Room{}, false, err
 	}
-	created, err := a.db.createRoom(ctx, r)
+	created, err := a.db.portals().Create(ctx, r)
 	if err != nil {
-		return room{}, false, err
+		return portals.Room{}, false, err
 	}
 	if !created {
-		r, err = a.db.roomByLocal(ctx, to.Localpart())
+		r, err = a.db.portals().ByLocal(ctx, to.Localpart())
 		return r, false, err
 	}
 	return r, true, nil
 }
 
-func (a *Adapter) publishMembership(ctx context.Context, r room, roomJID, from jid.JID, sender, target event.UserURI, action event.MembershipAction, what string, at time.Time) error {
+func (a *Adapter) publishMembership(ctx context.Context, r portals.Room, roomJID, from jid.JID, sender, target event.UserURI, action event.MembershipAction, what string, at time.Time) error {
 	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: sender, room: r.URI}
 	env := &event.Envelope{
 		ID: o.eventID(what + " " + string(target) + " " + strconv.FormatInt(at.UnixNano(), 10)), Kind: event.KindMembership,
@@ -281,7 +282,7 @@ func (a *Adapter) publishMembership(ctx context.Context, r room, roomJID, from j
 // since; never more than HistoryOnJoin. A limit with an unusable value is ignored. Without ask
 // nothing is replayed for the request; the history since owed (unless zero), which did not reach
 // the occupant's session, is sent in any case (owedHistory).
-func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *xstanza.InMUC, ask bool, owed time.Time) {
+func (a *Adapter) sendHistory(ctx context.Context, r portals.Room, roomJID jid.JID, to string, muc *xstanza.InMUC, ask bool, owed time.Time) {
 	var hist []xhistory.Entry
 	if ask {
 		hist = a.askedHistory(ctx, r, roomJID, to, muc)
@@ -294,7 +295,7 @@ func (a *Adapter) sendHistory(ctx context.Context, r room, roomJID jid.JID, to s
 }
 
 // askedHistory returns the history entries a join's history request asks for.
-func (a *Adapter) askedHistory(ctx context.Context, r room, roomJID jid.JID, to string, muc *xstanza.InMUC) []xhistory.Entry {
+func (a *Adapter) askedHistory(ctx context.Context, r portals.Room, roomJID jid.JID, to string, muc *xstanza.InMUC) []xhistory.Entry {
 	n, maxChars := *a.cfg.HistoryOnJoin, -1
 	since := time.Time{}
 	if muc != nil && muc.History != nil {
@@ -350,7 +351,7 @@ func (a *Adapter) historyStanza(h xhistory.Entry, roomJID jid.JID, to string) *x
 
 // leave handles unavailable presence: the occupant goes offline. MIMI membership stays.
 func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
-	r, err := a.db.roomByLocal(ctx, to.Localpart())
+	r, err := a.db.portals().ByLocal(ctx, to.Localpart())
 	if err != nil {
 		return
 	}
@@ -362,7 +363,7 @@ func (a *Adapter) leave(ctx context.Context, from, to jid.JID) {
 // removeOccupantOf removes the occupant from from room r; the other occupants see it leave
 // (unless another resource of the same nick stays), and so does the occupant itself when self is
 // set (its session is there to see it).
-func (a *Adapter) removeOccupantOf(ctx context.Context, r room, roomJID, from jid.JID, self bool) {
+func (a *Adapter) removeOccupantOf(ctx context.Context, r portals.Room, roomJID, from jid.JID, self bool) {
 	occ, err := a.db.occ().List(ctx, r.URI)
 	if err != nil {
 		return
@@ -415,7 +416,7 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		// (XEP-0045 §7.2.1 lets services remove such occupants): it is absent until it comes
 		// back, and removed if it does not (rejoin.go).
 		if err1 == nil && err2 == nil && to.Resourcepart() != "" {
-			if r, err := a.db.roomByLocal(ctx, to.Localpart()); err == nil {
+			if r, err := a.db.portals().ByLocal(ctx, to.Localpart()); err == nil {
 				a.occupantBounced(ctx, r, from.String(), m.ID, at)
 			}
 		}
@@ -426,8 +427,8 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		return
 	}
 	_, hasBody := m.Text()
-	r, err := a.db.roomByLocal(ctx, to.Localpart())
-	if err != nil || r.Kind != kindMUC {
+	r, err := a.db.portals().ByLocal(ctx, to.Localpart())
+	if err != nil || r.Kind != portals.KindMUC {
 		if hasBody {
 			a.replyError(ctx, a.rooms, m, refuse(stanza.Cancel, stanza.ItemNotFound, "no such room"))
 		}
@@ -550,7 +551,7 @@ func historyEntry(sid, nick string, out *xstanza.OutMessage, at time.Time) (*xhi
 	return &xhistory.Entry{StanzaID: sid, Nick: nick, Payload: buf.String(), SentAt: at}, nil
 }
 
-func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, out *xstanza.OutMessage, at time.Time) error {
+func (a *Adapter) storeHistory(ctx context.Context, r portals.Room, sid, nick string, out *xstanza.OutMessage, at time.Time) error {
 	h, err := historyEntry(sid, nick, out, at)
 	if err != nil {
 		return err
@@ -559,7 +560,7 @@ func (a *Adapter) storeHistory(ctx context.Context, r room, sid, nick string, ou
 }
 
 // changeSubject publishes a subject change by an occupant and shows it to everyone.
-func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupants.Occupant, m *xstanza.InMessage, at time.Time) {
+func (a *Adapter) changeSubject(ctx context.Context, r portals.Room, roomJID, from jid.JID, user event.UserURI, subject string, occ []occupants.Occupant, m *xstanza.InMessage, at time.Time) {
 	if len(subject) > 1024 {
 		a.replyError(ctx, a.rooms, m, refuse(stanza.Modify, stanza.PolicyViolation, "subject too long"))
 		return
@@ -579,7 +580,7 @@ func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.J
 			return
 		}
 	}
-	_ = a.db.setMetadata(ctx, r.URI, nil, &subject)
+	_ = a.db.portals().SetMetadata(ctx, r.URI, nil, &subject)
 	nick := ""
 	for _, o := range occ {
 		if o.Full == from.String() {
@@ -593,7 +594,7 @@ func (a *Adapter) changeSubject(ctx context.Context, r room, roomJID, from jid.J
 
 // invite handles a mediated invitation (XEP-0045 §7.8.2) from an occupant: inviting a puppet
 // adds that MIMI user to the MIMI room; inviting a local user forwards the invitation.
-func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, user event.UserURI, m *xstanza.InMessage, at time.Time) {
+func (a *Adapter) invite(ctx context.Context, r portals.Room, roomJID, from jid.JID, user event.UserURI, m *xstanza.InMessage, at time.Time) {
 	for i, inv := range m.MUCUser.Invite {
 		if i >= 16 {
 			break
@@ -631,7 +632,7 @@ func (a *Adapter) invite(ctx context.Context, r room, roomJID, from jid.JID, use
 }
 
 // addRemoteMember records a MIMI user as a room member and shows their presence to the occupants.
-func (a *Adapter) addRemoteMember(ctx context.Context, r room, u event.UserURI) error {
+func (a *Adapter) addRemoteMember(ctx context.Context, r portals.Room, u event.UserURI) error {
 	nick := a.m.NickFor(u)
 	added, err := a.db.occ().AddMember(ctx, r.URI, occupants.Member{User: u, Nick: nick})
 	if err != nil || !added {

@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -37,8 +38,8 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("xmpp: notice %s: %w", env.ID, err))
 	}
-	r, err := a.db.room(ctx, env.Room)
-	noRoom := errors.Is(err, errNoRoom)
+	r, err := a.db.portals().Room(ctx, env.Room)
+	noRoom := errors.Is(err, portals.ErrNoRoom)
 	if err != nil && !noRoom {
 		return err
 	}
@@ -73,7 +74,7 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 		a.markFailed(ctx, r, user, n, text)
 	}
 	a.log.Info("notice sent", "code", n.Code.String(), "correlation", n.Correlation)
-	if n.Code == event.NoticeInviteFailed && n.Target != "" && n.Target.Domain() != a.cfg.Provider && !noRoom && r.Kind == kindMUC {
+	if n.Code == event.NoticeInviteFailed && n.Target != "" && n.Target.Domain() != a.cfg.Provider && !noRoom && r.Kind == portals.KindMUC {
 		roomJID, err := a.m.RoomJID(r.MUCLocal)
 		if err != nil {
 			return nil
@@ -86,8 +87,8 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 // noticeInRoom sends text as a message of MUC r to the resources of the local user with the bare
 // JID to that are in it (every occupant when to is empty); it reports false when there is no
 // such room or resource.
-func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, to, id, text string) (bool, error) {
-	if noRoom || r.Kind != kindMUC {
+func (a *Adapter) noticeInRoom(ctx context.Context, r portals.Room, noRoom bool, to, id, text string) (bool, error) {
+	if noRoom || r.Kind != portals.KindMUC {
 		return false, nil
 	}
 	roomJID, err := a.m.RoomJID(r.MUCLocal)
@@ -113,9 +114,9 @@ func (a *Adapter) noticeInRoom(ctx context.Context, r room, noRoom bool, to, id,
 }
 
 // about names the conversation a notice sent outside it is about.
-func (a *Adapter) about(ctx context.Context, lang bridges.Language, r room) string {
-	if r.Kind == kindDM {
-		if c, err := a.db.dmOf(ctx, r.URI); err == nil {
+func (a *Adapter) about(ctx context.Context, lang bridges.Language, r portals.Room) string {
+	if r.Kind == portals.KindDM {
+		if c, err := a.db.portals().PairOf(ctx, r.URI); err == nil {
 			return bridges.Say(lang, bridges.PhraseAboutChat, c.Peer.Local()+"@"+string(c.Peer.Domain())) + " "
 		}
 	}
@@ -132,9 +133,9 @@ func (a *Adapter) about(ctx context.Context, lang bridges.Language, r room) stri
 // room to their resources in it, so their client marks that message as not delivered. (In a 1:1
 // chat the gateway knows only the user's bare JID, and servers drop message errors sent to a bare
 // JID, so there the notice message alone tells.)
-func (a *Adapter) markFailed(ctx context.Context, r room, user jid.JID, n *event.Notice, text string) {
+func (a *Adapter) markFailed(ctx context.Context, r portals.Room, user jid.JID, n *event.Notice, text string) {
 	id := string(n.Native)
-	if !xstanza.ValidID(id) || r.Kind != kindMUC {
+	if !xstanza.ValidID(id) || r.Kind != portals.KindMUC {
 		return
 	}
 	cond := stanza.NotAllowed

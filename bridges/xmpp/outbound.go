@@ -14,6 +14,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -31,19 +32,19 @@ const retractFallback = "This person attempted to retract a previous message, bu
 
 // portal returns the room of an envelope, once the components are connected (the core has
 // already dropped echoes of XMPP's own events).
-func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (room, error) {
-	r, err := a.db.room(ctx, env.Room)
-	if errors.Is(err, errNoRoom) {
-		return room{}, bus.Permanent(fmt.Errorf("xmpp: envelope %s: %w", env.ID, err))
+func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (portals.Room, error) {
+	r, err := a.db.portals().Room(ctx, env.Room)
+	if errors.Is(err, portals.ErrNoRoom) {
+		return portals.Room{}, bus.Permanent(fmt.Errorf("xmpp: envelope %s: %w", env.ID, err))
 	}
 	if err != nil {
-		return room{}, err
+		return portals.Room{}, err
 	}
 	// During a short reconnect, wait instead of failing at once (which would use up deliveries).
 	wctx, cancel := context.WithTimeout(ctx, connectWait)
 	defer cancel()
 	if err := a.WaitConnected(wctx); err != nil {
-		return room{}, fmt.Errorf("%w: %w", ErrNotConnected, err)
+		return portals.Room{}, fmt.Errorf("%w: %w", ErrNotConnected, err)
 	}
 	return r, nil
 }
@@ -117,9 +118,9 @@ func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
 
 // addReply adds an XEP-0461 reference and, in rooms, a quote of the original with its XEP-0428
 // fallback range.
-func (a *Adapter) addReply(ctx context.Context, r room, out *xstanza.OutMessage, target event.NativeEventID) {
+func (a *Adapter) addReply(ctx context.Context, r portals.Room, out *xstanza.OutMessage, target event.NativeEventID) {
 	out.Reply = &xstanza.OutReply{ID: string(target)}
-	if r.Kind != kindMUC {
+	if r.Kind != portals.KindMUC {
 		return
 	}
 	h, err := a.hist.Payload(ctx, r.URI, string(target))
@@ -152,7 +153,7 @@ func (a *Adapter) addReply(ctx context.Context, r room, out *xstanza.OutMessage,
 // The mapping (stanza ID → MIMI ID) is recorded before sending, so a receipt or reaction that a
 // client sends at once finds it; the envelope counts as processed only after sending, so a
 // redelivery after a failed send sends again.
-func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *xstanza.OutMessage, keepHistory bool) error {
+func (a *Adapter) deliver(ctx context.Context, r portals.Room, ev *bridges.Event, out *xstanza.OutMessage, keepHistory bool) error {
 	env := ev.Envelope
 	sid := stanzaIDOf(ev.MessageID)
 	out.ID = sid
@@ -161,7 +162,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 		send   func() error
 	)
 	switch r.Kind {
-	case kindMUC:
+	case portals.KindMUC:
 		roomJID, err := a.m.RoomJID(r.MUCLocal)
 		if err != nil {
 			return bus.Permanent(err)
@@ -197,8 +198,8 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 			}
 			return nil
 		}
-	case kindDM:
-		c, err := a.db.dmOf(ctx, r.URI)
+	case portals.KindDM:
+		c, err := a.db.portals().PairOf(ctx, r.URI)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -207,7 +208,7 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 			// client of theirs on MIMI) are not echoed.
 			return nil
 		}
-		if err := a.db.useDM(ctx, c, r.URI); err != nil { // the answer goes where the peer writes
+		if err := a.db.portals().UseDM(ctx, c, r.URI); err != nil { // the answer goes where the peer writes
 			return err
 		}
 		pj, err := a.m.UserJID(ctx, env.Sender)
@@ -228,12 +229,12 @@ func (a *Adapter) deliver(ctx context.Context, r room, ev *bridges.Event, out *x
 }
 
 // nativeRoomOf is the native room ID under which the room's messages are mapped.
-func (a *Adapter) nativeRoomOf(r room) event.NativeRoomID {
-	if r.Kind == kindMUC {
+func (a *Adapter) nativeRoomOf(r portals.Room) event.NativeRoomID {
+	if r.Kind == portals.KindMUC {
 		j, _ := a.m.RoomJID(r.MUCLocal)
 		return event.NativeRoomID(j.String())
 	}
-	c, err := a.db.dmOf(context.Background(), r.URI)
+	c, err := a.db.portals().PairOf(context.Background(), r.URI)
 	if err != nil {
 		return event.NativeRoomID("dm:?")
 	}
@@ -247,7 +248,7 @@ func (a *Adapter) nativeRoomOf(r room) event.NativeRoomID {
 
 // memberNick returns the nick of a MIMI sender in a room, adding the sender as a member (with
 // presence to the occupants) when the room did not know them yet.
-func (a *Adapter) memberNick(ctx context.Context, r room, u event.UserURI) (string, error) {
+func (a *Adapter) memberNick(ctx context.Context, r portals.Room, u event.UserURI) (string, error) {
 	nick, err := a.db.occ().MemberNick(ctx, r.URI, u)
 	if err == nil {
 		return nick, nil
@@ -263,9 +264,9 @@ func (a *Adapter) memberNick(ctx context.Context, r room, u event.UserURI) (stri
 
 // sendAs sends a non-message payload (retraction, reactions, markers) from the envelope's sender
 // into the room, like deliver but without a mapping or history.
-func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out *xstanza.OutMessage) error {
+func (a *Adapter) sendAs(ctx context.Context, r portals.Room, sender event.UserURI, out *xstanza.OutMessage) error {
 	switch r.Kind {
-	case kindMUC:
+	case portals.KindMUC:
 		roomJID, err := a.m.RoomJID(r.MUCLocal)
 		if err != nil {
 			return bus.Permanent(err)
@@ -286,8 +287,8 @@ func (a *Adapter) sendAs(ctx context.Context, r room, sender event.UserURI, out 
 				return err
 			}
 		}
-	case kindDM:
-		c, err := a.db.dmOf(ctx, r.URI)
+	case portals.KindDM:
+		c, err := a.db.portals().PairOf(ctx, r.URI)
 		if err != nil {
 			return bus.Permanent(err)
 		}
@@ -341,7 +342,7 @@ func (a *Adapter) HandleDelete(ctx context.Context, ev *bridges.Event) error {
 	if err := a.sendAs(ctx, r, ev.Sender, out); err != nil {
 		return err
 	}
-	if r.Kind == kindMUC {
+	if r.Kind == portals.KindMUC {
 		_ = a.hist.Delete(ctx, r.URI, string(nat))
 	}
 	return nil
@@ -418,7 +419,7 @@ func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
 		switch {
 		case e.Status == content.StatusRead:
 			out = &xstanza.OutMessage{ID: "mark-" + stanzaIDOf(ev.MessageID), Displayed: &xstanza.OutID{ID: string(e.Target.NativeID)}}
-		case e.Status == content.StatusDelivered && r.Kind == kindDM:
+		case e.Status == content.StatusDelivered && r.Kind == portals.KindDM:
 			out = &xstanza.OutMessage{ID: "rcpt-" + stanzaIDOf(ev.MessageID), Received: &xstanza.OutID{ID: string(e.Target.NativeID)}}
 		default:
 			continue
@@ -436,7 +437,7 @@ func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
 func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error {
 	env := ev.Envelope
 	r, err := a.portal(ctx, env)
-	if err != nil || r.Kind != kindMUC {
+	if err != nil || r.Kind != portals.KindMUC {
 		return err
 	}
 	target := env.Membership.Target
@@ -499,7 +500,7 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 	return nil
 }
 
-func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, local bool, code int) error {
+func (a *Adapter) removeMember(ctx context.Context, r portals.Room, roomJID jid.JID, target event.UserURI, local bool, code int) error {
 	nick, err := a.db.occ().MemberNick(ctx, r.URI, target)
 	if errors.Is(err, occupants.ErrNoMember) {
 		return nil
@@ -528,7 +529,7 @@ func (a *Adapter) removeMember(ctx context.Context, r room, roomJID jid.JID, tar
 // memberPresence sends target's presence (type typ, status codes) to every occupant: a MIMI
 // user's as the occupant nick, a local user's for each of its resources (with status 110 to
 // that resource); each, if set, runs first for every resource of a local target.
-func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, target event.UserURI, nick string, local bool, occ []occupants.Occupant, typ string, codes []int, each func(occupants.Occupant)) {
+func (a *Adapter) memberPresence(ctx context.Context, r portals.Room, roomJID jid.JID, target event.UserURI, nick string, local bool, occ []occupants.Occupant, typ string, codes []int, each func(occupants.Occupant)) {
 	if !local {
 		pj, _ := a.m.UserJID(ctx, target)
 		for _, o := range occ {
@@ -561,7 +562,7 @@ func (a *Adapter) memberPresence(ctx context.Context, r room, roomJID jid.JID, t
 func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) error {
 	env := ev.Envelope
 	r, err := a.portal(ctx, env)
-	if err != nil || r.Kind != kindMUC {
+	if err != nil || r.Kind != portals.KindMUC {
 		return err
 	}
 	md := env.Metadata
@@ -572,7 +573,7 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 	if md.Topic != "" {
 		topic = &md.Topic
 	}
-	if err := a.db.setMetadata(ctx, r.URI, name, topic); err != nil {
+	if err := a.db.portals().SetMetadata(ctx, r.URI, name, topic); err != nil {
 		return err
 	}
 	if topic == nil {
@@ -601,7 +602,7 @@ func (a *Adapter) HandleRoomMetadata(ctx context.Context, ev *bridges.Event) err
 // messages go to): nothing is sent until the first message.
 func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 	env := ev.Envelope
-	if _, err := a.db.room(ctx, env.Room); err == nil {
+	if _, err := a.db.portals().Room(ctx, env.Room); err == nil {
 		return a.portalInvite(ctx, env)
 	}
 	local, err := a.m.RoomLocal(ctx, env.Room)
@@ -615,13 +616,13 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 		}
 		// A JID pair is one chat: a second 1:1 with the same peer joins it and becomes its
 		// current room.
-		return a.db.createDM(ctx, room{URI: env.Room, MUCLocal: local, Kind: kindDM}, dm{Local: user.String(), Peer: env.Sender})
+		return a.db.portals().CreateDM(ctx, portals.Room{URI: env.Room, MUCLocal: local, Kind: portals.KindDM}, portals.Pair{Local: user.String(), Peer: env.Sender})
 	}
-	r := room{URI: env.Room, MUCLocal: local, Kind: kindMUC}
+	r := portals.Room{URI: env.Room, MUCLocal: local, Kind: portals.KindMUC}
 	if env.Metadata != nil {
 		r.Name, r.Subject = env.Metadata.Name, env.Metadata.Topic
 	}
-	if _, err := a.db.createRoom(ctx, r); err != nil {
+	if _, err := a.db.portals().Create(ctx, r); err != nil {
 		return err
 	}
 	return a.portalInvite(ctx, env)

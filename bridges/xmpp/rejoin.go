@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 )
 
@@ -31,7 +32,7 @@ const (
 // occupantBounced is called for an error stanza from an occupant's full JID in answer to one the
 // room sent it (id): its session is gone. A bounce for an earlier session of a resource that
 // joined again within bounceGrace is ignored.
-func (a *Adapter) occupantBounced(ctx context.Context, r room, full, id string, at time.Time) {
+func (a *Adapter) occupantBounced(ctx context.Context, r portals.Room, full, id string, at time.Time) {
 	joined, ok, err := a.db.occ().JoinedAt(ctx, r.URI, full)
 	if err != nil || !ok || joined.After(at.Add(-bounceGrace)) {
 		return
@@ -71,7 +72,7 @@ func (a *Adapter) recheckOccupants(ctx context.Context, down time.Time, serverWa
 // probeOccupant prepares the pings of an occupant from its room (occupants.Probe): when its session
 // answers, the room's worker rejoins it; an absent one that does not answer is removed there.
 func (a *Adapter) probeOccupant(ctx context.Context, k occupants.Key) (func(context.Context) bool, func(bool), error) {
-	r, err := a.db.room(ctx, k.Room)
+	r, err := a.db.portals().Room(ctx, k.Room)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,8 +129,8 @@ func (a *Adapter) rejoinOccupant(ctx context.Context, k occupants.Key) {
 	if err != nil || !ok || joined.After(rec.Since) {
 		return // gone, or joined again by itself
 	}
-	r, err := a.db.room(ctx, k.Room)
-	if err != nil || r.Kind != kindMUC {
+	r, err := a.db.portals().Room(ctx, k.Room)
+	if err != nil || r.Kind != portals.KindMUC {
 		return
 	}
 	from, err := jid.Parse(k.Full)
@@ -171,7 +172,7 @@ func (a *Adapter) dropOccupant(ctx context.Context, k occupants.Key) {
 	if rec == nil || !rec.Absent {
 		return
 	}
-	r, err := a.db.room(ctx, k.Room)
+	r, err := a.db.portals().Room(ctx, k.Room)
 	if err != nil {
 		return
 	}
@@ -186,7 +187,7 @@ func (a *Adapter) dropOccupant(ctx context.Context, k occupants.Key) {
 
 // owedHistory adds the room history since owed (zero: nothing) to the entries a joining occupant
 // asked for, each once, oldest first.
-func (a *Adapter) owedHistory(ctx context.Context, r room, asked []xhistory.Entry, owed time.Time) []xhistory.Entry {
+func (a *Adapter) owedHistory(ctx context.Context, r portals.Room, asked []xhistory.Entry, owed time.Time) []xhistory.Entry {
 	if owed.IsZero() {
 		return asked
 	}

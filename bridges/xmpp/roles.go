@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
@@ -76,7 +77,7 @@ func (a *Adapter) presenceAffiliation(r event.RoomURI, user event.UserURI) (stri
 // occupant gets the target's presence with its new affiliation; a ban (role 1) removes the
 // target with status 301; role 0 lifts a ban. Rooms the component does not show as a MUC are
 // skipped.
-func (a *Adapter) renderRole(ctx context.Context, r room, roomJID jid.JID, env *event.Envelope) error {
+func (a *Adapter) renderRole(ctx context.Context, r portals.Room, roomJID jid.JID, env *event.Envelope) error {
 	target, ri := env.Membership.Target, env.Membership.Role
 	if ri > event.RoleOwner {
 		a.log.Debug("role without an affiliation skipped", "role", ri)
@@ -124,8 +125,8 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 			return xstanza.StanzaError(stanza.Cancel, stanza.ServiceUnavailable, "only affiliation changes are bridged")
 		}
 	}
-	r, err := a.db.roomByLocal(ctx, to.Localpart())
-	if err != nil || r.Kind != kindMUC {
+	r, err := a.db.portals().ByLocal(ctx, to.Localpart())
+	if err != nil || r.Kind != portals.KindMUC {
 		return xstanza.StanzaError(stanza.Cancel, stanza.ItemNotFound, "")
 	}
 	if !a.m.IsLocal(from) {
@@ -190,7 +191,7 @@ func (a *Adapter) adminSet(ctx context.Context, from, to jid.JID, iqID string, q
 
 // adminTarget names the user of a muc#admin item: by JID (a local user or a MIMI user's
 // address) or by the nickname of a member.
-func (a *Adapter) adminTarget(ctx context.Context, r room, it xstanza.InAdminItem) (event.UserURI, error) {
+func (a *Adapter) adminTarget(ctx context.Context, r portals.Room, it xstanza.InAdminItem) (event.UserURI, error) {
 	if it.JID != "" {
 		j, err := jid.Parse(it.JID)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -151,7 +152,7 @@ func TestRoleStore(t *testing.T) {
 		}
 		d := &db{s: s, now: time.Now}
 		r := event.RoomURI("mimi://hub.example/r/store")
-		if _, err := d.createRoom(ctx, room{URI: r, MUCLocal: "store", Kind: kindMUC}); err != nil {
+		if _, err := d.portals().Create(ctx, portals.Room{URI: r, MUCLocal: "store", Kind: portals.KindMUC}); err != nil {
 			t.Fatal(err)
 		}
 		for _, step := range []struct {
