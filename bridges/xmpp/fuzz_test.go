@@ -74,12 +74,12 @@ func FuzzStanzaMapping(f *testing.F) {
 		if utf8.ValidString(body) && !utf8.ValidString(stripped) {
 			t.Fatalf("xstanza.StripFallback produced invalid UTF-8 from %q", body)
 		}
-		if ts := timestampOf(&m, at); ts.After(at) {
+		if ts := m.SentAt(at); ts.After(at) {
 			t.Fatalf("timestamp %v after arrival %v", ts, at)
 		}
-		id := nativeIDOf(&m)
+		id := m.NativeID()
 		if !xstanza.ValidID(id) {
-			t.Fatalf("nativeIDOf returned invalid %q", id)
+			t.Fatalf("NativeID returned invalid %q", id)
 		}
 		if len(body) <= int(*a.cfg.MaxBodyBytes) && utf8.ValidString(body) {
 			part, err := a.bodyPart(context.Background(), "", body, m.OOB)

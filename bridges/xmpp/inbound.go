@@ -3,7 +3,6 @@ package xmpp
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -137,42 +136,15 @@ func refuse(typ stanza.ErrorType, cond stanza.Condition, text string) error {
 	return &bridgeError{typ, cond, text}
 }
 
-// nativeIDOf returns the ID the client gave the stanza: its XEP-0359 origin-id, else its id, else
-// a random one (such a stanza cannot be referenced later anyway).
-func nativeIDOf(m *xstanza.InMessage) string {
-	if m.OriginID != nil && xstanza.ValidID(m.OriginID.ID) {
-		return m.OriginID.ID
-	}
-	if xstanza.ValidID(m.ID) {
-		return m.ID
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "gw-" + hex.EncodeToString(b[:])
-}
-
-// timestampOf returns when the message was sent: the arrival time, or an XEP-0203 delay stamp
-// that is valid, not in the future and at most a day old.
-func timestampOf(m *xstanza.InMessage, at time.Time) time.Time {
-	if m.Delay == nil {
-		return at
-	}
-	t, err := xstanza.ParseStamp(m.Delay.Stamp)
-	if err != nil || t.After(at) || at.Sub(t) > 24*time.Hour {
-		return at
-	}
-	return t
-}
-
 // bridgeMessage maps one message stanza from a local user to MIMI content and publishes it.
 func (a *Adapter) bridgeMessage(ctx context.Context, o origin, m *xstanza.InMessage, at time.Time) (bridged, error) {
 	if m.OMEMO != nil || m.OMEMO2 != nil {
 		return bridged{}, refuse(stanza.Cancel, stanza.NotAcceptable,
 			"End-to-end encrypted (OMEMO) messages cannot be bridged: encryption ends at the MIMI gateway. Send the message unencrypted.")
 	}
-	nativeID := nativeIDOf(m)
+	nativeID := m.NativeID()
 	res := bridged{nativeID: nativeID}
-	ts := timestampOf(m, at)
+	ts := m.SentAt(at)
 	body, hasBody := m.Text()
 	if len(body) > int(*a.cfg.MaxBodyBytes) {
 		return res, refuse(stanza.Modify, stanza.PolicyViolation, fmt.Sprintf("message longer than %d bytes", *a.cfg.MaxBodyBytes))

@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"testing"
-	"time"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -32,33 +31,6 @@ func TestStripFallback(t *testing.T) {
 		if got := xstanza.StripFallback(tc.body, tc.fbs, xstanza.NSReply); got != tc.want {
 			t.Errorf("%s: xstanza.StripFallback = %q, want %q", tc.name, got, tc.want)
 		}
-	}
-}
-
-func TestTimestampOf(t *testing.T) {
-	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		stamp string
-		want  time.Time
-	}{
-		{"2026-11-26T11:00:00Z", at.Add(-time.Hour)},
-		{"2026-11-26T12:00:00+01:00", at.Add(-time.Hour)},
-		{"2026-11-27T11:00:00Z", at},    // future
-		{"2020-01-01T00:00:00Z", at},    // older than a day
-		{"9999-99-99T99:99:99Z", at},    // not a time
-		{"", at},                        // empty
-		{"2026-11-26 11:00:00", at},     // not XEP-0082
-		{"0001-01-01T00:00:00Z", at},    // out of range
-		{string(make([]byte, 100)), at}, // too long
-	}
-	for _, tc := range tests {
-		m := &xstanza.InMessage{Delay: &xstanza.InDelay{Stamp: tc.stamp}}
-		if got := timestampOf(m, at); !got.Equal(tc.want) {
-			t.Errorf("timestampOf(%q) = %v, want %v", tc.stamp, got, tc.want)
-		}
-	}
-	if got := timestampOf(&xstanza.InMessage{}, at); !got.Equal(at) {
-		t.Errorf("no delay: %v", got)
 	}
 }
 

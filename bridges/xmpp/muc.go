@@ -566,7 +566,7 @@ func (a *Adapter) changeSubject(ctx context.Context, r portals.Room, roomJID, fr
 		return
 	}
 	o := origin{nativeRoom: event.NativeRoomID(roomJID.String()), sender: from.Bare(), senderURI: user, room: r.URI}
-	env := &event.Envelope{ID: o.eventID("subject " + nativeIDOf(m)), Kind: event.KindRoomMetadata, Room: r.URI, Sender: user,
+	env := &event.Envelope{ID: o.eventID("subject " + m.NativeID()), Kind: event.KindRoomMetadata, Room: r.URI, Sender: user,
 		Metadata:  &event.Metadata{Topic: subject},
 		Origin:    event.Origin{Network: event.NetworkXMPP, Room: o.nativeRoom, Event: event.NativeEventID(m.ID), Sender: event.NativeUserID(from.Bare().String())},
 		Timestamp: at}

@@ -4,6 +4,8 @@
 package xstanza
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -270,6 +272,33 @@ func (m *InMessage) IsChatStateOnly() bool {
 	hasState := m.Active != nil || m.Composing != nil || m.Paused != nil || m.Inactive != nil || m.Gone != nil
 	return hasState && len(m.Body) == 0 && m.Reactions == nil && m.Retract == nil && m.Displayed == nil &&
 		m.Received == nil && m.MarkReceived == nil && len(m.OOB) == 0 && m.Subject == nil
+}
+
+// NativeID returns the ID the client gave the message: its XEP-0359 origin-id, else its id, else
+// a random one (such a stanza cannot be referenced later anyway).
+func (m *InMessage) NativeID() string {
+	if m.OriginID != nil && ValidID(m.OriginID.ID) {
+		return m.OriginID.ID
+	}
+	if ValidID(m.ID) {
+		return m.ID
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "gw-" + hex.EncodeToString(b[:])
+}
+
+// SentAt returns when the message was sent: at, when it arrived, or an XEP-0203 delay stamp that
+// is valid, not in the future and at most a day old.
+func (m *InMessage) SentAt(at time.Time) time.Time {
+	if m.Delay == nil {
+		return at
+	}
+	t, err := ParseStamp(m.Delay.Stamp)
+	if err != nil || t.After(at) || at.Sub(t) > 24*time.Hour {
+		return at
+	}
+	return t
 }
 
 // StripFallback removes the XEP-0428 fallback ranges for namespace ns from body. Ranges are in
