@@ -21,6 +21,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/servertest"
 	"github.com/mimi-gateway/mimi-gateway/cmd/mimi-gateway/internal/gatewaytest"
 	"github.com/mimi-gateway/mimi-gateway/config"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -28,9 +29,11 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
-// checkFor polls f until it returns nil or timeout passes.
+// checkFor polls f until it returns nil or timeout (scaled for the machine, servertest.Scale)
+// passes.
 func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
 	t.Helper()
+	timeout = servertest.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	var err error
 	for {
