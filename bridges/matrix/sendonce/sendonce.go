@@ -182,7 +182,8 @@ const (
 // once the room's listing shows the barrier: what the homeserver had taken before is then stored
 // and listed before it.
 func Find(ctx context.Context, cli *mautrix.Client, room id.RoomID, sender id.UserID, txn string, decrypt Decrypter) (id.EventID, error) {
-	b, err := cli.SendMessageEvent(ctx, room, BarrierType, map[string]any{}, mautrix.ReqSendEvent{TransactionID: "sendonce." + cli.TxnID()})
+	// Not encrypted: it carries nothing, and a client that decrypts it would warn of its type.
+	b, err := cli.SendMessageEvent(ctx, room, BarrierType, map[string]any{}, mautrix.ReqSendEvent{TransactionID: "sendonce." + cli.TxnID(), DontEncrypt: true})
 	if err != nil {
 		return "", fmt.Errorf("matrix: barrier before looking for the event of transaction %s in %s: %w", txn, room, err)
 	}
