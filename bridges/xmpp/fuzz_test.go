@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xcontent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/confschema"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -95,7 +96,7 @@ func FuzzStanzaMapping(f *testing.F) {
 					if err != nil {
 						t.Fatalf("content we encoded does not decode: %v", err)
 					}
-					text, _ := render(back)
+					text, _ := xcontent.Render(back)
 					if !utf8.ValidString(text) {
 						t.Fatalf("render produced invalid UTF-8")
 					}

@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xcontent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
@@ -258,19 +258,7 @@ func (a *Adapter) bodyPart(ctx context.Context, owner event.UserURI, body string
 			}
 			continue
 		}
-		ct := mime.TypeByExtension(path.Ext(u.Path))
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		desc := x.Desc
-		if len(desc) > 1024 || !utf8.ValidString(desc) {
-			desc = ""
-		}
-		name := path.Base(u.Path)
-		if name == "/" || name == "." || len(name) > 255 || !utf8.ValidString(name) {
-			name = ""
-		}
-		xp, err := a.storeUpload(ctx, owner, u, content.ExternalPart{ContentType: ct, URL: u.String(), Description: desc, Filename: name})
+		xp, err := a.storeUpload(ctx, owner, u, xcontent.FilePart(u, x.Desc))
 		if err != nil {
 			return content.NestedPart{}, err
 		}

@@ -15,10 +15,10 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/occupants"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/portals"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xcontent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
-	"github.com/mimi-gateway/mimi-gateway/core/content/gfm"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -53,49 +53,6 @@ func (a *Adapter) portal(ctx context.Context, env *event.Envelope) (portals.Room
 // fails and leaves the envelope to the bus's redelivery.
 const connectWait = 10 * time.Second
 
-// render turns MIMI content into a body and an optional XEP-0066 link. Markdown and HTML become
-// plain text; unencrypted external parts become OOB links (body == URL, so clients show them
-// inline); encrypted attachments, which XMPP clients cannot decrypt, are named in the text.
-func render(msg *content.Message) (string, *xstanza.OutOOB) {
-	var texts []string
-	var oob *xstanza.OutOOB
-	for _, ip := range msg.Renderable(content.PreferTypes(content.TypePlain, content.TypeGFMMIMI, content.TypeHTML)) {
-		switch b := ip.Part.Body.(type) {
-		case content.SinglePart:
-			ct := strings.ToLower(strings.TrimSpace(strings.SplitN(b.ContentType, ";", 2)[0]))
-			if !utf8.Valid(b.Content) {
-				continue
-			}
-			switch ct {
-			case "text/plain":
-				texts = append(texts, string(b.Content))
-			case "text/markdown":
-				texts = append(texts, gfm.ToPlain(string(b.Content)))
-			case "text/html":
-				texts = append(texts, gfm.ToPlain(gfm.FromHTML(string(b.Content), nil)))
-			default:
-				texts = append(texts, "[content of type "+ct+" not shown]")
-			}
-		case content.ExternalPart:
-			name := b.Filename
-			if name == "" {
-				name = b.Description
-			}
-			if b.EncAlg == content.AEADNone {
-				// A link: the first web link is also the XEP-0066 attachment; every link is in
-				// the text, so none is lost.
-				if oob == nil && (strings.HasPrefix(b.URL, "https://") || strings.HasPrefix(b.URL, "http://")) {
-					oob = &xstanza.OutOOB{URL: b.URL, Desc: b.Description}
-				}
-				texts = append(texts, b.URL)
-			} else {
-				texts = append(texts, "[encrypted attachment "+name+" not available on XMPP]")
-			}
-		}
-	}
-	return strings.Join(texts, "\n"), oob
-}
-
 // HandleMessage implements bridges.Adapter: a MIMI message shown in a MUC or a 1:1 chat.
 func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
 	r, err := a.portal(ctx, ev.Envelope)
@@ -105,7 +62,7 @@ func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
 	if err := a.shareAttachments(ctx, ev.Envelope, ev.Msg); err != nil {
 		return err
 	}
-	body, oob := render(ev.Msg)
+	body, oob := xcontent.Render(ev.Msg)
 	if body == "" {
 		return nil
 	}
@@ -314,7 +271,7 @@ func (a *Adapter) HandleEdit(ctx context.Context, ev *bridges.Event) error {
 	if err := a.shareAttachments(ctx, ev.Envelope, ev.Msg); err != nil {
 		return err
 	}
-	body, oob := render(ev.Msg)
+	body, oob := xcontent.Render(ev.Msg)
 	out := &xstanza.OutMessage{Body: &body, OOB: oob}
 	if ev.Replaces != nil {
 		out.Replace = &xstanza.OutID{ID: string(ev.Replaces.NativeID)}
