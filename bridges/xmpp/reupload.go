@@ -1,18 +1,14 @@
 package xmpp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
-	"mellium.im/xmpp/upload"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xupload"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -32,6 +28,7 @@ func (a *Adapter) shareAttachments(ctx context.Context, env *event.Envelope, msg
 	if err != nil {
 		return fmt.Errorf("xmpp: upload service %q: %w", a.cfg.UploadService, err)
 	}
+	up := xupload.Service{JID: svc, Conn: a.users, HTTP: a.http, Timeout: a.cfg.SendTimeout}
 	for _, ip := range msg.Parts() {
 		x, ok := ip.Part.Body.(content.ExternalPart)
 		if !ok || x.EncAlg == content.AEADNone {
@@ -53,7 +50,7 @@ func (a *Adapter) shareAttachments(ctx context.Context, env *event.Envelope, msg
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
-		url, err := a.uploadFile(ctx, svc, name, ct, data)
+		url, err := up.Put(ctx, name, ct, data)
 		if err != nil {
 			return fmt.Errorf("xmpp: envelope %s: %w", env.ID, err)
 		}
@@ -61,39 +58,4 @@ func (a *Adapter) shareAttachments(ctx context.Context, env *event.Envelope, msg
 			Filename: x.Filename, Description: x.Description}
 	}
 	return nil
-}
-
-// uploadFile asks the upload service for a slot (as the users component) and puts the file
-// there; it returns the GET URL.
-func (a *Adapter) uploadFile(ctx context.Context, svc jid.JID, name, contentType string, data []byte) (string, error) {
-	sess, err := a.users.Session()
-	if err != nil {
-		return "", err
-	}
-	sctx, cancel := context.WithTimeout(ctx, a.cfg.SendTimeout)
-	defer cancel()
-	slot, err := upload.GetSlotIQ(sctx, upload.File{Name: name, Size: len(data), Type: contentType},
-		stanza.IQ{To: svc, From: a.users.Addr()}, sess)
-	if err != nil {
-		return "", fmt.Errorf("upload slot from %s: %w", svc, err)
-	}
-	if slot.PutURL == nil || slot.GetURL == nil {
-		return "", fmt.Errorf("upload slot from %s has no PUT or GET URL", svc)
-	}
-	req, err := slot.Put(ctx, bytes.NewReader(data))
-	if err != nil {
-		return "", fmt.Errorf("upload to %s: %w", slot.PutURL.Redacted(), err)
-	}
-	req.ContentLength = int64(len(data))
-	req.Header.Set("Content-Type", contentType)
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("upload to %s: %w", slot.PutURL.Redacted(), err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("upload to %s: %s", slot.PutURL.Redacted(), resp.Status)
-	}
-	return slot.GetURL.String(), nil
 }
