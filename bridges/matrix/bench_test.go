@@ -1,12 +1,15 @@
 package matrix
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	mevent "maunium.net/go/mautrix/event"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/bridgetest"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -50,4 +53,48 @@ func BenchmarkAppserviceTextToBus(b *testing.B) {
 		e.out.wait(b, "bench message", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(ev) })
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/msg")
+}
+
+// BenchmarkAppserviceIngress measures Matrix → bus ingress in appservice mode with many messages
+// in flight: while the adapter's ingest is held (as when the gateway is busy, restarting or
+// behind), alice sends b.N text messages into an unencrypted portal from 16 goroutines through
+// a real Dendrite (v0.13.8, its own process), which queues them for the appservice's
+// transactions and the bot's sync; the ingest is released and the clock runs until the test's
+// mimi.out consumer has all of them. It reports msgs/s (of that backlog), cpu-ms/msg (this
+// process from the release on: adapter, embedded NATS, consumer, alice's idle client; not
+// Dendrite), tx/msg (store commits) and fsync/msg (bridgetest.Meter).
+func BenchmarkAppserviceIngress(b *testing.B) {
+	e := startAppserviceEnv(b)
+	alice := newE2EEClient(b, e.hs, "alice", "alicepassword123")
+	ghost := e.adapter.ghosts.UserID(bobURI)
+	room := alice.CreateRoom(b, "", false, false, ghost)
+	alice.waitJoined(b, room, ghost)
+	warm := alice.SendText(b, room, "warm-up")
+	e.out.wait(b, "warm-up", func(env *event.Envelope) bool { return env.Origin.Event == event.NativeEventID(warm) })
+	before := e.out.len()
+	const senders = 16
+	b.ResetTimer()
+	e.adapter.ingestMu.Lock()
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for s := range senders {
+		wg.Go(func() {
+			for i := s; i < b.N; i += senders {
+				if _, err := alice.TrySend(room, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgText, Body: fmt.Sprint("ingress ", i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	m := bridgetest.StartMeter(b, e.st)
+	e.adapter.ingestMu.Unlock()
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 10*time.Minute, "every message on the bus", func() bool { return e.out.len() >= before+b.N })
+	b.StopTimer()
+	m.Report(b, b.N)
 }

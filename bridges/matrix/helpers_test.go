@@ -111,6 +111,13 @@ func (o *outbox) wait(t testing.TB, what string, f func(*event.Envelope) bool) *
 	return found
 }
 
+// len is the number of envelopes collected.
+func (o *outbox) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.envs)
+}
+
 func (o *outbox) count(id event.EventID) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -5,12 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/bridgetest"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/jidescape"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/ops/cputime"
-	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 func BenchmarkEscape(b *testing.B) {
@@ -76,8 +75,9 @@ func joinRoomTB(tb testing.TB, c *client, room, nick string) {
 // messages back to back into a room of their own (each room on its own worker), without waiting
 // for anything; the clock stops when the bus holds all of them (each stored by JetStream, its ID
 // mappings and the room's history written before the adapter went on). It reports msgs/s,
-// cpu-ms/msg (process CPU: adapter, Prosody excluded, embedded NATS included) and tx/msg (store
-// transactions committed per message).
+// cpu-ms/msg (process CPU: adapter, Prosody excluded, embedded NATS included), tx/msg (store
+// transactions committed per message) and fsync/msg (the process's fsyncs, where perf events are
+// permitted).
 func BenchmarkMUCIngress(b *testing.B) {
 	e := newEnv(b)
 	rooms := []string{"ingress-a@" + testRooms, "ingress-c@" + testRooms}
@@ -97,19 +97,13 @@ func BenchmarkMUCIngress(b *testing.B) {
 		return n
 	}
 	before := count()
-	commits0 := storetest.Commits(b, e.st)
-	cpu0, _ := cputime.Process()
 	b.ResetTimer()
-	start := time.Now()
+	m := bridgetest.StartMeter(b, e.st)
 	for i := range b.N {
 		c := clients[i%len(clients)]
 		c.send(fmt.Sprintf(`<message to='%s' type='groupchat' id='in%d'><body>ingress %d</body></message>`, rooms[i%len(rooms)], i, i))
 	}
 	waitFor(b, 10*time.Minute, "every message on the bus", func() bool { return count() >= before+b.N })
-	wall := time.Since(start)
-	cpu1, _ := cputime.Process()
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/wall.Seconds(), "msgs/s")
-	b.ReportMetric(float64(cpu1-cpu0)/float64(b.N)/1e6, "cpu-ms/msg")
-	b.ReportMetric((storetest.Commits(b, e.st)-commits0)/float64(b.N), "tx/msg")
+	m.Report(b, b.N)
 }
