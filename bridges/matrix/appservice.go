@@ -94,7 +94,7 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	a.startSync(runCtx, cli)
 
 	a.srv = &http.Server{Handler: asapi.Handler(asapi.Config{Token: reg.ServerToken, MaxTransactionSize: a.cfg.Appservice.MaxTransactionSize,
-		Store: a.st, Scope: scopeTxn, Log: a.log, Event: a.ingestRaw, Ghost: a.queryGhost, Transactions: a.metrics.transactions,
+		Store: a.st, Scope: scopeTxn, Log: a.log, Events: a.ingestTransaction, Ghost: a.queryGhost, Transactions: a.metrics.transactions,
 		BeforeAck: func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool {
 			return a.beforeAck != nil && a.beforeAck(w, txnID, events)
 		}}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
@@ -131,33 +131,42 @@ func (a *Adapter) startSync(ctx context.Context, cli *mautrix.Client) {
 	}()
 }
 
-// ingestRaw parses one raw event of a transaction (state is recorded first) and ingests it.
-func (a *Adapter) ingestRaw(ctx context.Context, raw json.RawMessage) error {
+// decodeRaw parses one raw event of a transaction; ok is false for an oversized or malformed
+// one, which is logged, counted and skipped.
+func (a *Adapter) decodeRaw(raw json.RawMessage) (evt *mevent.Event, ok bool) {
 	if len(raw) > mxevent.MaxEventSize {
 		a.metrics.inbound.WithLabelValues("malformed").Inc()
 		a.log.Warn("oversized event in transaction skipped", "bytes", len(raw))
-		return nil
+		return nil, false
 	}
-	var evt mevent.Event
-	if err := json.Unmarshal(raw, &evt); err != nil {
+	evt = new(mevent.Event)
+	if err := json.Unmarshal(raw, evt); err != nil {
 		a.metrics.inbound.WithLabelValues("malformed").Inc()
 		a.log.Warn("malformed event in transaction skipped", "error", err)
-		return nil
+		return nil, false
 	}
 	a.log.Debug("transaction event", "room_id", string(evt.RoomID), "event_id", string(evt.ID), "type", evt.Type.Type, "sender", string(evt.Sender))
-	return a.ingestEvent(ctx, &evt)
+	return evt, true
 }
 
 // ingestEvent records the state of a state event in the state store, then ingests evt: an event
-// of a transaction, or one that the catch-up (catchup.go) found in the bot's sync.
+// that the catch-up (catchup.go) found in the bot's sync.
 func (a *Adapter) ingestEvent(ctx context.Context, evt *mevent.Event) error {
+	a.ingestMu.Lock()
+	defer a.ingestMu.Unlock()
+	return a.ingestEventLocked(ctx, evt)
+}
+
+// ingestEventLocked is ingestEvent for the events of a transaction (ingestEvents). Callers hold
+// ingestMu.
+func (a *Adapter) ingestEventLocked(ctx context.Context, evt *mevent.Event) error {
 	if evt.StateKey != nil && evt.RoomID != "" {
 		evt.Type.Class = mevent.StateEventType
 		if err := evt.Content.ParseRaw(evt.Type); err == nil {
 			mautrix.UpdateStateStore(ctx, a.stateStore, evt)
 		}
 	}
-	return a.ingest(ctx, evt)
+	return a.ingestLocked(ctx, evt)
 }
 
 // queryGhost registers u if it is a ghost: every ghost whose localpart decodes to a MIMI user

@@ -72,6 +72,9 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		if _, mgmt, err := a.mgmtUser(ctx, p.Room); err != nil {
 			return transient(err)
 		} else if mgmt { // mgmt.go
+			if err := a.flushTxn(ctx); err != nil {
+				return err
+			}
 			if p.Encrypted {
 				if p, err = a.decryptParsed(ctx, evt); p == nil {
 					return err
@@ -113,6 +116,9 @@ func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) erro
 	// In appservice mode the bot is never alone with the user in a portal (the ghosts are
 	// there): only messages that start with CommandPrefix or mention the bot are commands.
 	if p.Kind == event.KindMessage && (a.cfg.Mode == ModeClient || a.mayBeCommand(p)) {
+		if err := a.flushTxn(ctx); err != nil {
+			return err
+		}
 		if isCommand, err := a.command(ctx, room, p); err != nil {
 			return err
 		} else if isCommand {
@@ -123,6 +129,13 @@ func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) erro
 				a.log.Warn("deleting a start command's key failed", "event_id", string(p.ID), "error", err)
 			}
 			return nil
+		}
+	}
+	if !plainMessage(p) {
+		// It refers to another event, maybe one in the transaction's batch: the batch's
+		// mappings must be readable (txnbatch.go).
+		if err := a.flushTxn(ctx); err != nil {
+			return err
 		}
 	}
 	env, err := a.toEnvelope(ctx, room, p)
@@ -149,13 +162,24 @@ func (a *Adapter) publish(ctx context.Context, p *Parsed, env *event.Envelope) e
 			rec.React, rec.Target = p.ReactionKey, msg.InReplyTo
 		}
 	}
+	if batched(ctx, p, env, rec) {
+		return nil // published with its transaction (txnbatch.go)
+	}
+	if err := a.flushTxn(ctx); err != nil {
+		return err
+	}
 	if err := a.core.Publish(ctx, env, rec); err != nil {
 		return transient(fmt.Errorf("matrix: %s: %w", p.ID, err))
 	}
+	a.published(p, env)
+	return nil
+}
+
+// published counts and logs the event p, published as env.
+func (a *Adapter) published(p *Parsed, env *event.Envelope) {
 	a.metrics.inbound.WithLabelValues("published").Inc()
 	a.log.Debug("event published", "room_id", string(p.Room), "event_id", string(p.ID), "kind", env.Kind.String(), "envelope", string(env.ID),
 		"message_id", hex.EncodeToString(env.MessageID))
-	return nil
 }
 
 func (a *Adapter) markDone(ctx context.Context, eventID string) error {

@@ -41,6 +41,11 @@ type Config struct {
 	// Event handles one raw event of a transaction. An error means the event must be retried: the
 	// transaction is answered with an error, and the homeserver sends it again.
 	Event func(ctx context.Context, raw json.RawMessage) error
+	// Events, when set, handles all raw events of a transaction instead of Event, in order, and
+	// returns once all of them are durable (so that an adapter can make them durable together).
+	// An error means the transaction must be retried, as with Event; failed is the index of the
+	// event that failed (-1: several).
+	Events func(ctx context.Context, events []json.RawMessage) (failed int, err error)
 	// Ghost registers u when it is a ghost of the appservice; false: u is none.
 	Ghost func(ctx context.Context, u id.UserID) (bool, error)
 	// BeforeAck, when set (tests), runs after a transaction's events were handled and before it
@@ -146,13 +151,11 @@ func (e *endpoint) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		e.count("bad_request")
 		return
 	}
-	for i, raw := range txn.Events {
-		if err := e.cfg.Event(ctx, raw); err != nil {
-			log.Error("transaction not acknowledged, homeserver will retry", "event_index", i, "error", err)
-			mautrix.MUnknown.WithMessage("Temporary failure").Write(w)
-			e.count("error")
-			return
-		}
+	if i, err := e.handleEvents(ctx, txn.Events); err != nil {
+		log.Error("transaction not acknowledged, homeserver will retry", "event_index", i, "error", err)
+		mautrix.MUnknown.WithMessage("Temporary failure").Write(w)
+		e.count("error")
+		return
 	}
 	if e.cfg.BeforeAck != nil && e.cfg.BeforeAck(w, txnID, txn.Events) {
 		return // the test hook simulated a crash between publishing and answering
@@ -165,6 +168,19 @@ func (e *endpoint) handleTransaction(w http.ResponseWriter, r *http.Request) {
 	}
 	writeEmptyJSON(w)
 	e.count("ok")
+}
+
+// handleEvents hands a transaction's events to Config.Events, or one by one to Config.Event.
+func (e *endpoint) handleEvents(ctx context.Context, events []json.RawMessage) (int, error) {
+	if e.cfg.Events != nil {
+		return e.cfg.Events(ctx, events)
+	}
+	for i, raw := range events {
+		if err := e.cfg.Event(ctx, raw); err != nil {
+			return i, err
+		}
+	}
+	return 0, nil
 }
 
 func writeEmptyJSON(w http.ResponseWriter) {
