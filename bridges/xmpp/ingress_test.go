@@ -56,6 +56,8 @@ func TestIngressBatch(t *testing.T) {
 	// duplicate of any earlier one would be too.
 	alice.send(`<message to='` + ward7 + `' type='groupchat' id='end'><body>end</body></message>`)
 	e.out.wait(t, "the last message", func(x *event.Envelope) bool { return x.Origin.Event == "end" })
+	// Reflected once its batch is durable, history entry included.
+	alice.expect("reflection of the last message", and(named("message"), from(ward7+"/Alice"), bodyIs("end")))
 	var order []event.NativeEventID
 	for _, x := range e.out.all() {
 		if x.Kind == event.KindMessage {
