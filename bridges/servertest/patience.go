@@ -17,11 +17,21 @@ import (
 // CIPatience is the factor under CI ($CI is "true").
 const CIPatience = 4
 
+// MaxExtra bounds what scaling adds to a deadline: a suite's deadlines of minutes, scaled in
+// full, would outlast go test's timeout for the package, and a failing test would end in that
+// timeout's goroutine dump instead of its own message.
+const MaxExtra = 2 * time.Minute
+
 // Scale returns a polling deadline d scaled by the factor for this machine: $MIMI_TEST_PATIENCE
-// when set (a number of at least 1), else CIPatience under CI, else 1.
+// when set (a number of at least 1), else CIPatience under CI, else 1; it adds at most MaxExtra.
 func Scale(d time.Duration) time.Duration {
 	patienceOnce.Do(func() { patienceFactor = patience(os.Getenv) })
-	return time.Duration(float64(d) * patienceFactor)
+	return scale(d, patienceFactor)
+}
+
+// scale is d times f, lengthened by at most MaxExtra.
+func scale(d time.Duration, f float64) time.Duration {
+	return d + min(time.Duration(float64(d)*(f-1)), MaxExtra)
 }
 
 var (

@@ -1,6 +1,9 @@
 package servertest
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestPatience(t *testing.T) {
 	for _, tc := range []struct {
@@ -24,5 +27,24 @@ func TestPatience(t *testing.T) {
 				t.Fatalf("patience = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestScale(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		f    float64
+		want time.Duration
+	}{
+		{10 * time.Second, 1, 10 * time.Second},
+		{10 * time.Second, 4, 40 * time.Second},
+		{10 * time.Second, 2.5, 25 * time.Second},
+		{time.Minute, 4, 3 * time.Minute},
+		{4 * time.Minute, 4, 4*time.Minute + MaxExtra},
+		{4 * time.Minute, 1, 4 * time.Minute},
+	} {
+		if got := scale(tc.d, tc.f); got != tc.want {
+			t.Errorf("scale(%s, %v) = %s, want %s", tc.d, tc.f, got, tc.want)
+		}
 	}
 }
