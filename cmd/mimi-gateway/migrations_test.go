@@ -30,7 +30,7 @@ var updateMigrationChecksums = flag.Bool("update-migration-checksums", false, "r
 // the list in testdata, which was taken from databases migrated by earlier releases. A database
 // migrated before stays up to date only while these rows do not change: a changed checksum of an
 // applied version is logged as an edited migration, a changed version number means a different
-// schema. Adding a version appends rows (run the test with -update-migration-checksums); changing
+// schema. Adding a version adds rows (run the test with -update-migration-checksums); changing
 // an existing row is a mistake.
 func TestMigrationChecksumsStable(t *testing.T) {
 	sets := []store.Migrations{idmap.Schema, matrix.Schema, xmpp.Schema, abuse.Schema, consent.Schema,
@@ -61,16 +61,20 @@ func TestMigrationChecksumsStable(t *testing.T) {
 			return
 		}
 		want := readLines(t, file)
-		for i := 0; i < max(len(got), len(want)); i++ {
-			var g, w string
-			if i < len(got) {
-				g = got[i]
+		recorded := make(map[string]bool, len(want))
+		for _, w := range want {
+			recorded[w] = true
+		}
+		migrated := make(map[string]bool, len(got))
+		for _, g := range got {
+			migrated[g] = true
+			if !recorded[g] {
+				t.Errorf("migrated %q, which %s does not list: a new version is added with -update-migration-checksums; a changed one is a mistake", g, file)
 			}
-			if i < len(want) {
-				w = want[i]
-			}
-			if g != w {
-				t.Errorf("row %d: migrated %q, recorded by earlier releases %q", i, g, w)
+		}
+		for _, w := range want {
+			if !migrated[w] {
+				t.Errorf("recorded by earlier releases %q, but not migrated so now: an applied migration was changed or removed", w)
 			}
 		}
 	}, store.WithMigrations(sets...))
