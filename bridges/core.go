@@ -372,7 +372,7 @@ type Batch struct {
 	c    *Core
 	envs []*event.Envelope
 	recs []Record
-	txs  []func(tx *store.Tx) error
+	txs  []func(ctx context.Context, tx *store.Tx) error
 }
 
 // NewBatch returns an empty batch.
@@ -385,9 +385,10 @@ func (b *Batch) Add(env *event.Envelope, rec Record) {
 }
 
 // AddTx adds fn, run in the transaction that records the batch after publishing it (the
-// adapter's own writes that go with the envelopes, such as room history), in the order added.
-// fn follows store.InTx's rules.
-func (b *Batch) AddTx(fn func(tx *store.Tx) error) { b.txs = append(b.txs, fn) }
+// adapter's own writes that go with the envelopes, such as room history), in the order added,
+// with the context of that transaction (which outlives Flush's: see Flush). fn follows
+// store.InTx's rules.
+func (b *Batch) AddTx(fn func(ctx context.Context, tx *store.Tx) error) { b.txs = append(b.txs, fn) }
 
 // Len is the number of envelopes in the batch.
 func (b *Batch) Len() int { return len(b.envs) }
@@ -443,7 +444,7 @@ func (b *Batch) Flush(ctx context.Context) error {
 			}
 		}
 		for _, fn := range txs {
-			if err := fn(tx); err != nil {
+			if err := fn(rctx, tx); err != nil {
 				return err
 			}
 		}

@@ -208,7 +208,7 @@ func TestBatchFlush(t *testing.T) {
 		for _, it := range items {
 			bt.Add(it.env, it.rec)
 		}
-		bt.AddTx(func(tx *store.Tx) error {
+		bt.AddTx(func(ctx context.Context, tx *store.Tx) error {
 			if fail {
 				return errors.New("simulated store failure")
 			}

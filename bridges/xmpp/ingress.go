@@ -2,9 +2,11 @@ package xmpp
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -31,10 +33,24 @@ type ingress struct {
 	ids   map[string]bool // sender and native ID of each message in the batch
 	kinds []event.Kind
 	done  []func(ctx context.Context, err error)
+	hist  []event.RoomURI // rooms with history entries in the batch, to prune once each
 }
 
 func (a *Adapter) newIngress() *ingress {
 	return &ingress{a: a, b: a.core.NewBatch(), ids: map[string]bool{}}
+}
+
+// history adds a room history entry of the message added last to the batch's transaction; the
+// room's history is pruned once at the end of the batch.
+func (in *ingress) history(room event.RoomURI, h xhistory.Entry) {
+	a := in.a
+	if *a.cfg.HistoryKeep <= 0 {
+		return
+	}
+	in.b.AddTx(func(ctx context.Context, tx *store.Tx) error { return a.hist.InsertTx(ctx, tx, room, h) })
+	if !slices.Contains(in.hist, room) {
+		in.hist = append(in.hist, room)
+	}
 }
 
 // batchable reports whether m, a groupchat message to a room, is a plain new message: one that
@@ -67,12 +83,9 @@ func (in *ingress) add(o origin, nativeID string, kind event.Kind, env *event.En
 	in.b.Add(env, rec)
 }
 
-// then adds the own writes (tx, may be nil) of the message added last to the batch's
-// transaction and sets what happens to it once the batch is durable (err nil) or failed.
-func (in *ingress) then(tx func(*store.Tx) error, done func(ctx context.Context, err error)) {
-	if tx != nil {
-		in.b.AddTx(tx)
-	}
+// then sets what happens to the message added last once the batch is durable (err nil) or
+// failed.
+func (in *ingress) then(done func(ctx context.Context, err error)) {
 	in.done[len(in.done)-1] = done
 }
 
@@ -81,9 +94,14 @@ func (in *ingress) flush(ctx context.Context) {
 	if in.len() == 0 {
 		return
 	}
+	for _, room := range in.hist {
+		in.b.AddTx(func(ctx context.Context, tx *store.Tx) error {
+			return in.a.hist.PruneTx(ctx, tx, room, *in.a.cfg.HistoryKeep)
+		})
+	}
 	err := in.b.Flush(ctx)
 	done, kinds := in.done, in.kinds
-	in.done, in.kinds = nil, nil
+	in.done, in.kinds, in.hist = nil, nil, nil
 	clear(in.ids)
 	if err == nil {
 		for _, k := range kinds {

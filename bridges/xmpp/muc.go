@@ -19,7 +19,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xhistory"
 	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
 // MUC status codes (XEP-0045 §15.6).
@@ -517,11 +516,10 @@ func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time
 		}
 	}
 	if res.batched {
-		var tx func(*store.Tx) error
 		if hist != nil {
-			tx = func(tx *store.Tx) error { return a.hist.AddTx(ctx, tx, r.URI, *hist, *a.cfg.HistoryKeep) }
+			in.history(r.URI, *hist)
 		}
-		in.then(tx, func(ctx context.Context, err error) {
+		in.then(func(ctx context.Context, err error) {
 			if err != nil {
 				a.replyError(ctx, a.rooms, m, err)
 				return

@@ -49,6 +49,15 @@ func (d *Store) AddTx(ctx context.Context, tx *store.Tx, uri event.RoomURI, h En
 	if keep <= 0 {
 		return nil
 	}
+	if err := d.InsertTx(ctx, tx, uri, h); err != nil {
+		return err
+	}
+	return d.PruneTx(ctx, tx, uri, keep)
+}
+
+// InsertTx keeps h as the room uri's newest entry, in tx, without pruning: a batch of entries
+// is pruned once with PruneTx.
+func (d *Store) InsertTx(ctx context.Context, tx *store.Tx, uri event.RoomURI, h Entry) error {
 	payload, err := d.s.Seal(Sealed, []byte(h.Payload), string(uri), h.StanzaID)
 	if err != nil {
 		return fmt.Errorf("xmpp: add history: %w", err)
@@ -57,6 +66,11 @@ func (d *Store) AddTx(ctx context.Context, tx *store.Tx, uri event.RoomURI, h En
 		string(uri), h.StanzaID, h.Nick, payload, h.SentAt.UnixMilli()); err != nil {
 		return fmt.Errorf("xmpp: add history: %w", err)
 	}
+	return nil
+}
+
+// PruneTx drops all but the room uri's newest keep entries, in tx.
+func (d *Store) PruneTx(ctx context.Context, tx *store.Tx, uri event.RoomURI, keep int) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM xmpp_history WHERE room_uri = ? AND seq <= (
 		SELECT seq FROM xmpp_history WHERE room_uri = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`, string(uri), string(uri), keep); err != nil {
 		return fmt.Errorf("xmpp: prune history: %w", err)
