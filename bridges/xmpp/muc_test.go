@@ -279,6 +279,11 @@ func TestMUCEndToEnd(t *testing.T) {
 	}
 	carol.expect("subject", and(named("message"), from(ward7), hasChild("", "subject")))
 	alice.expect("carol joined", and(named("presence"), from(ward7+"/Carol")))
+	// Her join is on the bus before the presences go out; the test's consumer may get it later.
+	carolURI := event.UserURI("mimi://localhost/u/carol")
+	e.out.wait(t, "carol's membership join", func(x *event.Envelope) bool {
+		return x.Kind == event.KindMembership && x.Sender == carolURI && x.Membership.Action == event.MembershipJoin
+	})
 	if n := e.out.count(isKind(event.KindMembership)); n != 2 {
 		t.Fatalf("membership envelopes = %d, want 2 (alice created, carol joined)", n)
 	}
