@@ -150,16 +150,18 @@ func killStream(t *testing.T, label string, a, b person, ca, cb chat, procs []pr
 			return nil
 		})
 		var got []string
+		var at []time.Time
 		for _, x := range c.texts(from) {
 			if strings.HasPrefix(x.text, label+" ") {
 				got = append(got, x.text)
+				at = append(at, x.at)
 				if _, dup := arrived[x.text]; !dup {
 					arrived[x.text] = x.at
 				}
 			}
 		}
 		if !slices.Equal(got, want[dir]) {
-			t.Errorf("messages of %s: not exactly once and in order:\n%s%s", from.URI(), diffSeq(want[dir], got),
+			t.Errorf("messages of %s: not exactly once and in order:\n%s%s", from.URI(), diffSeq(want[dir], got, at),
 				ownCopies([]chat{ca, cb}[dir], from, got))
 		}
 	}
@@ -210,8 +212,11 @@ func ownCopies(own chat, from person, got []string) string {
 	return b.String()
 }
 
-// diffSeq describes how got differs from want (missing, duplicated, out of order).
-func diffSeq(want, got []string) string {
+// diffSeq describes how got differs from want (missing, duplicated, out of order); at[i] is when
+// got[i] arrived at the receiving client, printed for a pair out of order (a message that arrived
+// seconds after its successor waited somewhere; one that arrived at the same moment was sent or
+// stored in the wrong order).
+func diffSeq(want, got []string, at []time.Time) string {
 	count := map[string]int{}
 	for _, g := range got {
 		count[g]++
@@ -227,7 +232,8 @@ func diffSeq(want, got []string) string {
 	}
 	for i := 1; i < len(got); i++ {
 		if got[i] < got[i-1] {
-			fmt.Fprintf(&b, "  %q after %q\n", got[i], got[i-1])
+			fmt.Fprintf(&b, "  %q after %q (arrived %s, %s)\n", got[i], got[i-1],
+				at[i].UTC().Format("15:04:05.000"), at[i-1].UTC().Format("15:04:05.000"))
 		}
 	}
 	return b.String()
