@@ -17,6 +17,10 @@
 // connection (transactions start with BEGIN IMMEDIATE), so concurrent
 // writers queue in Go and never see SQLITE_BUSY; reads outside transactions
 // use a separate pool of query_only connections. PostgreSQL uses one pool.
+// On SQLite the statements run through Tx and Store's methods are kept
+// prepared by their text (up to 512 per pool, prepared in the background the
+// first time a text is seen), so a statement that runs again is not parsed
+// and planned again; pgx caches PostgreSQL's statements itself.
 //
 // # One SQL text for both dialects
 //

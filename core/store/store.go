@@ -208,6 +208,8 @@ type Store struct {
 	beforeGroupCommit func(batch int)
 	// fence is SetFence's function, or nil.
 	fence atomic.Pointer[Fence]
+	// writerStmts and readerStmts keep prepared statements (SQLite only; nil otherwise).
+	writerStmts, readerStmts *stmtCache
 }
 
 // Open connects to the configured backend, checks the connection, applies
@@ -333,6 +335,7 @@ func (s *Store) openSQLite(cfg Config, readers int) error {
 	reader.SetMaxOpenConns(readers)
 	reader.SetMaxIdleConns(readers)
 	s.writer, s.reader = writer, reader
+	s.writerStmts, s.readerStmts = newStmtCache(writer), newStmtCache(reader)
 	return nil
 }
 
@@ -392,6 +395,8 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	s.writerStmts.close()
+	s.readerStmts.close()
 	var errs []error
 	if s.reader != s.writer {
 		if err := s.reader.Close(); err != nil {
@@ -435,7 +440,15 @@ func (s *Store) QueryContext(ctx context.Context, query string, args ...any) (*s
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	rows, err := s.reader.QueryContext(ctx, s.Rebind(query), args...)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if st := s.readerStmts.get(query); st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = s.reader.QueryContext(ctx, s.Rebind(query), args...)
+	}
 	s.metrics.observeErr(err)
 	return rows, err
 }
@@ -443,6 +456,9 @@ func (s *Store) QueryContext(ctx context.Context, query string, args ...any) (*s
 // QueryRowContext runs a read-only single-row query on the reader pool,
 // with '?' placeholders.
 func (s *Store) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.readerStmts.get(query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return s.reader.QueryRowContext(ctx, s.Rebind(query), args...)
 }
 
