@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -311,13 +312,16 @@ func (c *matrixChat) waitReaction(t *testing.T, from person, to msg, key string)
 			return false
 		}
 		if r, ok := e.Content.Parsed.(*mevent.ReactionEventContent); ok {
-			return r.RelatesTo.EventID == id.EventID(to.id) && r.RelatesTo.Key == key &&
-				(c.p.org.Mode == gt.ModeClient || e.Sender == c.p.ghost(from.URI()))
+			return c.p.org.Mode != gt.ModeClient && e.Sender == c.p.ghost(from.URI()) &&
+				r.RelatesTo.EventID == id.EventID(to.id) && r.RelatesTo.Key == key
 		}
-		// In client mode a partner's reaction is the functional account's notice saying who
-		// reacted (a reaction of the account itself would look like its own).
+		// In client mode a partner's reaction is the functional account's notice in reply to the
+		// message, saying who reacted with what (a reaction of the account itself would look like
+		// its own), with the reacting user's profile.
 		m, ok := e.Content.Parsed.(*mevent.MessageEventContent)
 		return ok && c.p.org.Mode == gt.ModeClient && e.Sender == c.p.org.Bot && m.MsgType == mevent.MsgNotice &&
+			m.RelatesTo != nil && m.RelatesTo.GetReplyTo() == id.EventID(to.id) &&
+			m.BeeperPerMessageProfile != nil && m.BeeperPerMessageProfile.ID == string(from.URI()) &&
 			strings.Contains(m.Body, key) && strings.Contains(m.Body, from.Name())
 	})
 }
@@ -800,6 +804,11 @@ func (c *xmppChat) waitFile(t *testing.T, from person, name string, data []byte)
 		t.Fatalf("%s: file %s arrived without a link: %s", c.cl().Bare, name, st.String())
 	}
 	url := oob.Child("", "url").Text
+	// The file is on this user's own server's upload service (XEP-0363), which her client can
+	// reach, not a link to the sender's server or to the gateway.
+	if u, err := neturl.Parse(url); err != nil || u.Host != c.p.org.Prosody.UploadHost() {
+		t.Fatalf("%s: file %s is at %s, not on %s's upload service %s (%v)", c.cl().Bare, name, url, c.p.org.Domain, c.p.org.Prosody.UploadHost(), err)
+	}
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("%s: GET %s: %v", c.cl().Bare, url, err)
