@@ -40,6 +40,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -78,6 +79,7 @@ type Adapter struct {
 	log     *slog.Logger
 	core    *bridges.Core
 	ghosts  Ghosts
+	portals portals.Table // which Matrix room shows which MIMI room; power levels recorded
 	metrics *metrics
 
 	reg        *appservice.Registration
@@ -129,6 +131,7 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 	}
 	a := &Adapter{
 		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets, reach: deps.Reach,
+		portals: portals.Table{Q: deps.Store},
 		log:     deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
 		ghosts:  Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
 		metrics: newMetrics(),

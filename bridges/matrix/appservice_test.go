@@ -377,7 +377,7 @@ func TestAppserviceEncryptedRoundTrip(t *testing.T) {
 		return ev.Type == mevent.StateMember && ev.GetStateKey() == "@alice:localhost" && ev.RoomID != room &&
 			ev.Content.AsMember().Membership == mevent.MembershipInvite
 	})
-	portal, ok, err := e.adapter.portalByMIMI(ctx, partnerRoom)
+	portal, ok, err := e.adapter.portals.ByMIMI(ctx, partnerRoom)
 	if err != nil || !ok || portal != inv2.RoomID {
 		t.Fatalf("portal of %s = %s, %v, %v; invite was to %s", partnerRoom, portal, ok, err, inv2.RoomID)
 	}

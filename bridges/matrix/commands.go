@@ -208,7 +208,7 @@ func (a *Adapter) cmdStart(ctx context.Context, c *bridges.CommandCall) (string,
 	if err != nil {
 		return "", err
 	}
-	if err := a.putPortal(ctx, room, mx, encrypted); err != nil {
+	if err := a.portals.Put(ctx, room, mx, encrypted); err != nil {
 		return "", transient(err)
 	}
 	// No native event: the command is in another room, and notices about the invite are shown

@@ -69,7 +69,7 @@ func TestAppservicePortalRequest(t *testing.T) {
 	if !inv.Content.AsMember().IsDirect {
 		t.Error("the invite into the 1:1 portal is not is_direct: alice's client shows no direct chat")
 	}
-	portal, ok, err := e.adapter.portalByMIMI(ctx, dm)
+	portal, ok, err := e.adapter.portals.ByMIMI(ctx, dm)
 	if err != nil || !ok || inv.RoomID != portal {
 		t.Fatalf("portal of %s = %s (%v, %v); invite into %s", dm, portal, ok, err, inv.RoomID)
 	}
@@ -166,7 +166,7 @@ func TestAppservicePortalRequest(t *testing.T) {
 	waitFor(t, 30*time.Second, "the notice without a portal", func() bool {
 		return testutil.ToFloat64(e.adapter.metrics.outbound.WithLabelValues("notice", "no_portal")) == 1
 	})
-	if _, ok, _ := e.adapter.portalByMIMI(ctx, "mimi://amt-b.example/r/gone"); ok {
+	if _, ok, _ := e.adapter.portals.ByMIMI(ctx, "mimi://amt-b.example/r/gone"); ok {
 		t.Error("a notice created a portal")
 	}
 }

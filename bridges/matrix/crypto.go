@@ -93,19 +93,11 @@ func (a *Adapter) homeserverBack(ctx context.Context) {
 		return
 	}
 	a.parking.AskAgain()
-	rows, err := a.st.QueryContext(ctx, `SELECT mx_room FROM matrix_portal`)
+	rooms, err := a.portals.Rooms(ctx)
 	if err != nil {
 		a.log.Warn("could not list portals to renew their room keys", "error", err)
 		return
 	}
-	var rooms []id.RoomID
-	for rows.Next() {
-		var r string
-		if rows.Scan(&r) == nil {
-			rooms = append(rooms, id.RoomID(r))
-		}
-	}
-	rows.Close()
 	a.parking.Renew(ctx, rooms)
 	a.log.Info("homeserver reachable again: new outbound room keys for the portals, parked events asked for again", "portals", len(rooms))
 }
@@ -126,7 +118,7 @@ func (a *Adapter) ingestDecrypted(ctx context.Context, outer, dec *mevent.Event)
 	if err != nil || done {
 		return err
 	}
-	room, ok, err := a.portalByMatrix(ctx, outer.RoomID)
+	room, ok, err := a.portals.ByMatrix(ctx, outer.RoomID)
 	if err != nil || !ok {
 		return err
 	}

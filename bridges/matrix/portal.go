@@ -2,10 +2,7 @@ package matrix
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"time"
 
 	"maunium.net/go/mautrix"
 	mevent "maunium.net/go/mautrix/event"
@@ -15,42 +12,14 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-// portalByMatrix returns the MIMI room of a Matrix portal room.
+// portalByMatrix returns the MIMI room of a Matrix portal room (portals.Table.ByMatrix).
 func (a *Adapter) portalByMatrix(ctx context.Context, room id.RoomID) (event.RoomURI, bool, error) {
-	var uri string
-	err := a.st.QueryRowContext(ctx, `SELECT mimi_room FROM matrix_portal WHERE mx_room = ?`, string(room)).Scan(&uri)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("matrix: portal of %s: %w", room, err)
-	}
-	return event.RoomURI(uri), true, nil
+	return a.portals.ByMatrix(ctx, room)
 }
 
-// portalByMIMI returns the Matrix portal room of a MIMI room.
-func (a *Adapter) portalByMIMI(ctx context.Context, room event.RoomURI) (id.RoomID, bool, error) {
-	var mx string
-	err := a.st.QueryRowContext(ctx, `SELECT mx_room FROM matrix_portal WHERE mimi_room = ?`, string(room)).Scan(&mx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("matrix: portal for %s: %w", room, err)
-	}
-	return id.RoomID(mx), true, nil
-}
-
+// putPortal records mx as the portal of room (portals.Table.Put).
 func (a *Adapter) putPortal(ctx context.Context, room event.RoomURI, mx id.RoomID, encrypted bool) error {
-	enc := 0
-	if encrypted {
-		enc = 1
-	}
-	if _, err := a.st.ExecContext(ctx, `INSERT INTO matrix_portal (mimi_room, mx_room, encrypted, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, string(room), string(mx), enc, time.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("matrix: store portal %s: %w", mx, err)
-	}
-	return nil
+	return a.portals.Put(ctx, room, mx, encrypted)
 }
 
 // userURI maps a Matrix user to MIMI: a user ID in the ghost namespace to the MIMI user it names
@@ -122,11 +91,11 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 		}
 		if !isPortal {
 			enc, _ := a.stateStore.IsEncrypted(ctx, p.Room)
-			if err := a.putPortal(ctx, room, p.Room, enc); err != nil {
+			if err := a.portals.Put(ctx, room, p.Room, enc); err != nil {
 				return transient(err)
 			}
 			if pl, err := a.stateStore.GetPowerLevels(ctx, p.Room); err == nil && pl != nil {
-				if err := putPowerLevels(ctx, a.st, p.Room, pl); err != nil { // the base of role changes (roles.go)
+				if err := a.portals.PutPowerLevels(ctx, p.Room, pl); err != nil { // the base of role changes (roles.go)
 					return transient(err)
 				}
 			}

@@ -23,7 +23,7 @@ import (
 func (a *Adapter) ingestReceipt(ctx context.Context, evt *mevent.Event) error {
 	a.ingestMu.Lock()
 	defer a.ingestMu.Unlock()
-	room, ok, err := a.portalByMatrix(ctx, evt.RoomID)
+	room, ok, err := a.portals.ByMatrix(ctx, evt.RoomID)
 	if err != nil {
 		return transient(err)
 	}
@@ -76,7 +76,7 @@ func (a *Adapter) publishDelivered(ctx context.Context, env *event.Envelope) err
 		return nil
 	}
 	copy(mid[:], env.MessageID)
-	mxRoom, ok, err := a.portalByMIMI(ctx, env.Room)
+	mxRoom, ok, err := a.portals.ByMIMI(ctx, env.Room)
 	if err != nil || !ok {
 		return err
 	}

@@ -392,11 +392,11 @@ func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID
 		return r, false, err
 	}
 	if env.Kind == event.KindNotice && env.Origin.Network == event.NetworkMatrix && env.Origin.Room != "" {
-		if _, ok, err := a.portalByMatrix(ctx, id.RoomID(env.Origin.Room)); err != nil || ok {
+		if _, ok, err := a.portals.ByMatrix(ctx, id.RoomID(env.Origin.Room)); err != nil || ok {
 			return id.RoomID(env.Origin.Room), false, err
 		}
 	}
-	room, ok, err := a.portalByMIMI(ctx, env.Room)
+	room, ok, err := a.portals.ByMIMI(ctx, env.Room)
 	if err != nil || ok || env.Kind == event.KindNotice {
 		return room, false, err
 	}
@@ -416,7 +416,7 @@ func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID
 	if err != nil {
 		return "", false, fmt.Errorf("matrix: create portal for %s: %w", env.Room, err)
 	}
-	if err := a.putPortal(ctx, env.Room, resp.RoomID, enc); err != nil {
+	if err := a.portals.Put(ctx, env.Room, resp.RoomID, enc); err != nil {
 		return "", false, err
 	}
 	a.log.Info("portal room created", "mimi_room", string(env.Room), "room_id", string(resp.RoomID), "encrypted", enc)

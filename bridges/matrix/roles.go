@@ -2,9 +2,6 @@ package matrix
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"maunium.net/go/mautrix"
@@ -12,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
@@ -19,44 +17,10 @@ import (
 
 // Room roles ↔ Matrix power levels: bridges/matrix/powerlevels (docs/matrix.md "Roles").
 
-// prevPowerLevels returns the content an m.room.power_levels event replaces: the content the
-// adapter last recorded for the room, else the homeserver's unsigned.prev_content, else nil
-// (unknown: everyone had users_default).
-func (a *Adapter) prevPowerLevels(ctx context.Context, evt *mevent.Event) (*mevent.PowerLevelsEventContent, error) {
-	var raw string
-	err := a.st.QueryRowContext(ctx, `SELECT content FROM matrix_power_levels WHERE mx_room = ?`, string(evt.RoomID)).Scan(&raw)
-	switch {
-	case err == nil:
-		return powerlevels.Decode([]byte(raw)), nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("matrix: power levels of %s: %w", evt.RoomID, err)
-	}
-	if pc := evt.Unsigned.PrevContent; pc != nil {
-		if pl, ok := pc.Parsed.(*mevent.PowerLevelsEventContent); ok {
-			return pl, nil
-		}
-		return powerlevels.Decode(pc.VeryRaw), nil
-	}
-	return nil, nil
-}
-
-// putPowerLevels records pl as room's current power levels (q: the store or a transaction).
-func putPowerLevels(ctx context.Context, q store.Querier, room id.RoomID, pl *mevent.PowerLevelsEventContent) error {
-	raw, err := json.Marshal(pl)
-	if err != nil {
-		return fmt.Errorf("matrix: encode power levels: %w", err)
-	}
-	if _, err := q.ExecContext(ctx, `INSERT INTO matrix_power_levels (mx_room, content) VALUES (?, ?)
-		ON CONFLICT (mx_room) DO UPDATE SET content = excluded.content`, string(room), string(raw)); err != nil {
-		return fmt.Errorf("matrix: record power levels of %s: %w", room, err)
-	}
-	return nil
-}
-
 // ingestPowerLevels turns the role changes of an m.room.power_levels event in a portal into
 // MembershipRole envelopes, one per user whose role changed, and records the new levels.
 func (a *Adapter) ingestPowerLevels(ctx context.Context, p *Parsed) error {
-	r, ok, err := a.portalByMatrix(ctx, p.Room)
+	r, ok, err := a.portals.ByMatrix(ctx, p.Room)
 	if err != nil {
 		return transient(err)
 	}
@@ -65,13 +29,13 @@ func (a *Adapter) ingestPowerLevels(ctx context.Context, p *Parsed) error {
 		return nil
 	}
 	now := p.Event.Content.AsPowerLevels()
-	prev, err := a.prevPowerLevels(ctx, p.Event)
+	prev, err := a.portals.PrevPowerLevels(ctx, p.Event)
 	if err != nil {
 		return transient(err)
 	}
 	done := func() error {
 		err := a.st.InTx(ctx, func(tx *store.Tx) error {
-			if err := putPowerLevels(ctx, tx, p.Room, now); err != nil {
+			if err := (portals.Table{Q: tx}).PutPowerLevels(ctx, p.Room, now); err != nil {
 				return err
 			}
 			_, err := tx.MarkProcessed(ctx, scopeEvent, string(p.ID))
@@ -161,7 +125,7 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 		return "", fmt.Errorf("matrix: power levels of %s: %w", o.room, err)
 	}
 	// Our event comes back marked processed (render): record the levels it set here.
-	if err := putPowerLevels(ctx, a.st, o.room, pl); err != nil {
+	if err := a.portals.PutPowerLevels(ctx, o.room, pl); err != nil {
 		return "", err
 	}
 	return resp.EventID, nil

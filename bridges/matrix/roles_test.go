@@ -8,12 +8,9 @@ import (
 	mevent "maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
-	"github.com/mimi-gateway/mimi-gateway/core/store"
-	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
 )
 
 func intp(v int) *int { return &v }
@@ -225,28 +222,4 @@ func (o *outbox) all() []*event.Envelope {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]*event.Envelope(nil), o.envs...)
-}
-
-// TestPowerLevelStore: the recorded power levels on both store backends (the 0002 migration of
-// each dialect) take precedence over unsigned.prev_content and are replaced by the next record.
-func TestPowerLevelStore(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		ctx := t.Context()
-		if err := s.Migrate(ctx, Schema, idmap.Schema); err != nil {
-			t.Fatal(err)
-		}
-		a := &Adapter{st: s}
-		evt := &mevent.Event{RoomID: "!r:hs", Unsigned: mevent.Unsigned{PrevContent: &mevent.Content{VeryRaw: []byte(`{"users":{"@a:hs":50}}`)}}}
-		if pl, err := a.prevPowerLevels(ctx, evt); err != nil || pl == nil || pl.Users["@a:hs"] != 50 {
-			t.Fatalf("without a record: %+v (%v)", pl, err)
-		}
-		for _, level := range []int{100, 75} {
-			if err := putPowerLevels(ctx, s, "!r:hs", &mevent.PowerLevelsEventContent{Users: map[id.UserID]int{"@a:hs": level}}); err != nil {
-				t.Fatal(err)
-			}
-			if pl, err := a.prevPowerLevels(ctx, evt); err != nil || pl == nil || pl.Users["@a:hs"] != level {
-				t.Fatalf("recorded %d: %+v (%v)", level, pl, err)
-			}
-		}
-	})
 }
