@@ -39,6 +39,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mgmtrooms"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
@@ -79,7 +80,8 @@ type Adapter struct {
 	log     *slog.Logger
 	core    *bridges.Core
 	ghosts  Ghosts
-	portals portals.Table // which Matrix room shows which MIMI room; power levels recorded
+	portals portals.Table   // which Matrix room shows which MIMI room; power levels recorded
+	mgmt    mgmtrooms.Rooms // the local users' 1:1 rooms with the gateway's account
 	metrics *metrics
 
 	reg        *appservice.Registration
@@ -131,7 +133,7 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 	}
 	a := &Adapter{
 		cfg: cfg, st: deps.Store, pub: deps.Bus, assets: deps.Assets, reach: deps.Reach,
-		portals: portals.Table{Q: deps.Store},
+		portals: portals.Table{Q: deps.Store}, mgmt: mgmtrooms.Rooms{Store: deps.Store, Scope: scopeKV},
 		log:     deps.Log().With("component", "matrix", "mode", string(cfg.Mode)),
 		ghosts:  Ghosts{Prefix: cfg.Appservice.GhostPrefix, Server: cfg.ServerName},
 		metrics: newMetrics(),

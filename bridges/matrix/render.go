@@ -388,7 +388,7 @@ func (a *Adapter) render(ctx context.Context, ev *bridges.Event, fn func(context
 // user acted in when it names one, and creates nothing: without a portal, o.room stays empty.
 func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID, bool, error) {
 	if env.Kind == event.KindNotice && env.Notice.Code == event.NoticeConsentRequest && a.isLocal(env.Sender) {
-		r, err := a.mgmtRoomFor(ctx, a.matrixUser(env.Sender)) // asked outside any conversation (mgmt.go)
+		r, err := a.mgmt.For(ctx, a.matrixUser(env.Sender), a.createOwnRoom, a.crypto != nil) // asked outside any conversation (mgmtrooms)
 		return r, false, err
 	}
 	if env.Kind == event.KindNotice && env.Origin.Network == event.NetworkMatrix && env.Origin.Room != "" {
