@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	neturl "net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,7 +164,17 @@ func (p *matrixPerson) startChat(t *testing.T, group bool, topic string, peers .
 
 func (p *matrixPerson) acceptChat(t *testing.T, from person, group bool, first string) chat {
 	t.Helper()
+	// A conversation that a partner's user starts reaches her as an invitation from the gateway:
+	// in client mode from the functional account, in appservice mode from the bot or the
+	// starter's ghost.
+	inviters := []id.UserID{p.org.Bot}
+	if p.org.Mode != gt.ModeClient {
+		inviters = append(inviters, p.ghost(from.URI()))
+	}
 	room := p.c.WaitInvite(t, wait, func(e *mevent.Event) bool {
+		if !slices.Contains(inviters, e.Sender) {
+			return false
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return !p.accepted[e.RoomID]
@@ -929,7 +940,12 @@ func (c *xmppChat) waitNotice(t *testing.T, timeout time.Duration, any ...string
 			return false
 		}
 		from := bare(st.Attr("from"))
-		fromGateway := from == c.p.org.UsersDomain || from == c.p.org.RoomsDomain || st.Attr("from") == c.to || from == c.to
+		// A group chat's notice comes from its room; a 1:1 chat's from the gateway's users
+		// component or the peer's puppet (a notice about another chat does not count).
+		fromGateway := from == c.to
+		if c.typ == "chat" {
+			fromGateway = fromGateway || from == c.p.org.UsersDomain
+		}
 		if st.Attr("type") == "error" {
 			e := st.Child("", "error")
 			return e != nil && containsAny(e.String(), any)
