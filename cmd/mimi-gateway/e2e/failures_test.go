@@ -71,37 +71,6 @@ func thirdPerson(t *testing.T, c *conv, third person) {
 	}
 }
 
-// partnerDown: the partner's gateway goes down for two minutes while a writes into their chat:
-// a sees a notice within 15 s of the failure being known (the gateway's WARN log line about the
-// partner), and after the partner is back the message arrives: nothing is silently dropped.
-func partnerDown(t *testing.T, a, b person, ca, cb chat, own, partner *gt.Gateway) {
-	partner.Kill()
-	killed := time.Now()
-	m := ca.send(t, "Nachricht, während "+partner.Domain+" nicht erreichbar ist")
-	seen := ca.waitNotice(t, partnerDownFor, partner.Domain)
-	known, line := firstWarn(own, killed, partner.Domain)
-	t.Logf("partner %s down: notice seen %.1f s after the kill; failure known at %s (%s)", partner.Domain, seen.Sub(killed).Seconds(), known.Format(time.RFC3339Nano), line)
-	if known.IsZero() {
-		t.Errorf("gateway %s logged no WARN or ERROR line about %s after the kill", own.Domain, partner.Domain)
-	} else if d := seen.Sub(known); d > noticeWithin {
-		t.Errorf("the notice came %.1f s after the failure was known (more than %s)", d.Seconds(), noticeWithin)
-	}
-	time.Sleep(time.Until(killed.Add(partnerDownFor)))
-	partner.StartReady(t)
-	cb.waitText(t, a, m.text)
-}
-
-// firstWarn returns the time and text of g's first WARN or ERROR log line after since that
-// mentions substr.
-func firstWarn(g *gt.Gateway, since time.Time, substr string) (time.Time, string) {
-	for _, l := range logLines(g, since, func(l string) bool {
-		return strings.Contains(l, substr) && (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR"))
-	}) {
-		return l.at, l.text
-	}
-	return time.Time{}, ""
-}
-
 // logLine is a line of a gateway's log and its time.
 type logLine struct {
 	at   time.Time
