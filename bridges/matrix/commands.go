@@ -15,6 +15,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
@@ -89,7 +90,7 @@ func (a *Adapter) say(ctx context.Context, room id.RoomID, replyTo id.EventID, m
 	}
 	sum := sha256.Sum256([]byte(purpose + "\x00" + string(replyTo)))
 	txn := "mimi." + purpose + "." + hex.EncodeToString(sum[:12])
-	var s messageSender = a.client
+	var s sendonce.Sender = a.client
 	if a.cfg.Mode == ModeAppservice {
 		s = a.as.BotIntent()
 	}

@@ -434,13 +434,6 @@ func (a *Adapter) ghostJoin(ctx context.Context, ghost id.UserID, room id.RoomID
 	return nil
 }
 
-// messageSender is what sends and redacts: the functional account's client, the bot's or a
-// ghost's intent.
-type messageSender interface {
-	SendMessageEvent(ctx context.Context, room id.RoomID, t mevent.Type, c any, extra ...mautrix.ReqSendEvent) (*mautrix.RespSendEvent, error)
-	RedactEvent(ctx context.Context, room id.RoomID, ev id.EventID, extra ...mautrix.ReqRedact) (*mautrix.RespSendEvent, error)
-}
-
 // bindSender sets who sends: the sender's ghost (appservice), or the gateway's own voice (the
 // functional account in client mode; the bot for portal requests and notices, and for anything a
 // user of this homeserver did elsewhere, since local users never get a ghost).
@@ -464,39 +457,16 @@ func (a *Adapter) bindSender(ctx context.Context, o *outbound) error {
 	return nil
 }
 
-// bindVia makes s send o's events as user; withTimestamp keeps the MIMI timestamp (appservices
-// may set it).
-func (a *Adapter) bindVia(o *outbound, s messageSender, user id.UserID, cli *mautrix.Client, withTimestamp bool) {
-	txn := "mimi." + strings.NewReplacer(":", "_").Replace(string(o.env.ID))
+// bindVia makes s send o's events as user (sendonce.Via); withTimestamp keeps the MIMI
+// timestamp (appservices may set it).
+func (a *Adapter) bindVia(o *outbound, s sendonce.Sender, user id.UserID, cli *mautrix.Client, withTimestamp bool) {
 	o.sender, o.cli = user, cli
-	var decrypt sendonce.Decrypter // reads the gateway's own encrypted events
+	v := &sendonce.Via{Guard: &a.sent, S: s, Client: cli, Room: o.room, User: user, Created: o.env.Timestamp, Timestamp: withTimestamp,
+		Txn: "mimi." + strings.NewReplacer(":", "_").Replace(string(o.env.ID)), Encrypt: a.encryptFor}
 	if a.crypto != nil {
-		decrypt = a.crypto.Decrypt
+		v.Decrypt = a.crypto.Decrypt // reads the gateway's own encrypted events
 	}
-	o.send = func(ctx context.Context, t mevent.Type, c any) (id.EventID, error) {
-		t, c, err := a.encryptFor(ctx, o.room, t, sendonce.Mark(c, txn))
-		if err != nil {
-			return "", err
-		}
-		req := mautrix.ReqSendEvent{TransactionID: txn, DontEncrypt: true}
-		if withTimestamp {
-			req.Timestamp = o.env.Timestamp.UnixMilli()
-		}
-		return a.sent.Send(ctx, cli, o.room, user, txn, o.env.Timestamp, decrypt, func(ctx context.Context) (id.EventID, error) {
-			resp, err := s.SendMessageEvent(ctx, o.room, t, c, req)
-			if err != nil {
-				return "", fmt.Errorf("matrix: send to %s: %w", o.room, err)
-			}
-			return resp.EventID, nil
-		})
-	}
-	o.redact = func(ctx context.Context, target id.EventID, reason string, extra map[string]any) (id.EventID, error) {
-		resp, err := s.RedactEvent(ctx, o.room, target, mautrix.ReqRedact{TxnID: txn, Reason: reason, Extra: extra})
-		if err != nil {
-			return "", fmt.Errorf("matrix: redact in %s: %w", o.room, err)
-		}
-		return resp.EventID, nil
-	}
+	o.send, o.redact = v.Send, v.Redact
 }
 
 // displayNameOf is the name shown for a MIMI user: "local (domain)".

@@ -18,6 +18,20 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
 )
 
+// loginGW logs the user gw (password gatewaypassword1) in on hs: a new access token each time.
+func loginGW(t *testing.T, hs *dendritetest.Server) *mautrix.Client {
+	t.Helper()
+	cli, err := mautrix.NewClient(hs.URL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Login(t.Context(), &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, StoreCredentials: true, Password: "gatewaypassword1",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "gw"}}); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
 // TestRestartedSenderFindsItsSend: a gateway killed while sending logs in again (a new access
 // token, for which Dendrite's transaction cache is empty); the first envelope of the room from
 // before the restart is looked up and not sent again, later ones are sent.
@@ -25,19 +39,7 @@ func TestRestartedSenderFindsItsSend(t *testing.T) {
 	ctx := t.Context()
 	hs := dendritetest.Start(t)
 	hs.CreateUser(t, "gw", "gatewaypassword1")
-	login := func() *mautrix.Client {
-		t.Helper()
-		cli, err := mautrix.NewClient(hs.URL, "", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cli.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, StoreCredentials: true, Password: "gatewaypassword1",
-			Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "gw"}}); err != nil {
-			t.Fatal(err)
-		}
-		return cli
-	}
-	first := login()
+	first := loginGW(t, hs)
 	resp, err := first.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +66,7 @@ func TestRestartedSenderFindsItsSend(t *testing.T) {
 	}
 
 	// The gateway restarts: a new login, a new Guard.
-	second := login()
+	second := loginGW(t, hs)
 	if dup, err := sender(second, "mimi.t1", "eins")(ctx); err == nil && dup != sent {
 		t.Logf("without the guard Dendrite stores the repeated send again for the new access token (%s, first %s)", dup, sent)
 		if got, err := Find(ctx, second, room, second.UserID, "mimi.t1", nil); err != nil || got != sent {
