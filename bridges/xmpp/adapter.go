@@ -7,8 +7,8 @@
 // Concurrency: each component connection has one read loop (mellium's Session.Serve) that decodes
 // every stanza into a bounded struct and hands it to one of Config.Workers worker goroutines,
 // chosen by conversation (a MUC, or a local user and a puppet), so one conversation's stanzas are
-// handled in order; groupchat messages queued for a worker together are published and recorded
-// as one batch before any of them is reflected (ingress.go). IQs are answered on the read loop itself, because mellium replies
+// handled in order; plain messages queued for a worker together are published and recorded as
+// one batch before any of them is acknowledged to its sender (ingress.go). IQs are answered on the read loop itself, because mellium replies
 // service-unavailable to any IQ the handler did not answer. Workers and the bus handlers
 // (HandleMessage, ...) send with the session's goroutine-safe Encode, never from inside the read
 // loop. The database is the only shared state; no lock is held across a network call.
@@ -282,7 +282,7 @@ func (a *Adapter) queueIndex(key string) int {
 }
 
 // worker runs the jobs of q until ctx ends, or until Stop drains the queues: then it runs what
-// is queued and returns. Room messages queued together are bridged as one batch (ingress.go),
+// is queued and returns. Messages queued together are bridged as one batch (ingress.go),
 // made durable before the worker waits for the next stanza.
 func (a *Adapter) worker(ctx context.Context, q chan job) {
 	in := a.newIngress()
@@ -326,8 +326,8 @@ func (a *Adapter) runJob(ctx context.Context, j job, in *ingress) {
 			a.log.Error("panic while processing a stanza; stanza dropped", "panic", fmt.Sprint(p))
 		}
 	}()
-	if j.msg == nil || j.comp != a.rooms {
-		in.flush(ctx) // only room messages join a batch; everything else comes after it
+	if j.msg == nil {
+		in.flush(ctx) // only messages join a batch; everything else comes after it
 	}
 	switch {
 	case j.fn != nil:
@@ -335,7 +335,7 @@ func (a *Adapter) runJob(ctx context.Context, j job, in *ingress) {
 	case j.msg != nil && j.comp == a.rooms:
 		a.roomMessage(ctx, j.msg, j.at, in)
 	case j.msg != nil:
-		a.directMessage(ctx, j.msg, j.at)
+		a.directMessage(ctx, j.msg, j.at, in)
 	case j.pres != nil && j.comp == a.rooms:
 		a.roomPresence(ctx, j.pres)
 	case j.pres != nil:

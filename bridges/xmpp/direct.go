@@ -16,7 +16,11 @@ import (
 )
 
 // directMessage handles a message to the users component: a local user writing to a puppet.
-func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at time.Time) {
+func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at time.Time, in *ingress) {
+	if !batchable(m, false) {
+		in.flush(ctx)
+		in = nil
+	}
 	if m.Type == "error" || m.Type == "groupchat" || m.Type == "headline" {
 		a.met.dropped.WithLabelValues("message_type").Inc()
 		return
@@ -29,6 +33,7 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 	}
 	_, hasBody := m.Text()
 	if to.Localpart() == "" {
+		in.flush(ctx) // a command comes after the batch
 		switch {
 		case hasBody && a.m.IsLocal(from) && to.Domainpart() == a.cfg.Users.Domain:
 			a.gatewayCommand(ctx, m, from, to, at) // commands.go
@@ -61,6 +66,7 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 	if r := a.refRoom(ctx, o, m); r != "" {
 		o.room = r // it refers to a message of another 1:1 room of the pair
 	}
+	o.batch = in
 	res, err := a.bridgeMessage(ctx, o, m, at)
 	if err != nil {
 		a.replyError(ctx, a.users, m, err)
@@ -69,13 +75,26 @@ func (a *Adapter) directMessage(ctx context.Context, m *xstanza.InMessage, at ti
 	if res.skip {
 		return
 	}
-	// The stanza is on the bus now; only now may the sender learn that it was received.
-	if m.ReceiptRequest != nil && xstanza.ValidID(m.ID) && (res.kind == event.KindMessage || res.kind == event.KindEdit) {
-		rc := &xstanza.OutMessage{From: to.Bare().String(), To: from.String(), ID: "rcpt-" + m.ID, Received: &xstanza.OutID{ID: m.ID}}
-		if err := a.users.Send(ctx, rc); err != nil {
-			a.log.Info("could not send a delivery receipt", "err", err)
+	// Only once the stanza is on the bus may the sender learn that it was received.
+	receipt := func(ctx context.Context) {
+		if m.ReceiptRequest != nil && xstanza.ValidID(m.ID) && (res.kind == event.KindMessage || res.kind == event.KindEdit) {
+			rc := &xstanza.OutMessage{From: to.Bare().String(), To: from.String(), ID: "rcpt-" + m.ID, Received: &xstanza.OutID{ID: m.ID}}
+			if err := a.users.Send(ctx, rc); err != nil {
+				a.log.Info("could not send a delivery receipt", "err", err)
+			}
 		}
 	}
+	if res.batched {
+		in.then(func(ctx context.Context, err error) {
+			if err != nil {
+				a.replyError(ctx, a.users, m, err)
+				return
+			}
+			receipt(ctx)
+		})
+		return
+	}
+	receipt(ctx)
 }
 
 // ensureDM returns the MIMI room of the conversation between a local user and a MIMI user,

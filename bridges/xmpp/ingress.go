@@ -12,14 +12,15 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 )
 
-// Group commit of the rooms component's ingress. A component connection delivers a room's
-// stanzas in order, and a worker handles a room's stanzas in that order; when several
-// groupchat messages are queued for a worker at once, it bridges them as one batch: their
-// envelopes go onto the bus together (one atomic batch, one sync of the stream), their ID
-// mappings and history entries are written in one store transaction, and only then is each
-// reflected to the room (the XMPP sender's acknowledgement) or refused with an error. Anything
+// Group commit of the ingress. A component connection delivers a conversation's stanzas in
+// order, and a worker handles a conversation's stanzas in that order; when several plain
+// messages (groupchat messages to rooms, chat messages to puppets) are queued for a worker at
+// once, it bridges them as one batch: their envelopes go onto the bus together (one atomic
+// batch, one sync of the stream), their ID mappings and history entries are written in one
+// store transaction, and only then is each reflected to the room or answered with its
+// delivery receipt (the XMPP sender's acknowledgement), or refused with an error. Anything
 // that is not a plain new message (a correction, retraction, reaction, receipt, reply, subject,
-// invite, presence, direct message, a resent ID) waits until the batch is durable and is handled
+// invite, presence, command, a resent ID) waits until the batch is durable and is handled
 // as before, so it never overtakes nor misses a message of the batch.
 
 // maxIngressBatch bounds the stanzas a worker takes from its queue for one batch.
@@ -53,13 +54,18 @@ func (in *ingress) history(room event.RoomURI, h xhistory.Entry) {
 	}
 }
 
-// batchable reports whether m, a groupchat message to a room, is a plain new message: one that
-// refers to no other message, so that it can join a batch.
-func batchable(m *xstanza.InMessage) bool {
+// batchable reports whether m is a plain new message (a groupchat message to a room when muc,
+// else a chat or normal message to a puppet): one that refers to no other message, so that it
+// can join a batch.
+func batchable(m *xstanza.InMessage, muc bool) bool {
 	body, ok := m.Text()
-	return ok && strings.TrimSpace(body) != "" && m.Type == "groupchat" && m.Subject == nil &&
+	if muc != (m.Type == "groupchat") || m.Type == "error" || m.Type == "headline" {
+		return false
+	}
+	return ok && strings.TrimSpace(body) != "" && m.Subject == nil &&
 		(m.MUCUser == nil || len(m.MUCUser.Invite) == 0) && m.OMEMO == nil && m.OMEMO2 == nil &&
-		m.Retract == nil && m.Replace == nil && m.Reactions == nil && m.Reply == nil && len(m.OOB) == 0
+		m.Retract == nil && m.Replace == nil && m.Reactions == nil && m.Reply == nil && len(m.OOB) == 0 &&
+		m.Received == nil && m.Displayed == nil && m.MarkReceived == nil
 }
 
 // len is the number of messages in the batch.

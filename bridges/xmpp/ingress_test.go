@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimi-gateway/mimi-gateway/bridges/xmpp/xstanza"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -78,5 +79,72 @@ func TestIngressBatch(t *testing.T) {
 	}
 	if len(hist) != n+1 {
 		t.Fatalf("room history has %d entries, want %d", len(hist), n+1)
+	}
+}
+
+// TestIngressBatchDirect is TestIngressBatch for 1:1 messages to a puppet: 8 chat messages
+// queued together form one batch, which fails after the bus stored it; alice gets an error and
+// no delivery receipt for each, sends them again and gets each receipt once; the bus holds each
+// message once, in order.
+func TestIngressBatchDirect(t *testing.T) {
+	e := newEnv(t)
+	alice := dialClient(t, e.p, "alice", "phone")
+	send := func(id string) {
+		alice.send(fmt.Sprintf(`<message to='%s' type='chat' id='%s'><body>%s</body><request xmlns='urn:xmpp:receipts'/></message>`, testBobPuppet, id, id))
+	}
+	receipt := func(id string) func(n *node) bool {
+		return and(named("message"), from(testBobPuppet), func(n *node) bool {
+			r := n.child(xstanza.NSReceipts, "received")
+			return r != nil && r.attr("id") == id
+		})
+	}
+	send("d-first") // creates the 1:1 room
+	alice.expect("receipt of the first message", receipt("d-first"))
+
+	const n = 8
+	key := e.a.queueKey(e.a.users, alice.jid, testBobPuppet)
+	release := make(chan struct{})
+	held := make(chan struct{})
+	e.a.enqueue(key, job{fn: func(context.Context) { close(held); <-release }})
+	<-held
+	e.pub.failBatches.Store(1)
+	for i := range n {
+		send(fmt.Sprint("d", i))
+	}
+	q := e.a.queues[e.a.queueIndex(key)]
+	waitFor(t, 10*time.Second, "the messages queued for the conversation's worker", func() bool { return len(q) == n })
+	close(release)
+	for i := range n {
+		alice.expect(fmt.Sprint("error for d", i), and(named("message"), func(x *node) bool {
+			return x.attr("type") == "error" && x.attr("id") == fmt.Sprint("d", i)
+		}))
+	}
+	if got := e.pub.failedBatches.Load(); got != 1 {
+		t.Fatalf("%d batches failed, want 1", got)
+	}
+	alice.none("a receipt of a failed message", and(named("message"), from(testBobPuppet), hasChild(xstanza.NSReceipts, "received")))
+
+	for i := range n {
+		send(fmt.Sprint("d", i))
+	}
+	for i := range n {
+		alice.expect(fmt.Sprint("receipt of d", i), receipt(fmt.Sprint("d", i)))
+	}
+	send("d-end")
+	alice.expect("receipt of the last message", receipt("d-end"))
+	e.out.wait(t, "the last message", func(x *event.Envelope) bool { return x.Origin.Event == "d-end" })
+	var order []event.NativeEventID
+	for _, x := range e.out.all() {
+		if x.Kind == event.KindMessage {
+			order = append(order, x.Origin.Event)
+		}
+	}
+	want := []event.NativeEventID{"d-first"}
+	for i := range n {
+		want = append(want, event.NativeEventID(fmt.Sprint("d", i)))
+	}
+	want = append(want, "d-end")
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("messages on the bus: %v, want each once in order: %v", order, want)
 	}
 }

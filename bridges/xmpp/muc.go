@@ -404,7 +404,7 @@ func (a *Adapter) removeOccupantOf(ctx context.Context, r portals.Room, roomJID,
 // (nil: none) and is reflected once the batch is durable; anything else is handled after the
 // batch is durable (ingress.go).
 func (a *Adapter) roomMessage(ctx context.Context, m *xstanza.InMessage, at time.Time, in *ingress) {
-	if !batchable(m) {
+	if !batchable(m, true) {
 		in.flush(ctx)
 		in = nil
 	}
