@@ -282,6 +282,20 @@ func NoticeText(lang Language, n *event.Notice, target string, attached bool) st
 	return text + " " + Say(lang, PhraseReference, n.Correlation)
 }
 
+// RoleName names a room role for people in lang (for PhraseRoleChanged); a role without a
+// phrase by its number.
+func RoleName(lang Language, r event.Role) string {
+	switch r {
+	case event.RoleOwner:
+		return Say(lang, PhraseRoleOwner)
+	case event.RoleAdmin:
+		return Say(lang, PhraseRoleAdmin)
+	case event.RoleRegular:
+		return Say(lang, PhraseRoleRegular)
+	}
+	return fmt.Sprintf("role %d", r)
+}
+
 // NoticeIsPersonal reports whether a notice is about something its Sender did (an invite, a
 // message), to be shown to that user; the others (a partner's reachability) concern everyone in
 // the room.

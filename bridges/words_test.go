@@ -70,6 +70,28 @@ func TestParseLanguage(t *testing.T) {
 	}
 }
 
+// TestRoleName: the roles people can have are named in both languages; a role without a name
+// (banned, none) shows its number.
+func TestRoleName(t *testing.T) {
+	for _, c := range []struct {
+		lang Language
+		role event.Role
+		want string
+	}{
+		{English, event.RoleOwner, "an owner"},
+		{English, event.RoleAdmin, "an admin"},
+		{English, event.RoleRegular, "a regular participant"},
+		{German, event.RoleOwner, "Eigentümer"},
+		{German, event.RoleAdmin, "Administrator"},
+		{German, event.RoleRegular, "normales Mitglied"},
+		{English, event.RoleBanned, "role 1"},
+	} {
+		if got := RoleName(c.lang, c.role); got != c.want {
+			t.Errorf("RoleName(%v, %d) = %q, want %q", c.lang, c.role, got, c.want)
+		}
+	}
+}
+
 func TestNoticeText(t *testing.T) {
 	bob := event.NewUserURI("amt-b.example", "bob")
 	for _, c := range []struct {

@@ -117,7 +117,7 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 			a.log.Info("role change not shown: the bot lacks the power", "room_id", string(o.room), "user", string(target), "role", m.Role)
 			return "", nil
 		}
-		text := bridges.Say(a.lang(), bridges.PhraseRoleChanged, target, a.roleName(role))
+		text := bridges.Say(a.lang(), bridges.PhraseRoleChanged, target, bridges.RoleName(a.lang(), role))
 		return o.send(ctx, mevent.EventMessage, &mevent.MessageEventContent{MsgType: mevent.MsgNotice, Body: text})
 	}
 	resp, err := actor.SendStateEvent(ctx, o.room, mevent.StatePowerLevels, "", pl)
@@ -129,17 +129,4 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 		return "", err
 	}
 	return resp.EventID, nil
-}
-
-// roleName names a room role for people.
-func (a *Adapter) roleName(r event.Role) string {
-	switch r {
-	case event.RoleOwner:
-		return bridges.Say(a.lang(), bridges.PhraseRoleOwner)
-	case event.RoleAdmin:
-		return bridges.Say(a.lang(), bridges.PhraseRoleAdmin)
-	case event.RoleRegular:
-		return bridges.Say(a.lang(), bridges.PhraseRoleRegular)
-	}
-	return fmt.Sprintf("role %d", r)
 }
