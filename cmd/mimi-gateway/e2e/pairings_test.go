@@ -123,7 +123,7 @@ func matrixMatrix(t *testing.T) {
 	p := &pairing{name: "Matrix-Matrix"}
 	p.matrixA(t, ka)
 	p.matrixB(t, ab)
-	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, operations)
+	p.run(t, oneToOneA, readOneToOneA, oneToOneB, readOneToOneB, groupA, readGroupA, groupB, readGroupB, unknownA, unknownB, thirdA, operations)
 }
 
 // Scenarios of a pairing, run in the order given to run. "read …" checks the read receipt of
