@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mimi-gateway/mimi-gateway/core/event"
+	"github.com/mimi-gateway/mimi-gateway/core/testwait"
 )
 
 // serverBin is the nats-server binary built from the module in go.mod, once per test binary.
@@ -110,9 +111,10 @@ func startExternalServer(t testing.TB) *externalServer {
 }
 
 // checkFor polls f every sleep until it returns nil, failing the test with f's last error after
-// total.
+// total (scaled for the machine, testwait.Scale).
 func checkFor(t testing.TB, total, sleep time.Duration, f func() error) {
 	t.Helper()
+	total = testwait.Scale(total)
 	deadline := time.Now().Add(total)
 	var err error
 	for time.Now().Before(deadline) {

@@ -16,6 +16,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
+	"github.com/mimi-gateway/mimi-gateway/core/testwait"
 )
 
 type clock struct {
@@ -35,10 +36,11 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// waitFor polls cond until it holds or the timeout passes.
+// waitFor polls cond until it holds or the timeout (scaled for the machine, testwait.Scale)
+// passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(testwait.Scale(timeout))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -17,6 +17,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/protocol/protocoltest"
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
+	"github.com/mimi-gateway/mimi-gateway/core/testwait"
 )
 
 // node is one provider instance: its own embedded NATS, SQLite store, certificate and provider.
@@ -280,10 +281,10 @@ func expectText(t testing.TB, nd *node, sent *event.Envelope) {
 	}
 }
 
-// waitFor polls f until it returns nil.
+// waitFor polls f until it returns nil, for 20 s scaled for the machine (testwait.Scale).
 func waitFor(t testing.TB, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testwait.Scale(20 * time.Second))
 	for {
 		err := f()
 		if err == nil {

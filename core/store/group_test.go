@@ -10,6 +10,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/core/store"
 	"github.com/mimi-gateway/mimi-gateway/core/store/storetest"
+	"github.com/mimi-gateway/mimi-gateway/core/testwait"
 )
 
 // TestInGroupTx holds a first caller's transaction open until nine more callers wait, so that
@@ -155,10 +156,11 @@ func TestInGroupTxCommitFailure(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds, failing after a generous deadline.
+// waitUntil polls cond until it holds, failing after a generous deadline (30 s scaled for the
+// machine, testwait.Scale).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testwait.Scale(30 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not reached", what)

@@ -1,4 +1,4 @@
-package servertest
+package testwait
 
 import (
 	"testing"
