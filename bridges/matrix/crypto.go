@@ -38,28 +38,9 @@ func (a *Adapter) setupCrypto(ctx context.Context, cli *mautrix.Client, login *m
 	return nil
 }
 
-// encryptFor returns the content to send into room: the content itself in an unencrypted room,
-// else an m.room.encrypted payload from this gateway's device (sharing the Megolm session with
-// every joined or invited member's devices first when needed).
+// encryptFor returns the content to send into room, encrypted where the room is (e2ee.Outgoing).
 func (a *Adapter) encryptFor(ctx context.Context, room id.RoomID, t mevent.Type, c any) (mevent.Type, any, error) {
-	enc, err := a.stateStore.IsEncrypted(ctx, room)
-	if err != nil {
-		return t, nil, fmt.Errorf("matrix: encryption state of %s: %w", room, err)
-	}
-	if !enc {
-		return t, c, nil
-	}
-	if a.crypto == nil {
-		return t, nil, fmt.Errorf("matrix: room %s is encrypted but encryption is not set up", room)
-	}
-	out, err := a.crypto.Encrypt(ctx, room, t, c)
-	if err != nil {
-		a.metrics.KeyShare.WithLabelValues("error").Inc()
-		a.log.Error("encrypting outgoing event failed (key sharing)", "room_id", string(room), "type", t.Type, "error", err)
-		return t, nil, fmt.Errorf("matrix: encrypt for %s: %w", room, err)
-	}
-	a.metrics.KeyShare.WithLabelValues("ok").Inc()
-	return mevent.EventEncrypted, out, nil
+	return e2ee.Outgoing{Rooms: a.stateStore, Device: a.crypto, Metrics: a.metrics.Metrics, Log: a.log}.Encrypt(ctx, room, t, c)
 }
 
 // decryptParsed decrypts evt (waiting up to DecryptWait for its room key) and parses the result.

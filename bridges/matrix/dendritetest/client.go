@@ -37,6 +37,22 @@ type Client struct {
 	errs    []string
 }
 
+// OpenDB opens a SQLite store in a temporary directory for mautrix's tables (crypto and
+// state stores), closed when the test ends.
+func OpenDB(t testing.TB) *dbutil.Database {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Config{Path: filepath.Join(t.TempDir(), "client.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	db, err := dbutil.NewWithDB(st.DB(), "sqlite3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // NewClient logs user in on the homeserver at hsURL and starts syncing until the test ends.
 // The account must exist (Server.CreateUser).
 func NewClient(t testing.TB, hsURL, user, password string) *Client {
@@ -46,15 +62,7 @@ func NewClient(t testing.TB, hsURL, user, password string) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "client.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	db, err := dbutil.NewWithDB(st.DB(), "sqlite3")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := OpenDB(t)
 	if dir := os.Getenv("MIMI_MATRIX_CLIENT_LOG_DIR"); dir != "" {
 		// Someone looks into a failure: the client's own debug log (mautrix, crypto) goes to
 		// <dir>/<user>-<time>.log.
