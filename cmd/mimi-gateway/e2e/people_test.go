@@ -339,8 +339,20 @@ func (c *matrixChat) waitReaction(t *testing.T, from person, to msg, key string)
 
 func (c *matrixChat) waitDeleted(t *testing.T, from person, m msg) {
 	t.Helper()
-	c.cl().WaitEvent(t, wait, "redaction of "+m.id, func(e *mevent.Event) bool {
-		return e.RoomID == c.room && e.Type == mevent.EventRedaction && e.Redacts == id.EventID(m.id)
+	// The redaction says whose deletion it is: the partner's ghost redacts (appservice mode), or
+	// the functional account with a reason naming the partner's user (client mode).
+	c.cl().WaitEvent(t, wait, fmt.Sprintf("redaction of %s by %s", m.id, from.URI()), func(e *mevent.Event) bool {
+		if e.RoomID != c.room || e.Type != mevent.EventRedaction || e.Redacts != id.EventID(m.id) {
+			return false
+		}
+		if mp, ok := from.(*matrixPerson); ok && mp.org == c.p.org {
+			return e.Sender == mp.c.UserID
+		}
+		if c.p.org.Mode != gt.ModeClient {
+			return e.Sender == c.p.ghost(from.URI())
+		}
+		r, ok := e.Content.Parsed.(*mevent.RedactionEventContent)
+		return ok && e.Sender == c.p.org.Bot && strings.Contains(r.Reason, from.Name()) && strings.Contains(r.Reason, string(from.URI().Domain()))
 	})
 }
 
