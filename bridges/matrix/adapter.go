@@ -42,6 +42,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mgmtrooms"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/portals"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/receipts"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/sendonce"
 	"github.com/mimi-gateway/mimi-gateway/core/bus"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -92,7 +93,8 @@ type Adapter struct {
 	stateStore *sqlstatestore.SQLStateStore
 	db         *dbutil.Database
 	syncStore  *e2ee.SyncStore
-	sent       sendonce.Guard // sends whose answer was lost are not repeated when they arrived
+	sent       sendonce.Guard  // sends whose answer was lost are not repeated when they arrived
+	receipts   *receipts.Queue // read receipts to send, the latest per room and user
 
 	srv      *http.Server
 	ingestMu sync.Mutex
@@ -139,6 +141,7 @@ func New(_ context.Context, cfg Config, deps bridges.Deps) (*Adapter, error) {
 		metrics: newMetrics(),
 		ready:   make(chan struct{}),
 	}
+	a.receipts = receipts.New(deps.Store, a.sendReceipt, a.log)
 	a.core = bridges.NewCore(bridges.CoreConfig{Network: event.NetworkMatrix, Store: deps.Store, Bus: deps.Bus,
 		IDVersion: cfg.IDVersion, Processed: scopeOut, Echo: scopeEvent, Outbound: a.metrics.outbound})
 	a.initCommands()
@@ -196,8 +199,9 @@ func (a *Adapter) Start(ctx context.Context) error {
 		a.wg.Wait()
 		return err
 	}
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.parking.Loop(runCtx) }()
+	go func() { defer a.wg.Done(); a.receipts.Run(runCtx) }()
 	a.started = true
 	return nil
 }

@@ -141,17 +141,18 @@ func (a *Adapter) HandleReceipt(ctx context.Context, ev *bridges.Event) error {
 		if last == "" {
 			return "", nil
 		}
-		if a.cfg.Mode == ModeClient {
-			if err := a.client.MarkRead(ctx, o.room, last); err != nil {
-				return "", fmt.Errorf("matrix: read receipt: %w", err)
-			}
-			return "", nil
-		}
-		if err := a.as.Intent(o.sender).MarkRead(ctx, o.room, last); err != nil {
-			return "", fmt.Errorf("matrix: read receipt: %w", err)
-		}
-		return "", nil
+		// Sent outside the room's order, only the latest per user (receipts.Queue, sendReceipt).
+		return "", a.receipts.Put(ctx, o.room, o.sender, last)
 	})
+}
+
+// sendReceipt sends user's read receipt: the functional account's (client mode), else a ghost's
+// or the bot's.
+func (a *Adapter) sendReceipt(ctx context.Context, room id.RoomID, user id.UserID, ev id.EventID) error {
+	if a.cfg.Mode == ModeClient {
+		return a.client.MarkRead(ctx, room, ev)
+	}
+	return a.as.Intent(user).MarkRead(ctx, room, ev)
 }
 
 // HandleMembership implements bridges.MembershipHandler: a MIMI-side invite of one of the
