@@ -8,6 +8,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/membership"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
@@ -48,7 +49,7 @@ func (a *Adapter) HandleNotice(ctx context.Context, ev *bridges.Event) error {
 		}
 		if n.Code == event.NoticeInviteFailed && n.Target != "" && !a.isLocal(n.Target) && a.cfg.Mode == ModeAppservice {
 			ghost := a.ghosts.UserID(n.Target)
-			if _, err := a.as.Intent(ghost).LeaveRoom(ctx, o.room); ignoreHTTP(err, "M_FORBIDDEN", "M_NOT_FOUND") != nil {
+			if _, err := a.as.Intent(ghost).LeaveRoom(ctx, o.room); membership.IgnoreHTTP(err, "M_FORBIDDEN", "M_NOT_FOUND") != nil {
 				a.log.Warn("the ghost of a failed invite could not leave the portal", "room_id", string(o.room), "ghost", string(ghost), "error", err)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/membership"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxmedia"
@@ -155,10 +156,9 @@ func (a *Adapter) sendReceipt(ctx context.Context, room id.RoomID, user id.UserI
 	return a.as.Intent(user).MarkRead(ctx, room, ev)
 }
 
-// HandleMembership implements bridges.MembershipHandler: a MIMI-side invite of one of the
-// homeserver's users becomes a Matrix invite from the portal bot; joins and leaves of MIMI users
-// move their ghosts; a kick or ban is the bot's kick or ban (a ghost leaves when the bot may not);
-// a role change is a power-level change (roles.go).
+// HandleMembership implements bridges.MembershipHandler: a role change is a power-level change
+// (roles.go); in client mode the others are told as a notice, and in appservice mode
+// membership.Portal shows them (invites, ghosts joining and leaving, kicks and bans).
 func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error {
 	return a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
 		m := o.env.Membership
@@ -170,41 +170,8 @@ func (a *Adapter) HandleMembership(ctx context.Context, ev *bridges.Event) error
 			// account there, so their coming and going is told as a notice.
 			return a.memberNotice(ctx, o)
 		}
-		target := a.matrixUser(m.Target)
-		bot := a.as.BotIntent()
-		switch m.Action {
-		case event.MembershipInvite:
-			if a.ghosts.IsGhost(target) {
-				return "", a.ghostJoin(ctx, target, o.room)
-			}
-			_, err := bot.InviteUser(ctx, o.room, &mautrix.ReqInviteUser{UserID: target, Reason: m.Reason})
-			return "", ignoreHTTP(err, "M_FORBIDDEN")
-		case event.MembershipJoin:
-			if a.ghosts.IsGhost(target) {
-				return "", a.ghostJoin(ctx, target, o.room)
-			}
-		case event.MembershipBan:
-			// A ban shows as a Matrix ban when the bot may ban; else a ghost just leaves.
-			if _, err := bot.BanUser(ctx, o.room, &mautrix.ReqBanUser{UserID: target, Reason: m.Reason}); err == nil || !a.ghosts.IsGhost(target) {
-				return "", ignoreHTTP(err, "M_FORBIDDEN")
-			}
-			_, err := a.as.Intent(target).LeaveRoom(ctx, o.room)
-			return "", ignoreHTTP(err, "M_FORBIDDEN")
-		case event.MembershipKick:
-			if _, err := bot.KickUser(ctx, o.room, &mautrix.ReqKickUser{UserID: target, Reason: m.Reason}); err == nil || !a.ghosts.IsGhost(target) {
-				return "", ignoreHTTP(err, "M_FORBIDDEN")
-			}
-			_, err := a.as.Intent(target).LeaveRoom(ctx, o.room)
-			return "", ignoreHTTP(err, "M_FORBIDDEN")
-		case event.MembershipLeave:
-			if a.ghosts.IsGhost(target) {
-				_, err := a.as.Intent(target).LeaveRoom(ctx, o.room)
-				return "", ignoreHTTP(err, "M_FORBIDDEN")
-			}
-			_, err := bot.KickUser(ctx, o.room, &mautrix.ReqKickUser{UserID: target, Reason: m.Reason})
-			return "", ignoreHTTP(err, "M_FORBIDDEN")
-		}
-		return "", nil
+		return "", membership.Portal{Room: o.room, Bot: a.as.BotIntent(), Ghost: a.as.Intent, IsGhost: a.ghosts.IsGhost, Join: a.ghostJoin}.
+			Show(ctx, m, a.matrixUser(m.Target))
 	})
 }
 
@@ -273,7 +240,7 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 		}
 		direct := env.Membership != nil && env.Membership.Direct
 		if a.cfg.Mode == ModeClient {
-			if err := invite(ctx, a.client, o.room, user, direct); ignoreHTTP(err, "M_FORBIDDEN") != nil {
+			if err := membership.Invite(ctx, a.client, o.room, user, direct); membership.IgnoreHTTP(err, "M_FORBIDDEN") != nil {
 				return "", fmt.Errorf("matrix: invite %s to %s: %w", user, o.room, err)
 			}
 			if !o.created {
@@ -294,35 +261,12 @@ func (a *Adapter) CreatePortal(ctx context.Context, ev *bridges.Event) error {
 				a.log.Info("inviter's ghost could not join the portal; the bot invites", "room_id", string(o.room), "error", err)
 			}
 		}
-		err := invite(ctx, by.Client, o.room, user, direct)
+		err := membership.Invite(ctx, by.Client, o.room, user, direct)
 		if err != nil && by.UserID != a.botUserID() {
-			err = invite(ctx, a.as.BotIntent().Client, o.room, user, direct)
+			err = membership.Invite(ctx, a.as.BotIntent().Client, o.room, user, direct)
 		}
-		return "", ignoreHTTP(err, "M_FORBIDDEN")
+		return "", membership.IgnoreHTTP(err, "M_FORBIDDEN")
 	})
-}
-
-// invite invites user into room as cli. The invite into a 1:1 (direct) carries is_direct, so
-// that the user's client shows the conversation as a direct chat.
-func invite(ctx context.Context, cli *mautrix.Client, room id.RoomID, user id.UserID, direct bool) error {
-	if !direct {
-		_, err := cli.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: user})
-		return err
-	}
-	_, err := cli.SendStateEvent(ctx, room, mevent.StateMember, string(user), &mevent.MemberEventContent{Membership: mevent.MembershipInvite, IsDirect: true})
-	return err
-}
-
-func ignoreHTTP(err error, codes ...string) error {
-	var he mautrix.HTTPError
-	if errors.As(err, &he) && he.RespError != nil {
-		for _, c := range codes {
-			if he.RespError.ErrCode == c {
-				return nil
-			}
-		}
-	}
-	return err
 }
 
 // matrixUser is the Matrix user for a MIMI user: a local user of the homeserver, or a ghost.

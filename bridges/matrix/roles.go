@@ -9,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/membership"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/portals"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/powerlevels"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -93,10 +94,10 @@ func (a *Adapter) renderRole(ctx context.Context, o *outbound) (id.EventID, erro
 	switch role {
 	case event.RoleNone:
 		_, err := actor.UnbanUser(ctx, o.room, &mautrix.ReqUnbanUser{UserID: target})
-		return "", ignoreHTTP(err, "M_FORBIDDEN")
+		return "", membership.IgnoreHTTP(err, "M_FORBIDDEN")
 	case event.RoleBanned:
 		_, err := actor.BanUser(ctx, o.room, &mautrix.ReqBanUser{UserID: target, Reason: m.Reason})
-		return "", ignoreHTTP(err, "M_FORBIDDEN")
+		return "", membership.IgnoreHTTP(err, "M_FORBIDDEN")
 	}
 	pl := &mevent.PowerLevelsEventContent{}
 	if err := actor.StateEvent(ctx, o.room, mevent.StatePowerLevels, "", pl); err != nil {
