@@ -505,6 +505,15 @@ func missFanout(t *testing.T, hub, follower *node, room event.RoomURI, u event.U
 		t.Fatal(err)
 	}
 	commit()
+	// The hub lists the change when its transaction commits; the fanout may be queued after
+	// that: drop it only once it is queued, so that it cannot be queued after the drop.
+	waitFor(t, fmt.Sprintf("the hub's fanout to %s queued", follower.domain), func() error {
+		var n int
+		if err := hub.st.QueryRowContext(ctx, `SELECT COUNT(*) FROM protocol_outbox WHERE follower = ?`, string(follower.domain)).Scan(&n); err != nil || n == 0 {
+			return fmt.Errorf("not yet (%d rows, %v)", n, err)
+		}
+		return nil
+	})
 	if _, err := hub.st.ExecContext(ctx, `DELETE FROM protocol_outbox WHERE follower = ?`, string(follower.domain)); err != nil {
 		t.Fatal(err)
 	}
