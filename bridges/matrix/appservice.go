@@ -19,6 +19,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/e2ee"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxevent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxlog"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/txnbatch"
 )
 
 // startAppservice loads the registration, sets up the bot's E2EE device and starts the transaction
@@ -94,7 +95,8 @@ func (a *Adapter) startAppservice(ctx, runCtx context.Context) error {
 	a.startSync(runCtx, cli)
 
 	a.srv = &http.Server{Handler: asapi.Handler(asapi.Config{Token: reg.ServerToken, MaxTransactionSize: a.cfg.Appservice.MaxTransactionSize,
-		Store: a.st, Scope: scopeTxn, Log: a.log, Events: a.ingestTransaction, Ghost: a.queryGhost, Transactions: a.metrics.transactions,
+		Store: a.st, Scope: scopeTxn, Log: a.log, Ghost: a.queryGhost, Transactions: a.metrics.transactions,
+		Events: txnbatch.Config{Core: a.core, Lock: &a.ingestMu, Decode: a.decodeRaw, Ingest: a.ingestEventLocked, Failed: transient}.Transaction,
 		BeforeAck: func(w http.ResponseWriter, txnID string, events []json.RawMessage) bool {
 			return a.beforeAck != nil && a.beforeAck(w, txnID, events)
 		}}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second}
@@ -157,7 +159,7 @@ func (a *Adapter) ingestEvent(ctx context.Context, evt *mevent.Event) error {
 	return a.ingestEventLocked(ctx, evt)
 }
 
-// ingestEventLocked is ingestEvent for the events of a transaction (ingestEvents). Callers hold
+// ingestEventLocked is ingestEvent for the events of a transaction (txnbatch). Callers hold
 // ingestMu.
 func (a *Adapter) ingestEventLocked(ctx context.Context, evt *mevent.Event) error {
 	if evt.StateKey != nil && evt.RoomID != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/bridges/idmap"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxcontent"
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/mxmedia"
+	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/txnbatch"
 	"github.com/mimi-gateway/mimi-gateway/core/assets"
 	"github.com/mimi-gateway/mimi-gateway/core/content"
 	"github.com/mimi-gateway/mimi-gateway/core/event"
@@ -72,7 +73,7 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		if _, mgmt, err := a.mgmtUser(ctx, p.Room); err != nil {
 			return transient(err)
 		} else if mgmt { // mgmt.go
-			if err := a.flushTxn(ctx); err != nil {
+			if err := txnbatch.Flush(ctx); err != nil {
 				return err
 			}
 			if p.Encrypted {
@@ -116,7 +117,7 @@ func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) erro
 	// In appservice mode the bot is never alone with the user in a portal (the ghosts are
 	// there): only messages that start with CommandPrefix or mention the bot are commands.
 	if p.Kind == event.KindMessage && (a.cfg.Mode == ModeClient || a.mayBeCommand(p)) {
-		if err := a.flushTxn(ctx); err != nil {
+		if err := txnbatch.Flush(ctx); err != nil {
 			return err
 		}
 		if isCommand, err := a.command(ctx, room, p); err != nil {
@@ -131,10 +132,10 @@ func (a *Adapter) relay(ctx context.Context, room event.RoomURI, p *Parsed) erro
 			return nil
 		}
 	}
-	if !plainMessage(p) {
+	if !txnbatch.Plain(p) {
 		// It refers to another event, maybe one in the transaction's batch: the batch's
-		// mappings must be readable (txnbatch.go).
-		if err := a.flushTxn(ctx); err != nil {
+		// mappings must be readable (txnbatch).
+		if err := txnbatch.Flush(ctx); err != nil {
 			return err
 		}
 	}
@@ -162,10 +163,10 @@ func (a *Adapter) publish(ctx context.Context, p *Parsed, env *event.Envelope) e
 			rec.React, rec.Target = p.ReactionKey, msg.InReplyTo
 		}
 	}
-	if batched(ctx, p, env, rec) {
-		return nil // published with its transaction (txnbatch.go)
+	if txnbatch.Add(ctx, p, env, rec, func() { a.published(p, env) }) {
+		return nil // published with its transaction
 	}
-	if err := a.flushTxn(ctx); err != nil {
+	if err := txnbatch.Flush(ctx); err != nil {
 		return err
 	}
 	if err := a.core.Publish(ctx, env, rec); err != nil {
