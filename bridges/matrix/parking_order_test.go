@@ -143,6 +143,11 @@ func TestParkedEventHoldsItsRoom(t *testing.T) {
 	if published("$lost") {
 		t.Error("the event without its key was published")
 	}
+	// The room is released once $sixth's row is gone, a moment after its envelope is on the bus.
+	waitFor(t, 10*time.Second, "the room no longer held", func() bool {
+		held, err := e.adapter.parking.Holds(ctx, room)
+		return err == nil && !held
+	})
 	txn("order-4", plain("$seventh", "seventh"))
 	if !published("$seventh") {
 		t.Error("an event of the room still waits behind an event that has been unreadable for UnreadableNoticeAfter")
