@@ -353,7 +353,7 @@ func (a *Adapter) portalFor(ctx context.Context, env *event.Envelope) (id.RoomID
 		Topic:           string(env.Room),
 		CreationContent: map[string]any{"m.federate": true},
 	}
-	if env.Kind == event.KindPortalRequest && env.Membership != nil && env.Sender != env.Membership.Target {
+	if env.Kind == event.KindPortalRequest && env.Membership != nil && env.Membership.Direct && env.Sender != env.Membership.Target {
 		req.Name = displayNameOf(env.Sender)
 	}
 	enc := *a.cfg.Encryption.Default

@@ -136,6 +136,20 @@ type Group struct {
 	// reinit is the ReInit proposal of the commit that made this epoch: the group ended here and
 	// the state serves only to create or join its successor (ErrReInit).
 	reinit *ReInit
+	// welcomeSigner is the GroupInfo signer of the Welcome this state was joined with (plus one;
+	// zero: not joined from a Welcome in this process).
+	welcomeSigner uint64
+}
+
+// WelcomeSigner returns the leaf of the member who signed the GroupInfo of the Welcome this state
+// was joined with: the member whose commit added this one (RFC 9420 §12.4.3.1). ok is false for
+// a state not made by JoinFromWelcome or JoinFromWelcomeMany (created, loaded, joined
+// externally, or a later epoch).
+func (g *Group) WelcomeSigner() (leaf LeafIndex, ok bool) {
+	if g.welcomeSigner == 0 {
+		return 0, false
+	}
+	return LeafIndex(g.welcomeSigner - 1), true
 }
 
 // removedMark is the successor of a state whose member a processed commit removed.

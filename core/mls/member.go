@@ -323,7 +323,11 @@ func joinWelcome(w *Welcome, j Joiner, o JoinOptions, prev *welcomeEpoch) (*Grou
 	}
 	interim := s.interimTranscriptHash(ctx.ConfirmedTranscriptHash, gi.ConfirmationTag)
 	g, err := newGroupState(s, ctx, tree, priv, signer.Private, nil, secrets, interim, gi.ConfirmationTag, o.Config, o.Env, nil)
-	return g, ep, err
+	if err != nil {
+		return nil, ep, err
+	}
+	g.welcomeSigner = uint64(gi.Signer) + 1
+	return g, ep, nil
 }
 
 // treeFromGroupInfo takes the ratchet tree from the GroupInfo's extension or out of band and

@@ -197,3 +197,48 @@ func FuzzLoadMember(f *testing.F) {
 		}
 	})
 }
+
+// TestWelcomeSigner: a member joined from a Welcome knows whose commit added it (the GroupInfo's
+// signer), for JoinFromWelcome and JoinFromWelcomeMany; a created group and a later epoch do not.
+func TestWelcomeSigner(t *testing.T) {
+	t.Parallel()
+	alice, bob, carol := newGoClient(t, 1, "alice"), newGoClient(t, 1, "bob"), newGoClient(t, 1, "carol")
+	var err error
+	if alice.g, err = CreateGroup([]byte("group"), alice.signer, alice.cred(), GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := alice.g.WelcomeSigner(); ok {
+		t.Fatal("a created group names a Welcome signer")
+	}
+	pc, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{bob.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alice.g, err = pc.Confirm(); err != nil {
+		t.Fatal(err)
+	}
+	if bob.g, err = JoinFromWelcome(reencode(t, pc.Welcome).Welcome, bob.kp, bob.kpPriv, bob.signer, JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := bob.g.WelcomeSigner(); !ok || l != alice.g.LeafIndex() {
+		t.Fatalf("bob's Welcome signer: %d, %v; want alice's leaf %d", l, ok, alice.g.LeafIndex())
+	}
+	// Bob adds Carol: her Welcome is Bob's.
+	pc, err = bob.g.Commit(CommitOptions{Add: []*KeyPackage{carol.kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bob.g, err = pc.Confirm(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := bob.g.WelcomeSigner(); ok {
+		t.Fatal("bob's next epoch still names a Welcome signer")
+	}
+	gs, err := JoinFromWelcomeMany(reencode(t, pc.Welcome).Welcome, []Joiner{{KeyPackage: carol.kp, Private: carol.kpPriv, Signer: carol.signer}}, JoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := gs[0].WelcomeSigner(); !ok || l != bob.g.LeafIndex() {
+		t.Fatalf("carol's Welcome signer: %d, %v; want bob's leaf %d", l, ok, bob.g.LeafIndex())
+	}
+}

@@ -58,8 +58,8 @@ func TestDirectRoom(t *testing.T) {
 
 	group := a.p.NewRoomID()
 	publishOut(t, a, membership(group, alice, event.MembershipInvite, bob))
-	if e := portal(group, bob); e.Membership.Direct || e.Sender != bob {
-		t.Fatalf("group portal request: sender %s, direct %v; want from %s, not direct", e.Sender, e.Membership.Direct, bob)
+	if e := portal(group, bob); e.Membership.Direct || e.Sender != alice {
+		t.Fatalf("group portal request: sender %s, direct %v; want from %s (whose commit added him), not direct", e.Sender, e.Membership.Direct, alice)
 	}
 	late := membership(group, alice, event.MembershipInvite, dave)
 	late.Membership.Direct = true

@@ -333,10 +333,17 @@ func (p *Provider) applyWelcome(ctx context.Context, r *inboxRow, del func(*stor
 		env := &event.Envelope{ID: eventID("portal", r.room, []byte(j.u)), Kind: event.KindPortalRequest, Room: r.room,
 			Sender: j.u, Origin: event.Origin{Network: event.NetworkMIMI}, Timestamp: time.UnixMilli(int64(r.accepted)),
 			Membership: &event.Membership{Action: event.MembershipInvite, Target: j.u}}
-		// A 1:1 (base_room_policy fixed_membership) reaches the user as one, from the peer.
+		// A 1:1 (base_room_policy fixed_membership) reaches the user as one, from the peer; a
+		// group from the member whose commit added her (the Welcome's signer), so that the
+		// invitation can name who invited.
 		if st, err := stateOfGroup(j.g); err == nil {
 			if peer := directPeer(st, j.u); peer != "" {
 				env.Sender, env.Membership.Direct = peer, true
+			}
+		}
+		if !env.Membership.Direct {
+			if inviter := welcomeSigner(j.g); inviter != "" && inviter != j.u {
+				env.Sender = inviter
 			}
 		}
 		if err := p.cfg.Bus.PublishIn(ctx, usr.Network, env); err != nil {
@@ -618,4 +625,22 @@ func eventID(kind string, room event.RoomURI, data []byte) event.EventID {
 	fmt.Fprintf(h, "%s;%d:%s;", kind, len(room), room)
 	h.Write(data)
 	return event.EventID("mimi:" + hex.EncodeToString(h.Sum(nil)[:16]))
+}
+
+// welcomeSigner is the user whose commit added g's member (the signer of the Welcome's
+// GroupInfo), or "" when g was not joined from a Welcome or the signer's credential names no user.
+func welcomeSigner(g *mls.Group) event.UserURI {
+	l, ok := g.WelcomeSigner()
+	if !ok {
+		return ""
+	}
+	m, ok := g.Member(l)
+	if !ok {
+		return ""
+	}
+	u, err := userOfCredential(&m.Credential)
+	if err != nil {
+		return ""
+	}
+	return u
 }

@@ -187,7 +187,11 @@ func invited(t testing.TB, a, b *node) (alice, bob event.UserURI, room event.Roo
 	}
 	room = a.p.NewRoomID()
 	publishOut(t, a, membership(room, alice, event.MembershipInvite, bob))
-	expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+	pr := expect(t, b, "portal request", func(e *event.Envelope) bool { return e.Kind == event.KindPortalRequest })
+	// The group reaches bob from alice, whose commit added him: his invitation names her.
+	if pr.Sender != alice || pr.Membership == nil || pr.Membership.Target != bob || pr.Membership.Direct {
+		t.Fatalf("bob's portal request: from %s, %+v; want from %s for %s, not direct", pr.Sender, pr.Membership, alice, bob)
+	}
 	return alice, bob, room
 }
 

@@ -590,15 +590,15 @@ func (p *xmppPerson) acceptChat(t *testing.T, from person, group bool, first str
 	t.Helper()
 	puppet := p.puppet(from.URI())
 	// A group invitation is a mediated invitation (XEP-0045). It names the starter (her puppet
-	// here) or, where the gateway does not know who invited (a partner's group reaches it as a
-	// portal request for the invited user), nobody; never the invited user herself.
+	// here: a partner's group reaches the gateway as a portal request from the member whose
+	// commit added the invited user), never nobody or the invited user herself.
 	isInvite := func(s *gt.Stanza) bool {
 		x := s.Child("http://jabber.org/protocol/muc#user", "x")
 		if s.XMLName.Local != "message" || x == nil || x.Child("", "invite") == nil {
 			return false
 		}
 		inviter := bare(x.Child("", "invite").Attr("from"))
-		return inviter == "" || inviter == puppet
+		return inviter == puppet
 	}
 	// A 1:1 conversation reaches an XMPP user as a chat from the partner's address (whichever
 	// side started it: the MIMI room says it is a 1:1), a group as an invitation into a group chat.
