@@ -92,7 +92,7 @@ func TestClientModeEncrypted(t *testing.T) {
 	waitFor(t, 30*time.Second, "the blocked invite to be rejected", func() bool {
 		return testutil.ToFloat64(a.metrics.inbound.WithLabelValues("invite_rejected")) >= 1
 	})
-	if _, ok, _ := a.portalByMatrix(ctx, blocked); ok {
+	if _, ok, _ := a.portals.ByMatrix(ctx, blocked); ok {
 		t.Error("a blocked invite created a portal")
 	}
 

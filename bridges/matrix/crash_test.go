@@ -79,7 +79,7 @@ func TestAppserviceCrashBeforeAck(t *testing.T) {
 	t.Run("malformed events are skipped", func(t *testing.T) {
 		fake := id.RoomID("!malformed:localhost")
 		uri, _ := RoomURIOf("localhost", fake)
-		if err := e.adapter.putPortal(t.Context(), uri, fake, false); err != nil {
+		if err := e.adapter.portals.Put(t.Context(), uri, fake, false); err != nil {
 			t.Fatal(err)
 		}
 		huge := strings.Repeat("x", mxevent.MaxEventSize)

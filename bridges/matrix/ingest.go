@@ -65,12 +65,12 @@ func (a *Adapter) ingestLocked(ctx context.Context, evt *mevent.Event) error {
 		a.metrics.inbound.WithLabelValues("echo").Inc()
 		return nil
 	}
-	room, ok, err := a.portalByMatrix(ctx, p.Room)
+	room, ok, err := a.portals.ByMatrix(ctx, p.Room)
 	if err != nil {
 		return transient(err)
 	}
 	if !ok {
-		if _, mgmt, err := a.mgmtUser(ctx, p.Room); err != nil {
+		if _, mgmt, err := a.mgmt.UserOf(ctx, p.Room); err != nil {
 			return transient(err)
 		} else if mgmt { // mgmt.go
 			if err := txnbatch.Flush(ctx); err != nil {

@@ -14,11 +14,6 @@ import (
 
 // Management rooms: bridges/matrix/mgmtrooms.
 
-// mgmtUser returns the user whose management room r is, if it is one (mgmtrooms.Rooms.UserOf).
-func (a *Adapter) mgmtUser(ctx context.Context, r id.RoomID) (id.UserID, bool, error) {
-	return a.mgmt.UserOf(ctx, r)
-}
-
 // acceptMgmtInvite makes the bot join a direct chat a local user invited it to (appservice
 // mode; in client mode every invite of the functional account makes a portal) and records it
 // as her management room.

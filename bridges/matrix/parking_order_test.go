@@ -31,7 +31,7 @@ func TestParkedEventHoldsItsRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.adapter.putPortal(ctx, uri, room, false); err != nil {
+	if err := e.adapter.portals.Put(ctx, uri, room, false); err != nil {
 		t.Fatal(err)
 	}
 	const senderKey = id.SenderKey("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")

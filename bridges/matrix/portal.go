@@ -12,16 +12,6 @@ import (
 	"github.com/mimi-gateway/mimi-gateway/core/event"
 )
 
-// portalByMatrix returns the MIMI room of a Matrix portal room (portals.Table.ByMatrix).
-func (a *Adapter) portalByMatrix(ctx context.Context, room id.RoomID) (event.RoomURI, bool, error) {
-	return a.portals.ByMatrix(ctx, room)
-}
-
-// putPortal records mx as the portal of room (portals.Table.Put).
-func (a *Adapter) putPortal(ctx context.Context, room event.RoomURI, mx id.RoomID, encrypted bool) error {
-	return a.portals.Put(ctx, room, mx, encrypted)
-}
-
 // userURI maps a Matrix user to MIMI: a user ID in the ghost namespace to the MIMI user it names
 // (in client mode too, where no ghosts exist but a user may still write a partner user that way),
 // others by the identifier mapping (@alice:hs is mimi://hs/u/alice).
@@ -45,7 +35,7 @@ func (a *Adapter) ingestMember(ctx context.Context, p *Parsed) error {
 	if a.crypto != nil {
 		a.crypto.Machine().HandleMemberEvent(ctx, p.Event)
 	}
-	room, isPortal, err := a.portalByMatrix(ctx, p.Room)
+	room, isPortal, err := a.portals.ByMatrix(ctx, p.Room)
 	if err != nil {
 		return transient(err)
 	}

@@ -25,7 +25,7 @@ func TestAppserviceTransactionBatch(t *testing.T) {
 	e := startAppserviceEnv(t)
 	room := "!batch:localhost"
 	uri, _ := RoomURIOf("localhost", "!batch:localhost")
-	if err := e.adapter.putPortal(t.Context(), uri, "!batch:localhost", false); err != nil {
+	if err := e.adapter.portals.Put(t.Context(), uri, "!batch:localhost", false); err != nil {
 		t.Fatal(err)
 	}
 	msg := func(i int, extra string) string {
