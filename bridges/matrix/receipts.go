@@ -66,8 +66,8 @@ func (a *Adapter) publishReceipt(ctx context.Context, room event.RoomURI, mxRoom
 // this homeserver, on behalf of the portal's one local user: in a 1:1 conversation only (in a
 // group, "delivered" would say nothing about any one reader). Reading: the homeserver having
 // stored the event is what "delivered" means for Matrix, which has no delivery receipts of its
-// own.
-func (a *Adapter) publishDelivered(ctx context.Context, env *event.Envelope) error {
+// own. mxRoom is "" when the caller does not know the portal (a redelivery render skipped).
+func (a *Adapter) publishDelivered(ctx context.Context, env *event.Envelope, mxRoom id.RoomID) error {
 	if env.Kind != event.KindMessage || len(env.MessageID) == 0 || a.isLocal(env.Sender) {
 		return nil
 	}
@@ -76,9 +76,12 @@ func (a *Adapter) publishDelivered(ctx context.Context, env *event.Envelope) err
 		return nil
 	}
 	copy(mid[:], env.MessageID)
-	mxRoom, ok, err := a.portals.ByMIMI(ctx, env.Room)
-	if err != nil || !ok {
-		return err
+	if mxRoom == "" {
+		room, ok, err := a.portals.ByMIMI(ctx, env.Room)
+		if err != nil || !ok {
+			return err
+		}
+		mxRoom = room
 	}
 	members, err := a.stateStore.GetRoomJoinedOrInvitedMembers(ctx, mxRoom)
 	if err != nil {

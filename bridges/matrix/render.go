@@ -39,11 +39,15 @@ type outbound struct {
 
 // HandleMessage implements bridges.Adapter.
 func (a *Adapter) HandleMessage(ctx context.Context, ev *bridges.Event) error {
-	if err := a.render(ctx, ev, a.renderMessage); err != nil {
+	var shownIn id.RoomID // the portal render resolved, when it rendered
+	if err := a.render(ctx, ev, func(ctx context.Context, o *outbound) (id.EventID, error) {
+		shownIn = o.room
+		return a.renderMessage(ctx, o)
+	}); err != nil {
 		return err
 	}
 	// The message is shown; its delivery report is best effort (receipts.go).
-	if err := a.publishDelivered(ctx, ev.Envelope); err != nil {
+	if err := a.publishDelivered(ctx, ev.Envelope, shownIn); err != nil {
 		a.log.Warn("delivery report not published", "event_id", string(ev.Envelope.ID), "error", err)
 	}
 	return nil

@@ -97,6 +97,33 @@ func (kv *KV) Get(ctx context.Context, key string) (KVEntry, error) {
 	return e, nil
 }
 
+// Keys returns the keys of the namespace in key order.
+func (kv *KV) Keys(ctx context.Context) ([]string, error) {
+	if kv.tx == nil && kv.s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := checkText("kv scope", string(kv.scope), MaxScopeLen); err != nil {
+		return nil, err
+	}
+	rows, err := kv.readQ().QueryContext(ctx, kv.s.Rebind(`SELECT key FROM store_kv WHERE scope = ? ORDER BY key`), string(kv.scope))
+	if err != nil {
+		return nil, fmt.Errorf("store: kv keys %s: %w", kv.scope, err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("store: kv keys %s: %w", kv.scope, err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: kv keys %s: %w", kv.scope, err)
+	}
+	return keys, nil
+}
+
 // Put stores value under key unconditionally and returns the new version.
 func (kv *KV) Put(ctx context.Context, key string, value []byte) (int64, error) {
 	if kv.fencedOutsideTx() {

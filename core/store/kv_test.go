@@ -170,3 +170,38 @@ func TestKVConcurrentCASNoLostUpdates(t *testing.T) {
 		t.Logf("%s: conflicts seen and retried: %v", s.Dialect(), metricValue(t, s, "mimi_gateway_store_kv_cas_conflicts_total"))
 	})
 }
+
+// TestKVKeys: Keys lists one namespace's keys in key order, not another's, also inside a
+// transaction (where it sees the transaction's own writes).
+func TestKVKeys(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		for _, k := range []string{"b", "c", "a"} {
+			if _, err := s.KV("keys").Put(ctx, k, []byte(k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.KV("other").Put(ctx, "x", nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.KV("keys").Keys(ctx); err != nil || strings.Join(got, ",") != "a,b,c" {
+			t.Fatalf("Keys = %v, %v; want [a b c]", got, err)
+		}
+		if got, err := s.KV("none").Keys(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("Keys of an empty namespace = %v, %v", got, err)
+		}
+		err := s.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.KV("keys").Put(ctx, "d", nil); err != nil {
+				return err
+			}
+			got, err := tx.KV("keys").Keys(ctx)
+			if err != nil || strings.Join(got, ",") != "a,b,c,d" {
+				t.Errorf("Keys in the transaction = %v, %v; want [a b c d]", got, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

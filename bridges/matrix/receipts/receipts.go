@@ -43,7 +43,6 @@ type SendFunc func(ctx context.Context, room id.RoomID, user id.UserID, ev id.Ev
 
 // Queue holds the pending read receipts and sends them (Run).
 type Queue struct {
-	st   *store.Store
 	kv   *store.KV
 	send SendFunc
 	log  *slog.Logger
@@ -52,7 +51,7 @@ type Queue struct {
 
 // New returns a queue over st's key-value table that sends with send.
 func New(st *store.Store, send SendFunc, log *slog.Logger) *Queue {
-	return &Queue{st: st, kv: st.KV(Scope), send: send, log: log, wake: make(chan struct{}, 1)}
+	return &Queue{kv: st.KV(Scope), send: send, log: log, wake: make(chan struct{}, 1)}
 }
 
 // key is the store key of user's receipt in room (room and user IDs contain no space).
@@ -151,20 +150,8 @@ func (q *Queue) sendOne(ctx context.Context, k string) error {
 
 // pending lists the keys of the receipts not sent yet.
 func (q *Queue) pending(ctx context.Context) ([]string, error) {
-	rows, err := q.st.QueryContext(ctx, q.st.Rebind(`SELECT key FROM store_kv WHERE scope = ? ORDER BY key`), string(Scope))
+	keys, err := q.kv.Keys(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("receipts: list pending: %w", err)
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("receipts: list pending: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("receipts: list pending: %w", err)
 	}
 	return keys, nil
