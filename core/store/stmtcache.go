@@ -24,16 +24,16 @@ const maxCachedStatements = 512
 type stmtCache struct {
 	db *sql.DB
 
-	mu        sync.Mutex
-	stmts     map[string]*sql.Stmt
-	preparing map[string]bool
-	failed    map[string]bool // texts that did not prepare: they run unprepared from then on
-	closed    bool
-	wg        sync.WaitGroup
+	mu sync.Mutex
+	// stmts holds every text seen that may be cached: its prepared statement, or nil while it
+	// is being prepared and after it failed to prepare (it then runs unprepared for good).
+	stmts  map[string]*sql.Stmt
+	closed bool
+	wg     sync.WaitGroup
 }
 
 func newStmtCache(db *sql.DB) *stmtCache {
-	return &stmtCache{db: db, stmts: map[string]*sql.Stmt{}, preparing: map[string]bool{}, failed: map[string]bool{}}
+	return &stmtCache{db: db, stmts: map[string]*sql.Stmt{}}
 }
 
 // get returns the prepared statement for query, or nil (then run query unprepared) after
@@ -44,14 +44,11 @@ func (c *stmtCache) get(query string) *sql.Stmt {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.stmts[query]; st != nil {
+	st, seen := c.stmts[query]
+	if st != nil || seen || c.closed || !cacheable(query) || len(c.stmts) >= maxCachedStatements {
 		return st
 	}
-	if c.closed || c.preparing[query] || c.failed[query] || !cacheable(query) ||
-		len(c.stmts)+len(c.preparing)+len(c.failed) >= maxCachedStatements {
-		return nil
-	}
-	c.preparing[query] = true
+	c.stmts[query] = nil // being prepared
 	c.wg.Add(1)
 	go c.prepare(query)
 	return nil
@@ -62,11 +59,8 @@ func (c *stmtCache) prepare(query string) {
 	st, err := c.db.PrepareContext(context.Background(), query)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.preparing, query)
 	if err != nil {
-		// Not cached: the statement keeps running unprepared (and reports its own error).
-		c.failed[query] = true
-		return
+		return // the nil entry stays: the statement keeps running unprepared (and reports its own error)
 	}
 	if c.closed {
 		_ = st.Close()
@@ -88,7 +82,9 @@ func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for q, st := range c.stmts {
-		_ = st.Close()
+		if st != nil {
+			_ = st.Close()
+		}
 		delete(c.stmts, q)
 	}
 }
