@@ -111,25 +111,18 @@ func (r flowResult) report(b *testing.B, n int) {
 // providers, their SQLite stores and NATS servers) and returns the function that stops and
 // reads the count, -1 where perf events are not available (syscount.Open).
 func countFsyncs(t testing.TB) func() float64 {
-	c, err := syscount.Open(syscount.Fsyncs)
+	since, err := syscount.Start(syscount.Fsyncs)
 	if err != nil {
-		t.Logf("fsyncs not counted: %v", err)
-		return func() float64 { return -1 }
-	}
-	n0, err := c.Count()
-	if err != nil {
-		c.Close()
 		t.Logf("fsyncs not counted: %v", err)
 		return func() float64 { return -1 }
 	}
 	return func() float64 {
-		defer c.Close()
-		n1, err := c.Count()
+		n, err := since()
 		if err != nil {
 			t.Logf("fsyncs not counted: %v", err)
 			return -1
 		}
-		return float64(n1 - n0)
+		return float64(n)
 	}
 }
 

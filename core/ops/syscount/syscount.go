@@ -13,3 +13,26 @@ package syscount
 // NATS store's state files are written with O_SYNC and then their directory fsynced, so each
 // such file write counts once.
 var Fsyncs = []string{"fsync", "fdatasync"}
+
+// Start opens a counter of calls and returns the function that reads how many were made
+// since Start and closes the counter (call it once). It fails where Open or the first Count
+// fails.
+func Start(calls []string) (since func() (uint64, error), err error) {
+	c, err := Open(calls)
+	if err != nil {
+		return nil, err
+	}
+	n0, err := c.Count()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return func() (uint64, error) {
+		defer c.Close()
+		n, err := c.Count()
+		if err != nil {
+			return 0, err
+		}
+		return n - n0, nil
+	}, nil
+}

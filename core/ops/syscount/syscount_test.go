@@ -41,3 +41,25 @@ func TestCountsFsyncs(t *testing.T) {
 		t.Fatalf("counted %d fsyncs, made %d", after-before, n)
 	}
 }
+
+// TestStart: the function Start returns counts the fsyncs made since Start.
+func TestStart(t *testing.T) {
+	since, err := Start(Fsyncs)
+	if err != nil {
+		t.Skipf("perf events not available here: %v", err)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const n = 5
+	for range n {
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := since(); err != nil || got < n {
+		t.Fatalf("since = %d, %v; made %d fsyncs", got, err, n)
+	}
+}
