@@ -93,7 +93,7 @@ func (a *Adapter) publishContent(ctx context.Context, o origin, kind event.Kind,
 		r = rec(id)
 	}
 	if o.batch != nil {
-		o.batch.add(o, nativeID, kind, env, r)
+		o.batch.add(o, nativeID, env, r)
 		return id, nil
 	}
 	if err := a.core.Publish(ctx, env, r); err != nil {

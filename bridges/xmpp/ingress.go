@@ -82,9 +82,9 @@ func (in *ingress) has(o origin, nativeID string) bool {
 }
 
 // add adds a message: its envelope and what records it.
-func (in *ingress) add(o origin, nativeID string, kind event.Kind, env *event.Envelope, rec bridges.Record) {
+func (in *ingress) add(o origin, nativeID string, env *event.Envelope, rec bridges.Record) {
 	in.ids[o.sender.String()+" "+nativeID] = true
-	in.kinds = append(in.kinds, kind)
+	in.kinds = append(in.kinds, env.Kind)
 	in.done = append(in.done, nil)
 	in.b.Add(env, rec)
 }

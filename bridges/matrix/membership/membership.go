@@ -40,18 +40,18 @@ func (p Portal) Show(ctx context.Context, m *event.Membership, target id.UserID)
 		if p.IsGhost(target) {
 			return p.Join(ctx, target, p.Room)
 		}
-	case event.MembershipBan:
-		// A ban shows as a Matrix ban when the bot may ban; else a ghost just leaves.
-		if _, err := p.Bot.BanUser(ctx, p.Room, &mautrix.ReqBanUser{UserID: target, Reason: m.Reason}); err == nil || !p.IsGhost(target) {
+	case event.MembershipBan, event.MembershipKick:
+		// A ban or kick shows as one when the bot may do it; else a ghost just leaves.
+		var err error
+		if m.Action == event.MembershipBan {
+			_, err = p.Bot.BanUser(ctx, p.Room, &mautrix.ReqBanUser{UserID: target, Reason: m.Reason})
+		} else {
+			_, err = p.Bot.KickUser(ctx, p.Room, &mautrix.ReqKickUser{UserID: target, Reason: m.Reason})
+		}
+		if err == nil || !p.IsGhost(target) {
 			return IgnoreHTTP(err, "M_FORBIDDEN")
 		}
-		_, err := p.Ghost(target).LeaveRoom(ctx, p.Room)
-		return IgnoreHTTP(err, "M_FORBIDDEN")
-	case event.MembershipKick:
-		if _, err := p.Bot.KickUser(ctx, p.Room, &mautrix.ReqKickUser{UserID: target, Reason: m.Reason}); err == nil || !p.IsGhost(target) {
-			return IgnoreHTTP(err, "M_FORBIDDEN")
-		}
-		_, err := p.Ghost(target).LeaveRoom(ctx, p.Room)
+		_, err = p.Ghost(target).LeaveRoom(ctx, p.Room)
 		return IgnoreHTTP(err, "M_FORBIDDEN")
 	case event.MembershipLeave:
 		if p.IsGhost(target) {

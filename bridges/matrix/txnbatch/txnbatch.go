@@ -92,7 +92,7 @@ func Plain(p *mxevent.Parsed) bool {
 // publishes it itself, after Flush.
 func Add(ctx context.Context, p *mxevent.Parsed, env *event.Envelope, rec bridges.Record, published func()) bool {
 	tb, _ := ctx.Value(key{}).(*batch)
-	if tb == nil || env.Kind != event.KindMessage || !Plain(p) {
+	if tb == nil || !Plain(p) {
 		return false
 	}
 	tb.b.Add(env, rec)
