@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/mimi-gateway/mimi-gateway/bridges/matrix/dendritetest"
+	"github.com/mimi-gateway/mimi-gateway/core/testwait"
 )
 
 // TestVia: on a real Dendrite, an envelope's event is sent marked with its transaction ID (the
@@ -58,11 +59,19 @@ func TestVia(t *testing.T) {
 	if err != nil || red == "" {
 		t.Fatalf("redact: %s, %v", red, err)
 	}
-	evt, err := cli.GetEvent(ctx, resp.RoomID, sent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evt.Content.Raw) != 0 || evt.Unsigned.RedactedBecause == nil {
-		t.Fatalf("after the redaction the event has content %v, redacted_because %v", evt.Content.Raw, evt.Unsigned.RedactedBecause)
+	// Dendrite applies a redaction after it answered the request: wait for it to show.
+	deadline := time.Now().Add(testwait.Scale(10 * time.Second))
+	for {
+		evt, err := cli.GetEvent(ctx, resp.RoomID, sent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evt.Content.Raw) == 0 && evt.Unsigned.RedactedBecause != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the redaction the event has content %v, redacted_because %v", evt.Content.Raw, evt.Unsigned.RedactedBecause)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
